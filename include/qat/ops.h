@@ -1,0 +1,79 @@
+/* Differentiable ops. Each records itself on the tape (when grad is enabled
+ * and an input requires grad) and returns an arena-owned output. Shapes are
+ * validated when the model is built; here a mismatch is a broken invariant.
+ * Ops parallelise over the tape's pool with a static split, so results are
+ * bit-identical for a given thread count. */
+#ifndef QAT_OPS_H
+#define QAT_OPS_H
+
+#include <stdint.h>
+
+#include "qat/autograd.h"
+
+/* ---- dense ---------------------------------------------------------------- */
+/* y = x w^T + b. x [N, In], w [Out, In], b [Out] or NULL. sgemm (OpenBLAS). */
+qat_tensor *qat_op_linear(qat_tape *t, qat_tensor *x, qat_tensor *w, qat_tensor *b);
+qat_tensor *qat_op_relu(qat_tape *t, qat_tensor *x);
+
+/* ---- convolution and pooling (NHWC) ------------------------------------------ */
+typedef struct qat_conv2d_params {
+    int stride_h, stride_w;
+    int pad_h, pad_w; /* zero padding on both sides */
+} qat_conv2d_params;
+/* x [N,H,W,Cin], w [Cout,KH,KW,Cin], b [Cout] or NULL -> [N,OH,OW,Cout],
+ * OH = (H + 2 pad_h - KH) / stride_h + 1. */
+qat_tensor *qat_op_conv2d(qat_tape *t, qat_tensor *x, qat_tensor *w, qat_tensor *b,
+                          const qat_conv2d_params *p);
+/* Output size of a conv/pool along one axis; <= 0 if the kernel does not fit. */
+static inline int qat_conv_out_size(int in, int k, int stride, int pad)
+{
+    return in + 2 * pad < k || stride < 1 ? 0 : (in + 2 * pad - k) / stride + 1;
+}
+
+typedef struct qat_pool2d_params {
+    int kernel_h, kernel_w;
+    int stride_h, stride_w;
+} qat_pool2d_params;
+/* Windows without padding; ties in max pooling go to the first element in
+ * window order (kh, kw), which is what the runtime picks too. */
+qat_tensor *qat_op_maxpool2d(qat_tape *t, qat_tensor *x, const qat_pool2d_params *p);
+qat_tensor *qat_op_avgpool2d(qat_tape *t, qat_tensor *x, const qat_pool2d_params *p);
+/* [N, ...] -> [N, prod(...)]; shares x's data. */
+qat_tensor *qat_op_flatten(qat_tape *t, qat_tensor *x);
+
+/* ---- normalisation and regularisation ------------------------------------------ */
+/* Batch normalisation over the last axis: x [N,C] (1d) or [N,H,W,C] (2d).
+ * In training mode (qat_tape_training) it normalises with the batch
+ * statistics and updates running_mean/var with
+ * running = (1 - momentum) * running + momentum * batch (unbiased variance);
+ * otherwise it uses the running statistics. gamma/beta are parameters [C]. */
+qat_tensor *qat_op_batchnorm(qat_tape *t, qat_tensor *x, qat_tensor *gamma, qat_tensor *beta,
+                             float *running_mean, float *running_var, float momentum, float eps);
+/* Inverted dropout with probability p, drawn from qat_tape_rng; identity
+ * outside training mode. */
+qat_tensor *qat_op_dropout(qat_tape *t, qat_tensor *x, float p);
+
+/* ---- losses (scalar outputs) --------------------------------------------------- */
+/* Mean over the batch of -log softmax(logits[n])[labels[n]]; logits [N, C].
+ * Stable (max-subtracted log-sum-exp). */
+qat_tensor *qat_op_softmax_cross_entropy(qat_tape *t, qat_tensor *logits, const uint8_t *labels);
+/* Mean over all elements of (x - target)^2; target has x->numel floats. */
+qat_tensor *qat_op_mse(qat_tape *t, qat_tensor *x, const float *target);
+/* sum_i x_i * w_i (a random projection turns any op into a scalar for
+ * gradient checks). w has x->numel floats and must outlive the step. */
+qat_tensor *qat_op_dot_const(qat_tape *t, qat_tensor *x, const float *w);
+/* Elementwise a + b, same shapes. */
+qat_tensor *qat_op_add(qat_tape *t, qat_tensor *a, qat_tensor *b);
+
+/* ---- thread-split sgemm used by the ops -------------------------------------- */
+/* C[M,N] = alpha * op(A) op(B) + beta * C, row-major, split over the pool
+ * along M (rows of C) with single-threaded OpenBLAS calls. */
+void qat_sgemm_rows(qat_pool *pool, int trans_a, int trans_b, int M, int N, int K, float alpha,
+                    const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/* Same, split along N (columns of C). */
+void qat_sgemm_cols(qat_pool *pool, int trans_a, int trans_b, int M, int N, int K, float alpha,
+                    const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/* Makes OpenBLAS single-threaded: qat owns every thread (see pool.h). */
+void qat_blas_init(void);
+
+#endif

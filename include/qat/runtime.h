@@ -1,0 +1,106 @@
+/* The integer runtime: what users ship to a device.
+ *
+ * Builds with a C compiler, libc, libm and pthreads only: no HDF5, no BLAS,
+ * no training code. A model reaches it as a qat_rt_model_desc (plain arrays
+ * in the layout of docs/FORMAT.md), which may come from the HDF5 loader
+ * (runtime_h5.h), from generated C, or from any other source. */
+#ifndef QAT_RUNTIME_H
+#define QAT_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qat/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define QAT_RT_FORMAT_VERSION 1
+#define QAT_RT_MAX_LAYERS 256
+#define QAT_RT_NAME_MAX 64
+
+typedef enum qat_rt_op {
+    QAT_RT_CONV2D = 1,
+    QAT_RT_LINEAR = 2,
+    QAT_RT_MAXPOOL2D = 3,
+    QAT_RT_AVGPOOL2D = 4,
+    QAT_RT_FLATTEN = 5
+} qat_rt_op;
+
+/* One layer. Activations are int8 NHWC; shapes are per image. A linear
+ * layer's input and output have h = w = 1. */
+typedef struct qat_rt_layer_desc {
+    qat_rt_op op;
+    char name[QAT_RT_NAME_MAX];
+    int in_h, in_w, in_c;
+    int out_h, out_w, out_c;
+    /* conv2d and pools (linear: all 1 / 0) */
+    int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w;
+    /* conv2d / linear only. Weights are out_c rows of kernel_h*kernel_w*in_c
+     * values (order kh, kw, c_in), stored as FORMAT.md says for weight_bits:
+     * int8 bytes for 5..8 bits, 4-bit two's-complement slots for 3..4 bits,
+     * 2-bit slots for 2 bits, packed low bits first. */
+    int weight_bits;
+    const uint8_t *weights;
+    size_t weights_bytes;
+    const int32_t *weight_zero_point; /* out_c entries, or NULL for all zero */
+    const int32_t *bias;              /* out_c, scale input_scale * weight_scale[c] */
+    const int32_t *multiplier;        /* out_c, in [0, 2^31) */
+    const int32_t *shift;             /* out_c, in [QAT_SHIFT_MIN, QAT_SHIFT_MAX] */
+    const float *weight_scale;        /* out_c; used only to dequantize for tools */
+    int32_t act_min, act_max;         /* output clamp; fused relu: act_min = out zp */
+    /* every layer: quantization of its input and output activations */
+    float input_scale, output_scale;
+    int32_t input_zero_point, output_zero_point;
+} qat_rt_layer_desc;
+
+typedef struct qat_rt_model_desc {
+    int version; /* QAT_RT_FORMAT_VERSION */
+    /* Model input: uint8 pixels p, H x W x C, entering as q = p - 128
+     * (scale 1/255, zero point -128). */
+    int in_h, in_w, in_c;
+    float input_scale;
+    int32_t input_zero_point;
+    int num_classes;
+    int num_layers;
+    const qat_rt_layer_desc *layers;
+} qat_rt_model_desc;
+
+typedef struct qat_rt_model qat_rt_model;
+typedef struct qat_rt_session qat_rt_session;
+
+/* Checks every invariant of d (shapes chain, ranges of zero points, shifts,
+ * multipliers, bits, buffer sizes, overflow-checked) and builds a model that
+ * owns unpacked copies of all arrays: d may be freed afterwards. */
+qat_status qat_rt_model_create(const qat_rt_model_desc *d, qat_rt_model **out, qat_error *err);
+void qat_rt_model_destroy(qat_rt_model *m);
+int qat_rt_model_num_classes(const qat_rt_model *m);
+/* Pixels per image (in_h * in_w * in_c). */
+size_t qat_rt_model_input_size(const qat_rt_model *m);
+/* Output quantization of the logits. */
+float qat_rt_model_output_scale(const qat_rt_model *m);
+int32_t qat_rt_model_output_zero_point(const qat_rt_model *m);
+
+typedef struct qat_rt_options {
+    int threads;   /* >= 1 */
+    int max_batch; /* largest n passed to qat_rt_run; buffers are sized for it */
+} qat_rt_options;
+
+/* All scratch memory is allocated here; qat_rt_run never allocates. */
+qat_status qat_rt_session_create(const qat_rt_model *m, const qat_rt_options *o,
+                                 qat_rt_session **out, qat_error *err);
+void qat_rt_session_destroy(qat_rt_session *s);
+/* images: n x input_size uint8; logits: n x num_classes int8 codes. */
+qat_status qat_rt_run(qat_rt_session *s, const uint8_t *images, int n, int8_t *logits,
+                      qat_error *err);
+
+/* Helpers on int8 logits. */
+void qat_rt_dequantize_logits(const qat_rt_model *m, const int8_t *q, int n, float *out);
+/* Index of the largest code; ties go to the lowest index. */
+int qat_rt_argmax(const int8_t *logits, int num_classes);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

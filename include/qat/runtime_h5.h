@@ -1,0 +1,33 @@
+/* HDF5 model files (docs/FORMAT.md). Lives beside the runtime core, not in
+ * it: only this layer links HDF5. */
+#ifndef QAT_RUNTIME_H5_H
+#define QAT_RUNTIME_H5_H
+
+#include "qat/runtime.h"
+
+/* A model description whose arrays are owned by the struct. */
+typedef struct qat_rt_owned_desc {
+    qat_rt_model_desc desc;
+    qat_rt_layer_desc *layers;
+    void *blob; /* one allocation holding every array */
+} qat_rt_owned_desc;
+
+/* Reads and validates a model file into an owned description. Every problem
+ * (missing dataset, wrong dtype or shape, absurd attribute) is QAT_EINVAL
+ * with the file and the field named. */
+qat_status qat_rt_h5_read_desc(const char *path, qat_rt_owned_desc *out, qat_error *err);
+/* Same, from an HDF5 file image held in memory. */
+qat_status qat_rt_h5_read_desc_memory(const void *buf, size_t len, const char *name,
+                                      qat_rt_owned_desc *out, qat_error *err);
+void qat_rt_owned_desc_free(qat_rt_owned_desc *d);
+
+/* Convenience: read + qat_rt_model_create. */
+qat_status qat_rt_h5_load(const char *path, qat_rt_model **out, qat_error *err);
+qat_status qat_rt_h5_load_memory(const void *buf, size_t len, const char *name,
+                                 qat_rt_model **out, qat_error *err);
+
+/* Writes d to path atomically (temp file, fsync, rename); weight datasets use
+ * HDF5's deflate filter. Validates d first (qat_rt_model_create's checks). */
+qat_status qat_rt_h5_write(const char *path, const qat_rt_model_desc *d, qat_error *err);
+
+#endif

@@ -1,0 +1,156 @@
+#include "qat/pool.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#define CPU_RELAX() _mm_pause()
+#elif defined(__aarch64__)
+#define CPU_RELAX() __asm__ __volatile__("yield")
+#else
+#define CPU_RELAX() ((void)0)
+#endif
+
+/* Workers spin this many rounds before sleeping: parallel regions in a
+ * training step come every few hundred microseconds, and a condvar wake-up
+ * costs tens of microseconds. */
+#define SPIN_ROUNDS 20000
+
+struct qat_pool {
+    int n;
+    pthread_t *threads;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    atomic_uint gen;
+    atomic_int pending;
+    atomic_int stop;
+    qat_pool_fn fn;
+    void *ctx;
+};
+
+typedef struct {
+    qat_pool *p;
+    int tid;
+} worker_arg;
+
+void qat_cpu_flush_denormals(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    _mm_setcsr(_mm_getcsr() | 0x8040); /* FTZ (bit 15) | DAZ (bit 6) */
+#elif defined(__aarch64__)
+    unsigned long fpcr;
+    __asm__ __volatile__("mrs %0, fpcr" : "=r"(fpcr));
+    fpcr |= (1UL << 24); /* FZ */
+    __asm__ __volatile__("msr fpcr, %0" : : "r"(fpcr));
+#endif
+}
+
+static void *worker_main(void *arg)
+{
+    worker_arg wa = *(worker_arg *)arg;
+    free(arg);
+    qat_pool *p = wa.p;
+    qat_cpu_flush_denormals();
+    /* The pool starts at generation 0; a run may already have begun before
+     * this thread got here, so do not sample gen. */
+    unsigned seen = 0;
+    for (;;) {
+        unsigned g;
+        int spins = 0;
+        while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen &&
+               !atomic_load_explicit(&p->stop, memory_order_relaxed) && spins < SPIN_ROUNDS) {
+            CPU_RELAX();
+            spins++;
+        }
+        if (g == seen && !atomic_load(&p->stop)) {
+            pthread_mutex_lock(&p->mu);
+            while ((g = atomic_load(&p->gen)) == seen && !atomic_load(&p->stop))
+                pthread_cond_wait(&p->cv, &p->mu);
+            pthread_mutex_unlock(&p->mu);
+        }
+        if (atomic_load(&p->stop))
+            return NULL;
+        seen = g;
+        p->fn(p->ctx, wa.tid, p->n);
+        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_release);
+    }
+}
+
+qat_status qat_pool_create(int nthreads, qat_pool **out, qat_error *err)
+{
+    *out = NULL;
+    if (nthreads < 1 || nthreads > 1024)
+        return qat_fail(err, QAT_EINVAL, "threads must be in [1, 1024], got %d", nthreads);
+    qat_pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return qat_fail(err, QAT_ENOMEM, "out of memory creating thread pool");
+    p->n = nthreads;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    atomic_init(&p->gen, 0);
+    atomic_init(&p->pending, 0);
+    atomic_init(&p->stop, 0);
+    if (nthreads > 1) {
+        p->threads = calloc((size_t)nthreads - 1, sizeof *p->threads);
+        if (!p->threads) {
+            free(p);
+            return qat_fail(err, QAT_ENOMEM, "out of memory creating thread pool");
+        }
+        for (int i = 1; i < nthreads; i++) {
+            worker_arg *wa = malloc(sizeof *wa);
+            if (!wa || pthread_create(&p->threads[i - 1], NULL, worker_main,
+                                      (wa->p = p, wa->tid = i, wa)) != 0) {
+                free(wa);
+                p->n = i; /* destroy joins the ones already started */
+                qat_pool_destroy(p);
+                return qat_fail(err, QAT_EINTERNAL, "cannot start thread %d of %d", i, nthreads);
+            }
+        }
+    }
+    *out = p;
+    return QAT_OK;
+}
+
+void qat_pool_destroy(qat_pool *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    atomic_store(&p->stop, 1);
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 1; i < p->n; i++)
+        pthread_join(p->threads[i - 1], NULL);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p->threads);
+    free(p);
+}
+
+int qat_pool_threads(const qat_pool *p) { return p ? p->n : 1; }
+
+void qat_pool_run(qat_pool *p, qat_pool_fn fn, void *ctx)
+{
+    if (!p || p->n == 1) {
+        fn(ctx, 0, 1);
+        return;
+    }
+    p->fn = fn;
+    p->ctx = ctx;
+    atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
+    pthread_mutex_lock(&p->mu);
+    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    fn(ctx, 0, p->n);
+    int spins = 0;
+    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) {
+        if (++spins < SPIN_ROUNDS)
+            CPU_RELAX();
+        else
+            sched_yield();
+    }
+}

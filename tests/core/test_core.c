@@ -1,0 +1,160 @@
+#include <criterion/criterion.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "qat/arena.h"
+#include "qat/pool.h"
+#include "qat/rng.h"
+#include "qat/status.h"
+
+Test(status, fail_formats_and_prefix_adds_context)
+{
+    qat_error e;
+    qat_error_clear(&e);
+    cr_assert_eq(qat_fail(&e, QAT_EINVAL, "key '%s' unknown", "lrr"), QAT_EINVAL);
+    qat_error_prefix(&e, "cfg.ini:%d", 7);
+    cr_assert_str_eq(e.msg, "cfg.ini:7: key 'lrr' unknown");
+    cr_assert_eq(qat_status_exit_code(QAT_EINVAL), 2);
+    cr_assert_eq(qat_status_exit_code(QAT_EIO), 1);
+    cr_assert_eq(qat_status_exit_code(QAT_OK), 0);
+}
+
+Test(status, size_arithmetic_detects_overflow)
+{
+    size_t r;
+    cr_assert_eq(qat_size_mul(SIZE_MAX / 2, 3, &r), 1);
+    cr_assert_eq(qat_size_mul(1000, 1000, &r), 0);
+    cr_assert_eq(r, 1000000u);
+    cr_assert_eq(qat_size_add(SIZE_MAX, 1, &r), 1);
+}
+
+Test(arena, aligned_and_stops_mallocing_after_first_step)
+{
+    qat_arena *a = qat_arena_create(4096);
+    cr_assert_not_null(a);
+    for (int step = 0; step < 5; step++) {
+        qat_arena_reset(a);
+        for (int i = 0; i < 100; i++) {
+            unsigned char *p = qat_arena_alloc(a, 1000 + (size_t)i);
+            cr_assert_eq((uintptr_t)p % 64, 0);
+            memset(p, i, 1000);
+        }
+        if (step == 1) {
+            size_t m = qat_arena_malloc_count(a);
+            (void)m;
+        }
+    }
+    size_t before = qat_arena_malloc_count(a);
+    for (int step = 0; step < 3; step++) {
+        qat_arena_reset(a);
+        for (int i = 0; i < 100; i++)
+            qat_arena_alloc(a, 1000 + (size_t)i);
+    }
+    cr_assert_eq(qat_arena_malloc_count(a), before, "arena kept allocating after warm-up");
+    cr_assert_geq(qat_arena_high_water(a), 100 * 1000u);
+    qat_arena_destroy(a);
+}
+
+Test(arena, calloc_zeroes_recycled_memory)
+{
+    qat_arena *a = qat_arena_create(4096);
+    memset(qat_arena_alloc(a, 256), 0xAB, 256);
+    qat_arena_reset(a);
+    unsigned char *p = qat_arena_calloc(a, 256);
+    for (int i = 0; i < 256; i++)
+        cr_assert_eq(p[i], 0);
+    qat_arena_destroy(a);
+}
+
+typedef struct {
+    atomic_int hits[8];
+    long sum[8];
+} pool_ctx;
+
+static void pool_fn(void *vctx, int tid, int nt)
+{
+    pool_ctx *c = vctx;
+    atomic_fetch_add(&c->hits[tid], 1);
+    size_t b, e;
+    qat_pool_range(1000, tid, nt, &b, &e);
+    long s = 0;
+    for (size_t i = b; i < e; i++)
+        s += (long)i;
+    c->sum[tid] = s;
+}
+
+Test(pool, every_member_runs_once_per_call_and_ranges_cover)
+{
+    for (int nt = 1; nt <= 4; nt++) {
+        qat_pool *p;
+        cr_assert_eq(qat_pool_create(nt, &p, NULL), QAT_OK);
+        cr_assert_eq(qat_pool_threads(p), nt);
+        for (int rep = 0; rep < 200; rep++) {
+            pool_ctx c;
+            memset(&c, 0, sizeof c);
+            qat_pool_run(p, pool_fn, &c);
+            long total = 0;
+            for (int i = 0; i < nt; i++) {
+                cr_assert_eq(atomic_load(&c.hits[i]), 1);
+                total += c.sum[i];
+            }
+            cr_assert_eq(total, 999L * 1000 / 2);
+        }
+        qat_pool_destroy(p);
+    }
+}
+
+Test(pool, rejects_bad_thread_count)
+{
+    qat_pool *p;
+    qat_error e;
+    cr_assert_eq(qat_pool_create(0, &p, &e), QAT_EINVAL);
+    cr_assert(strstr(e.msg, "threads") != NULL);
+}
+
+Test(rng, reproducible_streams_and_unbiased_range)
+{
+    qat_rng a, b, c;
+    qat_rng_seed(&a, 42, 1);
+    qat_rng_seed(&b, 42, 1);
+    qat_rng_seed(&c, 42, 2);
+    int same_c = 0;
+    for (int i = 0; i < 100; i++) {
+        uint32_t x = qat_rng_u32(&a);
+        cr_assert_eq(x, qat_rng_u32(&b));
+        same_c += x == qat_rng_u32(&c);
+    }
+    cr_assert_lt(same_c, 3, "streams 1 and 2 should differ");
+    int counts[10] = {0};
+    for (int i = 0; i < 100000; i++)
+        counts[qat_rng_below(&a, 10)]++;
+    for (int i = 0; i < 10; i++)
+        cr_assert(counts[i] > 9500 && counts[i] < 10500, "bucket %d has %d", i, counts[i]);
+    double s = 0, s2 = 0;
+    for (int i = 0; i < 100000; i++) {
+        double v = qat_rng_normal(&a);
+        s += v;
+        s2 += v * v;
+    }
+    cr_assert(s / 1e5 > -0.02 && s / 1e5 < 0.02);
+    cr_assert(s2 / 1e5 > 0.97 && s2 / 1e5 < 1.03);
+}
+
+Test(rng, shuffle_is_a_permutation)
+{
+    qat_rng r;
+    qat_rng_seed(&r, 7, 0);
+    uint32_t idx[257];
+    for (uint32_t i = 0; i < 257; i++)
+        idx[i] = i;
+    qat_rng_shuffle_u32(&r, idx, 257);
+    int seen[257] = {0}, moved = 0;
+    for (uint32_t i = 0; i < 257; i++) {
+        seen[idx[i]]++;
+        moved += idx[i] != i;
+    }
+    for (int i = 0; i < 257; i++)
+        cr_assert_eq(seen[i], 1);
+    cr_assert_gt(moved, 200);
+}
