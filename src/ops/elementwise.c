@@ -1,0 +1,141 @@
+/* Cheap elementwise ops: relu, add, flatten, and the dot_const probe. */
+#include <string.h>
+
+#include "ops_internal.h"
+
+typedef struct {
+    qat_range_fn fn;
+    void *ctx;
+    size_t n;
+} pfor_job;
+
+static void pfor_part(void *vctx, int tid, int nt)
+{
+    pfor_job *j = vctx;
+    size_t b, e;
+    qat_pool_range(j->n, tid, nt, &b, &e);
+    if (b < e)
+        j->fn(j->ctx, b, e);
+}
+
+void qat_parallel_for(qat_pool *pool, size_t n, size_t min_per_thread, qat_range_fn fn, void *ctx)
+{
+    int nt = qat_pool_threads(pool);
+    if (nt == 1 || n < (size_t)nt * min_per_thread) {
+        if (n)
+            fn(ctx, 0, n);
+        return;
+    }
+    pfor_job j = {fn, ctx, n};
+    qat_pool_run(pool, pfor_part, &j);
+}
+
+/* ---- relu ---------------------------------------------------------------- */
+typedef struct {
+    const float *x;
+    float *y;
+    const float *dy;
+    float *dx;
+} relu_ctx;
+
+static void relu_fwd(void *vctx, size_t b, size_t e)
+{
+    relu_ctx *c = vctx;
+    for (size_t i = b; i < e; i++)
+        c->y[i] = c->x[i] > 0.0f ? c->x[i] : 0.0f;
+}
+
+static void relu_bwd(void *vctx, size_t b, size_t e)
+{
+    relu_ctx *c = vctx;
+    for (size_t i = b; i < e; i++)
+        c->dx[i] += c->y[i] > 0.0f ? c->dy[i] : 0.0f;
+}
+
+static void relu_backward(qat_tape *t, const qat_node *n)
+{
+    qat_tensor *x = n->in[0];
+    if (!qat_needs_grad(x))
+        return;
+    relu_ctx c = {NULL, n->out->data, n->out->grad, qat_tape_grad(t, x)};
+    qat_parallel_for(qat_tape_pool(t), x->numel, QAT_ELEMWISE_GRAIN, relu_bwd, &c);
+}
+
+qat_tensor *qat_op_relu(qat_tape *t, qat_tensor *x)
+{
+    qat_tensor *y = qat_tape_tensor(t, x->ndim, x->shape);
+    relu_ctx c = {x->data, y->data, NULL, NULL};
+    qat_parallel_for(qat_tape_pool(t), x->numel, QAT_ELEMWISE_GRAIN, relu_fwd, &c);
+    qat_tape_record(t, relu_backward, y, NULL, 1, &x);
+    return y;
+}
+
+/* ---- add ----------------------------------------------------------------- */
+static void add_backward(qat_tape *t, const qat_node *n)
+{
+    const float *dy = n->out->grad;
+    for (int k = 0; k < 2; k++) {
+        if (!qat_needs_grad(n->in[k]))
+            continue;
+        float *dx = qat_tape_grad(t, n->in[k]);
+        for (size_t i = 0; i < n->out->numel; i++)
+            dx[i] += dy[i];
+    }
+}
+
+qat_tensor *qat_op_add(qat_tape *t, qat_tensor *a, qat_tensor *b)
+{
+    QAT_ASSERT(a->numel == b->numel);
+    qat_tensor *y = qat_tape_tensor(t, a->ndim, a->shape);
+    for (size_t i = 0; i < a->numel; i++)
+        y->data[i] = a->data[i] + b->data[i];
+    qat_tensor *in[2] = {a, b};
+    qat_tape_record(t, add_backward, y, NULL, 2, in);
+    return y;
+}
+
+/* ---- flatten ------------------------------------------------------------- */
+static void flatten_backward(qat_tape *t, const qat_node *n)
+{
+    qat_tensor *x = n->in[0];
+    if (!qat_needs_grad(x))
+        return;
+    float *dx = qat_tape_grad(t, x);
+    const float *dy = n->out->grad;
+    for (size_t i = 0; i < x->numel; i++)
+        dx[i] += dy[i];
+}
+
+qat_tensor *qat_op_flatten(qat_tape *t, qat_tensor *x)
+{
+    int shape[2] = {x->shape[0], (int)(x->numel / (size_t)x->shape[0])};
+    qat_tensor *y = qat_tape_alloc(t, sizeof *y);
+    *y = qat_tensor_view(x->data, NULL, 2, shape); /* same memory, new shape */
+    qat_tape_record(t, flatten_backward, y, NULL, 1, &x);
+    return y;
+}
+
+/* ---- dot with a constant vector (gradient-check probe) -------------------- */
+static void dot_backward(qat_tape *t, const qat_node *n)
+{
+    qat_tensor *x = n->in[0];
+    if (!qat_needs_grad(x))
+        return;
+    const float *w = n->saved;
+    float g = n->out->grad[0];
+    float *dx = qat_tape_grad(t, x);
+    for (size_t i = 0; i < x->numel; i++)
+        dx[i] += g * w[i];
+}
+
+qat_tensor *qat_op_dot_const(qat_tape *t, qat_tensor *x, const float *w)
+{
+    int one = 1;
+    qat_tensor *y = qat_tape_tensor(t, 1, &one);
+    double s = 0.0;
+    for (size_t i = 0; i < x->numel; i++)
+        s += (double)x->data[i] * w[i];
+    y->data[0] = (float)s;
+    qat_tape_record(t, dot_backward, y, (void *)w, 1, &x);
+    return y;
+}

@@ -1,0 +1,69 @@
+/* sgemm split over qat's own pool. OpenBLAS runs single-threaded inside each
+ * member, so `threads` is the only source of parallelism and results depend
+ * only on the thread count (each output element has one owner). */
+#include <cblas.h>
+
+#include "qat/ops.h"
+
+void openblas_set_num_threads(int);
+
+void qat_blas_init(void) { openblas_set_num_threads(1); }
+
+typedef struct {
+    int trans_a, trans_b, M, N, K;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+    int lda, ldb, ldc;
+    int by_cols;
+} gemm_job;
+
+/* Below this many multiply-adds per member, splitting costs more than it saves. */
+#define MIN_WORK_PER_THREAD (1 << 16)
+
+static void gemm_part(void *vctx, int tid, int nt)
+{
+    const gemm_job *g = vctx;
+    size_t b, e;
+    if (g->by_cols) {
+        qat_pool_range((size_t)g->N, tid, nt, &b, &e);
+        if (e == b)
+            return;
+        const float *B = g->trans_b ? g->B + b * (size_t)g->ldb : g->B + b;
+        cblas_sgemm(CblasRowMajor, g->trans_a ? CblasTrans : CblasNoTrans,
+                    g->trans_b ? CblasTrans : CblasNoTrans, g->M, (int)(e - b), g->K, g->alpha,
+                    g->A, g->lda, B, g->ldb, g->beta, g->C + b, g->ldc);
+    } else {
+        qat_pool_range((size_t)g->M, tid, nt, &b, &e);
+        if (e == b)
+            return;
+        const float *A = g->trans_a ? g->A + b : g->A + b * (size_t)g->lda;
+        cblas_sgemm(CblasRowMajor, g->trans_a ? CblasTrans : CblasNoTrans,
+                    g->trans_b ? CblasTrans : CblasNoTrans, (int)(e - b), g->N, g->K, g->alpha,
+                    A, g->lda, g->B, g->ldb, g->beta, g->C + b * (size_t)g->ldc, g->ldc);
+    }
+}
+
+static void run(qat_pool *pool, gemm_job *g)
+{
+    size_t work = (size_t)g->M * (size_t)g->N * (size_t)g->K;
+    int nt = qat_pool_threads(pool);
+    if (nt == 1 || work < (size_t)nt * MIN_WORK_PER_THREAD || (g->by_cols ? g->N : g->M) < nt)
+        gemm_part(g, 0, 1);
+    else
+        qat_pool_run(pool, gemm_part, g);
+}
+
+void qat_sgemm_rows(qat_pool *pool, int trans_a, int trans_b, int M, int N, int K, float alpha,
+                    const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    gemm_job g = {trans_a, trans_b, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, 0};
+    run(pool, &g);
+}
+
+void qat_sgemm_cols(qat_pool *pool, int trans_a, int trans_b, int M, int N, int K, float alpha,
+                    const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    gemm_job g = {trans_a, trans_b, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, 1};
+    run(pool, &g);
+}

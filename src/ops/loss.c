@@ -1,0 +1,87 @@
+/* Losses: softmax cross-entropy and mean squared error (scalar outputs). */
+#include <math.h>
+#include <string.h>
+
+#include "ops_internal.h"
+
+typedef struct {
+    float *prob; /* softmax, [N, C] */
+    const uint8_t *labels;
+} ce_saved;
+
+static void ce_backward(qat_tape *t, const qat_node *n)
+{
+    qat_tensor *x = n->in[0];
+    if (!qat_needs_grad(x))
+        return;
+    const ce_saved *s = n->saved;
+    int N = x->shape[0], C = x->shape[1];
+    float g = n->out->grad[0] / (float)N;
+    float *dx = qat_tape_grad(t, x);
+    for (int i = 0; i < N; i++) {
+        float *d = dx + (size_t)i * C;
+        const float *p = s->prob + (size_t)i * C;
+        for (int c = 0; c < C; c++)
+            d[c] += g * (p[c] - (c == s->labels[i] ? 1.0f : 0.0f));
+    }
+}
+
+qat_tensor *qat_op_softmax_cross_entropy(qat_tape *t, qat_tensor *x, const uint8_t *labels)
+{
+    QAT_ASSERT(x->ndim == 2);
+    int N = x->shape[0], C = x->shape[1];
+    int one = 1;
+    qat_tensor *y = qat_tape_tensor(t, 1, &one);
+    int record = qat_tape_grad_enabled(t) && x->requires_grad;
+    float *prob = record ? qat_tape_alloc(t, x->numel * sizeof(float)) : NULL;
+    double total = 0.0;
+    for (int i = 0; i < N; i++) {
+        const float *z = x->data + (size_t)i * C;
+        QAT_ASSERT(labels[i] < C);
+        float m = z[0];
+        for (int c = 1; c < C; c++)
+            m = z[c] > m ? z[c] : m;
+        double se = 0.0;
+        for (int c = 0; c < C; c++)
+            se += exp((double)(z[c] - m));
+        double lse = (double)m + log(se);
+        total += lse - (double)z[labels[i]];
+        if (prob)
+            for (int c = 0; c < C; c++)
+                prob[(size_t)i * C + c] = (float)exp((double)z[c] - lse);
+    }
+    y->data[0] = (float)(total / N);
+    if (record) {
+        ce_saved *s = qat_tape_alloc(t, sizeof *s);
+        s->prob = prob;
+        s->labels = labels;
+        qat_tape_record(t, ce_backward, y, s, 1, &x);
+    }
+    return y;
+}
+
+static void mse_backward(qat_tape *t, const qat_node *n)
+{
+    qat_tensor *x = n->in[0];
+    if (!qat_needs_grad(x))
+        return;
+    const float *target = n->saved;
+    float g = 2.0f * n->out->grad[0] / (float)x->numel;
+    float *dx = qat_tape_grad(t, x);
+    for (size_t i = 0; i < x->numel; i++)
+        dx[i] += g * (x->data[i] - target[i]);
+}
+
+qat_tensor *qat_op_mse(qat_tape *t, qat_tensor *x, const float *target)
+{
+    int one = 1;
+    qat_tensor *y = qat_tape_tensor(t, 1, &one);
+    double s = 0.0;
+    for (size_t i = 0; i < x->numel; i++) {
+        double d = (double)x->data[i] - target[i];
+        s += d * d;
+    }
+    y->data[0] = (float)(s / (double)x->numel);
+    qat_tape_record(t, mse_backward, y, (void *)target, 1, &x);
+    return y;
+}
