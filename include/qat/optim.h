@@ -1,0 +1,86 @@
+/* Optimizers over flat parameter/gradient buffers, and LR schedules.
+ *
+ * A model's parameters live in one float array (nn.h); segments say which
+ * ranges get weight decay (weights: yes; biases, BN affine, quant scales: no).
+ * An optional mask (pruning) pins masked entries: their gradient is ignored,
+ * their optimizer state is zeroed and the parameter stays exactly 0. */
+#ifndef QAT_OPTIM_H
+#define QAT_OPTIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qat/status.h"
+
+typedef enum qat_optim_kind {
+    QAT_OPT_SGD = 0,  /* plain SGD; weight_decay is L2 added to the gradient */
+    QAT_OPT_MOMENTUM, /* heavy ball: v = mu v + g; p -= lr v (PyTorch convention) */
+    QAT_OPT_NESTEROV, /* v = mu v + g; p -= lr (g + mu v) */
+    QAT_OPT_ADAM,     /* Kingma & Ba with bias correction; weight_decay is L2 */
+    QAT_OPT_ADAMW,    /* Adam with decoupled decay: p -= lr wd p */
+    QAT_OPT_RMSPROP   /* s = a s + (1-a) g^2; p -= lr g / (sqrt(s) + eps) */
+} qat_optim_kind;
+
+typedef struct qat_optim_config {
+    qat_optim_kind kind;
+    float momentum;     /* MOMENTUM, NESTEROV; also RMSprop's momentum if > 0 */
+    float beta1, beta2; /* ADAM, ADAMW */
+    float alpha;        /* RMSPROP smoothing constant */
+    float eps;          /* ADAM, ADAMW, RMSPROP */
+    float weight_decay; /* L2 coupled into the gradient, except ADAMW (decoupled) */
+} qat_optim_config;
+
+/* Fills the defaults: momentum 0.9, beta1 0.9, beta2 0.999, alpha 0.99,
+ * eps 1e-8, weight_decay 0. */
+void qat_optim_config_defaults(qat_optim_config *c, qat_optim_kind kind);
+/* Parses "sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop". Returns
+ * -1 if unknown. */
+int qat_optim_kind_parse(const char *name);
+const char *qat_optim_kind_name(qat_optim_kind k);
+
+typedef struct qat_param_seg {
+    size_t offset, count;
+    int decay; /* 1: weight decay applies to this range */
+} qat_param_seg;
+
+typedef struct qat_optim qat_optim;
+
+/* Allocates all state for n parameters up front. segs must cover [0, n). */
+qat_status qat_optim_create(const qat_optim_config *c, size_t n, const qat_param_seg *segs,
+                            int nsegs, qat_optim **out, qat_error *err);
+void qat_optim_destroy(qat_optim *o);
+/* One update at learning rate lr. mask (n entries, 0 or 1) may be NULL. */
+void qat_optim_step(qat_optim *o, float *params, const float *grads, const float *mask, float lr);
+/* Flat optimizer state for checkpoints: *count floats at the returned
+ * pointer, plus the step counter. Restoring writes the same layout. */
+float *qat_optim_state(qat_optim *o, size_t *count);
+long qat_optim_steps(const qat_optim *o);
+void qat_optim_set_steps(qat_optim *o, long steps);
+
+/* Scales grads so their global L2 norm is at most max_norm (max_norm <= 0:
+ * no clipping). Returns the norm before clipping. */
+double qat_clip_grad_norm(float *grads, size_t n, double max_norm);
+
+typedef enum qat_lr_kind {
+    QAT_LR_CONSTANT = 0,
+    QAT_LR_STEP,   /* lr * gamma^floor(step / step_size) */
+    QAT_LR_COSINE  /* min_lr + (lr - min_lr) (1 + cos(pi t / T)) / 2 over T steps */
+} qat_lr_kind;
+
+typedef struct qat_lr_schedule {
+    qat_lr_kind kind;
+    float base_lr;
+    float min_lr;      /* COSINE floor */
+    float gamma;       /* STEP factor */
+    long step_size;    /* STEP period, in optimizer steps */
+    long total_steps;  /* COSINE horizon, in optimizer steps (after warmup) */
+    long warmup_steps; /* linear ramp from base_lr/warmup_steps to base_lr; 0: none */
+} qat_lr_schedule;
+
+int qat_lr_kind_parse(const char *name); /* "constant", "step", "cosine"; -1 if unknown */
+const char *qat_lr_kind_name(qat_lr_kind k);
+/* Learning rate for 0-based optimizer step `step`. Warmup applies first, then
+ * the schedule runs on (step - warmup_steps). */
+float qat_lr_at(const qat_lr_schedule *s, long step);
+
+#endif
