@@ -1,0 +1,115 @@
+/* A training run's configuration: INI file + --set overrides -> typed,
+ * validated structs. Every key, its default and its range is declared once in
+ * the schema tables of src/config/config.c (README lists them). */
+#ifndef QAT_CONFIG_H
+#define QAT_CONFIG_H
+
+#include <stdio.h>
+
+#include "qat/ini.h"
+#include "qat/status.h"
+
+#define QAT_MAX_LAYERS 64
+#define QAT_NAME_MAX 64
+
+typedef struct qat_data_cfg {
+    char dir[QAT_CFG_STR_MAX];
+    int train_limit, test_limit; /* 0: all */
+    int shuffle;
+} qat_data_cfg;
+
+typedef struct qat_model_cfg {
+    int input_height, input_width, input_channels;
+    int num_classes;
+} qat_model_cfg;
+
+enum { QAT_LOSS_CROSS_ENTROPY = 0, QAT_LOSS_MSE = 1 };
+
+typedef struct qat_train_cfg {
+    int epochs, batch_size;
+    int optimizer; /* qat_optim_kind */
+    float lr, momentum, beta1, beta2, alpha, eps, weight_decay, grad_clip;
+    int lr_schedule; /* qat_lr_kind */
+    float lr_min, lr_gamma, lr_step_epochs, warmup_epochs;
+    int seed, threads;
+    int loss;
+    int checkpoint_every; /* epochs */
+    int progress;
+} qat_train_cfg;
+
+enum { QAT_SCHEME_SYMMETRIC = 0, QAT_SCHEME_ASYMMETRIC = 1 };
+enum { QAT_GRAN_PER_TENSOR = 0, QAT_GRAN_PER_CHANNEL = 1 };
+enum { QAT_OBS_MINMAX = 0, QAT_OBS_EMA = 1, QAT_OBS_PERCENTILE = 2 };
+enum { QAT_STE_CLIPPED = 0, QAT_STE_IDENTITY = 1 };
+
+/* Quantization settings; [quant] holds the global values and any layer
+ * section may override them for that layer. */
+typedef struct qat_quant_cfg {
+    int enabled;
+    int weight_bits, activation_bits;
+    int weight_scheme, activation_scheme;
+    int weight_granularity;
+    int observer;
+    float ema_decay;  /* EMA observer: range = decay * range + (1 - decay) * batch */
+    float percentile; /* PERCENTILE observer, in (0, 100] */
+    int ste;
+    int delay_steps;       /* float warm-up: fake-quant turns on at this step */
+    int freeze_observers_epoch; /* 0: never (epochs are 1-based) */
+    int freeze_bn_epoch;        /* 0: never */
+    int learn_scale;            /* LSQ */
+} qat_quant_cfg;
+
+typedef enum qat_layer_type {
+    QAT_LAYER_CONV2D = 0,
+    QAT_LAYER_LINEAR,
+    QAT_LAYER_MAXPOOL2D,
+    QAT_LAYER_AVGPOOL2D,
+    QAT_LAYER_FLATTEN,
+    QAT_LAYER_DROPOUT
+} qat_layer_type;
+
+enum { QAT_ACT_NONE = 0, QAT_ACT_RELU = 1 };
+
+typedef struct qat_layer_cfg {
+    char name[QAT_NAME_MAX];
+    int line; /* of the section header in the config file */
+    int type; /* qat_layer_type */
+    /* conv2d */
+    int out_channels, kernel, stride, padding;
+    /* linear */
+    int out_features, in_features; /* in_features 0: inferred */
+    /* conv2d, linear */
+    int bias, activation, batchnorm;
+    float bn_momentum, bn_eps;
+    /* pools: kernel, stride (0: = kernel) */
+    /* dropout */
+    float p;
+    qat_quant_cfg quant; /* effective: [quant] merged with this section's overrides */
+} qat_layer_cfg;
+
+typedef struct qat_config {
+    char path[QAT_CFG_STR_MAX];
+    char name[QAT_NAME_MAX]; /* config file name without directory and .ini */
+    qat_data_cfg data;
+    qat_model_cfg model;
+    qat_train_cfg train;
+    qat_quant_cfg quant;
+    int nlayers;
+    qat_layer_cfg layers[QAT_MAX_LAYERS];
+} qat_config;
+
+/* Loads path, applies overrides ("section.key=value"), validates. Errors
+ * name file:line (or the --set) and the key. */
+qat_status qat_config_load(const char *path, const char *const *sets, int nsets, qat_config *cfg,
+                           qat_error *err);
+/* Same from text in memory (name is used in messages). */
+qat_status qat_config_parse(const char *text, size_t len, const char *name,
+                            const char *const *sets, int nsets, qat_config *cfg, qat_error *err);
+/* Writes the fully resolved configuration (every key, defaults included) as
+ * an INI that qat_config_parse reads back to the same struct. */
+void qat_config_write(FILE *f, const qat_config *cfg);
+const char *qat_layer_type_name(int type);
+/* Markdown table of every section's keys, defaults and meaning (README). */
+void qat_config_write_reference(FILE *f);
+
+#endif

@@ -1,0 +1,347 @@
+/* The run configuration's schema: every section, key, default and range. */
+#include "qat/config.h"
+
+#include <float.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
+#define BIG 1e9
+
+static const char *const optimizers[] = {"sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", NULL};
+static const char *const schedules[] = {"constant", "step", "cosine", NULL};
+static const char *const losses[] = {"cross_entropy", "mse", NULL};
+static const char *const layer_types[] = {"conv2d", "linear", "maxpool2d", "avgpool2d", "flatten", "dropout", NULL};
+static const char *const activations[] = {"none", "relu", NULL};
+
+#define D(f) offsetof(qat_data_cfg, f)
+static const qat_cfg_key data_keys[] = {
+    {"dir", QAT_CFG_STRING, D(dir), "datasets/mnist", 0, 0, 0, NULL,
+     "folder with the four MNIST IDX files, raw or .gz (relative to the working directory)"},
+    {"train_limit", QAT_CFG_INT, D(train_limit), "0", 0, BIG, 0, NULL, "use only the first N training images (0: all)"},
+    {"test_limit", QAT_CFG_INT, D(test_limit), "0", 0, BIG, 0, NULL, "use only the first N test images (0: all)"},
+    {"shuffle", QAT_CFG_BOOL, D(shuffle), "true", 0, 0, 0, NULL, "reshuffle the training set every epoch"},
+};
+#undef D
+
+#define M(f) offsetof(qat_model_cfg, f)
+static const qat_cfg_key model_keys[] = {
+    {"input_height", QAT_CFG_INT, M(input_height), "28", 1, 4096, 0, NULL, "image height (must match the data)"},
+    {"input_width", QAT_CFG_INT, M(input_width), "28", 1, 4096, 0, NULL, "image width (must match the data)"},
+    {"input_channels", QAT_CFG_INT, M(input_channels), "1", 1, 1, 0, NULL, "image channels (IDX images are grey: 1)"},
+    {"num_classes", QAT_CFG_INT, M(num_classes), "10", 2, 128, 0, NULL, "number of classes; the last layer's outputs"},
+};
+#undef M
+
+#define T(f) offsetof(qat_train_cfg, f)
+static const qat_cfg_key train_keys[] = {
+    {"epochs", QAT_CFG_INT, T(epochs), "5", 1, 100000, 0, NULL, "passes over the training set"},
+    {"batch_size", QAT_CFG_INT, T(batch_size), "64", 1, 65536, 0, NULL, "images per optimizer step"},
+    {"optimizer", QAT_CFG_ENUM, T(optimizer), "adam", 0, 0, 0, optimizers, "update rule"},
+    {"lr", QAT_CFG_FLOAT, T(lr), "0.001", 0, 10, QAT_CFG_MIN_EXCL, NULL, "base learning rate"},
+    {"momentum", QAT_CFG_FLOAT, T(momentum), "0.9", 0, 1, QAT_CFG_MAX_EXCL, NULL, "momentum/nesterov factor; rmsprop momentum"},
+    {"beta1", QAT_CFG_FLOAT, T(beta1), "0.9", 0, 1, QAT_CFG_MAX_EXCL, NULL, "adam/adamw first-moment decay"},
+    {"beta2", QAT_CFG_FLOAT, T(beta2), "0.999", 0, 1, QAT_CFG_MAX_EXCL, NULL, "adam/adamw second-moment decay"},
+    {"alpha", QAT_CFG_FLOAT, T(alpha), "0.99", 0, 1, QAT_CFG_MAX_EXCL, NULL, "rmsprop smoothing constant"},
+    {"eps", QAT_CFG_FLOAT, T(eps), "1e-8", 0, 1, QAT_CFG_MIN_EXCL, NULL, "adam/adamw/rmsprop denominator term"},
+    {"weight_decay", QAT_CFG_FLOAT, T(weight_decay), "0", 0, 1, 0, NULL, "weights only; decoupled for adamw, L2 in the gradient otherwise"},
+    {"grad_clip", QAT_CFG_FLOAT, T(grad_clip), "0", 0, 1e6, 0, NULL, "clip the global gradient L2 norm to this (0: off)"},
+    {"lr_schedule", QAT_CFG_ENUM, T(lr_schedule), "constant", 0, 0, 0, schedules, "learning-rate schedule"},
+    {"lr_min", QAT_CFG_FLOAT, T(lr_min), "0", 0, 10, 0, NULL, "cosine: final learning rate"},
+    {"lr_gamma", QAT_CFG_FLOAT, T(lr_gamma), "0.1", 0, 1, QAT_CFG_MIN_EXCL, NULL, "step: factor applied every lr_step_epochs"},
+    {"lr_step_epochs", QAT_CFG_FLOAT, T(lr_step_epochs), "1", 0, BIG, QAT_CFG_MIN_EXCL, NULL, "step: period in epochs"},
+    {"warmup_epochs", QAT_CFG_FLOAT, T(warmup_epochs), "0", 0, BIG, 0, NULL, "linear warm-up length in epochs (fractions allowed)"},
+    {"seed", QAT_CFG_INT, T(seed), "1", 0, 2147483647.0, 0, NULL, "seed for initialisation, shuffling and dropout"},
+    {"threads", QAT_CFG_INT, T(threads), "0", 0, 256, 0, NULL, "threads for all parallel work (0: all online cores)"},
+    {"loss", QAT_CFG_ENUM, T(loss), "cross_entropy", 0, 0, 0, losses, "training loss (mse uses one-hot targets)"},
+    {"checkpoint_every", QAT_CFG_INT, T(checkpoint_every), "1", 0, 100000, 0, NULL, "write a checkpoint every N epochs (0: only the last)"},
+    {"progress", QAT_CFG_BOOL, T(progress), "true", 0, 0, 0, NULL, "show a progress bar when stderr is a terminal"},
+};
+#undef T
+
+#define Q(f) offsetof(qat_quant_cfg, f)
+/* Keys that only make sense globally. */
+static const qat_cfg_key quant_global_keys[] = {
+    {"enabled", QAT_CFG_BOOL, Q(enabled), "true", 0, 0, 0, NULL, "simulate quantization while training (false: plain float)"},
+};
+/* Keys valid in [quant] and, as per-layer overrides, in layer sections. */
+static const qat_cfg_key quant_keys[] = {
+    {"weight_bits", QAT_CFG_INT, Q(weight_bits), "8", 2, 8, 0, NULL, "weight bit-width"},
+    {"activation_bits", QAT_CFG_INT, Q(activation_bits), "8", 2, 8, 0, NULL, "bit-width of this layer's output activations"},
+    {"ema_decay", QAT_CFG_FLOAT, Q(ema_decay), "0.99", 0, 1, QAT_CFG_MAX_EXCL, NULL, "ema observer: weight of the running range"},
+};
+#undef Q
+
+#define L(f) offsetof(qat_layer_cfg, f)
+static const qat_cfg_key conv_keys[] = {
+    {"out_channels", QAT_CFG_INT, L(out_channels), NULL, 1, 65536, 0, NULL, "output channels"},
+    {"kernel", QAT_CFG_INT, L(kernel), "3", 1, 64, 0, NULL, "square kernel size"},
+    {"stride", QAT_CFG_INT, L(stride), "1", 1, 64, 0, NULL, "stride"},
+    {"padding", QAT_CFG_INT, L(padding), "0", 0, 64, 0, NULL, "zero padding on each side"},
+    {"bias", QAT_CFG_BOOL, L(bias), "true", 0, 0, 0, NULL, "learn a bias"},
+    {"activation", QAT_CFG_ENUM, L(activation), "none", 0, 0, 0, activations, "activation after the layer"},
+    {"batchnorm", QAT_CFG_BOOL, L(batchnorm), "false", 0, 0, 0, NULL, "batch normalisation before the activation"},
+    {"bn_momentum", QAT_CFG_FLOAT, L(bn_momentum), "0.1", 0, 1, QAT_CFG_MIN_EXCL, NULL, "batchnorm running-statistics momentum"},
+    {"bn_eps", QAT_CFG_FLOAT, L(bn_eps), "1e-5", 0, 1, QAT_CFG_MIN_EXCL, NULL, "batchnorm epsilon"},
+};
+static const qat_cfg_key linear_keys[] = {
+    {"out_features", QAT_CFG_INT, L(out_features), NULL, 1, 1 << 20, 0, NULL, "output features"},
+    {"in_features", QAT_CFG_INT, L(in_features), "0", 0, 1 << 30, 0, NULL, "expected input features (0: inferred; else checked)"},
+    {"bias", QAT_CFG_BOOL, L(bias), "true", 0, 0, 0, NULL, "learn a bias"},
+    {"activation", QAT_CFG_ENUM, L(activation), "none", 0, 0, 0, activations, "activation after the layer"},
+    {"batchnorm", QAT_CFG_BOOL, L(batchnorm), "false", 0, 0, 0, NULL, "batch normalisation before the activation"},
+    {"bn_momentum", QAT_CFG_FLOAT, L(bn_momentum), "0.1", 0, 1, QAT_CFG_MIN_EXCL, NULL, "batchnorm running-statistics momentum"},
+    {"bn_eps", QAT_CFG_FLOAT, L(bn_eps), "1e-5", 0, 1, QAT_CFG_MIN_EXCL, NULL, "batchnorm epsilon"},
+};
+static const qat_cfg_key pool_keys[] = {
+    {"kernel", QAT_CFG_INT, L(kernel), "2", 1, 64, 0, NULL, "square window size"},
+    {"stride", QAT_CFG_INT, L(stride), "0", 0, 64, 0, NULL, "stride (0: same as kernel)"},
+};
+static const qat_cfg_key dropout_keys[] = {
+    {"p", QAT_CFG_FLOAT, L(p), "0.5", 0, 1, QAT_CFG_MAX_EXCL, NULL, "probability of zeroing an element while training"},
+};
+#undef L
+
+typedef struct {
+    const qat_cfg_key *keys;
+    int n;
+    int quant_overrides; /* layer type accepts per-layer quant keys */
+} type_schema;
+
+static const type_schema type_schemas[] = {
+    [QAT_LAYER_CONV2D] = {conv_keys, COUNT(conv_keys), 1},
+    [QAT_LAYER_LINEAR] = {linear_keys, COUNT(linear_keys), 1},
+    [QAT_LAYER_MAXPOOL2D] = {pool_keys, COUNT(pool_keys), 0},
+    [QAT_LAYER_AVGPOOL2D] = {pool_keys, COUNT(pool_keys), 1},
+    [QAT_LAYER_FLATTEN] = {NULL, 0, 0},
+    [QAT_LAYER_DROPOUT] = {dropout_keys, COUNT(dropout_keys), 0},
+};
+
+static const char *const fixed_sections[] = {"data", "model", "train", "quant", NULL};
+
+const char *qat_layer_type_name(int type)
+{
+    return type >= 0 && type < COUNT(layer_types) - 1 ? layer_types[type] : "?";
+}
+
+static int is_fixed(const char *name)
+{
+    for (int i = 0; fixed_sections[i]; i++)
+        if (strcmp(name, fixed_sections[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static qat_status apply_fixed(qat_ini *ini, const char *name, const qat_cfg_key *keys, int n,
+                              void *out, qat_error *err)
+{
+    qat_ini_section *s = qat_ini_find(ini, name);
+    if (!s)
+        return QAT_OK;
+    qat_status st = qat_cfg_apply(ini, s, keys, n, out, 1, err);
+    if (st != QAT_OK)
+        return st;
+    char valid[1024] = "";
+    qat_cfg_names(keys, n, valid, sizeof valid);
+    return qat_cfg_check_unused(ini, s, valid, err);
+}
+
+static qat_status parse_layer(qat_ini *ini, qat_ini_section *s, const qat_quant_cfg *global,
+                              qat_layer_cfg *l, qat_error *err)
+{
+    static const qat_cfg_key type_key[] = {
+        {"type", QAT_CFG_ENUM, offsetof(qat_layer_cfg, type), NULL, 0, 0, 0, layer_types, "layer type"},
+    };
+    memset(l, 0, sizeof *l);
+    const char *lname = s->name + strlen("layer.");
+    if (*lname == '\0' || strlen(lname) >= QAT_NAME_MAX)
+        return qat_fail(err, QAT_EINVAL, "%s:%d: [%s] layer names must have 1 to %d characters",
+                        ini->path, s->line, s->name, QAT_NAME_MAX - 1);
+    strcpy(l->name, lname);
+    l->line = s->line;
+    qat_status st = qat_cfg_apply(ini, s, type_key, 1, l, 1, err);
+    if (st != QAT_OK)
+        return st;
+    const type_schema *ts = &type_schemas[l->type];
+    qat_cfg_defaults(ts->keys, ts->n, l);
+    if (ts->n && (st = qat_cfg_apply(ini, s, ts->keys, ts->n, l, 1, err)) != QAT_OK)
+        return st;
+    l->quant = *global;
+    char valid[1024] = "type";
+    qat_cfg_names(ts->keys, ts->n, valid, sizeof valid);
+    if (ts->quant_overrides) {
+        st = qat_cfg_apply(ini, s, quant_keys, COUNT(quant_keys), &l->quant, 0, err);
+        if (st != QAT_OK)
+            return st;
+        qat_cfg_names(quant_keys, COUNT(quant_keys), valid, sizeof valid);
+    }
+    if ((l->type == QAT_LAYER_MAXPOOL2D || l->type == QAT_LAYER_AVGPOOL2D) && l->stride == 0)
+        l->stride = l->kernel;
+    return qat_cfg_check_unused(ini, s, valid, err);
+}
+
+static void config_name(const char *path, char *name)
+{
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    size_t n = strlen(b);
+    if (n > 4 && strcmp(b + n - 4, ".ini") == 0)
+        n -= 4;
+    if (n >= QAT_NAME_MAX)
+        n = QAT_NAME_MAX - 1;
+    memcpy(name, b, n);
+    name[n] = '\0';
+}
+
+static qat_status build(qat_ini *ini, const char *const *sets, int nsets, qat_config *cfg,
+                        qat_error *err)
+{
+    qat_status st;
+    for (int i = 0; i < nsets; i++) {
+        /* --set may introduce a fixed section the file leaves at defaults,
+         * but never a new layer. */
+        char sec[256] = "";
+        const char *eq = strchr(sets[i], '=');
+        const char *dot = NULL;
+        for (const char *p = sets[i]; eq && p < eq; p++)
+            if (*p == '.')
+                dot = p;
+        if (dot && (size_t)(dot - sets[i]) < sizeof sec) {
+            memcpy(sec, sets[i], (size_t)(dot - sets[i]));
+            sec[dot - sets[i]] = '\0';
+        }
+        if ((st = qat_ini_override(ini, sets[i], is_fixed(sec), err)) != QAT_OK)
+            return st;
+    }
+    qat_cfg_defaults(data_keys, COUNT(data_keys), &cfg->data);
+    qat_cfg_defaults(model_keys, COUNT(model_keys), &cfg->model);
+    qat_cfg_defaults(train_keys, COUNT(train_keys), &cfg->train);
+    qat_cfg_defaults(quant_global_keys, COUNT(quant_global_keys), &cfg->quant);
+    qat_cfg_defaults(quant_keys, COUNT(quant_keys), &cfg->quant);
+    if ((st = apply_fixed(ini, "data", data_keys, COUNT(data_keys), &cfg->data, err)) ||
+        (st = apply_fixed(ini, "model", model_keys, COUNT(model_keys), &cfg->model, err)) ||
+        (st = apply_fixed(ini, "train", train_keys, COUNT(train_keys), &cfg->train, err)))
+        return st;
+    qat_ini_section *q = qat_ini_find(ini, "quant");
+    if (q) {
+        if ((st = qat_cfg_apply(ini, q, quant_global_keys, COUNT(quant_global_keys), &cfg->quant,
+                                1, err)) ||
+            (st = qat_cfg_apply(ini, q, quant_keys, COUNT(quant_keys), &cfg->quant, 1, err)))
+            return st;
+        char valid[1024] = "";
+        qat_cfg_names(quant_global_keys, COUNT(quant_global_keys), valid, sizeof valid);
+        qat_cfg_names(quant_keys, COUNT(quant_keys), valid, sizeof valid);
+        if ((st = qat_cfg_check_unused(ini, q, valid, err)))
+            return st;
+    }
+    for (int i = 0; i < ini->nsections; i++) {
+        qat_ini_section *s = &ini->sections[i];
+        if (is_fixed(s->name))
+            continue;
+        if (strncmp(s->name, "layer.", 6) != 0)
+            return qat_fail(err, QAT_EINVAL,
+                            "%s:%d: unknown section [%s] (valid: [data], [model], [train], "
+                            "[quant], [layer.<name>])",
+                            ini->path, s->line, s->name);
+        if (cfg->nlayers == QAT_MAX_LAYERS)
+            return qat_fail(err, QAT_EINVAL, "%s:%d: more than %d layers", ini->path, s->line,
+                            QAT_MAX_LAYERS);
+        if ((st = parse_layer(ini, s, &cfg->quant, &cfg->layers[cfg->nlayers], err)))
+            return st;
+        cfg->nlayers++;
+    }
+    if (cfg->nlayers == 0)
+        return qat_fail(err, QAT_EINVAL, "%s: no [layer.<name>] sections: the model is empty",
+                        ini->path);
+    return QAT_OK;
+}
+
+qat_status qat_config_parse(const char *text, size_t len, const char *name,
+                            const char *const *sets, int nsets, qat_config *cfg, qat_error *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    qat_ini *ini;
+    qat_status st = qat_ini_parse(text, len, name, &ini, err);
+    if (st != QAT_OK)
+        return st;
+    snprintf(cfg->path, sizeof cfg->path, "%s", name);
+    config_name(name, cfg->name);
+    st = build(ini, sets, nsets, cfg, err);
+    qat_ini_free(ini);
+    return st;
+}
+
+qat_status qat_config_load(const char *path, const char *const *sets, int nsets, qat_config *cfg,
+                           qat_error *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    qat_ini *ini;
+    qat_status st = qat_ini_load(path, &ini, err);
+    if (st != QAT_OK)
+        return st;
+    snprintf(cfg->path, sizeof cfg->path, "%s", path);
+    config_name(path, cfg->name);
+    st = build(ini, sets, nsets, cfg, err);
+    qat_ini_free(ini);
+    return st;
+}
+
+void qat_config_write(FILE *f, const qat_config *cfg)
+{
+    fprintf(f, "[data]\n");
+    qat_cfg_write(f, data_keys, COUNT(data_keys), &cfg->data);
+    fprintf(f, "\n[model]\n");
+    qat_cfg_write(f, model_keys, COUNT(model_keys), &cfg->model);
+    fprintf(f, "\n[train]\n");
+    qat_cfg_write(f, train_keys, COUNT(train_keys), &cfg->train);
+    fprintf(f, "\n[quant]\n");
+    qat_cfg_write(f, quant_global_keys, COUNT(quant_global_keys), &cfg->quant);
+    qat_cfg_write(f, quant_keys, COUNT(quant_keys), &cfg->quant);
+    for (int i = 0; i < cfg->nlayers; i++) {
+        const qat_layer_cfg *l = &cfg->layers[i];
+        const type_schema *ts = &type_schemas[l->type];
+        fprintf(f, "\n[layer.%s]\ntype = %s\n", l->name, qat_layer_type_name(l->type));
+        qat_cfg_write(f, ts->keys, ts->n, l);
+        if (ts->quant_overrides)
+            qat_cfg_write(f, quant_keys, COUNT(quant_keys), &l->quant);
+    }
+}
+
+static void reference_table(FILE *f, const char *section, const qat_cfg_key *keys, int n)
+{
+    for (int i = 0; i < n; i++) {
+        const qat_cfg_key *k = &keys[i];
+        fprintf(f, "| `[%s]` | `%s` | %s | ", section, k->name, k->def ? k->def : "*required*");
+        if (k->type == QAT_CFG_ENUM) {
+            fprintf(f, "one of ");
+            for (int c = 0; k->choices[c]; c++)
+                fprintf(f, "%s`%s`", c ? ", " : "", k->choices[c]);
+            fprintf(f, "; ");
+        }
+        fprintf(f, "%s |\n", k->doc);
+    }
+}
+
+void qat_config_write_reference(FILE *f)
+{
+    fprintf(f, "| section | key | default | meaning |\n|---|---|---|---|\n");
+    reference_table(f, "data", data_keys, COUNT(data_keys));
+    reference_table(f, "model", model_keys, COUNT(model_keys));
+    reference_table(f, "train", train_keys, COUNT(train_keys));
+    reference_table(f, "quant", quant_global_keys, COUNT(quant_global_keys));
+    reference_table(f, "quant", quant_keys, COUNT(quant_keys));
+    fprintf(f, "| `[layer.*]` | `type` | *required* | one of ");
+    for (int c = 0; layer_types[c]; c++)
+        fprintf(f, "%s`%s`", c ? ", " : "", layer_types[c]);
+    fprintf(f, " |\n");
+    reference_table(f, "layer.* conv2d", conv_keys, COUNT(conv_keys));
+    reference_table(f, "layer.* linear", linear_keys, COUNT(linear_keys));
+    reference_table(f, "layer.* maxpool2d/avgpool2d", pool_keys, COUNT(pool_keys));
+    reference_table(f, "layer.* dropout", dropout_keys, COUNT(dropout_keys));
+    fprintf(f, "\nconv2d, linear and avgpool2d sections also accept the per-layer `[quant]` "
+               "overrides: ");
+    for (int i = 0; i < COUNT(quant_keys); i++)
+        fprintf(f, "%s`%s`", i ? ", " : "", quant_keys[i].name);
+    fprintf(f, ".\n");
+}

@@ -1,0 +1,176 @@
+/* Config parsing: the happy path, round trip, and every bad-input class. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qat/config.h"
+
+static const char *base =
+    "[train]\nepochs = 3\nlr = 0.01 # inline comment\noptimizer = sgd\n"
+    "[quant]\nweight_bits = 4\n"
+    "[layer.fc1]\ntype = linear\nout_features = 64\nactivation = relu\n"
+    "[layer.fc2]\ntype = linear\nout_features = 10\nweight_bits = 8\n";
+
+static qat_status parse(const char *text, qat_config *c, qat_error *e)
+{
+    return qat_config_parse(text, strlen(text), "t.ini", NULL, 0, c, e);
+}
+
+static void expect_error(const char *text, const char *const *sets, int nsets, const char *needle1,
+                         const char *needle2)
+{
+    qat_config *c = malloc(sizeof *c);
+    qat_error e;
+    qat_error_clear(&e);
+    qat_status st = qat_config_parse(text, strlen(text), "t.ini", sets, nsets, c, &e);
+    cr_assert_eq(st, QAT_EINVAL, "expected EINVAL for %s, got %d (%s)", needle1, st, e.msg);
+    cr_assert(strstr(e.msg, needle1), "message '%s' lacks '%s'", e.msg, needle1);
+    if (needle2)
+        cr_assert(strstr(e.msg, needle2), "message '%s' lacks '%s'", e.msg, needle2);
+    free(c);
+}
+
+Test(config, parses_values_defaults_and_layer_overrides)
+{
+    qat_config *c = malloc(sizeof *c);
+    qat_error e;
+    cr_assert_eq(parse(base, c, &e), QAT_OK, "%s", e.msg);
+    cr_assert_eq(c->train.epochs, 3);
+    cr_assert_float_eq(c->train.lr, 0.01f, 1e-9);
+    cr_assert_eq(c->train.batch_size, 64);
+    cr_assert_eq(c->quant.weight_bits, 4);
+    cr_assert_eq(c->quant.activation_bits, 8);
+    cr_assert_eq(c->nlayers, 2);
+    cr_assert_str_eq(c->layers[0].name, "fc1");
+    cr_assert_eq(c->layers[0].activation, QAT_ACT_RELU);
+    cr_assert_eq(c->layers[0].quant.weight_bits, 4, "inherits [quant]");
+    cr_assert_eq(c->layers[1].quant.weight_bits, 8, "per-layer override");
+    cr_assert_str_eq(c->name, "t");
+    free(c);
+}
+
+Test(config, set_overrides_existing_and_new_fixed_sections)
+{
+    const char *sets[] = {"train.lr=0.5", "data.train_limit=100", "layer.fc1.out_features=32",
+                          "quant.activation_bits=6"};
+    qat_config *c = malloc(sizeof *c);
+    qat_error e;
+    cr_assert_eq(qat_config_parse(base, strlen(base), "t.ini", sets, 4, c, &e), QAT_OK, "%s", e.msg);
+    cr_assert_float_eq(c->train.lr, 0.5f, 1e-9);
+    cr_assert_eq(c->data.train_limit, 100);
+    cr_assert_eq(c->layers[0].out_features, 32);
+    cr_assert_eq(c->layers[0].quant.activation_bits, 6, "layer inherits overridden global");
+    free(c);
+}
+
+Test(config, resolved_write_round_trips)
+{
+    qat_config *a = malloc(sizeof *a), *b = malloc(sizeof *b);
+    qat_error e;
+    cr_assert_eq(parse(base, a, &e), QAT_OK);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    qat_config_write(f, a);
+    fclose(f);
+    cr_assert_eq(qat_config_parse(buf, len, "t.ini", NULL, 0, b, &e), QAT_OK, "%s\n%s", e.msg, buf);
+    cr_assert_eq(memcmp(&a->train, &b->train, sizeof a->train), 0);
+    cr_assert_eq(memcmp(&a->quant, &b->quant, sizeof a->quant), 0);
+    for (int i = 0; i < 2; i++)
+        b->layers[i].line = a->layers[i].line; /* the section moved; nothing else may */
+    cr_assert_eq(memcmp(a->layers, b->layers, sizeof a->layers[0] * 2), 0);
+    free(buf);
+    free(a);
+    free(b);
+}
+
+Test(config_errors, empty_file) { expect_error("", NULL, 0, "t.ini", "no [section]"); }
+Test(config_errors, only_comments) { expect_error("# nothing\n\n", NULL, 0, "t.ini", "no [section]"); }
+Test(config_errors, binary_bytes) { expect_error("[train]\nepochs = \x01\x02\n", NULL, 0, "t.ini:2", "control byte"); }
+Test(config_errors, nul_byte)
+{
+    qat_config *c = malloc(sizeof *c);
+    qat_error e;
+    const char text[] = "[train]\nep\0chs = 3\n";
+    cr_assert_eq(qat_config_parse(text, sizeof text - 1, "t.ini", NULL, 0, c, &e), QAT_EINVAL);
+    cr_assert(strstr(e.msg, "t.ini:2") && strstr(e.msg, "0x00"), "%s", e.msg);
+    free(c);
+}
+Test(config_errors, very_long_line)
+{
+    size_t n = QAT_INI_MAX_LINE + 100;
+    char *t = malloc(n + 32);
+    strcpy(t, "[train]\nlr = ");
+    memset(t + strlen(t), '1', n);
+    t[13 + n] = '\0';
+    expect_error(t, NULL, 0, "t.ini:2", "characters long");
+    free(t);
+}
+Test(config_errors, unterminated_section) { expect_error("[train\nepochs=1\n", NULL, 0, "t.ini:1", "unterminated"); }
+Test(config_errors, duplicate_key) { expect_error("[train]\nepochs=1\nepochs=2\n", NULL, 0, "t.ini:3", "duplicate key 'epochs'"); }
+Test(config_errors, duplicate_section) { expect_error("[train]\n[train]\n", NULL, 0, "t.ini:2", "duplicate section"); }
+Test(config_errors, key_outside_section) { expect_error("epochs = 1\n[train]\n", NULL, 0, "t.ini:1", "outside"); }
+Test(config_errors, line_without_equals) { expect_error("[train]\nepochs 1\n", NULL, 0, "t.ini:2", "key = value"); }
+Test(config_errors, unknown_section) { expect_error("[trian]\nepochs=1\n[layer.a]\ntype=flatten\n", NULL, 0, "t.ini:1", "unknown section [trian]"); }
+Test(config_errors, unknown_key) { expect_error("[train]\nepohcs = 3\n[layer.a]\ntype=flatten\n", NULL, 0, "t.ini:2", "unknown key 'epohcs'"); }
+Test(config_errors, key_of_other_layer_type) { expect_error("[layer.p]\ntype = maxpool2d\nout_channels = 3\n", NULL, 0, "t.ini:3", "unknown key 'out_channels'"); }
+Test(config_errors, wrong_type_int) { expect_error("[train]\nepochs = five\n[layer.a]\ntype=flatten\n", NULL, 0, "t.ini:2", "expected an integer"); }
+Test(config_errors, wrong_type_float) { expect_error("[train]\nlr = fast\n[layer.a]\ntype=flatten\n", NULL, 0, "t.ini:2", "expected a number"); }
+Test(config_errors, wrong_type_bool) { expect_error("[data]\nshuffle = maybe\n[layer.a]\ntype=flatten\n", NULL, 0, "t.ini:2", "true or false"); }
+Test(config_errors, nan_number) { expect_error("[train]\nlr = nan\n[layer.a]\ntype=flatten\n", NULL, 0, "t.ini:2", "finite"); }
+Test(config_errors, inf_number) { expect_error("[train]\nlr = 1e999\n[layer.a]\ntype=flatten\n", NULL, 0, "t.ini:2", "finite"); }
+Test(config_errors, out_of_range) { expect_error("[train]\nbatch_size = 0\n[layer.a]\ntype=flatten\n", NULL, 0, "t.ini:2", "batch_size"); }
+Test(config_errors, bits_too_low) { expect_error("[quant]\nweight_bits = 1\n[layer.a]\ntype=flatten\n", NULL, 0, "t.ini:2", "[2, 8]"); }
+Test(config_errors, bits_too_high_per_layer) { expect_error("[layer.fc]\ntype=linear\nout_features=3\nactivation_bits = 9\n", NULL, 0, "t.ini:4", "activation_bits"); }
+Test(config_errors, bad_enum) { expect_error("[train]\noptimizer = adamax\n[layer.a]\ntype=flatten\n", NULL, 0, "t.ini:2", "expected one of sgd"); }
+Test(config_errors, integer_overflow) { expect_error("[train]\nepochs = 99999999999999999999\n[layer.a]\ntype=flatten\n", NULL, 0, "t.ini:2", "integer"); }
+Test(config_errors, missing_required_key) { expect_error("[layer.c]\ntype = conv2d\n", NULL, 0, "t.ini:1", "missing required key 'out_channels'"); }
+Test(config_errors, missing_layer_type) { expect_error("[layer.c]\nout_channels = 3\n", NULL, 0, "t.ini:1", "missing required key 'type'"); }
+Test(config_errors, unknown_layer_type) { expect_error("[layer.c]\ntype = conv3d\n", NULL, 0, "t.ini:2", "conv3d"); }
+Test(config_errors, no_layers) { expect_error("[train]\nepochs=1\n", NULL, 0, "t.ini", "model is empty"); }
+Test(config_errors, empty_layer_name) { expect_error("[layer.]\ntype=flatten\n", NULL, 0, "t.ini:1", "layer names"); }
+Test(config_errors, set_bad_value_names_the_flag)
+{
+    const char *sets[] = {"train.lr=abc"};
+    expect_error(base, sets, 1, "--set train.lr=abc", "expected a number");
+}
+Test(config_errors, set_unknown_layer)
+{
+    const char *sets[] = {"layer.fc9.out_features=3"};
+    expect_error(base, sets, 1, "--set layer.fc9.out_features=3", "no section [layer.fc9]");
+}
+Test(config_errors, set_without_equals)
+{
+    const char *sets[] = {"train.lr"};
+    expect_error(base, sets, 1, "--set train.lr", "section.key=value");
+}
+Test(config_errors, set_unknown_key)
+{
+    const char *sets[] = {"train.lrr=0.1"};
+    expect_error(base, sets, 1, "--set train.lrr=0.1", "unknown key 'lrr'");
+}
+Test(config_errors, missing_file)
+{
+    qat_config *c = malloc(sizeof *c);
+    qat_error e;
+    cr_assert_eq(qat_config_load("/nonexistent/x.ini", NULL, 0, c, &e), QAT_EINVAL);
+    cr_assert(strstr(e.msg, "/nonexistent/x.ini"), "%s", e.msg);
+    free(c);
+}
+
+Test(config, shipped_configs_parse)
+{
+    const char *root = getenv("QAT_SOURCE_ROOT");
+    cr_assert_not_null(root);
+    const char *files[] = {"configs/mnist_mlp.ini", "configs/mnist_cnn.ini"};
+    for (int i = 0; i < 2; i++) {
+        char p[1024];
+        snprintf(p, sizeof p, "%s/%s", root, files[i]);
+        qat_config *c = malloc(sizeof *c);
+        qat_error e;
+        cr_assert_eq(qat_config_load(p, NULL, 0, c, &e), QAT_OK, "%s", e.msg);
+        free(c);
+    }
+}
