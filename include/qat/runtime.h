@@ -19,6 +19,11 @@ extern "C" {
 #define QAT_RT_FORMAT_VERSION 1
 #define QAT_RT_MAX_LAYERS 256
 #define QAT_RT_NAME_MAX 64
+/* Sanity limits (docs/FORMAT.md): a description beyond them is rejected, so a
+ * crafted file cannot make the runtime allocate absurd amounts. */
+#define QAT_RT_MAX_DIM (1 << 20)     /* any h, w, c, kernel, stride, num_classes */
+#define QAT_RT_MAX_TENSOR (1 << 26)  /* elements of one image's activation */
+#define QAT_RT_MAX_WEIGHTS (1 << 30) /* weight values of one layer */
 
 typedef enum qat_rt_op {
     QAT_RT_CONV2D = 1,
@@ -67,12 +72,18 @@ typedef struct qat_rt_model_desc {
     const qat_rt_layer_desc *layers;
 } qat_rt_model_desc;
 
+/* "conv2d", "linear", "maxpool2d", "avgpool2d", "flatten"; NULL if unknown. */
+const char *qat_rt_op_name(qat_rt_op op);
+
 typedef struct qat_rt_model qat_rt_model;
 typedef struct qat_rt_session qat_rt_session;
 
 /* Checks every invariant of d (shapes chain, ranges of zero points, shifts,
- * multipliers, bits, buffer sizes, overflow-checked) and builds a model that
- * owns unpacked copies of all arrays: d may be freed afterwards. */
+ * multipliers, bits, buffer sizes, overflow-checked) without allocating.
+ * QAT_EINVAL names the layer (index, name), the field, expected vs found. */
+qat_status qat_rt_model_validate(const qat_rt_model_desc *d, qat_error *err);
+/* qat_rt_model_validate, then builds a model that owns unpacked copies of
+ * all arrays: d may be freed afterwards. */
 qat_status qat_rt_model_create(const qat_rt_model_desc *d, qat_rt_model **out, qat_error *err);
 void qat_rt_model_destroy(qat_rt_model *m);
 int qat_rt_model_num_classes(const qat_rt_model *m);
@@ -87,13 +98,25 @@ typedef struct qat_rt_options {
     int max_batch; /* largest n passed to qat_rt_run; buffers are sized for it */
 } qat_rt_options;
 
-/* All scratch memory is allocated here; qat_rt_run never allocates. */
+/* All scratch memory is allocated here; qat_rt_run never allocates. Starts
+ * threads - 1 worker threads (a qat_pool) that split each batch. */
 qat_status qat_rt_session_create(const qat_rt_model *m, const qat_rt_options *o,
                                  qat_rt_session **out, qat_error *err);
 void qat_rt_session_destroy(qat_rt_session *s);
-/* images: n x input_size uint8; logits: n x num_classes int8 codes. */
+/* images: n x input_size uint8; logits: n x num_classes int8 codes;
+ * 0 <= n <= max_batch. Never allocates. A session serves one caller thread
+ * at a time; the model must outlive it. */
 qat_status qat_rt_run(qat_rt_session *s, const uint8_t *images, int n, int8_t *logits,
                       qat_error *err);
+
+/* Weight packing of docs/FORMAT.md. Bytes needed for count weights of
+ * bits (2..8) bits; 0 if bits is out of range or the size would overflow. */
+size_t qat_rt_packed_weight_bytes(size_t count, int bits);
+/* Packs count weights (each in the b-bit range) into
+ * qat_rt_packed_weight_bytes(count, bits) bytes at out, padding bits zero. */
+void qat_rt_pack_weights(const int8_t *w, size_t count, int bits, uint8_t *out);
+/* Inverse of qat_rt_pack_weights (sign-extends each slot). */
+void qat_rt_unpack_weights(const uint8_t *packed, size_t count, int bits, int8_t *out);
 
 /* Helpers on int8 logits. */
 void qat_rt_dequantize_logits(const qat_rt_model *m, const int8_t *q, int n, float *out);

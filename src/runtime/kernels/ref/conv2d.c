@@ -1,0 +1,94 @@
+/* Reference conv2d and linear: direct loops, the oracle for every SIMD path.
+ * acc = bias_folded[c] + sum (w - w_zp[c]) * x over the window, where a tap
+ * in the padding reads x = in_zp (a real zero); then qat_fp_requantize. */
+#include "runtime/kernels/kernels.h"
+
+#include "qat/fixedpoint.h"
+
+/* Dot product of one weight row segment with one input segment. Partial sums
+ * stay inside the bound model validation proves (docs/ARITHMETIC.md). */
+static int32_t dot_s8(const int8_t *w, const int8_t *x, int len, int32_t wzp)
+{
+    int32_t acc = 0;
+    for (int k = 0; k < len; k++)
+        acc += ((int32_t)w[k] - wzp) * (int32_t)x[k];
+    return acc;
+}
+
+static int32_t dot_pad(const int8_t *w, int len, int32_t wzp, int32_t xzp)
+{
+    int32_t acc = 0;
+    for (int k = 0; k < len; k++)
+        acc += ((int32_t)w[k] - wzp) * xzp;
+    return acc;
+}
+
+void qat_s8_conv2d__ref(const qat_rt_conv_params *p, const int8_t *in, int8_t *out, int n,
+                        void *scratch)
+{
+    (void)scratch;
+    const size_t in_size = (size_t)p->in_h * (size_t)p->in_w * (size_t)p->in_c;
+    const size_t out_size = (size_t)p->out_h * (size_t)p->out_w * (size_t)p->out_c;
+    const size_t row = (size_t)p->kernel_w * (size_t)p->in_c;   /* weights per kernel row */
+    const size_t wlen = (size_t)p->kernel_h * row;               /* weights per channel */
+    for (int b = 0; b < n; b++) {
+        const int8_t *img = in + (size_t)b * in_size;
+        int8_t *o = out + (size_t)b * out_size;
+        for (int oy = 0; oy < p->out_h; oy++) {
+            for (int ox = 0; ox < p->out_w; ox++) {
+                for (int oc = 0; oc < p->out_c; oc++) {
+                    const int8_t *w = p->weights + (size_t)oc * wlen;
+                    const int32_t wzp = p->weight_zp[oc];
+                    int32_t acc = p->bias_folded[oc];
+                    for (int ky = 0; ky < p->kernel_h; ky++) {
+                        /* int64: oy * stride may exceed int for huge strides */
+                        long long iy = (long long)oy * p->stride_h - p->pad_h + ky;
+                        const int8_t *wr = w + (size_t)ky * row;
+                        if (iy < 0 || iy >= p->in_h) {
+                            acc += dot_pad(wr, (int)row, wzp, p->in_zp);
+                            continue;
+                        }
+                        for (int kx = 0; kx < p->kernel_w; kx++) {
+                            long long ix = (long long)ox * p->stride_w - p->pad_w + kx;
+                            const int8_t *wt = wr + (size_t)kx * (size_t)p->in_c;
+                            if (ix < 0 || ix >= p->in_w)
+                                acc += dot_pad(wt, p->in_c, wzp, p->in_zp);
+                            else
+                                acc += dot_s8(wt,
+                                              img + ((size_t)iy * (size_t)p->in_w + (size_t)ix) *
+                                                        (size_t)p->in_c,
+                                              p->in_c, wzp);
+                        }
+                    }
+                    o[((size_t)oy * (size_t)p->out_w + (size_t)ox) * (size_t)p->out_c + (size_t)oc] =
+                        (int8_t)qat_fp_requantize(acc, p->multiplier[oc], p->shift[oc], p->out_zp,
+                                                  p->act_min, p->act_max);
+                }
+            }
+        }
+    }
+}
+
+void qat_s8_linear__ref(const qat_rt_conv_params *p, const int8_t *in, int8_t *out, int n,
+                        void *scratch)
+{
+    (void)scratch;
+    const int k = p->in_c;
+    for (int b = 0; b < n; b++) {
+        const int8_t *x = in + (size_t)b * (size_t)k;
+        int8_t *o = out + (size_t)b * (size_t)p->out_c;
+        for (int oc = 0; oc < p->out_c; oc++) {
+            int32_t acc = p->bias_folded[oc] +
+                          dot_s8(p->weights + (size_t)oc * (size_t)k, x, k, p->weight_zp[oc]);
+            o[oc] = (int8_t)qat_fp_requantize(acc, p->multiplier[oc], p->shift[oc], p->out_zp,
+                                              p->act_min, p->act_max);
+        }
+    }
+}
+
+size_t qat_rt_no_scratch__ref(const qat_rt_conv_params *p, int n)
+{
+    (void)p;
+    (void)n;
+    return 0;
+}

@@ -1,0 +1,175 @@
+/* Building a model from a validated description: the model owns unpacked
+ * int8 weights and the precomputed folded biases, all in one allocation, and
+ * never refers to the caller's arrays again. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/rt_internal.h"
+
+/* Bump-assigns 64-byte aligned pieces of one blob; a first pass with
+ * base == NULL only measures. */
+typedef struct {
+    unsigned char *base;
+    size_t used;
+    int overflow;
+} carve;
+
+static void *carve_take(carve *cv, size_t count, size_t elem)
+{
+    size_t bytes, aligned, end;
+    if (qat_size_mul(count, elem, &bytes) || qat_size_add(cv->used, 63, &aligned)) {
+        cv->overflow = 1;
+        return NULL;
+    }
+    aligned &= ~(size_t)63;
+    if (qat_size_add(aligned, bytes, &end)) {
+        cv->overflow = 1;
+        return NULL;
+    }
+    cv->used = end;
+    return cv->base ? cv->base + aligned : NULL;
+}
+
+static void conv_from_desc(qat_rt_conv_params *p, const qat_rt_layer_desc *l)
+{
+    p->in_h = l->in_h;
+    p->in_w = l->in_w;
+    p->in_c = l->in_c;
+    p->out_h = l->out_h;
+    p->out_w = l->out_w;
+    p->out_c = l->out_c;
+    p->kernel_h = l->kernel_h;
+    p->kernel_w = l->kernel_w;
+    p->stride_h = l->stride_h;
+    p->stride_w = l->stride_w;
+    p->pad_h = l->pad_h;
+    p->pad_w = l->pad_w;
+    p->in_zp = l->input_zero_point;
+    p->out_zp = l->output_zero_point;
+    p->act_min = l->act_min;
+    p->act_max = l->act_max;
+}
+
+/* Lays out (or, with cv->base set, fills) every array of layer l. */
+static void carve_layer(carve *cv, qat_rt_layer *dst, const qat_rt_layer_desc *l)
+{
+    if (l->op != QAT_RT_CONV2D && l->op != QAT_RT_LINEAR)
+        return;
+    size_t k = (size_t)l->kernel_h * (size_t)l->kernel_w * (size_t)l->in_c;
+    size_t oc = (size_t)l->out_c;
+    int8_t *w = carve_take(cv, k * oc, 1); /* validated: k * oc <= QAT_RT_MAX_WEIGHTS */
+    int32_t *wzp = carve_take(cv, oc, sizeof(int32_t));
+    int32_t *bias = carve_take(cv, oc, sizeof(int32_t));
+    int32_t *mult = carve_take(cv, oc, sizeof(int32_t));
+    int32_t *shift = carve_take(cv, oc, sizeof(int32_t));
+    if (!cv->base)
+        return;
+    qat_rt_unpack_weights(l->weights, k * oc, l->weight_bits, w);
+    for (size_t c = 0; c < oc; c++) {
+        wzp[c] = l->weight_zero_point ? l->weight_zero_point[c] : 0;
+        long long sum = 0;
+        for (size_t j = 0; j < k; j++)
+            sum += (long long)w[c * k + j] - wzp[c];
+        /* fits int32: |bias - x_zp * sum| <= |bias| + 128 * K * max|w - wzp|,
+         * below the validated accumulator bound */
+        bias[c] = (int32_t)((long long)l->bias[c] - (long long)l->input_zero_point * sum);
+    }
+    memcpy(mult, l->multiplier, oc * sizeof(int32_t));
+    memcpy(shift, l->shift, oc * sizeof(int32_t));
+    dst->conv.weights = w;
+    dst->conv.weight_zp = wzp;
+    dst->conv.bias_folded = bias;
+    dst->conv.multiplier = mult;
+    dst->conv.shift = shift;
+}
+
+qat_status qat_rt_model_create(const qat_rt_model_desc *d, qat_rt_model **out, qat_error *err)
+{
+    *out = NULL;
+    qat_status st = qat_rt_model_validate(d, err);
+    if (st)
+        return st;
+    qat_rt_model *m = calloc(1, sizeof *m);
+    qat_rt_layer *layers = calloc((size_t)d->num_layers, sizeof *layers);
+    if (!m || !layers) {
+        free(m);
+        free(layers);
+        return qat_fail(err, QAT_ENOMEM, "model: out of memory for %d layers", d->num_layers);
+    }
+    carve cv = {0};
+    for (int i = 0; i < d->num_layers; i++)
+        carve_layer(&cv, &layers[i], &d->layers[i]);
+    if (cv.overflow || !(cv.base = malloc(cv.used ? cv.used : 1))) {
+        free(m);
+        free(layers);
+        return qat_fail(err, QAT_ENOMEM, "model: out of memory for %zu bytes of weights", cv.used);
+    }
+    m->blob = cv.base;
+    cv.used = 0;
+    m->in_h = d->in_h;
+    m->in_w = d->in_w;
+    m->in_c = d->in_c;
+    m->input_size = (size_t)d->in_h * (size_t)d->in_w * (size_t)d->in_c;
+    m->num_classes = d->num_classes;
+    m->num_layers = d->num_layers;
+    m->layers = layers;
+    m->max_tensor = m->input_size;
+    for (int i = 0; i < d->num_layers; i++) {
+        const qat_rt_layer_desc *l = &d->layers[i];
+        qat_rt_layer *dst = &layers[i];
+        dst->op = l->op;
+        memcpy(dst->name, l->name, QAT_RT_NAME_MAX);
+        dst->in_size = (size_t)l->in_h * (size_t)l->in_w * (size_t)l->in_c;
+        dst->out_size = (size_t)l->out_h * (size_t)l->out_w * (size_t)l->out_c;
+        if (dst->out_size > m->max_tensor)
+            m->max_tensor = dst->out_size;
+        if (l->op == QAT_RT_CONV2D || l->op == QAT_RT_LINEAR) {
+            conv_from_desc(&dst->conv, l);
+        } else if (l->op == QAT_RT_MAXPOOL2D || l->op == QAT_RT_AVGPOOL2D) {
+            dst->pool = (qat_rt_pool_params){
+                .in_h = l->in_h, .in_w = l->in_w, .c = l->in_c,
+                .out_h = l->out_h, .out_w = l->out_w,
+                .kernel_h = l->kernel_h, .kernel_w = l->kernel_w,
+                .stride_h = l->stride_h, .stride_w = l->stride_w,
+                .zp = l->input_zero_point,
+            };
+        }
+        carve_layer(&cv, dst, l);
+        if (i == d->num_layers - 1) {
+            m->output_scale = l->output_scale;
+            m->output_zero_point = l->output_zero_point;
+        }
+    }
+    *out = m;
+    return QAT_OK;
+}
+
+void qat_rt_model_destroy(qat_rt_model *m)
+{
+    if (!m)
+        return;
+    free(m->blob);
+    free(m->layers);
+    free(m);
+}
+
+int qat_rt_model_num_classes(const qat_rt_model *m) { return m->num_classes; }
+size_t qat_rt_model_input_size(const qat_rt_model *m) { return m->input_size; }
+float qat_rt_model_output_scale(const qat_rt_model *m) { return m->output_scale; }
+int32_t qat_rt_model_output_zero_point(const qat_rt_model *m) { return m->output_zero_point; }
+
+void qat_rt_dequantize_logits(const qat_rt_model *m, const int8_t *q, int n, float *out)
+{
+    size_t total = (size_t)(n > 0 ? n : 0) * (size_t)m->num_classes;
+    for (size_t i = 0; i < total; i++)
+        out[i] = m->output_scale * (float)((int32_t)q[i] - m->output_zero_point);
+}
+
+int qat_rt_argmax(const int8_t *logits, int num_classes)
+{
+    int best = 0;
+    for (int i = 1; i < num_classes; i++)
+        if (logits[i] > logits[best])
+            best = i;
+    return best;
+}

@@ -1,0 +1,28 @@
+/* What a built model looks like inside the runtime (not a public contract). */
+#ifndef QAT_RT_INTERNAL_H
+#define QAT_RT_INTERNAL_H
+
+#include "qat/runtime.h"
+#include "runtime/kernels/kernels.h"
+
+typedef struct qat_rt_layer {
+    qat_rt_op op;
+    char name[QAT_RT_NAME_MAX];
+    size_t in_size, out_size; /* elements per image */
+    qat_rt_conv_params conv;  /* conv2d, linear */
+    qat_rt_pool_params pool;  /* maxpool2d, avgpool2d */
+} qat_rt_layer;
+
+struct qat_rt_model {
+    int in_h, in_w, in_c;
+    size_t input_size;
+    int num_classes;
+    float output_scale;
+    int32_t output_zero_point;
+    int num_layers;
+    qat_rt_layer *layers;
+    size_t max_tensor; /* largest per-image activation, input included */
+    void *blob;        /* every array the layers point into */
+};
+
+#endif

@@ -1,0 +1,342 @@
+/* Every invariant of a model description, checked before anything reads or
+ * copies its arrays (docs/FORMAT.md, "What a reader must validate"). The
+ * order matters: sizes are proven before arrays are indexed, and the name is
+ * proven NUL-terminated before it is printed. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qat/fixedpoint.h"
+#include "qat/runtime.h"
+
+const char *qat_rt_op_name(qat_rt_op op)
+{
+    switch (op) {
+    case QAT_RT_CONV2D: return "conv2d";
+    case QAT_RT_LINEAR: return "linear";
+    case QAT_RT_MAXPOOL2D: return "maxpool2d";
+    case QAT_RT_AVGPOOL2D: return "avgpool2d";
+    case QAT_RT_FLATTEN: return "flatten";
+    }
+    return NULL;
+}
+
+/* "layer <i> '<name>': <message>" */
+__attribute__((format(printf, 4, 5))) static qat_status
+lfail(qat_error *err, int i, const qat_rt_layer_desc *l, const char *fmt, ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    const char *name = memchr(l->name, '\0', QAT_RT_NAME_MAX) ? l->name : "<unterminated>";
+    return qat_fail(err, QAT_EINVAL, "layer %d '%s': %s", i, name, msg);
+}
+
+static int in_range(long long v, long long lo, long long hi) { return v >= lo && v <= hi; }
+static int good_scale(float s) { return isfinite(s) && s > 0.0f; }
+
+#define CHECK_DIM(field)                                                                     \
+    do {                                                                                     \
+        if (!in_range(l->field, 1, QAT_RT_MAX_DIM))                                          \
+            return lfail(err, i, l, #field ": expected in [1, %d], found %d", QAT_RT_MAX_DIM, \
+                         l->field);                                                          \
+    } while (0)
+
+static qat_status check_shapes(const qat_rt_layer_desc *l, int i, qat_error *err)
+{
+    CHECK_DIM(in_h);
+    CHECK_DIM(in_w);
+    CHECK_DIM(in_c);
+    CHECK_DIM(out_h);
+    CHECK_DIM(out_w);
+    CHECK_DIM(out_c);
+    /* each dim <= 2^20, so the products fit in 64 bits */
+    unsigned long long in = (unsigned long long)l->in_h * (unsigned long long)l->in_w *
+                            (unsigned long long)l->in_c;
+    unsigned long long out = (unsigned long long)l->out_h * (unsigned long long)l->out_w *
+                             (unsigned long long)l->out_c;
+    if (in > QAT_RT_MAX_TENSOR)
+        return lfail(err, i, l, "input size: expected at most %d values per image, found %llu",
+                     QAT_RT_MAX_TENSOR, in);
+    if (out > QAT_RT_MAX_TENSOR)
+        return lfail(err, i, l, "output size: expected at most %d values per image, found %llu",
+                     QAT_RT_MAX_TENSOR, out);
+    return QAT_OK;
+}
+
+static qat_status check_quant(const qat_rt_layer_desc *l, int i, qat_error *err)
+{
+    if (!good_scale(l->input_scale))
+        return lfail(err, i, l, "input_scale: expected positive and finite, found %g",
+                     (double)l->input_scale);
+    if (!good_scale(l->output_scale))
+        return lfail(err, i, l, "output_scale: expected positive and finite, found %g",
+                     (double)l->output_scale);
+    if (!in_range(l->input_zero_point, INT8_MIN, INT8_MAX))
+        return lfail(err, i, l, "input_zero_point: expected in [-128, 127], found %d",
+                     l->input_zero_point);
+    if (!in_range(l->output_zero_point, INT8_MIN, INT8_MAX))
+        return lfail(err, i, l, "output_zero_point: expected in [-128, 127], found %d",
+                     l->output_zero_point);
+    return QAT_OK;
+}
+
+/* kernel/stride/pad of one axis and the output size they imply. */
+static qat_status check_window(const qat_rt_layer_desc *l, int i, const char *axis, int in,
+                               int out, int k, int s, int pad, int max_pad, qat_error *err)
+{
+    if (!in_range(k, 1, QAT_RT_MAX_DIM))
+        return lfail(err, i, l, "kernel_%s: expected in [1, %d], found %d", axis, QAT_RT_MAX_DIM,
+                     k);
+    if (!in_range(s, 1, QAT_RT_MAX_DIM))
+        return lfail(err, i, l, "stride_%s: expected in [1, %d], found %d", axis, QAT_RT_MAX_DIM,
+                     s);
+    if (!in_range(pad, 0, max_pad))
+        return lfail(err, i, l, "pad_%s: expected in [0, %d], found %d", axis, max_pad, pad);
+    long long span = (long long)in + 2LL * pad;
+    if (span < k)
+        return lfail(err, i, l, "kernel_%s: kernel %d does not fit input %d with padding %d",
+                     axis, k, in, pad);
+    long long want = (span - k) / s + 1;
+    if (out != want)
+        return lfail(err, i, l,
+                     "out_%s: expected (in %d + 2*pad %d - kernel %d) / stride %d + 1 = %lld, "
+                     "found %d",
+                     axis, in, pad, k, s, want, out);
+    return QAT_OK;
+}
+
+static qat_status check_same_quant(const qat_rt_layer_desc *l, int i, qat_error *err)
+{
+    if (l->output_scale != l->input_scale)
+        return lfail(err, i, l, "output_scale: expected equal to input_scale %.9g, found %.9g",
+                     (double)l->input_scale, (double)l->output_scale);
+    if (l->output_zero_point != l->input_zero_point)
+        return lfail(err, i, l, "output_zero_point: expected equal to input_zero_point %d, found %d",
+                     l->input_zero_point, l->output_zero_point);
+    return QAT_OK;
+}
+
+static int32_t packed_at(const uint8_t *p, size_t idx, int slot, unsigned *raw)
+{
+    size_t per = (size_t)(8 / slot);
+    unsigned mask = (1u << slot) - 1u, sign = 1u << (slot - 1);
+    unsigned v = ((unsigned)p[idx / per] >> ((idx % per) * (size_t)slot)) & mask;
+    *raw = v;
+    return (int32_t)(v ^ sign) - (int32_t)sign;
+}
+
+/* conv2d / linear: bits, packed buffer, per-channel arrays, overflow bound. */
+static qat_status check_weights(const qat_rt_layer_desc *l, int i, qat_error *err)
+{
+    if (!in_range(l->weight_bits, 2, 8))
+        return lfail(err, i, l, "weight_bits: expected in [2, 8], found %d", l->weight_bits);
+    /* validated dims: K and count fit in 64 bits */
+    unsigned long long k = (unsigned long long)l->kernel_h * (unsigned long long)l->kernel_w *
+                           (unsigned long long)l->in_c;
+    unsigned long long count = k * (unsigned long long)l->out_c;
+    if (count > QAT_RT_MAX_WEIGHTS)
+        return lfail(err, i, l, "weights: expected at most %d values, found %llu",
+                     QAT_RT_MAX_WEIGHTS, count);
+    size_t bytes = qat_rt_packed_weight_bytes((size_t)count, l->weight_bits);
+    if (!l->weights)
+        return lfail(err, i, l, "weights: missing (NULL)");
+    if (l->weights_bytes != bytes)
+        return lfail(err, i, l,
+                     "weights_bytes: expected %zu (%llu weights of %d bits packed), found %zu",
+                     bytes, count, l->weight_bits, l->weights_bytes);
+    if (!l->bias)
+        return lfail(err, i, l, "bias: missing (NULL)");
+    if (!l->multiplier)
+        return lfail(err, i, l, "multiplier: missing (NULL)");
+    if (!l->shift)
+        return lfail(err, i, l, "shift: missing (NULL)");
+    if (!l->weight_scale)
+        return lfail(err, i, l, "weight_scale: missing (NULL)");
+    if (!in_range(l->act_min, INT8_MIN, INT8_MAX))
+        return lfail(err, i, l, "act_min: expected in [-128, 127], found %d", l->act_min);
+    if (!in_range(l->act_max, INT8_MIN, INT8_MAX))
+        return lfail(err, i, l, "act_max: expected in [-128, 127], found %d", l->act_max);
+    if (l->act_min > l->act_max)
+        return lfail(err, i, l, "act_min: expected <= act_max %d, found %d", l->act_max,
+                     l->act_min);
+
+    const int bits = l->weight_bits;
+    const int slot = bits >= 5 ? 8 : bits >= 3 ? 4 : 2;
+    const int32_t wmin = -(1 << (bits - 1)), wmax = (1 << (bits - 1)) - 1;
+    const size_t per = (size_t)(8 / slot);
+    if (count % per) {
+        unsigned pad = (unsigned)l->weights[bytes - 1] >> ((count % per) * (size_t)slot);
+        if (pad)
+            return lfail(err, i, l,
+                         "weights: padding bits of the last byte must be zero, found 0x%02x",
+                         (unsigned)l->weights[bytes - 1]);
+    }
+    for (int c = 0; c < l->out_c; c++) {
+        int32_t wzp = l->weight_zero_point ? l->weight_zero_point[c] : 0;
+        if (!in_range(wzp, wmin, wmax))
+            return lfail(err, i, l, "weight_zero_point[%d]: expected in [%d, %d], found %d", c,
+                         wmin, wmax, wzp);
+        if (l->multiplier[c] < 0)
+            return lfail(err, i, l, "multiplier[%d]: expected in [0, 2^31), found %d", c,
+                         l->multiplier[c]);
+        if (!in_range(l->shift[c], QAT_SHIFT_MIN, QAT_SHIFT_MAX))
+            return lfail(err, i, l, "shift[%d]: expected in [%d, %d], found %d", c, QAT_SHIFT_MIN,
+                         QAT_SHIFT_MAX, l->shift[c]);
+        if (!good_scale(l->weight_scale[c]))
+            return lfail(err, i, l, "weight_scale[%d]: expected positive and finite, found %g", c,
+                         (double)l->weight_scale[c]);
+        long long maxdev = 0;
+        for (unsigned long long j = 0; j < k; j++) {
+            size_t idx = (size_t)((unsigned long long)c * k + j);
+            unsigned raw;
+            int32_t w = packed_at(l->weights, idx, slot, &raw);
+            if (w < wmin || w > wmax)
+                return lfail(err, i, l,
+                             "weights[%zu] (channel %d): expected in [%d, %d] for %d bits, "
+                             "found %d",
+                             idx, c, wmin, wmax, bits, w);
+            long long dev = llabs((long long)w - wzp);
+            if (dev > maxdev)
+                maxdev = dev;
+        }
+        /* |acc| <= K * max|w - wzp| * 255 + |bias|: every partial sum of the
+         * int32 accumulator stays below this (docs/ARITHMETIC.md). */
+        long long bound = (long long)k * maxdev * 255LL + llabs((long long)l->bias[c]);
+        if (bound >= (1LL << 31))
+            return lfail(err, i, l,
+                         "bias[%d]: int32 accumulator may overflow: K %llu * max|w - zp| %lld "
+                         "* 255 + |bias| %lld = %lld, expected < 2^31",
+                         c, k, maxdev, llabs((long long)l->bias[c]), bound);
+    }
+    return QAT_OK;
+}
+
+static qat_status check_op(const qat_rt_layer_desc *l, int i, qat_error *err)
+{
+    qat_status st;
+    switch (l->op) {
+    case QAT_RT_CONV2D:
+        if ((st = check_window(l, i, "h", l->in_h, l->out_h, l->kernel_h, l->stride_h, l->pad_h,
+                               l->kernel_h > 0 ? l->kernel_h - 1 : 0, err)) ||
+            (st = check_window(l, i, "w", l->in_w, l->out_w, l->kernel_w, l->stride_w, l->pad_w,
+                               l->kernel_w > 0 ? l->kernel_w - 1 : 0, err)))
+            return st;
+        return check_weights(l, i, err);
+    case QAT_RT_LINEAR:
+        if (l->in_h != 1 || l->in_w != 1)
+            return lfail(err, i, l, "input shape: linear expects in_h = in_w = 1, found %dx%d",
+                         l->in_h, l->in_w);
+        if (l->out_h != 1 || l->out_w != 1)
+            return lfail(err, i, l, "output shape: linear expects out_h = out_w = 1, found %dx%d",
+                         l->out_h, l->out_w);
+        if (l->kernel_h != 1 || l->kernel_w != 1 || l->stride_h != 1 || l->stride_w != 1 ||
+            l->pad_h != 0 || l->pad_w != 0)
+            return lfail(err, i, l,
+                         "kernel/stride/pad: linear expects 1x1 / 1x1 / 0x0, found %dx%d / %dx%d "
+                         "/ %dx%d",
+                         l->kernel_h, l->kernel_w, l->stride_h, l->stride_w, l->pad_h, l->pad_w);
+        return check_weights(l, i, err);
+    case QAT_RT_MAXPOOL2D:
+    case QAT_RT_AVGPOOL2D:
+        if ((st = check_window(l, i, "h", l->in_h, l->out_h, l->kernel_h, l->stride_h, l->pad_h,
+                               0, err)) ||
+            (st = check_window(l, i, "w", l->in_w, l->out_w, l->kernel_w, l->stride_w, l->pad_w,
+                               0, err)))
+            return st;
+        if (l->out_c != l->in_c)
+            return lfail(err, i, l, "out_c: expected in_c %d, found %d", l->in_c, l->out_c);
+        if (l->op == QAT_RT_AVGPOOL2D &&
+            (long long)l->kernel_h * l->kernel_w * 255LL >= (1LL << 31))
+            return lfail(err, i, l,
+                         "kernel: avgpool window %dx%d too large for an int32 sum (expected "
+                         "kernel_h * kernel_w * 255 < 2^31)",
+                         l->kernel_h, l->kernel_w);
+        return check_same_quant(l, i, err);
+    case QAT_RT_FLATTEN: {
+        long long want = (long long)l->in_h * l->in_w * l->in_c;
+        if (l->out_h != 1 || l->out_w != 1 || l->out_c != want)
+            return lfail(err, i, l,
+                         "output shape: flatten expects 1x1x%lld (in_h*in_w*in_c), found %dx%dx%d",
+                         want, l->out_h, l->out_w, l->out_c);
+        return check_same_quant(l, i, err);
+    }
+    }
+    return lfail(err, i, l, "op: expected one of conv2d(1), linear(2), maxpool2d(3), "
+                            "avgpool2d(4), flatten(5), found %d",
+                 (int)l->op);
+}
+
+qat_status qat_rt_model_validate(const qat_rt_model_desc *d, qat_error *err)
+{
+    if (!d)
+        return qat_fail(err, QAT_EINVAL, "model: description is NULL");
+    if (d->version != QAT_RT_FORMAT_VERSION)
+        return qat_fail(err, QAT_EINVAL, "model: version: expected %d, found %d",
+                        QAT_RT_FORMAT_VERSION, d->version);
+    if (!in_range(d->in_h, 1, QAT_RT_MAX_DIM) || !in_range(d->in_w, 1, QAT_RT_MAX_DIM) ||
+        !in_range(d->in_c, 1, QAT_RT_MAX_DIM) ||
+        (long long)d->in_h * d->in_w * d->in_c > QAT_RT_MAX_TENSOR)
+        return qat_fail(err, QAT_EINVAL,
+                        "model: input shape: expected each dim in [1, %d] and at most %d values, "
+                        "found %dx%dx%d",
+                        QAT_RT_MAX_DIM, QAT_RT_MAX_TENSOR, d->in_h, d->in_w, d->in_c);
+    if (d->input_scale != 1.0f / 255.0f)
+        return qat_fail(err, QAT_EINVAL, "model: input_scale: expected 1/255 (%.9g), found %.9g",
+                        (double)(1.0f / 255.0f), (double)d->input_scale);
+    if (d->input_zero_point != -128)
+        return qat_fail(err, QAT_EINVAL, "model: input_zero_point: expected -128, found %d",
+                        d->input_zero_point);
+    if (!in_range(d->num_classes, 1, QAT_RT_MAX_DIM))
+        return qat_fail(err, QAT_EINVAL, "model: num_classes: expected in [1, %d], found %d",
+                        QAT_RT_MAX_DIM, d->num_classes);
+    if (!in_range(d->num_layers, 1, QAT_RT_MAX_LAYERS))
+        return qat_fail(err, QAT_EINVAL, "model: num_layers: expected in [1, %d], found %d",
+                        QAT_RT_MAX_LAYERS, d->num_layers);
+    if (!d->layers)
+        return qat_fail(err, QAT_EINVAL, "model: layers: missing (NULL)");
+
+    /* what the next layer must consume */
+    int h = d->in_h, w = d->in_w, c = d->in_c;
+    float scale = d->input_scale;
+    int32_t zp = d->input_zero_point;
+    for (int i = 0; i < d->num_layers; i++) {
+        const qat_rt_layer_desc *l = &d->layers[i];
+        qat_status st;
+        if (!memchr(l->name, '\0', QAT_RT_NAME_MAX))
+            return lfail(err, i, l, "name: expected a NUL-terminated string of at most %d bytes",
+                         QAT_RT_NAME_MAX - 1);
+        if (!qat_rt_op_name(l->op))
+            return check_op(l, i, err); /* reports the unknown op */
+        if ((st = check_shapes(l, i, err)) || (st = check_quant(l, i, err)))
+            return st;
+        const char *src = i == 0 ? "the model input" : "the previous layer's output";
+        if (l->in_h != h || l->in_w != w || l->in_c != c)
+            return lfail(err, i, l, "input shape: expected %dx%dx%d (%s), found %dx%dx%d", h, w, c,
+                         src, l->in_h, l->in_w, l->in_c);
+        if (l->input_scale != scale)
+            return lfail(err, i, l, "input_scale: expected %.9g (%s), found %.9g", (double)scale,
+                         src, (double)l->input_scale);
+        if (l->input_zero_point != zp)
+            return lfail(err, i, l, "input_zero_point: expected %d (%s), found %d", zp, src,
+                         l->input_zero_point);
+        if ((st = check_op(l, i, err)))
+            return st;
+        h = l->out_h;
+        w = l->out_w;
+        c = l->out_c;
+        scale = l->output_scale;
+        zp = l->output_zero_point;
+    }
+    const qat_rt_layer_desc *last = &d->layers[d->num_layers - 1];
+    if (h != 1 || w != 1 || c != d->num_classes)
+        return lfail(err, d->num_layers - 1, last,
+                     "output shape: the last layer must give 1x1x%d (num_classes), found %dx%dx%d",
+                     d->num_classes, h, w, c);
+    return QAT_OK;
+}
