@@ -72,12 +72,22 @@ static qat_status parse_header(const uint8_t *buf, size_t len, const char *name,
     }
     /* Overflow and the cap are both "the header is corrupt": a real dataset
      * of that size would not fit in memory, so this is bad input, not OOM. */
-    if (overflow || total > QAT_IDX_MAX_BYTES) {
+    /* Sample sides (every dim after the count) become ints in qat_dataset,
+     * and the byte cap alone would still allow a side of 2^31. */
+    int side_too_big = 0;
+    for (uint32_t i = 1; i < ndims; i++)
+        side_too_big |= dims[i] > INT_MAX;
+    if (overflow || total > QAT_IDX_MAX_BYTES || side_too_big) {
         char shape[96];
         int off = 0;
         for (uint32_t i = 0; i < ndims; i++)
             off += snprintf(shape + off, sizeof shape - (size_t)off, "%s%u", i ? " x " : "",
                             (unsigned)dims[i]);
+        if (side_too_big && !overflow)
+            return qat_fail(err, QAT_EINVAL,
+                            "%s: dimensions %s too large: each side after the count must be "
+                            "<= %d",
+                            name, shape, INT_MAX);
         if (overflow)
             return qat_fail(err, QAT_EINVAL,
                             "%s: dimensions %s too large: payload size overflows (limit %zu "
@@ -123,11 +133,6 @@ qat_status qat_idx_parse_images(const uint8_t *buf, size_t len, const char *name
     qat_status st = parse_header(buf, len, name, "images", 3, dims, &payload, err);
     if (st != QAT_OK)
         return st;
-    /* h and w are ints in qat_dataset; the byte cap alone allows h = 2^31. */
-    if (dims[1] > INT_MAX || dims[2] > INT_MAX)
-        return qat_fail(err, QAT_EINVAL,
-                        "%s: image size %u x %u too large: each side must be <= %d", name,
-                        (unsigned)dims[1], (unsigned)dims[2], INT_MAX);
     st = copy_payload(buf + 16, payload, name, pixels, err);
     if (st != QAT_OK)
         return st;
