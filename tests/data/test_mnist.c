@@ -145,6 +145,16 @@ Test(load, count_mismatch_names_both_files_and_counts)
     cr_assert_null(d.images);
     free(b);
     free(l);
+
+    /* And the other way round: more labels than images. */
+    b = fx_images(4, 3, 3, &len);
+    l = fx_labels(6, 10, &llen);
+    fx_write(pi, b, len);
+    fx_write(pl, l, llen);
+    EXPECT_ERR(load(dir, 10, 0, &d, &e), e, QAT_EINVAL, "mismatch", pi, pl, "4 images",
+               "6 labels");
+    free(b);
+    free(l);
     fx_rmtree(dir);
 }
 
