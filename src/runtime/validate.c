@@ -136,9 +136,13 @@ static qat_status check_weights(const qat_rt_layer_desc *l, int i, qat_error *er
 {
     if (!in_range(l->weight_bits, 2, 8))
         return lfail(err, i, l, "weight_bits: expected in [2, 8], found %d", l->weight_bits);
-    /* validated dims: K and count fit in 64 bits */
+    /* dims <= 2^20: K <= 2^60 fits in 64 bits; bound it before multiplying
+     * by out_c, or a crafted shape could wrap the count to 0 */
     unsigned long long k = (unsigned long long)l->kernel_h * (unsigned long long)l->kernel_w *
                            (unsigned long long)l->in_c;
+    if (k > QAT_RT_MAX_WEIGHTS)
+        return lfail(err, i, l, "weights: expected at most %d values per channel, found %llu",
+                     QAT_RT_MAX_WEIGHTS, k);
     unsigned long long count = k * (unsigned long long)l->out_c;
     if (count > QAT_RT_MAX_WEIGHTS)
         return lfail(err, i, l, "weights: expected at most %d values, found %llu",

@@ -383,3 +383,29 @@ Test(validate, accumulator_overflow_bound)
     fx.bias[2][4] = 2147483647 - 63 * 100 * 255;
     expect_invalid(&fx, "layer 2 'conv2'", "bias[4]: int32 accumulator may overflow");
 }
+
+Test(validate, weight_count_cannot_wrap_around)
+{
+    /* kernel 2^20 x 2^20 over a padded 1x1 input with stride 2^20 gives a
+     * 1x1 output; K * out_c = 2^46 * 2^20 = 2^66 would wrap a 64-bit count
+     * to 0 and match weights_bytes 0. */
+    fx_model fx;
+    fx_begin(&fx, 1, 1, 64, 1);
+    qat_rt_layer_desc *l = fx_push(&fx, QAT_RT_CONV2D, "huge");
+    l->kernel_h = l->kernel_w = 1 << 20;
+    l->stride_h = l->stride_w = 1 << 20;
+    l->pad_h = l->pad_w = (1 << 20) - 1;
+    l->out_h = l->out_w = 1;
+    l->out_c = 1 << 20;
+    l->weight_bits = 8;
+    static uint8_t one;
+    static int32_t zero32[1];
+    static float one_f[1] = {1.0f};
+    l->weights = &one;
+    l->weights_bytes = 0;
+    l->bias = l->multiplier = l->shift = zero32;
+    l->weight_scale = one_f;
+    fx_commit(&fx, l);
+    fx_finish(&fx);
+    expect_invalid(&fx, "layer 0 'huge'", "weights: expected at most");
+}
