@@ -1,0 +1,27 @@
+/* Trained float model -> integer model: the only bridge from training to the
+ * runtime. What it writes is exactly what the QAT forward simulated. */
+#ifndef QAT_EXPORT_H
+#define QAT_EXPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qat/nn.h"
+#include "qat/runtime_h5.h"
+
+/* Builds the integer description of m (refreshing its quantization from the
+ * weights and observers first). Dropout layers disappear; everything else
+ * maps one to one. out owns its arrays (free with qat_rt_owned_desc_free). */
+qat_status qat_export_desc(qat_model *m, qat_rt_owned_desc *out, qat_error *err);
+
+/* Packs n weight codes of `bits` bits as docs/FORMAT.md says (5..8 bits:
+ * one byte each; 3..4: 4-bit slots; 2: 2-bit slots; low bits first). out
+ * needs qat_packed_size(n, bits) bytes. */
+size_t qat_packed_size(size_t n, int bits);
+void qat_pack_weights(const int8_t *w, size_t n, int bits, uint8_t *out);
+
+/* Bytes the integer model's parameters occupy as stored (packed weights,
+ * int32 bias, multiplier, shift, and per-channel zero points if any). */
+size_t qat_export_param_bytes(const qat_rt_model_desc *d);
+
+#endif

@@ -1,0 +1,85 @@
+/* Models built from a config: layers in file order, each layer's output
+ * shape feeding the next. Parameters, gradients and state (BN running
+ * statistics, observers) live in three flat float buffers; layers hold views.
+ *
+ * The model is an opaque handle; its layers are plain structs that export
+ * and reporting code may read. */
+#ifndef QAT_NN_H
+#define QAT_NN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qat/autograd.h"
+#include "qat/config.h"
+#include "qat/optim.h"
+#include "qat/quant.h"
+
+/* Quantization of one layer as of the last forward (or refresh). */
+typedef struct qat_layer_quant {
+    qat_qparams in, out;      /* input and output activation parameters */
+    int32_t wqmin, wqmax;     /* weight code range */
+    float *w_scale;           /* [C] */
+    float *acc_scale;         /* [C] in.scale * w_scale[c] */
+    int32_t *multiplier;      /* [C] */
+    int32_t *shift;           /* [C] */
+    int32_t act_min, act_max; /* output clamp */
+    int32_t bias_limit;
+} qat_layer_quant;
+
+typedef struct qat_layer {
+    const qat_layer_cfg *cfg; /* points into the model's copy of the config */
+    int type;                 /* qat_layer_type */
+    int in_h, in_w, in_c;     /* per image; flat features: h = w = 1 */
+    int out_h, out_w, out_c;
+    int kernel, stride, padding;
+    size_t fan_in; /* inputs per output (conv: k*k*in_c) */
+    /* views into the model's buffers (data NULL when absent) */
+    qat_tensor w, b, gamma, beta;
+    float *running_mean, *running_var;
+    qat_observer *obs; /* output activation observer (conv/linear) */
+    qat_layer_quant q; /* conv/linear; for other layers only in/out are set */
+} qat_layer;
+
+typedef struct qat_model qat_model;
+
+/* Builds the layer stack, inferring shapes; an impossible shape is
+ * QAT_EINVAL naming the config file, line and layer. Parameters are
+ * initialised from cfg->train.seed. The model keeps its own copy of cfg. */
+qat_status qat_model_create(const qat_config *cfg, qat_model **out, qat_error *err);
+void qat_model_destroy(qat_model *m);
+const qat_config *qat_model_config(const qat_model *m);
+
+/* PyTorch's default init: weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in));
+ * BN gamma 1, beta 0, running mean 0, var 1; observers empty. */
+void qat_model_init(qat_model *m, uint64_t seed);
+
+int qat_model_num_layers(const qat_model *m);
+qat_layer *qat_model_layer(qat_model *m, int i);
+float *qat_model_params(qat_model *m, size_t *n);
+float *qat_model_grads(qat_model *m, size_t *n);
+float *qat_model_state(qat_model *m, size_t *n);
+/* Optimizer segments: weights decay, everything else does not. */
+const qat_param_seg *qat_model_segments(const qat_model *m, int *n);
+
+/* Simulated quantization on/off (config quant.enabled; delay turns it on
+ * later). With it off the forward is plain float. */
+void qat_model_set_quant_active(qat_model *m, int on);
+int qat_model_quant_active(const qat_model *m);
+/* Frozen observers keep their range (eval mode never updates them). */
+void qat_model_set_observers_frozen(qat_model *m, int frozen);
+
+/* Forward over n images (n * H * W * C uint8) -> logits [n, num_classes].
+ * In training mode (qat_tape_training) observers and BN statistics update. */
+qat_tensor *qat_model_forward(qat_model *m, qat_tape *t, const uint8_t *images, int n);
+
+/* Recomputes every layer's quantization (scales, multipliers, clamps) from
+ * the weights and observer state, exactly as an eval forward would; export
+ * calls this. Fails if a layer's observer has never seen data or a
+ * multiplier cannot be represented. */
+qat_status qat_model_refresh_qparams(qat_model *m, qat_error *err);
+
+/* Bytes of the float parameters (4 per weight/bias). */
+size_t qat_model_float_bytes(const qat_model *m);
+
+#endif

@@ -1,0 +1,281 @@
+/* HDF5 checkpoints: everything needed to export or resume a run. */
+#include <errno.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "qat/train.h"
+
+#define CKPT_FORMAT "qat-checkpoint"
+#define CKPT_VERSION 1
+
+static herr_t write_f32(hid_t f, const char *name, const float *data, size_t n)
+{
+    hsize_t dims[1] = {n};
+    hid_t sp = H5Screate_simple(1, dims, NULL);
+    hid_t ds = H5Dcreate2(f, name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t r = ds < 0 ? -1 : (n ? H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) : 0);
+    if (ds >= 0)
+        H5Dclose(ds);
+    H5Sclose(sp);
+    return r;
+}
+
+static herr_t write_u64(hid_t f, const char *name, const uint64_t *data, size_t n)
+{
+    hsize_t dims[1] = {n};
+    hid_t sp = H5Screate_simple(1, dims, NULL);
+    hid_t ds = H5Dcreate2(f, name, H5T_STD_U64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t r = ds < 0 ? -1 : H5Dwrite(ds, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
+    if (ds >= 0)
+        H5Dclose(ds);
+    H5Sclose(sp);
+    return r;
+}
+
+static herr_t write_attr_i64(hid_t obj, const char *name, long long v)
+{
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(obj, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t r = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_LLONG, &v);
+    if (a >= 0)
+        H5Aclose(a);
+    H5Sclose(sp);
+    return r;
+}
+
+static herr_t write_attr_str(hid_t obj, const char *name, const char *s)
+{
+    hid_t ty = H5Tcopy(H5T_C_S1);
+    H5Tset_size(ty, strlen(s) + 1);
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(obj, name, ty, sp, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t r = a < 0 ? -1 : H5Awrite(a, ty, s);
+    if (a >= 0)
+        H5Aclose(a);
+    H5Sclose(sp);
+    H5Tclose(ty);
+    return r;
+}
+
+qat_status qat_checkpoint_save(const char *path, qat_model *m, qat_optim *opt,
+                               const qat_checkpoint_meta *meta, qat_error *err)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0)
+        return qat_fail(err, QAT_EIO, "%s: cannot create checkpoint", tmp);
+    char *cfgtext = NULL;
+    size_t cfglen = 0;
+    FILE *mf = open_memstream(&cfgtext, &cfglen);
+    qat_config_write(mf, qat_model_config(m));
+    fclose(mf);
+    size_t np, ns, no = 0;
+    float *params = qat_model_params(m, &np);
+    float *state = qat_model_state(m, &ns);
+    float *ostate = opt ? qat_optim_state(opt, &no) : NULL;
+    uint64_t rng[4] = {meta->shuffle.state, meta->shuffle.inc, meta->dropout.state,
+                       meta->dropout.inc};
+    herr_t r = 0;
+    r |= write_attr_str(f, "format", CKPT_FORMAT);
+    r |= write_attr_i64(f, "version", CKPT_VERSION);
+    r |= write_attr_i64(f, "epoch", meta->epoch);
+    r |= write_attr_i64(f, "step", meta->step);
+    r |= write_attr_i64(f, "optimizer_steps", opt ? qat_optim_steps(opt) : 0);
+    r |= write_attr_str(f, "config", cfgtext);
+    r |= write_f32(f, "params", params, np);
+    r |= write_f32(f, "state", state, ns);
+    r |= write_f32(f, "optimizer_state", ostate, no);
+    r |= write_u64(f, "rng", rng, 4);
+    free(cfgtext);
+    if (r < 0 || H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) {
+        H5Fclose(f);
+        unlink(tmp);
+        return qat_fail(err, QAT_EIO, "%s: writing the checkpoint failed", tmp);
+    }
+    H5Fclose(f);
+    /* Data must be on disk before the rename makes it the checkpoint. */
+    int fd = open(tmp, O_RDONLY);
+    if (fd < 0 || fsync(fd) != 0) {
+        if (fd >= 0)
+            close(fd);
+        unlink(tmp);
+        return qat_fail(err, QAT_EIO, "%s: fsync failed: %s", tmp, strerror(errno));
+    }
+    close(fd);
+    if (rename(tmp, path) != 0) {
+        unlink(tmp);
+        return qat_fail(err, QAT_EIO, "%s: rename to %s failed: %s", tmp, path, strerror(errno));
+    }
+    return QAT_OK;
+}
+
+/* Reads a 1-D dataset of exactly n elements. */
+static qat_status read_exact(hid_t f, const char *path, const char *name, hid_t memtype,
+                             void *out, size_t n, qat_error *err)
+{
+    if (H5Lexists(f, name, H5P_DEFAULT) <= 0)
+        return qat_fail(err, QAT_EINVAL, "%s: missing dataset '/%s'", path, name);
+    hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
+    if (ds < 0)
+        return qat_fail(err, QAT_EINVAL, "%s: cannot open dataset '/%s'", path, name);
+    hid_t sp = H5Dget_space(ds);
+    hsize_t dims[2] = {0, 0};
+    int rank = H5Sget_simple_extent_ndims(sp);
+    if (rank == 1)
+        H5Sget_simple_extent_dims(sp, dims, NULL);
+    H5Sclose(sp);
+    if (rank != 1 || dims[0] != n) {
+        H5Dclose(ds);
+        return qat_fail(err, QAT_EINVAL,
+                        "%s: dataset '/%s' has %llu elements (rank %d); this model needs %zu",
+                        path, name, (unsigned long long)dims[0], rank, n);
+    }
+    herr_t r = n ? H5Dread(ds, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) : 0;
+    H5Dclose(ds);
+    if (r < 0)
+        return qat_fail(err, QAT_EINVAL, "%s: cannot read dataset '/%s'", path, name);
+    return QAT_OK;
+}
+
+static qat_status read_attr_i64(hid_t f, const char *path, const char *name, long long *v,
+                                qat_error *err)
+{
+    if (H5Aexists(f, name) <= 0)
+        return qat_fail(err, QAT_EINVAL, "%s: missing attribute '%s'", path, name);
+    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
+    herr_t r = a < 0 ? -1 : H5Aread(a, H5T_NATIVE_LLONG, v);
+    if (a >= 0)
+        H5Aclose(a);
+    return r < 0 ? qat_fail(err, QAT_EINVAL, "%s: attribute '%s' is not an integer", path, name)
+                 : QAT_OK;
+}
+
+static qat_status read_attr_str(hid_t f, const char *path, const char *name, char **out,
+                                qat_error *err)
+{
+    *out = NULL;
+    if (H5Aexists(f, name) <= 0)
+        return qat_fail(err, QAT_EINVAL, "%s: missing attribute '%s'", path, name);
+    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
+    hid_t ty = a < 0 ? -1 : H5Aget_type(a);
+    if (a < 0 || H5Tget_class(ty) != H5T_STRING || H5Tis_variable_str(ty) > 0) {
+        if (ty >= 0)
+            H5Tclose(ty);
+        if (a >= 0)
+            H5Aclose(a);
+        return qat_fail(err, QAT_EINVAL, "%s: attribute '%s' is not a fixed-length string", path,
+                        name);
+    }
+    size_t n = H5Tget_size(ty);
+    char *s = n < (1u << 24) ? calloc(n + 1, 1) : NULL;
+    herr_t r = s ? H5Aread(a, ty, s) : -1;
+    H5Tclose(ty);
+    H5Aclose(a);
+    if (r < 0) {
+        free(s);
+        return qat_fail(err, QAT_EINVAL, "%s: cannot read attribute '%s'", path, name);
+    }
+    *out = s;
+    return QAT_OK;
+}
+
+static qat_status open_checked(const char *path, hid_t *f, qat_error *err)
+{
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    if (access(path, R_OK) != 0)
+        return qat_fail(err, QAT_EINVAL, "%s: cannot open checkpoint: %s", path, strerror(errno));
+    *f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (*f < 0)
+        return qat_fail(err, QAT_EINVAL, "%s: not an HDF5 file (truncated or corrupt?)", path);
+    char *fmt = NULL;
+    long long ver = 0;
+    qat_status st = read_attr_str(*f, path, "format", &fmt, err);
+    if (st == QAT_OK && strcmp(fmt, CKPT_FORMAT) != 0)
+        st = qat_fail(err, QAT_EINVAL, "%s: attribute 'format' is '%s', expected '%s'", path, fmt,
+                      CKPT_FORMAT);
+    free(fmt);
+    if (st == QAT_OK && (st = read_attr_i64(*f, path, "version", &ver, err)) == QAT_OK &&
+        ver != CKPT_VERSION)
+        st = qat_fail(err, QAT_EINVAL, "%s: checkpoint version %lld; this build reads version %d",
+                      path, ver, CKPT_VERSION);
+    if (st != QAT_OK)
+        H5Fclose(*f);
+    return st;
+}
+
+qat_status qat_checkpoint_load_model(const char *path, qat_model **out, qat_error *err)
+{
+    *out = NULL;
+    hid_t f;
+    qat_status st = open_checked(path, &f, err);
+    if (st != QAT_OK)
+        return st;
+    char *text = NULL;
+    qat_config *cfg = malloc(sizeof *cfg);
+    if (!cfg) {
+        H5Fclose(f);
+        return qat_fail(err, QAT_ENOMEM, "out of memory");
+    }
+    st = read_attr_str(f, path, "config", &text, err);
+    H5Fclose(f);
+    if (st == QAT_OK) {
+        char name[4200];
+        snprintf(name, sizeof name, "%s:/config", path);
+        st = qat_config_parse(text, strlen(text), name, NULL, 0, cfg, err);
+    }
+    free(text);
+    if (st == QAT_OK)
+        st = qat_model_create(cfg, out, err);
+    free(cfg);
+    if (st == QAT_OK && (st = qat_checkpoint_restore(path, *out, NULL, NULL, err)) != QAT_OK) {
+        qat_model_destroy(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
+qat_status qat_checkpoint_restore(const char *path, qat_model *m, qat_optim *opt,
+                                  qat_checkpoint_meta *meta, qat_error *err)
+{
+    hid_t f;
+    qat_status st = open_checked(path, &f, err);
+    if (st != QAT_OK)
+        return st;
+    size_t np, ns, no = 0;
+    float *params = qat_model_params(m, &np);
+    float *state = qat_model_state(m, &ns);
+    float *ostate = opt ? qat_optim_state(opt, &no) : NULL;
+    long long epoch = 0, step = 0, osteps = 0;
+    uint64_t rng[4];
+    if ((st = read_exact(f, path, "params", H5T_NATIVE_FLOAT, params, np, err)) ||
+        (st = read_exact(f, path, "state", H5T_NATIVE_FLOAT, state, ns, err)) ||
+        (st = read_attr_i64(f, path, "epoch", &epoch, err)) ||
+        (st = read_attr_i64(f, path, "step", &step, err)) ||
+        (st = read_attr_i64(f, path, "optimizer_steps", &osteps, err)) ||
+        (st = read_exact(f, path, "rng", H5T_NATIVE_UINT64, rng, 4, err)))
+        goto done;
+    if (opt && (st = read_exact(f, path, "optimizer_state", H5T_NATIVE_FLOAT, ostate, no, err)))
+        goto done;
+    if (epoch < 0 || step < 0 || osteps < 0 || epoch > 1000000) {
+        st = qat_fail(err, QAT_EINVAL, "%s: absurd epoch/step attributes (%lld, %lld)", path,
+                      epoch, step);
+        goto done;
+    }
+    if (opt)
+        qat_optim_set_steps(opt, (long)osteps);
+    if (meta) {
+        meta->epoch = (int)epoch;
+        meta->step = (long)step;
+        meta->shuffle = (qat_rng){rng[0], rng[1]};
+        meta->dropout = (qat_rng){rng[2], rng[3]};
+    }
+done:
+    H5Fclose(f);
+    return st;
+}

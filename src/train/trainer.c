@@ -1,0 +1,458 @@
+/* The training loop: data -> model -> loss -> backward -> optimizer, with
+ * per-epoch evaluation and checkpoints, then export and integer evaluation. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "qat/export.h"
+#include "qat/ops.h"
+#include "qat/runtime_h5.h"
+#include "qat/train.h"
+#include "report.h"
+
+typedef struct run {
+    const qat_config *cfg;
+    char dir[4096];
+    int threads;
+    qat_dataset train, test;
+    qat_pool *pool;
+    qat_tape *tape;
+    qat_model *model;
+    qat_optim *opt;
+    qat_lr_schedule sched;
+    long steps_per_epoch;
+    uint8_t *batch_img, *batch_lab;
+    uint32_t *order;
+    float *onehot;
+    FILE *metrics;
+    double *epoch_seconds;
+    qat_checkpoint_meta meta;
+} run;
+
+static qat_status mkdir_p(const char *path, qat_error *err)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            return qat_fail(err, QAT_EIO, "%s: cannot create directory: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+        return qat_fail(err, QAT_EIO, "%s: cannot create directory: %s", buf, strerror(errno));
+    return QAT_OK;
+}
+
+static qat_status load_data(run *r, qat_error *err)
+{
+    const qat_config *c = r->cfg;
+    qat_status st = qat_mnist_load(c->data.dir, "train", c->model.num_classes,
+                                   (uint32_t)c->data.train_limit, &r->train, err);
+    if (st == QAT_OK)
+        st = qat_mnist_load(c->data.dir, "t10k", c->model.num_classes,
+                            (uint32_t)c->data.test_limit, &r->test, err);
+    if (st != QAT_OK)
+        return qat_error_prefix(err, "%s: [data] dir = %s", c->path, c->data.dir);
+    const qat_dataset *ds[2] = {&r->train, &r->test};
+    for (int i = 0; i < 2; i++)
+        if (ds[i]->h != c->model.input_height || ds[i]->w != c->model.input_width ||
+            ds[i]->c != c->model.input_channels)
+            return qat_fail(err, QAT_EINVAL,
+                            "%s: [model] expects %dx%dx%d images but %s holds %dx%dx%d", c->path,
+                            c->model.input_height, c->model.input_width,
+                            c->model.input_channels, c->data.dir, ds[i]->h, ds[i]->w, ds[i]->c);
+    if ((uint32_t)c->train.batch_size > r->train.n)
+        return qat_fail(err, QAT_EINVAL,
+                        "%s: [train] batch_size = %d is larger than the %u training images",
+                        c->path, c->train.batch_size, r->train.n);
+    return QAT_OK;
+}
+
+static qat_status setup(run *r, qat_error *err)
+{
+    const qat_config *c = r->cfg;
+    qat_status st;
+    if ((st = qat_pool_create(r->threads, &r->pool, err)) ||
+        (st = qat_tape_create(r->pool, &r->tape, err)) ||
+        (st = qat_model_create(c, &r->model, err)))
+        return st;
+    qat_optim_config oc;
+    qat_optim_config_defaults(&oc, (qat_optim_kind)c->train.optimizer);
+    oc.momentum = c->train.momentum;
+    oc.beta1 = c->train.beta1;
+    oc.beta2 = c->train.beta2;
+    oc.alpha = c->train.alpha;
+    oc.eps = c->train.eps;
+    oc.weight_decay = c->train.weight_decay;
+    size_t np;
+    int nsegs;
+    qat_model_params(r->model, &np);
+    const qat_param_seg *segs = qat_model_segments(r->model, &nsegs);
+    if ((st = qat_optim_create(&oc, np, segs, nsegs, &r->opt, err)))
+        return qat_error_prefix(err, "%s: [train]", c->path);
+    r->steps_per_epoch = (long)((r->train.n + (uint32_t)c->train.batch_size - 1) /
+                                (uint32_t)c->train.batch_size);
+    long spe = r->steps_per_epoch;
+    r->sched = (qat_lr_schedule){(qat_lr_kind)c->train.lr_schedule, c->train.lr, c->train.lr_min,
+                                 c->train.lr_gamma, (long)ceil(c->train.lr_step_epochs * spe),
+                                 0, (long)llround(c->train.warmup_epochs * spe)};
+    r->sched.total_steps = spe * c->train.epochs - r->sched.warmup_steps;
+    if (r->sched.total_steps < 1)
+        r->sched.total_steps = 1;
+    size_t isz = qat_dataset_image_size(&r->train);
+    int B = c->train.batch_size, C = c->model.num_classes;
+    r->batch_img = malloc((size_t)B * isz);
+    r->batch_lab = malloc((size_t)B);
+    r->order = malloc((size_t)r->train.n * sizeof *r->order);
+    r->onehot = malloc((size_t)B * (size_t)C * sizeof(float));
+    r->epoch_seconds = calloc((size_t)c->train.epochs, sizeof(double));
+    if (!r->batch_img || !r->batch_lab || !r->order || !r->onehot || !r->epoch_seconds)
+        return qat_fail(err, QAT_ENOMEM, "out of memory for batch buffers");
+    qat_rng_seed(&r->meta.shuffle, (uint64_t)c->train.seed, 1);
+    qat_rng_seed(&r->meta.dropout, (uint64_t)c->train.seed, 2);
+    return QAT_OK;
+}
+
+static void teardown(run *r)
+{
+    if (r->metrics)
+        fclose(r->metrics);
+    free(r->batch_img);
+    free(r->batch_lab);
+    free(r->order);
+    free(r->onehot);
+    free(r->epoch_seconds);
+    qat_optim_destroy(r->opt);
+    qat_model_destroy(r->model);
+    qat_tape_destroy(r->tape);
+    qat_pool_destroy(r->pool);
+    qat_dataset_free(&r->train);
+    qat_dataset_free(&r->test);
+}
+
+/* Names the layer owning parameter index i. */
+static const char *param_owner(qat_model *m, size_t i, const char **what)
+{
+    size_t np;
+    float *base = qat_model_params(m, &np);
+    for (int k = 0; k < qat_model_num_layers(m); k++) {
+        qat_layer *l = qat_model_layer(m, k);
+        const qat_tensor *ts[4] = {&l->w, &l->b, &l->gamma, &l->beta};
+        static const char *names[4] = {"weight", "bias", "bn gamma", "bn beta"};
+        for (int j = 0; j < 4; j++)
+            if (ts[j]->data && base + i >= ts[j]->data && base + i < ts[j]->data + ts[j]->numel) {
+                *what = names[j];
+                return l->cfg->name;
+            }
+    }
+    *what = "parameter";
+    return "?";
+}
+
+static qat_status check_finite(run *r, const float *v, size_t n, const char *kind, long step,
+                               qat_error *err)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i])) {
+            const char *what;
+            const char *layer = param_owner(r->model, i, &what);
+            return qat_fail(err, QAT_ENUMERIC,
+                            "step %ld: non-finite %s (%g) in layer '%s' %s; stopping. The last "
+                            "good checkpoint is kept.",
+                            step, kind, (double)v[i], layer, what);
+        }
+    return QAT_OK;
+}
+
+/* One optimizer step on images/labels; returns loss and correct count. */
+static qat_status train_step(run *r, int n, double *loss, int *correct, qat_error *err)
+{
+    const qat_config *c = r->cfg;
+    qat_tape *t = r->tape;
+    size_t np;
+    float *params = qat_model_params(r->model, &np);
+    float *grads = qat_model_grads(r->model, &np);
+    qat_tape_reset(t);
+    qat_tape_set_training(t, 1);
+    qat_tape_set_grad_enabled(t, 1);
+    memset(grads, 0, np * sizeof *grads);
+    qat_tensor *logits = qat_model_forward(r->model, t, r->batch_img, n);
+    int C = logits->shape[1];
+    qat_tensor *l;
+    if (c->train.loss == QAT_LOSS_MSE) {
+        memset(r->onehot, 0, (size_t)n * (size_t)C * sizeof(float));
+        for (int i = 0; i < n; i++)
+            r->onehot[(size_t)i * C + r->batch_lab[i]] = 1.0f;
+        l = qat_op_mse(t, logits, r->onehot);
+    } else {
+        l = qat_op_softmax_cross_entropy(t, logits, r->batch_lab);
+    }
+    *loss = l->data[0];
+    *correct = 0;
+    for (int i = 0; i < n; i++) {
+        const float *z = logits->data + (size_t)i * C;
+        int best = 0;
+        for (int k = 1; k < C; k++)
+            if (z[k] > z[best])
+                best = k;
+        *correct += best == r->batch_lab[i];
+    }
+    if (!isfinite(*loss))
+        return qat_fail(err, QAT_ENUMERIC,
+                        "step %ld: the loss is %g; stopping. The last good checkpoint is kept.",
+                        r->meta.step, *loss);
+    qat_tape_backward(t, l);
+    qat_status st = check_finite(r, grads, np, "gradient", r->meta.step, err);
+    if (st != QAT_OK)
+        return st;
+    if (c->train.grad_clip > 0)
+        qat_clip_grad_norm(grads, np, c->train.grad_clip);
+    float lr = qat_lr_at(&r->sched, r->meta.step);
+    qat_optim_step(r->opt, params, grads, NULL, lr);
+    r->meta.step++;
+    return check_finite(r, params, np, "weight", r->meta.step, err);
+}
+
+static qat_status save_checkpoint(run *r, qat_error *err)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/checkpoint.h5", r->dir);
+    r->meta.dropout = *qat_tape_rng(r->tape);
+    return qat_checkpoint_save(path, r->model, r->opt, &r->meta, err);
+}
+
+static qat_status run_epochs(run *r, qat_error *err)
+{
+    const qat_config *c = r->cfg;
+    int B = c->train.batch_size;
+    *qat_tape_rng(r->tape) = r->meta.dropout;
+    for (int e = r->meta.epoch; e < c->train.epochs; e++) {
+        qat_dataset_order(r->train.n, c->data.shuffle, &r->meta.shuffle, r->order);
+        qat_progress pr;
+        qat_progress_start(&pr, c->train.progress ? 0 : 1);
+        double t0 = qat_now(), loss_sum = 0;
+        long correct = 0, seen = 0;
+        for (uint32_t b = 0; b < r->train.n; b += (uint32_t)B) {
+            int n = (int)(r->train.n - b < (uint32_t)B ? r->train.n - b : (uint32_t)B);
+            qat_dataset_gather(&r->train, r->order + b, n, r->batch_img, r->batch_lab);
+            double loss;
+            int ok;
+            qat_status st = train_step(r, n, &loss, &ok, err);
+            if (st != QAT_OK) {
+                qat_progress_end(&pr);
+                return st;
+            }
+            loss_sum += loss * n;
+            correct += ok;
+            seen += n;
+            qat_progress_update(&pr, e + 1, c->train.epochs, seen, (long)r->train.n,
+                                loss_sum / seen, (double)correct / seen);
+        }
+        qat_progress_end(&pr);
+        double secs = qat_now() - t0;
+        r->epoch_seconds[e] = secs;
+        double test_acc = qat_evaluate(r->model, r->tape, &r->test, 256, NULL);
+        float lr = qat_lr_at(&r->sched, r->meta.step > 0 ? r->meta.step - 1 : 0);
+        fprintf(r->metrics, "%d,%.6f,%.6f,%.6f,%.8g,%.3f,%.1f\n", e + 1, loss_sum / seen,
+                (double)correct / seen, test_acc, (double)lr, secs, seen / secs);
+        fflush(r->metrics);
+        printf("epoch %d/%d  loss %.4f  train_acc %.4f  test_acc %.4f  lr %.3g  %.1fs  "
+                   "%.0f img/s\n",
+                   e + 1, c->train.epochs, loss_sum / seen, (double)correct / seen, test_acc,
+                   (double)lr, secs, seen / secs);
+        fflush(stdout);
+        r->meta.epoch = e + 1;
+        int every = c->train.checkpoint_every;
+        if ((every > 0 && (e + 1) % every == 0) || e + 1 == c->train.epochs) {
+            qat_status st = save_checkpoint(r, err);
+            if (st != QAT_OK)
+                return st;
+        }
+    }
+    return QAT_OK;
+}
+
+typedef struct results {
+    double float_acc, fq_acc, int8_acc, agreement, int8_ips;
+    size_t bytes_float, bytes_int8, file_bytes;
+} results;
+
+static qat_status finish(run *r, results *res, qat_error *err)
+{
+    const qat_config *c = r->cfg;
+    res->float_acc = res->fq_acc = res->int8_acc = res->agreement = res->int8_ips = NAN;
+    res->bytes_float = qat_model_float_bytes(r->model);
+    res->bytes_int8 = res->file_bytes = 0;
+    uint8_t *pred = malloc(r->test.n + 1), *pred8 = malloc(r->test.n + 1);
+    if (!pred || !pred8) {
+        free(pred);
+        free(pred8);
+        return qat_fail(err, QAT_ENOMEM, "out of memory");
+    }
+    double acc = qat_evaluate(r->model, r->tape, &r->test, 256, pred);
+    qat_status st = QAT_OK;
+    if (!c->quant.enabled) {
+        res->float_acc = acc;
+        goto done;
+    }
+    res->fq_acc = acc;
+    qat_rt_owned_desc d;
+    if ((st = qat_export_desc(r->model, &d, err)) != QAT_OK)
+        goto done;
+    res->bytes_int8 = qat_export_param_bytes(&d.desc);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/model.int8.h5", r->dir);
+    st = qat_rt_h5_write(path, &d.desc, err);
+    qat_rt_owned_desc_free(&d);
+    if (st != QAT_OK)
+        goto done;
+    struct stat sb;
+    if (stat(path, &sb) == 0)
+        res->file_bytes = (size_t)sb.st_size;
+    /* Evaluate what was written, read back through the loader users will use. */
+    qat_rt_model *rm;
+    if ((st = qat_rt_h5_load(path, &rm, err)) != QAT_OK)
+        goto done;
+    st = qat_evaluate_int8(rm, &r->test, r->threads, 256, pred8, &res->int8_acc, &res->int8_ips,
+                           err);
+    qat_rt_model_destroy(rm);
+    if (st != QAT_OK)
+        goto done;
+    size_t same = 0;
+    for (uint32_t i = 0; i < r->test.n; i++)
+        same += pred[i] == pred8[i];
+    res->agreement = r->test.n ? (double)same / r->test.n : NAN;
+done:
+    free(pred);
+    free(pred8);
+    return st;
+}
+
+static qat_status write_summary(run *r, const results *res, qat_error *err)
+{
+    const qat_config *c = r->cfg;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/summary.json", r->dir);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return qat_fail(err, QAT_EIO, "%s: cannot write: %s", path, strerror(errno));
+    double total = 0;
+    for (int e = 0; e < c->train.epochs; e++)
+        total += r->epoch_seconds[e];
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    qat_json j;
+    qat_json_begin(&j, f);
+    qat_json_str(&j, "config", c->path);
+    qat_json_int(&j, "epochs", c->train.epochs);
+    qat_json_int(&j, "threads", r->threads);
+    qat_json_int(&j, "train_images", r->train.n);
+    qat_json_int(&j, "test_images", r->test.n);
+    qat_json_int(&j, "quant_enabled", c->quant.enabled);
+    qat_json_num(&j, "float_accuracy", res->float_acc);
+    qat_json_num(&j, "fakequant_accuracy", res->fq_acc);
+    qat_json_num(&j, "int8_accuracy", res->int8_acc);
+    qat_json_num(&j, "agreement", res->agreement);
+    qat_json_array(&j, "epoch_seconds", r->epoch_seconds, c->train.epochs);
+    qat_json_num(&j, "train_seconds", total);
+    qat_json_num(&j, "train_images_per_second",
+                 total > 0 ? (double)r->train.n * c->train.epochs / total : NAN);
+    qat_json_num(&j, "int8_images_per_second", res->int8_ips);
+    qat_json_int(&j, "model_bytes_float", (long long)res->bytes_float);
+    if (c->quant.enabled) {
+        qat_json_int(&j, "model_bytes_int8", (long long)res->bytes_int8);
+        qat_json_int(&j, "model_file_bytes", (long long)res->file_bytes);
+    } else {
+        qat_json_num(&j, "model_bytes_int8", NAN);
+        qat_json_num(&j, "model_file_bytes", NAN);
+    }
+    qat_json_int(&j, "peak_rss_kb", ru.ru_maxrss);
+    qat_json_end(&j);
+    fputc('\n', f);
+    if (fclose(f) != 0)
+        return qat_fail(err, QAT_EIO, "%s: write failed", path);
+    return QAT_OK;
+}
+
+static int online_cores(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 256 ? 256 : (int)n;
+}
+
+qat_status qat_train(const qat_config *cfg, const qat_train_opts *opts, qat_error *err)
+{
+    run *r = calloc(1, sizeof *r);
+    if (!r)
+        return qat_fail(err, QAT_ENOMEM, "out of memory");
+    r->cfg = cfg;
+    r->threads = cfg->train.threads ? cfg->train.threads : online_cores();
+    if (opts && opts->out_dir)
+        snprintf(r->dir, sizeof r->dir, "%s", opts->out_dir);
+    else
+        snprintf(r->dir, sizeof r->dir, "runs/%s", cfg->name);
+    qat_cpu_flush_denormals();
+    qat_blas_init();
+    qat_status st = mkdir_p(r->dir, err);
+    if (st == QAT_OK) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/config.ini", r->dir);
+        FILE *f = fopen(path, "w");
+        if (!f) {
+            st = qat_fail(err, QAT_EIO, "%s: cannot write: %s", path, strerror(errno));
+        } else {
+            fprintf(f, "# resolved from %s (every key, defaults included)\n", cfg->path);
+            qat_config_write(f, cfg);
+            fclose(f);
+        }
+    }
+    if (st == QAT_OK)
+        st = load_data(r, err);
+    if (st == QAT_OK)
+        st = setup(r, err);
+    if (st == QAT_OK) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/metrics.csv", r->dir);
+        r->metrics = fopen(path, "w");
+        if (!r->metrics)
+            st = qat_fail(err, QAT_EIO, "%s: cannot write: %s", path, strerror(errno));
+        else
+            fprintf(r->metrics, "epoch,train_loss,train_accuracy,test_accuracy,lr,epoch_seconds,"
+                                "images_per_second\n");
+    }
+    if (st == QAT_OK && !(opts && opts->quiet)) {
+        printf("qat-train: %s -> %s\n  %u train / %u test images, %d threads, %s, quant %s "
+               "(W%d A%d)\n",
+               cfg->path, r->dir, r->train.n, r->test.n, r->threads,
+               qat_optim_kind_name((qat_optim_kind)cfg->train.optimizer),
+               cfg->quant.enabled ? "on" : "off", cfg->quant.weight_bits,
+               cfg->quant.activation_bits);
+        fflush(stdout);
+    }
+    if (st == QAT_OK)
+        st = run_epochs(r, err);
+    results res;
+    if (st == QAT_OK)
+        st = finish(r, &res, err);
+    if (st == QAT_OK)
+        st = write_summary(r, &res, err);
+    if (st == QAT_OK && !(opts && opts->quiet)) {
+        if (cfg->quant.enabled)
+            printf("fakequant_accuracy %.4f  int8_accuracy %.4f  agreement %.4f  int8 model "
+                   "%zu bytes\n",
+                   res.fq_acc, res.int8_acc, res.agreement, res.bytes_int8);
+        else
+            printf("float_accuracy %.4f\n", res.float_acc);
+        printf("outputs in %s/\n", r->dir);
+    }
+    teardown(r);
+    free(r);
+    return st;
+}
