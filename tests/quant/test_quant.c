@@ -1,0 +1,238 @@
+/* Quantization parameters, observers, STE masks and the exact output stage. */
+#include <criterion/criterion.h>
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+#include "../ops/gradcheck_util.h"
+#include "qat/fixedpoint.h"
+#include "qat/quant.h"
+
+Test(qparams, ranges_for_every_bit_width)
+{
+    for (int b = 2; b <= 8; b++) {
+        int32_t lo, hi;
+        qat_qrange(b, 0, &lo, &hi);
+        cr_assert_eq(lo, -(1 << (b - 1)));
+        cr_assert_eq(hi, (1 << (b - 1)) - 1);
+        qat_qrange(b, 1, &lo, &hi);
+        cr_assert_eq(lo, -hi, "restricted range is symmetric");
+    }
+}
+
+Test(qparams, asymmetric_from_known_ranges)
+{
+    qat_qparams p = qat_qparams_from_range(0.0f, 2.55f, 8, QAT_SCHEME_ASYMMETRIC);
+    cr_assert_float_eq(p.scale, 0.01f, 1e-7);
+    cr_assert_eq(p.zero_point, -128, "relu output: zero at the bottom of the range");
+    p = qat_qparams_from_range(-0.64f, 1.91f, 8, QAT_SCHEME_ASYMMETRIC);
+    cr_assert_float_eq(p.scale, 0.01f, 1e-7);
+    cr_assert_eq(p.zero_point, -64); /* -128 - round(-64) */
+    p = qat_qparams_from_range(0.5f, 3.0f, 4, QAT_SCHEME_ASYMMETRIC);
+    cr_assert_float_eq(p.scale, 3.0f / 15.0f, 1e-7, "range widened to include 0");
+    cr_assert_eq(p.zero_point, -8);
+    cr_assert_eq(p.qmin, -8);
+    cr_assert_eq(p.qmax, 7);
+    p = qat_qparams_from_range(-3.0f, -1.0f, 8, QAT_SCHEME_ASYMMETRIC);
+    cr_assert_eq(p.zero_point, 127, "all-negative range puts zero at the top");
+    p = qat_qparams_from_range(0.0f, 0.0f, 8, QAT_SCHEME_ASYMMETRIC);
+    cr_assert_eq(p.scale, FLT_EPSILON, "dead outputs get the scale floor, not 0");
+    /* zero is exactly representable */
+    qat_rng r;
+    qat_rng_seed(&r, 3, 0);
+    for (int i = 0; i < 1000; i++) {
+        float lo = -10.0f * qat_rng_uniform(&r), hi = 10.0f * qat_rng_uniform(&r);
+        int b = 2 + (int)qat_rng_below(&r, 7);
+        p = qat_qparams_from_range(lo, hi, b, QAT_SCHEME_ASYMMETRIC);
+        cr_assert(p.zero_point >= p.qmin && p.zero_point <= p.qmax);
+        cr_assert_eq(qat_fp_quantize(0.0f, p.scale, p.zero_point, p.qmin, p.qmax), p.zero_point);
+        /* the ends of the range land within half a step of the ends of the grid */
+        cr_assert_leq(fabsf(p.scale * (float)(p.qmin - p.zero_point) - fminf(lo, 0)), p.scale * 0.51f);
+    }
+}
+
+Test(qparams, symmetric_weight_scales_per_channel)
+{
+    float w[3][4] = {{0.5f, -1.27f, 0.1f, 0.0f}, {0, 0, 0, 0}, {0.07f, 0.02f, -0.01f, 0.0f}};
+    float s[3];
+    qat_weight_scales_symmetric(&w[0][0], 3, 4, 8, s);
+    cr_assert_float_eq(s[0], 0.01f, 1e-8);
+    cr_assert_eq(s[1], 1.0f, "all-zero channel gets a harmless unit scale");
+    cr_assert_float_eq(s[2], 0.07f / 127.0f, 1e-9);
+    qat_weight_scales_symmetric(&w[0][0], 3, 4, 4, s);
+    cr_assert_float_eq(s[0], 1.27f / 7.0f, 1e-7);
+}
+
+Test(qparams, bias_codes_are_clamped_to_the_accumulator_budget)
+{
+    int32_t lim = qat_bias_limit(3136, 8);
+    cr_assert_eq(lim, INT32_MAX - 3136 * 255 * 255);
+    cr_assert_eq(qat_quantize_bias(1.0f, 0.001f, lim), 1000);
+    cr_assert_eq(qat_quantize_bias(-2.5f, 1.0f, lim), -3, "ties away from zero");
+    cr_assert_eq(qat_quantize_bias(1e30f, 1e-10f, lim), lim);
+    cr_assert_eq(qat_quantize_bias(-1e30f, 1e-10f, lim), -lim);
+    cr_assert_eq(qat_quantize_bias(NAN, 1.0f, lim), -lim);
+}
+
+Test(observer, ema_starts_from_first_batch_then_blends)
+{
+    qat_observer o;
+    memset(&o, 0, sizeof o);
+    qat_observer_update_ema(&o, -1.0f, 3.0f, 0.9f);
+    cr_assert_eq(o.lo, -1.0f);
+    cr_assert_eq(o.hi, 3.0f);
+    qat_observer_update_ema(&o, -2.0f, 1.0f, 0.9f);
+    cr_assert_float_eq(o.lo, -1.1f, 1e-6);
+    cr_assert_float_eq(o.hi, 2.8f, 1e-6);
+}
+
+/* ---- ops ---------------------------------------------------------------------- */
+static qat_tape *tape(void)
+{
+    qat_tape *t;
+    cr_assert_eq(qat_tape_create(NULL, &t, NULL), QAT_OK);
+    return t;
+}
+
+Test(ste, weight_codes_clipped_mask_and_identity_variant)
+{
+    float w[2][3] = {{0.3f, -0.9f, 2.0f}, {0.05f, 0.1f, -0.2f}};
+    float g[6] = {0};
+    int shape[2] = {2, 3};
+    qat_tensor wt = qat_tensor_view(&w[0][0], g, 2, shape);
+    float scale[2] = {0.1f, 0.1f}; /* qmax 7 (4-bit): 2.0 and -0.9 fall outside */
+    for (int ste = 0; ste < 2; ste++) {
+        qat_tape *t = tape();
+        memset(g, 0, sizeof g);
+        qat_tensor *k = qat_op_weight_codes(t, &wt, scale, -7, 7, ste);
+        cr_assert_eq(k->data[0], 3.0f);
+        cr_assert_eq(k->data[1], -7.0f, "clamped");
+        cr_assert_eq(k->data[2], 7.0f, "clamped");
+        float ones[6] = {1, 1, 1, 1, 1, 1};
+        qat_tape_backward(t, qat_op_dot_const(t, k, ones));
+        cr_assert_float_eq(g[0], 10.0f, 1e-5, "d code / d w = 1 / scale");
+        if (ste == QAT_STE_CLIPPED) {
+            cr_assert_eq(g[1], 0.0f, "clipped STE blocks saturated weights");
+            cr_assert_eq(g[2], 0.0f);
+        } else {
+            cr_assert_float_eq(g[1], 10.0f, 1e-5, "identity STE passes everything");
+            cr_assert_float_eq(g[2], 10.0f, 1e-5);
+        }
+        qat_tape_destroy(t);
+    }
+}
+
+Test(ste, fake_quant_forward_and_mask)
+{
+    float x[5] = {-3.0f, -0.26f, 0.0f, 0.74f, 5.0f}, g[5] = {0};
+    int shape[1] = {5};
+    qat_tensor xt = qat_tensor_view(x, g, 1, shape);
+    qat_qparams qp = {0.5f, -2, -8, 7}; /* representable reals: [-3, 4.5] */
+    qat_tape *t = tape();
+    qat_tensor *y = qat_op_fake_quant(t, &xt, qp, QAT_STE_CLIPPED);
+    float expect[5] = {-3.0f, -0.5f, 0.0f, 0.5f, 4.5f};
+    for (int i = 0; i < 5; i++)
+        cr_assert_float_eq(y->data[i], expect[i], 1e-7, "i=%d got %g", i, y->data[i]);
+    float ones[5] = {1, 1, 1, 1, 1};
+    qat_tape_backward(t, qat_op_dot_const(t, y, ones));
+    float eg[5] = {1, 1, 1, 1, 0}; /* 5.0 saturates; -3.0 sits exactly on qmin */
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(g[i], eg[i], "i=%d", i);
+    qat_tape_destroy(t);
+}
+
+Test(ste, act_codes_scale_gradient)
+{
+    float x[3] = {0.02f, 0.04f, -0.06f}, g[3] = {0};
+    int shape[1] = {3};
+    qat_tensor xt = qat_tensor_view(x, g, 1, shape);
+    qat_tape *t = tape();
+    qat_tensor *k = qat_op_act_codes(t, &xt, 0.02f);
+    cr_assert_eq(k->data[0], 1.0f);
+    cr_assert_eq(k->data[1], 2.0f);
+    cr_assert_eq(k->data[2], -3.0f);
+    float w[3] = {1, 2, 3};
+    qat_tape_backward(t, qat_op_dot_const(t, k, w));
+    for (int i = 0; i < 3; i++)
+        cr_assert_float_eq(g[i], w[i] / 0.02f, 1e-3);
+    qat_tape_destroy(t);
+}
+
+Test(requant, forward_is_the_runtime_output_stage_and_backward_is_ste)
+{
+    qat_rng r;
+    qat_rng_seed(&r, 8, 0);
+    enum { N = 50, C = 3 };
+    float acc[N * C], gacc[N * C], b[C] = {0.1f, -0.2f, 0.05f}, gb[C];
+    for (int i = 0; i < N * C; i++)
+        acc[i] = (float)((int)qat_rng_below(&r, 4001) - 2000);
+    int as[2] = {N, C}, bs[1] = {C};
+    qat_tensor at = qat_tensor_view(acc, gacc, 2, as), bt = qat_tensor_view(b, gb, 1, bs);
+    float acc_scale[C] = {1e-3f, 2e-3f, 5e-4f};
+    qat_qparams out = qat_qparams_from_range(0.0f, 1.5f, 8, QAT_SCHEME_ASYMMETRIC);
+    int32_t mult[C], shift[C];
+    for (int c = 0; c < C; c++)
+        qat_fp_quantize_multiplier((double)acc_scale[c] / out.scale, &mult[c], &shift[c]);
+    int32_t lim = qat_bias_limit(100, 8);
+    qat_requant_params rp = {C, acc_scale, mult, shift, lim, out, out.zero_point, out.qmax,
+                             QAT_STE_CLIPPED};
+    qat_tape *t = tape();
+    memset(gacc, 0, sizeof gacc);
+    memset(gb, 0, sizeof gb);
+    qat_tensor *y = qat_op_requantize(t, &at, &bt, &rp);
+    float proj[N * C];
+    for (int i = 0; i < N * C; i++)
+        proj[i] = qat_rng_normal(&r);
+    qat_tape_backward(t, qat_op_dot_const(t, y, proj));
+    float db[C] = {0};
+    for (int i = 0; i < N * C; i++) {
+        int c = i % C;
+        int32_t bq = qat_quantize_bias(b[c], acc_scale[c], lim);
+        int32_t raw = qat_fp_requantize((int32_t)acc[i] + bq, mult[c], shift[c], out.zero_point,
+                                        INT32_MIN, INT32_MAX);
+        int32_t q = qat_fp_requantize((int32_t)acc[i] + bq, mult[c], shift[c], out.zero_point,
+                                      out.zero_point, out.qmax);
+        cr_assert_eq(y->data[i], out.scale * (float)(q - out.zero_point), "i=%d", i);
+        int pass = raw >= out.zero_point && raw <= out.qmax;
+        cr_assert_eq(gacc[i], pass ? proj[i] * acc_scale[c] : 0.0f, "i=%d", i);
+        db[c] += pass ? proj[i] : 0.0f;
+    }
+    for (int c = 0; c < C; c++)
+        cr_assert_float_eq(gb[c], db[c], 1e-4);
+    /* the relu clamp must have blocked something and passed something */
+    int blocked = 0;
+    for (int i = 0; i < N * C; i++)
+        blocked += gacc[i] == 0.0f;
+    cr_assert(blocked > 5 && blocked < N * C - 5);
+    qat_tape_destroy(t);
+}
+
+Test(requant, range_reports_real_values_after_relu)
+{
+    float acc[4] = {-100, 50, 200, -10};
+    int as[2] = {2, 2};
+    qat_tensor at = qat_tensor_view(acc, NULL, 2, as);
+    float scale[2] = {0.01f, 0.1f};
+    qat_tape *t = tape();
+    float lo, hi;
+    qat_acc_range(t, &at, NULL, scale, 1000, 0, &lo, &hi);
+    cr_assert_float_eq(lo, -1.0f, 1e-6);
+    cr_assert_float_eq(hi, 5.0f, 1e-6);
+    qat_acc_range(t, &at, NULL, scale, 1000, 1, &lo, &hi);
+    cr_assert_eq(lo, 0.0f);
+    qat_tape_destroy(t);
+}
+
+Test(avgpool_round, recovers_integer_average)
+{
+    /* codes {1, 2, 2, 0} / 4 = 1.25 -> 1; {3, 2, 2, 3} / 4 = 2.5 -> 3 */
+    float s = 0.37f;
+    float avg[2] = {s * 5.0f / 4.0f, s * 10.0f / 4.0f};
+    int shape[1] = {2};
+    qat_tensor at = qat_tensor_view(avg, NULL, 1, shape);
+    qat_tape *t = tape();
+    qat_tensor *y = qat_op_avgpool_round(t, &at, s, 4);
+    cr_assert_float_eq(y->data[0], s * 1.0f, 1e-7);
+    cr_assert_float_eq(y->data[1], s * 3.0f, 1e-7);
+    qat_tape_destroy(t);
+}
