@@ -45,14 +45,22 @@ typedef struct qat_param_seg {
 
 typedef struct qat_optim qat_optim;
 
-/* Allocates all state for n parameters up front. segs must cover [0, n). */
+/* Allocates all state for n > 0 parameters up front. segs must tile [0, n)
+ * exactly (any order, no gaps, no overlap, no empty segment, decay 0 or 1).
+ * Only the fields the kind uses are validated. On error *out is NULL and err
+ * names the offending field or segment. */
 qat_status qat_optim_create(const qat_optim_config *c, size_t n, const qat_param_seg *segs,
                             int nsegs, qat_optim **out, qat_error *err);
 void qat_optim_destroy(qat_optim *o);
-/* One update at learning rate lr. mask (n entries, 0 or 1) may be NULL. */
+/* One update at learning rate lr; never allocates. mask (n entries, 0 or 1)
+ * may be NULL; where it is 0 the parameter and every state entry become +0
+ * and the gradient (even NaN) is ignored. */
 void qat_optim_step(qat_optim *o, float *params, const float *grads, const float *mask, float lr);
 /* Flat optimizer state for checkpoints: *count floats at the returned
- * pointer, plus the step counter. Restoring writes the same layout. */
+ * pointer (owned by o, never NULL, *count 0 for SGD), plus the step counter.
+ * Layout, n floats each: MOMENTUM/NESTEROV v; ADAM/ADAMW m, v; RMSPROP s,
+ * then b if momentum > 0. Restoring writes the same layout into an optimizer
+ * created with the same config and n; it then continues bit-identically. */
 float *qat_optim_state(qat_optim *o, size_t *count);
 long qat_optim_steps(const qat_optim *o);
 void qat_optim_set_steps(qat_optim *o, long steps);
@@ -64,7 +72,7 @@ double qat_clip_grad_norm(float *grads, size_t n, double max_norm);
 typedef enum qat_lr_kind {
     QAT_LR_CONSTANT = 0,
     QAT_LR_STEP,   /* lr * gamma^floor(step / step_size) */
-    QAT_LR_COSINE  /* min_lr + (lr - min_lr) (1 + cos(pi t / T)) / 2 over T steps */
+    QAT_LR_COSINE  /* min_lr + (lr - min_lr) (1 + cos(pi t / T)) / 2 for t < T, then min_lr */
 } qat_lr_kind;
 
 typedef struct qat_lr_schedule {
@@ -79,8 +87,14 @@ typedef struct qat_lr_schedule {
 
 int qat_lr_kind_parse(const char *name); /* "constant", "step", "cosine"; -1 if unknown */
 const char *qat_lr_kind_name(qat_lr_kind k);
-/* Learning rate for 0-based optimizer step `step`. Warmup applies first, then
- * the schedule runs on (step - warmup_steps). */
+/* Checks the fields the kind uses: base_lr > 0; warmup_steps >= 0; STEP:
+ * step_size >= 1, gamma in (0, 1]; COSINE: total_steps >= 1, min_lr in
+ * [0, base_lr]. The message names the field. */
+qat_status qat_lr_schedule_check(const qat_lr_schedule *s, qat_error *err);
+/* Learning rate for 0-based optimizer step `step` (negative counts as 0) of a
+ * schedule that passed qat_lr_schedule_check. Warmup: step k < warmup_steps
+ * gets base_lr (k + 1) / warmup_steps; then the schedule runs on
+ * t = step - warmup_steps. */
 float qat_lr_at(const qat_lr_schedule *s, long step);
 
 #endif
