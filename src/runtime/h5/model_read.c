@@ -1,0 +1,587 @@
+/* Reading a model file (docs/FORMAT.md) into an owned description. Nothing
+ * in the file is trusted: every object is checked for presence, class, size,
+ * sign, rank and extent before it is read, attribute values that size
+ * allocations are range-checked first, and the finished description goes
+ * through qat_rt_model_validate. Errors name the file and the object path. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/h5/h5_internal.h"
+
+/* Longest fixed-length string attribute we accept (names are < 64). */
+#define MAX_STR 256
+
+typedef struct rd {
+    const char *file; /* for messages */
+    qat_error *err;
+} rd;
+
+__attribute__((format(printf, 3, 4))) static qat_status rfail(rd *r, const char *where,
+                                                              const char *fmt, ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return qat_fail(r->err, QAT_EINVAL, "%s: %s: %s", r->file, where, msg);
+}
+
+/* "int32", "float64", "uint8", "string", ... for messages. */
+static void describe_type(hid_t t, char *buf, size_t cap)
+{
+    H5T_class_t cls = H5Tget_class(t);
+    size_t size = H5Tget_size(t);
+    switch (cls) {
+    case H5T_INTEGER:
+        snprintf(buf, cap, "%sint%zu", H5Tget_sign(t) == H5T_SGN_NONE ? "u" : "", size * 8);
+        return;
+    case H5T_FLOAT: snprintf(buf, cap, "float%zu", size * 8); return;
+    case H5T_STRING: snprintf(buf, cap, "string"); return;
+    default: snprintf(buf, cap, "HDF5 type class %d (%zu bytes)", (int)cls, size); return;
+    }
+}
+
+typedef enum { K_I32, K_F32, K_U8 } kind;
+
+static const char *kind_name(kind k) { return k == K_I32 ? "int32" : k == K_F32 ? "float32" : "uint8"; }
+
+static int type_is(hid_t t, kind k)
+{
+    H5T_class_t cls = H5Tget_class(t);
+    size_t size = H5Tget_size(t);
+    switch (k) {
+    case K_I32: return cls == H5T_INTEGER && size == 4 && H5Tget_sign(t) == H5T_SGN_2;
+    case K_F32: return cls == H5T_FLOAT && size == 4;
+    case K_U8: return cls == H5T_INTEGER && size == 1 && H5Tget_sign(t) == H5T_SGN_NONE;
+    }
+    return 0;
+}
+
+static hid_t mem_type(kind k)
+{
+    return k == K_I32 ? H5T_NATIVE_INT32 : k == K_F32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_UINT8;
+}
+
+/* Checks a dataspace: count < 0 means scalar, else rank 1 with count
+ * elements. Describes what was found into buf on mismatch. */
+static int space_is(hid_t sp, long long count, char *buf, size_t cap)
+{
+    H5S_class_t cls = H5Sget_simple_extent_type(sp);
+    if (cls == H5S_SCALAR) {
+        snprintf(buf, cap, "a scalar");
+        return count < 0;
+    }
+    int rank = H5Sget_simple_extent_ndims(sp);
+    if (cls != H5S_SIMPLE || rank < 0 || rank > 32) {
+        snprintf(buf, cap, "an empty or invalid dataspace");
+        return 0;
+    }
+    hsize_t dims[32];
+    H5Sget_simple_extent_dims(sp, dims, NULL);
+    int n = snprintf(buf, cap, "shape (");
+    for (int i = 0; i < rank && n > 0 && (size_t)n < cap; i++)
+        n += snprintf(buf + n, cap - (size_t)n, "%s%llu", i ? ", " : "", (unsigned long long)dims[i]);
+    if (n > 0 && (size_t)n < cap)
+        snprintf(buf + n, cap - (size_t)n, ")");
+    return count >= 0 && rank == 1 && dims[0] == (hsize_t)count;
+}
+
+static void describe_want(long long count, char *buf, size_t cap)
+{
+    if (count < 0)
+        snprintf(buf, cap, "a scalar");
+    else
+        snprintf(buf, cap, "shape (%lld)", count);
+}
+
+/* Reads attribute `name` of obj (at path opath): count < 0 a scalar, else a
+ * 1-D array of count values, of kind k, into out. */
+static qat_status read_attr(rd *r, hid_t obj, const char *opath, const char *name, kind k,
+                            long long count, void *out)
+{
+    char where[160];
+    snprintf(where, sizeof where, "%s: attribute '%s'", opath, name);
+    htri_t ex = H5Aexists(obj, name);
+    if (ex <= 0)
+        return rfail(r, where, "missing");
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (a < 0)
+        return rfail(r, where, "cannot be opened");
+    hid_t t = H5Aget_type(a), sp = H5Aget_space(a);
+    qat_status st = QAT_OK;
+    char found[128], want[64];
+    if (t < 0 || sp < 0) {
+        st = rfail(r, where, "cannot read its type or shape");
+    } else if (!type_is(t, k)) {
+        describe_type(t, found, sizeof found);
+        st = rfail(r, where, "expected dtype %s, found %s", kind_name(k), found);
+    } else if (!space_is(sp, count, found, sizeof found)) {
+        describe_want(count, want, sizeof want);
+        st = rfail(r, where, "expected %s, found %s", want, found);
+    } else if (H5Aread(a, mem_type(k), out) < 0) {
+        st = rfail(r, where, "cannot be read");
+    }
+    if (t >= 0)
+        H5Tclose(t);
+    if (sp >= 0)
+        H5Sclose(sp);
+    H5Aclose(a);
+    return st;
+}
+
+/* A scalar string attribute, fixed- or variable-length, into buf (cap
+ * bytes incl. NUL); longer strings are an error. */
+static qat_status read_str_attr(rd *r, hid_t obj, const char *opath, const char *name, char *buf,
+                                size_t cap)
+{
+    char where[160];
+    snprintf(where, sizeof where, "%s: attribute '%s'", opath, name);
+    htri_t ex = H5Aexists(obj, name);
+    if (ex <= 0)
+        return rfail(r, where, "missing");
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (a < 0)
+        return rfail(r, where, "cannot be opened");
+    hid_t t = H5Aget_type(a), sp = H5Aget_space(a), mt = -1;
+    qat_status st = QAT_OK;
+    char found[128];
+    if (t < 0 || sp < 0) {
+        st = rfail(r, where, "cannot read its type or shape");
+    } else if (H5Tget_class(t) != H5T_STRING) {
+        describe_type(t, found, sizeof found);
+        st = rfail(r, where, "expected a string, found %s", found);
+    } else if (!space_is(sp, -1, found, sizeof found)) {
+        st = rfail(r, where, "expected a scalar, found %s", found);
+    } else if (H5Tis_variable_str(t) > 0) {
+        char *s = NULL;
+        mt = H5Tcopy(H5T_C_S1);
+        if (mt < 0 || H5Tset_size(mt, H5T_VARIABLE) < 0 || H5Aread(a, mt, &s) < 0 || !s)
+            st = rfail(r, where, "cannot be read");
+        else if (strlen(s) >= cap)
+            st = rfail(r, where, "expected at most %zu bytes, found %zu", cap - 1, strlen(s));
+        else
+            memcpy(buf, s, strlen(s) + 1);
+        if (s)
+            H5free_memory(s);
+    } else {
+        size_t size = H5Tget_size(t);
+        char tmp[MAX_STR + 1];
+        mt = H5Tcopy(H5T_C_S1);
+        if (size == 0 || size > MAX_STR) {
+            st = rfail(r, where, "expected a string of at most %d bytes, found %zu", MAX_STR,
+                       size);
+        } else if (mt < 0 || H5Tset_size(mt, size + 1) < 0 ||
+                   H5Tset_strpad(mt, H5T_STR_NULLTERM) < 0 || H5Aread(a, mt, tmp) < 0) {
+            st = rfail(r, where, "cannot be read");
+        } else {
+            tmp[size] = '\0';
+            size_t len = strlen(tmp);
+            if (H5Tget_strpad(t) == H5T_STR_SPACEPAD)
+                while (len && tmp[len - 1] == ' ')
+                    tmp[--len] = '\0';
+            if (len >= cap)
+                st = rfail(r, where, "expected at most %zu bytes, found %zu", cap - 1, len);
+            else
+                memcpy(buf, tmp, len + 1);
+        }
+    }
+    if (mt >= 0)
+        H5Tclose(mt);
+    if (t >= 0)
+        H5Tclose(t);
+    if (sp >= 0)
+        H5Sclose(sp);
+    H5Aclose(a);
+    return st;
+}
+
+/* Opens dataset `name` of group g (at gpath) after checking it is a 1-D
+ * array of `count` values of kind k; on success the caller closes *out. */
+static qat_status open_dataset(rd *r, hid_t g, const char *gpath, const char *name, kind k,
+                               long long count, hid_t *out)
+{
+    char where[160];
+    snprintf(where, sizeof where, "dataset %s/%s", gpath, name);
+    *out = -1;
+    if (H5Lexists(g, name, H5P_DEFAULT) <= 0)
+        return rfail(r, where, "missing");
+    hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
+    if (d < 0)
+        return rfail(r, where, "is not a dataset or cannot be opened");
+    hid_t t = H5Dget_type(d), sp = H5Dget_space(d);
+    qat_status st = QAT_OK;
+    char found[128], want[64];
+    if (t < 0 || sp < 0) {
+        st = rfail(r, where, "cannot read its type or shape");
+    } else if (!type_is(t, k)) {
+        describe_type(t, found, sizeof found);
+        st = rfail(r, where, "expected dtype %s, found %s", kind_name(k), found);
+    } else if (!space_is(sp, count, found, sizeof found)) {
+        describe_want(count, want, sizeof want);
+        st = rfail(r, where, "expected %s, found %s", want, found);
+    }
+    if (t >= 0)
+        H5Tclose(t);
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (st)
+        H5Dclose(d);
+    else
+        *out = d;
+    return st;
+}
+
+static qat_status read_dataset(rd *r, hid_t g, const char *gpath, const char *name, kind k,
+                               long long count, void *buf)
+{
+    hid_t d;
+    qat_status st = open_dataset(r, g, gpath, name, k, count, &d);
+    if (st)
+        return st;
+    if (H5Dread(d, mem_type(k), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
+        char h5msg[256], where[160];
+        qat_h5_last_error(h5msg, sizeof h5msg);
+        snprintf(where, sizeof where, "dataset %s/%s", gpath, name);
+        st = rfail(r, where, "cannot read data (corrupt?)%s%s", h5msg[0] ? ": " : "", h5msg);
+    }
+    H5Dclose(d);
+    return st;
+}
+
+static qat_status check_range(rd *r, const char *opath, const char *name, const int32_t *v, int n,
+                              long long lo, long long hi)
+{
+    for (int i = 0; i < n; i++)
+        if (v[i] < lo || v[i] > hi) {
+            char where[160];
+            snprintf(where, sizeof where, "%s: attribute '%s'", opath, name);
+            return rfail(r, where, "expected %s in [%lld, %lld], found %d",
+                         n > 1 ? "each value" : "a value", lo, hi, v[i]);
+        }
+    return QAT_OK;
+}
+
+static int has_weights(qat_rt_op op) { return op == QAT_RT_CONV2D || op == QAT_RT_LINEAR; }
+
+static qat_status parse_op(rd *r, const char *gpath, const char *s, qat_rt_op *op)
+{
+    for (int o = QAT_RT_CONV2D; o <= QAT_RT_FLATTEN; o++)
+        if (strcmp(s, qat_rt_op_name((qat_rt_op)o)) == 0) {
+            *op = (qat_rt_op)o;
+            return QAT_OK;
+        }
+    char where[160];
+    snprintf(where, sizeof where, "%s: attribute 'op'", gpath);
+    return rfail(r, where,
+                 "expected one of conv2d, linear, maxpool2d, avgpool2d, flatten, found '%.64s'", s);
+}
+
+/* Pass 1 for one layer: every attribute into l, range checks on the values
+ * that size arrays, and the metadata of each dataset. */
+static qat_status read_layer_meta(rd *r, hid_t g, const char *gpath, qat_rt_layer_desc *l)
+{
+    qat_status st;
+    char op[MAX_STR];
+    int32_t in[3], out[3], v2[2];
+    if ((st = read_str_attr(r, g, gpath, "op", op, sizeof op)) ||
+        (st = parse_op(r, gpath, op, &l->op)) ||
+        (st = read_str_attr(r, g, gpath, "name", l->name, sizeof l->name)) ||
+        (st = read_attr(r, g, gpath, "input_shape", K_I32, 3, in)) ||
+        (st = check_range(r, gpath, "input_shape", in, 3, 1, QAT_RT_MAX_DIM)) ||
+        (st = read_attr(r, g, gpath, "output_shape", K_I32, 3, out)) ||
+        (st = check_range(r, gpath, "output_shape", out, 3, 1, QAT_RT_MAX_DIM)) ||
+        (st = read_attr(r, g, gpath, "input_scale", K_F32, -1, &l->input_scale)) ||
+        (st = read_attr(r, g, gpath, "input_zero_point", K_I32, -1, &l->input_zero_point)) ||
+        (st = read_attr(r, g, gpath, "output_scale", K_F32, -1, &l->output_scale)) ||
+        (st = read_attr(r, g, gpath, "output_zero_point", K_I32, -1, &l->output_zero_point)))
+        return st;
+    l->in_h = in[0];
+    l->in_w = in[1];
+    l->in_c = in[2];
+    l->out_h = out[0];
+    l->out_w = out[1];
+    l->out_c = out[2];
+    /* linear and flatten have no window: 1x1, stride 1, no padding */
+    l->kernel_h = l->kernel_w = l->stride_h = l->stride_w = 1;
+    l->pad_h = l->pad_w = 0;
+    l->act_min = INT8_MIN;
+    l->act_max = INT8_MAX;
+    if (l->op == QAT_RT_CONV2D || l->op == QAT_RT_MAXPOOL2D || l->op == QAT_RT_AVGPOOL2D) {
+        if ((st = read_attr(r, g, gpath, "kernel", K_I32, 2, v2)) ||
+            (st = check_range(r, gpath, "kernel", v2, 2, 1, QAT_RT_MAX_DIM)))
+            return st;
+        l->kernel_h = v2[0];
+        l->kernel_w = v2[1];
+        if ((st = read_attr(r, g, gpath, "stride", K_I32, 2, v2)) ||
+            (st = check_range(r, gpath, "stride", v2, 2, 1, QAT_RT_MAX_DIM)))
+            return st;
+        l->stride_h = v2[0];
+        l->stride_w = v2[1];
+        if ((st = read_attr(r, g, gpath, "padding", K_I32, 2, v2)) ||
+            (st = check_range(r, gpath, "padding", v2, 2, 0, QAT_RT_MAX_DIM)))
+            return st;
+        l->pad_h = v2[0];
+        l->pad_w = v2[1];
+    }
+    if (!has_weights(l->op))
+        return QAT_OK;
+    if ((st = read_attr(r, g, gpath, "weight_bits", K_I32, -1, &l->weight_bits)) ||
+        (st = check_range(r, gpath, "weight_bits", &l->weight_bits, 1, 2, 8)) ||
+        (st = read_attr(r, g, gpath, "act_min", K_I32, -1, &l->act_min)) ||
+        (st = read_attr(r, g, gpath, "act_max", K_I32, -1, &l->act_max)))
+        return st;
+    /* each factor <= 2^20: bound K before multiplying by out_c */
+    unsigned long long k = (unsigned long long)l->kernel_h * (unsigned long long)l->kernel_w *
+                           (unsigned long long)l->in_c;
+    unsigned long long count = k <= QAT_RT_MAX_WEIGHTS ? k * (unsigned long long)l->out_c : k;
+    if (count > QAT_RT_MAX_WEIGHTS) {
+        char where[160];
+        snprintf(where, sizeof where, "dataset %s/weights", gpath);
+        return rfail(r, where, "the shapes imply more than %d weights", QAT_RT_MAX_WEIGHTS);
+    }
+    l->weights_bytes = qat_rt_packed_weight_bytes((size_t)count, l->weight_bits);
+    static const struct {
+        const char *name;
+        kind k;
+    } per_channel[] = {{"weight_zero_point", K_I32}, {"bias", K_I32}, {"multiplier", K_I32},
+                       {"shift", K_I32},             {"weight_scale", K_F32}};
+    hid_t d;
+    if ((st = open_dataset(r, g, gpath, "weights", K_U8, (long long)l->weights_bytes, &d)))
+        return st;
+    H5Dclose(d);
+    for (size_t i = 0; i < sizeof per_channel / sizeof per_channel[0]; i++) {
+        if ((st = open_dataset(r, g, gpath, per_channel[i].name, per_channel[i].k, l->out_c, &d)))
+            return st;
+        H5Dclose(d);
+    }
+    return QAT_OK;
+}
+
+static size_t layer_blob_bytes(const qat_rt_layer_desc *l)
+{
+    if (!has_weights(l->op))
+        return 0;
+    /* weights (<= 2^30 bytes) rounded to 8, then 5 arrays of out_c (<= 2^20) */
+    return ((l->weights_bytes + 7) & ~(size_t)7) + 5 * 4 * (size_t)l->out_c;
+}
+
+/* Pass 2 for one layer: the arrays, into memory carved from the blob. */
+static qat_status read_layer_data(rd *r, hid_t g, const char *gpath, qat_rt_layer_desc *l,
+                                  unsigned char *mem)
+{
+    if (!has_weights(l->op))
+        return QAT_OK;
+    size_t oc = (size_t)l->out_c;
+    uint8_t *w = mem;
+    int32_t *wzp = (int32_t *)(mem + ((l->weights_bytes + 7) & ~(size_t)7));
+    int32_t *bias = wzp + oc, *mult = bias + oc, *shift = mult + oc;
+    float *wscale = (float *)(shift + oc);
+    qat_status st;
+    if ((st = read_dataset(r, g, gpath, "weights", K_U8, (long long)l->weights_bytes, w)) ||
+        (st = read_dataset(r, g, gpath, "weight_zero_point", K_I32, l->out_c, wzp)) ||
+        (st = read_dataset(r, g, gpath, "bias", K_I32, l->out_c, bias)) ||
+        (st = read_dataset(r, g, gpath, "multiplier", K_I32, l->out_c, mult)) ||
+        (st = read_dataset(r, g, gpath, "shift", K_I32, l->out_c, shift)) ||
+        (st = read_dataset(r, g, gpath, "weight_scale", K_F32, l->out_c, wscale)))
+        return st;
+    l->weights = w;
+    l->weight_zero_point = wzp;
+    l->bias = bias;
+    l->multiplier = mult;
+    l->shift = shift;
+    l->weight_scale = wscale;
+    return QAT_OK;
+}
+
+static qat_status open_group(rd *r, hid_t parent, const char *name, const char *path, hid_t *out)
+{
+    *out = -1;
+    if (H5Lexists(parent, name, H5P_DEFAULT) <= 0)
+        return rfail(r, path, "group missing");
+    *out = H5Gopen2(parent, name, H5P_DEFAULT);
+    if (*out < 0)
+        return rfail(r, path, "is not a group or cannot be opened");
+    return QAT_OK;
+}
+
+static qat_status read_root(rd *r, hid_t f, qat_rt_model_desc *d)
+{
+    qat_status st;
+    char fmt[MAX_STR];
+    if ((st = read_str_attr(r, f, "/", "format", fmt, sizeof fmt)))
+        return st;
+    if (strcmp(fmt, QAT_H5_FORMAT_NAME) != 0)
+        return rfail(r, "/: attribute 'format'", "expected '%s', found '%.64s'",
+                     QAT_H5_FORMAT_NAME, fmt);
+    /* the version decides the layout of everything else: check it first */
+    if ((st = read_attr(r, f, "/", "version", K_I32, -1, &d->version)))
+        return st;
+    if (d->version != QAT_RT_FORMAT_VERSION)
+        return rfail(r, "/: attribute 'version'", "expected %d, found %d (unsupported version)",
+                     QAT_RT_FORMAT_VERSION, d->version);
+    int32_t in[3];
+    if ((st = read_attr(r, f, "/", "input_shape", K_I32, 3, in)) ||
+        (st = check_range(r, "/", "input_shape", in, 3, 1, QAT_RT_MAX_DIM)) ||
+        (st = read_attr(r, f, "/", "input_scale", K_F32, -1, &d->input_scale)) ||
+        (st = read_attr(r, f, "/", "input_zero_point", K_I32, -1, &d->input_zero_point)) ||
+        (st = read_attr(r, f, "/", "num_classes", K_I32, -1, &d->num_classes)) ||
+        (st = check_range(r, "/", "num_classes", &d->num_classes, 1, 1, QAT_RT_MAX_DIM)) ||
+        (st = read_attr(r, f, "/", "num_layers", K_I32, -1, &d->num_layers)) ||
+        (st = check_range(r, "/", "num_layers", &d->num_layers, 1, 1, QAT_RT_MAX_LAYERS)))
+        return st;
+    d->in_h = in[0];
+    d->in_w = in[1];
+    d->in_c = in[2];
+    return QAT_OK;
+}
+
+static qat_status read_file(rd *r, hid_t f, qat_rt_owned_desc *out)
+{
+    qat_rt_model_desc *d = &out->desc;
+    qat_status st = read_root(r, f, d);
+    if (st)
+        return st;
+    hid_t lg, g = -1;
+    if ((st = open_group(r, f, QAT_H5_LAYERS_GROUP, "/" QAT_H5_LAYERS_GROUP, &lg)))
+        return st;
+    out->layers = calloc((size_t)d->num_layers, sizeof *out->layers);
+    if (!out->layers) {
+        H5Gclose(lg);
+        return qat_fail(r->err, QAT_ENOMEM, "%s: out of memory", r->file);
+    }
+    d->layers = out->layers;
+    size_t total = 0;
+    char name[16], path[64];
+    for (int i = 0; i < d->num_layers && !st; i++) {
+        snprintf(name, sizeof name, QAT_H5_LAYER_FMT, i);
+        snprintf(path, sizeof path, "/%s/%s", QAT_H5_LAYERS_GROUP, name);
+        if ((st = open_group(r, lg, name, path, &g)))
+            break;
+        st = read_layer_meta(r, g, path, &out->layers[i]);
+        H5Gclose(g);
+        if (!st && qat_size_add(total, layer_blob_bytes(&out->layers[i]), &total))
+            st = rfail(r, path, "arrays too large");
+    }
+    if (!st) {
+        out->blob = malloc(total ? total : 1);
+        if (!out->blob)
+            st = qat_fail(r->err, QAT_ENOMEM, "%s: out of memory for %zu bytes of weights",
+                          r->file, total);
+    }
+    size_t off = 0;
+    for (int i = 0; i < d->num_layers && !st; i++) {
+        snprintf(name, sizeof name, QAT_H5_LAYER_FMT, i);
+        snprintf(path, sizeof path, "/%s/%s", QAT_H5_LAYERS_GROUP, name);
+        if ((st = open_group(r, lg, name, path, &g)))
+            break;
+        st = read_layer_data(r, g, path, &out->layers[i], (unsigned char *)out->blob + off);
+        off += layer_blob_bytes(&out->layers[i]);
+        H5Gclose(g);
+    }
+    H5Gclose(lg);
+    if (!st && (st = qat_rt_model_validate(d, r->err)))
+        qat_error_prefix(r->err, "%s", r->file);
+    return st;
+}
+
+/* Opens with fapl, reads, closes; fills the error with HDF5's reason when
+ * the file cannot be opened at all. */
+static qat_status read_with(const char *name, hid_t fapl, qat_rt_owned_desc *out, qat_error *err)
+{
+    rd r = {name, err};
+    hid_t f = H5Fopen(name, H5F_ACC_RDONLY, fapl);
+    if (f < 0) {
+        char h5msg[256];
+        qat_h5_last_error(h5msg, sizeof h5msg);
+        return qat_fail(err, QAT_EINVAL, "%s: not a readable HDF5 model file (truncated or "
+                                         "corrupt?)%s%s",
+                        name, h5msg[0] ? ": " : "", h5msg);
+    }
+    qat_status st = read_file(&r, f, out);
+    H5Fclose(f);
+    return st;
+}
+
+void qat_rt_owned_desc_free(qat_rt_owned_desc *d)
+{
+    if (!d)
+        return;
+    free(d->layers);
+    free(d->blob);
+    memset(d, 0, sizeof *d);
+}
+
+qat_status qat_rt_h5_read_desc(const char *path, qat_rt_owned_desc *out, qat_error *err)
+{
+    memset(out, 0, sizeof *out);
+    FILE *probe = fopen(path, "rb");
+    if (!probe)
+        return qat_fail(err, QAT_EINVAL, "%s: cannot open model file: %s", path, strerror(errno));
+    fclose(probe);
+    qat_h5_quiet q;
+    qat_h5_quiet_begin(&q);
+    qat_status st = read_with(path, H5P_DEFAULT, out, err);
+    qat_h5_quiet_end(&q);
+    if (st)
+        qat_rt_owned_desc_free(out);
+    return st;
+}
+
+qat_status qat_rt_h5_read_desc_memory(const void *buf, size_t len, const char *name,
+                                      qat_rt_owned_desc *out, qat_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!name)
+        name = "<memory>";
+    if (!buf || len == 0)
+        return qat_fail(err, QAT_EINVAL, "%s: empty model image", name);
+    qat_h5_quiet q;
+    qat_h5_quiet_begin(&q);
+    qat_status st;
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    /* core driver without a backing store: the image is the whole file */
+    if (fapl < 0 || H5Pset_fapl_core(fapl, 1 << 16, 0) < 0 ||
+        H5Pset_file_image(fapl, (void *)buf, len) < 0)
+        st = qat_fail(err, QAT_EINTERNAL, "%s: cannot set up an HDF5 in-memory file", name);
+    else
+        st = read_with(name, fapl, out, err);
+    if (fapl >= 0)
+        H5Pclose(fapl);
+    qat_h5_quiet_end(&q);
+    if (st)
+        qat_rt_owned_desc_free(out);
+    return st;
+}
+
+qat_status qat_rt_h5_load(const char *path, qat_rt_model **out, qat_error *err)
+{
+    *out = NULL;
+    qat_rt_owned_desc d;
+    qat_status st = qat_rt_h5_read_desc(path, &d, err);
+    if (st)
+        return st;
+    st = qat_rt_model_create(&d.desc, out, err);
+    if (st)
+        qat_error_prefix(err, "%s", path);
+    qat_rt_owned_desc_free(&d);
+    return st;
+}
+
+qat_status qat_rt_h5_load_memory(const void *buf, size_t len, const char *name,
+                                 qat_rt_model **out, qat_error *err)
+{
+    *out = NULL;
+    qat_rt_owned_desc d;
+    qat_status st = qat_rt_h5_read_desc_memory(buf, len, name, &d, err);
+    if (st)
+        return st;
+    st = qat_rt_model_create(&d.desc, out, err);
+    if (st)
+        qat_error_prefix(err, "%s", name ? name : "<memory>");
+    qat_rt_owned_desc_free(&d);
+    return st;
+}
