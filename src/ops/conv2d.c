@@ -1,45 +1,55 @@
 /* 2-D convolution over NHWC activations, forward and backward side by side.
  *
- * Two algorithms; qat_op_conv2d picks by the reduction length K = KH*KW*Cin:
+ * Two algorithms; qat_op_conv2d picks by the reduction length K = KH*KW*Cin.
  *
  * im2col + sgemm (K > DIRECT_MAX_K; e.g. conv2 of the MNIST CNN, K = 288).
- *   In NHWC a row of the im2col matrix is one output pixel (n, oh, ow) and
- *   its columns are (kh, kw, cin), the order of a weight row, and the
- *   (kw, cin) run of a row is contiguous in x whatever the stride. So im2col
- *   is a few memcpy per row and out[N*OH*OW, Cout] = col w^T lands in NHWC
- *   with no transpose. The multiply-adds run in OpenBLAS, several times
- *   faster than anything auto-vectorised. Rows go in blocks small enough to
- *   stay in L2, because a block that fits runs faster than one big call (we
- *   measured about 70 vs 50 GFLOP/s per core for these skinny shapes).
- *   Backward: dw = dy^T col from the col matrix kept on the tape (cheaper
- *   than a second im2col), dx = col2im(dy w) per block.
+ *   In NHWC a row of the im2col matrix is one output pixel (n, oh, ow), its
+ *   columns are (kh, kw, cin) -- the order of a weight row -- and the
+ *   (kw, cin) run of each kernel row is contiguous in x whatever the stride.
+ *   So im2col is a few memcpy per row, and out[N*OH*OW, Cout] = col w^T
+ *   lands directly in NHWC. The multiply-adds run in OpenBLAS.
+ *   The col matrix is never materialised whole: rows go in blocks of about
+ *   BLOCK_BYTES that stay in the core's L2, im2col'ed into per-thread
+ *   scratch and consumed at once. For conv2 at batch 64 the whole col
+ *   matrix would be 14 MB per step, and on the 2-core target machine memory
+ *   bandwidth (~5 GB/s) makes writing it and reading it back in backward
+ *   cost more than simply redoing the cheap im2col from x (1.6 MB, hot in
+ *   cache) per block. Small blocks also make OpenBLAS faster on these
+ *   skinny shapes (about 70 vs 50 GFLOP/s per core measured).
+ *   Backward per block: col = im2col(x), dw += dy^T col; dcol = dy w,
+ *   dx += col2im(dcol).
  *
- * direct (small K; e.g. conv1, Cin = 1, K = 9). With K = 9 a GEMM does only
- *   9 multiply-adds per col element it streams, so the 9x-inflated col matrix
- *   makes it memory-bound, and OpenBLAS is slow on the skinny dw shape
- *   (Cout x 9 outputs, N*OH*OW-long reduction). The direct loop instead holds
- *   a tile of output channels in registers, broadcasts each input value once
- *   per tile, and never writes col; dw accumulates the same way into a
- *   per-thread [K][Cout] partial.
+ * direct (K <= DIRECT_MAX_K; e.g. conv1, Cin = 1, K = 9). A GEMM with K = 9
+ *   does 9 multiply-adds per col element, so im2col (9x the input, written
+ *   in 12-byte pieces) costs more than the arithmetic, and OpenBLAS is slow
+ *   on the skinny dw shape (Cout x 9 outputs, a 50000-long reduction). The
+ *   direct kernel gathers the zero-padded windows of PX output pixels into
+ *   a small stack buffer and computes those PX rows of output with the loop
+ *   over output channels outermost, so GCC vectorises across channels and
+ *   keeps PX accumulator vectors in registers while it reduces over the K
+ *   window elements; dw accumulates PX pixels' outer products per pass over
+ *   a [K][Cout] partial that lives in L1.
  *
- * Threads: every parallel loop is a static split (rows of N*OH*OW for the
- * forward and the weight gradient, whole images for dx because col2im
- * scatters into neighbouring pixels). Weight and bias gradients are summed in
- * per-thread partials and reduced in thread order, so results are
- * bit-identical run to run for a given thread count. */
+ * Threads: static splits only. Forward splits output rows (pixels); backward
+ * splits whole images, because col2im adds into neighbouring input pixels.
+ * Weight and bias gradients are summed into per-thread partials and reduced
+ * in thread order, so results are bit-identical run to run for a given
+ * thread count. */
 #include <cblas.h>
 #include <string.h>
 
 #include "conv2d_internal.h"
 #include "ops_internal.h"
 
-/* Above this K the col matrix is dense enough for sgemm to win; benchmarks
- * (bench-ops: direct vs gemm) put the crossover between K = 27 and K = 72. */
+/* Largest K for the direct kernel (its buckets end at 32); bench-ops
+ * (direct vs gemm) times both paths at K = 9, 27 and 32. */
 #define DIRECT_MAX_K 32
-/* Output channels per register tile of the direct loop: two AVX2 vectors. */
-#define COT 16
-/* Bytes of col per sgemm block: stays in the per-core L2 (2 MB here). */
-#define BLOCK_BYTES (512u * 1024u)
+/* Output pixels per direct-kernel step: each weight vector loaded is used
+ * PX times. */
+#define PX 4
+/* Bytes of col per sgemm block, so that col, dcol and the dy/y rows of a
+ * block stay inside a 2 MB L2 together. */
+#define BLOCK_BYTES (256u * 1024u)
 
 /* The hottest non-BLAS loops get an AVX2+FMA clone; the library itself is
  * built for baseline x86-64 and the dispatcher picks at load time. */
@@ -96,14 +106,13 @@ static inline void pix_next(const conv_geom *g, conv_pix *p)
     pix_window(g, p);
 }
 
-/* Start of the in-image part of kernel row kh: x[n, ih0+kh, iw0+kwlo, 0]. */
-static inline const float *pix_src(const conv_geom *g, const float *x, const conv_pix *p, int kh)
+/* Offset of x[n, ih0 + kh, iw0 + kwlo, 0]: the in-image start of kernel
+ * row kh (only meaningful for khlo <= kh < khhi). */
+static inline size_t pix_src(const conv_geom *g, const conv_pix *p, int kh)
 {
-    return x + (((size_t)p->n * g->H + (size_t)(p->ih0 + kh)) * g->W + (size_t)(p->iw0 + p->kwlo)) *
-                   g->C;
+    return (((size_t)p->n * g->H + (size_t)(p->ih0 + kh)) * g->W + (size_t)(p->iw0 + p->kwlo)) *
+           (size_t)g->C;
 }
-
-static inline int round_up(int v, int m) { return (v + m - 1) / m * m; }
 
 /* ---- im2col / col2im ------------------------------------------------------ */
 static void im2col_rows(const conv_geom *g, const float *x, size_t r0, size_t r1, float *col)
@@ -120,7 +129,7 @@ static void im2col_rows(const conv_geom *g, const float *x, size_t r0, size_t r1
             }
             size_t lo = (size_t)p.kwlo * g->C, hi = (size_t)p.kwhi * g->C;
             memset(dst, 0, lo * sizeof(float));
-            memcpy(dst + lo, pix_src(g, x, &p, kh), (hi - lo) * sizeof(float));
+            memcpy(dst + lo, x + pix_src(g, &p, kh), (hi - lo) * sizeof(float));
             memset(dst + hi, 0, (run - hi) * sizeof(float));
         }
     }
@@ -133,10 +142,10 @@ static void col2im_rows(const conv_geom *g, const float *col, size_t r0, size_t 
     pix_at(g, r0, &p);
     for (size_t r = r0; r < r1; r++, pix_next(g, &p)) {
         const float *src = col + (r - r0) * (size_t)g->K;
+        int len = (p.kwhi - p.kwlo) * g->C;
         for (int kh = p.khlo; kh < p.khhi; kh++) {
-            const float *s = src + ((size_t)kh * g->KW + p.kwlo) * g->C;
-            float *d = (float *)pix_src(g, dx, &p, kh);
-            int len = (p.kwhi - p.kwlo) * g->C;
+            const float *restrict s = src + ((size_t)kh * g->KW + p.kwlo) * g->C;
+            float *restrict d = dx + pix_src(g, &p, kh);
             for (int i = 0; i < len; i++)
                 d[i] += s[i];
         }
@@ -144,61 +153,177 @@ static void col2im_rows(const conv_geom *g, const float *col, size_t r0, size_t 
 }
 
 /* ---- direct kernels -------------------------------------------------------- */
-/* y rows [r0, r1) = bias + sum over the window of x * w. wt is w transposed to
- * [KH][KW][C][COP] (COP = Cout rounded up to COT, zero padded) so a tile of
- * output channels is one contiguous load per input value; bias_p has COP. */
-HOT_CLONES
-static void direct_fwd_rows(const conv_geom *g, const float *x, const float *wt,
-                            const float *bias_p, float *y, size_t r0, size_t r1)
+/* The direct kernels read x through a zero-padded copy xp
+ * [N][H + 2ph][W + 2pw][C], so every window lies inside it and window
+ * element k of an output pixel is at a fixed offset off[k] from the
+ * window's corner: no bounds checks and no gather in the inner loops.
+ * The window length is a compile-time constant KP (K itself for the common
+ * 3x3x1, 5x5x1 and 3x3x3 windows, else K rounded up to a bucket with zero
+ * weights; those padding taps read the corner element, so only an inf or
+ * NaN input could notice them): with a runtime K, GCC vectorises the
+ * reduction over k lane by lane instead of the loop over output channels,
+ * which measured 8x slower. */
+static inline int direct_kp(int K)
 {
-    size_t COP = (size_t)round_up(g->CO, COT);
-    conv_pix p;
-    pix_at(g, r0, &p);
-    for (size_t r = r0; r < r1; r++, pix_next(g, &p)) {
-        int span = (p.kwhi - p.kwlo) * g->C;
-        for (int co0 = 0; co0 < g->CO; co0 += COT) {
-            float acc[COT];
-            for (int j = 0; j < COT; j++)
-                acc[j] = bias_p[co0 + j];
-            for (int kh = p.khlo; kh < p.khhi; kh++) {
-                const float *xr = pix_src(g, x, &p, kh);
-                const float *wr = wt + ((size_t)kh * g->KW + p.kwlo) * g->C * COP + co0;
-                for (int i = 0; i < span; i++) {
-                    float xv = xr[i];
-                    const float *wv = wr + (size_t)i * COP;
-                    for (int j = 0; j < COT; j++)
-                        acc[j] += xv * wv[j];
-                }
-            }
-            float *yr = y + r * g->CO + co0;
-            int nj = g->CO - co0 < COT ? g->CO - co0 : COT;
-            for (int j = 0; j < nj; j++)
-                yr[j] = acc[j];
+    if (K == 9 || K == 25 || K == 27)
+        return K;
+    return K <= 4 ? 4 : K <= 8 ? 8 : K <= 16 ? 16 : 32;
+}
+
+/* Padded-input geometry of the direct path. */
+typedef struct {
+    int Hp, Wp, KP;
+    int off[DIRECT_MAX_K];
+} direct_geom;
+
+/* Offset in xp of the window corner of output pixel p. */
+static inline size_t corner(const conv_geom *g, const direct_geom *d, const conv_pix *p)
+{
+    return (((size_t)p->n * d->Hp + (size_t)p->oh * g->sh) * d->Wp + (size_t)p->ow * g->sw) *
+           (size_t)g->C;
+}
+
+/* Four output rows whose window corners are x0..x3: the channel loop is
+ * outermost so GCC vectorises across channels and keeps the four
+ * accumulator vectors in registers while the unrolled k loop reduces. */
+static inline __attribute__((always_inline)) void
+direct_fwd4(const float *restrict x0, const float *restrict x1, const float *restrict x2,
+            const float *restrict x3, const int *restrict off, const int KP,
+            const float *restrict wt, const float *restrict bias, float *restrict y, int CO)
+{
+    for (int co = 0; co < CO; co++) {
+        float s0 = bias[co], s1 = s0, s2 = s0, s3 = s0;
+#pragma GCC unroll 32
+        for (int k = 0; k < KP; k++) {
+            float w = wt[(size_t)k * CO + co];
+            s0 += x0[off[k]] * w;
+            s1 += x1[off[k]] * w;
+            s2 += x2[off[k]] * w;
+            s3 += x3[off[k]] * w;
         }
+        y[co] = s0;
+        y[CO + co] = s1;
+        y[2 * CO + co] = s2;
+        y[3 * CO + co] = s3;
     }
 }
 
-/* dwt[K][CO] += sum over rows [r0, r1) of x_window (outer) dy_row. */
+/* y rows [r0, r1) = bias + window . w, with wt = w transposed to [KP][CO]
+ * (rows past K zero). */
 HOT_CLONES
-static void direct_dw_rows(const conv_geom *g, const float *x, const float *dy, float *dwt,
-                           size_t r0, size_t r1)
+static void direct_fwd_rows(const conv_geom *g, const direct_geom *d, const float *restrict xp,
+                            const float *restrict wt, const float *restrict bias,
+                            float *restrict y, size_t r0, size_t r1)
 {
     int CO = g->CO;
     conv_pix p;
     pix_at(g, r0, &p);
-    for (size_t r = r0; r < r1; r++, pix_next(g, &p)) {
-        const float *dyr = dy + r * CO;
-        int span = (p.kwhi - p.kwlo) * g->C;
-        for (int kh = p.khlo; kh < p.khhi; kh++) {
-            const float *xr = pix_src(g, x, &p, kh);
-            float *dr = dwt + ((size_t)kh * g->KW + p.kwlo) * g->C * CO;
-            for (int i = 0; i < span; i++) {
-                float xv = xr[i];
-                float *d = dr + (size_t)i * CO;
-                for (int co = 0; co < CO; co++)
-                    d[co] += xv * dyr[co];
-            }
+    size_t r = r0;
+    for (; r + PX <= r1; r += PX) {
+        const float *xq[PX];
+        for (int q = 0; q < PX; q++, pix_next(g, &p))
+            xq[q] = xp + corner(g, d, &p);
+        float *yr = y + r * CO;
+        switch (d->KP) {
+#define FWD4(kp) direct_fwd4(xq[0], xq[1], xq[2], xq[3], d->off, kp, wt, bias, yr, CO)
+        case 4: FWD4(4); break;
+        case 8: FWD4(8); break;
+        case 9: FWD4(9); break;
+        case 16: FWD4(16); break;
+        case 25: FWD4(25); break;
+        case 27: FWD4(27); break;
+        default: FWD4(32); break;
+#undef FWD4
         }
+    }
+    for (; r < r1; r++, pix_next(g, &p)) { /* the last < PX rows */
+        const float *x0 = xp + corner(g, d, &p);
+        for (int co = 0; co < CO; co++) {
+            float s = bias[co];
+            for (int k = 0; k < d->KP; k++)
+                s += x0[d->off[k]] * wt[(size_t)k * CO + co];
+            y[r * CO + co] = s;
+        }
+    }
+}
+_Static_assert(PX == 4, "the direct kernels are written out for PX = 4");
+
+/* dwt[K][CO] += sum over rows [r0, r1) of window (outer) dy_row, PX rows
+ * per pass so that each dwt vector is loaded and stored once per PX pixels.
+ * Here the channel loop is innermost anyway, so K need not be constant.
+ * db (if not NULL) += the same dy rows, summed while they are in L1: dy is
+ * the largest thing this op reads, and memory bandwidth is what conv1's
+ * backward is bound by. */
+HOT_CLONES
+static void direct_dw_rows(const conv_geom *g, const direct_geom *d, const float *restrict xp,
+                           const float *restrict dy, float *restrict dwt, float *restrict db,
+                           size_t r0, size_t r1)
+{
+    int K = g->K, CO = g->CO;
+    conv_pix p;
+    pix_at(g, r0, &p);
+    size_t r = r0;
+    for (; r + PX <= r1; r += PX) {
+        const float *xq[PX];
+        for (int q = 0; q < PX; q++, pix_next(g, &p))
+            xq[q] = xp + corner(g, d, &p);
+        const float *d0 = dy + r * CO, *d1 = d0 + CO, *d2 = d1 + CO, *d3 = d2 + CO;
+        for (int k = 0; k < K; k++) {
+            int o = d->off[k];
+            float v0 = xq[0][o], v1 = xq[1][o], v2 = xq[2][o], v3 = xq[3][o];
+            float *restrict dw = dwt + (size_t)k * CO;
+            for (int co = 0; co < CO; co++)
+                dw[co] += v0 * d0[co] + v1 * d1[co] + v2 * d2[co] + v3 * d3[co];
+        }
+        if (db)
+            for (int co = 0; co < CO; co++)
+                db[co] += (d0[co] + d1[co]) + (d2[co] + d3[co]);
+    }
+    for (; r < r1; r++, pix_next(g, &p)) {
+        const float *x0 = xp + corner(g, d, &p), *d0 = dy + r * CO;
+        for (int k = 0; k < K; k++) {
+            float v = x0[d->off[k]];
+            float *restrict dw = dwt + (size_t)k * CO;
+            for (int co = 0; co < CO; co++)
+                dw[co] += v * d0[co];
+        }
+        if (db)
+            for (int co = 0; co < CO; co++)
+                db[co] += d0[co];
+    }
+}
+
+/* db[CO] += the sum of dy rows [0, n), four rows per pass (see above). */
+HOT_CLONES
+static void sum_rows(const float *restrict dy, size_t n, int CO, float *restrict db)
+{
+    size_t r = 0;
+    for (; r + 4 <= n; r += 4) {
+        const float *d0 = dy + r * CO, *d1 = d0 + CO, *d2 = d1 + CO, *d3 = d2 + CO;
+        for (int co = 0; co < CO; co++)
+            db[co] += (d0[co] + d1[co]) + (d2[co] + d3[co]);
+    }
+    for (; r < n; r++)
+        for (int co = 0; co < CO; co++)
+            db[co] += dy[r * CO + co];
+}
+
+/* xp = x with ph/pw zero rows/columns around every image (rows [n0, n1)). */
+static void pad_images(const conv_geom *g, const direct_geom *d, const float *x, float *xp,
+                       size_t n0, size_t n1)
+{
+    size_t C = (size_t)g->C, row = (size_t)d->Wp * C;
+    for (size_t n = n0; n < n1; n++) {
+        float *dst = xp + n * d->Hp * row;
+        memset(dst, 0, (size_t)g->ph * row * sizeof(float));
+        for (int h = 0; h < g->H; h++) {
+            float *dr = dst + (size_t)(g->ph + h) * row;
+            memset(dr, 0, (size_t)g->pw * C * sizeof(float));
+            memcpy(dr + g->pw * C, x + ((n * g->H + (size_t)h) * g->W) * C,
+                   (size_t)g->W * C * sizeof(float));
+            memset(dr + (g->pw + g->W) * C, 0, (size_t)g->pw * C * sizeof(float));
+        }
+        memset(dst + (size_t)(g->ph + g->H) * row, 0, (size_t)g->ph * row * sizeof(float));
     }
 }
 
@@ -214,11 +339,11 @@ static void direct_dx_rows(const conv_geom *g, const float *w, const float *dy, 
         const float *dyr = dy + r * g->CO;
         int span = (p.kwhi - p.kwlo) * g->C;
         for (int kh = p.khlo; kh < p.khhi; kh++) {
-            float *d = (float *)pix_src(g, dx, &p, kh);
+            float *restrict d = dx + pix_src(g, &p, kh);
             const float *wk = w + ((size_t)kh * g->KW + p.kwlo) * g->C;
             for (int co = 0; co < g->CO; co++) {
                 float s = dyr[co];
-                const float *wv = wk + (size_t)co * g->K;
+                const float *restrict wv = wk + (size_t)co * g->K;
                 for (int i = 0; i < span; i++)
                     d[i] += s * wv[i];
             }
@@ -231,17 +356,15 @@ typedef struct {
     conv_geom g;
     qat_conv_algo algo;
     const float *x, *w, *bias;
+    const direct_geom *dg; /* direct: padded geometry, xp, w as [KP][CO] */
+    const float *xp, *wt;
     float *y;
-    float *col;     /* [rows][K], kept for backward; NULL = use scratch */
-    float *scratch; /* per thread: block_rows * K floats */
+    float *scratch; /* gemm: per thread 2 * block_rows * K floats */
     size_t block_rows;
-    /* direct forward */
-    const float *wt, *bias_p;
     /* backward */
     const float *dy;
     float *dx;
-    float *dw_part, *db_part; /* per thread: dw_stride / CO floats, or NULL */
-    size_t dw_stride;
+    float *dw_part, *db_part; /* per thread K*CO and CO floats */
 } conv_job;
 
 static void fwd_part(void *vctx, int tid, int nt)
@@ -252,12 +375,12 @@ static void fwd_part(void *vctx, int tid, int nt)
     qat_pool_range((size_t)g->N * g->P, tid, nt, &rb, &re);
     if (j->algo == QAT_CONV_DIRECT) {
         if (rb < re)
-            direct_fwd_rows(g, j->x, j->wt, j->bias_p, j->y, rb, re);
+            direct_fwd_rows(g, j->dg, j->xp, j->wt, j->bias, j->y, rb, re);
         return;
     }
+    float *cb = j->scratch + (size_t)tid * 2 * j->block_rows * g->K;
     for (size_t r = rb; r < re; r += j->block_rows) {
         size_t n = re - r < j->block_rows ? re - r : j->block_rows;
-        float *cb = j->col ? j->col + r * g->K : j->scratch + (size_t)tid * j->block_rows * g->K;
         im2col_rows(g, j->x, r, r + n, cb);
         float *yb = j->y + r * g->CO;
         float beta = 0.0f;
@@ -276,44 +399,42 @@ static void bwd_part(void *vctx, int tid, int nt)
     const conv_job *j = vctx;
     const conv_geom *g = &j->g;
     size_t P = (size_t)g->P, K = (size_t)g->K, CO = (size_t)g->CO;
-    size_t b, e;
-    if (j->dx) { /* whole images per thread: col2im writes across pixels */
-        qat_pool_range((size_t)g->N, tid, nt, &b, &e);
-        if (j->algo == QAT_CONV_DIRECT) {
-            if (b < e)
-                direct_dx_rows(g, j->w, j->dy, j->dx, b * P, e * P);
-        } else {
-            float *db = j->scratch + (size_t)tid * j->block_rows * K;
-            for (size_t r = b * P; r < e * P; r += j->block_rows) {
-                size_t n = e * P - r < j->block_rows ? e * P - r : j->block_rows;
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)K, (int)CO,
-                            1.0f, j->dy + r * CO, (int)CO, j->w, (int)K, 0.0f, db, (int)K);
-                col2im_rows(g, db, r, r + n, j->dx);
-            }
-        }
-    }
-    qat_pool_range((size_t)g->N * P, tid, nt, &b, &e);
-    if (j->dw_part) {
-        float *dwp = j->dw_part + (size_t)tid * j->dw_stride;
-        memset(dwp, 0, j->dw_stride * sizeof(float));
-        if (j->algo == QAT_CONV_DIRECT) {
-            if (b < e)
-                direct_dw_rows(g, j->x, j->dy, dwp, b, e);
-        } else {
-            for (size_t r = b; r < e; r += j->block_rows) {
-                size_t n = e - r < j->block_rows ? e - r : j->block_rows;
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)CO, (int)K, (int)n,
-                            1.0f, j->dy + r * CO, (int)CO, j->col + r * K, (int)K, 1.0f, dwp,
-                            (int)K);
-            }
-        }
-    }
-    if (j->db_part) {
-        float *dbp = j->db_part + (size_t)tid * CO;
+    size_t nb, ne;
+    qat_pool_range((size_t)g->N, tid, nt, &nb, &ne);
+    size_t rb = nb * P, re = ne * P;
+    float *dwp = j->dw_part ? j->dw_part + (size_t)tid * K * CO : NULL;
+    float *dbp = j->db_part ? j->db_part + (size_t)tid * CO : NULL;
+    if (dwp)
+        memset(dwp, 0, K * CO * sizeof(float));
+    if (dbp)
         memset(dbp, 0, CO * sizeof(float));
-        for (size_t r = b; r < e; r++)
-            for (size_t co = 0; co < CO; co++)
-                dbp[co] += j->dy[r * CO + co];
+    if (rb == re)
+        return;
+    if (j->algo == QAT_CONV_DIRECT) {
+        if (dwp)
+            direct_dw_rows(g, j->dg, j->xp, j->dy, dwp, dbp, rb, re);
+        else if (dbp)
+            sum_rows(j->dy + rb * CO, re - rb, (int)CO, dbp);
+        if (j->dx)
+            direct_dx_rows(g, j->w, j->dy, j->dx, rb, re);
+        return;
+    }
+    float *col = j->scratch + (size_t)tid * 2 * j->block_rows * K, *dcol = col + j->block_rows * K;
+    for (size_t r = rb; r < re; r += j->block_rows) {
+        size_t n = re - r < j->block_rows ? re - r : j->block_rows;
+        const float *dyb = j->dy + r * CO;
+        if (dbp)
+            sum_rows(dyb, n, (int)CO, dbp);
+        if (dwp) { /* dw += dy^T col */
+            im2col_rows(g, j->x, r, r + n, col);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)CO, (int)K, (int)n, 1.0f,
+                        dyb, (int)CO, col, (int)K, 1.0f, dwp, (int)K);
+        }
+        if (j->dx) { /* dx += col2im(dy w) */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)K, (int)CO, 1.0f,
+                        dyb, (int)CO, j->w, (int)K, 0.0f, dcol, (int)K);
+            col2im_rows(g, dcol, r, r + n, j->dx);
+        }
     }
 }
 
@@ -321,8 +442,9 @@ static void bwd_part(void *vctx, int tid, int nt)
 typedef struct {
     conv_geom g;
     qat_conv_algo algo;
-    float *col; /* im2col of x when w needs a gradient (gemm path) */
     size_t block_rows;
+    direct_geom dg; /* direct path: the padded copy of x the forward made */
+    const float *xp;
 } conv_saved;
 
 static void conv_backward(qat_tape *t, const qat_node *nd)
@@ -331,30 +453,26 @@ static void conv_backward(qat_tape *t, const qat_node *nd)
     qat_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->nin > 2 ? nd->in[2] : NULL;
     qat_pool *pool = qat_tape_pool(t);
     int nt = qat_pool_threads(pool);
-    const conv_geom *g = &s->g;
-    size_t K = (size_t)g->K, CO = (size_t)g->CO;
+    size_t K = (size_t)s->g.K, CO = (size_t)s->g.CO;
     conv_job j;
     memset(&j, 0, sizeof j);
-    j.g = *g;
+    j.g = s->g;
     j.algo = s->algo;
     j.x = x->data;
     j.w = w->data;
-    j.col = s->col;
     j.block_rows = s->block_rows;
+    j.dg = &s->dg;
+    j.xp = s->xp;
     j.dy = nd->out->grad;
     /* the arena is not thread-safe: every buffer is taken here, up front */
-    if (qat_needs_grad(x)) {
+    if (qat_needs_grad(x))
         j.dx = qat_tape_grad(t, x);
-        if (s->algo == QAT_CONV_GEMM)
-            j.scratch = qat_tape_alloc(t, (size_t)nt * s->block_rows * K * sizeof(float));
-    }
-    if (qat_needs_grad(w)) {
-        QAT_ASSERT(s->algo == QAT_CONV_DIRECT || s->col);
-        j.dw_stride = K * CO;
-        j.dw_part = qat_tape_alloc(t, (size_t)nt * j.dw_stride * sizeof(float));
-    }
+    if (qat_needs_grad(w))
+        j.dw_part = qat_tape_alloc(t, (size_t)nt * K * CO * sizeof(float));
     if (qat_needs_grad(b))
         j.db_part = qat_tape_alloc(t, (size_t)nt * CO * sizeof(float));
+    if (s->algo == QAT_CONV_GEMM)
+        j.scratch = qat_tape_alloc(t, (size_t)nt * 2 * s->block_rows * K * sizeof(float));
     qat_pool_run(pool, bwd_part, &j);
 
     /* reduce partials in thread order: fixed sums for a fixed thread count */
@@ -366,7 +484,7 @@ static void conv_backward(qat_tape *t, const qat_node *nd)
                 size_t i = s->algo == QAT_CONV_DIRECT ? k * CO + co : co * K + k;
                 float sum = j.dw_part[i];
                 for (int tid = 1; tid < nt; tid++)
-                    sum += j.dw_part[(size_t)tid * j.dw_stride + i];
+                    sum += j.dw_part[(size_t)tid * K * CO + i];
                 dw[co * K + k] += sum;
             }
     }
@@ -392,18 +510,18 @@ qat_tensor *qat_conv2d_algo(qat_tape *t, qat_tensor *x, qat_tensor *w, qat_tenso
     g.OH = qat_conv_out_size(g.H, g.KH, g.sh, g.ph);
     g.OW = qat_conv_out_size(g.W, g.KW, g.sw, g.pw);
     g.P = g.OH * g.OW;
-    QAT_ASSERT(g.OH > 0 && g.OW > 0 && g.ph >= 0 && g.pw >= 0 && g.K > 0);
+    QAT_ASSERT(g.OH > 0 && g.OW > 0 && g.ph >= 0 && g.pw >= 0 && g.K > 0 && g.CO > 0);
     QAT_ASSERT(!b || b->numel == (size_t)g.CO);
     if (algo == QAT_CONV_AUTO)
         algo = g.K <= DIRECT_MAX_K ? QAT_CONV_DIRECT : QAT_CONV_GEMM;
+    if (algo == QAT_CONV_DIRECT && g.K > DIRECT_MAX_K)
+        algo = QAT_CONV_GEMM; /* no kernel for it */
 
     int shape[4] = {g.N, g.OH, g.OW, g.CO};
     qat_tensor *y = qat_tape_tensor(t, 4, shape);
     qat_pool *pool = qat_tape_pool(t);
     int nt = qat_pool_threads(pool);
-    int record = qat_tape_grad_enabled(t) &&
-                 (qat_needs_grad(x) || qat_needs_grad(w) || qat_needs_grad(b));
-    size_t rows = (size_t)g.N * g.P, K = (size_t)g.K;
+    size_t K = (size_t)g.K, CO = (size_t)g.CO;
 
     conv_job j;
     memset(&j, 0, sizeof j);
@@ -411,36 +529,52 @@ qat_tensor *qat_conv2d_algo(qat_tape *t, qat_tensor *x, qat_tensor *w, qat_tenso
     j.algo = algo;
     j.x = x->data;
     j.w = w->data;
-    j.bias = b ? b->data : NULL;
     j.y = y->data;
     j.block_rows = BLOCK_BYTES / (K * sizeof(float));
     if (j.block_rows < 1)
         j.block_rows = 1;
+    direct_geom dg;
+    memset(&dg, 0, sizeof dg);
     if (algo == QAT_CONV_DIRECT) {
-        size_t COP = (size_t)round_up(g.CO, COT);
-        float *wt = qat_tape_alloc(t, K * COP * sizeof(float));
-        float *bp = qat_tape_alloc(t, COP * sizeof(float));
-        for (size_t k = 0; k < K; k++)
-            for (size_t co = 0; co < COP; co++)
-                wt[k * COP + co] = co < (size_t)g.CO ? w->data[co * K + k] : 0.0f;
-        for (size_t co = 0; co < COP; co++)
-            bp[co] = b && co < (size_t)g.CO ? b->data[co] : 0.0f;
+        dg.Hp = g.H + 2 * g.ph;
+        dg.Wp = g.W + 2 * g.pw;
+        dg.KP = direct_kp(g.K);
+        for (int k = 0; k < dg.KP; k++) { /* padding taps read the corner */
+            int kh = k / (g.KW * g.C), kw = k / g.C % g.KW, c = k % g.C;
+            dg.off[k] = k < g.K ? (kh * dg.Wp + kw) * g.C + c : 0;
+        }
+        float *xp = x->data;
+        if (g.ph || g.pw) {
+            xp = qat_tape_alloc(t, (size_t)g.N * dg.Hp * dg.Wp * g.C * sizeof(float));
+            pad_images(&g, &dg, x->data, xp, 0, (size_t)g.N); /* cheap: 1x the input */
+        }
+        size_t KP = (size_t)dg.KP;
+        float *wt = qat_tape_alloc(t, KP * CO * sizeof(float));
+        float *bias = qat_tape_alloc(t, CO * sizeof(float));
+        for (size_t k = 0; k < KP; k++)
+            for (size_t co = 0; co < CO; co++)
+                wt[k * CO + co] = k < K ? w->data[co * K + k] : 0.0f;
+        for (size_t co = 0; co < CO; co++)
+            bias[co] = b ? b->data[co] : 0.0f;
+        j.dg = &dg;
+        j.xp = xp;
         j.wt = wt;
-        j.bias_p = bp;
-    } else if (record && qat_needs_grad(w)) {
-        j.col = qat_tape_alloc(t, rows * K * sizeof(float));
+        j.bias = bias;
     } else {
-        j.scratch = qat_tape_alloc(t, (size_t)nt * j.block_rows * K * sizeof(float));
+        j.bias = b ? b->data : NULL;
+        j.scratch = qat_tape_alloc(t, (size_t)nt * 2 * j.block_rows * K * sizeof(float));
     }
     qat_pool_run(pool, fwd_part, &j);
 
     conv_saved *s = NULL;
-    if (record) {
+    if (qat_tape_grad_enabled(t) &&
+        (qat_needs_grad(x) || qat_needs_grad(w) || qat_needs_grad(b))) {
         s = qat_tape_alloc(t, sizeof *s);
         s->g = g;
         s->algo = algo;
-        s->col = j.col;
         s->block_rows = j.block_rows;
+        s->dg = dg;
+        s->xp = j.xp;
     }
     qat_tensor *in[3] = {x, w, b};
     qat_tape_record(t, conv_backward, y, s, b ? 3 : 2, in);
