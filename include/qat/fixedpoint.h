@@ -81,17 +81,29 @@ static inline int qat_fp_quantize_multiplier(double M, int32_t *m0, int32_t *shi
     return 0;
 }
 
+/* round(x) with ties away from zero, for |x| < 2^31 (callers clamp first).
+ * Written with an int conversion instead of roundf: on baseline x86-64
+ * roundf is a libm call, and this sits in every fake-quant loop. The
+ * fraction x - trunc(x) is exact, so the result equals roundf(x). */
+static inline int32_t qat_fp_round(float x)
+{
+    int32_t i = (int32_t)x; /* truncates toward zero */
+    float f = x - (float)i;
+    return i + (f >= 0.5f) - (f <= -0.5f);
+}
+
 /* Float -> integer quantization used everywhere a real value becomes a code:
- * clamp(round_half_away(x / scale) + zp, qmin, qmax). */
+ * clamp(round_half_away(x / scale) + zp, qmin, qmax). NaN gives qmin. */
 static inline int32_t qat_fp_quantize(float x, float scale, int32_t zp, int32_t qmin, int32_t qmax)
 {
-    float r = roundf(x / scale);
-    /* Compare in float first so huge values cannot overflow the cast. */
-    if (!(r + (float)zp >= (float)qmin))
+    float r = x / scale;
+    /* Clamp in float first so huge values cannot overflow the conversion. */
+    if (!(r >= (float)(qmin - zp) - 1.0f))
         return qmin;
-    if (r + (float)zp > (float)qmax)
+    if (r > (float)(qmax - zp) + 1.0f)
         return qmax;
-    return (int32_t)r + zp;
+    int32_t q = qat_fp_round(r) + zp;
+    return q < qmin ? qmin : q > qmax ? qmax : q;
 }
 
 /* Rounded integer average used by avgpool: round_half_away(sum / n), n > 0. */

@@ -62,8 +62,8 @@ static void float_range(const qat_tensor *y, float *lo, float *hi)
 {
     float a = INFINITY, b = -INFINITY;
     for (size_t i = 0; i < y->numel; i++) {
-        a = fminf(a, y->data[i]);
-        b = fmaxf(b, y->data[i]);
+        a = y->data[i] < a ? y->data[i] : a;
+        b = y->data[i] > b ? y->data[i] : b;
     }
     *lo = a;
     *hi = b;

@@ -15,11 +15,18 @@ typedef struct {
     float s, inv;
 } codes_ctx;
 
+/* Codes are bounded by the int8 container (or 255 / (1 - p) after dropout);
+ * the clamp only keeps garbage finite. */
+#define CODE_LIMIT 1073741824.0f
+
 static void codes_fwd(void *v, size_t b, size_t e)
 {
     codes_ctx *c = v;
-    for (size_t i = b; i < e; i++)
-        c->y[i] = roundf(c->x[i] / c->s);
+    for (size_t i = b; i < e; i++) {
+        float r = c->x[i] / c->s;
+        r = r > CODE_LIMIT ? CODE_LIMIT : r < -CODE_LIMIT ? -CODE_LIMIT : r;
+        c->y[i] = (float)qat_fp_round(r);
+    }
 }
 
 static void codes_bwd(void *v, size_t b, size_t e)
@@ -53,46 +60,64 @@ qat_tensor *qat_op_act_codes(qat_tape *t, qat_tensor *x, float scale)
 
 /* ---- weight codes -------------------------------------------------------------- */
 typedef struct {
-    const float *scale;
+    const float *w, *scale, *dy;
+    float *y, *dw;
+    uint8_t *pass; /* STE mask saved by the forward */
+    size_t k;      /* row length */
     int32_t qmin, qmax;
     int ste;
-} wcodes_saved;
+} wcodes_ctx;
+
+static void wcodes_fwd(void *v, size_t b, size_t e)
+{
+    wcodes_ctx *c = v;
+    for (size_t row = b; row < e; row++) {
+        float s = c->scale[row];
+        for (size_t i = row * c->k; i < (row + 1) * c->k; i++) {
+            /* the unclamped code decides the clipped STE */
+            int32_t q = qat_fp_quantize(c->w[i], s, 0, c->qmin - 1, c->qmax + 1);
+            if (c->pass)
+                c->pass[i] = (uint8_t)((q >= c->qmin && q <= c->qmax) || c->ste == QAT_STE_IDENTITY);
+            c->y[i] = (float)(q < c->qmin ? c->qmin : q > c->qmax ? c->qmax : q);
+        }
+    }
+}
+
+static void wcodes_bwd(void *v, size_t b, size_t e)
+{
+    wcodes_ctx *c = v;
+    for (size_t row = b; row < e; row++) {
+        float inv = 1.0f / c->scale[row];
+        for (size_t i = row * c->k; i < (row + 1) * c->k; i++)
+            c->dw[i] += c->pass[i] ? c->dy[i] * inv : 0.0f;
+    }
+}
 
 static void weight_codes_backward(qat_tape *t, const qat_node *n)
 {
     qat_tensor *w = n->in[0];
     if (!qat_needs_grad(w))
         return;
-    const wcodes_saved *s = n->saved;
-    float *dw = qat_tape_grad(t, w);
-    const float *dy = n->out->grad;
-    int C = w->shape[0];
-    size_t k = w->numel / (size_t)C;
-    for (int c = 0; c < C; c++) {
-        float inv = 1.0f / s->scale[c];
-        for (size_t i = (size_t)c * k; i < (size_t)(c + 1) * k; i++) {
-            float r = roundf(w->data[i] / s->scale[c]);
-            int inside = r >= (float)s->qmin && r <= (float)s->qmax;
-            if (inside || s->ste == QAT_STE_IDENTITY)
-                dw[i] += dy[i] * inv;
-        }
-    }
+    wcodes_ctx *c = n->saved;
+    c->dy = n->out->grad;
+    c->dw = qat_tape_grad(t, w);
+    qat_parallel_for(qat_tape_pool(t), (size_t)w->shape[0], QAT_ELEMWISE_GRAIN / c->k + 1,
+                     wcodes_bwd, c);
 }
 
 qat_tensor *qat_op_weight_codes(qat_tape *t, qat_tensor *w, const float *scale, int32_t qmin,
                                 int32_t qmax, int ste)
 {
     qat_tensor *y = qat_tape_tensor(t, w->ndim, w->shape);
-    int C = w->shape[0];
-    size_t k = w->numel / (size_t)C;
-    for (int c = 0; c < C; c++)
-        for (size_t i = (size_t)c * k; i < (size_t)(c + 1) * k; i++)
-            y->data[i] = (float)qat_fp_quantize(w->data[i], scale[c], 0, qmin, qmax);
-    if (qat_tape_grad_enabled(t) && w->requires_grad) {
-        wcodes_saved *s = qat_tape_alloc(t, sizeof *s);
-        *s = (wcodes_saved){scale, qmin, qmax, ste};
-        qat_tape_record(t, weight_codes_backward, y, s, 1, &w);
-    }
+    int record = qat_tape_grad_enabled(t) && w->requires_grad;
+    wcodes_ctx *c = qat_tape_alloc(t, sizeof *c);
+    *c = (wcodes_ctx){w->data, scale, NULL, y->data, NULL,
+                      record ? qat_tape_alloc(t, w->numel) : NULL,
+                      w->numel / (size_t)w->shape[0], qmin, qmax, ste};
+    qat_parallel_for(qat_tape_pool(t), (size_t)w->shape[0], QAT_ELEMWISE_GRAIN / c->k + 1,
+                     wcodes_fwd, c);
+    if (record)
+        qat_tape_record(t, weight_codes_backward, y, c, 1, &w);
     return y;
 }
 
@@ -132,8 +157,8 @@ static void range_part(void *v, int tid, int nt)
         const float *a = r->acc + row * (size_t)r->C;
         for (int c = 0; c < r->C; c++) {
             float x = (float)acc_value(a[c], r->bq[c]) * r->acc_scale[c];
-            lo = fminf(lo, x);
-            hi = fmaxf(hi, x);
+            lo = x < lo ? x : lo;
+            hi = x > hi ? x : hi;
         }
     }
     if (r->relu) {
@@ -278,38 +303,31 @@ qat_tensor *qat_op_requantize(qat_tape *t, qat_tensor *acc, qat_tensor *bias,
 }
 
 /* ---- plain fake quantization ------------------------------------------------ */
-typedef struct {
-    qat_qparams qp;
-    int ste;
-} fq_saved;
-
 static void fake_quant_backward(qat_tape *t, const qat_node *n)
 {
     qat_tensor *x = n->in[0];
     if (!qat_needs_grad(x))
         return;
-    const fq_saved *s = n->saved;
+    const uint8_t *pass = n->saved;
     float *dx = qat_tape_grad(t, x);
-    for (size_t i = 0; i < x->numel; i++) {
-        float r = roundf(x->data[i] / s->qp.scale) + (float)s->qp.zero_point;
-        int inside = r >= (float)s->qp.qmin && r <= (float)s->qp.qmax;
-        if (inside || s->ste == QAT_STE_IDENTITY)
-            dx[i] += n->out->grad[i];
-    }
+    for (size_t i = 0; i < x->numel; i++)
+        dx[i] += pass[i] ? n->out->grad[i] : 0.0f;
 }
 
 qat_tensor *qat_op_fake_quant(qat_tape *t, qat_tensor *x, qat_qparams qp, int ste)
 {
     qat_tensor *y = qat_tape_tensor(t, x->ndim, x->shape);
+    int record = qat_tape_grad_enabled(t) && x->requires_grad;
+    uint8_t *pass = record ? qat_tape_alloc(t, x->numel) : NULL;
     for (size_t i = 0; i < x->numel; i++) {
-        int32_t q = qat_fp_quantize(x->data[i], qp.scale, qp.zero_point, qp.qmin, qp.qmax);
+        int32_t q = qat_fp_quantize(x->data[i], qp.scale, qp.zero_point, qp.qmin - 1, qp.qmax + 1);
+        if (pass)
+            pass[i] = (uint8_t)((q >= qp.qmin && q <= qp.qmax) || ste == QAT_STE_IDENTITY);
+        q = q < qp.qmin ? qp.qmin : q > qp.qmax ? qp.qmax : q;
         y->data[i] = qp.scale * (float)(q - qp.zero_point);
     }
-    if (qat_tape_grad_enabled(t) && x->requires_grad) {
-        fq_saved *s = qat_tape_alloc(t, sizeof *s);
-        *s = (fq_saved){qp, ste};
-        qat_tape_record(t, fake_quant_backward, y, s, 1, &x);
-    }
+    if (record)
+        qat_tape_record(t, fake_quant_backward, y, pass, 1, &x);
     return y;
 }
 

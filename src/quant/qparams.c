@@ -47,8 +47,10 @@ void qat_weight_scales_symmetric(const float *w, int C, size_t k, int bits, floa
     for (int c = 0; c < C; c++) {
         float m = 0.0f;
         const float *row = w + (size_t)c * k;
-        for (size_t i = 0; i < k; i++)
-            m = fmaxf(m, fabsf(row[i]));
+        for (size_t i = 0; i < k; i++) {
+            float a = fabsf(row[i]);
+            m = a > m ? a : m;
+        }
         scale[c] = m > 0.0f ? m / (float)qmax : 1.0f;
     }
 }

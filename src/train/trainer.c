@@ -106,6 +106,9 @@ static qat_status setup(run *r, qat_error *err)
     r->sched.total_steps = spe * c->train.epochs - r->sched.warmup_steps;
     if (r->sched.total_steps < 1)
         r->sched.total_steps = 1;
+    if ((st = qat_lr_schedule_check(&r->sched, err)))
+        return qat_error_prefix(err, "%s: [train] lr_schedule = %s", c->path,
+                                qat_lr_kind_name(r->sched.kind));
     size_t isz = qat_dataset_image_size(&r->train);
     int B = c->train.batch_size, C = c->model.num_classes;
     r->batch_img = malloc((size_t)B * isz);

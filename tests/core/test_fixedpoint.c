@@ -2,6 +2,7 @@
  * inputs. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <string.h>
 #include <stdint.h>
 
 #include "qat/fixedpoint.h"
@@ -146,4 +147,25 @@ Test(fixedpoint, float_quantize_ties_away_and_clamps)
     cr_assert_eq(qat_fp_div_round(4, 3), 1);
     cr_assert_eq(qat_fp_div_round(-5, 3), -2);
     cr_assert_eq(qat_fp_div_round(0, 4), 0);
+}
+
+Test(fixedpoint, inline_round_equals_roundf)
+{
+    const float edges[] = {0.0f, -0.0f, 0.5f, -0.5f, 1.5f, -1.5f, 2.5f, -2.5f, 0.49999997f,
+                           -0.49999997f, 8388607.5f, -8388607.5f, 16777216.0f, 2147483520.0f,
+                           -2147483520.0f, 1e-30f};
+    for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++)
+        cr_assert_eq(qat_fp_round(edges[i]), (int32_t)roundf(edges[i]), "x=%.9g", edges[i]);
+    qat_rng r;
+    qat_rng_seed(&r, 5, 0);
+    for (int i = 0; i < 1000000; i++) {
+        uint32_t bits = qat_rng_u32(&r);
+        float x;
+        memcpy(&x, &bits, sizeof x);
+        if (!(fabsf(x) < 2.1e9f))
+            continue;
+        cr_assert_eq(qat_fp_round(x), (int32_t)roundf(x), "x=%.9g", x);
+        float h = (float)((int)qat_rng_below(&r, 2000) - 1000) + 0.5f; /* exact ties */
+        cr_assert_eq(qat_fp_round(h), (int32_t)roundf(h), "x=%.9g", h);
+    }
 }
