@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""An independent reader of the integer model format, written only from
+docs/FORMAT.md and docs/ARITHMETIC.md (h5py + numpy). It runs a model on an
+IDX image file and writes the int8 logits, N x num_classes, row-major, so the
+test suite can demand byte equality with `qat-infer --dump-logits`.
+
+usage: format_reader.py MODEL IMAGES_IDX OUT_LOGITS
+"""
+import gzip
+import sys
+
+import h5py
+import numpy as np
+
+I32 = np.int64  # all integer math in int64, results checked against int32
+
+
+def die(msg):
+    sys.stderr.write("format_reader: %s\n" % msg)
+    sys.exit(2)
+
+
+def attr(obj, name, kind, shape):
+    """kind: 'i32', 'f32' or 'str'; shape: () scalar or (n,)."""
+    if name not in obj.attrs:
+        die("%s: attribute '%s' missing" % (obj.name, name))
+    a = obj.attrs.get_id(name)
+    t, s = a.get_type(), a.get_space()
+    if kind == "str":
+        if not isinstance(t, h5py.h5t.TypeStringID) or s.get_simple_extent_type() != h5py.h5s.SCALAR:
+            die("%s: attribute '%s' is not a scalar string" % (obj.name, name))
+        v = obj.attrs[name]
+        if isinstance(v, bytes):
+            v = v.split(b"\0")[0].decode()
+        return v
+    want = {"i32": (h5py.h5t.INTEGER, 4), "f32": (h5py.h5t.FLOAT, 4)}[kind]
+    if (t.get_class(), t.get_size()) != want or (kind == "i32" and t.get_sign() != h5py.h5t.SGN_2):
+        die("%s: attribute '%s' has the wrong dtype" % (obj.name, name))
+    v = obj.attrs[name]
+    if shape == ():
+        if s.get_simple_extent_type() != h5py.h5s.SCALAR:
+            die("%s: attribute '%s' is not a scalar" % (obj.name, name))
+        return v.item()
+    if s.get_simple_extent_type() != h5py.h5s.SIMPLE or s.shape != shape:
+        die("%s: attribute '%s' must have shape %s" % (obj.name, name, shape))
+    return [x.item() for x in v]
+
+
+def dataset(g, name, dtype, n):
+    if name not in g or not isinstance(g[name], h5py.Dataset):
+        die("%s/%s: dataset missing" % (g.name, name))
+    d = g[name]
+    if d.dtype != np.dtype(dtype) or d.shape != (n,):
+        die("%s/%s: expected %s[%d], found %s%s" % (g.name, name, dtype, n, d.dtype, d.shape))
+    return d[...]
+
+
+def unpack(packed, n, bits):
+    s = 8 if bits >= 5 else 4 if bits >= 3 else 2
+    per = 8 // s
+    i = np.arange(n)
+    u = (packed[i // per].astype(I32) >> ((i % per) * s)) & ((1 << s) - 1)
+    return np.where(u >= (1 << (s - 1)), u - (1 << s), u)
+
+
+def trunc_div(x, d):
+    return np.sign(x) * (np.abs(x) // d)
+
+
+def srdhm(a, b):
+    ab = a * b
+    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
+    r = trunc_div(ab + nudge, 1 << 31)
+    return np.where((a == -(1 << 31)) & (b == -(1 << 31)), (1 << 31) - 1, r)
+
+
+def rdpot(x, n):
+    mask = (1 << n) - 1
+    rem = x & mask
+    thr = (mask >> 1) + (x < 0)
+    return (x >> n) + (rem > thr)
+
+
+def requantize(acc, m0, shift, zp, lo, hi):
+    left = np.maximum(shift, 0)
+    right = np.maximum(-shift, 0)
+    v = np.clip(acc * (1 << left), -(1 << 31), (1 << 31) - 1)
+    v = rdpot(srdhm(v, m0), right) + zp
+    return np.clip(v, lo, hi)
+
+
+def div_round(s, n):
+    return np.where(s >= 0, (s + n // 2) // n, -((-s + n // 2) // n))
+
+
+def run_layer(L, x):
+    """x: (N, H, W, C) int64 codes -> output codes."""
+    op = L["op"]
+    N, H, W, C = x.shape
+    if op == "flatten":
+        return x.reshape(N, 1, 1, H * W * C)
+    if op in ("maxpool2d", "avgpool2d"):
+        (KH, KW), (SH, SW) = L["kernel"], L["stride"]
+        OH, OW = L["output_shape"][0], L["output_shape"][1]
+        win = np.stack([x[:, ky:ky + SH * (OH - 1) + 1:SH, kx:kx + SW * (OW - 1) + 1:SW, :]
+                        for ky in range(KH) for kx in range(KW)])
+        if op == "maxpool2d":
+            return win.max(axis=0)
+        zp = L["input_zero_point"]
+        return np.clip(zp + div_round((win - zp).sum(axis=0), KH * KW), -128, 127)
+    (KH, KW), (SH, SW), (PH, PW) = L["kernel"], L["stride"], L["padding"]
+    OH, OW, OC = L["output_shape"]
+    zp_in = L["input_zero_point"]
+    xp = np.full((N, H + 2 * PH, W + 2 * PW, C), zp_in, dtype=I32)
+    xp[:, PH:PH + H, PW:PW + W, :] = x
+    w = (L["w"].reshape(OC, KH, KW, C) - L["wzp"][:, None, None, None]).astype(I32)
+    acc = np.zeros((N, OH, OW, OC), dtype=I32) + L["bias"]
+    for ky in range(KH):
+        for kx in range(KW):
+            patch = xp[:, ky:ky + SH * (OH - 1) + 1:SH, kx:kx + SW * (OW - 1) + 1:SW, :] - zp_in
+            acc += np.einsum("nhwc,oc->nhwo", patch, w[:, ky, kx, :])
+    assert acc.min() >= -(1 << 31) and acc.max() < (1 << 31)
+    return requantize(acc, L["mult"], L["shift"], L["output_zero_point"], L["act_min"], L["act_max"])
+
+
+def load(path):
+    f = h5py.File(path, "r")
+    if attr(f, "format", "str", ()) != "qat-int8-model":
+        die("not a qat model")
+    if attr(f, "version", "i32", ()) != 1:
+        die("unsupported version")
+    shape = attr(f, "input_shape", "i32", (3,))
+    if attr(f, "input_zero_point", "i32", ()) != -128:
+        die("input zero point")
+    if np.float32(attr(f, "input_scale", "f32", ())) != np.float32(1) / np.float32(255):
+        die("input scale")
+    layers = []
+    for i in range(attr(f, "num_layers", "i32", ())):
+        g = f["/layers/%03d" % i]
+        L = {"op": attr(g, "op", "str", ())}
+        for k in ("input_shape", "output_shape"):
+            L[k] = attr(g, k, "i32", (3,))
+        for k in ("input_zero_point", "output_zero_point"):
+            L[k] = attr(g, k, "i32", ())
+        if L["op"] in ("conv2d", "maxpool2d", "avgpool2d"):
+            for k in ("kernel", "stride", "padding"):
+                L[k] = attr(g, k, "i32", (2,))
+        elif L["op"] == "linear":
+            L["kernel"], L["stride"], L["padding"] = (1, 1), (1, 1), (0, 0)
+        if L["op"] in ("conv2d", "linear"):
+            bits = attr(g, "weight_bits", "i32", ())
+            L["act_min"], L["act_max"] = attr(g, "act_min", "i32", ()), attr(g, "act_max", "i32", ())
+            H, W, C = L["input_shape"]
+            OC = L["output_shape"][2]
+            KH, KW = L["kernel"]
+            n = OC * KH * KW * C
+            s = 8 if bits >= 5 else 4 if bits >= 3 else 2
+            packed = dataset(g, "weights", "uint8", -(-n // (8 // s)))
+            L["w"] = unpack(packed, n, bits)
+            L["wzp"] = dataset(g, "weight_zero_point", "<i4", OC).astype(I32)
+            L["bias"] = dataset(g, "bias", "<i4", OC).astype(I32)
+            L["mult"] = dataset(g, "multiplier", "<i4", OC).astype(I32)
+            L["shift"] = dataset(g, "shift", "<i4", OC).astype(I32)
+        layers.append(L)
+    return shape, layers
+
+
+def read_idx_images(path):
+    raw = open(path, "rb").read()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    if raw[:4] != b"\x00\x00\x08\x03":
+        die("%s: not an IDX image file" % path)
+    n, h, w = (int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(3))
+    return np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(n, h, w, 1)
+
+
+def main():
+    if len(sys.argv) != 4:
+        die(__doc__)
+    shape, layers = load(sys.argv[1])
+    px = read_idx_images(sys.argv[2])
+    x = px.reshape(px.shape[0], *shape).astype(I32) - 128
+    for L in layers:
+        x = run_layer(L, x)
+    x.reshape(x.shape[0], -1).astype(np.int8).tofile(sys.argv[3])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+/* Writes a synthetic MNIST-shaped model file for the format cross-check:
+ *   make_model OUT mlp|cnn BITS
+ * cnn uses every op, odd kernels/strides, padding, relu, narrow activations
+ * and nonzero weight zero points. */
+#include "qat/runtime_h5.h"
+#include "rt_fixture.h"
+
+int main(int argc, char **argv)
+{
+    if (argc != 4 || atoi(argv[3]) < 2 || atoi(argv[3]) > 8) {
+        fprintf(stderr, "usage: make_model OUT mlp|cnn BITS(2..8)\n");
+        return 2;
+    }
+    int bits = atoi(argv[3]);
+    fx_model fx;
+    fx_begin(&fx, 28, 28, 1, 1000 + (uint64_t)bits);
+    if (strcmp(argv[2], "mlp") == 0) {
+        fx_flatten(&fx, "flatten");
+        fx_linear(&fx, "fc1", 64, bits, 1);
+        fx_linear(&fx, "fc2", 10, bits, 0);
+    } else {
+        fx_conv(&fx, "conv1", 5, 3, 1, 1, bits, 1);
+        fx_pool(&fx, QAT_RT_MAXPOOL2D, "pool1", 2, 2);
+        qat_rt_layer_desc *l = fx_push(&fx, QAT_RT_CONV2D, "conv2");
+        l->kernel_h = 3;
+        l->kernel_w = 2;
+        l->stride_h = 2;
+        l->stride_w = 3;
+        l->pad_h = l->pad_w = 1;
+        l->out_h = fx_out(l->in_h, 3, 2, 1);
+        l->out_w = fx_out(l->in_w, 2, 3, 1);
+        l->out_c = 7;
+        fx_fill_weights(&fx, l, bits, 0, 6, 3);
+        fx_commit(&fx, l);
+        fx_pool(&fx, QAT_RT_AVGPOOL2D, "pool2", 2, 1);
+        fx_flatten(&fx, "flatten");
+        fx_linear(&fx, "fc", 10, bits, 0);
+    }
+    fx_finish(&fx);
+    qat_error e;
+    qat_status st = qat_rt_h5_write(argv[1], &fx.desc, &e);
+    fx_free(&fx);
+    if (st) {
+        fprintf(stderr, "make_model: %s\n", e.msg);
+        return 1;
+    }
+    return 0;
+}
