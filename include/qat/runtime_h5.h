@@ -14,7 +14,9 @@ typedef struct qat_rt_owned_desc {
 
 /* Reads and validates a model file into an owned description. Every problem
  * (missing dataset, wrong dtype or shape, absurd attribute) is QAT_EINVAL
- * with the file and the field named. */
+ * with the file and the field named. HDF5's own error printing is off during
+ * the call; after a failed call it stays off (HDF5 1.10 would otherwise print
+ * spurious shutdown errors for some corrupt files). */
 qat_status qat_rt_h5_read_desc(const char *path, qat_rt_owned_desc *out, qat_error *err);
 /* Same, from an HDF5 file image held in memory. */
 qat_status qat_rt_h5_read_desc_memory(const void *buf, size_t len, const char *name,

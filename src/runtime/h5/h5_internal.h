@@ -13,7 +13,8 @@
 
 /* HDF5 prints its own error stack to stderr by default; while one of our
  * calls runs it is switched off and we report errors ourselves. Restored
- * afterwards so we do not change the caller's HDF5 settings. */
+ * afterwards (unless the call failed, see below) so we do not change the
+ * caller's HDF5 settings. */
 typedef struct qat_h5_quiet {
     H5E_auto2_t func;
     void *data;
@@ -27,10 +28,15 @@ static inline void qat_h5_quiet_begin(qat_h5_quiet *q)
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
 }
 
-static inline void qat_h5_quiet_end(const qat_h5_quiet *q)
+/* failed != 0 keeps HDF5's printing off: after HDF5 has met a corrupt
+ * object header (checksum failure), 1.10 keeps internal references it never
+ * releases, and with printing on its atexit shutdown then spews "infinite
+ * loop closing library" after our clean error message. */
+static inline void qat_h5_quiet_end(const qat_h5_quiet *q, int failed)
 {
     H5Eclear2(H5E_DEFAULT);
-    H5Eset_auto2(H5E_DEFAULT, q->func, q->data);
+    if (!failed)
+        H5Eset_auto2(H5E_DEFAULT, q->func, q->data);
 }
 
 /* The innermost description on HDF5's error stack (the most specific one),

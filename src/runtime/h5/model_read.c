@@ -106,7 +106,9 @@ static qat_status read_attr(rd *r, hid_t obj, const char *opath, const char *nam
     char where[160];
     snprintf(where, sizeof where, "%s: attribute '%s'", opath, name);
     htri_t ex = H5Aexists(obj, name);
-    if (ex <= 0)
+    if (ex < 0)
+        return rfail(r, where, "cannot be looked up (corrupt object header?)");
+    if (ex == 0)
         return rfail(r, where, "missing");
     hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
     if (a < 0)
@@ -141,7 +143,9 @@ static qat_status read_str_attr(rd *r, hid_t obj, const char *opath, const char 
     char where[160];
     snprintf(where, sizeof where, "%s: attribute '%s'", opath, name);
     htri_t ex = H5Aexists(obj, name);
-    if (ex <= 0)
+    if (ex < 0)
+        return rfail(r, where, "cannot be looked up (corrupt object header?)");
+    if (ex == 0)
         return rfail(r, where, "missing");
     hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
     if (a < 0)
@@ -207,7 +211,10 @@ static qat_status open_dataset(rd *r, hid_t g, const char *gpath, const char *na
     char where[160];
     snprintf(where, sizeof where, "dataset %s/%s", gpath, name);
     *out = -1;
-    if (H5Lexists(g, name, H5P_DEFAULT) <= 0)
+    htri_t ex = H5Lexists(g, name, H5P_DEFAULT);
+    if (ex < 0)
+        return rfail(r, where, "cannot be looked up (corrupt group?)");
+    if (ex == 0)
         return rfail(r, where, "missing");
     hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
     if (d < 0)
@@ -400,7 +407,10 @@ static qat_status read_layer_data(rd *r, hid_t g, const char *gpath, qat_rt_laye
 static qat_status open_group(rd *r, hid_t parent, const char *name, const char *path, hid_t *out)
 {
     *out = -1;
-    if (H5Lexists(parent, name, H5P_DEFAULT) <= 0)
+    htri_t ex = H5Lexists(parent, name, H5P_DEFAULT);
+    if (ex < 0)
+        return rfail(r, path, "cannot be looked up (corrupt group?)");
+    if (ex == 0)
         return rfail(r, path, "group missing");
     *out = H5Gopen2(parent, name, H5P_DEFAULT);
     if (*out < 0)
@@ -525,7 +535,7 @@ qat_status qat_rt_h5_read_desc(const char *path, qat_rt_owned_desc *out, qat_err
     qat_h5_quiet q;
     qat_h5_quiet_begin(&q);
     qat_status st = read_with(path, H5P_DEFAULT, out, err);
-    qat_h5_quiet_end(&q);
+    qat_h5_quiet_end(&q, st != QAT_OK);
     if (st)
         qat_rt_owned_desc_free(out);
     return st;
@@ -551,7 +561,7 @@ qat_status qat_rt_h5_read_desc_memory(const void *buf, size_t len, const char *n
         st = read_with(name, fapl, out, err);
     if (fapl >= 0)
         H5Pclose(fapl);
-    qat_h5_quiet_end(&q);
+    qat_h5_quiet_end(&q, st != QAT_OK);
     if (st)
         qat_rt_owned_desc_free(out);
     return st;

@@ -217,7 +217,7 @@ qat_status qat_rt_h5_write(const char *path, const qat_rt_model_desc *d, qat_err
         st = wfail(&w, "(close of %s)", tmp);
     if (fapl >= 0)
         H5Pclose(fapl);
-    qat_h5_quiet_end(&q);
+    qat_h5_quiet_end(&q, st != QAT_OK);
     if (!st && sync_path(tmp, 0) < 0)
         st = qat_fail(err, QAT_EIO, "%s: fsync of %s failed: %s", path, tmp, strerror(errno));
     if (!st && rename(tmp, path) < 0)
