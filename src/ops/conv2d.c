@@ -23,12 +23,13 @@
  *   does 9 multiply-adds per col element, so im2col (9x the input, written
  *   in 12-byte pieces) costs more than the arithmetic, and OpenBLAS is slow
  *   on the skinny dw shape (Cout x 9 outputs, a 50000-long reduction). The
- *   direct kernel gathers the zero-padded windows of PX output pixels into
- *   a small stack buffer and computes those PX rows of output with the loop
- *   over output channels outermost, so GCC vectorises across channels and
- *   keeps PX accumulator vectors in registers while it reduces over the K
- *   window elements; dw accumulates PX pixels' outer products per pass over
- *   a [K][Cout] partial that lives in L1.
+ *   direct kernel reads windows straight from a zero-padded copy of x and
+ *   computes PX output pixels at a time with the loop over output channels
+ *   outermost, so GCC vectorises across channels and keeps PX accumulator
+ *   vectors in registers while it reduces over the K window taps; dw
+ *   accumulates PX pixels' outer products per pass over a [K][Cout] partial
+ *   that stays in L1. dx (rare: a first layer's input needs none) takes the
+ *   sgemm route below.
  *
  * Threads: static splits only. Forward splits output rows (pixels); backward
  * splits whole images, because col2im adds into neighbouring input pixels.
@@ -327,30 +328,6 @@ static void pad_images(const conv_geom *g, const direct_geom *d, const float *x,
     }
 }
 
-/* dx[window] += dy_row[co] * w[co] over rows [r0, r1): an axpy over the
- * contiguous (kw, cin) run of each kernel row. Only used when the input of a
- * small-K conv needs a gradient, which the first layer of a net never does. */
-static void direct_dx_rows(const conv_geom *g, const float *w, const float *dy, float *dx,
-                           size_t r0, size_t r1)
-{
-    conv_pix p;
-    pix_at(g, r0, &p);
-    for (size_t r = r0; r < r1; r++, pix_next(g, &p)) {
-        const float *dyr = dy + r * g->CO;
-        int span = (p.kwhi - p.kwlo) * g->C;
-        for (int kh = p.khlo; kh < p.khhi; kh++) {
-            float *restrict d = dx + pix_src(g, &p, kh);
-            const float *wk = w + ((size_t)kh * g->KW + p.kwlo) * g->C;
-            for (int co = 0; co < g->CO; co++) {
-                float s = dyr[co];
-                const float *restrict wv = wk + (size_t)co * g->K;
-                for (int i = 0; i < span; i++)
-                    d[i] += s * wv[i];
-            }
-        }
-    }
-}
-
 /* ---- parallel parts ------------------------------------------------------- */
 typedef struct {
     conv_geom g;
@@ -365,6 +342,7 @@ typedef struct {
     const float *dy;
     float *dx;
     float *dw_part, *db_part; /* per thread K*CO and CO floats */
+    int zero_dx;              /* dx is fresh arena memory: clear it first */
 } conv_job;
 
 static void fwd_part(void *vctx, int tid, int nt)
@@ -408,24 +386,26 @@ static void bwd_part(void *vctx, int tid, int nt)
         memset(dwp, 0, K * CO * sizeof(float));
     if (dbp)
         memset(dbp, 0, CO * sizeof(float));
+    if (j->zero_dx) { /* a fresh dx: each thread clears its own images */
+        size_t img = (size_t)g->H * g->W * g->C;
+        memset(j->dx + nb * img, 0, (ne - nb) * img * sizeof(float));
+    }
     if (rb == re)
         return;
-    if (j->algo == QAT_CONV_DIRECT) {
-        if (dwp)
-            direct_dw_rows(g, j->dg, j->xp, j->dy, dwp, dbp, rb, re);
-        else if (dbp)
-            sum_rows(j->dy + rb * CO, re - rb, (int)CO, dbp);
-        if (j->dx)
-            direct_dx_rows(g, j->w, j->dy, j->dx, rb, re);
+    int gemm_dw = dwp && j->algo == QAT_CONV_GEMM;
+    if (dwp && !gemm_dw)
+        direct_dw_rows(g, j->dg, j->xp, j->dy, dwp, dbp, rb, re);
+    else if (dbp)
+        sum_rows(j->dy + rb * CO, re - rb, (int)CO, dbp);
+    if (!gemm_dw && !j->dx)
         return;
-    }
+    /* both algorithms take dx = col2im(dy w) from sgemm: a direct scatter
+     * of dy w into small windows measured far slower */
     float *col = j->scratch + (size_t)tid * 2 * j->block_rows * K, *dcol = col + j->block_rows * K;
     for (size_t r = rb; r < re; r += j->block_rows) {
         size_t n = re - r < j->block_rows ? re - r : j->block_rows;
         const float *dyb = j->dy + r * CO;
-        if (dbp)
-            sum_rows(dyb, n, (int)CO, dbp);
-        if (dwp) { /* dw += dy^T col */
+        if (gemm_dw) { /* dw += dy^T col */
             im2col_rows(g, j->x, r, r + n, col);
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)CO, (int)K, (int)n, 1.0f,
                         dyb, (int)CO, col, (int)K, 1.0f, dwp, (int)K);
@@ -465,13 +445,18 @@ static void conv_backward(qat_tape *t, const qat_node *nd)
     j.xp = s->xp;
     j.dy = nd->out->grad;
     /* the arena is not thread-safe: every buffer is taken here, up front */
-    if (qat_needs_grad(x))
-        j.dx = qat_tape_grad(t, x);
+    if (qat_needs_grad(x)) {
+        if (!x->grad) { /* zero it in parallel below, not here on one thread */
+            x->grad = qat_tape_alloc(t, x->numel * sizeof(float));
+            j.zero_dx = 1;
+        }
+        j.dx = x->grad;
+    }
     if (qat_needs_grad(w))
         j.dw_part = qat_tape_alloc(t, (size_t)nt * K * CO * sizeof(float));
     if (qat_needs_grad(b))
         j.db_part = qat_tape_alloc(t, (size_t)nt * CO * sizeof(float));
-    if (s->algo == QAT_CONV_GEMM)
+    if (s->algo == QAT_CONV_GEMM || j.dx)
         j.scratch = qat_tape_alloc(t, (size_t)nt * 2 * s->block_rows * K * sizeof(float));
     qat_pool_run(pool, bwd_part, &j);
 

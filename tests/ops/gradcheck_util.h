@@ -38,4 +38,18 @@ static inline float *random_vec(qat_rng *r, size_t n)
     return w;
 }
 
+/* Fills the tape's arena with NaN and leaves it reset, so a buffer an op
+ * forgets to initialise poisons its results instead of reading the zeros of
+ * fresh pages. Two rounds: the first reset merges chunks into one. */
+static inline void tape_poison(qat_tape *t, size_t bytes)
+{
+    for (int round = 0; round < 2; round++) {
+        qat_tape_reset(t);
+        float *p = qat_tape_alloc(t, bytes);
+        for (size_t i = 0; i < bytes / sizeof(float); i++)
+            p[i] = __builtin_nanf("");
+    }
+    qat_tape_reset(t);
+}
+
 #endif
