@@ -40,9 +40,10 @@ typedef struct qat_rt_layer_desc {
     char name[QAT_RT_NAME_MAX];
     int in_h, in_w, in_c;
     int out_h, out_w, out_c;
-    /* conv2d and pools (linear: all 1 / 0) */
+    /* conv2d and pools (pools: pad 0; conv2d: 0 <= pad < kernel). linear
+     * must say 1 / 1 / 0; flatten ignores them. */
     int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w;
-    /* conv2d / linear only. Weights are out_c rows of kernel_h*kernel_w*in_c
+    /* conv2d / linear only (ignored for pools and flatten). Weights are out_c rows of kernel_h*kernel_w*in_c
      * values (order kh, kw, c_in), stored as FORMAT.md says for weight_bits:
      * int8 bytes for 5..8 bits, 4-bit two's-complement slots for 3..4 bits,
      * 2-bit slots for 2 bits, packed low bits first. */
@@ -55,7 +56,8 @@ typedef struct qat_rt_layer_desc {
     const int32_t *shift;             /* out_c, in [QAT_SHIFT_MIN, QAT_SHIFT_MAX] */
     const float *weight_scale;        /* out_c; used only to dequantize for tools */
     int32_t act_min, act_max;         /* output clamp; fused relu: act_min = out zp */
-    /* every layer: quantization of its input and output activations */
+    /* every layer: quantization of its input and output activations (pools
+     * and flatten: output equal to input) */
     float input_scale, output_scale;
     int32_t input_zero_point, output_zero_point;
 } qat_rt_layer_desc;
@@ -94,7 +96,7 @@ float qat_rt_model_output_scale(const qat_rt_model *m);
 int32_t qat_rt_model_output_zero_point(const qat_rt_model *m);
 
 typedef struct qat_rt_options {
-    int threads;   /* >= 1 */
+    int threads;   /* 1..1024 */
     int max_batch; /* largest n passed to qat_rt_run; buffers are sized for it */
 } qat_rt_options;
 
