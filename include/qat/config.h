@@ -21,6 +21,10 @@ typedef struct qat_data_cfg {
 typedef struct qat_model_cfg {
     int input_height, input_width, input_channels;
     int num_classes;
+    /* Standardise inputs, (p / 255 - mean) / std, by folding the affine map
+     * into the first conv/linear layer (the integer input stays p - 128). */
+    int normalize_input;
+    float input_mean, input_std;
 } qat_model_cfg;
 
 enum { QAT_LOSS_CROSS_ENTROPY = 0, QAT_LOSS_MSE = 1 };
@@ -33,6 +37,7 @@ typedef struct qat_train_cfg {
     float lr_min, lr_gamma, lr_step_epochs, warmup_epochs;
     int seed, threads;
     int loss;
+    float label_smoothing;
     int checkpoint_every; /* epochs */
     int progress;
 } qat_train_cfg;

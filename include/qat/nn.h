@@ -38,6 +38,10 @@ typedef struct qat_layer {
     qat_tensor w, b, gamma, beta;
     float *running_mean, *running_var;
     qat_observer *obs; /* output activation observer (conv/linear) */
+    /* Effective weights and bias, [out_c * fan_in] and [out_c]: what the
+     * layer really applies once input standardisation (first layer) is
+     * folded in. Filled by qat_model_refresh_qparams; export reads them. */
+    float *w_eff, *b_eff;
     qat_layer_quant q; /* conv/linear; for other layers only in/out are set */
 } qat_layer;
 

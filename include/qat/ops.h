@@ -57,6 +57,9 @@ qat_tensor *qat_op_dropout(qat_tape *t, qat_tensor *x, float p);
 /* Mean over the batch of -log softmax(logits[n])[labels[n]]; logits [N, C].
  * Stable (max-subtracted log-sum-exp). */
 qat_tensor *qat_op_softmax_cross_entropy(qat_tape *t, qat_tensor *logits, const uint8_t *labels);
+/* The same against smoothed targets (1 - eps) onehot + eps / C, eps in [0, 1). */
+qat_tensor *qat_op_softmax_cross_entropy_smooth(qat_tape *t, qat_tensor *logits,
+                                                const uint8_t *labels, float eps);
 /* Mean over all elements of (x - target)^2; target has x->numel floats. */
 qat_tensor *qat_op_mse(qat_tape *t, qat_tensor *x, const float *target);
 /* sum_i x_i * w_i (a random projection turns any op into a scalar for

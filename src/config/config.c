@@ -31,6 +31,9 @@ static const qat_cfg_key model_keys[] = {
     {"input_width", QAT_CFG_INT, M(input_width), "28", 1, 4096, 0, NULL, "image width (must match the data)"},
     {"input_channels", QAT_CFG_INT, M(input_channels), "1", 1, 1, 0, NULL, "image channels (IDX images are grey: 1)"},
     {"num_classes", QAT_CFG_INT, M(num_classes), "10", 2, 128, 0, NULL, "number of classes; the last layer's outputs"},
+    {"normalize_input", QAT_CFG_BOOL, M(normalize_input), "true", 0, 0, 0, NULL, "train on (p/255 - input_mean) / input_std, folded into the first conv/linear layer"},
+    {"input_mean", QAT_CFG_FLOAT, M(input_mean), "0.1307", -10, 10, 0, NULL, "mean subtracted by normalize_input (MNIST's)"},
+    {"input_std", QAT_CFG_FLOAT, M(input_std), "0.3081", 0, 10, QAT_CFG_MIN_EXCL, NULL, "standard deviation divided by normalize_input (MNIST's)"},
 };
 #undef M
 
@@ -55,6 +58,7 @@ static const qat_cfg_key train_keys[] = {
     {"seed", QAT_CFG_INT, T(seed), "1", 0, 2147483647.0, 0, NULL, "seed for initialisation, shuffling and dropout"},
     {"threads", QAT_CFG_INT, T(threads), "0", 0, 256, 0, NULL, "threads for all parallel work (0: all online cores)"},
     {"loss", QAT_CFG_ENUM, T(loss), "cross_entropy", 0, 0, 0, losses, "training loss (mse uses one-hot targets)"},
+    {"label_smoothing", QAT_CFG_FLOAT, T(label_smoothing), "0", 0, 1, QAT_CFG_MAX_EXCL, NULL, "cross_entropy: target (1 - e) onehot + e / classes"},
     {"checkpoint_every", QAT_CFG_INT, T(checkpoint_every), "1", 0, 100000, 0, NULL, "write a checkpoint every N epochs (0: only the last)"},
     {"progress", QAT_CFG_BOOL, T(progress), "true", 0, 0, 0, NULL, "show a progress bar when stderr is a terminal"},
 };

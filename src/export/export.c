@@ -107,7 +107,7 @@ qat_status qat_export_desc(qat_model *m, qat_rt_owned_desc *out, qat_error *err)
         for (size_t c = 0; c < C; c++)
             for (size_t j = 0; j < l->fan_in; j++) {
                 size_t idx = c * l->fan_in + j;
-                codes[idx] = (int8_t)qat_fp_quantize(l->w.data[idx], q->w_scale[c], 0, q->wqmin,
+                codes[idx] = (int8_t)qat_fp_quantize(l->w_eff[idx], q->w_scale[c], 0, q->wqmin,
                                                      q->wqmax);
             }
         d->weight_bits = bits;
@@ -120,8 +120,7 @@ qat_status qat_export_desc(qat_model *m, qat_rt_owned_desc *out, qat_error *err)
         int32_t *bias = (int32_t *)p, *mult = bias + C, *shift = mult + C;
         float *wscale = (float *)(shift + C);
         for (size_t c = 0; c < C; c++) {
-            bias[c] = l->b.data ? qat_quantize_bias(l->b.data[c], q->acc_scale[c], q->bias_limit)
-                                : 0;
+            bias[c] = qat_quantize_bias(l->b_eff[c], q->acc_scale[c], q->bias_limit);
             mult[c] = q->multiplier[c];
             shift[c] = q->shift[c];
             wscale[c] = q->w_scale[c];

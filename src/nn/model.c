@@ -112,7 +112,7 @@ qat_status qat_model_create(const qat_config *cfg, qat_model **out, qat_error *e
     m->cfg = *cfg;
     m->nlayers = cfg->nlayers;
     int h = cfg->model.input_height, w = cfg->model.input_width, c = cfg->model.input_channels;
-    size_t np = 0, ns = 0, qn = 0;
+    size_t np = 0, ns = 0, qn = 0, en = 0;
     qat_status st = QAT_OK;
     for (int i = 0; i < m->nlayers; i++) {
         qat_layer *l = &m->layers[i];
@@ -135,6 +135,7 @@ qat_status qat_model_create(const qat_config *cfg, qat_model **out, qat_error *e
             }
             ns += sizeof(qat_observer) / sizeof(float);
             qn += (size_t)l->out_c;
+            en += (size_t)l->out_c * (l->fan_in + 1);
         }
         if (np > ((size_t)1 << 31))
             FAIL(QAT_EINVAL, "%s:%d: [layer.%s] the model would have more than 2^31 parameters",
@@ -150,17 +151,24 @@ qat_status qat_model_create(const qat_config *cfg, qat_model **out, qat_error *e
     m->segs = calloc((size_t)m->nlayers * 4 + 1, sizeof *m->segs);
     /* per compute layer: w_scale, acc_scale (float) + multiplier, shift (int32) */
     m->qbuf = calloc(qn * 4 + 1, sizeof(float));
-    if (!m->params || !m->grads || !m->state || !m->segs || !m->qbuf) {
+    m->effbuf = calloc(en + 1, sizeof(float));
+    if (!m->params || !m->grads || !m->state || !m->segs || !m->qbuf || !m->effbuf) {
         st = qat_fail(err, QAT_ENOMEM, "out of memory allocating %zu parameters", np);
         goto fail;
     }
-    size_t po = 0, so = 0, qo = 0;
+    size_t po = 0, so = 0, qo = 0, eo = 0;
     float *qf = m->qbuf;
+    m->first_compute = -1;
     for (int i = 0; i < m->nlayers; i++) {
         qat_layer *l = &m->layers[i];
         if (!is_compute(l->type))
             continue;
         int C = l->out_c;
+        if (m->first_compute < 0)
+            m->first_compute = i;
+        l->w_eff = m->effbuf + eo;
+        l->b_eff = m->effbuf + eo + (size_t)C * l->fan_in;
+        eo += (size_t)C * (l->fan_in + 1);
         int wshape4[4] = {C, l->kernel, l->kernel, l->in_c}, wshape2[2] = {C, l->in_c};
         int cs[1] = {C};
         size_t wn = (size_t)C * l->fan_in;
@@ -192,7 +200,13 @@ qat_status qat_model_create(const qat_config *cfg, qat_model **out, qat_error *e
         l->q.shift = (int32_t *)(qf + 3 * qn + qo);
         qo += (size_t)C;
     }
-    QAT_ASSERT(po == np && so == ns);
+    QAT_ASSERT(po == np && so == ns && eo == en);
+    m->norm_a = 1.0f;
+    m->norm_c = 0.0f;
+    if (cfg->model.normalize_input) {
+        m->norm_a = 1.0f / cfg->model.input_std;
+        m->norm_c = -cfg->model.input_mean / cfg->model.input_std;
+    }
     m->quant_active = cfg->quant.enabled;
     qat_model_init(m, (uint64_t)cfg->train.seed);
     *out = m;
@@ -211,6 +225,7 @@ void qat_model_destroy(qat_model *m)
     free(m->state);
     free(m->segs);
     free(m->qbuf);
+    free(m->effbuf);
     free(m);
 }
 

@@ -12,14 +12,28 @@ struct qat_model {
     size_t nparams, nstate;
     qat_param_seg *segs;
     int nsegs;
-    void *qbuf; /* backing store of every layer's qat_layer_quant arrays */
+    void *qbuf;   /* backing store of every layer's qat_layer_quant arrays */
+    float *effbuf; /* backing store of every layer's w_eff / b_eff */
+    int first_compute; /* index of the first conv/linear layer */
+    float norm_a, norm_c; /* input standardisation x -> a x + c (a = 1, c = 0: off) */
     int quant_active;
     int observers_frozen;
 };
 
-/* Derives layer l's output quantization from its observer and its input
- * quantization (already in l->q.in), filling l->q. Returns 0, or -1 if a
- * multiplier cannot be represented (then it saturates). */
-int qat_layer_derive_qparams(qat_layer *l);
+/* Derives layer l's quantization from its effective weights w (out_c rows of
+ * fan_in), its observer and its input quantization (already in l->q.in),
+ * filling l->q. Returns 0, or -1 if a multiplier cannot be represented (then
+ * it saturates). */
+int qat_layer_derive_qparams(qat_layer *l, const float *w);
+
+/* The weights and bias layer l really applies (on the tape, differentiable):
+ * the parameters themselves, or with the input standardisation folded in for
+ * the first conv/linear layer. *b may be NULL (no bias, nothing folded). */
+void qat_layer_effective(qat_model *m, qat_tape *t, qat_layer *l, qat_tensor **w, qat_tensor **b);
+
+/* Folding ops (src/nn/fold.c). y = a * x. */
+qat_tensor *qat_op_scale(qat_tape *t, qat_tensor *x, float a);
+/* b_e[r] = b[r] + c * sum_k w[r, k] over the rows of w; b may be NULL. */
+qat_tensor *qat_op_fold_bias(qat_tape *t, qat_tensor *w, qat_tensor *b, float c);
 
 #endif

@@ -7,6 +7,7 @@
 typedef struct {
     float *prob; /* softmax, [N, C] */
     const uint8_t *labels;
+    float eps; /* label smoothing */
 } ce_saved;
 
 static void ce_backward(qat_tape *t, const qat_node *n)
@@ -18,16 +19,24 @@ static void ce_backward(qat_tape *t, const qat_node *n)
     int N = x->shape[0], C = x->shape[1];
     float g = n->out->grad[0] / (float)N;
     float *dx = qat_tape_grad(t, x);
+    float off = s->eps / (float)C, on = 1.0f - s->eps + off;
     for (int i = 0; i < N; i++) {
         float *d = dx + (size_t)i * C;
         const float *p = s->prob + (size_t)i * C;
         for (int c = 0; c < C; c++)
-            d[c] += g * (p[c] - (c == s->labels[i] ? 1.0f : 0.0f));
+            d[c] += g * (p[c] - (c == s->labels[i] ? on : off));
     }
 }
 
 qat_tensor *qat_op_softmax_cross_entropy(qat_tape *t, qat_tensor *x, const uint8_t *labels)
 {
+    return qat_op_softmax_cross_entropy_smooth(t, x, labels, 0.0f);
+}
+
+qat_tensor *qat_op_softmax_cross_entropy_smooth(qat_tape *t, qat_tensor *x, const uint8_t *labels,
+                                                float eps)
+{
+    QAT_ASSERT(eps >= 0.0f && eps < 1.0f);
     QAT_ASSERT(x->ndim == 2);
     int N = x->shape[0], C = x->shape[1];
     int one = 1;
@@ -45,7 +54,11 @@ qat_tensor *qat_op_softmax_cross_entropy(qat_tape *t, qat_tensor *x, const uint8
         for (int c = 0; c < C; c++)
             se += exp((double)(z[c] - m));
         double lse = (double)m + log(se);
-        total += lse - (double)z[labels[i]];
+        double mean_z = 0.0;
+        for (int c = 0; c < C && eps > 0.0f; c++)
+            mean_z += (double)z[c] / C;
+        /* -sum_c target_c log p_c = lse - (1 - eps) z_y - eps mean(z) */
+        total += lse - (1.0 - eps) * (double)z[labels[i]] - (double)eps * mean_z;
         if (prob)
             for (int c = 0; c < C; c++)
                 prob[(size_t)i * C + c] = (float)exp((double)z[c] - lse);
@@ -55,6 +68,7 @@ qat_tensor *qat_op_softmax_cross_entropy(qat_tape *t, qat_tensor *x, const uint8
         ce_saved *s = qat_tape_alloc(t, sizeof *s);
         s->prob = prob;
         s->labels = labels;
+        s->eps = eps;
         qat_tape_record(t, ce_backward, y, s, 1, &x);
     }
     return y;

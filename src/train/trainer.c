@@ -195,7 +195,7 @@ static qat_status train_step(run *r, int n, double *loss, int *correct, qat_erro
             r->onehot[(size_t)i * C + r->batch_lab[i]] = 1.0f;
         l = qat_op_mse(t, logits, r->onehot);
     } else {
-        l = qat_op_softmax_cross_entropy(t, logits, r->batch_lab);
+        l = qat_op_softmax_cross_entropy_smooth(t, logits, r->batch_lab, c->train.label_smoothing);
     }
     *loss = l->data[0];
     *correct = 0;

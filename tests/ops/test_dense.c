@@ -21,6 +21,8 @@ static qat_tensor *dense_fn(qat_tape *t, void *vctx)
         y = qat_op_relu(t, y);
     if (c->loss == 1)
         return qat_op_softmax_cross_entropy(t, y, c->labels);
+    if (c->loss == 3)
+        return qat_op_softmax_cross_entropy_smooth(t, y, c->labels, 0.2f);
     if (c->loss == 2)
         return qat_op_mse(t, y, c->target);
     return qat_op_dot_const(t, y, c->proj);
@@ -73,6 +75,23 @@ Test(gradcheck, linear_with_and_without_bias) {
 Test(gradcheck, relu) { run_dense(3, 6, 5, 1, 1, 0, 1); }
 Test(gradcheck, softmax_cross_entropy) { run_dense(6, 4, 10, 1, 0, 1, 1); }
 Test(gradcheck, mse) { run_dense(2, 5, 4, 1, 0, 2, 1); }
+Test(gradcheck, label_smoothed_cross_entropy) { run_dense(5, 4, 7, 1, 0, 3, 1); }
+
+Test(ops, label_smoothing_matches_the_smoothed_target_formula)
+{
+    qat_tape *t;
+    qat_tape_create(NULL, &t, NULL);
+    float z[3] = {2.0f, -1.0f, 0.5f};
+    int s[2] = {1, 3};
+    qat_tensor x = qat_tensor_view(z, NULL, 2, s);
+    uint8_t lab[1] = {1};
+    double lse = log(exp(2.0) + exp(-1.0) + exp(0.5));
+    double expect = 0.0;
+    for (int c = 0; c < 3; c++)
+        expect -= ((c == 1 ? 0.7 : 0.0) + 0.1) * ((double)z[c] - lse); /* eps 0.3 */
+    cr_assert_float_eq(qat_op_softmax_cross_entropy_smooth(t, &x, lab, 0.3f)->data[0], expect, 1e-5);
+    qat_tape_destroy(t);
+}
 
 Test(ops, cross_entropy_is_stable_for_huge_logits)
 {

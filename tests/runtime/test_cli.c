@@ -28,7 +28,7 @@ static int run(const char *const *args)
     const char *root = getenv("QAT_BUILD_ROOT");
     cr_assert_not_null(root, "QAT_BUILD_ROOT is not set (run through meson test)");
     char exe[512];
-    snprintf(exe, sizeof exe, "%s/src/cli/qat-infer", root);
+    snprintf(exe, sizeof exe, "%s/qat-infer", root);
     const char *argv[32] = {exe};
     int n = 1;
     while (args[n - 1] && n < 31) {

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs the Debian packages qat needs (only those missing), then configures
+# and builds into build/. Safe to rerun. Usage: scripts/setup.sh [--test]
+#   --test  also installs what the full test suite needs (cross compiler,
+#           qemu-user, clang for fuzzing and sanitizers, gnuplot).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+pkgs=(gcc meson ninja-build pkg-config libopenblas-dev libhdf5-dev zlib1g-dev libcriterion-dev)
+if [[ "${1:-}" == "--test" ]]; then
+  pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user clang libclang-rt-14-dev gnuplot-nox
+         python3-h5py)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  sudo_cmd=()
+  if [[ $(id -u) != 0 ]]; then
+    command -v sudo >/dev/null || { echo "setup: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+    sudo_cmd=(sudo)
+  fi
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [[ ! -f build/build.ninja ]]; then
+  meson setup build --buildtype=release
+fi
+ninja -C build

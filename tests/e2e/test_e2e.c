@@ -1,0 +1,130 @@
+/* Train -> export -> integer runtime on the committed MNIST subset: the
+ * integer model must reproduce the fake-quant model's logits exactly. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "qat/export.h"
+#include "qat/train.h"
+
+static char tmpdir[256];
+
+static void make_tmp(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/qat-e2e-XXXXXX");
+    cr_assert_not_null(mkdtemp(tmpdir));
+}
+
+static void load_cfg(const char *rel, const char *const *extra, int nextra, qat_config *cfg)
+{
+    const char *root = getenv("QAT_SOURCE_ROOT");
+    cr_assert_not_null(root, "run through meson test");
+    char path[1024], data[1024];
+    snprintf(path, sizeof path, "%s/%s", root, rel);
+    snprintf(data, sizeof data, "data.dir=%s/datasets/mnist-subset", root);
+    const char *sets[16] = {data, "train.progress=false", "train.threads=2"};
+    int n = 3;
+    for (int i = 0; i < nextra; i++)
+        sets[n++] = extra[i];
+    qat_error e;
+    cr_assert_eq(qat_config_load(path, sets, n, cfg, &e), QAT_OK, "%s", e.msg);
+}
+
+/* Compares every test image's fake-quant logits (as codes) with the integer
+ * runtime's logits; returns the number of differing images. */
+static int compare_all(const char *dir, qat_dataset *test, double *fq_acc, double *rt_acc)
+{
+    char ck[512], mp[512];
+    snprintf(ck, sizeof ck, "%s/checkpoint.h5", dir);
+    snprintf(mp, sizeof mp, "%s/model.int8.h5", dir);
+    qat_error e;
+    qat_model *m;
+    cr_assert_eq(qat_checkpoint_load_model(ck, &m, &e), QAT_OK, "%s", e.msg);
+    cr_assert_eq(qat_model_refresh_qparams(m, &e), QAT_OK, "%s", e.msg);
+    qat_rt_model *rm;
+    cr_assert_eq(qat_rt_h5_load(mp, &rm, &e), QAT_OK, "%s", e.msg);
+    int C = qat_rt_model_num_classes(rm);
+    float s = qat_rt_model_output_scale(rm);
+    int32_t zp = qat_rt_model_output_zero_point(rm);
+    qat_pool *pool;
+    qat_pool_create(2, &pool, NULL);
+    qat_tape *t;
+    qat_tape_create(pool, &t, NULL);
+    qat_tape_set_training(t, 0);
+    qat_tape_set_grad_enabled(t, 0);
+    qat_rt_options o = {2, 100};
+    qat_rt_session *sess;
+    cr_assert_eq(qat_rt_session_create(rm, &o, &sess, &e), QAT_OK, "%s", e.msg);
+    int8_t *q = malloc((size_t)100 * C);
+    size_t isz = qat_dataset_image_size(test);
+    int differ = 0, ok_fq = 0, ok_rt = 0;
+    for (uint32_t b = 0; b < test->n; b += 100) {
+        int n = test->n - b < 100 ? (int)(test->n - b) : 100;
+        qat_tape_reset(t);
+        qat_tensor *y = qat_model_forward(m, t, test->images + b * isz, n);
+        cr_assert_eq(qat_rt_run(sess, test->images + b * isz, n, q, &e), QAT_OK, "%s", e.msg);
+        for (int i = 0; i < n; i++) {
+            int same = 1, bf = 0;
+            for (int c = 0; c < C; c++) {
+                float v = y->data[(size_t)i * C + c];
+                int code = (int)lrintf(v / s) + zp;
+                same &= code == q[(size_t)i * C + c];
+                if (v > y->data[(size_t)i * C + bf])
+                    bf = c;
+            }
+            differ += !same;
+            ok_fq += bf == test->labels[b + i];
+            ok_rt += qat_rt_argmax(q + (size_t)i * C, C) == test->labels[b + i];
+        }
+    }
+    *fq_acc = (double)ok_fq / test->n;
+    *rt_acc = (double)ok_rt / test->n;
+    free(q);
+    qat_rt_session_destroy(sess);
+    qat_rt_model_destroy(rm);
+    qat_tape_destroy(t);
+    qat_pool_destroy(pool);
+    qat_model_destroy(m);
+    return differ;
+}
+
+static void train_and_compare(const char *config, const char *const *extra, int nextra,
+                              double min_acc)
+{
+    make_tmp();
+    qat_config *cfg = malloc(sizeof *cfg);
+    load_cfg(config, extra, nextra, cfg);
+    qat_train_opts o = {tmpdir, 1};
+    qat_error e;
+    cr_assert_eq(qat_train(cfg, &o, &e), QAT_OK, "%s", e.msg);
+    qat_dataset test;
+    cr_assert_eq(qat_mnist_load(cfg->data.dir, "t10k", 10, 0, &test, &e), QAT_OK, "%s", e.msg);
+    double fq, rt;
+    int differ = compare_all(tmpdir, &test, &fq, &rt);
+    cr_assert_eq(differ, 0, "%d of %u images have different int8 logits", differ, test.n);
+    cr_assert_eq(fq, rt);
+    cr_assert_geq(rt, min_acc, "accuracy %.4f below %.2f", rt, min_acc);
+    for (const char *f = "checkpoint.h5\0model.int8.h5\0metrics.csv\0summary.json\0config.ini\0";
+         *f; f += strlen(f) + 1) {
+        char p[512];
+        snprintf(p, sizeof p, "%s/%s", tmpdir, f);
+        cr_assert_eq(access(p, R_OK), 0, "missing %s", p);
+    }
+    qat_dataset_free(&test);
+    free(cfg);
+}
+
+Test(e2e, mlp_train_export_runtime_agree_exactly, .timeout = 300)
+{
+    const char *extra[] = {"train.epochs=2"};
+    train_and_compare("configs/mnist_mlp.ini", extra, 1, 0.80);
+}
+
+Test(e2e, cnn_train_export_runtime_agree_exactly, .timeout = 300)
+{
+    const char *extra[] = {"train.epochs=1", "data.train_limit=1500", "data.test_limit=500"};
+    train_and_compare("configs/mnist_cnn.ini", extra, 3, 0.70);
+}
