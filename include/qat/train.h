@@ -14,6 +14,8 @@
 typedef struct qat_train_opts {
     const char *out_dir; /* NULL: runs/<config name> */
     int quiet;           /* no progress bar, no per-epoch lines */
+    int resume;          /* continue from out_dir/checkpoint.h5 (cfg must be its config) */
+    int stop_after;      /* > 0: stop after this epoch, as if interrupted (tests) */
 } qat_train_opts;
 
 /* Trains cfg end to end and writes into the run directory: checkpoint.h5,
@@ -43,6 +45,8 @@ typedef struct qat_checkpoint_meta {
  * path atomically (temp file, fsync, rename). opt may be NULL. */
 qat_status qat_checkpoint_save(const char *path, qat_model *m, qat_optim *opt,
                                const qat_checkpoint_meta *meta, qat_error *err);
+/* Reads the configuration stored in a checkpoint. */
+qat_status qat_checkpoint_load_config(const char *path, qat_config *cfg, qat_error *err);
 /* Rebuilds the model a checkpoint holds (from its stored config). */
 qat_status qat_checkpoint_load_model(const char *path, qat_model **out, qat_error *err);
 /* Restores params, state, optimizer state and meta into an existing model

@@ -10,6 +10,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: qat-train CONFIG [--set section.key=value]... [--out DIR] [--quiet]\n"
+            "       qat-train --resume DIR [--quiet]\n"
             "       qat-train --help | --help-config\n"
             "\n"
             "Trains the model described by CONFIG (INI) with simulated quantization, then\n"
@@ -18,7 +19,10 @@ static void usage(FILE *f)
             "  --set section.key=value  override one config key (repeatable), e.g.\n"
             "                           --set train.epochs=1 --set layer.fc1.weight_bits=4\n"
             "  --out DIR                run directory (default: runs/<config name>/)\n"
-            "  --quiet                  no progress output\n"
+            "  --resume DIR             continue the run in DIR from its last checkpoint, with\n"
+            "                           the configuration stored there; the result is\n"
+            "                           bit-identical to an uninterrupted run\n"
+            "  --quiet                  no progress bar\n"
             "  --help-config            print every config key with its default\n"
             "\n"
             "Writes DIR/checkpoint.h5, DIR/model.int8.h5, DIR/metrics.csv, DIR/summary.json\n"
@@ -30,7 +34,7 @@ int main(int argc, char **argv)
     const char *config = NULL;
     const char **sets = calloc((size_t)argc + 1, sizeof *sets);
     int nsets = 0;
-    qat_train_opts opts = {NULL, 0};
+    qat_train_opts opts = {0};
     if (!sets)
         return 1;
     for (int i = 1; i < argc; i++) {
@@ -41,6 +45,13 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--help-config") == 0) {
             qat_config_write_reference(stdout);
             return 0;
+        } else if (strcmp(a, "--resume") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "qat-train: --resume needs a run directory\n");
+                return 2;
+            }
+            opts.out_dir = argv[++i];
+            opts.resume = 1;
         } else if (strcmp(a, "--set") == 0 || strcmp(a, "--out") == 0) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "qat-train: %s needs an argument\n", a);
@@ -66,7 +77,12 @@ int main(int argc, char **argv)
             config = a;
         }
     }
-    if (!config) {
+    if (opts.resume && (config || nsets)) {
+        fprintf(stderr, "qat-train: --resume takes the configuration from the checkpoint; do not "
+                        "give CONFIG or --set with it\n");
+        return 2;
+    }
+    if (!config && !opts.resume) {
         fprintf(stderr, "qat-train: missing CONFIG argument\n");
         usage(stderr);
         return 2;
@@ -74,8 +90,16 @@ int main(int argc, char **argv)
     qat_config *cfg = malloc(sizeof *cfg);
     qat_error err;
     qat_error_clear(&err);
-    qat_status st = cfg ? qat_config_load(config, sets, nsets, cfg, &err)
-                        : qat_fail(&err, QAT_ENOMEM, "out of memory");
+    qat_status st;
+    if (!cfg) {
+        st = qat_fail(&err, QAT_ENOMEM, "out of memory");
+    } else if (opts.resume) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/checkpoint.h5", opts.out_dir);
+        st = qat_checkpoint_load_config(path, cfg, &err);
+    } else {
+        st = qat_config_load(config, sets, nsets, cfg, &err);
+    }
     if (st == QAT_OK)
         st = qat_train(cfg, &opts, &err);
     if (st != QAT_OK)

@@ -209,19 +209,13 @@ static qat_status open_checked(const char *path, hid_t *f, qat_error *err)
     return st;
 }
 
-qat_status qat_checkpoint_load_model(const char *path, qat_model **out, qat_error *err)
+qat_status qat_checkpoint_load_config(const char *path, qat_config *cfg, qat_error *err)
 {
-    *out = NULL;
     hid_t f;
     qat_status st = open_checked(path, &f, err);
     if (st != QAT_OK)
         return st;
     char *text = NULL;
-    qat_config *cfg = malloc(sizeof *cfg);
-    if (!cfg) {
-        H5Fclose(f);
-        return qat_fail(err, QAT_ENOMEM, "out of memory");
-    }
     st = read_attr_str(f, path, "config", &text, err);
     H5Fclose(f);
     if (st == QAT_OK) {
@@ -230,6 +224,16 @@ qat_status qat_checkpoint_load_model(const char *path, qat_model **out, qat_erro
         st = qat_config_parse(text, strlen(text), name, NULL, 0, cfg, err);
     }
     free(text);
+    return st;
+}
+
+qat_status qat_checkpoint_load_model(const char *path, qat_model **out, qat_error *err)
+{
+    *out = NULL;
+    qat_config *cfg = malloc(sizeof *cfg);
+    if (!cfg)
+        return qat_fail(err, QAT_ENOMEM, "out of memory");
+    qat_status st = qat_checkpoint_load_config(path, cfg, err);
     if (st == QAT_OK)
         st = qat_model_create(cfg, out, err);
     free(cfg);

@@ -30,6 +30,7 @@ typedef struct run {
     float *onehot;
     FILE *metrics;
     double *epoch_seconds;
+    char *resumed_rows; /* metrics.csv rows kept from before a resume */
     qat_checkpoint_meta meta;
 } run;
 
@@ -132,6 +133,7 @@ static void teardown(run *r)
     free(r->order);
     free(r->onehot);
     free(r->epoch_seconds);
+    free(r->resumed_rows);
     qat_optim_destroy(r->opt);
     qat_model_destroy(r->model);
     qat_tape_destroy(r->tape);
@@ -231,7 +233,7 @@ static qat_status save_checkpoint(run *r, qat_error *err)
     return qat_checkpoint_save(path, r->model, r->opt, &r->meta, err);
 }
 
-static qat_status run_epochs(run *r, qat_error *err)
+static qat_status run_epochs(run *r, int stop_after, qat_error *err)
 {
     const qat_config *c = r->cfg;
     int B = c->train.batch_size;
@@ -277,6 +279,10 @@ static qat_status run_epochs(run *r, qat_error *err)
             qat_status st = save_checkpoint(r, err);
             if (st != QAT_OK)
                 return st;
+        }
+        if (stop_after > 0 && e + 1 == stop_after && e + 1 < c->train.epochs) {
+            qat_status st = save_checkpoint(r, err);
+            return st != QAT_OK ? st : QAT_EINTERNAL; /* "interrupted" */
         }
     }
     return QAT_OK;
@@ -384,6 +390,60 @@ static qat_status write_summary(run *r, const results *res, qat_error *err)
     return QAT_OK;
 }
 
+#define METRICS_HEADER                                                                           \
+    "epoch,train_loss,train_accuracy,test_accuracy,lr,epoch_seconds,images_per_second\n"
+
+/* Continues a run: state from the checkpoint; metrics rows of epochs the
+ * checkpoint does not cover (the run died after writing them) are dropped,
+ * and the kept rows give back the earlier epochs' timings. */
+static qat_status restore(run *r, qat_error *err)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/checkpoint.h5", r->dir);
+    qat_status st = qat_checkpoint_restore(path, r->model, r->opt, &r->meta, err);
+    if (st != QAT_OK)
+        return st;
+    if (r->meta.epoch > r->cfg->train.epochs)
+        return qat_fail(err, QAT_EINVAL, "%s: holds %d epochs but the config asks for %d", path,
+                        r->meta.epoch, r->cfg->train.epochs);
+    snprintf(path, sizeof path, "%s/metrics.csv", r->dir);
+    FILE *f = fopen(path, "r");
+    char *kept = NULL;
+    size_t klen = 0;
+    FILE *k = open_memstream(&kept, &klen);
+    char line[1024];
+    while (f && k && fgets(line, sizeof line, f)) {
+        int e;
+        double v[6];
+        if (sscanf(line, "%d,%lf,%lf,%lf,%lf,%lf,%lf", &e, &v[0], &v[1], &v[2], &v[3], &v[4],
+                   &v[5]) == 7 &&
+            e >= 1 && e <= r->meta.epoch) {
+            r->epoch_seconds[e - 1] = v[4];
+            fputs(line, k);
+        }
+    }
+    if (f)
+        fclose(f);
+    if (k)
+        fclose(k);
+    r->resumed_rows = kept;
+    return QAT_OK;
+}
+
+static qat_status open_metrics(run *r, qat_error *err)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/metrics.csv", r->dir);
+    r->metrics = fopen(path, "w");
+    if (!r->metrics)
+        return qat_fail(err, QAT_EIO, "%s: cannot write: %s", path, strerror(errno));
+    fputs(METRICS_HEADER, r->metrics);
+    if (r->resumed_rows)
+        fputs(r->resumed_rows, r->metrics);
+    fflush(r->metrics);
+    return QAT_OK;
+}
+
 static int online_cores(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -420,17 +480,14 @@ qat_status qat_train(const qat_config *cfg, const qat_train_opts *opts, qat_erro
         st = load_data(r, err);
     if (st == QAT_OK)
         st = setup(r, err);
-    if (st == QAT_OK) {
-        char path[4200];
-        snprintf(path, sizeof path, "%s/metrics.csv", r->dir);
-        r->metrics = fopen(path, "w");
-        if (!r->metrics)
-            st = qat_fail(err, QAT_EIO, "%s: cannot write: %s", path, strerror(errno));
-        else
-            fprintf(r->metrics, "epoch,train_loss,train_accuracy,test_accuracy,lr,epoch_seconds,"
-                                "images_per_second\n");
-    }
+    if (st == QAT_OK && opts && opts->resume)
+        st = restore(r, err);
+    if (st == QAT_OK)
+        st = open_metrics(r, err);
     if (st == QAT_OK && !(opts && opts->quiet)) {
+        if (r->meta.epoch > 0)
+            printf("qat-train: resuming %s after epoch %d (step %ld)\n", r->dir, r->meta.epoch,
+                   r->meta.step);
         printf("qat-train: %s -> %s\n  %u train / %u test images, %d threads, %s, quant %s "
                "(W%d A%d)\n",
                cfg->path, r->dir, r->train.n, r->test.n, r->threads,
@@ -440,7 +497,12 @@ qat_status qat_train(const qat_config *cfg, const qat_train_opts *opts, qat_erro
         fflush(stdout);
     }
     if (st == QAT_OK)
-        st = run_epochs(r, err);
+        st = run_epochs(r, opts ? opts->stop_after : 0, err);
+    if (st == QAT_EINTERNAL && opts && opts->stop_after == r->meta.epoch) {
+        teardown(r);
+        free(r);
+        return qat_fail(err, QAT_EINTERNAL, "stopped after epoch %d as asked", opts->stop_after);
+    }
     results res;
     if (st == QAT_OK)
         st = finish(r, &res, err);

@@ -97,7 +97,7 @@ static void train_and_compare(const char *config, const char *const *extra, int 
     make_tmp();
     qat_config *cfg = malloc(sizeof *cfg);
     load_cfg(config, extra, nextra, cfg);
-    qat_train_opts o = {tmpdir, 1};
+    qat_train_opts o = {.out_dir = tmpdir, .quiet = 1};
     qat_error e;
     cr_assert_eq(qat_train(cfg, &o, &e), QAT_OK, "%s", e.msg);
     qat_dataset test;
