@@ -204,14 +204,14 @@ int main(int argc, char **argv)
     };
     /* The direct/gemm choice (DIRECT_MAX_K in conv2d.c); backward with dx. */
     const bench_case algo_cases[] = {
-        {"K=9  (3x3x1) direct", OP_CONV, 28, 28, 1, 32, 3, 1, 1, QAT_CONV_DIRECT},
-        {"K=9  (3x3x1) gemm", OP_CONV, 28, 28, 1, 32, 3, 1, 1, QAT_CONV_GEMM},
-        {"K=18 (3x3x2) direct", OP_CONV, 28, 28, 2, 32, 3, 1, 1, QAT_CONV_DIRECT},
-        {"K=18 (3x3x2) gemm", OP_CONV, 28, 28, 2, 32, 3, 1, 1, QAT_CONV_GEMM},
-        {"K=27 (3x3x3) direct", OP_CONV, 28, 28, 3, 32, 3, 1, 1, QAT_CONV_DIRECT},
-        {"K=27 (3x3x3) gemm", OP_CONV, 28, 28, 3, 32, 3, 1, 1, QAT_CONV_GEMM},
-        {"K=32 (4x4x2) direct", OP_CONV, 28, 28, 2, 32, 4, 2, 1, QAT_CONV_DIRECT},
-        {"K=32 (4x4x2) gemm", OP_CONV, 28, 28, 2, 32, 4, 2, 1, QAT_CONV_GEMM},
+        {"K=9  (3x3x1) direct", OP_CONV, 28, 28, 1, 32, 3, 1, 0, QAT_CONV_DIRECT},
+        {"K=9  (3x3x1) gemm", OP_CONV, 28, 28, 1, 32, 3, 1, 0, QAT_CONV_GEMM},
+        {"K=18 (3x3x2) direct", OP_CONV, 28, 28, 2, 32, 3, 1, 0, QAT_CONV_DIRECT},
+        {"K=18 (3x3x2) gemm", OP_CONV, 28, 28, 2, 32, 3, 1, 0, QAT_CONV_GEMM},
+        {"K=27 (3x3x3) direct", OP_CONV, 28, 28, 3, 32, 3, 1, 0, QAT_CONV_DIRECT},
+        {"K=27 (3x3x3) gemm", OP_CONV, 28, 28, 3, 32, 3, 1, 0, QAT_CONV_GEMM},
+        {"K=32 (4x4x2) direct", OP_CONV, 28, 28, 2, 32, 4, 2, 0, QAT_CONV_DIRECT},
+        {"K=32 (4x4x2) gemm", OP_CONV, 28, 28, 2, 32, 4, 2, 0, QAT_CONV_GEMM},
     };
     printf("batch %d, %d reps after 3 warm-up steps. GFLOP/s counts 2 per multiply-add\n"
            "over forward, dw and (where x needs it) dx, on the median.\n", N, reps);

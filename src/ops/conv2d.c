@@ -249,12 +249,10 @@ static void direct_fwd_rows(const conv_geom *g, const direct_geom *d, const floa
 }
 _Static_assert(PX == 4, "the direct kernels are written out for PX = 4");
 
-/* dwt[K][CO] += sum over rows [r0, r1) of window (outer) dy_row, PX rows
- * per pass so that each dwt vector is loaded and stored once per PX pixels.
- * Here the channel loop is innermost anyway, so K need not be constant.
- * db (if not NULL) += the same dy rows, summed while they are in L1: dy is
- * the largest thing this op reads, and memory bandwidth is what conv1's
- * backward is bound by. */
+/* dwt[KP][CO] += sum over rows [r0, r1) of window (outer) dy_row, PX rows
+ * per pass so that each dwt vector is loaded and stored once per PX pixels;
+ * rows of dwt past K are never touched. db (if not NULL) += the same dy
+ * rows, summed while they are in L1. */
 HOT_CLONES
 static void direct_dw_rows(const conv_geom *g, const direct_geom *d, const float *restrict xp,
                            const float *restrict dy, float *restrict dwt, float *restrict db,
@@ -268,7 +266,8 @@ static void direct_dw_rows(const conv_geom *g, const direct_geom *d, const float
         const float *xq[PX];
         for (int q = 0; q < PX; q++, pix_next(g, &p))
             xq[q] = xp + corner(g, d, &p);
-        const float *d0 = dy + r * CO, *d1 = d0 + CO, *d2 = d1 + CO, *d3 = d2 + CO;
+        const float *restrict d0 = dy + r * CO, *restrict d1 = d0 + CO, *restrict d2 = d1 + CO,
+                              *restrict d3 = d2 + CO;
         for (int k = 0; k < K; k++) {
             int o = d->off[k];
             float v0 = xq[0][o], v1 = xq[1][o], v2 = xq[2][o], v3 = xq[3][o];
@@ -341,7 +340,8 @@ typedef struct {
     /* backward */
     const float *dy;
     float *dx;
-    float *dw_part, *db_part; /* per thread K*CO and CO floats */
+    float *dw_part, *db_part; /* per thread dw_stride and CO floats */
+    size_t dw_stride;         /* [KP][CO] (direct) or [K][CO] (gemm) */
     int zero_dx;              /* dx is fresh arena memory: clear it first */
 } conv_job;
 
@@ -380,10 +380,10 @@ static void bwd_part(void *vctx, int tid, int nt)
     size_t nb, ne;
     qat_pool_range((size_t)g->N, tid, nt, &nb, &ne);
     size_t rb = nb * P, re = ne * P;
-    float *dwp = j->dw_part ? j->dw_part + (size_t)tid * K * CO : NULL;
+    float *dwp = j->dw_part ? j->dw_part + (size_t)tid * j->dw_stride : NULL;
     float *dbp = j->db_part ? j->db_part + (size_t)tid * CO : NULL;
     if (dwp)
-        memset(dwp, 0, K * CO * sizeof(float));
+        memset(dwp, 0, j->dw_stride * sizeof(float));
     if (dbp)
         memset(dbp, 0, CO * sizeof(float));
     if (j->zero_dx) { /* a fresh dx: each thread clears its own images */
@@ -405,10 +405,11 @@ static void bwd_part(void *vctx, int tid, int nt)
     for (size_t r = rb; r < re; r += j->block_rows) {
         size_t n = re - r < j->block_rows ? re - r : j->block_rows;
         const float *dyb = j->dy + r * CO;
-        if (gemm_dw) { /* dw += dy^T col */
+        if (gemm_dw) { /* dw^T += col^T dy: [K][CO] like the direct partials, and
+                          measured faster than dw = dy^T col for this shape */
             im2col_rows(g, j->x, r, r + n, col);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)CO, (int)K, (int)n, 1.0f,
-                        dyb, (int)CO, col, (int)K, 1.0f, dwp, (int)K);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)CO, (int)n, 1.0f,
+                        col, (int)K, dyb, (int)CO, 1.0f, dwp, (int)CO);
         }
         if (j->dx) { /* dx += col2im(dy w) */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)K, (int)CO, 1.0f,
@@ -452,8 +453,10 @@ static void conv_backward(qat_tape *t, const qat_node *nd)
         }
         j.dx = x->grad;
     }
-    if (qat_needs_grad(w))
-        j.dw_part = qat_tape_alloc(t, (size_t)nt * K * CO * sizeof(float));
+    if (qat_needs_grad(w)) {
+        j.dw_stride = (s->algo == QAT_CONV_DIRECT ? (size_t)s->dg.KP : K) * CO;
+        j.dw_part = qat_tape_alloc(t, (size_t)nt * j.dw_stride * sizeof(float));
+    }
     if (qat_needs_grad(b))
         j.db_part = qat_tape_alloc(t, (size_t)nt * CO * sizeof(float));
     if (s->algo == QAT_CONV_GEMM || j.dx)
@@ -464,12 +467,11 @@ static void conv_backward(qat_tape *t, const qat_node *nd)
     if (j.dw_part) {
         float *dw = qat_tape_grad(t, w);
         for (size_t co = 0; co < CO; co++)
-            for (size_t k = 0; k < K; k++) {
-                /* direct partials are [K][CO], gemm partials [CO][K] like w */
-                size_t i = s->algo == QAT_CONV_DIRECT ? k * CO + co : co * K + k;
+            for (size_t k = 0; k < K; k++) { /* partials are dw transposed: [K][CO] */
+                size_t i = k * CO + co;
                 float sum = j.dw_part[i];
                 for (int tid = 1; tid < nt; tid++)
-                    sum += j.dw_part[(size_t)tid * K * CO + i];
+                    sum += j.dw_part[(size_t)tid * j.dw_stride + i];
                 dw[co * K + k] += sum;
             }
     }
