@@ -84,11 +84,26 @@ typedef struct qat_rt_session qat_rt_session;
  * multipliers, bits, buffer sizes, overflow-checked) without allocating.
  * QAT_EINVAL names the layer (index, name), the field, expected vs found. */
 qat_status qat_rt_model_validate(const qat_rt_model_desc *d, qat_error *err);
-/* qat_rt_model_validate, then builds a model that owns unpacked copies of
- * all arrays: d may be freed afterwards. */
+/* qat_rt_model_validate, then picks the kernel path (isa) and builds a model
+ * that owns all its arrays, with the weights unpacked from their stored bit
+ * width and packed into the layout that path's kernels read: d may be freed
+ * afterwards. isa: NULL or "auto" takes the QAT_ISA environment variable if
+ * set, else the fastest path this build and CPU run; or one of "ref"
+ * (portable C, the reference), "avx2" (x86-64 with AVX2 and FMA), "neon"
+ * (aarch64; dot-product instructions when the CPU reports them, plain NEON
+ * otherwise), "neon-dot", "neon-plain". Every path gives identical logits.
+ * A path the build or CPU lacks is QAT_EUNSUPPORTED, an unknown name
+ * QAT_EINVAL; the message lists the paths available. */
+qat_status qat_rt_model_create_isa(const qat_rt_model_desc *d, const char *isa,
+                                   qat_rt_model **out, qat_error *err);
+/* qat_rt_model_create_isa(d, NULL, out, err). */
 qat_status qat_rt_model_create(const qat_rt_model_desc *d, qat_rt_model **out, qat_error *err);
 void qat_rt_model_destroy(qat_rt_model *m);
+/* The kernel path the model was built for ("ref", "avx2", "neon-dot",
+ * "neon-plain"); a static string. */
+const char *qat_rt_model_isa(const qat_rt_model *m);
 int qat_rt_model_num_classes(const qat_rt_model *m);
+int qat_rt_model_num_layers(const qat_rt_model *m);
 /* Pixels per image (in_h * in_w * in_c). */
 size_t qat_rt_model_input_size(const qat_rt_model *m);
 /* Output quantization of the logits. */
@@ -98,18 +113,35 @@ int32_t qat_rt_model_output_zero_point(const qat_rt_model *m);
 typedef struct qat_rt_options {
     int threads;   /* 1..1024 */
     int max_batch; /* largest n passed to qat_rt_run; buffers are sized for it */
+    int profile;   /* nonzero: time every layer (qat_rt_session_profile) */
 } qat_rt_options;
 
 /* All scratch memory is allocated here; qat_rt_run never allocates. Starts
- * threads - 1 worker threads (a qat_pool) that split each batch. */
+ * threads - 1 worker threads (a qat_pool). A run of n images splits them
+ * evenly over the threads; the n % threads left over (all of them when
+ * n < threads, e.g. batch 1) run with every thread computing part of each
+ * layer. The kernel path is the model's (qat_rt_model_create_isa). */
 qat_status qat_rt_session_create(const qat_rt_model *m, const qat_rt_options *o,
                                  qat_rt_session **out, qat_error *err);
 void qat_rt_session_destroy(qat_rt_session *s);
-/* images: n x input_size uint8; logits: n x num_classes int8 codes;
- * 0 <= n <= max_batch. Never allocates. A session serves one caller thread
- * at a time; the model must outlive it. */
+/* images: n x input_size uint8 pixels (NHWC); logits: n x num_classes int8
+ * codes; 0 <= n <= max_batch. Never allocates. A session serves one caller
+ * thread at a time; the model must outlive it. */
 qat_status qat_rt_run(qat_rt_session *s, const uint8_t *images, int n, int8_t *logits,
                       qat_error *err);
+
+/* Time spent per layer since the session was created (options.profile). */
+typedef struct qat_rt_layer_profile {
+    int index;        /* layer index; -1 for the input quantization */
+    const char *name; /* layer name (model-owned), "input" for index -1 */
+    const char *op;   /* "conv2d", ..., "quantize" */
+    double seconds;   /* wall time as seen by thread 0 (its share of each batch) */
+    double macs;      /* multiply-accumulates of all images run (conv2d, linear) */
+    long images;      /* images run */
+} qat_rt_layer_profile;
+/* Fills out[0 .. min(max, num_layers + 1)) (the input stage first) and
+ * returns the count; 0 if the session was created without profiling. */
+int qat_rt_session_profile(const qat_rt_session *s, qat_rt_layer_profile *out, int max);
 
 /* Weight packing of docs/FORMAT.md. Bytes needed for count weights of
  * bits (2..8) bits; 0 if bits is out of range or the size would overflow. */
@@ -120,10 +152,13 @@ void qat_rt_pack_weights(const int8_t *w, size_t count, int bits, uint8_t *out);
 /* Inverse of qat_rt_pack_weights (sign-extends each slot). */
 void qat_rt_unpack_weights(const uint8_t *packed, size_t count, int bits, int8_t *out);
 
-/* Helpers on int8 logits. */
+/* Helpers on int8 logits. Float logits: out[i] = output_scale * (q[i] - zp)
+ * for n x num_classes values. */
 void qat_rt_dequantize_logits(const qat_rt_model *m, const int8_t *q, int n, float *out);
 /* Index of the largest code; ties go to the lowest index. */
 int qat_rt_argmax(const int8_t *logits, int num_classes);
+/* Predicted class of each of n images (qat_rt_argmax per row). */
+void qat_rt_classify(const qat_rt_model *m, const int8_t *logits, int n, int *classes);
 
 #ifdef __cplusplus
 }

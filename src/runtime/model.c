@@ -1,6 +1,8 @@
-/* Building a model from a validated description: the model owns unpacked
- * int8 weights and the precomputed folded biases, all in one allocation, and
- * never refers to the caller's arrays again. */
+/* Building a model from a validated description. The model picks its kernel
+ * table once, here, and owns everything it runs with in one allocation: the
+ * weights packed into that table's layout, the folded biases and the
+ * requantization arrays. It never refers to the caller's arrays again, so a
+ * description (an HDF5 read, generated C, anything) may be freed at once. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,62 +34,88 @@ static void *carve_take(carve *cv, size_t count, size_t elem)
 
 static void conv_from_desc(qat_rt_conv_params *p, const qat_rt_layer_desc *l)
 {
-    p->in_h = l->in_h;
-    p->in_w = l->in_w;
-    p->in_c = l->in_c;
-    p->out_h = l->out_h;
-    p->out_w = l->out_w;
-    p->out_c = l->out_c;
-    p->kernel_h = l->kernel_h;
-    p->kernel_w = l->kernel_w;
-    p->stride_h = l->stride_h;
-    p->stride_w = l->stride_w;
-    p->pad_h = l->pad_h;
-    p->pad_w = l->pad_w;
-    p->in_zp = l->input_zero_point;
-    p->out_zp = l->output_zero_point;
-    p->act_min = l->act_min;
-    p->act_max = l->act_max;
+    *p = (qat_rt_conv_params){
+        .in_h = l->in_h, .in_w = l->in_w, .in_c = l->in_c,
+        .out_h = l->out_h, .out_w = l->out_w, .out_c = l->out_c,
+        .kernel_h = l->kernel_h, .kernel_w = l->kernel_w,
+        .stride_h = l->stride_h, .stride_w = l->stride_w,
+        .pad_h = l->pad_h, .pad_w = l->pad_w,
+        .in_zp = l->input_zero_point, .out_zp = l->output_zero_point,
+        .act_min = l->act_min, .act_max = l->act_max,
+    };
 }
 
-/* Lays out (or, with cv->base set, fills) every array of layer l. */
-static void carve_layer(carve *cv, qat_rt_layer *dst, const qat_rt_layer_desc *l)
+/* Lays out (or, with cv->base set, fills) every array of layer l. w is
+ * scratch for the layer's unpacked weights (fill pass only). */
+static void carve_layer(carve *cv, const qat_rt_kernels *k, qat_rt_layer *dst,
+                        const qat_rt_layer_desc *l, int8_t *w)
 {
     if (l->op != QAT_RT_CONV2D && l->op != QAT_RT_LINEAR)
         return;
-    size_t k = (size_t)l->kernel_h * (size_t)l->kernel_w * (size_t)l->in_c;
+    size_t kk = (size_t)l->kernel_h * (size_t)l->kernel_w * (size_t)l->in_c;
     size_t oc = (size_t)l->out_c;
-    int8_t *w = carve_take(cv, k * oc, 1); /* validated: k * oc <= QAT_RT_MAX_WEIGHTS */
     int32_t *wzp = carve_take(cv, oc, sizeof(int32_t));
     int32_t *bias = carve_take(cv, oc, sizeof(int32_t));
     int32_t *mult = carve_take(cv, oc, sizeof(int32_t));
     int32_t *shift = carve_take(cv, oc, sizeof(int32_t));
+    void *packed = carve_take(cv, k->conv_packed_size(&dst->conv), 1);
     if (!cv->base)
         return;
-    qat_rt_unpack_weights(l->weights, k * oc, l->weight_bits, w);
+    qat_rt_unpack_weights(l->weights, kk * oc, l->weight_bits, w); /* validated: kk * oc <= 2^30 */
     for (size_t c = 0; c < oc; c++) {
         wzp[c] = l->weight_zero_point ? l->weight_zero_point[c] : 0;
         long long sum = 0;
-        for (size_t j = 0; j < k; j++)
-            sum += (long long)w[c * k + j] - wzp[c];
+        for (size_t j = 0; j < kk; j++)
+            sum += (long long)w[c * kk + j] - wzp[c];
         /* fits int32: |bias - x_zp * sum| <= |bias| + 128 * K * max|w - wzp|,
          * below the validated accumulator bound */
         bias[c] = (int32_t)((long long)l->bias[c] - (long long)l->input_zero_point * sum);
     }
     memcpy(mult, l->multiplier, oc * sizeof(int32_t));
     memcpy(shift, l->shift, oc * sizeof(int32_t));
-    dst->conv.weights = w;
     dst->conv.weight_zp = wzp;
     dst->conv.bias_folded = bias;
     dst->conv.multiplier = mult;
     dst->conv.shift = shift;
+    dst->conv.weights = w;
+    k->conv_pack(&dst->conv, packed);
+    dst->conv.weights = NULL; /* the scratch is freed after creation */
+    dst->conv.packed = packed;
 }
 
-qat_status qat_rt_model_create(const qat_rt_model_desc *d, qat_rt_model **out, qat_error *err)
+static void layer_from_desc(qat_rt_layer *dst, const qat_rt_layer_desc *l)
+{
+    dst->op = l->op;
+    memcpy(dst->name, l->name, QAT_RT_NAME_MAX);
+    dst->in_size = (size_t)l->in_h * (size_t)l->in_w * (size_t)l->in_c;
+    dst->out_size = (size_t)l->out_h * (size_t)l->out_w * (size_t)l->out_c;
+    dst->rows = (size_t)l->out_h * (size_t)l->out_w;
+    if (l->op == QAT_RT_CONV2D || l->op == QAT_RT_LINEAR) {
+        conv_from_desc(&dst->conv, l);
+        dst->macs = (double)dst->out_size * (double)l->kernel_h * (double)l->kernel_w *
+                    (double)l->in_c;
+    } else if (l->op == QAT_RT_MAXPOOL2D || l->op == QAT_RT_AVGPOOL2D) {
+        dst->pool = (qat_rt_pool_params){
+            .in_h = l->in_h, .in_w = l->in_w, .c = l->in_c,
+            .out_h = l->out_h, .out_w = l->out_w,
+            .kernel_h = l->kernel_h, .kernel_w = l->kernel_w,
+            .stride_h = l->stride_h, .stride_w = l->stride_w,
+            .zp = l->input_zero_point,
+        };
+        qat_rt_pool_divisor(l->kernel_h * l->kernel_w, &dst->pool.div_mul,
+                            &dst->pool.div_shift);
+    }
+}
+
+qat_status qat_rt_model_create_isa(const qat_rt_model_desc *d, const char *isa,
+                                   qat_rt_model **out, qat_error *err)
 {
     *out = NULL;
     qat_status st = qat_rt_model_validate(d, err);
     if (st)
+        return st;
+    const qat_rt_kernels *k;
+    if ((st = qat_rt_kernels_select(isa, &k, err)))
         return st;
     qat_rt_model *m = calloc(1, sizeof *m);
     qat_rt_layer *layers = calloc((size_t)d->num_layers, sizeof *layers);
@@ -97,13 +125,26 @@ qat_status qat_rt_model_create(const qat_rt_model_desc *d, qat_rt_model **out, q
         return qat_fail(err, QAT_ENOMEM, "model: out of memory for %d layers", d->num_layers);
     }
     carve cv = {0};
-    for (int i = 0; i < d->num_layers; i++)
-        carve_layer(&cv, &layers[i], &d->layers[i]);
-    if (cv.overflow || !(cv.base = malloc(cv.used ? cv.used : 1))) {
+    size_t max_weights = 1;
+    for (int i = 0; i < d->num_layers; i++) {
+        const qat_rt_layer_desc *l = &d->layers[i];
+        layer_from_desc(&layers[i], l);
+        carve_layer(&cv, k, &layers[i], l, NULL);
+        if (l->op == QAT_RT_CONV2D || l->op == QAT_RT_LINEAR) {
+            size_t n = (size_t)l->kernel_h * (size_t)l->kernel_w * (size_t)l->in_c *
+                       (size_t)l->out_c;
+            max_weights = n > max_weights ? n : max_weights;
+        }
+    }
+    int8_t *w = NULL;
+    if (cv.overflow || !(cv.base = malloc(cv.used ? cv.used : 1)) ||
+        !(w = malloc(max_weights))) {
+        free(cv.base);
         free(m);
         free(layers);
         return qat_fail(err, QAT_ENOMEM, "model: out of memory for %zu bytes of weights", cv.used);
     }
+    m->k = k;
     m->blob = cv.base;
     cv.used = 0;
     m->in_h = d->in_h;
@@ -115,33 +156,21 @@ qat_status qat_rt_model_create(const qat_rt_model_desc *d, qat_rt_model **out, q
     m->layers = layers;
     m->max_tensor = m->input_size;
     for (int i = 0; i < d->num_layers; i++) {
-        const qat_rt_layer_desc *l = &d->layers[i];
-        qat_rt_layer *dst = &layers[i];
-        dst->op = l->op;
-        memcpy(dst->name, l->name, QAT_RT_NAME_MAX);
-        dst->in_size = (size_t)l->in_h * (size_t)l->in_w * (size_t)l->in_c;
-        dst->out_size = (size_t)l->out_h * (size_t)l->out_w * (size_t)l->out_c;
-        if (dst->out_size > m->max_tensor)
-            m->max_tensor = dst->out_size;
-        if (l->op == QAT_RT_CONV2D || l->op == QAT_RT_LINEAR) {
-            conv_from_desc(&dst->conv, l);
-        } else if (l->op == QAT_RT_MAXPOOL2D || l->op == QAT_RT_AVGPOOL2D) {
-            dst->pool = (qat_rt_pool_params){
-                .in_h = l->in_h, .in_w = l->in_w, .c = l->in_c,
-                .out_h = l->out_h, .out_w = l->out_w,
-                .kernel_h = l->kernel_h, .kernel_w = l->kernel_w,
-                .stride_h = l->stride_h, .stride_w = l->stride_w,
-                .zp = l->input_zero_point,
-            };
-        }
-        carve_layer(&cv, dst, l);
-        if (i == d->num_layers - 1) {
-            m->output_scale = l->output_scale;
-            m->output_zero_point = l->output_zero_point;
-        }
+        carve_layer(&cv, k, &layers[i], &d->layers[i], w);
+        if (layers[i].out_size > m->max_tensor)
+            m->max_tensor = layers[i].out_size;
     }
+    free(w);
+    const qat_rt_layer_desc *last = &d->layers[d->num_layers - 1];
+    m->output_scale = last->output_scale;
+    m->output_zero_point = last->output_zero_point;
     *out = m;
     return QAT_OK;
+}
+
+qat_status qat_rt_model_create(const qat_rt_model_desc *d, qat_rt_model **out, qat_error *err)
+{
+    return qat_rt_model_create_isa(d, NULL, out, err);
 }
 
 void qat_rt_model_destroy(qat_rt_model *m)
@@ -157,6 +186,9 @@ int qat_rt_model_num_classes(const qat_rt_model *m) { return m->num_classes; }
 size_t qat_rt_model_input_size(const qat_rt_model *m) { return m->input_size; }
 float qat_rt_model_output_scale(const qat_rt_model *m) { return m->output_scale; }
 int32_t qat_rt_model_output_zero_point(const qat_rt_model *m) { return m->output_zero_point; }
+const char *qat_rt_model_isa(const qat_rt_model *m) { return m->k->isa; }
+
+int qat_rt_model_num_layers(const qat_rt_model *m) { return m->num_layers; }
 
 void qat_rt_dequantize_logits(const qat_rt_model *m, const int8_t *q, int n, float *out)
 {
@@ -172,4 +204,10 @@ int qat_rt_argmax(const int8_t *logits, int num_classes)
         if (logits[i] > logits[best])
             best = i;
     return best;
+}
+
+void qat_rt_classify(const qat_rt_model *m, const int8_t *logits, int n, int *classes)
+{
+    for (int i = 0; i < n; i++)
+        classes[i] = qat_rt_argmax(logits + (size_t)i * (size_t)m->num_classes, m->num_classes);
 }

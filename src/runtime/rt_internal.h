@@ -9,11 +9,14 @@ typedef struct qat_rt_layer {
     qat_rt_op op;
     char name[QAT_RT_NAME_MAX];
     size_t in_size, out_size; /* elements per image */
-    qat_rt_conv_params conv;  /* conv2d, linear */
+    size_t rows;              /* output rows per image the kernels count (pixels) */
+    double macs;              /* multiply-accumulates per image (profiling) */
+    qat_rt_conv_params conv;  /* conv2d, linear: arrays and packed weights in the blob */
     qat_rt_pool_params pool;  /* maxpool2d, avgpool2d */
 } qat_rt_layer;
 
 struct qat_rt_model {
+    const qat_rt_kernels *k; /* chosen at creation; the weights are packed for it */
     int in_h, in_w, in_c;
     size_t input_size;
     int num_classes;

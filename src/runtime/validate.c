@@ -255,11 +255,12 @@ static qat_status check_op(const qat_rt_layer_desc *l, int i, qat_error *err)
             return st;
         if (l->out_c != l->in_c)
             return lfail(err, i, l, "out_c: expected in_c %d, found %d", l->in_c, l->out_c);
-        if (l->op == QAT_RT_AVGPOOL2D &&
-            (long long)l->kernel_h * l->kernel_w * 255LL >= (1LL << 31))
+        /* DivRound adds n/2 to a sum of up to n * 255: n <= 2^23 keeps it
+         * below 2^31 (n * 255 alone would admit windows where it wraps). */
+        if (l->op == QAT_RT_AVGPOOL2D && (long long)l->kernel_h * l->kernel_w > (1LL << 23))
             return lfail(err, i, l,
                          "kernel: avgpool window %dx%d too large for an int32 sum (expected "
-                         "kernel_h * kernel_w * 255 < 2^31)",
+                         "kernel_h * kernel_w <= 2^23)",
                          l->kernel_h, l->kernel_w);
         return check_same_quant(l, i, err);
     case QAT_RT_FLATTEN: {

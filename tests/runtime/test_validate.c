@@ -166,6 +166,18 @@ Test(validate, avgpool_window_too_large_for_int32_sum)
     fx_pool(&fx, QAT_RT_AVGPOOL2D, "gap", 2902, 1);
     fx_finish(&fx);
     expect_invalid(&fx, "layer 0 'gap'", "too large for an int32 sum");
+    /* 2897^2 * 255 < 2^31, but the rounding term n/2 on top of a full sum
+     * would not fit: the bound is n <= 2^23 */
+    fx_begin(&fx, 2897, 2897, 1, 1);
+    fx_pool(&fx, QAT_RT_AVGPOOL2D, "gap", 2897, 1);
+    fx_finish(&fx);
+    expect_invalid(&fx, "layer 0 'gap'", "kernel_h * kernel_w <= 2^23");
+    /* and 2896^2 <= 2^23 is accepted */
+    fx_begin(&fx, 2896, 2896, 1, 1);
+    fx_pool(&fx, QAT_RT_AVGPOOL2D, "gap", 2896, 1);
+    fx_finish(&fx);
+    qat_error e;
+    cr_assert_eq(qat_rt_model_validate(&fx.desc, &e), QAT_OK, "%s", e.msg);
 }
 
 Test(validate, flatten_size_wrong)

@@ -1,11 +1,15 @@
 /* The kernel interface of the integer runtime: plain parameter structs, one
- * function type per op, and a table of function pointers that a session
- * picks once (the dispatch point). Every ISA path (kernels/ref now;
- * kernels/avx2 and kernels/neon later, in files built with their own ISA
- * flags) fills the same table, and kernels/ref is the oracle the others must
- * equal bit for bit. Kernels never allocate and never touch globals: any
- * scratch they need is sized by the table's *_scratch query and passed in.
- * Semantics: docs/ARITHMETIC.md. */
+ * function type per op, and a table of function pointers per ISA path. A
+ * model picks its table once, when it is created (it packs its weights into
+ * that table's layout), and every session of the model uses it.
+ *
+ * Paths: kernels/ref (plain C, always built: the oracle), kernels/avx2
+ * (x86-64 AVX2+FMA), kernels/neon (aarch64, with and without the dot-product
+ * extension). Intrinsics live only in files compiled with their ISA flags;
+ * the tables and the packing code are plain C. Every SIMD path must equal
+ * ref bit for bit (tests/runtime/kernel_tester.c). Kernels never allocate
+ * and never touch globals: scratch is sized by the table's query and passed
+ * in. Semantics: docs/ARITHMETIC.md. */
 #ifndef QAT_RT_KERNELS_H
 #define QAT_RT_KERNELS_H
 
@@ -14,21 +18,24 @@
 
 #include "qat/status.h"
 
-/* conv2d and linear (linear reads only in_c = K and out_c; its input and
- * output are 1 x 1 x C). Activations NHWC int8, images contiguous. */
+/* conv2d and linear (a linear layer is a 1x1 conv on a 1x1 input: in_c = K).
+ * Activations NHWC int8, images contiguous. */
 typedef struct qat_rt_conv_params {
     int in_h, in_w, in_c;
     int out_h, out_w, out_c;
     int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w;
     int32_t in_zp, out_zp, act_min, act_max;
-    const int8_t *weights;       /* [out_c][kernel_h][kernel_w][in_c], unpacked */
-    const int32_t *weight_zp;    /* out_c */
+    /* Unpacked int8 weights [out_c][kernel_h][kernel_w][in_c]: read by the
+     * pack functions only (model creation, tests); kernels read `packed`. */
+    const int8_t *weights;
+    const int32_t *weight_zp; /* out_c */
     /* bias[c] - in_zp * sum_k (w[c][k] - weight_zp[c]): with it, the int32
      * accumulator is bias_folded[c] + sum_k (w - weight_zp) * x, where a
      * padded tap reads x = in_zp. Never overflows given model validation. */
-    const int32_t *bias_folded;  /* out_c */
-    const int32_t *multiplier;   /* out_c */
-    const int32_t *shift;        /* out_c */
+    const int32_t *bias_folded; /* out_c */
+    const int32_t *multiplier;  /* out_c */
+    const int32_t *shift;       /* out_c */
+    const void *packed;         /* the table's own layout, built by its pack() */
 } qat_rt_conv_params;
 
 /* maxpool2d / avgpool2d: no padding; zero point shared by input and output. */
@@ -37,45 +44,94 @@ typedef struct qat_rt_pool_params {
     int out_h, out_w;
     int kernel_h, kernel_w, stride_h, stride_w;
     int32_t zp; /* avgpool only */
+    /* avgpool: DivRound by n = kernel_h * kernel_w as a multiply-shift,
+     * floor(u / n) = (u * div_mul) >> div_shift for 0 <= u < 2^31
+     * (qat_rt_pool_divisor); SIMD paths use it, ref divides. */
+    uint32_t div_mul;
+    int div_shift;
 } qat_rt_pool_params;
 
-/* Each op runs on n whole images: in holds n input tensors back to back,
- * out receives n output tensors back to back. */
-typedef void (*qat_rt_conv_fn)(const qat_rt_conv_params *p, const int8_t *in, int8_t *out, int n,
-                               void *scratch);
-typedef void (*qat_rt_pool_fn)(const qat_rt_pool_params *p, const int8_t *in, int8_t *out, int n);
+/* The output stage alone (what conv/linear fuse): acc holds rows x channels
+ * int32 accumulators; out receives rows x channels int8 codes. */
+typedef struct qat_rt_requant_params {
+    int channels;
+    const int32_t *multiplier, *shift; /* channels */
+    int32_t out_zp, act_min, act_max;
+} qat_rt_requant_params;
+
+/* conv/linear: computes output rows [m0, m1) of a batch, where row r is
+ * output pixel r % (out_h * out_w) of image r / (out_h * out_w), for output
+ * channels [c0, c1) (c0 a multiple of the table's channel_align; c1 one too,
+ * or out_c). in and out point at image 0 of the batch. scratch holds
+ * conv_scratch(p) bytes, 64-byte aligned. */
+typedef void (*qat_rt_conv_fn)(const qat_rt_conv_params *p, const int8_t *in, int8_t *out,
+                               size_t m0, size_t m1, int c0, int c1, void *scratch);
+typedef size_t (*qat_rt_conv_size_fn)(const qat_rt_conv_params *p);
+/* Fills dst (conv_packed_size(p) bytes, 64-byte aligned) from p->weights,
+ * weight_zp, bias_folded, multiplier and shift. */
+typedef void (*qat_rt_pack_fn)(const qat_rt_conv_params *p, void *dst);
+/* Pools: output rows [m0, m1), a row being one output pixel (all channels)
+ * of the batch, numbered as for conv. */
+typedef void (*qat_rt_pool_fn)(const qat_rt_pool_params *p, const int8_t *in, int8_t *out,
+                               size_t m0, size_t m1);
 /* Model input: q = p - 128 for count pixels. */
 typedef void (*qat_rt_quantize_fn)(const uint8_t *pixels, int8_t *q, size_t count);
-/* Bytes of scratch a conv/linear kernel needs for n images (may be 0). */
-typedef size_t (*qat_rt_scratch_fn)(const qat_rt_conv_params *p, int n);
+typedef void (*qat_rt_requantize_fn)(const qat_rt_requant_params *q, const int32_t *acc,
+                                     int8_t *out, size_t rows);
 
 typedef struct qat_rt_kernels {
-    const char *isa; /* "ref", later "avx2", "neon" */
+    const char *isa;   /* "ref", "avx2", "neon-dot", "neon-plain" */
+    int channel_align; /* conv c0/c1 split granularity */
     qat_rt_quantize_fn quantize_input;
+    qat_rt_conv_size_fn conv_packed_size;
+    qat_rt_pack_fn conv_pack;
+    qat_rt_conv_size_fn conv_scratch;
     qat_rt_conv_fn conv2d;
-    qat_rt_scratch_fn conv2d_scratch;
     qat_rt_conv_fn linear;
-    qat_rt_scratch_fn linear_scratch;
     qat_rt_pool_fn maxpool2d;
     qat_rt_pool_fn avgpool2d;
+    qat_rt_requantize_fn requantize;
 } qat_rt_kernels;
 
 /* The plain C reference path (always available). */
 extern const qat_rt_kernels qat_rt_kernels_ref;
+#if defined(QAT_RT_HAVE_AVX2)
+extern const qat_rt_kernels qat_rt_kernels_avx2;
+#endif
+#if defined(QAT_RT_HAVE_NEON)
+extern const qat_rt_kernels qat_rt_kernels_neon_plain;
+extern const qat_rt_kernels qat_rt_kernels_neon_dot;
+#endif
 
-/* Picks a kernel table: isa NULL or "auto" gives the best path this build
- * and CPU support (only "ref" exists for now); naming a path that is not
- * available is QAT_EUNSUPPORTED, an unknown name QAT_EINVAL. */
+/* Picks a kernel table. isa NULL or "auto": the QAT_ISA environment variable
+ * if set, else the best path this build and CPU support. Names: ref, avx2,
+ * neon (the dot-product kernels when the CPU has them, else plain NEON),
+ * neon-dot, neon-plain. A path this build or CPU lacks is QAT_EUNSUPPORTED,
+ * an unknown name QAT_EINVAL; both messages list what is available. The
+ * CPU is probed on every call (cpuid/xgetbv, getauxval): cheap, and no
+ * global state. */
 qat_status qat_rt_kernels_select(const char *isa, const qat_rt_kernels **out, qat_error *err);
+/* Every table this build and CPU can run, ref first; returns the count
+ * (at most 4) and fills out[0..count). */
+int qat_rt_kernels_available(const qat_rt_kernels *out[4]);
+
+/* Multiply-shift for avgpool's division by n in [1, 2^23]. */
+void qat_rt_pool_divisor(int32_t n, uint32_t *mul, int *shift);
 
 /* Reference kernels: the scalar twins every SIMD kernel is tested against. */
 void qat_u8_quantize_input__ref(const uint8_t *pixels, int8_t *q, size_t count);
-void qat_s8_conv2d__ref(const qat_rt_conv_params *p, const int8_t *in, int8_t *out, int n,
-                        void *scratch);
-void qat_s8_linear__ref(const qat_rt_conv_params *p, const int8_t *in, int8_t *out, int n,
-                        void *scratch);
-void qat_s8_maxpool2d__ref(const qat_rt_pool_params *p, const int8_t *in, int8_t *out, int n);
-void qat_s8_avgpool2d__ref(const qat_rt_pool_params *p, const int8_t *in, int8_t *out, int n);
-size_t qat_rt_no_scratch__ref(const qat_rt_conv_params *p, int n);
+size_t qat_s8_conv_packed_size__ref(const qat_rt_conv_params *p);
+void qat_s8_conv_pack__ref(const qat_rt_conv_params *p, void *dst);
+size_t qat_s8_conv_scratch__ref(const qat_rt_conv_params *p);
+void qat_s8_conv2d__ref(const qat_rt_conv_params *p, const int8_t *in, int8_t *out, size_t m0,
+                        size_t m1, int c0, int c1, void *scratch);
+void qat_s8_linear__ref(const qat_rt_conv_params *p, const int8_t *in, int8_t *out, size_t m0,
+                        size_t m1, int c0, int c1, void *scratch);
+void qat_s8_maxpool2d__ref(const qat_rt_pool_params *p, const int8_t *in, int8_t *out, size_t m0,
+                           size_t m1);
+void qat_s8_avgpool2d__ref(const qat_rt_pool_params *p, const int8_t *in, int8_t *out, size_t m0,
+                           size_t m1);
+void qat_s32_requantize__ref(const qat_rt_requant_params *q, const int32_t *acc, int8_t *out,
+                             size_t rows);
 
 #endif

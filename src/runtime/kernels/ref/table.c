@@ -3,11 +3,14 @@
 
 const qat_rt_kernels qat_rt_kernels_ref = {
     .isa = "ref",
+    .channel_align = 1,
     .quantize_input = qat_u8_quantize_input__ref,
+    .conv_packed_size = qat_s8_conv_packed_size__ref,
+    .conv_pack = qat_s8_conv_pack__ref,
+    .conv_scratch = qat_s8_conv_scratch__ref,
     .conv2d = qat_s8_conv2d__ref,
-    .conv2d_scratch = qat_rt_no_scratch__ref,
     .linear = qat_s8_linear__ref,
-    .linear_scratch = qat_rt_no_scratch__ref,
     .maxpool2d = qat_s8_maxpool2d__ref,
     .avgpool2d = qat_s8_avgpool2d__ref,
+    .requantize = qat_s32_requantize__ref,
 };
