@@ -1,0 +1,133 @@
+/* Sweeps: many training runs described by one file, run as separate
+ * qat-train processes, collected into tables and plots.
+ *
+ * A sweep is a base config plus, per run, a list of "section.key=value"
+ * overrides. Every run's overrides are applied with qat_config_load when the
+ * sweep is loaded, so a bad key or value is reported before anything runs,
+ * with the sweep file's file:line. README.md ("qat-sweep") documents the
+ * file format. */
+#ifndef QAT_SWEEP_H
+#define QAT_SWEEP_H
+
+#include <stdio.h>
+
+#include "qat/config.h"
+#include "qat/status.h"
+
+#define QAT_SWEEP_MAX_RUNS 4096
+#define QAT_SWEEP_NAME_MAX 128
+#define QAT_SWEEP_MAX_BITS 8
+
+typedef enum qat_sweep_kind {
+    QAT_SWEEP_GRID = 0,        /* a sweep file: grid and/or explicit runs */
+    QAT_SWEEP_SENSITIVITY = 1  /* one layer at a time at low bit-widths */
+} qat_sweep_kind;
+
+/* What a sensitivity run lowers in its one layer. */
+typedef enum qat_sweep_target {
+    QAT_SWEEP_WEIGHTS = 0,
+    QAT_SWEEP_ACTIVATIONS = 1,
+    QAT_SWEEP_BOTH = 2
+} qat_sweep_target;
+
+typedef struct qat_sweep_run {
+    char name[QAT_SWEEP_NAME_MAX]; /* also the run's folder under the sweep's out dir */
+    char **sets;                   /* every override handed to qat-train, in order */
+    int nsets;
+    char **values;   /* effective value of each sweep key (after all overrides) */
+    char *resolved;  /* the run's resolved config as qat_config_write prints it */
+    int threads;     /* train.threads (0: all online cores) */
+    char where[QAT_CFG_STR_MAX + 32]; /* "file:line" that defines the run */
+    /* sensitivity: the lowered layer ("" for the base run) and its bits */
+    char layer[QAT_NAME_MAX];
+    int bits;
+} qat_sweep_run;
+
+typedef struct qat_sweep {
+    int kind;                     /* qat_sweep_kind */
+    char name[QAT_SWEEP_NAME_MAX];
+    char path[QAT_CFG_STR_MAX];   /* the sweep file, or the config for sensitivity */
+    char base[QAT_CFG_STR_MAX];   /* base config path as handed to qat-train */
+    int jobs;                     /* [sweep] jobs; 0: automatic */
+    char **keys;                  /* varied keys "section.key": grid keys, then keys of runs */
+    int nkeys;
+    int ngrid_keys;               /* keys[0..ngrid_keys) are the grid's axes */
+    qat_sweep_run *runs;
+    int nruns;
+    int ngrid_runs;               /* runs[0..ngrid_runs) are the grid's product */
+    int target;                   /* sensitivity: qat_sweep_target */
+    int bits[QAT_SWEEP_MAX_BITS]; /* sensitivity: the low bit-widths */
+    int nbits;
+} qat_sweep;
+
+/* Reads and expands a sweep file. sets ("section.key=value", nsets of them)
+ * apply to every run; setting a key that the sweep varies is an error. On
+ * success *out is owned by the caller (qat_sweep_free). */
+qat_status qat_sweep_load(const char *path, const char *const *sets, int nsets, qat_sweep **out,
+                          qat_error *err);
+/* Same from text; name is the file name used in messages and the folder the
+ * base config path is relative to. */
+qat_status qat_sweep_parse(const char *text, size_t len, const char *name,
+                           const char *const *sets, int nsets, qat_sweep **out, qat_error *err);
+/* A sensitivity sweep of config: a base run, then for each conv2d/linear
+ * layer (file order) and each of bits[0..nbits) one run that lowers only
+ * that layer's weight (and/or activation) bits. */
+qat_status qat_sweep_sensitivity(const char *config, const int *bits, int nbits, int target,
+                                 const char *const *sets, int nsets, qat_sweep **out,
+                                 qat_error *err);
+void qat_sweep_free(qat_sweep *sw);
+
+/* Parallel runs that fit: cores / the largest train.threads (0 counts as
+ * all cores), at least 1. */
+int qat_sweep_default_jobs(const qat_sweep *sw, int cores);
+
+/* ---- running ---------------------------------------------------------------- */
+typedef enum qat_run_status {
+    QAT_RUN_PENDING = 0,
+    QAT_RUN_OK,     /* trained by this invocation */
+    QAT_RUN_CACHED, /* finished earlier with the same resolved config: skipped */
+    QAT_RUN_FAILED
+} qat_run_status;
+
+typedef struct qat_sweep_outcome {
+    int status;           /* qat_run_status */
+    double wall_seconds;  /* of the qat-train process; NaN when cached */
+    char exit_desc[64];   /* failed: "exit 2", "killed by signal 9", ... */
+    char error[1024];     /* failed: the last lines of its stderr, " | "-joined */
+    /* from summary.json; NaN when absent or null */
+    double float_acc, fq_acc, int8_acc, agreement;
+    double bytes_int8, sparsity, train_seconds;
+} qat_sweep_outcome;
+
+typedef struct qat_sweep_opts {
+    const char *out_dir;   /* runs go to out_dir/<run name>/ */
+    const char *train_exe; /* the qat-train binary */
+    int jobs;              /* >= 1 */
+    FILE *log;             /* progress lines (stderr); NULL: silent */
+} qat_sweep_opts;
+
+/* Runs every run that is not finished yet, at most opts->jobs at a time, and
+ * fills out[0..nruns). A failing run is recorded in its outcome and does not
+ * stop the others; the status is about the sweep itself (out dir, fork). */
+qat_status qat_sweep_execute(const qat_sweep *sw, const qat_sweep_opts *opts,
+                             qat_sweep_outcome *out, qat_error *err);
+/* Reads the metrics of a summary.json into o (absent keys become NaN). */
+qat_status qat_sweep_read_summary(const char *path, qat_sweep_outcome *o, qat_error *err);
+
+/* ---- reporting ---------------------------------------------------------------- */
+/* Writes dir/results.csv and dir/results.md (and for a sensitivity sweep
+ * dir/sensitivity.csv and dir/sensitivity.md). */
+qat_status qat_sweep_write_tables(const qat_sweep *sw, const qat_sweep_outcome *o,
+                                  const char *dir, qat_error *err);
+/* Writes the plot data and gnuplot scripts under dir/plots/ and runs gnuplot
+ * (the command, e.g. "gnuplot") on them for PNG and SVG. A missing gnuplot is
+ * QAT_EUNSUPPORTED; the scripts stay for a later run. */
+qat_status qat_sweep_write_plots(const qat_sweep *sw, const qat_sweep_outcome *o,
+                                 const char *dir, const char *gnuplot, FILE *log,
+                                 qat_error *err);
+/* Marks front[i] = 1 for the points no other point beats: x (cost) no larger
+ * and y (value) no smaller, one of them strictly. NaN points are never on it.
+ * Returns the number of points on the front. */
+int qat_sweep_pareto(const double *x, const double *y, int n, int *front);
+
+#endif

@@ -1,0 +1,331 @@
+/* Sweep tables: results.csv / results.md, and for a sensitivity sweep the
+ * accuracy drop per layer and bit-width. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qat/sweep.h"
+#include "sweep_internal.h"
+
+int qat_sweep_pareto(const double *x, const double *y, int n, int *front)
+{
+    int count = 0;
+    for (int i = 0; i < n; i++) {
+        front[i] = !isnan(x[i]) && !isnan(y[i]);
+        for (int j = 0; front[i] && j < n; j++) {
+            if (j == i || isnan(x[j]) || isnan(y[j]))
+                continue;
+            if (x[j] <= x[i] && y[j] >= y[i] && (x[j] < x[i] || y[j] > y[i]))
+                front[i] = 0;
+        }
+        count += front[i];
+    }
+    return count;
+}
+
+/* The accuracy a run is judged by: int8 when quantized, else float. */
+static double judged(const qat_sweep_outcome *o)
+{
+    return isnan(o->int8_acc) ? o->float_acc : o->int8_acc;
+}
+
+static int usable(const qat_sweep_outcome *o)
+{
+    return o->status == QAT_RUN_OK || o->status == QAT_RUN_CACHED;
+}
+
+static void csv_field(FILE *f, const char *s)
+{
+    if (!strpbrk(s, ",\"\n\r")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"')
+            fputc('"', f);
+        fputc(*s == '\n' || *s == '\r' ? ' ' : *s, f);
+    }
+    fputc('"', f);
+}
+
+static void csv_num(FILE *f, const char *fmt, double v)
+{
+    fputc(',', f);
+    if (!isnan(v))
+        fprintf(f, fmt, v);
+}
+
+static void md_text(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '|')
+            fputc('\\', f);
+        fputc(*s == '\n' ? ' ' : *s, f);
+    }
+}
+
+static void md_num(FILE *f, const char *fmt, double v)
+{
+    fputs(" | ", f);
+    if (isnan(v))
+        fputs("–", f);
+    else
+        fprintf(f, fmt, v);
+}
+
+static FILE *open_out(const char *dir, const char *name, char *path, size_t n, qat_error *err)
+{
+    snprintf(path, n, "%s/%s.tmp", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        qat_fail(err, QAT_EIO, "%s: cannot write: %s", path, strerror(errno));
+    return f;
+}
+
+/* Closes and renames path.tmp -> path. */
+static qat_status close_out(FILE *f, const char *tmp, qat_error *err)
+{
+    char final[4200];
+    snprintf(final, sizeof final, "%.*s", (int)(strlen(tmp) - 4), tmp);
+    int bad = ferror(f);
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, final) != 0)
+        return qat_fail(err, QAT_EIO, "%s: write failed", final);
+    return QAT_OK;
+}
+
+static void pareto_of(const qat_sweep *sw, const qat_sweep_outcome *o, int *front)
+{
+    double *x = calloc((size_t)sw->nruns + 1, sizeof *x), *y = calloc((size_t)sw->nruns + 1, sizeof *y);
+    if (!x || !y) {
+        memset(front, 0, (size_t)sw->nruns * sizeof *front);
+    } else {
+        for (int i = 0; i < sw->nruns; i++) {
+            x[i] = usable(&o[i]) ? o[i].bytes_int8 : NAN;
+            y[i] = usable(&o[i]) ? o[i].int8_acc : NAN;
+        }
+        qat_sweep_pareto(x, y, sw->nruns, front);
+    }
+    free(x);
+    free(y);
+}
+
+static qat_status write_csv(const qat_sweep *sw, const qat_sweep_outcome *o, const int *front,
+                            const char *dir, qat_error *err)
+{
+    char tmp[4200];
+    FILE *f = open_out(dir, "results.csv", tmp, sizeof tmp, err);
+    if (!f)
+        return err ? err->status : QAT_EIO;
+    fputs("run", f);
+    if (sw->kind == QAT_SWEEP_SENSITIVITY)
+        fputs(",layer,bits", f);
+    for (int k = 0; k < sw->nkeys; k++) {
+        fputc(',', f);
+        csv_field(f, sw->keys[k]);
+    }
+    fputs(",status,float_accuracy,fakequant_accuracy,int8_accuracy,agreement,model_bytes_int8,"
+          "sparsity,train_seconds,pareto,exit,error\n", f);
+    for (int i = 0; i < sw->nruns; i++) {
+        const qat_sweep_run *r = &sw->runs[i];
+        csv_field(f, r->name);
+        if (sw->kind == QAT_SWEEP_SENSITIVITY) {
+            fputc(',', f);
+            csv_field(f, r->layer);
+            fputc(',', f);
+            if (r->bits)
+                fprintf(f, "%d", r->bits);
+        }
+        for (int k = 0; k < sw->nkeys; k++) {
+            fputc(',', f);
+            csv_field(f, r->values[k]);
+        }
+        fprintf(f, ",%s", qat_sweep_status_name(o[i].status));
+        csv_num(f, "%.6g", o[i].float_acc);
+        csv_num(f, "%.6g", o[i].fq_acc);
+        csv_num(f, "%.6g", o[i].int8_acc);
+        csv_num(f, "%.6g", o[i].agreement);
+        csv_num(f, "%.0f", o[i].bytes_int8);
+        csv_num(f, "%.6g", o[i].sparsity);
+        csv_num(f, "%.3f", o[i].train_seconds);
+        fprintf(f, ",%d,", front[i]);
+        csv_field(f, o[i].exit_desc);
+        fputc(',', f);
+        csv_field(f, o[i].error);
+        fputc('\n', f);
+    }
+    return close_out(f, tmp, err);
+}
+
+static void md_counts(FILE *f, const qat_sweep *sw, const qat_sweep_outcome *o)
+{
+    int n[4] = {0};
+    for (int i = 0; i < sw->nruns; i++)
+        n[o[i].status & 3]++;
+    fprintf(f, "%d runs: %d ok, %d cached (finished earlier), %d failed.\n\n", sw->nruns,
+            n[QAT_RUN_OK], n[QAT_RUN_CACHED], n[QAT_RUN_FAILED]);
+}
+
+static void md_failures(FILE *f, const qat_sweep *sw, const qat_sweep_outcome *o)
+{
+    int any = 0;
+    for (int i = 0; i < sw->nruns; i++) {
+        if (o[i].status != QAT_RUN_FAILED)
+            continue;
+        if (!any++)
+            fputs("\nFailed runs (stderr in `<run>/stderr.log`):\n\n", f);
+        fprintf(f, "* `%s` (%s): ", sw->runs[i].name, o[i].exit_desc);
+        md_text(f, o[i].error);
+        fputc('\n', f);
+    }
+}
+
+static qat_status write_md(const qat_sweep *sw, const qat_sweep_outcome *o, const int *front,
+                           const char *dir, qat_error *err)
+{
+    char tmp[4200];
+    FILE *f = open_out(dir, "results.md", tmp, sizeof tmp, err);
+    if (!f)
+        return err ? err->status : QAT_EIO;
+    fprintf(f, "# Sweep `%s`\n\nBase config `%s`. ", sw->name, sw->base);
+    md_counts(f, sw, o);
+    /* optional columns: only when some run has the value */
+    int sparsity = 0, fl = 0;
+    for (int i = 0; i < sw->nruns; i++) {
+        sparsity |= !isnan(o[i].sparsity);
+        fl |= !isnan(o[i].float_acc);
+    }
+    fputs("| run", f);
+    if (sw->kind == QAT_SWEEP_SENSITIVITY)
+        fputs(" | layer | bits", f);
+    for (int k = 0; k < sw->nkeys; k++)
+        fprintf(f, " | %s", sw->keys[k]);
+    fprintf(f, " | status%s | fake-quant acc %% | int8 acc %% | agreement %% | int8 bytes%s | "
+            "train s | Pareto |\n|---", fl ? " | float acc %" : "", sparsity ? " | sparsity %" : "");
+    for (int k = 0; k < sw->nkeys + (sw->kind == QAT_SWEEP_SENSITIVITY ? 2 : 0); k++)
+        fputs("|---", f);
+    fprintf(f, "|---|%s---:|---:|---:|---:|%s---:|:---:|\n", fl ? "---:|" : "",
+            sparsity ? "---:|" : "");
+    for (int i = 0; i < sw->nruns; i++) {
+        const qat_sweep_run *r = &sw->runs[i];
+        fputs("| ", f);
+        md_text(f, r->name);
+        if (sw->kind == QAT_SWEEP_SENSITIVITY)
+            fprintf(f, " | %s | %s", r->layer[0] ? r->layer : "(base)", "");
+        if (sw->kind == QAT_SWEEP_SENSITIVITY && r->bits)
+            fprintf(f, "%d", r->bits);
+        for (int k = 0; k < sw->nkeys; k++) {
+            fputs(" | ", f);
+            md_text(f, r->values[k]);
+        }
+        fprintf(f, " | %s", qat_sweep_status_name(o[i].status));
+        if (fl)
+            md_num(f, "%.2f", 100 * o[i].float_acc);
+        md_num(f, "%.2f", 100 * o[i].fq_acc);
+        md_num(f, "%.2f", 100 * o[i].int8_acc);
+        md_num(f, "%.2f", 100 * o[i].agreement);
+        md_num(f, "%.0f", o[i].bytes_int8);
+        if (sparsity)
+            md_num(f, "%.1f", 100 * o[i].sparsity);
+        md_num(f, "%.1f", o[i].train_seconds);
+        fprintf(f, " | %s |\n", front[i] ? "yes" : "");
+    }
+    md_failures(f, sw, o);
+    fputs("\nPlots: ", f);
+    if (sw->kind == QAT_SWEEP_SENSITIVITY)
+        fputs("[accuracy drop per layer](plots/sensitivity.png), ", f);
+    else
+        fputs("[int8 accuracy vs weight bits](plots/accuracy_vs_bits.png), ", f);
+    fputs("[int8 accuracy vs model bytes](plots/accuracy_vs_bytes.png).\n", f);
+    return close_out(f, tmp, err);
+}
+
+/* Index of the base run (no layer) of a sensitivity sweep, or -1. */
+static int base_run(const qat_sweep *sw)
+{
+    for (int i = 0; i < sw->nruns; i++)
+        if (!sw->runs[i].layer[0])
+            return i;
+    return -1;
+}
+
+static qat_status write_sensitivity(const qat_sweep *sw, const qat_sweep_outcome *o,
+                                    const char *dir, qat_error *err)
+{
+    int b = base_run(sw);
+    double base = b >= 0 && usable(&o[b]) ? judged(&o[b]) : NAN;
+    static const char *const tag[] = {"W", "A", "W+A"};
+    const char *t = tag[sw->target < 0 || sw->target > 2 ? 0 : sw->target];
+    char tmp[4200];
+    FILE *f = open_out(dir, "sensitivity.csv", tmp, sizeof tmp, err);
+    if (!f)
+        return err ? err->status : QAT_EIO;
+    fputs("layer,bits,status,int8_accuracy,base_int8_accuracy,drop_points\n", f);
+    for (int i = 0; i < sw->nruns; i++) {
+        if (i == b)
+            continue;
+        double acc = usable(&o[i]) ? judged(&o[i]) : NAN;
+        fprintf(f, "%s,%d,%s", sw->runs[i].layer, sw->runs[i].bits,
+                qat_sweep_status_name(o[i].status));
+        csv_num(f, "%.6g", acc);
+        csv_num(f, "%.6g", base);
+        csv_num(f, "%.2f", 100 * (base - acc));
+        fputc('\n', f);
+    }
+    qat_status st = close_out(f, tmp, err);
+    if (st != QAT_OK || !(f = open_out(dir, "sensitivity.md", tmp, sizeof tmp, err)))
+        return st != QAT_OK ? st : err ? err->status : QAT_EIO;
+    fprintf(f, "# Sensitivity of `%s`\n\nEach run lowers one layer's %s bits and keeps every "
+            "other layer at the base setting. Cells: accuracy drop vs the base run in "
+            "percentage points (accuracy %% in brackets); base accuracy ", sw->base,
+            sw->target == QAT_SWEEP_WEIGHTS ? "weight" : sw->target == QAT_SWEEP_ACTIVATIONS
+                                                             ? "activation" : "weight and activation");
+    if (isnan(base))
+        fputs("unknown (the base run failed).\n\n| layer", f);
+    else
+        fprintf(f, "%.2f %%.\n\n| layer", 100 * base);
+    for (int k = 0; k < sw->nbits; k++)
+        fprintf(f, " | %s%d", t, sw->bits[k]);
+    fputs(" |\n|---", f);
+    for (int k = 0; k < sw->nbits; k++)
+        fputs("|---:", f);
+    fputs("|\n", f);
+    /* runs come layer by layer, bits in --bits order */
+    for (int i = 0; i < sw->nruns; i++) {
+        if (i == b || (i > 0 && strcmp(sw->runs[i - 1].layer, sw->runs[i].layer) == 0))
+            continue;
+        fprintf(f, "| %s", sw->runs[i].layer);
+        for (int k = 0; k < sw->nbits; k++) {
+            int j = i + k;
+            double acc = j < sw->nruns && usable(&o[j]) ? judged(&o[j]) : NAN;
+            if (isnan(acc))
+                fputs(" | failed", f);
+            else if (isnan(base))
+                fprintf(f, " | (%.2f)", 100 * acc);
+            else
+                fprintf(f, " | %.2f (%.2f)", 100 * (base - acc), 100 * acc);
+        }
+        fputs(" |\n", f);
+    }
+    md_failures(f, sw, o);
+    fputs("\nPlot: [accuracy drop per layer](plots/sensitivity.png).\n", f);
+    return close_out(f, tmp, err);
+}
+
+qat_status qat_sweep_write_tables(const qat_sweep *sw, const qat_sweep_outcome *o,
+                                  const char *dir, qat_error *err)
+{
+    int *front = calloc((size_t)sw->nruns + 1, sizeof *front);
+    if (!front)
+        return qat_fail(err, QAT_ENOMEM, "out of memory");
+    pareto_of(sw, o, front);
+    qat_status st = write_csv(sw, o, front, dir, err);
+    if (st == QAT_OK)
+        st = write_md(sw, o, front, dir, err);
+    if (st == QAT_OK && sw->kind == QAT_SWEEP_SENSITIVITY)
+        st = write_sensitivity(sw, o, dir, err);
+    free(front);
+    return st;
+}

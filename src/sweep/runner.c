@@ -1,0 +1,352 @@
+/* Running a sweep: one qat-train process per run, a few at a time.
+ *
+ * Each run's folder records what the sweep asked for (sweep-config.ini: the
+ * resolved config, sweep-overrides.txt: the overrides) and how it ended
+ * (sweep-status). A later invocation skips a run only when its status is ok,
+ * its summary.json reads back and its resolved config is byte-identical to
+ * what the sweep asks for now, so an edited grid, base config or --set never
+ * reuses a stale folder. */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "qat/sweep.h"
+#include "sweep_internal.h"
+
+#define STATUS_FILE "sweep-status"
+#define CONFIG_FILE "sweep-config.ini"
+#define OVERRIDES_FILE "sweep-overrides.txt"
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void fmt_duration(double s, char *buf, size_t n)
+{
+    if (!(s >= 0) || s > 1e7)
+        snprintf(buf, n, "?");
+    else if (s < 60)
+        snprintf(buf, n, "%.1fs", s);
+    else if (s < 3600)
+        snprintf(buf, n, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else
+        snprintf(buf, n, "%dh%02dm", (int)s / 3600, (int)s % 3600 / 60);
+}
+
+static void run_path(const qat_sweep_opts *o, const qat_sweep_run *r, const char *file, char *buf,
+                     size_t n)
+{
+    snprintf(buf, n, "%s/%s/%s", o->out_dir, r->name, file);
+}
+
+static void blank_outcome(qat_sweep_outcome *o)
+{
+    memset(o, 0, sizeof *o);
+    o->wall_seconds = o->float_acc = o->fq_acc = o->int8_acc = o->agreement = NAN;
+    o->bytes_int8 = o->sparsity = o->train_seconds = NAN;
+}
+
+/* A finished run: ok status, the same resolved config, a readable summary. */
+static int is_finished(const qat_sweep_opts *o, const qat_sweep_run *r, qat_sweep_outcome *out)
+{
+    char p[4200];
+    run_path(o, r, STATUS_FILE, p, sizeof p);
+    char *status = qat_sweep_read_file(p, NULL);
+    int ok = status && strncmp(status, "ok\n", 3) == 0;
+    free(status);
+    if (!ok)
+        return 0;
+    run_path(o, r, CONFIG_FILE, p, sizeof p);
+    char *cfg = qat_sweep_read_file(p, NULL);
+    ok = cfg && strcmp(cfg, r->resolved) == 0;
+    free(cfg);
+    if (!ok)
+        return 0;
+    run_path(o, r, "summary.json", p, sizeof p);
+    qat_error e;
+    if (qat_sweep_read_summary(p, out, &e) != QAT_OK) {
+        blank_outcome(out);
+        return 0;
+    }
+    out->status = QAT_RUN_CACHED;
+    return 1;
+}
+
+static void record_failure(qat_sweep_outcome *out, const char *desc, const char *msg)
+{
+    out->status = QAT_RUN_FAILED;
+    snprintf(out->exit_desc, sizeof out->exit_desc, "%s", desc);
+    snprintf(out->error, sizeof out->error, "%s", msg);
+}
+
+/* Clears what an earlier attempt left (so nothing stale is mistaken for this
+ * run's output) and records what this attempt asks for. */
+static qat_status prepare(const qat_sweep *sw, const qat_sweep_opts *o, const qat_sweep_run *r,
+                          qat_error *err)
+{
+    static const char *const stale[] = {STATUS_FILE, "summary.json", "metrics.csv",
+                                        "checkpoint.h5", "model.int8.h5", "config.ini",
+                                        "stdout.log", "stderr.log"};
+    char p[4200];
+    snprintf(p, sizeof p, "%s/%s", o->out_dir, r->name);
+    qat_status st = qat_sweep_mkdir_p(p, err);
+    if (st != QAT_OK)
+        return st;
+    for (size_t i = 0; i < sizeof stale / sizeof stale[0]; i++) {
+        run_path(o, r, stale[i], p, sizeof p);
+        if (unlink(p) != 0 && errno != ENOENT)
+            return qat_fail(err, QAT_EIO, "%s: cannot remove: %s", p, strerror(errno));
+    }
+    char *text = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&text, &len);
+    if (!m)
+        return qat_fail(err, QAT_ENOMEM, "out of memory");
+    fprintf(m, "# run %s of sweep %s (%s): the base config and the overrides applied to it, "
+            "in order\nbase %s\n", r->name, sw->name, sw->path, sw->base);
+    for (int i = 0; i < r->nsets; i++)
+        fprintf(m, "%s\n", r->sets[i]);
+    fclose(m);
+    if (!text)
+        return qat_fail(err, QAT_ENOMEM, "out of memory");
+    run_path(o, r, OVERRIDES_FILE, p, sizeof p);
+    st = qat_sweep_write_atomic(p, text, err);
+    free(text);
+    run_path(o, r, CONFIG_FILE, p, sizeof p);
+    if (st == QAT_OK)
+        st = qat_sweep_write_atomic(p, r->resolved, err);
+    run_path(o, r, STATUS_FILE, p, sizeof p);
+    if (st == QAT_OK)
+        st = qat_sweep_write_atomic(p, "running\n", err);
+    return st;
+}
+
+/* fork + exec of qat-train with stdout/stderr into the run's folder. */
+static pid_t launch(const qat_sweep *sw, const qat_sweep_opts *o, const qat_sweep_run *r,
+                    qat_error *err)
+{
+    char dir[4200], outp[4200], errp[4200];
+    snprintf(dir, sizeof dir, "%s/%s", o->out_dir, r->name);
+    run_path(o, r, "stdout.log", outp, sizeof outp);
+    run_path(o, r, "stderr.log", errp, sizeof errp);
+    /* everything the child needs is built before fork */
+    const char **argv = calloc((size_t)(2 * r->nsets + 6), sizeof *argv);
+    if (!argv) {
+        qat_fail(err, QAT_ENOMEM, "out of memory");
+        return -1;
+    }
+    int k = 0;
+    argv[k++] = o->train_exe;
+    argv[k++] = sw->base;
+    for (int i = 0; i < r->nsets; i++) {
+        argv[k++] = "--set";
+        argv[k++] = r->sets[i];
+    }
+    argv[k++] = "--out";
+    argv[k++] = dir;
+    argv[k] = NULL;
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* a killed sweep takes its runs with it */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent)
+            _exit(126);
+        int in = open("/dev/null", O_RDONLY);
+        int fo = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+        int fe = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+        if (in < 0 || fo < 0 || fe < 0 || dup2(in, 0) < 0 || dup2(fo, 1) < 0 || dup2(fe, 2) < 0)
+            _exit(126);
+        execv(o->train_exe, (char *const *)argv);
+        dprintf(2, "qat-sweep: cannot run %s: %s\n", o->train_exe, strerror(errno));
+        _exit(127);
+    }
+    free(argv);
+    if (pid < 0)
+        qat_fail(err, QAT_EINTERNAL, "fork: %s", strerror(errno));
+    return pid;
+}
+
+/* The last few non-empty lines of a log, " | "-joined. */
+static void log_tail(const char *path, char *out, size_t n)
+{
+    out[0] = '\0';
+    char *text = qat_sweep_read_file(path, NULL);
+    if (!text)
+        return;
+    const char *lines[3];
+    size_t lens[3];
+    int got = 0;
+    char *e = text + strlen(text);
+    while (e > text && got < 3) {
+        while (e > text && (e[-1] == '\n' || e[-1] == '\r' || e[-1] == ' '))
+            e--;
+        char *b = e;
+        while (b > text && b[-1] != '\n')
+            b--;
+        if (e > b) {
+            lines[got] = b;
+            lens[got++] = (size_t)(e - b);
+        }
+        e = b;
+    }
+    size_t len = 0;
+    for (int i = got - 1; i >= 0 && len + 1 < n; i--) {
+        int w = snprintf(out + len, n - len, "%s%.*s", len ? " | " : "", (int)lens[i], lines[i]);
+        len = w < 0 ? n : len + (size_t)w;
+    }
+    for (char *p = out; *p; p++)
+        if (*p == '\t')
+            *p = ' ';
+    free(text);
+}
+
+/* Reaps a finished process into its outcome and status file. */
+static void complete(const qat_sweep_opts *o, const qat_sweep_run *r, int ws, double secs,
+                     qat_sweep_outcome *out)
+{
+    char p[4200], desc[64] = "exit 0";
+    qat_error e;
+    out->wall_seconds = secs;
+    if (WIFEXITED(ws))
+        snprintf(desc, sizeof desc, "exit %d", WEXITSTATUS(ws));
+    else if (WIFSIGNALED(ws))
+        snprintf(desc, sizeof desc, "killed by signal %d", WTERMSIG(ws));
+    if (WIFEXITED(ws) && WEXITSTATUS(ws) == 0) {
+        run_path(o, r, "summary.json", p, sizeof p);
+        if (qat_sweep_read_summary(p, out, &e) == QAT_OK)
+            out->status = QAT_RUN_OK;
+        else
+            record_failure(out, desc, e.msg);
+    } else {
+        char tail[sizeof out->error];
+        run_path(o, r, "stderr.log", p, sizeof p);
+        log_tail(p, tail, sizeof tail);
+        if (!tail[0])
+            snprintf(tail, sizeof tail, "no error output; see %.900s", p);
+        record_failure(out, desc, tail);
+    }
+    char text[sizeof out->error + 128];
+    if (out->status == QAT_RUN_OK)
+        snprintf(text, sizeof text, "ok\n");
+    else
+        snprintf(text, sizeof text, "failed\n%s\n%s\n", out->exit_desc, out->error);
+    run_path(o, r, STATUS_FILE, p, sizeof p);
+    if (qat_sweep_write_atomic(p, text, &e) != QAT_OK && o->log)
+        fprintf(o->log, "qat-sweep: warning: %s\n", e.msg);
+}
+
+static void progress(const qat_sweep_opts *o, const qat_sweep_run *r, const qat_sweep_outcome *out,
+                     int done, int total, int fresh, double t0)
+{
+    if (!o->log)
+        return;
+    char took[32], el[32], eta[32];
+    double elapsed = now() - t0;
+    fmt_duration(out->wall_seconds, took, sizeof took);
+    fmt_duration(elapsed, el, sizeof el);
+    /* throughput so far, parallelism included */
+    fmt_duration(fresh ? elapsed / fresh * (total - done) : NAN, eta, sizeof eta);
+    if (out->status == QAT_RUN_OK) {
+        double acc = isnan(out->int8_acc) ? out->float_acc : out->int8_acc;
+        fprintf(o->log, "qat-sweep: [%d/%d] %s ok in %s, %s accuracy %.4f; elapsed %s, ETA %s\n",
+                done, total, r->name, took, isnan(out->int8_acc) ? "float" : "int8", acc, el,
+                eta);
+    } else {
+        fprintf(o->log, "qat-sweep: [%d/%d] %s FAILED (%s) after %s: %s; elapsed %s, ETA %s\n",
+                done, total, r->name, out->exit_desc, took, out->error, el, eta);
+    }
+    fflush(o->log);
+}
+
+qat_status qat_sweep_execute(const qat_sweep *sw, const qat_sweep_opts *o,
+                             qat_sweep_outcome *out, qat_error *err)
+{
+    qat_status st = qat_sweep_mkdir_p(o->out_dir, err);
+    if (st != QAT_OK)
+        return st;
+    if (access(o->train_exe, X_OK) != 0)
+        return qat_fail(err, QAT_EIO, "%s: cannot run qat-train: %s", o->train_exe,
+                        strerror(errno));
+    int *todo = calloc((size_t)sw->nruns + 1, sizeof *todo);
+    pid_t *pids = calloc((size_t)sw->nruns + 1, sizeof *pids);
+    double *start = calloc((size_t)sw->nruns + 1, sizeof *start);
+    if (!todo || !pids || !start) {
+        free(todo), free(pids), free(start);
+        return qat_fail(err, QAT_ENOMEM, "out of memory");
+    }
+    int ntodo = 0, done = 0;
+    for (int i = 0; i < sw->nruns; i++) {
+        blank_outcome(&out[i]);
+        if (is_finished(o, &sw->runs[i], &out[i]))
+            done++;
+        else
+            todo[ntodo++] = i;
+    }
+    int jobs = o->jobs < 1 ? 1 : o->jobs;
+    if (o->log) {
+        fprintf(o->log, "qat-sweep: %s: %d runs", sw->name, sw->nruns);
+        if (done)
+            fprintf(o->log, ", %d finished earlier (cached)", done);
+        if (ntodo)
+            fprintf(o->log, "; running %d, %d at a time, into %s/\n", ntodo,
+                    jobs < ntodo ? jobs : ntodo, o->out_dir);
+        else
+            fprintf(o->log, "; nothing to run (%s/)\n", o->out_dir);
+        fflush(o->log);
+    }
+    double t0 = now();
+    int next = 0, running = 0, fresh = 0;
+    while (next < ntodo || running) {
+        while (running < jobs && next < ntodo) {
+            int i = todo[next++];
+            qat_error e;
+            start[i] = now();
+            pid_t pid = -1;
+            if (prepare(sw, o, &sw->runs[i], &e) == QAT_OK)
+                pid = launch(sw, o, &sw->runs[i], &e);
+            if (pid < 0) {
+                /* this run cannot start; the others still can */
+                record_failure(&out[i], "not started", e.msg);
+                progress(o, &sw->runs[i], &out[i], ++done, sw->nruns, fresh, t0);
+                continue;
+            }
+            pids[i] = pid;
+            running++;
+        }
+        if (!running)
+            break;
+        int ws;
+        pid_t pid = waitpid(-1, &ws, 0);
+        if (pid < 0) {
+            if (errno == EINTR)
+                continue;
+            st = qat_fail(err, QAT_EINTERNAL, "waitpid: %s", strerror(errno));
+            break;
+        }
+        int i = 0;
+        while (i < sw->nruns && pids[i] != pid)
+            i++;
+        if (i == sw->nruns)
+            continue; /* not one of ours */
+        pids[i] = 0;
+        running--;
+        complete(o, &sw->runs[i], ws, now() - start[i], &out[i]);
+        fresh++;
+        progress(o, &sw->runs[i], &out[i], ++done, sw->nruns, fresh, t0);
+    }
+    free(todo);
+    free(pids);
+    free(start);
+    return st;
+}

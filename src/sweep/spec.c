@@ -1,0 +1,877 @@
+/* Sweep files -> runs: each run is a list of config overrides that has been
+ * applied to the base config once here, so every bad key or value is found
+ * before any process starts, and named by the sweep file's line. */
+#include "qat/sweep.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qat/ini.h"
+#include "sweep_internal.h"
+
+typedef struct sweep_header {
+    char base[QAT_CFG_STR_MAX];
+    char name[QAT_CFG_STR_MAX];
+    int jobs;
+} sweep_header;
+
+static const qat_cfg_key header_keys[] = {
+    {"base", QAT_CFG_STRING, offsetof(sweep_header, base), NULL, 0, 0, 0, NULL,
+     "base config; a relative path is relative to the sweep file's folder"},
+    {"name", QAT_CFG_STRING, offsetof(sweep_header, name), "", 0, 0, 0, NULL,
+     "sweep name, used for the default out dir sweeps/<name>/ (default: the file name)"},
+    {"jobs", QAT_CFG_INT, offsetof(sweep_header, jobs), "0", 0, 1024, 0, NULL,
+     "runs at a time (0: online cores / train.threads)"},
+};
+
+/* One grid axis: a config key and its values, in file order. */
+typedef struct axis {
+    char key[256];
+    qat_strv values;
+    char where[QAT_CFG_STR_MAX + 32];
+} axis;
+
+/* One run before validation: its own overrides and where it was written. */
+typedef struct proto {
+    char name[QAT_SWEEP_NAME_MAX];
+    qat_strv sets;
+    char where[QAT_CFG_STR_MAX + 32];
+    char layer[QAT_NAME_MAX];
+    int bits;
+} proto;
+
+typedef struct builder {
+    const char *file; /* sweep file (or config) named in messages */
+    char base_path[QAT_CFG_STR_MAX];
+    char *base_text;
+    size_t base_len;
+    qat_config *cfg; /* scratch for every trial load */
+    qat_strv fixed;  /* [set.*] entries, then the command line's --set */
+    qat_strv keys;   /* varied keys: the grid's, then those only explicit runs set */
+    qat_strv run_keys;
+    axis *axes;
+    int naxes;
+    proto *protos;
+    int nprotos, cap;
+} builder;
+
+#define MAXSETS 512
+
+int qat_strv_push(qat_strv *a, const char *s)
+{
+    if (a->n == a->cap) {
+        int cap = a->cap ? a->cap * 2 : 8;
+        char **nv = realloc(a->v, (size_t)cap * sizeof *nv);
+        if (!nv)
+            return -1;
+        a->v = nv;
+        a->cap = cap;
+    }
+    if (!(a->v[a->n] = strdup(s)))
+        return -1;
+    a->n++;
+    return 0;
+}
+
+void qat_strv_free(qat_strv *a)
+{
+    for (int i = 0; i < a->n; i++)
+        free(a->v[i]);
+    free(a->v);
+    memset(a, 0, sizeof *a);
+}
+
+static int strv_has(const qat_strv *a, const char *s)
+{
+    for (int i = 0; i < a->n; i++)
+        if (strcmp(a->v[i], s) == 0)
+            return 1;
+    return 0;
+}
+
+char *qat_sweep_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap + 1);
+    while (buf) {
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (n < cap)
+            break;
+        char *nb = cap < ((size_t)64 << 20) ? realloc(buf, cap * 2 + 1) : NULL;
+        if (!nb) {
+            free(buf);
+            buf = NULL;
+            errno = ENOMEM;
+            break;
+        }
+        buf = nb;
+        cap *= 2;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (buf && bad) {
+        free(buf);
+        errno = EIO;
+        return NULL;
+    }
+    if (buf) {
+        buf[n] = '\0';
+        if (len)
+            *len = n;
+    }
+    return buf;
+}
+
+/* The key part of "section.key=value", trimmed, into out. */
+static void assignment_key(const char *a, char *out, size_t n)
+{
+    const char *eq = strchr(a, '=');
+    size_t k = eq ? (size_t)(eq - a) : strlen(a);
+    while (k && isspace((unsigned char)a[k - 1]))
+        k--;
+    while (k && isspace((unsigned char)*a))
+        a++, k--;
+    if (k >= n)
+        k = n - 1;
+    memcpy(out, a, k);
+    out[k] = '\0';
+}
+
+static void builder_free(builder *b)
+{
+    free(b->base_text);
+    free(b->cfg);
+    qat_strv_free(&b->fixed);
+    qat_strv_free(&b->keys);
+    qat_strv_free(&b->run_keys);
+    for (int i = 0; i < b->naxes; i++)
+        qat_strv_free(&b->axes[i].values);
+    free(b->axes);
+    for (int i = 0; i < b->nprotos; i++)
+        qat_strv_free(&b->protos[i].sets);
+    free(b->protos);
+}
+
+static proto *add_proto(builder *b)
+{
+    if (b->nprotos == b->cap) {
+        int cap = b->cap ? b->cap * 2 : 16;
+        proto *np = realloc(b->protos, (size_t)cap * sizeof *np);
+        if (!np)
+            return NULL;
+        b->protos = np;
+        b->cap = cap;
+    }
+    proto *p = &b->protos[b->nprotos++];
+    memset(p, 0, sizeof *p);
+    return p;
+}
+
+/* Loads the base config with the fixed overrides plus extra (n of them). */
+static qat_status try_load(builder *b, const char *const *extra, int n, qat_error *err)
+{
+    const char *sets[MAXSETS];
+    int k = 0;
+    if (b->fixed.n + n > MAXSETS)
+        return qat_fail(err, QAT_EINVAL, "%s: more than %d overrides in one run", b->file,
+                        MAXSETS);
+    for (int i = 0; i < b->fixed.n; i++)
+        sets[k++] = b->fixed.v[i];
+    for (int i = 0; i < n; i++)
+        sets[k++] = extra[i];
+    return qat_config_parse(b->base_text, b->base_len, b->base_path, sets, k, b->cfg, err);
+}
+
+/* Config errors about an override start with "--set a=b: "; in a sweep file
+ * the override came from a line, so that prefix gives way to the line. */
+static qat_status blame(qat_error *err, const char *assignment, const char *where)
+{
+    char head[1200];
+    snprintf(head, sizeof head, "--set %s: ", assignment);
+    size_t hl = strlen(head);
+    if (strncmp(err->msg, head, hl) == 0)
+        memmove(err->msg, err->msg + hl, strlen(err->msg + hl) + 1);
+    return qat_error_prefix(err, "%s", where);
+}
+
+static qat_status load_base(builder *b, const char *path, const char *where, qat_error *err)
+{
+    snprintf(b->base_path, sizeof b->base_path, "%s", path);
+    b->base_text = qat_sweep_read_file(path, &b->base_len);
+    if (!b->base_text)
+        return qat_fail(err, QAT_EINVAL, "%s: cannot read the base config %s: %s", where, path,
+                        strerror(errno));
+    b->cfg = malloc(sizeof *b->cfg);
+    if (!b->cfg)
+        return qat_fail(err, QAT_ENOMEM, "out of memory");
+    qat_status st = qat_config_parse(b->base_text, b->base_len, path, NULL, 0, b->cfg, err);
+    if (st != QAT_OK)
+        return qat_error_prefix(err, "%s: base config", where);
+    return QAT_OK;
+}
+
+/* Command-line overrides go after the file's [set.*] entries (so they win
+ * over those) but may not touch a key the sweep varies: the grid would
+ * collapse into copies of one run. */
+static qat_status add_cli_sets(builder *b, const char *const *sets, int nsets, qat_error *err)
+{
+    for (int i = 0; i < nsets; i++) {
+        char key[256];
+        assignment_key(sets[i], key, sizeof key);
+        if (strv_has(&b->keys, key))
+            return qat_fail(err, QAT_EINVAL,
+                            "--set %s: the sweep %s varies %s; a --set cannot override it",
+                            sets[i], b->file, key);
+        if (qat_strv_push(&b->fixed, sets[i]))
+            return qat_fail(err, QAT_ENOMEM, "out of memory");
+    }
+    if (nsets) {
+        qat_status st = try_load(b, NULL, 0, err);
+        if (st != QAT_OK)
+            return st; /* the message names the --set */
+    }
+    return QAT_OK;
+}
+
+static qat_status parse_values(builder *b, const qat_ini *ini, const char *section,
+                               const qat_ini_entry *e, qat_error *err)
+{
+    axis *a = &b->axes[b->naxes];
+    memset(a, 0, sizeof *a);
+    snprintf(a->where, sizeof a->where, "%s:%d", ini->path, e->line);
+    if (snprintf(a->key, sizeof a->key, "%s.%s", section, e->key) >= (int)sizeof a->key)
+        return qat_fail(err, QAT_EINVAL, "%s: key name too long", a->where);
+    b->naxes++;
+    if (e->value[0] == '\0')
+        return qat_fail(err, QAT_EINVAL,
+                        "%s: [grid.%s] %s: empty value list (expected values separated by "
+                        "commas, e.g. %s = 2, 4, 8)",
+                        a->where, section, e->key, e->key);
+    const char *p = e->value;
+    for (;;) {
+        const char *c = strchr(p, ',');
+        const char *vb = p, *ve = c ? c : p + strlen(p);
+        while (vb < ve && isspace((unsigned char)*vb))
+            vb++;
+        while (ve > vb && isspace((unsigned char)ve[-1]))
+            ve--;
+        char v[QAT_CFG_STR_MAX];
+        if (vb == ve || (size_t)(ve - vb) >= sizeof v)
+            return qat_fail(err, QAT_EINVAL, "%s: [grid.%s] %s: %s value in the list '%s'",
+                            a->where, section, e->key, vb == ve ? "empty" : "too long a",
+                            e->value);
+        memcpy(v, vb, (size_t)(ve - vb));
+        v[ve - vb] = '\0';
+        if (strv_has(&a->values, v))
+            return qat_fail(err, QAT_EINVAL, "%s: [grid.%s] %s: value '%s' is listed twice",
+                            a->where, section, e->key, v);
+        if (qat_strv_push(&a->values, v))
+            return qat_fail(err, QAT_ENOMEM, "out of memory");
+        if (!c)
+            break;
+        p = c + 1;
+    }
+    return QAT_OK;
+}
+
+/* "[runs]  name = section.key=value section.key=value ..." */
+static qat_status parse_run(builder *b, const qat_ini *ini, const qat_ini_entry *e,
+                            qat_error *err)
+{
+    proto *p = add_proto(b);
+    if (!p)
+        return qat_fail(err, QAT_ENOMEM, "out of memory");
+    snprintf(p->where, sizeof p->where, "%s:%d", ini->path, e->line);
+    if (strlen(e->key) >= QAT_SWEEP_NAME_MAX - 8 || strcmp(e->key, "plots") == 0)
+        return qat_fail(err, QAT_EINVAL, "%s: [runs] '%s': run names are folder names: at most "
+                        "%d characters, and not 'plots'", p->where, e->key, QAT_SWEEP_NAME_MAX - 9);
+    snprintf(p->name, sizeof p->name, "%s", e->key);
+    const char *s = e->value;
+    while (*s) {
+        while (isspace((unsigned char)*s))
+            s++;
+        if (!*s)
+            break;
+        const char *t = s;
+        while (*s && !isspace((unsigned char)*s))
+            s++;
+        char tok[QAT_CFG_STR_MAX + 256], key[256];
+        if ((size_t)(s - t) >= sizeof tok)
+            return qat_fail(err, QAT_EINVAL, "%s: [runs] %s: override too long", p->where,
+                            p->name);
+        memcpy(tok, t, (size_t)(s - t));
+        tok[s - t] = '\0';
+        const char *eq = strchr(tok, '=');
+        const char *dot = memchr(tok, '.', eq ? (size_t)(eq - tok) : 0);
+        if (!eq || !dot || dot == tok || dot + 1 == eq)
+            return qat_fail(err, QAT_EINVAL,
+                            "%s: [runs] %s: '%s' is not section.key=value (overrides are "
+                            "separated by spaces, e.g. quant.weight_bits=4 "
+                            "layer.fc1.weight_bits=8)",
+                            p->where, p->name, tok);
+        assignment_key(tok, key, sizeof key);
+        for (int i = 0; i < p->sets.n; i++) {
+            char k2[256];
+            assignment_key(p->sets.v[i], k2, sizeof k2);
+            if (strcmp(k2, key) == 0)
+                return qat_fail(err, QAT_EINVAL, "%s: [runs] %s: %s is set twice", p->where,
+                                p->name, key);
+        }
+        if (qat_strv_push(&p->sets, tok) ||
+            (!strv_has(&b->run_keys, key) && qat_strv_push(&b->run_keys, key)))
+            return qat_fail(err, QAT_ENOMEM, "out of memory");
+    }
+    return QAT_OK;
+}
+
+/* Reads [sweep], [set.*], [grid.*] and [runs]; fills base, fixed sets, axes
+ * and explicit runs. */
+static qat_status read_sections(builder *b, qat_ini *ini, sweep_header *h, qat_error *err)
+{
+    qat_status st;
+    qat_ini_section *hs = qat_ini_find(ini, "sweep");
+    if (!hs)
+        return qat_fail(err, QAT_EINVAL,
+                        "%s: no [sweep] section (it names the base config: base = "
+                        "../mnist_cnn.ini)",
+                        ini->path);
+    qat_cfg_defaults(header_keys, 3, h);
+    if ((st = qat_cfg_apply(ini, hs, header_keys, 3, h, 1, err)) ||
+        (st = qat_cfg_check_unused(ini, hs, "base, name, jobs", err)))
+        return st;
+    int nentries = 0;
+    for (int i = 0; i < ini->nsections; i++)
+        nentries += ini->sections[i].nentries;
+    b->axes = calloc((size_t)nentries + 1, sizeof *b->axes);
+    if (!b->axes)
+        return qat_fail(err, QAT_ENOMEM, "out of memory");
+    for (int i = 0; i < ini->nsections; i++) {
+        qat_ini_section *s = &ini->sections[i];
+        const char *sub = strchr(s->name, '.');
+        size_t role = sub ? (size_t)(sub - s->name) : strlen(s->name);
+        if (strcmp(s->name, "sweep") == 0)
+            continue;
+        if (strcmp(s->name, "runs") == 0) {
+            for (int j = 0; j < s->nentries; j++)
+                if ((st = parse_run(b, ini, &s->entries[j], err)))
+                    return st;
+        } else if ((role == 3 && strncmp(s->name, "set", 3) == 0) ||
+                   (role == 4 && strncmp(s->name, "grid", 4) == 0)) {
+            if (!sub || !sub[1])
+                return qat_fail(err, QAT_EINVAL,
+                                "%s:%d: [%s] needs the config section it applies to, e.g. "
+                                "[%s.quant] or [%s.layer.conv1]",
+                                ini->path, s->line, s->name, s->name, s->name);
+            for (int j = 0; j < s->nentries; j++) {
+                qat_ini_entry *e = &s->entries[j];
+                if (role == 4) {
+                    if ((st = parse_values(b, ini, sub + 1, e, err)))
+                        return st;
+                    if (qat_strv_push(&b->keys, b->axes[b->naxes - 1].key))
+                        return qat_fail(err, QAT_ENOMEM, "out of memory");
+                } else {
+                    char a[QAT_CFG_STR_MAX + 300];
+                    snprintf(a, sizeof a, "%s.%s=%s", sub + 1, e->key, e->value);
+                    if (qat_strv_push(&b->fixed, a))
+                        return qat_fail(err, QAT_ENOMEM, "out of memory");
+                }
+            }
+        } else {
+            return qat_fail(err, QAT_EINVAL,
+                            "%s:%d: unknown section [%s] (valid: [sweep], [set.<section>], "
+                            "[grid.<section>], [runs])",
+                            ini->path, s->line, s->name);
+        }
+    }
+    for (int i = 0; i < b->run_keys.n; i++)
+        if (!strv_has(&b->keys, b->run_keys.v[i]) && qat_strv_push(&b->keys, b->run_keys.v[i]))
+            return qat_fail(err, QAT_ENOMEM, "out of memory");
+    return QAT_OK;
+}
+
+/* [set.*] entries: each on its own first (to name its line), and none may
+ * fix a key the sweep varies. */
+static qat_status check_fixed(builder *b, qat_ini *ini, qat_error *err)
+{
+    int k = 0;
+    for (int i = 0; i < ini->nsections; i++) {
+        qat_ini_section *s = &ini->sections[i];
+        if (strncmp(s->name, "set.", 4) != 0)
+            continue;
+        for (int j = 0; j < s->nentries; j++, k++) {
+            char where[QAT_CFG_STR_MAX + 64], key[256];
+            snprintf(where, sizeof where, "%s:%d: [%s] %s", ini->path, s->entries[j].line,
+                     s->name, s->entries[j].key);
+            assignment_key(b->fixed.v[k], key, sizeof key);
+            if (strv_has(&b->keys, key))
+                return qat_fail(err, QAT_EINVAL, "%s: the sweep also varies %s; set it in one "
+                                "place only", where, key);
+            qat_status st = qat_config_parse(b->base_text, b->base_len, b->base_path,
+                                             (const char *const *)&b->fixed.v[k], 1, b->cfg, err);
+            if (st != QAT_OK)
+                return blame(err, b->fixed.v[k], where);
+        }
+    }
+    return QAT_OK;
+}
+
+/* A short folder-name label per grid key: weight_bits -> w, activation_bits
+ * -> a, else the key; layer keys get the layer name in front. Labels that
+ * collide fall back to the whole key. */
+static void label_for(const char *key, char *out, size_t n)
+{
+    const char *dot = strrchr(key, '.');
+    const char *k = dot ? dot + 1 : key;
+    const char *ab = strcmp(k, "weight_bits") == 0       ? "w"
+                     : strcmp(k, "activation_bits") == 0 ? "a"
+                                                         : k;
+    if (strncmp(key, "layer.", 6) == 0 && dot)
+        snprintf(out, n, "%.*s.%s", (int)(dot - key - 6), key + 6, ab);
+    else
+        snprintf(out, n, "%s", ab);
+}
+
+static void append_part(char *name, size_t n, const char *label, const char *value)
+{
+    size_t len = strlen(name);
+    const char *last = strrchr(label, '.');
+    last = last ? last + 1 : label;
+    int glue = strlen(last) == 1 && isdigit((unsigned char)value[0]);
+    snprintf(name + len, n - len, "%s%s%s", len ? "_" : "", label, glue ? "" : "-");
+    len = strlen(name);
+    for (const char *v = value; *v && len + 1 < n; v++)
+        name[len++] = (isalnum((unsigned char)*v) || strchr("._+-", *v)) ? *v : '-';
+    name[len] = '\0';
+}
+
+static qat_status expand_grid(builder *b, qat_error *err)
+{
+    if (!b->naxes)
+        return QAT_OK;
+    if (b->naxes > 64)
+        return qat_fail(err, QAT_EINVAL, "%s: more than 64 grid keys", b->axes[64].where);
+    long total = 1;
+    for (int i = 0; i < b->naxes; i++) {
+        total *= b->axes[i].values.n;
+        if (total > QAT_SWEEP_MAX_RUNS)
+            return qat_fail(err, QAT_EINVAL, "%s: the grid has more than %d runs", b->axes[0].where,
+                            QAT_SWEEP_MAX_RUNS);
+    }
+    char labels[64][256];
+    int nl = b->naxes;
+    for (int i = 0; i < nl; i++)
+        label_for(b->axes[i].key, labels[i], sizeof labels[i]);
+    for (int i = 0; i < nl; i++)
+        for (int j = 0; j < nl; j++)
+            if (i != j && strcmp(labels[i], labels[j]) == 0)
+                snprintf(labels[i], sizeof labels[i], "%s", b->axes[i].key);
+    for (long r = 0; r < total; r++) {
+        proto *p = add_proto(b);
+        if (!p)
+            return qat_fail(err, QAT_ENOMEM, "out of memory");
+        snprintf(p->where, sizeof p->where, "%s", b->axes[0].where);
+        /* the first key varies slowest, like nested loops in file order */
+        int idx[64];
+        long rest = r;
+        for (int i = b->naxes - 1; i >= 0; i--) {
+            idx[i] = (int)(rest % b->axes[i].values.n);
+            rest /= b->axes[i].values.n;
+        }
+        char name[1024] = "";
+        for (int i = 0; i < b->naxes; i++) {
+            const char *v = b->axes[i].values.v[idx[i]];
+            char a[QAT_CFG_STR_MAX + 300];
+            snprintf(a, sizeof a, "%s=%s", b->axes[i].key, v);
+            if (qat_strv_push(&p->sets, a))
+                return qat_fail(err, QAT_ENOMEM, "out of memory");
+            append_part(name, sizeof name, labels[i], v);
+        }
+        if (strlen(name) >= QAT_SWEEP_NAME_MAX - 8)
+            snprintf(p->name, sizeof p->name, "run-%04ld", r + 1);
+        else
+            snprintf(p->name, sizeof p->name, "%.*s", QAT_SWEEP_NAME_MAX - 1, name);
+    }
+    return QAT_OK;
+}
+
+/* Every grid value and run override alone first, so a bad one is reported
+ * at its own line rather than inside some combination. */
+static qat_status check_axes_and_runs(builder *b, int first_explicit, qat_error *err)
+{
+    qat_status st;
+    for (int i = 0; i < b->naxes; i++) {
+        axis *a = &b->axes[i];
+        const char *dot = strrchr(a->key, '.');
+        for (int j = 0; j < a->values.n; j++) {
+            char as[QAT_CFG_STR_MAX + 300], where[QAT_CFG_STR_MAX + 400];
+            snprintf(as, sizeof as, "%s=%s", a->key, a->values.v[j]);
+            snprintf(where, sizeof where, "%s: [grid.%.*s] %s = %s", a->where,
+                     (int)(dot - a->key), a->key, dot + 1, a->values.v[j]);
+            const char *one = as;
+            if ((st = try_load(b, &one, 1, err)))
+                return blame(err, as, where);
+        }
+    }
+    for (int i = first_explicit; i < b->nprotos; i++) {
+        proto *p = &b->protos[i];
+        for (int j = 0; j < p->sets.n; j++) {
+            char where[QAT_CFG_STR_MAX + 400];
+            snprintf(where, sizeof where, "%s: [runs] %s: %s", p->where, p->name, p->sets.v[j]);
+            const char *one = p->sets.v[j];
+            if ((st = try_load(b, &one, 1, err)))
+                return blame(err, one, where);
+        }
+        for (int j = 0; j < first_explicit; j++)
+            if (strcmp(b->protos[j].name, p->name) == 0)
+                return qat_fail(err, QAT_EINVAL,
+                                "%s: [runs] %s: a grid run has this name already; choose another",
+                                p->where, p->name);
+    }
+    return QAT_OK;
+}
+
+/* The value of "section.key" in a resolved config (parsed INI). */
+static const char *resolved_value(qat_ini *ini, const char *key)
+{
+    const char *dot = strrchr(key, '.');
+    if (!dot)
+        return "";
+    char sec[256];
+    snprintf(sec, sizeof sec, "%.*s", (int)(dot - key), key);
+    qat_ini_section *s = qat_ini_find(ini, sec);
+    qat_ini_entry *e = s ? qat_ini_section_get(s, dot + 1) : NULL;
+    return e ? e->value : "";
+}
+
+/* Resolves every run and moves it into sw. */
+static qat_status finish_runs(builder *b, qat_sweep *sw, qat_error *err)
+{
+    sw->runs = calloc((size_t)b->nprotos, sizeof *sw->runs);
+    sw->keys = calloc((size_t)b->keys.n + 1, sizeof *sw->keys);
+    if (!sw->runs || !sw->keys)
+        return qat_fail(err, QAT_ENOMEM, "out of memory");
+    for (int i = 0; i < b->keys.n; i++)
+        if (!(sw->keys[sw->nkeys++] = strdup(b->keys.v[i])))
+            return qat_fail(err, QAT_ENOMEM, "out of memory");
+    for (int i = 0; i < b->nprotos; i++) {
+        proto *p = &b->protos[i];
+        qat_sweep_run *r = &sw->runs[sw->nruns++];
+        snprintf(r->name, sizeof r->name, "%s", p->name);
+        snprintf(r->where, sizeof r->where, "%s", p->where);
+        snprintf(r->layer, sizeof r->layer, "%s", p->layer);
+        r->bits = p->bits;
+        qat_status st = try_load(b, (const char *const *)p->sets.v, p->sets.n, err);
+        if (st != QAT_OK)
+            return qat_error_prefix(err, "%s: run %s", p->where, p->name);
+        r->threads = b->cfg->train.threads;
+        size_t len = 0;
+        FILE *m = open_memstream(&r->resolved, &len);
+        if (!m)
+            return qat_fail(err, QAT_ENOMEM, "out of memory");
+        qat_config_write(m, b->cfg);
+        fclose(m);
+        r->nsets = b->fixed.n + p->sets.n;
+        r->sets = calloc((size_t)r->nsets + 1, sizeof *r->sets);
+        r->values = calloc((size_t)sw->nkeys + 1, sizeof *r->values);
+        if (!r->resolved || !r->sets || !r->values)
+            return qat_fail(err, QAT_ENOMEM, "out of memory");
+        for (int j = 0; j < r->nsets; j++) {
+            const char *s = j < b->fixed.n ? b->fixed.v[j] : p->sets.v[j - b->fixed.n];
+            if (!(r->sets[j] = strdup(s)))
+                return qat_fail(err, QAT_ENOMEM, "out of memory");
+        }
+        qat_ini *ri;
+        if ((st = qat_ini_parse(r->resolved, len, "resolved", &ri, err)) != QAT_OK)
+            return st;
+        for (int k = 0; k < sw->nkeys; k++)
+            if (!(r->values[k] = strdup(resolved_value(ri, sw->keys[k])))) {
+                qat_ini_free(ri);
+                return qat_fail(err, QAT_ENOMEM, "out of memory");
+            }
+        qat_ini_free(ri);
+    }
+    return QAT_OK;
+}
+
+static void default_name(const char *path, const char *suffix, char *out, size_t n)
+{
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    size_t len = strlen(b);
+    if (len > 4 && strcmp(b + len - 4, ".ini") == 0)
+        len -= 4;
+    snprintf(out, n, "%.*s%s", (int)len, b, suffix);
+}
+
+static qat_status check_name(const char *name, const char *where, qat_error *err)
+{
+    if (!name[0] || strlen(name) >= QAT_SWEEP_NAME_MAX || strcmp(name, ".") == 0 ||
+        strcmp(name, "..") == 0)
+        return qat_fail(err, QAT_EINVAL, "%s: sweep name '%s' must have 1 to %d characters",
+                        where, name, QAT_SWEEP_NAME_MAX - 1);
+    for (const char *p = name; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("._-", *p))
+            return qat_fail(err, QAT_EINVAL, "%s: sweep name '%s': use letters, digits, '.', "
+                            "'_' and '-' (it names a folder)", where, name);
+    return QAT_OK;
+}
+
+static qat_status build_sweep(qat_ini *ini, const char *const *sets, int nsets, qat_sweep *sw,
+                              qat_error *err)
+{
+    builder b = {.file = ini->path};
+    sweep_header *h = calloc(1, sizeof *h);
+    qat_status st = h ? read_sections(&b, ini, h, err) : qat_fail(err, QAT_ENOMEM, "out of memory");
+    if (st != QAT_OK)
+        goto done;
+    qat_ini_section *hs = qat_ini_find(ini, "sweep");
+    qat_ini_entry *be = qat_ini_section_get(hs, "base");
+    char where[QAT_CFG_STR_MAX + 32], path[2 * QAT_CFG_STR_MAX];
+    snprintf(where, sizeof where, "%s:%d", ini->path, be->line);
+    const char *slash = strrchr(ini->path, '/');
+    if (h->base[0] == '/' || !slash)
+        snprintf(path, sizeof path, "%s", h->base);
+    else
+        snprintf(path, sizeof path, "%.*s/%s", (int)(slash - ini->path), ini->path, h->base);
+    if (strlen(path) >= QAT_CFG_STR_MAX) {
+        st = qat_fail(err, QAT_EINVAL, "%s: base config path too long", where);
+        goto done;
+    }
+    char bw[2 * QAT_CFG_STR_MAX + 64];
+    snprintf(bw, sizeof bw, "%s: base = %s", where, h->base);
+    if ((st = load_base(&b, path, bw, err)) || (st = check_fixed(&b, ini, err)) ||
+        (st = add_cli_sets(&b, sets, nsets, err)))
+        goto done;
+    int nexplicit = b.nprotos;
+    /* grid runs come first in the table; explicit runs follow in file order */
+    proto *explicit_runs = b.protos;
+    b.protos = NULL;
+    b.nprotos = b.cap = 0;
+    if ((st = expand_grid(&b, err)) != QAT_OK) {
+        for (int i = 0; i < nexplicit; i++)
+            qat_strv_free(&explicit_runs[i].sets);
+        free(explicit_runs);
+        goto done;
+    }
+    int ngrid = b.nprotos;
+    for (int i = 0; i < nexplicit; i++) {
+        proto *p = add_proto(&b);
+        if (!p) {
+            for (int j = i; j < nexplicit; j++)
+                qat_strv_free(&explicit_runs[j].sets);
+            free(explicit_runs);
+            st = qat_fail(err, QAT_ENOMEM, "out of memory");
+            goto done;
+        }
+        *p = explicit_runs[i];
+    }
+    free(explicit_runs);
+    if (b.nprotos == 0) {
+        st = qat_fail(err, QAT_EINVAL, "%s: nothing to run: add a [grid.<section>] (e.g. "
+                      "[grid.quant] weight_bits = 2, 4, 8) or a [runs] section", ini->path);
+        goto done;
+    }
+    if (b.nprotos > QAT_SWEEP_MAX_RUNS) {
+        st = qat_fail(err, QAT_EINVAL, "%s: more than %d runs", ini->path, QAT_SWEEP_MAX_RUNS);
+        goto done;
+    }
+    if ((st = check_axes_and_runs(&b, ngrid, err)))
+        goto done;
+    /* grid names could collide only after sanitising odd characters */
+    for (int i = 1; i < ngrid; i++)
+        for (int j = 0; j < i; j++)
+            if (strcmp(b.protos[i].name, b.protos[j].name) == 0) {
+                snprintf(b.protos[i].name, sizeof b.protos[i].name, "run-%04d", i + 1);
+                break;
+            }
+    sw->kind = QAT_SWEEP_GRID;
+    sw->jobs = h->jobs;
+    sw->ngrid_keys = b.naxes;
+    sw->ngrid_runs = ngrid;
+    snprintf(sw->path, sizeof sw->path, "%s", ini->path);
+    snprintf(sw->base, sizeof sw->base, "%.*s", QAT_CFG_STR_MAX - 1, path);
+    char name[QAT_CFG_STR_MAX];
+    if (h->name[0])
+        snprintf(name, sizeof name, "%s", h->name);
+    else
+        default_name(ini->path, "", name, sizeof name);
+    if ((st = check_name(name, ini->path, err)))
+        goto done;
+    snprintf(sw->name, sizeof sw->name, "%.*s", QAT_SWEEP_NAME_MAX - 1, name);
+    st = finish_runs(&b, sw, err);
+done:
+    free(h);
+    builder_free(&b);
+    return st;
+}
+
+qat_status qat_sweep_parse(const char *text, size_t len, const char *name,
+                           const char *const *sets, int nsets, qat_sweep **out, qat_error *err)
+{
+    *out = NULL;
+    qat_ini *ini;
+    qat_status st = qat_ini_parse(text, len, name, &ini, err);
+    if (st != QAT_OK)
+        return st;
+    qat_sweep *sw = calloc(1, sizeof *sw);
+    st = sw ? build_sweep(ini, sets, nsets, sw, err) : qat_fail(err, QAT_ENOMEM, "out of memory");
+    qat_ini_free(ini);
+    if (st != QAT_OK) {
+        qat_sweep_free(sw);
+        return st;
+    }
+    *out = sw;
+    return QAT_OK;
+}
+
+qat_status qat_sweep_load(const char *path, const char *const *sets, int nsets, qat_sweep **out,
+                          qat_error *err)
+{
+    *out = NULL;
+    size_t len;
+    char *text = qat_sweep_read_file(path, &len);
+    if (!text)
+        return qat_fail(err, errno == ENOMEM ? QAT_ENOMEM : QAT_EINVAL,
+                        "%s: cannot read the sweep file: %s", path, strerror(errno));
+    qat_status st = qat_sweep_parse(text, len, path, sets, nsets, out, err);
+    free(text);
+    return st;
+}
+
+qat_status qat_sweep_sensitivity(const char *config, const int *bits, int nbits, int target,
+                                 const char *const *sets, int nsets, qat_sweep **out,
+                                 qat_error *err)
+{
+    *out = NULL;
+    if (nbits < 1 || nbits > QAT_SWEEP_MAX_BITS)
+        return qat_fail(err, QAT_EINVAL, "--bits: give 1 to %d bit-widths, e.g. --bits 2,4",
+                        QAT_SWEEP_MAX_BITS);
+    for (int i = 0; i < nbits; i++) {
+        if (bits[i] < 2 || bits[i] > 8)
+            return qat_fail(err, QAT_EINVAL, "--bits: %d is outside the supported 2..8", bits[i]);
+        for (int j = 0; j < i; j++)
+            if (bits[j] == bits[i])
+                return qat_fail(err, QAT_EINVAL, "--bits: %d is listed twice", bits[i]);
+    }
+    builder b = {.file = config};
+    qat_sweep *sw = calloc(1, sizeof *sw);
+    qat_status st = sw ? load_base(&b, config, config, err)
+                       : qat_fail(err, QAT_ENOMEM, "out of memory");
+    static const char *const what[] = {"weight_bits", "activation_bits"};
+    static const char *const tag[] = {"w", "a", "wa"};
+    if (st == QAT_OK)
+        st = add_cli_sets(&b, sets, nsets, err);
+    if (st == QAT_OK && !b.cfg->quant.enabled)
+        st = qat_fail(err, QAT_EINVAL, "%s: a sensitivity sweep needs [quant] enabled = true",
+                      config);
+    proto *p = st == QAT_OK ? add_proto(&b) : NULL;
+    if (st == QAT_OK && !p)
+        st = qat_fail(err, QAT_ENOMEM, "out of memory");
+    if (p) {
+        snprintf(p->name, sizeof p->name, "base");
+        snprintf(p->where, sizeof p->where, "%s", config);
+    }
+    /* b.cfg is rewritten by every trial load: take the layer list now */
+    qat_config *c = st == QAT_OK ? malloc(sizeof *c) : NULL;
+    if (st == QAT_OK && !c)
+        st = qat_fail(err, QAT_ENOMEM, "out of memory");
+    if (c)
+        *c = *b.cfg;
+    for (int l = 0; st == QAT_OK && l < c->nlayers; l++) {
+        const qat_layer_cfg *lc = &c->layers[l];
+        if (lc->type != QAT_LAYER_CONV2D && lc->type != QAT_LAYER_LINEAR)
+            continue;
+        for (int w = 0; w < 2; w++) {
+            char key[256];
+            snprintf(key, sizeof key, "layer.%s.%s", lc->name, what[w]);
+            for (int i = 0; i < nsets && (target == QAT_SWEEP_BOTH || target == w); i++) {
+                char k2[256];
+                assignment_key(sets[i], k2, sizeof k2);
+                if (strcmp(k2, key) == 0)
+                    st = qat_fail(err, QAT_EINVAL, "--set %s: the sensitivity sweep varies %s; "
+                                  "a --set cannot override it", sets[i], key);
+            }
+        }
+        for (int i = 0; st == QAT_OK && i < nbits; i++) {
+            if (!(p = add_proto(&b))) {
+                st = qat_fail(err, QAT_ENOMEM, "out of memory");
+                break;
+            }
+            snprintf(p->name, sizeof p->name, "%.*s-%s%d", QAT_NAME_MAX, lc->name, tag[target],
+                     bits[i]);
+            snprintf(p->where, sizeof p->where, "%s:%d", config, lc->line);
+            snprintf(p->layer, sizeof p->layer, "%s", lc->name);
+            p->bits = bits[i];
+            for (int w = 0; w < 2; w++) {
+                if (target != QAT_SWEEP_BOTH && target != w)
+                    continue;
+                char a[256];
+                snprintf(a, sizeof a, "layer.%s.%s=%d", lc->name, what[w], bits[i]);
+                if (qat_strv_push(&p->sets, a))
+                    st = qat_fail(err, QAT_ENOMEM, "out of memory");
+            }
+        }
+    }
+    if (st == QAT_OK && b.nprotos < 2)
+        st = qat_fail(err, QAT_EINVAL, "%s: no conv2d or linear layer to quantize", config);
+    if (st == QAT_OK) {
+        sw->kind = QAT_SWEEP_SENSITIVITY;
+        sw->target = target;
+        sw->nbits = nbits;
+        memcpy(sw->bits, bits, (size_t)nbits * sizeof *bits);
+        snprintf(sw->path, sizeof sw->path, "%s", config);
+        snprintf(sw->base, sizeof sw->base, "%s", config);
+        default_name(config, "-sensitivity", sw->name, sizeof sw->name);
+        st = finish_runs(&b, sw, err);
+    }
+    free(c);
+    builder_free(&b);
+    if (st != QAT_OK) {
+        qat_sweep_free(sw);
+        return st;
+    }
+    *out = sw;
+    return QAT_OK;
+}
+
+void qat_sweep_free(qat_sweep *sw)
+{
+    if (!sw)
+        return;
+    for (int i = 0; i < sw->nruns; i++) {
+        qat_sweep_run *r = &sw->runs[i];
+        for (int j = 0; r->sets && j < r->nsets; j++)
+            free(r->sets[j]);
+        free(r->sets);
+        for (int k = 0; r->values && k < sw->nkeys; k++)
+            free(r->values[k]);
+        free(r->values);
+        free(r->resolved);
+    }
+    free(sw->runs);
+    for (int k = 0; k < sw->nkeys; k++)
+        free(sw->keys[k]);
+    free(sw->keys);
+    free(sw);
+}
+
+int qat_sweep_default_jobs(const qat_sweep *sw, int cores)
+{
+    if (cores < 1)
+        cores = 1;
+    int t = 1;
+    for (int i = 0; i < sw->nruns; i++) {
+        int rt = sw->runs[i].threads > 0 ? sw->runs[i].threads : cores;
+        if (rt > t)
+            t = rt;
+    }
+    int j = cores / t;
+    return j < 1 ? 1 : j;
+}

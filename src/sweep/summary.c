@@ -1,0 +1,179 @@
+/* Reading a run's summary.json, and the small file helpers the sweep needs. */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "qat/sweep.h"
+#include "sweep_internal.h"
+
+const char *qat_sweep_status_name(int status)
+{
+    switch (status) {
+    case QAT_RUN_OK: return "ok";
+    case QAT_RUN_CACHED: return "cached";
+    case QAT_RUN_FAILED: return "failed";
+    default: return "pending";
+    }
+}
+
+qat_status qat_sweep_mkdir_p(const char *path, qat_error *err)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return qat_fail(err, QAT_EINVAL, "%s: path too long", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            return qat_fail(err, QAT_EIO, "%s: cannot create: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+        return qat_fail(err, QAT_EIO, "%s: cannot create: %s", buf, strerror(errno));
+    return QAT_OK;
+}
+
+qat_status qat_sweep_write_atomic(const char *path, const char *text, qat_error *err)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return qat_fail(err, QAT_EIO, "%s: cannot write: %s", tmp, strerror(errno));
+    size_t n = strlen(text);
+    int bad = fwrite(text, 1, n, f) != n;
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return qat_fail(err, QAT_EIO, "%s: write failed: %s", path, strerror(errno));
+    }
+    return QAT_OK;
+}
+
+/* ---- a reader for the flat JSON object qat-train writes ---------------------- */
+
+static const char *ws(const char *p)
+{
+    while (isspace((unsigned char)*p))
+        p++;
+    return p;
+}
+
+/* p at '"': the end of the string, or NULL when unterminated. */
+static const char *skip_string(const char *p)
+{
+    for (p++; *p; p++) {
+        if (*p == '\\' && p[1])
+            p++;
+        else if (*p == '"')
+            return p + 1;
+    }
+    return NULL;
+}
+
+/* Skips any JSON value (nested objects and arrays included). */
+static const char *skip_value(const char *p)
+{
+    if (*p == '"')
+        return skip_string(p);
+    if (*p == '{' || *p == '[') {
+        int depth = 0;
+        while (*p) {
+            if (*p == '"') {
+                if (!(p = skip_string(p)))
+                    return NULL;
+                continue;
+            }
+            if (*p == '{' || *p == '[')
+                depth++;
+            else if (*p == '}' || *p == ']')
+                if (--depth == 0)
+                    return p + 1;
+            p++;
+        }
+        return NULL;
+    }
+    const char *s = p;
+    while (*p && *p != ',' && *p != '}' && *p != ']' && !isspace((unsigned char)*p))
+        p++;
+    return p > s ? p : NULL;
+}
+
+typedef struct wanted {
+    const char *key;
+    double *dst;
+} wanted;
+
+qat_status qat_sweep_read_summary(const char *path, qat_sweep_outcome *o, qat_error *err)
+{
+    wanted w[] = {
+        {"float_accuracy", &o->float_acc},   {"fakequant_accuracy", &o->fq_acc},
+        {"int8_accuracy", &o->int8_acc},     {"agreement", &o->agreement},
+        {"model_bytes_int8", &o->bytes_int8}, {"sparsity", &o->sparsity},
+        {"train_seconds", &o->train_seconds},
+    };
+    const int nw = (int)(sizeof w / sizeof w[0]);
+    for (int i = 0; i < nw; i++)
+        *w[i].dst = NAN;
+    char *text = qat_sweep_read_file(path, NULL);
+    if (!text)
+        return qat_fail(err, QAT_EIO, "%s: cannot read: %s", path, strerror(errno));
+    const char *p = ws(text);
+    qat_status st = QAT_OK;
+    if (*p != '{') {
+        st = qat_fail(err, QAT_EINVAL, "%s: not a JSON object", path);
+        goto done;
+    }
+    p = ws(p + 1);
+    while (*p != '}') {
+        char key[64];
+        const char *ke = *p == '"' ? skip_string(p) : NULL;
+        if (!ke) {
+            st = qat_fail(err, QAT_EINVAL, "%s: malformed JSON at byte %ld (expected a key)",
+                          path, (long)(p - text));
+            goto done;
+        }
+        snprintf(key, sizeof key, "%.*s", (int)(ke - p - 2), p + 1);
+        p = ws(ke);
+        if (*p != ':') {
+            st = qat_fail(err, QAT_EINVAL, "%s: malformed JSON at byte %ld (expected ':')",
+                          path, (long)(p - text));
+            goto done;
+        }
+        p = ws(p + 1);
+        const char *ve = skip_value(p);
+        if (!ve) {
+            st = qat_fail(err, QAT_EINVAL, "%s: malformed JSON at byte %ld (bad value)", path,
+                          (long)(p - text));
+            goto done;
+        }
+        for (int i = 0; i < nw; i++) {
+            if (strcmp(key, w[i].key) != 0)
+                continue;
+            /* numbers only: null (or a value of a future, richer shape) stays NaN */
+            char *end;
+            double v = strtod(p, &end);
+            if (end == ve && (isdigit((unsigned char)*p) || *p == '-'))
+                *w[i].dst = v;
+        }
+        p = ws(ve);
+        if (*p == ',')
+            p = ws(p + 1);
+        else if (*p != '}') {
+            st = qat_fail(err, QAT_EINVAL, "%s: malformed JSON at byte %ld (expected ',' or '}')",
+                          path, (long)(p - text));
+            goto done;
+        }
+    }
+    if (isnan(o->fq_acc) && isnan(o->float_acc))
+        st = qat_fail(err, QAT_EINVAL, "%s: holds neither fakequant_accuracy nor float_accuracy",
+                      path);
+done:
+    free(text);
+    return st;
+}
