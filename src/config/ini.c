@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static char *dupn(const char *s, size_t n)
 {
@@ -236,6 +237,13 @@ qat_status qat_ini_load(const char *path, qat_ini **out, qat_error *err)
     FILE *f = fopen(path, "rb");
     if (!f)
         return qat_fail(err, QAT_EINVAL, "%s: cannot open config: %s", path, strerror(errno));
+    /* fopen succeeds on a directory and only the read fails: a usage
+     * mistake, not an I/O fault */
+    struct stat sb;
+    if (fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        fclose(f);
+        return qat_fail(err, QAT_EINVAL, "%s: is a directory, expected a config file", path);
+    }
     char *buf = malloc(QAT_INI_MAX_BYTES + 1);
     if (!buf) {
         fclose(f);
