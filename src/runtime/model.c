@@ -3,6 +3,7 @@
  * weights packed into that table's layout, the folded biases and the
  * requantization arrays. It never refers to the caller's arrays again, so a
  * description (an HDF5 read, generated C, anything) may be freed at once. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -137,7 +138,9 @@ qat_status qat_rt_model_create_isa(const qat_rt_model_desc *d, const char *isa,
         }
     }
     int8_t *w = NULL;
-    if (cv.overflow || !(cv.base = malloc(cv.used ? cv.used : 1)) ||
+    /* 64-byte aligned: the carve offsets are, and SIMD kernels load aligned */
+    if (cv.overflow || cv.used > SIZE_MAX - 64 ||
+        !(cv.base = aligned_alloc(64, (cv.used + 64) & ~(size_t)63)) ||
         !(w = malloc(max_weights))) {
         free(cv.base);
         free(m);

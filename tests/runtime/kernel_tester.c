@@ -1,0 +1,604 @@
+/* The kernel tester, in the manner of XNNPACK's: every kernel path this
+ * build and CPU can run (ref, avx2, neon-plain, neon-dot) gets the same
+ * inputs, and every output byte must equal the reference path's. Covers
+ * conv2d and linear (shapes with channel tails 1, 3, 7, 33, odd spatial
+ * sizes, strides, padding, batch 1..3; weights all +-127 or -128, weight
+ * zero points at both ends, activations at both ends, patterns whose int16
+ * pair sums would saturate vpmaddubsw, requantization shifts and multipliers
+ * at both ends), random row/channel slices (how threads split a layer), the
+ * standalone output stage against qat_fp_requantize over extreme
+ * accumulators, pools, input quantization, and whole models (every weight
+ * width 2..8, asymmetric weights, 1..3 threads, batch 1 and larger) against
+ * the naive oracle of rt_fixture.h.
+ *
+ * Plain C (no Criterion) so that the aarch64 cross build runs it under
+ * qemu. Usage: kernel_tester [--quick]. Exit 0 pass, 1 failure. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rt_fixture.h"
+#include "runtime/kernels/kernels.h"
+
+static int failures;
+static long checks;
+static int quick;
+static const qat_rt_kernels *paths[4];
+static int npaths;
+
+#define CHECK(cond, ...)                                                        \
+    do {                                                                        \
+        checks++;                                                               \
+        if (!(cond)) {                                                          \
+            if (failures++ < 20) {                                              \
+                fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);            \
+                fprintf(stderr, __VA_ARGS__);                                   \
+                fputc('\n', stderr);                                            \
+            }                                                                   \
+        }                                                                       \
+    } while (0)
+
+static qat_rng rng;
+
+static int32_t rnd(int32_t lo, int32_t hi)
+{
+    return lo + (int32_t)qat_rng_below(&rng, (uint32_t)((int64_t)hi - lo + 1));
+}
+
+static void *xalloc(size_t n)
+{
+    void *p = aligned_alloc(64, (n + 64) & ~(size_t)63);
+    if (!p) {
+        fprintf(stderr, "kernel_tester: out of memory\n");
+        exit(1);
+    }
+    return p;
+}
+
+/* Guard bytes around every output buffer: a kernel writing out of bounds
+ * fails the test instead of silently corrupting the heap. */
+#define GUARD 64
+static int8_t *guarded(size_t n)
+{
+    int8_t *b = xalloc(n + 2 * GUARD);
+    memset(b, 0x5A, n + 2 * GUARD);
+    return b + GUARD;
+}
+static int guards_ok(const int8_t *o, size_t n)
+{
+    for (size_t i = 0; i < GUARD; i++)
+        if (o[-1 - (long)i] != 0x5A || o[n + i] != 0x5A)
+            return 0;
+    return 1;
+}
+static void unguard(int8_t *o)
+{
+    if (o)
+        free(o - GUARD);
+}
+
+/* ---- conv2d / linear ------------------------------------------------------------- */
+
+enum wpat { W_RANDOM, W_PLUS127, W_MINUS127, W_ALT127, W_MIN8, W_COUNT };
+enum xpat { X_RANDOM, X_MAX, X_MIN, X_ENDS, X_COUNT };
+enum rqpat { RQ_SPREAD, RQ_EXTREME, RQ_COUNT };
+
+typedef struct conv_case {
+    int linear, n, in_h, in_w, in_c, out_c, kh, kw, sh, sw, ph, pw;
+    int bits;        /* weight range */
+    int wzp_mode;    /* 0: zero, 1: random, 2: both ends of the range */
+    enum wpat wp;
+    enum xpat xp;
+    enum rqpat rq;
+    int32_t in_zp, out_zp, relu;
+} conv_case;
+
+static const char *const wnames[] = {"random", "+127", "-127", "+-127", "-128"};
+static const char *const xnames[] = {"random", "max", "min", "ends"};
+
+static void describe(const conv_case *c, char *buf, size_t len)
+{
+    snprintf(buf, len,
+             "%s n=%d in=%dx%dx%d oc=%d k=%dx%d s=%dx%d p=%dx%d bits=%d wzp=%d w=%s x=%s rq=%d "
+             "in_zp=%d out_zp=%d relu=%d",
+             c->linear ? "linear" : "conv2d", c->n, c->in_h, c->in_w, c->in_c, c->out_c, c->kh,
+             c->kw, c->sh, c->sw, c->ph, c->pw, c->bits, c->wzp_mode, wnames[c->wp],
+             xnames[c->xp], c->rq, c->in_zp, c->out_zp, c->relu);
+}
+
+static int run_conv_case(const conv_case *cc)
+{
+    char what[320];
+    describe(cc, what, sizeof what);
+    qat_rt_conv_params p = {
+        .in_h = cc->in_h, .in_w = cc->in_w, .in_c = cc->in_c, .out_c = cc->out_c,
+        .kernel_h = cc->kh, .kernel_w = cc->kw, .stride_h = cc->sh, .stride_w = cc->sw,
+        .pad_h = cc->ph, .pad_w = cc->pw, .in_zp = cc->in_zp, .out_zp = cc->out_zp,
+    };
+    p.out_h = (cc->in_h + 2 * cc->ph - cc->kh) / cc->sh + 1;
+    p.out_w = (cc->in_w + 2 * cc->pw - cc->kw) / cc->sw + 1;
+    p.act_min = cc->relu ? cc->out_zp : -128;
+    p.act_max = 127;
+    const size_t k = (size_t)cc->kh * cc->kw * cc->in_c, oc = (size_t)cc->out_c;
+    const size_t in_n = (size_t)cc->n * cc->in_h * cc->in_w * cc->in_c;
+    const size_t rows = (size_t)cc->n * p.out_h * p.out_w, out_n = rows * oc;
+    int8_t *w = xalloc(k * oc), *x = xalloc(in_n);
+    int32_t *wzp = xalloc(oc * 4), *bias = xalloc(oc * 4), *mult = xalloc(oc * 4),
+            *shift = xalloc(oc * 4);
+    const int32_t wmin = -(1 << (cc->bits - 1)), wmax = (1 << (cc->bits - 1)) - 1;
+    for (size_t c = 0; c < oc; c++) {
+        wzp[c] = cc->wzp_mode == 0 ? 0 : cc->wzp_mode == 1 ? rnd(wmin, wmax)
+                                                          : (c % 2 ? wmax : wmin);
+        int32_t maxdev = 0;
+        for (size_t j = 0; j < k; j++) {
+            int32_t v;
+            switch (cc->wp) {
+            case W_PLUS127: v = wmax; break;
+            case W_MINUS127: v = -wmax; break;
+            case W_ALT127: v = (j + c) % 2 ? wmax : -wmax; break;
+            case W_MIN8: v = wmin; break;
+            default: v = rnd(wmin, wmax);
+            }
+            w[c * k + j] = (int8_t)v;
+            int32_t d = abs(v - wzp[c]);
+            maxdev = d > maxdev ? d : maxdev;
+        }
+        /* validation's bound: K * max|w - wzp| * 255 + |bias| < 2^31 */
+        long long room = (1LL << 31) - 1 - (long long)k * maxdev * 255;
+        if (room < 0) {
+            fprintf(stderr, "kernel_tester: case exceeds the accumulator bound: %s\n", what);
+            exit(1);
+        }
+        long long b = room > 100000 ? rnd(-100000, 100000) : 0;
+        if (cc->rq == RQ_EXTREME && c % 3 == 0)
+            b = c % 2 ? room : -room; /* the accumulator may reach the bound */
+        long long sum = 0;
+        for (size_t j = 0; j < k; j++)
+            sum += (long long)w[c * k + j] - wzp[c];
+        bias[c] = (int32_t)(b - (long long)cc->in_zp * sum); /* as qat_rt_model_create folds */
+        if (cc->rq == RQ_SPREAD) {
+            /* outputs spread over the int8 range; some channels shift left */
+            double M = c % 5 == 4 ? 1.0 + qat_rng_uniform(&rng) * 3.0
+                                  : 40.0 / ((double)(maxdev ? maxdev : 1) * 128.0 *
+                                            (1.0 + sqrt((double)k))) *
+                                        (0.5 + qat_rng_uniform(&rng));
+            if (qat_fp_quantize_multiplier(M, &mult[c], &shift[c]))
+                abort();
+        } else {
+            static const int32_t ms[] = {0, 1, 1 << 30, (1 << 30) + 1, INT32_MAX - 1, INT32_MAX};
+            shift[c] = QAT_SHIFT_MIN + (int32_t)(c * 7 % (QAT_SHIFT_MAX - QAT_SHIFT_MIN + 1));
+            if (c % 11 == 0)
+                shift[c] = c % 2 ? QAT_SHIFT_MAX : QAT_SHIFT_MIN;
+            mult[c] = c % 4 == 3 ? rnd(0, INT32_MAX) : ms[c % 6];
+        }
+    }
+    for (size_t i = 0; i < in_n; i++) {
+        switch (cc->xp) {
+        case X_MAX: x[i] = 127; break;
+        case X_MIN: x[i] = -128; break;
+        /* a pair of 255s (after +128) against a pair of 127s is what makes
+         * vpmaddubsw's int16 pair sums saturate */
+        case X_ENDS: x[i] = (int8_t)((i / 2) % 3 ? 127 : -128); break;
+        default: x[i] = (int8_t)rnd(-128, 127);
+        }
+    }
+    p.weights = w;
+    p.weight_zp = wzp;
+    p.bias_folded = bias;
+    p.multiplier = mult;
+    p.shift = shift;
+
+    int8_t *want = NULL;
+    int distinct = 0;
+    for (int pi = 0; pi < npaths; pi++) {
+        const qat_rt_kernels *kt = paths[pi];
+        qat_rt_conv_params q = p;
+        void *packed = xalloc(kt->conv_packed_size(&q));
+        kt->conv_pack(&q, packed);
+        q.weights = NULL; /* kernels must read only the packed form */
+        q.packed = packed;
+        void *scratch = xalloc(kt->conv_scratch(&q) + 1);
+        int8_t *got = guarded(out_n);
+        qat_rt_conv_fn fn = cc->linear ? kt->linear : kt->conv2d;
+        fn(&q, x, got, 0, rows, 0, cc->out_c, scratch);
+        CHECK(guards_ok(got, out_n), "[%s] wrote outside its output: %s", kt->isa, what);
+        if (!want) {
+            want = got;
+            int seen[256] = {0};
+            for (size_t i = 0; i < out_n; i++)
+                distinct += !seen[want[i] + 128]++;
+        } else {
+            size_t bad = 0;
+            while (bad < out_n && got[bad] == want[bad])
+                bad++;
+            CHECK(bad == out_n, "[%s] differs from ref at row %zu channel %zu: %d vs %d: %s",
+                  kt->isa, bad / oc, bad % oc, bad < out_n ? got[bad] : 0,
+                  bad < out_n ? want[bad] : 0, what);
+            unguard(got);
+        }
+        /* the same layer computed in slices, as threads split it */
+        int8_t *sl = guarded(out_n);
+        memset(sl, 0, out_n);
+        size_t r0 = 0;
+        while (r0 < rows) {
+            size_t r1 = r0 + 1 + (size_t)rnd(0, (int32_t)(rows < 40 ? rows : 40));
+            r1 = r1 > rows ? rows : r1;
+            int a = kt->channel_align, c0 = 0;
+            while (c0 < cc->out_c) {
+                int c1 = c0 + a * (1 + rnd(0, 2));
+                c1 = c1 > cc->out_c ? cc->out_c : c1;
+                fn(&q, x, sl, r0, r1, c0, c1, scratch);
+                c0 = c1;
+            }
+            r0 = r1;
+        }
+        CHECK(guards_ok(sl, out_n) && memcmp(sl, want, out_n) == 0,
+              "[%s] sliced run differs from ref: %s", kt->isa, what);
+        unguard(sl);
+        free(packed);
+        free(scratch);
+    }
+    unguard(want);
+    free(w);
+    free(x);
+    free(wzp);
+    free(bias);
+    free(mult);
+    free(shift);
+    return distinct;
+}
+
+static void test_conv(void)
+{
+    static const int chans[] = {1, 3, 7, 33};
+    static const int outs[] = {1, 7, 16, 17, 33, 64};
+    long cases = 0;
+    int spread_distinct_min = 256;
+    /* shapes x channel tails, with random data and spread requantization */
+    for (int ci = 0; ci < 4; ci++)
+        for (int oi = 0; oi < 6; oi++)
+            for (int shape = 0; shape < (quick ? 2 : 4); shape++) {
+                conv_case c = {.n = 1 + shape % 3, .in_c = chans[ci], .out_c = outs[oi],
+                               .bits = 8, .wp = W_RANDOM, .xp = X_RANDOM, .rq = RQ_SPREAD};
+                c.in_h = 1 + 2 * rnd(0, 4);
+                c.in_w = 1 + 2 * rnd(0, 4) + (shape == 3);
+                c.kh = rnd(1, c.in_h < 5 ? c.in_h : 5);
+                c.kw = rnd(1, c.in_w < 4 ? c.in_w : 4);
+                c.sh = rnd(1, 3);
+                c.sw = rnd(1, 2);
+                c.ph = rnd(0, c.kh - 1);
+                c.pw = rnd(0, c.kw - 1);
+                c.wzp_mode = shape % 3;
+                c.in_zp = rnd(-128, 127);
+                c.out_zp = rnd(-20, 20);
+                c.relu = shape % 2;
+                int d = run_conv_case(&c);
+                if (c.n * c.out_c >= 16 && d < spread_distinct_min)
+                    spread_distinct_min = d;
+                cases++;
+            }
+    /* adversarial extremes on a few shapes (3x3 pad 1 conv, a long linear) */
+    for (int wp = 0; wp < W_COUNT; wp++)
+        for (int xp = 0; xp < X_COUNT; xp++)
+            for (int zpi = 0; zpi < 4; zpi++)
+                for (int lin = 0; lin < 2; lin++) {
+                    if (quick && (zpi == 1 || zpi == 2))
+                        continue;
+                    conv_case c = {.linear = lin, .n = lin ? 3 : 1, .bits = 8, .wp = wp,
+                                   .xp = xp, .rq = zpi % 2 ? RQ_EXTREME : RQ_SPREAD};
+                    if (lin) {
+                        c.in_h = c.in_w = c.kh = c.kw = c.sh = c.sw = 1;
+                        c.in_c = 1 + 600 * (zpi + 1) + zpi; /* odd K: the padded pair */
+                        c.out_c = 33;
+                    } else {
+                        c.in_h = 9, c.in_w = 7, c.in_c = 33, c.out_c = 17;
+                        c.kh = c.kw = 3, c.sh = c.sw = 1, c.ph = c.pw = 1;
+                    }
+                    c.in_zp = zpi < 2 ? -128 : 127; /* padding reads both ends */
+                    c.out_zp = zpi < 2 ? 127 : -128;
+                    c.wzp_mode = wp == W_RANDOM ? 2 : 0;
+                    c.relu = xp % 2;
+                    run_conv_case(&c);
+                    cases++;
+                }
+    /* sub-8-bit weight ranges (the values a packed 2..7-bit layer unpacks to) */
+    for (int bits = 2; bits <= 7; bits++)
+        for (int wzp = 0; wzp < 3; wzp++) {
+            conv_case c = {.n = 2, .in_h = 7, .in_w = 5, .in_c = 7, .out_c = 33, .kh = 3,
+                           .kw = 3, .sh = 2, .sw = 1, .ph = 1, .pw = 0, .bits = bits,
+                           .wzp_mode = wzp, .wp = bits % 2 ? W_MIN8 : W_RANDOM,
+                           .xp = X_RANDOM, .rq = RQ_SPREAD, .in_zp = rnd(-128, 127)};
+            run_conv_case(&c);
+            cases++;
+        }
+    /* the CNN's own layers (conv1, conv2, fc1 at batch 1 and 3) */
+    conv_case cnn[] = {
+        {.n = 1, .in_h = 28, .in_w = 28, .in_c = 1, .out_c = 32, .kh = 3, .kw = 3, .sh = 1,
+         .sw = 1, .ph = 1, .pw = 1, .bits = 8},
+        {.n = 1, .in_h = 14, .in_w = 14, .in_c = 32, .out_c = 64, .kh = 3, .kw = 3, .sh = 1,
+         .sw = 1, .ph = 1, .pw = 1, .bits = 8},
+        {.linear = 1, .n = 3, .in_h = 1, .in_w = 1, .in_c = 3136, .out_c = 128, .kh = 1,
+         .kw = 1, .sh = 1, .sw = 1, .bits = 8},
+    };
+    for (size_t i = 0; i < sizeof cnn / sizeof cnn[0]; i++) {
+        cnn[i].in_zp = -128 + 7 * (int)i;
+        cnn[i].out_zp = -100;
+        cnn[i].relu = 1;
+        run_conv_case(&cnn[i]);
+        cases++;
+    }
+    CHECK(spread_distinct_min >= 3,
+          "random cases produced at most %d distinct codes: the comparison is vacuous",
+          spread_distinct_min);
+    printf("conv2d/linear: %ld cases\n", cases);
+}
+
+/* ---- the output stage ------------------------------------------------------------ */
+
+static void test_requantize(void)
+{
+    static const int32_t accs[] = {INT32_MIN, INT32_MIN + 1, -(1 << 30) - 1, -(1 << 30),
+                                   -65536, -32769, -256, -129, -128, -3, -2, -1, 0, 1, 2, 3,
+                                   127, 128, 255, 256, 32768, 1 << 30, INT32_MAX - 1,
+                                   INT32_MAX};
+    static const int32_t mults[] = {0, 1, 2, 1 << 30, (1 << 30) + 1, 1518500250,
+                                    INT32_MAX - 1, INT32_MAX, -1 /* random */};
+    const int nshift = QAT_SHIFT_MAX - QAT_SHIFT_MIN + 1, nm = sizeof mults / sizeof mults[0];
+    const int channels = nshift * nm; /* 549: not a multiple of any vector width */
+    const size_t rows = sizeof accs / sizeof accs[0] + 40;
+    int32_t *mult = xalloc((size_t)channels * 4), *shift = xalloc((size_t)channels * 4);
+    int32_t *acc = xalloc(rows * (size_t)channels * 4);
+    int8_t *want = xalloc(rows * (size_t)channels);
+    for (int s = 0; s < nshift; s++)
+        for (int mi = 0; mi < nm; mi++) {
+            shift[s * nm + mi] = QAT_SHIFT_MIN + s;
+            mult[s * nm + mi] = mults[mi] < 0 ? rnd(0, INT32_MAX) : mults[mi];
+        }
+    for (size_t r = 0; r < rows; r++)
+        for (int c = 0; c < channels; c++)
+            acc[r * channels + c] = r < sizeof accs / sizeof accs[0]
+                                        ? accs[r]
+                                        : (int32_t)qat_rng_u32(&rng) >> rnd(0, 31);
+    static const int32_t ranges[][3] = {{0, -128, 127}, {-128, -128, 127}, {127, -128, 127},
+                                        {5, 5, 127},    {-128, -8, 7},     {127, 127, 127},
+                                        {-128, -128, -128}};
+    for (size_t ri = 0; ri < sizeof ranges / sizeof ranges[0]; ri++) {
+        qat_rt_requant_params q = {.channels = channels, .multiplier = mult, .shift = shift,
+                                   .out_zp = ranges[ri][0], .act_min = ranges[ri][1],
+                                   .act_max = ranges[ri][2]};
+        for (size_t i = 0; i < rows * (size_t)channels; i++)
+            want[i] = (int8_t)qat_fp_requantize(acc[i], mult[i % channels], shift[i % channels],
+                                                q.out_zp, q.act_min, q.act_max);
+        for (int pi = 0; pi < npaths; pi++) {
+            int8_t *got = guarded(rows * (size_t)channels);
+            paths[pi]->requantize(&q, acc, got, rows);
+            size_t bad = 0;
+            while (bad < rows * (size_t)channels && got[bad] == want[bad])
+                bad++;
+            CHECK(bad == rows * (size_t)channels && guards_ok(got, rows * (size_t)channels),
+                  "[%s] requantize(acc %d, m0 %d, shift %d, zp %d, [%d, %d]) = %d, want %d",
+                  paths[pi]->isa, acc[bad % (rows * channels)], mult[bad % channels],
+                  shift[bad % channels], q.out_zp, q.act_min, q.act_max,
+                  got[bad % (rows * channels)], want[bad % (rows * channels)]);
+            unguard(got);
+        }
+    }
+    /* the oracle against ARITHMETIC.md's worked examples, so the comparison
+     * above is anchored to the spec and not only to itself */
+    CHECK(qat_fp_requantize(-4193, 1077952640, -8, 5, -128, 127) == -3, "worked example 1");
+    CHECK(qat_fp_requantize(6553, 2105376150, 1, 0, -128, 127) == 127, "worked example 2");
+    printf("requantize: %d channels x %zu accumulators x 7 clamp ranges\n", channels, rows);
+    free(mult);
+    free(shift);
+    free(acc);
+    free(want);
+}
+
+/* ---- pools and input quantization ------------------------------------------------- */
+
+static void test_pools(void)
+{
+    static const int chans[] = {1, 3, 7, 16, 31, 32, 33, 64, 65};
+    long cases = 0;
+    for (int ci = 0; ci < 9; ci++)
+        for (int rep = 0; rep < (quick ? 3 : 8); rep++) {
+            qat_rt_pool_params p = {.c = chans[ci]};
+            p.kernel_h = rnd(1, 5);
+            p.kernel_w = rnd(1, 4);
+            if (rep == 7) /* a big window with a non-power-of-2 count */
+                p.kernel_h = 13, p.kernel_w = 9;
+            p.stride_h = rnd(1, 3);
+            p.stride_w = rnd(1, 3);
+            p.in_h = p.kernel_h + rnd(0, 6);
+            p.in_w = p.kernel_w + rnd(0, 5);
+            p.out_h = (p.in_h - p.kernel_h) / p.stride_h + 1;
+            p.out_w = (p.in_w - p.kernel_w) / p.stride_w + 1;
+            p.zp = rep % 4 == 0 ? -128 : rep % 4 == 1 ? 127 : rnd(-128, 127);
+            qat_rt_pool_divisor(p.kernel_h * p.kernel_w, &p.div_mul, &p.div_shift);
+            int n = 1 + rep % 3;
+            size_t in_n = (size_t)n * p.in_h * p.in_w * p.c;
+            size_t rows = (size_t)n * p.out_h * p.out_w, out_n = rows * (size_t)p.c;
+            int8_t *x = xalloc(in_n);
+            for (size_t i = 0; i < in_n; i++)
+                x[i] = (int8_t)(rep % 3 == 0 ? (i % 2 ? 127 : -128)
+                                : rep % 3 == 1 ? rnd(-128, 127)
+                                               : (rnd(0, 1) ? 127 : 126));
+            for (int op = 0; op < 2; op++) {
+                int8_t *want = NULL;
+                for (int pi = 0; pi < npaths; pi++) {
+                    qat_rt_pool_fn fn = op ? paths[pi]->avgpool2d : paths[pi]->maxpool2d;
+                    int8_t *got = guarded(out_n);
+                    size_t half = rows / 2;
+                    fn(&p, x, got, 0, half);
+                    fn(&p, x, got, half, rows);
+                    CHECK(guards_ok(got, out_n), "[%s] pool wrote outside its output",
+                          paths[pi]->isa);
+                    if (!want) {
+                        want = got;
+                        continue;
+                    }
+                    CHECK(memcmp(got, want, out_n) == 0,
+                          "[%s] %s differs: n=%d in=%dx%dx%d k=%dx%d s=%dx%d zp=%d",
+                          paths[pi]->isa, op ? "avgpool" : "maxpool", n, p.in_h, p.in_w, p.c,
+                          p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.zp);
+                    unguard(got);
+                }
+                unguard(want);
+            }
+            free(x);
+            cases++;
+        }
+    /* DivRound's tie rule and divisor exactness over every count up to 300 */
+    for (int32_t n = 1; n <= 300; n++) {
+        uint32_t mul;
+        int sh;
+        qat_rt_pool_divisor(n, &mul, &sh);
+        for (int32_t u = 0; u < 255 * n + n; u += 1 + n / 8)
+            CHECK((int64_t)(((uint64_t)u * mul) >> sh) == u / n, "divisor n=%d u=%d", n, u);
+        uint32_t big[] = {(uint32_t)INT32_MAX, (uint32_t)INT32_MAX - 1, 1u << 30};
+        for (int i = 0; i < 3; i++)
+            CHECK((uint64_t)(((uint64_t)big[i] * mul) >> sh) == big[i] / (uint32_t)n,
+                  "divisor n=%d u=%u", n, big[i]);
+    }
+    uint32_t mul;
+    int sh;
+    qat_rt_pool_divisor(1 << 23, &mul, &sh);
+    CHECK(((uint64_t)INT32_MAX * mul) >> sh == (uint64_t)INT32_MAX >> 23, "divisor 2^23");
+    qat_rt_pool_divisor((1 << 23) - 1, &mul, &sh);
+    CHECK(((uint64_t)INT32_MAX * mul) >> sh == (uint64_t)INT32_MAX / ((1 << 23) - 1),
+          "divisor 2^23-1");
+    printf("pools: %ld cases\n", cases);
+}
+
+static void test_quantize_input(void)
+{
+    size_t lens[] = {0, 1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 784, 100003};
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        size_t n = lens[li];
+        uint8_t *px = xalloc(n + 1);
+        for (size_t i = 0; i < n; i++)
+            px[i] = (uint8_t)(i % 3 == 0 ? 0 : i % 3 == 1 ? 255 : rnd(0, 255));
+        for (int pi = 0; pi < npaths; pi++) {
+            int8_t *got = guarded(n);
+            paths[pi]->quantize_input(px, got, n);
+            int ok = guards_ok(got, n);
+            for (size_t i = 0; i < n; i++)
+                ok &= got[i] == (int8_t)((int)px[i] - 128);
+            CHECK(ok, "[%s] quantize_input of %zu pixels", paths[pi]->isa, n);
+            unguard(got);
+        }
+    }
+}
+
+/* ---- whole models: every path, every thread count, against the oracle -------------- */
+
+static void run_model(const fx_model *fx, int nimg, const char *label)
+{
+    qat_error e;
+    size_t in = (size_t)fx->desc.in_h * fx->desc.in_w * fx->desc.in_c;
+    int nc = fx->desc.num_classes;
+    uint8_t *px = xalloc((size_t)nimg * in);
+    int8_t *want = xalloc((size_t)nimg * nc), *got = xalloc((size_t)nimg * nc);
+    fx_images((uint64_t)nimg * 31 + 7, px, (size_t)nimg * in);
+    for (int b = 0; b < nimg; b++)
+        CHECK(fx_oracle(fx, px + (size_t)b * in, want + (size_t)b * nc) == 0,
+              "%s: oracle accumulator overflow", label);
+    for (int pi = 0; pi < npaths; pi++) {
+        qat_rt_model *m = NULL;
+        qat_status st = qat_rt_model_create_isa(&fx->desc, paths[pi]->isa, &m, &e);
+        CHECK(st == QAT_OK, "%s: create [%s]: %s", label, paths[pi]->isa, e.msg);
+        if (st)
+            continue;
+        CHECK(strcmp(qat_rt_model_isa(m), paths[pi]->isa) == 0, "model isa %s",
+              qat_rt_model_isa(m));
+        for (int t = 1; t <= 3; t++) {
+            /* batch 1 (layer split when t > 1), then everything at once */
+            for (int batch = 1; batch <= nimg; batch = batch == 1 ? nimg : nimg + 1) {
+                memset(got, 0x55, (size_t)nimg * nc);
+                qat_rt_options o = {.threads = t, .max_batch = batch};
+                qat_rt_session *s = NULL;
+                st = qat_rt_session_create(m, &o, &s, &e);
+                for (int i = 0; !st && i < nimg; i += batch) {
+                    int n = nimg - i < batch ? nimg - i : batch;
+                    st = qat_rt_run(s, px + (size_t)i * in, n, got + (size_t)i * nc, &e);
+                }
+                qat_rt_session_destroy(s);
+                CHECK(st == QAT_OK, "%s: run: %s", label, e.msg);
+                size_t bad = 0;
+                while (bad < (size_t)nimg * nc && got[bad] == want[bad])
+                    bad++;
+                CHECK(bad == (size_t)nimg * nc,
+                      "%s [%s] threads %d batch %d: image %zu class %zu: %d, oracle %d", label,
+                      paths[pi]->isa, t, batch, bad / nc, bad % nc, got[bad % (nimg * nc)],
+                      want[bad % (nimg * nc)]);
+            }
+        }
+        qat_rt_model_destroy(m);
+    }
+    free(px);
+    free(want);
+    free(got);
+}
+
+static void test_models(void)
+{
+    for (int bits = 2; bits <= 8; bits++) {
+        fx_model fx;
+        char label[32];
+        snprintf(label, sizeof label, "cnn %d-bit", bits);
+        fx_build_cnn(&fx, 500 + (uint64_t)bits, bits);
+        run_model(&fx, quick ? 5 : 11, label);
+        fx_free(&fx);
+    }
+    /* asymmetric weights on every layer, wide channels (tiles and tails) */
+    fx_model fx;
+    fx_begin(&fx, 9, 8, 3, 77);
+    const int outs[] = {33, 40, 0};
+    for (int i = 0; i < 2; i++) {
+        qat_rt_layer_desc *l = fx_push(&fx, QAT_RT_CONV2D, i ? "conv_b" : "conv_a");
+        l->kernel_h = l->kernel_w = 3;
+        l->stride_h = l->stride_w = 1 + i;
+        l->pad_h = l->pad_w = 1;
+        l->out_h = fx_out(l->in_h, 3, 1 + i, 1);
+        l->out_w = fx_out(l->in_w, 3, 1 + i, 1);
+        l->out_c = outs[i];
+        fx_fill_weights(&fx, l, 8 - 3 * i, i, 8, 20);
+        fx_commit(&fx, l);
+    }
+    fx_pool(&fx, QAT_RT_AVGPOOL2D, "pool", 2, 1);
+    fx_flatten(&fx, "flatten");
+    qat_rt_layer_desc *l = fx_push(&fx, QAT_RT_LINEAR, "fc");
+    l->out_h = l->out_w = 1;
+    l->out_c = 19;
+    fx_fill_weights(&fx, l, 8, 0, 8, 60);
+    fx_commit(&fx, l);
+    fx_finish(&fx);
+    run_model(&fx, quick ? 4 : 9, "asymmetric");
+    fx_free(&fx);
+}
+
+int main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0) {
+            quick = 1;
+        } else {
+            fprintf(stderr, "usage: kernel_tester [--quick]\n");
+            return 2;
+        }
+    }
+    qat_rng_seed(&rng, 2024, 11);
+    npaths = qat_rt_kernels_available(paths);
+    printf("kernel paths:");
+    for (int i = 0; i < npaths; i++)
+        printf(" %s", paths[i]->isa);
+    printf("%s\n", npaths == 1 ? " (only the reference: comparisons are against the oracle)"
+                               : "");
+    test_quantize_input();
+    test_requantize();
+    test_pools();
+    test_conv();
+    test_models();
+    printf("%ld checks, %d failed\n", checks, failures);
+    return failures ? 1 : 0;
+}
