@@ -48,7 +48,10 @@ int main(int argc, char **argv)
     qat_model *m = NULL;
     qat_rt_owned_desc d;
     qat_status st = qat_checkpoint_load_model(ckpt, &m, &err);
-    if (st == QAT_OK && (st = qat_export_desc(m, &d, &err)) == QAT_OK) {
+    /* export errors name a layer; say which checkpoint it is in */
+    if (st == QAT_OK && (st = qat_export_desc(m, &d, &err)) != QAT_OK)
+        qat_error_prefix(&err, "%s", ckpt);
+    if (st == QAT_OK) {
         st = qat_rt_h5_write(out, &d.desc, &err);
         if (st == QAT_OK)
             printf("wrote %s (%zu parameter bytes)\n", out, qat_export_param_bytes(&d.desc));
