@@ -27,223 +27,11 @@ static const qat_cfg_key header_keys[] = {
      "runs at a time (0: online cores / train.threads)"},
 };
 
-/* One grid axis: a config key and its values, in file order. */
-typedef struct axis {
-    char key[256];
-    qat_strv values;
-    char where[QAT_CFG_STR_MAX + 32];
-} axis;
 
-/* One run before validation: its own overrides and where it was written. */
-typedef struct proto {
-    char name[QAT_SWEEP_NAME_MAX];
-    qat_strv sets;
-    char where[QAT_CFG_STR_MAX + 32];
-    char layer[QAT_NAME_MAX];
-    int bits;
-} proto;
-
-typedef struct builder {
-    const char *file; /* sweep file (or config) named in messages */
-    char base_path[QAT_CFG_STR_MAX];
-    char *base_text;
-    size_t base_len;
-    qat_config *cfg; /* scratch for every trial load */
-    qat_strv fixed;  /* [set.*] entries, then the command line's --set */
-    qat_strv keys;   /* varied keys: the grid's, then those only explicit runs set */
-    qat_strv run_keys;
-    axis *axes;
-    int naxes;
-    proto *protos;
-    int nprotos, cap;
-} builder;
-
-#define MAXSETS 512
-
-int qat_strv_push(qat_strv *a, const char *s)
-{
-    if (a->n == a->cap) {
-        int cap = a->cap ? a->cap * 2 : 8;
-        char **nv = realloc(a->v, (size_t)cap * sizeof *nv);
-        if (!nv)
-            return -1;
-        a->v = nv;
-        a->cap = cap;
-    }
-    if (!(a->v[a->n] = strdup(s)))
-        return -1;
-    a->n++;
-    return 0;
-}
-
-void qat_strv_free(qat_strv *a)
-{
-    for (int i = 0; i < a->n; i++)
-        free(a->v[i]);
-    free(a->v);
-    memset(a, 0, sizeof *a);
-}
-
-static int strv_has(const qat_strv *a, const char *s)
-{
-    for (int i = 0; i < a->n; i++)
-        if (strcmp(a->v[i], s) == 0)
-            return 1;
-    return 0;
-}
-
-char *qat_sweep_read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap + 1);
-    while (buf) {
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (n < cap)
-            break;
-        char *nb = cap < ((size_t)64 << 20) ? realloc(buf, cap * 2 + 1) : NULL;
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            errno = ENOMEM;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (buf && bad) {
-        free(buf);
-        errno = EIO;
-        return NULL;
-    }
-    if (buf) {
-        buf[n] = '\0';
-        if (len)
-            *len = n;
-    }
-    return buf;
-}
-
-/* The key part of "section.key=value", trimmed, into out. */
-static void assignment_key(const char *a, char *out, size_t n)
-{
-    const char *eq = strchr(a, '=');
-    size_t k = eq ? (size_t)(eq - a) : strlen(a);
-    while (k && isspace((unsigned char)a[k - 1]))
-        k--;
-    while (k && isspace((unsigned char)*a))
-        a++, k--;
-    if (k >= n)
-        k = n - 1;
-    memcpy(out, a, k);
-    out[k] = '\0';
-}
-
-static void builder_free(builder *b)
-{
-    free(b->base_text);
-    free(b->cfg);
-    qat_strv_free(&b->fixed);
-    qat_strv_free(&b->keys);
-    qat_strv_free(&b->run_keys);
-    for (int i = 0; i < b->naxes; i++)
-        qat_strv_free(&b->axes[i].values);
-    free(b->axes);
-    for (int i = 0; i < b->nprotos; i++)
-        qat_strv_free(&b->protos[i].sets);
-    free(b->protos);
-}
-
-static proto *add_proto(builder *b)
-{
-    if (b->nprotos == b->cap) {
-        int cap = b->cap ? b->cap * 2 : 16;
-        proto *np = realloc(b->protos, (size_t)cap * sizeof *np);
-        if (!np)
-            return NULL;
-        b->protos = np;
-        b->cap = cap;
-    }
-    proto *p = &b->protos[b->nprotos++];
-    memset(p, 0, sizeof *p);
-    return p;
-}
-
-/* Loads the base config with the fixed overrides plus extra (n of them). */
-static qat_status try_load(builder *b, const char *const *extra, int n, qat_error *err)
-{
-    const char *sets[MAXSETS];
-    int k = 0;
-    if (b->fixed.n + n > MAXSETS)
-        return qat_fail(err, QAT_EINVAL, "%s: more than %d overrides in one run", b->file,
-                        MAXSETS);
-    for (int i = 0; i < b->fixed.n; i++)
-        sets[k++] = b->fixed.v[i];
-    for (int i = 0; i < n; i++)
-        sets[k++] = extra[i];
-    return qat_config_parse(b->base_text, b->base_len, b->base_path, sets, k, b->cfg, err);
-}
-
-/* Config errors about an override start with "--set a=b: "; in a sweep file
- * the override came from a line, so that prefix gives way to the line. */
-static qat_status blame(qat_error *err, const char *assignment, const char *where)
-{
-    char head[1200];
-    snprintf(head, sizeof head, "--set %s: ", assignment);
-    size_t hl = strlen(head);
-    if (strncmp(err->msg, head, hl) == 0)
-        memmove(err->msg, err->msg + hl, strlen(err->msg + hl) + 1);
-    return qat_error_prefix(err, "%s", where);
-}
-
-static qat_status load_base(builder *b, const char *path, const char *where, qat_error *err)
-{
-    snprintf(b->base_path, sizeof b->base_path, "%s", path);
-    b->base_text = qat_sweep_read_file(path, &b->base_len);
-    if (!b->base_text)
-        return qat_fail(err, QAT_EINVAL, "%s: cannot read the base config %s: %s", where, path,
-                        strerror(errno));
-    b->cfg = malloc(sizeof *b->cfg);
-    if (!b->cfg)
-        return qat_fail(err, QAT_ENOMEM, "out of memory");
-    qat_status st = qat_config_parse(b->base_text, b->base_len, path, NULL, 0, b->cfg, err);
-    if (st != QAT_OK)
-        return qat_error_prefix(err, "%s: base config", where);
-    return QAT_OK;
-}
-
-/* Command-line overrides go after the file's [set.*] entries (so they win
- * over those) but may not touch a key the sweep varies: the grid would
- * collapse into copies of one run. */
-static qat_status add_cli_sets(builder *b, const char *const *sets, int nsets, qat_error *err)
-{
-    for (int i = 0; i < nsets; i++) {
-        char key[256];
-        assignment_key(sets[i], key, sizeof key);
-        if (strv_has(&b->keys, key))
-            return qat_fail(err, QAT_EINVAL,
-                            "--set %s: the sweep %s varies %s; a --set cannot override it",
-                            sets[i], b->file, key);
-        if (qat_strv_push(&b->fixed, sets[i]))
-            return qat_fail(err, QAT_ENOMEM, "out of memory");
-    }
-    if (nsets) {
-        qat_status st = try_load(b, NULL, 0, err);
-        if (st != QAT_OK)
-            return st; /* the message names the --set */
-    }
-    return QAT_OK;
-}
-
-static qat_status parse_values(builder *b, const qat_ini *ini, const char *section,
+static qat_status parse_values(qat_sweep_builder *b, const qat_ini *ini, const char *section,
                                const qat_ini_entry *e, qat_error *err)
 {
-    axis *a = &b->axes[b->naxes];
+    qat_sweep_axis *a = &b->axes[b->naxes];
     memset(a, 0, sizeof *a);
     snprintf(a->where, sizeof a->where, "%s:%d", ini->path, e->line);
     if (snprintf(a->key, sizeof a->key, "%s.%s", section, e->key) >= (int)sizeof a->key)
@@ -269,7 +57,7 @@ static qat_status parse_values(builder *b, const qat_ini *ini, const char *secti
                             e->value);
         memcpy(v, vb, (size_t)(ve - vb));
         v[ve - vb] = '\0';
-        if (strv_has(&a->values, v))
+        if (qat_strv_has(&a->values, v))
             return qat_fail(err, QAT_EINVAL, "%s: [grid.%s] %s: value '%s' is listed twice",
                             a->where, section, e->key, v);
         if (qat_strv_push(&a->values, v))
@@ -282,10 +70,10 @@ static qat_status parse_values(builder *b, const qat_ini *ini, const char *secti
 }
 
 /* "[runs]  name = section.key=value section.key=value ..." */
-static qat_status parse_run(builder *b, const qat_ini *ini, const qat_ini_entry *e,
+static qat_status parse_run(qat_sweep_builder *b, const qat_ini *ini, const qat_ini_entry *e,
                             qat_error *err)
 {
-    proto *p = add_proto(b);
+    qat_sweep_proto *p = qat_sweep_add_proto(b);
     if (!p)
         return qat_fail(err, QAT_ENOMEM, "out of memory");
     snprintf(p->where, sizeof p->where, "%s:%d", ini->path, e->line);
@@ -316,16 +104,16 @@ static qat_status parse_run(builder *b, const qat_ini *ini, const qat_ini_entry 
                             "separated by spaces, e.g. quant.weight_bits=4 "
                             "layer.fc1.weight_bits=8)",
                             p->where, p->name, tok);
-        assignment_key(tok, key, sizeof key);
+        qat_sweep_assignment_key(tok, key, sizeof key);
         for (int i = 0; i < p->sets.n; i++) {
             char k2[256];
-            assignment_key(p->sets.v[i], k2, sizeof k2);
+            qat_sweep_assignment_key(p->sets.v[i], k2, sizeof k2);
             if (strcmp(k2, key) == 0)
                 return qat_fail(err, QAT_EINVAL, "%s: [runs] %s: %s is set twice", p->where,
                                 p->name, key);
         }
         if (qat_strv_push(&p->sets, tok) ||
-            (!strv_has(&b->run_keys, key) && qat_strv_push(&b->run_keys, key)))
+            (!qat_strv_has(&b->run_keys, key) && qat_strv_push(&b->run_keys, key)))
             return qat_fail(err, QAT_ENOMEM, "out of memory");
     }
     return QAT_OK;
@@ -333,7 +121,7 @@ static qat_status parse_run(builder *b, const qat_ini *ini, const qat_ini_entry 
 
 /* Reads [sweep], [set.*], [grid.*] and [runs]; fills base, fixed sets, axes
  * and explicit runs. */
-static qat_status read_sections(builder *b, qat_ini *ini, sweep_header *h, qat_error *err)
+static qat_status read_sections(qat_sweep_builder *b, qat_ini *ini, sweep_header *h, qat_error *err)
 {
     qat_status st;
     qat_ini_section *hs = qat_ini_find(ini, "sweep");
@@ -391,14 +179,14 @@ static qat_status read_sections(builder *b, qat_ini *ini, sweep_header *h, qat_e
         }
     }
     for (int i = 0; i < b->run_keys.n; i++)
-        if (!strv_has(&b->keys, b->run_keys.v[i]) && qat_strv_push(&b->keys, b->run_keys.v[i]))
+        if (!qat_strv_has(&b->keys, b->run_keys.v[i]) && qat_strv_push(&b->keys, b->run_keys.v[i]))
             return qat_fail(err, QAT_ENOMEM, "out of memory");
     return QAT_OK;
 }
 
 /* [set.*] entries: each on its own first (to name its line), and none may
  * fix a key the sweep varies. */
-static qat_status check_fixed(builder *b, qat_ini *ini, qat_error *err)
+static qat_status check_fixed(qat_sweep_builder *b, qat_ini *ini, qat_error *err)
 {
     int k = 0;
     for (int i = 0; i < ini->nsections; i++) {
@@ -409,14 +197,14 @@ static qat_status check_fixed(builder *b, qat_ini *ini, qat_error *err)
             char where[QAT_CFG_STR_MAX + 64], key[256];
             snprintf(where, sizeof where, "%s:%d: [%s] %s", ini->path, s->entries[j].line,
                      s->name, s->entries[j].key);
-            assignment_key(b->fixed.v[k], key, sizeof key);
-            if (strv_has(&b->keys, key))
+            qat_sweep_assignment_key(b->fixed.v[k], key, sizeof key);
+            if (qat_strv_has(&b->keys, key))
                 return qat_fail(err, QAT_EINVAL, "%s: the sweep also varies %s; set it in one "
                                 "place only", where, key);
             qat_status st = qat_config_parse(b->base_text, b->base_len, b->base_path,
                                              (const char *const *)&b->fixed.v[k], 1, b->cfg, err);
             if (st != QAT_OK)
-                return blame(err, b->fixed.v[k], where);
+                return qat_sweep_blame(err, b->fixed.v[k], where);
         }
     }
     return QAT_OK;
@@ -451,7 +239,7 @@ static void append_part(char *name, size_t n, const char *label, const char *val
     name[len] = '\0';
 }
 
-static qat_status expand_grid(builder *b, qat_error *err)
+static qat_status expand_grid(qat_sweep_builder *b, qat_error *err)
 {
     if (!b->naxes)
         return QAT_OK;
@@ -473,7 +261,7 @@ static qat_status expand_grid(builder *b, qat_error *err)
             if (i != j && strcmp(labels[i], labels[j]) == 0)
                 snprintf(labels[i], sizeof labels[i], "%s", b->axes[i].key);
     for (long r = 0; r < total; r++) {
-        proto *p = add_proto(b);
+        qat_sweep_proto *p = qat_sweep_add_proto(b);
         if (!p)
             return qat_fail(err, QAT_ENOMEM, "out of memory");
         snprintf(p->where, sizeof p->where, "%s", b->axes[0].where);
@@ -503,11 +291,11 @@ static qat_status expand_grid(builder *b, qat_error *err)
 
 /* Every grid value and run override alone first, so a bad one is reported
  * at its own line rather than inside some combination. */
-static qat_status check_axes_and_runs(builder *b, int first_explicit, qat_error *err)
+static qat_status check_axes_and_runs(qat_sweep_builder *b, int first_explicit, qat_error *err)
 {
     qat_status st;
     for (int i = 0; i < b->naxes; i++) {
-        axis *a = &b->axes[i];
+        qat_sweep_axis *a = &b->axes[i];
         const char *dot = strrchr(a->key, '.');
         for (int j = 0; j < a->values.n; j++) {
             char as[QAT_CFG_STR_MAX + 300], where[QAT_CFG_STR_MAX + 400];
@@ -515,18 +303,18 @@ static qat_status check_axes_and_runs(builder *b, int first_explicit, qat_error 
             snprintf(where, sizeof where, "%s: [grid.%.*s] %s = %s", a->where,
                      (int)(dot - a->key), a->key, dot + 1, a->values.v[j]);
             const char *one = as;
-            if ((st = try_load(b, &one, 1, err)))
-                return blame(err, as, where);
+            if ((st = qat_sweep_try_load(b, &one, 1, err)))
+                return qat_sweep_blame(err, as, where);
         }
     }
     for (int i = first_explicit; i < b->nprotos; i++) {
-        proto *p = &b->protos[i];
+        qat_sweep_proto *p = &b->protos[i];
         for (int j = 0; j < p->sets.n; j++) {
             char where[QAT_CFG_STR_MAX + 400];
             snprintf(where, sizeof where, "%s: [runs] %s: %s", p->where, p->name, p->sets.v[j]);
             const char *one = p->sets.v[j];
-            if ((st = try_load(b, &one, 1, err)))
-                return blame(err, one, where);
+            if ((st = qat_sweep_try_load(b, &one, 1, err)))
+                return qat_sweep_blame(err, one, where);
         }
         for (int j = 0; j < first_explicit; j++)
             if (strcmp(b->protos[j].name, p->name) == 0)
@@ -535,79 +323,6 @@ static qat_status check_axes_and_runs(builder *b, int first_explicit, qat_error 
                                 p->where, p->name);
     }
     return QAT_OK;
-}
-
-/* The value of "section.key" in a resolved config (parsed INI). */
-static const char *resolved_value(qat_ini *ini, const char *key)
-{
-    const char *dot = strrchr(key, '.');
-    if (!dot)
-        return "";
-    char sec[256];
-    snprintf(sec, sizeof sec, "%.*s", (int)(dot - key), key);
-    qat_ini_section *s = qat_ini_find(ini, sec);
-    qat_ini_entry *e = s ? qat_ini_section_get(s, dot + 1) : NULL;
-    return e ? e->value : "";
-}
-
-/* Resolves every run and moves it into sw. */
-static qat_status finish_runs(builder *b, qat_sweep *sw, qat_error *err)
-{
-    sw->runs = calloc((size_t)b->nprotos, sizeof *sw->runs);
-    sw->keys = calloc((size_t)b->keys.n + 1, sizeof *sw->keys);
-    if (!sw->runs || !sw->keys)
-        return qat_fail(err, QAT_ENOMEM, "out of memory");
-    for (int i = 0; i < b->keys.n; i++)
-        if (!(sw->keys[sw->nkeys++] = strdup(b->keys.v[i])))
-            return qat_fail(err, QAT_ENOMEM, "out of memory");
-    for (int i = 0; i < b->nprotos; i++) {
-        proto *p = &b->protos[i];
-        qat_sweep_run *r = &sw->runs[sw->nruns++];
-        snprintf(r->name, sizeof r->name, "%s", p->name);
-        snprintf(r->where, sizeof r->where, "%s", p->where);
-        snprintf(r->layer, sizeof r->layer, "%s", p->layer);
-        r->bits = p->bits;
-        qat_status st = try_load(b, (const char *const *)p->sets.v, p->sets.n, err);
-        if (st != QAT_OK)
-            return qat_error_prefix(err, "%s: run %s", p->where, p->name);
-        r->threads = b->cfg->train.threads;
-        size_t len = 0;
-        FILE *m = open_memstream(&r->resolved, &len);
-        if (!m)
-            return qat_fail(err, QAT_ENOMEM, "out of memory");
-        qat_config_write(m, b->cfg);
-        fclose(m);
-        r->nsets = b->fixed.n + p->sets.n;
-        r->sets = calloc((size_t)r->nsets + 1, sizeof *r->sets);
-        r->values = calloc((size_t)sw->nkeys + 1, sizeof *r->values);
-        if (!r->resolved || !r->sets || !r->values)
-            return qat_fail(err, QAT_ENOMEM, "out of memory");
-        for (int j = 0; j < r->nsets; j++) {
-            const char *s = j < b->fixed.n ? b->fixed.v[j] : p->sets.v[j - b->fixed.n];
-            if (!(r->sets[j] = strdup(s)))
-                return qat_fail(err, QAT_ENOMEM, "out of memory");
-        }
-        qat_ini *ri;
-        if ((st = qat_ini_parse(r->resolved, len, "resolved", &ri, err)) != QAT_OK)
-            return st;
-        for (int k = 0; k < sw->nkeys; k++)
-            if (!(r->values[k] = strdup(resolved_value(ri, sw->keys[k])))) {
-                qat_ini_free(ri);
-                return qat_fail(err, QAT_ENOMEM, "out of memory");
-            }
-        qat_ini_free(ri);
-    }
-    return QAT_OK;
-}
-
-static void default_name(const char *path, const char *suffix, char *out, size_t n)
-{
-    const char *b = strrchr(path, '/');
-    b = b ? b + 1 : path;
-    size_t len = strlen(b);
-    if (len > 4 && strcmp(b + len - 4, ".ini") == 0)
-        len -= 4;
-    snprintf(out, n, "%.*s%s", (int)len, b, suffix);
 }
 
 static qat_status check_name(const char *name, const char *where, qat_error *err)
@@ -626,7 +341,7 @@ static qat_status check_name(const char *name, const char *where, qat_error *err
 static qat_status build_sweep(qat_ini *ini, const char *const *sets, int nsets, qat_sweep *sw,
                               qat_error *err)
 {
-    builder b = {.file = ini->path};
+    qat_sweep_builder b = {.file = ini->path};
     sweep_header *h = calloc(1, sizeof *h);
     qat_status st = h ? read_sections(&b, ini, h, err) : qat_fail(err, QAT_ENOMEM, "out of memory");
     if (st != QAT_OK)
@@ -646,12 +361,12 @@ static qat_status build_sweep(qat_ini *ini, const char *const *sets, int nsets, 
     }
     char bw[2 * QAT_CFG_STR_MAX + 64];
     snprintf(bw, sizeof bw, "%s: base = %s", where, h->base);
-    if ((st = load_base(&b, path, bw, err)) || (st = check_fixed(&b, ini, err)) ||
-        (st = add_cli_sets(&b, sets, nsets, err)))
+    if ((st = qat_sweep_load_base(&b, path, bw, err)) || (st = check_fixed(&b, ini, err)) ||
+        (st = qat_sweep_add_cli_sets(&b, sets, nsets, err)))
         goto done;
     int nexplicit = b.nprotos;
     /* grid runs come first in the table; explicit runs follow in file order */
-    proto *explicit_runs = b.protos;
+    qat_sweep_proto *explicit_runs = b.protos;
     b.protos = NULL;
     b.nprotos = b.cap = 0;
     if ((st = expand_grid(&b, err)) != QAT_OK) {
@@ -662,7 +377,7 @@ static qat_status build_sweep(qat_ini *ini, const char *const *sets, int nsets, 
     }
     int ngrid = b.nprotos;
     for (int i = 0; i < nexplicit; i++) {
-        proto *p = add_proto(&b);
+        qat_sweep_proto *p = qat_sweep_add_proto(&b);
         if (!p) {
             for (int j = i; j < nexplicit; j++)
                 qat_strv_free(&explicit_runs[j].sets);
@@ -701,14 +416,20 @@ static qat_status build_sweep(qat_ini *ini, const char *const *sets, int nsets, 
     if (h->name[0])
         snprintf(name, sizeof name, "%s", h->name);
     else
-        default_name(ini->path, "", name, sizeof name);
-    if ((st = check_name(name, ini->path, err)))
+        qat_sweep_default_name(ini->path, "", name, sizeof name);
+    qat_ini_entry *ne = qat_ini_section_get(hs, "name");
+    char nwhere[QAT_CFG_STR_MAX + 32];
+    if (ne)
+        snprintf(nwhere, sizeof nwhere, "%s:%d", ini->path, ne->line);
+    else
+        snprintf(nwhere, sizeof nwhere, "%s", ini->path);
+    if ((st = check_name(name, nwhere, err)))
         goto done;
     snprintf(sw->name, sizeof sw->name, "%.*s", QAT_SWEEP_NAME_MAX - 1, name);
-    st = finish_runs(&b, sw, err);
+    st = qat_sweep_finish_runs(&b, sw, err);
 done:
     free(h);
-    builder_free(&b);
+    qat_sweep_builder_free(&b);
     return st;
 }
 
@@ -743,135 +464,4 @@ qat_status qat_sweep_load(const char *path, const char *const *sets, int nsets, 
     qat_status st = qat_sweep_parse(text, len, path, sets, nsets, out, err);
     free(text);
     return st;
-}
-
-qat_status qat_sweep_sensitivity(const char *config, const int *bits, int nbits, int target,
-                                 const char *const *sets, int nsets, qat_sweep **out,
-                                 qat_error *err)
-{
-    *out = NULL;
-    if (nbits < 1 || nbits > QAT_SWEEP_MAX_BITS)
-        return qat_fail(err, QAT_EINVAL, "--bits: give 1 to %d bit-widths, e.g. --bits 2,4",
-                        QAT_SWEEP_MAX_BITS);
-    for (int i = 0; i < nbits; i++) {
-        if (bits[i] < 2 || bits[i] > 8)
-            return qat_fail(err, QAT_EINVAL, "--bits: %d is outside the supported 2..8", bits[i]);
-        for (int j = 0; j < i; j++)
-            if (bits[j] == bits[i])
-                return qat_fail(err, QAT_EINVAL, "--bits: %d is listed twice", bits[i]);
-    }
-    builder b = {.file = config};
-    qat_sweep *sw = calloc(1, sizeof *sw);
-    qat_status st = sw ? load_base(&b, config, config, err)
-                       : qat_fail(err, QAT_ENOMEM, "out of memory");
-    static const char *const what[] = {"weight_bits", "activation_bits"};
-    static const char *const tag[] = {"w", "a", "wa"};
-    if (st == QAT_OK)
-        st = add_cli_sets(&b, sets, nsets, err);
-    if (st == QAT_OK && !b.cfg->quant.enabled)
-        st = qat_fail(err, QAT_EINVAL, "%s: a sensitivity sweep needs [quant] enabled = true",
-                      config);
-    proto *p = st == QAT_OK ? add_proto(&b) : NULL;
-    if (st == QAT_OK && !p)
-        st = qat_fail(err, QAT_ENOMEM, "out of memory");
-    if (p) {
-        snprintf(p->name, sizeof p->name, "base");
-        snprintf(p->where, sizeof p->where, "%s", config);
-    }
-    /* b.cfg is rewritten by every trial load: take the layer list now */
-    qat_config *c = st == QAT_OK ? malloc(sizeof *c) : NULL;
-    if (st == QAT_OK && !c)
-        st = qat_fail(err, QAT_ENOMEM, "out of memory");
-    if (c)
-        *c = *b.cfg;
-    for (int l = 0; st == QAT_OK && l < c->nlayers; l++) {
-        const qat_layer_cfg *lc = &c->layers[l];
-        if (lc->type != QAT_LAYER_CONV2D && lc->type != QAT_LAYER_LINEAR)
-            continue;
-        for (int w = 0; w < 2; w++) {
-            char key[256];
-            snprintf(key, sizeof key, "layer.%s.%s", lc->name, what[w]);
-            for (int i = 0; i < nsets && (target == QAT_SWEEP_BOTH || target == w); i++) {
-                char k2[256];
-                assignment_key(sets[i], k2, sizeof k2);
-                if (strcmp(k2, key) == 0)
-                    st = qat_fail(err, QAT_EINVAL, "--set %s: the sensitivity sweep varies %s; "
-                                  "a --set cannot override it", sets[i], key);
-            }
-        }
-        for (int i = 0; st == QAT_OK && i < nbits; i++) {
-            if (!(p = add_proto(&b))) {
-                st = qat_fail(err, QAT_ENOMEM, "out of memory");
-                break;
-            }
-            snprintf(p->name, sizeof p->name, "%.*s-%s%d", QAT_NAME_MAX, lc->name, tag[target],
-                     bits[i]);
-            snprintf(p->where, sizeof p->where, "%s:%d", config, lc->line);
-            snprintf(p->layer, sizeof p->layer, "%s", lc->name);
-            p->bits = bits[i];
-            for (int w = 0; w < 2; w++) {
-                if (target != QAT_SWEEP_BOTH && target != w)
-                    continue;
-                char a[256];
-                snprintf(a, sizeof a, "layer.%s.%s=%d", lc->name, what[w], bits[i]);
-                if (qat_strv_push(&p->sets, a))
-                    st = qat_fail(err, QAT_ENOMEM, "out of memory");
-            }
-        }
-    }
-    if (st == QAT_OK && b.nprotos < 2)
-        st = qat_fail(err, QAT_EINVAL, "%s: no conv2d or linear layer to quantize", config);
-    if (st == QAT_OK) {
-        sw->kind = QAT_SWEEP_SENSITIVITY;
-        sw->target = target;
-        sw->nbits = nbits;
-        memcpy(sw->bits, bits, (size_t)nbits * sizeof *bits);
-        snprintf(sw->path, sizeof sw->path, "%s", config);
-        snprintf(sw->base, sizeof sw->base, "%s", config);
-        default_name(config, "-sensitivity", sw->name, sizeof sw->name);
-        st = finish_runs(&b, sw, err);
-    }
-    free(c);
-    builder_free(&b);
-    if (st != QAT_OK) {
-        qat_sweep_free(sw);
-        return st;
-    }
-    *out = sw;
-    return QAT_OK;
-}
-
-void qat_sweep_free(qat_sweep *sw)
-{
-    if (!sw)
-        return;
-    for (int i = 0; i < sw->nruns; i++) {
-        qat_sweep_run *r = &sw->runs[i];
-        for (int j = 0; r->sets && j < r->nsets; j++)
-            free(r->sets[j]);
-        free(r->sets);
-        for (int k = 0; r->values && k < sw->nkeys; k++)
-            free(r->values[k]);
-        free(r->values);
-        free(r->resolved);
-    }
-    free(sw->runs);
-    for (int k = 0; k < sw->nkeys; k++)
-        free(sw->keys[k]);
-    free(sw->keys);
-    free(sw);
-}
-
-int qat_sweep_default_jobs(const qat_sweep *sw, int cores)
-{
-    if (cores < 1)
-        cores = 1;
-    int t = 1;
-    for (int i = 0; i < sw->nruns; i++) {
-        int rt = sw->runs[i].threads > 0 ? sw->runs[i].threads : cores;
-        if (rt > t)
-            t = rt;
-    }
-    int j = cores / t;
-    return j < 1 ? 1 : j;
 }

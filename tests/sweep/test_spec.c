@@ -1,0 +1,365 @@
+/* Sweep files: grid expansion order, explicit runs, --set precedence,
+ * sensitivity run lists, and every bad sweep file with its file:line. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qat/sweep.h"
+#include "sweep_fixture.h"
+
+static char dir[128];
+
+static void setup(void)
+{
+    fx_tmpdir(dir, sizeof dir);
+    fx_base_config(dir, "");
+}
+
+TestSuite(sweep_spec, .init = setup);
+
+/* Writes dir/s.ini and loads it. */
+static qat_status load(const char *text, const char *const *sets, int nsets, qat_sweep **sw,
+                       qat_error *e)
+{
+    fx_write(dir, "s.ini", text);
+    char p[256];
+    snprintf(p, sizeof p, "%s/s.ini", dir);
+    qat_error_clear(e);
+    return qat_sweep_load(p, sets, nsets, sw, e);
+}
+
+static qat_sweep *load_ok(const char *text, const char *const *sets, int nsets)
+{
+    qat_sweep *sw;
+    qat_error e;
+    qat_status st = load(text, sets, nsets, &sw, &e);
+    cr_assert_eq(st, QAT_OK, "%s", e.msg);
+    return sw;
+}
+
+/* The error names s.ini:line and holds needle. */
+static void expect_error(const char *text, const char *const *sets, int nsets, int line,
+                         const char *needle)
+{
+    qat_sweep *sw = NULL;
+    qat_error e;
+    qat_status st = load(text, sets, nsets, &sw, &e);
+    cr_assert_eq(st, QAT_EINVAL, "expected EINVAL (%s), got %d: %s", needle, st, e.msg);
+    cr_assert_null(sw);
+    char where[256];
+    if (line)
+        snprintf(where, sizeof where, "%s/s.ini:%d:", dir, line);
+    else
+        snprintf(where, sizeof where, "%s", needle);
+    cr_assert(strstr(e.msg, where), "message '%s' lacks '%s'", e.msg, where);
+    cr_assert(strstr(e.msg, needle), "message '%s' lacks '%s'", e.msg, needle);
+}
+
+static void expect_sets(const qat_sweep_run *r, const char *const *want, int n)
+{
+    cr_assert_eq(r->nsets, n, "run %s: %d overrides, expected %d", r->name, r->nsets, n);
+    for (int i = 0; i < n; i++)
+        cr_assert_str_eq(r->sets[i], want[i], "run %s override %d", r->name, i);
+}
+
+Test(sweep_spec, grid_is_the_product_with_the_first_key_slowest)
+{
+    qat_sweep *sw = load_ok("[sweep]\nbase = base.ini\n"
+                            "[grid.quant]\nweight_bits = 2, 3,8\nactivation_bits = 4,8\n",
+                            NULL, 0);
+    static const char *const names[] = {"w2_a4", "w2_a8", "w3_a4", "w3_a8", "w8_a4", "w8_a8"};
+    static const char *const w[] = {"2", "2", "3", "3", "8", "8"}, *const a[] = {"4", "8", "4", "8", "4", "8"};
+    cr_assert_eq(sw->nruns, 6);
+    cr_assert_eq(sw->ngrid_runs, 6);
+    cr_assert_eq(sw->nkeys, 2);
+    cr_assert_eq(sw->ngrid_keys, 2);
+    cr_assert_str_eq(sw->keys[0], "quant.weight_bits");
+    cr_assert_str_eq(sw->keys[1], "quant.activation_bits");
+    cr_assert_str_eq(sw->name, "s");
+    for (int i = 0; i < 6; i++) {
+        const qat_sweep_run *r = &sw->runs[i];
+        cr_assert_str_eq(r->name, names[i]);
+        char s0[64], s1[64];
+        snprintf(s0, sizeof s0, "quant.weight_bits=%s", w[i]);
+        snprintf(s1, sizeof s1, "quant.activation_bits=%s", a[i]);
+        const char *want[] = {s0, s1};
+        expect_sets(r, want, 2);
+        cr_assert_str_eq(r->values[0], w[i]);
+        cr_assert_str_eq(r->values[1], a[i]);
+        cr_assert_eq(r->threads, 1);
+        char line[64];
+        snprintf(line, sizeof line, "\nweight_bits = %s\n", w[i]);
+        cr_assert(strstr(r->resolved, line), "resolved config of %s lacks '%s'", r->name, line);
+    }
+    qat_sweep_free(sw);
+}
+
+Test(sweep_spec, explicit_runs_follow_the_grid_with_resolved_values)
+{
+    qat_sweep *sw = load_ok("[sweep]\nbase = base.ini\nname = mixed\n"
+                            "[runs]\nfirst = quant.weight_bits=4   layer.fc2.weight_bits=8\n"
+                            "plain =\n"
+                            "[grid.layer.fc1]\nweight_bits = 2,4\n",
+                            NULL, 0);
+    cr_assert_str_eq(sw->name, "mixed");
+    cr_assert_eq(sw->nruns, 4);
+    cr_assert_eq(sw->ngrid_runs, 2);
+    /* grid keys first even though [runs] came first in the file */
+    cr_assert_eq(sw->nkeys, 3);
+    cr_assert_eq(sw->ngrid_keys, 1);
+    cr_assert_str_eq(sw->keys[0], "layer.fc1.weight_bits");
+    cr_assert_str_eq(sw->keys[1], "quant.weight_bits");
+    cr_assert_str_eq(sw->keys[2], "layer.fc2.weight_bits");
+    cr_assert_str_eq(sw->runs[0].name, "fc1.w2");
+    cr_assert_str_eq(sw->runs[1].name, "fc1.w4");
+    cr_assert_str_eq(sw->runs[2].name, "first");
+    cr_assert_str_eq(sw->runs[3].name, "plain");
+    const char *want[] = {"quant.weight_bits=4", "layer.fc2.weight_bits=8"};
+    expect_sets(&sw->runs[2], want, 2);
+    expect_sets(&sw->runs[3], NULL, 0);
+    /* values come from the resolved config: fc1 inherits [quant] when not set */
+    const char *v[4][3] = {{"2", "8", "8"}, {"4", "8", "8"}, {"4", "4", "8"}, {"8", "8", "8"}};
+    for (int i = 0; i < 4; i++)
+        for (int k = 0; k < 3; k++)
+            cr_assert_str_eq(sw->runs[i].values[k], v[i][k], "run %s key %s", sw->runs[i].name,
+                             sw->keys[k]);
+    cr_assert(strstr(sw->runs[2].where, "s.ini:5"), "%s", sw->runs[2].where);
+    qat_sweep_free(sw);
+}
+
+Test(sweep_spec, command_line_set_beats_the_file_and_goes_before_run_values)
+{
+    const char *text = "[sweep]\nbase = base.ini\n[set.train]\nepochs = 3\nseed = 7\n"
+                       "[grid.train]\nlr = 0.01, 0.1\n";
+    const char *sets[] = {"train.epochs=2", "data.test_limit=100"};
+    qat_sweep *sw = load_ok(text, sets, 2);
+    cr_assert_eq(sw->nruns, 2);
+    cr_assert_str_eq(sw->runs[0].name, "lr-0.01");
+    cr_assert_str_eq(sw->runs[1].name, "lr-0.1");
+    const char *want[] = {"train.epochs=3", "train.seed=7", "train.epochs=2",
+                          "data.test_limit=100", "train.lr=0.1"};
+    expect_sets(&sw->runs[1], want, 5);
+    cr_assert(strstr(sw->runs[1].resolved, "\nepochs = 2\n"), "--set wins over [set.train]");
+    cr_assert(strstr(sw->runs[1].resolved, "\nseed = 7\n"));
+    cr_assert(strstr(sw->runs[1].resolved, "\ntest_limit = 100\n"));
+    qat_sweep_free(sw);
+    /* but a --set may not flatten what the sweep varies */
+    const char *bad[] = {"train.lr=0.5"};
+    qat_sweep *s2 = NULL;
+    qat_error e;
+    cr_assert_eq(load(text, bad, 1, &s2, &e), QAT_EINVAL);
+    cr_assert(strstr(e.msg, "--set train.lr=0.5") && strstr(e.msg, "varies train.lr"), "%s", e.msg);
+    /* a bad --set is named as such */
+    const char *typo[] = {"train.epochz=2"};
+    cr_assert_eq(load(text, typo, 1, &s2, &e), QAT_EINVAL);
+    cr_assert(strstr(e.msg, "--set train.epochz=2") && strstr(e.msg, "unknown key"), "%s", e.msg);
+}
+
+Test(sweep_spec, folder_names_for_layer_keys_and_label_collisions)
+{
+    qat_sweep *sw = load_ok("[sweep]\nbase = base.ini\n"
+                            "[grid.layer.fc1]\nweight_bits = 4\nactivation_bits = 6\n"
+                            "[grid.layer.fc2]\nweight_bits = 2\n"
+                            "[grid.train]\noptimizer = sgd, adam\n",
+                            NULL, 0);
+    cr_assert_eq(sw->nruns, 2);
+    cr_assert_str_eq(sw->runs[0].name, "fc1.w4_fc1.a6_fc2.w2_optimizer-sgd");
+    cr_assert_str_eq(sw->runs[1].name, "fc1.w4_fc1.a6_fc2.w2_optimizer-adam");
+    qat_sweep_free(sw);
+    sw = load_ok("[sweep]\nbase = base.ini\n[grid.train]\nseed = 1,2\n[grid.data]\nshuffle = "
+                 "true\n[grid.model]\nnormalize_input = false\n",
+                 NULL, 0);
+    cr_assert_str_eq(sw->runs[1].name, "seed-2_shuffle-true_normalize_input-false",
+                     "%s", sw->runs[1].name);
+    qat_sweep_free(sw);
+}
+
+Test(sweep_spec, default_jobs_divide_cores_by_threads)
+{
+    qat_sweep *sw = load_ok("[sweep]\nbase = base.ini\n[grid.quant]\nweight_bits = 2,4\n", NULL, 0);
+    cr_assert_eq(qat_sweep_default_jobs(sw, 2), 2);
+    cr_assert_eq(qat_sweep_default_jobs(sw, 8), 8);
+    qat_sweep_free(sw);
+    const char *sets[] = {"train.threads=3"};
+    sw = load_ok("[sweep]\nbase = base.ini\njobs = 5\n[grid.quant]\nweight_bits = 2,4\n", sets, 1);
+    cr_assert_eq(sw->jobs, 5);
+    cr_assert_eq(qat_sweep_default_jobs(sw, 8), 2);
+    cr_assert_eq(qat_sweep_default_jobs(sw, 2), 1, "never below one");
+    qat_sweep_free(sw);
+    const char *all[] = {"train.threads=0"}; /* 0: every core */
+    sw = load_ok("[sweep]\nbase = base.ini\n[grid.quant]\nweight_bits = 2,4\n", all, 1);
+    cr_assert_eq(qat_sweep_default_jobs(sw, 4), 1);
+    qat_sweep_free(sw);
+}
+
+Test(sweep_spec, sensitivity_lowers_one_layer_at_a_time)
+{
+    char cfg[256];
+    snprintf(cfg, sizeof cfg, "%s/base.ini", dir);
+    int bits[] = {2, 4};
+    qat_sweep *sw;
+    qat_error e;
+    const char *sets[] = {"quant.activation_bits=6"};
+    cr_assert_eq(qat_sweep_sensitivity(cfg, bits, 2, QAT_SWEEP_WEIGHTS, sets, 1, &sw, &e), QAT_OK,
+                 "%s", e.msg);
+    cr_assert_eq(sw->kind, QAT_SWEEP_SENSITIVITY);
+    cr_assert_str_eq(sw->name, "base-sensitivity");
+    cr_assert_eq(sw->nruns, 5);
+    static const char *const names[] = {"base", "fc1-w2", "fc1-w4", "fc2-w2", "fc2-w4"};
+    static const char *const layers[] = {"", "fc1", "fc1", "fc2", "fc2"};
+    static const int b[] = {0, 2, 4, 2, 4};
+    for (int i = 0; i < 5; i++) {
+        cr_assert_str_eq(sw->runs[i].name, names[i]);
+        cr_assert_str_eq(sw->runs[i].layer, layers[i]);
+        cr_assert_eq(sw->runs[i].bits, b[i]);
+    }
+    const char *want[] = {"quant.activation_bits=6", "layer.fc2.weight_bits=2"};
+    expect_sets(&sw->runs[3], want, 2);
+    expect_sets(&sw->runs[0], want, 1);
+    qat_sweep_free(sw);
+    cr_assert_eq(qat_sweep_sensitivity(cfg, bits, 1, QAT_SWEEP_BOTH, NULL, 0, &sw, &e), QAT_OK);
+    const char *both[] = {"layer.fc1.weight_bits=2", "layer.fc1.activation_bits=2"};
+    cr_assert_str_eq(sw->runs[1].name, "fc1-wa2");
+    expect_sets(&sw->runs[1], both, 2);
+    qat_sweep_free(sw);
+}
+
+Test(sweep_spec, sensitivity_errors)
+{
+    char cfg[256];
+    snprintf(cfg, sizeof cfg, "%s/base.ini", dir);
+    qat_sweep *sw = NULL;
+    qat_error e;
+    int one[] = {1}, dup[] = {2, 2}, two[] = {2};
+    cr_assert_eq(qat_sweep_sensitivity(cfg, one, 1, 0, NULL, 0, &sw, &e), QAT_EINVAL);
+    cr_assert(strstr(e.msg, "--bits: 1"), "%s", e.msg);
+    cr_assert_eq(qat_sweep_sensitivity(cfg, dup, 2, 0, NULL, 0, &sw, &e), QAT_EINVAL);
+    cr_assert(strstr(e.msg, "twice"), "%s", e.msg);
+    const char *off[] = {"quant.enabled=false"};
+    cr_assert_eq(qat_sweep_sensitivity(cfg, two, 1, 0, off, 1, &sw, &e), QAT_EINVAL);
+    cr_assert(strstr(e.msg, "enabled = true"), "%s", e.msg);
+    const char *clash[] = {"layer.fc1.weight_bits=3"};
+    cr_assert_eq(qat_sweep_sensitivity(cfg, two, 1, 0, clash, 1, &sw, &e), QAT_EINVAL);
+    cr_assert(strstr(e.msg, "varies layer.fc1.weight_bits"), "%s", e.msg);
+    char missing[256];
+    snprintf(missing, sizeof missing, "%s/nope.ini", dir);
+    cr_assert_eq(qat_sweep_sensitivity(missing, two, 1, 0, NULL, 0, &sw, &e), QAT_EINVAL);
+    cr_assert(strstr(e.msg, "nope.ini") && strstr(e.msg, "cannot read"), "%s", e.msg);
+    cr_assert_null(sw);
+}
+
+#define HEAD "[sweep]\nbase = base.ini\n"
+
+Test(sweep_spec, unknown_key_in_the_grid)
+{
+    expect_error(HEAD "[grid.quant]\nweight_bits = 2\nweight_bitz = 2,4\n", NULL, 0, 5,
+                 "unknown key 'weight_bitz'");
+    expect_error(HEAD "[grid.layer.conv9]\nweight_bits = 2,4\n", NULL, 0, 4,
+                 "no section [layer.conv9]");
+    expect_error(HEAD "[grid.quant]\nweight_bits = 2, 1\n", NULL, 0, 4,
+                 "expected an integer in [2, 8], found 1");
+}
+
+Test(sweep_spec, empty_value_lists)
+{
+    expect_error(HEAD "[grid.quant]\nweight_bits =\n", NULL, 0, 4, "empty value list");
+    expect_error(HEAD "[grid.quant]\nweight_bits = 2,,4\n", NULL, 0, 4, "empty value");
+    expect_error(HEAD "[grid.quant]\nweight_bits = 2,4,\n", NULL, 0, 4, "empty value");
+    expect_error(HEAD "[grid.quant]\nweight_bits = 4, 4\n", NULL, 0, 4, "listed twice");
+}
+
+Test(sweep_spec, missing_base_config)
+{
+    expect_error("[sweep]\nname = x\nbase = ../nowhere/none.ini\n[grid.quant]\nweight_bits = 2\n",
+                 NULL, 0, 3, "cannot read the base config");
+    expect_error("[sweep]\nname = x\n[grid.quant]\nweight_bits = 2\n", NULL, 0, 1,
+                 "missing required key 'base'");
+    expect_error("[grid.quant]\nweight_bits = 2\n", NULL, 0, 0, "no [sweep] section");
+}
+
+Test(sweep_spec, a_broken_base_config_is_named_with_its_own_line)
+{
+    fx_write(dir, "broken.ini", "[train]\nepochs = many\n[layer.fc]\ntype = linear\nout_features = 10\n");
+    expect_error("[sweep]\nbase = broken.ini\n[grid.quant]\nweight_bits = 2\n", NULL, 0, 2,
+                 "broken.ini:2");
+}
+
+Test(sweep_spec, malformed_lines_and_sections)
+{
+    expect_error(HEAD "[grid.quant]\nweight_bits 2, 4\n", NULL, 0, 4, "expected 'key = value'");
+    expect_error(HEAD "[grid.quant\nweight_bits = 2\n", NULL, 0, 3, "unterminated section");
+    expect_error(HEAD "[gird.quant]\nweight_bits = 2\n", NULL, 0, 3, "unknown section [gird.quant]");
+    expect_error(HEAD "[grid]\nweight_bits = 2\n", NULL, 0, 3, "needs the config section");
+    expect_error(HEAD "[sweep2]\n", NULL, 0, 3, "unknown section");
+    expect_error("[sweep]\nbase = base.ini\njobz = 2\n[grid.quant]\nweight_bits = 2\n", NULL, 0, 3,
+                 "unknown key 'jobz'");
+    expect_error("[sweep]\nbase = base.ini\nname = ../up\n[grid.quant]\nweight_bits = 2\n", NULL, 0,
+                 3, "names a folder");
+    expect_error(HEAD, NULL, 0, 0, "nothing to run");
+}
+
+Test(sweep_spec, bad_explicit_runs)
+{
+    expect_error(HEAD "[runs]\nr1 = quant.weight_bits\n", NULL, 0, 4, "is not section.key=value");
+    expect_error(HEAD "[runs]\nr1 = weight_bits=4\n", NULL, 0, 4, "is not section.key=value");
+    expect_error(HEAD "[runs]\nr1 = quant.weight_bits=4 quant.weight_bits=2\n", NULL, 0, 4,
+                 "set twice");
+    expect_error(HEAD "[runs]\nr1 = train.lr=0\n", NULL, 0, 4, "[train] lr");
+    expect_error(HEAD "[runs]\nplots = train.lr=0.1\n", NULL, 0, 4, "not 'plots'");
+    expect_error(HEAD "[grid.quant]\nweight_bits = 2\n[runs]\nw2 = train.lr=0.1\n", NULL, 0, 6,
+                 "a grid run has this name");
+}
+
+Test(sweep_spec, one_key_in_one_place)
+{
+    expect_error(HEAD "[set.quant]\nweight_bits = 4\n[grid.quant]\nweight_bits = 2,8\n", NULL, 0,
+                 4, "also varies quant.weight_bits");
+    expect_error(HEAD "[set.train]\nepochz = 4\n[grid.quant]\nweight_bits = 2,8\n", NULL, 0, 4,
+                 "unknown key 'epochz'");
+    const char *sets[] = {"quant.weight_bits=4"};
+    expect_error(HEAD "[grid.quant]\nweight_bits = 2,8\n", sets, 1, 0,
+                 "--set quant.weight_bits=4: the sweep");
+}
+
+Test(sweep_spec, pareto_front)
+{
+    /* cost, value: (1,50) (2,60) (2,55) (3,60) (4,70) (NaN) (0.5,40) (4,70) */
+    double x[] = {1, 2, 2, 3, 4, NAN, 0.5, 4}, y[] = {50, 60, 55, 60, 70, 99, 40, 70};
+    int f[8];
+    cr_assert_eq(qat_sweep_pareto(x, y, 8, f), 5);
+    int want[] = {1, 1, 0, 0, 1, 0, 1, 1};
+    for (int i = 0; i < 8; i++)
+        cr_assert_eq(f[i], want[i], "point %d", i);
+}
+
+Test(sweep_spec, summary_reader)
+{
+    fx_write(dir, "s.json",
+             "{\n  \"config\": \"a, \\\"b\\\" }\",\n  \"float_accuracy\": null,\n"
+             "  \"fakequant_accuracy\": 0.973,\n  \"int8_accuracy\": 0.9725,\n"
+             "  \"agreement\": 0.999,\n  \"epoch_seconds\": [1.5, 2],\n"
+             "  \"nested\": {\"int8_accuracy\": 0.1, \"x\": [1, {\"y\": 2}]},\n"
+             "  \"train_seconds\": 3.5,\n  \"model_bytes_int8\": 13016,\n  \"sparsity\": 0.5\n}\n");
+    char p[256];
+    snprintf(p, sizeof p, "%s/s.json", dir);
+    qat_sweep_outcome o;
+    qat_error e;
+    cr_assert_eq(qat_sweep_read_summary(p, &o, &e), QAT_OK, "%s", e.msg);
+    cr_assert(isnan(o.float_acc));
+    cr_assert_float_eq(o.fq_acc, 0.973, 1e-12);
+    cr_assert_float_eq(o.int8_acc, 0.9725, 1e-12, "the nested key must not win");
+    cr_assert_float_eq(o.agreement, 0.999, 1e-12);
+    cr_assert_float_eq(o.train_seconds, 3.5, 1e-12);
+    cr_assert_float_eq(o.bytes_int8, 13016, 0);
+    cr_assert_float_eq(o.sparsity, 0.5, 1e-12);
+    fx_write(dir, "s.json", "{\"int8_accuracy\": 0.9, \"fakequant_accuracy\": 0.9}");
+    cr_assert_eq(qat_sweep_read_summary(p, &o, &e), QAT_OK, "%s", e.msg);
+    cr_assert(isnan(o.sparsity), "no sparsity key: NaN (empty cell)");
+    fx_write(dir, "s.json", "{\"int8_accuracy\": 0.9, \"fakequant_accuracy\" 0.9}");
+    cr_assert_eq(qat_sweep_read_summary(p, &o, &e), QAT_EINVAL);
+    cr_assert(strstr(e.msg, "malformed JSON"), "%s", e.msg);
+    fx_write(dir, "s.json", "{\"int8_accuracy\": 0.9, \"fakequant_accuracy\": 0.9");
+    cr_assert_eq(qat_sweep_read_summary(p, &o, &e), QAT_EINVAL);
+}
