@@ -22,33 +22,62 @@ static inline void widen(int16_t *dst, const int8_t *src, size_t n)
 
 static inline void fill(int16_t *dst, int16_t v, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(dst + i), _mm256_set1_epi16(v));
+    for (; i < n; i++)
         dst[i] = v;
 }
 
-/* Row r of the batch's im2col matrix into dst (kp int16): the window of
- * output pixel r, padded taps reading in_zp, then a zero pad to kp. A
- * window row that lies wholly inside the image is kernel_w * in_c
- * contiguous bytes of NHWC input, copied in one go. */
-static void im2col_row(const qat_rt_conv_params *p, const int8_t *in, size_t r, size_t kp,
-                       int16_t *dst)
+/* Where an im2col row's window starts: image, output y and x of row r,
+ * advanced row by row (a division per row costs more than the row's copy
+ * for small in_c). */
+typedef struct pos {
+    size_t img;
+    int oy, ox;
+} pos;
+
+static inline void pos_at(const qat_rt_conv_params *p, size_t r, pos *q)
 {
     const size_t pixels = (size_t)p->out_h * (size_t)p->out_w;
+    q->img = r / pixels;
+    q->oy = (int)(r % pixels / (size_t)p->out_w);
+    q->ox = (int)(r % pixels % (size_t)p->out_w);
+}
+
+static inline void pos_next(const qat_rt_conv_params *p, pos *q)
+{
+    if (++q->ox == p->out_w) {
+        q->ox = 0;
+        if (++q->oy == p->out_h) {
+            q->oy = 0;
+            q->img++;
+        }
+    }
+}
+
+/* One im2col row into dst (kp int16): the window at q, padded taps reading
+ * in_zp, then a zero to pad K to even. A window row that lies wholly inside
+ * the image is kernel_w * in_c contiguous bytes of NHWC input, widened in
+ * one go. */
+static void im2col_row(const qat_rt_conv_params *p, const int8_t *in, const pos *q, size_t kp,
+                       int16_t *dst)
+{
     const size_t c = (size_t)p->in_c, kw = (size_t)p->kernel_w, rowlen = kw * c;
-    const int8_t *img = in + (r / pixels) * (size_t)p->in_h * (size_t)p->in_w * c;
-    const long long oy = (long long)(r % pixels / (size_t)p->out_w);
-    const long long ox = (long long)(r % pixels % (size_t)p->out_w);
-    const long long x0 = ox * p->stride_w - p->pad_w;
+    const int8_t *img = in + q->img * (size_t)p->in_h * (size_t)p->in_w * c;
+    const long long x0 = (long long)q->ox * p->stride_w - p->pad_w;
+    const long long y0 = (long long)q->oy * p->stride_h - p->pad_h;
     const int16_t zp = (int16_t)p->in_zp;
+    const int inside_x = x0 >= 0 && x0 + (long long)kw <= p->in_w;
     int16_t *d = dst;
     for (int ky = 0; ky < p->kernel_h; ky++, d += rowlen) {
-        long long iy = oy * p->stride_h - p->pad_h + ky;
+        long long iy = y0 + ky;
         if (iy < 0 || iy >= p->in_h) {
             fill(d, zp, rowlen);
             continue;
         }
         const int8_t *src = img + (size_t)iy * (size_t)p->in_w * c;
-        if (x0 >= 0 && x0 + (long long)kw <= p->in_w) {
+        if (inside_x) {
             widen(d, src + (size_t)x0 * c, rowlen);
             continue;
         }
@@ -60,7 +89,8 @@ static void im2col_row(const qat_rt_conv_params *p, const int8_t *in, size_t r, 
                 widen(d + kx * c, src + (size_t)ix * c, c);
         }
     }
-    fill(dst + rowlen * (size_t)p->kernel_h, 0, kp - rowlen * (size_t)p->kernel_h);
+    if (kp > rowlen * (size_t)p->kernel_h)
+        dst[kp - 1] = 0;
 }
 
 static inline __m256i bcast_pair(const int16_t *a)
@@ -129,8 +159,10 @@ void qat_s8_conv2d__avx2(const qat_rt_conv_params *p, const int8_t *in, int8_t *
     const int t0 = c0 / QAT_AVX2_NR, t1 = (c1 + QAT_AVX2_NR - 1) / QAT_AVX2_NR;
     for (size_t mb = m0; mb < m1; mb += block) {
         size_t rows = m1 - mb < block ? m1 - mb : block;
-        for (size_t r = 0; r < rows; r++)
-            im2col_row(p, in, mb + r, kp, a + r * kp);
+        pos q;
+        pos_at(p, mb, &q);
+        for (size_t r = 0; r < rows; r++, pos_next(p, &q))
+            im2col_row(p, in, &q, kp, a + r * kp);
         for (int t = t0; t < t1; t++) {
             int nvalid = c1 - t * QAT_AVX2_NR < QAT_AVX2_NR ? c1 - t * QAT_AVX2_NR : QAT_AVX2_NR;
             int8_t *o = out + mb * ldo + (size_t)t * QAT_AVX2_NR;
