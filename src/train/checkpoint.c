@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,6 +245,43 @@ qat_status qat_checkpoint_load_model(const char *path, qat_model **out, qat_erro
     return st;
 }
 
+/* Training stops before it would save a NaN or Inf (trainer.c), so one in a
+ * checkpoint means the file was damaged or forged: refuse it rather than
+ * resume from it or export an integer model computed from garbage. */
+static qat_status check_finite(const char *path, const char *name, qat_model *m,
+                               const float *v, size_t n, int are_params, qat_error *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (isfinite(v[i]))
+            continue;
+        const char *layer = NULL, *what = "";
+        size_t np;
+        const float *base = qat_model_params(m, &np);
+        for (int k = 0; are_params && !layer && k < qat_model_num_layers(m); k++) {
+            qat_layer *l = qat_model_layer(m, k);
+            const qat_tensor *ts[4] = {&l->w, &l->b, &l->gamma, &l->beta};
+            static const char *names[4] = {"weight", "bias", "bn gamma", "bn beta"};
+            for (int j = 0; j < 4; j++)
+                if (ts[j]->data && base + i >= ts[j]->data &&
+                    base + i < ts[j]->data + ts[j]->numel) {
+                    layer = l->cfg->name;
+                    what = names[j];
+                    break;
+                }
+        }
+        if (layer)
+            return qat_fail(err, QAT_EINVAL,
+                            "%s: dataset '/%s' element %zu (layer '%s' %s) is %g: a checkpoint "
+                            "never holds non-finite values (damaged file?)",
+                            path, name, i, layer, what, (double)v[i]);
+        return qat_fail(err, QAT_EINVAL,
+                        "%s: dataset '/%s' element %zu is %g: a checkpoint never holds "
+                        "non-finite values (damaged file?)",
+                        path, name, i, (double)v[i]);
+    }
+    return QAT_OK;
+}
+
 qat_status qat_checkpoint_restore(const char *path, qat_model *m, qat_optim *opt,
                                   qat_checkpoint_meta *meta, qat_error *err)
 {
@@ -258,7 +296,9 @@ qat_status qat_checkpoint_restore(const char *path, qat_model *m, qat_optim *opt
     long long epoch = 0, step = 0, osteps = 0;
     uint64_t rng[4];
     if ((st = read_exact(f, path, "params", H5T_NATIVE_FLOAT, params, np, err)) ||
+        (st = check_finite(path, "params", m, params, np, 1, err)) ||
         (st = read_exact(f, path, "state", H5T_NATIVE_FLOAT, state, ns, err)) ||
+        (st = check_finite(path, "state", m, state, ns, 0, err)) ||
         (st = read_attr_i64(f, path, "epoch", &epoch, err)) ||
         (st = read_attr_i64(f, path, "step", &step, err)) ||
         (st = read_attr_i64(f, path, "optimizer_steps", &osteps, err)) ||
