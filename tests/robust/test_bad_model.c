@@ -451,3 +451,62 @@ Test(bad_checkpoint, absurd_epoch)
     set_attr("ck.h5", "/", "epoch", H5T_STD_I64LE, H5T_NATIVE_LLONG, 0, &e);
     EXPORT_BAD("epoch");
 }
+
+/* ---- checkpoints of a trained run, with non-finite numbers -------------------- */
+
+static void trained_setup(void)
+{
+    rb_setup();
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    rb_printf("c.ini",
+              "[data]\ndir = %s\ntrain_limit = 64\ntest_limit = 32\n[train]\nepochs = 1\n"
+              "batch_size = 16\nthreads = 1\n[layer.flatten]\ntype = flatten\n[layer.fc]\n"
+              "type = linear\nout_features = 10\n",
+              rb_src("datasets/mnist-subset"));
+    int code = rb_run("qat-train", RB_ARGS(rb_path("c.ini"), "--out", rb_path("run"), "--quiet"));
+    cr_assert_eq(code, 0, "%s", rb_err);
+    rb_copy(rb_path("run/checkpoint.h5"), rb_path("ck.h5"));
+}
+
+/* Sets element i of float dataset path in ck.h5 to v. */
+static void poke_f32(const char *path, size_t i, float v)
+{
+    hid_t f = open_rw("ck.h5");
+    hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
+    cr_assert_geq(d, 0);
+    hid_t sp = H5Dget_space(d);
+    hsize_t start[1] = {i}, count[1] = {1}, one[1] = {1};
+    cr_assert_geq(H5Sselect_hyperslab(sp, H5S_SELECT_SET, start, NULL, count, NULL), 0);
+    hid_t msp = H5Screate_simple(1, one, NULL);
+    cr_assert_geq(H5Dwrite(d, H5T_NATIVE_FLOAT, msp, sp, H5P_DEFAULT, &v), 0);
+    H5Sclose(msp);
+    H5Sclose(sp);
+    H5Dclose(d);
+    H5Fclose(f);
+}
+
+TestSuite(bad_trained_checkpoint, .init = trained_setup, .fini = rb_teardown, .timeout = 120);
+
+Test(bad_trained_checkpoint, base_checkpoint_exports)
+{
+    int code = rb_run("qat-export", RB_ARGS(rb_path("ck.h5"), "-o", rb_path("out.h5")));
+    cr_assert_eq(code, 0, "%s", rb_err);
+}
+
+Test(bad_trained_checkpoint, nan_weight)
+{
+    poke_f32("/params", 5, NAN);
+    EXPORT_BAD("'/params' element 5", "layer 'fc' weight", "nan");
+}
+
+Test(bad_trained_checkpoint, infinite_bias)
+{
+    poke_f32("/params", 7845, INFINITY);
+    EXPORT_BAD("'/params' element 7845", "layer 'fc' bias", "inf");
+}
+
+Test(bad_trained_checkpoint, nan_observer_range)
+{
+    poke_f32("/state", 0, NAN);
+    EXPORT_BAD("'/state' element 0", "nan");
+}
