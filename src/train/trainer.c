@@ -209,10 +209,21 @@ static qat_status train_step(run *r, int n, double *loss, int *correct, qat_erro
                 best = k;
         *correct += best == r->batch_lab[i];
     }
-    if (!isfinite(*loss))
+    if (!isfinite(*loss)) {
+        /* name the layer the loss reads: the one that made the logits */
+        const char *from = "?";
+        for (int k = qat_model_num_layers(r->model) - 1; k >= 0 && from[0] == '?'; k--)
+            if (qat_model_layer(r->model, k)->type != QAT_LAYER_DROPOUT)
+                from = qat_model_layer(r->model, k)->cfg->name;
+        float peak = 0.0f; /* largest |logit|, or the first non-finite one */
+        for (size_t i = 0; i < (size_t)n * (size_t)C && isfinite(peak); i++)
+            if (!isfinite(logits->data[i]) || fabsf(logits->data[i]) > peak)
+                peak = isfinite(logits->data[i]) ? fabsf(logits->data[i]) : logits->data[i];
         return qat_fail(err, QAT_ENUMERIC,
-                        "step %ld: the loss is %g; stopping. The last good checkpoint is kept.",
-                        r->meta.step, *loss);
+                        "step %ld: the loss is %g: the logits of layer '%s' reach %g; "
+                        "stopping. The last good checkpoint is kept.",
+                        r->meta.step, *loss, from, (double)peak);
+    }
     qat_tape_backward(t, l);
     qat_status st = check_finite(r, grads, np, "gradient", r->meta.step, err);
     if (st != QAT_OK)
