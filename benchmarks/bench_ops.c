@@ -202,7 +202,8 @@ int main(int argc, char **argv)
         {"maxpool2 14x14x64 2x2", OP_MAXPOOL, 14, 14, 64, 64, 2, 0, 1, QAT_CONV_AUTO},
         {"avgpool1 28x28x32 2x2", OP_AVGPOOL, 28, 28, 32, 32, 2, 0, 1, QAT_CONV_AUTO},
     };
-    /* The direct/gemm choice (DIRECT_MAX_K in conv2d.c); backward with dx. */
+    /* The direct/gemm choice (DIRECT_MAX_K in conv2d.c), for first layers:
+     * small K comes from few input channels, and then x needs no gradient. */
     const bench_case algo_cases[] = {
         {"K=9  (3x3x1) direct", OP_CONV, 28, 28, 1, 32, 3, 1, 0, QAT_CONV_DIRECT},
         {"K=9  (3x3x1) gemm", OP_CONV, 28, 28, 1, 32, 3, 1, 0, QAT_CONV_GEMM},
@@ -229,7 +230,7 @@ int main(int argc, char **argv)
                         reps < 10 ? reps : 10);
         }
         if (threads == 1) {
-            printf("  direct vs gemm at 28x28->32, batch 64, dx included:\n");
+            printf("  direct vs gemm at 28x28->32, batch 64, no dx (a first layer):\n");
             run_table(algo_cases, sizeof algo_cases / sizeof algo_cases[0], filter, pool, N, reps);
         }
         qat_pool_destroy(pool);

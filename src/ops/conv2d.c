@@ -345,15 +345,21 @@ typedef struct {
     int zero_dx;              /* dx is fresh arena memory: clear it first */
 } conv_job;
 
+/* Each member works from its own copy of the geometry: the job lives on the
+ * calling thread's stack, next to locals that thread keeps writing, so the
+ * hot loops of the other members should not read it. */
 static void fwd_part(void *vctx, int tid, int nt)
 {
     const conv_job *j = vctx;
-    const conv_geom *g = &j->g;
+    const conv_geom gl = j->g, *g = &gl;
+    direct_geom dl;
+    if (j->dg)
+        dl = *j->dg;
     size_t rb, re;
     qat_pool_range((size_t)g->N * g->P, tid, nt, &rb, &re);
     if (j->algo == QAT_CONV_DIRECT) {
         if (rb < re)
-            direct_fwd_rows(g, j->dg, j->xp, j->wt, j->bias, j->y, rb, re);
+            direct_fwd_rows(g, &dl, j->xp, j->wt, j->bias, j->y, rb, re);
         return;
     }
     float *cb = j->scratch + (size_t)tid * 2 * j->block_rows * g->K;
@@ -375,7 +381,10 @@ static void fwd_part(void *vctx, int tid, int nt)
 static void bwd_part(void *vctx, int tid, int nt)
 {
     const conv_job *j = vctx;
-    const conv_geom *g = &j->g;
+    const conv_geom gl = j->g, *g = &gl;
+    direct_geom dl;
+    if (j->dg)
+        dl = *j->dg;
     size_t P = (size_t)g->P, K = (size_t)g->K, CO = (size_t)g->CO;
     size_t nb, ne;
     qat_pool_range((size_t)g->N, tid, nt, &nb, &ne);
@@ -394,7 +403,7 @@ static void bwd_part(void *vctx, int tid, int nt)
         return;
     int gemm_dw = dwp && j->algo == QAT_CONV_GEMM;
     if (dwp && !gemm_dw)
-        direct_dw_rows(g, j->dg, j->xp, j->dy, dwp, dbp, rb, re);
+        direct_dw_rows(g, &dl, j->xp, j->dy, dwp, dbp, rb, re);
     else if (dbp)
         sum_rows(j->dy + rb * CO, re - rb, (int)CO, dbp);
     if (!gemm_dw && !j->dx)
