@@ -47,21 +47,25 @@ enum { QAT_GRAN_PER_TENSOR = 0, QAT_GRAN_PER_CHANNEL = 1 };
 enum { QAT_OBS_MINMAX = 0, QAT_OBS_EMA = 1, QAT_OBS_PERCENTILE = 2 };
 enum { QAT_STE_CLIPPED = 0, QAT_STE_IDENTITY = 1 };
 
-/* Quantization settings; [quant] holds the global values and any layer
- * section may override them for that layer. */
+/* Quantization settings; [quant] holds the global values and conv2d /
+ * linear sections may override the per-layer ones for that layer. */
 typedef struct qat_quant_cfg {
+    /* global only */
     int enabled;
+    int output_bits;            /* the logits' bits (last layer) unless it sets activation_bits */
+    int delay_steps;            /* float warm-up: fake-quant turns on at this step... */
+    float delay_epochs;         /* ...or after this many epochs (the later of the two) */
+    int freeze_observers_epoch; /* observers stop updating from this epoch on (1-based; 0 never) */
+    int freeze_bn_epoch;        /* BN statistics freeze from this epoch on (0 never) */
+    /* per layer */
     int weight_bits, activation_bits;
     int weight_scheme, activation_scheme;
-    int weight_granularity;
-    int observer;
-    float ema_decay;  /* EMA observer: range = decay * range + (1 - decay) * batch */
-    float percentile; /* PERCENTILE observer, in (0, 100] */
-    int ste;
-    int delay_steps;       /* float warm-up: fake-quant turns on at this step */
-    int freeze_observers_epoch; /* 0: never (epochs are 1-based) */
-    int freeze_bn_epoch;        /* 0: never */
-    int learn_scale;            /* LSQ */
+    int weight_granularity, activation_granularity;
+    int weight_observer, activation_observer;
+    float ema_decay;  /* EMA observers: range = decay * range + (1 - decay) * batch range */
+    float percentile; /* PERCENTILE observers, in (0, 100] */
+    int weight_ste, activation_ste;
+    int learn_scale; /* LSQ: scales are trained, initialised from the observers */
 } qat_quant_cfg;
 
 typedef enum qat_layer_type {
@@ -90,6 +94,7 @@ typedef struct qat_layer_cfg {
     /* dropout */
     float p;
     qat_quant_cfg quant; /* effective: [quant] merged with this section's overrides */
+    int explicit_activation_bits; /* the section set activation_bits itself */
 } qat_layer_cfg;
 
 typedef struct qat_config {

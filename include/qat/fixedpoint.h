@@ -52,6 +52,21 @@ static inline int32_t qat_fp_requantize(int32_t acc, int32_t multiplier, int32_t
     return v < act_min ? act_min : v > act_max ? act_max : (int32_t)v;
 }
 
+/* The same output stage for shift <= 0 written as floor shifts, branch-free
+ * so that loops over it vectorise. gemmlowp's SRDHM (nudge, then truncate
+ * toward zero) equals floor((a m + 2^30) / 2^31) for every a, m except the
+ * saturating INT32_MIN * INT32_MIN (impossible here: m >= 0), and
+ * RoundingDivideByPOT(v, r) equals floor((v + 2^(r-1) - [v < 0]) / 2^r)
+ * for r >= 1. rnd must be 2^(r-1) for r >= 1 and 0 for r = 0. Returns the
+ * unclamped code (acc * M rounded, plus zp) as int64. */
+static inline int64_t qat_fp_requantize_right(int32_t acc, int32_t multiplier, int right, int64_t rnd,
+                                              int32_t out_zp)
+{
+    int64_t v = ((int64_t)acc * multiplier + ((int64_t)1 << 30)) >> 31;
+    v = (v + rnd - (int64_t)((rnd != 0) & (v < 0))) >> right;
+    return v + out_zp;
+}
+
 /* Decomposes a real multiplier M = m0 * 2^(shift - 31), m0 in [2^30, 2^31).
  * M == 0 (or M below 2^-32, where every output would round to zp) gives
  * m0 = 0, shift = 0. Returns 0 on success, -1 if M is negative, not finite,

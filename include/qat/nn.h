@@ -19,7 +19,8 @@
 typedef struct qat_layer_quant {
     qat_qparams in, out;      /* input and output activation parameters */
     int32_t wqmin, wqmax;     /* weight code range */
-    float *w_scale;           /* [C] */
+    float *w_scale;           /* [C] (per tensor: C equal entries) */
+    int32_t *w_zp;            /* [C] weight zero points (0 when symmetric) */
     float *acc_scale;         /* [C] in.scale * w_scale[c] */
     int32_t *multiplier;      /* [C] */
     int32_t *shift;           /* [C] */
@@ -38,6 +39,13 @@ typedef struct qat_layer {
     qat_tensor w, b, gamma, beta;
     float *running_mean, *running_var;
     qat_observer *obs; /* output activation observer (conv/linear) */
+    /* LSQ (learn_scale): trainable weight scales [C or 1] and output scale [1]
+     * (data NULL otherwise), and state [initialised, output zp, weight zps] */
+    qat_tensor s_w, s_a;
+    float *lsq;
+    /* weight_observer = ema: [lo x Cw, hi x Cw, initialised] (else NULL) */
+    float *wobs;
+    int wq_channels; /* Cw: out_c for per-channel weight scales, 1 per tensor */
     /* Effective weights and bias, [out_c * fan_in] and [out_c]: what the
      * layer really applies once input standardisation (first layer) is
      * folded in. Filled by qat_model_refresh_qparams; export reads them. */
@@ -72,6 +80,9 @@ void qat_model_set_quant_active(qat_model *m, int on);
 int qat_model_quant_active(const qat_model *m);
 /* Frozen observers keep their range (eval mode never updates them). */
 void qat_model_set_observers_frozen(qat_model *m, int frozen);
+/* Frozen BN uses (and no longer updates) its running statistics in training
+ * too, folded exactly as the export folds them. */
+void qat_model_set_bn_frozen(qat_model *m, int frozen);
 
 /* Forward over n images (n * H * W * C uint8) -> logits [n, num_classes].
  * In training mode (qat_tape_training) observers and BN statistics update. */

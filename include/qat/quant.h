@@ -3,10 +3,12 @@
  *
  * How QAT stays bit-exact with the integer runtime (docs/QUANTIZATION.md):
  * a quantized conv/linear runs its GEMM on integer codes held in floats
- * (activation codes relative to their zero point, weight codes), which is
- * exact while partial sums stay below 2^24; the accumulator then goes through
- * qat_fp_requantize, the runtime's own output stage. Gradients follow from
- * the chain rule through these ops with straight-through estimators. */
+ * (activation codes relative to their zero point, weight codes relative to
+ * theirs), which is exact while partial sums stay below 2^24; the
+ * accumulator then goes through qat_fp_requantize, the runtime's own output
+ * stage. Gradients follow from the chain rule through these ops with
+ * straight-through estimators. Scales enter the ops as tensors, so learned
+ * step sizes (LSQ) get their gradients from the same graph. */
 #ifndef QAT_QUANT_H
 #define QAT_QUANT_H
 
@@ -26,12 +28,12 @@ typedef struct qat_qparams {
     int32_t qmin, qmax;
 } qat_qparams;
 
-/* Asymmetric (or symmetric, zp = 0) parameters covering [lo, hi] widened to
- * include 0; degenerate ranges get a tiny positive scale. */
+/* Parameters covering [lo, hi] widened to include 0. Asymmetric: the full
+ * range with a fitted zero point. Symmetric: zero point 0, scale
+ * max(|lo|, |hi|) / qmax; restricted selects the weights' range.
+ * Degenerate ranges get a tiny positive scale. */
 qat_qparams qat_qparams_from_range(float lo, float hi, int bits, int scheme);
-/* Per-channel symmetric weight scales: scale[c] = max|w_c| / qmax over rows
- * of length k (channels c = 0..C-1); an all-zero row gets scale 1. */
-void qat_weight_scales_symmetric(const float *w, int C, size_t k, int bits, float *scale);
+qat_qparams qat_weight_qparams_from_range(float lo, float hi, int bits, int scheme);
 /* The model input's fixed quantization: p -> p - 128, scale 1/255. */
 qat_qparams qat_input_qparams(void);
 
@@ -46,48 +48,79 @@ typedef struct qat_observer {
     float lo, hi;
     float initialized; /* 0 or 1; float so observers live in the state buffer */
 } qat_observer;
-void qat_observer_update_ema(qat_observer *o, float batch_lo, float batch_hi, float decay);
+/* Folds a batch range into the observer: MINMAX keeps the running extremes,
+ * EMA and PERCENTILE (whose batch range is already a percentile range)
+ * blend with weight 1 - decay; the first batch sets the range. */
+void qat_observer_update(qat_observer *o, int kind, float batch_lo, float batch_hi, float decay);
+/* Range of n values for an observer kind: min/max, or for PERCENTILE the
+ * (100 - p)-th and p-th percentiles (histogram of 2048 bins, bin edges). */
+void qat_values_range(const float *x, size_t n, int kind, float percentile, float *lo, float *hi);
+/* Per-row ranges of a weight matrix (rows of length k; rows = 1 for a
+ * per-tensor range over all C * k values): MINMAX/EMA give min/max,
+ * PERCENTILE gives percentiles of |w| (symmetric) or of w (asymmetric).
+ * scratch holds k * rows floats. */
+void qat_weight_ranges(const float *w, int C, size_t k, int per_channel, int kind,
+                       float percentile, int scheme, float *lo, float *hi, float *scratch);
 
 /* ---- ops -------------------------------------------------------------------- */
-/* Activation codes relative to the zero point: k = round(x / scale), for x on
- * (or near) the grid of a quantized activation. Backward: dx += dk / scale. */
-qat_tensor *qat_op_act_codes(qat_tape *t, qat_tensor *x, float scale);
+/* A one-element (or C-element) constant tensor on the tape: scales that are
+ * not learned. */
+qat_tensor *qat_tape_const(qat_tape *t, const float *v, int n);
 
-/* Weight codes clamp(round(w / scale[c]), qmin, qmax) for C = w->shape[0]
- * rows. Backward: dw += dcode / scale[c], zero where w / scale was outside
- * [qmin, qmax] (clipped STE) unless ste == QAT_STE_IDENTITY. scale must
- * outlive the step. */
-qat_tensor *qat_op_weight_codes(qat_tape *t, qat_tensor *w, const float *scale, int32_t qmin,
-                                int32_t qmax, int ste);
+/* Activation codes relative to the zero point: k = round(x / s), s =
+ * scale->data[0], for x on (or near) the grid of a quantized activation.
+ * Backward: dx += dk / s; dscale += sum dk * (-k / s). */
+qat_tensor *qat_op_act_codes(qat_tape *t, qat_tensor *x, qat_tensor *scale);
+
+/* Weight codes relative to the zero point, q - z with q = clamp(round(w / s)
+ * + z, qmin, qmax), per output channel (scale->numel == rows of w) or per
+ * tensor (numel 1); zp has that many entries or is NULL (zero). Backward
+ * (STE): dw += dq / s where the unclamped code is inside [qmin, qmax] (all
+ * of them with QAT_STE_IDENTITY); dscale += dq * (-w / s^2) inside, 0 where
+ * clamped (LSQ). */
+qat_tensor *qat_op_weight_codes(qat_tape *t, qat_tensor *w, qat_tensor *scale, const int32_t *zp,
+                                int32_t qmin, int32_t qmax, int ste);
+
+/* acc_scale[c] = s_in[0] * s_w[c] (or s_w[0] per tensor), C entries. */
+qat_tensor *qat_op_acc_scale(qat_tape *t, qat_tensor *s_in, qat_tensor *s_w, int C);
+
+/* y = x forward; dx += g * dy backward (LSQ's gradient scale). */
+qat_tensor *qat_op_grad_scale(qat_tape *t, qat_tensor *x, float g);
 
 /* Output stage of a quantized conv/linear. acc holds exact integer
  * accumulators (last axis = C channels, bias not yet added). */
 typedef struct qat_requant_params {
     int channels;
-    const float *acc_scale;    /* [C] s_in * s_w[c]: real value of one accumulator unit */
-    const int32_t *multiplier; /* [C] */
+    const int32_t *multiplier; /* [C], from acc_scale / out scale */
     const int32_t *shift;      /* [C] */
     int32_t bias_limit;
-    qat_qparams out;           /* scale, zero point */
-    int32_t act_min, act_max;  /* clamp; fused relu: act_min = out.zero_point */
+    int32_t zero_point;        /* of the output */
+    int32_t act_min, act_max;  /* clamp; fused relu: act_min = zero_point */
     int ste;
 } qat_requant_params;
 
-/* Real-valued range of (acc + bias codes) * acc_scale over the batch,
- * after the activation (relu clamps the low end at 0). For observers. */
+/* Range of the real outputs (acc + bias codes) * acc_scale over the batch,
+ * after the activation (relu clamps the low end at 0), for an observer of
+ * the given kind (PERCENTILE: percentiles of the values). */
 void qat_acc_range(qat_tape *t, const qat_tensor *acc, const qat_tensor *bias,
-                   const float *acc_scale, int32_t bias_limit, int relu, float *lo, float *hi);
-/* out = scale_out * (requantize(acc + bias_q) - zp_out), the runtime's exact
- * arithmetic; bias (float parameter, [C], may be NULL) is quantized with
- * acc_scale. Backward (STE): d acc = dout * acc_scale[c] where the unclamped
- * output lies in [act_min, act_max], and d bias += the same dout. rp's
- * arrays must outlive the step. */
+                   const float *acc_scale, int32_t bias_limit, int relu, int kind,
+                   float percentile, float *lo, float *hi);
+/* out = s_out * (requantize(acc + bias_q) - zp), the runtime's exact
+ * arithmetic; bias (float, [C], may be NULL) is quantized with acc_scale.
+ * Backward (STE, y = acc_scale * acc + b the real pre-activation): where
+ * the unclamped code lies in [act_min, act_max], d acc = dout * acc_scale,
+ * d bias = dout, d acc_scale = dout * acc; d out_scale (LSQ) = dout *
+ * ((q - zp) - y / s_out) inside, dout * (q - zp) where clamped. rp's arrays
+ * must outlive the step. */
 qat_tensor *qat_op_requantize(qat_tape *t, qat_tensor *acc, qat_tensor *bias,
+                              qat_tensor *acc_scale, qat_tensor *out_scale,
                               const qat_requant_params *rp);
 
-/* Plain fake quantization of a real tensor (per tensor):
- * scale * (clamp(round(x / scale) + zp) - zp), STE per `ste`. */
-qat_tensor *qat_op_fake_quant(qat_tape *t, qat_tensor *x, qat_qparams qp, int ste);
+/* Fake quantization of a real tensor (per tensor, scale tensor [1]):
+ * s * (clamp(round(x / s) + zp) - zp). STE for x as in requantize; LSQ
+ * gradient for the scale. */
+qat_tensor *qat_op_fake_quant(qat_tape *t, qat_tensor *x, qat_tensor *scale, int32_t zp,
+                              int32_t qmin, int32_t qmax, int ste);
 
 /* Quantized average pooling's rounding: given avg = float average of
  * quantized values with scale s, returns s * div_round(sum of codes, n), the

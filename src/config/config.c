@@ -65,15 +65,34 @@ static const qat_cfg_key train_keys[] = {
 #undef T
 
 #define Q(f) offsetof(qat_quant_cfg, f)
+static const char *const schemes[] = {"symmetric", "asymmetric", NULL};
+static const char *const granularities[] = {"per_tensor", "per_channel", NULL};
+static const char *const observers[] = {"minmax", "ema", "percentile", NULL};
+static const char *const stes[] = {"clipped", "identity", NULL};
 /* Keys that only make sense globally. */
 static const qat_cfg_key quant_global_keys[] = {
     {"enabled", QAT_CFG_BOOL, Q(enabled), "true", 0, 0, 0, NULL, "simulate quantization while training (false: plain float)"},
+    {"output_bits", QAT_CFG_INT, Q(output_bits), "8", 2, 8, 0, NULL, "bits of the logits (the last layer's activation_bits unless its section sets one)"},
+    {"delay_steps", QAT_CFG_INT, Q(delay_steps), "0", 0, 1e9, 0, NULL, "train in float for this many steps before fake-quant turns on"},
+    {"delay_epochs", QAT_CFG_FLOAT, Q(delay_epochs), "0", 0, 1e6, 0, NULL, "the same in epochs (fractions allowed); the later of the two applies"},
+    {"freeze_observers_epoch", QAT_CFG_INT, Q(freeze_observers_epoch), "0", 0, 1e6, 0, NULL, "observers stop updating from this (1-based) epoch on (0: never)"},
+    {"freeze_bn_epoch", QAT_CFG_INT, Q(freeze_bn_epoch), "0", 0, 1e6, 0, NULL, "batchnorm statistics freeze from this epoch on (0: never)"},
 };
 /* Keys valid in [quant] and, as per-layer overrides, in layer sections. */
 static const qat_cfg_key quant_keys[] = {
     {"weight_bits", QAT_CFG_INT, Q(weight_bits), "8", 2, 8, 0, NULL, "weight bit-width"},
-    {"activation_bits", QAT_CFG_INT, Q(activation_bits), "8", 2, 8, 0, NULL, "bit-width of this layer's output activations"},
-    {"ema_decay", QAT_CFG_FLOAT, Q(ema_decay), "0.99", 0, 1, QAT_CFG_MAX_EXCL, NULL, "ema observer: weight of the running range"},
+    {"activation_bits", QAT_CFG_INT, Q(activation_bits), "8", 2, 8, 0, NULL, "bit-width of the layer's output activations"},
+    {"weight_scheme", QAT_CFG_ENUM, Q(weight_scheme), "symmetric", 0, 0, 0, schemes, "weights: zero point 0 (symmetric) or fitted (asymmetric)"},
+    {"activation_scheme", QAT_CFG_ENUM, Q(activation_scheme), "asymmetric", 0, 0, 0, schemes, "activations: fitted zero point (asymmetric) or 0 (symmetric)"},
+    {"weight_granularity", QAT_CFG_ENUM, Q(weight_granularity), "per_channel", 0, 0, 0, granularities, "one weight scale per output channel, or one per tensor"},
+    {"activation_granularity", QAT_CFG_ENUM, Q(activation_granularity), "per_tensor", 0, 0, 0, granularities, "activations are always per_tensor"},
+    {"weight_observer", QAT_CFG_ENUM, Q(weight_observer), "minmax", 0, 0, 0, observers, "weight range: current min/max, an EMA of it, or a percentile of |w|"},
+    {"activation_observer", QAT_CFG_ENUM, Q(activation_observer), "ema", 0, 0, 0, observers, "activation range: running min/max, EMA of batch ranges, or EMA of batch percentiles"},
+    {"ema_decay", QAT_CFG_FLOAT, Q(ema_decay), "0.99", 0, 1, QAT_CFG_MAX_EXCL, NULL, "ema observers: weight of the running range"},
+    {"percentile", QAT_CFG_FLOAT, Q(percentile), "99.99", 0, 100, QAT_CFG_MIN_EXCL, NULL, "percentile observers: the share of values the range keeps, in (0, 100]"},
+    {"weight_ste", QAT_CFG_ENUM, Q(weight_ste), "clipped", 0, 0, 0, stes, "weights' straight-through estimator: zero outside the range (clipped) or pass all"},
+    {"activation_ste", QAT_CFG_ENUM, Q(activation_ste), "clipped", 0, 0, 0, stes, "activations' straight-through estimator"},
+    {"learn_scale", QAT_CFG_BOOL, Q(learn_scale), "false", 0, 0, 0, NULL, "LSQ: train weight and activation scales (initialised from the observers)"},
 };
 #undef Q
 
@@ -117,7 +136,7 @@ static const type_schema type_schemas[] = {
     [QAT_LAYER_CONV2D] = {conv_keys, COUNT(conv_keys), 1},
     [QAT_LAYER_LINEAR] = {linear_keys, COUNT(linear_keys), 1},
     [QAT_LAYER_MAXPOOL2D] = {pool_keys, COUNT(pool_keys), 0},
-    [QAT_LAYER_AVGPOOL2D] = {pool_keys, COUNT(pool_keys), 1},
+    [QAT_LAYER_AVGPOOL2D] = {pool_keys, COUNT(pool_keys), 0},
     [QAT_LAYER_FLATTEN] = {NULL, 0, 0},
     [QAT_LAYER_DROPOUT] = {dropout_keys, COUNT(dropout_keys), 0},
 };
@@ -151,6 +170,30 @@ static qat_status apply_fixed(qat_ini *ini, const char *name, const qat_cfg_key 
     return qat_cfg_check_unused(ini, s, valid, err);
 }
 
+/* Cross-key checks of quantization settings that ranges cannot express;
+ * the message points at the line that set the offending key (the layer's
+ * own, else [quant]'s). */
+static qat_status check_quant(qat_ini *ini, qat_ini_section *s, const qat_quant_cfg *q,
+                              qat_error *err)
+{
+    if (q->activation_granularity != QAT_GRAN_PER_CHANNEL)
+        return QAT_OK;
+    qat_ini_entry *e = qat_ini_section_get(s, "activation_granularity");
+    qat_ini_section *qs = qat_ini_find(ini, "quant");
+    if (!e && qs) {
+        e = qat_ini_section_get(qs, "activation_granularity");
+        s = qs;
+    }
+    char where[600] = "";
+    if (e)
+        qat_ini_where(ini, e, where, sizeof where);
+    return qat_fail(err, QAT_EINVAL,
+                    "%s: [%s] activation_granularity = per_channel: activations are quantized "
+                    "per tensor (one scale and zero point per layer output); per_channel "
+                    "applies to weights only",
+                    e ? where : ini->path, s->name);
+}
+
 static qat_status parse_layer(qat_ini *ini, qat_ini_section *s, const qat_quant_cfg *global,
                               qat_layer_cfg *l, qat_error *err)
 {
@@ -176,8 +219,9 @@ static qat_status parse_layer(qat_ini *ini, qat_ini_section *s, const qat_quant_
     qat_cfg_names(ts->keys, ts->n, valid, sizeof valid);
     if (ts->quant_overrides) {
         st = qat_cfg_apply(ini, s, quant_keys, COUNT(quant_keys), &l->quant, 0, err);
-        if (st != QAT_OK)
+        if (st != QAT_OK || (st = check_quant(ini, s, &l->quant, err)) != QAT_OK)
             return st;
+        l->explicit_activation_bits = qat_ini_section_get(s, "activation_bits") != NULL;
         qat_cfg_names(quant_keys, COUNT(quant_keys), valid, sizeof valid);
     }
     if ((l->type == QAT_LAYER_MAXPOOL2D || l->type == QAT_LAYER_AVGPOOL2D) && l->stride == 0)
@@ -236,7 +280,7 @@ static qat_status build(qat_ini *ini, const char *const *sets, int nsets, qat_co
         char valid[1024] = "";
         qat_cfg_names(quant_global_keys, COUNT(quant_global_keys), valid, sizeof valid);
         qat_cfg_names(quant_keys, COUNT(quant_keys), valid, sizeof valid);
-        if ((st = qat_cfg_check_unused(ini, q, valid, err)))
+        if ((st = qat_cfg_check_unused(ini, q, valid, err)) || (st = check_quant(ini, q, &cfg->quant, err)))
             return st;
     }
     for (int i = 0; i < ini->nsections; i++) {
@@ -258,6 +302,15 @@ static qat_status build(qat_ini *ini, const char *const *sets, int nsets, qat_co
     if (cfg->nlayers == 0)
         return qat_fail(err, QAT_EINVAL, "%s: no [layer.<name>] sections: the model is empty",
                         ini->path);
+    /* The logits get output_bits unless the last layer says otherwise. */
+    for (int i = cfg->nlayers - 1; i >= 0; i--) {
+        qat_layer_cfg *l = &cfg->layers[i];
+        if (l->type != QAT_LAYER_CONV2D && l->type != QAT_LAYER_LINEAR)
+            continue;
+        if (!l->explicit_activation_bits)
+            l->quant.activation_bits = cfg->quant.output_bits;
+        break;
+    }
     return QAT_OK;
 }
 

@@ -55,7 +55,7 @@ qat_status qat_export_desc(qat_model *m, qat_rt_owned_desc *out, qat_error *err)
         if (l->type == QAT_LAYER_CONV2D || l->type == QAT_LAYER_LINEAR) {
             size_t C = (size_t)l->out_c;
             bytes += qat_packed_size(C * l->fan_in, l->cfg->quant.weight_bits) + 64;
-            bytes += C * (3 * sizeof(int32_t) + sizeof(float)) + 64;
+            bytes += C * (4 * sizeof(int32_t) + sizeof(float)) + 64;
         }
     }
     out->layers = calloc((size_t)nl, sizeof *out->layers);
@@ -107,8 +107,8 @@ qat_status qat_export_desc(qat_model *m, qat_rt_owned_desc *out, qat_error *err)
         for (size_t c = 0; c < C; c++)
             for (size_t j = 0; j < l->fan_in; j++) {
                 size_t idx = c * l->fan_in + j;
-                codes[idx] = (int8_t)qat_fp_quantize(l->w_eff[idx], q->w_scale[c], 0, q->wqmin,
-                                                     q->wqmax);
+                codes[idx] = (int8_t)qat_fp_quantize(l->w_eff[idx], q->w_scale[c], q->w_zp[c],
+                                                     q->wqmin, q->wqmax);
             }
         d->weight_bits = bits;
         d->weights_bytes = qat_packed_size(wn, bits);
@@ -117,22 +117,24 @@ qat_status qat_export_desc(qat_model *m, qat_rt_owned_desc *out, qat_error *err)
         p += (d->weights_bytes + 63) / 64 * 64;
         free(codes);
         codes = NULL;
-        int32_t *bias = (int32_t *)p, *mult = bias + C, *shift = mult + C;
-        float *wscale = (float *)(shift + C);
+        int32_t *bias = (int32_t *)p, *mult = bias + C, *shift = mult + C, *wzp = shift + C;
+        float *wscale = (float *)(wzp + C);
         for (size_t c = 0; c < C; c++) {
             bias[c] = qat_quantize_bias(l->b_eff[c], q->acc_scale[c], q->bias_limit);
             mult[c] = q->multiplier[c];
             shift[c] = q->shift[c];
+            wzp[c] = q->w_zp[c];
             wscale[c] = q->w_scale[c];
         }
         d->bias = bias;
         d->multiplier = mult;
         d->shift = shift;
         d->weight_scale = wscale;
-        d->weight_zero_point = NULL;
+        d->weight_zero_point =
+            l->cfg->quant.weight_scheme == QAT_SCHEME_ASYMMETRIC ? wzp : NULL;
         d->act_min = q->act_min;
         d->act_max = q->act_max;
-        p += (C * (3 * sizeof(int32_t) + sizeof(float)) + 63) / 64 * 64;
+        p += (C * (4 * sizeof(int32_t) + sizeof(float)) + 63) / 64 * 64;
     }
     qat_rt_model_desc *md = &out->desc;
     md->version = QAT_RT_FORMAT_VERSION;

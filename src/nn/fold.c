@@ -1,7 +1,9 @@
 /* Folding affine maps into a layer's weights: input standardisation now,
  * batch normalisation later. Each fold is a differentiable op so training
  * sees (and quantizes) exactly the weights the exporter writes. */
+#include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "model_internal.h"
 
@@ -64,7 +66,7 @@ qat_tensor *qat_op_fold_bias(qat_tape *t, qat_tensor *w, qat_tensor *b, float c)
     return y;
 }
 
-void qat_layer_effective(qat_model *m, qat_tape *t, qat_layer *l, qat_tensor **w, qat_tensor **b)
+void qat_layer_pre_bn(qat_model *m, qat_tape *t, qat_layer *l, qat_tensor **w, qat_tensor **b)
 {
     *w = &l->w;
     *b = l->b.data ? &l->b : NULL;
@@ -74,4 +76,195 @@ void qat_layer_effective(qat_model *m, qat_tape *t, qat_layer *l, qat_tensor **w
     qat_tensor *b_e = qat_op_fold_bias(t, *w, *b, m->norm_c);
     *w = qat_op_scale(t, *w, m->norm_a);
     *b = b_e;
+}
+
+void qat_layer_effective(qat_model *m, qat_tape *t, qat_layer *l, qat_tensor **w, qat_tensor **b)
+{
+    qat_layer_pre_bn(m, t, l, w, b);
+    if (!l->gamma.data)
+        return;
+    float eps = l->cfg->bn_eps;
+    qat_tensor *bf = qat_op_bn_fold_bias(t, *b, &l->gamma, &l->beta, l->running_mean,
+                                         l->running_var, eps);
+    *w = qat_op_bn_fold_weights(t, *w, &l->gamma, l->running_var, eps);
+    *b = bf;
+}
+
+/* ---- batch-norm folding (PyTorch's ConvBn QAT scheme) -------------------------
+ * w_fold = w * gamma / sqrt(running_var + eps) per output channel, and
+ * b_fold = beta + (b - running_mean) * gamma / sqrt(running_var + eps).
+ * eps > 0 keeps the root positive; gamma = 0 gives zero weights (scale 1 in
+ * the quantizer) and b_fold = beta, never NaN. */
+typedef struct {
+    const float *rv, *rm;
+    float eps;
+} bn_saved;
+
+static float bn_sd(const bn_saved *s, int c) { return sqrtf(s->rv[c] + s->eps); }
+
+static void bn_fold_w_backward(qat_tape *t, const qat_node *n)
+{
+    qat_tensor *w = n->in[0], *g = n->in[1];
+    const bn_saved *s = n->saved;
+    const float *dy = n->out->grad;
+    size_t rows = (size_t)w->shape[0], k = w->numel / rows;
+    float *dw = qat_needs_grad(w) ? qat_tape_grad(t, w) : NULL;
+    float *dg = qat_needs_grad(g) ? qat_tape_grad(t, g) : NULL;
+    for (size_t r = 0; r < rows; r++) {
+        float inv = 1.0f / bn_sd(s, (int)r);
+        double acc = 0;
+        for (size_t i = r * k; i < (r + 1) * k; i++) {
+            if (dw)
+                dw[i] += dy[i] * g->data[r] * inv;
+            acc += (double)dy[i] * w->data[i];
+        }
+        if (dg)
+            dg[r] += (float)acc * inv;
+    }
+}
+
+qat_tensor *qat_op_bn_fold_weights(qat_tape *t, qat_tensor *w, qat_tensor *gamma, const float *rv,
+                                   float eps)
+{
+    qat_tensor *y = qat_tape_tensor(t, w->ndim, w->shape);
+    size_t rows = (size_t)w->shape[0], k = w->numel / rows;
+    bn_saved *s = qat_tape_alloc(t, sizeof *s);
+    *s = (bn_saved){rv, NULL, eps};
+    for (size_t r = 0; r < rows; r++) {
+        float f = gamma->data[r] / bn_sd(s, (int)r);
+        for (size_t i = r * k; i < (r + 1) * k; i++)
+            y->data[i] = w->data[i] * f;
+    }
+    qat_tensor *in[2] = {w, gamma};
+    qat_tape_record(t, bn_fold_w_backward, y, s, 2, in);
+    return y;
+}
+
+static void bn_fold_b_backward(qat_tape *t, const qat_node *n)
+{
+    qat_tensor *g = n->in[0], *beta = n->in[1], *b = n->nin > 2 ? n->in[2] : NULL;
+    const bn_saved *s = n->saved;
+    const float *dy = n->out->grad;
+    for (size_t c = 0; c < n->out->numel; c++) {
+        float inv = 1.0f / bn_sd(s, (int)c);
+        float centred = (b ? b->data[c] : 0.0f) - s->rm[c];
+        if (qat_needs_grad(g))
+            qat_tape_grad(t, g)[c] += dy[c] * centred * inv;
+        if (qat_needs_grad(beta))
+            qat_tape_grad(t, beta)[c] += dy[c];
+        if (qat_needs_grad(b))
+            qat_tape_grad(t, b)[c] += dy[c] * g->data[c] * inv;
+    }
+}
+
+qat_tensor *qat_op_bn_fold_bias(qat_tape *t, qat_tensor *b, qat_tensor *gamma, qat_tensor *beta,
+                                const float *rm, const float *rv, float eps)
+{
+    int C = (int)gamma->numel;
+    qat_tensor *y = qat_tape_tensor(t, 1, &C);
+    bn_saved *s = qat_tape_alloc(t, sizeof *s);
+    *s = (bn_saved){rv, rm, eps};
+    for (int c = 0; c < C; c++)
+        y->data[c] = beta->data[c] + ((b ? b->data[c] : 0.0f) - rm[c]) * gamma->data[c] / bn_sd(s, c);
+    qat_tensor *in[3] = {gamma, beta, b};
+    qat_tape_record(t, bn_fold_b_backward, y, s, b ? 3 : 2, in);
+    return y;
+}
+
+/* sqrt(running_var + eps) / gamma, 0 where gamma = 0: it undoes the folding
+ * of the weights before batch statistics are applied, and a zero gamma makes
+ * the BN output beta whatever it multiplies. */
+static void bn_unfold_backward(qat_tape *t, const qat_node *n)
+{
+    qat_tensor *g = n->in[0];
+    if (!qat_needs_grad(g))
+        return;
+    const bn_saved *s = n->saved;
+    float *dg = qat_tape_grad(t, g);
+    for (size_t c = 0; c < n->out->numel; c++)
+        if (g->data[c] != 0.0f)
+            dg[c] -= n->out->grad[c] * bn_sd(s, (int)c) / (g->data[c] * g->data[c]);
+}
+
+qat_tensor *qat_op_bn_unfold_factor(qat_tape *t, qat_tensor *gamma, const float *rv, float eps)
+{
+    int C = (int)gamma->numel;
+    qat_tensor *y = qat_tape_tensor(t, 1, &C);
+    bn_saved *s = qat_tape_alloc(t, sizeof *s);
+    *s = (bn_saved){rv, NULL, eps};
+    for (int c = 0; c < C; c++)
+        y->data[c] = gamma->data[c] != 0.0f ? bn_sd(s, c) / gamma->data[c] : 0.0f;
+    qat_tape_record(t, bn_unfold_backward, y, s, 1, &gamma);
+    return y;
+}
+
+/* ---- per-channel scale and bias on the last axis ------------------------------ */
+static void channel_scale_backward(qat_tape *t, const qat_node *n)
+{
+    qat_tensor *x = n->in[0], *s = n->in[1];
+    size_t C = s->numel, rows = x->numel / C;
+    const float *dy = n->out->grad;
+    float *dx = qat_needs_grad(x) ? qat_tape_grad(t, x) : NULL;
+    double *ds = qat_needs_grad(s) ? qat_tape_alloc(t, C * sizeof(double)) : NULL;
+    if (ds)
+        memset(ds, 0, C * sizeof(double));
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < C; c++) {
+            size_t i = r * C + c;
+            if (dx)
+                dx[i] += dy[i] * s->data[c];
+            if (ds)
+                ds[c] += (double)dy[i] * x->data[i];
+        }
+    if (ds) {
+        float *g = qat_tape_grad(t, s);
+        for (size_t c = 0; c < C; c++)
+            g[c] += (float)ds[c];
+    }
+}
+
+qat_tensor *qat_op_channel_scale(qat_tape *t, qat_tensor *x, qat_tensor *s)
+{
+    qat_tensor *y = qat_tape_tensor(t, x->ndim, x->shape);
+    size_t C = s->numel, rows = x->numel / C;
+    QAT_ASSERT((size_t)x->shape[x->ndim - 1] == C);
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < C; c++)
+            y->data[r * C + c] = x->data[r * C + c] * s->data[c];
+    qat_tensor *in[2] = {x, s};
+    qat_tape_record(t, channel_scale_backward, y, NULL, 2, in);
+    return y;
+}
+
+static void add_bias_backward(qat_tape *t, const qat_node *n)
+{
+    qat_tensor *x = n->in[0], *b = n->in[1];
+    size_t C = b->numel, rows = x->numel / C;
+    const float *dy = n->out->grad;
+    if (qat_needs_grad(x)) {
+        float *dx = qat_tape_grad(t, x);
+        for (size_t i = 0; i < x->numel; i++)
+            dx[i] += dy[i];
+    }
+    if (qat_needs_grad(b)) {
+        float *db = qat_tape_grad(t, b);
+        for (size_t c = 0; c < C; c++) {
+            double s = 0;
+            for (size_t r = 0; r < rows; r++)
+                s += dy[r * C + c];
+            db[c] += (float)s;
+        }
+    }
+}
+
+qat_tensor *qat_op_add_bias(qat_tape *t, qat_tensor *x, qat_tensor *b)
+{
+    qat_tensor *y = qat_tape_tensor(t, x->ndim, x->shape);
+    size_t C = b->numel, rows = x->numel / C;
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < C; c++)
+            y->data[r * C + c] = x->data[r * C + c] + b->data[c];
+    qat_tensor *in[2] = {x, b};
+    qat_tape_record(t, add_bias_backward, y, NULL, 2, in);
+    return y;
 }

@@ -92,14 +92,6 @@ static qat_status check_model(const qat_model *m, qat_error *err)
              "scores ([model] num_classes)",
              cfg->path, l->cfg->line, l->cfg->name, l->out_h, l->out_w, l->out_c,
              cfg->model.num_classes);
-    for (int i = 0; i < m->nlayers; i++) {
-        const qat_layer *x = &m->layers[i];
-        if (x->cfg->batchnorm && cfg->quant.enabled)
-            FAIL(QAT_EINVAL,
-                 "%s:%d: [layer.%s] batchnorm under quantization needs BN folding, which this "
-                 "build does not have yet; set batchnorm = false or quant.enabled = false",
-                 cfg->path, x->cfg->line, x->cfg->name);
-    }
     return QAT_OK;
 }
 
@@ -112,7 +104,7 @@ qat_status qat_model_create(const qat_config *cfg, qat_model **out, qat_error *e
     m->cfg = *cfg;
     m->nlayers = cfg->nlayers;
     int h = cfg->model.input_height, w = cfg->model.input_width, c = cfg->model.input_channels;
-    size_t np = 0, ns = 0, qn = 0, en = 0;
+    size_t np = 0, ns = 0, qn = 0, en = 0, maxw = 0, maxc = 0;
     qat_status st = QAT_OK;
     for (int i = 0; i < m->nlayers; i++) {
         qat_layer *l = &m->layers[i];
@@ -136,6 +128,16 @@ qat_status qat_model_create(const qat_config *cfg, qat_model **out, qat_error *e
             ns += sizeof(qat_observer) / sizeof(float);
             qn += (size_t)l->out_c;
             en += (size_t)l->out_c * (l->fan_in + 1);
+            const qat_quant_cfg *qc = &l->cfg->quant;
+            l->wq_channels = qc->weight_granularity == QAT_GRAN_PER_CHANNEL ? l->out_c : 1;
+            if (qc->learn_scale) {
+                np += (size_t)l->wq_channels + 1;
+                ns += 2 + (size_t)l->wq_channels;
+            }
+            if (qc->weight_observer == QAT_OBS_EMA)
+                ns += 2 * (size_t)l->wq_channels + 1;
+            maxw = wn > maxw ? wn : maxw;
+            maxc = (size_t)l->out_c > maxc ? (size_t)l->out_c : maxc;
         }
         if (np > ((size_t)1 << 31))
             FAIL(QAT_EINVAL, "%s:%d: [layer.%s] the model would have more than 2^31 parameters",
@@ -148,11 +150,15 @@ qat_status qat_model_create(const qat_config *cfg, qat_model **out, qat_error *e
     m->params = calloc(np + 1, sizeof(float));
     m->grads = calloc(np + 1, sizeof(float));
     m->state = calloc(ns + 1, sizeof(float));
-    m->segs = calloc((size_t)m->nlayers * 4 + 1, sizeof *m->segs);
+    m->segs = calloc((size_t)m->nlayers * 5 + 1, sizeof *m->segs);
     /* per compute layer: w_scale, acc_scale (float) + multiplier, shift (int32) */
-    m->qbuf = calloc(qn * 4 + 1, sizeof(float));
+    m->qbuf = calloc(qn * 5 + 1, sizeof(float));
     m->effbuf = calloc(en + 1, sizeof(float));
-    if (!m->params || !m->grads || !m->state || !m->segs || !m->qbuf || !m->effbuf) {
+    m->wscratch = calloc(maxw + 1, sizeof(float));
+    m->wlo = calloc(2 * maxc + 2, sizeof(float));
+    m->whi = m->wlo ? m->wlo + maxc + 1 : NULL;
+    if (!m->params || !m->grads || !m->state || !m->segs || !m->qbuf || !m->effbuf ||
+        !m->wscratch || !m->wlo) {
         st = qat_fail(err, QAT_ENOMEM, "out of memory allocating %zu parameters", np);
         goto fail;
     }
@@ -194,10 +200,25 @@ qat_status qat_model_create(const qat_config *cfg, qat_model **out, qat_error *e
         }
         l->obs = (qat_observer *)(m->state + so);
         so += sizeof(qat_observer) / sizeof(float);
+        int Cw = l->wq_channels, one = 1;
+        if (l->cfg->quant.learn_scale) {
+            /* LSQ scales: trained, never weight-decayed */
+            m->segs[m->nsegs++] = (qat_param_seg){po, (size_t)Cw + 1, 0};
+            l->s_w = qat_tensor_view(m->params + po, m->grads + po, 1, &Cw);
+            l->s_a = qat_tensor_view(m->params + po + Cw, m->grads + po + Cw, 1, &one);
+            po += (size_t)Cw + 1;
+            l->lsq = m->state + so;
+            so += 2 + (size_t)Cw;
+        }
+        if (l->cfg->quant.weight_observer == QAT_OBS_EMA) {
+            l->wobs = m->state + so;
+            so += 2 * (size_t)Cw + 1;
+        }
         l->q.w_scale = qf + qo;
         l->q.acc_scale = qf + qn + qo;
         l->q.multiplier = (int32_t *)(qf + 2 * qn + qo);
         l->q.shift = (int32_t *)(qf + 3 * qn + qo);
+        l->q.w_zp = (int32_t *)(qf + 4 * qn + qo);
         qo += (size_t)C;
     }
     QAT_ASSERT(po == np && so == ns && eo == en);
@@ -226,6 +247,8 @@ void qat_model_destroy(qat_model *m)
     free(m->segs);
     free(m->qbuf);
     free(m->effbuf);
+    free(m->wscratch);
+    free(m->wlo);
     free(m);
 }
 
@@ -252,6 +275,14 @@ void qat_model_init(qat_model *m, uint64_t seed)
             }
         }
         memset(l->obs, 0, sizeof *l->obs);
+        if (l->s_w.data) { /* LSQ scales start from the observers on first use */
+            for (size_t k = 0; k < l->s_w.numel; k++)
+                l->s_w.data[k] = 1.0f;
+            l->s_a.data[0] = 1.0f;
+            memset(l->lsq, 0, (2 + (size_t)l->wq_channels) * sizeof(float));
+        }
+        if (l->wobs)
+            memset(l->wobs, 0, (2 * (size_t)l->wq_channels + 1) * sizeof(float));
     }
 }
 
@@ -286,6 +317,7 @@ const qat_param_seg *qat_model_segments(const qat_model *m, int *n)
 void qat_model_set_quant_active(qat_model *m, int on) { m->quant_active = on; }
 int qat_model_quant_active(const qat_model *m) { return m->quant_active; }
 void qat_model_set_observers_frozen(qat_model *m, int frozen) { m->observers_frozen = frozen; }
+void qat_model_set_bn_frozen(qat_model *m, int frozen) { m->bn_frozen = frozen; }
 
 size_t qat_model_float_bytes(const qat_model *m)
 {

@@ -18,20 +18,36 @@ struct qat_model {
     float norm_a, norm_c; /* input standardisation x -> a x + c (a = 1, c = 0: off) */
     int quant_active;
     int observers_frozen;
+    int bn_frozen;
+    float *wscratch; /* percentile weight observer: a copy of the largest weight tensor */
+    float *wlo, *whi; /* weight ranges of one layer, [max out_c] each */
 };
 
 /* Derives layer l's quantization from its effective weights w (out_c rows of
  * fan_in), its observer and its input quantization (already in l->q.in),
  * filling l->q. Returns 0, or -1 if a multiplier cannot be represented (then
  * it saturates). */
-int qat_layer_derive_qparams(qat_layer *l, const float *w);
+int qat_layer_derive_qparams(qat_model *m, qat_layer *l, const float *w);
 
-/* The weights and bias layer l really applies (on the tape, differentiable):
- * the parameters themselves, or with the input standardisation folded in for
- * the first conv/linear layer. *b may be NULL (no bias, nothing folded). */
+/* The weights and bias layer l applies before batch normalisation (on the
+ * tape, differentiable): the parameters themselves, or with the input
+ * standardisation folded in for the first conv/linear layer. *b may be NULL
+ * (no bias, nothing folded). */
+void qat_layer_pre_bn(qat_model *m, qat_tape *t, qat_layer *l, qat_tensor **w, qat_tensor **b);
+/* The same with batch normalisation folded in with its running statistics:
+ * what the exported layer computes. */
 void qat_layer_effective(qat_model *m, qat_tape *t, qat_layer *l, qat_tensor **w, qat_tensor **b);
 
-/* Folding ops (src/nn/fold.c). y = a * x. */
+/* Folding ops (src/nn/fold.c); see there for the formulas. */
+qat_tensor *qat_op_bn_fold_weights(qat_tape *t, qat_tensor *w, qat_tensor *gamma, const float *rv,
+                                   float eps);
+qat_tensor *qat_op_bn_fold_bias(qat_tape *t, qat_tensor *b, qat_tensor *gamma, qat_tensor *beta,
+                                const float *rm, const float *rv, float eps);
+qat_tensor *qat_op_bn_unfold_factor(qat_tape *t, qat_tensor *gamma, const float *rv, float eps);
+/* y[.., c] = x[.., c] * s[c];  y[.., c] = x[.., c] + b[c] */
+qat_tensor *qat_op_channel_scale(qat_tape *t, qat_tensor *x, qat_tensor *s);
+qat_tensor *qat_op_add_bias(qat_tape *t, qat_tensor *x, qat_tensor *b);
+/* y = a * x. */
 qat_tensor *qat_op_scale(qat_tape *t, qat_tensor *x, float a);
 /* b_e[r] = b[r] + c * sum_k w[r, k] over the rows of w; b may be NULL. */
 qat_tensor *qat_op_fold_bias(qat_tape *t, qat_tensor *w, qat_tensor *b, float c);

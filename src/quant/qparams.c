@@ -2,6 +2,8 @@
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "qat/fixedpoint.h"
 #include "qat/quant.h"
@@ -13,10 +15,9 @@ void qat_qrange(int bits, int restricted, int32_t *qmin, int32_t *qmax)
     *qmin = restricted ? -*qmax : -(1 << (bits - 1));
 }
 
-qat_qparams qat_qparams_from_range(float lo, float hi, int bits, int scheme)
+static qat_qparams from_range(float lo, float hi, int32_t qmin, int32_t qmax, int scheme)
 {
-    qat_qparams p;
-    qat_qrange(bits, 0, &p.qmin, &p.qmax);
+    qat_qparams p = {1.0f, 0, qmin, qmax};
     lo = lo < 0.0f ? lo : 0.0f;
     hi = hi > 0.0f ? hi : 0.0f;
     if (!isfinite(lo) || !isfinite(hi)) { /* callers check for NaN; stay defined */
@@ -24,35 +25,37 @@ qat_qparams qat_qparams_from_range(float lo, float hi, int bits, int scheme)
         hi = 1.0f;
     }
     if (scheme == QAT_SCHEME_SYMMETRIC) {
-        float m = fmaxf(-lo, hi);
-        p.scale = m / ((float)(p.qmax - p.qmin) / 2.0f);
-        p.zero_point = 0;
+        float m = -lo > hi ? -lo : hi;
+        /* restricted ranges map +-m to +-qmax; full ones to the half range */
+        p.scale = qmin == -qmax ? m / (float)qmax : m / ((float)(qmax - qmin) / 2.0f);
     } else {
-        p.scale = (hi - lo) / (float)(p.qmax - p.qmin);
+        p.scale = (hi - lo) / (float)(qmax - qmin);
     }
     /* PyTorch's floor: keeps 1/scale finite for dead (all-zero) outputs. */
     if (!(p.scale > FLT_EPSILON))
         p.scale = FLT_EPSILON;
     if (scheme != QAT_SCHEME_SYMMETRIC) {
-        float z = (float)p.qmin - roundf(lo / p.scale);
-        p.zero_point = z < (float)p.qmin ? p.qmin : z > (float)p.qmax ? p.qmax : (int32_t)z;
+        float z = (float)qmin - (float)qat_fp_round(lo / p.scale);
+        p.zero_point = z < (float)qmin ? qmin : z > (float)qmax ? qmax : (int32_t)z;
     }
     return p;
 }
 
-void qat_weight_scales_symmetric(const float *w, int C, size_t k, int bits, float *scale)
+qat_qparams qat_qparams_from_range(float lo, float hi, int bits, int scheme)
 {
     int32_t qmin, qmax;
-    qat_qrange(bits, 1, &qmin, &qmax);
-    for (int c = 0; c < C; c++) {
-        float m = 0.0f;
-        const float *row = w + (size_t)c * k;
-        for (size_t i = 0; i < k; i++) {
-            float a = fabsf(row[i]);
-            m = a > m ? a : m;
-        }
-        scale[c] = m > 0.0f ? m / (float)qmax : 1.0f;
-    }
+    qat_qrange(bits, 0, &qmin, &qmax);
+    return from_range(lo, hi, qmin, qmax, scheme);
+}
+
+qat_qparams qat_weight_qparams_from_range(float lo, float hi, int bits, int scheme)
+{
+    int32_t qmin, qmax;
+    qat_qrange(bits, scheme == QAT_SCHEME_SYMMETRIC, &qmin, &qmax);
+    qat_qparams p = from_range(lo, hi, qmin, qmax, scheme);
+    if (scheme == QAT_SCHEME_SYMMETRIC && !(lo < 0.0f || hi > 0.0f))
+        p.scale = 1.0f; /* an all-zero (e.g. pruned) channel: any scale works */
+    return p;
 }
 
 qat_qparams qat_input_qparams(void)
@@ -78,7 +81,7 @@ int32_t qat_quantize_bias(float b, float acc_scale, int32_t limit)
     return (int32_t)r;
 }
 
-void qat_observer_update_ema(qat_observer *o, float batch_lo, float batch_hi, float decay)
+void qat_observer_update(qat_observer *o, int kind, float batch_lo, float batch_hi, float decay)
 {
     if (!o->initialized) {
         o->lo = batch_lo;
@@ -86,6 +89,114 @@ void qat_observer_update_ema(qat_observer *o, float batch_lo, float batch_hi, fl
         o->initialized = 1.0f;
         return;
     }
+    if (kind == QAT_OBS_MINMAX) {
+        o->lo = batch_lo < o->lo ? batch_lo : o->lo;
+        o->hi = batch_hi > o->hi ? batch_hi : o->hi;
+        return;
+    }
     o->lo = decay * o->lo + (1.0f - decay) * batch_lo;
     o->hi = decay * o->hi + (1.0f - decay) * batch_hi;
+}
+
+#define HIST_BINS 2048
+
+/* Percentiles by histogram: the edge of the bin where the cumulative count
+ * crosses the share. Bin edges, not interpolation: cheap, and within one bin
+ * width ((hi - lo) / 2048) of the exact order statistic. */
+void qat_values_range(const float *x, size_t n, int kind, float percentile, float *lo, float *hi)
+{
+    float a = INFINITY, b = -INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        a = x[i] < a ? x[i] : a;
+        b = x[i] > b ? x[i] : b;
+    }
+    *lo = a;
+    *hi = b;
+    if (kind != QAT_OBS_PERCENTILE || percentile >= 100.0f || !(b > a))
+        return;
+    uint32_t hist[HIST_BINS];
+    memset(hist, 0, sizeof hist);
+    float w = (b - a) / HIST_BINS;
+    for (size_t i = 0; i < n; i++) {
+        int k = (int)((x[i] - a) / w);
+        hist[k < 0 ? 0 : k >= HIST_BINS ? HIST_BINS - 1 : k]++;
+    }
+    double tail = (1.0 - (double)percentile / 100.0) * (double)n;
+    double c = 0;
+    int k;
+    for (k = 0; k < HIST_BINS - 1 && c + hist[k] <= tail; k++)
+        c += hist[k];
+    *lo = a + w * (float)k;
+    c = 0;
+    for (k = HIST_BINS - 1; k > 0 && c + hist[k] <= tail; k--)
+        c += hist[k];
+    *hi = a + w * (float)(k + 1);
+    if (*lo > 0.0f && a <= 0.0f)
+        *lo = 0.0f;
+}
+
+/* k-th smallest (0-based) of v[0..n): quickselect (Hoare partition,
+ * median-of-three pivot), O(n), reorders v. A percentile observer runs this
+ * on every weight row at every step, so sorting would be too slow for fc
+ * layers with thousands of inputs per row. */
+static float order_stat(float *v, size_t n, size_t k)
+{
+    size_t l = 0, r = n - 1;
+    if (k >= n)
+        k = n - 1;
+    while (l < r) {
+        size_t m = l + (r - l) / 2;
+        float a = v[l], b = v[m], c = v[r];
+        float p = a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b));
+        size_t i = l, j = r;
+        while (i <= j) {
+            while (v[i] < p)
+                i++;
+            while (v[j] > p)
+                j--;
+            if (i <= j) {
+                float t = v[i];
+                v[i] = v[j];
+                v[j] = t;
+                i++;
+                if (j == 0)
+                    break;
+                j--;
+            }
+        }
+        if (k <= j)
+            r = j;
+        else if (k >= i)
+            l = i;
+        else
+            return v[k];
+    }
+    return v[k];
+}
+
+void qat_weight_ranges(const float *w, int C, size_t k, int per_channel, int kind,
+                       float percentile, int scheme, float *lo, float *hi, float *scratch)
+{
+    int rows = per_channel ? C : 1;
+    size_t len = per_channel ? k : (size_t)C * k;
+    for (int r = 0; r < rows; r++) {
+        const float *row = w + (size_t)r * len;
+        if (kind != QAT_OBS_PERCENTILE || percentile >= 100.0f) {
+            float a = INFINITY, b = -INFINITY;
+            for (size_t i = 0; i < len; i++) {
+                a = row[i] < a ? row[i] : a;
+                b = row[i] > b ? row[i] : b;
+            }
+            lo[r] = a;
+            hi[r] = b;
+            continue;
+        }
+        /* Percentile of the magnitudes (symmetric) or of the values. */
+        size_t top = (size_t)ceil((double)percentile / 100.0 * (double)len);
+        top = top == 0 ? 0 : top - 1;
+        for (size_t i = 0; i < len; i++)
+            scratch[i] = scheme == QAT_SCHEME_SYMMETRIC ? fabsf(row[i]) : row[i];
+        hi[r] = order_stat(scratch, len, top);
+        lo[r] = scheme == QAT_SCHEME_SYMMETRIC ? -hi[r] : order_stat(scratch, len, len - 1 - top);
+    }
 }

@@ -51,7 +51,7 @@ qat_status qat_evaluate_int8(const qat_rt_model *m, const qat_dataset *d, int th
                              uint8_t *pred, double *accuracy, double *images_per_second,
                              qat_error *err)
 {
-    qat_rt_options o = {threads, batch};
+    qat_rt_options o = {.threads = threads, .max_batch = batch};
     qat_rt_session *s;
     qat_status st = qat_rt_session_create(m, &o, &s, err);
     if (st != QAT_OK)

@@ -25,6 +25,7 @@ typedef struct run {
     qat_optim *opt;
     qat_lr_schedule sched;
     long steps_per_epoch;
+    long quant_from_step; /* quantization delay, in optimizer steps */
     uint8_t *batch_img, *batch_lab;
     uint32_t *order;
     float *onehot;
@@ -32,6 +33,7 @@ typedef struct run {
     double *epoch_seconds;
     char *resumed_rows; /* metrics.csv rows kept from before a resume */
     qat_checkpoint_meta meta;
+    int quiet;
 } run;
 
 static qat_status mkdir_p(const char *path, qat_error *err)
@@ -107,6 +109,9 @@ static qat_status setup(run *r, qat_error *err)
     r->sched.total_steps = spe * c->train.epochs - r->sched.warmup_steps;
     if (r->sched.total_steps < 1)
         r->sched.total_steps = 1;
+    r->quant_from_step = (long)llround(c->quant.delay_epochs * spe);
+    if (c->quant.delay_steps > r->quant_from_step)
+        r->quant_from_step = c->quant.delay_steps;
     if ((st = qat_lr_schedule_check(&r->sched, err)))
         return qat_error_prefix(err, "%s: [train] lr_schedule = %s", c->path,
                                 qat_lr_kind_name(r->sched.kind));
@@ -188,6 +193,8 @@ static qat_status train_step(run *r, int n, double *loss, int *correct, qat_erro
     qat_tape_set_training(t, 1);
     qat_tape_set_grad_enabled(t, 1);
     memset(grads, 0, np * sizeof *grads);
+    /* quantization delay: float warm-up, then fake-quant from this step on */
+    qat_model_set_quant_active(r->model, r->meta.step >= r->quant_from_step);
     qat_tensor *logits = qat_model_forward(r->model, t, r->batch_img, n);
     int C = logits->shape[1];
     qat_tensor *l;
@@ -251,8 +258,13 @@ static qat_status run_epochs(run *r, int stop_after, qat_error *err)
     *qat_tape_rng(r->tape) = r->meta.dropout;
     for (int e = r->meta.epoch; e < c->train.epochs; e++) {
         qat_dataset_order(r->train.n, c->data.shuffle, &r->meta.shuffle, r->order);
+        /* epoch-wise switches, derived from the epoch so a resume gets them too */
+        const qat_quant_cfg *qc = &c->quant;
+        qat_model_set_observers_frozen(r->model, qc->freeze_observers_epoch > 0 &&
+                                                     e + 1 >= qc->freeze_observers_epoch);
+        qat_model_set_bn_frozen(r->model, qc->freeze_bn_epoch > 0 && e + 1 >= qc->freeze_bn_epoch);
         qat_progress pr;
-        qat_progress_start(&pr, c->train.progress ? 0 : 1);
+        qat_progress_start(&pr, !c->train.progress || r->quiet);
         double t0 = qat_now(), loss_sum = 0;
         long correct = 0, seen = 0;
         for (uint32_t b = 0; b < r->train.n; b += (uint32_t)B) {
@@ -279,7 +291,8 @@ static qat_status run_epochs(run *r, int stop_after, qat_error *err)
         fprintf(r->metrics, "%d,%.6f,%.6f,%.6f,%.8g,%.3f,%.1f\n", e + 1, loss_sum / seen,
                 (double)correct / seen, test_acc, (double)lr, secs, seen / secs);
         fflush(r->metrics);
-        printf("epoch %d/%d  loss %.4f  train_acc %.4f  test_acc %.4f  lr %.3g  %.1fs  "
+        if (!r->quiet)
+            printf("epoch %d/%d  loss %.4f  train_acc %.4f  test_acc %.4f  lr %.3g  %.1fs  "
                    "%.0f img/s\n",
                    e + 1, c->train.epochs, loss_sum / seen, (double)correct / seen, test_acc,
                    (double)lr, secs, seen / secs);
@@ -316,6 +329,8 @@ static qat_status finish(run *r, results *res, qat_error *err)
         free(pred8);
         return qat_fail(err, QAT_ENOMEM, "out of memory");
     }
+    if (c->quant.enabled) /* even if the delay outlasted training */
+        qat_model_set_quant_active(r->model, 1);
     double acc = qat_evaluate(r->model, r->tape, &r->test, 256, pred);
     qat_status st = QAT_OK;
     if (!c->quant.enabled) {
@@ -467,6 +482,7 @@ qat_status qat_train(const qat_config *cfg, const qat_train_opts *opts, qat_erro
     if (!r)
         return qat_fail(err, QAT_ENOMEM, "out of memory");
     r->cfg = cfg;
+    r->quiet = opts && opts->quiet;
     r->threads = cfg->train.threads ? cfg->train.threads : online_cores();
     if (opts && opts->out_dir)
         snprintf(r->dir, sizeof r->dir, "%s", opts->out_dir);

@@ -78,8 +78,10 @@ Test(config, resolved_write_round_trips)
     cr_assert_eq(qat_config_parse(buf, len, "t.ini", NULL, 0, b, &e), QAT_OK, "%s\n%s", e.msg, buf);
     cr_assert_eq(memcmp(&a->train, &b->train, sizeof a->train), 0);
     cr_assert_eq(memcmp(&a->quant, &b->quant, sizeof a->quant), 0);
-    for (int i = 0; i < 2; i++)
-        b->layers[i].line = a->layers[i].line; /* the section moved; nothing else may */
+    for (int i = 0; i < 2; i++) { /* the section moved, and the writer spells every key out */
+        b->layers[i].line = a->layers[i].line;
+        b->layers[i].explicit_activation_bits = a->layers[i].explicit_activation_bits;
+    }
     cr_assert_eq(memcmp(a->layers, b->layers, sizeof a->layers[0] * 2), 0);
     free(buf);
     free(a);
@@ -165,7 +167,7 @@ Test(config, shipped_configs_parse)
     const char *root = getenv("QAT_SOURCE_ROOT");
     cr_assert_not_null(root);
     const char *files[] = {"configs/mnist_mlp.ini", "configs/mnist_cnn.ini"};
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < (int)(sizeof files / sizeof files[0]); i++) {
         char p[1024];
         snprintf(p, sizeof p, "%s/%s", root, files[i]);
         qat_config *c = malloc(sizeof *c);
@@ -173,4 +175,39 @@ Test(config, shipped_configs_parse)
         cr_assert_eq(qat_config_load(p, NULL, 0, c, &e), QAT_OK, "%s", e.msg);
         free(c);
     }
+}
+
+Test(config_errors, per_channel_activations_rejected_at_their_line)
+{
+    expect_error("[quant]\nactivation_granularity = per_channel\n[layer.a]\ntype=flatten\n", NULL,
+                 0, "t.ini:2", "per_channel applies to weights only");
+    expect_error("[layer.fc]\ntype=linear\nout_features=10\nactivation_granularity=per_channel\n",
+                 NULL, 0, "t.ini:4", "[layer.fc] activation_granularity");
+}
+Test(config_errors, unknown_observer) { expect_error("[quant]\nactivation_observer = histogram\n[layer.a]\ntype=flatten\n", NULL, 0, "t.ini:2", "minmax, ema, percentile"); }
+Test(config_errors, percentile_zero_or_above_100)
+{
+    expect_error("[quant]\npercentile = 0\n[layer.a]\ntype=flatten\n", NULL, 0, "t.ini:2", "(0, 100]");
+    expect_error("[quant]\npercentile = 100.5\n[layer.a]\ntype=flatten\n", NULL, 0, "t.ini:2", "(0, 100]");
+}
+Test(config_errors, bits_1_and_9)
+{
+    expect_error("[quant]\nweight_bits = 9\n[layer.a]\ntype=flatten\n", NULL, 0, "t.ini:2", "[2, 8]");
+    expect_error("[quant]\nactivation_bits = 1\n[layer.a]\ntype=flatten\n", NULL, 0, "t.ini:2", "[2, 8]");
+}
+
+Test(config, output_bits_apply_to_the_logits_unless_the_last_layer_says)
+{
+    qat_config *c = malloc(sizeof *c);
+    qat_error e;
+    const char *t1 = "[quant]\nactivation_bits=4\n[layer.f]\ntype=flatten\n"
+                     "[layer.fc1]\ntype=linear\nout_features=8\n[layer.fc2]\ntype=linear\nout_features=10\n";
+    cr_assert_eq(parse(t1, c, &e), QAT_OK, "%s", e.msg);
+    cr_assert_eq(c->layers[1].quant.activation_bits, 4);
+    cr_assert_eq(c->layers[2].quant.activation_bits, 8, "logits default to output_bits = 8");
+    const char *t2 = "[quant]\nactivation_bits=4\noutput_bits=6\n[layer.f]\ntype=flatten\n"
+                     "[layer.fc2]\ntype=linear\nout_features=10\nactivation_bits=3\n";
+    cr_assert_eq(parse(t2, c, &e), QAT_OK, "%s", e.msg);
+    cr_assert_eq(c->layers[1].quant.activation_bits, 3, "an explicit layer value wins");
+    free(c);
 }

@@ -169,3 +169,31 @@ Test(fixedpoint, inline_round_equals_roundf)
         cr_assert_eq(qat_fp_round(h), (int32_t)roundf(h), "x=%.9g", h);
     }
 }
+
+Test(fixedpoint, branch_free_right_shift_stage_equals_the_oracle)
+{
+    qat_rng r;
+    qat_rng_seed(&r, 9, 0);
+    for (int i = 0; i < 2000000; i++) {
+        int32_t acc = (int32_t)qat_rng_u32(&r);
+        if (i % 3 == 0)
+            acc >>= qat_rng_below(&r, 31);
+        int32_t m = (int32_t)(qat_rng_u32(&r) >> 1);
+        if (i % 7 == 0)
+            m = (int32_t)(1u << 30) + (int32_t)qat_rng_below(&r, 1000);
+        int right = (int)qat_rng_below(&r, 32);
+        int64_t rnd = right ? (int64_t)1 << (right - 1) : 0;
+        int32_t zp = (int32_t)qat_rng_below(&r, 256) - 128;
+        int64_t fast = qat_fp_requantize_right(acc, m, right, rnd, zp);
+        int32_t ref = qat_fp_requantize(acc, m, -right, zp, INT32_MIN, INT32_MAX);
+        int64_t clamped = fast < INT32_MIN ? INT32_MIN : fast > INT32_MAX ? INT32_MAX : fast;
+        cr_assert_eq(clamped, ref, "acc=%d m=%d right=%d zp=%d", acc, m, right, zp);
+    }
+    const int32_t edges[] = {INT32_MIN, INT32_MIN + 1, -1, 0, 1, INT32_MAX};
+    for (int a = 0; a < 6; a++)
+        for (int right = 0; right <= 31; right++) {
+            int64_t rnd = right ? (int64_t)1 << (right - 1) : 0;
+            int64_t fast = qat_fp_requantize_right(edges[a], INT32_MAX, right, rnd, 0);
+            cr_assert_eq(fast, qat_fp_requantize(edges[a], INT32_MAX, -right, 0, INT32_MIN, INT32_MAX));
+        }
+}

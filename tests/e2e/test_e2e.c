@@ -20,6 +20,7 @@ static void make_tmp(void)
 
 static void load_cfg(const char *rel, const char *const *extra, int nextra, qat_config *cfg)
 {
+    QAT_ASSERT(nextra <= 12);
     const char *root = getenv("QAT_SOURCE_ROOT");
     cr_assert_not_null(root, "run through meson test");
     char path[1024], data[1024];
@@ -55,7 +56,7 @@ static int compare_all(const char *dir, qat_dataset *test, double *fq_acc, doubl
     qat_tape_create(pool, &t, NULL);
     qat_tape_set_training(t, 0);
     qat_tape_set_grad_enabled(t, 0);
-    qat_rt_options o = {2, 100};
+    qat_rt_options o = {.threads = 2, .max_batch = 100};
     qat_rt_session *sess;
     cr_assert_eq(qat_rt_session_create(rm, &o, &sess, &e), QAT_OK, "%s", e.msg);
     int8_t *q = malloc((size_t)100 * C);
@@ -127,4 +128,49 @@ Test(e2e, cnn_train_export_runtime_agree_exactly, .timeout = 300)
 {
     const char *extra[] = {"train.epochs=1", "data.train_limit=1500", "data.test_limit=500"};
     train_and_compare("configs/mnist_cnn.ini", extra, 3, 0.70);
+}
+
+/* Every quantization scheme must export to exactly what it simulated: a
+ * small CNN (with avgpool and batchnorm) trained briefly under each
+ * combination, then every test image compared code for code. */
+Test(e2e, every_scheme_combination_exports_exactly, .timeout = 900)
+{
+    static const char *const combos[][5] = {
+        {"quant.weight_scheme=asymmetric", NULL},
+        {"quant.weight_granularity=per_tensor", NULL},
+        {"quant.weight_scheme=asymmetric", "quant.weight_granularity=per_tensor", NULL},
+        {"quant.activation_scheme=symmetric", NULL},
+        {"quant.weight_observer=percentile", "quant.activation_observer=percentile", NULL},
+        {"quant.weight_observer=ema", "quant.activation_observer=minmax", NULL},
+        {"quant.weight_bits=4", "quant.activation_bits=4", NULL},
+        {"quant.weight_bits=2", "quant.activation_bits=3", "quant.learn_scale=true", NULL},
+        {"quant.weight_bits=3", "quant.weight_scheme=asymmetric", "quant.learn_scale=true", NULL},
+        {"quant.weight_bits=5", "quant.activation_bits=6", "quant.weight_ste=identity",
+         "quant.activation_ste=identity", NULL},
+        {"layer.conv1.batchnorm=true", "layer.conv2.batchnorm=true", NULL},
+        {"layer.conv1.batchnorm=true", "quant.freeze_bn_epoch=2", "quant.learn_scale=true", NULL},
+        {"quant.delay_steps=5", "layer.conv2.weight_bits=2", "layer.fc1.activation_bits=4", NULL},
+    };
+    for (size_t k = 0; k < sizeof combos / sizeof combos[0]; k++) {
+        const char *extra[12] = {"train.epochs=2", "data.train_limit=1200", "data.test_limit=100",
+                                 "layer.conv1.out_channels=6", "layer.conv2.out_channels=5",
+                                 "layer.fc1.in_features=245", "layer.fc1.out_features=12"};
+        int n = 7;
+        for (int j = 0; combos[k][j]; j++)
+            extra[n++] = combos[k][j];
+        make_tmp();
+        qat_config *cfg = malloc(sizeof *cfg);
+        load_cfg("configs/mnist_cnn.ini", extra, n, cfg);
+        qat_train_opts o = {.out_dir = tmpdir, .quiet = 1};
+        qat_error e;
+        cr_assert_eq(qat_train(cfg, &o, &e), QAT_OK, "combo %zu: %s", k, e.msg);
+        qat_dataset test;
+        cr_assert_eq(qat_mnist_load(cfg->data.dir, "t10k", 10, 0, &test, &e), QAT_OK);
+        double fq, rt;
+        int differ = compare_all(tmpdir, &test, &fq, &rt);
+        cr_assert_eq(differ, 0, "combo %zu (%s ...): %d images differ", k, combos[k][0], differ);
+        cr_assert_gt(rt, 0.3, "combo %zu trains (accuracy %.3f)", k, rt);
+        qat_dataset_free(&test);
+        free(cfg);
+    }
 }

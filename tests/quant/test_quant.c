@@ -51,16 +51,90 @@ Test(qparams, asymmetric_from_known_ranges)
     }
 }
 
-Test(qparams, symmetric_weight_scales_per_channel)
+static void weight_scales(const float *w, int C, size_t k, int bits, int per_channel, int kind,
+                          float pct, int scheme, float *scale, int32_t *zp)
+{
+    float lo[8], hi[8], scratch[64];
+    qat_weight_ranges(w, C, k, per_channel, kind, pct, scheme, lo, hi, scratch);
+    for (int c = 0; c < C; c++) {
+        qat_qparams p = qat_weight_qparams_from_range(lo[per_channel ? c : 0],
+                                                      hi[per_channel ? c : 0], bits, scheme);
+        scale[c] = p.scale;
+        zp[c] = p.zero_point;
+    }
+}
+
+Test(qparams, symmetric_weight_scales_per_channel_and_per_tensor)
 {
     float w[3][4] = {{0.5f, -1.27f, 0.1f, 0.0f}, {0, 0, 0, 0}, {0.07f, 0.02f, -0.01f, 0.0f}};
     float s[3];
-    qat_weight_scales_symmetric(&w[0][0], 3, 4, 8, s);
+    int32_t z[3];
+    weight_scales(&w[0][0], 3, 4, 8, 1, QAT_OBS_MINMAX, 100, QAT_SCHEME_SYMMETRIC, s, z);
     cr_assert_float_eq(s[0], 0.01f, 1e-8);
     cr_assert_eq(s[1], 1.0f, "all-zero channel gets a harmless unit scale");
     cr_assert_float_eq(s[2], 0.07f / 127.0f, 1e-9);
-    qat_weight_scales_symmetric(&w[0][0], 3, 4, 4, s);
+    cr_assert(z[0] == 0 && z[1] == 0 && z[2] == 0);
+    weight_scales(&w[0][0], 3, 4, 4, 1, QAT_OBS_MINMAX, 100, QAT_SCHEME_SYMMETRIC, s, z);
     cr_assert_float_eq(s[0], 1.27f / 7.0f, 1e-7);
+    weight_scales(&w[0][0], 3, 4, 8, 0, QAT_OBS_MINMAX, 100, QAT_SCHEME_SYMMETRIC, s, z);
+    cr_assert(s[0] == s[1] && s[1] == s[2], "per tensor: one scale");
+    cr_assert_float_eq(s[0], 0.01f, 1e-8);
+}
+
+Test(qparams, asymmetric_weights_fit_their_range)
+{
+    float w[2][4] = {{0.0f, 0.51f, 1.02f, 2.55f}, {-1.0f, -0.5f, 0.2f, 0.3f}};
+    float s[2];
+    int32_t z[2];
+    weight_scales(&w[0][0], 2, 4, 8, 1, QAT_OBS_MINMAX, 100, QAT_SCHEME_ASYMMETRIC, s, z);
+    cr_assert_float_eq(s[0], 0.01f, 1e-7);
+    cr_assert_eq(z[0], -128, "all-positive row: zero at the bottom");
+    cr_assert_float_eq(s[1], 1.3f / 255.0f, 1e-7);
+    cr_assert_eq(qat_fp_quantize(0.0f, s[1], z[1], -128, 127), z[1], "0 is exact");
+}
+
+Test(observer, percentile_of_weights_clips_outliers)
+{
+    float w[100];
+    for (int i = 0; i < 100; i++)
+        w[i] = (float)(i % 2 ? i : -i) / 100.0f; /* |w| = 0.00 .. 0.99 */
+    w[7] = 50.0f;                                /* one outlier */
+    float lo, hi, scratch[100];
+    qat_weight_ranges(w, 1, 100, 1, QAT_OBS_PERCENTILE, 99.0f, QAT_SCHEME_SYMMETRIC, &lo, &hi,
+                      scratch);
+    cr_assert_float_eq(hi, 0.99f, 1e-6, "the 99th percentile of |w| skips the outlier: %g", hi);
+    cr_assert_eq(lo, -hi);
+    qat_weight_ranges(w, 1, 100, 1, QAT_OBS_MINMAX, 99.0f, QAT_SCHEME_SYMMETRIC, &lo, &hi, scratch);
+    cr_assert_eq(hi, 50.0f);
+}
+
+Test(observer, percentile_of_activations_by_histogram)
+{
+    static float x[10000];
+    for (int i = 0; i < 10000; i++)
+        x[i] = (float)i / 10000.0f; /* uniform on [0, 1) */
+    x[5] = 1000.0f;
+    float lo, hi;
+    qat_values_range(x, 10000, QAT_OBS_PERCENTILE, 99.0f, &lo, &hi);
+    /* 2048 bins over [0, 1000]: the 99th percentile (~0.99) lands within
+     * one bin width (0.49) */
+    cr_assert(hi > 0.9f && hi < 1.5f, "hi %g", hi);
+    cr_assert_eq(lo, 0.0f);
+    qat_values_range(x, 10000, QAT_OBS_MINMAX, 99.0f, &lo, &hi);
+    cr_assert_eq(hi, 1000.0f);
+}
+
+Test(observer, minmax_keeps_extremes_ema_blends)
+{
+    qat_observer o = {0, 0, 0};
+    qat_observer_update(&o, QAT_OBS_MINMAX, -1.0f, 2.0f, 0.9f);
+    qat_observer_update(&o, QAT_OBS_MINMAX, -0.5f, 3.0f, 0.9f);
+    cr_assert(o.lo == -1.0f && o.hi == 3.0f);
+    qat_observer e = {0, 0, 0};
+    qat_observer_update(&e, QAT_OBS_EMA, -1.0f, 3.0f, 0.9f);
+    qat_observer_update(&e, QAT_OBS_EMA, -2.0f, 1.0f, 0.9f);
+    cr_assert_float_eq(e.lo, -1.1f, 1e-6);
+    cr_assert_float_eq(e.hi, 2.8f, 1e-6);
 }
 
 Test(qparams, bias_codes_are_clamped_to_the_accumulator_budget)
@@ -72,18 +146,6 @@ Test(qparams, bias_codes_are_clamped_to_the_accumulator_budget)
     cr_assert_eq(qat_quantize_bias(1e30f, 1e-10f, lim), lim);
     cr_assert_eq(qat_quantize_bias(-1e30f, 1e-10f, lim), -lim);
     cr_assert_eq(qat_quantize_bias(NAN, 1.0f, lim), -lim);
-}
-
-Test(observer, ema_starts_from_first_batch_then_blends)
-{
-    qat_observer o;
-    memset(&o, 0, sizeof o);
-    qat_observer_update_ema(&o, -1.0f, 3.0f, 0.9f);
-    cr_assert_eq(o.lo, -1.0f);
-    cr_assert_eq(o.hi, 3.0f);
-    qat_observer_update_ema(&o, -2.0f, 1.0f, 0.9f);
-    cr_assert_float_eq(o.lo, -1.1f, 1e-6);
-    cr_assert_float_eq(o.hi, 2.8f, 1e-6);
 }
 
 /* ---- ops ---------------------------------------------------------------------- */
@@ -104,7 +166,8 @@ Test(ste, weight_codes_clipped_mask_and_identity_variant)
     for (int ste = 0; ste < 2; ste++) {
         qat_tape *t = tape();
         memset(g, 0, sizeof g);
-        qat_tensor *k = qat_op_weight_codes(t, &wt, scale, -7, 7, ste);
+        qat_tensor *st = qat_tape_const(t, scale, 2);
+        qat_tensor *k = qat_op_weight_codes(t, &wt, st, NULL, -7, 7, ste);
         cr_assert_eq(k->data[0], 3.0f);
         cr_assert_eq(k->data[1], -7.0f, "clamped");
         cr_assert_eq(k->data[2], 7.0f, "clamped");
@@ -127,9 +190,11 @@ Test(ste, fake_quant_forward_and_mask)
     float x[5] = {-3.0f, -0.26f, 0.0f, 0.74f, 5.0f}, g[5] = {0};
     int shape[1] = {5};
     qat_tensor xt = qat_tensor_view(x, g, 1, shape);
-    qat_qparams qp = {0.5f, -2, -8, 7}; /* representable reals: [-3, 4.5] */
+    /* scale 0.5, zp -2, codes [-8, 7]: representable reals [-3, 4.5] */
     qat_tape *t = tape();
-    qat_tensor *y = qat_op_fake_quant(t, &xt, qp, QAT_STE_CLIPPED);
+    float half = 0.5f;
+    qat_tensor *y = qat_op_fake_quant(t, &xt, qat_tape_const(t, &half, 1), -2, -8, 7,
+                                      QAT_STE_CLIPPED);
     float expect[5] = {-3.0f, -0.5f, 0.0f, 0.5f, 4.5f};
     for (int i = 0; i < 5; i++)
         cr_assert_float_eq(y->data[i], expect[i], 1e-7, "i=%d got %g", i, y->data[i]);
@@ -147,7 +212,8 @@ Test(ste, act_codes_scale_gradient)
     int shape[1] = {3};
     qat_tensor xt = qat_tensor_view(x, g, 1, shape);
     qat_tape *t = tape();
-    qat_tensor *k = qat_op_act_codes(t, &xt, 0.02f);
+    float s = 0.02f;
+    qat_tensor *k = qat_op_act_codes(t, &xt, qat_tape_const(t, &s, 1));
     cr_assert_eq(k->data[0], 1.0f);
     cr_assert_eq(k->data[1], 2.0f);
     cr_assert_eq(k->data[2], -3.0f);
@@ -174,12 +240,13 @@ Test(requant, forward_is_the_runtime_output_stage_and_backward_is_ste)
     for (int c = 0; c < C; c++)
         qat_fp_quantize_multiplier((double)acc_scale[c] / out.scale, &mult[c], &shift[c]);
     int32_t lim = qat_bias_limit(100, 8);
-    qat_requant_params rp = {C, acc_scale, mult, shift, lim, out, out.zero_point, out.qmax,
+    qat_requant_params rp = {C, mult, shift, lim, out.zero_point, out.zero_point, out.qmax,
                              QAT_STE_CLIPPED};
     qat_tape *t = tape();
     memset(gacc, 0, sizeof gacc);
     memset(gb, 0, sizeof gb);
-    qat_tensor *y = qat_op_requantize(t, &at, &bt, &rp);
+    qat_tensor *y = qat_op_requantize(t, &at, &bt, qat_tape_const(t, acc_scale, C),
+                                      qat_tape_const(t, &out.scale, 1), &rp);
     float proj[N * C];
     for (int i = 0; i < N * C; i++)
         proj[i] = qat_rng_normal(&r);
@@ -215,10 +282,10 @@ Test(requant, range_reports_real_values_after_relu)
     float scale[2] = {0.01f, 0.1f};
     qat_tape *t = tape();
     float lo, hi;
-    qat_acc_range(t, &at, NULL, scale, 1000, 0, &lo, &hi);
+    qat_acc_range(t, &at, NULL, scale, 1000, 0, QAT_OBS_EMA, 100, &lo, &hi);
     cr_assert_float_eq(lo, -1.0f, 1e-6);
     cr_assert_float_eq(hi, 5.0f, 1e-6);
-    qat_acc_range(t, &at, NULL, scale, 1000, 1, &lo, &hi);
+    qat_acc_range(t, &at, NULL, scale, 1000, 1, QAT_OBS_EMA, 100, &lo, &hi);
     cr_assert_eq(lo, 0.0f);
     qat_tape_destroy(t);
 }
