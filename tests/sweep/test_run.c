@@ -447,3 +447,52 @@ Test(sweep_run, command_line_errors_exit_2_with_a_clear_message)
                   needles[i]);
     }
 }
+
+/* Runs scripts/plot_metrics.sh with the given arguments; its exit status. */
+static int plot_metrics(const char *a1, const char *a2)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s/scripts/plot_metrics.sh' '%s' %s%s%s >/dev/null 2>'%s'",
+             getenv("QAT_SOURCE_ROOT"), a1, a2 ? "'" : "", a2 ? a2 : "", a2 ? "'" : "", errlog);
+    int st = system(cmd);
+    free(err_text);
+    err_text = fx_read(errlog);
+    cr_assert(WIFEXITED(st));
+    return WEXITSTATUS(st);
+}
+
+Test(sweep_run, plot_metrics_reads_columns_by_name)
+{
+    if (!has_gnuplot())
+        cr_skip_test("gnuplot is not installed");
+    char run[256], p[512];
+    snprintf(run, sizeof run, "%s/run", dir);
+    cr_assert_eq(mkdir(run, 0777), 0);
+    /* columns in another order, plus sparsity and one nobody plots */
+    fx_write(run, "metrics.csv",
+             "epoch,lr,penalty,train_loss,test_accuracy,train_accuracy,sparsity\n"
+             "1,0.01,0.5,1.2,0.80,0.75,0.10\n2,0.01,0.4,0.6,0.88,0.90,0.30\n"
+             "3,0.001,0.3,0.4,0.90,0.93,0.50\n");
+    cr_assert_eq(plot_metrics(run, NULL), 0, "%s", err_text);
+    snprintf(p, sizeof p, "%s/curves.png", run);
+    expect_png(p);
+    snprintf(p, sizeof p, "%s/curves.svg", run);
+    char *svg = fx_read(p);
+    cr_assert(strstr(svg, "sparsity"), "the sparsity panel is drawn");
+    cr_assert(strstr(svg, "learning rate") && strstr(svg, "accuracy (%)"));
+    free(svg);
+    snprintf(p, sizeof p, "%s/sub/c", dir);
+    cr_assert_eq(plot_metrics(run, p), 0, "%s", err_text);
+    snprintf(p, sizeof p, "%s/sub/c.png", dir);
+    expect_png(p);
+    /* bad inputs: exit 2 with the file (and line) named */
+    fx_write(run, "metrics.csv", "epoch,lr,train_loss\n1,0.1,2\n");
+    cr_assert_eq(plot_metrics(run, NULL), 2);
+    cr_assert(strstr(err_text, "metrics.csv:1: no 'train_accuracy' column"), "%s", err_text);
+    fx_write(run, "metrics.csv", "epoch,train_loss,train_accuracy,test_accuracy,lr\n1,2,0.1\n");
+    cr_assert_eq(plot_metrics(run, NULL), 2);
+    cr_assert(strstr(err_text, "metrics.csv:2: 3 fields"), "%s", err_text);
+    snprintf(p, sizeof p, "%s/none", dir);
+    cr_assert_eq(plot_metrics(p, NULL), 2);
+    cr_assert(strstr(err_text, "no such folder"), "%s", err_text);
+}
