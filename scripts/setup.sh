@@ -2,15 +2,16 @@
 # Installs the Debian packages qat needs (only those missing), then configures
 # and builds into build/. Safe to rerun. Usage: scripts/setup.sh [--test]
 #   --test  also installs what the full test suite needs (cross compiler,
-#           qemu-user, clang for fuzzing and sanitizers, gnuplot).
+#           qemu-user, clang for fuzzing and sanitizers, h5py).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
-pkgs=(gcc meson ninja-build pkg-config libopenblas-dev libhdf5-dev zlib1g-dev libcriterion-dev)
+# gnuplot-nox: qat-sweep and scripts/plot_metrics.sh draw their plots with it.
+pkgs=(gcc meson ninja-build pkg-config libopenblas-dev libhdf5-dev zlib1g-dev libcriterion-dev
+      gnuplot-nox)
 if [[ "${1:-}" == "--test" ]]; then
-  pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user clang libclang-rt-14-dev gnuplot-nox
-         python3-h5py)
+  pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user clang libclang-rt-14-dev python3-h5py)
 fi
 
 missing=()
