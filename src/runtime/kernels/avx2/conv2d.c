@@ -3,6 +3,7 @@
  * vpaddd over K pairs, with the requantizing output stage fused. Built with
  * -mavx2 -mfma; layout and the exactness argument: layout.h. */
 #include <immintrin.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "runtime/kernels/avx2/layout.h"
@@ -56,40 +57,60 @@ static inline void pos_next(const qat_rt_conv_params *p, pos *q)
     }
 }
 
-/* One im2col row into dst (kp int16): the window at q, padded taps reading
- * in_zp, then a zero to pad K to even. A window row that lies wholly inside
- * the image is kernel_w * in_c contiguous bytes of NHWC input, widened in
- * one go. */
-static void im2col_row(const qat_rt_conv_params *p, const int8_t *in, const pos *q, size_t kp,
-                       int16_t *dst)
+/* The whole input image widened to int16 into dst, (in_h + 2 pad_h) x
+ * (in_w + 2 pad_w) x in_c, the border filled with in_zp: every im2col row
+ * is then kernel_h straight copies of kernel_w * in_c values, and each
+ * input value is widened once instead of once per window covering it. */
+static void pad_image(const qat_rt_conv_params *p, const int8_t *img, int16_t *dst)
 {
-    const size_t c = (size_t)p->in_c, kw = (size_t)p->kernel_w, rowlen = kw * c;
-    const int8_t *img = in + q->img * (size_t)p->in_h * (size_t)p->in_w * c;
-    const long long x0 = (long long)q->ox * p->stride_w - p->pad_w;
-    const long long y0 = (long long)q->oy * p->stride_h - p->pad_h;
+    const size_t c = (size_t)p->in_c, wp = (size_t)(p->in_w + 2 * p->pad_w);
+    const size_t row = wp * c, side = (size_t)p->pad_w * c, inner = (size_t)p->in_w * c;
     const int16_t zp = (int16_t)p->in_zp;
-    const int inside_x = x0 >= 0 && x0 + (long long)kw <= p->in_w;
-    int16_t *d = dst;
-    for (int ky = 0; ky < p->kernel_h; ky++, d += rowlen) {
-        long long iy = y0 + ky;
-        if (iy < 0 || iy >= p->in_h) {
-            fill(d, zp, rowlen);
-            continue;
-        }
-        const int8_t *src = img + (size_t)iy * (size_t)p->in_w * c;
-        if (inside_x) {
-            widen(d, src + (size_t)x0 * c, rowlen);
-            continue;
-        }
-        for (size_t kx = 0; kx < kw; kx++) {
-            long long ix = x0 + (long long)kx;
-            if (ix < 0 || ix >= p->in_w)
-                fill(d + kx * c, zp, c);
-            else
-                widen(d + kx * c, src + (size_t)ix * c, c);
+    fill(dst, zp, (size_t)p->pad_h * row);
+    int16_t *d = dst + (size_t)p->pad_h * row;
+    for (int y = 0; y < p->in_h; y++, d += row, img += inner) {
+        fill(d, zp, side);
+        widen(d + side, img, inner);
+        fill(d + side + inner, zp, side);
+    }
+    fill(d, zp, (size_t)p->pad_h * row);
+}
+
+/* dst[0..n) = src[0..n); short copies move a whole 8, 16 or 32 bytes, so up
+ * to 30 bytes past both ends are read or written (the scratch has slack,
+ * and whatever lands past a segment is overwritten by the next one). */
+static inline void copy16(int16_t *dst, const int16_t *src, size_t n)
+{
+    if (n <= 4) {
+        uint64_t v;
+        memcpy(&v, src, 8);
+        memcpy(dst, &v, 8);
+    } else if (n <= 8) {
+        _mm_storeu_si128((__m128i *)dst, _mm_loadu_si128((const __m128i *)src));
+    } else {
+        size_t i = 0;
+        for (; i + 16 <= n; i += 16)
+            _mm256_storeu_si256((__m256i *)(dst + i),
+                                _mm256_loadu_si256((const __m256i *)(src + i)));
+        if (i < n) {
+            i = n >= 16 ? n - 16 : i;
+            _mm256_storeu_si256((__m256i *)(dst + i),
+                                _mm256_loadu_si256((const __m256i *)(src + i)));
         }
     }
-    if (kp > rowlen * (size_t)p->kernel_h)
+}
+
+/* One im2col row (kp int16) for the window at q, from the padded image. */
+static inline void im2col_row(const qat_rt_conv_params *p, const int16_t *padded, const pos *q,
+                              size_t kp, int16_t *dst)
+{
+    const size_t c = (size_t)p->in_c, len = (size_t)p->kernel_w * c;
+    const size_t row = (size_t)(p->in_w + 2 * p->pad_w) * c;
+    const int16_t *src = padded + (size_t)q->oy * (size_t)p->stride_h * row +
+                         (size_t)q->ox * (size_t)p->stride_w * c;
+    for (int ky = 0; ky < p->kernel_h; ky++)
+        copy16(dst + (size_t)ky * len, src + (size_t)ky * row, len);
+    if (kp > len * (size_t)p->kernel_h)
         dst[kp - 1] = 0;
 }
 
@@ -102,6 +123,68 @@ static inline __m256i bcast_pair(const int16_t *a)
 
 /* MR rows (a, row stride kp) x 16 channels of tile t; the output stage
  * writes channels [0, nvalid) of the tile to out (row stride ldo). */
+#define QAT_AVX2_ROW_PAIR(ADDR, A0, A1)                                                          \
+    "vpbroadcastd " ADDR ", %%ymm14\n\t"                                                         \
+    "vpmaddwd %%ymm12, %%ymm14, %%ymm15\n\t"                                                     \
+    "vpaddd %%ymm15, %%" A0 ", %%" A0 "\n\t"                                                     \
+    "vpmaddwd %%ymm13, %%ymm14, %%ymm15\n\t"                                                     \
+    "vpaddd %%ymm15, %%" A1 ", %%" A1 "\n\t"
+
+/* The K loop of a full 6x16 tile, in assembly because GCC spills some of the
+ * twelve accumulators of the intrinsic version to the stack inside the loop:
+ * ymm0-11 hold the accumulators (6 rows x 2 halves; loaded from and stored
+ * back to acc around the loop), ymm12-13 one K pair of 16 channels'
+ * weights, ymm14 the broadcast activation pair, ymm15 the product. Per
+ * pair: 2 loads, 6 broadcasts, 12 vpmaddwd, 12 vpaddd. pairs >= 1. */
+static inline void kloop_6x16(const int16_t *a, size_t kp, const int16_t *w, size_t pairs,
+                              __m256i acc[6][2])
+{
+    const size_t l = kp * sizeof(int16_t), l3 = 3 * l, l5 = 5 * l;
+    const char *pa = (const char *)a;
+    __asm__ volatile("vmovdqu 0(%[acc]), %%ymm0\n\t"
+                     "vmovdqu 32(%[acc]), %%ymm1\n\t"
+                     "vmovdqu 64(%[acc]), %%ymm2\n\t"
+                     "vmovdqu 96(%[acc]), %%ymm3\n\t"
+                     "vmovdqu 128(%[acc]), %%ymm4\n\t"
+                     "vmovdqu 160(%[acc]), %%ymm5\n\t"
+                     "vmovdqu 192(%[acc]), %%ymm6\n\t"
+                     "vmovdqu 224(%[acc]), %%ymm7\n\t"
+                     "vmovdqu 256(%[acc]), %%ymm8\n\t"
+                     "vmovdqu 288(%[acc]), %%ymm9\n\t"
+                     "vmovdqu 320(%[acc]), %%ymm10\n\t"
+                     "vmovdqu 352(%[acc]), %%ymm11\n\t"
+                     "1:\n\t"
+                     "vmovdqa (%[w]), %%ymm12\n\t"
+                     "vmovdqa 32(%[w]), %%ymm13\n\t"
+                     QAT_AVX2_ROW_PAIR("(%[pa])", "ymm0", "ymm1")
+                     QAT_AVX2_ROW_PAIR("(%[pa],%[l],1)", "ymm2", "ymm3")
+                     QAT_AVX2_ROW_PAIR("(%[pa],%[l],2)", "ymm4", "ymm5")
+                     QAT_AVX2_ROW_PAIR("(%[pa],%[l3],1)", "ymm6", "ymm7")
+                     QAT_AVX2_ROW_PAIR("(%[pa],%[l],4)", "ymm8", "ymm9")
+                     QAT_AVX2_ROW_PAIR("(%[pa],%[l5],1)", "ymm10", "ymm11")
+                     "add $4, %[pa]\n\t"
+                     "add $64, %[w]\n\t"
+                     "dec %[n]\n\t"
+                     "jnz 1b\n\t"
+                     "vmovdqu %%ymm0, 0(%[acc])\n\t"
+                     "vmovdqu %%ymm1, 32(%[acc])\n\t"
+                     "vmovdqu %%ymm2, 64(%[acc])\n\t"
+                     "vmovdqu %%ymm3, 96(%[acc])\n\t"
+                     "vmovdqu %%ymm4, 128(%[acc])\n\t"
+                     "vmovdqu %%ymm5, 160(%[acc])\n\t"
+                     "vmovdqu %%ymm6, 192(%[acc])\n\t"
+                     "vmovdqu %%ymm7, 224(%[acc])\n\t"
+                     "vmovdqu %%ymm8, 256(%[acc])\n\t"
+                     "vmovdqu %%ymm9, 288(%[acc])\n\t"
+                     "vmovdqu %%ymm10, 320(%[acc])\n\t"
+                     "vmovdqu %%ymm11, 352(%[acc])\n\t"
+                     : [pa] "+r"(pa), [w] "+r"(w), [n] "+r"(pairs)
+                     : [acc] "r"(&acc[0][0]), [l] "r"(l), [l3] "r"(l3), [l5] "r"(l5)
+                     : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",
+                       "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "memory",
+                       "cc");
+}
+
 static inline __attribute__((always_inline)) void
 tile(const int MR, const qat_avx2_pack *h, int t, const int16_t *a, int8_t *out, size_t ldo,
      int nvalid, __m256i lo, __m256i hi, __m256i zp)
@@ -114,13 +197,17 @@ tile(const int MR, const qat_avx2_pack *h, int t, const int16_t *a, int8_t *out,
         acc[r][0] = _mm256_load_si256((const __m256i *)bias);
         acc[r][1] = _mm256_load_si256((const __m256i *)(bias + 8));
     }
-    for (size_t j = 0; j < pairs; j++, w += 2 * QAT_AVX2_NR) {
+    if (MR == 6) {
+        kloop_6x16(a, kp, w, pairs, acc);
+    } else {
+        for (size_t j = 0; j < pairs; j++, w += 2 * QAT_AVX2_NR) {
         __m256i w0 = _mm256_load_si256((const __m256i *)w);
         __m256i w1 = _mm256_load_si256((const __m256i *)(w + QAT_AVX2_NR));
         for (int r = 0; r < MR; r++) {
             __m256i x = bcast_pair(a + (size_t)r * kp + 2 * j);
             acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(x, w0));
             acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(x, w1));
+        }
         }
     }
     qat_avx2_rq8 q[2];
@@ -153,23 +240,41 @@ void qat_s8_conv2d__avx2(const qat_rt_conv_params *p, const int8_t *in, int8_t *
     const qat_avx2_pack *h = p->packed;
     const size_t kp = (size_t)h->kp, block = (size_t)h->block_rows, ldo = (size_t)p->out_c;
     int16_t *a = scratch;
+    int16_t *padded = (int16_t *)((char *)scratch + qat_avx2_block_bytes(block, kp));
+    const size_t in_size = (size_t)p->in_h * (size_t)p->in_w * (size_t)p->in_c;
+    size_t padded_img = SIZE_MAX; /* which image `padded` holds */
     const __m256i zp = _mm256_set1_epi32(p->out_zp);
     const __m256i lo = _mm256_set1_epi32(p->act_min - p->out_zp);
     const __m256i hi = _mm256_set1_epi32(p->act_max - p->out_zp);
     const int t0 = c0 / QAT_AVX2_NR, t1 = (c1 + QAT_AVX2_NR - 1) / QAT_AVX2_NR;
     for (size_t mb = m0; mb < m1; mb += block) {
         size_t rows = m1 - mb < block ? m1 - mb : block;
-        pos q;
-        pos_at(p, mb, &q);
-        for (size_t r = 0; r < rows; r++, pos_next(p, &q))
-            im2col_row(p, in, &q, kp, a + r * kp);
+        if (h->pointwise) {
+            for (size_t r = 0; r < rows; r++) {
+                widen(a + r * kp, in + (mb + r) * (size_t)p->in_c, (size_t)p->in_c);
+                if (kp > (size_t)p->in_c)
+                    a[r * kp + kp - 1] = 0;
+            }
+        } else {
+            pos q;
+            pos_at(p, mb, &q);
+            for (size_t r = 0; r < rows; r++, pos_next(p, &q)) {
+                if (q.img != padded_img) {
+                    pad_image(p, in + q.img * in_size, padded);
+                    padded_img = q.img;
+                }
+                im2col_row(p, padded, &q, kp, a + r * kp);
+            }
+        }
         for (int t = t0; t < t1; t++) {
             int nvalid = c1 - t * QAT_AVX2_NR < QAT_AVX2_NR ? c1 - t * QAT_AVX2_NR : QAT_AVX2_NR;
             int8_t *o = out + mb * ldo + (size_t)t * QAT_AVX2_NR;
             size_t r = 0;
             for (; r + QAT_AVX2_MR <= rows; r += QAT_AVX2_MR)
-                tile(4, h, t, a + r * kp, o + r * ldo, ldo, nvalid, lo, hi, zp);
+                tile(6, h, t, a + r * kp, o + r * ldo, ldo, nvalid, lo, hi, zp);
             switch (rows - r) {
+            case 5: tile(5, h, t, a + r * kp, o + r * ldo, ldo, nvalid, lo, hi, zp); break;
+            case 4: tile(4, h, t, a + r * kp, o + r * ldo, ldo, nvalid, lo, hi, zp); break;
             case 3: tile(3, h, t, a + r * kp, o + r * ldo, ldo, nvalid, lo, hi, zp); break;
             case 2: tile(2, h, t, a + r * kp, o + r * ldo, ldo, nvalid, lo, hi, zp); break;
             case 1: tile(1, h, t, a + r * kp, o + r * ldo, ldo, nvalid, lo, hi, zp); break;

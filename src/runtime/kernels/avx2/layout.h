@@ -22,16 +22,25 @@
 #include <stdint.h>
 
 #define QAT_AVX2_NR 16 /* output channels per tile */
-#define QAT_AVX2_MR 4  /* output rows per micro-tile */
+#define QAT_AVX2_MR 6  /* output rows per micro-tile */
 
 typedef struct qat_avx2_pack {
     int32_t k;        /* kernel_h * kernel_w * in_c */
     int32_t kp;       /* k rounded up to even */
     int32_t tiles;    /* ceil(out_c / 16) */
     int32_t any_left; /* some channel has shift > 0 (the SatShl step is needed) */
-    int32_t block_rows; /* im2col rows per block (scratch = block_rows * kp int16) */
-    int32_t pad_[11];   /* header is 64 bytes: the arrays stay 64-byte aligned */
+    int32_t block_rows; /* im2col rows per block */
+    int32_t pointwise;  /* 1x1, stride 1, no padding (linear too): a row is one pixel */
+    int32_t pad_[10];   /* header is 64 bytes: the arrays stay 64-byte aligned */
 } qat_avx2_pack;
+
+/* Scratch: the im2col block (block_rows x kp int16), then the input image
+ * widened to int16 with its padding filled in (not for pointwise layers),
+ * each followed by 64 bytes of slack for the short copies' overrun. */
+static inline size_t qat_avx2_block_bytes(size_t block_rows, size_t kp)
+{
+    return (block_rows * kp * 2 + 64 + 63) & ~(size_t)63;
+}
 
 enum { QAT_AVX2_RQ_BIAS, QAT_AVX2_RQ_MULT, QAT_AVX2_RQ_LEFT, QAT_AVX2_RQ_RIGHT,
        QAT_AVX2_RQ_MASK, QAT_AVX2_RQ_THR, QAT_AVX2_RQ_COUNT };

@@ -50,6 +50,8 @@ static void pack(const qat_rt_conv_params *p, void *dst)
     h->kp = (int32_t)kp;
     h->tiles = (int32_t)tiles;
     h->block_rows = block_rows(kp);
+    h->pointwise = p->kernel_h == 1 && p->kernel_w == 1 && p->stride_h == 1 &&
+                   p->stride_w == 1 && p->pad_h == 0 && p->pad_w == 0;
     int32_t *rq[QAT_AVX2_RQ_COUNT];
     for (int i = 0; i < QAT_AVX2_RQ_COUNT; i++)
         rq[i] = (int32_t *)qat_avx2_rq(h, i);
@@ -78,7 +80,12 @@ static void pack(const qat_rt_conv_params *p, void *dst)
 static size_t scratch_size(const qat_rt_conv_params *p)
 {
     size_t kp = (conv_k(p) + 1) & ~(size_t)1;
-    return (size_t)block_rows(kp) * kp * sizeof(int16_t);
+    size_t bytes = qat_avx2_block_bytes((size_t)block_rows(kp), kp);
+    if (!(p->kernel_h == 1 && p->kernel_w == 1 && p->stride_h == 1 && p->stride_w == 1 &&
+          p->pad_h == 0 && p->pad_w == 0))
+        bytes += ((size_t)(p->in_h + 2 * p->pad_h) * (size_t)(p->in_w + 2 * p->pad_w) *
+                  (size_t)p->in_c * 2) + 64;
+    return bytes;
 }
 
 const qat_rt_kernels qat_rt_kernels_avx2 = {
