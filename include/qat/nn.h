@@ -97,4 +97,32 @@ qat_status qat_model_refresh_qparams(qat_model *m, qat_error *err);
 /* Bytes of the float parameters (4 per weight/bias). */
 size_t qat_model_float_bytes(const qat_model *m);
 
+/* ---- memory limits (src/nn/limits.c) -------------------------------------------
+ * What a training run of a config needs, from its shapes alone: nothing is
+ * allocated, so an absurd config can be refused before it is built. Every
+ * figure is a lower bound (what the run cannot do without), so a refusal is
+ * never a false alarm; sizes saturate at SIZE_MAX instead of wrapping. */
+typedef struct qat_model_memory {
+    size_t params;      /* parameter count */
+    size_t param_bytes; /* parameters, gradients, effective weights, optimizer state */
+    size_t train_bytes; /* one training step: the input and every layer's output with
+                           their gradients, plus the weight codes (QAT) with theirs */
+    size_t eval_bytes;  /* one evaluation batch: the same without gradients */
+    size_t total_bytes; /* param_bytes + the larger of train_bytes and eval_bytes */
+    int peak_layer;     /* index of the layer with the most output values per image */
+    size_t peak_values; /* that many */
+} qat_model_memory;
+
+/* Shape errors are reported as qat_model_create reports them. */
+qat_status qat_model_memory_estimate(const qat_config *cfg, int train_batch, int eval_batch,
+                                     qat_model_memory *out, qat_error *err);
+/* QAT_EINVAL naming the config, the largest layer (file:line) and
+ * [train] batch_size, with the computed requirement, when the estimate
+ * exceeds available bytes. */
+qat_status qat_model_check_memory(const qat_config *cfg, int train_batch, int eval_batch,
+                                  size_t available, qat_error *err);
+/* Bytes this process may still allocate: /proc/meminfo MemAvailable, capped
+ * by a cgroup (v2 or v1) memory limit; SIZE_MAX when nothing says. */
+size_t qat_memory_available(void);
+
 #endif

@@ -12,8 +12,7 @@
 
 static int is_compute(int type) { return type == QAT_LAYER_CONV2D || type == QAT_LAYER_LINEAR; }
 
-/* Fills l's output shape from its input shape, or explains why it cannot. */
-static qat_status infer_shape(const qat_config *cfg, qat_layer *l, qat_error *err)
+qat_status qat_layer_infer_shape(const qat_config *cfg, qat_layer *l, qat_error *err)
 {
     const qat_layer_cfg *c = l->cfg;
     const char *file = cfg->path;
@@ -113,7 +112,7 @@ qat_status qat_model_create(const qat_config *cfg, qat_model **out, qat_error *e
         l->in_h = h;
         l->in_w = w;
         l->in_c = c;
-        if ((st = infer_shape(&m->cfg, l, err)) != QAT_OK)
+        if ((st = qat_layer_infer_shape(&m->cfg, l, err)) != QAT_OK)
             goto fail;
         h = l->out_h;
         w = l->out_w;

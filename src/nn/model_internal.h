@@ -23,6 +23,11 @@ struct qat_model {
     float *wlo, *whi; /* weight ranges of one layer, [max out_c] each */
 };
 
+/* Fills l's output shape, kernel/stride/padding and fan_in from l->cfg and
+ * its input shape (l->in_*), or explains with file:line why it cannot. The
+ * memory estimate (limits.c) uses it too, so it sees the same shapes. */
+qat_status qat_layer_infer_shape(const qat_config *cfg, qat_layer *l, qat_error *err);
+
 /* Derives layer l's quantization from its effective weights w (out_c rows of
  * fan_in), its observer and its input quantization (already in l->q.in),
  * filling l->q. Returns 0, or -1 if a multiplier cannot be represented (then

@@ -82,7 +82,12 @@ static qat_status setup(run *r, qat_error *err)
 {
     const qat_config *c = r->cfg;
     qat_status st;
-    if ((st = qat_pool_create(r->threads, &r->pool, err)) ||
+    /* refuse what cannot fit before allocating any of it (evaluation runs
+     * batches of up to 256 test images, see run_epochs) */
+    int eval_batch = r->test.n < 256 ? (int)r->test.n : 256;
+    if ((st = qat_model_check_memory(c, c->train.batch_size, eval_batch, qat_memory_available(),
+                                     err)) ||
+        (st = qat_pool_create(r->threads, &r->pool, err)) ||
         (st = qat_tape_create(r->pool, &r->tape, err)) ||
         (st = qat_model_create(c, &r->model, err)))
         return st;
