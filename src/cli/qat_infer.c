@@ -17,8 +17,8 @@
 #define DEFAULT_THREADS 1
 
 static const char usage_text[] =
-    "usage: " PROG " MODEL --images IDX --labels IDX [--batch N] [--threads N] [--json]\n"
-    "                 [--dump-logits FILE]\n"
+    "usage: " PROG " MODEL --images IDX --labels IDX [--batch N] [--threads N] [--isa ISA]\n"
+    "                 [--json] [--dump-logits FILE] [--profile]\n"
     "\n"
     "Runs the integer model MODEL (HDF5, docs/FORMAT.md) on the images and reports\n"
     "top-1 accuracy against the labels and the inference throughput (images/s;\n"
@@ -27,17 +27,23 @@ static const char usage_text[] =
     "  --images IDX        IDX image file (magic 0x00000803), raw or gzip\n"
     "  --labels IDX        IDX label file (magic 0x00000801), raw or gzip\n"
     "  --batch N           images per qat_rt_run call (default 64)\n"
-    "  --threads N         threads splitting each batch (default 1)\n"
+    "  --threads N         threads splitting each batch (default 1); with fewer images\n"
+    "                      than threads (e.g. --batch 1) they split each layer instead\n"
+    "  --isa ISA           kernel path: auto (default: $QAT_ISA if set, else the\n"
+    "                      fastest this CPU runs), ref, avx2, neon, neon-dot, neon-plain.\n"
+    "                      Every path gives identical logits; one the CPU lacks is an\n"
+    "                      error (exit 2)\n"
     "  --json              print one line: {\"accuracy\": A, \"images_per_second\": R}\n"
     "  --dump-logits FILE  write the int8 logits, N x num_classes, row-major, raw\n"
+    "  --profile           print the time spent in each layer (thread 0's view)\n"
     "  -h, --help          print this help\n"
     "\n"
     "Exit status: 0 success, 2 bad usage or input (flags, model, IDX files),\n"
     "1 any other failure.\n";
 
 typedef struct args {
-    const char *model, *images, *labels, *dump;
-    int batch, threads, json;
+    const char *model, *images, *labels, *dump, *isa;
+    int batch, threads, json, profile;
 } args;
 
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
@@ -94,9 +100,13 @@ static int parse_args(int argc, char **argv, args *a)
             a->json = 1;
             continue;
         }
+        if (strcmp(arg, "--profile") == 0) {
+            a->profile = 1;
+            continue;
+        }
         /* flags with a value: "--flag VALUE" or "--flag=VALUE" */
         static const char *const with_value[] = {"--images", "--labels", "--batch", "--threads",
-                                                 "--dump-logits"};
+                                                 "--dump-logits", "--isa"};
         const char *value = NULL, *flag = NULL;
         char name[32];
         for (size_t f = 0; f < sizeof with_value / sizeof with_value[0]; f++) {
@@ -125,6 +135,8 @@ static int parse_args(int argc, char **argv, args *a)
             a->labels = value;
         else if (strcmp(flag, "--dump-logits") == 0)
             a->dump = value;
+        else if (strcmp(flag, "--isa") == 0)
+            a->isa = value;
         else if (strcmp(flag, "--batch") == 0)
             rc = parse_int(flag, value, 1, 1 << 16, &a->batch);
         else
@@ -203,6 +215,31 @@ static qat_status write_logits(const char *path, const int8_t *lg, size_t bytes,
     return QAT_OK;
 }
 
+/* Per-layer table; goes to stderr under --json so stdout stays one line. */
+static void print_profile(const qat_rt_session *s, double wall, FILE *f)
+{
+    qat_rt_layer_profile p[QAT_RT_MAX_LAYERS + 1];
+    int n = qat_rt_session_profile(s, p, QAT_RT_MAX_LAYERS + 1);
+    double total = 0.0;
+    for (int i = 0; i < n; i++)
+        total += p[i].seconds;
+    fprintf(f, "profile (thread 0, %ld images, %.3f s in layers, %.3f s wall):\n",
+            n ? p[0].images : 0L, total, wall);
+    fprintf(f, "  %-5s %-16s %-10s %10s %6s %9s\n", "layer", "name", "op", "us/image", "%",
+            "GMAC/s");
+    for (int i = 0; i < n; i++) {
+        double per = p[i].images ? 1e6 * p[i].seconds / (double)p[i].images : 0.0;
+        char idx[16] = "-";
+        if (p[i].index >= 0)
+            snprintf(idx, sizeof idx, "%d", p[i].index);
+        fprintf(f, "  %-5s %-16.16s %-10s %10.2f %6.1f", idx, p[i].name, p[i].op, per,
+                total > 0 ? 100.0 * p[i].seconds / total : 0.0);
+        if (p[i].macs > 0 && p[i].seconds > 0)
+            fprintf(f, " %9.2f", p[i].macs / p[i].seconds * 1e-9);
+        fputc('\n', f);
+    }
+}
+
 int main(int argc, char **argv)
 {
     args a;
@@ -217,7 +254,14 @@ int main(int argc, char **argv)
     data d = {0};
     int8_t *logits = NULL;
     int exit_code = 0;
-    qat_status st = qat_rt_h5_load(a.model, &m, &e);
+    qat_rt_owned_desc desc = {0};
+    qat_status st = qat_rt_h5_read_desc(a.model, &desc, &e);
+    if (!st) {
+        st = qat_rt_model_create_isa(&desc.desc, a.isa, &m, &e);
+        if (st && st != QAT_EUNSUPPORTED) /* an --isa problem is not the file's */
+            qat_error_prefix(&e, "%s", a.model);
+    }
+    qat_rt_owned_desc_free(&desc);
     if (!st)
         st = load_data(&a, m, &d, &e);
     int nc = m ? qat_rt_model_num_classes(m) : 0;
@@ -228,7 +272,7 @@ int main(int argc, char **argv)
         st = qat_fail(&e, QAT_ENOMEM, "out of memory for %zu bytes of logits", total);
     if (!st) {
         int batch = (uint32_t)a.batch < d.n ? a.batch : (int)d.n;
-        qat_rt_options o = {.threads = a.threads, .max_batch = batch};
+        qat_rt_options o = {.threads = a.threads, .max_batch = batch, .profile = a.profile};
         st = qat_rt_session_create(m, &o, &s, &e);
         double t0 = now_seconds();
         for (uint32_t i = 0; !st && i < d.n; i += (uint32_t)batch) {
@@ -248,9 +292,11 @@ int main(int argc, char **argv)
                 printf("{\"accuracy\": %.6f, \"images_per_second\": %.1f}\n", acc, ips);
             else
                 printf("model: %s\nimages: %u (%dx%d) from %s\naccuracy: %.4f (%u/%u)\n"
-                       "throughput: %.1f images/s (batch %d, threads %d)\n",
+                       "throughput: %.1f images/s (batch %d, threads %d, isa %s)\n",
                        a.model, (unsigned)d.n, d.h, d.w, a.images, acc, (unsigned)correct,
-                       (unsigned)d.n, ips, batch, a.threads);
+                       (unsigned)d.n, ips, batch, a.threads, qat_rt_model_isa(m));
+            if (a.profile)
+                print_profile(s, secs, a.json ? stderr : stdout);
         }
     }
     if (st)
