@@ -9,9 +9,11 @@
 #include "qat/data.h"
 #include "qat/runtime_h5.h"
 #include "rt_fixture.h"
+#include "runtime/kernels/kernels.h"
 
 static char dir[64], model[128], out_path[128], err_path[128], images[512], labels[512];
 static char out[8192], err[8192];
+static const char *child_env; /* "NAME=value" set in qat-infer's environment, or NULL */
 
 static void read_small(const char *p, char *buf, size_t cap)
 {
@@ -43,6 +45,8 @@ static int run(const char *const *args)
         int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         dup2(o, 1);
         dup2(e, 2);
+        if (child_env)
+            putenv((char *)child_env);
         execv(exe, (char *const *)argv);
         _exit(127);
     }
@@ -213,4 +217,90 @@ Test(cli, text_report_exits_0)
                  "%s", err);
     cr_assert(strstr(out, "accuracy: "), "%s", out);
     cr_assert(strstr(out, "images/s"), "%s", out);
+}
+
+static size_t read_all(const char *path, int8_t *buf, size_t cap)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "cannot open %s", path);
+    size_t n = fread(buf, 1, cap, f);
+    fclose(f);
+    return n;
+}
+
+Test(cli, every_isa_and_thread_count_dumps_identical_logits)
+{
+    static int8_t want[1000 * 10 + 1], got[1000 * 10 + 1];
+    char dump[200];
+    snprintf(dump, sizeof dump, "%s/logits.bin", dir);
+    cr_assert_eq(run((const char *[]){model, "--images", images, "--labels", labels, "--isa",
+                                      "ref", "--dump-logits", dump, NULL}),
+                 0, "%s", err);
+    cr_assert(strstr(out, "isa ref"), "%s", out);
+    size_t n = read_all(dump, want, sizeof want);
+    cr_assert_eq(n, 1000 * 10);
+    const qat_rt_kernels *paths[4];
+    int np = qat_rt_kernels_available(paths);
+    for (int i = 0; i < np; i++)
+        for (int t = 1; t <= 2; t++)
+            for (int b = 0; b < 2; b++) {
+                char threads[8], isa_seen[64];
+                snprintf(threads, sizeof threads, "%d", t);
+                cr_assert_eq(run((const char *[]){model, "--images", images, "--labels", labels,
+                                                  "--isa", paths[i]->isa, "--threads", threads,
+                                                  "--batch", b ? "37" : "1", "--dump-logits",
+                                                  dump, NULL}),
+                             0, "%s", err);
+                snprintf(isa_seen, sizeof isa_seen, "isa %s)", paths[i]->isa);
+                cr_assert(strstr(out, isa_seen), "%s", out);
+                cr_assert_eq(read_all(dump, got, sizeof got), n);
+                cr_assert_arr_eq(got, want, n, "--isa %s --threads %d --batch %s differs from ref",
+                                 paths[i]->isa, t, b ? "37" : "1");
+            }
+}
+
+Test(cli, unknown_or_unavailable_isa_exits_2)
+{
+    cr_assert_eq(run((const char *[]){model, "--images", images, "--labels", labels, "--isa",
+                                      "sse9", NULL}),
+                 2);
+    cr_assert(strstr(err, "isa: expected one of auto, ref, avx2, neon"), "%s", err);
+    cr_assert(strstr(err, "'sse9'"), "%s", err);
+#if defined(__x86_64__)
+    cr_assert_eq(run((const char *[]){model, "--images", images, "--labels", labels, "--isa",
+                                      "neon", NULL}),
+                 2);
+    cr_assert(strstr(err, "isa 'neon': this build has no neon kernels"), "%s", err);
+    cr_assert(strstr(err, "available here: ref"), "%s", err);
+#endif
+    /* the environment variable is named when it is the culprit */
+    child_env = "QAT_ISA=fast";
+    int rc = run((const char *[]){model, "--images", images, "--labels", labels, NULL});
+    child_env = NULL;
+    cr_assert_eq(rc, 2);
+    cr_assert(strstr(err, "QAT_ISA (environment)"), "%s", err);
+    /* and forces the path when --isa does not */
+    child_env = "QAT_ISA=ref";
+    rc = run((const char *[]){model, "--images", images, "--labels", labels, NULL});
+    child_env = NULL;
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_assert(strstr(out, "isa ref)"), "%s", out);
+}
+
+Test(cli, profile_lists_every_layer)
+{
+    cr_assert_eq(run((const char *[]){model, "--images", images, "--labels", labels, "--profile",
+                                      NULL}),
+                 0, "%s", err);
+    cr_assert(strstr(out, "profile (thread 0, 1000 images"), "%s", out);
+    const char *rows[] = {"input", "flatten", "fc1", "fc2"};
+    for (int i = 0; i < 4; i++)
+        cr_assert(strstr(out, rows[i]), "profile lacks %s: %s", rows[i], out);
+    cr_assert(strstr(out, "GMAC/s"), "%s", out);
+    /* with --json the table goes to stderr and stdout stays one line */
+    cr_assert_eq(run((const char *[]){model, "--images", images, "--labels", labels, "--profile",
+                                      "--json", NULL}),
+                 0, "%s", err);
+    cr_assert(strchr(out, '\n') == out + strlen(out) - 1, "%s", out);
+    cr_assert(strstr(err, "fc1"), "%s", err);
 }
