@@ -121,6 +121,21 @@ static inline int32_t qat_fp_quantize(float x, float scale, int32_t zp, int32_t 
     return q < qmin ? qmin : q > qmax ? qmax : q;
 }
 
+/* qat_fp_quantize without branches (the same result for every input, NaN
+ * included), for loops that must vectorise. */
+static inline int32_t qat_fp_quantize_vec(float x, float scale, int32_t zp, int32_t qmin, int32_t qmax)
+{
+    float r = x / scale;
+    float lo = (float)(qmin - zp) - 1.0f, hi = (float)(qmax - zp) + 1.0f;
+    r = r >= lo ? r : lo; /* NaN -> lo -> qmin */
+    r = r <= hi ? r : hi;
+    int32_t i = (int32_t)r;
+    float f = r - (float)i;
+    int32_t q = i + (f >= 0.5f) - (f <= -0.5f) + zp;
+    q = q < qmin ? qmin : q;
+    return q > qmax ? qmax : q;
+}
+
 /* Rounded integer average used by avgpool: round_half_away(sum / n), n > 0. */
 static inline int32_t qat_fp_div_round(int32_t sum, int32_t n)
 {

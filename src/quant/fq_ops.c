@@ -45,14 +45,23 @@ typedef struct {
  * the clamp only keeps garbage finite. */
 #define CODE_LIMIT 1073741824.0f
 
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+codes_run(const float *restrict x, float *restrict y, float s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float r = x[i] / s;
+        r = r >= -CODE_LIMIT ? r : -CODE_LIMIT; /* NaN -> -limit */
+        r = r <= CODE_LIMIT ? r : CODE_LIMIT;
+        int32_t k = (int32_t)r;
+        float f = r - (float)k;
+        y[i] = (float)(k + (f >= 0.5f) - (f <= -0.5f));
+    }
+}
+
 static void codes_fwd(void *v, size_t b, size_t e)
 {
     codes_ctx *c = v;
-    for (size_t i = b; i < e; i++) {
-        float r = c->x[i] / c->s;
-        r = r > CODE_LIMIT ? CODE_LIMIT : r < -CODE_LIMIT ? -CODE_LIMIT : r;
-        c->y[i] = (float)qat_fp_round(r);
-    }
+    codes_run(c->x + b, c->y + b, c->s, e - b);
 }
 
 static void codes_bwd(void *v, int tid, int nt)
@@ -115,26 +124,43 @@ typedef struct {
     int ste;
 } wcodes_ctx;
 
+/* One row of weight codes; the unclamped code decides the clipped STE, the
+ * unrounded value LSQ's clipping (Esser et al.). */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+wcodes_row(const float *restrict w, float *restrict y, uint8_t *restrict pass, size_t k, float s,
+           int32_t z, int32_t qmin, int32_t qmax, int ident)
+{
+    for (size_t i = 0; i < k; i++) {
+        int32_t q = qat_fp_quantize_vec(w[i], s, z, qmin - 1, qmax + 1);
+        int inside = (q >= qmin) & (q <= qmax);
+        float u = w[i] / s + (float)z;
+        int inside_u = (u >= (float)qmin) & (u <= (float)qmax);
+        pass[i] = (uint8_t)(inside | ident | (inside_u << 2));
+        q = q < qmin ? qmin : q;
+        q = q > qmax ? qmax : q;
+        y[i] = (float)(q - z);
+    }
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+wcodes_row_nomask(const float *restrict w, float *restrict y, size_t k, float s, int32_t z,
+                  int32_t qmin, int32_t qmax)
+{
+    for (size_t i = 0; i < k; i++)
+        y[i] = (float)(qat_fp_quantize_vec(w[i], s, z, qmin, qmax) - z);
+}
+
 static void wcodes_fwd(void *v, size_t b, size_t e)
 {
     wcodes_ctx *c = v;
     for (size_t row = b; row < e; row++) {
-        size_t si = c->per_channel ? row : 0;
-        float s = c->scale[si];
+        size_t si = c->per_channel ? row : 0, o = row * c->k;
         int32_t z = c->zp ? c->zp[si] : 0;
-        for (size_t i = row * c->k; i < (row + 1) * c->k; i++) {
-            /* the unclamped code decides the clipped STE */
-            int32_t q = qat_fp_quantize(c->w[i], s, z, c->qmin - 1, c->qmax + 1);
-            int inside = q >= c->qmin && q <= c->qmax;
-            /* LSQ clips on the unrounded value (Esser et al.), the STE on the code */
-            float u = c->w[i] / s + (float)z;
-            int inside_u = u >= (float)c->qmin && u <= (float)c->qmax;
-            if (c->pass)
-                c->pass[i] = (uint8_t)(inside | (c->ste == QAT_STE_IDENTITY ? 2 : 0) |
-                                       (inside_u ? 4 : 0));
-            q = q < c->qmin ? c->qmin : q > c->qmax ? c->qmax : q;
-            c->y[i] = (float)(q - z);
-        }
+        if (c->pass)
+            wcodes_row(c->w + o, c->y + o, c->pass + o, c->k, c->scale[si], z, c->qmin, c->qmax,
+                       c->ste == QAT_STE_IDENTITY ? 2 : 0);
+        else
+            wcodes_row_nomask(c->w + o, c->y + o, c->k, c->scale[si], z, c->qmin, c->qmax);
     }
 }
 
@@ -254,32 +280,45 @@ typedef struct {
     const float *acc;
     const int32_t *bq;
     const float *acc_scale;
-    float *vals; /* PERCENTILE: the real outputs */
+    float *vals;    /* PERCENTILE: the real outputs */
+    float *mn, *mx; /* [threads][C] per-channel accumulator extremes */
     size_t rows;
     int C, relu;
-    float lo[MAX_THREADS], hi[MAX_THREADS];
 } range_ctx;
+
+/* Per-channel extremes of the accumulators: scales are positive, so the
+ * real range follows from them, and a min/max over rows vectorises across
+ * channels. */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+minmax_rows(const float *restrict acc, size_t rows, int C, float *restrict mn, float *restrict mx)
+{
+    for (size_t r = 0; r < rows; r++) {
+        const float *a = acc + r * (size_t)C;
+        for (int c = 0; c < C; c++) {
+            mn[c] = a[c] < mn[c] ? a[c] : mn[c];
+            mx[c] = a[c] > mx[c] ? a[c] : mx[c];
+        }
+    }
+}
 
 static void range_part(void *v, int tid, int nt)
 {
     range_ctx *r = v;
     size_t b, e;
     qat_pool_range(r->rows, tid, nt, &b, &e);
-    float lo = INFINITY, hi = -INFINITY;
-    for (size_t row = b; row < e; row++) {
-        const float *a = r->acc + row * (size_t)r->C;
-        for (int c = 0; c < r->C; c++) {
-            float x = (float)acc_value(a[c], r->bq[c]) * r->acc_scale[c];
-            if (r->relu && x < 0.0f)
-                x = 0.0f;
-            if (r->vals)
-                r->vals[row * (size_t)r->C + c] = x;
-            lo = x < lo ? x : lo;
-            hi = x > hi ? x : hi;
-        }
+    float *mn = r->mn + (size_t)tid * r->C, *mx = r->mx + (size_t)tid * r->C;
+    for (int c = 0; c < r->C; c++) {
+        mn[c] = INFINITY;
+        mx[c] = -INFINITY;
     }
-    r->lo[tid] = lo;
-    r->hi[tid] = hi;
+    minmax_rows(r->acc + b * (size_t)r->C, e - b, r->C, mn, mx);
+    if (r->vals)
+        for (size_t row = b; row < e; row++)
+            for (int c = 0; c < r->C; c++) {
+                size_t i = row * (size_t)r->C + c;
+                float x = (float)acc_value(r->acc[i], r->bq[c]) * r->acc_scale[c];
+                r->vals[i] = r->relu && x < 0.0f ? 0.0f : x;
+            }
 }
 
 void qat_acc_range(qat_tape *t, const qat_tensor *acc, const qat_tensor *bias,
@@ -290,26 +329,40 @@ void qat_acc_range(qat_tape *t, const qat_tensor *acc, const qat_tensor *bias,
     int32_t *bq = qat_tape_alloc(t, (size_t)C * sizeof *bq);
     for (int c = 0; c < C; c++)
         bq[c] = bias ? qat_quantize_bias(bias->data[c], acc_scale[c], bias_limit) : 0;
+    qat_pool *pool = qat_tape_pool(t);
+    int nt = qat_pool_threads(pool);
+    QAT_ASSERT(nt <= MAX_THREADS);
+    if (acc->numel < (size_t)nt * QAT_ELEMWISE_GRAIN)
+        nt = 1;
     range_ctx *r = qat_tape_alloc(t, sizeof *r);
     r->acc = acc->data;
     r->bq = bq;
     r->acc_scale = acc_scale;
     r->vals = kind == QAT_OBS_PERCENTILE ? qat_tape_alloc(t, acc->numel * sizeof(float)) : NULL;
+    r->mn = qat_tape_alloc(t, (size_t)nt * (size_t)C * sizeof(float));
+    r->mx = qat_tape_alloc(t, (size_t)nt * (size_t)C * sizeof(float));
     r->rows = acc->numel / (size_t)C;
     r->C = C;
     r->relu = relu;
-    qat_pool *pool = qat_tape_pool(t);
-    int nt = qat_pool_threads(pool);
-    QAT_ASSERT(nt <= MAX_THREADS);
-    if (acc->numel < (size_t)nt * QAT_ELEMWISE_GRAIN)
-        nt = 1, range_part(r, 0, 1);
+    if (nt == 1)
+        range_part(r, 0, 1);
     else
         qat_pool_run(pool, range_part, r);
     *lo = INFINITY;
     *hi = -INFINITY;
-    for (int i = 0; i < nt; i++) { /* min/max: order cannot change the result */
-        *lo = r->lo[i] < *lo ? r->lo[i] : *lo;
-        *hi = r->hi[i] > *hi ? r->hi[i] : *hi;
+    for (int i = 0; i < nt; i++) /* min/max: order cannot change the result */
+        for (int c = 0; c < C; c++) {
+            size_t k = (size_t)i * C + c;
+            if (!(r->mn[k] <= r->mx[k]))
+                continue; /* this member saw no rows */
+            float a = (float)acc_value(r->mn[k], bq[c]) * acc_scale[c];
+            float z = (float)acc_value(r->mx[k], bq[c]) * acc_scale[c];
+            *lo = a < *lo ? a : *lo;
+            *hi = z > *hi ? z : *hi;
+        }
+    if (relu) {
+        *lo = *lo > 0.0f ? *lo : 0.0f;
+        *hi = *hi > 0.0f ? *hi : 0.0f;
     }
     if (r->vals)
         qat_values_range(r->vals, acc->numel, kind, percentile, lo, hi);
@@ -324,6 +377,7 @@ typedef struct {
     uint8_t *pass;     /* bit 0: inside the clamp; bit 1: identity STE */
     double *dbias;     /* [threads][C] */
     double *dscale;    /* [threads][C] */
+    float *fpart;      /* [threads][2C] float partials of the two above */
     partials ds_out;
     int32_t *right; /* per channel: -shift */
     int64_t *rnd;   /* per channel: 2^(right-1), or 0 */
@@ -346,26 +400,28 @@ typedef struct {
     out[c] = s * (float)(int32_t)(q - zp);
 
 __attribute__((target_clones("avx512f", "avx2", "default"))) static void
-rq_row(const float *restrict acc, const int32_t *restrict bq, const int32_t *restrict mult,
-       const int32_t *restrict right, const int64_t *restrict rnd, int C, int32_t zp, int32_t lo,
-       int32_t hi, float s, float *restrict out)
+rq_rows(const float *restrict acc, const int32_t *restrict bq, const int32_t *restrict mult,
+        const int32_t *restrict right, const int64_t *restrict rnd, size_t rows, int C, int32_t zp,
+        int32_t lo, int32_t hi, float s, float *restrict out)
 {
-    for (int c = 0; c < C; c++) {
-        RQ_ROW_BODY
-        (void)inside;
-    }
+    for (size_t r = 0; r < rows; r++, acc += C, out += C)
+        for (int c = 0; c < C; c++) {
+            RQ_ROW_BODY
+            (void)inside;
+        }
 }
 
 __attribute__((target_clones("avx512f", "avx2", "default"))) static void
-rq_row_mask(const float *restrict acc, const int32_t *restrict bq, const int32_t *restrict mult,
-            const int32_t *restrict right, const int64_t *restrict rnd, int C, int32_t zp,
-            int32_t lo, int32_t hi, int ident, float s, float *restrict out,
-            uint8_t *restrict pass)
+rq_rows_mask(const float *restrict acc, const int32_t *restrict bq, const int32_t *restrict mult,
+             const int32_t *restrict right, const int64_t *restrict rnd, size_t rows, int C,
+             int32_t zp, int32_t lo, int32_t hi, int ident, float s, float *restrict out,
+             uint8_t *restrict pass)
 {
-    for (int c = 0; c < C; c++) {
-        RQ_ROW_BODY
-        pass[c] = (uint8_t)(inside | ident);
-    }
+    for (size_t r = 0; r < rows; r++, acc += C, out += C, pass += C)
+        for (int c = 0; c < C; c++) {
+            RQ_ROW_BODY
+            pass[c] = (uint8_t)(inside | ident);
+        }
 }
 
 static void rq_fwd(void *v, size_t b, size_t e)
@@ -374,18 +430,19 @@ static void rq_fwd(void *v, size_t b, size_t e)
     const qat_requant_params *rp = c->rp;
     const int32_t zp = rp->zero_point;
     const int ident = rp->ste == QAT_STE_IDENTITY ? 2 : 0;
+    size_t o0 = b * (size_t)c->C;
+    if (c->all_right && c->pass) {
+        rq_rows_mask(c->acc + o0, c->bq, rp->multiplier, c->right, c->rnd, e - b, c->C, zp,
+                     rp->act_min, rp->act_max, ident, c->s_out, c->out + o0, c->pass + o0);
+        return;
+    }
+    if (c->all_right) {
+        rq_rows(c->acc + o0, c->bq, rp->multiplier, c->right, c->rnd, e - b, c->C, zp,
+                rp->act_min, rp->act_max, c->s_out, c->out + o0);
+        return;
+    }
     for (size_t row = b; row < e; row++) {
         size_t o = row * (size_t)c->C;
-        if (c->all_right && c->pass) {
-            rq_row_mask(c->acc + o, c->bq, rp->multiplier, c->right, c->rnd, c->C, zp,
-                        rp->act_min, rp->act_max, ident, c->s_out, c->out + o, c->pass + o);
-            continue;
-        }
-        if (c->all_right) {
-            rq_row(c->acc + o, c->bq, rp->multiplier, c->right, c->rnd, c->C, zp, rp->act_min,
-                   rp->act_max, c->s_out, c->out + o);
-            continue;
-        }
         for (int ch = 0; ch < c->C; ch++) {
             int32_t a = acc_value(c->acc[o + ch], c->bq[ch]);
             int32_t q = qat_fp_requantize(a, rp->multiplier[ch], rp->shift[ch], zp, INT32_MIN,
@@ -399,6 +456,31 @@ static void rq_fwd(void *v, size_t b, size_t e)
     }
 }
 
+/* One row of the output stage's backward: STE-masked gradient into the
+ * accumulator, and per-channel float partial sums for the bias and the
+ * accumulator scale (flushed into doubles every few rows by the caller).
+ * The NULL checks are loop-invariant: the compiler unswitches them. */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+rq_bwd_rows(const uint8_t *restrict pass, const float *restrict dy, const float *restrict as,
+            const float *restrict acc, float *restrict dacc, float *restrict dbf,
+            float *restrict dsf, size_t rows, int C)
+{
+    for (size_t r = 0; r < rows; r++) {
+        size_t o = r * (size_t)C;
+        for (int c = 0; c < C; c++) {
+            float g = pass[o + c] ? dy[o + c] : 0.0f;
+            if (dacc)
+                dacc[o + c] += g * as[c];
+            if (dbf)
+                dbf[c] += g;
+            if (dsf)
+                dsf[c] += g * acc[o + c];
+        }
+    }
+}
+
+#define RQ_FLUSH_ROWS 256 /* float partials are summed into doubles this often */
+
 static void rq_bwd_part(void *v, int tid, int nt)
 {
     rq_ctx *c = v;
@@ -408,32 +490,37 @@ static void rq_bwd_part(void *v, int tid, int nt)
     const float *as = c->acc_scale;
     double *db = c->want_bias ? c->dbias + (size_t)tid * C : NULL;
     double *dsc = c->want_scale ? c->dscale + (size_t)tid * C : NULL;
-    if (db)
-        memset(db, 0, (size_t)C * sizeof *db);
-    if (dsc)
-        memset(dsc, 0, (size_t)C * sizeof *dsc);
-    double dso = 0;
-    const float inv_s = 1.0f / c->s_out;
-    for (size_t row = b; row < e; row++) {
-        size_t o = row * (size_t)C;
+    float *dbf = c->want_bias ? c->fpart + (size_t)tid * 2 * C : NULL;
+    float *dsf = c->want_scale ? c->fpart + (size_t)tid * 2 * C + C : NULL;
+    for (int ch = 0; ch < C; ch++) {
+        if (db)
+            db[ch] = 0, dbf[ch] = 0;
+        if (dsc)
+            dsc[ch] = 0, dsf[ch] = 0;
+    }
+    for (size_t row = b; row < e; row += RQ_FLUSH_ROWS) {
+        size_t n = e - row < RQ_FLUSH_ROWS ? e - row : RQ_FLUSH_ROWS, o = row * (size_t)C;
+        rq_bwd_rows(c->pass + o, c->dy + o, as, c->acc + o, c->dacc ? c->dacc + o : NULL, dbf, dsf,
+                    n, C);
         for (int ch = 0; ch < C; ch++) {
-            uint8_t p = c->pass[o + ch];
-            float dy = c->dy[o + ch];
-            float g = p ? dy : 0.0f;
-            if (c->dacc)
-                c->dacc[o + ch] += g * as[ch];
             if (db)
-                db[ch] += g;
+                db[ch] += dbf[ch], dbf[ch] = 0;
             if (dsc)
-                dsc[ch] += (double)g * c->acc[o + ch];
-            if (c->want_out_scale) {
+                dsc[ch] += dsf[ch], dsf[ch] = 0;
+        }
+    }
+    double dso = 0;
+    if (c->want_out_scale) {
+        const float inv_s = 1.0f / c->s_out;
+        const float zpf = (float)c->rp->zero_point;
+        for (size_t row = b; row < e; row++) {
+            size_t o = row * (size_t)C;
+            for (int ch = 0; ch < C; ch++) {
                 /* LSQ: d(s (q - zp))/ds = (q - zp) - y / s inside, (q - zp) clamped */
                 float qz = c->y[o + ch] * inv_s; /* = q - zp */
                 float u = as[ch] * (float)acc_value(c->acc[o + ch], c->bq[ch]) * inv_s;
-                float zpf = (float)c->rp->zero_point;
-                int inside_u = u + zpf >= (float)c->rp->act_min &&
-                               u + zpf <= (float)c->rp->act_max;
-                dso += (double)dy * (inside_u ? qz - u : qz);
+                int inside_u = u + zpf >= (float)c->rp->act_min && u + zpf <= (float)c->rp->act_max;
+                dso += (double)c->dy[o + ch] * (inside_u ? qz - u : qz);
             }
         }
     }
@@ -457,6 +544,7 @@ static void requantize_backward(qat_tape *t, const qat_node *n)
     size_t part = (size_t)nt * (size_t)c->C * sizeof(double);
     c->dbias = c->want_bias ? qat_tape_alloc(t, part) : NULL;
     c->dscale = c->want_scale ? qat_tape_alloc(t, part) : NULL;
+    c->fpart = qat_tape_alloc(t, (size_t)nt * 2 * (size_t)c->C * sizeof(float));
     if (nt == 1)
         rq_bwd_part(c, 0, 1);
     else

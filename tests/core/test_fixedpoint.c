@@ -197,3 +197,26 @@ Test(fixedpoint, branch_free_right_shift_stage_equals_the_oracle)
             cr_assert_eq(fast, qat_fp_requantize(edges[a], INT32_MAX, -right, 0, INT32_MIN, INT32_MAX));
         }
 }
+
+Test(fixedpoint, vector_quantize_equals_scalar_quantize)
+{
+    qat_rng r;
+    qat_rng_seed(&r, 10, 0);
+    for (int i = 0; i < 1000000; i++) {
+        uint32_t bits = qat_rng_u32(&r);
+        float x;
+        memcpy(&x, &bits, sizeof x);
+        if (i % 2)
+            x = (float)((int)qat_rng_below(&r, 4001) - 2000) * 0.25f; /* ties */
+        float s = i % 5 ? 0.5f : 1e-3f + qat_rng_uniform(&r);
+        int32_t zp = (int32_t)qat_rng_below(&r, 256) - 128;
+        int bits_w = 2 + (int)qat_rng_below(&r, 7);
+        int32_t qmin = -(1 << (bits_w - 1)), qmax = (1 << (bits_w - 1)) - 1;
+        zp = zp < qmin ? qmin : zp > qmax ? qmax : zp;
+        cr_assert_eq(qat_fp_quantize_vec(x, s, zp, qmin, qmax), qat_fp_quantize(x, s, zp, qmin, qmax),
+                     "x=%.9g s=%g zp=%d", x, s, zp);
+    }
+    cr_assert_eq(qat_fp_quantize_vec(NAN, 0.1f, 3, -8, 7), -8);
+    cr_assert_eq(qat_fp_quantize_vec(INFINITY, 0.1f, 3, -8, 7), 7);
+    cr_assert_eq(qat_fp_quantize_vec(-INFINITY, 0.1f, 3, -8, 7), -8);
+}
