@@ -39,6 +39,7 @@ struct qat_node {
     qat_tensor *out;
     qat_tensor *in[4];
     int nin;
+    int tag;     /* profiling: the layer that recorded it */
     void *saved; /* op context, allocated from the tape */
 };
 
@@ -76,6 +77,17 @@ float *qat_tape_grad(qat_tape *t, qat_tensor *x);
 void qat_tape_backward(qat_tape *t, qat_tensor *loss);
 /* Number of nodes recorded since the last reset. */
 int qat_tape_num_nodes(const qat_tape *t);
+
+/* Profiling (benchmarks, qat-train never turns it on). While on, nodes are
+ * tagged with the current tag (set before each layer's ops), forward time
+ * between tag changes and backward time of each node accumulate per tag
+ * (tags 0 .. QAT_TAPE_MAX_TAGS-1); tag -1 pauses the forward clock. */
+#define QAT_TAPE_MAX_TAGS 64
+void qat_tape_set_profiling(qat_tape *t, int on);
+void qat_tape_set_tag(qat_tape *t, int tag);
+/* Seconds accumulated since profiling was turned on; arrays of
+ * QAT_TAPE_MAX_TAGS entries. */
+void qat_tape_profile(const qat_tape *t, double *fwd, double *bwd);
 
 /* Leaf view over caller memory (parameters, inputs). grad may be NULL. */
 qat_tensor qat_tensor_view(float *data, float *grad, int ndim, const int *shape);

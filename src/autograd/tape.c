@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Nodes are kept in arena-allocated blocks so that recording never mallocs
  * once the arena has reached its step size. */
@@ -20,7 +21,44 @@ struct qat_tape {
     int nnodes;
     int grad_enabled;
     int training;
+    /* profiling */
+    int profiling, tag;
+    double tag_start;
+    double fwd[QAT_TAPE_MAX_TAGS], bwd[QAT_TAPE_MAX_TAGS];
 };
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void qat_tape_set_profiling(qat_tape *t, int on)
+{
+    t->profiling = on;
+    t->tag = 0;
+    t->tag_start = now_s();
+    memset(t->fwd, 0, sizeof t->fwd);
+    memset(t->bwd, 0, sizeof t->bwd);
+}
+
+void qat_tape_set_tag(qat_tape *t, int tag)
+{
+    if (!t->profiling)
+        return;
+    double now = now_s();
+    if (t->tag >= 0)
+        t->fwd[t->tag] += now - t->tag_start;
+    t->tag_start = now;
+    t->tag = tag < 0 ? -1 : tag >= QAT_TAPE_MAX_TAGS ? QAT_TAPE_MAX_TAGS - 1 : tag;
+}
+
+void qat_tape_profile(const qat_tape *t, double *fwd, double *bwd)
+{
+    memcpy(fwd, t->fwd, sizeof t->fwd);
+    memcpy(bwd, t->bwd, sizeof t->bwd);
+}
 
 qat_status qat_tape_create(qat_pool *pool, qat_tape **out, qat_error *err)
 {
@@ -131,6 +169,7 @@ int qat_tape_record(qat_tape *t, qat_backward_fn fn, qat_tensor *out, void *save
     for (int i = 0; i < 4; i++)
         n->in[i] = i < nin ? in[i] : NULL;
     n->saved = saved;
+    n->tag = t->tag < 0 ? 0 : t->tag;
     t->nnodes++;
     return 1;
 }
@@ -158,6 +197,12 @@ void qat_tape_backward(qat_tape *t, qat_tensor *loss)
         const qat_node *n = &blocks[k / NODE_BLOCK]->nodes[k % NODE_BLOCK];
         if (!n->out->grad)
             continue; /* nothing downstream used this output */
-        n->backward(t, n);
+        if (t->profiling) {
+            double t0 = now_s();
+            n->backward(t, n);
+            t->bwd[n->tag] += now_s() - t0;
+        } else {
+            n->backward(t, n);
+        }
     }
 }

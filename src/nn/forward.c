@@ -352,6 +352,7 @@ qat_tensor *qat_model_forward(qat_model *m, qat_tape *t, const uint8_t *images, 
     qat_tensor *scale = quant ? qat_tape_const(t, &cur.scale, 1) : NULL;
     for (int i = 0; i < m->nlayers; i++) {
         qat_layer *l = &m->layers[i];
+        qat_tape_set_tag(t, i + 1); /* tag 0: input and loss */
         if (!is_compute(l->type))
             l->q.in = cur;
         switch (l->type) {
@@ -386,5 +387,6 @@ qat_tensor *qat_model_forward(qat_model *m, qat_tape *t, const uint8_t *images, 
         if (!is_compute(l->type))
             l->q.out = cur;
     }
+    qat_tape_set_tag(t, 0); /* whatever follows (the loss) counts as tag 0 */
     return as_flat(t, x);
 }
