@@ -330,6 +330,37 @@ Test(bad_model, input_scale_not_the_pixel_scale)
     INFER_BAD("input_scale");
 }
 
+Test(bad_model, weights_never_written)
+{
+    /* the right name, type and length, but no data: HDF5 would hand out
+     * fill values (zeros) and the model would run on weights it never had */
+    size_t n;
+    {
+        hid_t f = H5Fopen(rb_path("m.h5"), H5F_ACC_RDONLY, H5P_DEFAULT);
+        hid_t d = H5Dopen2(f, "/layers/005/weights", H5P_DEFAULT);
+        hid_t sp = H5Dget_space(d);
+        hsize_t dims;
+        H5Sget_simple_extent_dims(sp, &dims, NULL);
+        n = (size_t)dims;
+        H5Sclose(sp);
+        H5Dclose(d);
+        H5Fclose(f);
+    }
+    hid_t f = open_rw("m.h5");
+    cr_assert_geq(H5Ldelete(f, "/layers/005/weights", H5P_DEFAULT), 0);
+    hsize_t dims[1] = {n}, chunk[1] = {64};
+    hid_t sp = H5Screate_simple(1, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 1, chunk);
+    hid_t d = H5Dcreate2(f, "/layers/005/weights", H5T_STD_U8LE, sp, H5P_DEFAULT, dcpl,
+                         H5P_DEFAULT);
+    cr_assert_geq(d, 0);
+    H5Dclose(d);
+    H5Pclose(dcpl);
+    H5Sclose(sp);
+    H5Fclose(f);
+    INFER_BAD("dataset /layers/005/weights", "never written");
+}
+
 Test(bad_model, flipped_byte_in_weights)
 {
     hid_t f = H5Fopen(rb_path("m.h5"), H5F_ACC_RDONLY, H5P_DEFAULT);
