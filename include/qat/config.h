@@ -68,6 +68,33 @@ typedef struct qat_quant_cfg {
     int learn_scale; /* LSQ: scales are trained, initialised from the observers */
 } qat_quant_cfg;
 
+/* Pruning ([prune]); conv2d / linear sections may keep themselves dense or
+ * set their own target (src/prune, docs/PRUNING.md). */
+enum { QAT_PRUNE_NONE = 0, QAT_PRUNE_MAGNITUDE = 1, QAT_PRUNE_CHANNEL = 2 };
+enum { QAT_PRUNE_ONE_SHOT = 0, QAT_PRUNE_GRADUAL = 1, QAT_PRUNE_DYNAMIC = 2 };
+enum { QAT_PRUNE_SCOPE_LAYER = 0, QAT_PRUNE_SCOPE_GLOBAL = 1 };
+enum { QAT_PRUNE_UNIT_EPOCH = 0, QAT_PRUNE_UNIT_STEP = 1 };
+enum { QAT_NORM_L1 = 0, QAT_NORM_L2 = 1 };
+
+typedef struct qat_prune_cfg {
+    int method;             /* QAT_PRUNE_NONE / MAGNITUDE (single weights) / CHANNEL */
+    int schedule;           /* QAT_PRUNE_ONE_SHOT / GRADUAL / DYNAMIC */
+    int scope;              /* one threshold per layer, or one across layers */
+    float target_sparsity;  /* share of weights (magnitude) or channels (channel), [0, 1) */
+    float initial_sparsity; /* gradual/dynamic: sparsity at start */
+    int unit;               /* start and end count epochs or optimizer steps */
+    float start, end;       /* one_shot prunes at start; gradual/dynamic run start..end */
+    int frequency;          /* gradual/dynamic: optimizer steps between mask updates */
+    int regrow;             /* dynamic: pruned weights keep training and may re-enter */
+    int channel_norm;       /* channel: rank filters/neurons by L1 or L2 norm */
+} qat_prune_cfg;
+
+/* L1/L2 penalties on weights ([regularize]; conv2d / linear may override). */
+typedef struct qat_regularize_cfg {
+    float l1, l2; /* penalty l1 sum |w| + l2 / 2 sum w^2 */
+    int biases;   /* penalise biases too */
+} qat_regularize_cfg;
+
 typedef enum qat_layer_type {
     QAT_LAYER_CONV2D = 0,
     QAT_LAYER_LINEAR,
@@ -95,6 +122,11 @@ typedef struct qat_layer_cfg {
     float p;
     qat_quant_cfg quant; /* effective: [quant] merged with this section's overrides */
     int explicit_activation_bits; /* the section set activation_bits itself */
+    /* conv2d, linear: pruning overrides as written (resolved by
+     * qat_config_prune_layer, so a written config reads back the same) */
+    int prune;             /* 1 pruned, 0 kept dense, -1 not set */
+    float target_sparsity; /* this layer's own target; -1 not set */
+    float l1, l2;          /* effective: [regularize] merged with this section's */
 } qat_layer_cfg;
 
 typedef struct qat_config {
@@ -104,6 +136,8 @@ typedef struct qat_config {
     qat_model_cfg model;
     qat_train_cfg train;
     qat_quant_cfg quant;
+    qat_prune_cfg prune;
+    qat_regularize_cfg regularize;
     int nlayers;
     qat_layer_cfg layers[QAT_MAX_LAYERS];
 } qat_config;
@@ -119,6 +153,11 @@ qat_status qat_config_parse(const char *text, size_t len, const char *name,
  * an INI that qat_config_parse reads back to the same struct. */
 void qat_config_write(FILE *f, const qat_config *cfg);
 const char *qat_layer_type_name(int type);
+/* Whether layer i (a conv2d / linear) is pruned under cfg->prune, and its
+ * target: the section's own prune / target_sparsity, else every layer with
+ * [prune] target_sparsity, except the last layer under method = channel
+ * (its outputs are the class scores). 0 when method = none. */
+int qat_config_prune_layer(const qat_config *cfg, int i, float *target);
 /* Markdown table of every section's keys, defaults and meaning (README). */
 void qat_config_write_reference(FILE *f);
 

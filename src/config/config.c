@@ -96,7 +96,47 @@ static const qat_cfg_key quant_keys[] = {
 };
 #undef Q
 
+#define P(f) offsetof(qat_prune_cfg, f)
+static const char *const prune_methods[] = {"none", "magnitude", "channel", NULL};
+static const char *const prune_schedules[] = {"one_shot", "gradual", "dynamic", NULL};
+static const char *const prune_scopes[] = {"layer", "global", NULL};
+static const char *const prune_units[] = {"epoch", "step", NULL};
+static const char *const norms[] = {"l1", "l2", NULL};
+/* The defaults prune over epochs 1..3 of a 5-epoch run and leave the last
+ * epochs to recover at the final mask (docs/PRUNING.md). */
+static const qat_cfg_key prune_keys[] = {
+    {"method", QAT_CFG_ENUM, P(method), "none", 0, 0, 0, prune_methods, "what to prune: single weights by magnitude, or whole conv filters / linear neurons (removed at export)"},
+    {"schedule", QAT_CFG_ENUM, P(schedule), "gradual", 0, 0, 0, prune_schedules, "one_shot at start; gradual: Zhu & Gupta cubic ramp start..end; dynamic: the same ramp, masks recomputed from dense weights"},
+    {"scope", QAT_CFG_ENUM, P(scope), "global", 0, 0, 0, prune_scopes, "one magnitude threshold per layer, or one across all pruned layers"},
+    {"target_sparsity", QAT_CFG_FLOAT, P(target_sparsity), "0.5", 0, 1, QAT_CFG_MAX_EXCL, NULL, "final share of pruned weights (magnitude) or channels (channel), in [0, 1)"},
+    {"initial_sparsity", QAT_CFG_FLOAT, P(initial_sparsity), "0", 0, 1, QAT_CFG_MAX_EXCL, NULL, "gradual/dynamic: sparsity of the first mask update, in [0, 1)"},
+    {"unit", QAT_CFG_ENUM, P(unit), "epoch", 0, 0, 0, prune_units, "start and end count epochs (fractions allowed) or optimizer steps"},
+    {"start", QAT_CFG_FLOAT, P(start), "1", 0, 1e9, 0, NULL, "first mask update (one_shot: the only one), in unit"},
+    {"end", QAT_CFG_FLOAT, P(end), "3", 0, 1e9, 0, NULL, "gradual/dynamic: last mask update, reaching target_sparsity, in unit"},
+    {"frequency", QAT_CFG_INT, P(frequency), "100", 1, 1e9, 0, NULL, "gradual/dynamic: optimizer steps between mask updates"},
+    {"regrow", QAT_CFG_BOOL, P(regrow), "true", 0, 0, 0, NULL, "dynamic: pruned weights keep training on a dense copy and re-enter when they outgrow kept ones"},
+    {"channel_norm", QAT_CFG_ENUM, P(channel_norm), "l1", 0, 0, 0, norms, "channel: rank filters/neurons by the L1 or L2 norm of their weights"},
+};
+#undef P
+
+#define R(f) offsetof(qat_regularize_cfg, f)
+static const qat_cfg_key regularize_keys[] = {
+    {"l1", QAT_CFG_FLOAT, R(l1), "0", 0, 10, 0, NULL, "L1 penalty l1 * sum |w| on weights, added to the loss (reported apart)"},
+    {"l2", QAT_CFG_FLOAT, R(l2), "0", 0, 10, 0, NULL, "L2 penalty l2 / 2 * sum w^2 on weights; unlike adamw's weight_decay it goes through the gradient"},
+    {"biases", QAT_CFG_BOOL, R(biases), "false", 0, 0, 0, NULL, "penalise biases too"},
+};
+#undef R
+
 #define L(f) offsetof(qat_layer_cfg, f)
+/* Per-layer pruning / regularisation overrides (conv2d, linear). prune and
+ * target_sparsity stay "not set" (-1) unless written, so a layer without
+ * them follows [prune] whatever it says. */
+static const qat_cfg_key layer_prune_keys[] = {
+    {"prune", QAT_CFG_BOOL, L(prune), "true", 0, 0, 0, NULL, "false keeps this layer dense (default: pruned when [prune] method is set, except the last layer under channel)"},
+    {"target_sparsity", QAT_CFG_FLOAT, L(target_sparsity), "0.5", 0, 1, QAT_CFG_MAX_EXCL, NULL, "this layer's own target (default: [prune] target_sparsity); ranked on its own under scope = global"},
+    {"l1", QAT_CFG_FLOAT, L(l1), "0", 0, 10, 0, NULL, "this layer's L1 penalty (default: [regularize] l1)"},
+    {"l2", QAT_CFG_FLOAT, L(l2), "0", 0, 10, 0, NULL, "this layer's L2 penalty (default: [regularize] l2)"},
+};
 static const qat_cfg_key conv_keys[] = {
     {"out_channels", QAT_CFG_INT, L(out_channels), NULL, 1, 65536, 0, NULL, "output channels"},
     {"kernel", QAT_CFG_INT, L(kernel), "3", 1, 64, 0, NULL, "square kernel size"},
@@ -141,7 +181,7 @@ static const type_schema type_schemas[] = {
     [QAT_LAYER_DROPOUT] = {dropout_keys, COUNT(dropout_keys), 0},
 };
 
-static const char *const fixed_sections[] = {"data", "model", "train", "quant", NULL};
+static const char *const fixed_sections[] = {"data", "model", "train", "quant", "prune", "regularize", NULL};
 
 const char *qat_layer_type_name(int type)
 {
@@ -195,7 +235,7 @@ static qat_status check_quant(qat_ini *ini, qat_ini_section *s, const qat_quant_
 }
 
 static qat_status parse_layer(qat_ini *ini, qat_ini_section *s, const qat_quant_cfg *global,
-                              qat_layer_cfg *l, qat_error *err)
+                              const qat_regularize_cfg *reg, qat_layer_cfg *l, qat_error *err)
 {
     static const qat_cfg_key type_key[] = {
         {"type", QAT_CFG_ENUM, offsetof(qat_layer_cfg, type), NULL, 0, 0, 0, layer_types, "layer type"},
@@ -215,6 +255,10 @@ static qat_status parse_layer(qat_ini *ini, qat_ini_section *s, const qat_quant_
     if (ts->n && (st = qat_cfg_apply(ini, s, ts->keys, ts->n, l, 1, err)) != QAT_OK)
         return st;
     l->quant = *global;
+    l->prune = -1;
+    l->target_sparsity = -1.0f;
+    l->l1 = reg->l1;
+    l->l2 = reg->l2;
     char valid[1024] = "type";
     qat_cfg_names(ts->keys, ts->n, valid, sizeof valid);
     if (ts->quant_overrides) {
@@ -223,10 +267,126 @@ static qat_status parse_layer(qat_ini *ini, qat_ini_section *s, const qat_quant_
             return st;
         l->explicit_activation_bits = qat_ini_section_get(s, "activation_bits") != NULL;
         qat_cfg_names(quant_keys, COUNT(quant_keys), valid, sizeof valid);
+        st = qat_cfg_apply(ini, s, layer_prune_keys, COUNT(layer_prune_keys), l, 0, err);
+        if (st != QAT_OK)
+            return st;
+        qat_cfg_names(layer_prune_keys, COUNT(layer_prune_keys), valid, sizeof valid);
     }
     if ((l->type == QAT_LAYER_MAXPOOL2D || l->type == QAT_LAYER_AVGPOOL2D) && l->stride == 0)
         l->stride = l->kernel;
     return qat_cfg_check_unused(ini, s, valid, err);
+}
+
+static int is_compute_cfg(const qat_layer_cfg *l)
+{
+    return l->type == QAT_LAYER_CONV2D || l->type == QAT_LAYER_LINEAR;
+}
+
+static int last_compute(const qat_config *cfg)
+{
+    for (int i = cfg->nlayers - 1; i >= 0; i--)
+        if (is_compute_cfg(&cfg->layers[i]))
+            return i;
+    return -1;
+}
+
+int qat_config_prune_layer(const qat_config *cfg, int i, float *target)
+{
+    const qat_layer_cfg *l = &cfg->layers[i];
+    float t = l->target_sparsity >= 0.0f ? l->target_sparsity : cfg->prune.target_sparsity;
+    if (target)
+        *target = t;
+    if (cfg->prune.method == QAT_PRUNE_NONE || !is_compute_cfg(l) || l->prune == 0)
+        return 0;
+    if (l->prune == 1 || l->target_sparsity >= 0.0f)
+        return 1;
+    return !(cfg->prune.method == QAT_PRUNE_CHANNEL && i == last_compute(cfg));
+}
+
+/* "file:line" of section.key where it was set (or "--set ..."), else of the
+ * section, else the file. */
+static void where_key(const qat_ini *ini, const char *section, const char *key, char *buf,
+                      size_t len)
+{
+    qat_ini_section *s = qat_ini_find((qat_ini *)ini, section);
+    qat_ini_entry *e = s && key ? qat_ini_section_get(s, key) : NULL;
+    if (e)
+        qat_ini_where(ini, e, buf, len);
+    else if (s)
+        snprintf(buf, len, "%s:%d", ini->path, s->line);
+    else
+        snprintf(buf, len, "%s", ini->path);
+}
+
+/* Cross-key checks of [prune] and the layers' overrides that ranges cannot
+ * express; each message points at the line that set the offending key. */
+static qat_status check_prune(qat_ini *ini, const qat_config *cfg, qat_error *err)
+{
+    const qat_prune_cfg *p = &cfg->prune;
+    char where[600];
+    if (p->method == QAT_PRUNE_NONE)
+        return QAT_OK;
+    const char *unit = prune_units[p->unit];
+    if (p->schedule != QAT_PRUNE_ONE_SHOT) {
+        if (p->initial_sparsity > p->target_sparsity) {
+            where_key(ini, "prune", "initial_sparsity", where, sizeof where);
+            return qat_fail(err, QAT_EINVAL,
+                            "%s: [prune] initial_sparsity = %g is above target_sparsity = %g "
+                            "(the %s schedule only ever prunes more)",
+                            where, (double)p->initial_sparsity, (double)p->target_sparsity,
+                            prune_schedules[p->schedule]);
+        }
+        if (!(p->end > p->start)) {
+            /* point at end unless only start was written */
+            qat_ini_section *ps = qat_ini_find(ini, "prune");
+            int only_start = ps && !qat_ini_section_get(ps, "end") &&
+                             qat_ini_section_get(ps, "start");
+            where_key(ini, "prune", only_start ? "start" : "end", where, sizeof where);
+            return qat_fail(err, QAT_EINVAL,
+                            "%s: [prune] end = %g is not after start = %g (%ss): the %s "
+                            "schedule ramps the sparsity up from start to end",
+                            where, (double)p->end, (double)p->start, unit,
+                            prune_schedules[p->schedule]);
+        }
+    }
+    float last = p->schedule == QAT_PRUNE_ONE_SHOT ? p->start : p->end;
+    if (p->unit == QAT_PRUNE_UNIT_EPOCH && !(last < (float)cfg->train.epochs)) {
+        const char *k = p->schedule == QAT_PRUNE_ONE_SHOT ? "start" : "end";
+        where_key(ini, "prune", k, where, sizeof where);
+        return qat_fail(err, QAT_EINVAL,
+                        "%s: [prune] %s = %g epochs is not before the end of training ([train] "
+                        "epochs = %d): the model needs steps after the last mask update to "
+                        "recover",
+                        where, k, (double)last, cfg->train.epochs);
+    }
+    int last_i = last_compute(cfg), any = 0;
+    for (int i = 0; i < cfg->nlayers; i++) {
+        const qat_layer_cfg *l = &cfg->layers[i];
+        if (!is_compute_cfg(l))
+            continue;
+        char sec[QAT_NAME_MAX + 8];
+        snprintf(sec, sizeof sec, "layer.%s", l->name);
+        if (p->method == QAT_PRUNE_CHANNEL && i == last_i && l->prune != 0 &&
+            (l->prune == 1 || l->target_sparsity >= 0.0f)) {
+            where_key(ini, sec, l->prune == 1 ? "prune" : "target_sparsity", where, sizeof where);
+            return qat_fail(err, QAT_EINVAL,
+                            "%s: [layer.%s] cannot be channel-pruned: removing its output "
+                            "channels needs a later layer whose inputs shrink to match, and "
+                            "'%s' is the last layer (its %d outputs are the class scores); set "
+                            "prune = false or drop the key",
+                            where, l->name, l->name, cfg->model.num_classes);
+        }
+        any |= qat_config_prune_layer(cfg, i, NULL);
+    }
+    if (!any) {
+        where_key(ini, "prune", "method", where, sizeof where);
+        return qat_fail(err, QAT_EINVAL,
+                        "%s: [prune] method = %s but no layer is pruned (every conv2d/linear "
+                        "layer says prune = false%s)",
+                        where, prune_methods[p->method],
+                        p->method == QAT_PRUNE_CHANNEL ? ", or is the last layer" : "");
+    }
+    return QAT_OK;
 }
 
 static void config_name(const char *path, char *name)
@@ -267,9 +427,14 @@ static qat_status build(qat_ini *ini, const char *const *sets, int nsets, qat_co
     qat_cfg_defaults(train_keys, COUNT(train_keys), &cfg->train);
     qat_cfg_defaults(quant_global_keys, COUNT(quant_global_keys), &cfg->quant);
     qat_cfg_defaults(quant_keys, COUNT(quant_keys), &cfg->quant);
+    qat_cfg_defaults(prune_keys, COUNT(prune_keys), &cfg->prune);
+    qat_cfg_defaults(regularize_keys, COUNT(regularize_keys), &cfg->regularize);
     if ((st = apply_fixed(ini, "data", data_keys, COUNT(data_keys), &cfg->data, err)) ||
         (st = apply_fixed(ini, "model", model_keys, COUNT(model_keys), &cfg->model, err)) ||
-        (st = apply_fixed(ini, "train", train_keys, COUNT(train_keys), &cfg->train, err)))
+        (st = apply_fixed(ini, "train", train_keys, COUNT(train_keys), &cfg->train, err)) ||
+        (st = apply_fixed(ini, "prune", prune_keys, COUNT(prune_keys), &cfg->prune, err)) ||
+        (st = apply_fixed(ini, "regularize", regularize_keys, COUNT(regularize_keys),
+                          &cfg->regularize, err)))
         return st;
     qat_ini_section *q = qat_ini_find(ini, "quant");
     if (q) {
@@ -290,12 +455,13 @@ static qat_status build(qat_ini *ini, const char *const *sets, int nsets, qat_co
         if (strncmp(s->name, "layer.", 6) != 0)
             return qat_fail(err, QAT_EINVAL,
                             "%s:%d: unknown section [%s] (valid: [data], [model], [train], "
-                            "[quant], [layer.<name>])",
+                            "[quant], [prune], [regularize], [layer.<name>])",
                             ini->path, s->line, s->name);
         if (cfg->nlayers == QAT_MAX_LAYERS)
             return qat_fail(err, QAT_EINVAL, "%s:%d: more than %d layers", ini->path, s->line,
                             QAT_MAX_LAYERS);
-        if ((st = parse_layer(ini, s, &cfg->quant, &cfg->layers[cfg->nlayers], err)))
+        if ((st = parse_layer(ini, s, &cfg->quant, &cfg->regularize, &cfg->layers[cfg->nlayers],
+                              err)))
             return st;
         cfg->nlayers++;
     }
@@ -311,7 +477,7 @@ static qat_status build(qat_ini *ini, const char *const *sets, int nsets, qat_co
             l->quant.activation_bits = cfg->quant.output_bits;
         break;
     }
-    return QAT_OK;
+    return check_prune(ini, cfg, err);
 }
 
 qat_status qat_config_parse(const char *text, size_t len, const char *name,
@@ -355,13 +521,29 @@ void qat_config_write(FILE *f, const qat_config *cfg)
     fprintf(f, "\n[quant]\n");
     qat_cfg_write(f, quant_global_keys, COUNT(quant_global_keys), &cfg->quant);
     qat_cfg_write(f, quant_keys, COUNT(quant_keys), &cfg->quant);
+    fprintf(f, "\n[prune]\n");
+    qat_cfg_write(f, prune_keys, COUNT(prune_keys), &cfg->prune);
+    fprintf(f, "\n[regularize]\n");
+    qat_cfg_write(f, regularize_keys, COUNT(regularize_keys), &cfg->regularize);
     for (int i = 0; i < cfg->nlayers; i++) {
         const qat_layer_cfg *l = &cfg->layers[i];
         const type_schema *ts = &type_schemas[l->type];
         fprintf(f, "\n[layer.%s]\ntype = %s\n", l->name, qat_layer_type_name(l->type));
         qat_cfg_write(f, ts->keys, ts->n, l);
-        if (ts->quant_overrides)
-            qat_cfg_write(f, quant_keys, COUNT(quant_keys), &l->quant);
+        if (!ts->quant_overrides)
+            continue;
+        qat_cfg_write(f, quant_keys, COUNT(quant_keys), &l->quant);
+        /* prune / target_sparsity only as written: a default must keep
+         * following [prune] when the file is read back */
+        for (int k = 0; k < COUNT(layer_prune_keys); k++) {
+            const qat_cfg_key *key = &layer_prune_keys[k];
+            if ((key->offset == offsetof(qat_layer_cfg, prune) && l->prune < 0) ||
+                (key->offset == offsetof(qat_layer_cfg, target_sparsity) && l->target_sparsity < 0))
+                continue;
+            char v[64];
+            qat_cfg_format(key, l, v, sizeof v);
+            fprintf(f, "%s = %s\n", key->name, v);
+        }
     }
 }
 
@@ -388,6 +570,8 @@ void qat_config_write_reference(FILE *f)
     reference_table(f, "train", train_keys, COUNT(train_keys));
     reference_table(f, "quant", quant_global_keys, COUNT(quant_global_keys));
     reference_table(f, "quant", quant_keys, COUNT(quant_keys));
+    reference_table(f, "prune", prune_keys, COUNT(prune_keys));
+    reference_table(f, "regularize", regularize_keys, COUNT(regularize_keys));
     fprintf(f, "| `[layer.*]` | `type` | *required* | one of ");
     for (int c = 0; layer_types[c]; c++)
         fprintf(f, "%s`%s`", c ? ", " : "", layer_types[c]);
@@ -400,5 +584,11 @@ void qat_config_write_reference(FILE *f)
                "overrides: ");
     for (int i = 0; i < COUNT(quant_keys); i++)
         fprintf(f, "%s`%s`", i ? ", " : "", quant_keys[i].name);
-    fprintf(f, ".\n");
+    fprintf(f, ".\n\nconv2d and linear sections also accept these pruning and regularisation "
+               "overrides:\n\n| key | default | meaning |\n|---|---|---|\n");
+    for (int i = 0; i < COUNT(layer_prune_keys); i++) {
+        const qat_cfg_key *k = &layer_prune_keys[i];
+        fprintf(f, "| `%s` | %s | %s |\n", k->name,
+                k->type == QAT_CFG_BOOL ? "`true`" : "from `[prune]` / `[regularize]`", k->doc);
+    }
 }
