@@ -1,0 +1,128 @@
+/* Pruning and regularisation: masks over a model's parameters, sparsity
+ * schedules, L1/L2 penalties, and the physical removal of pruned channels
+ * from an exported integer model. docs/PRUNING.md explains the design.
+ *
+ * A pruned parameter is an exact +0 in the model's parameter buffer, so the
+ * forward, the observers, BN folding and export see the pruned model without
+ * knowing about masks; the pruner keeps it at 0 through the optimizer. */
+#ifndef QAT_PRUNE_H
+#define QAT_PRUNE_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "qat/config.h"
+#include "qat/nn.h"
+#include "qat/optim.h"
+#include "qat/runtime_h5.h"
+
+/* ---- schedules (src/prune/schedule.c) ------------------------------------------ */
+typedef struct qat_prune_schedule {
+    int kind;        /* QAT_PRUNE_ONE_SHOT / GRADUAL / DYNAMIC */
+    long start, end; /* optimizer steps (0-based) of the first and last mask update */
+    long frequency;  /* steps between updates (gradual, dynamic) */
+} qat_prune_schedule;
+
+/* [prune] start / end in steps (epochs x steps_per_epoch, rounded). The last
+ * update must come before total_steps: QAT_EINVAL naming the config file and
+ * the [prune] key otherwise. */
+qat_status qat_prune_schedule_resolve(const qat_config *cfg, long steps_per_epoch,
+                                      long total_steps, qat_prune_schedule *out, qat_error *err);
+/* 1 if the masks are recomputed before optimizer step `step`: one_shot at
+ * start; gradual/dynamic at start, every frequency steps after it, and at end. */
+int qat_prune_is_update(const qat_prune_schedule *s, long step);
+/* The sparsity masks hold during step `step` for a layer going from
+ * `initial` to `target`: 0 before start; one_shot: target from start on;
+ * gradual/dynamic: Zhu & Gupta's target + (initial - target) (1 - p)^3 with
+ * p = (u - start) / (end - start) at the last update u <= step. */
+double qat_prune_sparsity_at(const qat_prune_schedule *s, double initial, double target,
+                             long step);
+/* Entries a sparsity s prunes out of n: round(s n), never all n (n - 1 at most). */
+size_t qat_prune_count(double s, size_t n);
+
+/* ---- masks (src/prune/mask.c) ----------------------------------------------------- */
+typedef struct qat_pruner qat_pruner;
+
+/* Masks over every parameter of m (all kept), for m's config ([prune] and the
+ * layers' overrides). m must outlive the pruner. A run without pruning needs
+ * no pruner: every function below accepts p == NULL as "nothing pruned". */
+qat_status qat_pruner_create(qat_model *m, const qat_prune_schedule *s, qat_pruner **out,
+                             qat_error *err);
+void qat_pruner_destroy(qat_pruner *p);
+/* Before optimizer step `step`: when the schedule says so, recomputes the
+ * masks (magnitudes or channel norms; per layer or one global threshold)
+ * and zeroes the pruned parameters. Returns 1 if it updated the masks. */
+int qat_pruner_update(qat_pruner *p, long step);
+/* Recomputes the masks as the schedule stands at `step`, update step or not. */
+void qat_pruner_recompute(qat_pruner *p, long step);
+/* n_params floats: 1 kept, 0 pruned (NULL for p == NULL). */
+const float *qat_pruner_mask(const qat_pruner *p);
+/* Zeroes the gradients of pruned parameters (call before clipping so they
+ * do not count in the norm). With regrow the dense copy needs them: no-op. */
+void qat_pruner_mask_grads(const qat_pruner *p, float *grads);
+/* One optimizer step on the model's parameters and gradients (the model's
+ * buffers, or a copy of the same length). Pruned parameters stay exactly +0
+ * and their optimizer state 0 (qat_optim_step's mask). With regrow
+ * (schedule dynamic) the step runs on the dense weights, whose pruned
+ * entries the forward never sees; the next mask update may bring them back. */
+void qat_pruner_optim_step(qat_pruner *p, qat_optim *o, float *params, const float *grads,
+                           float lr);
+/* Checkpoint state (masks, channel masks, dense copy when regrowing):
+ * *count floats owned by p; restoring writes the same layout back. */
+float *qat_pruner_state(qat_pruner *p, size_t *count);
+/* After restoring the state: masks hold only 0 and 1 and every masked
+ * parameter is +0, else QAT_EINVAL naming the layer (a damaged checkpoint). */
+qat_status qat_pruner_check_state(qat_pruner *p, qat_error *err);
+/* Share of layer i's weights the mask prunes (0 for dense layers). */
+double qat_pruner_layer_sparsity(const qat_pruner *p, int i);
+/* One row of the training log's sparsity table (header the first time):
+ * step, epoch, overall and per-layer mask sparsity. */
+void qat_pruner_print_update(qat_pruner *p, FILE *f, long step, long steps_per_epoch);
+
+/* ---- sparsity as deployed (src/prune/stats.c) ------------------------------------- */
+typedef struct qat_prune_layer_stat {
+    const char *name;            /* the model's layer name */
+    size_t weights;              /* as trained: out_c * fan_in */
+    size_t zeros;                /* zero weights (int8: codes at the zero point) + removed ones */
+    int channels, channels_kept; /* output channels as trained / as exported */
+} qat_prune_layer_stat;
+
+typedef struct qat_prune_stats {
+    int n; /* conv2d / linear layers, in model order */
+    qat_prune_layer_stat layers[QAT_MAX_LAYERS];
+    size_t weights, zeros;
+    double sparsity; /* zeros / weights */
+} qat_prune_stats;
+
+/* From the float weights: exact zeros. */
+void qat_prune_stats_float(qat_model *m, qat_prune_stats *s);
+/* From an exported integer model d of m: weight codes equal to their zero
+ * point, plus the weights channel removal took out (matched by layer name). */
+qat_status qat_prune_stats_int8(qat_model *m, const qat_rt_model_desc *d, qat_prune_stats *s,
+                                qat_error *err);
+/* Per-layer table: weights, zeros, sparsity, channels kept. */
+void qat_prune_stats_print(FILE *f, const qat_prune_stats *s, const char *title);
+
+/* ---- regularisation (src/prune/regularize.c) ------------------------------------- */
+/* 1 if any conv2d / linear layer has an L1 or L2 penalty. */
+int qat_regularize_active(const qat_config *cfg);
+/* sum over conv2d / linear layers of l1 sum |w| + l2 / 2 sum w^2 with each
+ * layer's own l1 / l2, over its weights (and biases with [regularize]
+ * biases = true). */
+double qat_regularize_penalty(qat_model *m);
+/* Adds the penalty's gradient, l1 sign(w) + l2 w (sign(0) = 0), into m's
+ * gradient buffer and returns the penalty. */
+double qat_regularize_apply(qat_model *m);
+
+/* ---- channel removal (src/prune/remove.c) ----------------------------------------- */
+/* Removes from d every dead output channel of a conv2d / linear layer but
+ * the last (all weight codes at the zero point and bias code 0, so the
+ * channel outputs its zero point, a real 0, for every input) and the
+ * matching inputs of the next conv2d / linear (through pools, and every
+ * (h, w, c) position of a flatten in between). Exact: the integer model
+ * computes the same logits, bit for bit. A layer keeps at least one channel.
+ * d's arrays are rebuilt (it still owns them); *removed (may be NULL) gets
+ * the number of channels removed. */
+qat_status qat_prune_remove_channels(qat_rt_owned_desc *d, int *removed, qat_error *err);
+
+#endif
