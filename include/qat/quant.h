@@ -61,6 +61,14 @@ void qat_values_range(const float *x, size_t n, int kind, float percentile, floa
  * scratch holds k * rows floats. */
 void qat_weight_ranges(const float *w, int C, size_t k, int per_channel, int kind,
                        float percentile, int scheme, float *lo, float *hi, float *scratch);
+/* The same for a pruned model ([prune] method set): exact zeros are pruned
+ * weights and take no part in a percentile (they would drag it toward 0 and
+ * shrink the scale of the weights that remain); a row of only zeros gets
+ * [0, 0]. MINMAX/EMA ranges are unchanged: a zero never moves a range that
+ * includes 0, as every weight range does once quantized. */
+void qat_weight_ranges_pruned(const float *w, int C, size_t k, int per_channel, int kind,
+                              float percentile, int scheme, float *lo, float *hi,
+                              float *scratch);
 
 /* ---- ops -------------------------------------------------------------------- */
 /* A one-element (or C-element) constant tensor on the tape: scales that are

@@ -33,8 +33,15 @@ static void weight_q_observed(qat_model *m, qat_layer *l, const float *w, int up
     const qat_quant_cfg *qc = &l->cfg->quant;
     int C = l->out_c, Cw = l->wq_channels;
     float *lo = m->wlo, *hi = m->whi;
-    qat_weight_ranges(w, C, l->fan_in, Cw == C && C > 1, qc->weight_observer, qc->percentile,
-                      qc->weight_scheme, lo, hi, m->wscratch);
+    /* Pruned weights are exact zeros: a percentile must not count them. The
+     * config decides, not a mask, so qat-export (no masks) derives the same
+     * scales from the checkpoint as training did. */
+    if (m->cfg.prune.method != QAT_PRUNE_NONE)
+        qat_weight_ranges_pruned(w, C, l->fan_in, Cw == C && C > 1, qc->weight_observer,
+                                 qc->percentile, qc->weight_scheme, lo, hi, m->wscratch);
+    else
+        qat_weight_ranges(w, C, l->fan_in, Cw == C && C > 1, qc->weight_observer,
+                          qc->percentile, qc->weight_scheme, lo, hi, m->wscratch);
     if (l->wobs) { /* EMA over steps */
         float *olo = l->wobs, *ohi = l->wobs + Cw, *init = l->wobs + 2 * Cw;
         for (int c = 0; c < Cw && update; c++) {

@@ -174,8 +174,9 @@ static float order_stat(float *v, size_t n, size_t k)
     return v[k];
 }
 
-void qat_weight_ranges(const float *w, int C, size_t k, int per_channel, int kind,
-                       float percentile, int scheme, float *lo, float *hi, float *scratch)
+static void weight_ranges(const float *w, int C, size_t k, int per_channel, int kind,
+                          float percentile, int scheme, int skip_zeros, float *lo, float *hi,
+                          float *scratch)
 {
     int rows = per_channel ? C : 1;
     size_t len = per_channel ? k : (size_t)C * k;
@@ -192,11 +193,30 @@ void qat_weight_ranges(const float *w, int C, size_t k, int per_channel, int kin
             continue;
         }
         /* Percentile of the magnitudes (symmetric) or of the values. */
-        size_t top = (size_t)ceil((double)percentile / 100.0 * (double)len);
-        top = top == 0 ? 0 : top - 1;
+        size_t n = 0;
         for (size_t i = 0; i < len; i++)
-            scratch[i] = scheme == QAT_SCHEME_SYMMETRIC ? fabsf(row[i]) : row[i];
-        hi[r] = order_stat(scratch, len, top);
-        lo[r] = scheme == QAT_SCHEME_SYMMETRIC ? -hi[r] : order_stat(scratch, len, len - 1 - top);
+            if (!skip_zeros || row[i] != 0.0f)
+                scratch[n++] = scheme == QAT_SCHEME_SYMMETRIC ? fabsf(row[i]) : row[i];
+        if (n == 0) { /* a fully pruned row */
+            lo[r] = hi[r] = 0.0f;
+            continue;
+        }
+        size_t top = (size_t)ceil((double)percentile / 100.0 * (double)n);
+        top = top == 0 ? 0 : top - 1;
+        hi[r] = order_stat(scratch, n, top);
+        lo[r] = scheme == QAT_SCHEME_SYMMETRIC ? -hi[r] : order_stat(scratch, n, n - 1 - top);
     }
+}
+
+void qat_weight_ranges(const float *w, int C, size_t k, int per_channel, int kind,
+                       float percentile, int scheme, float *lo, float *hi, float *scratch)
+{
+    weight_ranges(w, C, k, per_channel, kind, percentile, scheme, 0, lo, hi, scratch);
+}
+
+void qat_weight_ranges_pruned(const float *w, int C, size_t k, int per_channel, int kind,
+                              float percentile, int scheme, float *lo, float *hi,
+                              float *scratch)
+{
+    weight_ranges(w, C, k, per_channel, kind, percentile, scheme, 1, lo, hi, scratch);
 }
