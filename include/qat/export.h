@@ -11,7 +11,10 @@
 
 /* Builds the integer description of m (refreshing its quantization from the
  * weights and observers first). Dropout layers disappear; everything else
- * maps one to one. out owns its arrays (free with qat_rt_owned_desc_free). */
+ * maps one to one. Under [prune] method = channel the pruned channels are
+ * removed, with the next layer's inputs (qat_prune_remove_channels), so the
+ * integer model has the reduced shapes. out owns its arrays (free with
+ * qat_rt_owned_desc_free). */
 qat_status qat_export_desc(qat_model *m, qat_rt_owned_desc *out, qat_error *err);
 
 /* Packs n weight codes of `bits` bits as docs/FORMAT.md says (5..8 bits:

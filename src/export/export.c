@@ -1,11 +1,13 @@
 /* Export: per layer, the weight codes, bias codes, multipliers and clamps
- * that the QAT forward used, in the runtime's description format. */
+ * that the QAT forward used, in the runtime's description format; channel
+ * pruning's dead channels are then removed (src/prune/remove.c). */
 #include "qat/export.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "qat/fixedpoint.h"
+#include "qat/prune.h"
 
 static int slot_bits(int bits) { return bits >= 5 ? 8 : bits >= 3 ? 4 : 2; }
 
@@ -146,6 +148,13 @@ qat_status qat_export_desc(qat_model *m, qat_rt_owned_desc *out, qat_error *err)
     md->num_classes = cfg->model.num_classes;
     md->num_layers = nl;
     md->layers = out->layers;
+    /* channel pruning: the pruned channels output exact zeros; take them out
+     * of the integer model, with the next layer's inputs (exact, remove.c) */
+    if (cfg->prune.method == QAT_PRUNE_CHANNEL &&
+        (st = qat_prune_remove_channels(out, NULL, err)) != QAT_OK) {
+        qat_rt_owned_desc_free(out);
+        return qat_error_prefix(err, "export");
+    }
     return QAT_OK;
 }
 
