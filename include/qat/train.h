@@ -39,6 +39,10 @@ typedef struct qat_checkpoint_meta {
     long step;       /* optimizer steps completed */
     qat_rng shuffle; /* state of the epoch-order generator */
     qat_rng dropout; /* state of the dropout generator */
+    /* Pruning state (qat_pruner_state), or NULL: saved as /prune_state, and
+     * on restore read back into it (the checkpoint must then hold it). */
+    float *prune_state;
+    size_t prune_count;
 } qat_checkpoint_meta;
 
 /* Writes params, state, optimizer state, meta and the resolved config to

@@ -93,6 +93,8 @@ qat_status qat_checkpoint_save(const char *path, qat_model *m, qat_optim *opt,
     r |= write_f32(f, "state", state, ns);
     r |= write_f32(f, "optimizer_state", ostate, no);
     r |= write_u64(f, "rng", rng, 4);
+    if (meta->prune_state)
+        r |= write_f32(f, "prune_state", meta->prune_state, meta->prune_count);
     free(cfgtext);
     if (r < 0 || H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) {
         H5Fclose(f);
@@ -305,6 +307,12 @@ qat_status qat_checkpoint_restore(const char *path, qat_model *m, qat_optim *opt
         (st = read_exact(f, path, "rng", H5T_NATIVE_UINT64, rng, 4, err)))
         goto done;
     if (opt && (st = read_exact(f, path, "optimizer_state", H5T_NATIVE_FLOAT, ostate, no, err)))
+        goto done;
+    if (meta && meta->prune_state &&
+        ((st = read_exact(f, path, "prune_state", H5T_NATIVE_FLOAT, meta->prune_state,
+                          meta->prune_count, err)) ||
+         (st = check_finite(path, "prune_state", m, meta->prune_state, meta->prune_count, 0,
+                            err))))
         goto done;
     if (epoch < 0 || step < 0 || osteps < 0 || epoch > 1000000) {
         st = qat_fail(err, QAT_EINVAL, "%s: absurd epoch/step attributes (%lld, %lld)", path,

@@ -10,6 +10,7 @@
 
 #include "qat/export.h"
 #include "qat/ops.h"
+#include "qat/prune.h"
 #include "qat/runtime_h5.h"
 #include "qat/train.h"
 #include "report.h"
@@ -34,6 +35,9 @@ typedef struct run {
     char *resumed_rows; /* metrics.csv rows kept from before a resume */
     qat_checkpoint_meta meta;
     int quiet;
+    qat_pruner *pruner; /* NULL: [prune] method = none */
+    qat_prune_schedule prune_sched;
+    int regularize; /* some layer has an L1/L2 penalty */
 } run;
 
 static qat_status mkdir_p(const char *path, qat_error *err)
@@ -131,6 +135,13 @@ static qat_status setup(run *r, qat_error *err)
         return qat_fail(err, QAT_ENOMEM, "out of memory for batch buffers");
     qat_rng_seed(&r->meta.shuffle, (uint64_t)c->train.seed, 1);
     qat_rng_seed(&r->meta.dropout, (uint64_t)c->train.seed, 2);
+    /* pruning masks ride along in every checkpoint */
+    if (c->prune.method != QAT_PRUNE_NONE &&
+        ((st = qat_prune_schedule_resolve(c, spe, spe * c->train.epochs, &r->prune_sched, err)) ||
+         (st = qat_pruner_create(r->model, &r->prune_sched, &r->pruner, err))))
+        return st;
+    r->meta.prune_state = qat_pruner_state(r->pruner, &r->meta.prune_count);
+    r->regularize = qat_regularize_active(c);
     return QAT_OK;
 }
 
@@ -145,6 +156,7 @@ static void teardown(run *r)
     free(r->epoch_seconds);
     free(r->resumed_rows);
     qat_optim_destroy(r->opt);
+    qat_pruner_destroy(r->pruner);
     qat_model_destroy(r->model);
     qat_tape_destroy(r->tape);
     qat_pool_destroy(r->pool);
@@ -186,8 +198,10 @@ static qat_status check_finite(run *r, const float *v, size_t n, const char *kin
     return QAT_OK;
 }
 
-/* One optimizer step on images/labels; returns loss and correct count. */
-static qat_status train_step(run *r, int n, double *loss, int *correct, qat_error *err)
+/* One optimizer step on images/labels; returns the data loss, the
+ * regularisation penalty (apart) and the correct count. */
+static qat_status train_step(run *r, int n, double *loss, double *penalty, int *correct,
+                             qat_error *err)
 {
     const qat_config *c = r->cfg;
     qat_tape *t = r->tape;
@@ -237,13 +251,17 @@ static qat_status train_step(run *r, int n, double *loss, int *correct, qat_erro
                         r->meta.step, *loss, from, (double)peak);
     }
     qat_tape_backward(t, l);
+    /* the penalty's gradient joins the data loss's (exact, regularize.c) */
+    *penalty = r->regularize ? qat_regularize_apply(r->model) : 0.0;
     qat_status st = check_finite(r, grads, np, "gradient", r->meta.step, err);
     if (st != QAT_OK)
         return st;
+    /* pruned gradients go before clipping: they must not eat the norm */
+    qat_pruner_mask_grads(r->pruner, grads);
     if (c->train.grad_clip > 0)
         qat_clip_grad_norm(grads, np, c->train.grad_clip);
     float lr = qat_lr_at(&r->sched, r->meta.step);
-    qat_optim_step(r->opt, params, grads, NULL, lr);
+    qat_pruner_optim_step(r->pruner, r->opt, params, grads, lr);
     r->meta.step++;
     return check_finite(r, params, np, "weight", r->meta.step, err);
 }
@@ -270,19 +288,26 @@ static qat_status run_epochs(run *r, int stop_after, qat_error *err)
         qat_model_set_bn_frozen(r->model, qc->freeze_bn_epoch > 0 && e + 1 >= qc->freeze_bn_epoch);
         qat_progress pr;
         qat_progress_start(&pr, !c->train.progress || r->quiet);
-        double t0 = qat_now(), loss_sum = 0;
+        double t0 = qat_now(), loss_sum = 0, pen_sum = 0;
         long correct = 0, seen = 0;
         for (uint32_t b = 0; b < r->train.n; b += (uint32_t)B) {
             int n = (int)(r->train.n - b < (uint32_t)B ? r->train.n - b : (uint32_t)B);
             qat_dataset_gather(&r->train, r->order + b, n, r->batch_img, r->batch_lab);
-            double loss;
+            /* masks change before the step's forward; the log shows each update */
+            if (qat_pruner_update(r->pruner, r->meta.step) && !r->quiet) {
+                qat_progress_end(&pr);
+                qat_pruner_print_update(r->pruner, stdout, r->meta.step, r->steps_per_epoch);
+                fflush(stdout);
+            }
+            double loss, pen = 0;
             int ok;
-            qat_status st = train_step(r, n, &loss, &ok, err);
+            qat_status st = train_step(r, n, &loss, &pen, &ok, err);
             if (st != QAT_OK) {
                 qat_progress_end(&pr);
                 return st;
             }
             loss_sum += loss * n;
+            pen_sum += pen * n;
             correct += ok;
             seen += n;
             qat_progress_update(&pr, e + 1, c->train.epochs, seen, (long)r->train.n,
@@ -293,14 +318,28 @@ static qat_status run_epochs(run *r, int stop_after, qat_error *err)
         r->epoch_seconds[e] = secs;
         double test_acc = qat_evaluate(r->model, r->tape, &r->test, 256, NULL);
         float lr = qat_lr_at(&r->sched, r->meta.step > 0 ? r->meta.step - 1 : 0);
-        fprintf(r->metrics, "%d,%.6f,%.6f,%.6f,%.8g,%.3f,%.1f\n", e + 1, loss_sum / seen,
+        fprintf(r->metrics, "%d,%.6f,%.6f,%.6f,%.8g,%.3f,%.1f", e + 1, loss_sum / seen,
                 (double)correct / seen, test_acc, (double)lr, secs, seen / secs);
+        qat_prune_stats sp;
+        if (r->pruner)
+            qat_prune_stats_float(r->model, &sp);
+        if (r->regularize)
+            fprintf(r->metrics, ",%.8g", pen_sum / seen);
+        if (r->pruner)
+            fprintf(r->metrics, ",%.6f", sp.sparsity);
+        fputc('\n', r->metrics);
         fflush(r->metrics);
-        if (!r->quiet)
+        if (!r->quiet) {
             printf("epoch %d/%d  loss %.4f  train_acc %.4f  test_acc %.4f  lr %.3g  %.1fs  "
-                   "%.0f img/s\n",
+                   "%.0f img/s",
                    e + 1, c->train.epochs, loss_sum / seen, (double)correct / seen, test_acc,
                    (double)lr, secs, seen / secs);
+            if (r->regularize)
+                printf("  penalty %.4g", pen_sum / seen);
+            if (r->pruner)
+                printf("  sparsity %.4f", sp.sparsity);
+            printf("\n");
+        }
         fflush(stdout);
         r->meta.epoch = e + 1;
         int every = c->train.checkpoint_every;
@@ -320,6 +359,7 @@ static qat_status run_epochs(run *r, int stop_after, qat_error *err)
 typedef struct results {
     double float_acc, fq_acc, int8_acc, agreement, int8_ips;
     size_t bytes_float, bytes_int8, file_bytes;
+    qat_prune_stats sparsity; /* as exported (int8), or of the float weights */
 } results;
 
 static qat_status finish(run *r, results *res, qat_error *err)
@@ -338,6 +378,8 @@ static qat_status finish(run *r, results *res, qat_error *err)
         qat_model_set_quant_active(r->model, 1);
     double acc = qat_evaluate(r->model, r->tape, &r->test, 256, pred);
     qat_status st = QAT_OK;
+    if (r->pruner)
+        qat_prune_stats_float(r->model, &res->sparsity);
     if (!c->quant.enabled) {
         res->float_acc = acc;
         goto done;
@@ -347,6 +389,10 @@ static qat_status finish(run *r, results *res, qat_error *err)
     if ((st = qat_export_desc(r->model, &d, err)) != QAT_OK)
         goto done;
     res->bytes_int8 = qat_export_param_bytes(&d.desc);
+    if (r->pruner && (st = qat_prune_stats_int8(r->model, &d.desc, &res->sparsity, err))) {
+        qat_rt_owned_desc_free(&d);
+        goto done;
+    }
     char path[4200];
     snprintf(path, sizeof path, "%s/model.int8.h5", r->dir);
     st = qat_rt_h5_write(path, &d.desc, err);
@@ -413,6 +459,22 @@ static qat_status write_summary(run *r, const results *res, qat_error *err)
         qat_json_num(&j, "model_bytes_int8", NAN);
         qat_json_num(&j, "model_file_bytes", NAN);
     }
+    if (r->pruner) { /* zero weights / trained weights, removed channels included */
+        const qat_prune_stats *sp = &res->sparsity;
+        qat_json_num(&j, "sparsity", sp->sparsity);
+        qat_json in;
+        qat_json_object(&j, "sparsity_layers", &in);
+        for (int i = 0; i < sp->n; i++)
+            qat_json_num(&in, sp->layers[i].name,
+                         sp->layers[i].weights
+                             ? (double)sp->layers[i].zeros / (double)sp->layers[i].weights
+                             : 0.0);
+        qat_json_end(&in);
+        qat_json_object(&j, "channels_kept", &in);
+        for (int i = 0; i < sp->n; i++)
+            qat_json_int(&in, sp->layers[i].name, sp->layers[i].channels_kept);
+        qat_json_end(&in);
+    }
     qat_json_int(&j, "peak_rss_kb", ru.ru_maxrss);
     qat_json_end(&j);
     fputc('\n', f);
@@ -421,8 +483,9 @@ static qat_status write_summary(run *r, const results *res, qat_error *err)
     return QAT_OK;
 }
 
+/* + ",penalty" with regularisation, ",sparsity" with pruning */
 #define METRICS_HEADER                                                                           \
-    "epoch,train_loss,train_accuracy,test_accuracy,lr,epoch_seconds,images_per_second\n"
+    "epoch,train_loss,train_accuracy,test_accuracy,lr,epoch_seconds,images_per_second"
 
 /* Continues a run: state from the checkpoint; metrics rows of epochs the
  * checkpoint does not cover (the run died after writing them) are dropped,
@@ -432,6 +495,8 @@ static qat_status restore(run *r, qat_error *err)
     char path[4200];
     snprintf(path, sizeof path, "%s/checkpoint.h5", r->dir);
     qat_status st = qat_checkpoint_restore(path, r->model, r->opt, &r->meta, err);
+    if (st == QAT_OK && (st = qat_pruner_check_state(r->pruner, err)) != QAT_OK)
+        qat_error_prefix(err, "%s", path);
     if (st != QAT_OK)
         return st;
     if (r->meta.epoch > r->cfg->train.epochs)
@@ -468,7 +533,8 @@ static qat_status open_metrics(run *r, qat_error *err)
     r->metrics = fopen(path, "w");
     if (!r->metrics)
         return qat_fail(err, QAT_EIO, "%s: cannot write: %s", path, strerror(errno));
-    fputs(METRICS_HEADER, r->metrics);
+    fprintf(r->metrics, "%s%s%s\n", METRICS_HEADER, r->regularize ? ",penalty" : "",
+            r->pruner ? ",sparsity" : "");
     if (r->resumed_rows)
         fputs(r->resumed_rows, r->metrics);
     fflush(r->metrics);
@@ -547,6 +613,10 @@ qat_status qat_train(const qat_config *cfg, const qat_train_opts *opts, qat_erro
                    res.fq_acc, res.int8_acc, res.agreement, res.bytes_int8);
         else
             printf("float_accuracy %.4f\n", res.float_acc);
+        if (r->pruner)
+            qat_prune_stats_print(stdout, &res.sparsity,
+                                  cfg->quant.enabled ? "sparsity of the exported int8 weights"
+                                                     : "sparsity of the float weights");
         printf("outputs in %s/\n", r->dir);
     }
     teardown(r);
