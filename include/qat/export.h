@@ -27,4 +27,16 @@ void qat_pack_weights(const int8_t *w, size_t n, int bits, uint8_t *out);
  * int32 bias, multiplier, shift, and per-channel zero points if any). */
 size_t qat_export_param_bytes(const qat_rt_model_desc *d);
 
+/* Embeddable C (qat-export --format c): writes <prefix>.h, declaring
+ * `const qat_rt_model_desc *<name>_model(void);`, and <prefix>.c, holding
+ * every array of d as const data (floats as exact hex literals), each
+ * through a temporary file renamed into place. d is validated first; name
+ * must be a C identifier (qat_export_c_name_ok); origin (e.g. the input
+ * file) is quoted in the generated comments. The files need only the
+ * runtime core. QAT_EIO names the file that could not be written. */
+qat_status qat_export_c(const qat_rt_model_desc *d, const char *prefix, const char *name,
+                        const char *origin, qat_error *err);
+/* 1 if name is a C identifier of at most 64 characters. */
+int qat_export_c_name_ok(const char *name);
+
 #endif

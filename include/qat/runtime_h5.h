@@ -28,6 +28,12 @@ qat_status qat_rt_h5_load(const char *path, qat_rt_model **out, qat_error *err);
 qat_status qat_rt_h5_load_memory(const void *buf, size_t len, const char *name,
                                  qat_rt_model **out, qat_error *err);
 
+/* The root `format` attribute of any qat HDF5 file ("qat-int8-model" for a
+ * model file, "qat-checkpoint" for a training checkpoint) into buf (cap
+ * bytes); QAT_EINVAL naming the file if it is missing, unreadable or not a
+ * string. Lets tools accept either kind of file. */
+qat_status qat_rt_h5_file_format(const char *path, char *buf, size_t cap, qat_error *err);
+
 /* Writes d to path atomically (temp file, fsync, rename); weight datasets use
  * HDF5's deflate filter. Validates d first (qat_rt_model_create's checks). */
 qat_status qat_rt_h5_write(const char *path, const qat_rt_model_desc *d, qat_error *err);
