@@ -103,13 +103,12 @@ static void list_runs(const qat_sweep *sw)
     }
 }
 
-int main(int argc, char **argv)
+/* Everything but the argument array, which main owns: usage errors return
+ * early and must not leak it. */
+static int run(int argc, char **argv, const char **sets)
 {
     const char *file = NULL, *sens = NULL, *out = NULL, *target = "weights";
-    const char **sets = calloc((size_t)argc + 1, sizeof *sets);
     int nsets = 0, jobs = 0, list = 0, plots = 1, quiet = 0, bits[QAT_SWEEP_MAX_BITS], nbits = 0;
-    if (!sets)
-        return 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -189,13 +188,11 @@ int main(int argc, char **argv)
                          : qat_sweep_load(file, sets, nsets, &sw, &err);
     if (st != QAT_OK) {
         fprintf(stderr, "qat-sweep: error: %s\n", err.msg);
-        free(sets);
         return qat_status_exit_code(st);
     }
     if (list) {
         list_runs(sw);
         qat_sweep_free(sw);
-        free(sets);
         return 0;
     }
     char dir[4096], exe[PATH_MAX + 16];
@@ -241,8 +238,17 @@ int main(int argc, char **argv)
     }
     free(res);
     qat_sweep_free(sw);
-    free(sets);
     if (st != QAT_OK)
         return qat_status_exit_code(st);
     return failed ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char **sets = calloc((size_t)argc + 1, sizeof *sets);
+    if (!sets)
+        return 1;
+    int rc = run(argc, argv, sets);
+    free(sets);
+    return rc;
 }

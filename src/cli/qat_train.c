@@ -29,14 +29,13 @@ static void usage(FILE *f)
             "and DIR/config.ini. Exit status: 0 success, 2 bad usage/config/input, 1 other.\n");
 }
 
-int main(int argc, char **argv)
+/* Everything but the argument array, which main owns: usage errors return
+ * early and must not leak it. */
+static int run(int argc, char **argv, const char **sets)
 {
     const char *config = NULL;
-    const char **sets = calloc((size_t)argc + 1, sizeof *sets);
     int nsets = 0;
     qat_train_opts opts = {0};
-    if (!sets)
-        return 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -105,6 +104,15 @@ int main(int argc, char **argv)
     if (st != QAT_OK)
         fprintf(stderr, "qat-train: error: %s\n", err.msg);
     free(cfg);
-    free(sets);
     return qat_status_exit_code(st);
+}
+
+int main(int argc, char **argv)
+{
+    const char **sets = calloc((size_t)argc + 1, sizeof *sets);
+    if (!sets)
+        return 1;
+    int rc = run(argc, argv, sets);
+    free(sets);
+    return rc;
 }
