@@ -78,8 +78,9 @@ static qat_status read_input(const char *in, qat_rt_owned_desc *d, qat_error *er
                         in, fmt, CKPT_FORMAT, MODEL_FORMAT);
     qat_model *m = NULL;
     st = qat_checkpoint_load_model(in, &m, err);
-    if (st == QAT_OK)
-        st = qat_export_desc(m, d, err);
+    /* export errors name a layer; say which checkpoint it is in */
+    if (st == QAT_OK && (st = qat_export_desc(m, d, err)) != QAT_OK)
+        qat_error_prefix(err, "%s", in);
     qat_model_destroy(m);
     return st;
 }
