@@ -42,7 +42,8 @@ static void bn_part(void *vctx, int tid, int nt)
     const bn_job *j = vctx;
     size_t b, e, C = (size_t)j->C;
     qat_pool_range(j->M, tid, nt, &b, &e);
-    double *s0 = j->part + (size_t)tid * 2 * C, *s1 = s0 + C;
+    /* phases without partial sums have no part buffer (offsetting NULL is UB) */
+    double *s0 = j->part ? j->part + (size_t)tid * 2 * C : NULL, *s1 = s0 ? s0 + C : NULL;
     switch (j->phase) {
     case BN_SUM: /* s0 = sum x */
         memset(s0, 0, C * sizeof(double));
