@@ -487,6 +487,7 @@ static void test_quantize_input(void)
             CHECK(ok, "[%s] quantize_input of %zu pixels", paths[pi]->isa, n);
             unguard(got);
         }
+        free(px);
     }
 }
 

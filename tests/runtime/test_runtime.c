@@ -221,9 +221,9 @@ Test(runtime, accessors_argmax_and_dequantize)
     cr_assert_eq(qat_rt_model_input_size(m), 13u * 11u);
     cr_assert_eq(qat_rt_model_output_scale(m), last->output_scale);
     cr_assert_eq(qat_rt_model_output_zero_point(m), last->output_zero_point);
-    int8_t q[3] = {-128, 127, 5};
-    float f[3];
-    qat_rt_dequantize_logits(m, q, 1, f); /* only the first num_classes... */
+    int8_t q[10] = {-128, 127, 5}; /* one row is num_classes (10) codes */
+    float f[10];
+    qat_rt_dequantize_logits(m, q, 1, f);
     int8_t row[10] = {1, 7, 3, 7, -128, 7, 0, 0, 0, 0};
     float fr[10];
     qat_rt_dequantize_logits(m, row, 1, fr);
