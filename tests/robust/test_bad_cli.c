@@ -71,22 +71,29 @@ Test(bad_cli, export_unknown_flag)
 
 Test(bad_cli, export_output_without_value)
 {
-    RB_EXPECT_BAD("qat-export", RB_ARGS("ck.h5", "-o"), "-o needs an argument");
+    RB_EXPECT_BAD("qat-export", RB_ARGS("ck.h5", "-o"), "-o: missing argument");
 }
 
 Test(bad_cli, export_missing_output)
 {
-    RB_EXPECT_BAD("qat-export", RB_ARGS("ck.h5"), "missing -o MODEL");
+    RB_EXPECT_BAD("qat-export", RB_ARGS("ck.h5"), "missing -o OUTPUT");
 }
 
-Test(bad_cli, export_missing_checkpoint)
+Test(bad_cli, export_missing_input)
 {
-    RB_EXPECT_BAD("qat-export", RB_ARGS("-o", "m.h5"), "missing CHECKPOINT");
+    RB_EXPECT_BAD("qat-export", RB_ARGS("-o", "m.h5"), "missing INPUT");
 }
 
-Test(bad_cli, export_two_checkpoints)
+Test(bad_cli, export_two_inputs)
 {
-    RB_EXPECT_BAD("qat-export", RB_ARGS("a.h5", "b.h5", "-o", "m.h5"), "more than one checkpoint");
+    RB_EXPECT_BAD("qat-export", RB_ARGS("a.h5", "b.h5", "-o", "m.h5"), "more than one INPUT",
+                  "'a.h5'", "'b.h5'");
+}
+
+Test(bad_cli, export_unknown_format)
+{
+    RB_EXPECT_BAD("qat-export", RB_ARGS("ck.h5", "-o", "m", "--format", "onnx"), "--format",
+                  "'onnx'");
 }
 
 /* ---- qat-infer ---------------------------------------------------------------- */
