@@ -15,7 +15,7 @@
 
 /* 28x28x1 -> conv1 6 (pad 1, BN) -> maxpool 14x14 -> conv2 8 -> 12x12 ->
  * avgpool 6x6 -> flatten 288 -> fc1 12 -> fc2 10 */
-static const char *pf_cnn =
+static const char *const pf_cnn __attribute__((unused)) =
     "[train]\nepochs = 4\n"
     "[layer.conv1]\ntype=conv2d\nout_channels=6\nkernel=3\npadding=1\nactivation=relu\n"
     "batchnorm=true\n"

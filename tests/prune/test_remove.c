@@ -1,0 +1,352 @@
+/* Structured pruning's export: the pruned-and-removed integer model equals
+ * the masked one bit for bit, on synthetic integer models (every weight
+ * width, asymmetric zero points, pools, a flatten, padding) and on a small
+ * CNN trained with channel pruning on the committed MNIST subset (where it
+ * also equals the QAT forward, code for code). */
+#include <unistd.h>
+
+#include "../runtime/rt_fixture.h"
+#include "prune_fixture.h"
+#include "qat/export.h"
+#include "qat/train.h"
+
+/* ---- synthetic models ------------------------------------------------------- */
+
+static qat_rt_layer_desc *conv_z(fx_model *m, const char *name, int out_c, int k, int s, int pad,
+                                 int bits, int relu, int wzp)
+{
+    qat_rt_layer_desc *l = fx_push(m, QAT_RT_CONV2D, name);
+    l->kernel_h = l->kernel_w = k;
+    l->stride_h = l->stride_w = s;
+    l->pad_h = l->pad_w = pad;
+    l->out_h = fx_out(l->in_h, k, s, pad);
+    l->out_w = fx_out(l->in_w, k, s, pad);
+    l->out_c = out_c;
+    fx_fill_weights(m, l, bits, relu, 8, wzp);
+    fx_commit(m, l);
+    return l;
+}
+
+static qat_rt_layer_desc *linear_z(fx_model *m, const char *name, int out_c, int bits, int relu,
+                                   int wzp)
+{
+    qat_rt_layer_desc *l = fx_push(m, QAT_RT_LINEAR, name);
+    l->out_h = l->out_w = 1;
+    l->out_c = out_c;
+    fx_fill_weights(m, l, bits, relu, 8, wzp);
+    fx_commit(m, l);
+    return l;
+}
+
+/* What channel pruning leaves behind: the row at its zero point, bias 0. */
+static void kill(fx_model *m, int li, int c, int keep_bias)
+{
+    qat_rt_layer_desc *l = &m->layers[li];
+    size_t k = (size_t)l->kernel_h * l->kernel_w * l->in_c, n = k * (size_t)l->out_c;
+    for (size_t j = 0; j < k; j++)
+        m->w[li][(size_t)c * k + j] = (int8_t)m->wzp[li][c];
+    if (!keep_bias)
+        m->bias[li][c] = 0;
+    free(m->packed[li]);
+    l->weights_bytes = fx_pack(m->w[li], n, l->weight_bits, &m->packed[li]);
+    l->weights = m->packed[li];
+}
+
+/* An owned deep copy of d (what qat_prune_remove_channels rebuilds). */
+static void own_copy(const qat_rt_model_desc *d, qat_rt_owned_desc *o)
+{
+    memset(o, 0, sizeof *o);
+    o->desc = *d;
+    o->layers = malloc((size_t)d->num_layers * sizeof *o->layers);
+    memcpy(o->layers, d->layers, (size_t)d->num_layers * sizeof *o->layers);
+    size_t bytes = 0;
+    for (int i = 0; i < d->num_layers; i++)
+        bytes += d->layers[i].weights_bytes + (size_t)d->layers[i].out_c * 20 + 64;
+    unsigned char *p = o->blob = calloc(1, bytes);
+    for (int i = 0; i < d->num_layers; i++) {
+        qat_rt_layer_desc *l = &o->layers[i];
+        if (l->op != QAT_RT_CONV2D && l->op != QAT_RT_LINEAR)
+            continue;
+        size_t C = (size_t)l->out_c;
+#define MOVE(field, size)                                                                        \
+    if (l->field) {                                                                              \
+        memcpy(p, l->field, size);                                                               \
+        l->field = (void *)p;                                                                    \
+        p += size;                                                                               \
+    }
+        MOVE(weights, l->weights_bytes);
+        p += (4 - ((uintptr_t)p & 3)) & 3;
+        MOVE(bias, C * 4);
+        MOVE(multiplier, C * 4);
+        MOVE(shift, C * 4);
+        MOVE(weight_zero_point, C * 4);
+        MOVE(weight_scale, C * 4);
+#undef MOVE
+    }
+    o->desc.layers = o->layers;
+}
+
+/* Runs d on n images through the given kernel path. */
+static int8_t *logits_of(const qat_rt_model_desc *d, const char *isa, const uint8_t *px, int n)
+{
+    qat_rt_model *rm;
+    qat_rt_session *s;
+    qat_error e;
+    cr_assert_eq(qat_rt_model_create_isa(d, isa, &rm, &e), QAT_OK, "%s", e.msg);
+    qat_rt_options o = {.threads = 2, .max_batch = n};
+    cr_assert_eq(qat_rt_session_create(rm, &o, &s, &e), QAT_OK, "%s", e.msg);
+    int8_t *q = malloc((size_t)n * (size_t)d->num_classes);
+    cr_assert_eq(qat_rt_run(s, px, n, q, &e), QAT_OK, "%s", e.msg);
+    qat_rt_session_destroy(s);
+    qat_rt_model_destroy(rm);
+    return q;
+}
+
+static void expect_same_logits(const qat_rt_model_desc *a, const qat_rt_model_desc *b, int n)
+{
+    uint8_t *px = malloc((size_t)n * (size_t)a->in_h * a->in_w * a->in_c);
+    fx_images(77, px, (size_t)n * (size_t)a->in_h * a->in_w * a->in_c);
+    const char *isas[] = {"ref", NULL};
+    for (int k = 0; k < 2; k++) {
+        int8_t *x = logits_of(a, isas[k], px, n), *y = logits_of(b, isas[k], px, n);
+        cr_assert_eq(memcmp(x, y, (size_t)n * (size_t)a->num_classes), 0,
+                     "masked and removed models disagree (%s path)", isas[k] ? isas[k] : "auto");
+        free(x);
+        free(y);
+    }
+    free(px);
+}
+
+/* conv1 (8-bit, asymmetric) -> maxpool -> conv2 (4-bit, asymmetric, stride
+ * 2, pad 1) -> avgpool -> flatten -> fc (2-bit) -> out (8-bit) */
+static void build(fx_model *m, uint64_t seed)
+{
+    fx_begin(m, 13, 11, 1, seed);
+    conv_z(m, "conv1", 7, 3, 1, 1, 8, 1, 20);             /* 13x11x7 */
+    fx_pool(m, QAT_RT_MAXPOOL2D, "pool1", 2, 2);           /* 6x5x7 */
+    conv_z(m, "conv2", 9, 3, 2, 1, 4, 0, 3);              /* 3x3x9 */
+    fx_pool(m, QAT_RT_AVGPOOL2D, "pool2", 2, 1);           /* 2x2x9 */
+    fx_flatten(m, "flatten");                             /* 36 */
+    linear_z(m, "fc", 8, 2, 1, 0);
+    linear_z(m, "out", 10, 8, 0, 0);
+    fx_finish(m);
+}
+
+enum { L_CONV1 = 0, L_CONV2 = 2, L_FLAT = 4, L_FC = 5, L_OUT = 6 };
+
+Test(remove, synthetic_masked_and_removed_models_agree_bit_for_bit)
+{
+    for (uint64_t seed = 1; seed <= 6; seed++) {
+        fx_model m;
+        build(&m, seed);
+        kill(&m, L_CONV1, 1, 0);
+        kill(&m, L_CONV1, 4, 0);
+        kill(&m, L_CONV2, 0, 0);
+        kill(&m, L_CONV2, 3, 0);
+        kill(&m, L_CONV2, 8, 0);
+        kill(&m, L_FC, 2, 0);
+        kill(&m, L_FC, 5, 0);
+        kill(&m, L_FC, 6, 1); /* zero weights but a bias: a constant, not a zero: stays */
+        kill(&m, L_OUT, 7, 0); /* the class scores never shrink */
+        qat_rt_owned_desc o;
+        own_copy(&m.desc, &o);
+        int removed;
+        qat_error e;
+        cr_assert_eq(qat_prune_remove_channels(&o, &removed, &e), QAT_OK, "%s", e.msg);
+        cr_assert_eq(removed, 7, "seed %lu", (unsigned long)seed);
+        const qat_rt_layer_desc *L = o.desc.layers;
+        cr_assert(L[L_CONV1].out_c == 5 && L[1].in_c == 5 && L[1].out_c == 5);
+        cr_assert(L[L_CONV2].in_c == 5 && L[L_CONV2].out_c == 6 && L[3].out_c == 6);
+        cr_assert(L[L_FLAT].in_c == 6 && L[L_FLAT].out_c == 24, "flatten 2x2x6");
+        cr_assert(L[L_FC].in_c == 24 && L[L_FC].out_c == 6);
+        cr_assert(L[L_OUT].in_c == 6 && L[L_OUT].out_c == 10);
+        cr_assert_eq(qat_rt_model_validate(&o.desc, &e), QAT_OK, "%s", e.msg);
+        expect_same_logits(&m.desc, &o.desc, 40);
+        qat_rt_owned_desc_free(&o);
+        fx_free(&m);
+    }
+}
+
+Test(remove, a_fully_dead_layer_keeps_one_channel)
+{
+    fx_model m;
+    build(&m, 9);
+    for (int c = 0; c < 9; c++)
+        kill(&m, L_CONV2, c, 0);
+    qat_rt_owned_desc o;
+    own_copy(&m.desc, &o);
+    int removed;
+    qat_error e;
+    cr_assert_eq(qat_prune_remove_channels(&o, &removed, &e), QAT_OK, "%s", e.msg);
+    cr_assert_eq(o.desc.layers[L_CONV2].out_c, 1);
+    cr_assert_eq(o.desc.layers[L_FC].in_c, 4);
+    expect_same_logits(&m.desc, &o.desc, 20);
+    qat_rt_owned_desc_free(&o);
+    fx_free(&m);
+}
+
+Test(remove, the_comparison_can_fail)
+{
+    /* removing a live channel by hand must change logits: the check sees it */
+    fx_model m;
+    build(&m, 3);
+    kill(&m, L_CONV2, 2, 1); /* weights zero, bias kept: outputs a constant */
+    qat_rt_owned_desc o;
+    own_copy(&m.desc, &o);
+    int removed;
+    qat_error e;
+    cr_assert_eq(qat_prune_remove_channels(&o, &removed, &e), QAT_OK, "%s", e.msg);
+    cr_assert_eq(removed, 0, "a constant channel is not removable");
+    m.bias[L_CONV2][2] = 0; /* make it removable, then compare against the biased model */
+    qat_rt_owned_desc o2;
+    own_copy(&m.desc, &o2);
+    cr_assert_eq(qat_prune_remove_channels(&o2, &removed, &e), QAT_OK, "%s", e.msg);
+    cr_assert_eq(removed, 1);
+    int n = 40;
+    size_t isz = (size_t)m.desc.in_h * m.desc.in_w;
+    uint8_t *px = malloc((size_t)n * isz);
+    fx_images(5, px, (size_t)n * isz);
+    int8_t *x = logits_of(&o.desc, "ref", px, n), *y = logits_of(&o2.desc, "ref", px, n);
+    cr_assert_neq(memcmp(x, y, (size_t)n * 10), 0, "the bias mattered");
+    free(x);
+    free(y);
+    free(px);
+    qat_rt_owned_desc_free(&o);
+    qat_rt_owned_desc_free(&o2);
+    fx_free(&m);
+}
+
+/* ---- a trained channel-pruned CNN ------------------------------------------- */
+
+static char dir[64];
+
+static qat_config *subset_cfg(const char *const *extra, int nextra)
+{
+    const char *root = getenv("QAT_SOURCE_ROOT");
+    cr_assert_not_null(root, "run through meson test");
+    char path[1024], data[1024];
+    snprintf(path, sizeof path, "%s/configs/mnist_cnn.ini", root);
+    snprintf(data, sizeof data, "data.dir=%s/datasets/mnist-subset", root);
+    const char *sets[24] = {data, "train.progress=false", "train.threads=2", "train.epochs=3",
+                            "data.train_limit=600", "data.test_limit=200",
+                            "layer.conv1.out_channels=8", "layer.conv2.out_channels=8",
+                            "layer.fc1.in_features=392", "layer.fc1.out_features=16"};
+    int n = 10;
+    for (int i = 0; i < nextra; i++)
+        sets[n++] = extra[i];
+    qat_config *c = malloc(sizeof *c);
+    qat_error e;
+    cr_assert_eq(qat_config_load(path, sets, n, c, &e), QAT_OK, "%s", e.msg);
+    return c;
+}
+
+/* QAT forward codes of m on d's images vs an integer model's logits. */
+static int differing_images(qat_model *m, const qat_rt_model_desc *desc, const qat_dataset *d)
+{
+    qat_tape *t;
+    qat_tape_create(NULL, &t, NULL);
+    qat_tape_set_training(t, 0);
+    qat_tape_set_grad_enabled(t, 0);
+    int8_t *q = logits_of(desc, NULL, d->images, (int)d->n);
+    qat_tensor *y = qat_model_forward(m, t, d->images, (int)d->n);
+    float s = 0;
+    int32_t zp = 0;
+    for (int i = 0; i < desc->num_layers; i++) {
+        s = desc->layers[i].output_scale;
+        zp = desc->layers[i].output_zero_point;
+    }
+    int differ = 0;
+    for (uint32_t i = 0; i < d->n; i++) {
+        int same = 1;
+        for (int c = 0; c < 10; c++)
+            same &= (int)lrintf(y->data[i * 10 + c] / s) + zp == q[i * 10 + c];
+        differ += !same;
+    }
+    free(q);
+    qat_tape_destroy(t);
+    return differ;
+}
+
+static void trained_case(const char *const *extra, int nextra, int conv2_kept, int fc1_kept)
+{
+    snprintf(dir, sizeof dir, "/tmp/qat-prune-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    qat_config *cfg = subset_cfg(extra, nextra);
+    qat_train_opts o = {.out_dir = dir, .quiet = 1};
+    qat_error e;
+    cr_assert_eq(qat_train(cfg, &o, &e), QAT_OK, "%s", e.msg);
+    char ck[256], mp[256];
+    snprintf(ck, sizeof ck, "%s/checkpoint.h5", dir);
+    snprintf(mp, sizeof mp, "%s/model.int8.h5", dir);
+    qat_model *m;
+    cr_assert_eq(qat_checkpoint_load_model(ck, &m, &e), QAT_OK, "%s", e.msg);
+    cr_assert_eq(qat_model_refresh_qparams(m, &e), QAT_OK, "%s", e.msg);
+    /* the file qat-train wrote has the reduced shapes */
+    qat_rt_owned_desc removed;
+    cr_assert_eq(qat_rt_h5_read_desc(mp, &removed, &e), QAT_OK, "%s", e.msg);
+    const qat_rt_layer_desc *L = removed.desc.layers;
+    cr_assert_eq(L[0].out_c, 8, "conv1 is kept dense");
+    cr_assert_eq(L[2].out_c, conv2_kept, "conv2 filters");
+    cr_assert_eq(L[3].out_c, conv2_kept, "pool2 follows");
+    cr_assert_eq(L[4].out_c, 49 * conv2_kept, "flatten: 7x7 positions of each kept channel");
+    cr_assert_eq(L[5].in_c, 49 * conv2_kept);
+    cr_assert_eq(L[5].out_c, fc1_kept, "fc1 neurons");
+    cr_assert(L[6].in_c == fc1_kept && L[6].out_c == 10);
+    /* the same weights exported without removal: the masked integer model */
+    qat_config *plain = malloc(sizeof *plain);
+    *plain = *qat_model_config(m);
+    plain->prune.method = QAT_PRUNE_NONE;
+    qat_model *m2;
+    cr_assert_eq(qat_model_create(plain, &m2, &e), QAT_OK, "%s", e.msg);
+    size_t n1, n2;
+    const float *src = qat_model_params(m, &n1);
+    float *dst = qat_model_params(m2, &n2);
+    cr_assert_eq(n1, n2);
+    memcpy(dst, src, n1 * sizeof(float));
+    src = qat_model_state(m, &n1);
+    dst = qat_model_state(m2, &n2);
+    cr_assert_eq(n1, n2);
+    memcpy(dst, src, n1 * sizeof(float));
+    qat_rt_owned_desc masked;
+    cr_assert_eq(qat_export_desc(m2, &masked, &e), QAT_OK, "%s", e.msg);
+    cr_assert_eq(masked.desc.layers[2].out_c, 8, "no removal: full shapes");
+    cr_assert_lt(qat_export_param_bytes(&removed.desc), qat_export_param_bytes(&masked.desc));
+    qat_dataset test;
+    cr_assert_eq(qat_mnist_load(cfg->data.dir, "t10k", 10, 200, &test, &e), QAT_OK, "%s", e.msg);
+    expect_same_logits(&masked.desc, &removed.desc, 64);
+    int8_t *a = logits_of(&masked.desc, NULL, test.images, (int)test.n);
+    int8_t *b = logits_of(&removed.desc, NULL, test.images, (int)test.n);
+    cr_assert_eq(memcmp(a, b, (size_t)test.n * 10), 0, "test images: masked != removed");
+    cr_assert_eq(differing_images(m, &removed.desc, &test), 0,
+                 "the removed integer model reproduces the QAT forward code for code");
+    free(a);
+    free(b);
+    qat_dataset_free(&test);
+    qat_rt_owned_desc_free(&removed);
+    qat_rt_owned_desc_free(&masked);
+    qat_model_destroy(m);
+    qat_model_destroy(m2);
+    free(plain);
+    free(cfg);
+}
+
+static const char *channel50[] = {"prune.method=channel", "prune.scope=layer",
+                                  "prune.target_sparsity=0.5", "prune.unit=step",
+                                  "prune.start=5", "prune.end=20", "prune.frequency=5",
+                                  "layer.conv1.prune=false"};
+
+Test(trained, channel_pruned_cnn_exports_reduced_and_exact, .timeout = 300)
+{
+    trained_case(channel50, 8, 4, 8);
+}
+
+Test(trained, with_batchnorm_asymmetric_weights_and_l2_ranking, .timeout = 300)
+{
+    const char *extra[12];
+    memcpy(extra, channel50, sizeof channel50);
+    extra[8] = "layer.conv2.batchnorm=true";
+    extra[9] = "quant.weight_scheme=asymmetric";
+    extra[10] = "prune.channel_norm=l2";
+    extra[11] = "layer.fc1.target_sparsity=0.75";
+    trained_case(extra, 12, 4, 4);
+}
