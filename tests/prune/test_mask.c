@@ -239,3 +239,58 @@ Test(mask, regrow_trains_pruned_weights_on_a_dense_copy_and_lets_them_back)
     qat_optim_destroy(o);
     rig_free(&r);
 }
+
+/* Pruned zeros must not drag a percentile weight observer toward 0. */
+Test(observer, percentile_ranks_only_unpruned_weights)
+{
+    float w[200], lo, hi, scratch[200];
+    for (int i = 0; i < 200; i++)
+        w[i] = i < 150 ? 0.0f : (float)(i - 149) / 50.0f * (i % 2 ? 1.0f : -1.0f); /* |w| 0.02..1 */
+    qat_weight_ranges(w, 1, 200, 1, QAT_OBS_PERCENTILE, 90.0f, QAT_SCHEME_SYMMETRIC, &lo, &hi,
+                      scratch);
+    cr_assert_lt(hi, 0.7f, "counting the zeros, the 90th percentile falls to %g", hi);
+    qat_weight_ranges_pruned(w, 1, 200, 1, QAT_OBS_PERCENTILE, 90.0f, QAT_SCHEME_SYMMETRIC, &lo,
+                             &hi, scratch);
+    cr_assert_float_eq(hi, 0.9f, 1e-6, "90th percentile of the 50 kept |w|: %g", hi);
+    cr_assert_eq(lo, -hi);
+    /* minmax: the same either way */
+    float a, b, c, d;
+    qat_weight_ranges(w, 1, 200, 1, QAT_OBS_MINMAX, 90.0f, QAT_SCHEME_ASYMMETRIC, &a, &b, scratch);
+    qat_weight_ranges_pruned(w, 1, 200, 1, QAT_OBS_MINMAX, 90.0f, QAT_SCHEME_ASYMMETRIC, &c, &d,
+                             scratch);
+    cr_assert(a == c && b == d);
+    /* a fully pruned row */
+    memset(w, 0, sizeof w);
+    qat_weight_ranges_pruned(w, 2, 100, 1, QAT_OBS_PERCENTILE, 99.0f, QAT_SCHEME_SYMMETRIC, &lo,
+                             &hi, scratch);
+    cr_assert(lo == 0.0f && hi == 0.0f);
+}
+
+Test(observer, a_pruned_model_scales_weights_from_the_kept_ones)
+{
+    const char *sets[] = {"prune.method=magnitude", "prune.schedule=one_shot", "prune.unit=step",
+                          "prune.start=0", "prune.target_sparsity=0.8", "prune.scope=layer",
+                          "quant.weight_observer=percentile", "quant.percentile=99",
+                          "quant.weight_granularity=per_tensor"};
+    rig r;
+    rig_make(&r, sets, 9);
+    qat_pruner_update(r.p, 0);
+    fwd_bwd(&r);
+    qat_error e;
+    cr_assert_eq(qat_model_refresh_qparams(r.m, &e), QAT_OK, "%s", e.msg);
+    qat_layer *l = qat_model_layer(r.m, PF_FC1);
+    size_t n = l->w.numel;
+    float *kept = malloc(n * sizeof(float)), lo, hi;
+    float *scratch = malloc(n * sizeof(float));
+    size_t k = 0;
+    for (size_t j = 0; j < n; j++)
+        if (l->w_eff[j] != 0.0f)
+            kept[k++] = l->w_eff[j];
+    qat_weight_ranges(kept, 1, k, 0, QAT_OBS_PERCENTILE, 99.0f, QAT_SCHEME_SYMMETRIC, &lo, &hi,
+                      scratch);
+    qat_qparams q = qat_weight_qparams_from_range(lo, hi, 8, QAT_SCHEME_SYMMETRIC);
+    cr_assert_eq(l->q.w_scale[0], q.scale, "fc1's scale comes from its %zu kept weights", k);
+    free(kept);
+    free(scratch);
+    rig_free(&r);
+}
