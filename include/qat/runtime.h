@@ -89,18 +89,23 @@ qat_status qat_rt_model_validate(const qat_rt_model_desc *d, qat_error *err);
  * width and packed into the layout that path's kernels read: d may be freed
  * afterwards. isa: NULL or "auto" takes the QAT_ISA environment variable if
  * set, else the fastest path this build and CPU run; or one of "ref"
- * (portable C, the reference), "avx2" (x86-64 with AVX2 and FMA), "neon"
+ * (portable C, the reference), "avx2" (x86-64 with AVX2 and FMA),
+ * "avx512vnni" (x86-64 with AVX-512 F/BW/VL and VNNI), "neon"
  * (aarch64; dot-product instructions when the CPU reports them, plain NEON
  * otherwise), "neon-dot", "neon-plain". Every path gives identical logits.
  * A path the build or CPU lacks is QAT_EUNSUPPORTED, an unknown name
  * QAT_EINVAL; the message lists the paths available. */
 qat_status qat_rt_model_create_isa(const qat_rt_model_desc *d, const char *isa,
                                    qat_rt_model **out, qat_error *err);
+/* The path qat_rt_model_create_isa(d, isa, ...) would pick here, as a
+ * static string in *name, with the same errors; lets a tool reject a bad
+ * --isa before reading anything. */
+qat_status qat_rt_isa_resolve(const char *isa, const char **name, qat_error *err);
 /* qat_rt_model_create_isa(d, NULL, out, err). */
 qat_status qat_rt_model_create(const qat_rt_model_desc *d, qat_rt_model **out, qat_error *err);
 void qat_rt_model_destroy(qat_rt_model *m);
-/* The kernel path the model was built for ("ref", "avx2", "neon-dot",
- * "neon-plain"); a static string. */
+/* The kernel path the model was built for ("ref", "avx2", "avx512vnni",
+ * "neon-dot", "neon-plain"); a static string. */
 const char *qat_rt_model_isa(const qat_rt_model *m);
 int qat_rt_model_num_classes(const qat_rt_model *m);
 int qat_rt_model_num_layers(const qat_rt_model *m);

@@ -30,7 +30,8 @@ static const char usage_text[] =
     "  --threads N         threads splitting each batch (default 1); with fewer images\n"
     "                      than threads (e.g. --batch 1) they split each layer instead\n"
     "  --isa ISA           kernel path: auto (default: $QAT_ISA if set, else the\n"
-    "                      fastest this CPU runs), ref, avx2, neon, neon-dot, neon-plain.\n"
+    "                      fastest this CPU runs), ref, avx2, avx512vnni, neon,\n"
+    "                      neon-dot, neon-plain.\n"
     "                      Every path gives identical logits; one the CPU lacks is an\n"
     "                      error (exit 2)\n"
     "  --json              print one line: {\"accuracy\": A, \"images_per_second\": R}\n"
@@ -255,10 +256,13 @@ int main(int argc, char **argv)
     int8_t *logits = NULL;
     int exit_code = 0;
     qat_rt_owned_desc desc = {0};
-    qat_status st = qat_rt_h5_read_desc(a.model, &desc, &e);
+    const char *isa = NULL;
+    qat_status st = qat_rt_isa_resolve(a.isa, &isa, &e); /* before reading anything */
+    if (!st)
+        st = qat_rt_h5_read_desc(a.model, &desc, &e);
     if (!st) {
-        st = qat_rt_model_create_isa(&desc.desc, a.isa, &m, &e);
-        if (st && st != QAT_EUNSUPPORTED) /* an --isa problem is not the file's */
+        st = qat_rt_model_create_isa(&desc.desc, isa, &m, &e);
+        if (st)
             qat_error_prefix(&e, "%s", a.model);
     }
     qat_rt_owned_desc_free(&desc);

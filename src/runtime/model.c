@@ -164,6 +164,17 @@ qat_status qat_rt_model_create_isa(const qat_rt_model_desc *d, const char *isa,
             m->max_tensor = layers[i].out_size;
     }
     free(w);
+    /* conv2d + 2x2/2 maxpool in one pass where the path has the kernel (the
+     * pool needs no padding: validated pools have none) */
+    for (int i = 0; k->conv2d_maxpool && i + 1 < d->num_layers; i++) {
+        qat_rt_layer *c = &layers[i], *pl = &layers[i + 1];
+        if (c->op == QAT_RT_CONV2D && pl->op == QAT_RT_MAXPOOL2D && pl->pool.kernel_h == 2 &&
+            pl->pool.kernel_w == 2 && pl->pool.stride_h == 2 && pl->pool.stride_w == 2) {
+            c->fused_pool = 1;
+            c->rows = pl->rows;
+            pl->done_by_previous = 1;
+        }
+    }
     const qat_rt_layer_desc *last = &d->layers[d->num_layers - 1];
     m->output_scale = last->output_scale;
     m->output_zero_point = last->output_zero_point;
@@ -190,6 +201,14 @@ size_t qat_rt_model_input_size(const qat_rt_model *m) { return m->input_size; }
 float qat_rt_model_output_scale(const qat_rt_model *m) { return m->output_scale; }
 int32_t qat_rt_model_output_zero_point(const qat_rt_model *m) { return m->output_zero_point; }
 const char *qat_rt_model_isa(const qat_rt_model *m) { return m->k->isa; }
+
+qat_status qat_rt_isa_resolve(const char *isa, const char **name, qat_error *err)
+{
+    const qat_rt_kernels *k;
+    qat_status st = qat_rt_kernels_select(isa, &k, err);
+    *name = st ? NULL : k->isa;
+    return st;
+}
 
 int qat_rt_model_num_layers(const qat_rt_model *m) { return m->num_layers; }
 

@@ -10,6 +10,11 @@ typedef struct qat_rt_layer {
     char name[QAT_RT_NAME_MAX];
     size_t in_size, out_size; /* elements per image */
     size_t rows;              /* output rows per image the kernels count (pixels) */
+    /* conv2d whose following 2x2 stride-2 maxpool runs inside it
+     * (kernels conv2d_maxpool): rows is then the pool's, and the pool layer
+     * is marked done_by_previous. */
+    int fused_pool;
+    int done_by_previous;
     double macs;              /* multiply-accumulates per image (profiling) */
     qat_rt_conv_params conv;  /* conv2d, linear: arrays and packed weights in the blob */
     qat_rt_pool_params pool;  /* maxpool2d, avgpool2d */

@@ -90,7 +90,7 @@ qat_status qat_rt_session_create(const qat_rt_model *m, const qat_rt_options *o,
     for (int i = 0; i < m->num_layers; i++) {
         const qat_rt_layer *l = &m->layers[i];
         if (l->op == QAT_RT_CONV2D || l->op == QAT_RT_LINEAR) {
-            size_t b = s->k->conv_scratch(&l->conv);
+            size_t b = s->k->conv_scratch(&l->conv, s->chunk);
             if (b > s->scratch_stride)
                 s->scratch_stride = b;
         }
@@ -163,7 +163,12 @@ static void run_layer(const qat_rt_kernels *k, const qat_rt_layer *l, const int8
                       size_t m0, size_t m1, int c0, int c1, void *scratch)
 {
     switch (l->op) {
-    case QAT_RT_CONV2D: k->conv2d(&l->conv, a, b, m0, m1, c0, c1, scratch); break;
+    case QAT_RT_CONV2D:
+        if (l->fused_pool)
+            k->conv2d_maxpool(&l->conv, &l[1].pool, a, b, m0, m1, c0, c1, scratch);
+        else
+            k->conv2d(&l->conv, a, b, m0, m1, c0, c1, scratch);
+        break;
     case QAT_RT_LINEAR: k->linear(&l->conv, a, b, m0, m1, c0, c1, scratch); break;
     case QAT_RT_MAXPOOL2D: k->maxpool2d(&l->pool, a, b, m0, m1); break;
     case QAT_RT_AVGPOOL2D: k->avgpool2d(&l->pool, a, b, m0, m1); break;
@@ -213,8 +218,8 @@ static int8_t *forward(qat_rt_session *s, const uint8_t *in, int8_t *a, int8_t *
     }
     for (int i = 0; i < m->num_layers; i++) {
         const qat_rt_layer *l = &m->layers[i];
-        if (l->op == QAT_RT_FLATTEN)
-            continue; /* NHWC memory is already flat */
+        if (l->op == QAT_RT_FLATTEN || l->done_by_previous)
+            continue; /* NHWC memory is already flat; a fused pool ran in its conv */
         size_t m0, m1;
         int c0, c1;
         layer_slice(k, l, n, tid, nt, &m0, &m1, &c0, &c1);
@@ -301,6 +306,10 @@ int qat_rt_session_profile(const qat_rt_session *s, qat_rt_layer_profile *out, i
             const qat_rt_layer *l = &m->layers[i];
             *p = (qat_rt_layer_profile){.index = i, .name = l->name, .op = qat_rt_op_name(l->op),
                                         .seconds = s->prof[i + 1]};
+            if (l->fused_pool)
+                p->op = "conv2d+maxpool2d";
+            else if (l->done_by_previous)
+                p->op = "(in conv2d)";
             p->macs = l->macs * (double)s->prof_images;
         }
         p->images = s->prof_images;

@@ -23,7 +23,7 @@
 static int failures;
 static long checks;
 static int quick;
-static const qat_rt_kernels *paths[4];
+static const qat_rt_kernels *paths[QAT_RT_MAX_PATHS];
 static int npaths;
 
 #define CHECK(cond, ...)                                                        \
@@ -188,6 +188,20 @@ static int run_conv_case(const conv_case *cc)
     p.multiplier = mult;
     p.shift = shift;
 
+    /* conv2d + 2x2 stride-2 maxpool over its output, for fused kernels */
+    qat_rt_pool_params pool = {.in_h = p.out_h, .in_w = p.out_w, .c = cc->out_c,
+                               .kernel_h = 2, .kernel_w = 2, .stride_h = 2, .stride_w = 2};
+    pool.out_h = p.out_h / 2;
+    pool.out_w = p.out_w / 2;
+    const size_t prow = (size_t)cc->n * pool.out_h * pool.out_w, pout_n = prow * oc;
+    int8_t *pwant = NULL;
+    if (!cc->linear && prow > 0) {
+        qat_rt_conv_params q = p;
+        q.packed = w; /* the reference layout is the unpacked weights */
+        pwant = guarded(pout_n);
+        qat_s8_conv2d_maxpool__ref(&q, &pool, x, pwant, 0, prow, 0, cc->out_c, NULL);
+    }
+
     int8_t *want = NULL;
     int distinct = 0;
     for (int pi = 0; pi < npaths; pi++) {
@@ -197,7 +211,7 @@ static int run_conv_case(const conv_case *cc)
         kt->conv_pack(&q, packed);
         q.weights = NULL; /* kernels must read only the packed form */
         q.packed = packed;
-        void *scratch = xalloc(kt->conv_scratch(&q) + 1);
+        void *scratch = xalloc(kt->conv_scratch(&q, cc->n) + 1);
         int8_t *got = guarded(out_n);
         qat_rt_conv_fn fn = cc->linear ? kt->linear : kt->conv2d;
         fn(&q, x, got, 0, rows, 0, cc->out_c, scratch);
@@ -235,10 +249,37 @@ static int run_conv_case(const conv_case *cc)
         CHECK(guards_ok(sl, out_n) && memcmp(sl, want, out_n) == 0,
               "[%s] sliced run differs from ref: %s", kt->isa, what);
         unguard(sl);
+        if (pwant && kt->conv2d_maxpool) {
+            /* fused pooling: whole, then in slices */
+            int8_t *pg = guarded(pout_n);
+            kt->conv2d_maxpool(&q, &pool, x, pg, 0, prow, 0, cc->out_c, scratch);
+            size_t bad = 0;
+            while (bad < pout_n && pg[bad] == pwant[bad])
+                bad++;
+            CHECK(bad == pout_n && guards_ok(pg, pout_n),
+                  "[%s] conv2d+maxpool differs from conv2d then maxpool at pooled row %zu "
+                  "channel %zu: %d vs %d: %s",
+                  kt->isa, bad / oc, bad % oc, bad < pout_n ? pg[bad] : 0,
+                  bad < pout_n ? pwant[bad] : 0, what);
+            memset(pg, 0, pout_n);
+            for (size_t r0 = 0, r1; r0 < prow; r0 = r1) {
+                r1 = r0 + 1 + (size_t)rnd(0, 9);
+                r1 = r1 > prow ? prow : r1;
+                for (int c0 = 0, c1; c0 < cc->out_c; c0 = c1) {
+                    c1 = c0 + kt->channel_align * (1 + rnd(0, 1));
+                    c1 = c1 > cc->out_c ? cc->out_c : c1;
+                    kt->conv2d_maxpool(&q, &pool, x, pg, r0, r1, c0, c1, scratch);
+                }
+            }
+            CHECK(guards_ok(pg, pout_n) && memcmp(pg, pwant, pout_n) == 0,
+                  "[%s] sliced conv2d+maxpool differs: %s", kt->isa, what);
+            unguard(pg);
+        }
         free(packed);
         free(scratch);
     }
     unguard(want);
+    unguard(pwant);
     free(w);
     free(x);
     free(wzp);

@@ -67,7 +67,7 @@ int main(int argc, char **argv)
     }
     const uint8_t *px = idx + 16;
     int8_t *got = malloc((size_t)n * nc);
-    const qat_rt_kernels *paths[4];
+    const qat_rt_kernels *paths[QAT_RT_MAX_PATHS];
     int np = qat_rt_kernels_available(paths), failures = 0, runs = 0;
     for (int pi = 0; pi < np; pi++) {
         qat_error e;

@@ -31,6 +31,21 @@ static int cpu_has_avx2(void)
     __cpuid_count(7, 0, a, b, c, d);
     return (b & (1u << 5)) != 0;
 }
+
+/* AVX-512 F, BW, VL and VNNI (leaf 7 EBX.16/30/31, ECX.11) on top of AVX2,
+ * with the OS saving opmask and all 32 zmm (XCR0 bits 5, 6, 7). */
+static int cpu_has_avx512vnni(void)
+{
+    if (!cpu_has_avx2())
+        return 0;
+    unsigned lo, hi, a, b, c, d;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & 0xE6u) != 0xE6u)
+        return 0;
+    __cpuid_count(7, 0, a, b, c, d);
+    const unsigned need = (1u << 16) | (1u << 30) | (1u << 31);
+    return (b & need) == need && (c & (1u << 11)) != 0;
+}
 #endif
 
 #if defined(QAT_RT_HAVE_NEON)
@@ -53,13 +68,15 @@ static int cpu_has_dotprod(void)
 #endif
 #endif
 
-int qat_rt_kernels_available(const qat_rt_kernels *out[4])
+int qat_rt_kernels_available(const qat_rt_kernels *out[QAT_RT_MAX_PATHS])
 {
     int n = 0;
     out[n++] = &qat_rt_kernels_ref;
 #if defined(QAT_RT_HAVE_AVX2)
     if (cpu_has_avx2())
         out[n++] = &qat_rt_kernels_avx2;
+    if (cpu_has_avx512vnni())
+        out[n++] = &qat_rt_kernels_avx512vnni;
 #endif
 #if defined(QAT_RT_HAVE_NEON)
     out[n++] = &qat_rt_kernels_neon_plain; /* NEON is part of base aarch64 */
@@ -69,7 +86,7 @@ int qat_rt_kernels_available(const qat_rt_kernels *out[4])
     return n;
 }
 
-static const char *const known[] = {"avx2", "neon", "neon-dot", "neon-plain"};
+static const char *const known[] = {"avx2", "avx512vnni", "neon", "neon-dot", "neon-plain"};
 
 qat_status qat_rt_kernels_select(const char *isa, const qat_rt_kernels **out, qat_error *err)
 {
@@ -84,7 +101,7 @@ qat_status qat_rt_kernels_select(const char *isa, const qat_rt_kernels **out, qa
             isa = NULL;
         }
     }
-    const qat_rt_kernels *avail[4];
+    const qat_rt_kernels *avail[QAT_RT_MAX_PATHS];
     int n = qat_rt_kernels_available(avail);
     if (!isa) { /* best = last: tables are listed in increasing preference */
         *out = avail[n - 1];
@@ -107,7 +124,7 @@ qat_status qat_rt_kernels_select(const char *isa, const qat_rt_kernels **out, qa
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
         if (strcmp(isa, known[i]) != 0)
             continue;
-        int x86 = strcmp(isa, "avx2") == 0;
+        int x86 = strncmp(isa, "avx", 3) == 0;
 #if defined(QAT_RT_HAVE_AVX2)
         int built = x86;
 #elif defined(QAT_RT_HAVE_NEON)
@@ -118,7 +135,10 @@ qat_status qat_rt_kernels_select(const char *isa, const qat_rt_kernels **out, qa
         if (built)
             return qat_fail(err, QAT_EUNSUPPORTED,
                             "%s '%s': this CPU lacks %s (available here: %s)", origin, isa,
-                            x86 ? "AVX2/FMA (or the OS does not enable YMM state)"
+                            x86 ? (strcmp(isa, "avx2") == 0
+                                       ? "AVX2/FMA (or the OS does not enable YMM state)"
+                                       : "AVX-512 F/BW/VL/VNNI (or the OS does not enable ZMM "
+                                         "state)")
                                 : "the dot-product extension (HWCAP_ASIMDDP)",
                             list);
         return qat_fail(err, QAT_EUNSUPPORTED,
@@ -127,6 +147,7 @@ qat_status qat_rt_kernels_select(const char *isa, const qat_rt_kernels **out, qa
                         origin, isa, isa, x86 ? "x86-64" : "aarch64", list);
     }
     return qat_fail(err, QAT_EINVAL,
-                    "%s: expected one of auto, ref, avx2, neon, neon-dot, neon-plain; found '%s'",
+                    "%s: expected one of auto, ref, avx2, avx512vnni, neon, neon-dot, neon-plain; "
+                    "found '%s'",
                     origin, isa);
 }

@@ -67,9 +67,22 @@ typedef struct qat_rt_requant_params {
 typedef void (*qat_rt_conv_fn)(const qat_rt_conv_params *p, const int8_t *in, int8_t *out,
                                size_t m0, size_t m1, int c0, int c1, void *scratch);
 typedef size_t (*qat_rt_conv_size_fn)(const qat_rt_conv_params *p);
+/* Scratch bytes a conv/linear kernel needs for calls of up to max_images
+ * images (may be 0). */
+typedef size_t (*qat_rt_scratch_fn)(const qat_rt_conv_params *p, int max_images);
 /* Fills dst (conv_packed_size(p) bytes, 64-byte aligned) from p->weights,
  * weight_zp, bias_folded, multiplier and shift. */
 typedef void (*qat_rt_pack_fn)(const qat_rt_conv_params *p, void *dst);
+/* conv2d followed by a 2x2 stride-2 maxpool, in one pass: output rows
+ * [m0, m1) of the pool (pooled pixels of the batch, numbered as for conv)
+ * for channels [c0, c1). Equal to the two layers run one after the other:
+ * the output stage is monotone non-decreasing in the accumulator (m0 >= 0),
+ * so the max of four requantized codes is the requantized max of the four
+ * accumulators, and a kernel may requantize once per pooled value. Conv
+ * pixels no pooling window covers are not computed. */
+typedef void (*qat_rt_conv_pool_fn)(const qat_rt_conv_params *p, const qat_rt_pool_params *pool,
+                                    const int8_t *in, int8_t *out, size_t m0, size_t m1, int c0,
+                                    int c1, void *scratch);
 /* Pools: output rows [m0, m1), a row being one output pixel (all channels)
  * of the batch, numbered as for conv. */
 typedef void (*qat_rt_pool_fn)(const qat_rt_pool_params *p, const int8_t *in, int8_t *out,
@@ -80,13 +93,14 @@ typedef void (*qat_rt_requantize_fn)(const qat_rt_requant_params *q, const int32
                                      int8_t *out, size_t rows);
 
 typedef struct qat_rt_kernels {
-    const char *isa;   /* "ref", "avx2", "neon-dot", "neon-plain" */
+    const char *isa;   /* "ref", "avx2", "avx512vnni", "neon-dot", "neon-plain" */
     int channel_align; /* conv c0/c1 split granularity */
     qat_rt_quantize_fn quantize_input;
     qat_rt_conv_size_fn conv_packed_size;
     qat_rt_pack_fn conv_pack;
-    qat_rt_conv_size_fn conv_scratch;
+    qat_rt_scratch_fn conv_scratch;
     qat_rt_conv_fn conv2d;
+    qat_rt_conv_pool_fn conv2d_maxpool; /* NULL: the session runs the two layers */
     qat_rt_conv_fn linear;
     qat_rt_pool_fn maxpool2d;
     qat_rt_pool_fn avgpool2d;
@@ -97,6 +111,7 @@ typedef struct qat_rt_kernels {
 extern const qat_rt_kernels qat_rt_kernels_ref;
 #if defined(QAT_RT_HAVE_AVX2)
 extern const qat_rt_kernels qat_rt_kernels_avx2;
+extern const qat_rt_kernels qat_rt_kernels_avx512vnni;
 #endif
 #if defined(QAT_RT_HAVE_NEON)
 extern const qat_rt_kernels qat_rt_kernels_neon_plain;
@@ -105,15 +120,16 @@ extern const qat_rt_kernels qat_rt_kernels_neon_dot;
 
 /* Picks a kernel table. isa NULL or "auto": the QAT_ISA environment variable
  * if set, else the best path this build and CPU support. Names: ref, avx2,
- * neon (the dot-product kernels when the CPU has them, else plain NEON),
- * neon-dot, neon-plain. A path this build or CPU lacks is QAT_EUNSUPPORTED,
+ * avx512vnni, neon (the dot-product kernels when the CPU has them, else
+ * plain NEON), neon-dot, neon-plain. A path this build or CPU lacks is QAT_EUNSUPPORTED,
  * an unknown name QAT_EINVAL; both messages list what is available. The
  * CPU is probed on every call (cpuid/xgetbv, getauxval): cheap, and no
  * global state. */
 qat_status qat_rt_kernels_select(const char *isa, const qat_rt_kernels **out, qat_error *err);
-/* Every table this build and CPU can run, ref first; returns the count
- * (at most 4) and fills out[0..count). */
-int qat_rt_kernels_available(const qat_rt_kernels *out[4]);
+/* Every table this build and CPU can run, ref first, then in increasing
+ * preference; returns the count (at most QAT_RT_MAX_PATHS). */
+#define QAT_RT_MAX_PATHS 4
+int qat_rt_kernels_available(const qat_rt_kernels *out[QAT_RT_MAX_PATHS]);
 
 /* Multiply-shift for avgpool's division by n in [1, 2^23]. */
 void qat_rt_pool_divisor(int32_t n, uint32_t *mul, int *shift);
@@ -122,9 +138,14 @@ void qat_rt_pool_divisor(int32_t n, uint32_t *mul, int *shift);
 void qat_u8_quantize_input__ref(const uint8_t *pixels, int8_t *q, size_t count);
 size_t qat_s8_conv_packed_size__ref(const qat_rt_conv_params *p);
 void qat_s8_conv_pack__ref(const qat_rt_conv_params *p, void *dst);
-size_t qat_s8_conv_scratch__ref(const qat_rt_conv_params *p);
+size_t qat_s8_conv_scratch__ref(const qat_rt_conv_params *p, int max_images);
 void qat_s8_conv2d__ref(const qat_rt_conv_params *p, const int8_t *in, int8_t *out, size_t m0,
                         size_t m1, int c0, int c1, void *scratch);
+/* The unfused semantics, pooled pixel by pooled pixel: the max of the four
+ * requantized conv outputs (the oracle of every fused kernel). */
+void qat_s8_conv2d_maxpool__ref(const qat_rt_conv_params *p, const qat_rt_pool_params *pool,
+                                const int8_t *in, int8_t *out, size_t m0, size_t m1, int c0,
+                                int c1, void *scratch);
 void qat_s8_linear__ref(const qat_rt_conv_params *p, const int8_t *in, int8_t *out, size_t m0,
                         size_t m1, int c0, int c1, void *scratch);
 void qat_s8_maxpool2d__ref(const qat_rt_pool_params *p, const int8_t *in, int8_t *out, size_t m0,

@@ -77,8 +77,9 @@ static void pack(const qat_rt_conv_params *p, void *dst)
     }
 }
 
-static size_t scratch_size(const qat_rt_conv_params *p)
+static size_t scratch_size(const qat_rt_conv_params *p, int max_images)
 {
+    (void)max_images; /* one image at a time */
     size_t kp = (conv_k(p) + 1) & ~(size_t)1;
     size_t bytes = qat_avx2_block_bytes((size_t)block_rows(kp), kp);
     if (!(p->kernel_h == 1 && p->kernel_w == 1 && p->stride_h == 1 && p->stride_w == 1 &&

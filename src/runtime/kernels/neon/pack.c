@@ -97,14 +97,16 @@ static void pack_dot(const qat_rt_conv_params *p, void *dst)
     }
 }
 
-static size_t scratch_plain(const qat_rt_conv_params *p)
+static size_t scratch_plain(const qat_rt_conv_params *p, int max_images)
 {
+    (void)max_images;
     return (size_t)block_rows(kp_of(p), 2) * kp_of(p) * 2;
 }
 
 /* int8 rows, then one int32 row sum per row */
-static size_t scratch_dot(const qat_rt_conv_params *p)
+static size_t scratch_dot(const qat_rt_conv_params *p, int max_images)
 {
+    (void)max_images;
     size_t rows = (size_t)block_rows(kp_of(p), 1);
     return rows * kp_of(p) + rows * sizeof(int32_t);
 }
