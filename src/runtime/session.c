@@ -1,17 +1,20 @@
 /* Sessions: every buffer is sized at creation; qat_rt_run only computes.
  *
- * Two ways to use the threads, chosen per call and mixed within one:
- * - batch split: with at least one image per member, each member takes a
- *   contiguous range of images and runs the whole network on it in chunks,
- *   ping-ponging between two private activation buffers, with no
- *   synchronisation at all until the end;
- * - layer split: the n % threads images left over (all of them when
- *   n < threads, e.g. batch 1) go through the network with every member
- *   computing a slice of each layer (output rows, or output channels when a
- *   layer has few rows, as fc layers do at batch 1), and a spinning barrier
- *   between layers.
- * Every output value is computed by the same integer arithmetic whatever
- * the split, so logits are identical for every thread count. */
+ * A run is a short sequence of phases, each a set of tasks that the
+ * caller's thread and the session's workers claim one at a time from a
+ * shared board (an atomic word), so that nobody waits for a thread that has
+ * not started: if the machine is busy and a worker is descheduled, the
+ * others simply take its share. Phases:
+ * - images: with at least one image per thread, the batch (minus n % threads
+ *   images) is cut into chunks; a task runs the whole network on one chunk
+ *   in the claiming thread's private ping-pong buffers;
+ * - layers: the images left over (all of them when n < threads, e.g. batch
+ *   1) go through the network one layer per phase, each task computing a
+ *   slice of the layer (output rows, or output channels when a layer has
+ *   few rows, as fc layers do at batch 1) in shared buffers.
+ * Every output value is computed by the same integer arithmetic whoever
+ * computes it, so logits are identical for every thread count. */
+#include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -21,12 +24,14 @@
 #include "qat/pool.h"
 #include "runtime/rt_internal.h"
 
-/* Images per kernel call in a batch split: enough for weight reuse in linear
- * layers, small enough that the activations of a chunk stay in L2. */
+/* Most images per task in the images phase (the activation buffers hold
+ * this many): small enough that a chunk's activations stay in L2. */
 #define QAT_RT_CHUNK 16
-/* A layer split divides output rows when every member gets at least this
+/* A layer phase divides output rows when every thread gets at least this
  * many; otherwise it divides output channels. */
 #define QAT_RT_MIN_ROWS 16
+/* Idle workers spin this many rounds (about a millisecond) before sleeping. */
+#define QAT_RT_SPIN 20000
 
 #if defined(__x86_64__) || defined(__i386__)
 #define CPU_RELAX() __builtin_ia32_pause()
@@ -36,24 +41,53 @@
 #define CPU_RELAX() ((void)0)
 #endif
 
+/* The board word: epoch (phase number) | task count | next unclaimed task.
+ * One word, so that a claim (compare-and-swap) can only succeed for the
+ * phase the claimer read the parameters of. */
+#define B_BITS 20
+#define B_MASK ((1ULL << B_BITS) - 1)
+#define B_EPOCH(w) ((unsigned)((w) >> (2 * B_BITS)))
+#define B_COUNT(w) ((unsigned)(((w) >> B_BITS) & B_MASK))
+#define B_NEXT(w) ((unsigned)((w)&B_MASK))
+#define B_MAKE(e, n) ((unsigned long long)(e) << (2 * B_BITS) | (unsigned long long)(n) << B_BITS)
+
+enum { PHASE_IMAGES, PHASE_LAYER };
+
+typedef struct worker {
+    qat_rt_session *s;
+    int id;
+} worker;
+
 struct qat_rt_session {
     const qat_rt_model *m;
     const qat_rt_kernels *k;
-    qat_pool *pool;
     int threads, max_batch, chunk;
     size_t act_stride;     /* bytes of one activation buffer (chunk images) */
-    size_t scratch_stride; /* bytes of one member's kernel scratch */
+    size_t scratch_stride; /* bytes of one thread's kernel scratch */
     int8_t *act;           /* threads * 2 * act_stride */
     unsigned char *scratch;
     double *prof; /* num_layers + 1 seconds (input first), or NULL */
     long prof_images;
-    /* the batch in flight */
+    pthread_t *tids;
+    worker *workers;
+    int started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int sleepers; /* under mu */
+    /* the run and the phase in flight; written by the caller's thread before
+     * it publishes the phase on the board, read by a worker only after it has
+     * claimed one of the phase's tasks */
     const uint8_t *images;
-    int n, n_split; /* images [0, n_split) are batch-split, the rest layer-split */
     int8_t *logits;
-    /* layer-split barrier; its own cache lines, away from the fields above */
-    _Alignas(64) atomic_uint bar_count;
-    _Alignas(64) atomic_uint bar_gen;
+    int n_split, task_images; /* images phase: [0, n_split) in tasks of task_images */
+    int kind, layer, nb;      /* layer phase: layer index on nb images */
+    const int8_t *src;
+    int8_t *dst;
+    unsigned epoch;
+    /* the board and the completion count, each on its own cache line */
+    _Alignas(64) atomic_ullong board;
+    _Alignas(64) atomic_uint done;
+    _Alignas(64) atomic_int stop;
 };
 
 static double now_seconds(void)
@@ -62,6 +96,178 @@ static double now_seconds(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+/* ---- the network on private buffers, and one layer's slice -------------------------- */
+
+static void run_layer(const qat_rt_kernels *k, const qat_rt_layer *l, const int8_t *a, int8_t *b,
+                      size_t m0, size_t m1, int c0, int c1, void *scratch)
+{
+    switch (l->op) {
+    case QAT_RT_CONV2D:
+        if (l->fused_pool)
+            k->conv2d_maxpool(&l->conv, &l[1].pool, a, b, m0, m1, c0, c1, scratch);
+        else
+            k->conv2d(&l->conv, a, b, m0, m1, c0, c1, scratch);
+        break;
+    case QAT_RT_LINEAR: k->linear(&l->conv, a, b, m0, m1, c0, c1, scratch); break;
+    case QAT_RT_MAXPOOL2D: k->maxpool2d(&l->pool, a, b, m0, m1); break;
+    case QAT_RT_AVGPOOL2D: k->avgpool2d(&l->pool, a, b, m0, m1); break;
+    case QAT_RT_FLATTEN: break;
+    }
+}
+
+static int skipped(const qat_rt_layer *l)
+{
+    return l->op == QAT_RT_FLATTEN || l->done_by_previous; /* NHWC is already flat */
+}
+
+/* How a layer on n images is cut into tasks: by output rows when there are
+ * enough of them, else by groups of channel_align output channels. */
+static unsigned layer_tasks(const qat_rt_session *s, const qat_rt_layer *l, int n, int *by_rows,
+                            size_t *units)
+{
+    size_t rows = l->rows * (size_t)n;
+    int oc = l->op == QAT_RT_CONV2D || l->op == QAT_RT_LINEAR ? l->conv.out_c : 0;
+    size_t align = (size_t)s->k->channel_align;
+    *by_rows = !oc || rows >= (size_t)s->threads * QAT_RT_MIN_ROWS;
+    *units = *by_rows ? rows : ((size_t)oc + align - 1) / align;
+    size_t want = 4 * (size_t)s->threads; /* a descheduled thread holds up little */
+    return (unsigned)(*units < want ? *units : want);
+}
+
+static void layer_task(qat_rt_session *s, unsigned task, unsigned ntasks, void *scratch)
+{
+    const qat_rt_layer *l = &s->m->layers[s->layer];
+    int by_rows;
+    size_t units, u0, u1;
+    layer_tasks(s, l, s->nb, &by_rows, &units);
+    qat_pool_range(units, (int)task, (int)ntasks, &u0, &u1);
+    if (by_rows) {
+        int oc = l->op == QAT_RT_CONV2D || l->op == QAT_RT_LINEAR ? l->conv.out_c : 0;
+        run_layer(s->k, l, s->src, s->dst, u0, u1, 0, oc, scratch);
+    } else {
+        size_t align = (size_t)s->k->channel_align, oc = (size_t)l->conv.out_c;
+        run_layer(s->k, l, s->src, s->dst, 0, l->rows * (size_t)s->nb, (int)(u0 * align),
+                  (int)(u1 * align < oc ? u1 * align : oc), scratch);
+    }
+}
+
+/* The whole network on n images in thread `me`'s buffers; returns where
+ * the logits are. prof (the caller's thread only) accumulates per layer. */
+static int8_t *forward_private(qat_rt_session *s, int me, const uint8_t *in, int n,
+                               double *prof)
+{
+    const qat_rt_model *m = s->m;
+    int8_t *a = s->act + (size_t)me * 2 * s->act_stride, *b = a + s->act_stride;
+    void *scratch = s->scratch ? s->scratch + (size_t)me * s->scratch_stride : NULL;
+    double t = prof ? now_seconds() : 0.0, t1;
+    s->k->quantize_input(in, a, (size_t)n * m->input_size);
+    if (prof) {
+        prof[0] += (t1 = now_seconds()) - t;
+        t = t1;
+    }
+    for (int i = 0; i < m->num_layers; i++) {
+        const qat_rt_layer *l = &m->layers[i];
+        if (skipped(l))
+            continue;
+        int oc = l->op == QAT_RT_CONV2D || l->op == QAT_RT_LINEAR ? l->conv.out_c : 0;
+        run_layer(s->k, l, a, b, 0, l->rows * (size_t)n, 0, oc, scratch);
+        if (prof) {
+            prof[i + 1] += (t1 = now_seconds()) - t;
+            t = t1;
+        }
+        int8_t *tmp = a;
+        a = b;
+        b = tmp;
+    }
+    return a;
+}
+
+static void run_task(qat_rt_session *s, int me, unsigned task, unsigned ntasks)
+{
+    if (s->kind == PHASE_LAYER) {
+        layer_task(s, task, ntasks,
+                   s->scratch ? s->scratch + (size_t)me * s->scratch_stride : NULL);
+        return;
+    }
+    const size_t isz = s->m->input_size, nc = (size_t)s->m->num_classes;
+    size_t first = (size_t)task * (size_t)s->task_images;
+    int n = s->n_split - (int)first < s->task_images ? s->n_split - (int)first : s->task_images;
+    int8_t *res = forward_private(s, me, s->images + first * isz, n, me == 0 ? s->prof : NULL);
+    memcpy(s->logits + first * nc, res, (size_t)n * nc);
+}
+
+/* ---- the board ------------------------------------------------------------------------ */
+
+/* Claims and runs tasks of phase `epoch` until none is left. */
+static void work(qat_rt_session *s, int me, unsigned epoch)
+{
+    for (;;) {
+        unsigned long long w = atomic_load_explicit(&s->board, memory_order_acquire);
+        if (B_EPOCH(w) != epoch || B_NEXT(w) >= B_COUNT(w))
+            return;
+        if (!atomic_compare_exchange_weak_explicit(&s->board, &w, w + 1, memory_order_acq_rel,
+                                                   memory_order_relaxed))
+            continue;
+        run_task(s, me, B_NEXT(w), B_COUNT(w));
+        atomic_fetch_add_explicit(&s->done, 1, memory_order_release);
+    }
+}
+
+/* The caller's thread: publishes a phase of ntasks tasks, works on it, and
+ * returns when every task is done. */
+static void run_phase(qat_rt_session *s, unsigned ntasks)
+{
+    if (ntasks == 0)
+        return;
+    s->epoch = (s->epoch + 1) & ((1u << (64 - 2 * B_BITS)) - 1);
+    atomic_store_explicit(&s->done, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->board, B_MAKE(s->epoch, ntasks), memory_order_release);
+    if (s->threads > 1) {
+        pthread_mutex_lock(&s->mu);
+        if (s->sleepers)
+            pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+    }
+    work(s, 0, s->epoch);
+    for (unsigned spins = 1; atomic_load_explicit(&s->done, memory_order_acquire) < ntasks;
+         spins++) {
+        if (spins % 64 == 0) /* a claimed task's owner may need our core */
+            sched_yield();
+        else
+            CPU_RELAX();
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    worker *wk = arg;
+    qat_rt_session *s = wk->s;
+    unsigned seen = 0;
+    for (;;) {
+        unsigned long long w;
+        int spins = 0;
+        while (B_EPOCH(w = atomic_load_explicit(&s->board, memory_order_acquire)) == seen &&
+               !atomic_load_explicit(&s->stop, memory_order_relaxed) && spins < QAT_RT_SPIN) {
+            CPU_RELAX();
+            spins++;
+        }
+        if (B_EPOCH(w) == seen && !atomic_load(&s->stop)) {
+            pthread_mutex_lock(&s->mu);
+            s->sleepers++;
+            while (B_EPOCH(w = atomic_load(&s->board)) == seen && !atomic_load(&s->stop))
+                pthread_cond_wait(&s->cv, &s->mu);
+            s->sleepers--;
+            pthread_mutex_unlock(&s->mu);
+        }
+        if (atomic_load(&s->stop))
+            return NULL;
+        seen = B_EPOCH(w);
+        work(s, wk->id, seen);
+    }
+}
+
+/* ---- the API -------------------------------------------------------------------------- */
 
 qat_status qat_rt_session_create(const qat_rt_model *m, const qat_rt_options *o,
                                  qat_rt_session **out, qat_error *err)
@@ -72,15 +278,18 @@ qat_status qat_rt_session_create(const qat_rt_model *m, const qat_rt_options *o,
     if (o->threads < 1 || o->threads > 1024)
         return qat_fail(err, QAT_EINVAL, "session: threads: expected in [1, 1024], found %d",
                         o->threads);
-    if (o->max_batch < 1)
-        return qat_fail(err, QAT_EINVAL, "session: max_batch: expected >= 1, found %d",
+    if (o->max_batch < 1 || o->max_batch > (1 << 24)) /* tasks must number < 2^20 */
+        return qat_fail(err, QAT_EINVAL, "session: max_batch: expected in [1, 2^24], found %d",
                         o->max_batch);
     qat_rt_session *s = aligned_alloc(64, (sizeof *s + 63) & ~(size_t)63);
     if (!s)
         return qat_fail(err, QAT_ENOMEM, "session: out of memory");
     memset(s, 0, sizeof *s);
-    atomic_init(&s->bar_count, 0);
-    atomic_init(&s->bar_gen, 0);
+    atomic_init(&s->board, 0);
+    atomic_init(&s->done, 0);
+    atomic_init(&s->stop, 0);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
     s->m = m;
     s->k = m->k;
     s->threads = o->threads;
@@ -101,7 +310,7 @@ qat_status qat_rt_session_create(const qat_rt_model *m, const qat_rt_options *o,
         qat_size_add(s->scratch_stride, 63, &s->scratch_stride) ||
         qat_size_mul(s->act_stride & ~(size_t)63, 2 * (size_t)s->threads, &act_total) ||
         qat_size_mul(s->scratch_stride & ~(size_t)63, (size_t)s->threads, &scratch_total)) {
-        free(s);
+        qat_rt_session_destroy(s);
         return qat_fail(err, QAT_ENOMEM, "session: buffer size overflows for max_batch %d",
                         o->max_batch);
     }
@@ -111,15 +320,22 @@ qat_status qat_rt_session_create(const qat_rt_model *m, const qat_rt_options *o,
     s->scratch = scratch_total ? aligned_alloc(64, scratch_total) : NULL;
     if (o->profile)
         s->prof = calloc((size_t)m->num_layers + 1, sizeof *s->prof);
-    if (!s->act || (scratch_total && !s->scratch) || (o->profile && !s->prof)) {
+    s->tids = calloc((size_t)o->threads, sizeof *s->tids);
+    s->workers = calloc((size_t)o->threads, sizeof *s->workers);
+    if (!s->act || (scratch_total && !s->scratch) || (o->profile && !s->prof) || !s->tids ||
+        !s->workers) {
         qat_rt_session_destroy(s);
         return qat_fail(err, QAT_ENOMEM, "session: out of memory for %zu bytes of activations",
                         act_total + scratch_total);
     }
-    qat_status st = qat_pool_create(o->threads, &s->pool, err);
-    if (st) {
-        qat_rt_session_destroy(s);
-        return qat_error_prefix(err, "session");
+    for (int i = 1; i < o->threads; i++) {
+        s->workers[i] = (worker){.s = s, .id = i};
+        if (pthread_create(&s->tids[i], NULL, worker_main, &s->workers[i]) != 0) {
+            qat_rt_session_destroy(s);
+            return qat_fail(err, QAT_EINTERNAL, "session: cannot start thread %d of %d", i,
+                            o->threads);
+        }
+        s->started = i;
     }
     *out = s;
     return QAT_OK;
@@ -129,144 +345,57 @@ void qat_rt_session_destroy(qat_rt_session *s)
 {
     if (!s)
         return;
-    qat_pool_destroy(s->pool);
+    atomic_store(&s->stop, 1);
+    pthread_mutex_lock(&s->mu);
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    for (int i = 1; i <= s->started; i++)
+        pthread_join(s->tids[i], NULL);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s->tids);
+    free(s->workers);
     free(s->act);
     free(s->scratch);
     free(s->prof);
     free(s);
 }
 
-/* All members of the layer split meet here. Spins (the wait is a layer of
- * a few microseconds), yielding now and then in case there are more
- * threads than cores. */
-static void barrier(qat_rt_session *s, int nt)
-{
-    if (nt == 1)
-        return;
-    unsigned gen = atomic_load_explicit(&s->bar_gen, memory_order_acquire);
-    if (atomic_fetch_add_explicit(&s->bar_count, 1, memory_order_acq_rel) == (unsigned)nt - 1) {
-        atomic_store_explicit(&s->bar_count, 0, memory_order_relaxed);
-        atomic_store_explicit(&s->bar_gen, gen + 1, memory_order_release);
-        return;
-    }
-    for (unsigned spins = 1; atomic_load_explicit(&s->bar_gen, memory_order_acquire) == gen;
-         spins++) {
-        if (spins % 1024 == 0)
-            sched_yield();
-        else
-            CPU_RELAX();
-    }
-}
-
-/* Runs layer l on n images (rows [m0, m1), channels [c0, c1)). */
-static void run_layer(const qat_rt_kernels *k, const qat_rt_layer *l, const int8_t *a, int8_t *b,
-                      size_t m0, size_t m1, int c0, int c1, void *scratch)
-{
-    switch (l->op) {
-    case QAT_RT_CONV2D:
-        if (l->fused_pool)
-            k->conv2d_maxpool(&l->conv, &l[1].pool, a, b, m0, m1, c0, c1, scratch);
-        else
-            k->conv2d(&l->conv, a, b, m0, m1, c0, c1, scratch);
-        break;
-    case QAT_RT_LINEAR: k->linear(&l->conv, a, b, m0, m1, c0, c1, scratch); break;
-    case QAT_RT_MAXPOOL2D: k->maxpool2d(&l->pool, a, b, m0, m1); break;
-    case QAT_RT_AVGPOOL2D: k->avgpool2d(&l->pool, a, b, m0, m1); break;
-    case QAT_RT_FLATTEN: break;
-    }
-}
-
-/* Member tid's share of layer l on n images when nt members split it. */
-static void layer_slice(const qat_rt_kernels *k, const qat_rt_layer *l, int n, int tid, int nt,
-                        size_t *m0, size_t *m1, int *c0, int *c1)
-{
-    size_t rows = l->rows * (size_t)n;
-    int oc = l->op == QAT_RT_CONV2D || l->op == QAT_RT_LINEAR ? l->conv.out_c : 0;
-    *m0 = 0;
-    *m1 = rows;
-    *c0 = 0;
-    *c1 = oc;
-    if (!oc || rows >= (size_t)nt * QAT_RT_MIN_ROWS) {
-        qat_pool_range(rows, tid, nt, m0, m1);
-        return;
-    }
-    size_t align = (size_t)k->channel_align, units = ((size_t)oc + align - 1) / align, u0, u1;
-    qat_pool_range(units, tid, nt, &u0, &u1);
-    *c0 = (int)(u0 * align);
-    *c1 = (int)(u1 * align < (size_t)oc ? u1 * align : (size_t)oc);
-    if (*c0 >= *c1)
-        *m1 = 0; /* nothing for this member */
-}
-
-/* The whole network on n images at `in`; returns the buffer holding the
- * logits. With nt > 1 every member calls this together (layer split).
- * prof (member 0 only) accumulates seconds per layer. */
-static int8_t *forward(qat_rt_session *s, const uint8_t *in, int8_t *a, int8_t *b, int n,
-                       int tid, int nt, void *scratch, double *prof)
+/* Images [first, first + n), fewer than threads * chunk, layer by layer. */
+static void run_layers(qat_rt_session *s, int first, int n)
 {
     const qat_rt_model *m = s->m;
-    const qat_rt_kernels *k = s->k;
-    double t = prof ? now_seconds() : 0.0;
-    size_t q0, q1;
-    qat_pool_range((size_t)n * m->input_size, tid, nt, &q0, &q1);
-    k->quantize_input(in + q0, a + q0, q1 - q0);
-    barrier(s, nt);
+    double *prof = s->prof;
+    int8_t *a = s->act, *b = a + s->act_stride; /* the caller's buffers */
+    double t = prof ? now_seconds() : 0.0, t1;
+    s->k->quantize_input(s->images + (size_t)first * m->input_size, a,
+                         (size_t)n * m->input_size);
     if (prof) {
-        double t1 = now_seconds();
-        prof[0] += t1 - t;
+        prof[0] += (t1 = now_seconds()) - t;
         t = t1;
     }
+    s->kind = PHASE_LAYER;
+    s->nb = n;
     for (int i = 0; i < m->num_layers; i++) {
         const qat_rt_layer *l = &m->layers[i];
-        if (l->op == QAT_RT_FLATTEN || l->done_by_previous)
-            continue; /* NHWC memory is already flat; a fused pool ran in its conv */
-        size_t m0, m1;
-        int c0, c1;
-        layer_slice(k, l, n, tid, nt, &m0, &m1, &c0, &c1);
-        if (m0 < m1)
-            run_layer(k, l, a, b, m0, m1, c0, c1, scratch);
-        barrier(s, nt);
+        if (skipped(l))
+            continue;
+        int by_rows;
+        size_t units;
+        s->layer = i;
+        s->src = a;
+        s->dst = b;
+        run_phase(s, layer_tasks(s, l, n, &by_rows, &units));
         if (prof) {
-            double t1 = now_seconds();
-            prof[i + 1] += t1 - t;
+            prof[i + 1] += (t1 = now_seconds()) - t;
             t = t1;
         }
         int8_t *tmp = a;
         a = b;
         b = tmp;
     }
-    return a;
-}
-
-static void run_member(void *ctx, int tid, int nt)
-{
-    qat_rt_session *s = ctx;
-    const qat_rt_model *m = s->m;
-    const size_t classes = (size_t)m->num_classes, chunk = (size_t)s->chunk;
-    void *scratch = s->scratch ? s->scratch + (size_t)tid * s->scratch_stride : NULL;
-    /* batch split: images [0, n_split), an equal share per member */
-    int8_t *a = s->act + (size_t)tid * 2 * s->act_stride;
-    size_t begin, end;
-    qat_pool_range((size_t)s->n_split, tid, nt, &begin, &end);
-    for (size_t i = begin; i < end; i += chunk) {
-        int n = (int)(end - i < chunk ? end - i : chunk);
-        int8_t *res = forward(s, s->images + i * m->input_size, a, a + s->act_stride, n, 0, 1,
-                              scratch, tid == 0 ? s->prof : NULL);
-        memcpy(s->logits + i * classes, res, (size_t)n * classes);
-    }
-    if (s->n_split == s->n)
-        return;
-    /* layer split: the rest, all members together in member 0's buffers */
-    a = s->act;
-    barrier(s, nt); /* member 0's buffers are free */
-    for (size_t i = (size_t)s->n_split; i < (size_t)s->n; i += chunk) {
-        int n = (int)((size_t)s->n - i < chunk ? (size_t)s->n - i : chunk);
-        int8_t *res = forward(s, s->images + i * m->input_size, a, a + s->act_stride, n, tid, nt,
-                              scratch, tid == 0 ? s->prof : NULL);
-        if (tid == 0)
-            memcpy(s->logits + i * classes, res, (size_t)n * classes);
-        barrier(s, nt); /* the copy is done before the buffers are reused */
-    }
+    memcpy(s->logits + (size_t)first * (size_t)m->num_classes, a,
+           (size_t)n * (size_t)m->num_classes);
 }
 
 qat_status qat_rt_run(qat_rt_session *s, const uint8_t *images, int n, int8_t *logits,
@@ -280,10 +409,22 @@ qat_status qat_rt_run(qat_rt_session *s, const uint8_t *images, int n, int8_t *l
     if (!images || !logits)
         return qat_fail(err, QAT_EINVAL, "run: images and logits are required");
     s->images = images;
-    s->n = n;
-    s->n_split = n - n % s->threads;
     s->logits = logits;
-    qat_pool_run(s->pool, run_member, s);
+    /* images phase: equal chunks of at most `chunk` images, at least one task
+     * per thread; the n % threads left over, layer by layer */
+    s->n_split = n - n % s->threads;
+    if (s->n_split > 0) {
+        /* about four tasks per thread (a descheduled thread holds up only a
+         * small one), but at least 4 images each for the fc layers' weight
+         * reuse, and at most a chunk */
+        int per = s->n_split / (4 * s->threads);
+        per = per < 4 ? 4 : per;
+        s->task_images = per < s->chunk ? per : s->chunk;
+        s->kind = PHASE_IMAGES;
+        run_phase(s, (unsigned)((s->n_split + s->task_images - 1) / s->task_images));
+    }
+    for (int first = s->n_split; first < n; first += s->chunk)
+        run_layers(s, first, n - first < s->chunk ? n - first : s->chunk);
     s->images = NULL;
     s->logits = NULL;
     if (s->prof)
