@@ -383,6 +383,45 @@ Test(bad_model, flipped_byte_in_weights)
     INFER_BAD("dataset /layers/005/weights", "corrupt");
 }
 
+Test(bad_model, chunk_shorter_than_its_checksum)
+{
+    /* the chunk index claims 3 stored bytes for a Fletcher-32 chunk: HDF5
+     * 1.10 then reads far past its buffer (found by fuzz_model) */
+    hid_t f = H5Fopen(rb_path("m.h5"), H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t d = H5Dopen2(f, "/layers/005/shift", H5P_DEFAULT);
+    hid_t sp = H5Dget_space(d);
+    hsize_t off[1];
+    unsigned mask;
+    haddr_t addr;
+    hsize_t size;
+    cr_assert_geq(H5Dget_chunk_info(d, sp, 0, off, &mask, &addr, &size), 0);
+    H5Sclose(sp);
+    H5Dclose(d);
+    H5Fclose(f);
+    size_t n;
+    unsigned char *b = rb_read(rb_path("m.h5"), &n);
+    /* a v1 B-tree entry of a 1-D chunked dataset: size (4), filter mask
+     * (4), two 8-byte offsets, then the chunk's address (8) */
+    int patched = 0;
+    for (size_t i = 24; i + 8 <= n && !patched; i++) {
+        uint64_t a = 0;
+        uint32_t sz = 0;
+        for (int k = 7; k >= 0; k--)
+            a = a << 8 | b[i + (size_t)k];
+        for (int k = 3; k >= 0; k--)
+            sz = sz << 8 | b[i - 24 + (size_t)k];
+        if (a == addr && sz == size) {
+            memset(b + i - 24, 0, 4);
+            b[i - 24] = 3;
+            patched = 1;
+        }
+    }
+    cr_assert(patched, "chunk index entry not found");
+    rb_write("m.h5", b, n);
+    free(b);
+    INFER_BAD("dataset /layers/005/shift", "checksum");
+}
+
 /* ---- checkpoints through qat-export ------------------------------------------ */
 
 static void export_setup(void)
