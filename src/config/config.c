@@ -86,7 +86,7 @@ static const qat_cfg_key quant_keys[] = {
     {"activation_scheme", QAT_CFG_ENUM, Q(activation_scheme), "asymmetric", 0, 0, 0, schemes, "activations: fitted zero point (asymmetric) or 0 (symmetric)"},
     {"weight_granularity", QAT_CFG_ENUM, Q(weight_granularity), "per_channel", 0, 0, 0, granularities, "one weight scale per output channel, or one per tensor"},
     {"activation_granularity", QAT_CFG_ENUM, Q(activation_granularity), "per_tensor", 0, 0, 0, granularities, "activations are always per_tensor"},
-    {"weight_observer", QAT_CFG_ENUM, Q(weight_observer), "minmax", 0, 0, 0, observers, "weight range: current min/max, an EMA of it, or a percentile of |w|"},
+    {"weight_observer", QAT_CFG_ENUM, Q(weight_observer), "minmax", 0, 0, 0, observers, "weight range: current min/max, an EMA of it, or a percentile of the magnitudes"},
     {"activation_observer", QAT_CFG_ENUM, Q(activation_observer), "ema", 0, 0, 0, observers, "activation range: running min/max, EMA of batch ranges, or EMA of batch percentiles"},
     {"ema_decay", QAT_CFG_FLOAT, Q(ema_decay), "0.99", 0, 1, QAT_CFG_MAX_EXCL, NULL, "ema observers: weight of the running range"},
     {"percentile", QAT_CFG_FLOAT, Q(percentile), "99.99", 0, 100, QAT_CFG_MIN_EXCL, NULL, "percentile observers: the share of values the range keeps, in (0, 100]"},
