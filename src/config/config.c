@@ -121,7 +121,7 @@ static const qat_cfg_key prune_keys[] = {
 
 #define R(f) offsetof(qat_regularize_cfg, f)
 static const qat_cfg_key regularize_keys[] = {
-    {"l1", QAT_CFG_FLOAT, R(l1), "0", 0, 10, 0, NULL, "L1 penalty l1 * sum |w| on weights, added to the loss (reported apart)"},
+    {"l1", QAT_CFG_FLOAT, R(l1), "0", 0, 10, 0, NULL, "L1 penalty l1 * sum abs(w) on weights, added to the loss (reported apart)"},
     {"l2", QAT_CFG_FLOAT, R(l2), "0", 0, 10, 0, NULL, "L2 penalty l2 / 2 * sum w^2 on weights; unlike adamw's weight_decay it goes through the gradient"},
     {"biases", QAT_CFG_BOOL, R(biases), "false", 0, 0, 0, NULL, "penalise biases too"},
 };
