@@ -388,3 +388,45 @@ Test(channel, global_scope_keeps_a_channel_in_every_layer)
     qat_pruner_destroy(p);
     qat_model_destroy(m);
 }
+
+/* --resume and qat-export read the config back from the checkpoint: the
+ * pruning settings must survive the trip, defaults staying defaults. */
+Test(config, prune_and_regularize_round_trip)
+{
+    const char *sets[] = {"prune.method=channel", "prune.schedule=dynamic", "prune.scope=layer",
+                          "prune.target_sparsity=0.375", "prune.initial_sparsity=0.125",
+                          "prune.unit=step", "prune.start=7", "prune.end=99",
+                          "prune.frequency=3", "prune.regrow=false", "prune.channel_norm=l2",
+                          "regularize.l1=1.5e-5", "regularize.l2=3e-4", "regularize.biases=true",
+                          "layer.conv1.prune=false", "layer.fc1.target_sparsity=0.25",
+                          "layer.conv2.l2=0.01"};
+    qat_config *a = pf_config(pf_cnn, sets, 17), *b = malloc(sizeof *b);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    qat_config_write(f, a);
+    fclose(f);
+    qat_error e;
+    cr_assert_eq(qat_config_parse(buf, len, "t.ini", NULL, 0, b, &e), QAT_OK, "%s\n%s", e.msg, buf);
+    cr_assert_eq(memcmp(&a->prune, &b->prune, sizeof a->prune), 0, "%s", buf);
+    cr_assert_eq(memcmp(&a->regularize, &b->regularize, sizeof a->regularize), 0);
+    for (int i = 0; i < a->nlayers; i++) {
+        const qat_layer_cfg *x = &a->layers[i], *y = &b->layers[i];
+        cr_assert(x->prune == y->prune && x->target_sparsity == y->target_sparsity &&
+                      x->l1 == y->l1 && x->l2 == y->l2,
+                  "layer %s", x->name);
+        float t1, t2;
+        cr_assert_eq(qat_config_prune_layer(a, i, &t1), qat_config_prune_layer(b, i, &t2));
+        cr_assert_eq(t1, t2);
+    }
+    cr_assert_eq(b->layers[PF_CONV1].prune, 0);
+    cr_assert_eq(b->layers[PF_CONV2].prune, -1, "an unset override stays unset");
+    cr_assert_eq(b->layers[PF_FC1].target_sparsity, 0.25f);
+    cr_assert_eq(b->layers[PF_CONV2].target_sparsity, -1.0f);
+    cr_assert_eq(b->layers[PF_CONV2].l2, 0.01f);
+    cr_assert_eq(b->layers[PF_FC1].l2, 3e-4f, "inherited");
+    cr_assert(!qat_config_prune_layer(b, PF_FC2, NULL), "channel: the last layer is left out");
+    free(buf);
+    free(a);
+    free(b);
+}

@@ -120,6 +120,43 @@ Test(resume, channel_pruning, .timeout = 300)
     check_resume(extra, 2);
 }
 
+/* A checkpoint whose masks were damaged is refused on --resume. */
+Test(resume, damaged_masks_are_refused, .timeout = 300)
+{
+    char d[64], p[256];
+    mk(d);
+    const char *extra[] = {"prune.method=magnitude"};
+    train_in(d, extra, 1, 1, 0, QAT_EINTERNAL);
+    snprintf(p, sizeof p, "%s/checkpoint.h5", d);
+    hid_t f = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t ds = H5Dopen2(f, "prune_state", H5P_DEFAULT);
+    hid_t sp = H5Dget_space(ds);
+    hsize_t n;
+    H5Sget_simple_extent_dims(sp, &n, NULL);
+    float *v = malloc(n * sizeof(float));
+    H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
+    size_t cut = 0;
+    for (size_t i = 0; i < n && !cut; i++)
+        if (v[i] == 0.0f)
+            cut = i + 1;
+    cr_assert_gt(cut, 0u, "epoch 1 pruned something");
+    v[cut - 1] = 1.0f; /* un-pruned, but its weight is still the pruned zero: fine */
+    v[3] = 0.5f;       /* not a mask value */
+    H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
+    H5Sclose(sp);
+    H5Dclose(ds);
+    H5Fclose(f);
+    free(v);
+    qat_config *cfg = malloc(sizeof *cfg);
+    cfg_for(extra, 1, cfg);
+    qat_train_opts o = {.out_dir = d, .quiet = 1, .resume = 1};
+    qat_error e;
+    cr_assert_eq(qat_train(cfg, &o, &e), QAT_EINVAL);
+    cr_assert(strstr(e.msg, "checkpoint.h5") && strstr(e.msg, "pruning state entry 3 is 0.5"),
+              "%s", e.msg);
+    free(cfg);
+}
+
 /* ---- reports ----------------------------------------------------------------- */
 
 static char *slurp(const char *dir, const char *name)
