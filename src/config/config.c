@@ -132,10 +132,10 @@ static const qat_cfg_key regularize_keys[] = {
  * target_sparsity stay "not set" (-1) unless written, so a layer without
  * them follows [prune] whatever it says. */
 static const qat_cfg_key layer_prune_keys[] = {
-    {"prune", QAT_CFG_BOOL, L(prune), "true", 0, 0, 0, NULL, "false keeps this layer dense (default: pruned when [prune] method is set, except the last layer under channel)"},
-    {"target_sparsity", QAT_CFG_FLOAT, L(target_sparsity), "0.5", 0, 1, QAT_CFG_MAX_EXCL, NULL, "this layer's own target (default: [prune] target_sparsity); ranked on its own under scope = global"},
-    {"l1", QAT_CFG_FLOAT, L(l1), "0", 0, 10, 0, NULL, "this layer's L1 penalty (default: [regularize] l1)"},
-    {"l2", QAT_CFG_FLOAT, L(l2), "0", 0, 10, 0, NULL, "this layer's L2 penalty (default: [regularize] l2)"},
+    {"prune", QAT_CFG_BOOL, L(prune), "true", 0, 0, 0, NULL, "false keeps this layer dense (unset: pruned when [prune] method is set, except the last layer under channel)"},
+    {"target_sparsity", QAT_CFG_FLOAT, L(target_sparsity), "0.5", 0, 1, QAT_CFG_MAX_EXCL, NULL, "this layer's own target; ranked on its own under scope = global"},
+    {"l1", QAT_CFG_FLOAT, L(l1), "0", 0, 10, 0, NULL, "this layer's L1 penalty"},
+    {"l2", QAT_CFG_FLOAT, L(l2), "0", 0, 10, 0, NULL, "this layer's L2 penalty"},
 };
 static const qat_cfg_key conv_keys[] = {
     {"out_channels", QAT_CFG_INT, L(out_channels), NULL, 1, 65536, 0, NULL, "output channels"},
@@ -588,7 +588,11 @@ void qat_config_write_reference(FILE *f)
                "overrides:\n\n| key | default | meaning |\n|---|---|---|\n");
     for (int i = 0; i < COUNT(layer_prune_keys); i++) {
         const qat_cfg_key *k = &layer_prune_keys[i];
-        fprintf(f, "| `%s` | %s | %s |\n", k->name,
-                k->type == QAT_CFG_BOOL ? "`true`" : "from `[prune]` / `[regularize]`", k->doc);
+        const char *from = k->offset == offsetof(qat_layer_cfg, target_sparsity) ? "prune"
+                                                                                 : "regularize";
+        if (k->type == QAT_CFG_BOOL)
+            fprintf(f, "| `%s` | `true` | %s |\n", k->name, k->doc);
+        else
+            fprintf(f, "| `%s` | `[%s] %s` | %s |\n", k->name, from, k->name, k->doc);
     }
 }
