@@ -196,10 +196,19 @@ static int plot_bytes(const qat_sweep *sw, const qat_sweep_outcome *o, FILE *dat
     if (!m)
         goto done;
     qat_sweep_pareto(x, y, n, front);
-    /* block 0: all runs; block 1: the front by size */
-    for (int i = 0; i < n; i++)
-        if (!isnan(x[i]))
-            fprintf(data, "%.4f %.6f %s\n", x[i], y[i], sw->runs[i].name);
+    /* block 0: all runs; block 1: the front by size. Runs of one size (W3
+     * and W4 may store alike) stack up in a column: their labels alternate
+     * right and left, by rank from the top, so neighbours do not overlap. */
+    for (int i = 0; i < n; i++) {
+        if (isnan(x[i]))
+            continue;
+        int rank = 0;
+        for (int j = 0; j < n; j++)
+            if (j != i && !isnan(x[j]) && fabs(x[j] - x[i]) <= 0.01 * x[i] &&
+                (y[j] > y[i] || (y[j] == y[i] && j < i)))
+                rank++;
+        fprintf(data, "%.4f %.6f %s %d\n", x[i], y[i], sw->runs[i].name, rank % 2);
+    }
     fputs("\n\n", data);
     int nf = 0;
     for (int i = 0; i < n; i++)
@@ -216,13 +225,15 @@ static int plot_bytes(const qat_sweep *sw, const qat_sweep_outcome *o, FILE *dat
     fputs("set title 'int8 test accuracy vs int8 model size'\n"
           "set xlabel 'int8 model size (KiB of stored integer parameters)'\n"
           "set ylabel 'int8 test accuracy (%)'\n"
-          "set offsets graph 0.05, graph 0.12, graph 0.08, graph 0.05\n"
+          "set offsets graph 0.12, graph 0.12, graph 0.08, graph 0.05\n"
           "plot '__NAME__.dat' index 1 using 1:2 with linespoints lw 2.5 lc rgb '#d62728' "
           "pt 6 ps 2.4 title 'Pareto front', \\\n"
           "     '__NAME__.dat' index 0 using 1:2 with points pt 7 ps 1.3 lc rgb '#1f77b4' "
           "title 'runs', \\\n"
-          "     '__NAME__.dat' index 0 using 1:2:3 with labels offset 1.2,0.7 left font ',10' "
-          "notitle\n",
+          "     '__NAME__.dat' index 0 using 1:($4 == 0 ? $2 : NaN):3 with labels offset 1.2,0 "
+          "left font ',10' notitle, \\\n"
+          "     '__NAME__.dat' index 0 using 1:($4 == 1 ? $2 : NaN):3 with labels offset -1.2,0 "
+          "right font ',10' notitle\n",
           gp);
 done:
     free(x), free(y), free(front), free(order);

@@ -3,9 +3,9 @@
  * Each run's folder records what the sweep asked for (sweep-config.ini: the
  * resolved config, sweep-overrides.txt: the overrides) and how it ended
  * (sweep-status). A later invocation skips a run only when its status is ok,
- * its summary.json reads back and its resolved config is byte-identical to
- * what the sweep asks for now, so an edited grid, base config or --set never
- * reuses a stale folder. */
+ * its summary.json reads back, its overrides are the same and its resolved
+ * config agrees with what the sweep asks for now, so an edited grid, base
+ * config or --set never reuses a stale folder. */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "qat/ini.h"
 #include "qat/sweep.h"
 #include "sweep_internal.h"
 
@@ -56,7 +57,50 @@ static void blank_outcome(qat_sweep_outcome *o)
     o->bytes_int8 = o->sparsity = o->train_seconds = NAN;
 }
 
-/* A finished run: ok status, the same resolved config, a readable summary. */
+/* The overrides recorded in sweep-overrides.txt are exactly r's, in order
+ * (comment lines and the base line aside: the same base may be named by
+ * another relative path). */
+static int same_overrides(const char *path, const qat_sweep_run *r)
+{
+    char *text = qat_sweep_read_file(path, NULL);
+    if (!text)
+        return 0;
+    int k = 0, ok = 1;
+    for (char *save = NULL, *l = strtok_r(text, "\n", &save); l && ok;
+         l = strtok_r(NULL, "\n", &save)) {
+        if (l[0] == '#' || strncmp(l, "base ", 5) == 0)
+            continue;
+        ok = k < r->nsets && strcmp(l, r->sets[k]) == 0;
+        k++;
+    }
+    free(text);
+    return ok && k == r->nsets;
+}
+
+/* Every key both resolved configs have holds the same value. A key only one
+ * of them has came with another qat version's schema: new keys arrive with
+ * defaults that keep the old behaviour, so a qat update alone does not
+ * retrain a whole sweep (a run's own overrides are compared separately). */
+static int same_config(const char *stored, const char *now_text)
+{
+    qat_ini *a = NULL, *b = NULL;
+    qat_error e;
+    int ok = qat_ini_parse(stored, strlen(stored), "stored", &a, &e) == QAT_OK &&
+             qat_ini_parse(now_text, strlen(now_text), "resolved", &b, &e) == QAT_OK;
+    for (int i = 0; ok && i < b->nsections; i++) {
+        qat_ini_section *sb = &b->sections[i], *sa = qat_ini_find(a, sb->name);
+        for (int j = 0; sa && ok && j < sb->nentries; j++) {
+            qat_ini_entry *ea = qat_ini_section_get(sa, sb->entries[j].key);
+            ok = !ea || strcmp(ea->value, sb->entries[j].value) == 0;
+        }
+    }
+    qat_ini_free(a);
+    qat_ini_free(b);
+    return ok;
+}
+
+/* A finished run: ok status, the same overrides, a resolved config that
+ * agrees, a readable summary. */
 static int is_finished(const qat_sweep_opts *o, const qat_sweep_run *r, qat_sweep_outcome *out)
 {
     char p[4200];
@@ -64,11 +108,12 @@ static int is_finished(const qat_sweep_opts *o, const qat_sweep_run *r, qat_swee
     char *status = qat_sweep_read_file(p, NULL);
     int ok = status && strncmp(status, "ok\n", 3) == 0;
     free(status);
-    if (!ok)
+    run_path(o, r, OVERRIDES_FILE, p, sizeof p);
+    if (!ok || !same_overrides(p, r))
         return 0;
     run_path(o, r, CONFIG_FILE, p, sizeof p);
     char *cfg = qat_sweep_read_file(p, NULL);
-    ok = cfg && strcmp(cfg, r->resolved) == 0;
+    ok = cfg && same_config(cfg, r->resolved);
     free(cfg);
     if (!ok)
         return 0;
@@ -246,17 +291,30 @@ static void complete(const qat_sweep_opts *o, const qat_sweep_run *r, int ws, do
         fprintf(o->log, "qat-sweep: warning: %s\n", e.msg);
 }
 
+/* Seconds left: the work still to do at the mean run time so far, minus
+ * what the running processes have done already, shared by the jobs. */
+static double estimate(double mean, int left, int jobs, const double *start, const pid_t *pids,
+                       int nruns)
+{
+    if (!(mean > 0) || left <= 0)
+        return left <= 0 ? 0 : NAN;
+    double work = mean * left, t = now();
+    for (int i = 0; i < nruns; i++)
+        if (pids[i] > 0)
+            work -= fmin(t - start[i], mean);
+    int lanes = jobs < left ? jobs : left;
+    return fmax(work, 0) / lanes;
+}
+
 static void progress(const qat_sweep_opts *o, const qat_sweep_run *r, const qat_sweep_outcome *out,
-                     int done, int total, int fresh, double t0)
+                     int done, int total, double eta_s, double t0)
 {
     if (!o->log)
         return;
     char took[32], el[32], eta[32];
-    double elapsed = now() - t0;
     fmt_duration(out->wall_seconds, took, sizeof took);
-    fmt_duration(elapsed, el, sizeof el);
-    /* throughput so far, parallelism included */
-    fmt_duration(fresh ? elapsed / fresh * (total - done) : NAN, eta, sizeof eta);
+    fmt_duration(now() - t0, el, sizeof el);
+    fmt_duration(eta_s, eta, sizeof eta);
     if (out->status == QAT_RUN_OK) {
         double acc = isnan(out->int8_acc) ? out->float_acc : out->int8_acc;
         fprintf(o->log, "qat-sweep: [%d/%d] %s ok in %s, %s accuracy %.4f; elapsed %s, ETA %s\n",
@@ -307,6 +365,7 @@ qat_status qat_sweep_execute(const qat_sweep *sw, const qat_sweep_opts *o,
     }
     double t0 = now();
     int next = 0, running = 0, fresh = 0;
+    double spent = 0; /* wall seconds of the runs finished by this invocation */
     while (next < ntodo || running) {
         while (running < jobs && next < ntodo) {
             int i = todo[next++];
@@ -318,7 +377,11 @@ qat_status qat_sweep_execute(const qat_sweep *sw, const qat_sweep_opts *o,
             if (pid < 0) {
                 /* this run cannot start; the others still can */
                 record_failure(&out[i], "not started", e.msg);
-                progress(o, &sw->runs[i], &out[i], ++done, sw->nruns, fresh, t0);
+                ++done;
+                progress(o, &sw->runs[i], &out[i], done, sw->nruns,
+                         estimate(fresh ? spent / fresh : NAN, sw->nruns - done, jobs, start, pids,
+                                  sw->nruns),
+                         t0);
                 continue;
             }
             pids[i] = pid;
@@ -343,7 +406,10 @@ qat_status qat_sweep_execute(const qat_sweep *sw, const qat_sweep_opts *o,
         running--;
         complete(o, &sw->runs[i], ws, now() - start[i], &out[i]);
         fresh++;
-        progress(o, &sw->runs[i], &out[i], ++done, sw->nruns, fresh, t0);
+        spent += out[i].wall_seconds;
+        ++done;
+        progress(o, &sw->runs[i], &out[i], done, sw->nruns,
+                 estimate(spent / fresh, sw->nruns - done, jobs, start, pids, sw->nruns), t0);
     }
     free(todo);
     free(pids);
