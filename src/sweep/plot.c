@@ -250,10 +250,9 @@ static int plot_sensitivity(const qat_sweep *sw, const qat_sweep_outcome *o, FIL
     if (b < 0 || !ok_run(&o[b]))
         return 0;
     double base = 100 * o[b].int8_acc;
-    static const char *const tag[] = {"W", "A", "W+A"};
     fputs("layer", data);
     for (int k = 0; k < sw->nbits; k++)
-        fprintf(data, " %s%d", tag[sw->target], sw->bits[k]);
+        fprintf(data, " %d-bit", sw->bits[k]);
     fputc('\n', data);
     int rows = 0;
     for (int i = 0; i < sw->nruns; i++) {
@@ -274,11 +273,11 @@ static int plot_sensitivity(const qat_sweep *sw, const qat_sweep_outcome *o, FIL
             "set xlabel 'layer (the others stay at the base setting)'\n"
             "set ylabel 'int8 accuracy drop vs base (percentage points)'\n"
             "set style data histograms\nset style histogram clustered gap 1\n"
-            "set style fill solid 0.85 border -1\nset boxwidth 0.9\nset key title '%s bits'\n"
-            "set xtics nomirror\nset grid noxtics\nset yrange [*<0:*]\n"
+            "set style fill solid 0.85 border -1\nset boxwidth 0.9\nset key title '%s'\n"
+            "set xtics nomirror\nset grid noxtics\nset yrange [*<0:*]\nset xrange [-0.6:%d.4]\n"
             "plot ",
-            base, sw->target == QAT_SWEEP_WEIGHTS ? "weight" : sw->target == QAT_SWEEP_ACTIVATIONS
-                                                               ? "activation" : "weight+activation");
+            base, sw->target == QAT_SWEEP_WEIGHTS ? "weights" : sw->target == QAT_SWEEP_ACTIVATIONS
+                                                                ? "activations" : "both", rows - 1);
     for (int k = 0; k < sw->nbits; k++)
         fprintf(gp, "%s'__NAME__.dat' using %d:xtic(1) title columnheader(%d)",
                 k ? ", \\\n     " : "", k + 2, k + 2);
