@@ -259,11 +259,12 @@ Test(observer, percentile_ranks_only_unpruned_weights)
     qat_weight_ranges_pruned(w, 1, 200, 1, QAT_OBS_MINMAX, 90.0f, QAT_SCHEME_ASYMMETRIC, &c, &d,
                              scratch);
     cr_assert(a == c && b == d);
-    /* a fully pruned row */
+    /* a fully pruned row (two channels: one range each) */
+    float lo2[2], hi2[2];
     memset(w, 0, sizeof w);
-    qat_weight_ranges_pruned(w, 2, 100, 1, QAT_OBS_PERCENTILE, 99.0f, QAT_SCHEME_SYMMETRIC, &lo,
-                             &hi, scratch);
-    cr_assert(lo == 0.0f && hi == 0.0f);
+    qat_weight_ranges_pruned(w, 2, 100, 1, QAT_OBS_PERCENTILE, 99.0f, QAT_SCHEME_SYMMETRIC, lo2,
+                             hi2, scratch);
+    cr_assert(lo2[0] == 0.0f && hi2[0] == 0.0f && lo2[1] == 0.0f && hi2[1] == 0.0f);
 }
 
 Test(observer, a_pruned_model_scales_weights_from_the_kept_ones)
