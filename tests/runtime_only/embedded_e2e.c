@@ -6,10 +6,13 @@
  * (tests/runtime/test_embedded.sh checks that on x86; the aarch64 cross
  * build runs this under qemu). Plain C, links only the runtime core.
  *
- * usage: embedded_e2e IMAGES_IDX EXPECTED_LOGITS [REF_IMAGES]
+ * usage: embedded_e2e IMAGES_IDX EXPECTED_LOGITS [REF_IMAGES [once]]
  * The slow reference path runs once (1 thread, batch 64), on the first
  * REF_IMAGES images if given (it is the oracle the kernel tester already
- * holds every other path to; under qemu it dominates the run time).
+ * holds every other path to; under qemu it dominates the run time); with
+ * "once", so does every path. Another model can be compiled in with
+ * -DQAT_E2E_MODEL_H='"name.h"' -DQAT_E2E_MODEL_FN=name_model (scripts/
+ * test_cross.sh does, for the full CNN on the 10k test set).
  * Exit 0 pass, 1 fail. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +20,11 @@
 
 #include "qat/runtime.h"
 #include "runtime/kernels/kernels.h"
-#include "tiny_cnn.h"
+#ifndef QAT_E2E_MODEL_H
+#define QAT_E2E_MODEL_H "tiny_cnn.h"
+#define QAT_E2E_MODEL_FN tiny_cnn_model
+#endif
+#include QAT_E2E_MODEL_H
 
 static unsigned char *slurp(const char *path, size_t *len)
 {
@@ -48,18 +55,22 @@ static unsigned be32(const unsigned char *p)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3 && argc != 4) {
-        fprintf(stderr, "usage: embedded_e2e IMAGES_IDX EXPECTED_LOGITS [REF_IMAGES]\n");
+    if (argc < 3 || argc > 5 || (argc == 5 && strcmp(argv[4], "once") != 0)) {
+        fprintf(stderr, "usage: embedded_e2e IMAGES_IDX EXPECTED_LOGITS [REF_IMAGES [once]]\n");
         return 2;
     }
+    const qat_rt_model_desc *desc = QAT_E2E_MODEL_FN();
+    const int once = argc == 5;
     size_t ilen, llen;
     unsigned char *idx = slurp(argv[1], &ilen), *want = slurp(argv[2], &llen);
-    if (ilen < 16 || be32(idx) != 0x803 || be32(idx + 8) != 28 || be32(idx + 12) != 28 ||
-        ilen != 16 + (size_t)be32(idx + 4) * 784) {
-        fprintf(stderr, "embedded_e2e: %s: not a 28x28 IDX image file\n", argv[1]);
+    const size_t isz = (size_t)desc->in_h * (size_t)desc->in_w * (size_t)desc->in_c;
+    if (ilen < 16 || be32(idx) != 0x803 || be32(idx + 8) * (size_t)be32(idx + 12) != isz ||
+        ilen != 16 + (size_t)be32(idx + 4) * isz) {
+        fprintf(stderr, "embedded_e2e: %s: not an IDX image file of the model's %zu pixels\n",
+                argv[1], isz);
         return 1;
     }
-    const int n = (int)be32(idx + 4), nc = 10;
+    const int n = (int)be32(idx + 4), nc = desc->num_classes;
     if (llen != (size_t)n * nc) {
         fprintf(stderr, "embedded_e2e: %s: %zu bytes, expected %d images x %d classes\n",
                 argv[2], llen, n, nc);
@@ -72,21 +83,21 @@ int main(int argc, char **argv)
     for (int pi = 0; pi < np; pi++) {
         qat_error e;
         qat_rt_model *m = NULL;
-        if (qat_rt_model_create_isa(tiny_cnn_model(), paths[pi]->isa, &m, &e) != QAT_OK) {
+        if (qat_rt_model_create_isa(desc, paths[pi]->isa, &m, &e) != QAT_OK) {
             fprintf(stderr, "embedded_e2e: [%s] %s\n", paths[pi]->isa, e.msg);
             return 1;
         }
-        int is_ref = strcmp(paths[pi]->isa, "ref") == 0;
+        int is_ref = strcmp(paths[pi]->isa, "ref") == 0, one = is_ref || once;
         int count = is_ref && argc == 4 && atoi(argv[3]) > 0 && atoi(argv[3]) < n ? atoi(argv[3])
                                                                                  : n;
-        for (int threads = 1; threads <= (is_ref ? 1 : 2); threads++)
-            for (int batch = is_ref ? 64 : 1; batch <= 64; batch += 63) {
+        for (int threads = 1; threads <= (one ? 1 : 2); threads++)
+            for (int batch = one ? 64 : 1; batch <= 64; batch += 63) {
                 qat_rt_options o = {.threads = threads, .max_batch = batch};
                 qat_rt_session *s = NULL;
                 memset(got, 0x55, (size_t)n * nc);
                 qat_status st = qat_rt_session_create(m, &o, &s, &e);
                 for (int i = 0; !st && i < count; i += batch)
-                    st = qat_rt_run(s, px + (size_t)i * 784, count - i < batch ? count - i : batch,
+                    st = qat_rt_run(s, px + (size_t)i * isz, count - i < batch ? count - i : batch,
                                     got + (size_t)i * nc, &e);
                 qat_rt_session_destroy(s);
                 if (st) {

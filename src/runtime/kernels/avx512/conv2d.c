@@ -134,6 +134,46 @@ tile(const int MR, const int pool, const qat_avx512_pack *h, int t, const uint8_
         acc[r][0] = b0;
         acc[r][1] = b1;
     }
+    if (MR <= 2) {
+        /* one or two rows (fc layers at small batch): four accumulator sets
+         * over consecutive k groups, or vpdpbusd's latency would bound the
+         * loop; the sets are added at the end (all modulo 2^32, exact) */
+        __m512i more[3][2][2];
+        for (int u = 0; u < 3; u++)
+            for (int r = 0; r < MR; r++)
+                more[u][r][0] = more[u][r][1] = _mm512_setzero_si512();
+        for (size_t ky = 0; ky < g->kh; ky++) {
+            const size_t row = ky * g->prow;
+            size_t j = 0;
+            for (; j + 16 <= g->lenp; j += 16, w += 16 * QAT_AVX512_NR)
+                for (int r = 0; r < MR; r++) {
+                    const uint8_t *x = base[r] + row + j;
+                    for (int u = 0; u < 4; u++) {
+                        int32_t four;
+                        memcpy(&four, x + 4 * u, sizeof four);
+                        const __m512i xv = _mm512_set1_epi32(four);
+                        const __m512i w0 = _mm512_load_si512(w + 128 * u);
+                        const __m512i w1 = _mm512_load_si512(w + 128 * u + 64);
+                        __m512i *a = u ? more[u - 1][r] : acc[r];
+                        a[0] = _mm512_dpbusd_epi32(a[0], xv, w0);
+                        a[1] = _mm512_dpbusd_epi32(a[1], xv, w1);
+                    }
+                }
+            for (; j < g->lenp; j += 4, w += 4 * QAT_AVX512_NR)
+                for (int r = 0; r < MR; r++) {
+                    int32_t four;
+                    memcpy(&four, base[r] + row + j, sizeof four);
+                    const __m512i xv = _mm512_set1_epi32(four);
+                    acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], xv, _mm512_load_si512(w));
+                    acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], xv, _mm512_load_si512(w + 64));
+                }
+        }
+        for (int u = 0; u < 3; u++)
+            for (int r = 0; r < MR; r++) {
+                acc[r][0] = _mm512_add_epi32(acc[r][0], more[u][r][0]);
+                acc[r][1] = _mm512_add_epi32(acc[r][1], more[u][r][1]);
+            }
+    } else {
     for (size_t ky = 0; ky < g->kh; ky++) {
         const size_t row = ky * g->prow;
         for (size_t j = 0; j < g->lenp; j += 4, w += 4 * QAT_AVX512_NR) {
@@ -146,6 +186,7 @@ tile(const int MR, const int pool, const qat_avx512_pack *h, int t, const uint8_
                 acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], x, w1);
             }
         }
+    }
     }
     if (h->any_wzp) { /* - wzp * sum u */
         const __m512i z0 = _mm512_load_si512(qat_avx512_rq(h, QAT_AVX512_RQ_WZP) + c);
