@@ -38,11 +38,18 @@ static int npaths;
         }                                                                       \
     } while (0)
 
-static qat_rng rng;
+/* rng makes the cases; srng cuts slices, so that which paths a CPU has
+ * (and so how many slices are cut) does not change the cases. */
+static qat_rng rng, srng;
 
 static int32_t rnd(int32_t lo, int32_t hi)
 {
     return lo + (int32_t)qat_rng_below(&rng, (uint32_t)((int64_t)hi - lo + 1));
+}
+
+static int32_t srnd(int32_t lo, int32_t hi)
+{
+    return lo + (int32_t)qat_rng_below(&srng, (uint32_t)((int64_t)hi - lo + 1));
 }
 
 static void *xalloc(size_t n)
@@ -235,11 +242,11 @@ static int run_conv_case(const conv_case *cc)
         memset(sl, 0, out_n);
         size_t r0 = 0;
         while (r0 < rows) {
-            size_t r1 = r0 + 1 + (size_t)rnd(0, (int32_t)(rows < 40 ? rows : 40));
+            size_t r1 = r0 + 1 + (size_t)srnd(0, (int32_t)(rows < 40 ? rows : 40));
             r1 = r1 > rows ? rows : r1;
             int a = kt->channel_align, c0 = 0;
             while (c0 < cc->out_c) {
-                int c1 = c0 + a * (1 + rnd(0, 2));
+                int c1 = c0 + a * (1 + srnd(0, 2));
                 c1 = c1 > cc->out_c ? cc->out_c : c1;
                 fn(&q, x, sl, r0, r1, c0, c1, scratch);
                 c0 = c1;
@@ -263,10 +270,10 @@ static int run_conv_case(const conv_case *cc)
                   bad < pout_n ? pwant[bad] : 0, what);
             memset(pg, 0, pout_n);
             for (size_t r0 = 0, r1; r0 < prow; r0 = r1) {
-                r1 = r0 + 1 + (size_t)rnd(0, 9);
+                r1 = r0 + 1 + (size_t)srnd(0, 9);
                 r1 = r1 > prow ? prow : r1;
                 for (int c0 = 0, c1; c0 < cc->out_c; c0 = c1) {
-                    c1 = c0 + kt->channel_align * (1 + rnd(0, 1));
+                    c1 = c0 + kt->channel_align * (1 + srnd(0, 1));
                     c1 = c1 > cc->out_c ? cc->out_c : c1;
                     kt->conv2d_maxpool(&q, &pool, x, pg, r0, r1, c0, c1, scratch);
                 }
@@ -294,7 +301,7 @@ static void test_conv(void)
     static const int chans[] = {1, 3, 7, 33};
     static const int outs[] = {1, 7, 16, 17, 33, 64};
     long cases = 0;
-    int spread_distinct_min = 256;
+    int checked = 0, vacuous = 0; /* random cases, and those with < 3 distinct codes */
     /* shapes x channel tails, with random data and spread requantization */
     for (int ci = 0; ci < 4; ci++)
         for (int oi = 0; oi < 6; oi++)
@@ -314,8 +321,10 @@ static void test_conv(void)
                 c.out_zp = rnd(-20, 20);
                 c.relu = shape % 2;
                 int d = run_conv_case(&c);
-                if (c.n * c.out_c >= 16 && d < spread_distinct_min)
-                    spread_distinct_min = d;
+                if (c.n * c.out_c >= 16) {
+                    checked++;
+                    vacuous += d < 3;
+                }
                 cases++;
             }
     /* adversarial extremes on a few shapes (3x3 pad 1 conv, a long linear) */
@@ -368,10 +377,11 @@ static void test_conv(void)
         run_conv_case(&cnn[i]);
         cases++;
     }
-    CHECK(spread_distinct_min >= 3,
-          "random cases produced at most %d distinct codes: the comparison is vacuous",
-          spread_distinct_min);
-    printf("conv2d/linear: %ld cases\n", cases);
+    CHECK(vacuous * 10 <= checked,
+          "%d of %d random cases produced fewer than 3 distinct codes: the comparison is "
+          "vacuous", vacuous, checked);
+    printf("conv2d/linear: %ld cases (%d of %d random ones give < 3 distinct codes)\n", cases,
+           vacuous, checked);
 }
 
 /* ---- the output stage ------------------------------------------------------------ */
@@ -630,6 +640,7 @@ int main(int argc, char **argv)
         }
     }
     qat_rng_seed(&rng, 2024, 11);
+    qat_rng_seed(&srng, 2024, 12);
     npaths = qat_rt_kernels_available(paths);
     printf("kernel paths:");
     for (int i = 0; i < npaths; i++)

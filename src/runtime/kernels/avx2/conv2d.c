@@ -185,22 +185,23 @@ static inline void kloop_6x16(const int16_t *a, size_t kp, const int16_t *w, siz
                        "cc");
 }
 
+/* acc[0..MR) (MR <= 6) = bias + the K loop over MR rows (a, stride kp) of
+ * tile t. */
 static inline __attribute__((always_inline)) void
-tile(const int MR, const qat_avx2_pack *h, int t, const int16_t *a, int8_t *out, size_t ldo,
-     int nvalid, __m256i lo, __m256i hi, __m256i zp)
+accumulate(const int MR, const qat_avx2_pack *h, int t, const int16_t *a, __m256i acc[][2])
 {
     const size_t kp = (size_t)h->kp, pairs = kp / 2, c = (size_t)t * QAT_AVX2_NR;
     const int16_t *w = qat_avx2_weights(h) + (size_t)t * kp * QAT_AVX2_NR;
     const int32_t *bias = qat_avx2_rq(h, QAT_AVX2_RQ_BIAS) + c;
-    __m256i acc[QAT_AVX2_MR][2];
     for (int r = 0; r < MR; r++) {
         acc[r][0] = _mm256_load_si256((const __m256i *)bias);
         acc[r][1] = _mm256_load_si256((const __m256i *)(bias + 8));
     }
     if (MR == 6) {
         kloop_6x16(a, kp, w, pairs, acc);
-    } else {
-        for (size_t j = 0; j < pairs; j++, w += 2 * QAT_AVX2_NR) {
+        return;
+    }
+    for (size_t j = 0; j < pairs; j++, w += 2 * QAT_AVX2_NR) {
         __m256i w0 = _mm256_load_si256((const __m256i *)w);
         __m256i w1 = _mm256_load_si256((const __m256i *)(w + QAT_AVX2_NR));
         for (int r = 0; r < MR; r++) {
@@ -208,8 +209,16 @@ tile(const int MR, const qat_avx2_pack *h, int t, const int16_t *a, int8_t *out,
             acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(x, w0));
             acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(x, w1));
         }
-        }
     }
+}
+
+/* The output stage of n rows of accumulators into out (stride ldo), channels
+ * [0, nvalid) of tile t. */
+static inline __attribute__((always_inline)) void
+store_rows(const int n, const qat_avx2_pack *h, int t, __m256i acc[][2], int8_t *out, size_t ldo,
+           int nvalid, __m256i lo, __m256i hi, __m256i zp)
+{
+    const size_t c = (size_t)t * QAT_AVX2_NR;
     qat_avx2_rq8 q[2];
     for (int half = 0; half < 2; half++) {
         size_t o = c + 8 * (size_t)half;
@@ -219,7 +228,7 @@ tile(const int MR, const qat_avx2_pack *h, int t, const int16_t *a, int8_t *out,
         q[half].mask = _mm256_load_si256((const __m256i *)(qat_avx2_rq(h, QAT_AVX2_RQ_MASK) + o));
         q[half].thr = _mm256_load_si256((const __m256i *)(qat_avx2_rq(h, QAT_AVX2_RQ_THR) + o));
     }
-    for (int r = 0; r < MR; r++) {
+    for (int r = 0; r < n; r++) {
         __m256i v0 = qat_avx2_requant(acc[r][0], &q[0], h->any_left, lo, hi, zp);
         __m256i v1 = qat_avx2_requant(acc[r][1], &q[1], h->any_left, lo, hi, zp);
         __m128i b = qat_avx2_narrow16(v0, v1);
@@ -230,6 +239,83 @@ tile(const int MR, const qat_avx2_pack *h, int t, const int16_t *a, int8_t *out,
             int8_t tmp[16];
             _mm_storeu_si128((__m128i *)tmp, b);
             memcpy(o, tmp, (size_t)nvalid);
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void
+tile(const int MR, const qat_avx2_pack *h, int t, const int16_t *a, int8_t *out, size_t ldo,
+     int nvalid, __m256i lo, __m256i hi, __m256i zp)
+{
+    __m256i acc[QAT_AVX2_MR][2];
+    accumulate(MR, h, t, a, acc);
+    store_rows(MR, h, t, acc, out, ldo, nvalid, lo, hi, zp);
+}
+
+/* Pooled rows: every four accumulator rows (a 2x2 window) become one output
+ * row, the output stage running once on their max (it is monotone). Twelve
+ * rows (two 6-row K loops) give three outputs; 4 or 8 left over, 1 or 2. */
+static inline __attribute__((always_inline)) void
+tile_pool(const int ROWS, const qat_avx2_pack *h, int t, const int16_t *a, int8_t *out,
+          size_t ldo, int nvalid, __m256i lo, __m256i hi, __m256i zp)
+{
+    const size_t kp = (size_t)h->kp;
+    __m256i acc[12][2];
+    if (ROWS == 12) {
+        accumulate(6, h, t, a, acc);
+        accumulate(6, h, t, a + 6 * kp, acc + 6);
+    } else {
+        for (int g = 0; g < ROWS / 4; g++)
+            accumulate(4, h, t, a + 4 * (size_t)g * kp, acc + 4 * g);
+    }
+    for (int o = 0; o < ROWS / 4; o++)
+        for (int half = 0; half < 2; half++)
+            acc[o][half] = _mm256_max_epi32(
+                _mm256_max_epi32(acc[4 * o][half], acc[4 * o + 1][half]),
+                _mm256_max_epi32(acc[4 * o + 2][half], acc[4 * o + 3][half]));
+    store_rows(ROWS / 4, h, t, acc, out, ldo, nvalid, lo, hi, zp);
+}
+
+/* Pooled output rows [m0, m1) of a 2x2 stride-2 maxpool over the conv. */
+void qat_s8_conv2d_maxpool__avx2(const qat_rt_conv_params *p, const qat_rt_pool_params *pool,
+                                 const int8_t *in, int8_t *out, size_t m0, size_t m1, int c0,
+                                 int c1, void *scratch)
+{
+    const qat_avx2_pack *h = p->packed;
+    const size_t kp = (size_t)h->kp, ldo = (size_t)p->out_c;
+    const size_t block = (size_t)h->block_rows / 12 * 3; /* pooled rows per block */
+    int16_t *a = scratch;
+    int16_t *padded = (int16_t *)((char *)scratch + qat_avx2_block_bytes((size_t)h->block_rows, kp));
+    const size_t in_size = (size_t)p->in_h * (size_t)p->in_w * (size_t)p->in_c;
+    const size_t pw = (size_t)pool->out_w, per = (size_t)pool->out_h * pw;
+    size_t padded_img = SIZE_MAX;
+    const __m256i zp = _mm256_set1_epi32(p->out_zp);
+    const __m256i lo = _mm256_set1_epi32(p->act_min - p->out_zp);
+    const __m256i hi = _mm256_set1_epi32(p->act_max - p->out_zp);
+    const int t0 = c0 / QAT_AVX2_NR, t1 = (c1 + QAT_AVX2_NR - 1) / QAT_AVX2_NR;
+    for (size_t mb = m0; mb < m1; mb += block) {
+        size_t outs = m1 - mb < block ? m1 - mb : block, r = 0;
+        for (size_t m = mb; m < mb + outs; m++) {
+            pos q = {.img = m / per, .oy = (int)(m % per / pw) * 2, .ox = (int)(m % per % pw) * 2};
+            if (q.img != padded_img) {
+                pad_image(p, in + q.img * in_size, padded);
+                padded_img = q.img;
+            }
+            for (int d = 0; d < 4; d++, r++) {
+                pos w = {.img = q.img, .oy = q.oy + d / 2, .ox = q.ox + d % 2};
+                im2col_row(p, padded, &w, kp, a + r * kp);
+            }
+        }
+        for (int t = t0; t < t1; t++) {
+            int nvalid = c1 - t * QAT_AVX2_NR < QAT_AVX2_NR ? c1 - t * QAT_AVX2_NR : QAT_AVX2_NR;
+            int8_t *o = out + mb * ldo + (size_t)t * QAT_AVX2_NR;
+            size_t k = 0;
+            for (; k + 3 <= outs; k += 3)
+                tile_pool(12, h, t, a + 4 * k * kp, o + k * ldo, ldo, nvalid, lo, hi, zp);
+            if (outs - k == 2)
+                tile_pool(8, h, t, a + 4 * k * kp, o + k * ldo, ldo, nvalid, lo, hi, zp);
+            else if (outs - k == 1)
+                tile_pool(4, h, t, a + 4 * k * kp, o + k * ldo, ldo, nvalid, lo, hi, zp);
         }
     }
 }

@@ -7,6 +7,9 @@
 
 void qat_s8_conv2d__avx2(const qat_rt_conv_params *p, const int8_t *in, int8_t *out, size_t m0,
                          size_t m1, int c0, int c1, void *scratch);
+void qat_s8_conv2d_maxpool__avx2(const qat_rt_conv_params *p, const qat_rt_pool_params *pool,
+                                 const int8_t *in, int8_t *out, size_t m0, size_t m1, int c0,
+                                 int c1, void *scratch);
 void qat_s8_maxpool2d__avx2(const qat_rt_pool_params *p, const int8_t *in, int8_t *out, size_t m0,
                             size_t m1);
 void qat_s8_avgpool2d__avx2(const qat_rt_pool_params *p, const int8_t *in, int8_t *out, size_t m0,
@@ -26,12 +29,13 @@ static size_t tiles_of(const qat_rt_conv_params *p)
 }
 
 /* Rows per im2col block: about 16 KiB of int16, so a block and one tile of
- * weights stay in L1 while every tile runs over it. */
+ * weights stay in L1 while every tile runs over it; a multiple of 12 (two
+ * 6-row tiles, or three pooled 2x2 windows). */
 static int32_t block_rows(size_t kp)
 {
     size_t rows = 16384 / (kp * 2);
-    rows -= rows % QAT_AVX2_MR;
-    return (int32_t)(rows < QAT_AVX2_MR ? QAT_AVX2_MR : rows > 256 ? 256 : rows);
+    rows -= rows % 12;
+    return (int32_t)(rows < 12 ? 12 : rows > 252 ? 252 : rows);
 }
 
 static size_t packed_size(const qat_rt_conv_params *p)
@@ -81,12 +85,10 @@ static size_t scratch_size(const qat_rt_conv_params *p, int max_images)
 {
     (void)max_images; /* one image at a time */
     size_t kp = (conv_k(p) + 1) & ~(size_t)1;
-    size_t bytes = qat_avx2_block_bytes((size_t)block_rows(kp), kp);
-    if (!(p->kernel_h == 1 && p->kernel_w == 1 && p->stride_h == 1 && p->stride_w == 1 &&
-          p->pad_h == 0 && p->pad_w == 0))
-        bytes += ((size_t)(p->in_h + 2 * p->pad_h) * (size_t)(p->in_w + 2 * p->pad_w) *
-                  (size_t)p->in_c * 2) + 64;
-    return bytes;
+    /* the padded image is needed by the pooled kernel even for pointwise layers */
+    return qat_avx2_block_bytes((size_t)block_rows(kp), kp) +
+           (size_t)(p->in_h + 2 * p->pad_h) * (size_t)(p->in_w + 2 * p->pad_w) *
+               (size_t)p->in_c * 2 + 64;
 }
 
 const qat_rt_kernels qat_rt_kernels_avx2 = {
@@ -97,6 +99,7 @@ const qat_rt_kernels qat_rt_kernels_avx2 = {
     .conv_pack = pack,
     .conv_scratch = scratch_size,
     .conv2d = qat_s8_conv2d__avx2,
+    .conv2d_maxpool = qat_s8_conv2d_maxpool__avx2,
     .linear = qat_s8_conv2d__avx2, /* a 1x1 conv on a 1x1 input: im2col is a plain copy */
     .maxpool2d = qat_s8_maxpool2d__avx2,
     .avgpool2d = qat_s8_avgpool2d__avx2,
