@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "qat/prune.h"
+#include "qat/select.h"
 
 typedef struct player { /* one pruned conv2d / linear layer */
     int layer;          /* model index */
@@ -148,39 +149,6 @@ void qat_pruner_destroy(qat_pruner *p)
     free(p);
 }
 
-/* k-th smallest (0-based) of v[0..n), n > 0: quickselect, reorders v. */
-static float kth_smallest(float *v, size_t n, size_t k)
-{
-    size_t lo = 0, hi = n - 1;
-    while (lo < hi) {
-        float a = v[lo], b = v[lo + (hi - lo) / 2], c = v[hi];
-        float pv = a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b));
-        size_t i = lo, j = hi;
-        while (i <= j) {
-            while (v[i] < pv)
-                i++;
-            while (v[j] > pv)
-                j--;
-            if (i <= j) {
-                float t = v[i];
-                v[i] = v[j];
-                v[j] = t;
-                i++;
-                if (j == 0)
-                    break;
-                j--;
-            }
-        }
-        if (k <= j)
-            hi = j;
-        else if (k >= i)
-            lo = i;
-        else
-            return v[k];
-    }
-    return v[k];
-}
-
 /* Magnitude pruning of one group to sparsity s: the round(s N) smallest |w|
  * over the group's weights; ties at the threshold go in parameter order, so
  * the result is exact and deterministic. */
@@ -201,7 +169,7 @@ static void select_weights(qat_pruner *p, int g, double s, const float *v)
     size_t ties = 0;
     if (k > 0) {
         memcpy(p->tmp, p->keys, N * sizeof(float));
-        thr = kth_smallest(p->tmp, N, k - 1);
+        thr = qat_select_kth(p->tmp, N, k - 1);
         size_t below = 0;
         for (size_t i = 0; i < N; i++)
             below += p->keys[i] < thr;

@@ -7,6 +7,7 @@
 
 #include "qat/fixedpoint.h"
 #include "qat/quant.h"
+#include "qat/select.h"
 
 void qat_qrange(int bits, int restricted, int32_t *qmin, int32_t *qmax)
 {
@@ -135,45 +136,6 @@ void qat_values_range(const float *x, size_t n, int kind, float percentile, floa
         *lo = 0.0f;
 }
 
-/* k-th smallest (0-based) of v[0..n): quickselect (Hoare partition,
- * median-of-three pivot), O(n), reorders v. A percentile observer runs this
- * on every weight row at every step, so sorting would be too slow for fc
- * layers with thousands of inputs per row. */
-static float order_stat(float *v, size_t n, size_t k)
-{
-    size_t l = 0, r = n - 1;
-    if (k >= n)
-        k = n - 1;
-    while (l < r) {
-        size_t m = l + (r - l) / 2;
-        float a = v[l], b = v[m], c = v[r];
-        float p = a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b));
-        size_t i = l, j = r;
-        while (i <= j) {
-            while (v[i] < p)
-                i++;
-            while (v[j] > p)
-                j--;
-            if (i <= j) {
-                float t = v[i];
-                v[i] = v[j];
-                v[j] = t;
-                i++;
-                if (j == 0)
-                    break;
-                j--;
-            }
-        }
-        if (k <= j)
-            r = j;
-        else if (k >= i)
-            l = i;
-        else
-            return v[k];
-    }
-    return v[k];
-}
-
 static void weight_ranges(const float *w, int C, size_t k, int per_channel, int kind,
                           float percentile, int scheme, int skip_zeros, float *lo, float *hi,
                           float *scratch)
@@ -203,8 +165,8 @@ static void weight_ranges(const float *w, int C, size_t k, int per_channel, int 
         }
         size_t top = (size_t)ceil((double)percentile / 100.0 * (double)n);
         top = top == 0 ? 0 : top - 1;
-        hi[r] = order_stat(scratch, n, top);
-        lo[r] = scheme == QAT_SCHEME_SYMMETRIC ? -hi[r] : order_stat(scratch, n, n - 1 - top);
+        hi[r] = qat_select_kth(scratch, n, top);
+        lo[r] = scheme == QAT_SCHEME_SYMMETRIC ? -hi[r] : qat_select_kth(scratch, n, n - 1 - top);
     }
 }
 

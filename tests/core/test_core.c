@@ -158,3 +158,32 @@ Test(rng, shuffle_is_a_permutation)
         cr_assert_eq(seen[i], 1);
     cr_assert_gt(moved, 200);
 }
+
+#include <stdlib.h>
+
+#include "qat/select.h"
+
+static int cmpf(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+Test(select, kth_matches_sorting_with_duplicates_and_edges)
+{
+    qat_rng r;
+    qat_rng_seed(&r, 12, 0);
+    for (int trial = 0; trial < 300; trial++) {
+        size_t n = 1 + qat_rng_below(&r, 300);
+        float v[300], w[300], sorted[300];
+        for (size_t i = 0; i < n; i++) /* few distinct values: many ties */
+            v[i] = (float)(qat_rng_below(&r, trial % 3 ? 1000u : 5u)) - 2.0f;
+        memcpy(sorted, v, n * sizeof *v);
+        qsort(sorted, n, sizeof *sorted, cmpf);
+        size_t k = qat_rng_below(&r, (uint32_t)n);
+        memcpy(w, v, n * sizeof *v);
+        cr_assert_eq(qat_select_kth(w, n, k), sorted[k], "n=%zu k=%zu", n, k);
+        memcpy(w, v, n * sizeof *v);
+        cr_assert_eq(qat_select_kth(w, n, n + 5), sorted[n - 1], "k past the end");
+    }
+}
