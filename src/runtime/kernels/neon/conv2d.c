@@ -21,7 +21,7 @@ QAT_NEON_IM2COL(im2col_row, int16_t, qat_neon_copy16)
     } while (0)
 
 static inline __attribute__((always_inline)) void
-tile(const int MR, const qat_neon_pack *h, int t, const int16_t *a, int8_t *out, size_t ldo,
+tile(const int MR, const int pool, const qat_neon_pack *h, int t, const int16_t *a, int8_t *out, size_t ldo,
      int nvalid, int32x4_t lo, int32x4_t hi, int32x4_t zp)
 {
     const size_t kp = (size_t)h->kp, c = (size_t)t * QAT_NEON_NR;
@@ -46,7 +46,13 @@ tile(const int MR, const qat_neon_pack *h, int t, const int16_t *a, int8_t *out,
             MAC_LANE(r, 3, w30, w31);
         }
     }
-    qat_neon_store_tile(MR, h, t, acc, out, ldo, nvalid, lo, hi, zp);
+    if (pool) { /* MR == 4: one 2x2 window; the output stage is monotone */
+        for (int g = 0; g < 4; g++)
+            acc[0][g] = vmaxq_s32(vmaxq_s32(acc[0][g], acc[1][g]), vmaxq_s32(acc[2][g], acc[3][g]));
+        qat_neon_store_tile(1, h, t, acc, out, ldo, nvalid, lo, hi, zp);
+    } else {
+        qat_neon_store_tile(MR, h, t, acc, out, ldo, nvalid, lo, hi, zp);
+    }
 }
 
 void qat_s8_conv2d__neon(const qat_rt_conv_params *p, const int8_t *in, int8_t *out, size_t m0,
@@ -70,12 +76,44 @@ void qat_s8_conv2d__neon(const qat_rt_conv_params *p, const int8_t *in, int8_t *
             int8_t *o = out + mb * ldo + (size_t)t * QAT_NEON_NR;
             size_t r = 0;
             for (; r + QAT_NEON_MR <= rows; r += QAT_NEON_MR)
-                tile(4, h, t, a + r * kp, o + r * ldo, ldo, nvalid, lo, hi, zp);
+                tile(4, 0, h, t, a + r * kp, o + r * ldo, ldo, nvalid, lo, hi, zp);
             switch (rows - r) {
-            case 3: tile(3, h, t, a + r * kp, o + r * ldo, ldo, nvalid, lo, hi, zp); break;
-            case 2: tile(2, h, t, a + r * kp, o + r * ldo, ldo, nvalid, lo, hi, zp); break;
-            case 1: tile(1, h, t, a + r * kp, o + r * ldo, ldo, nvalid, lo, hi, zp); break;
+            case 3: tile(3, 0, h, t, a + r * kp, o + r * ldo, ldo, nvalid, lo, hi, zp); break;
+            case 2: tile(2, 0, h, t, a + r * kp, o + r * ldo, ldo, nvalid, lo, hi, zp); break;
+            case 1: tile(1, 0, h, t, a + r * kp, o + r * ldo, ldo, nvalid, lo, hi, zp); break;
             }
+        }
+    }
+}
+
+/* conv2d fused with a 2x2 stride-2 maxpool: pooled output rows [m0, m1),
+ * im2col rows four per pooled pixel (its window), the output stage run once
+ * on the max of the four accumulators. */
+void qat_s8_conv2d_maxpool__neon(const qat_rt_conv_params *p, const qat_rt_pool_params *pool,
+                                 const int8_t *in, int8_t *out, size_t m0, size_t m1, int c0, int c1,
+                                 void *scratch)
+{
+    const qat_neon_pack *h = p->packed;
+    const size_t kp = (size_t)h->kp, block = (size_t)h->block_rows / 4, ldo = (size_t)p->out_c;
+    const size_t pw = (size_t)pool->out_w, per = (size_t)pool->out_h * pw;
+    int16_t *a = scratch;
+    const int32x4_t zp = vdupq_n_s32(p->out_zp);
+    const int32x4_t lo = vdupq_n_s32(p->act_min - p->out_zp);
+    const int32x4_t hi = vdupq_n_s32(p->act_max - p->out_zp);
+    const int t0 = c0 / QAT_NEON_NR, t1 = (c1 + QAT_NEON_NR - 1) / QAT_NEON_NR;
+    for (size_t mb = m0; mb < m1; mb += block) {
+        size_t outs = m1 - mb < block ? m1 - mb : block, r = 0;
+        for (size_t m = mb; m < mb + outs; m++)
+            for (int d = 0; d < 4; d++, r++) {
+                qat_neon_pos q = {.img = m / per, .oy = (int)(m % per / pw) * 2 + d / 2,
+                                  .ox = (int)(m % per % pw) * 2 + d % 2};
+                im2col_row(p, in, &q, kp, a + r * kp);
+            }
+        for (int t = t0; t < t1; t++) {
+            int nvalid = c1 - t * QAT_NEON_NR < QAT_NEON_NR ? c1 - t * QAT_NEON_NR : QAT_NEON_NR;
+            int8_t *o = out + mb * ldo + (size_t)t * QAT_NEON_NR;
+            for (size_t k = 0; k < outs; k++)
+                tile(4, 1, h, t, a + 4 * k * kp, o + k * ldo, ldo, nvalid, lo, hi, zp);
         }
     }
 }

@@ -9,6 +9,12 @@ void qat_s8_conv2d__neon(const qat_rt_conv_params *p, const int8_t *in, int8_t *
                          size_t m1, int c0, int c1, void *scratch);
 void qat_s8_conv2d__neondot(const qat_rt_conv_params *p, const int8_t *in, int8_t *out,
                             size_t m0, size_t m1, int c0, int c1, void *scratch);
+void qat_s8_conv2d_maxpool__neon(const qat_rt_conv_params *p, const qat_rt_pool_params *pool,
+                                 const int8_t *in, int8_t *out, size_t m0, size_t m1, int c0,
+                                 int c1, void *scratch);
+void qat_s8_conv2d_maxpool__neondot(const qat_rt_conv_params *p, const qat_rt_pool_params *pool,
+                                    const int8_t *in, int8_t *out, size_t m0, size_t m1, int c0,
+                                    int c1, void *scratch);
 void qat_s8_maxpool2d__neon(const qat_rt_pool_params *p, const int8_t *in, int8_t *out, size_t m0,
                             size_t m1);
 void qat_s8_avgpool2d__neon(const qat_rt_pool_params *p, const int8_t *in, int8_t *out, size_t m0,
@@ -119,6 +125,7 @@ const qat_rt_kernels qat_rt_kernels_neon_plain = {
     .conv_pack = pack_plain,
     .conv_scratch = scratch_plain,
     .conv2d = qat_s8_conv2d__neon,
+    .conv2d_maxpool = qat_s8_conv2d_maxpool__neon,
     .linear = qat_s8_conv2d__neon,
     .maxpool2d = qat_s8_maxpool2d__neon,
     .avgpool2d = qat_s8_avgpool2d__neon,
@@ -133,6 +140,7 @@ const qat_rt_kernels qat_rt_kernels_neon_dot = {
     .conv_pack = pack_dot,
     .conv_scratch = scratch_dot,
     .conv2d = qat_s8_conv2d__neondot,
+    .conv2d_maxpool = qat_s8_conv2d_maxpool__neondot,
     .linear = qat_s8_conv2d__neondot,
     .maxpool2d = qat_s8_maxpool2d__neon,
     .avgpool2d = qat_s8_avgpool2d__neon,
