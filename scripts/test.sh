@@ -7,3 +7,5 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 scripts/setup.sh --test
 meson test -C build --print-errorlogs --num-processes 2 "$@"
+scripts/test_sanitize.sh
+scripts/fuzz_smoke.sh
