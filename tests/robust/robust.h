@@ -168,6 +168,7 @@ static inline pid_t rb_spawn(const char *tool, const char *const *args)
         execv(exe, (char *const *)argv);
         _exit(127);
     }
+    setpgid(pid, pid); /* also here: a kill(-pid) right after the fork must find it */
     return pid;
 }
 
