@@ -1,0 +1,133 @@
+/* After the first step, a training step (forward, loss, backward, optimizer
+ * update) never touches the heap: activations come from the tape's arena,
+ * which has grown to the step's size. Linked with -Wl,--wrap for the
+ * allocator entry points, so every call from the statically linked qat
+ * libraries lands in a counter. */
+#include <criterion/criterion.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qat/ops.h"
+#include "qat/optim.h"
+#include "qat/train.h"
+
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t s);
+void *__real_realloc(void *p, size_t n);
+void *__real_aligned_alloc(size_t a, size_t n);
+int __real_posix_memalign(void **p, size_t a, size_t n);
+
+static atomic_long allocations;
+
+void *__wrap_malloc(size_t n)
+{
+    atomic_fetch_add(&allocations, 1);
+    return __real_malloc(n);
+}
+void *__wrap_calloc(size_t n, size_t s)
+{
+    atomic_fetch_add(&allocations, 1);
+    return __real_calloc(n, s);
+}
+void *__wrap_realloc(void *p, size_t n)
+{
+    atomic_fetch_add(&allocations, 1);
+    return __real_realloc(p, n);
+}
+void *__wrap_aligned_alloc(size_t a, size_t n)
+{
+    atomic_fetch_add(&allocations, 1);
+    return __real_aligned_alloc(a, n);
+}
+int __wrap_posix_memalign(void **p, size_t a, size_t n)
+{
+    atomic_fetch_add(&allocations, 1);
+    return __real_posix_memalign(p, a, n);
+}
+
+/* Allocations made by steps 3..8 of a training loop over the config. */
+static long steady_state_allocations(const char *const *sets, int nsets)
+{
+    const char *root = getenv("QAT_SOURCE_ROOT");
+    cr_assert_not_null(root, "run through meson test");
+    char path[1024], data[1024];
+    snprintf(path, sizeof path, "%s/configs/mnist_cnn.ini", root);
+    snprintf(data, sizeof data, "%s/datasets/mnist-subset", root);
+    qat_config *c = malloc(sizeof *c);
+    qat_error e;
+    cr_assert_eq(qat_config_load(path, sets, nsets, c, &e), QAT_OK, "%s", e.msg);
+    qat_dataset d;
+    cr_assert_eq(qat_mnist_load(data, "train", 10, 512, &d, &e), QAT_OK, "%s", e.msg);
+    qat_blas_init();
+    qat_pool *pool;
+    qat_tape *t;
+    qat_model *m;
+    qat_optim *o;
+    cr_assert_eq(qat_pool_create(2, &pool, &e), QAT_OK);
+    cr_assert_eq(qat_tape_create(pool, &t, &e), QAT_OK);
+    cr_assert_eq(qat_model_create(c, &m, &e), QAT_OK, "%s", e.msg);
+    qat_optim_config oc;
+    qat_optim_config_defaults(&oc, QAT_OPT_ADAM);
+    size_t np;
+    int ns;
+    float *params = qat_model_params(m, &np), *grads = qat_model_grads(m, &np);
+    const qat_param_seg *segs = qat_model_segments(m, &ns);
+    cr_assert_eq(qat_optim_create(&oc, np, segs, ns, &o, &e), QAT_OK);
+    int B = 64;
+    uint8_t *img = malloc((size_t)B * 784), *lab = malloc((size_t)B);
+    uint32_t idx[64];
+    long before = 0;
+    for (int s = 0; s < 9; s++) {
+        if (s == 3)
+            before = atomic_load(&allocations);
+        for (int i = 0; i < B; i++)
+            idx[i] = (uint32_t)((s * B + i) % (int)d.n);
+        qat_dataset_gather(&d, idx, B, img, lab);
+        qat_tape_reset(t);
+        qat_tape_set_training(t, 1);
+        memset(grads, 0, np * sizeof *grads);
+        qat_tensor *y = qat_model_forward(m, t, img, B);
+        qat_tensor *loss = qat_op_softmax_cross_entropy(t, y, lab);
+        qat_tape_backward(t, loss);
+        qat_optim_step(o, params, grads, NULL, 1e-3f);
+    }
+    long during = atomic_load(&allocations) - before;
+    free(img);
+    free(lab);
+    qat_optim_destroy(o);
+    qat_model_destroy(m);
+    qat_tape_destroy(t);
+    qat_pool_destroy(pool);
+    qat_dataset_free(&d);
+    free(c);
+    return during;
+}
+
+Test(noalloc, float_steps_do_not_allocate)
+{
+    const char *sets[] = {"quant.enabled=false"};
+    cr_assert_eq(steady_state_allocations(sets, 1), 0);
+}
+
+Test(noalloc, qat_steps_do_not_allocate)
+{
+    const char *sets[] = {"quant.enabled=true"};
+    cr_assert_eq(steady_state_allocations(sets, 1), 0);
+}
+
+Test(noalloc, qat_with_lsq_bn_and_percentile_observers_does_not_allocate)
+{
+    const char *sets[] = {"quant.learn_scale=true", "layer.conv1.batchnorm=true",
+                          "quant.weight_observer=percentile", "quant.activation_observer=percentile"};
+    cr_assert_eq(steady_state_allocations(sets, 4), 0);
+}
+
+Test(noalloc, the_counter_sees_allocations)
+{
+    /* an allocation made inside the qat libraries must be counted */
+    long a = atomic_load(&allocations);
+    qat_arena *ar = qat_arena_create(4096);
+    qat_arena_destroy(ar);
+    cr_assert_gt(atomic_load(&allocations), a, "the --wrap counter must be live");
+}
