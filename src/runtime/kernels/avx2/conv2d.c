@@ -293,17 +293,25 @@ void qat_s8_conv2d_maxpool__avx2(const qat_rt_conv_params *p, const qat_rt_pool_
     const __m256i lo = _mm256_set1_epi32(p->act_min - p->out_zp);
     const __m256i hi = _mm256_set1_epi32(p->act_max - p->out_zp);
     const int t0 = c0 / QAT_AVX2_NR, t1 = (c1 + QAT_AVX2_NR - 1) / QAT_AVX2_NR;
+    /* pooled pixel of row mb, advanced without dividing */
+    size_t img = m0 / per, py = m0 % per / pw, px = m0 % per % pw;
     for (size_t mb = m0; mb < m1; mb += block) {
         size_t outs = m1 - mb < block ? m1 - mb : block, r = 0;
         for (size_t m = mb; m < mb + outs; m++) {
-            pos q = {.img = m / per, .oy = (int)(m % per / pw) * 2, .ox = (int)(m % per % pw) * 2};
-            if (q.img != padded_img) {
-                pad_image(p, in + q.img * in_size, padded);
-                padded_img = q.img;
+            if (img != padded_img) {
+                pad_image(p, in + img * in_size, padded);
+                padded_img = img;
             }
             for (int d = 0; d < 4; d++, r++) {
-                pos w = {.img = q.img, .oy = q.oy + d / 2, .ox = q.ox + d % 2};
+                pos w = {.img = img, .oy = (int)(2 * py) + d / 2, .ox = (int)(2 * px) + d % 2};
                 im2col_row(p, padded, &w, kp, a + r * kp);
+            }
+            if (++px == pw) {
+                px = 0;
+                if (++py == (size_t)pool->out_h) {
+                    py = 0;
+                    img++;
+                }
             }
         }
         for (int t = t0; t < t1; t++) {

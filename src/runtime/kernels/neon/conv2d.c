@@ -101,14 +101,24 @@ void qat_s8_conv2d_maxpool__neon(const qat_rt_conv_params *p, const qat_rt_pool_
     const int32x4_t lo = vdupq_n_s32(p->act_min - p->out_zp);
     const int32x4_t hi = vdupq_n_s32(p->act_max - p->out_zp);
     const int t0 = c0 / QAT_NEON_NR, t1 = (c1 + QAT_NEON_NR - 1) / QAT_NEON_NR;
+    /* pooled pixel of row mb, advanced without dividing */
+    size_t img = m0 / per, py = m0 % per / pw, px = m0 % per % pw;
     for (size_t mb = m0; mb < m1; mb += block) {
         size_t outs = m1 - mb < block ? m1 - mb : block, r = 0;
-        for (size_t m = mb; m < mb + outs; m++)
+        for (size_t m = mb; m < mb + outs; m++) {
             for (int d = 0; d < 4; d++, r++) {
-                qat_neon_pos q = {.img = m / per, .oy = (int)(m % per / pw) * 2 + d / 2,
-                                  .ox = (int)(m % per % pw) * 2 + d % 2};
+                qat_neon_pos q = {.img = img, .oy = (int)(2 * py) + d / 2,
+                                  .ox = (int)(2 * px) + d % 2};
                 im2col_row(p, in, &q, kp, a + r * kp);
             }
+            if (++px == pw) {
+                px = 0;
+                if (++py == (size_t)pool->out_h) {
+                    py = 0;
+                    img++;
+                }
+            }
+        }
         for (int t = t0; t < t1; t++) {
             int nvalid = c1 - t * QAT_NEON_NR < QAT_NEON_NR ? c1 - t * QAT_NEON_NR : QAT_NEON_NR;
             int8_t *o = out + mb * ldo + (size_t)t * QAT_NEON_NR;
