@@ -194,12 +194,13 @@ static qat_tensor *as_flat(qat_tape *t, qat_tensor *x)
     return x->ndim == 2 ? x : qat_op_flatten(t, x);
 }
 
+/* pool: the max pool that follows a conv, fused into it (or NULL). */
 static qat_tensor *apply_layer(qat_tape *t, qat_layer *l, qat_tensor *x, qat_tensor *w,
-                               qat_tensor *b)
+                               qat_tensor *b, const qat_pool2d_params *pool)
 {
     if (l->type == QAT_LAYER_CONV2D) {
         qat_conv2d_params p = {l->stride, l->stride, l->padding, l->padding};
-        return qat_op_conv2d(t, x, w, b, &p);
+        return pool ? qat_op_conv2d_maxpool(t, x, w, b, &p, pool) : qat_op_conv2d(t, x, w, b, &p);
     }
     return qat_op_linear(t, as_flat(t, x), w, b);
 }
@@ -212,11 +213,16 @@ static void observe_values(qat_layer *l, const qat_tensor *y)
     qat_observer_update(l->obs, qc->activation_observer, lo, hi, qc->ema_decay);
 }
 
-static qat_tensor *compute_float(qat_model *m, qat_tape *t, qat_layer *l, qat_tensor *x)
+/* *pool is the following max pool if the conv may take it in; it is set to
+ * NULL unless the conv did (batchnorm sits between them). */
+static qat_tensor *compute_float(qat_model *m, qat_tape *t, qat_layer *l, qat_tensor *x,
+                                 const qat_pool2d_params **pool)
 {
     qat_tensor *w, *b;
     qat_layer_pre_bn(m, t, l, &w, &b);
-    qat_tensor *y = apply_layer(t, l, x, w, b);
+    if (l->gamma.data)
+        *pool = NULL;
+    qat_tensor *y = apply_layer(t, l, x, w, b, *pool);
     if (l->gamma.data) {
         /* frozen BN normalises with (and keeps) its running statistics */
         int training = qat_tape_training(t);
@@ -272,7 +278,8 @@ static const int32_t *weight_zps(qat_tape *t, qat_layer *l)
 }
 
 static qat_tensor *compute_quant(qat_model *m, qat_tape *t, qat_layer *l, qat_tensor *x,
-                                 qat_tensor **scale_io, qat_qparams in)
+                                 qat_tensor **scale_io, qat_qparams in,
+                                 const qat_pool2d_params **pool)
 {
     const qat_quant_cfg *qc = &l->cfg->quant;
     qat_layer_quant *q = &l->q;
@@ -294,7 +301,9 @@ static qat_tensor *compute_quant(qat_model *m, qat_tape *t, qat_layer *l, qat_te
     qat_tensor *s_w = weight_scale_tensor(t, l);
     qat_tensor *wk = qat_op_weight_codes(t, w, s_w, weight_zps(t, l), q->wqmin, q->wqmax,
                                          qc->weight_ste);
-    qat_tensor *acc = apply_layer(t, l, xk, wk, NULL);
+    if (bn_train)
+        *pool = NULL;
+    qat_tensor *acc = apply_layer(t, l, xk, wk, NULL, *pool);
     qat_tensor *acc_scale = qat_op_acc_scale(t, *scale_io, s_w, C);
     q->bias_limit = qat_bias_limit(l->fan_in, qc->weight_bits);
 
@@ -364,14 +373,33 @@ qat_tensor *qat_model_forward(qat_model *m, qat_tape *t, const uint8_t *images, 
             l->q.in = cur;
         switch (l->type) {
         case QAT_LAYER_CONV2D:
-        case QAT_LAYER_LINEAR:
+        case QAT_LAYER_LINEAR: {
+            /* A conv followed by a tiling max pool runs as one op (see
+             * conv2d.c). Max pooling commutes exactly with everything
+             * between them -- bias, relu, and the requantization, which is
+             * monotone in the accumulator -- so values and winners are the
+             * same as layer by layer, and the runtime fuses the same way. */
+            const qat_pool2d_params *pool = NULL;
+            qat_pool2d_params pp;
+            if (l->type == QAT_LAYER_CONV2D && i + 1 < m->nlayers &&
+                m->layers[i + 1].type == QAT_LAYER_MAXPOOL2D) {
+                const qat_layer *pl = &m->layers[i + 1];
+                pp = (qat_pool2d_params){pl->kernel, pl->kernel, pl->stride, pl->stride};
+                pool = qat_conv2d_maxpool_fuses(&pp) ? &pp : NULL;
+            }
             if (quant) {
-                x = compute_quant(m, t, l, x, &scale, cur);
+                x = compute_quant(m, t, l, x, &scale, cur, &pool);
                 cur = l->q.out;
             } else {
-                x = compute_float(m, t, l, x);
+                x = compute_float(m, t, l, x, &pool);
+            }
+            if (pool) { /* the pool layer is done */
+                i++;
+                m->layers[i].q.in = cur;
+                m->layers[i].q.out = cur;
             }
             break;
+        }
         case QAT_LAYER_MAXPOOL2D: {
             qat_pool2d_params p = {l->kernel, l->kernel, l->stride, l->stride};
             x = qat_op_maxpool2d(t, x, &p);

@@ -211,8 +211,8 @@ direct_fwd4(const float *restrict x0, const float *restrict x1, const float *res
     }
 }
 
-/* y rows [r0, r1) = bias + window . w, with wt = w transposed to [KP][CO]
- * (rows past K zero). */
+/* Conv output rows [r0, r1) = bias + window . w into y (row r0 first), with
+ * wt = w transposed to [KP][CO] (rows past K zero). */
 HOT_CLONES
 static void direct_fwd_rows(const conv_geom *g, const direct_geom *d, const float *restrict xp,
                             const float *restrict wt, const float *restrict bias,
@@ -226,7 +226,7 @@ static void direct_fwd_rows(const conv_geom *g, const direct_geom *d, const floa
         const float *xq[PX];
         for (int q = 0; q < PX; q++, pix_next(g, &p))
             xq[q] = xp + corner(g, d, &p);
-        float *yr = y + r * CO;
+        float *yr = y + (r - r0) * CO;
         switch (d->KP) {
 #define FWD4(kp) direct_fwd4(xq[0], xq[1], xq[2], xq[3], d->off, kp, wt, bias, yr, CO)
         case 4: FWD4(4); break;
@@ -245,13 +245,14 @@ static void direct_fwd_rows(const conv_geom *g, const direct_geom *d, const floa
             float s = bias[co];
             for (int k = 0; k < d->KP; k++)
                 s += x0[d->off[k]] * wt[(size_t)k * CO + co];
-            y[r * CO + co] = s;
+            y[(r - r0) * CO + co] = s;
         }
     }
 }
 _Static_assert(PX == 4, "the direct kernels are written out for PX = 4");
 
-/* dwt[KP][CO] += sum over rows [r0, r1) of window (outer) dy_row, PX rows
+/* dwt[KP][CO] += sum over rows [r0, r1) of window (outer) dy_row (dy holds
+ * row r0 first), PX rows
  * per pass so that each dwt vector is loaded and stored once per PX pixels;
  * rows of dwt past K are never touched. db (if not NULL) += the same dy
  * rows, summed while they are in L1. */
@@ -268,7 +269,7 @@ static void direct_dw_rows(const conv_geom *g, const direct_geom *d, const float
         const float *xq[PX];
         for (int q = 0; q < PX; q++, pix_next(g, &p))
             xq[q] = xp + corner(g, d, &p);
-        const float *restrict d0 = dy + r * CO, *restrict d1 = d0 + CO, *restrict d2 = d1 + CO,
+        const float *restrict d0 = dy + (r - r0) * CO, *restrict d1 = d0 + CO, *restrict d2 = d1 + CO,
                               *restrict d3 = d2 + CO;
         for (int k = 0; k < K; k++) {
             int o = d->off[k];
@@ -282,7 +283,7 @@ static void direct_dw_rows(const conv_geom *g, const direct_geom *d, const float
                 db[co] += (d0[co] + d1[co]) + (d2[co] + d3[co]);
     }
     for (; r < r1; r++, pix_next(g, &p)) {
-        const float *x0 = xp + corner(g, d, &p), *d0 = dy + r * CO;
+        const float *x0 = xp + corner(g, d, &p), *d0 = dy + (r - r0) * CO;
         for (int k = 0; k < K; k++) {
             float v = x0[d->off[k]];
             float *restrict dw = dwt + (size_t)k * CO;
@@ -329,15 +330,98 @@ static void pad_images(const conv_geom *g, const direct_geom *d, const float *x,
     }
 }
 
+/* ---- fused max pool ------------------------------------------------------- */
+/* conv2d followed by a max pool whose windows tile the conv output (stride =
+ * kernel) runs as one op: each thread computes a few pooled rows' worth of
+ * conv output into an L2-sized scratch block and pools it there, so the
+ * full-size conv output (6 MB for the CNN's conv1 at batch 64) is never
+ * written to memory, read back by the pool, rebuilt densely by the pool's
+ * backward and read again by the conv's dw. Backward rebuilds the dense
+ * gradient of one block at a time from the pooled gradient and the saved
+ * winners. On this 2-core machine memory bandwidth (about 5 GB/s), not
+ * arithmetic, bounded those passes. A pooled row is the unit of work: it
+ * owns the KH conv rows under it, so blocks never share conv pixels. */
+typedef struct {
+    int KH, KW, PH, PW; /* KH = 0: no pool */
+    size_t units;       /* pooled rows per block */
+} pool_fuse;
+
+/* Pools cnt pooled rows of conv output block cb (row-major conv pixels of
+ * KH * OW each) into y, the winner's window index kh * KW + kw into arg
+ * (when not NULL). Strict > keeps the first maximum in (kh, kw) order, the
+ * rule of qat_op_maxpool2d and of the runtime. */
+HOT_CLONES
+static void pool_block(const conv_geom *g, const pool_fuse *pf, const float *restrict cb,
+                       size_t cnt, float *restrict y, uint8_t *restrict arg)
+{
+    size_t CO = (size_t)g->CO, OW = (size_t)g->OW;
+    for (size_t u = 0; u < cnt; u++)
+        for (int pw = 0; pw < pf->PW; pw++) {
+            size_t o = (u * (size_t)pf->PW + (size_t)pw) * CO;
+            const float *x0 = cb + (u * (size_t)pf->KH * OW + (size_t)pw * pf->KW) * CO;
+            float *restrict yo = y + o;
+            memcpy(yo, x0, CO * sizeof(float));
+            uint8_t *restrict a = arg ? arg + o : NULL;
+            if (a)
+                memset(a, 0, CO);
+            for (int kh = 0; kh < pf->KH; kh++)
+                for (int kw = kh ? 0 : 1; kw < pf->KW; kw++) {
+                    const float *restrict xk = x0 + ((size_t)kh * OW + (size_t)kw) * CO;
+                    uint8_t k = (uint8_t)(kh * pf->KW + kw);
+                    if (a) {
+                        for (size_t c = 0; c < CO; c++) {
+                            int win = xk[c] > yo[c];
+                            yo[c] = win ? xk[c] : yo[c];
+                            a[c] = win ? k : a[c];
+                        }
+                    } else {
+                        for (size_t c = 0; c < CO; c++)
+                            yo[c] = xk[c] > yo[c] ? xk[c] : yo[c];
+                    }
+                }
+        }
+}
+
+/* The dense conv-output gradient of cnt pooled rows: each pooled gradient
+ * goes to its window's winner, every other element of the block is 0. Each
+ * window element is written once, without a separate clearing pass. */
+HOT_CLONES
+static void unpool_block(const conv_geom *g, const pool_fuse *pf, const float *restrict dy,
+                         const uint8_t *restrict arg, size_t cnt, float *restrict db)
+{
+    size_t CO = (size_t)g->CO, OW = (size_t)g->OW, cov = (size_t)pf->PW * pf->KW;
+    for (size_t u = 0; u < cnt; u++) {
+        for (int kh = 0; kh < pf->KH; kh++) {
+            float *row = db + ((u * (size_t)pf->KH + (size_t)kh) * OW) * CO;
+            if (cov < OW) /* columns no window covers */
+                memset(row + cov * CO, 0, (OW - cov) * CO * sizeof(float));
+            for (int pw = 0; pw < pf->PW; pw++) {
+                size_t o = (u * (size_t)pf->PW + (size_t)pw) * CO;
+                const float *restrict d = dy + o;
+                const uint8_t *restrict a = arg + o;
+                for (int kw = 0; kw < pf->KW; kw++) {
+                    float *restrict dst = row + ((size_t)pw * pf->KW + (size_t)kw) * CO;
+                    uint8_t k = (uint8_t)(kh * pf->KW + kw);
+                    for (size_t c = 0; c < CO; c++)
+                        dst[c] = a[c] == k ? d[c] : 0.0f;
+                }
+            }
+        }
+    }
+}
+
 /* ---- parallel parts ------------------------------------------------------- */
 typedef struct {
     conv_geom g;
     qat_conv_algo algo;
+    pool_fuse pf;
     const float *x, *w, *bias;
     const direct_geom *dg; /* direct: padded geometry, xp, w as [KP][CO] */
     const float *xp, *wt;
     float *y;
+    uint8_t *arg;   /* fused pool: winners, one per pooled output (NULL: none kept) */
     float *scratch; /* gemm: per thread 2 * block_rows * K floats */
+    float *pbuf;    /* fused pool: per thread pf.units * KH * OW * CO floats */
     size_t block_rows;
     /* backward */
     const float *dy;
@@ -347,6 +431,36 @@ typedef struct {
     int zero_dx;              /* dx is fresh arena memory: clear it first */
 } conv_job;
 
+/* Conv output rows [r0, r1) into y (row r0 first); col: gemm scratch. */
+static void conv_rows(const conv_job *j, const conv_geom *g, const direct_geom *dl, size_t r0,
+                      size_t r1, float *y, float *col)
+{
+    if (j->algo == QAT_CONV_DIRECT) {
+        direct_fwd_rows(g, dl, j->xp, j->wt, j->bias, y, r0, r1);
+        return;
+    }
+    for (size_t r = r0; r < r1; r += j->block_rows) {
+        size_t n = r1 - r < j->block_rows ? r1 - r : j->block_rows;
+        im2col_rows(g, j->x, r, r + n, col);
+        float *yb = y + (r - r0) * g->CO;
+        float beta = 0.0f;
+        if (j->bias) {
+            for (size_t i = 0; i < n; i++)
+                memcpy(yb + i * g->CO, j->bias, (size_t)g->CO * sizeof(float));
+            beta = 1.0f;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, g->CO, g->K, 1.0f, col, g->K,
+                    j->w, g->K, beta, yb, g->CO);
+    }
+}
+
+/* First conv pixel of pooled row u (= n * PH + ph). */
+static size_t unit_row0(const conv_geom *g, const pool_fuse *pf, size_t u)
+{
+    size_t n = u / (size_t)pf->PH, ph = u % (size_t)pf->PH;
+    return (n * (size_t)g->OH + ph * (size_t)pf->KH) * (size_t)g->OW;
+}
+
 /* Each member works from its own copy of the geometry: the job lives on the
  * calling thread's stack, next to locals that thread keeps writing, so the
  * hot loops of the other members should not read it. */
@@ -354,68 +468,50 @@ static void fwd_part(void *vctx, int tid, int nt)
 {
     const conv_job *j = vctx;
     const conv_geom gl = j->g, *g = &gl;
+    const pool_fuse pf = j->pf;
     direct_geom dl;
     if (j->dg)
         dl = *j->dg;
-    size_t rb, re;
-    qat_pool_range((size_t)g->N * g->P, tid, nt, &rb, &re);
-    if (j->algo == QAT_CONV_DIRECT) {
-        if (rb < re)
-            direct_fwd_rows(g, &dl, j->xp, j->wt, j->bias, j->y, rb, re);
+    float *col = j->scratch ? j->scratch + (size_t)tid * 2 * j->block_rows * g->K : NULL;
+    size_t CO = (size_t)g->CO, b, e;
+    if (!pf.KH) {
+        qat_pool_range((size_t)g->N * g->P, tid, nt, &b, &e);
+        if (b < e)
+            conv_rows(j, g, &dl, b, e, j->y + b * CO, col);
         return;
     }
-    float *cb = j->scratch + (size_t)tid * 2 * j->block_rows * g->K;
-    for (size_t r = rb; r < re; r += j->block_rows) {
-        size_t n = re - r < j->block_rows ? re - r : j->block_rows;
-        im2col_rows(g, j->x, r, r + n, cb);
-        float *yb = j->y + r * g->CO;
-        float beta = 0.0f;
-        if (j->bias) {
-            for (size_t i = 0; i < n; i++)
-                memcpy(yb + i * g->CO, j->bias, (size_t)g->CO * sizeof(float));
-            beta = 1.0f;
-        }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, g->CO, g->K, 1.0f, cb, g->K,
-                    j->w, g->K, beta, yb, g->CO);
+    float *cb = j->pbuf + (size_t)tid * pf.units * pf.KH * g->OW * CO;
+    qat_pool_range((size_t)g->N * pf.PH, tid, nt, &b, &e);
+    for (size_t u = b; u < e;) { /* blocks of pooled rows within one image */
+        size_t left = (size_t)pf.PH - u % (size_t)pf.PH, cnt = e - u < left ? e - u : left;
+        cnt = cnt < pf.units ? cnt : pf.units;
+        size_t r0 = unit_row0(g, &pf, u);
+        conv_rows(j, g, &dl, r0, r0 + cnt * pf.KH * g->OW, cb, col);
+        size_t o = u * (size_t)pf.PW * CO;
+        pool_block(g, &pf, cb, cnt, j->y + o, j->arg ? j->arg + o : NULL);
+        u += cnt;
     }
 }
 
-static void bwd_part(void *vctx, int tid, int nt)
+/* Backward of conv rows [r0, r1) given their output gradient dy (row r0
+ * first): dw and db partials, and dx += col2im(dy w). */
+static void bwd_rows(const conv_job *j, const conv_geom *g, const direct_geom *dl,
+                     const float *dy, size_t r0, size_t r1, float *dwp, float *dbp, float *col)
 {
-    const conv_job *j = vctx;
-    const conv_geom gl = j->g, *g = &gl;
-    direct_geom dl;
-    if (j->dg)
-        dl = *j->dg;
-    size_t P = (size_t)g->P, K = (size_t)g->K, CO = (size_t)g->CO;
-    size_t nb, ne;
-    qat_pool_range((size_t)g->N, tid, nt, &nb, &ne);
-    size_t rb = nb * P, re = ne * P;
-    float *dwp = j->dw_part ? j->dw_part + (size_t)tid * j->dw_stride : NULL;
-    float *dbp = j->db_part ? j->db_part + (size_t)tid * CO : NULL;
-    if (dwp)
-        memset(dwp, 0, j->dw_stride * sizeof(float));
-    if (dbp)
-        memset(dbp, 0, CO * sizeof(float));
-    if (j->zero_dx) { /* a fresh dx: each thread clears its own images */
-        size_t img = (size_t)g->H * g->W * g->C;
-        memset(j->dx + nb * img, 0, (ne - nb) * img * sizeof(float));
-    }
-    if (rb == re)
-        return;
+    size_t K = (size_t)g->K, CO = (size_t)g->CO;
     int gemm_dw = dwp && j->algo == QAT_CONV_GEMM;
     if (dwp && !gemm_dw)
-        direct_dw_rows(g, &dl, j->xp, j->dy, dwp, dbp, rb, re);
+        direct_dw_rows(g, dl, j->xp, dy, dwp, dbp, r0, r1);
     else if (dbp)
-        sum_rows(j->dy + rb * CO, re - rb, (int)CO, dbp);
+        sum_rows(dy, r1 - r0, (int)CO, dbp);
     if (!gemm_dw && !j->dx)
         return;
     /* both algorithms take dx = col2im(dy w) from sgemm: a direct scatter
      * of dy w into small windows measured far slower */
-    float *col = j->scratch + (size_t)tid * 2 * j->block_rows * K, *dcol = col + j->block_rows * K;
-    for (size_t r = rb; r < re; r += j->block_rows) {
-        size_t n = re - r < j->block_rows ? re - r : j->block_rows;
-        const float *dyb = j->dy + r * CO;
+    float *dcol = col + j->block_rows * K;
+    for (size_t r = r0; r < r1; r += j->block_rows) {
+        size_t n = r1 - r < j->block_rows ? r1 - r : j->block_rows;
+        const float *dyb = dy + (r - r0) * CO;
         if (gemm_dw) { /* dw^T += col^T dy: [K][CO] like the direct partials, and
                           measured faster than dw = dy^T col for this shape */
             im2col_rows(g, j->x, r, r + n, col);
@@ -430,13 +526,52 @@ static void bwd_part(void *vctx, int tid, int nt)
     }
 }
 
+static void bwd_part(void *vctx, int tid, int nt)
+{
+    const conv_job *j = vctx;
+    const conv_geom gl = j->g, *g = &gl;
+    const pool_fuse pf = j->pf;
+    direct_geom dl;
+    if (j->dg)
+        dl = *j->dg;
+    size_t P = (size_t)g->P, K = (size_t)g->K, CO = (size_t)g->CO;
+    size_t nb, ne;
+    qat_pool_range((size_t)g->N, tid, nt, &nb, &ne);
+    float *dwp = j->dw_part ? j->dw_part + (size_t)tid * j->dw_stride : NULL;
+    float *dbp = j->db_part ? j->db_part + (size_t)tid * CO : NULL;
+    if (dwp)
+        memset(dwp, 0, j->dw_stride * sizeof(float));
+    if (dbp)
+        memset(dbp, 0, CO * sizeof(float));
+    if (j->zero_dx) { /* a fresh dx: each thread clears its own images */
+        size_t img = (size_t)g->H * g->W * g->C;
+        memset(j->dx + nb * img, 0, (ne - nb) * img * sizeof(float));
+    }
+    float *col = j->scratch ? j->scratch + (size_t)tid * 2 * j->block_rows * K : NULL;
+    if (!pf.KH) {
+        if (nb < ne)
+            bwd_rows(j, g, &dl, j->dy + nb * P * CO, nb * P, ne * P, dwp, dbp, col);
+        return;
+    }
+    float *cb = j->pbuf + (size_t)tid * pf.units * pf.KH * g->OW * CO;
+    for (size_t u = nb * pf.PH; u < ne * pf.PH;) { /* whole images: col2im stays inside */
+        size_t left = (size_t)pf.PH - u % (size_t)pf.PH, cnt = left < pf.units ? left : pf.units;
+        size_t r0 = unit_row0(g, &pf, u), o = u * (size_t)pf.PW * CO;
+        unpool_block(g, &pf, j->dy + o, j->arg + o, cnt, cb);
+        bwd_rows(j, g, &dl, cb, r0, r0 + cnt * pf.KH * g->OW, dwp, dbp, col);
+        u += cnt;
+    }
+}
+
 /* ---- op ------------------------------------------------------------------- */
 typedef struct {
     conv_geom g;
     qat_conv_algo algo;
+    pool_fuse pf;
     size_t block_rows;
     direct_geom dg; /* direct path: the padded copy of x the forward made */
     const float *xp;
+    uint8_t *arg;
 } conv_saved;
 
 static void conv_backward(qat_tape *t, const qat_node *nd)
@@ -450,11 +585,13 @@ static void conv_backward(qat_tape *t, const qat_node *nd)
     memset(&j, 0, sizeof j);
     j.g = s->g;
     j.algo = s->algo;
+    j.pf = s->pf;
     j.x = x->data;
     j.w = w->data;
     j.block_rows = s->block_rows;
     j.dg = &s->dg;
     j.xp = s->xp;
+    j.arg = s->arg;
     j.dy = nd->out->grad;
     /* the arena is not thread-safe: every buffer is taken here, up front */
     if (qat_needs_grad(x)) {
@@ -472,6 +609,9 @@ static void conv_backward(qat_tape *t, const qat_node *nd)
         j.db_part = qat_tape_alloc(t, (size_t)nt * CO * sizeof(float));
     if (s->algo == QAT_CONV_GEMM || j.dx)
         j.scratch = qat_tape_alloc(t, (size_t)nt * 2 * s->block_rows * K * sizeof(float));
+    if (s->pf.KH)
+        j.pbuf = qat_tape_alloc(t, (size_t)nt * s->pf.units * s->pf.KH * s->g.OW * CO *
+                                       sizeof(float));
     qat_pool_run(pool, bwd_part, &j);
 
     /* reduce partials in thread order: fixed sums for a fixed thread count */
@@ -497,8 +637,15 @@ static void conv_backward(qat_tape *t, const qat_node *nd)
     }
 }
 
-qat_tensor *qat_conv2d_algo(qat_tape *t, qat_tensor *x, qat_tensor *w, qat_tensor *b,
-                            const qat_conv2d_params *p, qat_conv_algo algo)
+int qat_conv2d_maxpool_fuses(const qat_pool2d_params *pp)
+{
+    return pp->kernel_h >= 1 && pp->kernel_w >= 1 && pp->stride_h == pp->kernel_h &&
+           pp->stride_w == pp->kernel_w && pp->kernel_h * pp->kernel_w <= 255;
+}
+
+qat_tensor *qat_conv2d_pool_algo(qat_tape *t, qat_tensor *x, qat_tensor *w, qat_tensor *b,
+                                 const qat_conv2d_params *p, const qat_pool2d_params *pp,
+                                 qat_conv_algo algo)
 {
     QAT_ASSERT(x->ndim == 4 && w->ndim == 4 && x->shape[3] == w->shape[3]);
     conv_geom g = {.N = x->shape[0], .H = x->shape[1], .W = x->shape[2], .C = x->shape[3],
@@ -514,23 +661,41 @@ qat_tensor *qat_conv2d_algo(qat_tape *t, qat_tensor *x, qat_tensor *w, qat_tenso
         algo = g.K <= DIRECT_MAX_K ? QAT_CONV_DIRECT : QAT_CONV_GEMM;
     if (algo == QAT_CONV_DIRECT && g.K > DIRECT_MAX_K)
         algo = QAT_CONV_GEMM; /* no kernel for it */
-
+    size_t K = (size_t)g.K, CO = (size_t)g.CO;
+    size_t block_rows = BLOCK_BYTES / (K * sizeof(float));
+    if (block_rows < 1)
+        block_rows = 1;
+    pool_fuse pf = {0, 0, 0, 0, 0};
     int shape[4] = {g.N, g.OH, g.OW, g.CO};
+    if (pp) {
+        QAT_ASSERT(qat_conv2d_maxpool_fuses(pp));
+        pf.KH = pp->kernel_h;
+        pf.KW = pp->kernel_w;
+        pf.PH = g.OH / pf.KH;
+        pf.PW = g.OW / pf.KW;
+        QAT_ASSERT(pf.PH > 0 && pf.PW > 0);
+        /* a block as large as the gemm path's, or BLOCK_BYTES of output */
+        size_t cap = algo == QAT_CONV_GEMM ? block_rows : BLOCK_BYTES / (CO * sizeof(float));
+        pf.units = cap / ((size_t)pf.KH * g.OW);
+        pf.units = pf.units ? pf.units : 1;
+        shape[1] = pf.PH;
+        shape[2] = pf.PW;
+    }
     qat_tensor *y = qat_tape_tensor(t, 4, shape);
     qat_pool *pool = qat_tape_pool(t);
     int nt = qat_pool_threads(pool);
-    size_t K = (size_t)g.K, CO = (size_t)g.CO;
+    int keep = qat_tape_grad_enabled(t) &&
+               (qat_needs_grad(x) || qat_needs_grad(w) || qat_needs_grad(b));
 
     conv_job j;
     memset(&j, 0, sizeof j);
     j.g = g;
     j.algo = algo;
+    j.pf = pf;
     j.x = x->data;
     j.w = w->data;
     j.y = y->data;
-    j.block_rows = BLOCK_BYTES / (K * sizeof(float));
-    if (j.block_rows < 1)
-        j.block_rows = 1;
+    j.block_rows = block_rows;
     direct_geom dg;
     memset(&dg, 0, sizeof dg);
     if (algo == QAT_CONV_DIRECT) {
@@ -562,25 +727,43 @@ qat_tensor *qat_conv2d_algo(qat_tape *t, qat_tensor *x, qat_tensor *w, qat_tenso
         j.bias = b ? b->data : NULL;
         j.scratch = qat_tape_alloc(t, (size_t)nt * 2 * j.block_rows * K * sizeof(float));
     }
+    if (pf.KH) {
+        j.pbuf = qat_tape_alloc(t, (size_t)nt * pf.units * pf.KH * g.OW * CO * sizeof(float));
+        if (keep)
+            j.arg = qat_tape_alloc(t, y->numel);
+    }
     qat_pool_run(pool, fwd_part, &j);
 
     conv_saved *s = NULL;
-    if (qat_tape_grad_enabled(t) &&
-        (qat_needs_grad(x) || qat_needs_grad(w) || qat_needs_grad(b))) {
+    if (keep) {
         s = qat_tape_alloc(t, sizeof *s);
         s->g = g;
         s->algo = algo;
+        s->pf = pf;
         s->block_rows = j.block_rows;
         s->dg = dg;
         s->xp = j.xp;
+        s->arg = j.arg;
     }
     qat_tensor *in[3] = {x, w, b};
     qat_tape_record(t, conv_backward, y, s, b ? 3 : 2, in);
     return y;
 }
 
+qat_tensor *qat_conv2d_algo(qat_tape *t, qat_tensor *x, qat_tensor *w, qat_tensor *b,
+                            const qat_conv2d_params *p, qat_conv_algo algo)
+{
+    return qat_conv2d_pool_algo(t, x, w, b, p, NULL, algo);
+}
+
 qat_tensor *qat_op_conv2d(qat_tape *t, qat_tensor *x, qat_tensor *w, qat_tensor *b,
                           const qat_conv2d_params *p)
 {
-    return qat_conv2d_algo(t, x, w, b, p, QAT_CONV_AUTO);
+    return qat_conv2d_pool_algo(t, x, w, b, p, NULL, QAT_CONV_AUTO);
+}
+
+qat_tensor *qat_op_conv2d_maxpool(qat_tape *t, qat_tensor *x, qat_tensor *w, qat_tensor *b,
+                                  const qat_conv2d_params *p, const qat_pool2d_params *pp)
+{
+    return qat_conv2d_pool_algo(t, x, w, b, p, pp, QAT_CONV_AUTO);
 }

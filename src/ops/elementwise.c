@@ -48,8 +48,21 @@ static void relu_fwd(void *vctx, size_t b, size_t e)
 static void relu_bwd(void *vctx, size_t b, size_t e)
 {
     relu_ctx *c = vctx;
+    const float *restrict y = c->y, *restrict dy = c->dy;
+    float *restrict dx = c->dx;
     for (size_t i = b; i < e; i++)
-        c->dx[i] += c->y[i] > 0.0f ? c->dy[i] : 0.0f;
+        dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+/* Into a fresh gradient buffer: stored, not added, so the buffer needs no
+ * zero-fill pass first. */
+static void relu_bwd_fresh(void *vctx, size_t b, size_t e)
+{
+    relu_ctx *c = vctx;
+    const float *restrict y = c->y, *restrict dy = c->dy;
+    float *restrict dx = c->dx;
+    for (size_t i = b; i < e; i++)
+        dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }
 
 static void relu_backward(qat_tape *t, const qat_node *n)
@@ -57,8 +70,12 @@ static void relu_backward(qat_tape *t, const qat_node *n)
     qat_tensor *x = n->in[0];
     if (!qat_needs_grad(x))
         return;
-    relu_ctx c = {NULL, n->out->data, n->out->grad, qat_tape_grad(t, x)};
-    qat_parallel_for(qat_tape_pool(t), x->numel, QAT_ELEMWISE_GRAIN, relu_bwd, &c);
+    int fresh = !x->grad;
+    if (fresh)
+        x->grad = qat_tape_alloc(t, x->numel * sizeof(float));
+    relu_ctx c = {NULL, n->out->data, n->out->grad, x->grad};
+    qat_parallel_for(qat_tape_pool(t), x->numel, QAT_ELEMWISE_GRAIN,
+                     fresh ? relu_bwd_fresh : relu_bwd, &c);
 }
 
 qat_tensor *qat_op_relu(qat_tape *t, qat_tensor *x)
