@@ -38,13 +38,15 @@ typedef struct qat_pool2d_params {
  * window order (kh, kw), which is what the runtime picks too. */
 qat_tensor *qat_op_maxpool2d(qat_tape *t, qat_tensor *x, const qat_pool2d_params *p);
 qat_tensor *qat_op_avgpool2d(qat_tape *t, qat_tensor *x, const qat_pool2d_params *p);
-/* qat_op_maxpool2d(qat_op_conv2d(x, w, b, p), pp) as one op, for windows that
- * tile (stride = kernel, at most 255 taps; qat_conv2d_maxpool_fuses): the
- * same values and winners, the full-size conv output never stored. Output
- * [N, OH / kernel_h, OW / kernel_w, Cout]. */
+/* qat_op_maxpool2d(qat_op_conv2d(x, w, b, p), pp) as one op (relu != 0:
+ * followed by qat_op_relu), for windows that tile (stride = kernel, at most
+ * 255 taps; qat_conv2d_maxpool_fuses): the same values and winners, the
+ * full-size conv output never stored. Output [N, OH / kernel_h,
+ * OW / kernel_w, Cout]. */
 int qat_conv2d_maxpool_fuses(const qat_pool2d_params *pp);
 qat_tensor *qat_op_conv2d_maxpool(qat_tape *t, qat_tensor *x, qat_tensor *w, qat_tensor *b,
-                                  const qat_conv2d_params *p, const qat_pool2d_params *pp);
+                                  const qat_conv2d_params *p, const qat_pool2d_params *pp,
+                                  int relu);
 /* [N, ...] -> [N, prod(...)]; shares x's data. */
 qat_tensor *qat_op_flatten(qat_tape *t, qat_tensor *x);
 

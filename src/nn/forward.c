@@ -194,13 +194,15 @@ static qat_tensor *as_flat(qat_tape *t, qat_tensor *x)
     return x->ndim == 2 ? x : qat_op_flatten(t, x);
 }
 
-/* pool: the max pool that follows a conv, fused into it (or NULL). */
+/* pool: the max pool that follows a conv, fused into it (or NULL); relu:
+ * the fused op applies the relu too. */
 static qat_tensor *apply_layer(qat_tape *t, qat_layer *l, qat_tensor *x, qat_tensor *w,
-                               qat_tensor *b, const qat_pool2d_params *pool)
+                               qat_tensor *b, const qat_pool2d_params *pool, int relu)
 {
     if (l->type == QAT_LAYER_CONV2D) {
         qat_conv2d_params p = {l->stride, l->stride, l->padding, l->padding};
-        return pool ? qat_op_conv2d_maxpool(t, x, w, b, &p, pool) : qat_op_conv2d(t, x, w, b, &p);
+        return pool ? qat_op_conv2d_maxpool(t, x, w, b, &p, pool, relu)
+                    : qat_op_conv2d(t, x, w, b, &p);
     }
     return qat_op_linear(t, as_flat(t, x), w, b);
 }
@@ -222,7 +224,8 @@ static qat_tensor *compute_float(qat_model *m, qat_tape *t, qat_layer *l, qat_te
     qat_layer_pre_bn(m, t, l, &w, &b);
     if (l->gamma.data)
         *pool = NULL;
-    qat_tensor *y = apply_layer(t, l, x, w, b, *pool);
+    int relu = l->cfg->activation == QAT_ACT_RELU, fused_relu = relu && *pool;
+    qat_tensor *y = apply_layer(t, l, x, w, b, *pool, fused_relu);
     if (l->gamma.data) {
         /* frozen BN normalises with (and keeps) its running statistics */
         int training = qat_tape_training(t);
@@ -232,7 +235,7 @@ static qat_tensor *compute_float(qat_model *m, qat_tape *t, qat_layer *l, qat_te
                              l->cfg->bn_momentum, l->cfg->bn_eps);
         qat_tape_set_training(t, training);
     }
-    if (l->cfg->activation == QAT_ACT_RELU)
+    if (relu && !fused_relu)
         y = qat_op_relu(t, y);
     /* During the quantization delay observers still learn the range, so
      * fake-quant starts from warm statistics (as PyTorch does). */
@@ -303,7 +306,7 @@ static qat_tensor *compute_quant(qat_model *m, qat_tape *t, qat_layer *l, qat_te
                                          qc->weight_ste);
     if (bn_train)
         *pool = NULL;
-    qat_tensor *acc = apply_layer(t, l, xk, wk, NULL, *pool);
+    qat_tensor *acc = apply_layer(t, l, xk, wk, NULL, *pool, 0);
     qat_tensor *acc_scale = qat_op_acc_scale(t, *scale_io, s_w, C);
     q->bias_limit = qat_bias_limit(l->fan_in, qc->weight_bits);
 

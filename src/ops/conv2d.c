@@ -343,6 +343,7 @@ static void pad_images(const conv_geom *g, const direct_geom *d, const float *x,
  * owns the KH conv rows under it, so blocks never share conv pixels. */
 typedef struct {
     int KH, KW, PH, PW; /* KH = 0: no pool */
+    int relu;           /* relu on the pooled output (max commutes with it) */
     size_t units;       /* pooled rows per block */
 } pool_fuse;
 
@@ -379,15 +380,20 @@ static void pool_block(const conv_geom *g, const pool_fuse *pf, const float *res
                             yo[c] = xk[c] > yo[c] ? xk[c] : yo[c];
                     }
                 }
+            if (pf->relu)
+                for (size_t c = 0; c < CO; c++)
+                    yo[c] = yo[c] > 0.0f ? yo[c] : 0.0f;
         }
 }
 
 /* The dense conv-output gradient of cnt pooled rows: each pooled gradient
- * goes to its window's winner, every other element of the block is 0. Each
- * window element is written once, without a separate clearing pass. */
+ * goes to its window's winner (with relu: if the pooled output y is
+ * positive), every other element of the block is 0. Each window element is
+ * written once, without a separate clearing pass. */
 HOT_CLONES
 static void unpool_block(const conv_geom *g, const pool_fuse *pf, const float *restrict dy,
-                         const uint8_t *restrict arg, size_t cnt, float *restrict db)
+                         const float *restrict y, const uint8_t *restrict arg, size_t cnt,
+                         float *restrict db)
 {
     size_t CO = (size_t)g->CO, OW = (size_t)g->OW, cov = (size_t)pf->PW * pf->KW;
     for (size_t u = 0; u < cnt; u++) {
@@ -397,13 +403,17 @@ static void unpool_block(const conv_geom *g, const pool_fuse *pf, const float *r
                 memset(row + cov * CO, 0, (OW - cov) * CO * sizeof(float));
             for (int pw = 0; pw < pf->PW; pw++) {
                 size_t o = (u * (size_t)pf->PW + (size_t)pw) * CO;
-                const float *restrict d = dy + o;
+                const float *restrict d = dy + o, *restrict yo = y + o;
                 const uint8_t *restrict a = arg + o;
                 for (int kw = 0; kw < pf->KW; kw++) {
                     float *restrict dst = row + ((size_t)pw * pf->KW + (size_t)kw) * CO;
                     uint8_t k = (uint8_t)(kh * pf->KW + kw);
-                    for (size_t c = 0; c < CO; c++)
-                        dst[c] = a[c] == k ? d[c] : 0.0f;
+                    if (pf->relu)
+                        for (size_t c = 0; c < CO; c++)
+                            dst[c] = a[c] == k && yo[c] > 0.0f ? d[c] : 0.0f;
+                    else
+                        for (size_t c = 0; c < CO; c++)
+                            dst[c] = a[c] == k ? d[c] : 0.0f;
                 }
             }
         }
@@ -424,7 +434,7 @@ typedef struct {
     float *pbuf;    /* fused pool: per thread pf.units * KH * OW * CO floats */
     size_t block_rows;
     /* backward */
-    const float *dy;
+    const float *dy, *yout; /* yout: the op's output (fused relu mask) */
     float *dx;
     float *dw_part, *db_part; /* per thread dw_stride and CO floats */
     size_t dw_stride;         /* [KP][CO] (direct) or [K][CO] (gemm) */
@@ -557,7 +567,7 @@ static void bwd_part(void *vctx, int tid, int nt)
     for (size_t u = nb * pf.PH; u < ne * pf.PH;) { /* whole images: col2im stays inside */
         size_t left = (size_t)pf.PH - u % (size_t)pf.PH, cnt = left < pf.units ? left : pf.units;
         size_t r0 = unit_row0(g, &pf, u), o = u * (size_t)pf.PW * CO;
-        unpool_block(g, &pf, j->dy + o, j->arg + o, cnt, cb);
+        unpool_block(g, &pf, j->dy + o, j->yout + o, j->arg + o, cnt, cb);
         bwd_rows(j, g, &dl, cb, r0, r0 + cnt * pf.KH * g->OW, dwp, dbp, col);
         u += cnt;
     }
@@ -593,6 +603,7 @@ static void conv_backward(qat_tape *t, const qat_node *nd)
     j.xp = s->xp;
     j.arg = s->arg;
     j.dy = nd->out->grad;
+    j.yout = nd->out->data;
     /* the arena is not thread-safe: every buffer is taken here, up front */
     if (qat_needs_grad(x)) {
         if (!x->grad) { /* zero it in parallel below, not here on one thread */
@@ -645,7 +656,7 @@ int qat_conv2d_maxpool_fuses(const qat_pool2d_params *pp)
 
 qat_tensor *qat_conv2d_pool_algo(qat_tape *t, qat_tensor *x, qat_tensor *w, qat_tensor *b,
                                  const qat_conv2d_params *p, const qat_pool2d_params *pp,
-                                 qat_conv_algo algo)
+                                 int relu, qat_conv_algo algo)
 {
     QAT_ASSERT(x->ndim == 4 && w->ndim == 4 && x->shape[3] == w->shape[3]);
     conv_geom g = {.N = x->shape[0], .H = x->shape[1], .W = x->shape[2], .C = x->shape[3],
@@ -665,7 +676,7 @@ qat_tensor *qat_conv2d_pool_algo(qat_tape *t, qat_tensor *x, qat_tensor *w, qat_
     size_t block_rows = BLOCK_BYTES / (K * sizeof(float));
     if (block_rows < 1)
         block_rows = 1;
-    pool_fuse pf = {0, 0, 0, 0, 0};
+    pool_fuse pf = {0, 0, 0, 0, 0, 0};
     int shape[4] = {g.N, g.OH, g.OW, g.CO};
     if (pp) {
         QAT_ASSERT(qat_conv2d_maxpool_fuses(pp));
@@ -673,6 +684,7 @@ qat_tensor *qat_conv2d_pool_algo(qat_tape *t, qat_tensor *x, qat_tensor *w, qat_
         pf.KW = pp->kernel_w;
         pf.PH = g.OH / pf.KH;
         pf.PW = g.OW / pf.KW;
+        pf.relu = relu;
         QAT_ASSERT(pf.PH > 0 && pf.PW > 0);
         /* a block as large as the gemm path's, or BLOCK_BYTES of output */
         size_t cap = algo == QAT_CONV_GEMM ? block_rows : BLOCK_BYTES / (CO * sizeof(float));
@@ -753,17 +765,18 @@ qat_tensor *qat_conv2d_pool_algo(qat_tape *t, qat_tensor *x, qat_tensor *w, qat_
 qat_tensor *qat_conv2d_algo(qat_tape *t, qat_tensor *x, qat_tensor *w, qat_tensor *b,
                             const qat_conv2d_params *p, qat_conv_algo algo)
 {
-    return qat_conv2d_pool_algo(t, x, w, b, p, NULL, algo);
+    return qat_conv2d_pool_algo(t, x, w, b, p, NULL, 0, algo);
 }
 
 qat_tensor *qat_op_conv2d(qat_tape *t, qat_tensor *x, qat_tensor *w, qat_tensor *b,
                           const qat_conv2d_params *p)
 {
-    return qat_conv2d_pool_algo(t, x, w, b, p, NULL, QAT_CONV_AUTO);
+    return qat_conv2d_pool_algo(t, x, w, b, p, NULL, 0, QAT_CONV_AUTO);
 }
 
 qat_tensor *qat_op_conv2d_maxpool(qat_tape *t, qat_tensor *x, qat_tensor *w, qat_tensor *b,
-                                  const qat_conv2d_params *p, const qat_pool2d_params *pp)
+                                  const qat_conv2d_params *p, const qat_pool2d_params *pp,
+                                  int relu)
 {
-    return qat_conv2d_pool_algo(t, x, w, b, p, pp, QAT_CONV_AUTO);
+    return qat_conv2d_pool_algo(t, x, w, b, p, pp, relu, QAT_CONV_AUTO);
 }

@@ -17,6 +17,6 @@ qat_tensor *qat_conv2d_algo(qat_tape *t, qat_tensor *x, qat_tensor *w, qat_tenso
 /* qat_op_conv2d_maxpool (pp != NULL) or qat_op_conv2d with the algorithm forced. */
 qat_tensor *qat_conv2d_pool_algo(qat_tape *t, qat_tensor *x, qat_tensor *w, qat_tensor *b,
                                  const qat_conv2d_params *p, const qat_pool2d_params *pp,
-                                 qat_conv_algo algo);
+                                 int relu, qat_conv_algo algo);
 
 #endif

@@ -1,5 +1,6 @@
-/* conv2d fused with a tiling max pool (qat_op_conv2d_maxpool) against the
- * two ops it replaces, qat_op_maxpool2d(qat_conv2d_algo(...)): the same
+/* conv2d fused with a tiling max pool and optionally relu
+ * (qat_op_conv2d_maxpool) against the ops it replaces,
+ * [qat_op_relu](qat_op_maxpool2d(qat_conv2d_algo(...))): the same
  * outputs and the same gradients for x, w and b, on both conv algorithms,
  * one and two threads, blocks that split images, and conv outputs whose
  * last rows and columns no window covers. */
@@ -30,7 +31,7 @@ typedef struct {
 } result;
 
 static void run(const cp_case *c, qat_conv_algo algo, int threads, int fused, int x_grad,
-                result *out)
+                int relu, result *out)
 {
     qat_rng r;
     qat_rng_seed(&r, 11, (uint64_t)(c->H * 100 + c->C * 10 + c->CO));
@@ -51,9 +52,11 @@ static void run(const cp_case *c, qat_conv_algo algo, int threads, int fused, in
     cr_assert(qat_conv2d_maxpool_fuses(&pp));
     qat_tensor *bt = c->bias ? &b.t : NULL, *y;
     if (fused)
-        y = qat_conv2d_pool_algo(t, &x.t, &w.t, bt, &p, &pp, algo);
-    else
+        y = qat_conv2d_pool_algo(t, &x.t, &w.t, bt, &p, &pp, relu, algo);
+    else {
         y = qat_op_maxpool2d(t, qat_conv2d_algo(t, &x.t, &w.t, bt, &p, algo), &pp);
+        y = relu ? qat_op_relu(t, y) : y;
+    }
     int OH = qat_conv_out_size(c->H, c->K, 1, c->pad), OW = qat_conv_out_size(c->W, c->K, 1, c->pad);
     cr_assert(y->shape[0] == c->N && y->shape[1] == OH / c->PKH && y->shape[2] == OW / c->PKW &&
               y->shape[3] == c->CO);
@@ -92,11 +95,11 @@ static void close_all(const float *a, const float *b, size_t n, const char *what
                   what, i, a[i], b[i], c->H, c->W, c->C, c->CO, c->PKH, c->PKW, algo, threads);
 }
 
-static void compare(const cp_case *c, qat_conv_algo algo, int threads, int x_grad)
+static void compare(const cp_case *c, qat_conv_algo algo, int threads, int x_grad, int relu)
 {
     result f, u;
-    run(c, algo, threads, 1, x_grad, &f);
-    run(c, algo, threads, 0, x_grad, &u);
+    run(c, algo, threads, 1, x_grad, relu, &f);
+    run(c, algo, threads, 0, x_grad, relu, &u);
     cr_assert_eq(f.ny, u.ny);
     /* the forward computes each conv output the same way: equal bits */
     cr_assert_eq(memcmp(f.y, u.y, f.ny * sizeof(float)), 0,
@@ -117,10 +120,11 @@ Test(conv2d_maxpool, equals_conv_then_maxpool)
 {
     for (size_t i = 0; i < NCASES; i++)
         for (int threads = 1; threads <= 2; threads++) {
-            compare(&cases[i], QAT_CONV_GEMM, threads, 1);
+            compare(&cases[i], QAT_CONV_GEMM, threads, 1, 0);
             if (cases[i].K * cases[i].K * cases[i].C <= 32)
-                compare(&cases[i], QAT_CONV_DIRECT, threads, 1);
-            compare(&cases[i], QAT_CONV_AUTO, threads, 0);
+                compare(&cases[i], QAT_CONV_DIRECT, threads, 1, 1);
+            compare(&cases[i], QAT_CONV_AUTO, threads, 0, 1);
+            compare(&cases[i], QAT_CONV_GEMM, threads, 1, 1);
         }
 }
 
