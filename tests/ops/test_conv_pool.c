@@ -101,10 +101,19 @@ static void compare(const cp_case *c, qat_conv_algo algo, int threads, int x_gra
     run(c, algo, threads, 1, x_grad, relu, &f);
     run(c, algo, threads, 0, x_grad, relu, &u);
     cr_assert_eq(f.ny, u.ny);
-    /* the forward computes each conv output the same way: equal bits */
-    cr_assert_eq(memcmp(f.y, u.y, f.ny * sizeof(float)), 0,
-                 "outputs differ (H=%d C=%d CO=%d algo %d threads %d)", c->H, c->C, c->CO, algo,
-                 threads);
+    /* The direct kernel is ours and computes each conv output the same
+     * way in both: equal bits. The GEMM path computes the same dot products
+     * through OpenBLAS sgemm on blocks of rows instead of the whole image,
+     * and OpenBLAS may pick another kernel for another matrix size (the
+     * small-matrix kernels of AVX-512 CPUs sum in another order), so there
+     * the outputs agree to float rounding. (Quantized layers are unaffected:
+     * their GEMMs run on integer codes and are exact in any order.) */
+    if (algo == QAT_CONV_DIRECT)
+        cr_assert_eq(memcmp(f.y, u.y, f.ny * sizeof(float)), 0,
+                     "outputs differ (H=%d C=%d CO=%d algo %d threads %d)", c->H, c->C, c->CO,
+                     algo, threads);
+    else
+        close_all(f.y, u.y, f.ny, "y", c, algo, threads);
     size_t nx = (size_t)c->N * c->H * c->W * c->C, nw = (size_t)c->CO * c->K * c->K * c->C;
     close_all(f.gx, u.gx, nx, "dx", c, algo, threads);
     close_all(f.gw, u.gw, nw, "dw", c, algo, threads);
