@@ -383,12 +383,13 @@ Test(bad_model, flipped_byte_in_weights)
     INFER_BAD("dataset /layers/005/weights", "corrupt");
 }
 
-Test(bad_model, chunk_shorter_than_its_checksum)
+/* Rewrites the stored size of the first chunk of dataset `path` in m.h5's
+ * chunk index (a v1 B-tree entry of a 1-D chunked dataset: size (4),
+ * filter mask (4), two 8-byte offsets, then the chunk's address (8)). */
+static void patch_chunk_size(const char *path, uint32_t new_size)
 {
-    /* the chunk index claims 3 stored bytes for a Fletcher-32 chunk: HDF5
-     * 1.10 then reads far past its buffer (found by fuzz_model) */
     hid_t f = H5Fopen(rb_path("m.h5"), H5F_ACC_RDONLY, H5P_DEFAULT);
-    hid_t d = H5Dopen2(f, "/layers/005/shift", H5P_DEFAULT);
+    hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
     hid_t sp = H5Dget_space(d);
     hsize_t off[1];
     unsigned mask;
@@ -400,8 +401,6 @@ Test(bad_model, chunk_shorter_than_its_checksum)
     H5Fclose(f);
     size_t n;
     unsigned char *b = rb_read(rb_path("m.h5"), &n);
-    /* a v1 B-tree entry of a 1-D chunked dataset: size (4), filter mask
-     * (4), two 8-byte offsets, then the chunk's address (8) */
     int patched = 0;
     for (size_t i = 24; i + 8 <= n && !patched; i++) {
         uint64_t a = 0;
@@ -411,15 +410,31 @@ Test(bad_model, chunk_shorter_than_its_checksum)
         for (int k = 3; k >= 0; k--)
             sz = sz << 8 | b[i - 24 + (size_t)k];
         if (a == addr && sz == size) {
-            memset(b + i - 24, 0, 4);
-            b[i - 24] = 3;
+            for (int k = 0; k < 4; k++)
+                b[i - 24 + (size_t)k] = (unsigned char)(new_size >> (8 * k));
             patched = 1;
         }
     }
-    cr_assert(patched, "chunk index entry not found");
+    cr_assert(patched, "chunk index entry of %s not found", path);
     rb_write("m.h5", b, n);
     free(b);
+}
+
+Test(bad_model, chunk_shorter_than_its_checksum)
+{
+    /* the chunk index claims 3 stored bytes for a Fletcher-32 chunk: HDF5
+     * 1.10 then reads far past its buffer (found by fuzz_model) */
+    patch_chunk_size("/layers/005/shift", 3);
     INFER_BAD("dataset /layers/005/shift", "checksum");
+}
+
+Test(bad_model, chunk_larger_than_the_file)
+{
+    /* the chunk index claims 2 GiB for the weights: HDF5 allocates a
+     * chunk's stored size before it reads, so this must be refused first
+     * (found by fuzz_model, as an out-of-memory) */
+    patch_chunk_size("/layers/005/weights", 0x80000028u);
+    INFER_BAD("dataset /layers/005/weights", "beyond the end of the file");
 }
 
 /* ---- checkpoints through qat-export ------------------------------------------ */

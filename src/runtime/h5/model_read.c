@@ -234,29 +234,55 @@ static int stored_in_file(hid_t d, long long count, char *why, size_t cap)
         if (!ok)
             snprintf(why, cap, "its data was never written (%llu of %llu chunks stored)",
                      (unsigned long long)have, (unsigned long long)want);
-        /* HDF5 1.10's Fletcher-32 filter reads far out of bounds for a chunk
-         * stored in fewer bytes than its 4-byte checksum (found by
-         * fuzz_model): refuse such chunks before H5Dread meets them */
+        /* Every chunk is checked before H5Dread meets it (both found by
+         * fuzz_model):
+         *  - HDF5 1.10's Fletcher-32 filter reads far out of bounds for a
+         *    chunk stored in fewer bytes than its 4-byte checksum;
+         *  - HDF5 allocates a chunk's stored size, and the filters a whole
+         *    chunk, before reading: a size patched to gigabytes had it
+         *    allocate them. A chunk must lie within the file, and hold no
+         *    more elements than the array (HDF5 itself never writes one
+         *    larger). */
         unsigned flags = 0, fv[1];
         size_t nfv = 0;
-        if (ok && H5Pget_filter_by_id2(dcpl, H5Z_FILTER_FLETCHER32, &flags, &nfv, fv, 0, NULL,
-                                       NULL) >= 0) {
-            if (want > ((hsize_t)1 << 20)) {
+        int fletcher = H5Pget_filter_by_id2(dcpl, H5Z_FILTER_FLETCHER32, &flags, &nfv, fv, 0,
+                                            NULL, NULL) >= 0;
+        hsize_t fsize = 0;
+        hid_t f = ok ? H5Iget_file_id(d) : -1;
+        if (ok && (f < 0 || H5Fget_filesize(f, &fsize) < 0)) {
+            ok = 0;
+            snprintf(why, cap, "cannot tell the file's size");
+        }
+        if (f >= 0)
+            H5Fclose(f);
+        if (ok && chunk[0] > (hsize_t)count) {
+            ok = 0;
+            snprintf(why, cap, "chunks of %llu elements for an array of %lld (corrupt)",
+                     (unsigned long long)chunk[0], count);
+        }
+        if (ok && want > ((hsize_t)1 << 20)) {
+            ok = 0;
+            snprintf(why, cap, "stored in %llu chunks (at most 2^20 are read)",
+                     (unsigned long long)want);
+        }
+        for (hsize_t c = 0; ok && c < want; c++) {
+            hsize_t off[1] = {c * chunk[0]}, size = 0;
+            unsigned mask = 0;
+            haddr_t addr = 0;
+            if (H5Dget_chunk_info_by_coord(d, off, &mask, &addr, &size) < 0 ||
+                (fletcher && size < 4)) {
                 ok = 0;
-                snprintf(why, cap, "stored in %llu chunks (at most 2^20 are read)",
-                         (unsigned long long)want);
-            }
-            for (hsize_t c = 0; ok && c < want; c++) {
-                hsize_t off[1] = {c * chunk[0]}, size = 0;
-                unsigned mask = 0;
-                haddr_t addr = 0;
-                if (H5Dget_chunk_info_by_coord(d, off, &mask, &addr, &size) < 0 || size < 4) {
-                    ok = 0;
-                    snprintf(why, cap,
-                             "chunk %llu is stored in %llu bytes, less than its 4-byte "
-                             "checksum (corrupt)",
-                             (unsigned long long)c, (unsigned long long)size);
-                }
+                snprintf(why, cap,
+                         "chunk %llu is stored in %llu bytes, less than its 4-byte "
+                         "checksum (corrupt)",
+                         (unsigned long long)c, (unsigned long long)size);
+            } else if (addr == HADDR_UNDEF || addr > fsize || size > fsize - addr) {
+                ok = 0;
+                snprintf(why, cap,
+                         "chunk %llu claims %llu bytes at offset %llu, beyond the end of the "
+                         "file (%llu bytes; truncated or corrupt)",
+                         (unsigned long long)c, (unsigned long long)size,
+                         (unsigned long long)addr, (unsigned long long)fsize);
             }
         }
     }
