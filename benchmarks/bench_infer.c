@@ -64,7 +64,7 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-static void die(const char *what, const qat_error *e)
+static __attribute__((noreturn)) void die(const char *what, const qat_error *e)
 {
     fprintf(stderr, "bench-infer: %s: %s\n", what, e ? e->msg : "failed");
     exit(1);
