@@ -25,7 +25,7 @@
 #include "qat/data.h"
 #include "qat/export.h"
 #include "qat/nn.h"
-#include "qat/pool.h"
+#include "qat/team.h"
 #include "qat/train.h"
 #include "runtime/rt_internal.h"
 
@@ -259,9 +259,9 @@ int main(int argc, char **argv)
     const size_t isz = (size_t)ih * (size_t)iw;
 
     qat_model *m = NULL;
-    qat_pool *pool = NULL;
+    qat_team *team = NULL;
     qat_tape *t = NULL;
-    if (qat_pool_create(o.threads, &pool, &e) || qat_tape_create(pool, &t, &e))
+    if (qat_team_create(o.threads, &team, &e) || qat_tape_create(team, &t, &e))
         die("tape", &e);
     if (o.checkpoint) {
         if (qat_checkpoint_load_model(o.checkpoint, &m, &e))
@@ -342,6 +342,6 @@ int main(int argc, char **argv)
     qat_rt_model_destroy(rm);
     qat_model_destroy(m);
     qat_tape_destroy(t);
-    qat_pool_destroy(pool);
+    qat_team_destroy(team);
     return 0;
 }

@@ -14,7 +14,7 @@
 #include "ops/conv2d_internal.h"
 #include "qat/autograd.h"
 #include "qat/ops.h"
-#include "qat/pool.h"
+#include "qat/team.h"
 #include "qat/rng.h"
 
 static double now_s(void)
@@ -76,7 +76,7 @@ typedef struct {
 /* Runs forward and backward reps times, each on a fresh step. The backward
  * starts from a fixed dy seeded straight into the output's grad, so no loss
  * op is timed. */
-static timing run_case(const bench_case *c, qat_pool *pool, int N, int reps)
+static timing run_case(const bench_case *c, qat_team *team, int N, int reps)
 {
     qat_rng r;
     qat_rng_seed(&r, 1, 0);
@@ -88,7 +88,7 @@ static timing run_case(const bench_case *c, qat_pool *pool, int N, int reps)
     owned_init(&b, &r, 1, bs, 0.1f, 1);
     owned_init(&one, &r, 1, s1, 1.0f, 1); /* stand-in scalar "loss" for tape_backward */
     qat_tape *t;
-    if (qat_tape_create(pool, &t, NULL) != QAT_OK)
+    if (qat_tape_create(team, &t, NULL) != QAT_OK)
         abort();
     qat_conv2d_params cp = {1, 1, c->pad, c->pad};
     qat_pool2d_params pp = {c->k, c->k, c->k, c->k};
@@ -140,7 +140,7 @@ static double conv_flops(const bench_case *c, int N, int with_backward)
     return with_backward ? pass * (c->x_grad ? 3.0 : 2.0) : pass;
 }
 
-static void bench_sgemm(qat_pool *pool, const char *name, int ta, int tb, int M, int N, int K,
+static void bench_sgemm(qat_team *team, const char *name, int ta, int tb, int M, int N, int K,
                         int reps)
 {
     float *A = malloc((size_t)M * K * sizeof(float)), *B = malloc((size_t)K * N * sizeof(float));
@@ -152,7 +152,7 @@ static void bench_sgemm(qat_pool *pool, const char *name, int ta, int tb, int M,
     double *ts = malloc((size_t)reps * sizeof(double));
     for (int it = -3; it < reps; it++) {
         double t0 = now_s();
-        qat_sgemm_rows(pool, ta, tb, M, N, K, 1.0f, A, ta ? M : K, B, tb ? K : N, 0.0f, C, N);
+        qat_sgemm_rows(team, ta, tb, M, N, K, 1.0f, A, ta ? M : K, B, tb ? K : N, 0.0f, C, N);
         if (it >= 0)
             ts[it] = (now_s() - t0) * 1e3;
     }
@@ -173,7 +173,7 @@ static void print_row(const bench_case *c, const timing *tm, int N)
     printf("\n");
 }
 
-static void run_table(const bench_case *cases, size_t n, const char *filter, qat_pool *pool,
+static void run_table(const bench_case *cases, size_t n, const char *filter, qat_team *team,
                       int N, int reps)
 {
     printf("  %-32s %8s %8s %8s %8s %8s\n", "op (median ms; min of fwd+bwd)", "fwd", "bwd",
@@ -181,7 +181,7 @@ static void run_table(const bench_case *cases, size_t n, const char *filter, qat
     for (size_t i = 0; i < n; i++) {
         if (!strstr(cases[i].name, filter))
             continue;
-        timing tm = run_case(&cases[i], pool, N, reps);
+        timing tm = run_case(&cases[i], team, N, reps);
         print_row(&cases[i], &tm, N);
     }
 }
@@ -217,23 +217,23 @@ int main(int argc, char **argv)
     printf("batch %d, %d reps after 3 warm-up steps. GFLOP/s counts 2 per multiply-add\n"
            "over forward, dw and (where x needs it) dx, on the median.\n", N, reps);
     for (int threads = 1; threads <= 2; threads++) {
-        qat_pool *pool;
-        if (qat_pool_create(threads, &pool, NULL) != QAT_OK)
+        qat_team *team;
+        if (qat_team_create(threads, &team, NULL) != QAT_OK)
             return 1;
         printf("\nthreads %d\n", threads);
-        run_table(cases, sizeof cases / sizeof cases[0], filter, pool, N, reps);
+        run_table(cases, sizeof cases / sizeof cases[0], filter, team, N, reps);
         if (strstr("sgemm", filter)) {
             printf("  sgemm yardstick, qat_sgemm_rows, conv2 shapes at batch 64 (median):\n");
-            bench_sgemm(pool, "fwd  [12544x288]*[288x64]^T", 0, 1, N * 196, 64, 288, reps);
-            bench_sgemm(pool, "dcol [12544x64]*[64x288]", 0, 0, N * 196, 288, 64, reps);
-            bench_sgemm(pool, "[1024x1024]*[1024x1024]", 0, 0, 1024, 1024, 1024,
+            bench_sgemm(team, "fwd  [12544x288]*[288x64]^T", 0, 1, N * 196, 64, 288, reps);
+            bench_sgemm(team, "dcol [12544x64]*[64x288]", 0, 0, N * 196, 288, 64, reps);
+            bench_sgemm(team, "[1024x1024]*[1024x1024]", 0, 0, 1024, 1024, 1024,
                         reps < 10 ? reps : 10);
         }
         if (threads == 1) {
             printf("  direct vs gemm at 28x28->32, batch 64, no dx (a first layer):\n");
-            run_table(algo_cases, sizeof algo_cases / sizeof algo_cases[0], filter, pool, N, reps);
+            run_table(algo_cases, sizeof algo_cases / sizeof algo_cases[0], filter, team, N, reps);
         }
-        qat_pool_destroy(pool);
+        qat_team_destroy(team);
     }
     return 0;
 }

@@ -34,11 +34,11 @@ static int run(const qat_config *cfg, const qat_dataset *d, int threads, int ste
     qat_error e;
     qat_config c = *cfg;
     c.quant.enabled = quant;
-    qat_pool *pool;
+    qat_team *team;
     qat_tape *t;
     qat_model *m;
     qat_optim *o;
-    if (qat_pool_create(threads, &pool, &e) || qat_tape_create(pool, &t, &e) ||
+    if (qat_team_create(threads, &team, &e) || qat_tape_create(team, &t, &e) ||
         qat_model_create(&c, &m, &e)) {
         fprintf(stderr, "bench-train: %s\n", e.msg);
         return 2;
@@ -90,7 +90,7 @@ static int run(const qat_config *cfg, const qat_dataset *d, int threads, int ste
     qat_optim_destroy(o);
     qat_model_destroy(m);
     qat_tape_destroy(t);
-    qat_pool_destroy(pool);
+    qat_team_destroy(team);
     return 0;
 }
 

@@ -12,7 +12,7 @@
 #include <stddef.h>
 
 #include "qat/arena.h"
-#include "qat/pool.h"
+#include "qat/team.h"
 #include "qat/rng.h"
 #include "qat/status.h"
 
@@ -44,7 +44,7 @@ struct qat_node {
 };
 
 /* pool may be NULL (single-threaded); the tape does not own it. */
-qat_status qat_tape_create(qat_pool *pool, qat_tape **out, qat_error *err);
+qat_status qat_tape_create(qat_team *team, qat_tape **out, qat_error *err);
 void qat_tape_destroy(qat_tape *t);
 /* Starts a new step: forgets all nodes and recycles the arena. */
 void qat_tape_reset(qat_tape *t);
@@ -54,7 +54,7 @@ int qat_tape_grad_enabled(const qat_tape *t);
 /* Training mode selects batch statistics, dropout, observer updates. */
 void qat_tape_set_training(qat_tape *t, int on);
 int qat_tape_training(const qat_tape *t);
-qat_pool *qat_tape_pool(qat_tape *t);
+qat_team *qat_tape_team(qat_tape *t);
 qat_arena *qat_tape_arena(qat_tape *t);
 /* The step's RNG (dropout); the trainer seeds it per step. */
 qat_rng *qat_tape_rng(qat_tape *t);

@@ -1,7 +1,7 @@
 /* Differentiable ops. Each records itself on the tape (when grad is enabled
  * and an input requires grad) and returns an arena-owned output. Shapes are
  * validated when the model is built; here a mismatch is a broken invariant.
- * Ops parallelise over the tape's pool with a static split, so results are
+ * Ops parallelise over the tape's thread team with a static split, so results are
  * bit-identical for a given thread count. */
 #ifndef QAT_OPS_H
 #define QAT_OPS_H
@@ -78,14 +78,14 @@ qat_tensor *qat_op_dot_const(qat_tape *t, qat_tensor *x, const float *w);
 qat_tensor *qat_op_add(qat_tape *t, qat_tensor *a, qat_tensor *b);
 
 /* ---- thread-split sgemm used by the ops -------------------------------------- */
-/* C[M,N] = alpha * op(A) op(B) + beta * C, row-major, split over the pool
+/* C[M,N] = alpha * op(A) op(B) + beta * C, row-major, split over the team
  * along M (rows of C) with single-threaded OpenBLAS calls. */
-void qat_sgemm_rows(qat_pool *pool, int trans_a, int trans_b, int M, int N, int K, float alpha,
+void qat_sgemm_rows(qat_team *team, int trans_a, int trans_b, int M, int N, int K, float alpha,
                     const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
 /* Same, split along N (columns of C). */
-void qat_sgemm_cols(qat_pool *pool, int trans_a, int trans_b, int M, int N, int K, float alpha,
+void qat_sgemm_cols(qat_team *team, int trans_a, int trans_b, int M, int N, int K, float alpha,
                     const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
-/* Makes OpenBLAS single-threaded: qat owns every thread (see pool.h). */
+/* Makes OpenBLAS single-threaded: qat owns every thread (see team.h). */
 void qat_blas_init(void);
 
 #endif

@@ -122,7 +122,7 @@ typedef struct qat_rt_options {
 } qat_rt_options;
 
 /* All scratch memory is allocated here; qat_rt_run never allocates. Starts
- * threads - 1 worker threads (a qat_pool). A run of n images splits them
+ * threads - 1 worker threads (a qat_team). A run of n images splits them
  * evenly over the threads; the n % threads left over (all of them when
  * n < threads, e.g. batch 1) run with every thread computing part of each
  * layer. The kernel path is the model's (qat_rt_model_create_isa). */

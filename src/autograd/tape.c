@@ -15,7 +15,7 @@ typedef struct node_block {
 
 struct qat_tape {
     qat_arena *arena;
-    qat_pool *pool;
+    qat_team *team;
     qat_rng rng;
     node_block *first, *last;
     int nnodes;
@@ -60,7 +60,7 @@ void qat_tape_profile(const qat_tape *t, double *fwd, double *bwd)
     memcpy(bwd, t->bwd, sizeof t->bwd);
 }
 
-qat_status qat_tape_create(qat_pool *pool, qat_tape **out, qat_error *err)
+qat_status qat_tape_create(qat_team *team, qat_tape **out, qat_error *err)
 {
     *out = NULL;
     qat_tape *t = calloc(1, sizeof *t);
@@ -71,7 +71,7 @@ qat_status qat_tape_create(qat_pool *pool, qat_tape **out, qat_error *err)
         free(t);
         return qat_fail(err, QAT_ENOMEM, "out of memory creating tape arena");
     }
-    t->pool = pool;
+    t->team = team;
     t->grad_enabled = 1;
     t->training = 1;
     qat_rng_seed(&t->rng, 0, 0);
@@ -98,7 +98,7 @@ void qat_tape_set_grad_enabled(qat_tape *t, int on) { t->grad_enabled = on; }
 int qat_tape_grad_enabled(const qat_tape *t) { return t->grad_enabled; }
 void qat_tape_set_training(qat_tape *t, int on) { t->training = on; }
 int qat_tape_training(const qat_tape *t) { return t->training; }
-qat_pool *qat_tape_pool(qat_tape *t) { return t->pool; }
+qat_team *qat_tape_team(qat_tape *t) { return t->team; }
 qat_arena *qat_tape_arena(qat_tape *t) { return t->arena; }
 qat_rng *qat_tape_rng(qat_tape *t) { return &t->rng; }
 int qat_tape_num_nodes(const qat_tape *t) { return t->nnodes; }

@@ -11,12 +11,13 @@
  * Both compute y = (x - mean) * (gamma * invstd) + beta; subtracting the
  * mean first avoids cancellation when |mean| >> std.
  *
- * Rows are split over the pool; per-channel sums go into per-thread partials
+ * Rows are split over the team; per-channel sums go into per-thread partials
  * reduced in thread order, so results are fixed for a fixed thread count. */
 #include <math.h>
 #include <string.h>
 
-#include "ops_internal.h"
+#include "qat/ops.h"
+#include "qat/team.h"
 
 typedef struct {
     int training;
@@ -41,7 +42,7 @@ static void bn_part(void *vctx, int tid, int nt)
 {
     const bn_job *j = vctx;
     size_t b, e, C = (size_t)j->C;
-    qat_pool_range(j->M, tid, nt, &b, &e);
+    qat_team_range(j->M, tid, nt, &b, &e);
     /* phases without partial sums have no part buffer (offsetting NULL is UB) */
     double *s0 = j->part ? j->part + (size_t)tid * 2 * C : NULL, *s1 = s0 ? s0 + C : NULL;
     switch (j->phase) {
@@ -95,13 +96,13 @@ static void bn_part(void *vctx, int tid, int nt)
 
 /* Runs one phase and, when the phase produces partials, sums them in thread
  * order into out[0 .. nsums * C). */
-static void bn_run(qat_pool *pool, bn_job *j, int phase, double *out, int nsums)
+static void bn_run(qat_team *team, bn_job *j, int phase, double *out, int nsums)
 {
     j->phase = phase;
-    qat_pool_run(pool, bn_part, j);
+    qat_team_run(team, bn_part, j);
     if (!out)
         return;
-    int nt = qat_pool_threads(pool);
+    int nt = qat_team_threads(team);
     size_t C = (size_t)j->C;
     for (size_t i = 0; i < (size_t)nsums * C; i++) {
         double s = 0.0;
@@ -115,13 +116,13 @@ static void batchnorm_backward(qat_tape *t, const qat_node *nd)
 {
     const bn_saved *s = nd->saved;
     qat_tensor *x = nd->in[0], *gamma = nd->in[1], *beta = nd->in[2];
-    qat_pool *pool = qat_tape_pool(t);
+    qat_team *team = qat_tape_team(t);
     size_t C = (size_t)s->C;
     bn_job j = {.x = x->data, .dy = nd->out->grad, .mean = s->mean, .invstd = s->invstd,
                 .C = s->C, .M = s->M};
-    j.part = qat_tape_alloc(t, (size_t)qat_pool_threads(pool) * 2 * C * sizeof(double));
+    j.part = qat_tape_alloc(t, (size_t)qat_team_threads(team) * 2 * C * sizeof(double));
     double *sums = qat_tape_alloc(t, 2 * C * sizeof(double));
-    bn_run(pool, &j, BN_GRAD_SUMS, sums, 2);
+    bn_run(team, &j, BN_GRAD_SUMS, sums, 2);
     if (qat_needs_grad(gamma)) {
         float *dg = qat_tape_grad(t, gamma);
         for (size_t c = 0; c < C; c++)
@@ -140,7 +141,7 @@ static void batchnorm_backward(qat_tape *t, const qat_node *nd)
     j.scale = scale;
     j.dx = qat_tape_grad(t, x);
     j.coef = sums;
-    bn_run(pool, &j, s->training ? BN_DX_TRAIN : BN_DX_EVAL, NULL, 0);
+    bn_run(team, &j, s->training ? BN_DX_TRAIN : BN_DX_EVAL, NULL, 0);
 }
 
 qat_tensor *qat_op_batchnorm(qat_tape *t, qat_tensor *x, qat_tensor *gamma, qat_tensor *beta,
@@ -153,7 +154,7 @@ qat_tensor *qat_op_batchnorm(qat_tape *t, qat_tensor *x, qat_tensor *gamma, qat_
     QAT_ASSERT(C > 0 && M > 0);
     QAT_ASSERT(!gamma || gamma->numel == Cs);
     QAT_ASSERT(!beta || beta->numel == Cs);
-    qat_pool *pool = qat_tape_pool(t);
+    qat_team *team = qat_tape_team(t);
     qat_tensor *y = qat_tape_tensor(t, x->ndim, x->shape);
     int training = qat_tape_training(t);
 
@@ -163,12 +164,12 @@ qat_tensor *qat_op_batchnorm(qat_tape *t, qat_tensor *x, qat_tensor *gamma, qat_
     float *shift = qat_tape_alloc(t, Cs * sizeof(float)); /* beta, or 0 */
     bn_job j = {.x = x->data, .y = y->data, .mean = mean, .C = C, .M = M};
     if (training) {
-        j.part = qat_tape_alloc(t, (size_t)qat_pool_threads(pool) * 2 * Cs * sizeof(double));
+        j.part = qat_tape_alloc(t, (size_t)qat_team_threads(team) * 2 * Cs * sizeof(double));
         double *sums = qat_tape_alloc(t, Cs * sizeof(double));
-        bn_run(pool, &j, BN_SUM, sums, 1);
+        bn_run(team, &j, BN_SUM, sums, 1);
         for (size_t c = 0; c < Cs; c++)
             mean[c] = (float)(sums[c] / (double)M);
-        bn_run(pool, &j, BN_SQDEV, sums, 1);
+        bn_run(team, &j, BN_SQDEV, sums, 1);
         /* M = 1 has no unbiased variance; its biased one (0) is used */
         double unbias = M > 1 ? (double)M / (double)(M - 1) : 1.0;
         for (size_t c = 0; c < Cs; c++) {
@@ -190,7 +191,7 @@ qat_tensor *qat_op_batchnorm(qat_tape *t, qat_tensor *x, qat_tensor *gamma, qat_
     }
     j.scale = scale;
     j.beta = shift;
-    bn_run(pool, &j, BN_AFFINE, NULL, 0);
+    bn_run(team, &j, BN_AFFINE, NULL, 0);
 
     bn_saved *s = NULL;
     if (qat_tape_grad_enabled(t)) {

@@ -42,7 +42,8 @@
 #include <string.h>
 
 #include "conv2d_internal.h"
-#include "ops_internal.h"
+#include "qat/ops.h"
+#include "qat/team.h"
 
 /* Largest K for the direct kernel (its buckets end at 32); bench-ops
  * (direct vs gemm) times both paths at K = 9, 27 and 32. */
@@ -485,13 +486,13 @@ static void fwd_part(void *vctx, int tid, int nt)
     float *col = j->scratch ? j->scratch + (size_t)tid * 2 * j->block_rows * g->K : NULL;
     size_t CO = (size_t)g->CO, b, e;
     if (!pf.KH) {
-        qat_pool_range((size_t)g->N * g->P, tid, nt, &b, &e);
+        qat_team_range((size_t)g->N * g->P, tid, nt, &b, &e);
         if (b < e)
             conv_rows(j, g, &dl, b, e, j->y + b * CO, col);
         return;
     }
     float *cb = j->pbuf + (size_t)tid * pf.units * pf.KH * g->OW * CO;
-    qat_pool_range((size_t)g->N * pf.PH, tid, nt, &b, &e);
+    qat_team_range((size_t)g->N * pf.PH, tid, nt, &b, &e);
     for (size_t u = b; u < e;) { /* blocks of pooled rows within one image */
         size_t left = (size_t)pf.PH - u % (size_t)pf.PH, cnt = e - u < left ? e - u : left;
         cnt = cnt < pf.units ? cnt : pf.units;
@@ -546,7 +547,7 @@ static void bwd_part(void *vctx, int tid, int nt)
         dl = *j->dg;
     size_t P = (size_t)g->P, K = (size_t)g->K, CO = (size_t)g->CO;
     size_t nb, ne;
-    qat_pool_range((size_t)g->N, tid, nt, &nb, &ne);
+    qat_team_range((size_t)g->N, tid, nt, &nb, &ne);
     float *dwp = j->dw_part ? j->dw_part + (size_t)tid * j->dw_stride : NULL;
     float *dbp = j->db_part ? j->db_part + (size_t)tid * CO : NULL;
     if (dwp)
@@ -588,8 +589,8 @@ static void conv_backward(qat_tape *t, const qat_node *nd)
 {
     const conv_saved *s = nd->saved;
     qat_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->nin > 2 ? nd->in[2] : NULL;
-    qat_pool *pool = qat_tape_pool(t);
-    int nt = qat_pool_threads(pool);
+    qat_team *team = qat_tape_team(t);
+    int nt = qat_team_threads(team);
     size_t K = (size_t)s->g.K, CO = (size_t)s->g.CO;
     conv_job j;
     memset(&j, 0, sizeof j);
@@ -623,7 +624,7 @@ static void conv_backward(qat_tape *t, const qat_node *nd)
     if (s->pf.KH)
         j.pbuf = qat_tape_alloc(t, (size_t)nt * s->pf.units * s->pf.KH * s->g.OW * CO *
                                        sizeof(float));
-    qat_pool_run(pool, bwd_part, &j);
+    qat_team_run(team, bwd_part, &j);
 
     /* reduce partials in thread order: fixed sums for a fixed thread count */
     if (j.dw_part) {
@@ -694,8 +695,8 @@ qat_tensor *qat_conv2d_pool_algo(qat_tape *t, qat_tensor *x, qat_tensor *w, qat_
         shape[2] = pf.PW;
     }
     qat_tensor *y = qat_tape_tensor(t, 4, shape);
-    qat_pool *pool = qat_tape_pool(t);
-    int nt = qat_pool_threads(pool);
+    qat_team *team = qat_tape_team(t);
+    int nt = qat_team_threads(team);
     int keep = qat_tape_grad_enabled(t) &&
                (qat_needs_grad(x) || qat_needs_grad(w) || qat_needs_grad(b));
 
@@ -744,7 +745,7 @@ qat_tensor *qat_conv2d_pool_algo(qat_tape *t, qat_tensor *x, qat_tensor *w, qat_
         if (keep)
             j.arg = qat_tape_alloc(t, y->numel);
     }
-    qat_pool_run(pool, fwd_part, &j);
+    qat_team_run(team, fwd_part, &j);
 
     conv_saved *s = NULL;
     if (keep) {

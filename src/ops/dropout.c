@@ -9,7 +9,8 @@
  * and chunks can be drawn in parallel. */
 #include <string.h>
 
-#include "ops_internal.h"
+#include "qat/ops.h"
+#include "qat/team.h"
 
 #define CHUNK 4096
 
@@ -58,7 +59,7 @@ static void dropout_backward(qat_tape *t, const qat_node *nd)
     const dropout_saved *s = nd->saved;
     dropout_job j = {.dy = nd->out->grad, .dx = qat_tape_grad(t, x), .mask = s->mask,
                      .scale = s->scale};
-    qat_parallel_for(qat_tape_pool(t), x->numel, QAT_ELEMWISE_GRAIN, dropout_bwd, &j);
+    qat_team_parallel_for(qat_tape_team(t), x->numel, QAT_ELEMWISE_GRAIN, dropout_bwd, &j);
 }
 
 qat_tensor *qat_op_dropout(qat_tape *t, qat_tensor *x, float p)
@@ -75,7 +76,7 @@ qat_tensor *qat_op_dropout(qat_tape *t, qat_tensor *x, float p)
                      .scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f};
     j.mask = qat_tape_alloc(t, x->numel);
     size_t chunks = (x->numel + CHUNK - 1) / CHUNK;
-    qat_parallel_for(qat_tape_pool(t), chunks, QAT_ELEMWISE_GRAIN / CHUNK, dropout_fwd, &j);
+    qat_team_parallel_for(qat_tape_team(t), chunks, QAT_ELEMWISE_GRAIN / CHUNK, dropout_fwd, &j);
     dropout_saved *s = qat_tape_alloc(t, sizeof *s);
     s->mask = j.mask;
     s->scale = j.scale;

@@ -1,34 +1,8 @@
 /* Cheap elementwise ops: relu, add, flatten, and the dot_const probe. */
 #include <string.h>
 
-#include "ops_internal.h"
-
-typedef struct {
-    qat_range_fn fn;
-    void *ctx;
-    size_t n;
-} pfor_job;
-
-static void pfor_part(void *vctx, int tid, int nt)
-{
-    pfor_job *j = vctx;
-    size_t b, e;
-    qat_pool_range(j->n, tid, nt, &b, &e);
-    if (b < e)
-        j->fn(j->ctx, b, e);
-}
-
-void qat_parallel_for(qat_pool *pool, size_t n, size_t min_per_thread, qat_range_fn fn, void *ctx)
-{
-    int nt = qat_pool_threads(pool);
-    if (nt == 1 || n < (size_t)nt * min_per_thread) {
-        if (n)
-            fn(ctx, 0, n);
-        return;
-    }
-    pfor_job j = {fn, ctx, n};
-    qat_pool_run(pool, pfor_part, &j);
-}
+#include "qat/ops.h"
+#include "qat/team.h"
 
 /* ---- relu ---------------------------------------------------------------- */
 typedef struct {
@@ -74,7 +48,7 @@ static void relu_backward(qat_tape *t, const qat_node *n)
     if (fresh)
         x->grad = qat_tape_alloc(t, x->numel * sizeof(float));
     relu_ctx c = {NULL, n->out->data, n->out->grad, x->grad};
-    qat_parallel_for(qat_tape_pool(t), x->numel, QAT_ELEMWISE_GRAIN,
+    qat_team_parallel_for(qat_tape_team(t), x->numel, QAT_ELEMWISE_GRAIN,
                      fresh ? relu_bwd_fresh : relu_bwd, &c);
 }
 
@@ -82,7 +56,7 @@ qat_tensor *qat_op_relu(qat_tape *t, qat_tensor *x)
 {
     qat_tensor *y = qat_tape_tensor(t, x->ndim, x->shape);
     relu_ctx c = {x->data, y->data, NULL, NULL};
-    qat_parallel_for(qat_tape_pool(t), x->numel, QAT_ELEMWISE_GRAIN, relu_fwd, &c);
+    qat_team_parallel_for(qat_tape_team(t), x->numel, QAT_ELEMWISE_GRAIN, relu_fwd, &c);
     qat_tape_record(t, relu_backward, y, NULL, 1, &x);
     return y;
 }

@@ -27,7 +27,7 @@ static void gemm_part(void *vctx, int tid, int nt)
     const gemm_job *g = vctx;
     size_t b, e;
     if (g->by_cols) {
-        qat_pool_range((size_t)g->N, tid, nt, &b, &e);
+        qat_team_range((size_t)g->N, tid, nt, &b, &e);
         if (e == b)
             return;
         const float *B = g->trans_b ? g->B + b * (size_t)g->ldb : g->B + b;
@@ -35,7 +35,7 @@ static void gemm_part(void *vctx, int tid, int nt)
                     g->trans_b ? CblasTrans : CblasNoTrans, g->M, (int)(e - b), g->K, g->alpha,
                     g->A, g->lda, B, g->ldb, g->beta, g->C + b, g->ldc);
     } else {
-        qat_pool_range((size_t)g->M, tid, nt, &b, &e);
+        qat_team_range((size_t)g->M, tid, nt, &b, &e);
         if (e == b)
             return;
         const float *A = g->trans_a ? g->A + b : g->A + b * (size_t)g->lda;
@@ -45,26 +45,26 @@ static void gemm_part(void *vctx, int tid, int nt)
     }
 }
 
-static void run(qat_pool *pool, gemm_job *g)
+static void run(qat_team *team, gemm_job *g)
 {
     size_t work = (size_t)g->M * (size_t)g->N * (size_t)g->K;
-    int nt = qat_pool_threads(pool);
+    int nt = qat_team_threads(team);
     if (nt == 1 || work < (size_t)nt * MIN_WORK_PER_THREAD || (g->by_cols ? g->N : g->M) < nt)
         gemm_part(g, 0, 1);
     else
-        qat_pool_run(pool, gemm_part, g);
+        qat_team_run(team, gemm_part, g);
 }
 
-void qat_sgemm_rows(qat_pool *pool, int trans_a, int trans_b, int M, int N, int K, float alpha,
+void qat_sgemm_rows(qat_team *team, int trans_a, int trans_b, int M, int N, int K, float alpha,
                     const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
     gemm_job g = {trans_a, trans_b, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, 0};
-    run(pool, &g);
+    run(team, &g);
 }
 
-void qat_sgemm_cols(qat_pool *pool, int trans_a, int trans_b, int M, int N, int K, float alpha,
+void qat_sgemm_cols(qat_team *team, int trans_a, int trans_b, int M, int N, int K, float alpha,
                     const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
     gemm_job g = {trans_a, trans_b, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, 1};
-    run(pool, &g);
+    run(team, &g);
 }

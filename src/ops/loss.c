@@ -2,7 +2,8 @@
 #include <math.h>
 #include <string.h>
 
-#include "ops_internal.h"
+#include "qat/ops.h"
+#include "qat/team.h"
 
 typedef struct {
     float *prob; /* softmax, [N, C] */

@@ -6,7 +6,8 @@
  * threads add into the same input pixel. */
 #include <string.h>
 
-#include "ops_internal.h"
+#include "qat/ops.h"
+#include "qat/team.h"
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define HOT_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
@@ -116,7 +117,7 @@ static void max_fwd_part(void *vctx, int tid, int nt)
 {
     const pool_job *j = vctx;
     size_t b, e;
-    qat_pool_range((size_t)j->g.N * j->g.OH, tid, nt, &b, &e);
+    qat_team_range((size_t)j->g.N * j->g.OH, tid, nt, &b, &e);
     if (b < e)
         max_fwd_rows(j, b, e);
 }
@@ -158,7 +159,7 @@ static void max_bwd_part(void *vctx, int tid, int nt)
 {
     const pool_job *j = vctx;
     size_t b, e;
-    qat_pool_range((size_t)j->g.N, tid, nt, &b, &e);
+    qat_team_range((size_t)j->g.N, tid, nt, &b, &e);
     if (b < e)
         max_bwd_images(j, b, e);
 }
@@ -176,7 +177,7 @@ static void maxpool_backward(qat_tape *t, const qat_node *nd)
     const max_saved *s = nd->saved;
     pool_job j = {.g = s->g, .dy = nd->out->grad, .arg = s->arg};
     j.dx = pool_dx(t, x, &j);
-    qat_pool_run(qat_tape_pool(t), max_bwd_part, &j);
+    qat_team_run(qat_tape_team(t), max_bwd_part, &j);
 }
 
 qat_tensor *qat_op_maxpool2d(qat_tape *t, qat_tensor *x, const qat_pool2d_params *p)
@@ -192,7 +193,7 @@ qat_tensor *qat_op_maxpool2d(qat_tape *t, qat_tensor *x, const qat_pool2d_params
         saved->g = g;
         saved->arg = j.arg = qat_tape_alloc(t, y->numel * sizeof(uint16_t));
     }
-    qat_pool_run(qat_tape_pool(t), max_fwd_part, &j);
+    qat_team_run(qat_tape_team(t), max_fwd_part, &j);
     qat_tape_record(t, maxpool_backward, y, saved, 1, &x);
     return y;
 }
@@ -226,7 +227,7 @@ static void avg_fwd_part(void *vctx, int tid, int nt)
 {
     const pool_job *j = vctx;
     size_t b, e;
-    qat_pool_range((size_t)j->g.N * j->g.OH, tid, nt, &b, &e);
+    qat_team_range((size_t)j->g.N * j->g.OH, tid, nt, &b, &e);
     if (b < e)
         avg_fwd_rows(j, b, e);
 }
@@ -263,7 +264,7 @@ static void avg_bwd_part(void *vctx, int tid, int nt)
 {
     const pool_job *j = vctx;
     size_t b, e;
-    qat_pool_range((size_t)j->g.N, tid, nt, &b, &e);
+    qat_team_range((size_t)j->g.N, tid, nt, &b, &e);
     if (b < e)
         avg_bwd_images(j, b, e);
 }
@@ -275,7 +276,7 @@ static void avgpool_backward(qat_tape *t, const qat_node *nd)
         return;
     pool_job j = {.g = *(const pool_geom *)nd->saved, .dy = nd->out->grad};
     j.dx = pool_dx(t, x, &j);
-    qat_pool_run(qat_tape_pool(t), avg_bwd_part, &j);
+    qat_team_run(qat_tape_team(t), avg_bwd_part, &j);
 }
 
 qat_tensor *qat_op_avgpool2d(qat_tape *t, qat_tensor *x, const qat_pool2d_params *p)
@@ -284,7 +285,7 @@ qat_tensor *qat_op_avgpool2d(qat_tape *t, qat_tensor *x, const qat_pool2d_params
     int shape[4] = {g.N, g.OH, g.OW, g.C};
     qat_tensor *y = qat_tape_tensor(t, 4, shape);
     pool_job j = {.g = g, .x = x->data, .y = y->data};
-    qat_pool_run(qat_tape_pool(t), avg_fwd_part, &j);
+    qat_team_run(qat_tape_team(t), avg_fwd_part, &j);
     pool_geom *saved = NULL;
     if (qat_tape_grad_enabled(t) && qat_needs_grad(x)) {
         saved = qat_tape_alloc(t, sizeof *saved);

@@ -5,7 +5,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "ops/ops_internal.h"
+#include "qat/team.h"
 #include "qat/fixedpoint.h"
 #include "qat/quant.h"
 
@@ -54,7 +54,7 @@ static void codes_bwd(void *v, int tid, int nt)
 {
     codes_ctx *c = v;
     size_t b, e;
-    qat_pool_range(c->n, tid, nt, &b, &e);
+    qat_team_range(c->n, tid, nt, &b, &e);
     double ds = 0;
     for (size_t i = b; i < e; i++) {
         if (c->dx)
@@ -71,12 +71,12 @@ static void act_codes_backward(qat_tape *t, const qat_node *n)
     c->dy = n->out->grad;
     c->k = n->out->data;
     c->dx = qat_needs_grad(x) ? qat_tape_grad(t, x) : NULL;
-    qat_pool *pool = qat_tape_pool(t);
-    int nt = c->n < (size_t)QAT_ELEMWISE_GRAIN * 2 ? 1 : qat_pool_threads(pool);
+    qat_team *team = qat_tape_team(t);
+    int nt = c->n < (size_t)QAT_ELEMWISE_GRAIN * 2 ? 1 : qat_team_threads(team);
     if (nt == 1)
         codes_bwd(c, 0, 1);
     else
-        qat_pool_run(pool, codes_bwd, c);
+        qat_team_run(team, codes_bwd, c);
     if (qat_needs_grad(s))
         qat_tape_grad(t, s)[0] += (float)reduce(&c->ds, nt);
 }
@@ -91,7 +91,7 @@ qat_tensor *qat_op_act_codes(qat_tape *t, qat_tensor *x, qat_tensor *scale)
     c->s = scale->data[0];
     c->inv = 1.0f / c->s;
     c->n = x->numel;
-    qat_parallel_for(qat_tape_pool(t), x->numel, QAT_ELEMWISE_GRAIN, codes_fwd, c);
+    qat_team_parallel_for(qat_tape_team(t), x->numel, QAT_ELEMWISE_GRAIN, codes_fwd, c);
     qat_tensor *in[2] = {x, scale};
     qat_tape_record(t, act_codes_backward, y, c, 2, in);
     return y;
@@ -177,7 +177,7 @@ static void weight_codes_backward(qat_tape *t, const qat_node *n)
     c->dw = qat_needs_grad(w) ? qat_tape_grad(t, w) : NULL;
     size_t rows = (size_t)w->shape[0];
     c->ds = qat_needs_grad(s) ? qat_tape_alloc(t, rows * sizeof(float)) : NULL;
-    qat_parallel_for(qat_tape_pool(t), rows, QAT_ELEMWISE_GRAIN / c->k + 1, wcodes_bwd, c);
+    qat_team_parallel_for(qat_tape_team(t), rows, QAT_ELEMWISE_GRAIN / c->k + 1, wcodes_bwd, c);
     if (c->ds) {
         float *gs = qat_tape_grad(t, s);
         for (size_t r = 0; r < rows; r++) /* per tensor: sum rows in order */
@@ -198,7 +198,7 @@ qat_tensor *qat_op_weight_codes(qat_tape *t, qat_tensor *w, qat_tensor *scale, c
                       w->numel / rows, scale->numel == rows && rows > 1, qmin, qmax, ste};
     if (scale->numel == 1 && rows == 1)
         c->per_channel = 0;
-    qat_parallel_for(qat_tape_pool(t), rows, QAT_ELEMWISE_GRAIN / c->k + 1, wcodes_fwd, c);
+    qat_team_parallel_for(qat_tape_team(t), rows, QAT_ELEMWISE_GRAIN / c->k + 1, wcodes_fwd, c);
     if (record) {
         qat_tensor *in[2] = {w, scale};
         qat_tape_record(t, weight_codes_backward, y, c, 2, in);

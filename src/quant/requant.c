@@ -4,7 +4,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "ops/ops_internal.h"
+#include "qat/team.h"
 #include "qat/fixedpoint.h"
 #include "qat/quant.h"
 #include "quant_internal.h"
@@ -47,7 +47,7 @@ static void range_part(void *v, int tid, int nt)
 {
     range_ctx *r = v;
     size_t b, e;
-    qat_pool_range(r->rows, tid, nt, &b, &e);
+    qat_team_range(r->rows, tid, nt, &b, &e);
     float *mn = r->mn + (size_t)tid * r->C, *mx = r->mx + (size_t)tid * r->C;
     for (int c = 0; c < r->C; c++) {
         mn[c] = INFINITY;
@@ -71,8 +71,8 @@ void qat_acc_range(qat_tape *t, const qat_tensor *acc, const qat_tensor *bias,
     int32_t *bq = qat_tape_alloc(t, (size_t)C * sizeof *bq);
     for (int c = 0; c < C; c++)
         bq[c] = bias ? qat_quantize_bias(bias->data[c], acc_scale[c], bias_limit) : 0;
-    qat_pool *pool = qat_tape_pool(t);
-    int nt = qat_pool_threads(pool);
+    qat_team *team = qat_tape_team(t);
+    int nt = qat_team_threads(team);
     QAT_ASSERT(nt <= MAX_THREADS);
     if (acc->numel < (size_t)nt * QAT_ELEMWISE_GRAIN)
         nt = 1;
@@ -89,7 +89,7 @@ void qat_acc_range(qat_tape *t, const qat_tensor *acc, const qat_tensor *bias,
     if (nt == 1)
         range_part(r, 0, 1);
     else
-        qat_pool_run(pool, range_part, r);
+        qat_team_run(team, range_part, r);
     *lo = INFINITY;
     *hi = -INFINITY;
     for (int i = 0; i < nt; i++) /* min/max: order cannot change the result */
@@ -227,7 +227,7 @@ static void rq_bwd_part(void *v, int tid, int nt)
 {
     rq_ctx *c = v;
     size_t b, e;
-    qat_pool_range(c->rows, tid, nt, &b, &e);
+    qat_team_range(c->rows, tid, nt, &b, &e);
     const int C = c->C;
     const float *as = c->acc_scale;
     double *db = c->want_bias ? c->dbias + (size_t)tid * C : NULL;
@@ -274,8 +274,8 @@ static void requantize_backward(qat_tape *t, const qat_node *n)
     rq_ctx *c = n->saved;
     qat_tensor *acc = n->in[0], *acc_scale = n->in[1], *out_scale = n->in[2];
     qat_tensor *bias = n->nin > 3 ? n->in[3] : NULL;
-    qat_pool *pool = qat_tape_pool(t);
-    int nt = qat_pool_threads(pool);
+    qat_team *team = qat_tape_team(t);
+    int nt = qat_team_threads(team);
     if (c->rows * (size_t)c->C < (size_t)nt * QAT_ELEMWISE_GRAIN)
         nt = 1;
     c->dy = n->out->grad;
@@ -290,7 +290,7 @@ static void requantize_backward(qat_tape *t, const qat_node *n)
     if (nt == 1)
         rq_bwd_part(c, 0, 1);
     else
-        qat_pool_run(pool, rq_bwd_part, c);
+        qat_team_run(team, rq_bwd_part, c);
     /* fixed-order reductions: bit-identical per thread count */
     if (c->want_bias) {
         float *g = qat_tape_grad(t, bias);
@@ -347,7 +347,7 @@ qat_tensor *qat_op_requantize(qat_tape *t, qat_tensor *acc, qat_tensor *bias,
         c->right[ch] = rp->shift[ch] <= 0 ? -rp->shift[ch] : 0;
         c->rnd[ch] = c->right[ch] ? (int64_t)1 << (c->right[ch] - 1) : 0;
     }
-    qat_parallel_for(qat_tape_pool(t), c->rows, QAT_ELEMWISE_GRAIN / (size_t)C + 1, rq_fwd, c);
+    qat_team_parallel_for(qat_tape_team(t), c->rows, QAT_ELEMWISE_GRAIN / (size_t)C + 1, rq_fwd, c);
     if (record) {
         qat_tensor *in[4] = {acc, acc_scale, out_scale, bias};
         qat_tape_record(t, requantize_backward, y, c, bias ? 4 : 3, in);

@@ -21,7 +21,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "qat/pool.h"
+#include "qat/team.h"
 #include "runtime/rt_internal.h"
 
 /* Most images per task in the images phase (the activation buffers hold
@@ -30,16 +30,6 @@
 /* A layer phase divides output rows when every thread gets at least this
  * many; otherwise it divides output channels. */
 #define QAT_RT_MIN_ROWS 16
-/* Idle workers spin this many rounds (about a millisecond) before sleeping. */
-#define QAT_RT_SPIN 20000
-
-#if defined(__x86_64__) || defined(__i386__)
-#define CPU_RELAX() __builtin_ia32_pause()
-#elif defined(__aarch64__)
-#define CPU_RELAX() __asm__ __volatile__("yield")
-#else
-#define CPU_RELAX() ((void)0)
-#endif
 
 /* The board word: epoch (phase number) | task count | next unclaimed task.
  * One word, so that a claim (compare-and-swap) can only succeed for the
@@ -141,7 +131,7 @@ static void layer_task(qat_rt_session *s, unsigned task, unsigned ntasks, void *
     int by_rows;
     size_t units, u0, u1;
     layer_tasks(s, l, s->nb, &by_rows, &units);
-    qat_pool_range(units, (int)task, (int)ntasks, &u0, &u1);
+    qat_team_range(units, (int)task, (int)ntasks, &u0, &u1);
     if (by_rows) {
         int oc = l->op == QAT_RT_CONV2D || l->op == QAT_RT_LINEAR ? l->conv.out_c : 0;
         run_layer(s->k, l, s->src, s->dst, u0, u1, 0, oc, scratch);
@@ -235,7 +225,7 @@ static void run_phase(qat_rt_session *s, unsigned ntasks)
         if (spins % 64 == 0) /* a claimed task's owner may need our core */
             sched_yield();
         else
-            CPU_RELAX();
+            qat_cpu_relax();
     }
 }
 
@@ -248,8 +238,8 @@ static void *worker_main(void *arg)
         unsigned long long w;
         int spins = 0;
         while (B_EPOCH(w = atomic_load_explicit(&s->board, memory_order_acquire)) == seen &&
-               !atomic_load_explicit(&s->stop, memory_order_relaxed) && spins < QAT_RT_SPIN) {
-            CPU_RELAX();
+               !atomic_load_explicit(&s->stop, memory_order_relaxed) && spins < QAT_SPIN_ROUNDS) {
+            qat_cpu_relax();
             spins++;
         }
         if (B_EPOCH(w) == seen && !atomic_load(&s->stop)) {

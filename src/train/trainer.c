@@ -20,7 +20,7 @@ typedef struct run {
     char dir[4096];
     int threads;
     qat_dataset train, test;
-    qat_pool *pool;
+    qat_team *team;
     qat_tape *tape;
     qat_model *model;
     qat_optim *opt;
@@ -91,8 +91,8 @@ static qat_status setup(run *r, qat_error *err)
     int eval_batch = r->test.n < 256 ? (int)r->test.n : 256;
     if ((st = qat_model_check_memory(c, c->train.batch_size, eval_batch, qat_memory_available(),
                                      err)) ||
-        (st = qat_pool_create(r->threads, &r->pool, err)) ||
-        (st = qat_tape_create(r->pool, &r->tape, err)) ||
+        (st = qat_team_create(r->threads, &r->team, err)) ||
+        (st = qat_tape_create(r->team, &r->tape, err)) ||
         (st = qat_model_create(c, &r->model, err)))
         return st;
     qat_optim_config oc;
@@ -159,7 +159,7 @@ static void teardown(run *r)
     qat_pruner_destroy(r->pruner);
     qat_model_destroy(r->model);
     qat_tape_destroy(r->tape);
-    qat_pool_destroy(r->pool);
+    qat_team_destroy(r->team);
     qat_dataset_free(&r->train);
     qat_dataset_free(&r->test);
 }

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "qat/arena.h"
-#include "qat/pool.h"
+#include "qat/team.h"
 #include "qat/rng.h"
 #include "qat/status.h"
 
@@ -77,23 +77,23 @@ static void pool_fn(void *vctx, int tid, int nt)
     pool_ctx *c = vctx;
     atomic_fetch_add(&c->hits[tid], 1);
     size_t b, e;
-    qat_pool_range(1000, tid, nt, &b, &e);
+    qat_team_range(1000, tid, nt, &b, &e);
     long s = 0;
     for (size_t i = b; i < e; i++)
         s += (long)i;
     c->sum[tid] = s;
 }
 
-Test(pool, every_member_runs_once_per_call_and_ranges_cover)
+Test(team, every_member_runs_once_per_call_and_ranges_cover)
 {
     for (int nt = 1; nt <= 4; nt++) {
-        qat_pool *p;
-        cr_assert_eq(qat_pool_create(nt, &p, NULL), QAT_OK);
-        cr_assert_eq(qat_pool_threads(p), nt);
+        qat_team *p;
+        cr_assert_eq(qat_team_create(nt, &p, NULL), QAT_OK);
+        cr_assert_eq(qat_team_threads(p), nt);
         for (int rep = 0; rep < 200; rep++) {
             pool_ctx c;
             memset(&c, 0, sizeof c);
-            qat_pool_run(p, pool_fn, &c);
+            qat_team_run(p, pool_fn, &c);
             long total = 0;
             for (int i = 0; i < nt; i++) {
                 cr_assert_eq(atomic_load(&c.hits[i]), 1);
@@ -101,15 +101,15 @@ Test(pool, every_member_runs_once_per_call_and_ranges_cover)
             }
             cr_assert_eq(total, 999L * 1000 / 2);
         }
-        qat_pool_destroy(p);
+        qat_team_destroy(p);
     }
 }
 
-Test(pool, rejects_bad_thread_count)
+Test(team, rejects_bad_thread_count)
 {
-    qat_pool *p;
+    qat_team *p;
     qat_error e;
-    cr_assert_eq(qat_pool_create(0, &p, &e), QAT_EINVAL);
+    cr_assert_eq(qat_team_create(0, &p, &e), QAT_EINVAL);
     cr_assert(strstr(e.msg, "threads") != NULL);
 }
 

@@ -50,10 +50,10 @@ static int compare_all(const char *dir, qat_dataset *test, double *fq_acc, doubl
     int C = qat_rt_model_num_classes(rm);
     float s = qat_rt_model_output_scale(rm);
     int32_t zp = qat_rt_model_output_zero_point(rm);
-    qat_pool *pool;
-    qat_pool_create(2, &pool, NULL);
+    qat_team *team;
+    qat_team_create(2, &team, NULL);
     qat_tape *t;
-    qat_tape_create(pool, &t, NULL);
+    qat_tape_create(team, &t, NULL);
     qat_tape_set_training(t, 0);
     qat_tape_set_grad_enabled(t, 0);
     qat_rt_options o = {.threads = 2, .max_batch = 100};
@@ -87,7 +87,7 @@ static int compare_all(const char *dir, qat_dataset *test, double *fq_acc, doubl
     qat_rt_session_destroy(sess);
     qat_rt_model_destroy(rm);
     qat_tape_destroy(t);
-    qat_pool_destroy(pool);
+    qat_team_destroy(team);
     qat_model_destroy(m);
     return differ;
 }

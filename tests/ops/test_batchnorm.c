@@ -72,13 +72,13 @@ static qat_tensor *bn_fn(qat_tape *t, void *vctx)
     return qat_op_dot_const(t, y, k->proj);
 }
 
-static qat_tape *make_tape(int threads, qat_pool **pool)
+static qat_tape *make_tape(int threads, qat_team **team)
 {
-    *pool = NULL;
+    *team = NULL;
     if (threads > 1)
-        cr_assert_eq(qat_pool_create(threads, pool, NULL), QAT_OK);
+        cr_assert_eq(qat_team_create(threads, team, NULL), QAT_OK);
     qat_tape *t;
-    cr_assert_eq(qat_tape_create(*pool, &t, NULL), QAT_OK);
+    cr_assert_eq(qat_tape_create(*team, &t, NULL), QAT_OK);
     return t;
 }
 
@@ -87,8 +87,8 @@ Test(gradcheck, batchnorm_training_and_eval)
     for (size_t i = 0; i < NCASES; i++) {
         bn_ctx k;
         ctx_init(&k, &cases[i], 3);
-        qat_pool *pool;
-        qat_tape *t = make_tape(cases[i].threads, &pool);
+        qat_team *team;
+        qat_tape *t = make_tape(cases[i].threads, &team);
         qat_tensor *leaves[3] = {&k.x.t, &k.gamma.t, &k.beta.t};
         char where[256];
         double worst = qat_gradcheck(t, bn_fn, &k, leaves, 3, 1e-2, 2e-3, 2e-2, 0, where,
@@ -97,7 +97,7 @@ Test(gradcheck, batchnorm_training_and_eval)
                       cases[i].training ? "training" : "eval", cases[i].ndim == 2 ? 1 : 2, k.C,
                       k.M, cases[i].threads, where);
         qat_tape_destroy(t);
-        qat_pool_destroy(pool);
+        qat_team_destroy(team);
         ctx_free(&k);
     }
 }
@@ -110,8 +110,8 @@ static void check_forward(const bn_case *c)
     float *rm0 = malloc((size_t)k.C * sizeof(float)), *rv0 = malloc((size_t)k.C * sizeof(float));
     memcpy(rm0, k.rmean, (size_t)k.C * sizeof(float));
     memcpy(rv0, k.rvar, (size_t)k.C * sizeof(float));
-    qat_pool *pool;
-    qat_tape *t = make_tape(c->threads, &pool);
+    qat_team *team;
+    qat_tape *t = make_tape(c->threads, &team);
     qat_tape_set_training(t, c->training);
     qat_tensor *y = qat_op_batchnorm(t, &k.x.t, &k.gamma.t, &k.beta.t, k.rmean, k.rvar,
                                      k.momentum, k.eps);
@@ -144,7 +144,7 @@ static void check_forward(const bn_case *c)
     free(rm0);
     free(rv0);
     qat_tape_destroy(t);
-    qat_pool_destroy(pool);
+    qat_team_destroy(team);
     ctx_free(&k);
 }
 
@@ -159,8 +159,8 @@ Test(batchnorm, training_output_is_normalised_per_channel)
     bn_case c = {4, {3, 5, 4, 7}, 1, 2};
     bn_ctx k;
     ctx_init(&k, &c, 8);
-    qat_pool *pool;
-    qat_tape *t = make_tape(2, &pool);
+    qat_team *team;
+    qat_tape *t = make_tape(2, &team);
     qat_tensor *y = qat_op_batchnorm(t, &k.x.t, NULL, NULL, k.rmean, k.rvar, 0.5f, 1e-5f);
     for (int ch = 0; ch < k.C; ch++) {
         double m = 0, v = 0;
@@ -174,7 +174,7 @@ Test(batchnorm, training_output_is_normalised_per_channel)
         cr_assert(fabs(v - 1.0) < 1e-3, "var %g", v);
     }
     qat_tape_destroy(t);
-    qat_pool_destroy(pool);
+    qat_team_destroy(team);
     ctx_free(&k);
 }
 
@@ -185,8 +185,8 @@ Test(batchnorm, same_thread_count_gives_bit_identical_results)
     for (int run = 0; run < 2; run++) {
         bn_ctx k;
         ctx_init(&k, &c, 12);
-        qat_pool *pool;
-        qat_tape *t = make_tape(2, &pool);
+        qat_team *team;
+        qat_tape *t = make_tape(2, &team);
         memset(k.x.grad, 0, k.x.t.numel * sizeof(float));
         qat_tensor *y = qat_op_batchnorm(t, &k.x.t, &k.gamma.t, &k.beta.t, k.rmean, k.rvar, 0.1f,
                                          1e-5f);
@@ -200,7 +200,7 @@ Test(batchnorm, same_thread_count_gives_bit_identical_results)
             cr_assert(memcmp(gx[0], gx[1], k.x.t.numel * sizeof(float)) == 0);
         }
         qat_tape_destroy(t);
-        qat_pool_destroy(pool);
+        qat_team_destroy(team);
         ctx_free(&k);
     }
     for (int run = 0; run < 2; run++) {

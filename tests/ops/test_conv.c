@@ -103,13 +103,13 @@ static qat_tensor *conv_fn(qat_tape *t, void *vctx)
     return qat_op_dot_const(t, y, k->proj);
 }
 
-static qat_tape *make_tape(int threads, qat_pool **pool)
+static qat_tape *make_tape(int threads, qat_team **team)
 {
-    *pool = NULL;
+    *team = NULL;
     if (threads > 1)
-        cr_assert_eq(qat_pool_create(threads, pool, NULL), QAT_OK);
+        cr_assert_eq(qat_team_create(threads, team, NULL), QAT_OK);
     qat_tape *t;
-    cr_assert_eq(qat_tape_create(*pool, &t, NULL), QAT_OK);
+    cr_assert_eq(qat_tape_create(*team, &t, NULL), QAT_OK);
     tape_poison(t, (size_t)4 << 20);
     return t;
 }
@@ -123,8 +123,8 @@ static void check_forward(const conv_case *c, qat_conv_algo algo, int threads, i
 {
     conv_ctx k;
     ctx_init(&k, c, algo, 3);
-    qat_pool *pool;
-    qat_tape *t = make_tape(threads, &pool);
+    qat_team *team;
+    qat_tape *t = make_tape(threads, &team);
     qat_tape_set_grad_enabled(t, grad_on); /* on: col kept for backward; off: scratch */
     qat_conv2d_params p = params_of(c);
     qat_tensor *y = qat_conv2d_algo(t, &k.x.t, &k.w.t, c->bias ? &k.b.t : NULL, &p, algo);
@@ -143,7 +143,7 @@ static void check_forward(const conv_case *c, qat_conv_algo algo, int threads, i
     free(ref);
     free(mag);
     qat_tape_destroy(t);
-    qat_pool_destroy(pool);
+    qat_team_destroy(team);
     ctx_free(&k);
 }
 
@@ -174,8 +174,8 @@ static void run_gradcheck(const conv_case *c, qat_conv_algo algo, int threads, i
     conv_ctx k;
     ctx_init(&k, c, algo, 7);
     k.x_needs_grad = x_grad;
-    qat_pool *pool;
-    qat_tape *t = make_tape(threads, &pool);
+    qat_team *team;
+    qat_tape *t = make_tape(threads, &team);
     qat_tensor *leaves[3] = {&k.w.t, &k.b.t, &k.x.t};
     int nleaves = c->bias ? 2 : 1;
     if (x_grad) {
@@ -196,7 +196,7 @@ static void run_gradcheck(const conv_case *c, qat_conv_algo algo, int threads, i
         for (size_t i = 0; i < k.x.t.numel; i++)
             cr_assert_eq(k.x.grad[i], 0.0f);
     qat_tape_destroy(t);
-    qat_pool_destroy(pool);
+    qat_team_destroy(team);
     ctx_free(&k);
 }
 
@@ -250,8 +250,8 @@ static void run_chain(int C0, int C1, int C2, int threads)
     k.p1 = (qat_conv2d_params){1, 1, 1, 1}; /* 7x6 -> 7x6 */
     k.p2 = (qat_conv2d_params){2, 1, 1, 0}; /* 7x6 -> 4x5 */
     k.proj = random_vec(&r, (size_t)3 * 4 * 5 * C2);
-    qat_pool *pool;
-    qat_tape *t = make_tape(threads, &pool);
+    qat_team *team;
+    qat_tape *t = make_tape(threads, &team);
     qat_tensor *leaves[4] = {&k.x.t, &k.w1.t, &k.b1.t, &k.w2.t};
     char where[256];
     /* the loss is linear in each leaf alone, so central differences are
@@ -261,7 +261,7 @@ static void run_chain(int C0, int C1, int C2, int threads)
                                  sizeof where);
     cr_assert_leq(worst, 1.0, "chain %d->%d->%d threads=%d: %s", C0, C1, C2, threads, where);
     qat_tape_destroy(t);
-    qat_pool_destroy(pool);
+    qat_team_destroy(team);
     leaf_free(&k.x);
     leaf_free(&k.w1);
     leaf_free(&k.b1);
@@ -282,8 +282,8 @@ static void run_twice_identical(const conv_case *c, qat_conv_algo algo, int thre
 {
     conv_ctx k;
     ctx_init(&k, c, algo, 13);
-    qat_pool *pool;
-    qat_tape *t = make_tape(threads, &pool);
+    qat_team *team;
+    qat_tape *t = make_tape(threads, &team);
     size_t ny = 0;
     float *y0 = NULL, *g0[3];
     qat_tensor *leaf[3] = {&k.x.t, &k.w.t, &k.b.t};
@@ -320,7 +320,7 @@ static void run_twice_identical(const conv_case *c, qat_conv_algo algo, int thre
     for (int l = 0; l < 3; l++)
         free(g0[l]);
     qat_tape_destroy(t);
-    qat_pool_destroy(pool);
+    qat_team_destroy(team);
     ctx_free(&k);
 }
 

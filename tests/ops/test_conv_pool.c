@@ -41,11 +41,11 @@ static void run(const cp_case *c, qat_conv_algo algo, int threads, int fused, in
     leaf_init(&w, &r, 4, ws, 0.5f);
     leaf_init(&b, &r, 1, bs, 0.5f);
     x.t.requires_grad = x_grad;
-    qat_pool *pool = NULL;
+    qat_team *team = NULL;
     if (threads > 1)
-        cr_assert_eq(qat_pool_create(threads, &pool, NULL), QAT_OK);
+        cr_assert_eq(qat_team_create(threads, &team, NULL), QAT_OK);
     qat_tape *t;
-    cr_assert_eq(qat_tape_create(pool, &t, NULL), QAT_OK);
+    cr_assert_eq(qat_tape_create(team, &t, NULL), QAT_OK);
     tape_poison(t, (size_t)16 << 20);
     qat_conv2d_params p = {1, 1, c->pad, c->pad};
     qat_pool2d_params pp = {c->PKH, c->PKW, c->PKH, c->PKW};
@@ -73,7 +73,7 @@ static void run(const cp_case *c, qat_conv_algo algo, int threads, int fused, in
     free(b.data);
     free(proj);
     qat_tape_destroy(t);
-    qat_pool_destroy(pool);
+    qat_team_destroy(team);
 }
 
 static void free_result(result *r)

@@ -45,11 +45,11 @@ static void run_dense(int N, int In, int Out, int bias, int relu, int loss, int 
     c.use_bias = bias;
     c.with_relu = relu;
     c.loss = loss;
-    qat_pool *pool = NULL;
+    qat_team *team = NULL;
     if (threads > 1)
-        cr_assert_eq(qat_pool_create(threads, &pool, NULL), QAT_OK);
+        cr_assert_eq(qat_team_create(threads, &team, NULL), QAT_OK);
     qat_tape *t;
-    cr_assert_eq(qat_tape_create(pool, &t, NULL), QAT_OK);
+    cr_assert_eq(qat_tape_create(team, &t, NULL), QAT_OK);
     qat_tensor *leaves[3] = {&c.x.t, &c.w.t, &c.b.t};
     char where[256];
     /* float32 forward: eps 1e-2 keeps truncation and rounding error ~1e-4 */
@@ -59,7 +59,7 @@ static void run_dense(int N, int In, int Out, int bias, int relu, int loss, int 
     cr_assert_leq(worst, 1.0, "N=%d In=%d Out=%d bias=%d relu=%d loss=%d: %s", N, In, Out, bias,
                   relu, loss, where);
     qat_tape_destroy(t);
-    qat_pool_destroy(pool);
+    qat_team_destroy(team);
     leaf_free(&c.x);
     leaf_free(&c.w);
     leaf_free(&c.b);
@@ -121,10 +121,10 @@ Test(ops, linear_matches_naive_product_on_awkward_sizes)
         leaf_init(&x, &r, 2, xs, 1.0f);
         leaf_init(&w, &r, 2, ws, 1.0f);
         leaf_init(&b, &r, 1, bs, 1.0f);
-        qat_pool *pool;
-        qat_pool_create(2, &pool, NULL);
+        qat_team *team;
+        qat_team_create(2, &team, NULL);
         qat_tape *t;
-        qat_tape_create(pool, &t, NULL);
+        qat_tape_create(team, &t, NULL);
         qat_tensor *y = qat_op_linear(t, &x.t, &w.t, &b.t);
         for (int i = 0; i < N; i++)
             for (int o = 0; o < Out; o++) {
@@ -134,7 +134,7 @@ Test(ops, linear_matches_naive_product_on_awkward_sizes)
                 cr_assert_float_eq(y->data[(size_t)i * Out + o], s, 1e-3 * (1 + fabs(s)));
             }
         qat_tape_destroy(t);
-        qat_pool_destroy(pool);
+        qat_team_destroy(team);
         leaf_free(&x);
         leaf_free(&w);
         leaf_free(&b);

@@ -38,27 +38,27 @@ static qat_tensor *drop_fn(qat_tape *t, void *vctx)
     return qat_op_dot_const(t, qat_op_dropout(t, &k->x.t, k->p), k->proj);
 }
 
-static qat_tape *make_tape(int threads, qat_pool **pool)
+static qat_tape *make_tape(int threads, qat_team **team)
 {
-    *pool = NULL;
+    *team = NULL;
     if (threads > 1)
-        cr_assert_eq(qat_pool_create(threads, pool, NULL), QAT_OK);
+        cr_assert_eq(qat_team_create(threads, team, NULL), QAT_OK);
     qat_tape *t;
-    cr_assert_eq(qat_tape_create(*pool, &t, NULL), QAT_OK);
+    cr_assert_eq(qat_tape_create(*team, &t, NULL), QAT_OK);
     return t;
 }
 
 /* y for (seed, threads), copied out. */
 static float *run_dropout(drop_ctx *k, uint64_t seed, int threads)
 {
-    qat_pool *pool;
-    qat_tape *t = make_tape(threads, &pool);
+    qat_team *team;
+    qat_tape *t = make_tape(threads, &team);
     qat_rng_seed(qat_tape_rng(t), seed, 0);
     qat_tensor *y = qat_op_dropout(t, &k->x.t, k->p);
     float *out = malloc(y->numel * sizeof(float));
     memcpy(out, y->data, y->numel * sizeof(float));
     qat_tape_destroy(t);
-    qat_pool_destroy(pool);
+    qat_team_destroy(team);
     return out;
 }
 
@@ -146,8 +146,8 @@ Test(gradcheck, dropout)
     for (int threads = 1; threads <= 2; threads++) {
         drop_ctx k;
         ctx_init(&k, 4, s, 0.35f);
-        qat_pool *pool;
-        qat_tape *t = make_tape(threads, &pool);
+        qat_team *team;
+        qat_tape *t = make_tape(threads, &team);
         qat_tensor *leaves[1] = {&k.x.t};
         char where[256];
         double worst = qat_gradcheck(t, drop_fn, &k, leaves, 1, 1e-2, 1e-3, 1e-2, 0, where,
@@ -167,7 +167,7 @@ Test(gradcheck, dropout)
         }
         cr_assert(kept > 0 && kept < k.x.t.numel);
         qat_tape_destroy(t);
-        qat_pool_destroy(pool);
+        qat_team_destroy(team);
         ctx_free(&k);
     }
 }

@@ -77,13 +77,13 @@ static qat_tensor *pool_fn(qat_tape *t, void *vctx)
     return qat_op_dot_const(t, y, k->proj);
 }
 
-static qat_tape *make_tape(int threads, qat_pool **pool)
+static qat_tape *make_tape(int threads, qat_team **team)
 {
-    *pool = NULL;
+    *team = NULL;
     if (threads > 1)
-        cr_assert_eq(qat_pool_create(threads, pool, NULL), QAT_OK);
+        cr_assert_eq(qat_team_create(threads, team, NULL), QAT_OK);
     qat_tape *t;
-    cr_assert_eq(qat_tape_create(*pool, &t, NULL), QAT_OK);
+    cr_assert_eq(qat_tape_create(*team, &t, NULL), QAT_OK);
     tape_poison(t, (size_t)4 << 20);
     return t;
 }
@@ -92,8 +92,8 @@ static void check_forward(const pool_case *c, int is_max, int threads, int grad_
 {
     pool_ctx k;
     ctx_init(&k, c, is_max, 2, 0);
-    qat_pool *pool;
-    qat_tape *t = make_tape(threads, &pool);
+    qat_team *team;
+    qat_tape *t = make_tape(threads, &team);
     qat_tape_set_grad_enabled(t, grad_on); /* max: with and without argmax */
     qat_pool2d_params p = params_of(c);
     qat_tensor *y = is_max ? qat_op_maxpool2d(t, &k.x.t, &p) : qat_op_avgpool2d(t, &k.x.t, &p);
@@ -119,7 +119,7 @@ static void check_forward(const pool_case *c, int is_max, int threads, int grad_
                               oh, ow, ch, got, ref);
                 }
     qat_tape_destroy(t);
-    qat_pool_destroy(pool);
+    qat_team_destroy(team);
     ctx_free(&k);
 }
 
@@ -137,8 +137,8 @@ static void run_gradcheck(const pool_case *c, int is_max, int threads, int via_r
 {
     pool_ctx k;
     ctx_init(&k, c, is_max, 4, via_relu);
-    qat_pool *pool;
-    qat_tape *t = make_tape(threads, &pool);
+    qat_team *team;
+    qat_tape *t = make_tape(threads, &team);
     qat_tensor *leaves[1] = {&k.x.t};
     char where[256];
     /* pooling is piecewise linear: a step of 1e-2 (below half the 0.05
@@ -150,7 +150,7 @@ static void run_gradcheck(const pool_case *c, int is_max, int threads, int via_r
                   is_max ? "max" : "avg", via_relu ? "(relu)" : "", threads, c->N, c->H, c->W,
                   c->C, c->KH, c->KW, c->SH, c->SW, where);
     qat_tape_destroy(t);
-    qat_pool_destroy(pool);
+    qat_team_destroy(team);
     ctx_free(&k);
 }
 
@@ -204,8 +204,8 @@ Test(pool2d, uncovered_inputs_get_no_gradient)
         int is_max = v & 1;
         pool_ctx k;
         ctx_init(&k, &c, is_max, 9, v >> 1);
-        qat_pool *pool;
-        qat_tape *t = make_tape(1, &pool);
+        qat_team *team;
+        qat_tape *t = make_tape(1, &team);
         memset(k.x.grad, 0, k.x.t.numel * sizeof(float));
         qat_tape_backward(t, pool_fn(t, &k));
         double covered = 0;

@@ -60,12 +60,12 @@ static long steady_state_allocations(const char *const *sets, int nsets)
     qat_dataset d;
     cr_assert_eq(qat_mnist_load(data, "train", 10, 512, &d, &e), QAT_OK, "%s", e.msg);
     qat_blas_init();
-    qat_pool *pool;
+    qat_team *team;
     qat_tape *t;
     qat_model *m;
     qat_optim *o;
-    cr_assert_eq(qat_pool_create(2, &pool, &e), QAT_OK);
-    cr_assert_eq(qat_tape_create(pool, &t, &e), QAT_OK);
+    cr_assert_eq(qat_team_create(2, &team, &e), QAT_OK);
+    cr_assert_eq(qat_tape_create(team, &t, &e), QAT_OK);
     cr_assert_eq(qat_model_create(c, &m, &e), QAT_OK, "%s", e.msg);
     qat_optim_config oc;
     qat_optim_config_defaults(&oc, QAT_OPT_ADAM);
@@ -98,7 +98,7 @@ static long steady_state_allocations(const char *const *sets, int nsets)
     qat_optim_destroy(o);
     qat_model_destroy(m);
     qat_tape_destroy(t);
-    qat_pool_destroy(pool);
+    qat_team_destroy(team);
     qat_dataset_free(&d);
     free(c);
     return during;

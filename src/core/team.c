@@ -1,4 +1,4 @@
-#include "qat/pool.h"
+#include "qat/team.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -7,19 +7,9 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <xmmintrin.h>
-#define CPU_RELAX() _mm_pause()
-#elif defined(__aarch64__)
-#define CPU_RELAX() __asm__ __volatile__("yield")
-#else
-#define CPU_RELAX() ((void)0)
 #endif
 
-/* Workers spin this many rounds before sleeping: parallel regions in a
- * training step come every few hundred microseconds, and a condvar wake-up
- * costs tens of microseconds. */
-#define SPIN_ROUNDS 20000
-
-struct qat_pool {
+struct qat_team {
     int n;
     pthread_t *threads;
     pthread_mutex_t mu;
@@ -27,12 +17,12 @@ struct qat_pool {
     atomic_uint gen;
     atomic_int pending;
     atomic_int stop;
-    qat_pool_fn fn;
+    qat_team_fn fn;
     void *ctx;
 };
 
 typedef struct {
-    qat_pool *p;
+    qat_team *p;
     int tid;
 } worker_arg;
 
@@ -52,7 +42,7 @@ static void *worker_main(void *arg)
 {
     worker_arg wa = *(worker_arg *)arg;
     free(arg);
-    qat_pool *p = wa.p;
+    qat_team *p = wa.p;
     qat_cpu_flush_denormals();
     /* The pool starts at generation 0; a run may already have begun before
      * this thread got here, so do not sample gen. */
@@ -61,8 +51,8 @@ static void *worker_main(void *arg)
         unsigned g;
         int spins = 0;
         while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen &&
-               !atomic_load_explicit(&p->stop, memory_order_relaxed) && spins < SPIN_ROUNDS) {
-            CPU_RELAX();
+               !atomic_load_explicit(&p->stop, memory_order_relaxed) && spins < QAT_SPIN_ROUNDS) {
+            qat_cpu_relax();
             spins++;
         }
         if (g == seen && !atomic_load(&p->stop)) {
@@ -79,14 +69,14 @@ static void *worker_main(void *arg)
     }
 }
 
-qat_status qat_pool_create(int nthreads, qat_pool **out, qat_error *err)
+qat_status qat_team_create(int nthreads, qat_team **out, qat_error *err)
 {
     *out = NULL;
     if (nthreads < 1 || nthreads > 1024)
         return qat_fail(err, QAT_EINVAL, "threads must be in [1, 1024], got %d", nthreads);
-    qat_pool *p = calloc(1, sizeof *p);
+    qat_team *p = calloc(1, sizeof *p);
     if (!p)
-        return qat_fail(err, QAT_ENOMEM, "out of memory creating thread pool");
+        return qat_fail(err, QAT_ENOMEM, "out of memory creating thread team");
     p->n = nthreads;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
@@ -97,7 +87,7 @@ qat_status qat_pool_create(int nthreads, qat_pool **out, qat_error *err)
         p->threads = calloc((size_t)nthreads - 1, sizeof *p->threads);
         if (!p->threads) {
             free(p);
-            return qat_fail(err, QAT_ENOMEM, "out of memory creating thread pool");
+            return qat_fail(err, QAT_ENOMEM, "out of memory creating thread team");
         }
         for (int i = 1; i < nthreads; i++) {
             worker_arg *wa = malloc(sizeof *wa);
@@ -105,7 +95,7 @@ qat_status qat_pool_create(int nthreads, qat_pool **out, qat_error *err)
                                       (wa->p = p, wa->tid = i, wa)) != 0) {
                 free(wa);
                 p->n = i; /* destroy joins the ones already started */
-                qat_pool_destroy(p);
+                qat_team_destroy(p);
                 return qat_fail(err, QAT_EINTERNAL, "cannot start thread %d of %d", i, nthreads);
             }
         }
@@ -114,7 +104,7 @@ qat_status qat_pool_create(int nthreads, qat_pool **out, qat_error *err)
     return QAT_OK;
 }
 
-void qat_pool_destroy(qat_pool *p)
+void qat_team_destroy(qat_team *p)
 {
     if (!p)
         return;
@@ -130,9 +120,9 @@ void qat_pool_destroy(qat_pool *p)
     free(p);
 }
 
-int qat_pool_threads(const qat_pool *p) { return p ? p->n : 1; }
+int qat_team_threads(const qat_team *p) { return p ? p->n : 1; }
 
-void qat_pool_run(qat_pool *p, qat_pool_fn fn, void *ctx)
+void qat_team_run(qat_team *p, qat_team_fn fn, void *ctx)
 {
     if (!p || p->n == 1) {
         fn(ctx, 0, 1);
@@ -148,9 +138,37 @@ void qat_pool_run(qat_pool *p, qat_pool_fn fn, void *ctx)
     fn(ctx, 0, p->n);
     int spins = 0;
     while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) {
-        if (++spins < SPIN_ROUNDS)
-            CPU_RELAX();
+        if (++spins < QAT_SPIN_ROUNDS)
+            qat_cpu_relax();
         else
             sched_yield();
     }
+}
+
+typedef struct {
+    qat_range_fn fn;
+    void *ctx;
+    size_t n;
+} pfor_job;
+
+static void pfor_part(void *vctx, int tid, int nt)
+{
+    pfor_job *j = vctx;
+    size_t b, e;
+    qat_team_range(j->n, tid, nt, &b, &e);
+    if (b < e)
+        j->fn(j->ctx, b, e);
+}
+
+void qat_team_parallel_for(qat_team *team, size_t n, size_t min_per_thread, qat_range_fn fn,
+                           void *ctx)
+{
+    int nt = qat_team_threads(team);
+    if (nt == 1 || n < (size_t)nt * min_per_thread) {
+        if (n)
+            fn(ctx, 0, n);
+        return;
+    }
+    pfor_job j = {fn, ctx, n};
+    qat_team_run(team, pfor_part, &j);
 }
