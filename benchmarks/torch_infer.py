@@ -106,13 +106,18 @@ def main():
             q(data[i:i + 64])
     tq.convert(q, inplace=True)
 
+    # the kernel path PyTorch's own dispatch picked (ATen's CPU capability)
+    cap = next((l.split(":", 1)[1].strip() for l in torch.__config__.show().splitlines()
+                if "CPU capability" in l), "unknown")
     for batch in (1, 64):
         x = data[:batch].contiguous()
         for name, model in (("pytorch-int8-onednn", q), ("pytorch-fp32", fp32)):
             ips = images_per_second(model, x, a.seconds, a.repeats)
             if a.json:
                 print(json.dumps({"impl": name, "batch": batch, "threads": a.threads,
-                                  "images_per_second": round(ips, 1)}))
+                                  "images_per_second": round(ips, 1),
+                                  "engine": torch.backends.quantized.engine,
+                                  "cpu_capability": cap}))
             else:
                 print(f"{name:22s} batch {batch:3d}  threads {a.threads}  {ips:10.1f} images/s")
 

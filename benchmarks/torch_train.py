@@ -6,8 +6,10 @@ optimizer and thread count as qat. Never a dependency of qat's build or tests.
 
 usage: torch_train.py MNIST_DIR [--threads N] [--batch N] [--mode float|qat|both]
                       [--limit N]
-Prints one line per mode: "<mode> epoch_seconds <s> images_per_second <r>"."""
+Prints one line per mode: "<mode> epoch_seconds <s> images_per_second <r>",
+or with --json {"impl": "pytorch-<mode>", "epoch_seconds": s, ...}."""
 import argparse
+import json
 import time
 
 import numpy as np
@@ -58,6 +60,7 @@ def main():
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--mode", default="both", choices=["float", "qat", "both"])
     ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
@@ -77,7 +80,15 @@ def main():
                                 inplace=True)
             tq.prepare_qat(model, inplace=True)
         s = epoch(model, X, y, a.batch)
-        print(f"{mode} epoch_seconds {s:.2f} images_per_second {X.shape[0] / s:.0f}", flush=True)
+        if a.json:
+            cap = next((l.split(":", 1)[1].strip() for l in torch.__config__.show().splitlines()
+                        if "CPU capability" in l), "unknown")
+            print(json.dumps({"impl": f"pytorch-{mode}", "epoch_seconds": round(s, 3),
+                              "images_per_second": round(X.shape[0] / s, 1),
+                              "cpu_capability": cap}), flush=True)
+        else:
+            print(f"{mode} epoch_seconds {s:.2f} images_per_second {X.shape[0] / s:.0f}",
+                  flush=True)
 
 
 if __name__ == "__main__":

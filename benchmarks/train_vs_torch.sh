@@ -1,36 +1,43 @@
 #!/usr/bin/env bash
-# One training epoch of the MNIST CNN, qat vs PyTorch 1.13, float and QAT,
-# side by side in one run (the machines are shared and noisy: compare the
-# ratios, and rerun). Needs the full MNIST (scripts/fetch_mnist.sh) and, for
-# the peer, Debian's python3-torch (installed on demand; never a dependency
-# of qat itself).
-# usage: benchmarks/train_vs_torch.sh [THREADS] [LIMIT]   (LIMIT: images, 0 = all)
+# One training epoch of the MNIST CNN, qat vs PyTorch 1.13, float and QAT
+# (W8A8), batch 64, in ROUNDS alternating rounds run by
+# benchmarks/sidebyside.py: min / median / max of each epoch time, and the
+# ratios of our median to PyTorch's best (fastest) epoch. It refuses to print
+# ratios (exit 3) when other processes used more than 0.1 core before or
+# during any run. Needs the full MNIST (scripts/fetch_mnist.sh) and, for the
+# peer, Debian's python3-torch (installed on demand; never a dependency of
+# qat itself).
+# usage: benchmarks/train_vs_torch.sh [THREADS] [LIMIT] [ROUNDS] [BUILD_DIR]
+#   LIMIT: training images, 0 = all 60000
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 threads=${1:-2}
 limit=${2:-0}
-scripts/setup.sh >/dev/null
+rounds=${3:-3}
+build=${4:-build}
+[[ "$build" == build ]] && scripts/setup.sh >/dev/null
 scripts/fetch_mnist.sh >/dev/null
 if ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 python3-torch >/dev/null
 fi
 out=$(mktemp -d)
-ours() { # mode -> seconds for one epoch
-  build/qat-train configs/mnist_cnn.ini --quiet --out "$out/$1" --set train.epochs=1 \
-    --set train.threads="$threads" --set quant.enabled="$2" --set data.train_limit="$limit" \
+trap 'rm -rf "$out"' EXIT
+# our side: both modes, one JSON line each (epoch_seconds from metrics.csv)
+cat >"$out/ours.sh" <<SH
+set -e
+for mode in float:false qat:true; do
+  d="$out/run-\${mode%%:*}"
+  rm -rf "\$d"
+  "$build/qat-train" configs/mnist_cnn.ini --quiet --out "\$d" --set train.epochs=1 \\
+    --set train.threads=$threads --set quant.enabled=\${mode#*:} --set data.train_limit=$limit \\
     --set data.test_limit=1000 >/dev/null
-  cut -d, -f6 "$out/$1/metrics.csv" | tail -1
-}
-qf=$(ours float false)
-qq=$(ours quant true)
-peer=$(/usr/bin/python3 benchmarks/torch_train.py datasets/mnist --threads "$threads" \
-  --limit "$limit")
-tf=$(awk '/^float/ {print $3}' <<<"$peer")
-tq=$(awk '/^qat/ {print $3}' <<<"$peer")
-awk -v qf="$qf" -v qq="$qq" -v tf="$tf" -v tq="$tq" 'BEGIN {
-  printf "%-28s %10s %10s %8s\n", "one epoch, batch 64", "qat (s)", "torch (s)", "ratio"
-  printf "%-28s %10.2f %10.2f %8.3f\n", "float", qf, tf, qf / tf
-  printf "%-28s %10.2f %10.2f %8.3f\n", "QAT (W8A8)", qq, tq, qq / tq
-  printf "fake-quant overhead over our float epoch: %+.1f%%\n", 100 * (qq / qf - 1)
-}'
-rm -rf "$out"
+  s=\$(cut -d, -f6 "\$d/metrics.csv" | tail -1)
+  echo "{\"impl\": \"qat-\${mode%%:*}\", \"epoch_seconds\": \$s}"
+done
+SH
+/usr/bin/python3 benchmarks/sidebyside.py --rounds "$rounds" \
+  --side "qat=bash $out/ours.sh" \
+  --side "torch=/usr/bin/python3 benchmarks/torch_train.py datasets/mnist --json --threads $threads --limit $limit" \
+  --ratio "float epoch: qat / pytorch=qat:qat-float.epoch_seconds / torch:pytorch-float.epoch_seconds lower" \
+  --ratio "W8A8 QAT epoch: qat / pytorch eager QAT=qat:qat-qat.epoch_seconds / torch:pytorch-qat.epoch_seconds lower" \
+  --ratio "fake-quant overhead: qat QAT / qat float=qat:qat-qat.epoch_seconds / qat:qat-float.epoch_seconds lower"

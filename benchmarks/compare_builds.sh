@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Two builds of qat side by side (e.g. before and after a change to the
+# kernels): bench-infer of each build on every kernel path given, in ROUNDS
+# alternating rounds run by benchmarks/sidebyside.py, and the ratio of the
+# new build's median to the base build's median per path and figure (int8
+# images/s at batch 1 and 64, conv2 / fc1 kernel GMAC/s). Refuses to print
+# ratios (exit 3) when other processes used more than 0.1 core.
+# usage: benchmarks/compare_builds.sh BASE_BUILD NEW_BUILD [ROUNDS] [THREADS] [ISA...]
+#   ISA: kernel paths to compare (default: avx2 avx512vnni on x86-64)
+#   QAT_BENCH_ARGS: extra bench-infer options, e.g. "--checkpoint run/checkpoint.h5"
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+base=$1
+new=$2
+rounds=${3:-5}
+threads=${4:-2}
+shift $(($# < 4 ? $# : 4))
+isas=("$@")
+((${#isas[@]})) || isas=(avx2 avx512vnni)
+args=(--rounds "$rounds")
+for isa in "${isas[@]}"; do
+  for side in base new; do
+    b=${!side}
+    [[ -x "$b/benchmarks/bench-infer" ]] || { echo "compare_builds: no $b/benchmarks/bench-infer" >&2; exit 2; }
+    args+=(--side "$side-$isa=$b/benchmarks/bench-infer --json --isa $isa --threads $threads --seconds 1 --repeats 3 ${QAT_BENCH_ARGS:-}")
+  done
+  for fig in qat-int8.batch1 qat-int8.batch64 kernels.conv2_gmacs kernels.fc1_gmacs; do
+    args+=(--ratio "$isa $fig: new / base=new-$isa:$fig / base-$isa:$fig")
+  done
+done
+exec /usr/bin/python3 benchmarks/sidebyside.py --same-kind "${args[@]}"
