@@ -526,6 +526,16 @@ Test(bad_model, format_an_array_of_strings)
                   "attribute 'format'", "expected a scalar string, found shape (2)");
 }
 
+Test(bad_model, format_checked_before_version)
+{
+    /* FORMAT.md §2, §6, §7.2: format first, then version, then the rest */
+    int32_t v = 2;
+    set_i32("/", "version", 0, &v);
+    set_str("m.h5", "/", "format", "qat-checkpoint");
+    INFER_BAD("attribute 'format'", "expected 'qat-int8-model', found 'qat-checkpoint'");
+    cr_assert_null(strstr(rb_err, "version"), "%s", rb_err);
+}
+
 /* ---- checkpoints through qat-export ------------------------------------------ */
 
 static void export_setup(void)
