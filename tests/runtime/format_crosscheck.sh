@@ -1,7 +1,8 @@
 #!/bin/sh
 # docs/FORMAT.md + docs/ARITHMETIC.md are enough to reproduce qat-infer: an
 # independent reader (format_reader.py, h5py + numpy) must dump byte-identical
-# logits for an MLP and a CNN at every weight width.
+# logits for an MLP and a CNN at every weight width, also after h5py has
+# rewritten the strings its own way.
 # usage: format_crosscheck.sh PYTHON MAKE_MODEL QAT_INFER READER IMAGES LABELS
 set -eu
 py=$1 make_model=$2 infer=$3 reader=$4 images=$5 labels=$6
@@ -21,3 +22,29 @@ for kind in mlp cnn; do
     echo "ok: $kind, $bits-bit weights: $(wc -c < "$tmp/c.bin") logit bytes identical"
   done
 done
+
+# FORMAT.md §1: h5py stores a str as a variable-length UTF-8 string.
+m="$tmp/cnn8.h5" s="$tmp/strings.h5"
+cp "$m" "$s"
+"$py" - "$s" <<'EOF'
+import sys
+import h5py
+f = h5py.File(sys.argv[1], "r+")
+del f.attrs["format"]
+f.attrs["format"] = "qat-int8-model"
+for g in f["layers"].values():
+    op, name = g.attrs["op"].decode(), g.attrs["name"].decode()
+    del g.attrs["op"], g.attrs["name"]
+    g.attrs["op"], g.attrs["name"] = op, name + "_\u00e4\u20ac\U0001F600"
+f.close()
+EOF
+for model in "$m" "$s"; do
+  "$infer" "$model" --images "$images" --labels "$labels" --batch 50 \
+    --dump-logits "$model.c.bin" --json > /dev/null
+done
+"$py" "$reader" "$s" "$images" "$tmp/py.bin"
+if ! cmp -s "$m.c.bin" "$s.c.bin" || ! cmp -s "$m.c.bin" "$tmp/py.bin"; then
+  echo "FAIL: variable-length UTF-8 strings (as h5py writes them) change the logits" >&2
+  exit 1
+fi
+echo "ok: h5py's variable-length UTF-8 strings: same logits from both readers"

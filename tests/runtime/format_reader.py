@@ -29,9 +29,17 @@ def attr(obj, name, kind, shape):
     if kind == "str":
         if not isinstance(t, h5py.h5t.TypeStringID) or s.get_simple_extent_type() != h5py.h5s.SCALAR:
             die("%s: attribute '%s' is not a scalar string" % (obj.name, name))
-        v = obj.attrs[name]
-        if isinstance(v, bytes):
-            v = v.split(b"\0")[0].decode()
+        if t.get_cset() not in (h5py.h5t.CSET_ASCII, h5py.h5t.CSET_UTF8):
+            die("%s: attribute '%s' is neither ASCII nor UTF-8" % (obj.name, name))
+        try:  # h5py gives str for variable-length strings, bytes for fixed ones
+            v = obj.attrs[name]
+            if isinstance(v, bytes):
+                v = v.split(b"\0")[0]
+                if t.get_strpad() == h5py.h5t.STR_SPACEPAD:
+                    v = v.rstrip(b" ")
+                v = v.decode("utf-8")  # strict: overlong forms and surrogates fail
+        except UnicodeDecodeError as e:
+            die("%s: attribute '%s' is not UTF-8: %s" % (obj.name, name, e))
         return v
     want = {"i32": (h5py.h5t.INTEGER, 4), "f32": (h5py.h5t.FLOAT, 4)}[kind]
     if (t.get_class(), t.get_size()) != want or (kind == "i32" and t.get_sign() != h5py.h5t.SGN_2):
