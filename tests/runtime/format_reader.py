@@ -54,12 +54,37 @@ def attr(obj, name, kind, shape):
     return [x.item() for x in v]
 
 
+def check_storage(d, n):
+    """FORMAT.md §7.1, before any data of d (n elements) is read."""
+    why = None
+    layout = d.id.get_create_plist().get_layout()
+    if d.external:
+        why = "stored outside the file"
+    elif layout == h5py.h5d.CONTIGUOUS and d.id.get_storage_size() == 0:
+        why = "never written"
+    elif layout == h5py.h5d.CHUNKED:
+        c = d.chunks[0]
+        want = -(-n // c)
+        if c > n or want > 1 << 20 or d.id.get_num_chunks() != want:
+            why = "chunks of %d elements, %d stored" % (c, d.id.get_num_chunks())
+        size = d.file.id.get_filesize()
+        for i in range(want if why is None else 0):
+            info = d.id.get_chunk_info_by_coord((i * c,))
+            if info.byte_offset is None or info.byte_offset + info.size > size or \
+                    (d.fletcher32 and info.size < 4):
+                why = "chunk %d: %d bytes at %s" % (i, info.size, info.byte_offset)
+                break
+    if why:
+        die("%s: %s" % (d.name, why))
+
+
 def dataset(g, name, dtype, n):
     if name not in g or not isinstance(g[name], h5py.Dataset):
         die("%s/%s: dataset missing" % (g.name, name))
     d = g[name]
     if d.dtype != np.dtype(dtype) or d.shape != (n,):
         die("%s/%s: expected %s[%d], found %s%s" % (g.name, name, dtype, n, d.dtype, d.shape))
+    check_storage(d, n)
     return d[...]
 
 
