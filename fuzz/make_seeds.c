@@ -1,9 +1,32 @@
 /* Writes the seed model files of fuzz/corpus/fuzz_model: small models that
  * use every op, every weight width class and nonzero zero points, so the
- * fuzzer starts from files that pass validation and run.
+ * fuzzer starts from files that pass validation and run; one has its
+ * strings as h5py writes a str (variable-length UTF-8).
  *   make_seeds DIR */
+#include <hdf5.h>
+
 #include "qat/runtime_h5.h"
 #include "rt_fixture.h"
+
+/* Replaces string attribute name of obj with s as a variable-length UTF-8
+ * string (FORMAT.md §1). */
+static int vlen_utf8(hid_t f, const char *obj, const char *name, const char *s)
+{
+    hid_t t = H5Tcopy(H5T_C_S1), sp = H5Screate(H5S_SCALAR), a = -1;
+    int ok = t >= 0 && sp >= 0 && H5Tset_size(t, H5T_VARIABLE) >= 0 &&
+             H5Tset_cset(t, H5T_CSET_UTF8) >= 0 &&
+             H5Adelete_by_name(f, obj, name, H5P_DEFAULT) >= 0;
+    if (ok)
+        a = H5Acreate_by_name(f, obj, name, t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    ok = ok && a >= 0 && H5Awrite(a, t, &s) >= 0;
+    if (a >= 0)
+        H5Aclose(a);
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (t >= 0)
+        H5Tclose(t);
+    return ok ? 0 : 1;
+}
 
 static int write(const char *dir, const char *name, fx_model *fx)
 {
@@ -48,6 +71,24 @@ int main(int argc, char **argv)
         fx_finish(&fx);
         snprintf(name, sizeof name, "mlp_w%d.h5", bits[b]);
         rc |= write(argv[1], name, &fx);
+    }
+    fx_model fx;
+    fx_begin(&fx, 3, 3, 2, 300);
+    fx_flatten(&fx, "flat");
+    fx_linear(&fx, "fc", 3, 8, 0);
+    fx_finish(&fx);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/strings_vlen_utf8.h5", argv[1]);
+    if (write(argv[1], "strings_vlen_utf8.h5", &fx) == 0) {
+        hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+        rc |= f < 0 || vlen_utf8(f, "/", "format", "qat-int8-model") ||
+              vlen_utf8(f, "/layers/000", "op", "flatten") ||
+              vlen_utf8(f, "/layers/001", "op", "linear") ||
+              vlen_utf8(f, "/layers/001", "name", "fc_\xC3\xA4\xE2\x82\xAC");
+        if (f >= 0)
+            H5Fclose(f);
+    } else {
+        rc = 1;
     }
     return rc;
 }

@@ -30,8 +30,9 @@ qat_status qat_rt_h5_load_memory(const void *buf, size_t len, const char *name,
 
 /* The root `format` attribute of any qat HDF5 file ("qat-int8-model" for a
  * model file, "qat-checkpoint" for a training checkpoint) into buf (cap
- * bytes); QAT_EINVAL naming the file if it is missing, unreadable or not a
- * string. Lets tools accept either kind of file. */
+ * bytes); QAT_EINVAL naming the file if it is missing, unreadable, not a
+ * scalar ASCII/UTF-8 string, or longer than cap - 1 bytes. Lets tools accept
+ * either kind of file. */
 qat_status qat_rt_h5_file_format(const char *path, char *buf, size_t cap, qat_error *err);
 
 /* Writes d to path atomically (temp file, fsync, rename); weight datasets use

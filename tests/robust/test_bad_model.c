@@ -437,6 +437,105 @@ Test(bad_model, chunk_larger_than_the_file)
     INFER_BAD("dataset /layers/005/weights", "beyond the end of the file");
 }
 
+/* ---- string attributes (FORMAT.md §1) ----------------------------------------- */
+
+/* Replaces string attribute attr of obj in m.h5 with s, fixed- or
+ * variable-length (vlen, as h5py stores a str), declared in character set cs. */
+static void set_str_as(const char *obj, const char *attr, const char *s, int vlen, H5T_cset_t cs)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    cr_assert_geq(H5Tset_size(t, vlen ? H5T_VARIABLE : strlen(s)), 0);
+    cr_assert_geq(H5Tset_cset(t, cs), 0);
+    set_attr("m.h5", obj, attr, t, t, 0, vlen ? (const void *)&s : s);
+    H5Tclose(t);
+}
+
+/* qat-infer's logits for model name (must run); caller frees. */
+static unsigned char *logits_of(const char *name, size_t *n)
+{
+    int code = rb_run("qat-infer", RB_ARGS(rb_path(name), "--images", rb_path("img"), "--labels",
+                                           rb_path("lab"), "--dump-logits", rb_path("l.bin")));
+    cr_assert_eq(code, 0, "%s must load and run\n%s", name, rb_err);
+    return rb_read(rb_path("l.bin"), n);
+}
+
+Test(bad_model, utf8_and_variable_length_strings_are_accepted)
+{
+    /* h5py writes a str as a variable-length UTF-8 string; qat-infer used
+     * to refuse it ("cannot be read") */
+    static const struct {
+        const char *obj, *attr, *value;
+    } strs[] = {{"/", "format", "qat-int8-model"},
+                {"/layers/002", "op", "conv2d"},
+                {"/layers/002", "name", "conv2"},
+                {"/layers/005", "name", "fc_\xC3\xA4\xE2\x82\xAC\xF0\x9F\x98\x80"}};
+    static const struct {
+        int vlen;
+        H5T_cset_t cs;
+    } kinds[] = {{0, H5T_CSET_UTF8}, {1, H5T_CSET_ASCII}, {1, H5T_CSET_UTF8}};
+    size_t n0, n;
+    unsigned char *want = logits_of("m.h5", &n0);
+    rb_copy(rb_path("m.h5"), rb_path("orig.h5"));
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+        for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+            rb_copy(rb_path("orig.h5"), rb_path("m.h5"));
+            set_str_as(strs[i].obj, strs[i].attr, strs[i].value, kinds[k].vlen, kinds[k].cs);
+            unsigned char *got = logits_of("m.h5", &n);
+            cr_assert(n == n0 && memcmp(got, want, n) == 0,
+                      "%s %s as kind %zu: logits differ from the original file's", strs[i].obj,
+                      strs[i].attr, k);
+            free(got);
+        }
+    free(want);
+    /* qat-export tells models from checkpoints by the same attribute */
+    set_str_as("/", "format", "qat-int8-model", 1, H5T_CSET_UTF8);
+    int code = rb_run("qat-export", RB_ARGS(rb_path("m.h5"), "-o", rb_path("out.h5")));
+    cr_assert_eq(code, 0, "%s", rb_err);
+}
+
+Test(bad_model, name_not_utf8)
+{
+    set_str_as("/layers/002", "name", "conv\xFF", 0, H5T_CSET_ASCII);
+    INFER_BAD("/layers/002: attribute 'name'", "expected UTF-8 text", "0xff at offset 4");
+}
+
+Test(bad_model, format_not_utf8)
+{
+    set_str_as("/", "format", "qat-int8-\xC0\xAFmodel", 1, H5T_CSET_UTF8);
+    INFER_BAD("/: attribute 'format'", "expected UTF-8 text", "0xc0 at offset 9");
+}
+
+Test(bad_model, op_not_a_string)
+{
+    int32_t v = 1;
+    set_i32("/layers/002", "op", 0, &v);
+    INFER_BAD("/layers/002: attribute 'op'", "expected a string, found int32");
+}
+
+Test(bad_model, format_an_array_of_strings)
+{
+    /* qat-export's format probe read this into one pointer's worth of stack
+     * and died with SIGSEGV */
+    const char *two[2] = {"qat-int8-model", "qat-int8-model"};
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    set_attr("m.h5", "/", "format", t, t, 2, two);
+    H5Tclose(t);
+    INFER_BAD("/: attribute 'format'", "expected a scalar string, found shape (2)");
+    RB_EXPECT_BAD("qat-export", RB_ARGS(rb_path("m.h5"), "-o", rb_path("out.h5")), "m.h5",
+                  "attribute 'format'", "expected a scalar string, found shape (2)");
+}
+
+Test(bad_model, format_checked_before_version)
+{
+    /* FORMAT.md §2, §6, §7.2: format first, then version, then the rest */
+    int32_t v = 2;
+    set_i32("/", "version", 0, &v);
+    set_str("m.h5", "/", "format", "qat-checkpoint");
+    INFER_BAD("attribute 'format'", "expected 'qat-int8-model', found 'qat-checkpoint'");
+    cr_assert_null(strstr(rb_err, "version"), "%s", rb_err);
+}
+
 /* ---- checkpoints through qat-export ------------------------------------------ */
 
 static void export_setup(void)

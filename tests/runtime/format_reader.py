@@ -29,9 +29,17 @@ def attr(obj, name, kind, shape):
     if kind == "str":
         if not isinstance(t, h5py.h5t.TypeStringID) or s.get_simple_extent_type() != h5py.h5s.SCALAR:
             die("%s: attribute '%s' is not a scalar string" % (obj.name, name))
-        v = obj.attrs[name]
-        if isinstance(v, bytes):
-            v = v.split(b"\0")[0].decode()
+        if t.get_cset() not in (h5py.h5t.CSET_ASCII, h5py.h5t.CSET_UTF8):
+            die("%s: attribute '%s' is neither ASCII nor UTF-8" % (obj.name, name))
+        try:  # h5py gives str for variable-length strings, bytes for fixed ones
+            v = obj.attrs[name]
+            if isinstance(v, bytes):
+                v = v.split(b"\0")[0]
+                if t.get_strpad() == h5py.h5t.STR_SPACEPAD:
+                    v = v.rstrip(b" ")
+                v = v.decode("utf-8")  # strict: overlong forms and surrogates fail
+        except UnicodeDecodeError as e:
+            die("%s: attribute '%s' is not UTF-8: %s" % (obj.name, name, e))
         return v
     want = {"i32": (h5py.h5t.INTEGER, 4), "f32": (h5py.h5t.FLOAT, 4)}[kind]
     if (t.get_class(), t.get_size()) != want or (kind == "i32" and t.get_sign() != h5py.h5t.SGN_2):
@@ -46,12 +54,37 @@ def attr(obj, name, kind, shape):
     return [x.item() for x in v]
 
 
+def check_storage(d, n):
+    """FORMAT.md §7.1, before any data of d (n elements) is read."""
+    why = None
+    layout = d.id.get_create_plist().get_layout()
+    if d.external:
+        why = "stored outside the file"
+    elif layout == h5py.h5d.CONTIGUOUS and d.id.get_storage_size() == 0:
+        why = "never written"
+    elif layout == h5py.h5d.CHUNKED:
+        c = d.chunks[0]
+        want = -(-n // c)
+        if c > n or want > 1 << 20 or d.id.get_num_chunks() != want:
+            why = "chunks of %d elements, %d stored" % (c, d.id.get_num_chunks())
+        size = d.file.id.get_filesize()
+        for i in range(want if why is None else 0):
+            info = d.id.get_chunk_info_by_coord((i * c,))
+            if info.byte_offset is None or info.byte_offset + info.size > size or \
+                    (d.fletcher32 and info.size < 4):
+                why = "chunk %d: %d bytes at %s" % (i, info.size, info.byte_offset)
+                break
+    if why:
+        die("%s: %s" % (d.name, why))
+
+
 def dataset(g, name, dtype, n):
     if name not in g or not isinstance(g[name], h5py.Dataset):
         die("%s/%s: dataset missing" % (g.name, name))
     d = g[name]
     if d.dtype != np.dtype(dtype) or d.shape != (n,):
         die("%s/%s: expected %s[%d], found %s%s" % (g.name, name, dtype, n, d.dtype, d.shape))
+    check_storage(d, n)
     return d[...]
 
 

@@ -450,6 +450,70 @@ Test(h5, variable_length_strings_are_accepted)
     qat_rt_owned_desc_free(&od);
 }
 
+/* Replaces /layers/003's name with the bytes s, as a UTF-8 string,
+ * variable-length (h5py's str) or fixed-length. */
+static void set_name_utf8(const char *s, int vlen)
+{
+    hid_t f = h5_edit();
+    hid_t o = H5Oopen(f, "/layers/003", H5P_DEFAULT);
+    H5Adelete(o, "name");
+    hid_t t = H5Tcopy(H5T_C_S1);
+    cr_assert_geq(H5Tset_size(t, vlen ? H5T_VARIABLE : strlen(s)), 0);
+    cr_assert_geq(H5Tset_cset(t, H5T_CSET_UTF8), 0);
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(o, "name", t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    cr_assert_geq(H5Awrite(a, t, vlen ? (const void *)&s : s), 0);
+    H5Aclose(a);
+    H5Sclose(sp);
+    H5Tclose(t);
+    H5Oclose(o);
+    H5Fclose(f);
+}
+
+Test(h5, utf8_strings_are_accepted_and_their_bytes_validated)
+{
+    /* the edges of well-formed UTF-8 (Unicode Table 3-7) */
+    static const char *const good[] = {
+        "n\xC2\x80",         "n\xC3\xA4 \xE2\x82\xAC",   "n\xED\x9F\xBF" /* U+D7FF */,
+        "n\xEE\x80\x80",     "n\xEF\xBF\xBF",            "n\xF0\x90\x80\x80",
+        "n\xF0\x9F\x98\x80", "n\xF4\x8F\xBF\xBF" /* U+10FFFF */};
+    static const struct {
+        const char *s;
+        const char *at; /* the expected "byte 0x.. at offset N" */
+    } bad[] = {
+        {"n\x80", "0x80 at offset 1"},                 /* lone continuation */
+        {"n\xC0\xAF", "0xc0 at offset 1"},             /* overlong '/' */
+        {"n\xC1\xBF", "0xc1 at offset 1"},             /* overlong */
+        {"n\xE0\x9F\xBF", "0xe0 at offset 1"},         /* overlong U+07FF */
+        {"n\xED\xA0\x80", "0xed at offset 1"},         /* surrogate U+D800 */
+        {"n\xF0\x8F\xBF\xBF", "0xf0 at offset 1"},     /* overlong U+FFFF */
+        {"n\xF4\x90\x80\x80", "0xf4 at offset 1"},     /* U+110000 */
+        {"n\xF5\x80\x80\x80", "0xf5 at offset 1"},     /* no such lead byte */
+        {"n\xFF", "0xff at offset 1"},                 /* never in UTF-8 */
+        {"n\xE2\x28\xA1", "0xe2 at offset 1"},         /* bad continuation */
+        {"n\xC3\xA4\xE2\x82", "0xe2 at offset 3"},     /* cut off at the end */
+        {"n\xF0\x9F\x98\x41", "0xf0 at offset 1"},     /* cut off by ASCII */
+    };
+    fx_model fx;
+    write_cnn(&fx, 8);
+    fx_free(&fx);
+    qat_error e;
+    qat_rt_owned_desc od;
+    for (int vlen = 0; vlen <= 1; vlen++) {
+        for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+            set_name_utf8(good[i], vlen);
+            cr_assert_eq(qat_rt_h5_read_desc(path, &od, &e), QAT_OK, "good[%zu]: %s", i, e.msg);
+            cr_assert_str_eq(od.desc.layers[3].name, good[i]);
+            qat_rt_owned_desc_free(&od);
+        }
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            set_name_utf8(bad[i].s, vlen);
+            expect_load_fails("/layers/003: attribute 'name': expected UTF-8 text");
+            expect_load_fails(bad[i].at);
+        }
+    }
+}
+
 Test(h5, byte_flips_never_crash_and_never_load_bad_models)
 {
     /* Damage each of many positions in turn: every outcome must be either a

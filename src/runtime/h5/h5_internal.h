@@ -43,4 +43,24 @@ static inline void qat_h5_quiet_end(const qat_h5_quiet *q, int failed)
  * or "" when the stack is empty. */
 void qat_h5_last_error(char *buf, size_t cap);
 
+/* Longest string attribute we read, in bytes (names are < 64). */
+#define QAT_H5_MAX_STR 256
+
+/* Reads the scalar string attribute `name` of obj into buf (cap bytes with
+ * the NUL): fixed- or variable-length, declared ASCII or UTF-8, its bytes
+ * valid UTF-8 either way (docs/FORMAT.md §1). Returns 0, or -1 with why
+ * saying what was expected and what was found ("missing", "expected a
+ * string, found int32", ...). */
+int qat_h5_read_str_attr(hid_t obj, const char *name, char *buf, size_t cap, char *why,
+                         size_t why_cap);
+/* Offset of the first byte of s[0..n) that does not start a well-formed
+ * UTF-8 sequence (no overlong forms, surrogates or code points above
+ * U+10FFFF), or n if all of it is well-formed. */
+size_t qat_h5_utf8_invalid_at(const char *s, size_t n);
+/* "int32", "float64", "a variable-length string (UTF-8)", "compound (8
+ * bytes)", ... for messages. */
+void qat_h5_describe_type(hid_t t, char *buf, size_t cap);
+/* "a scalar", "shape (3, 2)", ... for messages. */
+void qat_h5_describe_space(hid_t sp, char *buf, size_t cap);
+
 #endif

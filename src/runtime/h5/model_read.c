@@ -11,9 +11,6 @@
 
 #include "runtime/h5/h5_internal.h"
 
-/* Longest fixed-length string attribute we accept (names are < 64). */
-#define MAX_STR 256
-
 typedef struct rd {
     const char *file; /* for messages */
     qat_error *err;
@@ -28,21 +25,6 @@ __attribute__((format(printf, 3, 4))) static qat_status rfail(rd *r, const char 
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     return qat_fail(r->err, QAT_EINVAL, "%s: %s: %s", r->file, where, msg);
-}
-
-/* "int32", "float64", "uint8", "string", ... for messages. */
-static void describe_type(hid_t t, char *buf, size_t cap)
-{
-    H5T_class_t cls = H5Tget_class(t);
-    size_t size = H5Tget_size(t);
-    switch (cls) {
-    case H5T_INTEGER:
-        snprintf(buf, cap, "%sint%zu", H5Tget_sign(t) == H5T_SGN_NONE ? "u" : "", size * 8);
-        return;
-    case H5T_FLOAT: snprintf(buf, cap, "float%zu", size * 8); return;
-    case H5T_STRING: snprintf(buf, cap, "string"); return;
-    default: snprintf(buf, cap, "HDF5 type class %d (%zu bytes)", (int)cls, size); return;
-    }
 }
 
 typedef enum { K_I32, K_F32, K_U8 } kind;
@@ -70,24 +52,13 @@ static hid_t mem_type(kind k)
  * elements. Describes what was found into buf on mismatch. */
 static int space_is(hid_t sp, long long count, char *buf, size_t cap)
 {
+    qat_h5_describe_space(sp, buf, cap);
     H5S_class_t cls = H5Sget_simple_extent_type(sp);
-    if (cls == H5S_SCALAR) {
-        snprintf(buf, cap, "a scalar");
+    if (cls == H5S_SCALAR)
         return count < 0;
-    }
-    int rank = H5Sget_simple_extent_ndims(sp);
-    if (cls != H5S_SIMPLE || rank < 0 || rank > 32) {
-        snprintf(buf, cap, "an empty or invalid dataspace");
-        return 0;
-    }
-    hsize_t dims[32];
-    H5Sget_simple_extent_dims(sp, dims, NULL);
-    int n = snprintf(buf, cap, "shape (");
-    for (int i = 0; i < rank && n > 0 && (size_t)n < cap; i++)
-        n += snprintf(buf + n, cap - (size_t)n, "%s%llu", i ? ", " : "", (unsigned long long)dims[i]);
-    if (n > 0 && (size_t)n < cap)
-        snprintf(buf + n, cap - (size_t)n, ")");
-    return count >= 0 && rank == 1 && dims[0] == (hsize_t)count;
+    hsize_t dims[1];
+    return count >= 0 && cls == H5S_SIMPLE && H5Sget_simple_extent_ndims(sp) == 1 &&
+           H5Sget_simple_extent_dims(sp, dims, NULL) == 1 && dims[0] == (hsize_t)count;
 }
 
 static void describe_want(long long count, char *buf, size_t cap)
@@ -119,7 +90,7 @@ static qat_status read_attr(rd *r, hid_t obj, const char *opath, const char *nam
     if (t < 0 || sp < 0) {
         st = rfail(r, where, "cannot read its type or shape");
     } else if (!type_is(t, k)) {
-        describe_type(t, found, sizeof found);
+        qat_h5_describe_type(t, found, sizeof found);
         st = rfail(r, where, "expected dtype %s, found %s", kind_name(k), found);
     } else if (!space_is(sp, count, found, sizeof found)) {
         describe_want(count, want, sizeof want);
@@ -135,72 +106,15 @@ static qat_status read_attr(rd *r, hid_t obj, const char *opath, const char *nam
     return st;
 }
 
-/* A scalar string attribute, fixed- or variable-length, into buf (cap
- * bytes incl. NUL); longer strings are an error. */
+/* A scalar string attribute into buf (cap bytes incl. NUL); FORMAT.md §1. */
 static qat_status read_str_attr(rd *r, hid_t obj, const char *opath, const char *name, char *buf,
                                 size_t cap)
 {
-    char where[160];
+    char where[160], why[256];
+    if (qat_h5_read_str_attr(obj, name, buf, cap, why, sizeof why) == 0)
+        return QAT_OK;
     snprintf(where, sizeof where, "%s: attribute '%s'", opath, name);
-    htri_t ex = H5Aexists(obj, name);
-    if (ex < 0)
-        return rfail(r, where, "cannot be looked up (corrupt object header?)");
-    if (ex == 0)
-        return rfail(r, where, "missing");
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    if (a < 0)
-        return rfail(r, where, "cannot be opened");
-    hid_t t = H5Aget_type(a), sp = H5Aget_space(a), mt = -1;
-    qat_status st = QAT_OK;
-    char found[128];
-    if (t < 0 || sp < 0) {
-        st = rfail(r, where, "cannot read its type or shape");
-    } else if (H5Tget_class(t) != H5T_STRING) {
-        describe_type(t, found, sizeof found);
-        st = rfail(r, where, "expected a string, found %s", found);
-    } else if (!space_is(sp, -1, found, sizeof found)) {
-        st = rfail(r, where, "expected a scalar, found %s", found);
-    } else if (H5Tis_variable_str(t) > 0) {
-        char *s = NULL;
-        mt = H5Tcopy(H5T_C_S1);
-        if (mt < 0 || H5Tset_size(mt, H5T_VARIABLE) < 0 || H5Aread(a, mt, &s) < 0 || !s)
-            st = rfail(r, where, "cannot be read");
-        else if (strlen(s) >= cap)
-            st = rfail(r, where, "expected at most %zu bytes, found %zu", cap - 1, strlen(s));
-        else
-            memcpy(buf, s, strlen(s) + 1);
-        if (s)
-            H5free_memory(s);
-    } else {
-        size_t size = H5Tget_size(t);
-        char tmp[MAX_STR + 1];
-        mt = H5Tcopy(H5T_C_S1);
-        if (size == 0 || size > MAX_STR) {
-            st = rfail(r, where, "expected a string of at most %d bytes, found %zu", MAX_STR,
-                       size);
-        } else if (mt < 0 || H5Tset_size(mt, size + 1) < 0 ||
-                   H5Tset_strpad(mt, H5T_STR_NULLTERM) < 0 || H5Aread(a, mt, tmp) < 0) {
-            st = rfail(r, where, "cannot be read");
-        } else {
-            tmp[size] = '\0';
-            size_t len = strlen(tmp);
-            if (H5Tget_strpad(t) == H5T_STR_SPACEPAD)
-                while (len && tmp[len - 1] == ' ')
-                    tmp[--len] = '\0';
-            if (len >= cap)
-                st = rfail(r, where, "expected at most %zu bytes, found %zu", cap - 1, len);
-            else
-                memcpy(buf, tmp, len + 1);
-        }
-    }
-    if (mt >= 0)
-        H5Tclose(mt);
-    if (t >= 0)
-        H5Tclose(t);
-    if (sp >= 0)
-        H5Sclose(sp);
-    H5Aclose(a);
-    return st;
+    return rfail(r, where, "%s", why);
 }
 
 /* Whether all count elements of 1-D dataset d are stored in this file. HDF5
@@ -312,7 +226,7 @@ static qat_status open_dataset(rd *r, hid_t g, const char *gpath, const char *na
     if (t < 0 || sp < 0) {
         st = rfail(r, where, "cannot read its type or shape");
     } else if (!type_is(t, k)) {
-        describe_type(t, found, sizeof found);
+        qat_h5_describe_type(t, found, sizeof found);
         st = rfail(r, where, "expected dtype %s, found %s", kind_name(k), found);
     } else if (!space_is(sp, count, found, sizeof found)) {
         describe_want(count, want, sizeof want);
@@ -381,7 +295,7 @@ static qat_status parse_op(rd *r, const char *gpath, const char *s, qat_rt_op *o
 static qat_status read_layer_meta(rd *r, hid_t g, const char *gpath, qat_rt_layer_desc *l)
 {
     qat_status st;
-    char op[MAX_STR];
+    char op[QAT_H5_MAX_STR];
     int32_t in[3], out[3], v2[2];
     if ((st = read_str_attr(r, g, gpath, "op", op, sizeof op)) ||
         (st = parse_op(r, gpath, op, &l->op)) ||
@@ -510,7 +424,7 @@ static qat_status open_group(rd *r, hid_t parent, const char *name, const char *
 static qat_status read_root(rd *r, hid_t f, qat_rt_model_desc *d)
 {
     qat_status st;
-    char fmt[MAX_STR];
+    char fmt[QAT_H5_MAX_STR];
     if ((st = read_str_attr(r, f, "/", "format", fmt, sizeof fmt)))
         return st;
     if (strcmp(fmt, QAT_H5_FORMAT_NAME) != 0)
