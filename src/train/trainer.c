@@ -386,13 +386,9 @@ static qat_status finish(run *r, results *res, qat_error *err)
     }
     res->fq_acc = acc;
     qat_rt_owned_desc d;
-    if ((st = qat_export_desc(r->model, &d, err)) != QAT_OK)
+    if ((st = qat_export_desc_sparsity(r->model, &d, r->pruner ? &res->sparsity : NULL, err)))
         goto done;
     res->bytes_int8 = qat_export_param_bytes(&d.desc);
-    if (r->pruner && (st = qat_prune_stats_int8(r->model, &d.desc, &res->sparsity, err))) {
-        qat_rt_owned_desc_free(&d);
-        goto done;
-    }
     char path[4200];
     snprintf(path, sizeof path, "%s/model.int8.h5", r->dir);
     st = qat_rt_h5_write(path, &d.desc, err);

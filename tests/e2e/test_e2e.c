@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "qat/export.h"
+#include "qat/runtime_h5.h"
 #include "qat/train.h"
 
 static char tmpdir[256];
