@@ -11,8 +11,8 @@
 #include "../runtime/rt_fixture.h"
 #include "export/codes.h"
 #include "qat/export.h"
+#include "qat/run.h"
 #include "qat/runtime_h5.h"
-#include "qat/train.h"
 
 /* ---- synthetic models ------------------------------------------------------- */
 
@@ -322,7 +322,7 @@ static void trained_case(const char *const *extra, int nextra, int conv2_kept, i
     qat_config *cfg = subset_cfg(extra, nextra);
     qat_train_opts o = {.out_dir = dir, .quiet = 1};
     qat_error e;
-    cr_assert_eq(qat_train(cfg, &o, &e), QAT_OK, "%s", e.msg);
+    cr_assert_eq(qat_run(cfg, &o, &e), QAT_OK, "%s", e.msg);
     char ck[256], mp[256];
     snprintf(ck, sizeof ck, "%s/checkpoint.h5", dir);
     snprintf(mp, sizeof mp, "%s/model.int8.h5", dir);
