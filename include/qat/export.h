@@ -7,21 +7,22 @@
 #include <stdint.h>
 
 #include "qat/nn.h"
-#include "qat/runtime_h5.h"
+#include "qat/prune.h"
+#include "qat/runtime.h"
 
 /* Builds the integer description of m (refreshing its quantization from the
  * weights and observers first). Dropout layers disappear; everything else
  * maps one to one. Under [prune] method = channel the pruned channels are
- * removed, with the next layer's inputs (qat_prune_remove_channels), so the
- * integer model has the reduced shapes. out owns its arrays (free with
- * qat_rt_owned_desc_free). */
+ * removed, with the next layer's inputs (src/export/remove.c), so the
+ * integer model has the reduced shapes. Weights are packed by the runtime's
+ * packer (qat_rt_pack_weights). out owns its arrays (free with
+ * qat_rt_owned_desc_free); writing it to a file is runtime_h5.h's. */
 qat_status qat_export_desc(qat_model *m, qat_rt_owned_desc *out, qat_error *err);
-
-/* Packs n weight codes of `bits` bits as docs/FORMAT.md says (5..8 bits:
- * one byte each; 3..4: 4-bit slots; 2: 2-bit slots; low bits first). out
- * needs qat_packed_size(n, bits) bytes. */
-size_t qat_packed_size(size_t n, int bits);
-void qat_pack_weights(const int8_t *w, size_t n, int bits, uint8_t *out);
+/* qat_export_desc, and *sparsity gets the exported weights' sparsity per
+ * conv2d / linear layer (names are m's): codes at their zero point plus the
+ * weights channel removal took out, relative to the trained shapes. */
+qat_status qat_export_desc_sparsity(qat_model *m, qat_rt_owned_desc *out,
+                                    qat_prune_stats *sparsity, qat_error *err);
 
 /* Bytes the integer model's parameters occupy as stored (packed weights,
  * int32 bias, multiplier, shift, and per-channel zero points if any). */

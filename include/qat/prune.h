@@ -1,6 +1,7 @@
 /* Pruning and regularisation: masks over a model's parameters, sparsity
- * schedules, L1/L2 penalties, and the physical removal of pruned channels
- * from an exported integer model. docs/PRUNING.md explains the design.
+ * schedules, L1/L2 penalties and sparsity counts. The physical removal of
+ * pruned channels is export's (src/export/remove.c). docs/PRUNING.md
+ * explains the design.
  *
  * A pruned parameter is an exact +0 in the model's parameter buffer, so the
  * forward, the observers, BN folding and export see the pruned model without
@@ -14,7 +15,6 @@
 #include "qat/config.h"
 #include "qat/nn.h"
 #include "qat/optim.h"
-#include "qat/runtime_h5.h"
 
 /* ---- schedules (src/prune/schedule.c) ------------------------------------------ */
 typedef struct qat_prune_schedule {
@@ -94,12 +94,11 @@ typedef struct qat_prune_stats {
     double sparsity; /* zeros / weights */
 } qat_prune_stats;
 
-/* From the float weights: exact zeros. */
+/* From the float weights: exact zeros. (The int8 count, from the exported
+ * codes, is qat_export_desc_sparsity's.) */
 void qat_prune_stats_float(qat_model *m, qat_prune_stats *s);
-/* From an exported integer model d of m: weight codes equal to their zero
- * point, plus the weights channel removal took out (matched by layer name). */
-qat_status qat_prune_stats_int8(qat_model *m, const qat_rt_model_desc *d, qat_prune_stats *s,
-                                qat_error *err);
+/* Fills weights, zeros and sparsity from the s->n layer rows. */
+void qat_prune_stats_total(qat_prune_stats *s);
 /* Per-layer table: weights, zeros, sparsity, channels kept. */
 void qat_prune_stats_print(FILE *f, const qat_prune_stats *s, const char *title);
 
@@ -113,16 +112,5 @@ double qat_regularize_penalty(qat_model *m);
 /* Adds the penalty's gradient, l1 sign(w) + l2 w (sign(0) = 0), into m's
  * gradient buffer and returns the penalty. */
 double qat_regularize_apply(qat_model *m);
-
-/* ---- channel removal (src/prune/remove.c) ----------------------------------------- */
-/* Removes from d every dead output channel of a conv2d / linear layer but
- * the last (all weight codes at the zero point and bias code 0, so the
- * channel outputs its zero point, a real 0, for every input) and the
- * matching inputs of the next conv2d / linear (through pools, and every
- * (h, w, c) position of a flatten in between). Exact: the integer model
- * computes the same logits, bit for bit. A layer keeps at least one channel.
- * d's arrays are rebuilt (it still owns them); *removed (may be NULL) gets
- * the number of channels removed. */
-qat_status qat_prune_remove_channels(qat_rt_owned_desc *d, int *removed, qat_error *err);
 
 #endif

@@ -74,6 +74,19 @@ typedef struct qat_rt_model_desc {
     const qat_rt_layer_desc *layers;
 } qat_rt_model_desc;
 
+/* A description that owns its arrays: what the HDF5 reader (runtime_h5.h)
+ * and export build. layers holds desc.num_layers entries (desc.layers
+ * points at it); blob is the one allocation every array of every layer
+ * points into. */
+typedef struct qat_rt_owned_desc {
+    qat_rt_model_desc desc;
+    qat_rt_layer_desc *layers;
+    void *blob;
+} qat_rt_owned_desc;
+
+/* Frees layers and blob and zeroes *d; d may be NULL or already freed. */
+void qat_rt_owned_desc_free(qat_rt_owned_desc *d);
+
 /* "conv2d", "linear", "maxpool2d", "avgpool2d", "flatten"; NULL if unknown. */
 const char *qat_rt_op_name(qat_rt_op op);
 

@@ -5,14 +5,8 @@
 
 #include "qat/runtime.h"
 
-/* A model description whose arrays are owned by the struct. */
-typedef struct qat_rt_owned_desc {
-    qat_rt_model_desc desc;
-    qat_rt_layer_desc *layers;
-    void *blob; /* one allocation holding every array */
-} qat_rt_owned_desc;
-
-/* Reads and validates a model file into an owned description. Every problem
+/* Reads and validates a model file into an owned description
+ * (qat_rt_owned_desc, runtime.h). Every problem
  * (missing dataset, wrong dtype or shape, absurd attribute) is QAT_EINVAL
  * with the file and the field named. HDF5's own error printing is off during
  * the call; after a failed call it stays off (HDF5 1.10 would otherwise print
@@ -21,7 +15,6 @@ qat_status qat_rt_h5_read_desc(const char *path, qat_rt_owned_desc *out, qat_err
 /* Same, from an HDF5 file image held in memory. */
 qat_status qat_rt_h5_read_desc_memory(const void *buf, size_t len, const char *name,
                                       qat_rt_owned_desc *out, qat_error *err);
-void qat_rt_owned_desc_free(qat_rt_owned_desc *d);
 
 /* Convenience: read + qat_rt_model_create. */
 qat_status qat_rt_h5_load(const char *path, qat_rt_model **out, qat_error *err);

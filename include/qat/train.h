@@ -1,4 +1,5 @@
-/* Training runs: the loop, evaluation, checkpoints and run reports. */
+/* Training runs: the loop, evaluation, checkpoints and run reports. What
+ * follows training (export, integer evaluation, summary.json) is run.h's. */
 #ifndef QAT_TRAIN_H
 #define QAT_TRAIN_H
 
@@ -9,7 +10,6 @@
 #include "qat/nn.h"
 #include "qat/optim.h"
 #include "qat/rng.h"
-#include "qat/runtime.h"
 
 typedef struct qat_train_opts {
     const char *out_dir; /* NULL: runs/<config name> */
@@ -18,20 +18,33 @@ typedef struct qat_train_opts {
     int stop_after;      /* > 0: stop after this epoch, as if interrupted (tests) */
 } qat_train_opts;
 
-/* Trains cfg end to end and writes into the run directory: checkpoint.h5,
- * model.int8.h5 (when quantization is on), metrics.csv, summary.json and
- * config.ini (the resolved configuration). */
-qat_status qat_train(const qat_config *cfg, const qat_train_opts *opts, qat_error *err);
+/* A finished training run: the trained model and what the run read, for
+ * the steps after training. Everything is the run's (qat_train_end frees
+ * it); cfg must outlive it. */
+typedef struct qat_trained {
+    const qat_config *cfg;
+    const char *dir;              /* the run directory */
+    int threads;                  /* [train] threads, 0 resolved to the online cores */
+    qat_model *model;             /* as the last epoch left it */
+    qat_tape *tape;               /* on the run's thread team, for evaluating model */
+    const qat_dataset *train, *test;
+    const double *epoch_seconds;  /* cfg->train.epochs entries (a resume's earlier
+                                     epochs from metrics.csv) */
+} qat_trained;
+
+/* Trains cfg and writes into the run directory: config.ini (the resolved
+ * configuration), metrics.csv and checkpoint.h5 (every checkpoint_every
+ * epochs and after the last). On success *out is the finished run; on
+ * failure nothing is left to free. With opts->stop_after the run stops after
+ * that epoch with QAT_EINTERNAL, as if interrupted. */
+qat_status qat_train(const qat_config *cfg, const qat_train_opts *opts, qat_trained **out,
+                     qat_error *err);
+/* Frees the run (model, tape, datasets, thread team); t may be NULL. */
+void qat_train_end(qat_trained *t);
 
 /* Evaluates the model (eval mode, no grad) over d; pred (d->n entries, may be
  * NULL) receives the predicted classes. Returns accuracy in [0, 1]. */
 double qat_evaluate(qat_model *m, qat_tape *t, const qat_dataset *d, int batch, uint8_t *pred);
-
-/* Runs an integer model over d with a session of `threads` threads and
- * batch `batch`; pred as above. *images_per_second may be NULL. */
-qat_status qat_evaluate_int8(const qat_rt_model *m, const qat_dataset *d, int threads, int batch,
-                             uint8_t *pred, double *accuracy, double *images_per_second,
-                             qat_error *err);
 
 /* ---- checkpoints ---------------------------------------------------------------- */
 typedef struct qat_checkpoint_meta {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "qat/export.h"
+#include "qat/runtime_h5.h"
 #include "qat/train.h"
 
 #define CKPT_FORMAT "qat-checkpoint"

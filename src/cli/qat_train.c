@@ -1,10 +1,10 @@
-/* qat-train: train a config end to end (thin main over qat_train). */
+/* qat-train: train a config end to end (thin main over qat_run). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "qat/config.h"
-#include "qat/train.h"
+#include "qat/run.h"
 
 static void usage(FILE *f)
 {
@@ -100,7 +100,7 @@ static int run(int argc, char **argv, const char **sets)
         st = qat_config_load(config, sets, nsets, cfg, &err);
     }
     if (st == QAT_OK)
-        st = qat_train(cfg, &opts, &err);
+        st = qat_run(cfg, &opts, &err);
     if (st != QAT_OK)
         fprintf(stderr, "qat-train: error: %s\n", err.msg);
     free(cfg);

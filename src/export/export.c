@@ -1,33 +1,20 @@
 /* Export: per layer, the weight codes, bias codes, multipliers and clamps
- * that the QAT forward used, in the runtime's description format; channel
- * pruning's dead channels are then removed (src/prune/remove.c). */
+ * that the QAT forward used, in the runtime's description format. The model
+ * is first built as codes (codes.h): channel pruning's dead channels are
+ * removed there (remove.c) and the deployed sparsity counted, then the
+ * runtime's packer packs every weight once. */
 #include "qat/export.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "export/codes.h"
 #include "qat/fixedpoint.h"
-#include "qat/prune.h"
 
-static int slot_bits(int bits) { return bits >= 5 ? 8 : bits >= 3 ? 4 : 2; }
-
-size_t qat_packed_size(size_t n, int bits)
-{
-    size_t per = (size_t)(8 / slot_bits(bits));
-    return (n + per - 1) / per;
-}
-
-void qat_pack_weights(const int8_t *w, size_t n, int bits, uint8_t *out)
-{
-    int sb = slot_bits(bits);
-    size_t per = (size_t)(8 / sb);
-    memset(out, 0, qat_packed_size(n, bits));
-    uint8_t mask = (uint8_t)((1u << sb) - 1u);
-    for (size_t i = 0; i < n; i++)
-        out[i / per] |= (uint8_t)(((uint8_t)w[i] & mask) << ((i % per) * (size_t)sb));
-}
+#define ALIGN64(x) (((x) + 63) / 64 * 64)
 
 static int maps_to_runtime(int type) { return type != QAT_LAYER_DROPOUT; }
+static int has_weights(int type) { return type == QAT_LAYER_CONV2D || type == QAT_LAYER_LINEAR; }
 
 static qat_rt_op rt_op(int type)
 {
@@ -40,40 +27,83 @@ static qat_rt_op rt_op(int type)
     }
 }
 
-qat_status qat_export_desc(qat_model *m, qat_rt_owned_desc *out, qat_error *err)
+qat_status qat_export_layer_alloc(qat_export_layer *l, int asymmetric, qat_error *err)
 {
-    memset(out, 0, sizeof *out);
-    qat_status st = qat_model_refresh_qparams(m, err);
-    if (st != QAT_OK)
-        return qat_error_prefix(err, "export");
+    size_t C = (size_t)l->d.out_c, wn = C * qat_export_row_len(&l->d);
+    /* the int32 arrays first (bias is the allocation's start), then the
+     * scales, then the codes */
+    int32_t *p = malloc(C * (4 * sizeof(int32_t) + sizeof(float)) + wn + 1);
+    if (!p)
+        return qat_fail(err, QAT_ENOMEM, "layer '%s': out of memory", l->d.name);
+    l->bias = p;
+    l->multiplier = p + C;
+    l->shift = p + 2 * C;
+    l->weight_zero_point = asymmetric ? p + 3 * C : NULL;
+    l->weight_scale = (float *)(p + 4 * C);
+    l->codes = (int8_t *)(l->weight_scale + C);
+    return QAT_OK;
+}
+
+void qat_export_model_free(qat_export_model *x)
+{
+    for (int i = 0; x->layers && i < x->d.num_layers; i++)
+        free(x->layers[i].bias);
+    free(x->layers);
+    memset(x, 0, sizeof *x);
+}
+
+/* A conv2d / linear layer's codes and arrays from its effective weights and
+ * quantization parameters (refreshed by the caller). */
+static void quantize_layer(const qat_layer *l, qat_export_layer *e)
+{
+    const qat_layer_quant *q = &l->q;
+    size_t C = (size_t)l->out_c;
+    for (size_t c = 0; c < C; c++) {
+        for (size_t j = 0; j < l->fan_in; j++) {
+            size_t idx = c * l->fan_in + j;
+            e->codes[idx] = (int8_t)qat_fp_quantize(l->w_eff[idx], q->w_scale[c], q->w_zp[c],
+                                                    q->wqmin, q->wqmax);
+        }
+        e->bias[c] = qat_quantize_bias(l->b_eff[c], q->acc_scale[c], q->bias_limit);
+        e->multiplier[c] = q->multiplier[c];
+        e->shift[c] = q->shift[c];
+        if (e->weight_zero_point)
+            e->weight_zero_point[c] = q->w_zp[c];
+        e->weight_scale[c] = q->w_scale[c];
+    }
+    e->d.weight_bits = l->cfg->quant.weight_bits;
+    e->d.act_min = q->act_min;
+    e->d.act_max = q->act_max;
+}
+
+/* m's integer model as codes; dropout layers disappear, everything else
+ * maps one to one. */
+static qat_status build_codes(qat_model *m, qat_export_model *x, qat_error *err)
+{
+    memset(x, 0, sizeof *x);
     const qat_config *cfg = qat_model_config(m);
     int n = qat_model_num_layers(m), nl = 0;
-    size_t bytes = 0;
+    for (int i = 0; i < n; i++)
+        nl += maps_to_runtime(qat_model_layer(m, i)->type);
+    x->layers = calloc((size_t)nl + 1, sizeof *x->layers);
+    if (!x->layers)
+        return qat_fail(err, QAT_ENOMEM, "out of memory");
+    qat_rt_model_desc *md = &x->d;
+    md->version = QAT_RT_FORMAT_VERSION;
+    md->in_h = cfg->model.input_height;
+    md->in_w = cfg->model.input_width;
+    md->in_c = cfg->model.input_channels;
+    md->input_scale = qat_input_qparams().scale;
+    md->input_zero_point = qat_input_qparams().zero_point;
+    md->num_classes = cfg->model.num_classes;
+    md->num_layers = nl;
+    int k = 0;
     for (int i = 0; i < n; i++) {
         const qat_layer *l = qat_model_layer(m, i);
         if (!maps_to_runtime(l->type))
             continue;
-        nl++;
-        if (l->type == QAT_LAYER_CONV2D || l->type == QAT_LAYER_LINEAR) {
-            size_t C = (size_t)l->out_c;
-            bytes += qat_packed_size(C * l->fan_in, l->cfg->quant.weight_bits) + 64;
-            bytes += C * (4 * sizeof(int32_t) + sizeof(float)) + 64;
-        }
-    }
-    out->layers = calloc((size_t)nl, sizeof *out->layers);
-    out->blob = calloc(1, bytes + 64);
-    int8_t *codes = NULL;
-    if (!out->layers || !out->blob) {
-        qat_rt_owned_desc_free(out);
-        return qat_fail(err, QAT_ENOMEM, "export: out of memory");
-    }
-    unsigned char *p = out->blob;
-    int k = 0;
-    for (int i = 0; i < n; i++) {
-        qat_layer *l = qat_model_layer(m, i);
-        if (!maps_to_runtime(l->type))
-            continue;
-        qat_rt_layer_desc *d = &out->layers[k++];
+        qat_export_layer *e = &x->layers[k++];
+        qat_rt_layer_desc *d = &e->d;
         d->op = rt_op(l->type);
         snprintf(d->name, sizeof d->name, "%s", l->cfg->name);
         d->in_h = l->in_h;
@@ -96,66 +126,119 @@ qat_status qat_export_desc(qat_model *m, qat_rt_owned_desc *out, qat_error *err)
         }
         d->act_min = l->q.out.qmin;
         d->act_max = l->q.out.qmax;
-        if (l->type != QAT_LAYER_CONV2D && l->type != QAT_LAYER_LINEAR)
+        if (!has_weights(l->type))
             continue;
-        const qat_layer_quant *q = &l->q;
-        size_t C = (size_t)l->out_c, wn = C * l->fan_in;
-        int bits = l->cfg->quant.weight_bits;
-        codes = malloc(wn);
-        if (!codes) {
-            qat_rt_owned_desc_free(out);
-            return qat_fail(err, QAT_ENOMEM, "export: out of memory");
-        }
-        for (size_t c = 0; c < C; c++)
-            for (size_t j = 0; j < l->fan_in; j++) {
-                size_t idx = c * l->fan_in + j;
-                codes[idx] = (int8_t)qat_fp_quantize(l->w_eff[idx], q->w_scale[c], q->w_zp[c],
-                                                     q->wqmin, q->wqmax);
-            }
-        d->weight_bits = bits;
-        d->weights_bytes = qat_packed_size(wn, bits);
-        qat_pack_weights(codes, wn, bits, p);
+        qat_status st = qat_export_layer_alloc(
+            e, l->cfg->quant.weight_scheme == QAT_SCHEME_ASYMMETRIC, err);
+        if (st != QAT_OK)
+            return st;
+        quantize_layer(l, e);
+    }
+    return QAT_OK;
+}
+
+qat_status qat_export_pack(const qat_export_model *x, qat_rt_owned_desc *out, qat_error *err)
+{
+    memset(out, 0, sizeof *out);
+    int nl = x->d.num_layers;
+    size_t bytes = 0;
+    for (int i = 0; i < nl; i++) {
+        const qat_rt_layer_desc *d = &x->layers[i].d;
+        if (!x->layers[i].codes)
+            continue;
+        size_t C = (size_t)d->out_c;
+        bytes += ALIGN64(qat_rt_packed_weight_bytes(C * qat_export_row_len(d), d->weight_bits));
+        bytes += ALIGN64(C * (4 * sizeof(int32_t) + sizeof(float)));
+    }
+    out->layers = calloc((size_t)nl + 1, sizeof *out->layers);
+    out->blob = calloc(1, bytes + 64);
+    if (!out->layers || !out->blob) {
+        qat_rt_owned_desc_free(out);
+        return qat_fail(err, QAT_ENOMEM, "out of memory");
+    }
+    unsigned char *p = out->blob;
+    for (int i = 0; i < nl; i++) {
+        const qat_export_layer *e = &x->layers[i];
+        qat_rt_layer_desc *d = &out->layers[i];
+        *d = e->d;
+        if (!e->codes)
+            continue;
+        size_t C = (size_t)d->out_c, wn = C * qat_export_row_len(d);
+        d->weights_bytes = qat_rt_packed_weight_bytes(wn, d->weight_bits);
+        qat_rt_pack_weights(e->codes, wn, d->weight_bits, p);
         d->weights = p;
-        p += (d->weights_bytes + 63) / 64 * 64;
-        free(codes);
-        codes = NULL;
+        p += ALIGN64(d->weights_bytes);
         int32_t *bias = (int32_t *)p, *mult = bias + C, *shift = mult + C, *wzp = shift + C;
         float *wscale = (float *)(wzp + C);
-        for (size_t c = 0; c < C; c++) {
-            bias[c] = qat_quantize_bias(l->b_eff[c], q->acc_scale[c], q->bias_limit);
-            mult[c] = q->multiplier[c];
-            shift[c] = q->shift[c];
-            wzp[c] = q->w_zp[c];
-            wscale[c] = q->w_scale[c];
-        }
+        memcpy(bias, e->bias, C * sizeof *bias);
+        memcpy(mult, e->multiplier, C * sizeof *mult);
+        memcpy(shift, e->shift, C * sizeof *shift);
+        if (e->weight_zero_point)
+            memcpy(wzp, e->weight_zero_point, C * sizeof *wzp);
+        memcpy(wscale, e->weight_scale, C * sizeof *wscale);
         d->bias = bias;
         d->multiplier = mult;
         d->shift = shift;
+        d->weight_zero_point = e->weight_zero_point ? wzp : NULL;
         d->weight_scale = wscale;
-        d->weight_zero_point =
-            l->cfg->quant.weight_scheme == QAT_SCHEME_ASYMMETRIC ? wzp : NULL;
-        d->act_min = q->act_min;
-        d->act_max = q->act_max;
-        p += (C * (4 * sizeof(int32_t) + sizeof(float)) + 63) / 64 * 64;
+        p += ALIGN64(C * (4 * sizeof(int32_t) + sizeof(float)));
     }
-    qat_rt_model_desc *md = &out->desc;
-    md->version = QAT_RT_FORMAT_VERSION;
-    md->in_h = cfg->model.input_height;
-    md->in_w = cfg->model.input_width;
-    md->in_c = cfg->model.input_channels;
-    md->input_scale = qat_input_qparams().scale;
-    md->input_zero_point = qat_input_qparams().zero_point;
-    md->num_classes = cfg->model.num_classes;
-    md->num_layers = nl;
-    md->layers = out->layers;
+    out->desc = x->d;
+    out->desc.layers = out->layers;
+    return QAT_OK;
+}
+
+/* Sparsity as deployed, counted on the codes: per conv2d / linear layer of
+ * m, the codes at their zero point plus the weights channel removal took
+ * out, relative to the trained shape. x holds m's layers in model order. */
+static void count_sparsity(qat_model *m, const qat_export_model *x, qat_prune_stats *s)
+{
+    memset(s, 0, sizeof *s);
+    const qat_export_layer *e = x->layers;
+    for (int i = 0; i < qat_model_num_layers(m); i++) {
+        const qat_layer *l = qat_model_layer(m, i);
+        if (!has_weights(l->type))
+            continue;
+        while (!e->codes) /* the runtime layer l became */
+            e++;
+        size_t rowlen = qat_export_row_len(&e->d), n = (size_t)e->d.out_c * rowlen, z = 0;
+        for (size_t j = 0; j < n; j++)
+            z += e->codes[j] == (e->weight_zero_point ? e->weight_zero_point[j / rowlen] : 0);
+        qat_prune_layer_stat *L = &s->layers[s->n++];
+        L->name = l->cfg->name;
+        L->weights = l->w.numel;
+        L->zeros = z + (L->weights > n ? L->weights - n : 0);
+        L->channels = l->out_c;
+        L->channels_kept = e->d.out_c;
+        e++;
+    }
+    qat_prune_stats_total(s);
+}
+
+qat_status qat_export_desc_sparsity(qat_model *m, qat_rt_owned_desc *out,
+                                    qat_prune_stats *sparsity, qat_error *err)
+{
+    memset(out, 0, sizeof *out);
+    qat_status st = qat_model_refresh_qparams(m, err);
+    if (st != QAT_OK)
+        return qat_error_prefix(err, "export");
+    qat_export_model x;
+    st = build_codes(m, &x, err);
     /* channel pruning: the pruned channels output exact zeros; take them out
      * of the integer model, with the next layer's inputs (exact, remove.c) */
-    if (cfg->prune.method == QAT_PRUNE_CHANNEL &&
-        (st = qat_prune_remove_channels(out, NULL, err)) != QAT_OK) {
-        qat_rt_owned_desc_free(out);
-        return qat_error_prefix(err, "export");
-    }
-    return QAT_OK;
+    if (st == QAT_OK && qat_model_config(m)->prune.method == QAT_PRUNE_CHANNEL)
+        st = qat_export_remove_channels(&x, NULL, err);
+    if (st == QAT_OK && sparsity)
+        count_sparsity(m, &x, sparsity);
+    if (st == QAT_OK)
+        st = qat_export_pack(&x, out, err);
+    qat_export_model_free(&x);
+    return st == QAT_OK ? QAT_OK : qat_error_prefix(err, "export");
+}
+
+qat_status qat_export_desc(qat_model *m, qat_rt_owned_desc *out, qat_error *err)
+{
+    return qat_export_desc_sparsity(m, out, NULL, err);
 }
 
 size_t qat_export_param_bytes(const qat_rt_model_desc *d)

@@ -1,7 +1,6 @@
 /* Sparsity as it is deployed: counted from the weights themselves (exact
- * float zeros, or int8 codes at the zero point), not from the masks, so the
- * numbers in summary.json describe the model a user ships. */
-#include <stdlib.h>
+ * float zeros here; int8 codes at the zero point in export), not from the
+ * masks, so the numbers in summary.json describe the model a user ships. */
 #include <string.h>
 
 #include "qat/prune.h"
@@ -22,7 +21,7 @@ static void begin(qat_model *m, qat_prune_stats *s)
     }
 }
 
-static void finish(qat_prune_stats *s)
+void qat_prune_stats_total(qat_prune_stats *s)
 {
     for (int i = 0; i < s->n; i++) {
         s->weights += s->layers[i].weights;
@@ -44,39 +43,7 @@ void qat_prune_stats_float(qat_model *m, qat_prune_stats *s)
             z += l->w.data[j] == 0.0f;
         s->layers[k++].zeros = z;
     }
-    finish(s);
-}
-
-qat_status qat_prune_stats_int8(qat_model *m, const qat_rt_model_desc *d, qat_prune_stats *s,
-                                qat_error *err)
-{
-    begin(m, s);
-    for (int k = 0; k < s->n; k++) {
-        qat_prune_layer_stat *L = &s->layers[k];
-        const qat_rt_layer_desc *e = NULL;
-        for (int i = 0; i < d->num_layers && !e; i++)
-            if ((d->layers[i].op == QAT_RT_CONV2D || d->layers[i].op == QAT_RT_LINEAR) &&
-                strcmp(d->layers[i].name, L->name) == 0)
-                e = &d->layers[i];
-        if (!e)
-            return qat_fail(err, QAT_EINVAL, "sparsity: the integer model has no layer '%s'",
-                            L->name);
-        size_t rowlen = (size_t)e->kernel_h * (size_t)e->kernel_w * (size_t)e->in_c;
-        size_t n = (size_t)e->out_c * rowlen;
-        int8_t *w = malloc(n + 1);
-        if (!w)
-            return qat_fail(err, QAT_ENOMEM, "sparsity: out of memory");
-        qat_rt_unpack_weights(e->weights, n, e->weight_bits, w);
-        size_t z = 0;
-        for (size_t j = 0; j < n; j++)
-            z += w[j] == (e->weight_zero_point ? e->weight_zero_point[j / rowlen] : 0);
-        free(w);
-        /* removed weights count as pruned ones: relative to the trained shape */
-        L->zeros = z + (L->weights > n ? L->weights - n : 0);
-        L->channels_kept = e->out_c;
-    }
-    finish(s);
-    return QAT_OK;
+    qat_prune_stats_total(s);
 }
 
 void qat_prune_stats_print(FILE *f, const qat_prune_stats *s, const char *title)

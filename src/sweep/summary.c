@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "qat/run.h"
 #include "qat/sweep.h"
 #include "sweep_internal.h"
 
@@ -55,7 +56,7 @@ qat_status qat_sweep_write_atomic(const char *path, const char *text, qat_error 
     return QAT_OK;
 }
 
-/* ---- a reader for the flat JSON object qat-train writes ---------------------- */
+/* ---- a reader for the flat JSON object qat-train writes (keys: run.h) -------- */
 
 static const char *ws(const char *p)
 {
@@ -112,10 +113,13 @@ typedef struct wanted {
 qat_status qat_sweep_read_summary(const char *path, qat_sweep_outcome *o, qat_error *err)
 {
     wanted w[] = {
-        {"float_accuracy", &o->float_acc},   {"fakequant_accuracy", &o->fq_acc},
-        {"int8_accuracy", &o->int8_acc},     {"agreement", &o->agreement},
-        {"model_bytes_int8", &o->bytes_int8}, {"sparsity", &o->sparsity},
-        {"train_seconds", &o->train_seconds},
+        {QAT_SUMMARY_FLOAT_ACCURACY, &o->float_acc},
+        {QAT_SUMMARY_FAKEQUANT_ACCURACY, &o->fq_acc},
+        {QAT_SUMMARY_INT8_ACCURACY, &o->int8_acc},
+        {QAT_SUMMARY_AGREEMENT, &o->agreement},
+        {QAT_SUMMARY_MODEL_BYTES_INT8, &o->bytes_int8},
+        {QAT_SUMMARY_SPARSITY, &o->sparsity},
+        {QAT_SUMMARY_TRAIN_SECONDS, &o->train_seconds},
     };
     const int nw = (int)(sizeof w / sizeof w[0]);
     for (int i = 0; i < nw; i++)
@@ -171,8 +175,8 @@ qat_status qat_sweep_read_summary(const char *path, qat_sweep_outcome *o, qat_er
         }
     }
     if (isnan(o->fq_acc) && isnan(o->float_acc))
-        st = qat_fail(err, QAT_EINVAL, "%s: holds neither fakequant_accuracy nor float_accuracy",
-                      path);
+        st = qat_fail(err, QAT_EINVAL, "%s: holds neither " QAT_SUMMARY_FAKEQUANT_ACCURACY
+                      " nor " QAT_SUMMARY_FLOAT_ACCURACY, path);
 done:
     free(text);
     return st;

@@ -1,9 +1,5 @@
-/* Accuracy of the training-engine model (float or fake-quant) and of the
- * integer runtime over a dataset. */
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-
+/* Accuracy of the training-engine model (float or fake-quant) over a
+ * dataset. (The integer runtime's is the run pipeline's, src/run/.) */
 #include "qat/train.h"
 
 static int argmax_f(const float *z, int n)
@@ -38,50 +34,4 @@ double qat_evaluate(qat_model *m, qat_tape *t, const qat_dataset *d, int batch, 
     qat_tape_set_training(t, was_training);
     qat_tape_set_grad_enabled(t, was_grad);
     return d->n ? (double)correct / d->n : 0.0;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-qat_status qat_evaluate_int8(const qat_rt_model *m, const qat_dataset *d, int threads, int batch,
-                             uint8_t *pred, double *accuracy, double *images_per_second,
-                             qat_error *err)
-{
-    qat_rt_options o = {.threads = threads, .max_batch = batch};
-    qat_rt_session *s;
-    qat_status st = qat_rt_session_create(m, &o, &s, err);
-    if (st != QAT_OK)
-        return st;
-    int C = qat_rt_model_num_classes(m);
-    size_t isz = qat_dataset_image_size(d);
-    int8_t *logits = malloc((size_t)batch * (size_t)C);
-    if (!logits) {
-        qat_rt_session_destroy(s);
-        return qat_fail(err, QAT_ENOMEM, "out of memory");
-    }
-    size_t correct = 0;
-    double t0 = now_s();
-    for (uint32_t b = 0; b < d->n && st == QAT_OK; b += (uint32_t)batch) {
-        int n = (int)(d->n - b < (uint32_t)batch ? d->n - b : (uint32_t)batch);
-        st = qat_rt_run(s, d->images + (size_t)b * isz, n, logits, err);
-        for (int i = 0; st == QAT_OK && i < n; i++) {
-            int p = qat_rt_argmax(logits + (size_t)i * C, C);
-            correct += p == d->labels[b + (uint32_t)i];
-            if (pred)
-                pred[b + (uint32_t)i] = (uint8_t)p;
-        }
-    }
-    double dt = now_s() - t0;
-    free(logits);
-    qat_rt_session_destroy(s);
-    if (st != QAT_OK)
-        return st;
-    *accuracy = d->n ? (double)correct / d->n : 0.0;
-    if (images_per_second)
-        *images_per_second = dt > 0 ? d->n / dt : 0.0;
-    return QAT_OK;
 }

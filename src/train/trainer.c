@@ -1,21 +1,21 @@
 /* The training loop: data -> model -> loss -> backward -> optimizer, with
- * per-epoch evaluation and checkpoints, then export and integer evaluation. */
+ * per-epoch evaluation and checkpoints. What comes after training (export,
+ * integer evaluation, summary.json) is src/run/'s: qat_train hands it the
+ * trained model. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "qat/export.h"
 #include "qat/ops.h"
 #include "qat/prune.h"
-#include "qat/runtime_h5.h"
 #include "qat/train.h"
 #include "report.h"
 
 typedef struct run {
+    qat_trained pub; /* first: qat_train_end gets the run back from it */
     const qat_config *cfg;
     char dir[4096];
     int threads;
@@ -356,133 +356,6 @@ static qat_status run_epochs(run *r, int stop_after, qat_error *err)
     return QAT_OK;
 }
 
-typedef struct results {
-    double float_acc, fq_acc, int8_acc, agreement, int8_ips;
-    size_t bytes_float, bytes_int8, file_bytes;
-    qat_prune_stats sparsity; /* as exported (int8), or of the float weights */
-} results;
-
-static qat_status finish(run *r, results *res, qat_error *err)
-{
-    const qat_config *c = r->cfg;
-    res->float_acc = res->fq_acc = res->int8_acc = res->agreement = res->int8_ips = NAN;
-    res->bytes_float = qat_model_float_bytes(r->model);
-    res->bytes_int8 = res->file_bytes = 0;
-    uint8_t *pred = malloc(r->test.n + 1), *pred8 = malloc(r->test.n + 1);
-    if (!pred || !pred8) {
-        free(pred);
-        free(pred8);
-        return qat_fail(err, QAT_ENOMEM, "out of memory");
-    }
-    if (c->quant.enabled) /* even if the delay outlasted training */
-        qat_model_set_quant_active(r->model, 1);
-    double acc = qat_evaluate(r->model, r->tape, &r->test, 256, pred);
-    qat_status st = QAT_OK;
-    if (r->pruner)
-        qat_prune_stats_float(r->model, &res->sparsity);
-    if (!c->quant.enabled) {
-        res->float_acc = acc;
-        goto done;
-    }
-    res->fq_acc = acc;
-    qat_rt_owned_desc d;
-    if ((st = qat_export_desc(r->model, &d, err)) != QAT_OK)
-        goto done;
-    res->bytes_int8 = qat_export_param_bytes(&d.desc);
-    if (r->pruner && (st = qat_prune_stats_int8(r->model, &d.desc, &res->sparsity, err))) {
-        qat_rt_owned_desc_free(&d);
-        goto done;
-    }
-    char path[4200];
-    snprintf(path, sizeof path, "%s/model.int8.h5", r->dir);
-    st = qat_rt_h5_write(path, &d.desc, err);
-    qat_rt_owned_desc_free(&d);
-    if (st != QAT_OK)
-        goto done;
-    struct stat sb;
-    if (stat(path, &sb) == 0)
-        res->file_bytes = (size_t)sb.st_size;
-    /* Evaluate what was written, read back through the loader users will use. */
-    qat_rt_model *rm;
-    if ((st = qat_rt_h5_load(path, &rm, err)) != QAT_OK)
-        goto done;
-    st = qat_evaluate_int8(rm, &r->test, r->threads, 256, pred8, &res->int8_acc, &res->int8_ips,
-                           err);
-    qat_rt_model_destroy(rm);
-    if (st != QAT_OK)
-        goto done;
-    size_t same = 0;
-    for (uint32_t i = 0; i < r->test.n; i++)
-        same += pred[i] == pred8[i];
-    res->agreement = r->test.n ? (double)same / r->test.n : NAN;
-done:
-    free(pred);
-    free(pred8);
-    return st;
-}
-
-static qat_status write_summary(run *r, const results *res, qat_error *err)
-{
-    const qat_config *c = r->cfg;
-    char path[4200];
-    snprintf(path, sizeof path, "%s/summary.json", r->dir);
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return qat_fail(err, QAT_EIO, "%s: cannot write: %s", path, strerror(errno));
-    double total = 0;
-    for (int e = 0; e < c->train.epochs; e++)
-        total += r->epoch_seconds[e];
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    qat_json j;
-    qat_json_begin(&j, f);
-    qat_json_str(&j, "config", c->path);
-    qat_json_int(&j, "epochs", c->train.epochs);
-    qat_json_int(&j, "threads", r->threads);
-    qat_json_int(&j, "train_images", r->train.n);
-    qat_json_int(&j, "test_images", r->test.n);
-    qat_json_int(&j, "quant_enabled", c->quant.enabled);
-    qat_json_num(&j, "float_accuracy", res->float_acc);
-    qat_json_num(&j, "fakequant_accuracy", res->fq_acc);
-    qat_json_num(&j, "int8_accuracy", res->int8_acc);
-    qat_json_num(&j, "agreement", res->agreement);
-    qat_json_array(&j, "epoch_seconds", r->epoch_seconds, c->train.epochs);
-    qat_json_num(&j, "train_seconds", total);
-    qat_json_num(&j, "train_images_per_second",
-                 total > 0 ? (double)r->train.n * c->train.epochs / total : NAN);
-    qat_json_num(&j, "int8_images_per_second", res->int8_ips);
-    qat_json_int(&j, "model_bytes_float", (long long)res->bytes_float);
-    if (c->quant.enabled) {
-        qat_json_int(&j, "model_bytes_int8", (long long)res->bytes_int8);
-        qat_json_int(&j, "model_file_bytes", (long long)res->file_bytes);
-    } else {
-        qat_json_num(&j, "model_bytes_int8", NAN);
-        qat_json_num(&j, "model_file_bytes", NAN);
-    }
-    if (r->pruner) { /* zero weights / trained weights, removed channels included */
-        const qat_prune_stats *sp = &res->sparsity;
-        qat_json_num(&j, "sparsity", sp->sparsity);
-        qat_json in;
-        qat_json_object(&j, "sparsity_layers", &in);
-        for (int i = 0; i < sp->n; i++)
-            qat_json_num(&in, sp->layers[i].name,
-                         sp->layers[i].weights
-                             ? (double)sp->layers[i].zeros / (double)sp->layers[i].weights
-                             : 0.0);
-        qat_json_end(&in);
-        qat_json_object(&j, "channels_kept", &in);
-        for (int i = 0; i < sp->n; i++)
-            qat_json_int(&in, sp->layers[i].name, sp->layers[i].channels_kept);
-        qat_json_end(&in);
-    }
-    qat_json_int(&j, "peak_rss_kb", ru.ru_maxrss);
-    qat_json_end(&j);
-    fputc('\n', f);
-    if (fclose(f) != 0)
-        return qat_fail(err, QAT_EIO, "%s: write failed", path);
-    return QAT_OK;
-}
-
 /* + ",penalty" with regularisation, ",sparsity" with pruning */
 #define METRICS_HEADER                                                                           \
     "epoch,train_loss,train_accuracy,test_accuracy,lr,epoch_seconds,images_per_second"
@@ -547,8 +420,10 @@ static int online_cores(void)
     return n < 1 ? 1 : n > 256 ? 256 : (int)n;
 }
 
-qat_status qat_train(const qat_config *cfg, const qat_train_opts *opts, qat_error *err)
+qat_status qat_train(const qat_config *cfg, const qat_train_opts *opts, qat_trained **out,
+                     qat_error *err)
 {
+    *out = NULL;
     run *r = calloc(1, sizeof *r);
     if (!r)
         return qat_fail(err, QAT_ENOMEM, "out of memory");
@@ -601,25 +476,23 @@ qat_status qat_train(const qat_config *cfg, const qat_train_opts *opts, qat_erro
         free(r);
         return qat_fail(err, QAT_EINTERNAL, "stopped after epoch %d as asked", opts->stop_after);
     }
-    results res;
-    if (st == QAT_OK)
-        st = finish(r, &res, err);
-    if (st == QAT_OK)
-        st = write_summary(r, &res, err);
-    if (st == QAT_OK && !(opts && opts->quiet)) {
-        if (cfg->quant.enabled)
-            printf("fakequant_accuracy %.4f  int8_accuracy %.4f  agreement %.4f  int8 model "
-                   "%zu bytes\n",
-                   res.fq_acc, res.int8_acc, res.agreement, res.bytes_int8);
-        else
-            printf("float_accuracy %.4f\n", res.float_acc);
-        if (r->pruner)
-            qat_prune_stats_print(stdout, &res.sparsity,
-                                  cfg->quant.enabled ? "sparsity of the exported int8 weights"
-                                                     : "sparsity of the float weights");
-        printf("outputs in %s/\n", r->dir);
+    if (st != QAT_OK) {
+        teardown(r);
+        free(r);
+        return st;
     }
+    r->pub = (qat_trained){.cfg = cfg, .dir = r->dir, .threads = r->threads,
+                           .model = r->model, .tape = r->tape, .train = &r->train,
+                           .test = &r->test, .epoch_seconds = r->epoch_seconds};
+    *out = &r->pub;
+    return QAT_OK;
+}
+
+void qat_train_end(qat_trained *t)
+{
+    if (!t)
+        return;
+    run *r = (run *)t;
     teardown(r);
     free(r);
-    return st;
 }

@@ -7,8 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "qat/export.h"
-#include "qat/train.h"
+#include "qat/run.h"
+#include "qat/runtime_h5.h"
 
 static char tmpdir[256];
 
@@ -100,7 +100,7 @@ static void train_and_compare(const char *config, const char *const *extra, int 
     load_cfg(config, extra, nextra, cfg);
     qat_train_opts o = {.out_dir = tmpdir, .quiet = 1};
     qat_error e;
-    cr_assert_eq(qat_train(cfg, &o, &e), QAT_OK, "%s", e.msg);
+    cr_assert_eq(qat_run(cfg, &o, &e), QAT_OK, "%s", e.msg);
     qat_dataset test;
     cr_assert_eq(qat_mnist_load(cfg->data.dir, "t10k", 10, 0, &test, &e), QAT_OK, "%s", e.msg);
     double fq, rt;
@@ -163,7 +163,7 @@ Test(e2e, every_scheme_combination_exports_exactly, .timeout = 900)
         load_cfg("configs/mnist_cnn.ini", extra, n, cfg);
         qat_train_opts o = {.out_dir = tmpdir, .quiet = 1};
         qat_error e;
-        cr_assert_eq(qat_train(cfg, &o, &e), QAT_OK, "combo %zu: %s", k, e.msg);
+        cr_assert_eq(qat_run(cfg, &o, &e), QAT_OK, "combo %zu: %s", k, e.msg);
         qat_dataset test;
         cr_assert_eq(qat_mnist_load(cfg->data.dir, "t10k", 10, 0, &test, &e), QAT_OK);
         double fq, rt;

@@ -10,7 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "qat/train.h"
+#include "qat/run.h"
 
 static const char *env(const char *name)
 {
@@ -79,7 +79,7 @@ static void train_in(const char *dir, const char *const *extra, int nextra, int 
     cfg_for(extra, nextra, cfg);
     qat_train_opts o = {.out_dir = dir, .quiet = 1, .stop_after = stop_after, .resume = resume};
     qat_error e;
-    qat_status st = qat_train(cfg, &o, &e);
+    qat_status st = qat_run(cfg, &o, &e);
     cr_assert_eq(st, expect, "%s", e.msg);
     free(cfg);
 }
@@ -151,7 +151,7 @@ Test(resume, damaged_masks_are_refused, .timeout = 300)
     cfg_for(extra, 1, cfg);
     qat_train_opts o = {.out_dir = d, .quiet = 1, .resume = 1};
     qat_error e;
-    cr_assert_eq(qat_train(cfg, &o, &e), QAT_EINVAL);
+    cr_assert_eq(qat_run(cfg, &o, &e), QAT_EINVAL);
     cr_assert(strstr(e.msg, "checkpoint.h5") && strstr(e.msg, "pruning state entry 3 is 0.5"),
               "%s", e.msg);
     free(cfg);

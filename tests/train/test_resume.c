@@ -56,8 +56,11 @@ static void train_in(const char *dir, const char *a, const char *b, int stop_aft
     cfg_for(a, b, cfg);
     qat_train_opts o = {.out_dir = dir, .quiet = 1, .stop_after = stop_after, .resume = resume};
     qat_error e;
-    qat_status st = qat_train(cfg, &o, &e);
+    qat_trained *t;
+    qat_status st = qat_train(cfg, &o, &t, &e);
     cr_assert_eq(st, expect, "%s", e.msg);
+    cr_assert((st == QAT_OK) == (t != NULL), "a finished run, and only that, is handed on");
+    qat_train_end(t);
     free(cfg);
 }
 

@@ -519,15 +519,6 @@ static qat_status read_with(const char *name, hid_t fapl, qat_rt_owned_desc *out
     return st;
 }
 
-void qat_rt_owned_desc_free(qat_rt_owned_desc *d)
-{
-    if (!d)
-        return;
-    free(d->layers);
-    free(d->blob);
-    memset(d, 0, sizeof *d);
-}
-
 qat_status qat_rt_h5_read_desc(const char *path, qat_rt_owned_desc *out, qat_error *err)
 {
     memset(out, 0, sizeof *out);

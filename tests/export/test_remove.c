@@ -1,14 +1,18 @@
 /* Structured pruning's export: the pruned-and-removed integer model equals
  * the masked one bit for bit, on synthetic integer models (every weight
- * width, asymmetric zero points, pools, a flatten, padding) and on a small
- * CNN trained with channel pruning on the committed MNIST subset (where it
- * also equals the QAT forward, code for code). */
+ * width, asymmetric and symmetric zero points, pools, a flatten, padding)
+ * and on a small CNN trained with channel pruning on the committed MNIST
+ * subset (where it also equals the QAT forward, code for code). Removal
+ * works on export's codes (src/export/codes.h); the removed model is packed
+ * by the runtime's packer, the masked one by the fixture's own. */
+#include <criterion/criterion.h>
 #include <unistd.h>
 
 #include "../runtime/rt_fixture.h"
-#include "prune_fixture.h"
+#include "export/codes.h"
 #include "qat/export.h"
-#include "qat/train.h"
+#include "qat/run.h"
+#include "qat/runtime_h5.h"
 
 /* ---- synthetic models ------------------------------------------------------- */
 
@@ -52,38 +56,51 @@ static void kill(fx_model *m, int li, int c, int keep_bias)
     l->weights = m->packed[li];
 }
 
-/* An owned deep copy of d (what qat_prune_remove_channels rebuilds). */
-static void own_copy(const qat_rt_model_desc *d, qat_rt_owned_desc *o)
+/* m in export's form: the codes and arrays the fixture packed; a weight
+ * zero point array only for layers with a nonzero zero point. */
+static void to_codes(const fx_model *m, qat_export_model *x)
 {
-    memset(o, 0, sizeof *o);
-    o->desc = *d;
-    o->layers = malloc((size_t)d->num_layers * sizeof *o->layers);
-    memcpy(o->layers, d->layers, (size_t)d->num_layers * sizeof *o->layers);
-    size_t bytes = 0;
-    for (int i = 0; i < d->num_layers; i++)
-        bytes += d->layers[i].weights_bytes + (size_t)d->layers[i].out_c * 20 + 64;
-    unsigned char *p = o->blob = calloc(1, bytes);
-    for (int i = 0; i < d->num_layers; i++) {
-        qat_rt_layer_desc *l = &o->layers[i];
+    memset(x, 0, sizeof *x);
+    x->d = m->desc;
+    x->d.layers = NULL;
+    x->layers = calloc((size_t)m->desc.num_layers, sizeof *x->layers);
+    for (int i = 0; i < m->desc.num_layers; i++) {
+        qat_export_layer *L = &x->layers[i];
+        const qat_rt_layer_desc *l = &m->layers[i];
+        L->d = *l;
+        L->d.weights = NULL;
+        L->d.weights_bytes = 0;
+        L->d.weight_zero_point = L->d.bias = L->d.multiplier = L->d.shift = NULL;
+        L->d.weight_scale = NULL;
         if (l->op != QAT_RT_CONV2D && l->op != QAT_RT_LINEAR)
             continue;
-        size_t C = (size_t)l->out_c;
-#define MOVE(field, size)                                                                        \
-    if (l->field) {                                                                              \
-        memcpy(p, l->field, size);                                                               \
-        l->field = (void *)p;                                                                    \
-        p += size;                                                                               \
+        size_t C = (size_t)l->out_c, n = C * qat_export_row_len(l);
+        int asym = 0;
+        for (size_t c = 0; c < C; c++)
+            asym |= m->wzp[i][c] != 0;
+        qat_error e;
+        cr_assert_eq(qat_export_layer_alloc(L, asym, &e), QAT_OK, "%s", e.msg);
+        memcpy(L->codes, m->w[i], n);
+        memcpy(L->bias, m->bias[i], C * sizeof(int32_t));
+        memcpy(L->multiplier, m->mult[i], C * sizeof(int32_t));
+        memcpy(L->shift, m->shift[i], C * sizeof(int32_t));
+        if (asym)
+            memcpy(L->weight_zero_point, m->wzp[i], C * sizeof(int32_t));
+        memcpy(L->weight_scale, m->wscale[i], C * sizeof(float));
     }
-        MOVE(weights, l->weights_bytes);
-        p += (4 - ((uintptr_t)p & 3)) & 3;
-        MOVE(bias, C * 4);
-        MOVE(multiplier, C * 4);
-        MOVE(shift, C * 4);
-        MOVE(weight_zero_point, C * 4);
-        MOVE(weight_scale, C * 4);
-#undef MOVE
-    }
-    o->desc.layers = o->layers;
+}
+
+/* m's dead channels removed in export's form, then packed. */
+static int remove_and_pack(const fx_model *m, qat_rt_owned_desc *o)
+{
+    qat_export_model x;
+    to_codes(m, &x);
+    int removed;
+    qat_error e;
+    cr_assert_eq(qat_export_remove_channels(&x, &removed, &e), QAT_OK, "%s", e.msg);
+    cr_assert_eq(qat_export_pack(&x, o, &e), QAT_OK, "%s", e.msg);
+    qat_export_model_free(&x);
+    return removed;
 }
 
 /* Runs d on n images through the given kernel path. */
@@ -149,10 +166,8 @@ Test(remove, synthetic_masked_and_removed_models_agree_bit_for_bit)
         kill(&m, L_FC, 6, 1); /* zero weights but a bias: a constant, not a zero: stays */
         kill(&m, L_OUT, 7, 0); /* the class scores never shrink */
         qat_rt_owned_desc o;
-        own_copy(&m.desc, &o);
-        int removed;
+        int removed = remove_and_pack(&m, &o);
         qat_error e;
-        cr_assert_eq(qat_prune_remove_channels(&o, &removed, &e), QAT_OK, "%s", e.msg);
         cr_assert_eq(removed, 7, "seed %lu", (unsigned long)seed);
         const qat_rt_layer_desc *L = o.desc.layers;
         cr_assert(L[L_CONV1].out_c == 5 && L[1].in_c == 5 && L[1].out_c == 5);
@@ -174,10 +189,7 @@ Test(remove, a_fully_dead_layer_keeps_one_channel)
     for (int c = 0; c < 9; c++)
         kill(&m, L_CONV2, c, 0);
     qat_rt_owned_desc o;
-    own_copy(&m.desc, &o);
-    int removed;
-    qat_error e;
-    cr_assert_eq(qat_prune_remove_channels(&o, &removed, &e), QAT_OK, "%s", e.msg);
+    remove_and_pack(&m, &o);
     cr_assert_eq(o.desc.layers[L_CONV2].out_c, 1);
     cr_assert_eq(o.desc.layers[L_FC].in_c, 4);
     expect_same_logits(&m.desc, &o.desc, 20);
@@ -192,16 +204,10 @@ Test(remove, the_comparison_can_fail)
     build(&m, 3);
     kill(&m, L_CONV2, 2, 1); /* weights zero, bias kept: outputs a constant */
     qat_rt_owned_desc o;
-    own_copy(&m.desc, &o);
-    int removed;
-    qat_error e;
-    cr_assert_eq(qat_prune_remove_channels(&o, &removed, &e), QAT_OK, "%s", e.msg);
-    cr_assert_eq(removed, 0, "a constant channel is not removable");
+    cr_assert_eq(remove_and_pack(&m, &o), 0, "a constant channel is not removable");
     m.bias[L_CONV2][2] = 0; /* make it removable, then compare against the biased model */
     qat_rt_owned_desc o2;
-    own_copy(&m.desc, &o2);
-    cr_assert_eq(qat_prune_remove_channels(&o2, &removed, &e), QAT_OK, "%s", e.msg);
-    cr_assert_eq(removed, 1);
+    cr_assert_eq(remove_and_pack(&m, &o2), 1);
     int n = 40;
     size_t isz = (size_t)m.desc.in_h * m.desc.in_w;
     uint8_t *px = malloc((size_t)n * isz);
@@ -267,6 +273,48 @@ static int differing_images(qat_model *m, const qat_rt_model_desc *desc, const q
     return differ;
 }
 
+/* The deployed sparsity export counts on its codes equals a count on the
+ * written file: codes at their zero point, plus the weights removal took
+ * out of the trained shapes (m's). */
+static void expect_sparsity(qat_model *m, const qat_rt_model_desc *d)
+{
+    qat_rt_owned_desc x;
+    qat_prune_stats s;
+    qat_error e;
+    cr_assert_eq(qat_export_desc_sparsity(m, &x, &s, &e), QAT_OK, "%s", e.msg);
+    qat_rt_owned_desc_free(&x);
+    int k = 0, li = 0;
+    size_t total = 0, zeros = 0;
+    for (int i = 0; i < d->num_layers; i++) {
+        const qat_rt_layer_desc *l = &d->layers[i];
+        if (l->op != QAT_RT_CONV2D && l->op != QAT_RT_LINEAR)
+            continue;
+        while (qat_model_layer(m, li)->type != QAT_LAYER_CONV2D &&
+               qat_model_layer(m, li)->type != QAT_LAYER_LINEAR)
+            li++;
+        const qat_layer *trained = qat_model_layer(m, li++);
+        cr_assert_lt(k, s.n);
+        const qat_prune_layer_stat *L = &s.layers[k++];
+        size_t row = (size_t)l->kernel_h * l->kernel_w * l->in_c, n = row * (size_t)l->out_c, z = 0;
+        int8_t *w = malloc(n);
+        qat_rt_unpack_weights(l->weights, n, l->weight_bits, w);
+        for (size_t j = 0; j < n; j++)
+            z += w[j] == (l->weight_zero_point ? l->weight_zero_point[j / row] : 0);
+        free(w);
+        cr_assert_str_eq(L->name, l->name);
+        cr_assert_eq(L->weights, trained->w.numel, "%s", l->name);
+        cr_assert_eq(L->channels, trained->out_c, "%s", l->name);
+        cr_assert_eq(L->channels_kept, l->out_c, "%s", l->name);
+        cr_assert_eq(L->zeros, z + (trained->w.numel - n), "%s", l->name);
+        total += L->weights;
+        zeros += L->zeros;
+    }
+    cr_assert_eq(k, s.n);
+    cr_assert(s.weights == total && s.zeros == zeros);
+    cr_assert_eq(s.sparsity, (double)zeros / (double)total);
+    cr_assert_gt(zeros, 0, "channel pruning left zeros to count");
+}
+
 static void trained_case(const char *const *extra, int nextra, int conv2_kept, int fc1_kept)
 {
     snprintf(dir, sizeof dir, "/tmp/qat-prune-XXXXXX");
@@ -274,7 +322,7 @@ static void trained_case(const char *const *extra, int nextra, int conv2_kept, i
     qat_config *cfg = subset_cfg(extra, nextra);
     qat_train_opts o = {.out_dir = dir, .quiet = 1};
     qat_error e;
-    cr_assert_eq(qat_train(cfg, &o, &e), QAT_OK, "%s", e.msg);
+    cr_assert_eq(qat_run(cfg, &o, &e), QAT_OK, "%s", e.msg);
     char ck[256], mp[256];
     snprintf(ck, sizeof ck, "%s/checkpoint.h5", dir);
     snprintf(mp, sizeof mp, "%s/model.int8.h5", dir);
@@ -292,6 +340,7 @@ static void trained_case(const char *const *extra, int nextra, int conv2_kept, i
     cr_assert_eq(L[5].in_c, 49 * conv2_kept);
     cr_assert_eq(L[5].out_c, fc1_kept, "fc1 neurons");
     cr_assert(L[6].in_c == fc1_kept && L[6].out_c == 10);
+    expect_sparsity(m, &removed.desc);
     /* the same weights exported without removal: the masked integer model */
     qat_config *plain = malloc(sizeof *plain);
     *plain = *qat_model_config(m);

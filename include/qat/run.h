@@ -1,0 +1,51 @@
+/* A run end to end: train, export the integer model, evaluate it on the
+ * integer runtime, write summary.json. The layer above train and export,
+ * and with the CLI the only code that writes or reads model files
+ * (runtime_h5.h); qat-train is a thin main over qat_run. */
+#ifndef QAT_RUN_H
+#define QAT_RUN_H
+
+#include "qat/config.h"
+#include "qat/train.h"
+
+/* Trains cfg (qat_train, opts as there) and, with quantization on, exports
+ * the integer model to <dir>/model.int8.h5 and evaluates what was written,
+ * read back through the model file loader, on the test set with the
+ * integer runtime. Then writes <dir>/summary.json and, unless opts->quiet,
+ * prints the results. */
+qat_status qat_run(const qat_config *cfg, const qat_train_opts *opts, qat_error *err);
+
+/* ---- summary.json ---------------------------------------------------------------
+ * The contract between its writer (qat_run, src/run/summary.c) and its
+ * reader (qat-sweep, src/sweep/summary.c): every key, named once here, in
+ * the order written. One JSON object; numbers that do not apply are null.
+ * README (qat-train) describes the keys for users. */
+#define QAT_SUMMARY_CONFIG "config"           /* string: the config file */
+#define QAT_SUMMARY_EPOCHS "epochs"           /* [train] epochs */
+#define QAT_SUMMARY_THREADS "threads"         /* threads the run used */
+#define QAT_SUMMARY_TRAIN_IMAGES "train_images"
+#define QAT_SUMMARY_TEST_IMAGES "test_images"
+#define QAT_SUMMARY_QUANT_ENABLED "quant_enabled" /* 0 or 1 */
+/* test accuracies in [0, 1]: float (quantization off) or fake-quant and
+ * integer runtime (on); agreement: share of test images on which those two
+ * predict the same class */
+#define QAT_SUMMARY_FLOAT_ACCURACY "float_accuracy"
+#define QAT_SUMMARY_FAKEQUANT_ACCURACY "fakequant_accuracy"
+#define QAT_SUMMARY_INT8_ACCURACY "int8_accuracy"
+#define QAT_SUMMARY_AGREEMENT "agreement"
+#define QAT_SUMMARY_EPOCH_SECONDS "epoch_seconds" /* array, one entry per epoch */
+#define QAT_SUMMARY_TRAIN_SECONDS "train_seconds" /* their sum */
+#define QAT_SUMMARY_TRAIN_IMAGES_PER_SECOND "train_images_per_second"
+#define QAT_SUMMARY_INT8_IMAGES_PER_SECOND "int8_images_per_second"
+#define QAT_SUMMARY_MODEL_BYTES_FLOAT "model_bytes_float"
+#define QAT_SUMMARY_MODEL_BYTES_INT8 "model_bytes_int8" /* qat_export_param_bytes */
+#define QAT_SUMMARY_MODEL_FILE_BYTES "model_file_bytes" /* size of model.int8.h5 */
+/* With [prune] only: the deployed sparsity (zero weights / trained weights,
+ * removed channels as zeros; int8 codes with quantization on), and two
+ * objects keyed by layer name: each layer's sparsity and its channels kept */
+#define QAT_SUMMARY_SPARSITY "sparsity"
+#define QAT_SUMMARY_SPARSITY_LAYERS "sparsity_layers"
+#define QAT_SUMMARY_CHANNELS_KEPT "channels_kept"
+#define QAT_SUMMARY_PEAK_RSS_KB "peak_rss_kb"
+
+#endif

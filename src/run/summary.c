@@ -1,0 +1,142 @@
+/* summary.json: a flat JSON object whose keys run.h names (qat-sweep reads
+ * them back through the same names). */
+#include "summary.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "qat/run.h"
+
+/* A minimal JSON writer: keys and values appended to an open object. */
+typedef struct json {
+    FILE *f;
+    int first;
+} json;
+
+static void key(json *j, const char *k)
+{
+    fprintf(j->f, "%s\n  \"%s\": ", j->first ? "" : ",", k);
+    j->first = 0;
+}
+
+static void json_begin(json *j, FILE *f)
+{
+    j->f = f;
+    j->first = 1;
+    fputc('{', f);
+}
+
+static void json_end(json *j) { fputs("\n}", j->f); }
+
+static void json_num(json *j, const char *k, double v) /* NaN -> null */
+{
+    key(j, k);
+    if (isfinite(v))
+        fprintf(j->f, "%.10g", v);
+    else
+        fputs("null", j->f);
+}
+
+static void json_int(json *j, const char *k, long long v)
+{
+    key(j, k);
+    fprintf(j->f, "%lld", v);
+}
+
+static void json_str(json *j, const char *k, const char *v)
+{
+    key(j, k);
+    fputc('"', j->f);
+    for (const char *p = v; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"' || c == '\\')
+            fprintf(j->f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(j->f, "\\u%04x", c);
+        else
+            fputc(c, j->f);
+    }
+    fputc('"', j->f);
+}
+
+static void json_array(json *j, const char *k, const double *v, int n)
+{
+    key(j, k);
+    fputc('[', j->f);
+    for (int i = 0; i < n; i++)
+        fprintf(j->f, "%s%.6g", i ? ", " : "", v[i]);
+    fputc(']', j->f);
+}
+
+/* Starts a nested object under k; end it with json_end. */
+static void json_object(json *j, const char *k, json *inner)
+{
+    key(j, k);
+    json_begin(inner, j->f);
+}
+
+qat_status qat_run_write_summary(const qat_trained *t, const qat_run_results *res,
+                                 qat_error *err)
+{
+    const qat_config *c = t->cfg;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/summary.json", t->dir);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return qat_fail(err, QAT_EIO, "%s: cannot write: %s", path, strerror(errno));
+    double total = 0;
+    for (int e = 0; e < c->train.epochs; e++)
+        total += t->epoch_seconds[e];
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    json j;
+    json_begin(&j, f);
+    json_str(&j, QAT_SUMMARY_CONFIG, c->path);
+    json_int(&j, QAT_SUMMARY_EPOCHS, c->train.epochs);
+    json_int(&j, QAT_SUMMARY_THREADS, t->threads);
+    json_int(&j, QAT_SUMMARY_TRAIN_IMAGES, t->train->n);
+    json_int(&j, QAT_SUMMARY_TEST_IMAGES, t->test->n);
+    json_int(&j, QAT_SUMMARY_QUANT_ENABLED, c->quant.enabled);
+    json_num(&j, QAT_SUMMARY_FLOAT_ACCURACY, res->float_acc);
+    json_num(&j, QAT_SUMMARY_FAKEQUANT_ACCURACY, res->fq_acc);
+    json_num(&j, QAT_SUMMARY_INT8_ACCURACY, res->int8_acc);
+    json_num(&j, QAT_SUMMARY_AGREEMENT, res->agreement);
+    json_array(&j, QAT_SUMMARY_EPOCH_SECONDS, t->epoch_seconds, c->train.epochs);
+    json_num(&j, QAT_SUMMARY_TRAIN_SECONDS, total);
+    json_num(&j, QAT_SUMMARY_TRAIN_IMAGES_PER_SECOND,
+             total > 0 ? (double)t->train->n * c->train.epochs / total : NAN);
+    json_num(&j, QAT_SUMMARY_INT8_IMAGES_PER_SECOND, res->int8_ips);
+    json_int(&j, QAT_SUMMARY_MODEL_BYTES_FLOAT, (long long)res->bytes_float);
+    if (c->quant.enabled) {
+        json_int(&j, QAT_SUMMARY_MODEL_BYTES_INT8, (long long)res->bytes_int8);
+        json_int(&j, QAT_SUMMARY_MODEL_FILE_BYTES, (long long)res->file_bytes);
+    } else {
+        json_num(&j, QAT_SUMMARY_MODEL_BYTES_INT8, NAN);
+        json_num(&j, QAT_SUMMARY_MODEL_FILE_BYTES, NAN);
+    }
+    if (c->prune.method != QAT_PRUNE_NONE) { /* zero / trained weights, removed ones included */
+        const qat_prune_stats *sp = &res->sparsity;
+        json_num(&j, QAT_SUMMARY_SPARSITY, sp->sparsity);
+        json in;
+        json_object(&j, QAT_SUMMARY_SPARSITY_LAYERS, &in);
+        for (int i = 0; i < sp->n; i++)
+            json_num(&in, sp->layers[i].name,
+                     sp->layers[i].weights
+                         ? (double)sp->layers[i].zeros / (double)sp->layers[i].weights
+                         : 0.0);
+        json_end(&in);
+        json_object(&j, QAT_SUMMARY_CHANNELS_KEPT, &in);
+        for (int i = 0; i < sp->n; i++)
+            json_int(&in, sp->layers[i].name, sp->layers[i].channels_kept);
+        json_end(&in);
+    }
+    json_int(&j, QAT_SUMMARY_PEAK_RSS_KB, ru.ru_maxrss);
+    json_end(&j);
+    fputc('\n', f);
+    if (fclose(f) != 0)
+        return qat_fail(err, QAT_EIO, "%s: write failed", path);
+    return QAT_OK;
+}

@@ -1,0 +1,22 @@
+/* What the run measured after training, and the summary.json writer
+ * (run-internal). */
+#ifndef QAT_RUN_SUMMARY_H
+#define QAT_RUN_SUMMARY_H
+
+#include <stddef.h>
+
+#include "qat/prune.h"
+#include "qat/train.h"
+
+typedef struct qat_run_results {
+    double float_acc, fq_acc, int8_acc, agreement, int8_ips; /* NaN: does not apply */
+    size_t bytes_float, bytes_int8, file_bytes;
+    qat_prune_stats sparsity; /* as exported (int8), or of the float weights */
+} qat_run_results;
+
+/* Writes <t->dir>/summary.json: the keys of run.h, in its order; the
+ * sparsity keys only with [prune]. */
+qat_status qat_run_write_summary(const qat_trained *t, const qat_run_results *res,
+                                 qat_error *err);
+
+#endif
