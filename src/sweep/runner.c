@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "qat/fsutil.h"
 #include "qat/ini.h"
 #include "qat/sweep.h"
 #include "sweep_internal.h"
@@ -144,7 +145,7 @@ static qat_status prepare(const qat_sweep *sw, const qat_sweep_opts *o, const qa
                                         "stdout.log", "stderr.log"};
     char p[4200];
     snprintf(p, sizeof p, "%s/%s", o->out_dir, r->name);
-    qat_status st = qat_sweep_mkdir_p(p, err);
+    qat_status st = qat_mkdir_p(p, err);
     if (st != QAT_OK)
         return st;
     for (size_t i = 0; i < sizeof stale / sizeof stale[0]; i++) {
@@ -165,14 +166,14 @@ static qat_status prepare(const qat_sweep *sw, const qat_sweep_opts *o, const qa
     if (!text)
         return qat_fail(err, QAT_ENOMEM, "out of memory");
     run_path(o, r, OVERRIDES_FILE, p, sizeof p);
-    st = qat_sweep_write_atomic(p, text, err);
+    st = qat_write_file_atomic(p, text, len, err);
     free(text);
     run_path(o, r, CONFIG_FILE, p, sizeof p);
     if (st == QAT_OK)
-        st = qat_sweep_write_atomic(p, r->resolved, err);
+        st = qat_write_file_atomic(p, r->resolved, strlen(r->resolved), err);
     run_path(o, r, STATUS_FILE, p, sizeof p);
     if (st == QAT_OK)
-        st = qat_sweep_write_atomic(p, "running\n", err);
+        st = qat_write_file_atomic(p, "running\n", strlen("running\n"), err);
     return st;
 }
 
@@ -287,7 +288,7 @@ static void complete(const qat_sweep_opts *o, const qat_sweep_run *r, int ws, do
     else
         snprintf(text, sizeof text, "failed\n%s\n%s\n", out->exit_desc, out->error);
     run_path(o, r, STATUS_FILE, p, sizeof p);
-    if (qat_sweep_write_atomic(p, text, &e) != QAT_OK && o->log)
+    if (qat_write_file_atomic(p, text, strlen(text), &e) != QAT_OK && o->log)
         fprintf(o->log, "qat-sweep: warning: %s\n", e.msg);
 }
 
@@ -330,7 +331,7 @@ static void progress(const qat_sweep_opts *o, const qat_sweep_run *r, const qat_
 qat_status qat_sweep_execute(const qat_sweep *sw, const qat_sweep_opts *o,
                              qat_sweep_outcome *out, qat_error *err)
 {
-    qat_status st = qat_sweep_mkdir_p(o->out_dir, err);
+    qat_status st = qat_mkdir_p(o->out_dir, err);
     if (st != QAT_OK)
         return st;
     if (access(o->train_exe, X_OK) != 0)

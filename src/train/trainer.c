@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "qat/export.h"
+#include "qat/fsutil.h"
 #include "qat/ops.h"
 #include "qat/prune.h"
 #include "qat/runtime_h5.h"
@@ -39,23 +40,6 @@ typedef struct run {
     qat_prune_schedule prune_sched;
     int regularize; /* some layer has an L1/L2 penalty */
 } run;
-
-static qat_status mkdir_p(const char *path, qat_error *err)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            return qat_fail(err, QAT_EIO, "%s: cannot create directory: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-        return qat_fail(err, QAT_EIO, "%s: cannot create directory: %s", buf, strerror(errno));
-    return QAT_OK;
-}
 
 static qat_status load_data(run *r, qat_error *err)
 {
@@ -561,7 +545,7 @@ qat_status qat_train(const qat_config *cfg, const qat_train_opts *opts, qat_erro
         snprintf(r->dir, sizeof r->dir, "runs/%s", cfg->name);
     qat_cpu_flush_denormals();
     qat_blas_init();
-    qat_status st = mkdir_p(r->dir, err);
+    qat_status st = qat_mkdir_p(r->dir, err);
     if (st == QAT_OK) {
         char path[4200];
         snprintf(path, sizeof path, "%s/config.ini", r->dir);
