@@ -6,9 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "qat/clock.h"
 #include "qat/sweep.h"
 
 static void usage(FILE *f)
@@ -40,13 +40,6 @@ static void usage(FILE *f)
             "\n"
             "Exit status: 0 every run finished, 1 some run failed (the others completed) or\n"
             "another error, 2 bad usage or a bad sweep file/config.\n");
-}
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
 /* qat-train beside this binary (the build dir, or the install's bin/). */
@@ -209,7 +202,7 @@ static int run(int argc, char **argv, const char **sets)
         .log = quiet ? NULL : stderr,
     };
     qat_sweep_outcome *res = calloc((size_t)sw->nruns, sizeof *res);
-    double t0 = now();
+    double t0 = qat_clock_seconds();
     if (!res)
         st = qat_fail(&err, QAT_ENOMEM, "out of memory");
     if (st == QAT_OK)
@@ -232,7 +225,7 @@ static int run(int argc, char **argv, const char **sets)
             fprintf(stderr,
                     "qat-sweep: done in %.1fs: %d ok, %d cached, %d failed; results in "
                     "%s/results.md and results.csv\n",
-                    now() - t0, n[QAT_RUN_OK], n[QAT_RUN_CACHED], n[QAT_RUN_FAILED], dir);
+                    qat_clock_seconds() - t0, n[QAT_RUN_OK], n[QAT_RUN_CACHED], n[QAT_RUN_FAILED], dir);
     } else {
         fprintf(stderr, "qat-sweep: error: %s\n", err.msg);
     }

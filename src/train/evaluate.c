@@ -2,8 +2,8 @@
  * integer runtime over a dataset. */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "qat/clock.h"
 #include "qat/train.h"
 
 static int argmax_f(const float *z, int n)
@@ -40,13 +40,6 @@ double qat_evaluate(qat_model *m, qat_tape *t, const qat_dataset *d, int batch, 
     return d->n ? (double)correct / d->n : 0.0;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 qat_status qat_evaluate_int8(const qat_rt_model *m, const qat_dataset *d, int threads, int batch,
                              uint8_t *pred, double *accuracy, double *images_per_second,
                              qat_error *err)
@@ -64,7 +57,7 @@ qat_status qat_evaluate_int8(const qat_rt_model *m, const qat_dataset *d, int th
         return qat_fail(err, QAT_ENOMEM, "out of memory");
     }
     size_t correct = 0;
-    double t0 = now_s();
+    double t0 = qat_clock_seconds();
     for (uint32_t b = 0; b < d->n && st == QAT_OK; b += (uint32_t)batch) {
         int n = (int)(d->n - b < (uint32_t)batch ? d->n - b : (uint32_t)batch);
         st = qat_rt_run(s, d->images + (size_t)b * isz, n, logits, err);
@@ -75,7 +68,7 @@ qat_status qat_evaluate_int8(const qat_rt_model *m, const qat_dataset *d, int th
                 pred[b + (uint32_t)i] = (uint8_t)p;
         }
     }
-    double dt = now_s() - t0;
+    double dt = qat_clock_seconds() - t0;
     free(logits);
     qat_rt_session_destroy(s);
     if (st != QAT_OK)

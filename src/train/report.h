@@ -11,7 +11,6 @@ typedef struct qat_progress {
     double last; /* last redraw */
 } qat_progress;
 
-double qat_now(void);
 void qat_progress_start(qat_progress *p, int quiet);
 /* Redraws at most ~10 times a second. */
 void qat_progress_update(qat_progress *p, int epoch, int epochs, long done, long total,

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "qat/clock.h"
 #include "qat/export.h"
 #include "qat/fsutil.h"
 #include "qat/ops.h"
@@ -272,7 +273,7 @@ static qat_status run_epochs(run *r, int stop_after, qat_error *err)
         qat_model_set_bn_frozen(r->model, qc->freeze_bn_epoch > 0 && e + 1 >= qc->freeze_bn_epoch);
         qat_progress pr;
         qat_progress_start(&pr, !c->train.progress || r->quiet);
-        double t0 = qat_now(), loss_sum = 0, pen_sum = 0;
+        double t0 = qat_clock_seconds(), loss_sum = 0, pen_sum = 0;
         long correct = 0, seen = 0;
         for (uint32_t b = 0; b < r->train.n; b += (uint32_t)B) {
             int n = (int)(r->train.n - b < (uint32_t)B ? r->train.n - b : (uint32_t)B);
@@ -298,7 +299,7 @@ static qat_status run_epochs(run *r, int stop_after, qat_error *err)
                                 loss_sum / seen, (double)correct / seen);
         }
         qat_progress_end(&pr);
-        double secs = qat_now() - t0;
+        double secs = qat_clock_seconds() - t0;
         r->epoch_seconds[e] = secs;
         double test_acc = qat_evaluate(r->model, r->tape, &r->test, 256, NULL);
         float lr = qat_lr_at(&r->sched, r->meta.step > 0 ? r->meta.step - 1 : 0);
