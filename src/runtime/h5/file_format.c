@@ -1,6 +1,5 @@
 /* The root `format` attribute of a qat HDF5 file: lets a tool accept a
  * checkpoint or a model file and tell them apart before reading either. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,12 +37,7 @@ static qat_status read_format(hid_t f, const char *path, char *buf, size_t cap, 
             snprintf(buf, cap, "%s", tmp);
         free(tmp);
     }
-    if (mt >= 0)
-        H5Tclose(mt);
-    if (t >= 0)
-        H5Tclose(t);
-    if (a >= 0)
-        H5Aclose(a);
+    QAT_H5_CLOSE(mt, t, a);
     return st;
 }
 
@@ -51,13 +45,11 @@ qat_status qat_rt_h5_file_format(const char *path, char *buf, size_t cap, qat_er
 {
     if (cap)
         buf[0] = '\0';
-    FILE *probe = fopen(path, "rb");
-    if (!probe)
-        return qat_fail(err, QAT_EINVAL, "%s: cannot open: %s", path, strerror(errno));
-    fclose(probe);
+    qat_status st = qat_h5_check_openable(path, "", err);
+    if (st)
+        return st;
     qat_h5_quiet q;
     qat_h5_quiet_begin(&q);
-    qat_status st;
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) {
         st = qat_fail(err, QAT_EINVAL, "%s: not a readable HDF5 file (truncated or corrupt?)",

@@ -34,10 +34,7 @@ static qat_status put_attr(wr *w, hid_t obj, const char *opath, const char *name
     hid_t sp = count > 0 ? H5Screate_simple(1, dims, NULL) : H5Screate(H5S_SCALAR);
     hid_t a = sp < 0 ? -1 : H5Acreate2(obj, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT);
     herr_t rc = a < 0 ? -1 : H5Awrite(a, mtype, v);
-    if (a >= 0)
-        H5Aclose(a);
-    if (sp >= 0)
-        H5Sclose(sp);
+    QAT_H5_CLOSE(a, sp);
     return rc < 0 ? wfail(w, "attribute '%s' of %s", name, opath) : QAT_OK;
 }
 
@@ -83,12 +80,7 @@ static qat_status put_dataset(wr *w, hid_t g, const char *gpath, const char *nam
                     : 0;
     hid_t d = rc < 0 ? -1 : H5Dcreate2(g, name, ftype, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     rc = d < 0 ? -1 : H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
-    if (d >= 0)
-        H5Dclose(d);
-    if (dcpl >= 0)
-        H5Pclose(dcpl);
-    if (sp >= 0)
-        H5Sclose(sp);
+    QAT_H5_CLOSE(d, dcpl, sp);
     return rc < 0 ? wfail(w, "dataset %s/%s", gpath, name) : QAT_OK;
 }
 
