@@ -15,7 +15,8 @@
 #include "qat/prune.h"
 #include "qat/runtime_h5.h"
 #include "qat/train.h"
-#include "report.h"
+#include "json_writer.h"
+#include "progress.h"
 
 typedef struct run {
     const qat_config *cfg;
