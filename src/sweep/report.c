@@ -158,9 +158,8 @@ static qat_status write_csv(const qat_sweep *sw, const qat_sweep_outcome *o, con
 
 static void md_counts(FILE *f, const qat_sweep *sw, const qat_sweep_outcome *o)
 {
-    int n[4] = {0};
-    for (int i = 0; i < sw->nruns; i++)
-        n[o[i].status & 3]++;
+    int n[QAT_RUN_NSTATUS];
+    qat_sweep_count_status(o, sw->nruns, n);
     fprintf(f, "%d runs: %d ok, %d cached (finished earlier), %d failed.\n\n", sw->nruns,
             n[QAT_RUN_OK], n[QAT_RUN_CACHED], n[QAT_RUN_FAILED]);
 }

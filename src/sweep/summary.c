@@ -18,6 +18,16 @@ const char *qat_sweep_status_name(int status)
     }
 }
 
+void qat_sweep_count_status(const qat_sweep_outcome *o, int n, int counts[QAT_RUN_NSTATUS])
+{
+    for (int s = 0; s < QAT_RUN_NSTATUS; s++)
+        counts[s] = 0;
+    for (int i = 0; i < n; i++) {
+        QAT_ASSERT(o[i].status >= 0 && o[i].status < QAT_RUN_NSTATUS);
+        counts[o[i].status]++;
+    }
+}
+
 /* ---- a reader for the flat JSON object qat-train writes ---------------------- */
 
 static const char *ws(const char *p)
