@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "qat/autograd.h"
+#include "qat/clock.h"
 #include "qat/config.h"
 #include "qat/data.h"
 #include "qat/export.h"
@@ -37,13 +38,6 @@ typedef struct opts {
     int threads, repeats, json;
     double seconds;
 } opts;
-
-static double wall(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static double cpu(void)
 {
@@ -77,18 +71,18 @@ static double images_per_second(const opts *o, run_fn fn, void *ctx, int batch, 
 {
     double rates[64];
     size_t first = 0;
-    for (double end = wall() + 0.3; wall() < end;) { /* warm-up */
+    for (double end = qat_clock_seconds() + 0.3; qat_clock_seconds() < end;) { /* warm-up */
         fn(ctx, batch, first);
         first = first + 2 * (size_t)batch <= nimg ? first + (size_t)batch : 0;
     }
     for (int r = 0; r < o->repeats; r++) {
         long images = 0;
-        double t0 = wall(), t;
+        double t0 = qat_clock_seconds(), t;
         do {
             fn(ctx, batch, first);
             first = first + 2 * (size_t)batch <= nimg ? first + (size_t)batch : 0;
             images += batch;
-        } while ((t = wall() - t0) < o->seconds);
+        } while ((t = qat_clock_seconds() - t0) < o->seconds);
         rates[r] = (double)images / t;
     }
     return median(rates, o->repeats);

@@ -9,20 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "ops/conv2d_internal.h"
 #include "qat/autograd.h"
+#include "qat/clock.h"
 #include "qat/ops.h"
 #include "qat/team.h"
 #include "qat/rng.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -96,7 +89,7 @@ static timing run_case(const bench_case *c, qat_team *team, int N, int reps)
     double *tf = malloc((size_t)reps * sizeof(double)), *tt = malloc((size_t)reps * sizeof(double));
     for (int it = -3; it < reps; it++) { /* 3 warm-up steps grow the arena */
         qat_tape_reset(t);
-        double t0 = now_s();
+        double t0 = qat_clock_seconds();
         qat_tensor *y;
         if (c->kind == OP_CONV)
             y = qat_conv2d_algo(t, &x.t, &w.t, &b.t, &cp, c->algo);
@@ -104,7 +97,7 @@ static timing run_case(const bench_case *c, qat_team *team, int N, int reps)
             y = qat_op_maxpool2d(t, &x.t, &pp);
         else
             y = qat_op_avgpool2d(t, &x.t, &pp);
-        double t1 = now_s();
+        double t1 = qat_clock_seconds();
         if (!dy) {
             dy = malloc(y->numel * sizeof(float));
             for (size_t i = 0; i < y->numel; i++)
@@ -112,7 +105,7 @@ static timing run_case(const bench_case *c, qat_team *team, int N, int reps)
         }
         y->grad = dy;
         qat_tape_backward(t, &one.t);
-        double t2 = now_s();
+        double t2 = qat_clock_seconds();
         if (it >= 0) {
             tf[it] = (t1 - t0) * 1e3;
             tt[it] = (t2 - t0) * 1e3;
@@ -151,10 +144,10 @@ static void bench_sgemm(qat_team *team, const char *name, int ta, int tb, int M,
         B[i] = (float)(i % 7) * 0.01f;
     double *ts = malloc((size_t)reps * sizeof(double));
     for (int it = -3; it < reps; it++) {
-        double t0 = now_s();
+        double t0 = qat_clock_seconds();
         qat_sgemm_rows(team, ta, tb, M, N, K, 1.0f, A, ta ? M : K, B, tb ? K : N, 0.0f, C, N);
         if (it >= 0)
-            ts[it] = (now_s() - t0) * 1e3;
+            ts[it] = (qat_clock_seconds() - t0) * 1e3;
     }
     double ms = median(ts, reps);
     printf("  %-34s %8.3f ms  %6.1f GFLOP/s\n", name, ms, 2.0 * M * N * (double)K / ms * 1e-6);

@@ -9,19 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "qat/clock.h"
 #include "qat/ops.h"
 #include "qat/optim.h"
 #include "qat/train.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 typedef struct {
     double step_s, opt_s, img_s;
@@ -62,7 +55,7 @@ static int run(const qat_config *cfg, const qat_dataset *d, int threads, int ste
         if (s == warmup) {
             qat_tape_set_profiling(t, 1);
             opt_total = 0;
-            t0 = now_s();
+            t0 = qat_clock_seconds();
         }
         for (int i = 0; i < B; i++)
             idx[i] = (uint32_t)(((size_t)s * B + i) % d->n);
@@ -75,11 +68,11 @@ static int run(const qat_config *cfg, const qat_dataset *d, int threads, int ste
         qat_tensor *loss = qat_op_softmax_cross_entropy(t, y, lab);
         qat_tape_set_tag(t, -1); /* the forward clock stops here */
         qat_tape_backward(t, loss);
-        double a = now_s();
+        double a = qat_clock_seconds();
         qat_optim_step(o, params, grads, NULL, c.train.lr);
-        opt_total += now_s() - a;
+        opt_total += qat_clock_seconds() - a;
     }
-    double el = now_s() - t0;
+    double el = qat_clock_seconds() - t0;
     qat_tape_profile(t, res->fwd, res->bwd);
     res->step_s = el / steps;
     res->opt_s = opt_total / steps;

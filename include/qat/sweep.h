@@ -86,7 +86,8 @@ typedef enum qat_run_status {
     QAT_RUN_PENDING = 0,
     QAT_RUN_OK,     /* trained by this invocation */
     QAT_RUN_CACHED, /* finished earlier with the same resolved config: skipped */
-    QAT_RUN_FAILED
+    QAT_RUN_FAILED,
+    QAT_RUN_NSTATUS /* how many statuses there are (for counting by status) */
 } qat_run_status;
 
 typedef struct qat_sweep_outcome {
@@ -98,6 +99,10 @@ typedef struct qat_sweep_outcome {
     double float_acc, fq_acc, int8_acc, agreement;
     double bytes_int8, sparsity, train_seconds;
 } qat_sweep_outcome;
+
+/* counts[s] = how many of o[0..n) have status s, for each of the
+ * QAT_RUN_NSTATUS entries of counts. */
+void qat_sweep_count_status(const qat_sweep_outcome *o, int n, int counts[QAT_RUN_NSTATUS]);
 
 typedef struct qat_sweep_opts {
     const char *out_dir;   /* runs go to out_dir/<run name>/ */

@@ -2,7 +2,8 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "qat/clock.h"
 
 /* Nodes are kept in arena-allocated blocks so that recording never mallocs
  * once the arena has reached its step size. */
@@ -27,18 +28,11 @@ struct qat_tape {
     double fwd[QAT_TAPE_MAX_TAGS], bwd[QAT_TAPE_MAX_TAGS];
 };
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 void qat_tape_set_profiling(qat_tape *t, int on)
 {
     t->profiling = on;
     t->tag = 0;
-    t->tag_start = now_s();
+    t->tag_start = qat_clock_seconds();
     memset(t->fwd, 0, sizeof t->fwd);
     memset(t->bwd, 0, sizeof t->bwd);
 }
@@ -47,7 +41,7 @@ void qat_tape_set_tag(qat_tape *t, int tag)
 {
     if (!t->profiling)
         return;
-    double now = now_s();
+    double now = qat_clock_seconds();
     if (t->tag >= 0)
         t->fwd[t->tag] += now - t->tag_start;
     t->tag_start = now;
@@ -198,9 +192,9 @@ void qat_tape_backward(qat_tape *t, qat_tensor *loss)
         if (!n->out->grad)
             continue; /* nothing downstream used this output */
         if (t->profiling) {
-            double t0 = now_s();
+            double t0 = qat_clock_seconds();
             n->backward(t, n);
-            t->bwd[n->tag] += now_s() - t0;
+            t->bwd[n->tag] += qat_clock_seconds() - t0;
         } else {
             n->backward(t, n);
         }

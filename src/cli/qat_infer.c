@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "qat/clock.h"
 #include "qat/data.h"
 #include "qat/runtime.h"
 #include "qat/runtime_h5.h"
@@ -197,13 +197,6 @@ static qat_status load_data(const args *a, const qat_rt_model *m, data *d, qat_e
     return QAT_OK;
 }
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static qat_status write_logits(const char *path, const int8_t *lg, size_t bytes, qat_error *e)
 {
     FILE *f = fopen(path, "wb");
@@ -278,12 +271,12 @@ int main(int argc, char **argv)
         int batch = (uint32_t)a.batch < d.n ? a.batch : (int)d.n;
         qat_rt_options o = {.threads = a.threads, .max_batch = batch, .profile = a.profile};
         st = qat_rt_session_create(m, &o, &s, &e);
-        double t0 = now_seconds();
+        double t0 = qat_clock_seconds();
         for (uint32_t i = 0; !st && i < d.n; i += (uint32_t)batch) {
             int n = d.n - i < (uint32_t)batch ? (int)(d.n - i) : batch;
             st = qat_rt_run(s, d.pixels + (size_t)i * in, n, logits + (size_t)i * (size_t)nc, &e);
         }
-        double secs = now_seconds() - t0;
+        double secs = qat_clock_seconds() - t0;
         if (!st && a.dump)
             st = write_logits(a.dump, logits, total, &e);
         if (!st) {

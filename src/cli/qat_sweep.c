@@ -6,9 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "qat/clock.h"
 #include "qat/sweep.h"
 
 static void usage(FILE *f)
@@ -40,13 +40,6 @@ static void usage(FILE *f)
             "\n"
             "Exit status: 0 every run finished, 1 some run failed (the others completed) or\n"
             "another error, 2 bad usage or a bad sweep file/config.\n");
-}
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
 /* qat-train beside this binary (the build dir, or the install's bin/). */
@@ -103,144 +96,178 @@ static void list_runs(const qat_sweep *sw)
     }
 }
 
-/* Everything but the argument array, which main owns: usage errors return
- * early and must not leak it. */
-static int run(int argc, char **argv, const char **sets)
+/* The command line, parsed. */
+typedef struct args {
+    const char *file, *sens, *out, *target;
+    const char **sets; /* main owns the array */
+    int nsets, jobs, list, plots, quiet;
+    int tgt; /* QAT_SWEEP_WEIGHTS / ACTIVATIONS / BOTH, from target */
+    int bits[QAT_SWEEP_MAX_BITS], nbits;
+} args;
+
+/* What the options say together (each alone was checked while parsing):
+ * -1 when they fit, else 2 after saying why and the usage on stderr. */
+static int check_args(args *a)
 {
-    const char *file = NULL, *sens = NULL, *out = NULL, *target = "weights";
-    int nsets = 0, jobs = 0, list = 0, plots = 1, quiet = 0, bits[QAT_SWEEP_MAX_BITS], nbits = 0;
+    a->tgt = strcmp(a->target, "weights") == 0       ? QAT_SWEEP_WEIGHTS
+             : strcmp(a->target, "activations") == 0 ? QAT_SWEEP_ACTIVATIONS
+             : strcmp(a->target, "both") == 0        ? QAT_SWEEP_BOTH
+                                                     : -1;
+    const char *problem = NULL;
+    if (a->file && a->sens)
+        problem = "give either a SWEEP file or --sensitivity CONFIG, not both";
+    else if (!a->file && !a->sens)
+        problem = "missing SWEEP file (or --sensitivity CONFIG)";
+    else if (a->sens && !a->nbits)
+        problem = "--sensitivity needs --bits, e.g. --bits 2,4";
+    else if (!a->sens && a->nbits)
+        problem = "--bits only goes with --sensitivity";
+    else if (a->tgt < 0)
+        problem = "--target: expected weights, activations or both";
+    if (!problem)
+        return -1;
+    fprintf(stderr, "qat-sweep: %s\n", problem);
+    usage(stderr);
+    return 2;
+}
+
+/* Fills a from argv: -1 to go on, else the exit code (0 after --help, 2
+ * after saying what is wrong with the usage). */
+static int parse_args(int argc, char **argv, args *a)
+{
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
+        const char *arg = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-        int takes = strcmp(a, "--set") == 0 || strcmp(a, "--out") == 0 ||
-                    strcmp(a, "--jobs") == 0 || strcmp(a, "--sensitivity") == 0 ||
-                    strcmp(a, "--bits") == 0 || strcmp(a, "--target") == 0;
+        int takes = strcmp(arg, "--set") == 0 || strcmp(arg, "--out") == 0 ||
+                    strcmp(arg, "--jobs") == 0 || strcmp(arg, "--sensitivity") == 0 ||
+                    strcmp(arg, "--bits") == 0 || strcmp(arg, "--target") == 0;
         if (takes && !val) {
-            fprintf(stderr, "qat-sweep: %s needs an argument\n", a);
+            fprintf(stderr, "qat-sweep: %s needs an argument\n", arg);
             return 2;
         }
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
             usage(stdout);
             return 0;
-        } else if (strcmp(a, "--set") == 0) {
-            sets[nsets++] = argv[++i];
-        } else if (strncmp(a, "--set=", 6) == 0) {
-            sets[nsets++] = a + 6;
-        } else if (strcmp(a, "--out") == 0) {
-            out = argv[++i];
-        } else if (strcmp(a, "--jobs") == 0 || strcmp(a, "-j") == 0) {
-            if (!val || parse_int(argv[++i], 1, 1024, &jobs)) {
+        } else if (strcmp(arg, "--set") == 0) {
+            a->sets[a->nsets++] = argv[++i];
+        } else if (strncmp(arg, "--set=", 6) == 0) {
+            a->sets[a->nsets++] = arg + 6;
+        } else if (strcmp(arg, "--out") == 0) {
+            a->out = argv[++i];
+        } else if (strcmp(arg, "--jobs") == 0 || strcmp(arg, "-j") == 0) {
+            if (!val || parse_int(argv[++i], 1, 1024, &a->jobs)) {
                 fprintf(stderr, "qat-sweep: --jobs: expected an integer in [1, 1024], found '%s'\n",
                         val ? val : "");
                 return 2;
             }
-        } else if (strcmp(a, "--sensitivity") == 0) {
-            sens = argv[++i];
-        } else if (strcmp(a, "--bits") == 0) {
-            if (parse_bits(argv[++i], bits, &nbits)) {
+        } else if (strcmp(arg, "--sensitivity") == 0) {
+            a->sens = argv[++i];
+        } else if (strcmp(arg, "--bits") == 0) {
+            if (parse_bits(argv[++i], a->bits, &a->nbits)) {
                 fprintf(stderr, "qat-sweep: --bits: expected 1 to %d comma-separated bit-widths, "
                         "e.g. 2,4; found '%s'\n", QAT_SWEEP_MAX_BITS, val);
                 return 2;
             }
-        } else if (strcmp(a, "--target") == 0) {
-            target = argv[++i];
-        } else if (strcmp(a, "--list") == 0) {
-            list = 1;
-        } else if (strcmp(a, "--no-plots") == 0) {
-            plots = 0;
-        } else if (strcmp(a, "--quiet") == 0) {
-            quiet = 1;
-        } else if (a[0] == '-') {
-            fprintf(stderr, "qat-sweep: unknown option '%s' (see --help)\n", a);
+        } else if (strcmp(arg, "--target") == 0) {
+            a->target = argv[++i];
+        } else if (strcmp(arg, "--list") == 0) {
+            a->list = 1;
+        } else if (strcmp(arg, "--no-plots") == 0) {
+            a->plots = 0;
+        } else if (strcmp(arg, "--quiet") == 0) {
+            a->quiet = 1;
+        } else if (arg[0] == '-') {
+            fprintf(stderr, "qat-sweep: unknown option '%s' (see --help)\n", arg);
             return 2;
-        } else if (file) {
-            fprintf(stderr, "qat-sweep: more than one sweep file given ('%s' and '%s')\n", file, a);
+        } else if (a->file) {
+            fprintf(stderr, "qat-sweep: more than one sweep file given ('%s' and '%s')\n", a->file,
+                    arg);
             return 2;
         } else {
-            file = a;
+            a->file = arg;
         }
     }
-    int tgt = strcmp(target, "weights") == 0       ? QAT_SWEEP_WEIGHTS
-              : strcmp(target, "activations") == 0 ? QAT_SWEEP_ACTIVATIONS
-              : strcmp(target, "both") == 0        ? QAT_SWEEP_BOTH
-                                                   : -1;
-    const char *problem = NULL;
-    if (file && sens)
-        problem = "give either a SWEEP file or --sensitivity CONFIG, not both";
-    else if (!file && !sens)
-        problem = "missing SWEEP file (or --sensitivity CONFIG)";
-    else if (sens && !nbits)
-        problem = "--sensitivity needs --bits, e.g. --bits 2,4";
-    else if (!sens && nbits)
-        problem = "--bits only goes with --sensitivity";
-    else if (tgt < 0)
-        problem = "--target: expected weights, activations or both";
-    if (problem) {
-        fprintf(stderr, "qat-sweep: %s\n", problem);
-        usage(stderr);
-        return 2;
-    }
+    return check_args(a);
+}
 
-    qat_error err;
-    qat_error_clear(&err);
-    qat_sweep *sw = NULL;
-    qat_status st = sens ? qat_sweep_sensitivity(sens, bits, nbits, tgt, sets, nsets, &sw, &err)
-                         : qat_sweep_load(file, sets, nsets, &sw, &err);
-    if (st != QAT_OK) {
-        fprintf(stderr, "qat-sweep: error: %s\n", err.msg);
-        return qat_status_exit_code(st);
-    }
-    if (list) {
-        list_runs(sw);
-        qat_sweep_free(sw);
-        return 0;
-    }
+/* Trains every run of sw, writes the tables and plots, says how it went;
+ * returns the exit code. */
+static int sweep_all(const args *a, const qat_sweep *sw, const char *argv0)
+{
     char dir[4096], exe[PATH_MAX + 16];
-    if (out)
-        snprintf(dir, sizeof dir, "%s", out);
+    if (a->out)
+        snprintf(dir, sizeof dir, "%s", a->out);
     else
         snprintf(dir, sizeof dir, "sweeps/%s", sw->name);
-    train_exe(argv[0], exe, sizeof exe);
+    train_exe(argv0, exe, sizeof exe);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     qat_sweep_opts o = {
         .out_dir = dir,
         .train_exe = exe,
-        .jobs = jobs ? jobs : sw->jobs ? sw->jobs : qat_sweep_default_jobs(sw, (int)cores),
-        .log = quiet ? NULL : stderr,
+        .jobs = a->jobs ? a->jobs : sw->jobs ? sw->jobs : qat_sweep_default_jobs(sw, (int)cores),
+        .log = a->quiet ? NULL : stderr,
     };
+    qat_error err;
+    qat_error_clear(&err);
+    qat_status st = QAT_OK;
     qat_sweep_outcome *res = calloc((size_t)sw->nruns, sizeof *res);
-    double t0 = now();
+    double t0 = qat_clock_seconds();
     if (!res)
         st = qat_fail(&err, QAT_ENOMEM, "out of memory");
     if (st == QAT_OK)
         st = qat_sweep_execute(sw, &o, res, &err);
     if (st == QAT_OK)
         st = qat_sweep_write_tables(sw, res, dir, &err);
-    if (st == QAT_OK && plots) {
+    if (st == QAT_OK && a->plots) {
         qat_error pe;
         /* the tables are the result; a plot problem is reported, not fatal */
         if (qat_sweep_write_plots(sw, res, dir, "gnuplot", o.log, &pe) != QAT_OK)
             fprintf(stderr, "qat-sweep: warning: no plots: %s\n", pe.msg);
     }
-    int failed = 0, n[4] = {0};
+    int n[QAT_RUN_NSTATUS] = {0};
     if (st == QAT_OK) {
-        for (int i = 0; i < sw->nruns; i++) {
-            n[res[i].status & 3]++;
-            failed += res[i].status == QAT_RUN_FAILED;
-        }
-        if (!quiet)
+        qat_sweep_count_status(res, sw->nruns, n);
+        if (!a->quiet)
             fprintf(stderr,
                     "qat-sweep: done in %.1fs: %d ok, %d cached, %d failed; results in "
                     "%s/results.md and results.csv\n",
-                    now() - t0, n[QAT_RUN_OK], n[QAT_RUN_CACHED], n[QAT_RUN_FAILED], dir);
+                    qat_clock_seconds() - t0, n[QAT_RUN_OK], n[QAT_RUN_CACHED], n[QAT_RUN_FAILED],
+                    dir);
     } else {
         fprintf(stderr, "qat-sweep: error: %s\n", err.msg);
     }
     free(res);
-    qat_sweep_free(sw);
     if (st != QAT_OK)
         return qat_status_exit_code(st);
-    return failed ? 1 : 0;
+    return n[QAT_RUN_FAILED] ? 1 : 0;
+}
+
+/* Everything but the argument array, which main owns: usage errors return
+ * early and must not leak it. */
+static int run(int argc, char **argv, const char **sets)
+{
+    args a = {.sets = sets, .target = "weights", .plots = 1};
+    int rc = parse_args(argc, argv, &a);
+    if (rc >= 0)
+        return rc;
+    qat_error err;
+    qat_error_clear(&err);
+    qat_sweep *sw = NULL;
+    qat_status st = a.sens ? qat_sweep_sensitivity(a.sens, a.bits, a.nbits, a.tgt, a.sets, a.nsets,
+                                                   &sw, &err)
+                           : qat_sweep_load(a.file, a.sets, a.nsets, &sw, &err);
+    if (st != QAT_OK) {
+        fprintf(stderr, "qat-sweep: error: %s\n", err.msg);
+        return qat_status_exit_code(st);
+    }
+    if (a.list) {
+        list_runs(sw);
+        rc = 0;
+    } else {
+        rc = sweep_all(&a, sw, argv[0]);
+    }
+    qat_sweep_free(sw);
+    return rc;
 }
 
 int main(int argc, char **argv)

@@ -6,11 +6,11 @@
  * model is bit for bit the file it came from. */
 #include "qat/export.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+
+#include "qat/fsutil.h"
 
 static const char *op_enum(qat_rt_op op)
 {
@@ -222,25 +222,16 @@ static qat_status write_file(const char *path, const qat_rt_model_desc *d, const
                              const char *header, const char *origin, int is_header,
                              qat_error *err)
 {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
-        return qat_fail(err, QAT_EINVAL, "%s: path too long", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return qat_fail(err, QAT_EIO, "%s: cannot create: %s", tmp, strerror(errno));
+    qat_atomic out;
+    FILE *f;
+    qat_status st = qat_atomic_fopen(&out, path, &f, err);
+    if (st != QAT_OK)
+        return st;
     if (is_header)
         write_header(f, d, name, origin);
     else
         write_source(f, d, name, header, origin);
-    int bad = ferror(f) != 0;
-    bad |= fflush(f) != 0 || fsync(fileno(f)) != 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return qat_fail(err, QAT_EIO, "%s: write failed: %s", path, strerror(e));
-    }
-    return QAT_OK;
+    return qat_atomic_fclose(&out, f, err);
 }
 
 qat_status qat_export_c(const qat_rt_model_desc *d, const char *prefix, const char *name,

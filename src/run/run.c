@@ -6,20 +6,13 @@
 #include <math.h>
 #include <stdlib.h>
 #include <sys/stat.h>
-#include <time.h>
 
+#include "qat/clock.h"
 #include "qat/export.h"
 #include "qat/runtime_h5.h"
 #include "summary.h"
 
 #define EVAL_BATCH 256
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* Runs an integer model over d with a session of `threads` threads;
  * pred (d->n entries) receives the predicted classes. */
@@ -40,7 +33,7 @@ static qat_status evaluate_int8(const qat_rt_model *m, const qat_dataset *d, int
         return qat_fail(err, QAT_ENOMEM, "out of memory");
     }
     size_t correct = 0;
-    double t0 = now_s();
+    double t0 = qat_clock_seconds();
     for (uint32_t b = 0; b < d->n && st == QAT_OK; b += EVAL_BATCH) {
         int n = (int)(d->n - b < EVAL_BATCH ? d->n - b : EVAL_BATCH);
         st = qat_rt_run(s, d->images + (size_t)b * isz, n, logits, err);
@@ -50,7 +43,7 @@ static qat_status evaluate_int8(const qat_rt_model *m, const qat_dataset *d, int
             pred[b + (uint32_t)i] = (uint8_t)p;
         }
     }
-    double dt = now_s() - t0;
+    double dt = qat_clock_seconds() - t0;
     free(logits);
     qat_rt_session_destroy(s);
     if (st != QAT_OK)

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "qat/fsutil.h"
 #include "qat/run.h"
 
 /* A minimal JSON writer: keys and values appended to an open object. */
@@ -84,9 +85,11 @@ qat_status qat_run_write_summary(const qat_trained *t, const qat_run_results *re
     const qat_config *c = t->cfg;
     char path[4200];
     snprintf(path, sizeof path, "%s/summary.json", t->dir);
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return qat_fail(err, QAT_EIO, "%s: cannot write: %s", path, strerror(errno));
+    qat_atomic at;
+    FILE *f;
+    qat_status st = qat_atomic_fopen(&at, path, &f, err);
+    if (st != QAT_OK)
+        return st;
     double total = 0;
     for (int e = 0; e < c->train.epochs; e++)
         total += t->epoch_seconds[e];
@@ -136,7 +139,5 @@ qat_status qat_run_write_summary(const qat_trained *t, const qat_run_results *re
     json_int(&j, QAT_SUMMARY_PEAK_RSS_KB, ru.ru_maxrss);
     json_end(&j);
     fputc('\n', f);
-    if (fclose(f) != 0)
-        return qat_fail(err, QAT_EIO, "%s: write failed", path);
-    return QAT_OK;
+    return qat_atomic_fclose(&at, f, err);
 }

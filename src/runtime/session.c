@@ -19,8 +19,8 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "qat/clock.h"
 #include "qat/team.h"
 #include "runtime/rt_internal.h"
 
@@ -79,13 +79,6 @@ struct qat_rt_session {
     _Alignas(64) atomic_uint done;
     _Alignas(64) atomic_int stop;
 };
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* ---- the network on private buffers, and one layer's slice -------------------------- */
 
@@ -150,10 +143,10 @@ static int8_t *forward_private(qat_rt_session *s, int me, const uint8_t *in, int
     const qat_rt_model *m = s->m;
     int8_t *a = s->act + (size_t)me * 2 * s->act_stride, *b = a + s->act_stride;
     void *scratch = s->scratch ? s->scratch + (size_t)me * s->scratch_stride : NULL;
-    double t = prof ? now_seconds() : 0.0, t1;
+    double t = prof ? qat_clock_seconds() : 0.0, t1;
     s->k->quantize_input(in, a, (size_t)n * m->input_size);
     if (prof) {
-        prof[0] += (t1 = now_seconds()) - t;
+        prof[0] += (t1 = qat_clock_seconds()) - t;
         t = t1;
     }
     for (int i = 0; i < m->num_layers; i++) {
@@ -163,7 +156,7 @@ static int8_t *forward_private(qat_rt_session *s, int me, const uint8_t *in, int
         int oc = l->op == QAT_RT_CONV2D || l->op == QAT_RT_LINEAR ? l->conv.out_c : 0;
         run_layer(s->k, l, a, b, 0, l->rows * (size_t)n, 0, oc, scratch);
         if (prof) {
-            prof[i + 1] += (t1 = now_seconds()) - t;
+            prof[i + 1] += (t1 = qat_clock_seconds()) - t;
             t = t1;
         }
         int8_t *tmp = a;
@@ -357,11 +350,11 @@ static void run_layers(qat_rt_session *s, int first, int n)
     const qat_rt_model *m = s->m;
     double *prof = s->prof;
     int8_t *a = s->act, *b = a + s->act_stride; /* the caller's buffers */
-    double t = prof ? now_seconds() : 0.0, t1;
+    double t = prof ? qat_clock_seconds() : 0.0, t1;
     s->k->quantize_input(s->images + (size_t)first * m->input_size, a,
                          (size_t)n * m->input_size);
     if (prof) {
-        prof[0] += (t1 = now_seconds()) - t;
+        prof[0] += (t1 = qat_clock_seconds()) - t;
         t = t1;
     }
     s->kind = PHASE_LAYER;
@@ -377,7 +370,7 @@ static void run_layers(qat_rt_session *s, int first, int n)
         s->dst = b;
         run_phase(s, layer_tasks(s, l, n, &by_rows, &units));
         if (prof) {
-            prof[i + 1] += (t1 = now_seconds()) - t;
+            prof[i + 1] += (t1 = qat_clock_seconds()) - t;
             t = t1;
         }
         int8_t *tmp = a;

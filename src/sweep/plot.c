@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "qat/fsutil.h"
 #include "qat/sweep.h"
 #include "sweep_internal.h"
 
@@ -361,7 +362,7 @@ qat_status qat_sweep_write_plots(const qat_sweep *sw, const qat_sweep_outcome *o
 {
     char pd[4200];
     snprintf(pd, sizeof pd, "%s/plots", dir);
-    qat_status st = qat_sweep_mkdir_p(pd, err);
+    qat_status st = qat_mkdir_p(pd, err);
     if (st != QAT_OK)
         return st;
     if (sw->kind == QAT_SWEEP_SENSITIVITY)

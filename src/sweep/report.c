@@ -1,10 +1,10 @@
 /* Sweep tables: results.csv / results.md, and for a sensitivity sweep the
  * accuracy drop per layer and bit-width. */
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "qat/fsutil.h"
 #include "qat/sweep.h"
 #include "sweep_internal.h"
 
@@ -75,25 +75,22 @@ static void md_num(FILE *f, const char *fmt, double v)
         fprintf(f, fmt, v);
 }
 
-static FILE *open_out(const char *dir, const char *name, char *path, size_t n, qat_error *err)
+/* A table file dir/name, written atomically: open_out, then close_out. */
+typedef struct out_file {
+    char path[4200];
+    qat_atomic a;
+} out_file;
+
+static FILE *open_out(out_file *o, const char *dir, const char *name, qat_error *err)
 {
-    snprintf(path, n, "%s/%s.tmp", dir, name);
-    FILE *f = fopen(path, "w");
-    if (!f)
-        qat_fail(err, QAT_EIO, "%s: cannot write: %s", path, strerror(errno));
-    return f;
+    snprintf(o->path, sizeof o->path, "%s/%s", dir, name);
+    FILE *f;
+    return qat_atomic_fopen(&o->a, o->path, &f, err) == QAT_OK ? f : NULL;
 }
 
-/* Closes and renames path.tmp -> path. */
-static qat_status close_out(FILE *f, const char *tmp, qat_error *err)
+static qat_status close_out(out_file *o, FILE *f, qat_error *err)
 {
-    char final[4200];
-    snprintf(final, sizeof final, "%.*s", (int)(strlen(tmp) - 4), tmp);
-    int bad = ferror(f);
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, final) != 0)
-        return qat_fail(err, QAT_EIO, "%s: write failed", final);
-    return QAT_OK;
+    return qat_atomic_fclose(&o->a, f, err);
 }
 
 static void pareto_of(const qat_sweep *sw, const qat_sweep_outcome *o, int *front)
@@ -115,8 +112,8 @@ static void pareto_of(const qat_sweep *sw, const qat_sweep_outcome *o, int *fron
 static qat_status write_csv(const qat_sweep *sw, const qat_sweep_outcome *o, const int *front,
                             const char *dir, qat_error *err)
 {
-    char tmp[4200];
-    FILE *f = open_out(dir, "results.csv", tmp, sizeof tmp, err);
+    out_file out;
+    FILE *f = open_out(&out, dir, "results.csv", err);
     if (!f)
         return err ? err->status : QAT_EIO;
     fputs("run", f);
@@ -156,14 +153,13 @@ static qat_status write_csv(const qat_sweep *sw, const qat_sweep_outcome *o, con
         csv_field(f, o[i].error);
         fputc('\n', f);
     }
-    return close_out(f, tmp, err);
+    return close_out(&out, f, err);
 }
 
 static void md_counts(FILE *f, const qat_sweep *sw, const qat_sweep_outcome *o)
 {
-    int n[4] = {0};
-    for (int i = 0; i < sw->nruns; i++)
-        n[o[i].status & 3]++;
+    int n[QAT_RUN_NSTATUS];
+    qat_sweep_count_status(o, sw->nruns, n);
     fprintf(f, "%d runs: %d ok, %d cached (finished earlier), %d failed.\n\n", sw->nruns,
             n[QAT_RUN_OK], n[QAT_RUN_CACHED], n[QAT_RUN_FAILED]);
 }
@@ -185,8 +181,8 @@ static void md_failures(FILE *f, const qat_sweep *sw, const qat_sweep_outcome *o
 static qat_status write_md(const qat_sweep *sw, const qat_sweep_outcome *o, const int *front,
                            const char *dir, qat_error *err)
 {
-    char tmp[4200];
-    FILE *f = open_out(dir, "results.md", tmp, sizeof tmp, err);
+    out_file out;
+    FILE *f = open_out(&out, dir, "results.md", err);
     if (!f)
         return err ? err->status : QAT_EIO;
     fprintf(f, "# Sweep `%s`\n\nBase config `%s`. ", sw->name, sw->base);
@@ -239,7 +235,7 @@ static qat_status write_md(const qat_sweep *sw, const qat_sweep_outcome *o, cons
     else
         fputs("[int8 accuracy vs weight bits](plots/accuracy_vs_bits.png), ", f);
     fputs("[int8 accuracy vs model bytes](plots/accuracy_vs_bytes.png).\n", f);
-    return close_out(f, tmp, err);
+    return close_out(&out, f, err);
 }
 
 /* Index of the base run (no layer) of a sensitivity sweep, or -1. */
@@ -258,8 +254,8 @@ static qat_status write_sensitivity(const qat_sweep *sw, const qat_sweep_outcome
     double base = b >= 0 && usable(&o[b]) ? judged(&o[b]) : NAN;
     static const char *const tag[] = {"W", "A", "W+A"};
     const char *t = tag[sw->target < 0 || sw->target > 2 ? 0 : sw->target];
-    char tmp[4200];
-    FILE *f = open_out(dir, "sensitivity.csv", tmp, sizeof tmp, err);
+    out_file out;
+    FILE *f = open_out(&out, dir, "sensitivity.csv", err);
     if (!f)
         return err ? err->status : QAT_EIO;
     fputs("layer,bits,status,int8_accuracy,base_int8_accuracy,drop_points\n", f);
@@ -274,8 +270,8 @@ static qat_status write_sensitivity(const qat_sweep *sw, const qat_sweep_outcome
         csv_num(f, "%.2f", 100 * (base - acc));
         fputc('\n', f);
     }
-    qat_status st = close_out(f, tmp, err);
-    if (st != QAT_OK || !(f = open_out(dir, "sensitivity.md", tmp, sizeof tmp, err)))
+    qat_status st = close_out(&out, f, err);
+    if (st != QAT_OK || !(f = open_out(&out, dir, "sensitivity.md", err)))
         return st != QAT_OK ? st : err ? err->status : QAT_EIO;
     fprintf(f, "# Sensitivity of `%s`\n\nEach run lowers one layer's %s bits and keeps every "
             "other layer at the base setting. Cells: accuracy drop vs the base run in "
@@ -311,7 +307,7 @@ static qat_status write_sensitivity(const qat_sweep *sw, const qat_sweep_outcome
     }
     md_failures(f, sw, o);
     fputs("\nPlot: [accuracy drop per layer](plots/sensitivity.png).\n", f);
-    return close_out(f, tmp, err);
+    return close_out(&out, f, err);
 }
 
 qat_status qat_sweep_write_tables(const qat_sweep *sw, const qat_sweep_outcome *o,

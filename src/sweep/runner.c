@@ -14,9 +14,10 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "qat/clock.h"
+#include "qat/fsutil.h"
 #include "qat/ini.h"
 #include "qat/sweep.h"
 #include "sweep_internal.h"
@@ -24,13 +25,6 @@
 #define STATUS_FILE "sweep-status"
 #define CONFIG_FILE "sweep-config.ini"
 #define OVERRIDES_FILE "sweep-overrides.txt"
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static void fmt_duration(double s, char *buf, size_t n)
 {
@@ -144,7 +138,7 @@ static qat_status prepare(const qat_sweep *sw, const qat_sweep_opts *o, const qa
                                         "stdout.log", "stderr.log"};
     char p[4200];
     snprintf(p, sizeof p, "%s/%s", o->out_dir, r->name);
-    qat_status st = qat_sweep_mkdir_p(p, err);
+    qat_status st = qat_mkdir_p(p, err);
     if (st != QAT_OK)
         return st;
     for (size_t i = 0; i < sizeof stale / sizeof stale[0]; i++) {
@@ -165,14 +159,14 @@ static qat_status prepare(const qat_sweep *sw, const qat_sweep_opts *o, const qa
     if (!text)
         return qat_fail(err, QAT_ENOMEM, "out of memory");
     run_path(o, r, OVERRIDES_FILE, p, sizeof p);
-    st = qat_sweep_write_atomic(p, text, err);
+    st = qat_write_file_atomic(p, text, len, err);
     free(text);
     run_path(o, r, CONFIG_FILE, p, sizeof p);
     if (st == QAT_OK)
-        st = qat_sweep_write_atomic(p, r->resolved, err);
+        st = qat_write_file_atomic(p, r->resolved, strlen(r->resolved), err);
     run_path(o, r, STATUS_FILE, p, sizeof p);
     if (st == QAT_OK)
-        st = qat_sweep_write_atomic(p, "running\n", err);
+        st = qat_write_file_atomic(p, "running\n", strlen("running\n"), err);
     return st;
 }
 
@@ -287,7 +281,7 @@ static void complete(const qat_sweep_opts *o, const qat_sweep_run *r, int ws, do
     else
         snprintf(text, sizeof text, "failed\n%s\n%s\n", out->exit_desc, out->error);
     run_path(o, r, STATUS_FILE, p, sizeof p);
-    if (qat_sweep_write_atomic(p, text, &e) != QAT_OK && o->log)
+    if (qat_write_file_atomic(p, text, strlen(text), &e) != QAT_OK && o->log)
         fprintf(o->log, "qat-sweep: warning: %s\n", e.msg);
 }
 
@@ -298,7 +292,7 @@ static double estimate(double mean, int left, int jobs, const double *start, con
 {
     if (!(mean > 0) || left <= 0)
         return left <= 0 ? 0 : NAN;
-    double work = mean * left, t = now();
+    double work = mean * left, t = qat_clock_seconds();
     for (int i = 0; i < nruns; i++)
         if (pids[i] > 0)
             work -= fmin(t - start[i], mean);
@@ -313,7 +307,7 @@ static void progress(const qat_sweep_opts *o, const qat_sweep_run *r, const qat_
         return;
     char took[32], el[32], eta[32];
     fmt_duration(out->wall_seconds, took, sizeof took);
-    fmt_duration(now() - t0, el, sizeof el);
+    fmt_duration(qat_clock_seconds() - t0, el, sizeof el);
     fmt_duration(eta_s, eta, sizeof eta);
     if (out->status == QAT_RUN_OK) {
         double acc = isnan(out->int8_acc) ? out->float_acc : out->int8_acc;
@@ -330,7 +324,7 @@ static void progress(const qat_sweep_opts *o, const qat_sweep_run *r, const qat_
 qat_status qat_sweep_execute(const qat_sweep *sw, const qat_sweep_opts *o,
                              qat_sweep_outcome *out, qat_error *err)
 {
-    qat_status st = qat_sweep_mkdir_p(o->out_dir, err);
+    qat_status st = qat_mkdir_p(o->out_dir, err);
     if (st != QAT_OK)
         return st;
     if (access(o->train_exe, X_OK) != 0)
@@ -363,14 +357,14 @@ qat_status qat_sweep_execute(const qat_sweep *sw, const qat_sweep_opts *o,
             fprintf(o->log, "; nothing to run (%s/)\n", o->out_dir);
         fflush(o->log);
     }
-    double t0 = now();
+    double t0 = qat_clock_seconds();
     int next = 0, running = 0, fresh = 0;
     double spent = 0; /* wall seconds of the runs finished by this invocation */
     while (next < ntodo || running) {
         while (running < jobs && next < ntodo) {
             int i = todo[next++];
             qat_error e;
-            start[i] = now();
+            start[i] = qat_clock_seconds();
             pid_t pid = -1;
             if (prepare(sw, o, &sw->runs[i], &e) == QAT_OK)
                 pid = launch(sw, o, &sw->runs[i], &e);
@@ -404,7 +398,7 @@ qat_status qat_sweep_execute(const qat_sweep *sw, const qat_sweep_opts *o,
             continue; /* not one of ours */
         pids[i] = 0;
         running--;
-        complete(o, &sw->runs[i], ws, now() - start[i], &out[i]);
+        complete(o, &sw->runs[i], ws, qat_clock_seconds() - start[i], &out[i]);
         fresh++;
         spent += out[i].wall_seconds;
         ++done;

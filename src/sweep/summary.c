@@ -1,11 +1,9 @@
-/* Reading a run's summary.json, and the small file helpers the sweep needs. */
+/* Reading a run's summary.json, and the status names of the tables. */
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "qat/run.h"
 #include "qat/sweep.h"
@@ -21,39 +19,14 @@ const char *qat_sweep_status_name(int status)
     }
 }
 
-qat_status qat_sweep_mkdir_p(const char *path, qat_error *err)
+void qat_sweep_count_status(const qat_sweep_outcome *o, int n, int counts[QAT_RUN_NSTATUS])
 {
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-        return qat_fail(err, QAT_EINVAL, "%s: path too long", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            return qat_fail(err, QAT_EIO, "%s: cannot create: %s", buf, strerror(errno));
-        *p = '/';
+    for (int s = 0; s < QAT_RUN_NSTATUS; s++)
+        counts[s] = 0;
+    for (int i = 0; i < n; i++) {
+        QAT_ASSERT(o[i].status >= 0 && o[i].status < QAT_RUN_NSTATUS);
+        counts[o[i].status]++;
     }
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-        return qat_fail(err, QAT_EIO, "%s: cannot create: %s", buf, strerror(errno));
-    return QAT_OK;
-}
-
-qat_status qat_sweep_write_atomic(const char *path, const char *text, qat_error *err)
-{
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return qat_fail(err, QAT_EIO, "%s: cannot write: %s", tmp, strerror(errno));
-    size_t n = strlen(text);
-    int bad = fwrite(text, 1, n, f) != n;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return qat_fail(err, QAT_EIO, "%s: write failed: %s", path, strerror(errno));
-    }
-    return QAT_OK;
 }
 
 /* ---- a reader for the flat JSON object qat-train writes (keys: run.h) -------- */

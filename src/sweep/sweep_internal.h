@@ -80,11 +80,6 @@ void qat_sweep_default_name(const char *path, const char *suffix, char *out, siz
 /* Whole file into a NUL-terminated malloc'd buffer (*len without the NUL);
  * NULL with errno set on failure. */
 char *qat_sweep_read_file(const char *path, size_t *len);
-/* Creates path and its parents. */
-qat_status qat_sweep_mkdir_p(const char *path, qat_error *err);
-/* Writes text to path through a temporary file and rename, so a reader
- * never sees half a file. */
-qat_status qat_sweep_write_atomic(const char *path, const char *text, qat_error *err);
 
 /* "ok", "cached", "failed" or "pending" (the status column of the tables). */
 const char *qat_sweep_status_name(int status);

@@ -1,6 +1,5 @@
 /* HDF5 checkpoints: everything needed to export or resume a run. */
 #include <errno.h>
-#include <fcntl.h>
 #include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
@@ -8,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "qat/fsutil.h"
 #include "qat/train.h"
 
 #define CKPT_FORMAT "qat-checkpoint"
@@ -65,8 +65,11 @@ static herr_t write_attr_str(hid_t obj, const char *name, const char *s)
 qat_status qat_checkpoint_save(const char *path, qat_model *m, qat_optim *opt,
                                const qat_checkpoint_meta *meta, qat_error *err)
 {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    qat_atomic out;
+    qat_status st = qat_atomic_begin(&out, path, err);
+    if (st != QAT_OK)
+        return st;
+    const char *tmp = out.tmp;
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (f < 0)
@@ -98,24 +101,12 @@ qat_status qat_checkpoint_save(const char *path, qat_model *m, qat_optim *opt,
     free(cfgtext);
     if (r < 0 || H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) {
         H5Fclose(f);
-        unlink(tmp);
+        qat_atomic_abort(&out);
         return qat_fail(err, QAT_EIO, "%s: writing the checkpoint failed", tmp);
     }
     H5Fclose(f);
-    /* Data must be on disk before the rename makes it the checkpoint. */
-    int fd = open(tmp, O_RDONLY);
-    if (fd < 0 || fsync(fd) != 0) {
-        if (fd >= 0)
-            close(fd);
-        unlink(tmp);
-        return qat_fail(err, QAT_EIO, "%s: fsync failed: %s", tmp, strerror(errno));
-    }
-    close(fd);
-    if (rename(tmp, path) != 0) {
-        unlink(tmp);
-        return qat_fail(err, QAT_EIO, "%s: rename to %s failed: %s", tmp, path, strerror(errno));
-    }
-    return QAT_OK;
+    /* on disk before the rename makes it the checkpoint */
+    return qat_atomic_commit(&out, err);
 }
 
 /* Reads a 1-D dataset of exactly n elements. */

@@ -9,10 +9,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "qat/clock.h"
+#include "qat/fsutil.h"
 #include "qat/ops.h"
 #include "qat/prune.h"
 #include "qat/train.h"
-#include "report.h"
+#include "progress.h"
 
 typedef struct run {
     qat_trained pub; /* first: qat_train_end gets the run back from it */
@@ -39,23 +41,6 @@ typedef struct run {
     qat_prune_schedule prune_sched;
     int regularize; /* some layer has an L1/L2 penalty */
 } run;
-
-static qat_status mkdir_p(const char *path, qat_error *err)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            return qat_fail(err, QAT_EIO, "%s: cannot create directory: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-        return qat_fail(err, QAT_EIO, "%s: cannot create directory: %s", buf, strerror(errno));
-    return QAT_OK;
-}
 
 static qat_status load_data(run *r, qat_error *err)
 {
@@ -288,7 +273,7 @@ static qat_status run_epochs(run *r, int stop_after, qat_error *err)
         qat_model_set_bn_frozen(r->model, qc->freeze_bn_epoch > 0 && e + 1 >= qc->freeze_bn_epoch);
         qat_progress pr;
         qat_progress_start(&pr, !c->train.progress || r->quiet);
-        double t0 = qat_now(), loss_sum = 0, pen_sum = 0;
+        double t0 = qat_clock_seconds(), loss_sum = 0, pen_sum = 0;
         long correct = 0, seen = 0;
         for (uint32_t b = 0; b < r->train.n; b += (uint32_t)B) {
             int n = (int)(r->train.n - b < (uint32_t)B ? r->train.n - b : (uint32_t)B);
@@ -314,7 +299,7 @@ static qat_status run_epochs(run *r, int stop_after, qat_error *err)
                                 loss_sum / seen, (double)correct / seen);
         }
         qat_progress_end(&pr);
-        double secs = qat_now() - t0;
+        double secs = qat_clock_seconds() - t0;
         r->epoch_seconds[e] = secs;
         double test_acc = qat_evaluate(r->model, r->tape, &r->test, 256, NULL);
         float lr = qat_lr_at(&r->sched, r->meta.step > 0 ? r->meta.step - 1 : 0);
@@ -436,17 +421,17 @@ qat_status qat_train(const qat_config *cfg, const qat_train_opts *opts, qat_trai
         snprintf(r->dir, sizeof r->dir, "runs/%s", cfg->name);
     qat_cpu_flush_denormals();
     qat_blas_init();
-    qat_status st = mkdir_p(r->dir, err);
+    qat_status st = qat_mkdir_p(r->dir, err);
     if (st == QAT_OK) {
         char path[4200];
         snprintf(path, sizeof path, "%s/config.ini", r->dir);
-        FILE *f = fopen(path, "w");
-        if (!f) {
-            st = qat_fail(err, QAT_EIO, "%s: cannot write: %s", path, strerror(errno));
-        } else {
+        qat_atomic at;
+        FILE *f;
+        st = qat_atomic_fopen(&at, path, &f, err);
+        if (st == QAT_OK) {
             fprintf(f, "# resolved from %s (every key, defaults included)\n", cfg->path);
             qat_config_write(f, cfg);
-            fclose(f);
+            st = qat_atomic_fclose(&at, f, err);
         }
     }
     if (st == QAT_OK)

@@ -2,15 +2,14 @@
  * copy and all); the log, metrics.csv and summary.json report sparsity and
  * the penalty; bad pruning configs end with exit 2 and file:line. */
 #include <criterion/criterion.h>
-#include <fcntl.h>
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "qat/run.h"
+#include "run_tool.h"
 
 static const char *env(const char *name)
 {
@@ -182,31 +181,13 @@ static double json_num(const char *json, const char *key)
 }
 
 /* Runs a tool with stdout and stderr into files under dir; returns the exit
- * status (or 128 + signal). */
+ * code. */
 static int run_tool(const char *dir, const char *tool, const char *const *args)
 {
-    char exe[1024], out[512], err[512];
-    snprintf(exe, sizeof exe, "%s/%s", env("QAT_BUILD_ROOT"), tool);
+    char out[512], err[512];
     snprintf(out, sizeof out, "%s/stdout", dir);
     snprintf(err, sizeof err, "%s/stderr", dir);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        const char *argv[32] = {exe};
-        int n = 1;
-        for (; args[n - 1]; n++)
-            argv[n] = args[n - 1];
-        argv[n] = NULL;
-        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int fe = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(fo, 1);
-        dup2(fe, 2);
-        execv(exe, (char *const *)argv);
-        _exit(127);
-    }
-    int status;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return tc_run_tool(tool, args, out, err, NULL);
 }
 
 Test(report, log_metrics_and_summary_carry_sparsity_and_penalty, .timeout = 300)

@@ -19,6 +19,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "run_tool.h"
+
 #define RB_OUT_CAP 16384
 #define RB_TIMEOUT_S 120
 
@@ -138,55 +140,20 @@ static inline void rb_slurp(const char *path, char *buf)
 
 /* Starts tool (qat-train, qat-export, qat-infer) with args (NULL-terminated,
  * without argv[0]), stdout/stderr going to files in the temp dir. Returns
- * the pid; the child gets its own process group so it can be killed. */
+ * the pid; the child has its own process group so it can be killed. */
 static inline pid_t rb_spawn(const char *tool, const char *const *args)
 {
-    char exe[512];
-    snprintf(exe, sizeof exe, "%s/%s", rb_env("QAT_BUILD_ROOT"), tool);
-    const char *argv[64] = {exe};
-    int n = 1;
-    while (args[n - 1]) {
-        cr_assert_lt(n, 63);
-        argv[n] = args[n - 1];
-        n++;
-    }
-    argv[n] = NULL;
     char out_path[512], err_path[512];
     snprintf(out_path, sizeof out_path, "%s/.stdout", rb_dir);
     snprintf(err_path, sizeof err_path, "%s/.stderr", rb_dir);
-    fflush(NULL);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        setpgid(0, 0);
-        int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (o < 0 || e < 0)
-            _exit(126);
-        dup2(o, 1);
-        dup2(e, 2);
-        execv(exe, (char *const *)argv);
-        _exit(127);
-    }
-    setpgid(pid, pid); /* also here: a kill(-pid) right after the fork must find it */
-    return pid;
+    return tc_spawn(tool, args, out_path, err_path, NULL);
 }
 
 /* Waits for pid (killing it after RB_TIMEOUT_S) and loads its output;
  * returns the raw wait status. */
 static inline int rb_wait(pid_t pid)
 {
-    int status = 0;
-    for (int t = 0; t < RB_TIMEOUT_S * 20; t++) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid)
-            goto done;
-        usleep(50000);
-    }
-    kill(-pid, SIGKILL);
-    waitpid(pid, &status, 0);
-    cr_assert_fail("the tool ran for more than %d s (hang?)", RB_TIMEOUT_S);
-done:;
+    int status = tc_wait(pid, RB_TIMEOUT_S);
     char p[512];
     snprintf(p, sizeof p, "%s/.stdout", rb_dir);
     rb_slurp(p, rb_out);

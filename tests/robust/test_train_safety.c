@@ -5,17 +5,10 @@
  * --resume ends bit-identical to an uninterrupted one. */
 #include <dirent.h>
 #include <math.h>
-#include <time.h>
 
+#include "qat/clock.h"
 #include "qat/train.h"
 #include "robust.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int exists(const char *path)
 {
@@ -111,10 +104,10 @@ static void write_kill_config(int epochs)
 static double timed_kill_run(int epochs, const char *out)
 {
     write_kill_config(epochs);
-    double t0 = now_s();
+    double t0 = qat_clock_seconds();
     int code = rb_run("qat-train", RB_ARGS(rb_path("c.ini"), "--out", rb_path(out), "--quiet"));
     cr_assert_eq(code, 0, "%s", rb_err);
-    return now_s() - t0;
+    return qat_clock_seconds() - t0;
 }
 
 /* What a run directory may hold: the run's files, and temp files that the

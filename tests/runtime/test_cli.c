@@ -2,13 +2,12 @@
  * file, the --json line, and --dump-logits equal to the runtime's logits. */
 #include <criterion/criterion.h>
 #include <dirent.h>
-#include <fcntl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "qat/data.h"
 #include "qat/runtime_h5.h"
 #include "rt_fixture.h"
+#include "run_tool.h"
 #include "runtime/kernels/kernels.h"
 
 static char dir[64], model[128], out_path[128], err_path[128], images[512], labels[512];
@@ -24,39 +23,14 @@ static void read_small(const char *p, char *buf, size_t cap)
         fclose(f);
 }
 
-/* Runs qat-infer with argv (NULL-terminated, without argv[0]). */
+/* Runs qat-infer with argv (NULL-terminated, without argv[0]); its output
+ * lands in out and err. */
 static int run(const char *const *args)
 {
-    const char *root = getenv("QAT_BUILD_ROOT");
-    cr_assert_not_null(root, "QAT_BUILD_ROOT is not set (run through meson test)");
-    char exe[512];
-    snprintf(exe, sizeof exe, "%s/qat-infer", root);
-    const char *argv[32] = {exe};
-    int n = 1;
-    while (args[n - 1] && n < 31) {
-        argv[n] = args[n - 1];
-        n++;
-    }
-    argv[n] = NULL;
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(o, 1);
-        dup2(e, 2);
-        if (child_env)
-            putenv((char *)child_env);
-        execv(exe, (char *const *)argv);
-        _exit(127);
-    }
-    int status;
-    waitpid(pid, &status, 0);
+    int code = tc_run_tool("qat-infer", args, out_path, err_path, child_env);
     read_small(out_path, out, sizeof out);
     read_small(err_path, err, sizeof err);
-    cr_assert(WIFEXITED(status), "qat-infer did not exit normally (signal?)");
-    cr_assert_neq(WEXITSTATUS(status), 127, "cannot exec %s", exe);
-    return WEXITSTATUS(status);
+    return code;
 }
 
 static void setup(void)

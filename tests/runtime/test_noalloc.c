@@ -1,45 +1,10 @@
-/* qat_rt_run must not touch the heap. This executable is linked with
- * -Wl,--wrap for the allocator entry points, so every call made from the
- * statically linked runtime and core libraries lands in a counter. */
+/* qat_rt_run must not touch the heap. Every allocator call made from the
+ * statically linked runtime and core libraries is counted (alloc_count.h). */
 #include <criterion/criterion.h>
-#include <stdatomic.h>
 
+#include "alloc_count.h"
 #include "rt_fixture.h"
 #include "runtime/kernels/kernels.h"
-
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t n, size_t s);
-void *__real_realloc(void *p, size_t n);
-void *__real_aligned_alloc(size_t a, size_t n);
-int __real_posix_memalign(void **p, size_t a, size_t n);
-
-static atomic_long allocations;
-
-void *__wrap_malloc(size_t n)
-{
-    atomic_fetch_add(&allocations, 1);
-    return __real_malloc(n);
-}
-void *__wrap_calloc(size_t n, size_t s)
-{
-    atomic_fetch_add(&allocations, 1);
-    return __real_calloc(n, s);
-}
-void *__wrap_realloc(void *p, size_t n)
-{
-    atomic_fetch_add(&allocations, 1);
-    return __real_realloc(p, n);
-}
-void *__wrap_aligned_alloc(size_t a, size_t n)
-{
-    atomic_fetch_add(&allocations, 1);
-    return __real_aligned_alloc(a, n);
-}
-int __wrap_posix_memalign(void **p, size_t a, size_t n)
-{
-    atomic_fetch_add(&allocations, 1);
-    return __real_posix_memalign(p, a, n);
-}
 
 Test(noalloc, run_never_allocates_for_any_path_and_thread_count)
 {
@@ -60,16 +25,16 @@ Test(noalloc, run_never_allocates_for_any_path_and_thread_count)
         for (int t = 1; t <= 3; t++) {
             qat_rt_options o = {.threads = t, .max_batch = N, .profile = t == 2};
             qat_rt_session *s;
-            long before = atomic_load(&allocations);
+            long before = tc_alloc_count();
             cr_assert_eq(qat_rt_session_create(m, &o, &s, &e), QAT_OK, "%s", e.msg);
             /* the counter is live: creating a session does allocate */
-            cr_assert_gt(atomic_load(&allocations), before, "allocator wrap is not in effect");
-            before = atomic_load(&allocations);
+            cr_assert_gt(tc_alloc_count(), before, "allocator wrap is not in effect");
+            before = tc_alloc_count();
             /* n = 1, 14, 27, 40: layer split, batch split and both */
             for (int rep = 0; rep < 3; rep++)
                 for (int n = 1; n <= N; n += 13)
                     cr_assert_eq(qat_rt_run(s, px, n, lg, &e), QAT_OK, "%s", e.msg);
-            cr_assert_eq(atomic_load(&allocations), before, "qat_rt_run allocated (%s, threads %d)",
+            cr_assert_eq(tc_alloc_count(), before, "qat_rt_run allocated (%s, threads %d)",
                          paths[pi]->isa, t);
             qat_rt_session_destroy(s);
         }

@@ -2,7 +2,6 @@
  * values in results.csv, failure isolation, resume (cached, retried,
  * changed overrides), sensitivity tables and the command line's exit codes. */
 #include <criterion/criterion.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +11,7 @@
 #include <unistd.h>
 
 #include "qat/sweep.h"
+#include "run_tool.h"
 #include "sweep_fixture.h"
 
 static char dir[128], errlog[256];
@@ -35,34 +35,10 @@ TestSuite(sweep_run, .init = setup, .fini = teardown);
 /* Runs qat-sweep with args (NULL-terminated); stderr lands in err_text. */
 static int sweep(const char *const *args)
 {
-    const char *root = getenv("QAT_BUILD_ROOT");
-    cr_assert_not_null(root, "run through meson test (QAT_BUILD_ROOT)");
-    char exe[512];
-    snprintf(exe, sizeof exe, "%s/qat-sweep", root);
-    const char *argv[40] = {exe};
-    int n = 1;
-    while (args[n - 1] && n < 39) {
-        argv[n] = args[n - 1];
-        n++;
-    }
-    argv[n] = NULL;
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        int e = open(errlog, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int o = open("/dev/null", O_WRONLY);
-        dup2(o, 1);
-        dup2(e, 2);
-        execv(exe, (char *const *)argv);
-        _exit(127);
-    }
-    int status;
-    waitpid(pid, &status, 0);
+    int code = tc_run_tool("qat-sweep", args, NULL, errlog, NULL);
     free(err_text);
     err_text = fx_read(errlog);
-    cr_assert(WIFEXITED(status), "qat-sweep died: %s", err_text);
-    cr_assert_neq(WEXITSTATUS(status), 127, "cannot exec %s", exe);
-    return WEXITSTATUS(status);
+    return code;
 }
 
 /* ---- a small CSV reader: header names -> cells ------------------------------ */

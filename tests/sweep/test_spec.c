@@ -334,6 +334,22 @@ Test(sweep_spec, pareto_front)
         cr_assert_eq(f[i], want[i], "point %d", i);
 }
 
+Test(sweep_spec, outcomes_counted_by_status)
+{
+    qat_sweep_outcome o[6] = {{.status = QAT_RUN_OK},     {.status = QAT_RUN_FAILED},
+                              {.status = QAT_RUN_CACHED}, {.status = QAT_RUN_OK},
+                              {.status = QAT_RUN_OK},     {.status = QAT_RUN_PENDING}};
+    int n[QAT_RUN_NSTATUS] = {7, 7, 7, 7};
+    qat_sweep_count_status(o, 6, n);
+    cr_assert_eq(n[QAT_RUN_PENDING], 1);
+    cr_assert_eq(n[QAT_RUN_OK], 3);
+    cr_assert_eq(n[QAT_RUN_CACHED], 1);
+    cr_assert_eq(n[QAT_RUN_FAILED], 1);
+    qat_sweep_count_status(o, 0, n);
+    for (int s = 0; s < QAT_RUN_NSTATUS; s++)
+        cr_assert_eq(n[s], 0);
+}
+
 Test(sweep_spec, summary_reader)
 {
     fx_write(dir, "s.json",

@@ -1,50 +1,15 @@
 /* After the first step, a training step (forward, loss, backward, optimizer
  * update) never touches the heap: activations come from the tape's arena,
- * which has grown to the step's size. Linked with -Wl,--wrap for the
- * allocator entry points, so every call from the statically linked qat
- * libraries lands in a counter. */
+ * which has grown to the step's size. Every allocator call from the
+ * statically linked qat libraries is counted (alloc_count.h). */
 #include <criterion/criterion.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc_count.h"
 #include "qat/ops.h"
 #include "qat/optim.h"
 #include "qat/train.h"
-
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t n, size_t s);
-void *__real_realloc(void *p, size_t n);
-void *__real_aligned_alloc(size_t a, size_t n);
-int __real_posix_memalign(void **p, size_t a, size_t n);
-
-static atomic_long allocations;
-
-void *__wrap_malloc(size_t n)
-{
-    atomic_fetch_add(&allocations, 1);
-    return __real_malloc(n);
-}
-void *__wrap_calloc(size_t n, size_t s)
-{
-    atomic_fetch_add(&allocations, 1);
-    return __real_calloc(n, s);
-}
-void *__wrap_realloc(void *p, size_t n)
-{
-    atomic_fetch_add(&allocations, 1);
-    return __real_realloc(p, n);
-}
-void *__wrap_aligned_alloc(size_t a, size_t n)
-{
-    atomic_fetch_add(&allocations, 1);
-    return __real_aligned_alloc(a, n);
-}
-int __wrap_posix_memalign(void **p, size_t a, size_t n)
-{
-    atomic_fetch_add(&allocations, 1);
-    return __real_posix_memalign(p, a, n);
-}
 
 /* Allocations made by steps 3..8 of a training loop over the config. */
 static long steady_state_allocations(const char *const *sets, int nsets)
@@ -80,7 +45,7 @@ static long steady_state_allocations(const char *const *sets, int nsets)
     long before = 0;
     for (int s = 0; s < 9; s++) {
         if (s == 3)
-            before = atomic_load(&allocations);
+            before = tc_alloc_count();
         for (int i = 0; i < B; i++)
             idx[i] = (uint32_t)((s * B + i) % (int)d.n);
         qat_dataset_gather(&d, idx, B, img, lab);
@@ -92,7 +57,7 @@ static long steady_state_allocations(const char *const *sets, int nsets)
         qat_tape_backward(t, loss);
         qat_optim_step(o, params, grads, NULL, 1e-3f);
     }
-    long during = atomic_load(&allocations) - before;
+    long during = tc_alloc_count() - before;
     free(img);
     free(lab);
     qat_optim_destroy(o);
@@ -126,8 +91,8 @@ Test(noalloc, qat_with_lsq_bn_and_percentile_observers_does_not_allocate)
 Test(noalloc, the_counter_sees_allocations)
 {
     /* an allocation made inside the qat libraries must be counted */
-    long a = atomic_load(&allocations);
+    long a = tc_alloc_count();
     qat_arena *ar = qat_arena_create(4096);
     qat_arena_destroy(ar);
-    cr_assert_gt(atomic_load(&allocations), a, "the --wrap counter must be live");
+    cr_assert_gt(tc_alloc_count(), a, "the --wrap counter must be live");
 }

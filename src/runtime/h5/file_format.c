@@ -1,6 +1,5 @@
 /* The root `format` attribute of a qat HDF5 file: lets a tool accept a
  * checkpoint or a model file and tell them apart before reading either. */
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -18,13 +17,11 @@ qat_status qat_rt_h5_file_format(const char *path, char *buf, size_t cap, qat_er
 {
     if (cap)
         buf[0] = '\0';
-    FILE *probe = fopen(path, "rb");
-    if (!probe)
-        return qat_fail(err, QAT_EINVAL, "%s: cannot open: %s", path, strerror(errno));
-    fclose(probe);
+    qat_status st = qat_h5_check_openable(path, "", err);
+    if (st)
+        return st;
     qat_h5_quiet q;
     qat_h5_quiet_begin(&q);
-    qat_status st;
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) {
         st = qat_fail(err, QAT_EINVAL, "%s: not a readable HDF5 file (truncated or corrupt?)",

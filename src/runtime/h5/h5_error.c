@@ -1,4 +1,6 @@
-/* Turning HDF5's error stack into a line of context for our messages. */
+/* Messages for HDF5 failures: the line of context from HDF5's error stack,
+ * and the OS reason a file cannot be opened (HDF5 only says that it cannot). */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,4 +27,14 @@ void qat_h5_last_error(char *buf, size_t cap)
     buf[0] = '\0';
     last_ctx c = {buf, cap};
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, keep_last, &c);
+}
+
+qat_status qat_h5_check_openable(const char *path, const char *what, qat_error *err)
+{
+    FILE *probe = fopen(path, "rb");
+    if (!probe)
+        return qat_fail(err, QAT_EINVAL, "%s: cannot open%s%s: %s", path, what[0] ? " " : "", what,
+                        strerror(errno));
+    fclose(probe);
+    return QAT_OK;
 }

@@ -39,9 +39,39 @@ static inline void qat_h5_quiet_end(const qat_h5_quiet *q, int failed)
         H5Eset_auto2(H5E_DEFAULT, q->func, q->data);
 }
 
+/* Closes each of ids[0..n) that is open (>= 0) with the close call of its
+ * kind, so a function releases what it opened in one line on every path.
+ * QAT_H5_CLOSE(a, b, ...) passes the list. */
+static inline void qat_h5_close_ids(const hid_t *ids, int n)
+{
+    for (int i = 0; i < n; i++) {
+        hid_t id = ids[i];
+        if (id < 0)
+            continue;
+        switch (H5Iget_type(id)) {
+        case H5I_FILE: H5Fclose(id); break;
+        case H5I_GROUP: H5Gclose(id); break;
+        case H5I_DATATYPE: H5Tclose(id); break;
+        case H5I_DATASPACE: H5Sclose(id); break;
+        case H5I_DATASET: H5Dclose(id); break;
+        case H5I_ATTR: H5Aclose(id); break;
+        case H5I_GENPROP_LST: H5Pclose(id); break;
+        default: QAT_ASSERT(!"qat_h5_close_ids: an id of a kind we never open"); break;
+        }
+    }
+}
+#define QAT_H5_CLOSE(...)                                                                          \
+    qat_h5_close_ids((const hid_t[]){__VA_ARGS__},                                                 \
+                     (int)(sizeof((hid_t[]){__VA_ARGS__}) / sizeof(hid_t)))
+
 /* The innermost description on HDF5's error stack (the most specific one),
  * or "" when the stack is empty. */
 void qat_h5_last_error(char *buf, size_t cap);
+/* QAT_OK when path opens for reading, else QAT_EINVAL
+ * "<path>: cannot open <what>: <OS reason>" (what may be ""): checked before
+ * H5Fopen, whose failure does not say whether the file is missing, unreadable
+ * or not HDF5. */
+qat_status qat_h5_check_openable(const char *path, const char *what, qat_error *err);
 
 /* Longest string attribute we read, in bytes (names are < 64). */
 #define QAT_H5_MAX_STR 256

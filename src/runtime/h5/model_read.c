@@ -3,7 +3,6 @@
  * sign, rank and extent before it is read, attribute values that size
  * allocations are range-checked first, and the finished description goes
  * through qat_rt_model_validate. Errors name the file and the object path. */
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,11 +97,7 @@ static qat_status read_attr(rd *r, hid_t obj, const char *opath, const char *nam
     } else if (H5Aread(a, mem_type(k), out) < 0) {
         st = rfail(r, where, "cannot be read");
     }
-    if (t >= 0)
-        H5Tclose(t);
-    if (sp >= 0)
-        H5Sclose(sp);
-    H5Aclose(a);
+    QAT_H5_CLOSE(t, sp, a);
     return st;
 }
 
@@ -234,10 +229,7 @@ static qat_status open_dataset(rd *r, hid_t g, const char *gpath, const char *na
     } else if (!stored_in_file(d, count, found, sizeof found)) {
         st = rfail(r, where, "%s", found);
     }
-    if (t >= 0)
-        H5Tclose(t);
-    if (sp >= 0)
-        H5Sclose(sp);
+    QAT_H5_CLOSE(t, sp);
     if (st)
         H5Dclose(d);
     else
@@ -522,13 +514,12 @@ static qat_status read_with(const char *name, hid_t fapl, qat_rt_owned_desc *out
 qat_status qat_rt_h5_read_desc(const char *path, qat_rt_owned_desc *out, qat_error *err)
 {
     memset(out, 0, sizeof *out);
-    FILE *probe = fopen(path, "rb");
-    if (!probe)
-        return qat_fail(err, QAT_EINVAL, "%s: cannot open model file: %s", path, strerror(errno));
-    fclose(probe);
+    qat_status st = qat_h5_check_openable(path, "model file", err);
+    if (st)
+        return st;
     qat_h5_quiet q;
     qat_h5_quiet_begin(&q);
-    qat_status st = read_with(path, H5P_DEFAULT, out, err);
+    st = read_with(path, H5P_DEFAULT, out, err);
     qat_h5_quiet_end(&q, st != QAT_OK);
     if (st)
         qat_rt_owned_desc_free(out);

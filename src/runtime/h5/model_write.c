@@ -1,16 +1,13 @@
 /* Writing a model file (docs/FORMAT.md). The description is validated
- * first; the file appears atomically: written to <path>.tmp.<pid>, flushed
- * and fsynced, then renamed over path (and the directory fsynced), so a
+ * first; the file appears atomically (qat_atomic, include/qat/fsutil.h):
+ * HDF5 writes <path>.tmp.<pid>, which is fsynced and renamed over path, so a
  * reader sees either the old file or the complete new one. */
-#include <errno.h>
-#include <fcntl.h>
-#include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "qat/fsutil.h"
 #include "runtime/h5/h5_internal.h"
 
 typedef struct wr {
@@ -37,10 +34,7 @@ static qat_status put_attr(wr *w, hid_t obj, const char *opath, const char *name
     hid_t sp = count > 0 ? H5Screate_simple(1, dims, NULL) : H5Screate(H5S_SCALAR);
     hid_t a = sp < 0 ? -1 : H5Acreate2(obj, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT);
     herr_t rc = a < 0 ? -1 : H5Awrite(a, mtype, v);
-    if (a >= 0)
-        H5Aclose(a);
-    if (sp >= 0)
-        H5Sclose(sp);
+    QAT_H5_CLOSE(a, sp);
     return rc < 0 ? wfail(w, "attribute '%s' of %s", name, opath) : QAT_OK;
 }
 
@@ -86,12 +80,7 @@ static qat_status put_dataset(wr *w, hid_t g, const char *gpath, const char *nam
                     : 0;
     hid_t d = rc < 0 ? -1 : H5Dcreate2(g, name, ftype, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     rc = d < 0 ? -1 : H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
-    if (d >= 0)
-        H5Dclose(d);
-    if (dcpl >= 0)
-        H5Pclose(dcpl);
-    if (sp >= 0)
-        H5Sclose(sp);
+    QAT_H5_CLOSE(d, dcpl, sp);
     return rc < 0 ? wfail(w, "dataset %s/%s", gpath, name) : QAT_OK;
 }
 
@@ -177,17 +166,6 @@ static qat_status write_all(wr *w, hid_t f, const qat_rt_model_desc *d)
     return st;
 }
 
-/* fsync a file or directory by name. */
-static int sync_path(const char *p, int dir)
-{
-    int fd = open(p, dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 qat_status qat_rt_h5_write(const char *path, const qat_rt_model_desc *d, qat_error *err)
 {
     qat_status st = qat_rt_model_validate(d, err);
@@ -196,9 +174,10 @@ qat_status qat_rt_h5_write(const char *path, const qat_rt_model_desc *d, qat_err
     if (H5Zfilter_avail(H5Z_FILTER_DEFLATE) <= 0 || H5Zfilter_avail(H5Z_FILTER_FLETCHER32) <= 0)
         return qat_fail(err, QAT_EUNSUPPORTED, "%s: this HDF5 library lacks deflate/fletcher32",
                         path);
-    char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp)
-        return qat_fail(err, QAT_EINVAL, "%s: path too long", path);
+    qat_atomic out;
+    if ((st = qat_atomic_begin(&out, path, err)) != QAT_OK)
+        return st;
+    const char *tmp = out.tmp;
     wr w = {path, err};
     qat_h5_quiet q;
     qat_h5_quiet_begin(&q);
@@ -218,18 +197,9 @@ qat_status qat_rt_h5_write(const char *path, const qat_rt_model_desc *d, qat_err
     if (fapl >= 0)
         H5Pclose(fapl);
     qat_h5_quiet_end(&q, st != QAT_OK);
-    if (!st && sync_path(tmp, 0) < 0)
-        st = qat_fail(err, QAT_EIO, "%s: fsync of %s failed: %s", path, tmp, strerror(errno));
-    if (!st && rename(tmp, path) < 0)
-        st = qat_fail(err, QAT_EIO, "%s: cannot rename %s into place: %s", path, tmp,
-                      strerror(errno));
     if (st) {
-        unlink(tmp);
+        qat_atomic_abort(&out);
         return st;
     }
-    /* make the rename itself durable */
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    sync_path(dirname(dir), 1);
-    return QAT_OK;
+    return qat_atomic_commit(&out, err);
 }

@@ -1,20 +1,15 @@
-#include "report.h"
+#include "progress.h"
 
-#include <time.h>
+#include <stdio.h>
 #include <unistd.h>
 
-double qat_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "qat/clock.h"
 
 void qat_progress_start(qat_progress *p, int quiet)
 {
     p->quiet = quiet;
     p->tty = !quiet && isatty(STDERR_FILENO);
-    p->t0 = qat_now();
+    p->t0 = qat_clock_seconds();
     p->last = 0;
 }
 
@@ -23,7 +18,7 @@ void qat_progress_update(qat_progress *p, int epoch, int epochs, long done, long
 {
     if (!p->tty)
         return;
-    double now = qat_now();
+    double now = qat_clock_seconds();
     if (done < total && now - p->last < 0.1)
         return;
     p->last = now;

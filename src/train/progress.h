@@ -1,8 +1,7 @@
-/* The training log's progress line (train-internal). */
-#ifndef QAT_TRAIN_REPORT_H
-#define QAT_TRAIN_REPORT_H
-
-#include <stdio.h>
+/* The one-line progress bar qat-train redraws on a terminal during an epoch
+ * (train-internal). */
+#ifndef QAT_TRAIN_PROGRESS_H
+#define QAT_TRAIN_PROGRESS_H
 
 typedef struct qat_progress {
     int tty;     /* redraw one line in place */
@@ -11,7 +10,6 @@ typedef struct qat_progress {
     double last; /* last redraw */
 } qat_progress;
 
-double qat_now(void);
 void qat_progress_start(qat_progress *p, int quiet);
 /* Redraws at most ~10 times a second. */
 void qat_progress_update(qat_progress *p, int epoch, int epochs, long done, long total,
