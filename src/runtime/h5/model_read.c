@@ -68,6 +68,25 @@ static void describe_want(long long count, char *buf, size_t cap)
         snprintf(buf, cap, "shape (%lld)", count);
 }
 
+/* The type (kind k) and shape (count < 0: a scalar, else 1-D of count) of an
+ * attribute or dataset at `where`, with expected vs found on a mismatch. */
+static qat_status check_type_shape(rd *r, const char *where, hid_t t, hid_t sp, kind k,
+                                   long long count)
+{
+    char found[128], want[64];
+    if (t < 0 || sp < 0)
+        return rfail(r, where, "cannot read its type or shape");
+    if (!type_is(t, k)) {
+        qat_h5_describe_type(t, found, sizeof found);
+        return rfail(r, where, "expected dtype %s, found %s", kind_name(k), found);
+    }
+    if (!space_is(sp, count, found, sizeof found)) {
+        describe_want(count, want, sizeof want);
+        return rfail(r, where, "expected %s, found %s", want, found);
+    }
+    return QAT_OK;
+}
+
 /* Reads attribute `name` of obj (at path opath): count < 0 a scalar, else a
  * 1-D array of count values, of kind k, into out. */
 static qat_status read_attr(rd *r, hid_t obj, const char *opath, const char *name, kind k,
@@ -84,19 +103,9 @@ static qat_status read_attr(rd *r, hid_t obj, const char *opath, const char *nam
     if (a < 0)
         return rfail(r, where, "cannot be opened");
     hid_t t = H5Aget_type(a), sp = H5Aget_space(a);
-    qat_status st = QAT_OK;
-    char found[128], want[64];
-    if (t < 0 || sp < 0) {
-        st = rfail(r, where, "cannot read its type or shape");
-    } else if (!type_is(t, k)) {
-        qat_h5_describe_type(t, found, sizeof found);
-        st = rfail(r, where, "expected dtype %s, found %s", kind_name(k), found);
-    } else if (!space_is(sp, count, found, sizeof found)) {
-        describe_want(count, want, sizeof want);
-        st = rfail(r, where, "expected %s, found %s", want, found);
-    } else if (H5Aread(a, mem_type(k), out) < 0) {
+    qat_status st = check_type_shape(r, where, t, sp, k, count);
+    if (st == QAT_OK && H5Aread(a, mem_type(k), out) < 0)
         st = rfail(r, where, "cannot be read");
-    }
     QAT_H5_CLOSE(t, sp, a);
     return st;
 }
@@ -216,19 +225,10 @@ static qat_status open_dataset(rd *r, hid_t g, const char *gpath, const char *na
     if (d < 0)
         return rfail(r, where, "is not a dataset or cannot be opened");
     hid_t t = H5Dget_type(d), sp = H5Dget_space(d);
-    qat_status st = QAT_OK;
-    char found[128], want[64];
-    if (t < 0 || sp < 0) {
-        st = rfail(r, where, "cannot read its type or shape");
-    } else if (!type_is(t, k)) {
-        qat_h5_describe_type(t, found, sizeof found);
-        st = rfail(r, where, "expected dtype %s, found %s", kind_name(k), found);
-    } else if (!space_is(sp, count, found, sizeof found)) {
-        describe_want(count, want, sizeof want);
-        st = rfail(r, where, "expected %s, found %s", want, found);
-    } else if (!stored_in_file(d, count, found, sizeof found)) {
+    char found[128];
+    qat_status st = check_type_shape(r, where, t, sp, k, count);
+    if (st == QAT_OK && !stored_in_file(d, count, found, sizeof found))
         st = rfail(r, where, "%s", found);
-    }
     QAT_H5_CLOSE(t, sp);
     if (st)
         H5Dclose(d);
