@@ -19,7 +19,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: qat-export INPUT -o OUTPUT [--format h5|c|onnx] [--name IDENT]\n"
-            "                  [--onnx-style qoperator|qdq]\n"
+            "                  [--onnx-style qoperator|qdq] [--onnx-requant float|exact]\n"
             "\n"
             "Writes the integer model of INPUT, which is either a qat-train checkpoint\n"
             "(checkpoint.h5) or an integer model file (model.int8.h5); the file's root\n"
@@ -27,7 +27,8 @@ static void usage(FILE *f)
             "\n"
             "  -o, --output OUTPUT  h5: the model file to write (docs/FORMAT.md);\n"
             "                       c: a path prefix: writes OUTPUT.c and OUTPUT.h (a\n"
-            "                       trailing .c or .h on OUTPUT is dropped)\n"
+            "                       trailing .c or .h on OUTPUT is dropped); onnx: the\n"
+            "                       .onnx file to write\n"
             "  --format h5|c        h5 (default) or embeddable C: the model as const\n"
             "                       arrays and an accessor IDENT_model() returning its\n"
             "                       qat_rt_model_desc; compiles with the runtime core\n"
@@ -40,6 +41,11 @@ static void usage(FILE *f)
             "  --onnx-style STYLE   qoperator (default): the integer graph (QLinearConv,\n"
             "                       MatMulInteger, int8 MaxPool, ...); qdq: float ops\n"
             "                       between QuantizeLinear/DequantizeLinear pairs\n"
+            "  --onnx-requant float|exact\n"
+            "                       qoperator conv2d layers: QLinearConv, whose float\n"
+            "                       requantization may differ from qat's by one step\n"
+            "                       (float, default), or ConvInteger + qat's rounding as\n"
+            "                       ONNX arithmetic: logits identical to qat-infer's (exact)\n"
             "\n"
             "Exit status: 0 success, 2 bad usage or input, 1 other.\n",
 #ifdef QAT_HAVE_ONNX
@@ -104,6 +110,7 @@ static qat_status read_input(const char *in, qat_rt_owned_desc *d, qat_error *er
 int main(int argc, char **argv)
 {
     const char *in = NULL, *out = NULL, *format = "h5", *name = NULL, *style = NULL;
+    const char *requant = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -114,6 +121,7 @@ int main(int argc, char **argv)
                            : strcmp(a, "--format") == 0                         ? &format
                            : strcmp(a, "--name") == 0                           ? &name
                            : strcmp(a, "--onnx-style") == 0                     ? &style
+                           : strcmp(a, "--onnx-requant") == 0                   ? &requant
                                                                                 : NULL;
         if (dst) {
             if (i + 1 >= argc || argv[i + 1][0] == '\0')
@@ -136,12 +144,19 @@ int main(int argc, char **argv)
         return usage_error("--format: expected h5, c or onnx, found '%s'", format);
     if (name && !to_c)
         return usage_error("--name applies to --format c only");
-    if (style && !to_onnx)
-        return usage_error("--onnx-style applies to --format onnx only");
+    if ((style || requant) && !to_onnx)
+        return usage_error("%s applies to --format onnx only", style ? "--onnx-style" : "--onnx-requant");
 #ifdef QAT_HAVE_ONNX
-    int onnx_style = style ? qat_onnx_style_parse(style) : QAT_ONNX_QOPERATOR;
-    if (onnx_style < 0)
+    qat_onnx_options onnx_opt = {QAT_ONNX_QOPERATOR, QAT_ONNX_REQUANT_FLOAT};
+    if (style && (int)(onnx_opt.style = (qat_onnx_style)qat_onnx_style_parse(style)) < 0)
         return usage_error("--onnx-style: expected qoperator or qdq, found '%s'", style);
+    if (requant && strcmp(requant, "exact") != 0 && strcmp(requant, "float") != 0)
+        return usage_error("--onnx-requant: expected float or exact, found '%s'", requant);
+    if (requant && strcmp(requant, "exact") == 0)
+        onnx_opt.requant = QAT_ONNX_REQUANT_EXACT;
+    if (requant && onnx_opt.style == QAT_ONNX_QDQ)
+        return usage_error("--onnx-requant applies to --onnx-style qoperator only (QDQ's "
+                           "requantization is the consumer's)");
 #else
     if (to_onnx) {
         fprintf(stderr, "qat-export: --format onnx: this qat-export was built without ONNX "
@@ -185,14 +200,18 @@ int main(int argc, char **argv)
 #ifdef QAT_HAVE_ONNX
             const char *base = strrchr(in, '/');
             qat_onnx_report r;
-            st = qat_export_onnx(&d.desc, (qat_onnx_style)onnx_style, out, base ? base + 1 : in,
-                                 &r, &err);
-            if (st == QAT_OK)
+            st = qat_export_onnx(&d.desc, &onnx_opt, out, base ? base + 1 : in, &r, &err);
+            if (st == QAT_OK) {
                 printf("wrote %s (ONNX, %s, opset 13: %d nodes, %zu bytes); requantization: %d of "
-                       "%d channels exact with ONNX Runtime's float rounding for every reachable "
-                       "accumulator, %ld of %ld output-code thresholds off\n",
-                       out, qat_onnx_style_name((qat_onnx_style)onnx_style), r.nodes, r.bytes,
-                       r.channels_exact, r.channels, r.thresholds_off, r.thresholds);
+                       "%d channels give qat's code for every reachable accumulator",
+                       out, qat_onnx_style_name(onnx_opt.style), r.nodes, r.bytes,
+                       r.channels_exact, r.channels);
+                if (r.thresholds)
+                    printf(" (float requantization: %ld of %ld output-code steps at another "
+                           "accumulator)",
+                           r.thresholds_off, r.thresholds);
+                printf("\n");
+            }
 #endif
         } else {
             st = qat_rt_h5_write(out, &d.desc, &err);

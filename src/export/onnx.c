@@ -7,6 +7,7 @@
  * permuted from qat's (y, x, c) order to ONNX's (c, y, x). */
 #include "qat/export_onnx.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,9 +32,9 @@ typedef struct flow {
 typedef struct ctx {
     onnx_builder *b;
     qat_onnx_style style;
+    qat_onnx_requant requant;
     qat_onnx_report *rep;
     int uses_ms; /* com.microsoft ops used */
-    char msg[256];
 } ctx;
 
 int qat_onnx_style_parse(const char *s)
@@ -99,27 +100,26 @@ static void acc_range(const qat_rt_layer_desc *l, const int8_t *w, size_t K, int
     *amax = b > INT32_MAX ? INT32_MAX : b;
 }
 
-/* Fits every output channel's float parameter (onnx_fit.c) and tallies
- * the report. */
-static float *fit_layer(ctx *c, const qat_rt_layer_desc *l, const int8_t *w, const flow *in,
-                        onnx_fit_mode mode)
+/* Fits every output channel (onnx_fit.c): the float parameter p[oc] and
+ * the bias, moved by the chosen offset; tallies the report. */
+static void fit_layer(ctx *c, const qat_rt_layer_desc *l, const int8_t *w, const flow *in,
+                      int32_t *bias, float *p)
 {
     size_t K = (size_t)l->kernel_h * (size_t)l->kernel_w * (size_t)l->in_c;
-    float *p = malloc((size_t)l->out_c * sizeof *p);
-    if (!p)
-        return NULL;
     for (int oc = 0; oc < l->out_c; oc++) {
         onnx_rq r = {l->multiplier[oc], l->shift[oc], l->output_zero_point, l->act_min,
-                     l->act_max, 0, 0};
+                     l->act_max, 0, 0, l->bias[oc]};
         acc_range(l, w, K, oc, in->zp, in->lo, in->hi, &r.acc_lo, &r.acc_hi);
-        onnx_fit f = onnx_fit_channel(&r, mode, in->scale, l->output_scale);
+        /* the offset must keep every accumulator inside int32 */
+        int max_off = r.acc_lo > INT32_MIN + 2 && r.acc_hi < INT32_MAX - 2 ? 2 : 0;
+        onnx_fit f = onnx_fit_channel(&r, in->scale, l->output_scale, max_off);
         p[oc] = f.param;
+        bias[oc] = l->bias[oc] + f.offset;
         c->rep->channels++;
         c->rep->channels_exact += f.off == 0;
         c->rep->thresholds += f.thresholds;
         c->rep->thresholds_off += f.off;
     }
-    return p;
 }
 
 /* ---- shared pieces ---------------------------------------------------------- */
@@ -240,138 +240,266 @@ static qat_status weight_zero_points(ctx *c, int idx, const qat_rt_layer_desc *l
     return QAT_OK;
 }
 
+/* One conv2d/linear layer's prepared parameters, in ONNX order. */
+typedef struct wlayer {
+    const qat_rt_layer_desc *l;
+    const char *name;
+    int conv, oc;
+    size_t K;
+    int8_t *w;      /* [oc][ic][kh][kw] or [oc][k]; zero points folded if asked */
+    int8_t *zp;     /* [oc] weight zero points as exported */
+    int zp_zero;    /* every exported weight zero point is 0 */
+    int32_t *bias;  /* [oc], possibly moved by the fit's offset */
+    float *param;   /* [oc] fitted weight scales (float requantization) */
+} wlayer;
+
+static void conv_attrs(ctx *c, Onnx__NodeProto *n, const qat_rt_layer_desc *l)
+{
+    int64_t k[2] = {l->kernel_h, l->kernel_w}, s[2] = {l->stride_h, l->stride_w};
+    int64_t pads[4] = {l->pad_h, l->pad_w, l->pad_h, l->pad_w};
+    onnx_attr_ints(c->b, n, "kernel_shape", k, 2);
+    onnx_attr_ints(c->b, n, "strides", s, 2);
+    onnx_attr_ints(c->b, n, "pads", pads, 4);
+}
+
+/* Per-channel constant shaped to broadcast over N x C x H x W (conv) or N x C. */
+static const char *per_channel_f64(ctx *c, const wlayer *wl, const char *what, const double *v)
+{
+    int64_t dims[3] = {wl->oc, 1, 1};
+    return onnx_init_f64(c->b, onnx_str(c->b, "%s/%s", wl->name, what), v, dims, wl->conv ? 3 : 1);
+}
+
+static const char *scalar_f64(ctx *c, const char *layer, const char *what, double v)
+{
+    return onnx_init_f64(c->b, onnx_str(c->b, "%s/%s", layer, what), &v, NULL, 0);
+}
+
+/* qat's fixed-point output stage written as ONNX arithmetic on the int32
+ * accumulator acc (bias included), in double: exact (docs/ONNX.md):
+ *   code = clamp(floor(acc M + 1/2 + sign(acc) e) , act_min - zp, act_max - zp) + zp
+ * with M = m0 2^(shift - 31) and e = 2^-(r + 1) for a right shift r >= 1
+ * (0 otherwise): gemmlowp's two roundings (SRDHM, then RoundingDivideByPOT)
+ * are one rounding whose ties band is e wide, away from zero. */
+static void emit_exact_requant(ctx *c, const wlayer *wl, const char *acc, const char *codes)
+{
+    const qat_rt_layer_desc *l = wl->l;
+    const char *L = wl->name;
+    double *M = malloc(2 * (size_t)wl->oc * sizeof *M), *E = M ? M + wl->oc : NULL;
+    QAT_ASSERT(M); /* tiny: the arena aborts on OOM the same way */
+    for (int oc = 0; oc < wl->oc; oc++) {
+        int r = l->shift[oc] < 0 ? -l->shift[oc] : 0;
+        M[oc] = ldexp((double)l->multiplier[oc], l->shift[oc] - 31);
+        E[oc] = r >= 1 ? ldexp(1.0, -(r + 1)) : 0.0;
+    }
+    const char *m = per_channel_f64(c, wl, "multiplier", M), *e = per_channel_f64(c, wl, "tie_band", E);
+    free(M);
+    const char *ad = onnx_str(c->b, "%s/acc_double", L), *v = onnx_str(c->b, "%s/acc_times_m", L);
+    const char *sg = onnx_str(c->b, "%s/acc_sign", L), *band = onnx_str(c->b, "%s/band", L);
+    const char *half = onnx_str(c->b, "%s/band_half", L), *sum = onnx_str(c->b, "%s/unrounded", L);
+    const char *fl = onnx_str(c->b, "%s/rounded", L), *cl = onnx_str(c->b, "%s/clamped", L);
+    const char *z = onnx_str(c->b, "%s/code_double", L);
+    onnx_attr_int(c->b, onnx_node(c->b, "Cast", NULL, ad, IN(acc), IN(ad)), "to",
+                  ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE);
+    onnx_node(c->b, "Mul", NULL, v, IN(ad, m), IN(v));
+    onnx_node(c->b, "Sign", NULL, sg, IN(ad), IN(sg));
+    onnx_node(c->b, "Mul", NULL, band, IN(sg, e), IN(band));
+    onnx_node(c->b, "Add", NULL, half, IN(band, scalar_f64(c, L, "half", 0.5)), IN(half));
+    onnx_node(c->b, "Add", NULL, sum, IN(v, half), IN(sum));
+    onnx_node(c->b, "Floor", NULL, fl, IN(sum), IN(fl));
+    int32_t zp = l->output_zero_point;
+    onnx_node(c->b, "Clip", NULL, cl,
+              IN(fl, scalar_f64(c, L, "code_min", l->act_min - zp),
+                 scalar_f64(c, L, "code_max", l->act_max - zp)),
+              IN(cl));
+    onnx_node(c->b, "Add", NULL, z, IN(cl, scalar_f64(c, L, "y_zero_point_double", zp)), IN(z));
+    onnx_attr_int(c->b, onnx_node(c->b, "Cast", NULL, onnx_str(c->b, "%s/cast_int8", L), IN(z),
+                                  IN(codes)),
+                  "to", ONNX__TENSOR_PROTO__DATA_TYPE__INT8);
+}
+
+/* QOperator, exact: MatMulInteger (linear) or ConvInteger (conv2d, which
+ * ONNX Runtime has for uint8 only: codes and weights move up by 128, which
+ * changes no product) for the int32 accumulator, + bias, then the exact
+ * output stage. */
+static void emit_integer(ctx *c, const wlayer *wl, flow *f, const char *codes)
+{
+    const char *L = wl->name;
+    const char *acc = onnx_str(c->b, "%s/acc", L), *accb = onnx_str(c->b, "%s/acc_bias", L);
+    if (wl->conv) {
+        size_t n = (size_t)wl->oc * wl->K;
+        uint8_t *wu = malloc(n);
+        QAT_ASSERT(wu);
+        for (size_t i = 0; i < n; i++)
+            wu[i] = (uint8_t)(wl->w[i] + 128);
+        int64_t wd[4] = {wl->oc, wl->l->in_c, wl->l->kernel_h, wl->l->kernel_w};
+        const char *wname = onnx_init_u8(c->b, onnx_str(c->b, "%s/w_uint8", L), wu, wd, 4);
+        free(wu);
+        uint8_t xz = (uint8_t)(f->zp + 128), wz = (uint8_t)(wl->zp[0] + 128);
+        const char *xf = onnx_str(c->b, "%s/x_float", L), *xu = onnx_str(c->b, "%s/x_uint8", L);
+        const char *one = scalar_f(c, L, "unit_scale", 1.0f);
+        onnx_node(c->b, "DequantizeLinear", NULL, xf, IN(f->name, one, scalar_q(c, L, "int8_zero", 0)),
+                  IN(xf));
+        onnx_node(c->b, "QuantizeLinear", NULL, xu,
+                  IN(xf, one, onnx_init_u8(c->b, onnx_str(c->b, "%s/uint8_offset", L),
+                                           &(uint8_t){128}, NULL, 0)),
+                  IN(xu));
+        conv_attrs(c, onnx_node(c->b, "ConvInteger", NULL, onnx_str(c->b, "%s/convinteger", L),
+                                IN(xu, wname,
+                                   onnx_init_u8(c->b, onnx_str(c->b, "%s/x_zero_point_uint8", L),
+                                                &xz, NULL, 0),
+                                   onnx_init_u8(c->b, onnx_str(c->b, "%s/w_zero_point_uint8", L),
+                                                &wz, NULL, 0)),
+                                IN(acc)),
+                   wl->l);
+    } else {
+        /* MatMulInteger takes B as K x N: the [oc][k] rows transposed */
+        size_t K = wl->K, N = (size_t)wl->oc;
+        int8_t *wt = malloc(N * K);
+        QAT_ASSERT(wt);
+        for (size_t oc = 0; oc < N; oc++)
+            for (size_t k = 0; k < K; k++)
+                wt[k * N + oc] = wl->w[oc * K + k];
+        int64_t td[2] = {(int64_t)K, (int64_t)N}, nd[1] = {(int64_t)N};
+        const char *wname = onnx_init_i8(c->b, onnx_str(c->b, "%s/w", L), wt, td, 2);
+        free(wt);
+        const char *xz = scalar_q(c, L, "x_zero_point", f->zp);
+        onnx_node(c->b, "MatMulInteger", NULL, onnx_str(c->b, "%s/matmulinteger", L),
+                  wl->zp_zero ? IN(f->name, wname, xz)
+                              : IN(f->name, wname, xz,
+                                   onnx_init_i8(c->b, onnx_str(c->b, "%s/w_zero_point", L), wl->zp,
+                                                nd, 1)),
+                  IN(acc));
+    }
+    int64_t bd[3] = {wl->oc, 1, 1};
+    onnx_node(c->b, "Add", NULL, onnx_str(c->b, "%s/add_bias", L),
+              IN(acc, onnx_init_i32(c->b, onnx_str(c->b, "%s/bias", L), wl->bias, bd,
+                                    wl->conv ? 3 : 1)),
+              IN(accb));
+    emit_exact_requant(c, wl, accb, codes);
+}
+
+/* QOperator, float requantization: QLinearConv with the fitted weight scales. */
+static void emit_qlinearconv(ctx *c, const wlayer *wl, flow *f, const char *codes)
+{
+    const qat_rt_layer_desc *l = wl->l;
+    const char *L = wl->name;
+    int64_t wd[4] = {wl->oc, l->in_c, l->kernel_h, l->kernel_w}, one[1] = {wl->oc};
+    int narrow = l->act_min > -128 || l->act_max < 127;
+    const char *out = narrow ? onnx_str(c->b, "%s/q", L) : codes;
+    conv_attrs(c, onnx_node(c->b, "QLinearConv", NULL, onnx_str(c->b, "%s/qlinearconv", L),
+                            IN(f->name, scalar_f(c, L, "x_scale", f->scale),
+                               scalar_q(c, L, "x_zero_point", f->zp),
+                               onnx_init_i8(c->b, onnx_str(c->b, "%s/w", L), wl->w, wd, 4),
+                               onnx_init_f32(c->b, onnx_str(c->b, "%s/w_scale", L), wl->param, one, 1),
+                               /* same shape as the scales (the ONNX rule for pairs) */
+                               onnx_init_i8(c->b, onnx_str(c->b, "%s/w_zero_point", L), wl->zp, one, 1),
+                               scalar_f(c, L, "y_scale", l->output_scale),
+                               scalar_q(c, L, "y_zero_point", l->output_zero_point),
+                               onnx_init_i32(c->b, onnx_str(c->b, "%s/bias", L), wl->bias, one, 1)),
+                            IN(out)),
+               l);
+    clip_codes(c, L, out, -128, l->act_min, l->act_max, codes);
+}
+
+/* QDQ: int8 weight codes (b-bit codes clipped to their range, which states
+ * the bit width as Brevitas' QCDQ does) and int32 bias, each through
+ * DequantizeLinear, into a float Conv or Gemm, [Relu], then the output's
+ * QuantizeLinear (+ Clip) / DequantizeLinear pair. */
+static void emit_qdq_weighted(ctx *c, const wlayer *wl, flow *f, const char *codes, const char *y)
+{
+    const qat_rt_layer_desc *l = wl->l;
+    const char *L = wl->name;
+    int64_t wd[4] = {wl->oc, wl->conv ? l->in_c : (int64_t)wl->K, l->kernel_h, l->kernel_w};
+    int64_t one[1] = {wl->oc};
+    const char *wname = onnx_init_i8(c->b, onnx_str(c->b, "%s/w", L), wl->w, wd, wl->conv ? 4 : 2);
+    if (l->weight_bits < 8) {
+        int32_t q = 1 << (l->weight_bits - 1);
+        const char *wc = onnx_str(c->b, "%s/w_clipped", L);
+        onnx_node(c->b, "Clip", NULL, onnx_str(c->b, "%s/w_clip", L),
+                  IN(wname, scalar_q(c, L, "w_min", -q), scalar_q(c, L, "w_max", q - 1)), IN(wc));
+        wname = wc;
+    }
+    float *bs = malloc((size_t)wl->oc * sizeof *bs);
+    QAT_ASSERT(bs);
+    for (int oc = 0; oc < wl->oc; oc++)
+        bs[oc] = f->scale * wl->param[oc]; /* bias scale = x_scale * w_scale */
+    const char *ws = onnx_init_f32(c->b, onnx_str(c->b, "%s/w_scale", L), wl->param, one, 1);
+    const char *bsn = onnx_init_f32(c->b, onnx_str(c->b, "%s/bias_scale", L), bs, one, 1);
+    free(bs);
+    const char *wf = onnx_str(c->b, "%s/w_dq", L), *bf = onnx_str(c->b, "%s/bias_dq", L);
+    onnx_attr_int(c->b,
+                  onnx_node(c->b, "DequantizeLinear", NULL, onnx_str(c->b, "%s/w_dequantize", L),
+                            wl->zp_zero ? IN(wname, ws)
+                                        : IN(wname, ws,
+                                             onnx_init_i8(c->b,
+                                                          onnx_str(c->b, "%s/w_zero_point", L),
+                                                          wl->zp, one, 1)),
+                            IN(wf)),
+                  "axis", 0);
+    onnx_attr_int(c->b,
+                  onnx_node(c->b, "DequantizeLinear", NULL, onnx_str(c->b, "%s/bias_dequantize", L),
+                            IN(onnx_init_i32(c->b, onnx_str(c->b, "%s/bias", L), wl->bias, one, 1),
+                               bsn),
+                            IN(bf)),
+                  "axis", 0);
+    const char *v = onnx_str(c->b, "%s/%s", L, wl->conv ? "conv" : "gemm");
+    Onnx__NodeProto *n = onnx_node(c->b, wl->conv ? "Conv" : "Gemm", NULL, v, IN(f->name, wf, bf), IN(v));
+    if (wl->conv)
+        conv_attrs(c, n, l);
+    else
+        onnx_attr_int(c->b, n, "transB", 1);
+    int relu = l->act_min == l->output_zero_point;
+    if (relu) {
+        const char *r = onnx_str(c->b, "%s/relu", L);
+        onnx_node(c->b, "Relu", NULL, r, IN(v), IN(r));
+        v = r;
+    }
+    qdq_pair(c, L, v, l->output_scale, l->output_zero_point, relu ? l->output_zero_point : -128,
+             l->act_min, l->act_max, codes, y);
+}
+
 static qat_status emit_weighted(ctx *c, int idx, const qat_rt_layer_desc *l, flow *f,
                                 const char *codes, qat_error *err)
 {
-    int conv = l->op == QAT_RT_CONV2D, qdq = c->style == QAT_ONNX_QDQ;
-    const char *L = l->name;
-    if (conv)
-        ensure_rank4(c, L, f);
+    int qdq = c->style == QAT_ONNX_QDQ;
+    wlayer wl = {l, l->name, l->op == QAT_RT_CONV2D, l->out_c,
+                 (size_t)l->kernel_h * (size_t)l->kernel_w * (size_t)l->in_c, NULL, NULL, 1,
+                 NULL, NULL};
+    if (wl.conv)
+        ensure_rank4(c, wl.name, f);
     else
-        ensure_rank2(c, L, f);
-    size_t K = (size_t)l->kernel_h * (size_t)l->kernel_w * (size_t)l->in_c;
-    int oc_n = l->out_c;
-    int8_t *w = onnx_weights(l, f->flat_h, f->flat_w);
-    if (!w)
-        return qat_fail(err, QAT_ENOMEM, "layer %d '%s': out of memory", idx, L);
-    /* accumulator ranges (and so the fit) use the weights minus their zero points */
-    onnx_fit_mode mode = conv || qdq ? ONNX_FIT_PRODUCT : ONNX_FIT_DIRECT;
-    float *p = fit_layer(c, l, w, f, mode);
-    int8_t *zps = malloc((size_t)oc_n), *wt = NULL;
-    int zp_zero = 1;
-    qat_status st = p && zps ? weight_zero_points(c, idx, l, w, K, conv && !qdq, zps, &zp_zero, err)
-                             : qat_fail(err, QAT_ENOMEM, "out of memory");
+        ensure_rank2(c, wl.name, f);
+    /* linear layers always, conv2d on request, requantize exactly */
+    int exact = !qdq && (!wl.conv || c->requant == QAT_ONNX_REQUANT_EXACT);
+    wl.w = onnx_weights(l, f->flat_h, f->flat_w);
+    wl.zp = malloc((size_t)wl.oc);
+    wl.bias = malloc((size_t)wl.oc * sizeof *wl.bias);
+    wl.param = malloc((size_t)wl.oc * sizeof *wl.param);
+    qat_status st = QAT_OK;
+    if (!wl.w || !wl.zp || !wl.bias || !wl.param) {
+        st = qat_fail(err, QAT_ENOMEM, "layer %d '%s': out of memory", idx, wl.name);
+        goto done;
+    }
+    if (exact) {
+        memcpy(wl.bias, l->bias, (size_t)wl.oc * sizeof *wl.bias);
+        c->rep->channels += wl.oc;
+        c->rep->channels_exact += wl.oc;
+    } else {
+        fit_layer(c, l, wl.w, f, wl.bias, wl.param);
+    }
+    /* ConvInteger and QLinearConv take one weight zero point per layer */
+    st = weight_zero_points(c, idx, l, wl.w, wl.K, wl.conv && !qdq, wl.zp, &wl.zp_zero, err);
     if (st != QAT_OK)
         goto done;
-    int64_t wd[4] = {oc_n, conv ? l->in_c : (int64_t)K, l->kernel_h, l->kernel_w};
-    int64_t one[1] = {oc_n};
-    const char *bias = onnx_init_i32(c->b, onnx_str(c->b, "%s/bias", L), l->bias, one, 1);
-    /* same shape as the per-channel scales (the ONNX rule for pairs) */
-    const char *wzp = (conv && !qdq) || !zp_zero
-                          ? onnx_init_i8(c->b, onnx_str(c->b, "%s/w_zero_point", L), zps, one, 1)
-                          : NULL;
-    int relu = l->act_min == l->output_zero_point;
-    const char *y = onnx_str(c->b, "%s/y", L);
-    if (qdq) {
-        /* weights: int8 codes (b-bit codes clipped to their range: the bit
-         * width, as Brevitas' QCDQ states it) -> DequantizeLinear per channel */
-        const char *wname = onnx_init_i8(c->b, onnx_str(c->b, "%s/w", L), w, wd, conv ? 4 : 2);
-        if (l->weight_bits < 8) {
-            int32_t q = (1 << (l->weight_bits - 1));
-            const char *wc = onnx_str(c->b, "%s/w_clipped", L);
-            onnx_node(c->b, "Clip", NULL, onnx_str(c->b, "%s/w_clip", L),
-                      IN(wname, scalar_q(c, L, "w_min", -q), scalar_q(c, L, "w_max", q - 1)),
-                      IN(wc));
-            wname = wc;
-        }
-        float *bs = malloc((size_t)oc_n * sizeof *bs);
-        if (!bs) {
-            st = qat_fail(err, QAT_ENOMEM, "out of memory");
-            goto done;
-        }
-        for (int oc = 0; oc < oc_n; oc++)
-            bs[oc] = f->scale * p[oc];
-        const char *ws = onnx_init_f32(c->b, onnx_str(c->b, "%s/w_scale", L), p, one, 1);
-        const char *bsn = onnx_init_f32(c->b, onnx_str(c->b, "%s/bias_scale", L), bs, one, 1);
-        free(bs);
-        const char *wf = onnx_str(c->b, "%s/w_dq", L), *bf = onnx_str(c->b, "%s/bias_dq", L);
-        Onnx__NodeProto *n;
-        n = onnx_node(c->b, "DequantizeLinear", NULL, onnx_str(c->b, "%s/w_dequantize", L),
-                      zp_zero ? IN(wname, ws) : IN(wname, ws, wzp), IN(wf));
-        onnx_attr_int(c->b, n, "axis", 0);
-        n = onnx_node(c->b, "DequantizeLinear", NULL, onnx_str(c->b, "%s/bias_dequantize", L),
-                      IN(bias, bsn), IN(bf));
-        onnx_attr_int(c->b, n, "axis", 0);
-        const char *v = onnx_str(c->b, "%s/%s", L, conv ? "conv" : "gemm");
-        n = onnx_node(c->b, conv ? "Conv" : "Gemm", NULL, v, IN(f->name, wf, bf), IN(v));
-        if (conv) {
-            int64_t k[2] = {l->kernel_h, l->kernel_w}, s[2] = {l->stride_h, l->stride_w};
-            int64_t pads[4] = {l->pad_h, l->pad_w, l->pad_h, l->pad_w};
-            onnx_attr_ints(c->b, n, "kernel_shape", k, 2);
-            onnx_attr_ints(c->b, n, "strides", s, 2);
-            onnx_attr_ints(c->b, n, "pads", pads, 4);
-        } else {
-            onnx_attr_int(c->b, n, "transB", 1);
-        }
-        if (relu) {
-            const char *r = onnx_str(c->b, "%s/relu", L);
-            onnx_node(c->b, "Relu", NULL, r, IN(v), IN(r));
-            v = r;
-        }
-        qdq_pair(c, L, v, l->output_scale, l->output_zero_point,
-                 relu ? l->output_zero_point : -128, l->act_min, l->act_max, codes, y);
-    } else if (conv) {
-        const char *wname = onnx_init_i8(c->b, onnx_str(c->b, "%s/w", L), w, wd, 4);
-        const char *ws = onnx_init_f32(c->b, onnx_str(c->b, "%s/w_scale", L), p, one, 1);
-        int narrow = l->act_min > -128 || l->act_max < 127;
-        const char *out = narrow ? onnx_str(c->b, "%s/q", L) : codes;
-        Onnx__NodeProto *n = onnx_node(
-            c->b, "QLinearConv", NULL, onnx_str(c->b, "%s/qlinearconv", L),
-            IN(f->name, scalar_f(c, L, "x_scale", f->scale), scalar_q(c, L, "x_zero_point", f->zp),
-               wname, ws, wzp, scalar_f(c, L, "y_scale", l->output_scale),
-               scalar_q(c, L, "y_zero_point", l->output_zero_point), bias),
-            IN(out));
-        int64_t k[2] = {l->kernel_h, l->kernel_w}, s[2] = {l->stride_h, l->stride_w};
-        int64_t pads[4] = {l->pad_h, l->pad_w, l->pad_h, l->pad_w};
-        onnx_attr_ints(c->b, n, "kernel_shape", k, 2);
-        onnx_attr_ints(c->b, n, "strides", s, 2);
-        onnx_attr_ints(c->b, n, "pads", pads, 4);
-        clip_codes(c, L, out, -128, l->act_min, l->act_max, codes);
-    } else {
-        /* MatMulInteger takes B as K x N: transpose the [oc][k] rows */
-        wt = malloc((size_t)oc_n * K);
-        if (!wt) {
-            st = qat_fail(err, QAT_ENOMEM, "out of memory");
-            goto done;
-        }
-        for (int oc = 0; oc < oc_n; oc++)
-            for (size_t k = 0; k < K; k++)
-                wt[k * (size_t)oc_n + (size_t)oc] = w[(size_t)oc * K + k];
-        int64_t td[2] = {(int64_t)K, oc_n};
-        const char *wname = onnx_init_i8(c->b, onnx_str(c->b, "%s/w", L), wt, td, 2);
-        const char *acc = onnx_str(c->b, "%s/acc", L), *accb = onnx_str(c->b, "%s/acc_bias", L);
-        const char *accf = onnx_str(c->b, "%s/acc_float", L), *yf = onnx_str(c->b, "%s/y_float", L);
-        onnx_node(c->b, "MatMulInteger", NULL, onnx_str(c->b, "%s/matmulinteger", L),
-                  zp_zero ? IN(f->name, wname, scalar_q(c, L, "x_zero_point", f->zp))
-                          : IN(f->name, wname, scalar_q(c, L, "x_zero_point", f->zp), wzp),
-                  IN(acc));
-        onnx_node(c->b, "Add", NULL, onnx_str(c->b, "%s/add_bias", L), IN(acc, bias), IN(accb));
-        Onnx__NodeProto *n =
-            onnx_node(c->b, "Cast", NULL, onnx_str(c->b, "%s/cast", L), IN(accb), IN(accf));
-        onnx_attr_int(c->b, n, "to", T_FLOAT);
-        onnx_node(c->b, "Mul", NULL, onnx_str(c->b, "%s/requant_scale", L),
-                  IN(accf, onnx_init_f32(c->b, onnx_str(c->b, "%s/multiplier", L), p, one, 1)),
-                  IN(yf));
-        int narrow = l->act_min > -128 || l->act_max < 127;
-        const char *out = narrow ? onnx_str(c->b, "%s/q", L) : codes;
-        onnx_node(c->b, "QuantizeLinear", NULL, onnx_str(c->b, "%s/quantize", L),
-                  IN(yf, scalar_f(c, L, "unit_scale", 1.0f),
-                     scalar_q(c, L, "y_zero_point", l->output_zero_point)),
-                  IN(out));
-        clip_codes(c, L, out, -128, l->act_min, l->act_max, codes);
-    }
+    const char *y = onnx_str(c->b, "%s/y", wl.name);
+    if (qdq)
+        emit_qdq_weighted(c, &wl, f, codes, y);
+    else if (exact)
+        emit_integer(c, &wl, f, codes);
+    else
+        emit_qlinearconv(c, &wl, f, codes);
     f->name = qdq ? y : codes;
-    f->rank4 = conv;
+    f->rank4 = wl.conv;
     f->h = l->out_h;
     f->w = l->out_w;
     f->c = l->out_c;
@@ -381,10 +509,10 @@ static qat_status emit_weighted(ctx *c, int idx, const qat_rt_layer_desc *l, flo
     f->hi = l->act_max;
     f->flat_h = f->flat_w = 1;
 done:
-    free(w);
-    free(wt);
-    free(p);
-    free(zps);
+    free(wl.w);
+    free(wl.zp);
+    free(wl.bias);
+    free(wl.param);
     return st;
 }
 
@@ -508,15 +636,17 @@ static qat_status build(ctx *c, const qat_rt_model_desc *d, qat_error *err)
     return QAT_OK;
 }
 
-qat_status qat_export_onnx(const qat_rt_model_desc *d, qat_onnx_style style, const char *path,
-                           const char *origin, qat_onnx_report *report, qat_error *err)
+qat_status qat_export_onnx(const qat_rt_model_desc *d, const qat_onnx_options *opt,
+                           const char *path, const char *origin, qat_onnx_report *report,
+                           qat_error *err)
 {
     qat_status st = qat_rt_model_validate(d, err);
     if (st != QAT_OK)
         return st;
     qat_onnx_report rep;
     memset(&rep, 0, sizeof rep);
-    ctx c = {onnx_builder_create("qat"), style, &rep, 0, {0}};
+    qat_onnx_style style = opt->style;
+    ctx c = {onnx_builder_create("qat"), style, opt->requant, &rep, 0};
     if (!c.b)
         return qat_fail(err, QAT_ENOMEM, "out of memory");
     st = build(&c, d, err);

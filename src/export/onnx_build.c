@@ -158,6 +158,26 @@ const char *onnx_init_i64(onnx_builder *b, const char *name, const int64_t *v, c
     return tensor(b, name, ONNX__TENSOR_PROTO__DATA_TYPE__INT64, dims, nd, o, 8 * n)->name;
 }
 
+const char *onnx_init_f64(onnx_builder *b, const char *name, const double *v, const int64_t *dims,
+                          int nd)
+{
+    size_t n = count(dims, nd);
+    uint8_t *o = qat_arena_alloc(b->arena, 8 * n + 1);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t bits;
+        memcpy(&bits, &v[i], 8);
+        for (int k = 0; k < 8; k++)
+            o[8 * i + (size_t)k] = (uint8_t)(bits >> (8 * k));
+    }
+    return tensor(b, name, ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE, dims, nd, o, 8 * n)->name;
+}
+
+const char *onnx_init_u8(onnx_builder *b, const char *name, const uint8_t *v, const int64_t *dims,
+                         int nd)
+{
+    return tensor(b, name, ONNX__TENSOR_PROTO__DATA_TYPE__UINT8, dims, nd, v, count(dims, nd))->name;
+}
+
 const char *onnx_init_i8(onnx_builder *b, const char *name, const int8_t *v, const int64_t *dims,
                          int nd)
 {

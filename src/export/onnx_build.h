@@ -30,6 +30,10 @@ const char *onnx_init_i8(onnx_builder *b, const char *name, const int8_t *v, con
                          int nd);
 const char *onnx_init_i32(onnx_builder *b, const char *name, const int32_t *v, const int64_t *dims,
                           int nd);
+const char *onnx_init_f64(onnx_builder *b, const char *name, const double *v, const int64_t *dims,
+                          int nd);
+const char *onnx_init_u8(onnx_builder *b, const char *name, const uint8_t *v, const int64_t *dims,
+                         int nd);
 const char *onnx_init_i64(onnx_builder *b, const char *name, const int64_t *v, const int64_t *dims,
                           int nd);
 /* Scalars. */

@@ -11,33 +11,32 @@
 typedef struct onnx_rq {
     int32_t m0, shift, zp, act_min, act_max;
     int64_t acc_lo, acc_hi; /* reachable accumulators, within int32 */
+    int32_t bias;           /* the accumulator of an all-zero-point window */
 } onnx_rq;
 
 /* The code ONNX Runtime produces for accumulator acc with the float
  * multiplier s (MLAS: float(acc) * s, clamped to the int8 range, rounded
  * half to even, plus zp), then clamped to [act_min, act_max] (the Clip
  * the export adds for narrow ranges). */
-int32_t onnx_fit_ort_code(const onnx_rq *r, float s, int32_t acc);
-
-/* How ONNX Runtime forms the multiplier from the exported parameter p:
- * DIRECT: s = p (Mul by p, then QuantizeLinear with scale 1);
- * PRODUCT: s = (x_scale * p) / y_scale in float, as QLinearConv computes
- * its output scale from x_scale, the weight scale p and y_scale. */
-typedef enum { ONNX_FIT_DIRECT, ONNX_FIT_PRODUCT } onnx_fit_mode;
+int32_t onnx_fit_ort_code(const onnx_rq *r, float s, int64_t acc);
 
 typedef struct onnx_fit {
-    float param;    /* the value to export (Mul operand or weight scale) */
+    float param;    /* the weight scale to export */
     float s;        /* the multiplier ONNX Runtime will use */
+    int offset;     /* added to the exported bias */
     int thresholds; /* output codes whose threshold was checked */
     int off;        /* of those, thresholds at another accumulator than qat's */
 } onnx_fit;
 
-/* Searches float parameters around the exact one (a few hundred ulps) for
- * the one whose multiplier agrees with qat on the most output-code
- * thresholds over [acc_lo, acc_hi], the nearest to exact among equals.
- * off == 0 means the channel's output agrees for every reachable
- * accumulator. */
-onnx_fit onnx_fit_channel(const onnx_rq *r, onnx_fit_mode mode, float x_scale, float y_scale);
+/* QLinearConv forms its multiplier from the exported weight scale p as
+ * (x_scale * p) / y_scale in float. Picks a bias offset in
+ * [-max_offset, max_offset] and a weight scale whose multiplier makes ONNX Runtime step to each output code at the same
+ * accumulator as qat for as many codes as possible over [acc_lo, acc_hi],
+ * codes near the zero point counting most. (qat's two roundings step up
+ * up to one accumulator early on the positive side, and late on the
+ * negative one; an offset of the bias absorbs that on one side, the
+ * multiplier the rest.) off == 0: agrees for every reachable accumulator. */
+onnx_fit onnx_fit_channel(const onnx_rq *r, float x_scale, float y_scale, int max_offset);
 
 /* Output scale for QLinearAveragePool / QuantizeLinear after AveragePool so
  * that ONNX Runtime's float mean, rounded half to even, reproduces qat's
