@@ -222,9 +222,9 @@ static qat_status weight_zero_points(ctx *c, int idx, const qat_rt_layer_desc *l
                     return qat_fail(err, QAT_EUNSUPPORTED,
                                     "layer %d '%s' (%s): per-channel weight zero points that "
                                     "differ (channel 0: %d, channel %d: %d), with codes that leave "
-                                    "int8 once their zero point is taken out: the %s style's "
-                                    "QLinearConv takes one weight zero point per layer in ONNX "
-                                    "Runtime; export with --onnx-style %s",
+                                    "int8 once their zero point is taken out: in the %s style "
+                                    "ONNX Runtime's QLinearConv and ConvInteger take one weight "
+                                    "zero point per layer; export with --onnx-style %s",
                                     idx, l->name, qat_rt_op_name(l->op), zp[0], oc, zp[oc],
                                     qat_onnx_style_name(c->style), other_style(c->style));
             }
@@ -429,11 +429,11 @@ static void emit_qdq_weighted(ctx *c, const wlayer *wl, flow *f, const char *cod
     const char *wf = onnx_str(c->b, "%s/w_dq", L), *bf = onnx_str(c->b, "%s/bias_dq", L);
     onnx_attr_int(c->b,
                   onnx_node(c->b, "DequantizeLinear", NULL, onnx_str(c->b, "%s/w_dequantize", L),
-                            wl->zp_zero ? IN(wname, ws)
-                                        : IN(wname, ws,
-                                             onnx_init_i8(c->b,
-                                                          onnx_str(c->b, "%s/w_zero_point", L),
-                                                          wl->zp, one, 1)),
+                            /* the zero points given even when all 0: a pair of the
+                             * scales' shape, which ONNX Runtime's fused QGemm needs */
+                            IN(wname, ws,
+                               onnx_init_i8(c->b, onnx_str(c->b, "%s/w_zero_point", L), wl->zp,
+                                            one, 1)),
                             IN(wf)),
                   "axis", 0);
     onnx_attr_int(c->b,
