@@ -134,19 +134,17 @@ static const char *scalar_q(ctx *c, const char *layer, const char *what, int32_t
     return onnx_scalar_i8(c->b, onnx_str(c->b, "%s/%s", layer, what), (int8_t)v);
 }
 
-/* Clip on int8 codes to [lo, hi] when that is narrower than [floor, 127]
- * (QuantizeLinear has no bit width: this is how b-bit activations and
- * clamps other than the int8 range are expressed). Returns the output. */
-static const char *clip_codes(ctx *c, const char *layer, const char *x, int32_t floor, int32_t lo,
-                              int32_t hi, const char *out)
+/* Clip on int8 codes x to [lo, hi] into out when that is narrower than
+ * [floor, 127] (QuantizeLinear has no bit width: this is how b-bit
+ * activations and clamps other than the int8 range are expressed). */
+static void clip_codes(ctx *c, const char *layer, const char *x, int32_t floor, int32_t lo,
+                       int32_t hi, const char *out)
 {
-    if (lo <= floor && hi >= 127) {
-        return NULL;
-    }
+    if (lo <= floor && hi >= 127)
+        return;
     onnx_node(c->b, "Clip", NULL, onnx_str(c->b, "%s/clip", layer),
               IN(x, scalar_q(c, layer, "clip_min", lo), scalar_q(c, layer, "clip_max", hi)),
               IN(out));
-    return out;
 }
 
 /* Makes the flow N x C x H x W (after a flatten or a linear). */
@@ -203,9 +201,9 @@ static void qdq_pair(ctx *c, const char *layer, const char *x, float scale, int3
 /* ---- conv2d / linear -------------------------------------------------------- */
 
 /* The per-channel weight zero points as ONNX stores them (int8 [oc]; *all_zero
- * when every one is 0). ONNX Runtime's QLinearConv takes one weight zero
- * point for all channels (fold): differing ones are then subtracted from
- * the codes, which is exact when the differences fit int8. */
+ * when every one is 0). ONNX Runtime's QLinearConv and ConvInteger take one
+ * weight zero point for all channels (fold): differing ones are then
+ * subtracted from the codes, which is exact when the differences fit int8. */
 static qat_status weight_zero_points(ctx *c, int idx, const qat_rt_layer_desc *l, int8_t *w,
                                      size_t K, int fold, int8_t *zp, int *all_zero, qat_error *err)
 {
@@ -220,13 +218,14 @@ static qat_status weight_zero_points(ctx *c, int idx, const qat_rt_layer_desc *l
                 int v = w[(size_t)oc * K + k] - zp[oc];
                 if (v < -128 || v > 127)
                     return qat_fail(err, QAT_EUNSUPPORTED,
-                                    "layer %d '%s' (%s): per-channel weight zero points that "
-                                    "differ (channel 0: %d, channel %d: %d), with codes that leave "
-                                    "int8 once their zero point is taken out: in the %s style "
-                                    "ONNX Runtime's QLinearConv and ConvInteger take one weight "
-                                    "zero point per layer; export with --onnx-style %s",
-                                    idx, l->name, qat_rt_op_name(l->op), zp[0], oc, zp[oc],
-                                    qat_onnx_style_name(c->style), other_style(c->style));
+                                    "layer %d '%s' (%s): its per-channel weight zero points "
+                                    "differ, and channel %d's code %d minus its zero point %d "
+                                    "leaves int8: in the %s style ONNX Runtime's QLinearConv and "
+                                    "ConvInteger take one weight zero point per layer; export "
+                                    "with --onnx-style %s",
+                                    idx, l->name, qat_rt_op_name(l->op), oc,
+                                    w[(size_t)oc * K + k], zp[oc], qat_onnx_style_name(c->style),
+                                    other_style(c->style));
             }
         for (int oc = 0; oc < l->out_c; oc++) {
             for (size_t k = 0; k < K; k++)

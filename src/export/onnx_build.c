@@ -117,59 +117,50 @@ static size_t count(const int64_t *dims, int nd)
     return n;
 }
 
-/* ONNX raw_data is little-endian whatever the host: encode byte by byte. */
-static uint8_t *le32(onnx_builder *b, const uint32_t *v, size_t n)
+/* A tensor of n elements of `width` bytes each (host order in v). ONNX
+ * raw_data is little-endian whatever the host: encoded byte by byte. */
+static const char *init_le(onnx_builder *b, const char *name, int type, const void *v, int width,
+                           const int64_t *dims, int nd)
 {
-    uint8_t *o = qat_arena_alloc(b->arena, 4 * n + 1);
-    for (size_t i = 0; i < n; i++)
-        for (int k = 0; k < 4; k++)
-            o[4 * i + (size_t)k] = (uint8_t)(v[i] >> (8 * k));
-    return o;
+    size_t n = count(dims, nd), w = (size_t)width;
+    uint8_t *o = qat_arena_alloc(b->arena, w * n + 1);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t x = 0;
+        if (w == 4) {
+            uint32_t x32;
+            memcpy(&x32, (const uint8_t *)v + 4 * i, 4);
+            x = x32;
+        } else {
+            memcpy(&x, (const uint8_t *)v + 8 * i, 8);
+        }
+        for (size_t k = 0; k < w; k++)
+            o[w * i + k] = (uint8_t)(x >> (8 * k));
+    }
+    return tensor(b, name, type, dims, nd, o, w * n)->name;
 }
 
 const char *onnx_init_f32(onnx_builder *b, const char *name, const float *v, const int64_t *dims,
                           int nd)
 {
-    size_t n = count(dims, nd);
-    uint32_t *bits = qat_arena_alloc(b->arena, n * 4 + 4);
-    memcpy(bits, v, n * 4);
-    return tensor(b, name, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, dims, nd, le32(b, bits, n), 4 * n)
-        ->name;
+    return init_le(b, name, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, v, 4, dims, nd);
 }
 
 const char *onnx_init_i32(onnx_builder *b, const char *name, const int32_t *v, const int64_t *dims,
                           int nd)
 {
-    size_t n = count(dims, nd);
-    uint32_t *bits = qat_arena_alloc(b->arena, n * 4 + 4);
-    memcpy(bits, v, n * 4);
-    return tensor(b, name, ONNX__TENSOR_PROTO__DATA_TYPE__INT32, dims, nd, le32(b, bits, n), 4 * n)
-        ->name;
+    return init_le(b, name, ONNX__TENSOR_PROTO__DATA_TYPE__INT32, v, 4, dims, nd);
 }
 
 const char *onnx_init_i64(onnx_builder *b, const char *name, const int64_t *v, const int64_t *dims,
                           int nd)
 {
-    size_t n = count(dims, nd);
-    uint8_t *o = qat_arena_alloc(b->arena, 8 * n + 1);
-    for (size_t i = 0; i < n; i++)
-        for (int k = 0; k < 8; k++)
-            o[8 * i + (size_t)k] = (uint8_t)((uint64_t)v[i] >> (8 * k));
-    return tensor(b, name, ONNX__TENSOR_PROTO__DATA_TYPE__INT64, dims, nd, o, 8 * n)->name;
+    return init_le(b, name, ONNX__TENSOR_PROTO__DATA_TYPE__INT64, v, 8, dims, nd);
 }
 
 const char *onnx_init_f64(onnx_builder *b, const char *name, const double *v, const int64_t *dims,
                           int nd)
 {
-    size_t n = count(dims, nd);
-    uint8_t *o = qat_arena_alloc(b->arena, 8 * n + 1);
-    for (size_t i = 0; i < n; i++) {
-        uint64_t bits;
-        memcpy(&bits, &v[i], 8);
-        for (int k = 0; k < 8; k++)
-            o[8 * i + (size_t)k] = (uint8_t)(bits >> (8 * k));
-    }
-    return tensor(b, name, ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE, dims, nd, o, 8 * n)->name;
+    return init_le(b, name, ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE, v, 8, dims, nd);
 }
 
 const char *onnx_init_u8(onnx_builder *b, const char *name, const uint8_t *v, const int64_t *dims,
