@@ -148,8 +148,12 @@ int main(int argc, char **argv)
         return usage_error("%s applies to --format onnx only", style ? "--onnx-style" : "--onnx-requant");
 #ifdef QAT_HAVE_ONNX
     qat_onnx_options onnx_opt = {QAT_ONNX_QOPERATOR, QAT_ONNX_REQUANT_FLOAT};
-    if (style && (int)(onnx_opt.style = (qat_onnx_style)qat_onnx_style_parse(style)) < 0)
-        return usage_error("--onnx-style: expected qoperator or qdq, found '%s'", style);
+    if (style) {
+        int ps = qat_onnx_style_parse(style);
+        if (ps < 0)
+            return usage_error("--onnx-style: expected qoperator or qdq, found '%s'", style);
+        onnx_opt.style = (qat_onnx_style)ps;
+    }
     if (requant && strcmp(requant, "exact") != 0 && strcmp(requant, "float") != 0)
         return usage_error("--onnx-requant: expected float or exact, found '%s'", requant);
     if (requant && strcmp(requant, "exact") == 0)
