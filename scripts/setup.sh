@@ -8,10 +8,19 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
 # gnuplot-nox: qat-sweep and scripts/plot_metrics.sh draw their plots with it.
+# libprotobuf-c-dev, protobuf-c-compiler, libonnx-dev: qat-export --format onnx
+# (protoc-c compiles libonnx-dev's onnx.proto at build time).
 pkgs=(gcc meson ninja-build pkg-config libopenblas-dev libhdf5-dev zlib1g-dev libcriterion-dev
-      gnuplot-nox)
+      gnuplot-nox libprotobuf-c-dev protobuf-c-compiler libonnx-dev)
 if [[ "${1:-}" == "--test" ]]; then
-  pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user clang libclang-rt-14-dev python3-h5py)
+  # python3-onnx: the ONNX checker; node + npm: ONNX Runtime's WebAssembly
+  # build (npm onnxruntime-web, fetched into build/ by tests/onnx/ort_setup.sh)
+  pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user clang libclang-rt-14-dev python3-h5py
+         python3-onnx python3-numpy)
+  # a node from elsewhere (e.g. NodeSource's nodejs, which bundles npm) is kept
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    pkgs+=(nodejs npm)
+  fi
 fi
 
 missing=()

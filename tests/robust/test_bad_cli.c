@@ -1,6 +1,10 @@
 /* Catalogue, command lines: unknown flags, missing and extra arguments, bad
  * values, for every tool. The message must name the flag or argument. */
+#include <dirent.h>
+
+#include "qat/runtime_h5.h"
 #include "robust.h"
+#include "rt_fixture.h"
 
 TestSuite(bad_cli, .init = rb_setup, .fini = rb_teardown, .timeout = 60);
 
@@ -92,9 +96,92 @@ Test(bad_cli, export_two_inputs)
 
 Test(bad_cli, export_unknown_format)
 {
-    RB_EXPECT_BAD("qat-export", RB_ARGS("ck.h5", "-o", "m", "--format", "onnx"), "--format",
-                  "'onnx'");
+    RB_EXPECT_BAD("qat-export", RB_ARGS("ck.h5", "-o", "m", "--format", "tflite"), "--format",
+                  "'tflite'");
 }
+
+Test(bad_cli, export_onnx_style_without_onnx)
+{
+    RB_EXPECT_BAD("qat-export", RB_ARGS("ck.h5", "-o", "m.h5", "--onnx-style", "qdq"),
+                  "--onnx-style applies to --format onnx only");
+}
+
+#ifdef QAT_HAVE_ONNX
+Test(bad_cli, export_onnx_unknown_style)
+{
+    RB_EXPECT_BAD("qat-export", RB_ARGS("ck.h5", "-o", "m.onnx", "--format", "onnx", "--onnx-style",
+                                        "qlinear"),
+                  "--onnx-style", "'qlinear'", "qoperator or qdq");
+}
+
+Test(bad_cli, export_onnx_requant_with_qdq)
+{
+    RB_EXPECT_BAD("qat-export", RB_ARGS("ck.h5", "-o", "m.onnx", "--format", "onnx", "--onnx-style",
+                                        "qdq", "--onnx-requant", "exact"),
+                  "--onnx-requant", "qoperator only");
+}
+
+/* A small valid model file; with differing_wzp, conv1 has per-channel
+ * weight zero points that differ and an 8-bit code (127 - (-2)) that leaves
+ * int8 once its zero point is taken out: QLinearConv / ConvInteger in ONNX
+ * Runtime take one weight zero point per layer, so QOperator cannot carry it. */
+static void write_onnx_model(const char *name, int differing_wzp)
+{
+    fx_model fx;
+    fx_begin(&fx, 8, 8, 1, 5);
+    qat_rt_layer_desc *l = fx_push(&fx, QAT_RT_CONV2D, "conv1");
+    l->kernel_h = l->kernel_w = 3;
+    l->stride_h = l->stride_w = 1;
+    l->out_h = l->out_w = 6;
+    l->out_c = 3;
+    fx_fill_weights(&fx, l, 8, 1, 8, 0);
+    if (differing_wzp) {
+        fx.wzp[0][0] = 0;
+        fx.wzp[0][1] = -2;
+        fx.w[0][9] = 127; /* channel 1, first tap: 8-bit codes are stored as bytes */
+        fx.packed[0][9] = 127;
+    }
+    fx_commit(&fx, l);
+    fx_flatten(&fx, "flatten");
+    fx_linear(&fx, "fc", 4, 8, 0);
+    fx_finish(&fx);
+    qat_error e;
+    cr_assert_eq(qat_rt_h5_write(rb_path(name), &fx.desc, &e), QAT_OK, "%s", e.msg);
+    fx_free(&fx);
+}
+
+Test(bad_cli, export_onnx_qoperator_cannot_express)
+{
+    write_onnx_model("m.h5", 1);
+    RB_EXPECT_BAD("qat-export", RB_ARGS(rb_path("m.h5"), "--format", "onnx", "-o", rb_path("m.onnx")),
+                  "layer 0 'conv1' (conv2d)", "weight zero point", "--onnx-style qdq");
+    cr_assert_eq(access(rb_path("m.onnx"), F_OK), -1, "a refused export left m.onnx");
+    /* the other style carries it */
+    cr_assert_eq(rb_run("qat-export", RB_ARGS(rb_path("m.h5"), "--format", "onnx", "--onnx-style",
+                                              "qdq", "-o", rb_path("m.onnx"))),
+                 0, "%s", rb_err);
+    cr_assert_eq(access(rb_path("m.onnx"), F_OK), 0);
+}
+
+/* An output path that cannot be written: exit 1, the path named, and
+ * nothing half-written left behind (no file, no temporary). */
+Test(bad_cli, export_onnx_unwritable_output)
+{
+    write_onnx_model("m.h5", 0);
+    rb_write_text("file", "not a directory\n");
+    const char *out = rb_path("file/m.onnx");
+    int code = rb_run("qat-export", RB_ARGS(rb_path("m.h5"), "--format", "onnx", "-o", out));
+    cr_assert_eq(code, 1, "expected exit code 1, got %d\nstderr:\n%s", code, rb_err);
+    cr_assert_not_null(strstr(rb_err, out), "stderr lacks the path:\n%s", rb_err);
+    DIR *dir = opendir(rb_dir);
+    cr_assert_not_null(dir);
+    for (struct dirent *e; (e = readdir(dir));)
+        cr_assert(e->d_name[0] == '.' || strcmp(e->d_name, "m.h5") == 0 ||
+                      strcmp(e->d_name, "file") == 0,
+                  "left behind: %s", e->d_name);
+    closedir(dir);
+}
+#endif
 
 /* ---- qat-infer ---------------------------------------------------------------- */
 

@@ -84,7 +84,7 @@ expect2() {
   [ "$rc" = 2 ] || fail "qat-export $*: exit $rc, expected 2"
   grep -q -- "$want" "$tmp/err" || fail "qat-export $*: message lacks '$want': $(cat "$tmp/err")"
 }
-expect2 "--format: expected h5 or c, found 'cpp'" "$ex/tiny_cnn.int8.h5" --format cpp -o "$tmp/x"
+expect2 "--format: expected h5, c or onnx, found 'cpp'" "$ex/tiny_cnn.int8.h5" --format cpp -o "$tmp/x"
 expect2 "--name: expected a C identifier" "$ex/tiny_cnn.int8.h5" --format c --name 9lives -o "$tmp/x"
 expect2 "missing -o OUTPUT" "$ex/tiny_cnn.int8.h5"
 expect2 "$tmp/none.h5: cannot open" "$tmp/none.h5" -o "$tmp/x"

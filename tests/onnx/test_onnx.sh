@@ -1,0 +1,86 @@
+#!/bin/sh
+# qat-export --format onnx, checked by consumers no one here wrote:
+#  1. Debian's python3-onnx accepts every exported model
+#     (onnx.checker.check_model(full_check=True));
+#  2. ONNX Runtime's WebAssembly build (npm onnxruntime-web, run by node)
+#     runs it on the committed MNIST subset, and its int8 logits are compared
+#     with qat-infer --dump-logits (compare_logits.py: thresholds that fail);
+#  3. a model QOperator cannot express exits 2 naming the layer and the
+#     other style, and leaves no file behind.
+# Models: the shipped CNN and MLP configs and a W4A4 CNN, each trained for
+# one epoch on the subset, and synthetic models (tests/runtime/make_model:
+# avgpool, odd strides, padding, 6-bit activations, weight zero points,
+# a multiplier above 1).
+# usage: test_onnx.sh SRC_ROOT ORT_DIR PYTHON QAT_EXPORT QAT_INFER QAT_TRAIN MAKE_MODEL
+set -eu
+src=$1 ortdir=$2 py=$3 export=$4 infer=$5 train=$6 make_model=$7
+here=$src/tests/onnx
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "test_onnx: FAIL: $*" >&2; exit 1; }
+
+"$py" -c "import onnx, numpy" 2>/dev/null ||
+  fail "python3 with the onnx and numpy modules not found ('$py'; Debian: python3-onnx, scripts/setup.sh --test)"
+command -v node >/dev/null || fail "node not found (Debian: nodejs, scripts/setup.sh --test)"
+"$here/ort_setup.sh" "$ortdir" >/dev/null
+images=$src/datasets/mnist-subset/t10k-images-idx3-ubyte
+labels=$src/datasets/mnist-subset/t10k-labels-idx1-ubyte
+
+for cfg in mnist_cnn mnist_mlp; do
+  "$train" "$src/configs/$cfg.ini" --out "$tmp/$cfg" --quiet --set data.dir="$src/datasets/mnist-subset" \
+    --set train.epochs=1 --set train.threads=1 >/dev/null
+done
+"$train" "$src/configs/mnist_cnn.ini" --out "$tmp/w4a4" --quiet --set data.dir="$src/datasets/mnist-subset" \
+  --set train.epochs=1 --set train.threads=1 --set quant.weight_bits=4 --set quant.activation_bits=4 >/dev/null
+"$make_model" "$tmp/synth_cnn4.h5" cnn 4
+"$make_model" "$tmp/synth_cnn8.h5" cnn 8
+"$make_model" "$tmp/synth_mlp2.h5" mlp 2
+
+# check NAME INPUT STYLE[:exact] COMPARE_OPTIONS...: export, onnx checker, ORT vs qat-infer
+check() {
+  name=$1 input=$2 style=${3%:exact}
+  rq=
+  [ "$3" = "$style" ] || rq="--onnx-requant exact"
+  shift 3
+  m=$tmp/$name.onnx
+  # shellcheck disable=SC2086
+  "$export" "$input" --format onnx --onnx-style "$style" $rq -o "$m" > "$tmp/export.log" ||
+    fail "$name: qat-export exited $?: $(cat "$tmp/export.log")"
+  "$py" -c "import onnx, sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)" "$m" ||
+    fail "$name: onnx.checker rejects $m"
+  qm=$input # qat-infer reads model files: a checkpoint's is beside it
+  case $input in */checkpoint.h5) qm=$(dirname "$input")/model.int8.h5 ;; esac
+  "$infer" "$qm" --images "$images" --labels "$labels" --threads 1 \
+    --dump-logits "$tmp/qat.bin" --json >/dev/null
+  node "$here/run_ort.mjs" "$ortdir" "$m" "$images" "$tmp/ort.bin" >/dev/null 2> "$tmp/ort.log" ||
+    fail "$name: ONNX Runtime failed on $m: $(grep -v '^ *at ' "$tmp/ort.log" | tail -3 | cut -c1-600)"
+  classes=$(( $(wc -c < "$tmp/qat.bin") / $(( ($(wc -c < "$images") - 16) / 784 )) ))
+  r=$("$py" "$here/compare_logits.py" "$tmp/qat.bin" "$tmp/ort.bin" "$labels" "$classes" "$@") ||
+    fail "$name ($style): $r"
+  echo "ok: $name ($style${rq:+, exact}): $r"
+}
+
+# exact requantization: byte-identical logits
+for m in mnist_cnn/checkpoint.h5 mnist_mlp/model.int8.h5 w4a4/model.int8.h5 synth_cnn4.h5 synth_mlp2.h5; do
+  check "$(echo "$m" | tr / _)" "$tmp/$m" qoperator:exact --min-identical 1 --max-diff 0
+done
+# QLinearConv's float requantization (docs/ONNX.md: one step off at times)
+check cnn "$tmp/mnist_cnn/checkpoint.h5" qoperator --min-agreement 0.99 --min-identical 0.85 --max-diff 1
+check cnn_file "$tmp/mnist_cnn/model.int8.h5" qdq --min-agreement 0.99 --max-acc-drop 0.005 --max-diff 2
+check mlp "$tmp/mnist_mlp/model.int8.h5" qdq --min-agreement 0.99 --max-acc-drop 0.005 --max-diff 2
+check w4a4 "$tmp/w4a4/model.int8.h5" qoperator --min-agreement 0.98 --min-identical 0.5 --max-diff 8
+check w4a4 "$tmp/w4a4/model.int8.h5" qdq --min-agreement 0.98 --max-acc-drop 0.005 --max-diff 8
+check synth_cnn4 "$tmp/synth_cnn4.h5" qoperator --min-agreement 0.9 --max-diff 2
+check synth_cnn4 "$tmp/synth_cnn4.h5" qdq --min-agreement 0.9 --max-diff 3
+check synth_cnn8 "$tmp/synth_cnn8.h5" qdq --min-agreement 0.9 --max-diff 3
+
+# 8-bit codes minus differing weight zero points leave int8: not QLinearConv
+set +e
+"$export" "$tmp/synth_cnn8.h5" --format onnx -o "$tmp/bad.onnx" > "$tmp/out.log" 2> "$tmp/err.log"
+rc=$?
+set -e
+[ "$rc" = 2 ] || fail "synth_cnn8 qoperator: exit $rc, expected 2: $(cat "$tmp/err.log")"
+grep -q "layer 2 'conv2' (conv2d)" "$tmp/err.log" && grep -q -- "--onnx-style qdq" "$tmp/err.log" ||
+  fail "synth_cnn8 qoperator: message does not name the layer and the other style: $(cat "$tmp/err.log")"
+[ -z "$(ls "$tmp" | grep '^bad\.onnx')" ] || fail "synth_cnn8 qoperator: left $(ls "$tmp" | grep '^bad')"
+echo "ok: synth_cnn8 (qoperator) refused: $(cat "$tmp/err.log")"
