@@ -47,6 +47,9 @@ def header_owner(root, name):
     stem = name[:-2]
     if stem in RANK and os.path.isdir(os.path.join(root, 'src', stem)):
         return stem
+    prefix = stem.split('_')[0]  # export_onnx.h: a part of export's API
+    if prefix != stem and prefix in RANK and os.path.isdir(os.path.join(root, 'src', prefix)):
+        return prefix
     for mod in RANK:
         if os.path.isfile(os.path.join(root, 'src', mod, stem + '.c')):
             return mod
