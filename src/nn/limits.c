@@ -24,9 +24,9 @@ static size_t sat_add(size_t a, size_t b)
 
 /* Float buffers per parameter: the value, its gradient, the effective
  * weight the forward and export use, and the optimizer's moments. */
-static size_t floats_per_param(int optimizer)
+static size_t floats_per_param(qat_optim_kind optimizer)
 {
-    switch ((qat_optim_kind)optimizer) {
+    switch (optimizer) {
     case QAT_OPT_SGD: return 3;
     case QAT_OPT_MOMENTUM:
     case QAT_OPT_NESTEROV:
