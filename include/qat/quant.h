@@ -8,7 +8,10 @@
  * accumulator then goes through qat_fp_requantize, the runtime's own output
  * stage. Gradients follow from the chain rule through these ops with
  * straight-through estimators. Scales enter the ops as tensors, so learned
- * step sizes (LSQ) get their gradients from the same graph. */
+ * step sizes (LSQ) get their gradients from the same graph.
+ *
+ * Files: qparams.c (scales from ranges, bias codes), observe.c (ranges and
+ * observers), fq_ops.c and requant.c (the ops). */
 #ifndef QAT_QUANT_H
 #define QAT_QUANT_H
 
@@ -32,8 +35,8 @@ typedef struct qat_qparams {
  * range with a fitted zero point. Symmetric: zero point 0, scale
  * max(|lo|, |hi|) / qmax; restricted selects the weights' range.
  * Degenerate ranges get a tiny positive scale. */
-qat_qparams qat_qparams_from_range(float lo, float hi, int bits, int scheme);
-qat_qparams qat_weight_qparams_from_range(float lo, float hi, int bits, int scheme);
+qat_qparams qat_qparams_from_range(float lo, float hi, int bits, qat_quant_scheme scheme);
+qat_qparams qat_weight_qparams_from_range(float lo, float hi, int bits, qat_quant_scheme scheme);
 /* The model input's fixed quantization: p -> p - 128, scale 1/255. */
 qat_qparams qat_input_qparams(void);
 
@@ -51,24 +54,27 @@ typedef struct qat_observer {
 /* Folds a batch range into the observer: MINMAX keeps the running extremes,
  * EMA and PERCENTILE (whose batch range is already a percentile range)
  * blend with weight 1 - decay; the first batch sets the range. */
-void qat_observer_update(qat_observer *o, int kind, float batch_lo, float batch_hi, float decay);
+void qat_observer_update(qat_observer *o, qat_observer_kind kind, float batch_lo, float batch_hi,
+                         float decay);
 /* Range of n values for an observer kind: min/max, or for PERCENTILE the
  * (100 - p)-th and p-th percentiles (histogram of 2048 bins, bin edges). */
-void qat_values_range(const float *x, size_t n, int kind, float percentile, float *lo, float *hi);
+void qat_values_range(const float *x, size_t n, qat_observer_kind kind, float percentile,
+                      float *lo, float *hi);
 /* Per-row ranges of a weight matrix (rows of length k; rows = 1 for a
  * per-tensor range over all C * k values): MINMAX/EMA give min/max,
  * PERCENTILE gives percentiles of |w| (symmetric) or of w (asymmetric).
  * scratch holds k * rows floats. */
-void qat_weight_ranges(const float *w, int C, size_t k, int per_channel, int kind,
-                       float percentile, int scheme, float *lo, float *hi, float *scratch);
+void qat_weight_ranges(const float *w, int C, size_t k, int per_channel, qat_observer_kind kind,
+                       float percentile, qat_quant_scheme scheme, float *lo, float *hi,
+                       float *scratch);
 /* The same for a pruned model ([prune] method set): exact zeros are pruned
  * weights and take no part in a percentile (they would drag it toward 0 and
  * shrink the scale of the weights that remain); a row of only zeros gets
  * [0, 0]. MINMAX/EMA ranges are unchanged: a zero never moves a range that
  * includes 0, as every weight range does once quantized. */
-void qat_weight_ranges_pruned(const float *w, int C, size_t k, int per_channel, int kind,
-                              float percentile, int scheme, float *lo, float *hi,
-                              float *scratch);
+void qat_weight_ranges_pruned(const float *w, int C, size_t k, int per_channel,
+                              qat_observer_kind kind, float percentile, qat_quant_scheme scheme,
+                              float *lo, float *hi, float *scratch);
 
 /* ---- ops -------------------------------------------------------------------- */
 /* A one-element (or C-element) constant tensor on the tape: scales that are
@@ -87,7 +93,7 @@ qat_tensor *qat_op_act_codes(qat_tape *t, qat_tensor *x, qat_tensor *scale);
  * of them with QAT_STE_IDENTITY); dscale += dq * (-w / s^2) inside, 0 where
  * clamped (LSQ). */
 qat_tensor *qat_op_weight_codes(qat_tape *t, qat_tensor *w, qat_tensor *scale, const int32_t *zp,
-                                int32_t qmin, int32_t qmax, int ste);
+                                int32_t qmin, int32_t qmax, qat_ste_kind ste);
 
 /* acc_scale[c] = s_in[0] * s_w[c] (or s_w[0] per tensor), C entries. */
 qat_tensor *qat_op_acc_scale(qat_tape *t, qat_tensor *s_in, qat_tensor *s_w, int C);
@@ -104,14 +110,14 @@ typedef struct qat_requant_params {
     int32_t bias_limit;
     int32_t zero_point;        /* of the output */
     int32_t act_min, act_max;  /* clamp; fused relu: act_min = zero_point */
-    int ste;
+    qat_ste_kind ste;
 } qat_requant_params;
 
 /* Range of the real outputs (acc + bias codes) * acc_scale over the batch,
  * after the activation (relu clamps the low end at 0), for an observer of
  * the given kind (PERCENTILE: percentiles of the values). */
 void qat_acc_range(qat_tape *t, const qat_tensor *acc, const qat_tensor *bias,
-                   const float *acc_scale, int32_t bias_limit, int relu, int kind,
+                   const float *acc_scale, int32_t bias_limit, int relu, qat_observer_kind kind,
                    float percentile, float *lo, float *hi);
 /* out = s_out * (requantize(acc + bias_q) - zp), the runtime's exact
  * arithmetic; bias (float, [C], may be NULL) is quantized with acc_scale.
@@ -128,7 +134,7 @@ qat_tensor *qat_op_requantize(qat_tape *t, qat_tensor *acc, qat_tensor *bias,
  * s * (clamp(round(x / s) + zp) - zp). STE for x as in requantize; LSQ
  * gradient for the scale. */
 qat_tensor *qat_op_fake_quant(qat_tape *t, qat_tensor *x, qat_tensor *scale, int32_t zp,
-                              int32_t qmin, int32_t qmax, int ste);
+                              int32_t qmin, int32_t qmax, qat_ste_kind ste);
 
 /* Quantized average pooling's rounding: given avg = float average of
  * quantized values with scale s, returns s * div_round(sum of codes, n), the
