@@ -11,7 +11,8 @@
  * step sizes (LSQ) get their gradients from the same graph.
  *
  * Files: qparams.c (scales from ranges, bias codes), observe.c (ranges and
- * observers), fq_ops.c and requant.c (the ops). */
+ * observers), policy.c (which scales a layer uses, and its state),
+ * fq_ops.c and requant.c (the ops). */
 #ifndef QAT_QUANT_H
 #define QAT_QUANT_H
 
@@ -49,7 +50,7 @@ int32_t qat_quantize_bias(float b, float acc_scale, int32_t limit);
 /* ---- observers -------------------------------------------------------------- */
 typedef struct qat_observer {
     float lo, hi;
-    float initialized; /* 0 or 1; float so observers live in the state buffer */
+    int initialized; /* has seen a batch */
 } qat_observer;
 /* Folds a batch range into the observer: MINMAX keeps the running extremes,
  * EMA and PERCENTILE (whose batch range is already a percentile range)
@@ -140,5 +141,115 @@ qat_tensor *qat_op_fake_quant(qat_tape *t, qat_tensor *x, qat_tensor *scale, int
  * quantized values with scale s, returns s * div_round(sum of codes, n), the
  * runtime's integer average. Backward: identity. */
 qat_tensor *qat_op_avgpool_round(qat_tape *t, qat_tensor *avg, float scale, int window);
+
+/* ---- a conv/linear layer's quantization, and the policy that picks it -------
+ * src/quant/policy.c decides every scale a quantized layer uses: from its
+ * observers, or learned (LSQ) once initialised from them. The model (nn)
+ * owns one qat_layer_quant per layer and calls these from its forward. */
+
+/* The EMA weight observer (weight_observer = ema): the running range of the
+ * weights behind each weight scale. */
+typedef struct qat_weight_ema {
+    float *lo, *hi;  /* [Cw]; NULL unless weight_observer = ema */
+    int initialized; /* a step has been folded in */
+} qat_weight_ema;
+
+/* Learned step sizes (learn_scale). */
+typedef struct qat_lsq_state {
+    qat_tensor s_w, s_a;        /* trained weight scales [Cw] and output scale [1], views into
+                                   the model's parameters (data NULL unless learn_scale) */
+    int initialized;            /* the scales have taken over from the observers */
+    int32_t act_zero_point;     /* fixed from then on */
+    int32_t *weight_zero_point; /* [Cw], likewise; NULL unless learn_scale */
+} qat_lsq_state;
+
+typedef struct qat_layer_quant {
+    /* fixed when the model is built (conv/linear only) */
+    const qat_quant_cfg *cfg;
+    int channels;          /* C: output channels */
+    int wq_channels;       /* Cw: weight scales, C per channel or 1 per tensor */
+    size_t fan_in;         /* weights per output channel */
+    float act_count;       /* outputs per image, for LSQ's gradient scale */
+    int relu;              /* the output clamp starts at the zero point */
+    int skip_zero_weights; /* pruned model: exact zeros take no part in a percentile */
+    /* the state that picks the scales (checkpointed: qat_quant_state_save) */
+    qat_observer act_obs; /* output activations */
+    qat_weight_ema w_ema;
+    qat_lsq_state lsq;
+    /* as of the last forward (or refresh); other layers set only in and out */
+    qat_qparams in, out;      /* input and output activation parameters */
+    int32_t wqmin, wqmax;     /* weight code range */
+    float *w_scale;           /* [C] (per tensor: C equal entries) */
+    int32_t *w_zp;            /* [C] weight zero points (0 when symmetric) */
+    float *acc_scale;         /* [C] in.scale * w_scale[c] */
+    int32_t *multiplier;      /* [C] */
+    int32_t *shift;           /* [C] */
+    int32_t act_min, act_max; /* output clamp */
+    int32_t bias_limit;
+} qat_layer_quant;
+
+/* Room the weight observer works in, shared by every layer of a model: lo
+ * and hi [Cw], values [C * fan_in] (percentile). */
+typedef struct qat_quant_scratch {
+    float *lo, *hi, *values;
+} qat_quant_scratch;
+
+/* Whether the layer's scales are learned now (LSQ, initialised). */
+int qat_quant_lsq_ready(const qat_layer_quant *q);
+
+/* Weight scales and zero points (w_scale, w_zp), code range and bias budget
+ * for weights w (C rows of fan_in): the learned scales once LSQ is
+ * initialised, else from the weight observer, whose EMA folds in this
+ * step's range when update is set (a training step, observers not frozen). */
+void qat_quant_weight_params(qat_layer_quant *q, const float *w, int update,
+                             const qat_quant_scratch *scratch);
+
+/* A training batch's range into the activation observer: of the outputs y
+ * (n real values after the activation), or of the exact path's accumulators
+ * (acc plus the bias quantized with acc_scale, times acc_scale). Nothing
+ * once LSQ is initialised: the observer is no longer read. */
+void qat_quant_observe_outputs(qat_layer_quant *q, const float *y, size_t n);
+void qat_quant_observe_acc(qat_layer_quant *q, qat_tape *t, const qat_tensor *acc,
+                           const qat_tensor *bias, const float *acc_scale);
+
+/* At the first quantized training step of a layer that learns its scales,
+ * LSQ starts from the observers: it copies this step's weight scales and
+ * zero points (qat_quant_weight_params first) and the activation
+ * observer's; the zero points stay fixed from then on. Otherwise nothing. */
+void qat_quant_lsq_init(qat_layer_quant *q);
+
+/* Output parameters and clamp (out, act_min, act_max): learned, or from
+ * the activation observer. */
+void qat_quant_act_params(qat_layer_quant *q);
+
+/* acc_scale (in.scale * w_scale, the same float product the acc_scale op
+ * forms), multipliers and shifts. Returns -1 if a multiplier cannot be
+ * represented (it then saturates; export refuses such a model), else 0. */
+int qat_quant_finish(qat_layer_quant *q);
+
+/* The scales as the ops take them, on the tape: learned ones carry LSQ's
+ * gradient scale 1 / sqrt(N * Qp); observed ones are constants. */
+qat_tensor *qat_quant_weight_scale(qat_tape *t, qat_layer_quant *q);
+qat_tensor *qat_quant_act_scale(qat_tape *t, qat_layer_quant *q);
+/* Weight zero points per scale entry for qat_op_weight_codes, or NULL when
+ * symmetric (all zero). */
+const int32_t *qat_quant_weight_zero_points(qat_tape *t, const qat_layer_quant *q);
+/* This forward's output stage for qat_op_requantize, copied onto the tape
+ * (its backward reads it after the layer's arrays have moved on). */
+const qat_requant_params *qat_quant_requant_params(qat_tape *t, const qat_layer_quant *q);
+
+/* ---- checkpointed state -------------------------------------------------------
+ * A layer's quant state as floats, in the layout checkpoints store it:
+ *   activation observer   lo, hi, initialised
+ *   learn_scale           initialised, activation zero point, weight zero points [Cw]
+ *   weight_observer = ema lo [Cw], hi [Cw], initialised
+ * Flags are 0 or 1 and zero points exact integers. */
+size_t qat_quant_state_size(const qat_quant_cfg *cfg, int wq_channels);
+/* A new layer's state: observers empty, LSQ uninitialised (scales 1). */
+void qat_quant_state_reset(qat_layer_quant *q);
+void qat_quant_state_save(const qat_layer_quant *q, float *out);
+/* QAT_EINVAL naming the field if a flag is not 0 or 1 or a zero point is
+ * not an integer in its code range; q is then partly loaded. */
+qat_status qat_quant_state_load(qat_layer_quant *q, const float *in, qat_error *err);
 
 #endif

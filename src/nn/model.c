@@ -1,7 +1,7 @@
 /* Model construction, in three passes over the layers: shapes (each
  * layer's output feeding the next, errors located in the config), sizes
  * (what every buffer must hold) and binding (the layers' views into the
- * buffers); then initialisation. */
+ * buffers); then initialisation, and the checkpointed state. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,8 +133,8 @@ static int weight_scales(const qat_layer *l)
 typedef struct layer_size {
     size_t params; /* weights, bias, BN gamma and beta, LSQ scales */
     int segs;      /* optimizer segments, one per kind of parameter */
-    size_t state;  /* BN running statistics, observers, LSQ state */
-    size_t q, eff;
+    size_t bnstats, qfloat, qint, eff;
+    size_t state; /* floats of the checkpointed state */
 } layer_size;
 
 static layer_size size_of(const qat_layer *l)
@@ -146,10 +146,11 @@ static layer_size size_of(const qat_layer *l)
     layer_size s;
     s.params = C * l->fan_in + (bias ? C : 0) + (bn ? 2 * C : 0) + (lsq ? Cw + 1 : 0);
     s.segs = 1 + bias + bn + lsq;
-    s.state = (bn ? 2 * C : 0) + sizeof(qat_observer) / sizeof(float) + (lsq ? 2 + Cw : 0) +
-              (ema ? 2 * Cw + 1 : 0);
-    s.q = 5 * C; /* w_scale, acc_scale (float); multiplier, shift, w_zp (int32) */
-    s.eff = C * (l->fan_in + 1); /* w_eff, b_eff */
+    s.bnstats = bn ? 2 * C : 0;
+    s.qfloat = 2 * C + (ema ? 2 * Cw : 0);  /* w_scale, acc_scale; EMA lo, hi */
+    s.qint = 3 * C + (lsq ? Cw : 0);        /* w_zp, multiplier, shift; LSQ zero points */
+    s.eff = C * (l->fan_in + 1);            /* w_eff, b_eff */
+    s.state = s.bnstats + qat_quant_state_size(qc, (int)Cw);
     return s;
 }
 
@@ -157,9 +158,11 @@ static void add_size(layer_size *total, const layer_size *s)
 {
     total->params += s->params;
     total->segs += s->segs;
-    total->state += s->state;
-    total->q += s->q;
+    total->bnstats += s->bnstats;
+    total->qfloat += s->qfloat;
+    total->qint += s->qint;
     total->eff += s->eff;
+    total->state += s->state;
 }
 
 /* Totals over the model, and the scratch the weight observer needs: the
@@ -185,8 +188,8 @@ static qat_status count_sizes(const qat_model *m, layer_size *total, size_t *max
     return QAT_OK;
 }
 
-/* calloc for n elements; an empty array is NULL, which is no failure. (Every
- * model has a conv/linear layer, so no array here is empty today.) */
+/* calloc for n elements; an empty array is NULL, which is no failure (every
+ * model has a conv/linear layer, but not necessarily batchnorm). */
 static void *zalloc(size_t n, size_t size, int *failed)
 {
     if (n == 0)
@@ -203,12 +206,13 @@ static qat_status allocate(qat_model *m, const layer_size *total, size_t max_wei
     m->params = zalloc(total->params, sizeof(float), &failed);
     m->grads = zalloc(total->params, sizeof(float), &failed);
     m->segs = zalloc((size_t)total->segs, sizeof *m->segs, &failed);
-    m->state = zalloc(total->state, sizeof(float), &failed);
-    m->qbuf = zalloc(total->q, sizeof(float), &failed);
+    m->bnstats = zalloc(total->bnstats, sizeof(float), &failed);
+    m->qfloat = zalloc(total->qfloat, sizeof(float), &failed);
+    m->qint = zalloc(total->qint, sizeof(int32_t), &failed);
     m->effbuf = zalloc(total->eff, sizeof(float), &failed);
-    m->wscratch = zalloc(max_weights, sizeof(float), &failed);
-    m->wlo = zalloc(2 * max_channels, sizeof(float), &failed);
-    m->whi = m->wlo ? m->wlo + max_channels : NULL;
+    m->scratch.values = zalloc(max_weights, sizeof(float), &failed);
+    m->scratch.lo = zalloc(2 * max_channels, sizeof(float), &failed);
+    m->scratch.hi = m->scratch.lo ? m->scratch.lo + max_channels : NULL;
     if (failed)
         FAIL(QAT_ENOMEM, "out of memory allocating %zu parameters", total->params);
     m->nparams = total->params;
@@ -242,40 +246,40 @@ static void bind_layer(qat_model *m, qat_layer *l, layer_size *at)
         l->gamma = qat_tensor_view(m->params + po, m->grads + po, 1, &C);
         l->beta = qat_tensor_view(m->params + po + C, m->grads + po + C, 1, &C);
         po += 2 * (size_t)C;
+        l->running_mean = m->bnstats + at->bnstats;
+        l->running_var = l->running_mean + C;
     }
-    size_t so = at->state;
-    if (l->cfg->batchnorm) {
-        l->running_mean = m->state + so;
-        l->running_var = m->state + so + C;
-        so += 2 * (size_t)C;
-    }
-    l->obs = (qat_observer *)(m->state + so);
-    so += sizeof(qat_observer) / sizeof(float);
-    l->wq_channels = Cw;
-    if (l->cfg->quant.learn_scale) { /* LSQ scales: trained, never weight-decayed */
+    qat_layer_quant *q = &l->q;
+    const qat_quant_cfg *qc = &l->cfg->quant;
+    if (qc->learn_scale) { /* LSQ scales: trained, never weight-decayed */
         m->segs[m->nsegs++] = (qat_param_seg){po, (size_t)Cw + 1, 0};
-        l->s_w = qat_tensor_view(m->params + po, m->grads + po, 1, &Cw);
-        l->s_a = qat_tensor_view(m->params + po + Cw, m->grads + po + Cw, 1, &one);
+        q->lsq.s_w = qat_tensor_view(m->params + po, m->grads + po, 1, &Cw);
+        q->lsq.s_a = qat_tensor_view(m->params + po + Cw, m->grads + po + Cw, 1, &one);
         po += (size_t)Cw + 1;
-        l->lsq = m->state + so;
-        so += 2 + (size_t)Cw;
+        q->lsq.weight_zero_point = m->qint + at->qint + 3 * (size_t)C;
     }
-    if (l->cfg->quant.weight_observer == QAT_OBS_EMA) {
-        l->wobs = m->state + so;
-        so += 2 * (size_t)Cw + 1;
+    q->w_scale = m->qfloat + at->qfloat;
+    q->acc_scale = q->w_scale + C;
+    if (qc->weight_observer == QAT_OBS_EMA) {
+        q->w_ema.lo = q->acc_scale + C;
+        q->w_ema.hi = q->w_ema.lo + Cw;
     }
-    /* w_scale, acc_scale, multiplier, shift and w_zp: C entries each */
-    float *qf = (float *)m->qbuf + at->q;
-    l->q.w_scale = qf;
-    l->q.acc_scale = qf + C;
-    l->q.multiplier = (int32_t *)(qf + 2 * C);
-    l->q.shift = (int32_t *)(qf + 3 * C);
-    l->q.w_zp = (int32_t *)(qf + 4 * C);
+    q->w_zp = m->qint + at->qint;
+    q->multiplier = q->w_zp + C;
+    q->shift = q->multiplier + C;
     l->w_eff = m->effbuf + at->eff;
     l->b_eff = l->w_eff + wn;
+    q->cfg = qc;
+    q->channels = C;
+    q->wq_channels = Cw;
+    q->fan_in = l->fan_in;
+    q->act_count = (float)l->out_h * (float)l->out_w * (float)l->out_c;
+    q->relu = l->cfg->activation == QAT_ACT_RELU;
+    /* the config decides, not a mask, so export derives the same scales */
+    q->skip_zero_weights = m->cfg.prune.method != QAT_PRUNE_NONE;
     layer_size s = size_of(l);
     add_size(at, &s);
-    QAT_ASSERT(po == at->params && so == at->state);
+    QAT_ASSERT(po == at->params);
 }
 
 qat_status qat_model_create(const qat_config *cfg, qat_model **out, qat_error *err)
@@ -304,8 +308,9 @@ qat_status qat_model_create(const qat_config *cfg, qat_model **out, qat_error *e
             m->first_compute = i;
         bind_layer(m, &m->layers[i], &at);
     }
-    QAT_ASSERT(at.params == total.params && at.state == total.state && at.q == total.q &&
-               at.eff == total.eff && m->nsegs == total.segs);
+    QAT_ASSERT(at.params == total.params && at.bnstats == total.bnstats &&
+               at.qfloat == total.qfloat && at.qint == total.qint && at.eff == total.eff &&
+               at.state == total.state && m->nsegs == total.segs);
     m->norm_a = 1.0f;
     m->norm_c = 0.0f;
     if (cfg->model.normalize_input) {
@@ -324,12 +329,13 @@ void qat_model_destroy(qat_model *m)
         return;
     free(m->params);
     free(m->grads);
-    free(m->state);
     free(m->segs);
-    free(m->qbuf);
+    free(m->bnstats);
+    free(m->qfloat);
+    free(m->qint);
     free(m->effbuf);
-    free(m->wscratch);
-    free(m->wlo); /* whi shares it */
+    free(m->scratch.values);
+    free(m->scratch.lo); /* hi shares it */
     free(m);
 }
 
@@ -355,15 +361,7 @@ void qat_model_init(qat_model *m, uint64_t seed)
                 l->running_var[c] = 1.0f;
             }
         }
-        memset(l->obs, 0, sizeof *l->obs);
-        if (l->s_w.data) { /* LSQ scales start from the observers on first use */
-            for (size_t k = 0; k < l->s_w.numel; k++)
-                l->s_w.data[k] = 1.0f;
-            l->s_a.data[0] = 1.0f;
-            memset(l->lsq, 0, (2 + (size_t)l->wq_channels) * sizeof(float));
-        }
-        if (l->wobs)
-            memset(l->wobs, 0, (2 * (size_t)l->wq_channels + 1) * sizeof(float));
+        qat_quant_state_reset(&l->q);
     }
 }
 
@@ -383,10 +381,45 @@ float *qat_model_grads(qat_model *m, size_t *n)
     return m->grads;
 }
 
-float *qat_model_state(qat_model *m, size_t *n)
+size_t qat_model_state_size(const qat_model *m) { return m->nstate; }
+
+void qat_model_state_save(const qat_model *m, float *out)
 {
-    *n = m->nstate;
-    return m->state;
+    for (int i = 0; i < m->nlayers; i++) {
+        const qat_layer *l = &m->layers[i];
+        if (!is_compute(l->type))
+            continue;
+        size_t C = (size_t)l->out_c;
+        if (l->running_mean) {
+            memcpy(out, l->running_mean, C * sizeof(float));
+            memcpy(out + C, l->running_var, C * sizeof(float));
+            out += 2 * C;
+        }
+        qat_quant_state_save(&l->q, out);
+        out += qat_quant_state_size(l->q.cfg, l->q.wq_channels);
+    }
+}
+
+qat_status qat_model_state_load(qat_model *m, const float *in, qat_error *err)
+{
+    for (int i = 0; i < m->nlayers; i++) {
+        qat_layer *l = &m->layers[i];
+        if (!is_compute(l->type))
+            continue;
+        size_t C = (size_t)l->out_c;
+        if (l->running_mean) {
+            memcpy(l->running_mean, in, C * sizeof(float));
+            memcpy(l->running_var, in + C, C * sizeof(float));
+            in += 2 * C;
+        }
+        qat_status st = qat_quant_state_load(&l->q, in, err);
+        if (st != QAT_OK) {
+            qat_error_prefix(err, "layer '%s'", l->cfg->name);
+            return st;
+        }
+        in += qat_quant_state_size(l->q.cfg, l->q.wq_channels);
+    }
+    return QAT_OK;
 }
 
 const qat_param_seg *qat_model_segments(const qat_model *m, int *n)

@@ -8,19 +8,21 @@ struct qat_model {
     qat_config cfg;
     int nlayers;
     qat_layer layers[QAT_MAX_LAYERS];
-    float *params, *grads, *state;
-    size_t nparams, nstate;
+    float *params, *grads;
+    size_t nparams, nstate; /* nstate: floats of qat_model_state_save */
     qat_param_seg *segs;
     int nsegs;
-    float *qbuf;   /* backing store of every layer's qat_layer_quant arrays */
-    float *effbuf; /* backing store of every layer's w_eff / b_eff */
+    /* backing stores of the layers' views */
+    float *bnstats; /* running_mean / running_var */
+    float *qfloat;  /* qat_layer_quant: w_scale, acc_scale, w_ema lo / hi */
+    int32_t *qint;  /* qat_layer_quant: w_zp, multiplier, shift, LSQ weight zero points */
+    float *effbuf;  /* w_eff / b_eff */
     int first_compute; /* index of the first conv/linear layer */
     float norm_a, norm_c; /* input standardisation x -> a x + c (a = 1, c = 0: off) */
     int quant_active;
     int observers_frozen;
     int bn_frozen;
-    float *wscratch; /* percentile weight observer: a copy of the largest weight tensor */
-    float *wlo, *whi; /* weight ranges of one layer, [max out_c] each */
+    qat_quant_scratch scratch; /* lo, hi [max out_c]; values: the largest weight tensor */
 };
 
 /* The shape pass: points each of layers[0 .. cfg->nlayers) at its config
