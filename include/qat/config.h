@@ -12,6 +12,89 @@
 #define QAT_MAX_LAYERS 64
 #define QAT_NAME_MAX 64
 
+/* ---- the configuration's enums ----------------------------------------------
+ * Each enum has one name table, its values' names in value order and
+ * NULL-terminated (src/config/enums.c): the schema parses and writes config
+ * values with it, --help-config and the README list it, and messages name a
+ * value with qat_enum_name(table, value) (qat/ini.h). */
+
+typedef enum qat_optim_kind {
+    QAT_OPT_SGD = 0,  /* plain SGD; weight_decay is L2 added to the gradient */
+    QAT_OPT_MOMENTUM, /* heavy ball: v = mu v + g; p -= lr v (PyTorch convention) */
+    QAT_OPT_NESTEROV, /* v = mu v + g; p -= lr (g + mu v) */
+    QAT_OPT_ADAM,     /* Kingma & Ba with bias correction; weight_decay is L2 */
+    QAT_OPT_ADAMW,    /* Adam with decoupled decay: p -= lr wd p */
+    QAT_OPT_RMSPROP   /* s = a s + (1-a) g^2; p -= lr g / (sqrt(s) + eps) */
+} qat_optim_kind;
+extern const char *const qat_optim_kind_names[];
+
+typedef enum qat_lr_kind {
+    QAT_LR_CONSTANT = 0,
+    QAT_LR_STEP,   /* lr * gamma^floor(step / step_size) */
+    QAT_LR_COSINE  /* min_lr + (lr - min_lr) (1 + cos(pi t / T)) / 2 for t < T, then min_lr */
+} qat_lr_kind;
+extern const char *const qat_lr_kind_names[];
+
+typedef enum qat_loss_kind { QAT_LOSS_CROSS_ENTROPY = 0, QAT_LOSS_MSE } qat_loss_kind;
+extern const char *const qat_loss_kind_names[];
+
+typedef enum qat_quant_scheme { QAT_SCHEME_SYMMETRIC = 0, QAT_SCHEME_ASYMMETRIC } qat_quant_scheme;
+extern const char *const qat_quant_scheme_names[];
+
+typedef enum qat_granularity { QAT_GRAN_PER_TENSOR = 0, QAT_GRAN_PER_CHANNEL } qat_granularity;
+extern const char *const qat_granularity_names[];
+
+typedef enum qat_observer_kind {
+    QAT_OBS_MINMAX = 0,
+    QAT_OBS_EMA,
+    QAT_OBS_PERCENTILE
+} qat_observer_kind;
+extern const char *const qat_observer_kind_names[];
+
+typedef enum qat_ste_kind { QAT_STE_CLIPPED = 0, QAT_STE_IDENTITY } qat_ste_kind;
+extern const char *const qat_ste_kind_names[];
+
+typedef enum qat_prune_method {
+    QAT_PRUNE_NONE = 0,
+    QAT_PRUNE_MAGNITUDE, /* single weights */
+    QAT_PRUNE_CHANNEL    /* whole conv filters / linear neurons */
+} qat_prune_method;
+extern const char *const qat_prune_method_names[];
+
+typedef enum qat_prune_schedule_kind {
+    QAT_PRUNE_ONE_SHOT = 0,
+    QAT_PRUNE_GRADUAL,
+    QAT_PRUNE_DYNAMIC
+} qat_prune_schedule_kind;
+extern const char *const qat_prune_schedule_kind_names[];
+
+typedef enum qat_prune_scope { QAT_PRUNE_SCOPE_LAYER = 0, QAT_PRUNE_SCOPE_GLOBAL } qat_prune_scope;
+extern const char *const qat_prune_scope_names[];
+
+typedef enum qat_prune_unit { QAT_PRUNE_UNIT_EPOCH = 0, QAT_PRUNE_UNIT_STEP } qat_prune_unit;
+extern const char *const qat_prune_unit_names[];
+
+typedef enum qat_norm_kind { QAT_NORM_L1 = 0, QAT_NORM_L2 } qat_norm_kind;
+extern const char *const qat_norm_kind_names[];
+
+typedef enum qat_layer_type {
+    QAT_LAYER_CONV2D = 0,
+    QAT_LAYER_LINEAR,
+    QAT_LAYER_MAXPOOL2D,
+    QAT_LAYER_AVGPOOL2D,
+    QAT_LAYER_FLATTEN,
+    QAT_LAYER_DROPOUT
+} qat_layer_type;
+extern const char *const qat_layer_type_names[];
+
+typedef enum qat_activation { QAT_ACT_NONE = 0, QAT_ACT_RELU } qat_activation;
+extern const char *const qat_activation_names[];
+
+/* qat_enum_name of the enums other modules print. */
+const char *qat_optim_kind_name(qat_optim_kind k);
+const char *qat_lr_kind_name(qat_lr_kind k);
+const char *qat_layer_type_name(qat_layer_type type);
+
 typedef struct qat_data_cfg {
     char dir[QAT_CFG_STR_MAX];
     int train_limit, test_limit; /* 0: all */
@@ -27,25 +110,18 @@ typedef struct qat_model_cfg {
     float input_mean, input_std;
 } qat_model_cfg;
 
-enum { QAT_LOSS_CROSS_ENTROPY = 0, QAT_LOSS_MSE = 1 };
-
 typedef struct qat_train_cfg {
     int epochs, batch_size;
-    int optimizer; /* qat_optim_kind */
+    qat_optim_kind optimizer;
     float lr, momentum, beta1, beta2, alpha, eps, weight_decay, grad_clip;
-    int lr_schedule; /* qat_lr_kind */
+    qat_lr_kind lr_schedule;
     float lr_min, lr_gamma, lr_step_epochs, warmup_epochs;
     int seed, threads;
-    int loss;
+    qat_loss_kind loss;
     float label_smoothing;
     int checkpoint_every; /* epochs */
     int progress;
 } qat_train_cfg;
-
-enum { QAT_SCHEME_SYMMETRIC = 0, QAT_SCHEME_ASYMMETRIC = 1 };
-enum { QAT_GRAN_PER_TENSOR = 0, QAT_GRAN_PER_CHANNEL = 1 };
-enum { QAT_OBS_MINMAX = 0, QAT_OBS_EMA = 1, QAT_OBS_PERCENTILE = 2 };
-enum { QAT_STE_CLIPPED = 0, QAT_STE_IDENTITY = 1 };
 
 /* Quantization settings; [quant] holds the global values and conv2d /
  * linear sections may override the per-layer ones for that layer. */
@@ -59,34 +135,28 @@ typedef struct qat_quant_cfg {
     int freeze_bn_epoch;        /* BN statistics freeze from this epoch on (0 never) */
     /* per layer */
     int weight_bits, activation_bits;
-    int weight_scheme, activation_scheme;
-    int weight_granularity, activation_granularity;
-    int weight_observer, activation_observer;
+    qat_quant_scheme weight_scheme, activation_scheme;
+    qat_granularity weight_granularity, activation_granularity;
+    qat_observer_kind weight_observer, activation_observer;
     float ema_decay;  /* EMA observers: range = decay * range + (1 - decay) * batch range */
     float percentile; /* PERCENTILE observers, in (0, 100] */
-    int weight_ste, activation_ste;
+    qat_ste_kind weight_ste, activation_ste;
     int learn_scale; /* LSQ: scales are trained, initialised from the observers */
 } qat_quant_cfg;
 
 /* Pruning ([prune]); conv2d / linear sections may keep themselves dense or
  * set their own target (src/prune, docs/PRUNING.md). */
-enum { QAT_PRUNE_NONE = 0, QAT_PRUNE_MAGNITUDE = 1, QAT_PRUNE_CHANNEL = 2 };
-enum { QAT_PRUNE_ONE_SHOT = 0, QAT_PRUNE_GRADUAL = 1, QAT_PRUNE_DYNAMIC = 2 };
-enum { QAT_PRUNE_SCOPE_LAYER = 0, QAT_PRUNE_SCOPE_GLOBAL = 1 };
-enum { QAT_PRUNE_UNIT_EPOCH = 0, QAT_PRUNE_UNIT_STEP = 1 };
-enum { QAT_NORM_L1 = 0, QAT_NORM_L2 = 1 };
-
 typedef struct qat_prune_cfg {
-    int method;             /* QAT_PRUNE_NONE / MAGNITUDE (single weights) / CHANNEL */
-    int schedule;           /* QAT_PRUNE_ONE_SHOT / GRADUAL / DYNAMIC */
-    int scope;              /* one threshold per layer, or one across layers */
+    qat_prune_method method;
+    qat_prune_schedule_kind schedule;
+    qat_prune_scope scope;  /* one threshold per layer, or one across layers */
     float target_sparsity;  /* share of weights (magnitude) or channels (channel), [0, 1) */
     float initial_sparsity; /* gradual/dynamic: sparsity at start */
-    int unit;               /* start and end count epochs or optimizer steps */
+    qat_prune_unit unit;    /* start and end count epochs or optimizer steps */
     float start, end;       /* one_shot prunes at start; gradual/dynamic run start..end */
     int frequency;          /* gradual/dynamic: optimizer steps between mask updates */
     int regrow;             /* dynamic: pruned weights keep training and may re-enter */
-    int channel_norm;       /* channel: rank filters/neurons by L1 or L2 norm */
+    qat_norm_kind channel_norm; /* channel: rank filters/neurons by L1 or L2 norm */
 } qat_prune_cfg;
 
 /* L1/L2 penalties on weights ([regularize]; conv2d / linear may override). */
@@ -95,27 +165,18 @@ typedef struct qat_regularize_cfg {
     int biases;   /* penalise biases too */
 } qat_regularize_cfg;
 
-typedef enum qat_layer_type {
-    QAT_LAYER_CONV2D = 0,
-    QAT_LAYER_LINEAR,
-    QAT_LAYER_MAXPOOL2D,
-    QAT_LAYER_AVGPOOL2D,
-    QAT_LAYER_FLATTEN,
-    QAT_LAYER_DROPOUT
-} qat_layer_type;
-
-enum { QAT_ACT_NONE = 0, QAT_ACT_RELU = 1 };
-
 typedef struct qat_layer_cfg {
     char name[QAT_NAME_MAX];
     int line; /* of the section header in the config file */
-    int type; /* qat_layer_type */
+    qat_layer_type type;
     /* conv2d */
     int out_channels, kernel, stride, padding;
     /* linear */
     int out_features, in_features; /* in_features 0: inferred */
     /* conv2d, linear */
-    int bias, activation, batchnorm;
+    int bias;
+    qat_activation activation;
+    int batchnorm;
     float bn_momentum, bn_eps;
     /* pools: kernel, stride (0: = kernel) */
     /* dropout */
@@ -152,7 +213,6 @@ qat_status qat_config_parse(const char *text, size_t len, const char *name,
 /* Writes the fully resolved configuration (every key, defaults included) as
  * an INI that qat_config_parse reads back to the same struct. */
 void qat_config_write(FILE *f, const qat_config *cfg);
-const char *qat_layer_type_name(int type);
 /* Whether layer i (a conv2d / linear) is pruned under cfg->prune, and its
  * target: the section's own prune / target_sparsity, else every layer with
  * [prune] target_sparsity, except the last layer under method = channel

@@ -82,6 +82,15 @@ typedef struct qat_cfg_key {
     const char *doc;            /* one line: shown in docs and --help */
 } qat_cfg_key;
 
+/* Enum name tables (a key's choices): the names of an enum's values in value
+ * order, NULL-terminated. names[value], or "unknown" outside the table: */
+const char *qat_enum_name(const char *const *names, int value);
+/* The value named s (ASCII case-insensitive, as config files are read), or
+ * -1 if none is (or s is NULL). */
+int qat_enum_parse(const char *const *names, const char *s);
+/* Number of values in the table. */
+int qat_enum_count(const char *const *names);
+
 /* Sets every key of the table (count n) to its default; required keys are
  * left untouched. */
 void qat_cfg_defaults(const qat_cfg_key *keys, int n, void *out);

@@ -1,6 +1,7 @@
 /* Models built from a config: layers in file order, each layer's output
- * shape feeding the next. Parameters, gradients and state (BN running
- * statistics, observers) live in three flat float buffers; layers hold views.
+ * shape feeding the next. Parameters and gradients live in two flat float
+ * buffers (an optimizer is a loop over them); BN running statistics and
+ * the quantization state in the model's own arrays. Layers hold views.
  *
  * The model is an opaque handle; its layers are plain structs that export
  * and reporting code may read. */
@@ -15,22 +16,9 @@
 #include "qat/optim.h"
 #include "qat/quant.h"
 
-/* Quantization of one layer as of the last forward (or refresh). */
-typedef struct qat_layer_quant {
-    qat_qparams in, out;      /* input and output activation parameters */
-    int32_t wqmin, wqmax;     /* weight code range */
-    float *w_scale;           /* [C] (per tensor: C equal entries) */
-    int32_t *w_zp;            /* [C] weight zero points (0 when symmetric) */
-    float *acc_scale;         /* [C] in.scale * w_scale[c] */
-    int32_t *multiplier;      /* [C] */
-    int32_t *shift;           /* [C] */
-    int32_t act_min, act_max; /* output clamp */
-    int32_t bias_limit;
-} qat_layer_quant;
-
 typedef struct qat_layer {
     const qat_layer_cfg *cfg; /* points into the model's copy of the config */
-    int type;                 /* qat_layer_type */
+    qat_layer_type type;
     int in_h, in_w, in_c;     /* per image; flat features: h = w = 1 */
     int out_h, out_w, out_c;
     int kernel, stride, padding;
@@ -38,19 +26,13 @@ typedef struct qat_layer {
     /* views into the model's buffers (data NULL when absent) */
     qat_tensor w, b, gamma, beta;
     float *running_mean, *running_var;
-    qat_observer *obs; /* output activation observer (conv/linear) */
-    /* LSQ (learn_scale): trainable weight scales [C or 1] and output scale [1]
-     * (data NULL otherwise), and state [initialised, output zp, weight zps] */
-    qat_tensor s_w, s_a;
-    float *lsq;
-    /* weight_observer = ema: [lo x Cw, hi x Cw, initialised] (else NULL) */
-    float *wobs;
-    int wq_channels; /* Cw: out_c for per-channel weight scales, 1 per tensor */
     /* Effective weights and bias, [out_c * fan_in] and [out_c]: what the
      * layer really applies once input standardisation (first layer) is
      * folded in. Filled by qat_model_refresh_qparams; export reads them. */
     float *w_eff, *b_eff;
-    qat_layer_quant q; /* conv/linear; for other layers only in/out are set */
+    /* conv/linear: the quantization policy's state (observers, LSQ) and the
+     * parameters it derived at the last forward; other layers: only in/out */
+    qat_layer_quant q;
 } qat_layer;
 
 typedef struct qat_model qat_model;
@@ -70,7 +52,16 @@ int qat_model_num_layers(const qat_model *m);
 qat_layer *qat_model_layer(qat_model *m, int i);
 float *qat_model_params(qat_model *m, size_t *n);
 float *qat_model_grads(qat_model *m, size_t *n);
-float *qat_model_state(qat_model *m, size_t *n);
+/* The state a checkpoint keeps beside the parameters, as floats: for each
+ * conv/linear layer in order, its BN running mean [C] and variance [C]
+ * (batchnorm), then its quantization state (qat_quant_state_save has the
+ * layout). This is checkpoint version 1's "state" dataset. */
+size_t qat_model_state_size(const qat_model *m);
+void qat_model_state_save(const qat_model *m, float *out);
+/* Restores what qat_model_state_save wrote; QAT_EINVAL naming the layer and
+ * field when a flag or zero point is impossible (the model is then partly
+ * restored). */
+qat_status qat_model_state_load(qat_model *m, const float *in, qat_error *err);
 /* Optimizer segments: weights decay, everything else does not. */
 const qat_param_seg *qat_model_segments(const qat_model *m, int *n);
 

@@ -10,16 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "qat/config.h" /* qat_optim_kind, qat_lr_kind and their names */
 #include "qat/status.h"
-
-typedef enum qat_optim_kind {
-    QAT_OPT_SGD = 0,  /* plain SGD; weight_decay is L2 added to the gradient */
-    QAT_OPT_MOMENTUM, /* heavy ball: v = mu v + g; p -= lr v (PyTorch convention) */
-    QAT_OPT_NESTEROV, /* v = mu v + g; p -= lr (g + mu v) */
-    QAT_OPT_ADAM,     /* Kingma & Ba with bias correction; weight_decay is L2 */
-    QAT_OPT_ADAMW,    /* Adam with decoupled decay: p -= lr wd p */
-    QAT_OPT_RMSPROP   /* s = a s + (1-a) g^2; p -= lr g / (sqrt(s) + eps) */
-} qat_optim_kind;
 
 typedef struct qat_optim_config {
     qat_optim_kind kind;
@@ -33,10 +25,6 @@ typedef struct qat_optim_config {
 /* Fills the defaults: momentum 0.9, beta1 0.9, beta2 0.999, alpha 0.99,
  * eps 1e-8, weight_decay 0. */
 void qat_optim_config_defaults(qat_optim_config *c, qat_optim_kind kind);
-/* Parses "sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop". Returns
- * -1 if unknown. */
-int qat_optim_kind_parse(const char *name);
-const char *qat_optim_kind_name(qat_optim_kind k);
 
 typedef struct qat_param_seg {
     size_t offset, count;
@@ -69,12 +57,6 @@ void qat_optim_set_steps(qat_optim *o, long steps);
  * no clipping). Returns the norm before clipping. */
 double qat_clip_grad_norm(float *grads, size_t n, double max_norm);
 
-typedef enum qat_lr_kind {
-    QAT_LR_CONSTANT = 0,
-    QAT_LR_STEP,   /* lr * gamma^floor(step / step_size) */
-    QAT_LR_COSINE  /* min_lr + (lr - min_lr) (1 + cos(pi t / T)) / 2 for t < T, then min_lr */
-} qat_lr_kind;
-
 typedef struct qat_lr_schedule {
     qat_lr_kind kind;
     float base_lr;
@@ -85,8 +67,6 @@ typedef struct qat_lr_schedule {
     long warmup_steps; /* linear ramp from base_lr/warmup_steps to base_lr; 0: none */
 } qat_lr_schedule;
 
-int qat_lr_kind_parse(const char *name); /* "constant", "step", "cosine"; -1 if unknown */
-const char *qat_lr_kind_name(qat_lr_kind k);
 /* Checks the fields the kind uses: base_lr > 0; warmup_steps >= 0; STEP:
  * step_size >= 1, gamma in (0, 1]; COSINE: total_steps >= 1, min_lr in
  * [0, base_lr]. The message names the field. */

@@ -133,7 +133,7 @@ qat_tensor *qat_tape_tensor(qat_tape *t, int ndim, const int *shape)
     for (int i = 0; i < ndim; i++)
         x->shape[i] = shape[i];
     x->numel = qat_shape_numel(ndim, shape);
-    x->data = qat_arena_alloc(t->arena, x->numel * sizeof(float) + 1);
+    x->data = qat_arena_alloc(t->arena, x->numel * sizeof(float));
     return x;
 }
 
@@ -171,7 +171,7 @@ int qat_tape_record(qat_tape *t, qat_backward_fn fn, qat_tensor *out, void *save
 float *qat_tape_grad(qat_tape *t, qat_tensor *x)
 {
     if (!x->grad)
-        x->grad = qat_arena_calloc(t->arena, x->numel * sizeof(float) + 1);
+        x->grad = qat_arena_calloc(t->arena, x->numel * sizeof(float));
     return x->grad;
 }
 
@@ -183,7 +183,7 @@ void qat_tape_backward(qat_tape *t, qat_tensor *loss)
     qat_tape_grad(t, loss)[0] += 1.0f;
     /* Blocks form a singly linked list; collect them to walk backwards. */
     int nblocks = (t->nnodes + NODE_BLOCK - 1) / NODE_BLOCK;
-    node_block **blocks = qat_arena_alloc(t->arena, (size_t)(nblocks + 1) * sizeof *blocks);
+    node_block **blocks = qat_arena_alloc(t->arena, (size_t)nblocks * sizeof *blocks);
     int i = 0;
     for (node_block *b = t->first; b; b = b->next)
         blocks[i++] = b;

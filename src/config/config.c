@@ -9,12 +9,6 @@
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 #define BIG 1e9
 
-static const char *const optimizers[] = {"sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", NULL};
-static const char *const schedules[] = {"constant", "step", "cosine", NULL};
-static const char *const losses[] = {"cross_entropy", "mse", NULL};
-static const char *const layer_types[] = {"conv2d", "linear", "maxpool2d", "avgpool2d", "flatten", "dropout", NULL};
-static const char *const activations[] = {"none", "relu", NULL};
-
 #define D(f) offsetof(qat_data_cfg, f)
 static const qat_cfg_key data_keys[] = {
     {"dir", QAT_CFG_STRING, D(dir), "datasets/mnist", 0, 0, 0, NULL,
@@ -41,7 +35,7 @@ static const qat_cfg_key model_keys[] = {
 static const qat_cfg_key train_keys[] = {
     {"epochs", QAT_CFG_INT, T(epochs), "5", 1, 100000, 0, NULL, "passes over the training set"},
     {"batch_size", QAT_CFG_INT, T(batch_size), "64", 1, 65536, 0, NULL, "images per optimizer step"},
-    {"optimizer", QAT_CFG_ENUM, T(optimizer), "adam", 0, 0, 0, optimizers, "update rule"},
+    {"optimizer", QAT_CFG_ENUM, T(optimizer), "adam", 0, 0, 0, qat_optim_kind_names, "update rule"},
     {"lr", QAT_CFG_FLOAT, T(lr), "0.001", 0, 10, QAT_CFG_MIN_EXCL, NULL, "base learning rate"},
     {"momentum", QAT_CFG_FLOAT, T(momentum), "0.9", 0, 1, QAT_CFG_MAX_EXCL, NULL, "momentum/nesterov factor; rmsprop momentum"},
     {"beta1", QAT_CFG_FLOAT, T(beta1), "0.9", 0, 1, QAT_CFG_MAX_EXCL, NULL, "adam/adamw first-moment decay"},
@@ -50,14 +44,14 @@ static const qat_cfg_key train_keys[] = {
     {"eps", QAT_CFG_FLOAT, T(eps), "1e-8", 0, 1, QAT_CFG_MIN_EXCL, NULL, "adam/adamw/rmsprop denominator term"},
     {"weight_decay", QAT_CFG_FLOAT, T(weight_decay), "0", 0, 1, 0, NULL, "weights only; decoupled for adamw, L2 in the gradient otherwise"},
     {"grad_clip", QAT_CFG_FLOAT, T(grad_clip), "0", 0, 1e6, 0, NULL, "clip the global gradient L2 norm to this (0: off)"},
-    {"lr_schedule", QAT_CFG_ENUM, T(lr_schedule), "constant", 0, 0, 0, schedules, "learning-rate schedule"},
+    {"lr_schedule", QAT_CFG_ENUM, T(lr_schedule), "constant", 0, 0, 0, qat_lr_kind_names, "learning-rate schedule"},
     {"lr_min", QAT_CFG_FLOAT, T(lr_min), "0", 0, 10, 0, NULL, "cosine: final learning rate"},
     {"lr_gamma", QAT_CFG_FLOAT, T(lr_gamma), "0.1", 0, 1, QAT_CFG_MIN_EXCL, NULL, "step: factor applied every lr_step_epochs"},
     {"lr_step_epochs", QAT_CFG_FLOAT, T(lr_step_epochs), "1", 0, BIG, QAT_CFG_MIN_EXCL, NULL, "step: period in epochs"},
     {"warmup_epochs", QAT_CFG_FLOAT, T(warmup_epochs), "0", 0, BIG, 0, NULL, "linear warm-up length in epochs (fractions allowed)"},
     {"seed", QAT_CFG_INT, T(seed), "1", 0, 2147483647.0, 0, NULL, "seed for initialisation, shuffling and dropout"},
     {"threads", QAT_CFG_INT, T(threads), "0", 0, 256, 0, NULL, "threads for all parallel work (0: all online cores)"},
-    {"loss", QAT_CFG_ENUM, T(loss), "cross_entropy", 0, 0, 0, losses, "training loss (mse uses one-hot targets)"},
+    {"loss", QAT_CFG_ENUM, T(loss), "cross_entropy", 0, 0, 0, qat_loss_kind_names, "training loss (mse uses one-hot targets)"},
     {"label_smoothing", QAT_CFG_FLOAT, T(label_smoothing), "0", 0, 1, QAT_CFG_MAX_EXCL, NULL, "cross_entropy: target (1 - e) onehot + e / classes"},
     {"checkpoint_every", QAT_CFG_INT, T(checkpoint_every), "1", 0, 100000, 0, NULL, "write a checkpoint every N epochs (0: only the last)"},
     {"progress", QAT_CFG_BOOL, T(progress), "true", 0, 0, 0, NULL, "show a progress bar when stderr is a terminal"},
@@ -65,10 +59,6 @@ static const qat_cfg_key train_keys[] = {
 #undef T
 
 #define Q(f) offsetof(qat_quant_cfg, f)
-static const char *const schemes[] = {"symmetric", "asymmetric", NULL};
-static const char *const granularities[] = {"per_tensor", "per_channel", NULL};
-static const char *const observers[] = {"minmax", "ema", "percentile", NULL};
-static const char *const stes[] = {"clipped", "identity", NULL};
 /* Keys that only make sense globally. */
 static const qat_cfg_key quant_global_keys[] = {
     {"enabled", QAT_CFG_BOOL, Q(enabled), "true", 0, 0, 0, NULL, "simulate quantization while training (false: plain float)"},
@@ -82,40 +72,35 @@ static const qat_cfg_key quant_global_keys[] = {
 static const qat_cfg_key quant_keys[] = {
     {"weight_bits", QAT_CFG_INT, Q(weight_bits), "8", 2, 8, 0, NULL, "weight bit-width"},
     {"activation_bits", QAT_CFG_INT, Q(activation_bits), "8", 2, 8, 0, NULL, "bit-width of the layer's output activations"},
-    {"weight_scheme", QAT_CFG_ENUM, Q(weight_scheme), "symmetric", 0, 0, 0, schemes, "weights: zero point 0 (symmetric) or fitted (asymmetric)"},
-    {"activation_scheme", QAT_CFG_ENUM, Q(activation_scheme), "asymmetric", 0, 0, 0, schemes, "activations: fitted zero point (asymmetric) or 0 (symmetric)"},
-    {"weight_granularity", QAT_CFG_ENUM, Q(weight_granularity), "per_channel", 0, 0, 0, granularities, "one weight scale per output channel, or one per tensor"},
-    {"activation_granularity", QAT_CFG_ENUM, Q(activation_granularity), "per_tensor", 0, 0, 0, granularities, "activations are always per_tensor"},
-    {"weight_observer", QAT_CFG_ENUM, Q(weight_observer), "minmax", 0, 0, 0, observers, "weight range: current min/max, an EMA of it, or a percentile of the magnitudes"},
-    {"activation_observer", QAT_CFG_ENUM, Q(activation_observer), "ema", 0, 0, 0, observers, "activation range: running min/max, EMA of batch ranges, or EMA of batch percentiles"},
+    {"weight_scheme", QAT_CFG_ENUM, Q(weight_scheme), "symmetric", 0, 0, 0, qat_quant_scheme_names, "weights: zero point 0 (symmetric) or fitted (asymmetric)"},
+    {"activation_scheme", QAT_CFG_ENUM, Q(activation_scheme), "asymmetric", 0, 0, 0, qat_quant_scheme_names, "activations: fitted zero point (asymmetric) or 0 (symmetric)"},
+    {"weight_granularity", QAT_CFG_ENUM, Q(weight_granularity), "per_channel", 0, 0, 0, qat_granularity_names, "one weight scale per output channel, or one per tensor"},
+    {"activation_granularity", QAT_CFG_ENUM, Q(activation_granularity), "per_tensor", 0, 0, 0, qat_granularity_names, "activations are always per_tensor"},
+    {"weight_observer", QAT_CFG_ENUM, Q(weight_observer), "minmax", 0, 0, 0, qat_observer_kind_names, "weight range: current min/max, an EMA of it, or a percentile of the magnitudes"},
+    {"activation_observer", QAT_CFG_ENUM, Q(activation_observer), "ema", 0, 0, 0, qat_observer_kind_names, "activation range: running min/max, EMA of batch ranges, or EMA of batch percentiles"},
     {"ema_decay", QAT_CFG_FLOAT, Q(ema_decay), "0.99", 0, 1, QAT_CFG_MAX_EXCL, NULL, "ema observers: weight of the running range"},
     {"percentile", QAT_CFG_FLOAT, Q(percentile), "99.99", 0, 100, QAT_CFG_MIN_EXCL, NULL, "percentile observers: the share of values the range keeps, in (0, 100]"},
-    {"weight_ste", QAT_CFG_ENUM, Q(weight_ste), "clipped", 0, 0, 0, stes, "weights' straight-through estimator: zero outside the range (clipped) or pass all"},
-    {"activation_ste", QAT_CFG_ENUM, Q(activation_ste), "clipped", 0, 0, 0, stes, "activations' straight-through estimator"},
+    {"weight_ste", QAT_CFG_ENUM, Q(weight_ste), "clipped", 0, 0, 0, qat_ste_kind_names, "weights' straight-through estimator: zero outside the range (clipped) or pass all"},
+    {"activation_ste", QAT_CFG_ENUM, Q(activation_ste), "clipped", 0, 0, 0, qat_ste_kind_names, "activations' straight-through estimator"},
     {"learn_scale", QAT_CFG_BOOL, Q(learn_scale), "false", 0, 0, 0, NULL, "LSQ: train weight and activation scales (initialised from the observers)"},
 };
 #undef Q
 
 #define P(f) offsetof(qat_prune_cfg, f)
-static const char *const prune_methods[] = {"none", "magnitude", "channel", NULL};
-static const char *const prune_schedules[] = {"one_shot", "gradual", "dynamic", NULL};
-static const char *const prune_scopes[] = {"layer", "global", NULL};
-static const char *const prune_units[] = {"epoch", "step", NULL};
-static const char *const norms[] = {"l1", "l2", NULL};
 /* The defaults prune over epochs 1..3 of a 5-epoch run and leave the last
  * epochs to recover at the final mask (docs/PRUNING.md). */
 static const qat_cfg_key prune_keys[] = {
-    {"method", QAT_CFG_ENUM, P(method), "none", 0, 0, 0, prune_methods, "what to prune: single weights by magnitude, or whole conv filters / linear neurons (removed at export)"},
-    {"schedule", QAT_CFG_ENUM, P(schedule), "gradual", 0, 0, 0, prune_schedules, "one_shot at start; gradual: Zhu & Gupta cubic ramp start..end; dynamic: the same ramp, masks recomputed from dense weights"},
-    {"scope", QAT_CFG_ENUM, P(scope), "global", 0, 0, 0, prune_scopes, "one magnitude threshold per layer, or one across all pruned layers"},
+    {"method", QAT_CFG_ENUM, P(method), "none", 0, 0, 0, qat_prune_method_names, "what to prune: single weights by magnitude, or whole conv filters / linear neurons (removed at export)"},
+    {"schedule", QAT_CFG_ENUM, P(schedule), "gradual", 0, 0, 0, qat_prune_schedule_kind_names, "one_shot at start; gradual: Zhu & Gupta cubic ramp start..end; dynamic: the same ramp, masks recomputed from dense weights"},
+    {"scope", QAT_CFG_ENUM, P(scope), "global", 0, 0, 0, qat_prune_scope_names, "one magnitude threshold per layer, or one across all pruned layers"},
     {"target_sparsity", QAT_CFG_FLOAT, P(target_sparsity), "0.5", 0, 1, QAT_CFG_MAX_EXCL, NULL, "final share of pruned weights (magnitude) or channels (channel), in [0, 1)"},
     {"initial_sparsity", QAT_CFG_FLOAT, P(initial_sparsity), "0", 0, 1, QAT_CFG_MAX_EXCL, NULL, "gradual/dynamic: sparsity of the first mask update, in [0, 1)"},
-    {"unit", QAT_CFG_ENUM, P(unit), "epoch", 0, 0, 0, prune_units, "start and end count epochs (fractions allowed) or optimizer steps"},
+    {"unit", QAT_CFG_ENUM, P(unit), "epoch", 0, 0, 0, qat_prune_unit_names, "start and end count epochs (fractions allowed) or optimizer steps"},
     {"start", QAT_CFG_FLOAT, P(start), "1", 0, 1e9, 0, NULL, "first mask update (one_shot: the only one), in unit"},
     {"end", QAT_CFG_FLOAT, P(end), "3", 0, 1e9, 0, NULL, "gradual/dynamic: last mask update, reaching target_sparsity, in unit"},
     {"frequency", QAT_CFG_INT, P(frequency), "100", 1, 1e9, 0, NULL, "gradual/dynamic: optimizer steps between mask updates"},
     {"regrow", QAT_CFG_BOOL, P(regrow), "true", 0, 0, 0, NULL, "dynamic: pruned weights keep training on a dense copy and re-enter when they outgrow kept ones"},
-    {"channel_norm", QAT_CFG_ENUM, P(channel_norm), "l1", 0, 0, 0, norms, "channel: rank filters/neurons by the L1 or L2 norm of their weights"},
+    {"channel_norm", QAT_CFG_ENUM, P(channel_norm), "l1", 0, 0, 0, qat_norm_kind_names, "channel: rank filters/neurons by the L1 or L2 norm of their weights"},
 };
 #undef P
 
@@ -143,7 +128,7 @@ static const qat_cfg_key conv_keys[] = {
     {"stride", QAT_CFG_INT, L(stride), "1", 1, 64, 0, NULL, "stride"},
     {"padding", QAT_CFG_INT, L(padding), "0", 0, 64, 0, NULL, "zero padding on each side"},
     {"bias", QAT_CFG_BOOL, L(bias), "true", 0, 0, 0, NULL, "learn a bias"},
-    {"activation", QAT_CFG_ENUM, L(activation), "none", 0, 0, 0, activations, "activation after the layer"},
+    {"activation", QAT_CFG_ENUM, L(activation), "none", 0, 0, 0, qat_activation_names, "activation after the layer"},
     {"batchnorm", QAT_CFG_BOOL, L(batchnorm), "false", 0, 0, 0, NULL, "batch normalisation before the activation"},
     {"bn_momentum", QAT_CFG_FLOAT, L(bn_momentum), "0.1", 0, 1, QAT_CFG_MIN_EXCL, NULL, "batchnorm running-statistics momentum"},
     {"bn_eps", QAT_CFG_FLOAT, L(bn_eps), "1e-5", 0, 1, QAT_CFG_MIN_EXCL, NULL, "batchnorm epsilon"},
@@ -152,7 +137,7 @@ static const qat_cfg_key linear_keys[] = {
     {"out_features", QAT_CFG_INT, L(out_features), NULL, 1, 1 << 20, 0, NULL, "output features"},
     {"in_features", QAT_CFG_INT, L(in_features), "0", 0, 1 << 30, 0, NULL, "expected input features (0: inferred; else checked)"},
     {"bias", QAT_CFG_BOOL, L(bias), "true", 0, 0, 0, NULL, "learn a bias"},
-    {"activation", QAT_CFG_ENUM, L(activation), "none", 0, 0, 0, activations, "activation after the layer"},
+    {"activation", QAT_CFG_ENUM, L(activation), "none", 0, 0, 0, qat_activation_names, "activation after the layer"},
     {"batchnorm", QAT_CFG_BOOL, L(batchnorm), "false", 0, 0, 0, NULL, "batch normalisation before the activation"},
     {"bn_momentum", QAT_CFG_FLOAT, L(bn_momentum), "0.1", 0, 1, QAT_CFG_MIN_EXCL, NULL, "batchnorm running-statistics momentum"},
     {"bn_eps", QAT_CFG_FLOAT, L(bn_eps), "1e-5", 0, 1, QAT_CFG_MIN_EXCL, NULL, "batchnorm epsilon"},
@@ -182,11 +167,6 @@ static const type_schema type_schemas[] = {
 };
 
 static const char *const fixed_sections[] = {"data", "model", "train", "quant", "prune", "regularize", NULL};
-
-const char *qat_layer_type_name(int type)
-{
-    return type >= 0 && type < COUNT(layer_types) - 1 ? layer_types[type] : "?";
-}
 
 static int is_fixed(const char *name)
 {
@@ -238,7 +218,7 @@ static qat_status parse_layer(qat_ini *ini, qat_ini_section *s, const qat_quant_
                               const qat_regularize_cfg *reg, qat_layer_cfg *l, qat_error *err)
 {
     static const qat_cfg_key type_key[] = {
-        {"type", QAT_CFG_ENUM, offsetof(qat_layer_cfg, type), NULL, 0, 0, 0, layer_types, "layer type"},
+        {"type", QAT_CFG_ENUM, offsetof(qat_layer_cfg, type), NULL, 0, 0, 0, qat_layer_type_names, "layer type"},
     };
     memset(l, 0, sizeof *l);
     const char *lname = s->name + strlen("layer.");
@@ -326,7 +306,7 @@ static qat_status check_prune(qat_ini *ini, const qat_config *cfg, qat_error *er
     char where[600];
     if (p->method == QAT_PRUNE_NONE)
         return QAT_OK;
-    const char *unit = prune_units[p->unit];
+    const char *unit = qat_prune_unit_names[p->unit];
     if (p->schedule != QAT_PRUNE_ONE_SHOT) {
         if (p->initial_sparsity > p->target_sparsity) {
             where_key(ini, "prune", "initial_sparsity", where, sizeof where);
@@ -334,7 +314,7 @@ static qat_status check_prune(qat_ini *ini, const qat_config *cfg, qat_error *er
                             "%s: [prune] initial_sparsity = %g is above target_sparsity = %g "
                             "(the %s schedule only ever prunes more)",
                             where, (double)p->initial_sparsity, (double)p->target_sparsity,
-                            prune_schedules[p->schedule]);
+                            qat_prune_schedule_kind_names[p->schedule]);
         }
         if (!(p->end > p->start)) {
             /* point at end unless only start was written */
@@ -346,7 +326,7 @@ static qat_status check_prune(qat_ini *ini, const qat_config *cfg, qat_error *er
                             "%s: [prune] end = %g is not after start = %g (%ss): the %s "
                             "schedule ramps the sparsity up from start to end",
                             where, (double)p->end, (double)p->start, unit,
-                            prune_schedules[p->schedule]);
+                            qat_prune_schedule_kind_names[p->schedule]);
         }
     }
     float last = p->schedule == QAT_PRUNE_ONE_SHOT ? p->start : p->end;
@@ -383,7 +363,7 @@ static qat_status check_prune(qat_ini *ini, const qat_config *cfg, qat_error *er
         return qat_fail(err, QAT_EINVAL,
                         "%s: [prune] method = %s but no layer is pruned (every conv2d/linear "
                         "layer says prune = false%s)",
-                        where, prune_methods[p->method],
+                        where, qat_prune_method_names[p->method],
                         p->method == QAT_PRUNE_CHANNEL ? ", or is the last layer" : "");
     }
     return QAT_OK;
@@ -573,8 +553,8 @@ void qat_config_write_reference(FILE *f)
     reference_table(f, "prune", prune_keys, COUNT(prune_keys));
     reference_table(f, "regularize", regularize_keys, COUNT(regularize_keys));
     fprintf(f, "| `[layer.*]` | `type` | *required* | one of ");
-    for (int c = 0; layer_types[c]; c++)
-        fprintf(f, "%s`%s`", c ? ", " : "", layer_types[c]);
+    for (int c = 0; qat_layer_type_names[c]; c++)
+        fprintf(f, "%s`%s`", c ? ", " : "", qat_layer_type_names[c]);
     fprintf(f, " |\n");
     reference_table(f, "layer.* conv2d", conv_keys, COUNT(conv_keys));
     reference_table(f, "layer.* linear", linear_keys, COUNT(linear_keys));

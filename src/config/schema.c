@@ -96,11 +96,11 @@ static int parse_value(const qat_cfg_key *k, const char *s, void *out, char *why
         strcpy((char *)out, s);
         return 0;
     case QAT_CFG_ENUM: {
-        for (int i = 0; k->choices[i]; i++)
-            if (strcasecmp(s, k->choices[i]) == 0) {
-                *(int *)out = i;
-                return 0;
-            }
+        int v = qat_enum_parse(k->choices, s);
+        if (v >= 0) {
+            *(int *)out = v;
+            return 0;
+        }
         size_t n = (size_t)snprintf(why, wl, "expected one of ");
         for (int i = 0; k->choices[i] && n < wl; i++)
             n += (size_t)snprintf(why + n, wl - n, "%s%s", i ? ", " : "", k->choices[i]);
@@ -110,6 +110,27 @@ static int parse_value(const qat_cfg_key *k, const char *s, void *out, char *why
     }
     }
     snprintf(why, wl, "unsupported key type");
+    return -1;
+}
+
+int qat_enum_count(const char *const *names)
+{
+    int n = 0;
+    while (names[n])
+        n++;
+    return n;
+}
+
+const char *qat_enum_name(const char *const *names, int value)
+{
+    return value >= 0 && value < qat_enum_count(names) ? names[value] : "unknown";
+}
+
+int qat_enum_parse(const char *const *names, const char *s)
+{
+    for (int i = 0; s && names[i]; i++)
+        if (strcasecmp(s, names[i]) == 0)
+            return i;
     return -1;
 }
 

@@ -24,9 +24,9 @@ static size_t sat_add(size_t a, size_t b)
 
 /* Float buffers per parameter: the value, its gradient, the effective
  * weight the forward and export use, and the optimizer's moments. */
-static size_t floats_per_param(int optimizer)
+static size_t floats_per_param(qat_optim_kind optimizer)
 {
-    switch ((qat_optim_kind)optimizer) {
+    switch (optimizer) {
     case QAT_OPT_SGD: return 3;
     case QAT_OPT_MOMENTUM:
     case QAT_OPT_NESTEROV:
@@ -45,22 +45,13 @@ qat_status qat_model_memory_estimate(const qat_config *cfg, int train_batch, int
     qat_layer *layers = calloc((size_t)(cfg->nlayers > 0 ? cfg->nlayers : 1), sizeof *layers);
     if (!layers)
         return qat_fail(err, QAT_ENOMEM, "out of memory estimating the model's memory");
-    int h = cfg->model.input_height, w = cfg->model.input_width, c = cfg->model.input_channels;
+    const qat_model_cfg *mc = &cfg->model;
     /* activation values per image: the float input, then every layer's output */
-    size_t values = sat_mul(sat_mul((size_t)h, (size_t)w), (size_t)c);
-    qat_status st = QAT_OK;
-    for (int i = 0; i < cfg->nlayers; i++) {
-        qat_layer *l = &layers[i];
-        l->cfg = &cfg->layers[i];
-        l->type = l->cfg->type;
-        l->in_h = h;
-        l->in_w = w;
-        l->in_c = c;
-        if ((st = qat_layer_infer_shape(cfg, l, err)) != QAT_OK)
-            break;
-        h = l->out_h;
-        w = l->out_w;
-        c = l->out_c;
+    size_t values = sat_mul(sat_mul((size_t)mc->input_height, (size_t)mc->input_width),
+                            (size_t)mc->input_channels);
+    qat_status st = qat_layers_infer_shapes(cfg, layers, err);
+    for (int i = 0; i < cfg->nlayers && st == QAT_OK; i++) {
+        const qat_layer *l = &layers[i];
         size_t v = sat_mul(sat_mul((size_t)l->out_h, (size_t)l->out_w), (size_t)l->out_c);
         values = sat_add(values, v);
         if (out->peak_layer < 0 || v > out->peak_values) {

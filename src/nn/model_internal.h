@@ -8,25 +8,29 @@ struct qat_model {
     qat_config cfg;
     int nlayers;
     qat_layer layers[QAT_MAX_LAYERS];
-    float *params, *grads, *state;
-    size_t nparams, nstate;
+    float *params, *grads;
+    size_t nparams, nstate; /* nstate: floats of qat_model_state_save */
     qat_param_seg *segs;
     int nsegs;
-    void *qbuf;   /* backing store of every layer's qat_layer_quant arrays */
-    float *effbuf; /* backing store of every layer's w_eff / b_eff */
+    /* backing stores of the layers' views */
+    float *bnstats; /* running_mean / running_var */
+    float *qfloat;  /* qat_layer_quant: w_scale, acc_scale, w_ema lo / hi */
+    int32_t *qint;  /* qat_layer_quant: w_zp, multiplier, shift, LSQ weight zero points */
+    float *effbuf;  /* w_eff / b_eff */
     int first_compute; /* index of the first conv/linear layer */
     float norm_a, norm_c; /* input standardisation x -> a x + c (a = 1, c = 0: off) */
     int quant_active;
     int observers_frozen;
     int bn_frozen;
-    float *wscratch; /* percentile weight observer: a copy of the largest weight tensor */
-    float *wlo, *whi; /* weight ranges of one layer, [max out_c] each */
+    qat_quant_scratch scratch; /* lo, hi [max out_c]; values: the largest weight tensor */
 };
 
-/* Fills l's output shape, kernel/stride/padding and fan_in from l->cfg and
- * its input shape (l->in_*), or explains with file:line why it cannot. The
- * memory estimate (limits.c) uses it too, so it sees the same shapes. */
-qat_status qat_layer_infer_shape(const qat_config *cfg, qat_layer *l, qat_error *err);
+/* The shape pass: points each of layers[0 .. cfg->nlayers) at its config
+ * and fills its type, input and output shapes, kernel/stride/padding and
+ * fan_in, each layer's output feeding the next, or explains with file:line
+ * why a shape cannot be. The memory estimate (limits.c) uses it too, so it
+ * sees the same shapes. */
+qat_status qat_layers_infer_shapes(const qat_config *cfg, qat_layer *layers, qat_error *err);
 
 /* Derives layer l's quantization from its effective weights w (out_c rows of
  * fan_in), its observer and its input quantization (already in l->q.in),

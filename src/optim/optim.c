@@ -23,10 +23,7 @@ struct qat_optim {
     long steps;
 };
 
-/* ---- names and defaults --------------------------------------------------- */
-static const char *const kind_names[] = {"sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop"};
-#define NKINDS ((int)(sizeof kind_names / sizeof kind_names[0]))
-
+/* ---- defaults ------------------------------------------------------------- */
 void qat_optim_config_defaults(qat_optim_config *c, qat_optim_kind kind)
 {
     memset(c, 0, sizeof *c);
@@ -39,31 +36,18 @@ void qat_optim_config_defaults(qat_optim_config *c, qat_optim_kind kind)
     c->weight_decay = 0.0f;
 }
 
-int qat_optim_kind_parse(const char *name)
-{
-    for (int k = 0; name && k < NKINDS; k++)
-        if (strcmp(name, kind_names[k]) == 0)
-            return k;
-    return -1;
-}
-
-const char *qat_optim_kind_name(qat_optim_kind k)
-{
-    return (int)k >= 0 && (int)k < NKINDS ? kind_names[k] : "unknown";
-}
-
 /* ---- validation ----------------------------------------------------------- */
 /* NaN fails every comparison, so these reject it too. */
 static int in_unit(float x) { return x >= 0.0f && x < 1.0f; }
 
 static qat_status check_config(const qat_optim_config *c, qat_error *err)
 {
-    if ((int)c->kind < 0 || (int)c->kind >= NKINDS)
+    if ((int)c->kind < 0 || (int)c->kind >= qat_enum_count(qat_optim_kind_names))
         return qat_fail(err, QAT_EINVAL,
                         "optimizer kind %d is unknown (expected sgd, momentum, nesterov, adam, "
                         "adamw or rmsprop)",
                         (int)c->kind);
-    const char *k = kind_names[c->kind];
+    const char *k = qat_optim_kind_name(c->kind);
     if (!(c->weight_decay >= 0.0f && isfinite(c->weight_decay)))
         return qat_fail(err, QAT_EINVAL, "optimizer %s: weight_decay must be finite and >= 0, got %g",
                         k, (double)c->weight_decay);

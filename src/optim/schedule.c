@@ -3,33 +3,16 @@
  * the value at a step does not depend on how it was reached (a resumed run
  * sees the same rates). */
 #include <math.h>
-#include <string.h>
 
 #include "qat/optim.h"
 
-static const char *const lr_names[] = {"constant", "step", "cosine"};
-#define NLR ((int)(sizeof lr_names / sizeof lr_names[0]))
-
-int qat_lr_kind_parse(const char *name)
-{
-    for (int k = 0; name && k < NLR; k++)
-        if (strcmp(name, lr_names[k]) == 0)
-            return k;
-    return -1;
-}
-
-const char *qat_lr_kind_name(qat_lr_kind k)
-{
-    return (int)k >= 0 && (int)k < NLR ? lr_names[k] : "unknown";
-}
-
 qat_status qat_lr_schedule_check(const qat_lr_schedule *s, qat_error *err)
 {
-    if ((int)s->kind < 0 || (int)s->kind >= NLR)
+    if ((int)s->kind < 0 || (int)s->kind >= qat_enum_count(qat_lr_kind_names))
         return qat_fail(err, QAT_EINVAL,
                         "lr schedule kind %d is unknown (expected constant, step or cosine)",
                         (int)s->kind);
-    const char *k = lr_names[s->kind];
+    const char *k = qat_lr_kind_name(s->kind);
     /* NaN fails every comparison, so these reject it too. */
     if (!(s->base_lr > 0.0f && isfinite(s->base_lr)))
         return qat_fail(err, QAT_EINVAL, "lr schedule %s: base_lr must be finite and > 0, got %g", k,

@@ -186,7 +186,7 @@ static void weight_codes_backward(qat_tape *t, const qat_node *n)
 }
 
 qat_tensor *qat_op_weight_codes(qat_tape *t, qat_tensor *w, qat_tensor *scale, const int32_t *zp,
-                                int32_t qmin, int32_t qmax, int ste)
+                                int32_t qmin, int32_t qmax, qat_ste_kind ste)
 {
     qat_tensor *y = qat_tape_tensor(t, w->ndim, w->shape);
     int record = qat_tape_grad_enabled(t) && (w->requires_grad || scale->requires_grad);
@@ -280,7 +280,7 @@ static void fake_quant_backward(qat_tape *t, const qat_node *n)
 }
 
 qat_tensor *qat_op_fake_quant(qat_tape *t, qat_tensor *x, qat_tensor *scale, int32_t zp,
-                              int32_t qmin, int32_t qmax, int ste)
+                              int32_t qmin, int32_t qmax, qat_ste_kind ste)
 {
     qat_tensor *y = qat_tape_tensor(t, x->ndim, x->shape);
     int record = qat_tape_grad_enabled(t) && (x->requires_grad || scale->requires_grad);

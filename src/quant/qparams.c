@@ -1,13 +1,11 @@
-/* Quantization parameters: ranges, scales, zero points, bias codes, observers. */
+/* Quantization parameters: code ranges, scales and zero points from a range,
+ * bias codes and their budget. */
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "qat/fixedpoint.h"
 #include "qat/quant.h"
-#include "qat/select.h"
 
 void qat_qrange(int bits, int restricted, int32_t *qmin, int32_t *qmax)
 {
@@ -16,7 +14,8 @@ void qat_qrange(int bits, int restricted, int32_t *qmin, int32_t *qmax)
     *qmin = restricted ? -*qmax : -(1 << (bits - 1));
 }
 
-static qat_qparams from_range(float lo, float hi, int32_t qmin, int32_t qmax, int scheme)
+static qat_qparams from_range(float lo, float hi, int32_t qmin, int32_t qmax,
+                              qat_quant_scheme scheme)
 {
     qat_qparams p = {1.0f, 0, qmin, qmax};
     lo = lo < 0.0f ? lo : 0.0f;
@@ -42,14 +41,14 @@ static qat_qparams from_range(float lo, float hi, int32_t qmin, int32_t qmax, in
     return p;
 }
 
-qat_qparams qat_qparams_from_range(float lo, float hi, int bits, int scheme)
+qat_qparams qat_qparams_from_range(float lo, float hi, int bits, qat_quant_scheme scheme)
 {
     int32_t qmin, qmax;
     qat_qrange(bits, 0, &qmin, &qmax);
     return from_range(lo, hi, qmin, qmax, scheme);
 }
 
-qat_qparams qat_weight_qparams_from_range(float lo, float hi, int bits, int scheme)
+qat_qparams qat_weight_qparams_from_range(float lo, float hi, int bits, qat_quant_scheme scheme)
 {
     int32_t qmin, qmax;
     qat_qrange(bits, scheme == QAT_SCHEME_SYMMETRIC, &qmin, &qmax);
@@ -80,105 +79,4 @@ int32_t qat_quantize_bias(float b, float acc_scale, int32_t limit)
     if (r > (double)limit)
         return limit;
     return (int32_t)r;
-}
-
-void qat_observer_update(qat_observer *o, int kind, float batch_lo, float batch_hi, float decay)
-{
-    if (!o->initialized) {
-        o->lo = batch_lo;
-        o->hi = batch_hi;
-        o->initialized = 1.0f;
-        return;
-    }
-    if (kind == QAT_OBS_MINMAX) {
-        o->lo = batch_lo < o->lo ? batch_lo : o->lo;
-        o->hi = batch_hi > o->hi ? batch_hi : o->hi;
-        return;
-    }
-    o->lo = decay * o->lo + (1.0f - decay) * batch_lo;
-    o->hi = decay * o->hi + (1.0f - decay) * batch_hi;
-}
-
-#define HIST_BINS 2048
-
-/* Percentiles by histogram: the edge of the bin where the cumulative count
- * crosses the share. Bin edges, not interpolation: cheap, and within one bin
- * width ((hi - lo) / 2048) of the exact order statistic. */
-void qat_values_range(const float *x, size_t n, int kind, float percentile, float *lo, float *hi)
-{
-    float a = INFINITY, b = -INFINITY;
-    for (size_t i = 0; i < n; i++) {
-        a = x[i] < a ? x[i] : a;
-        b = x[i] > b ? x[i] : b;
-    }
-    *lo = a;
-    *hi = b;
-    if (kind != QAT_OBS_PERCENTILE || percentile >= 100.0f || !(b > a))
-        return;
-    uint32_t hist[HIST_BINS];
-    memset(hist, 0, sizeof hist);
-    float w = (b - a) / HIST_BINS;
-    for (size_t i = 0; i < n; i++) {
-        int k = (int)((x[i] - a) / w);
-        hist[k < 0 ? 0 : k >= HIST_BINS ? HIST_BINS - 1 : k]++;
-    }
-    double tail = (1.0 - (double)percentile / 100.0) * (double)n;
-    double c = 0;
-    int k;
-    for (k = 0; k < HIST_BINS - 1 && c + hist[k] <= tail; k++)
-        c += hist[k];
-    *lo = a + w * (float)k;
-    c = 0;
-    for (k = HIST_BINS - 1; k > 0 && c + hist[k] <= tail; k--)
-        c += hist[k];
-    *hi = a + w * (float)(k + 1);
-    if (*lo > 0.0f && a <= 0.0f)
-        *lo = 0.0f;
-}
-
-static void weight_ranges(const float *w, int C, size_t k, int per_channel, int kind,
-                          float percentile, int scheme, int skip_zeros, float *lo, float *hi,
-                          float *scratch)
-{
-    int rows = per_channel ? C : 1;
-    size_t len = per_channel ? k : (size_t)C * k;
-    for (int r = 0; r < rows; r++) {
-        const float *row = w + (size_t)r * len;
-        if (kind != QAT_OBS_PERCENTILE || percentile >= 100.0f) {
-            float a = INFINITY, b = -INFINITY;
-            for (size_t i = 0; i < len; i++) {
-                a = row[i] < a ? row[i] : a;
-                b = row[i] > b ? row[i] : b;
-            }
-            lo[r] = a;
-            hi[r] = b;
-            continue;
-        }
-        /* Percentile of the magnitudes (symmetric) or of the values. */
-        size_t n = 0;
-        for (size_t i = 0; i < len; i++)
-            if (!skip_zeros || row[i] != 0.0f)
-                scratch[n++] = scheme == QAT_SCHEME_SYMMETRIC ? fabsf(row[i]) : row[i];
-        if (n == 0) { /* a fully pruned row */
-            lo[r] = hi[r] = 0.0f;
-            continue;
-        }
-        size_t top = (size_t)ceil((double)percentile / 100.0 * (double)n);
-        top = top == 0 ? 0 : top - 1;
-        hi[r] = qat_select_kth(scratch, n, top);
-        lo[r] = scheme == QAT_SCHEME_SYMMETRIC ? -hi[r] : qat_select_kth(scratch, n, n - 1 - top);
-    }
-}
-
-void qat_weight_ranges(const float *w, int C, size_t k, int per_channel, int kind,
-                       float percentile, int scheme, float *lo, float *hi, float *scratch)
-{
-    weight_ranges(w, C, k, per_channel, kind, percentile, scheme, 0, lo, hi, scratch);
-}
-
-void qat_weight_ranges_pruned(const float *w, int C, size_t k, int per_channel, int kind,
-                              float percentile, int scheme, float *lo, float *hi,
-                              float *scratch)
-{
-    weight_ranges(w, C, k, per_channel, kind, percentile, scheme, 1, lo, hi, scratch);
 }

@@ -1,6 +1,6 @@
-/* The exact output stage of a quantized conv/linear: observer ranges of the
- * integer accumulators, and requantization with the runtime's arithmetic
- * (forward) beside its straight-through and LSQ gradients (backward). */
+/* The exact output stage of a quantized conv/linear: requantization with the
+ * runtime's arithmetic (forward) beside its straight-through and LSQ
+ * gradients (backward). */
 #include <math.h>
 #include <string.h>
 
@@ -10,106 +10,6 @@
 #include "quant_internal.h"
 
 /* ---- requantizing output stage ------------------------------------------------- */
-/* The GEMM result is an integer held in a float; llrintf recovers it (exact
- * below 2^24, nearest integer beyond). */
-static inline int32_t acc_value(float a, int32_t bq)
-{
-    long long v = llrintf(a) + (long long)bq;
-    return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int32_t)v;
-}
-
-typedef struct {
-    const float *acc;
-    const int32_t *bq;
-    const float *acc_scale;
-    float *vals;    /* PERCENTILE: the real outputs */
-    float *mn, *mx; /* [threads][C] per-channel accumulator extremes */
-    size_t rows;
-    int C, relu;
-} range_ctx;
-
-/* Per-channel extremes of the accumulators: scales are positive, so the
- * real range follows from them, and a min/max over rows vectorises across
- * channels. */
-__attribute__((target_clones("avx512f", "avx2", "default"))) static void
-minmax_rows(const float *restrict acc, size_t rows, int C, float *restrict mn, float *restrict mx)
-{
-    for (size_t r = 0; r < rows; r++) {
-        const float *a = acc + r * (size_t)C;
-        for (int c = 0; c < C; c++) {
-            mn[c] = a[c] < mn[c] ? a[c] : mn[c];
-            mx[c] = a[c] > mx[c] ? a[c] : mx[c];
-        }
-    }
-}
-
-static void range_part(void *v, int tid, int nt)
-{
-    range_ctx *r = v;
-    size_t b, e;
-    qat_team_range(r->rows, tid, nt, &b, &e);
-    float *mn = r->mn + (size_t)tid * r->C, *mx = r->mx + (size_t)tid * r->C;
-    for (int c = 0; c < r->C; c++) {
-        mn[c] = INFINITY;
-        mx[c] = -INFINITY;
-    }
-    minmax_rows(r->acc + b * (size_t)r->C, e - b, r->C, mn, mx);
-    if (r->vals)
-        for (size_t row = b; row < e; row++)
-            for (int c = 0; c < r->C; c++) {
-                size_t i = row * (size_t)r->C + c;
-                float x = (float)acc_value(r->acc[i], r->bq[c]) * r->acc_scale[c];
-                r->vals[i] = r->relu && x < 0.0f ? 0.0f : x;
-            }
-}
-
-void qat_acc_range(qat_tape *t, const qat_tensor *acc, const qat_tensor *bias,
-                   const float *acc_scale, int32_t bias_limit, int relu, int kind,
-                   float percentile, float *lo, float *hi)
-{
-    int C = acc->shape[acc->ndim - 1];
-    int32_t *bq = qat_tape_alloc(t, (size_t)C * sizeof *bq);
-    for (int c = 0; c < C; c++)
-        bq[c] = bias ? qat_quantize_bias(bias->data[c], acc_scale[c], bias_limit) : 0;
-    qat_team *team = qat_tape_team(t);
-    int nt = qat_team_threads(team);
-    QAT_ASSERT(nt <= MAX_THREADS);
-    if (acc->numel < (size_t)nt * QAT_ELEMWISE_GRAIN)
-        nt = 1;
-    range_ctx *r = qat_tape_alloc(t, sizeof *r);
-    r->acc = acc->data;
-    r->bq = bq;
-    r->acc_scale = acc_scale;
-    r->vals = kind == QAT_OBS_PERCENTILE ? qat_tape_alloc(t, acc->numel * sizeof(float)) : NULL;
-    r->mn = qat_tape_alloc(t, (size_t)nt * (size_t)C * sizeof(float));
-    r->mx = qat_tape_alloc(t, (size_t)nt * (size_t)C * sizeof(float));
-    r->rows = acc->numel / (size_t)C;
-    r->C = C;
-    r->relu = relu;
-    if (nt == 1)
-        range_part(r, 0, 1);
-    else
-        qat_team_run(team, range_part, r);
-    *lo = INFINITY;
-    *hi = -INFINITY;
-    for (int i = 0; i < nt; i++) /* min/max: order cannot change the result */
-        for (int c = 0; c < C; c++) {
-            size_t k = (size_t)i * C + c;
-            if (!(r->mn[k] <= r->mx[k]))
-                continue; /* this member saw no rows */
-            float a = (float)acc_value(r->mn[k], bq[c]) * acc_scale[c];
-            float z = (float)acc_value(r->mx[k], bq[c]) * acc_scale[c];
-            *lo = a < *lo ? a : *lo;
-            *hi = z > *hi ? z : *hi;
-        }
-    if (relu) {
-        *lo = *lo > 0.0f ? *lo : 0.0f;
-        *hi = *hi > 0.0f ? *hi : 0.0f;
-    }
-    if (r->vals)
-        qat_values_range(r->vals, acc->numel, kind, percentile, lo, hi);
-}
-
 typedef struct {
     const qat_requant_params *rp;
     const int32_t *bq;

@@ -65,23 +65,31 @@ static herr_t write_attr_str(hid_t obj, const char *name, const char *s)
 qat_status qat_checkpoint_save(const char *path, qat_model *m, qat_optim *opt,
                                const qat_checkpoint_meta *meta, qat_error *err)
 {
+    size_t ns = qat_model_state_size(m);
+    float *state = malloc(ns * sizeof *state);
+    if (!state)
+        return qat_fail(err, QAT_ENOMEM, "out of memory writing %s", path);
+    qat_model_state_save(m, state);
     qat_atomic out;
     qat_status st = qat_atomic_begin(&out, path, err);
-    if (st != QAT_OK)
+    if (st != QAT_OK) {
+        free(state);
         return st;
+    }
     const char *tmp = out.tmp;
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0)
+    if (f < 0) {
+        free(state);
         return qat_fail(err, QAT_EIO, "%s: cannot create checkpoint", tmp);
+    }
     char *cfgtext = NULL;
     size_t cfglen = 0;
     FILE *mf = open_memstream(&cfgtext, &cfglen);
     qat_config_write(mf, qat_model_config(m));
     fclose(mf);
-    size_t np, ns, no = 0;
+    size_t np, no = 0;
     float *params = qat_model_params(m, &np);
-    float *state = qat_model_state(m, &ns);
     float *ostate = opt ? qat_optim_state(opt, &no) : NULL;
     uint64_t rng[4] = {meta->shuffle.state, meta->shuffle.inc, meta->dropout.state,
                        meta->dropout.inc};
@@ -99,6 +107,7 @@ qat_status qat_checkpoint_save(const char *path, qat_model *m, qat_optim *opt,
     if (meta->prune_state)
         r |= write_f32(f, "prune_state", meta->prune_state, meta->prune_count);
     free(cfgtext);
+    free(state);
     if (r < 0 || H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) {
         H5Fclose(f);
         qat_atomic_abort(&out);
@@ -275,6 +284,15 @@ static qat_status check_finite(const char *path, const char *name, qat_model *m,
     return QAT_OK;
 }
 
+/* The typed observer and LSQ state from the "state" dataset's floats. */
+static qat_status load_state(const char *path, qat_model *m, const float *state, qat_error *err)
+{
+    qat_status st = qat_model_state_load(m, state, err);
+    if (st != QAT_OK)
+        qat_error_prefix(err, "%s: dataset '/state'", path);
+    return st;
+}
+
 qat_status qat_checkpoint_restore(const char *path, qat_model *m, qat_optim *opt,
                                   qat_checkpoint_meta *meta, qat_error *err)
 {
@@ -282,16 +300,21 @@ qat_status qat_checkpoint_restore(const char *path, qat_model *m, qat_optim *opt
     qat_status st = open_checked(path, &f, err);
     if (st != QAT_OK)
         return st;
-    size_t np, ns, no = 0;
+    size_t np, ns = qat_model_state_size(m), no = 0;
     float *params = qat_model_params(m, &np);
-    float *state = qat_model_state(m, &ns);
+    float *state = malloc(ns * sizeof *state);
     float *ostate = opt ? qat_optim_state(opt, &no) : NULL;
     long long epoch = 0, step = 0, osteps = 0;
     uint64_t rng[4];
+    if (!state) {
+        st = qat_fail(err, QAT_ENOMEM, "out of memory reading %s", path);
+        goto done;
+    }
     if ((st = read_exact(f, path, "params", H5T_NATIVE_FLOAT, params, np, err)) ||
         (st = check_finite(path, "params", m, params, np, 1, err)) ||
         (st = read_exact(f, path, "state", H5T_NATIVE_FLOAT, state, ns, err)) ||
         (st = check_finite(path, "state", m, state, ns, 0, err)) ||
+        (st = load_state(path, m, state, err)) ||
         (st = read_attr_i64(f, path, "epoch", &epoch, err)) ||
         (st = read_attr_i64(f, path, "step", &step, err)) ||
         (st = read_attr_i64(f, path, "optimizer_steps", &osteps, err)) ||
@@ -319,6 +342,7 @@ qat_status qat_checkpoint_restore(const char *path, qat_model *m, qat_optim *opt
         meta->dropout = (qat_rng){rng[2], rng[3]};
     }
 done:
+    free(state);
     H5Fclose(f);
     return st;
 }

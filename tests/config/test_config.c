@@ -65,6 +65,47 @@ Test(config, set_overrides_existing_and_new_fixed_sections)
     free(c);
 }
 
+/* The schema parses every enum key with the enum's own name table: the last
+ * name of each table gives the enum's last value (the tables' lengths are
+ * checked when enums.c compiles, their order here). */
+Test(config, enum_keys_take_the_enums_own_names)
+{
+    const char *text =
+        "[train]\noptimizer = RMSprop\nlr_schedule = cosine\nloss = mse\n"
+        "[quant]\nweight_scheme = asymmetric\nweight_granularity = per_channel\n"
+        "weight_observer = percentile\nactivation_observer = percentile\nweight_ste = identity\n"
+        "[prune]\nmethod = channel\nschedule = dynamic\nscope = global\nunit = step\n"
+        "start = 1\nend = 2\nchannel_norm = l2\n"
+        "[layer.d]\ntype = dropout\n[layer.f]\ntype = flatten\n"
+        "[layer.fc1]\ntype = linear\nout_features = 4\nactivation = relu\n"
+        "[layer.fc2]\ntype = linear\nout_features = 10\n";
+    qat_config *c = malloc(sizeof *c);
+    qat_error e;
+    cr_assert_eq(parse(text, c, &e), QAT_OK, "%s", e.msg);
+    cr_assert_eq(c->train.optimizer, QAT_OPT_RMSPROP, "names are case-insensitive");
+    cr_assert_eq(c->train.lr_schedule, QAT_LR_COSINE);
+    cr_assert_eq(c->train.loss, QAT_LOSS_MSE);
+    cr_assert_eq(c->quant.weight_scheme, QAT_SCHEME_ASYMMETRIC);
+    cr_assert_eq(c->quant.weight_granularity, QAT_GRAN_PER_CHANNEL);
+    cr_assert_eq(c->quant.weight_observer, QAT_OBS_PERCENTILE);
+    cr_assert_eq(c->quant.activation_observer, QAT_OBS_PERCENTILE);
+    cr_assert_eq(c->quant.weight_ste, QAT_STE_IDENTITY);
+    cr_assert_eq(c->prune.method, QAT_PRUNE_CHANNEL);
+    cr_assert_eq(c->prune.schedule, QAT_PRUNE_DYNAMIC);
+    cr_assert_eq(c->prune.scope, QAT_PRUNE_SCOPE_GLOBAL);
+    cr_assert_eq(c->prune.unit, QAT_PRUNE_UNIT_STEP);
+    cr_assert_eq(c->prune.channel_norm, QAT_NORM_L2);
+    cr_assert_eq(c->layers[0].type, QAT_LAYER_DROPOUT);
+    cr_assert_eq(c->layers[2].activation, QAT_ACT_RELU);
+    /* names for messages come from the same tables */
+    cr_assert_str_eq(qat_optim_kind_name(c->train.optimizer), "rmsprop");
+    cr_assert_str_eq(qat_lr_kind_name(c->train.lr_schedule), "cosine");
+    cr_assert_str_eq(qat_layer_type_name(c->layers[1].type), "flatten");
+    cr_assert_str_eq(qat_enum_name(qat_observer_kind_names, QAT_OBS_EMA), "ema");
+    cr_assert_str_eq(qat_enum_name(qat_norm_kind_names, 2), "unknown");
+    free(c);
+}
+
 Test(config, resolved_write_round_trips)
 {
     qat_config *a = malloc(sizeof *a), *b = malloc(sizeof *b);

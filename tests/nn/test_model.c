@@ -150,3 +150,49 @@ Test(forward, float_and_quant_forward_give_class_scores)
     qat_tape_destroy(t);
     qat_model_destroy(m);
 }
+
+/* The checkpoint's "state" dataset: per conv/linear layer in order, BN
+ * running statistics, then the layer's quant state. Checkpoints written by
+ * earlier builds must keep loading, so this layout is pinned here. */
+Test(model_state, layout_of_checkpoint_version_1_and_round_trip)
+{
+    static const char *text =
+        "[quant]\nweight_observer=ema\n"
+        "[layer.c]\ntype=conv2d\nout_channels=2\nkernel=3\nbatchnorm=true\nlearn_scale=true\n"
+        "[layer.f]\ntype=flatten\n"
+        "[layer.fc]\ntype=linear\nout_features=10\nweight_granularity=per_tensor\n"
+        "weight_observer=minmax\n";
+    qat_model *m, *m2;
+    qat_error e;
+    cr_assert_eq(build(text, &m, &e), QAT_OK, "%s", e.msg);
+    cr_assert_eq(build(text, &m2, &e), QAT_OK, "%s", e.msg);
+    size_t n = qat_model_state_size(m);
+    /* conv: BN 2 + 2, observer 3, LSQ 2 + 2, EMA 2 + 2 + 1; fc: observer 3 */
+    cr_assert_eq(n, 4 + 3 + 4 + 5 + 3);
+    qat_layer *c = qat_model_layer(m, 0), *fc = qat_model_layer(m, 2);
+    c->running_mean[1] = 0.5f;
+    c->running_var[0] = 2.0f;
+    c->q.act_obs = (qat_observer){-1.0f, 3.0f, 1};
+    c->q.lsq.initialized = 1;
+    c->q.lsq.act_zero_point = -7;
+    c->q.lsq.weight_zero_point[1] = 0;
+    c->q.w_ema.hi[1] = 0.25f;
+    c->q.w_ema.initialized = 1;
+    fc->q.act_obs = (qat_observer){-4.0f, 5.0f, 1};
+    float s[19];
+    qat_model_state_save(m, s);
+    const float want[19] = {0, 0.5f, 2.0f, 1, -1, 3, 1, 1, -7, 0, 0, 0, 0, 0, 0.25f, 1, -4, 5, 1};
+    cr_assert_eq(memcmp(s, want, sizeof want), 0, "the stored layout moved");
+    cr_assert_eq(qat_model_state_load(m2, s, &e), QAT_OK, "%s", e.msg);
+    float s2[19];
+    qat_model_state_save(m2, s2);
+    cr_assert_eq(memcmp(s, s2, sizeof s), 0);
+    cr_assert_eq(qat_model_layer(m2, 0)->q.lsq.act_zero_point, -7);
+    /* an impossible value names the layer and the field */
+    s[18] = 0.5f;
+    cr_assert_eq(qat_model_state_load(m2, s, &e), QAT_EINVAL);
+    cr_assert(strstr(e.msg, "layer 'fc': the activation observer's 'initialised' flag is 0.5"),
+              "%s", e.msg);
+    qat_model_destroy(m);
+    qat_model_destroy(m2);
+}

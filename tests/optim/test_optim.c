@@ -562,13 +562,15 @@ Test(clip, norm_is_accumulated_in_double)
 Test(config, names_and_defaults)
 {
     const char *names[] = {"sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop"};
+    cr_expect_eq(qat_enum_count(qat_optim_kind_names), 6);
     for (int k = 0; k < 6; k++) {
-        cr_expect_eq(qat_optim_kind_parse(names[k]), k);
+        cr_expect_eq(qat_enum_parse(qat_optim_kind_names, names[k]), k);
         cr_expect_str_eq(qat_optim_kind_name((qat_optim_kind)k), names[k]);
     }
-    cr_expect_eq(qat_optim_kind_parse("adamax"), -1);
-    cr_expect_eq(qat_optim_kind_parse(""), -1);
-    cr_expect_eq(qat_optim_kind_parse(NULL), -1);
+    cr_expect_eq(qat_enum_parse(qat_optim_kind_names, "adamax"), -1);
+    cr_expect_eq(qat_enum_parse(qat_optim_kind_names, ""), -1);
+    cr_expect_eq(qat_enum_parse(qat_optim_kind_names, NULL), -1);
+    cr_expect_str_eq(qat_optim_kind_name((qat_optim_kind)6), "unknown");
     qat_optim_config c;
     qat_optim_config_defaults(&c, QAT_OPT_ADAMW);
     cr_expect_eq(c.kind, QAT_OPT_ADAMW);

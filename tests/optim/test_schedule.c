@@ -98,12 +98,13 @@ Test(schedule, cosine_with_floor_and_warmup)
 Test(schedule, names)
 {
     const char *names[] = {"constant", "step", "cosine"};
+    cr_expect_eq(qat_enum_count(qat_lr_kind_names), 3);
     for (int k = 0; k < 3; k++) {
-        cr_expect_eq(qat_lr_kind_parse(names[k]), k);
+        cr_expect_eq(qat_enum_parse(qat_lr_kind_names, names[k]), k);
         cr_expect_str_eq(qat_lr_kind_name((qat_lr_kind)k), names[k]);
     }
-    cr_expect_eq(qat_lr_kind_parse("linear"), -1);
-    cr_expect_eq(qat_lr_kind_parse(NULL), -1);
+    cr_expect_eq(qat_enum_parse(qat_lr_kind_names, "linear"), -1);
+    cr_expect_eq(qat_enum_parse(qat_lr_kind_names, NULL), -1);
     cr_expect_str_eq(qat_lr_kind_name((qat_lr_kind)9), "unknown");
 }
 

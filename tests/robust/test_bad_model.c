@@ -694,3 +694,9 @@ Test(bad_trained_checkpoint, nan_observer_range)
     poke_f32("/state", 0, NAN);
     EXPORT_BAD("'/state' element 0", "nan");
 }
+
+Test(bad_trained_checkpoint, observer_flag_neither_0_nor_1)
+{
+    poke_f32("/state", 2, 0.5f);
+    EXPORT_BAD("dataset '/state'", "layer 'fc'", "'initialised' flag is 0.5, expected 0 or 1");
+}

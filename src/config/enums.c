@@ -1,0 +1,31 @@
+/* The configuration's enum name tables: one per enum, used by the schema
+ * (parsing, writing, --help-config) and by every message that names a value. */
+#include "qat/config.h"
+
+/* A table lists every value from 0 to last, then NULL; the schema parses an
+ * enum key by writing its index through an int, so the enum must be one. */
+#define NAMES(type, last, ...)                                                                   \
+    const char *const type##_names[] = {__VA_ARGS__, NULL};                                      \
+    _Static_assert(sizeof type##_names / sizeof type##_names[0] == (size_t)(last) + 2,           \
+                   #type "_names names every value");                                            \
+    _Static_assert(sizeof(type) == sizeof(int), #type " is stored as an int")
+
+NAMES(qat_optim_kind, QAT_OPT_RMSPROP, "sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop");
+NAMES(qat_lr_kind, QAT_LR_COSINE, "constant", "step", "cosine");
+NAMES(qat_loss_kind, QAT_LOSS_MSE, "cross_entropy", "mse");
+NAMES(qat_quant_scheme, QAT_SCHEME_ASYMMETRIC, "symmetric", "asymmetric");
+NAMES(qat_granularity, QAT_GRAN_PER_CHANNEL, "per_tensor", "per_channel");
+NAMES(qat_observer_kind, QAT_OBS_PERCENTILE, "minmax", "ema", "percentile");
+NAMES(qat_ste_kind, QAT_STE_IDENTITY, "clipped", "identity");
+NAMES(qat_prune_method, QAT_PRUNE_CHANNEL, "none", "magnitude", "channel");
+NAMES(qat_prune_schedule_kind, QAT_PRUNE_DYNAMIC, "one_shot", "gradual", "dynamic");
+NAMES(qat_prune_scope, QAT_PRUNE_SCOPE_GLOBAL, "layer", "global");
+NAMES(qat_prune_unit, QAT_PRUNE_UNIT_STEP, "epoch", "step");
+NAMES(qat_norm_kind, QAT_NORM_L2, "l1", "l2");
+NAMES(qat_layer_type, QAT_LAYER_DROPOUT, "conv2d", "linear", "maxpool2d", "avgpool2d", "flatten",
+      "dropout");
+NAMES(qat_activation, QAT_ACT_RELU, "none", "relu");
+
+const char *qat_optim_kind_name(qat_optim_kind k) { return qat_enum_name(qat_optim_kind_names, (int)k); }
+const char *qat_lr_kind_name(qat_lr_kind k) { return qat_enum_name(qat_lr_kind_names, (int)k); }
+const char *qat_layer_type_name(qat_layer_type t) { return qat_enum_name(qat_layer_type_names, (int)t); }
