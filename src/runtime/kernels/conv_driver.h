@@ -3,18 +3,18 @@
  * block of output rows it finds where each window starts (preparing each
  * input image once: converted and padded), makes the block's patch rows
  * (im2col; direct paths read the windows in place), then runs the path's
- * tile over every channel tile and every group of rows. The loop order (channel tiles outside, rows
- * inside, per block) keeps one tile of weights in L1 while the block's rows
- * stream past it.
+ * tile over every channel tile and every group of rows. The loop order
+ * (channel tiles outside, rows inside, per block) keeps one tile of
+ * weights in L1 while the block's rows stream past it.
  *
- * Each path instantiates it in its ISA-flagged conv file, with its
- * ukernel description defined in that file: the description is a constant
- * the compiler sees, so the calls through it become direct and the
- * microkernels are inlined (they are `inline` with always_inline). Calls
- * through the pointers cost too much here: on AVX-512 a micro-tile of the
- * MNIST CNN's first conv (K = 9) is ~150 instructions, and a call per tile
- * (argument passing, saved registers, per-call setup) added 17% to the
- * whole network's instruction count (docs/RUNTIME.md, "Kernel paths"). */
+ * Each path instantiates it (QAT_RT_CONV_KERNELS, below) in its
+ * ISA-flagged conv file, where its description is defined: the compiler
+ * sees the description as a constant, the calls through it become direct
+ * and the microkernels are inlined. Through the pointers, one compiled
+ * driver cost too much: an AVX-512 micro-tile of the MNIST CNN's first
+ * conv (K = 9) is ~150 instructions, and a call per tile (arguments, saved
+ * registers, per-call setup) added 17% to the network's instruction count
+ * (AVX2: -0.3%; docs/RUNTIME.md, "Kernel paths"). */
 #ifndef QAT_RT_CONV_DRIVER_H
 #define QAT_RT_CONV_DRIVER_H
 
@@ -25,7 +25,8 @@
 #include "qat/status.h"
 
 /* One prepared image slot, 64-byte aligned (0 when rows read the input). */
-static inline size_t qat_rt_conv_image_bytes(const qat_rt_conv_params *p, const qat_rt_conv_head *h)
+static inline size_t qat_rt_conv_image_bytes(const qat_rt_conv_params *p,
+                                             const qat_rt_conv_head *h)
 {
     return ((size_t)(p->in_h + 2 * p->pad_h) * (size_t)(p->in_w + 2 * p->pad_w) *
                 (size_t)p->in_c * (size_t)h->image_elem +
