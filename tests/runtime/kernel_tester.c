@@ -1,5 +1,6 @@
 /* The kernel tester, in the manner of XNNPACK's: every kernel path this
- * build and CPU can run (ref, avx2, neon-plain, neon-dot) gets the same
+ * build and CPU can run (ref, avx2, avx512vnni, neon-plain, neon-dot), and
+ * the conv driver with scalar test microkernels, gets the same
  * inputs, and every output byte must equal the reference path's. Covers
  * conv2d and linear (shapes with channel tails 1, 3, 7, 33, odd spatial
  * sizes, strides, padding, batch 1..3; weights all +-127 or -128, weight
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "driver_paths.h"
 #include "rt_fixture.h"
 #include "runtime/kernels/kernels.h"
 
@@ -25,6 +27,9 @@ static long checks;
 static int quick;
 static const qat_rt_kernels *paths[QAT_RT_MAX_PATHS];
 static int npaths;
+/* conv and pools: also the drivers with scalar test microkernels */
+static const qat_rt_kernels *cpaths[QAT_RT_MAX_PATHS + 2];
+static int ncpaths;
 
 #define CHECK(cond, ...)                                                        \
     do {                                                                        \
@@ -211,8 +216,8 @@ static int run_conv_case(const conv_case *cc)
 
     int8_t *want = NULL;
     int distinct = 0;
-    for (int pi = 0; pi < npaths; pi++) {
-        const qat_rt_kernels *kt = paths[pi];
+    for (int pi = 0; pi < ncpaths; pi++) {
+        const qat_rt_kernels *kt = cpaths[pi];
         qat_rt_conv_params q = p;
         void *packed = xalloc(kt->conv_packed_size(&q));
         kt->conv_pack(&q, packed);
@@ -476,21 +481,21 @@ static void test_pools(void)
                                                : (rnd(0, 1) ? 127 : 126));
             for (int op = 0; op < 2; op++) {
                 int8_t *want = NULL;
-                for (int pi = 0; pi < npaths; pi++) {
-                    qat_rt_pool_fn fn = op ? paths[pi]->avgpool2d : paths[pi]->maxpool2d;
+                for (int pi = 0; pi < ncpaths; pi++) {
+                    qat_rt_pool_fn fn = op ? cpaths[pi]->avgpool2d : cpaths[pi]->maxpool2d;
                     int8_t *got = guarded(out_n);
                     size_t half = rows / 2;
                     fn(&p, x, got, 0, half);
                     fn(&p, x, got, half, rows);
                     CHECK(guards_ok(got, out_n), "[%s] pool wrote outside its output",
-                          paths[pi]->isa);
+                          cpaths[pi]->isa);
                     if (!want) {
                         want = got;
                         continue;
                     }
                     CHECK(memcmp(got, want, out_n) == 0,
                           "[%s] %s differs: n=%d in=%dx%dx%d k=%dx%d s=%dx%d zp=%d",
-                          paths[pi]->isa, op ? "avgpool" : "maxpool", n, p.in_h, p.in_w, p.c,
+                          cpaths[pi]->isa, op ? "avgpool" : "maxpool", n, p.in_h, p.in_w, p.c,
                           p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.zp);
                     unguard(got);
                 }
@@ -642,9 +647,15 @@ int main(int argc, char **argv)
     qat_rng_seed(&rng, 2024, 11);
     qat_rng_seed(&srng, 2024, 12);
     npaths = qat_rt_kernels_available(paths);
+    for (int i = 0; i < npaths; i++)
+        cpaths[ncpaths++] = paths[i];
+    cpaths[ncpaths++] = &qat_test_driver_gemm;
+    cpaths[ncpaths++] = &qat_test_driver_igemm;
     printf("kernel paths:");
     for (int i = 0; i < npaths; i++)
         printf(" %s", paths[i]->isa);
+    printf("; conv and pools also through the drivers with test microkernels: %s, %s",
+           qat_test_driver_gemm.isa, qat_test_driver_igemm.isa);
     printf("%s\n", npaths == 1 ? " (only the reference: comparisons are against the oracle)"
                                : "");
     test_quantize_input();

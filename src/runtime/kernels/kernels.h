@@ -4,12 +4,15 @@
  * that table's layout), and every session of the model uses it.
  *
  * Paths: kernels/ref (plain C, always built: the oracle), kernels/avx2
- * (x86-64 AVX2+FMA), kernels/neon (aarch64, with and without the dot-product
- * extension). Intrinsics live only in files compiled with their ISA flags;
- * the tables and the packing code are plain C. Every SIMD path must equal
- * ref bit for bit (tests/runtime/kernel_tester.c). Kernels never allocate
- * and never touch globals: scratch is sized by the table's query and passed
- * in. Semantics: docs/ARITHMETIC.md. */
+ * (x86-64 AVX2+FMA), kernels/avx512 (x86-64 AVX-512 VNNI), kernels/neon
+ * (aarch64, with and without the dot-product extension). Each SIMD table
+ * entry is a portable driver (conv_driver.h, pool_driver.c) run with the
+ * path's microkernels (microkernel.h; each path declares its own in
+ * kernels_<isa>.h). Intrinsics live only in files compiled with their ISA
+ * flags; the drivers, tables and packing code are plain C. Every SIMD path
+ * must equal ref bit for bit (tests/runtime/kernel_tester.c). Kernels never
+ * allocate and never touch globals: scratch is sized by the table's query
+ * and passed in. Semantics: docs/ARITHMETIC.md. */
 #ifndef QAT_RT_KERNELS_H
 #define QAT_RT_KERNELS_H
 
@@ -59,16 +62,20 @@ typedef struct qat_rt_requant_params {
     int32_t out_zp, act_min, act_max;
 } qat_rt_requant_params;
 
-/* conv/linear: computes output rows [m0, m1) of a batch, where row r is
+/* Each kernel's function type (kernels are declared with it, so the
+ * compiler checks every definition) and the table's pointer to it.
+ *
+ * conv/linear: computes output rows [m0, m1) of a batch, where row r is
  * output pixel r % (out_h * out_w) of image r / (out_h * out_w), for output
  * channels [c0, c1) (c0 a multiple of the table's channel_align; c1 one too,
  * or out_c). in and out point at image 0 of the batch. scratch holds
  * conv_scratch(p) bytes, 64-byte aligned. */
-typedef void (*qat_rt_conv_fn)(const qat_rt_conv_params *p, const int8_t *in, int8_t *out,
-                               size_t m0, size_t m1, int c0, int c1, void *scratch);
+typedef void qat_rt_conv_kernel(const qat_rt_conv_params *p, const int8_t *in, int8_t *out,
+                                size_t m0, size_t m1, int c0, int c1, void *scratch);
+typedef qat_rt_conv_kernel *qat_rt_conv_fn;
 typedef size_t (*qat_rt_conv_size_fn)(const qat_rt_conv_params *p);
 /* Scratch bytes a conv/linear kernel needs for calls of up to max_images
- * images (may be 0). */
+ * images (may be 0). p->packed is set: the layer is packed first. */
 typedef size_t (*qat_rt_scratch_fn)(const qat_rt_conv_params *p, int max_images);
 /* Fills dst (conv_packed_size(p) bytes, 64-byte aligned) from p->weights,
  * weight_zp, bias_folded, multiplier and shift. */
@@ -80,17 +87,21 @@ typedef void (*qat_rt_pack_fn)(const qat_rt_conv_params *p, void *dst);
  * so the max of four requantized codes is the requantized max of the four
  * accumulators, and a kernel may requantize once per pooled value. Conv
  * pixels no pooling window covers are not computed. */
-typedef void (*qat_rt_conv_pool_fn)(const qat_rt_conv_params *p, const qat_rt_pool_params *pool,
-                                    const int8_t *in, int8_t *out, size_t m0, size_t m1, int c0,
-                                    int c1, void *scratch);
+typedef void qat_rt_conv_pool_kernel(const qat_rt_conv_params *p, const qat_rt_pool_params *pool,
+                                     const int8_t *in, int8_t *out, size_t m0, size_t m1, int c0,
+                                     int c1, void *scratch);
+typedef qat_rt_conv_pool_kernel *qat_rt_conv_pool_fn;
 /* Pools: output rows [m0, m1), a row being one output pixel (all channels)
  * of the batch, numbered as for conv. */
-typedef void (*qat_rt_pool_fn)(const qat_rt_pool_params *p, const int8_t *in, int8_t *out,
-                               size_t m0, size_t m1);
+typedef void qat_rt_pool_kernel(const qat_rt_pool_params *p, const int8_t *in, int8_t *out,
+                                size_t m0, size_t m1);
+typedef qat_rt_pool_kernel *qat_rt_pool_fn;
 /* Model input: q = p - 128 for count pixels. */
-typedef void (*qat_rt_quantize_fn)(const uint8_t *pixels, int8_t *q, size_t count);
-typedef void (*qat_rt_requantize_fn)(const qat_rt_requant_params *q, const int32_t *acc,
-                                     int8_t *out, size_t rows);
+typedef void qat_rt_quantize_kernel(const uint8_t *pixels, int8_t *q, size_t count);
+typedef qat_rt_quantize_kernel *qat_rt_quantize_fn;
+typedef void qat_rt_requantize_kernel(const qat_rt_requant_params *q, const int32_t *acc,
+                                      int8_t *out, size_t rows);
+typedef qat_rt_requantize_kernel *qat_rt_requantize_fn;
 
 typedef struct qat_rt_kernels {
     const char *isa;   /* "ref", "avx2", "avx512vnni", "neon-dot", "neon-plain" */
@@ -135,24 +146,15 @@ int qat_rt_kernels_available(const qat_rt_kernels *out[QAT_RT_MAX_PATHS]);
 void qat_rt_pool_divisor(int32_t n, uint32_t *mul, int *shift);
 
 /* Reference kernels: the scalar twins every SIMD kernel is tested against. */
-void qat_u8_quantize_input__ref(const uint8_t *pixels, int8_t *q, size_t count);
+qat_rt_quantize_kernel qat_u8_quantize_input__ref;
 size_t qat_s8_conv_packed_size__ref(const qat_rt_conv_params *p);
 void qat_s8_conv_pack__ref(const qat_rt_conv_params *p, void *dst);
 size_t qat_s8_conv_scratch__ref(const qat_rt_conv_params *p, int max_images);
-void qat_s8_conv2d__ref(const qat_rt_conv_params *p, const int8_t *in, int8_t *out, size_t m0,
-                        size_t m1, int c0, int c1, void *scratch);
+qat_rt_conv_kernel qat_s8_conv2d__ref, qat_s8_linear__ref;
 /* The unfused semantics, pooled pixel by pooled pixel: the max of the four
  * requantized conv outputs (the oracle of every fused kernel). */
-void qat_s8_conv2d_maxpool__ref(const qat_rt_conv_params *p, const qat_rt_pool_params *pool,
-                                const int8_t *in, int8_t *out, size_t m0, size_t m1, int c0,
-                                int c1, void *scratch);
-void qat_s8_linear__ref(const qat_rt_conv_params *p, const int8_t *in, int8_t *out, size_t m0,
-                        size_t m1, int c0, int c1, void *scratch);
-void qat_s8_maxpool2d__ref(const qat_rt_pool_params *p, const int8_t *in, int8_t *out, size_t m0,
-                           size_t m1);
-void qat_s8_avgpool2d__ref(const qat_rt_pool_params *p, const int8_t *in, int8_t *out, size_t m0,
-                           size_t m1);
-void qat_s32_requantize__ref(const qat_rt_requant_params *q, const int32_t *acc, int8_t *out,
-                             size_t rows);
+qat_rt_conv_pool_kernel qat_s8_conv2d_maxpool__ref;
+qat_rt_pool_kernel qat_s8_maxpool2d__ref, qat_s8_avgpool2d__ref;
+qat_rt_requantize_kernel qat_s32_requantize__ref;
 
 #endif

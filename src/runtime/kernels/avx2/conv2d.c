@@ -1,14 +1,17 @@
-/* AVX2 conv2d / linear: im2col into int16 blocks, then a 4x16 micro-tile
- * (4 output rows x 16 output channels, 8 ymm accumulators) of vpmaddwd +
- * vpaddd over K pairs, with the requantizing output stage fused. Built with
- * -mavx2 -mfma; layout and the exactness argument: layout.h. */
+/* AVX2 conv2d / linear microkernels: prepared images and patch rows of
+ * int16 (the codes widened), and a 6x16 micro-tile (6 patch rows x 16
+ * output channels, 12 ymm accumulators) of vpmaddwd + vpaddd over K pairs
+ * with the requantizing output stage fused; and the conv driver
+ * (conv_driver.h) instantiated with them. Built with -mavx2 -mfma; layout
+ * and exactness: layout.h. */
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "runtime/kernels/avx2/kernels_avx2.h"
+#include "runtime/kernels/conv_driver.h"
 #include "runtime/kernels/avx2/layout.h"
 #include "runtime/kernels/avx2/requant.h"
-#include "runtime/kernels/kernels.h"
 
 /* dst[0..n) = (int16) src[0..n) */
 static inline void widen(int16_t *dst, const int8_t *src, size_t n)
@@ -28,52 +31,6 @@ static inline void fill(int16_t *dst, int16_t v, size_t n)
         _mm256_storeu_si256((__m256i *)(dst + i), _mm256_set1_epi16(v));
     for (; i < n; i++)
         dst[i] = v;
-}
-
-/* Where an im2col row's window starts: image, output y and x of row r,
- * advanced row by row (a division per row costs more than the row's copy
- * for small in_c). */
-typedef struct pos {
-    size_t img;
-    int oy, ox;
-} pos;
-
-static inline void pos_at(const qat_rt_conv_params *p, size_t r, pos *q)
-{
-    const size_t pixels = (size_t)p->out_h * (size_t)p->out_w;
-    q->img = r / pixels;
-    q->oy = (int)(r % pixels / (size_t)p->out_w);
-    q->ox = (int)(r % pixels % (size_t)p->out_w);
-}
-
-static inline void pos_next(const qat_rt_conv_params *p, pos *q)
-{
-    if (++q->ox == p->out_w) {
-        q->ox = 0;
-        if (++q->oy == p->out_h) {
-            q->oy = 0;
-            q->img++;
-        }
-    }
-}
-
-/* The whole input image widened to int16 into dst, (in_h + 2 pad_h) x
- * (in_w + 2 pad_w) x in_c, the border filled with in_zp: every im2col row
- * is then kernel_h straight copies of kernel_w * in_c values, and each
- * input value is widened once instead of once per window covering it. */
-static void pad_image(const qat_rt_conv_params *p, const int8_t *img, int16_t *dst)
-{
-    const size_t c = (size_t)p->in_c, wp = (size_t)(p->in_w + 2 * p->pad_w);
-    const size_t row = wp * c, side = (size_t)p->pad_w * c, inner = (size_t)p->in_w * c;
-    const int16_t zp = (int16_t)p->in_zp;
-    fill(dst, zp, (size_t)p->pad_h * row);
-    int16_t *d = dst + (size_t)p->pad_h * row;
-    for (int y = 0; y < p->in_h; y++, d += row, img += inner) {
-        fill(d, zp, side);
-        widen(d + side, img, inner);
-        fill(d + side + inner, zp, side);
-    }
-    fill(d, zp, (size_t)p->pad_h * row);
 }
 
 /* dst[0..n) = src[0..n); short copies move a whole 8, 16 or 32 bytes, so up
@@ -100,18 +57,19 @@ static inline void copy16(int16_t *dst, const int16_t *src, size_t n)
     }
 }
 
-/* One im2col row (kp int16) for the window at q, from the padded image. */
-static inline void im2col_row(const qat_rt_conv_params *p, const int16_t *padded, const pos *q,
-                              size_t kp, int16_t *dst)
+QAT_RT_UKERNEL void qat_s16_fill__avx2(void *dst, size_t n, int32_t in_zp)
 {
-    const size_t c = (size_t)p->in_c, len = (size_t)p->kernel_w * c;
-    const size_t row = (size_t)(p->in_w + 2 * p->pad_w) * c;
-    const int16_t *src = padded + (size_t)q->oy * (size_t)p->stride_h * row +
-                         (size_t)q->ox * (size_t)p->stride_w * c;
-    for (int ky = 0; ky < p->kernel_h; ky++)
-        copy16(dst + (size_t)ky * len, src + (size_t)ky * row, len);
-    if (kp > len * (size_t)p->kernel_h)
-        dst[kp - 1] = 0;
+    fill(dst, (int16_t)in_zp, n);
+}
+
+QAT_RT_UKERNEL void qat_s8s16_widen__avx2(void *dst, const int8_t *src, size_t n)
+{
+    widen(dst, src, n);
+}
+
+QAT_RT_UKERNEL void qat_s16_copy__avx2(void *dst, const void *src, size_t n)
+{
+    copy16(dst, src, n);
 }
 
 static inline __m256i bcast_pair(const int16_t *a)
@@ -188,11 +146,11 @@ static inline void kloop_6x16(const int16_t *a, size_t kp, const int16_t *w, siz
 /* acc[0..MR) (MR <= 6) = bias + the K loop over MR rows (a, stride kp) of
  * tile t. */
 static inline __attribute__((always_inline)) void
-accumulate(const int MR, const qat_avx2_pack *h, int t, const int16_t *a, __m256i acc[][2])
+accumulate(const int MR, const qat_rt_conv_head *h, int t, const int16_t *a, __m256i acc[][2])
 {
     const size_t kp = (size_t)h->kp, pairs = kp / 2, c = (size_t)t * QAT_AVX2_NR;
-    const int16_t *w = qat_avx2_weights(h) + (size_t)t * kp * QAT_AVX2_NR;
-    const int32_t *bias = qat_avx2_rq(h, QAT_AVX2_RQ_BIAS) + c;
+    const int16_t *w = (const int16_t *)qat_rt_conv_weights(h) + (size_t)t * kp * QAT_AVX2_NR;
+    const int32_t *bias = qat_rt_conv_rq(h, QAT_RT_RQ_BIAS) + c;
     for (int r = 0; r < MR; r++) {
         acc[r][0] = _mm256_load_si256((const __m256i *)bias);
         acc[r][1] = _mm256_load_si256((const __m256i *)(bias + 8));
@@ -215,18 +173,20 @@ accumulate(const int MR, const qat_avx2_pack *h, int t, const int16_t *a, __m256
 /* The output stage of n rows of accumulators into out (stride ldo), channels
  * [0, nvalid) of tile t. */
 static inline __attribute__((always_inline)) void
-store_rows(const int n, const qat_avx2_pack *h, int t, __m256i acc[][2], int8_t *out, size_t ldo,
+store_rows(const int n, const qat_rt_conv_head *h, int t, __m256i acc[][2], int8_t *out, size_t ldo,
            int nvalid, __m256i lo, __m256i hi, __m256i zp)
 {
     const size_t c = (size_t)t * QAT_AVX2_NR;
     qat_avx2_rq8 q[2];
     for (int half = 0; half < 2; half++) {
         size_t o = c + 8 * (size_t)half;
-        q[half].mult = _mm256_load_si256((const __m256i *)(qat_avx2_rq(h, QAT_AVX2_RQ_MULT) + o));
-        q[half].left = _mm256_load_si256((const __m256i *)(qat_avx2_rq(h, QAT_AVX2_RQ_LEFT) + o));
-        q[half].right = _mm256_load_si256((const __m256i *)(qat_avx2_rq(h, QAT_AVX2_RQ_RIGHT) + o));
-        q[half].mask = _mm256_load_si256((const __m256i *)(qat_avx2_rq(h, QAT_AVX2_RQ_MASK) + o));
-        q[half].thr = _mm256_load_si256((const __m256i *)(qat_avx2_rq(h, QAT_AVX2_RQ_THR) + o));
+#define RQ(which) _mm256_load_si256((const __m256i *)(qat_rt_conv_rq(h, QAT_RT_RQ_##which) + o))
+        q[half].mult = RQ(MULT);
+        q[half].left = RQ(LEFT);
+        q[half].right = RQ(RIGHT);
+        q[half].mask = RQ(MASK);
+        q[half].thr = RQ(THR);
+#undef RQ
     }
     for (int r = 0; r < n; r++) {
         __m256i v0 = qat_avx2_requant(acc[r][0], &q[0], h->any_left, lo, hi, zp);
@@ -244,7 +204,7 @@ store_rows(const int n, const qat_avx2_pack *h, int t, __m256i acc[][2], int8_t 
 }
 
 static inline __attribute__((always_inline)) void
-tile(const int MR, const qat_avx2_pack *h, int t, const int16_t *a, int8_t *out, size_t ldo,
+tile(const int MR, const qat_rt_conv_head *h, int t, const int16_t *a, int8_t *out, size_t ldo,
      int nvalid, __m256i lo, __m256i hi, __m256i zp)
 {
     __m256i acc[QAT_AVX2_MR][2];
@@ -256,7 +216,7 @@ tile(const int MR, const qat_avx2_pack *h, int t, const int16_t *a, int8_t *out,
  * row, the output stage running once on their max (it is monotone). Twelve
  * rows (two 6-row K loops) give three outputs; 4 or 8 left over, 1 or 2. */
 static inline __attribute__((always_inline)) void
-tile_pool(const int ROWS, const qat_avx2_pack *h, int t, const int16_t *a, int8_t *out,
+tile_pool(const int ROWS, const qat_rt_conv_head *h, int t, const int16_t *a, int8_t *out,
           size_t ldo, int nvalid, __m256i lo, __m256i hi, __m256i zp)
 {
     const size_t kp = (size_t)h->kp;
@@ -276,103 +236,65 @@ tile_pool(const int ROWS, const qat_avx2_pack *h, int t, const int16_t *a, int8_
     store_rows(ROWS / 4, h, t, acc, out, ldo, nvalid, lo, hi, zp);
 }
 
-/* Pooled output rows [m0, m1) of a 2x2 stride-2 maxpool over the conv. */
-void qat_s8_conv2d_maxpool__avx2(const qat_rt_conv_params *p, const qat_rt_pool_params *pool,
-                                 const int8_t *in, int8_t *out, size_t m0, size_t m1, int c0,
-                                 int c1, void *scratch)
+/* The per-call params of the tiles: the output stage's clamp bounds
+ * act_min - out_zp and act_max - out_zp, and out_zp (requant.h). */
+typedef struct out_stage {
+    __m256i lo, hi, zp;
+} out_stage;
+
+static inline out_stage out_stage_of(const qat_rt_conv_params *p)
 {
-    const qat_avx2_pack *h = p->packed;
-    const size_t kp = (size_t)h->kp, ldo = (size_t)p->out_c;
-    const size_t block = (size_t)h->block_rows / 12 * 3; /* pooled rows per block */
-    int16_t *a = scratch;
-    int16_t *padded = (int16_t *)((char *)scratch + qat_avx2_block_bytes((size_t)h->block_rows, kp));
-    const size_t in_size = (size_t)p->in_h * (size_t)p->in_w * (size_t)p->in_c;
-    const size_t pw = (size_t)pool->out_w, per = (size_t)pool->out_h * pw;
-    size_t padded_img = SIZE_MAX;
-    const __m256i zp = _mm256_set1_epi32(p->out_zp);
-    const __m256i lo = _mm256_set1_epi32(p->act_min - p->out_zp);
-    const __m256i hi = _mm256_set1_epi32(p->act_max - p->out_zp);
-    const int t0 = c0 / QAT_AVX2_NR, t1 = (c1 + QAT_AVX2_NR - 1) / QAT_AVX2_NR;
-    /* pooled pixel of row mb, advanced without dividing */
-    size_t img = m0 / per, py = m0 % per / pw, px = m0 % per % pw;
-    for (size_t mb = m0; mb < m1; mb += block) {
-        size_t outs = m1 - mb < block ? m1 - mb : block, r = 0;
-        for (size_t m = mb; m < mb + outs; m++) {
-            if (img != padded_img) {
-                pad_image(p, in + img * in_size, padded);
-                padded_img = img;
-            }
-            for (int d = 0; d < 4; d++, r++) {
-                pos w = {.img = img, .oy = (int)(2 * py) + d / 2, .ox = (int)(2 * px) + d % 2};
-                im2col_row(p, padded, &w, kp, a + r * kp);
-            }
-            if (++px == pw) {
-                px = 0;
-                if (++py == (size_t)pool->out_h) {
-                    py = 0;
-                    img++;
-                }
-            }
-        }
-        for (int t = t0; t < t1; t++) {
-            int nvalid = c1 - t * QAT_AVX2_NR < QAT_AVX2_NR ? c1 - t * QAT_AVX2_NR : QAT_AVX2_NR;
-            int8_t *o = out + mb * ldo + (size_t)t * QAT_AVX2_NR;
-            size_t k = 0;
-            for (; k + 3 <= outs; k += 3)
-                tile_pool(12, h, t, a + 4 * k * kp, o + k * ldo, ldo, nvalid, lo, hi, zp);
-            if (outs - k == 2)
-                tile_pool(8, h, t, a + 4 * k * kp, o + k * ldo, ldo, nvalid, lo, hi, zp);
-            else if (outs - k == 1)
-                tile_pool(4, h, t, a + 4 * k * kp, o + k * ldo, ldo, nvalid, lo, hi, zp);
-        }
+    out_stage s = {.lo = _mm256_set1_epi32(p->act_min - p->out_zp),
+                   .hi = _mm256_set1_epi32(p->act_max - p->out_zp),
+                   .zp = _mm256_set1_epi32(p->out_zp)};
+    return s;
+}
+
+QAT_RT_UKERNEL void qat_s16s16_gemm_6x16__avx2(const qat_rt_conv_params *p, const void *params,
+                                               int t, int nvalid, int mr,
+                                               const void *const *rows, const int32_t *sums,
+                                               int8_t *out)
+{
+    (void)sums;
+    const qat_rt_conv_head *h = p->packed;
+    const out_stage *s = params;
+    const int16_t *a = rows[0]; /* rows are kp apart (im2col) */
+    const size_t ldo = (size_t)p->out_c;
+    switch (mr) {
+    case 6: tile(6, h, t, a, out, ldo, nvalid, s->lo, s->hi, s->zp); break;
+    case 5: tile(5, h, t, a, out, ldo, nvalid, s->lo, s->hi, s->zp); break;
+    case 4: tile(4, h, t, a, out, ldo, nvalid, s->lo, s->hi, s->zp); break;
+    case 3: tile(3, h, t, a, out, ldo, nvalid, s->lo, s->hi, s->zp); break;
+    case 2: tile(2, h, t, a, out, ldo, nvalid, s->lo, s->hi, s->zp); break;
+    case 1: tile(1, h, t, a, out, ldo, nvalid, s->lo, s->hi, s->zp); break;
     }
 }
 
-void qat_s8_conv2d__avx2(const qat_rt_conv_params *p, const int8_t *in, int8_t *out, size_t m0,
-                         size_t m1, int c0, int c1, void *scratch)
+QAT_RT_UKERNEL void qat_s16s16_gemm_maxpool_12x16__avx2(const qat_rt_conv_params *p,
+                                                        const void *params, int t, int nvalid,
+                                                        int mr, const void *const *rows,
+                                                        const int32_t *sums, int8_t *out)
 {
-    const qat_avx2_pack *h = p->packed;
-    const size_t kp = (size_t)h->kp, block = (size_t)h->block_rows, ldo = (size_t)p->out_c;
-    int16_t *a = scratch;
-    int16_t *padded = (int16_t *)((char *)scratch + qat_avx2_block_bytes(block, kp));
-    const size_t in_size = (size_t)p->in_h * (size_t)p->in_w * (size_t)p->in_c;
-    size_t padded_img = SIZE_MAX; /* which image `padded` holds */
-    const __m256i zp = _mm256_set1_epi32(p->out_zp);
-    const __m256i lo = _mm256_set1_epi32(p->act_min - p->out_zp);
-    const __m256i hi = _mm256_set1_epi32(p->act_max - p->out_zp);
-    const int t0 = c0 / QAT_AVX2_NR, t1 = (c1 + QAT_AVX2_NR - 1) / QAT_AVX2_NR;
-    for (size_t mb = m0; mb < m1; mb += block) {
-        size_t rows = m1 - mb < block ? m1 - mb : block;
-        if (h->pointwise) {
-            for (size_t r = 0; r < rows; r++) {
-                widen(a + r * kp, in + (mb + r) * (size_t)p->in_c, (size_t)p->in_c);
-                if (kp > (size_t)p->in_c)
-                    a[r * kp + kp - 1] = 0;
-            }
-        } else {
-            pos q;
-            pos_at(p, mb, &q);
-            for (size_t r = 0; r < rows; r++, pos_next(p, &q)) {
-                if (q.img != padded_img) {
-                    pad_image(p, in + q.img * in_size, padded);
-                    padded_img = q.img;
-                }
-                im2col_row(p, padded, &q, kp, a + r * kp);
-            }
-        }
-        for (int t = t0; t < t1; t++) {
-            int nvalid = c1 - t * QAT_AVX2_NR < QAT_AVX2_NR ? c1 - t * QAT_AVX2_NR : QAT_AVX2_NR;
-            int8_t *o = out + mb * ldo + (size_t)t * QAT_AVX2_NR;
-            size_t r = 0;
-            for (; r + QAT_AVX2_MR <= rows; r += QAT_AVX2_MR)
-                tile(6, h, t, a + r * kp, o + r * ldo, ldo, nvalid, lo, hi, zp);
-            switch (rows - r) {
-            case 5: tile(5, h, t, a + r * kp, o + r * ldo, ldo, nvalid, lo, hi, zp); break;
-            case 4: tile(4, h, t, a + r * kp, o + r * ldo, ldo, nvalid, lo, hi, zp); break;
-            case 3: tile(3, h, t, a + r * kp, o + r * ldo, ldo, nvalid, lo, hi, zp); break;
-            case 2: tile(2, h, t, a + r * kp, o + r * ldo, ldo, nvalid, lo, hi, zp); break;
-            case 1: tile(1, h, t, a + r * kp, o + r * ldo, ldo, nvalid, lo, hi, zp); break;
-            }
-        }
+    (void)sums;
+    const qat_rt_conv_head *h = p->packed;
+    const out_stage *s = params;
+    const int16_t *a = rows[0];
+    const size_t ldo = (size_t)p->out_c;
+    switch (mr) {
+    case 12: tile_pool(12, h, t, a, out, ldo, nvalid, s->lo, s->hi, s->zp); break;
+    case 8: tile_pool(8, h, t, a, out, ldo, nvalid, s->lo, s->hi, s->zp); break;
+    case 4: tile_pool(4, h, t, a, out, ldo, nvalid, s->lo, s->hi, s->zp); break;
     }
 }
+
+/* ---- the path's description, and the driver instantiated with it ------------------------- */
+
+const qat_rt_conv_ukernel qat_avx2_conv_ukernel = {
+    .mr = QAT_AVX2_MR, .nr = QAT_AVX2_NR, .block_max = 252,
+    .pool_mr = 12, /* two 6-row K loops: three 2x2 windows */
+    .direct = 0, .elem = 2, .offset = 0, .kr = 2, .k_align = 2, .wide = 1,
+    .fill = qat_s16_fill__avx2, .convert = qat_s8s16_widen__avx2, .copy = qat_s16_copy__avx2,
+    .tile = qat_s16s16_gemm_6x16__avx2, .tile_maxpool = qat_s16s16_gemm_maxpool_12x16__avx2};
+
+QAT_RT_CONV_KERNELS(qat_s16s16_conv2d_6x16__avx2, qat_s16s16_conv2d_maxpool_12x16__avx2,
+                    qat_avx2_conv_ukernel, out_stage, out_stage_of)

@@ -1,15 +1,16 @@
-/* AVX2 pools, input quantization and the standalone output stage. Built
- * with -mavx2 -mfma. Scalar twins: kernels/ref. */
+/* AVX2 pool row microkernels (pool_driver.c walks the pixels), input
+ * quantization and the standalone output stage. Built with -mavx2 -mfma.
+ * Scalar twins: kernels/ref. */
 #include <immintrin.h>
 #include <string.h>
 
+#include "runtime/kernels/avx2/kernels_avx2.h"
 #include "runtime/kernels/avx2/requant.h"
-#include "runtime/kernels/kernels.h"
 
 #include "qat/fixedpoint.h"
 
 /* p - 128 on the byte is flipping its top bit. */
-void qat_u8_quantize_input__avx2(const uint8_t *pixels, int8_t *q, size_t count)
+void qat_u8_quantize_input_x32__avx2(const uint8_t *pixels, int8_t *q, size_t count)
 {
     const __m256i flip = _mm256_set1_epi8((char)0x80);
     size_t i = 0;
@@ -21,17 +22,12 @@ void qat_u8_quantize_input__avx2(const uint8_t *pixels, int8_t *q, size_t count)
 }
 
 /* Channels are the vector axis: 32 per ymm, then 16 per xmm, then scalar. */
-void qat_s8_maxpool2d__avx2(const qat_rt_pool_params *p, const int8_t *in, int8_t *out, size_t m0,
-                            size_t m1)
+void qat_s8_maxpool_row_c32__avx2(const qat_rt_pool_params *p, const int8_t *win, size_t n,
+                                  int8_t *out)
 {
-    const size_t c = (size_t)p->c, in_w = (size_t)p->in_w;
-    const size_t in_size = (size_t)p->in_h * in_w * c;
-    const size_t pixels = (size_t)p->out_h * (size_t)p->out_w;
-    for (size_t m = m0; m < m1; m++) {
-        const size_t oy = m % pixels / (size_t)p->out_w, ox = m % pixels % (size_t)p->out_w;
-        const int8_t *win = in + (m / pixels) * in_size +
-                            (oy * (size_t)p->stride_h * in_w + ox * (size_t)p->stride_w) * c;
-        int8_t *dst = out + m * c;
+    const size_t c = (size_t)p->c, in_w = (size_t)p->in_w, xstep = (size_t)p->stride_w * c;
+    for (size_t i = 0; i < n; i++, win += xstep) {
+        int8_t *dst = out + i * c;
         size_t ch = 0;
         for (; ch + 32 <= c; ch += 32) {
             __m256i v = _mm256_set1_epi8(INT8_MIN);
@@ -49,15 +45,7 @@ void qat_s8_maxpool2d__avx2(const qat_rt_pool_params *p, const int8_t *in, int8_
                                             win + ((size_t)ky * in_w + (size_t)kx) * c + ch)));
             _mm_storeu_si128((__m128i *)(dst + ch), v);
         }
-        for (; ch < c; ch++) {
-            int8_t v = INT8_MIN;
-            for (int ky = 0; ky < p->kernel_h; ky++)
-                for (int kx = 0; kx < p->kernel_w; kx++) {
-                    int8_t x = win[((size_t)ky * in_w + (size_t)kx) * c + ch];
-                    v = x > v ? x : v;
-                }
-            dst[ch] = v;
-        }
+        qat_rt_maxpool_tail(p, win, ch, dst);
     }
 }
 
@@ -71,22 +59,17 @@ static inline __m256i div_floor(__m256i u, __m256i mul, __m128i shift)
 }
 
 /* DivRound(s, n) = sign(s) * floor((|s| + n/2) / n), then + zp, clamped. */
-void qat_s8_avgpool2d__avx2(const qat_rt_pool_params *p, const int8_t *in, int8_t *out, size_t m0,
-                            size_t m1)
+void qat_s8_avgpool_row_c8__avx2(const qat_rt_pool_params *p, const int8_t *win, size_t count,
+                                 int8_t *out)
 {
-    const size_t c = (size_t)p->c, in_w = (size_t)p->in_w;
-    const size_t in_size = (size_t)p->in_h * in_w * c;
-    const size_t pixels = (size_t)p->out_h * (size_t)p->out_w;
+    const size_t c = (size_t)p->c, in_w = (size_t)p->in_w, xstep = (size_t)p->stride_w * c;
     const int32_t n = p->kernel_h * p->kernel_w;
     const __m256i bias = _mm256_set1_epi32(-n * p->zp); /* sum (x - zp) = sum x - n * zp */
     const __m256i half = _mm256_set1_epi32(n / 2), zp = _mm256_set1_epi32(p->zp);
     const __m256i mul = _mm256_set1_epi32((int32_t)p->div_mul);
     const __m128i shift = _mm_cvtsi32_si128(p->div_shift);
-    for (size_t m = m0; m < m1; m++) {
-        const size_t oy = m % pixels / (size_t)p->out_w, ox = m % pixels % (size_t)p->out_w;
-        const int8_t *win = in + (m / pixels) * in_size +
-                            (oy * (size_t)p->stride_h * in_w + ox * (size_t)p->stride_w) * c;
-        int8_t *dst = out + m * c;
+    for (size_t i = 0; i < count; i++, win += xstep) {
+        int8_t *dst = out + i * c;
         size_t ch = 0;
         for (; ch + 8 <= c; ch += 8) {
             __m256i s = bias;
@@ -99,14 +82,7 @@ void qat_s8_avgpool2d__avx2(const qat_rt_pool_params *p, const int8_t *in, int8_
             __m128i b = qat_avx2_narrow8(_mm256_add_epi32(q, zp)); /* packs saturate to int8 */
             _mm_storel_epi64((__m128i *)(dst + ch), b);
         }
-        for (; ch < c; ch++) {
-            int32_t s = 0;
-            for (int ky = 0; ky < p->kernel_h; ky++)
-                for (int kx = 0; kx < p->kernel_w; kx++)
-                    s += (int32_t)win[((size_t)ky * in_w + (size_t)kx) * c + ch] - p->zp;
-            int32_t v = p->zp + qat_fp_div_round(s, n);
-            dst[ch] = (int8_t)(v < INT8_MIN ? INT8_MIN : v > INT8_MAX ? INT8_MAX : v);
-        }
+        qat_rt_avgpool_tail(p, win, ch, dst);
     }
 }
 
@@ -122,8 +98,8 @@ static inline void rq_lanes(qat_avx2_rq8 *q, __m256i mult, __m256i shift)
     q->thr = _mm256_srli_epi32(q->mask, 1);
 }
 
-void qat_s32_requantize__avx2(const qat_rt_requant_params *q, const int32_t *acc, int8_t *out,
-                              size_t rows)
+void qat_s32_requantize_x8__avx2(const qat_rt_requant_params *q, const int32_t *acc, int8_t *out,
+                                 size_t rows)
 {
     const size_t n = (size_t)q->channels;
     const __m256i zp = _mm256_set1_epi32(q->out_zp);

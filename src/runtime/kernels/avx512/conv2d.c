@@ -1,21 +1,20 @@
-/* AVX-512 VNNI conv2d / linear, and conv2d fused with a 2x2 stride-2
- * maxpool: each input image converted once to padded u8, then an 8x32
- * micro-tile (8 output rows x 32 channels, 16 zmm accumulators) of vpdpbusd
- * over groups of 4 k read straight from the image (no im2col, layout.h),
- * with the requantizing output stage fused (for the pooled kernel: on the
- * max of each window's four accumulators). Built with -mavx512f -mavx512bw
+/* AVX-512 VNNI conv2d / linear microkernels: images prepared as padded u8,
+ * and an 8x32 micro-tile (8 output rows x 32 channels, 16 zmm accumulators)
+ * of vpdpbusd over groups of 4 k read straight from the image (no im2col,
+ * layout.h), with the requantizing output stage fused (for the pooled tile:
+ * on the max of each window's four accumulators); and the conv driver
+ * (conv_driver.h) instantiated with them. Built with -mavx512f -mavx512bw
  * -mavx512vl -mavx512vnni; exactness: layout.h. */
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "runtime/kernels/avx512/kernels_avx512.h"
 #include "runtime/kernels/avx512/layout.h"
-#include "runtime/kernels/kernels.h"
+#include "runtime/kernels/conv_driver.h"
 
-/* ---- im2col ----------------------------------------------------------------------- */
+/* ---- prepared images ------------------------------------------------------------- */
 
-/* u8 copy of one image with its padding filled in (u = x + 128: the
- * padding value is in_zp + 128), so that every window row is one copy. */
 /* dst[0..n) = v without a libc call (the runs here are a few bytes). */
 static inline void fill8(uint8_t *dst, uint8_t v, size_t n)
 {
@@ -27,46 +26,37 @@ static inline void fill8(uint8_t *dst, uint8_t v, size_t n)
         _mm512_mask_storeu_epi8(dst + i, _cvtu64_mask64(~0ULL >> (64 - (n - i))), x);
 }
 
-static void pad_image(const qat_rt_conv_params *p, const int8_t *img, uint8_t *dst)
+QAT_RT_UKERNEL void qat_u8_fill__avx512vnni(void *dst, size_t n, int32_t in_zp)
 {
-    const size_t c = (size_t)p->in_c, row = (size_t)(p->in_w + 2 * p->pad_w) * c;
-    const size_t side = (size_t)p->pad_w * c, inner = (size_t)p->in_w * c;
-    const uint8_t pad = (uint8_t)(p->in_zp + 128);
-    const __m512i flip = _mm512_set1_epi8((char)0x80);
-    fill8(dst, pad, (size_t)p->pad_h * row);
-    uint8_t *d = dst + (size_t)p->pad_h * row;
-    for (int y = 0; y < p->in_h; y++, d += row, img += inner) {
-        fill8(d, pad, side);
-        size_t i = 0;
-        for (; i + 64 <= inner; i += 64)
-            _mm512_storeu_si512(d + side + i,
-                                _mm512_xor_si512(_mm512_loadu_si512(img + i), flip));
-        if (i < inner) {
-            __mmask64 m = _cvtu64_mask64(~0ULL >> (64 - (inner - i)));
-            _mm512_mask_storeu_epi8(d + side + i, m,
-                                    _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, img + i), flip));
-        }
-        fill8(d + side + inner, pad, side);
-    }
-    fill8(d, pad, (size_t)p->pad_h * row);
+    fill8(dst, (uint8_t)(in_zp + 128), n);
 }
 
-/* Sum of u over one window (kernel_h rows of len bytes), for the weight
- * zero points. */
-static inline int32_t window_sum(const uint8_t *base, size_t kh, size_t len, size_t prow)
+QAT_RT_UKERNEL void qat_s8u8_flip__avx512vnni(void *dst, const int8_t *src, size_t n)
 {
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    uint8_t *d = dst;
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64)
+        _mm512_storeu_si512(d + i, _mm512_xor_si512(_mm512_loadu_si512(src + i), flip));
+    if (i < n) {
+        __mmask64 m = _cvtu64_mask64(~0ULL >> (64 - (n - i)));
+        _mm512_mask_storeu_epi8(d + i, m,
+                                _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, src + i), flip));
+    }
+}
+
+/* The sum of n values u, for the weight zero points. */
+QAT_RT_UKERNEL int32_t qat_u8_sum__avx512vnni(const void *v, size_t n)
+{
+    const uint8_t *u = v;
     __m512i s = _mm512_setzero_si512();
-    for (size_t ky = 0; ky < kh; ky++) {
-        const uint8_t *r = base + ky * prow;
-        size_t i = 0;
-        for (; i + 64 <= len; i += 64)
-            s = _mm512_add_epi64(s, _mm512_sad_epu8(_mm512_loadu_si512(r + i),
-                                                    _mm512_setzero_si512()));
-        if (i < len) {
-            __mmask64 m = _cvtu64_mask64(~0ULL >> (64 - (len - i)));
-            s = _mm512_add_epi64(s, _mm512_sad_epu8(_mm512_maskz_loadu_epi8(m, r + i),
-                                                    _mm512_setzero_si512()));
-        }
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64)
+        s = _mm512_add_epi64(s, _mm512_sad_epu8(_mm512_loadu_si512(u + i), _mm512_setzero_si512()));
+    if (i < n) {
+        __mmask64 m = _cvtu64_mask64(~0ULL >> (64 - (n - i)));
+        s = _mm512_add_epi64(
+            s, _mm512_sad_epu8(_mm512_maskz_loadu_epi8(m, u + i), _mm512_setzero_si512()));
     }
     return (int32_t)_mm512_reduce_add_epi64(s);
 }
@@ -100,14 +90,14 @@ static inline __m512i requant16(__m512i acc, const rq16 *q, int any_left, __m512
     return _mm512_add_epi32(r, zp);
 }
 
-static inline void rq_load(rq16 *q, const qat_avx512_pack *h, size_t c)
+static inline void rq_load(rq16 *q, const qat_rt_conv_head *h, size_t c)
 {
-    q->mult = _mm512_load_si512(qat_avx512_rq(h, QAT_AVX512_RQ_MULT) + c);
+    q->mult = _mm512_load_si512(qat_rt_conv_rq(h, QAT_RT_RQ_MULT) + c);
     q->mult_odd = _mm512_srli_epi64(q->mult, 32);
-    q->left = _mm512_load_si512(qat_avx512_rq(h, QAT_AVX512_RQ_LEFT) + c);
-    q->right = _mm512_load_si512(qat_avx512_rq(h, QAT_AVX512_RQ_RIGHT) + c);
-    q->mask = _mm512_load_si512(qat_avx512_rq(h, QAT_AVX512_RQ_MASK) + c);
-    q->thr = _mm512_load_si512(qat_avx512_rq(h, QAT_AVX512_RQ_THR) + c);
+    q->left = _mm512_load_si512(qat_rt_conv_rq(h, QAT_RT_RQ_LEFT) + c);
+    q->right = _mm512_load_si512(qat_rt_conv_rq(h, QAT_RT_RQ_RIGHT) + c);
+    q->mask = _mm512_load_si512(qat_rt_conv_rq(h, QAT_RT_RQ_MASK) + c);
+    q->thr = _mm512_load_si512(qat_rt_conv_rq(h, QAT_RT_RQ_THR) + c);
 }
 
 /* ---- the micro-tile ---------------------------------------------------------------- */
@@ -118,16 +108,21 @@ typedef struct geom {
     int any_left;
 } geom;
 
-/* MR rows (windows at base[r]) x 32 channels of tile t; with pool, MR is a
+/* MR rows (windows at rows[r]) x 32 channels of tile t; with pool, MR is a
  * multiple of 4 and each group of four rows yields one output row. Output
  * rows at out (stride ldo), channels masked to nvalid. */
 static inline __attribute__((always_inline)) void
-tile(const int MR, const int pool, const qat_avx512_pack *h, int t, const uint8_t *const *base,
+tile(const int MR, const int pool, const qat_rt_conv_head *h, int t, const uint8_t *const *rows,
      const int32_t *sums, int8_t *out, size_t ldo, int nvalid, const geom *g)
 {
+    /* a local copy the compiler can keep in registers (rows may alias out) */
+    const uint8_t *base[QAT_AVX512_MR];
+    for (int r = 0; r < MR; r++)
+        base[r] = rows[r];
     const size_t c = (size_t)t * QAT_AVX512_NR;
-    const int8_t *w = qat_avx512_weights(h) + (size_t)t * (size_t)h->kp * QAT_AVX512_NR;
-    const int32_t *bias = qat_avx512_rq(h, QAT_AVX512_RQ_BIAS) + c;
+    const int8_t *w =
+        (const int8_t *)qat_rt_conv_weights(h) + (size_t)t * (size_t)h->kp * QAT_AVX512_NR;
+    const int32_t *bias = qat_rt_conv_rq(h, QAT_RT_RQ_BIAS) + c;
     __m512i acc[QAT_AVX512_MR][2];
     const __m512i b0 = _mm512_load_si512(bias), b1 = _mm512_load_si512(bias + 16);
     for (int r = 0; r < MR; r++) {
@@ -189,8 +184,8 @@ tile(const int MR, const int pool, const qat_avx512_pack *h, int t, const uint8_
     }
     }
     if (h->any_wzp) { /* - wzp * sum u */
-        const __m512i z0 = _mm512_load_si512(qat_avx512_rq(h, QAT_AVX512_RQ_WZP) + c);
-        const __m512i z1 = _mm512_load_si512(qat_avx512_rq(h, QAT_AVX512_RQ_WZP) + c + 16);
+        const __m512i z0 = _mm512_load_si512(qat_rt_conv_rq(h, QAT_RT_RQ_WZP) + c);
+        const __m512i z1 = _mm512_load_si512(qat_rt_conv_rq(h, QAT_RT_RQ_WZP) + c + 16);
         for (int r = 0; r < MR; r++) {
             const __m512i s = _mm512_set1_epi32(sums[r]);
             acc[r][0] = _mm512_sub_epi32(acc[r][0], _mm512_mullo_epi32(z0, s));
@@ -219,90 +214,68 @@ tile(const int MR, const int pool, const qat_avx512_pack *h, int t, const uint8_
     }
 }
 
-/* MR rows of windows at base[], every tile in [t0, t1). */
-static inline __attribute__((always_inline)) void
-tiles(const int MR, const int pool, const qat_avx512_pack *h, const uint8_t *const *base,
-      const int32_t *sums, int8_t *out, size_t ldo, int t0, int t1, int c1, const geom *g)
+/* The per-call params of the tiles. */
+static inline geom geom_of(const qat_rt_conv_params *p)
 {
-    for (int t = t0; t < t1; t++) {
-        const int left = c1 - t * QAT_AVX512_NR;
-        tile(MR, pool, h, t, base, sums, out + (size_t)t * QAT_AVX512_NR, ldo,
-             left < QAT_AVX512_NR ? left : QAT_AVX512_NR, g);
-    }
-}
-
-static inline __attribute__((always_inline)) void
-conv(const int pool, const qat_rt_conv_params *p, const qat_rt_pool_params *pp, const int8_t *in,
-     int8_t *out, size_t m0, size_t m1, int c0, int c1, void *scratch)
-{
-    const qat_avx512_pack *h = p->packed;
-    const size_t c = (size_t)p->in_c, ldo = (size_t)p->out_c;
-    const size_t in_size = (size_t)p->in_h * (size_t)p->in_w * c;
-    const size_t isize = qat_avx512_image_bytes(p->in_h, p->in_w, p->in_c, p->pad_h, p->pad_w);
-    const size_t oh = (size_t)(pool ? pp->out_h : p->out_h), ow = (size_t)(pool ? pp->out_w : p->out_w);
-    const size_t per = oh * ow, img0 = m0 / per;
-    const size_t prow = (size_t)(p->in_w + 2 * p->pad_w) * c;
-    const size_t ystep = (size_t)p->stride_h * prow, xstep = (size_t)p->stride_w * c;
-    uint8_t *images = scratch;
-    for (size_t img = img0; img <= (m1 - 1) / per; img++)
-        pad_image(p, in + img * in_size, images + (img - img0) * isize);
-    const geom g = {.kh = (size_t)p->kernel_h, .lenp = (size_t)h->lenp, .prow = prow,
+    const qat_rt_conv_head *h = p->packed;
+    const geom g = {.kh = (size_t)p->kernel_h, .lenp = (size_t)h->lenp,
+                    .prow = (size_t)(p->in_w + 2 * p->pad_w) * (size_t)p->in_c,
                     .lo = _mm512_set1_epi32(p->act_min - p->out_zp),
                     .hi = _mm512_set1_epi32(p->act_max - p->out_zp),
                     .zp = _mm512_set1_epi32(p->out_zp),
                     .any_left = h->any_left};
-    const int t0 = c0 / QAT_AVX512_NR, t1 = (c1 + QAT_AVX512_NR - 1) / QAT_AVX512_NR;
-    const size_t step = pool ? 2 : 8; /* output rows per micro-tile of 8 windows */
-    /* (image, y, x) of output row m, advanced incrementally */
-    size_t img = m0 / per;
-    size_t y = m0 % per / ow, x = m0 % per % ow;
-    for (size_t m = m0; m < m1; m += step) {
-        const size_t outs = m1 - m < step ? m1 - m : step;
-        const uint8_t *base[QAT_AVX512_MR];
-        int32_t sums[QAT_AVX512_MR];
-        int rows = 0;
-        for (size_t o = 0; o < outs; o++) {
-            const uint8_t *im = images + (img - img0) * isize;
-            if (pool)
-                for (size_t d = 0; d < 4; d++)
-                    base[rows++] = im + (2 * y + d / 2) * ystep + (2 * x + d % 2) * xstep;
-            else
-                base[rows++] = im + y * ystep + x * xstep;
-            if (++x == ow) {
-                x = 0;
-                if (++y == oh) {
-                    y = 0;
-                    img++;
-                }
-            }
-        }
-        if (h->any_wzp)
-            for (int r = 0; r < rows; r++)
-                sums[r] = window_sum(base[r], g.kh, (size_t)h->len, prow);
-        int8_t *o = out + m * ldo;
-        switch (rows) {
-        case 8: tiles(8, pool, h, base, sums, o, ldo, t0, t1, c1, &g); break;
-        case 7: tiles(7, 0, h, base, sums, o, ldo, t0, t1, c1, &g); break;
-        case 6: tiles(6, 0, h, base, sums, o, ldo, t0, t1, c1, &g); break;
-        case 5: tiles(5, 0, h, base, sums, o, ldo, t0, t1, c1, &g); break;
-        case 4: tiles(4, pool, h, base, sums, o, ldo, t0, t1, c1, &g); break;
-        case 3: tiles(3, 0, h, base, sums, o, ldo, t0, t1, c1, &g); break;
-        case 2: tiles(2, 0, h, base, sums, o, ldo, t0, t1, c1, &g); break;
-        case 1: tiles(1, 0, h, base, sums, o, ldo, t0, t1, c1, &g); break;
-        }
+    return g;
+}
+
+QAT_RT_UKERNEL void qat_u8s8_igemm_8x32__avx512vnni(const qat_rt_conv_params *p,
+                                                    const void *params, int t, int nvalid, int mr,
+                                                    const void *const *rows, const int32_t *sums,
+                                                    int8_t *out)
+{
+    const qat_rt_conv_head *h = p->packed;
+    const geom *g = params;
+    const size_t ldo = (size_t)p->out_c;
+    const uint8_t *const *base = (const uint8_t *const *)rows;
+    switch (mr) {
+    case 8: tile(8, 0, h, t, base, sums, out, ldo, nvalid, g); break;
+    case 7: tile(7, 0, h, t, base, sums, out, ldo, nvalid, g); break;
+    case 6: tile(6, 0, h, t, base, sums, out, ldo, nvalid, g); break;
+    case 5: tile(5, 0, h, t, base, sums, out, ldo, nvalid, g); break;
+    case 4: tile(4, 0, h, t, base, sums, out, ldo, nvalid, g); break;
+    case 3: tile(3, 0, h, t, base, sums, out, ldo, nvalid, g); break;
+    case 2: tile(2, 0, h, t, base, sums, out, ldo, nvalid, g); break;
+    case 1: tile(1, 0, h, t, base, sums, out, ldo, nvalid, g); break;
     }
 }
 
-void qat_u8s8_conv2d_8x32__avx512vnni(const qat_rt_conv_params *p, const int8_t *in, int8_t *out,
-                                      size_t m0, size_t m1, int c0, int c1, void *scratch)
+QAT_RT_UKERNEL void qat_u8s8_igemm_maxpool_8x32__avx512vnni(const qat_rt_conv_params *p,
+                                                            const void *params, int t,
+                                                            int nvalid, int mr,
+                                                            const void *const *rows,
+                                                            const int32_t *sums, int8_t *out)
 {
-    conv(0, p, NULL, in, out, m0, m1, c0, c1, scratch);
+    const qat_rt_conv_head *h = p->packed;
+    const geom *g = params;
+    const size_t ldo = (size_t)p->out_c;
+    const uint8_t *const *base = (const uint8_t *const *)rows;
+    if (mr == 8)
+        tile(8, 1, h, t, base, sums, out, ldo, nvalid, g);
+    else
+        tile(4, 1, h, t, base, sums, out, ldo, nvalid, g);
 }
 
-void qat_u8s8_conv2d_maxpool_8x32__avx512vnni(const qat_rt_conv_params *p,
-                                              const qat_rt_pool_params *pool, const int8_t *in,
-                                              int8_t *out, size_t m0, size_t m1, int c0, int c1,
-                                              void *scratch)
-{
-    conv(1, p, pool, in, out, m0, m1, c0, c1, scratch);
-}
+/* ---- the path's description, and the driver instantiated with it ------------------------- */
+
+/* Blocks of 64 rows: the rows are addresses, not copies, so a block costs
+ * no cache, and it spreads the driver's work per block over 8 tiles (with
+ * blocks of one tile, 8 rows, the CNN ran 7% more instructions). */
+const qat_rt_conv_ukernel qat_avx512_conv_ukernel = {
+    .mr = QAT_AVX512_MR, .nr = QAT_AVX512_NR, .block_max = 64,
+    .pool_mr = 8, /* two 2x2 windows */
+    .direct = 1, .elem = 1, .offset = 128, .kr = 4, .k_align = 4, .wide = 0,
+    .fill = qat_u8_fill__avx512vnni, .convert = qat_s8u8_flip__avx512vnni,
+    .sum = qat_u8_sum__avx512vnni, .tile = qat_u8s8_igemm_8x32__avx512vnni,
+    .tile_maxpool = qat_u8s8_igemm_maxpool_8x32__avx512vnni};
+
+QAT_RT_CONV_KERNELS(qat_u8s8_conv2d_8x32__avx512vnni, qat_u8s8_conv2d_maxpool_8x32__avx512vnni,
+                    qat_avx512_conv_ukernel, geom, geom_of)

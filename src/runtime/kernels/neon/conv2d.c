@@ -1,16 +1,56 @@
-/* neon-plain conv2d / linear: im2col widened to int16, then a 4x16 micro-tile
- * (4 output rows x 16 channels, 16 int32x4 accumulators) of smlal by lane
- * over K in steps of 4, with the requantizing output stage fused. Layout and
- * exactness: layout.h, requant.h. */
+/* neon-plain conv2d / linear microkernels: prepared images and patch rows
+ * of int16 (the codes widened), and a 4x16 micro-tile (4 patch rows x 16
+ * channels, 16 int32x4 accumulators) of smlal by lane over K in steps of 4,
+ * with the requantizing output stage fused; and the conv driver
+ * (conv_driver.h) instantiated with them. Layout and exactness: layout.h,
+ * requant.h. */
 #include <arm_neon.h>
 #include <string.h>
 
-#include "runtime/kernels/kernels.h"
-#include "runtime/kernels/neon/im2col.h"
+#include "runtime/kernels/conv_driver.h"
+#include "runtime/kernels/neon/kernels_neon.h"
 #include "runtime/kernels/neon/layout.h"
 #include "runtime/kernels/neon/requant.h"
 
-QAT_NEON_IM2COL(im2col_row, int16_t, qat_neon_copy16)
+/* dst[0..n) = (int16) src[0..n) */
+static inline void widen(int16_t *d, const int8_t *s, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        vst1q_s16(d + i, vmovl_s8(vld1_s8(s + i)));
+    for (; i < n; i++)
+        d[i] = s[i];
+}
+
+static inline void copy16(int16_t *d, const int16_t *s, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        vst1q_s16(d + i, vld1q_s16(s + i));
+    for (; i < n; i++)
+        d[i] = s[i];
+}
+
+QAT_RT_UKERNEL void qat_s16_fill__neon(void *dst, size_t n, int32_t in_zp)
+{
+    int16_t *d = dst;
+    const int16x8_t v = vdupq_n_s16((int16_t)in_zp);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        vst1q_s16(d + i, v);
+    for (; i < n; i++)
+        d[i] = (int16_t)in_zp;
+}
+
+QAT_RT_UKERNEL void qat_s8s16_widen__neon(void *dst, const int8_t *src, size_t n)
+{
+    widen(dst, src, n);
+}
+
+QAT_RT_UKERNEL void qat_s16_copy__neon(void *dst, const void *src, size_t n)
+{
+    copy16(dst, src, n);
+}
 
 #define MAC_LANE(r, L, w0, w1)                                                        \
     do {                                                                              \
@@ -21,16 +61,13 @@ QAT_NEON_IM2COL(im2col_row, int16_t, qat_neon_copy16)
     } while (0)
 
 static inline __attribute__((always_inline)) void
-tile(const int MR, const int pool, const qat_neon_pack *h, int t, const int16_t *a, int8_t *out, size_t ldo,
-     int nvalid, int32x4_t lo, int32x4_t hi, int32x4_t zp)
+tile(const int MR, const int pool, const qat_rt_conv_head *h, int t, const int16_t *a,
+     int8_t *out, size_t ldo, int nvalid, const qat_neon_out_stage *s)
 {
-    const size_t kp = (size_t)h->kp, c = (size_t)t * QAT_NEON_NR;
-    const int16_t *w = (const int16_t *)qat_neon_weights(h) + (size_t)t * kp * QAT_NEON_NR;
-    const int32_t *bias = qat_neon_rq(h, QAT_NEON_RQ_BIAS) + c;
+    const size_t kp = (size_t)h->kp;
+    const int16_t *w = (const int16_t *)qat_rt_conv_weights(h) + (size_t)t * kp * QAT_NEON_NR;
     int32x4_t acc[QAT_NEON_MR][4];
-    for (int r = 0; r < MR; r++)
-        for (int g = 0; g < 4; g++)
-            acc[r][g] = vld1q_s32(bias + 4 * g);
+    qat_neon_start_tile(MR, h, t, acc);
     for (size_t k = 0; k < kp; k += 4, w += 4 * QAT_NEON_NR) {
         int16x4_t x[QAT_NEON_MR];
         for (int r = 0; r < MR; r++)
@@ -46,84 +83,44 @@ tile(const int MR, const int pool, const qat_neon_pack *h, int t, const int16_t 
             MAC_LANE(r, 3, w30, w31);
         }
     }
-    if (pool) { /* MR == 4: one 2x2 window; the output stage is monotone */
-        for (int g = 0; g < 4; g++)
-            acc[0][g] = vmaxq_s32(vmaxq_s32(acc[0][g], acc[1][g]), vmaxq_s32(acc[2][g], acc[3][g]));
-        qat_neon_store_tile(1, h, t, acc, out, ldo, nvalid, lo, hi, zp);
-    } else {
-        qat_neon_store_tile(MR, h, t, acc, out, ldo, nvalid, lo, hi, zp);
+    qat_neon_finish_tile(MR, pool, h, t, acc, out, ldo, nvalid, s);
+}
+
+QAT_RT_UKERNEL void qat_s16s16_gemm_4x16__neon(const qat_rt_conv_params *p, const void *params,
+                                               int t, int nvalid, int mr,
+                                               const void *const *rows, const int32_t *sums,
+                                               int8_t *out)
+{
+    (void)sums;
+    const qat_rt_conv_head *h = p->packed;
+    const int16_t *a = rows[0]; /* rows are kp apart (im2col) */
+    const size_t ldo = (size_t)p->out_c;
+    switch (mr) {
+    case 4: tile(4, 0, h, t, a, out, ldo, nvalid, params); break;
+    case 3: tile(3, 0, h, t, a, out, ldo, nvalid, params); break;
+    case 2: tile(2, 0, h, t, a, out, ldo, nvalid, params); break;
+    case 1: tile(1, 0, h, t, a, out, ldo, nvalid, params); break;
     }
 }
 
-void qat_s8_conv2d__neon(const qat_rt_conv_params *p, const int8_t *in, int8_t *out, size_t m0,
-                         size_t m1, int c0, int c1, void *scratch)
+QAT_RT_UKERNEL void qat_s16s16_gemm_maxpool_4x16__neon(const qat_rt_conv_params *p,
+                                                       const void *params, int t, int nvalid,
+                                                       int mr, const void *const *rows,
+                                                       const int32_t *sums, int8_t *out)
 {
-    const qat_neon_pack *h = p->packed;
-    const size_t kp = (size_t)h->kp, block = (size_t)h->block_rows, ldo = (size_t)p->out_c;
-    int16_t *a = scratch;
-    const int32x4_t zp = vdupq_n_s32(p->out_zp);
-    const int32x4_t lo = vdupq_n_s32(p->act_min - p->out_zp);
-    const int32x4_t hi = vdupq_n_s32(p->act_max - p->out_zp);
-    const int t0 = c0 / QAT_NEON_NR, t1 = (c1 + QAT_NEON_NR - 1) / QAT_NEON_NR;
-    for (size_t mb = m0; mb < m1; mb += block) {
-        size_t rows = m1 - mb < block ? m1 - mb : block;
-        qat_neon_pos q;
-        qat_neon_pos_at(p, mb, &q);
-        for (size_t r = 0; r < rows; r++, qat_neon_pos_next(p, &q))
-            im2col_row(p, in, &q, kp, a + r * kp);
-        for (int t = t0; t < t1; t++) {
-            int nvalid = c1 - t * QAT_NEON_NR < QAT_NEON_NR ? c1 - t * QAT_NEON_NR : QAT_NEON_NR;
-            int8_t *o = out + mb * ldo + (size_t)t * QAT_NEON_NR;
-            size_t r = 0;
-            for (; r + QAT_NEON_MR <= rows; r += QAT_NEON_MR)
-                tile(4, 0, h, t, a + r * kp, o + r * ldo, ldo, nvalid, lo, hi, zp);
-            switch (rows - r) {
-            case 3: tile(3, 0, h, t, a + r * kp, o + r * ldo, ldo, nvalid, lo, hi, zp); break;
-            case 2: tile(2, 0, h, t, a + r * kp, o + r * ldo, ldo, nvalid, lo, hi, zp); break;
-            case 1: tile(1, 0, h, t, a + r * kp, o + r * ldo, ldo, nvalid, lo, hi, zp); break;
-            }
-        }
-    }
+    (void)sums;
+    (void)mr; /* always one window */
+    tile(4, 1, p->packed, t, rows[0], out, (size_t)p->out_c, nvalid, params);
 }
 
-/* conv2d fused with a 2x2 stride-2 maxpool: pooled output rows [m0, m1),
- * im2col rows four per pooled pixel (its window), the output stage run once
- * on the max of the four accumulators. */
-void qat_s8_conv2d_maxpool__neon(const qat_rt_conv_params *p, const qat_rt_pool_params *pool,
-                                 const int8_t *in, int8_t *out, size_t m0, size_t m1, int c0, int c1,
-                                 void *scratch)
-{
-    const qat_neon_pack *h = p->packed;
-    const size_t kp = (size_t)h->kp, block = (size_t)h->block_rows / 4, ldo = (size_t)p->out_c;
-    const size_t pw = (size_t)pool->out_w, per = (size_t)pool->out_h * pw;
-    int16_t *a = scratch;
-    const int32x4_t zp = vdupq_n_s32(p->out_zp);
-    const int32x4_t lo = vdupq_n_s32(p->act_min - p->out_zp);
-    const int32x4_t hi = vdupq_n_s32(p->act_max - p->out_zp);
-    const int t0 = c0 / QAT_NEON_NR, t1 = (c1 + QAT_NEON_NR - 1) / QAT_NEON_NR;
-    /* pooled pixel of row mb, advanced without dividing */
-    size_t img = m0 / per, py = m0 % per / pw, px = m0 % per % pw;
-    for (size_t mb = m0; mb < m1; mb += block) {
-        size_t outs = m1 - mb < block ? m1 - mb : block, r = 0;
-        for (size_t m = mb; m < mb + outs; m++) {
-            for (int d = 0; d < 4; d++, r++) {
-                qat_neon_pos q = {.img = img, .oy = (int)(2 * py) + d / 2,
-                                  .ox = (int)(2 * px) + d % 2};
-                im2col_row(p, in, &q, kp, a + r * kp);
-            }
-            if (++px == pw) {
-                px = 0;
-                if (++py == (size_t)pool->out_h) {
-                    py = 0;
-                    img++;
-                }
-            }
-        }
-        for (int t = t0; t < t1; t++) {
-            int nvalid = c1 - t * QAT_NEON_NR < QAT_NEON_NR ? c1 - t * QAT_NEON_NR : QAT_NEON_NR;
-            int8_t *o = out + mb * ldo + (size_t)t * QAT_NEON_NR;
-            for (size_t k = 0; k < outs; k++)
-                tile(4, 1, h, t, a + 4 * k * kp, o + k * ldo, ldo, nvalid, lo, hi, zp);
-        }
-    }
-}
+/* ---- the path's description, and the driver instantiated with it ------------------------- */
+
+const qat_rt_conv_ukernel qat_neon_conv_ukernel = {
+    .mr = QAT_NEON_MR, .nr = QAT_NEON_NR, .block_max = 256,
+    .pool_mr = 4, /* one 2x2 window */
+    .direct = 0, .elem = 2, .offset = 0, .kr = 1, .k_align = 4, .wide = 1,
+    .fill = qat_s16_fill__neon, .convert = qat_s8s16_widen__neon, .copy = qat_s16_copy__neon,
+    .tile = qat_s16s16_gemm_4x16__neon, .tile_maxpool = qat_s16s16_gemm_maxpool_4x16__neon};
+
+QAT_RT_CONV_KERNELS(qat_s16s16_conv2d_4x16__neon, qat_s16s16_conv2d_maxpool_4x16__neon,
+                    qat_neon_conv_ukernel, qat_neon_out_stage, qat_neon_out_stage_of)

@@ -1,14 +1,15 @@
-/* NEON pools, input quantization and the standalone output stage (shared by
- * neon-plain and neon-dot). Scalar twins: kernels/ref. */
+/* NEON pool row microkernels (pool_driver.c walks the pixels), input
+ * quantization and the standalone output stage, shared by neon-plain and
+ * neon-dot. Scalar twins: kernels/ref. */
 #include <arm_neon.h>
 #include <string.h>
 
-#include "runtime/kernels/kernels.h"
+#include "runtime/kernels/neon/kernels_neon.h"
 #include "runtime/kernels/neon/requant.h"
 
 #include "qat/fixedpoint.h"
 
-void qat_u8_quantize_input__neon(const uint8_t *pixels, int8_t *q, size_t count)
+void qat_u8_quantize_input_x16__neon(const uint8_t *pixels, int8_t *q, size_t count)
 {
     const uint8x16_t flip = vdupq_n_u8(0x80); /* p - 128 flips the top bit */
     size_t i = 0;
@@ -18,17 +19,12 @@ void qat_u8_quantize_input__neon(const uint8_t *pixels, int8_t *q, size_t count)
         q[i] = (int8_t)(pixels[i] ^ 0x80);
 }
 
-void qat_s8_maxpool2d__neon(const qat_rt_pool_params *p, const int8_t *in, int8_t *out, size_t m0,
-                            size_t m1)
+void qat_s8_maxpool_row_c16__neon(const qat_rt_pool_params *p, const int8_t *win, size_t n,
+                                  int8_t *out)
 {
-    const size_t c = (size_t)p->c, in_w = (size_t)p->in_w;
-    const size_t in_size = (size_t)p->in_h * in_w * c;
-    const size_t pixels = (size_t)p->out_h * (size_t)p->out_w;
-    for (size_t m = m0; m < m1; m++) {
-        const size_t oy = m % pixels / (size_t)p->out_w, ox = m % pixels % (size_t)p->out_w;
-        const int8_t *win = in + (m / pixels) * in_size +
-                            (oy * (size_t)p->stride_h * in_w + ox * (size_t)p->stride_w) * c;
-        int8_t *dst = out + m * c;
+    const size_t c = (size_t)p->c, in_w = (size_t)p->in_w, xstep = (size_t)p->stride_w * c;
+    for (size_t i = 0; i < n; i++, win += xstep) {
+        int8_t *dst = out + i * c;
         size_t ch = 0;
         for (; ch + 16 <= c; ch += 16) {
             int8x16_t v = vdupq_n_s8(INT8_MIN);
@@ -37,15 +33,7 @@ void qat_s8_maxpool2d__neon(const qat_rt_pool_params *p, const int8_t *in, int8_
                     v = vmaxq_s8(v, vld1q_s8(win + ((size_t)ky * in_w + (size_t)kx) * c + ch));
             vst1q_s8(dst + ch, v);
         }
-        for (; ch < c; ch++) {
-            int8_t v = INT8_MIN;
-            for (int ky = 0; ky < p->kernel_h; ky++)
-                for (int kx = 0; kx < p->kernel_w; kx++) {
-                    int8_t x = win[((size_t)ky * in_w + (size_t)kx) * c + ch];
-                    v = x > v ? x : v;
-                }
-            dst[ch] = v;
-        }
+        qat_rt_maxpool_tail(p, win, ch, dst);
     }
 }
 
@@ -57,21 +45,16 @@ static inline int32x4_t div_floor(uint32x4_t u, uint32_t mul, int64x2_t nshift)
     return vreinterpretq_s32_u32(vcombine_u32(vmovn_u64(lo), vmovn_u64(hi)));
 }
 
-void qat_s8_avgpool2d__neon(const qat_rt_pool_params *p, const int8_t *in, int8_t *out, size_t m0,
-                            size_t m1)
+void qat_s8_avgpool_row_c8__neon(const qat_rt_pool_params *p, const int8_t *win, size_t count,
+                                 int8_t *out)
 {
-    const size_t c = (size_t)p->c, in_w = (size_t)p->in_w;
-    const size_t in_size = (size_t)p->in_h * in_w * c;
-    const size_t pixels = (size_t)p->out_h * (size_t)p->out_w;
+    const size_t c = (size_t)p->c, in_w = (size_t)p->in_w, xstep = (size_t)p->stride_w * c;
     const int32_t n = p->kernel_h * p->kernel_w;
     const int32x4_t start = vdupq_n_s32(-n * p->zp), half = vdupq_n_s32(n / 2);
     const int32x4_t zp = vdupq_n_s32(p->zp);
     const int64x2_t nshift = vdupq_n_s64(-(int64_t)p->div_shift);
-    for (size_t m = m0; m < m1; m++) {
-        const size_t oy = m % pixels / (size_t)p->out_w, ox = m % pixels % (size_t)p->out_w;
-        const int8_t *win = in + (m / pixels) * in_size +
-                            (oy * (size_t)p->stride_h * in_w + ox * (size_t)p->stride_w) * c;
-        int8_t *dst = out + m * c;
+    for (size_t i = 0; i < count; i++, win += xstep) {
+        int8_t *dst = out + i * c;
         size_t ch = 0;
         for (; ch + 8 <= c; ch += 8) {
             int32x4_t s0 = start, s1 = start;
@@ -92,19 +75,12 @@ void qat_s8_avgpool2d__neon(const qat_rt_pool_params *p, const int8_t *in, int8_
             int16x8_t r16 = vcombine_s16(vqmovn_s32(r[0]), vqmovn_s32(r[1]));
             vst1_s8(dst + ch, vqmovn_s16(r16)); /* saturates to int8, as the clamp does */
         }
-        for (; ch < c; ch++) {
-            int32_t s = 0;
-            for (int ky = 0; ky < p->kernel_h; ky++)
-                for (int kx = 0; kx < p->kernel_w; kx++)
-                    s += (int32_t)win[((size_t)ky * in_w + (size_t)kx) * c + ch] - p->zp;
-            int32_t v = p->zp + qat_fp_div_round(s, n);
-            dst[ch] = (int8_t)(v < INT8_MIN ? INT8_MIN : v > INT8_MAX ? INT8_MAX : v);
-        }
+        qat_rt_avgpool_tail(p, win, ch, dst);
     }
 }
 
-void qat_s32_requantize__neon(const qat_rt_requant_params *q, const int32_t *acc, int8_t *out,
-                              size_t rows)
+void qat_s32_requantize_x4__neon(const qat_rt_requant_params *q, const int32_t *acc, int8_t *out,
+                                 size_t rows)
 {
     const size_t n = (size_t)q->channels;
     const int32x4_t zp = vdupq_n_s32(q->out_zp);

@@ -13,6 +13,7 @@
 #include <arm_neon.h>
 #include <string.h>
 
+#include "runtime/kernels/microkernel.h"
 #include "runtime/kernels/neon/layout.h"
 
 typedef struct qat_neon_rq4 {
@@ -40,23 +41,53 @@ static inline int8x16_t qat_neon_narrow16(int32x4_t a, int32x4_t b, int32x4_t c,
     return vcombine_s8(vqmovn_s16(ab), vqmovn_s16(cd));
 }
 
-/* The fused output stage of both NEON conv kernels: MR rows x 16 channels
- * of tile t, channels [0, nvalid) stored (row stride ldo). */
+/* The tiles' per-call params: the output stage's clamp bounds
+ * act_min - out_zp and act_max - out_zp, and out_zp. */
+typedef struct qat_neon_out_stage {
+    int32x4_t lo, hi, zp;
+} qat_neon_out_stage;
+
+static inline qat_neon_out_stage qat_neon_out_stage_of(const qat_rt_conv_params *p)
+{
+    qat_neon_out_stage s = {.lo = vdupq_n_s32(p->act_min - p->out_zp),
+                            .hi = vdupq_n_s32(p->act_max - p->out_zp),
+                            .zp = vdupq_n_s32(p->out_zp)};
+    return s;
+}
+
+/* The start of both NEON tiles: MR rows of accumulators at tile t's bias. */
 static inline __attribute__((always_inline)) void
-qat_neon_store_tile(const int MR, const qat_neon_pack *h, int t, int32x4_t acc[QAT_NEON_MR][4],
-           int8_t *out, size_t ldo, int nvalid, int32x4_t lo, int32x4_t hi, int32x4_t zp)
+qat_neon_start_tile(const int MR, const qat_rt_conv_head *h, int t, int32x4_t acc[QAT_NEON_MR][4])
+{
+    const int32_t *bias = qat_rt_conv_rq(h, QAT_RT_RQ_BIAS) + (size_t)t * QAT_NEON_NR;
+    for (int r = 0; r < MR; r++)
+        for (int g = 0; g < 4; g++)
+            acc[r][g] = vld1q_s32(bias + 4 * g);
+}
+
+/* The end of both NEON tiles: MR rows of accumulators x 16 channels of
+ * tile t through the output stage, channels [0, nvalid) stored (row stride
+ * ldo). pool: the MR = 4 rows are one 2x2 window; the output stage is
+ * monotone, so it runs once, on their max. */
+static inline __attribute__((always_inline)) void
+qat_neon_finish_tile(const int MR, const int pool, const qat_rt_conv_head *h, int t,
+                     int32x4_t acc[QAT_NEON_MR][4], int8_t *out, size_t ldo, int nvalid,
+                     const qat_neon_out_stage *s)
 {
     const size_t c = (size_t)t * QAT_NEON_NR;
+    if (pool)
+        for (int g = 0; g < 4; g++)
+            acc[0][g] = vmaxq_s32(vmaxq_s32(acc[0][g], acc[1][g]), vmaxq_s32(acc[2][g], acc[3][g]));
     qat_neon_rq4 q[4];
     for (int g = 0; g < 4; g++) {
-        q[g].mult = vld1q_s32(qat_neon_rq(h, QAT_NEON_RQ_MULT) + c + 4 * g);
-        q[g].left = vld1q_s32(qat_neon_rq(h, QAT_NEON_RQ_LEFT) + c + 4 * g);
-        q[g].nright = vld1q_s32(qat_neon_rq(h, QAT_NEON_RQ_NRIGHT) + c + 4 * g);
+        q[g].mult = vld1q_s32(qat_rt_conv_rq(h, QAT_RT_RQ_MULT) + c + 4 * g);
+        q[g].left = vld1q_s32(qat_rt_conv_rq(h, QAT_RT_RQ_LEFT) + c + 4 * g);
+        q[g].nright = vld1q_s32(qat_rt_conv_rq(h, QAT_RT_RQ_NRIGHT) + c + 4 * g);
     }
-    for (int r = 0; r < MR; r++) {
+    for (int r = 0; r < (pool ? 1 : MR); r++) {
         int32x4_t v[4];
         for (int g = 0; g < 4; g++)
-            v[g] = qat_neon_requant(acc[r][g], &q[g], h->any_left, lo, hi, zp);
+            v[g] = qat_neon_requant(acc[r][g], &q[g], h->any_left, s->lo, s->hi, s->zp);
         int8x16_t b = qat_neon_narrow16(v[0], v[1], v[2], v[3]);
         int8_t *o = out + (size_t)r * ldo;
         if (nvalid == QAT_NEON_NR) {

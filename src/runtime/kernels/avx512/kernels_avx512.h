@@ -1,0 +1,26 @@
+/* Every kernel and microkernel of the AVX-512 VNNI path, declared once
+ * with the function types of kernels.h and microkernel.h: conv2d.c (built
+ * with the AVX-512 flags) and table.c (plain C) include this, so the
+ * compiler checks each definition against it. The path's pools and
+ * elementwise kernels are AVX2's (kernels_avx2.h): every AVX-512 CPU has
+ * AVX2. */
+#ifndef QAT_RT_KERNELS_AVX512_H
+#define QAT_RT_KERNELS_AVX512_H
+
+#include "runtime/kernels/microkernel.h"
+
+/* Conv microkernels (conv2d.c): prepared images of u8 (u = x + 128) that
+ * the tiles read in place (an indirect gemm; no im2col, so no copy); 8 rows
+ * x 32 channels of u8 x s8 (vpdpbusd); the pooled tile takes 8 rows = 2
+ * pooled rows. */
+qat_rt_fill_ukernel qat_u8_fill__avx512vnni;
+qat_rt_convert_ukernel qat_s8u8_flip__avx512vnni;
+qat_rt_sum_ukernel qat_u8_sum__avx512vnni;
+qat_rt_tile_ukernel qat_u8s8_igemm_8x32__avx512vnni, qat_u8s8_igemm_maxpool_8x32__avx512vnni;
+extern const qat_rt_conv_ukernel qat_avx512_conv_ukernel; /* the sizes and the above */
+
+/* Table entries: the conv driver instantiated with it (conv2d.c). */
+qat_rt_conv_kernel qat_u8s8_conv2d_8x32__avx512vnni;
+qat_rt_conv_pool_kernel qat_u8s8_conv2d_maxpool_8x32__avx512vnni;
+
+#endif
