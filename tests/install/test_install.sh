@@ -168,5 +168,7 @@ EOF
     cmp -s "$m.infer" "$m.py" || fail "python $m: logits differ from qat-infer --dump-logits"
   fi
 done
-echo "ok: load_model (C99, installed headers only) shared and static, and the installed" \
-  "Python module: the installed qat-infer's logits byte for byte on two models"
+also=
+[ "$py" = - ] || also=", and the installed Python module"
+echo "ok: load_model (C99, installed headers only) shared and static$also: the installed" \
+  "qat-infer's logits byte for byte on two models"

@@ -33,17 +33,22 @@ MODELS = {}  # name: (path, qat-infer's logits, N x classes int8)
 PIXELS = np.fromfile(IMAGES, dtype=np.uint8, offset=16).reshape(-1, 28, 28)
 
 
+# The tools run without LD_PRELOAD: a sanitizer build preloads its runtime
+# into python3 only (tests/python/meson.build); the tools link their own.
+TOOL_ENV = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+
+
 def setUpModule():
     paths = {"tiny_cnn": TINY}
     for kind, bits in (("cnn", 2), ("cnn", 4), ("cnn", 8), ("mlp", 3)):
         p = os.path.join(TMP.name, f"{kind}{bits}.h5")
-        subprocess.run([MAKE_MODEL, p, kind, str(bits)], check=True)
+        subprocess.run([MAKE_MODEL, p, kind, str(bits)], check=True, env=TOOL_ENV)
         paths[f"{kind}{bits}"] = p
     for name, p in paths.items():
         dump = os.path.join(TMP.name, name + ".logits")
         subprocess.run([INFER, p, "--images", IMAGES, "--labels", LABELS, "--threads", "2",
                         "--batch", "50", "--dump-logits", dump, "--json"],
-                       check=True, stdout=subprocess.DEVNULL)
+                       check=True, stdout=subprocess.DEVNULL, env=TOOL_ENV)
         MODELS[name] = (p, np.fromfile(dump, dtype=np.int8).reshape(len(PIXELS), -1))
 
 
