@@ -2,16 +2,20 @@
 # Installs the Debian packages qat needs (only those missing), then configures
 # and builds into build/. Safe to rerun. Usage: scripts/setup.sh [--test]
 #   --test  also installs what the full test suite needs (cross compiler,
-#           qemu-user, clang for fuzzing and sanitizers, h5py).
+#           qemu-user, clang for fuzzing and sanitizers, numpy, h5py, g++).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
 # gnuplot-nox: qat-sweep and scripts/plot_metrics.sh draw their plots with it.
+# help2man: the installed man pages, made from each tool's --help.
 pkgs=(gcc meson ninja-build pkg-config libopenblas-dev libhdf5-dev zlib1g-dev libcriterion-dev
-      gnuplot-nox)
+      gnuplot-nox help2man)
 if [[ "${1:-}" == "--test" ]]; then
-  pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user clang libclang-rt-14-dev python3-h5py)
+  # python3-numpy: the qat_runtime module's test (h5py for the format
+  # cross-check and the layer table); g++: the installed headers as C++
+  pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user clang libclang-rt-14-dev
+         python3-numpy python3-h5py g++)
 fi
 
 missing=()
