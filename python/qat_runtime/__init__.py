@@ -218,7 +218,23 @@ def _layer(i, d):
                  int(d.act_min), int(d.act_max))
 
 
-class Model:
+class _Closing:
+    """close() at the end of a with block, and when garbage collected."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # e.g. at interpreter shutdown
+            pass
+
+
+class Model(_Closing):
     """An integer model file (docs/FORMAT.md), read, validated and packed for
     one kernel path. isa: None or "auto" (QAT_ISA if set, else the fastest
     this CPU runs), "ref", "avx2", "avx512vnni", "neon", "neon-dot",
@@ -315,20 +331,8 @@ class Model:
                 _lib.qat_rt_model_destroy(self._handle)
                 self._handle = None
 
-    def __enter__(self):
-        return self
 
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
-
-
-class Session:
+class Session(_Closing):
     """Buffers and threads for runs of up to max_batch images of one model.
     Calls are serialised: one run at a time (from any Python thread)."""
 
@@ -380,15 +384,3 @@ class Session:
             if self._handle is not None:
                 _lib.qat_rt_session_destroy(self._handle)
                 self._handle = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
