@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "qat/runtime.h"
+#include "qat/status.h"
 #include "rt_fixture.h"
 
 /* Work per image above which a valid model is only built, not run: the

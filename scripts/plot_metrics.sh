@@ -1,24 +1,32 @@
 #!/usr/bin/env bash
-# Training curves of one qat-train run, from RUN_DIR/metrics.csv: loss,
-# train/test accuracy, learning rate, and sparsity when the run has that
-# column. Columns are found by their header names, so extra columns are fine.
-#
-#   scripts/plot_metrics.sh RUN_DIR [OUT_PREFIX]
-#
-# Writes OUT_PREFIX.png and OUT_PREFIX.svg (default OUT_PREFIX: RUN_DIR/curves).
-# Exit status: 0 ok, 2 bad usage or a bad metrics.csv, 1 gnuplot missing/failed.
+# Training curves of one qat-train run (scripts/plot_metrics.sh RUN_DIR
+# [OUT_PREFIX]; installed as qat-plot-metrics). usage() below is the
+# documentation: --help prints it.
 set -euo pipefail
 
+# The help text (also the installed qat-plot-metrics' man page, made from it
+# by help2man): to stdout for --help, to stderr after bad usage.
 usage() {
-  echo "usage: scripts/plot_metrics.sh RUN_DIR [OUT_PREFIX]" >&2
-  echo "  RUN_DIR     a qat-train run folder (it holds metrics.csv)" >&2
-  echo "  OUT_PREFIX  output path without extension (default: RUN_DIR/curves)" >&2
+  cat <<EOF
+usage: ${0##*/} RUN_DIR [OUT_PREFIX]
+
+Draws the training curves of one qat-train run from RUN_DIR/metrics.csv:
+training loss, train and test accuracy, learning rate, and sparsity when the
+file has that column (columns are found by their header names).
+
+  RUN_DIR     a qat-train run folder (it holds metrics.csv)
+  OUT_PREFIX  output path without extension (default: RUN_DIR/curves)
+  -h, --help  print this help
+
+Writes OUT_PREFIX.png and OUT_PREFIX.svg with gnuplot. Exit status: 0 ok,
+2 bad usage or a bad metrics.csv, 1 gnuplot missing or failed.
+EOF
 }
 die() { echo "plot_metrics: $2" >&2; exit "$1"; }
 
 if [[ $# -lt 1 || $# -gt 2 || ${1:-} == -* ]]; then
   [[ ${1:-} == -h || ${1:-} == --help ]] && { usage; exit 0; }
-  usage
+  usage >&2
   exit 2
 fi
 run=${1%/}

@@ -2,21 +2,24 @@
 # Installs the Debian packages qat needs (only those missing), then configures
 # and builds into build/. Safe to rerun. Usage: scripts/setup.sh [--test]
 #   --test  also installs what the full test suite needs (cross compiler,
-#           qemu-user, clang for fuzzing and sanitizers, h5py).
+#           qemu-user, clang for fuzzing and sanitizers, numpy, h5py, g++).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
 # gnuplot-nox: qat-sweep and scripts/plot_metrics.sh draw their plots with it.
+# help2man: the installed man pages, made from each tool's --help.
 # libprotobuf-c-dev, protobuf-c-compiler, libonnx-dev: qat-export --format onnx
 # (protoc-c compiles libonnx-dev's onnx.proto at build time).
 pkgs=(gcc meson ninja-build pkg-config libopenblas-dev libhdf5-dev zlib1g-dev libcriterion-dev
-      gnuplot-nox libprotobuf-c-dev protobuf-c-compiler libonnx-dev)
+      gnuplot-nox libprotobuf-c-dev protobuf-c-compiler libonnx-dev help2man)
 if [[ "${1:-}" == "--test" ]]; then
+  # python3-numpy: the qat_runtime module's test (h5py for the format
+  # cross-check and the layer table); g++: the installed headers as C++.
   # python3-onnx: the ONNX checker; node + npm: ONNX Runtime's WebAssembly
   # build (npm onnxruntime-web, fetched into build/ by tests/onnx/ort_setup.sh)
   pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user clang libclang-rt-14-dev python3-h5py
-         python3-onnx python3-numpy)
+         python3-onnx python3-numpy g++)
   # a node from elsewhere (e.g. NodeSource's nodejs, which bundles npm) is kept
   if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     pkgs+=(nodejs npm)

@@ -10,7 +10,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "qat/status.h"
+#include "qat/status_types.h"
+
+/* Marks the runtime's API. The libraries are compiled with hidden symbol
+ * visibility, so the shared libqat_rt / libqat_rt_h5 export exactly the
+ * declarations that carry this (the install test compares the two sets). */
+#ifndef QAT_RT_API
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define QAT_RT_API __attribute__((visibility("default")))
+#else
+#define QAT_RT_API
+#endif
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -85,10 +96,12 @@ typedef struct qat_rt_owned_desc {
 } qat_rt_owned_desc;
 
 /* Frees layers and blob and zeroes *d; d may be NULL or already freed. */
-void qat_rt_owned_desc_free(qat_rt_owned_desc *d);
+QAT_RT_API void qat_rt_owned_desc_free(qat_rt_owned_desc *d);
 
 /* "conv2d", "linear", "maxpool2d", "avgpool2d", "flatten"; NULL if unknown. */
-const char *qat_rt_op_name(qat_rt_op op);
+QAT_RT_API const char *qat_rt_op_name(qat_rt_op op);
+/* "ok", "invalid input", ... for a status code (a static string). */
+QAT_RT_API const char *qat_rt_status_name(qat_status s);
 
 typedef struct qat_rt_model qat_rt_model;
 typedef struct qat_rt_session qat_rt_session;
@@ -96,7 +109,7 @@ typedef struct qat_rt_session qat_rt_session;
 /* Checks every invariant of d (shapes chain, ranges of zero points, shifts,
  * multipliers, bits, buffer sizes, overflow-checked) without allocating.
  * QAT_EINVAL names the layer (index, name), the field, expected vs found. */
-qat_status qat_rt_model_validate(const qat_rt_model_desc *d, qat_error *err);
+QAT_RT_API qat_status qat_rt_model_validate(const qat_rt_model_desc *d, qat_error *err);
 /* qat_rt_model_validate, then picks the kernel path (isa) and builds a model
  * that owns all its arrays, with the weights unpacked from their stored bit
  * width and packed into the layout that path's kernels read: d may be freed
@@ -108,25 +121,26 @@ qat_status qat_rt_model_validate(const qat_rt_model_desc *d, qat_error *err);
  * otherwise), "neon-dot", "neon-plain". Every path gives identical logits.
  * A path the build or CPU lacks is QAT_EUNSUPPORTED, an unknown name
  * QAT_EINVAL; the message lists the paths available. */
-qat_status qat_rt_model_create_isa(const qat_rt_model_desc *d, const char *isa,
-                                   qat_rt_model **out, qat_error *err);
+QAT_RT_API qat_status qat_rt_model_create_isa(const qat_rt_model_desc *d, const char *isa,
+                                              qat_rt_model **out, qat_error *err);
 /* The path qat_rt_model_create_isa(d, isa, ...) would pick here, as a
  * static string in *name, with the same errors; lets a tool reject a bad
  * --isa before reading anything. */
-qat_status qat_rt_isa_resolve(const char *isa, const char **name, qat_error *err);
+QAT_RT_API qat_status qat_rt_isa_resolve(const char *isa, const char **name, qat_error *err);
 /* qat_rt_model_create_isa(d, NULL, out, err). */
-qat_status qat_rt_model_create(const qat_rt_model_desc *d, qat_rt_model **out, qat_error *err);
-void qat_rt_model_destroy(qat_rt_model *m);
+QAT_RT_API qat_status qat_rt_model_create(const qat_rt_model_desc *d, qat_rt_model **out,
+                                          qat_error *err);
+QAT_RT_API void qat_rt_model_destroy(qat_rt_model *m);
 /* The kernel path the model was built for ("ref", "avx2", "avx512vnni",
  * "neon-dot", "neon-plain"); a static string. */
-const char *qat_rt_model_isa(const qat_rt_model *m);
-int qat_rt_model_num_classes(const qat_rt_model *m);
-int qat_rt_model_num_layers(const qat_rt_model *m);
+QAT_RT_API const char *qat_rt_model_isa(const qat_rt_model *m);
+QAT_RT_API int qat_rt_model_num_classes(const qat_rt_model *m);
+QAT_RT_API int qat_rt_model_num_layers(const qat_rt_model *m);
 /* Pixels per image (in_h * in_w * in_c). */
-size_t qat_rt_model_input_size(const qat_rt_model *m);
+QAT_RT_API size_t qat_rt_model_input_size(const qat_rt_model *m);
 /* Output quantization of the logits. */
-float qat_rt_model_output_scale(const qat_rt_model *m);
-int32_t qat_rt_model_output_zero_point(const qat_rt_model *m);
+QAT_RT_API float qat_rt_model_output_scale(const qat_rt_model *m);
+QAT_RT_API int32_t qat_rt_model_output_zero_point(const qat_rt_model *m);
 
 typedef struct qat_rt_options {
     int threads;   /* 1..1024 */
@@ -139,14 +153,14 @@ typedef struct qat_rt_options {
  * evenly over the threads; the n % threads left over (all of them when
  * n < threads, e.g. batch 1) run with every thread computing part of each
  * layer. The kernel path is the model's (qat_rt_model_create_isa). */
-qat_status qat_rt_session_create(const qat_rt_model *m, const qat_rt_options *o,
-                                 qat_rt_session **out, qat_error *err);
-void qat_rt_session_destroy(qat_rt_session *s);
+QAT_RT_API qat_status qat_rt_session_create(const qat_rt_model *m, const qat_rt_options *o,
+                                            qat_rt_session **out, qat_error *err);
+QAT_RT_API void qat_rt_session_destroy(qat_rt_session *s);
 /* images: n x input_size uint8 pixels (NHWC); logits: n x num_classes int8
  * codes; 0 <= n <= max_batch. Never allocates. A session serves one caller
  * thread at a time; the model must outlive it. */
-qat_status qat_rt_run(qat_rt_session *s, const uint8_t *images, int n, int8_t *logits,
-                      qat_error *err);
+QAT_RT_API qat_status qat_rt_run(qat_rt_session *s, const uint8_t *images, int n,
+                                 int8_t *logits, qat_error *err);
 
 /* Time spent per layer since the session was created (options.profile). */
 typedef struct qat_rt_layer_profile {
@@ -159,24 +173,25 @@ typedef struct qat_rt_layer_profile {
 } qat_rt_layer_profile;
 /* Fills out[0 .. min(max, num_layers + 1)) (the input stage first) and
  * returns the count; 0 if the session was created without profiling. */
-int qat_rt_session_profile(const qat_rt_session *s, qat_rt_layer_profile *out, int max);
+QAT_RT_API int qat_rt_session_profile(const qat_rt_session *s, qat_rt_layer_profile *out, int max);
 
 /* Weight packing of docs/FORMAT.md. Bytes needed for count weights of
  * bits (2..8) bits; 0 if bits is out of range or the size would overflow. */
-size_t qat_rt_packed_weight_bytes(size_t count, int bits);
+QAT_RT_API size_t qat_rt_packed_weight_bytes(size_t count, int bits);
 /* Packs count weights (each in the b-bit range) into
  * qat_rt_packed_weight_bytes(count, bits) bytes at out, padding bits zero. */
-void qat_rt_pack_weights(const int8_t *w, size_t count, int bits, uint8_t *out);
+QAT_RT_API void qat_rt_pack_weights(const int8_t *w, size_t count, int bits, uint8_t *out);
 /* Inverse of qat_rt_pack_weights (sign-extends each slot). */
-void qat_rt_unpack_weights(const uint8_t *packed, size_t count, int bits, int8_t *out);
+QAT_RT_API void qat_rt_unpack_weights(const uint8_t *packed, size_t count, int bits, int8_t *out);
 
 /* Helpers on int8 logits. Float logits: out[i] = output_scale * (q[i] - zp)
  * for n x num_classes values. */
-void qat_rt_dequantize_logits(const qat_rt_model *m, const int8_t *q, int n, float *out);
+QAT_RT_API void qat_rt_dequantize_logits(const qat_rt_model *m, const int8_t *q, int n,
+                                         float *out);
 /* Index of the largest code; ties go to the lowest index. */
-int qat_rt_argmax(const int8_t *logits, int num_classes);
+QAT_RT_API int qat_rt_argmax(const int8_t *logits, int num_classes);
 /* Predicted class of each of n images (qat_rt_argmax per row). */
-void qat_rt_classify(const qat_rt_model *m, const int8_t *logits, int n, int *classes);
+QAT_RT_API void qat_rt_classify(const qat_rt_model *m, const int8_t *logits, int n, int *classes);
 
 #ifdef __cplusplus
 }

@@ -1,31 +1,19 @@
 /* Status codes and error messages shared by every module, runtime included.
- * Pure C99 + libc: the runtime core links this file. */
+ * Pure C99 + libc: the runtime core links this file. The codes and the error
+ * struct live in qat/status_types.h (installed with the runtime); the
+ * helpers below are internal to the libraries (libqat_rt.so does not export
+ * them). */
 #ifndef QAT_STATUS_H
 #define QAT_STATUS_H
 
 #include <stdarg.h>
 #include <stddef.h>
 
+#include "qat/status_types.h" /* qat_status, qat_error */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-typedef enum qat_status {
-    QAT_OK = 0,
-    QAT_EINVAL,      /* bad input: config, data, model file, usage (exit 2) */
-    QAT_EIO,         /* an OS-level read/write failure (exit 1) */
-    QAT_ENOMEM,      /* allocation failed or a size would overflow (exit 1) */
-    QAT_ENUMERIC,    /* NaN/Inf met while training (exit 1) */
-    QAT_EUNSUPPORTED,/* valid request this build/CPU cannot serve (exit 2) */
-    QAT_EINTERNAL    /* a library call failed unexpectedly (exit 1) */
-} qat_status;
-
-/* A status plus a human message with context (file, line, key, expected vs
- * found). Functions that can fail take a qat_error* (may be NULL). */
-typedef struct qat_error {
-    qat_status status;
-    char msg[1024];
-} qat_error;
 
 /* Sets status and formats msg; returns s so callers can `return qat_fail(...)`. */
 qat_status qat_fail(qat_error *err, qat_status s, const char *fmt, ...)

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qat/status.h"
 #include "export/codes.h"
 
 static int is_compute(qat_rt_op op) { return op == QAT_RT_CONV2D || op == QAT_RT_LINEAR; }

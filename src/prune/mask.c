@@ -121,9 +121,9 @@ qat_status qat_pruner_create(qat_model *m, const qat_prune_schedule *s, qat_prun
     p->tmp = malloc((maxw + 1) * sizeof(float));
     p->recs = malloc((p->nch + 1) * sizeof *p->recs);
     if (!p->state || !p->keys || !p->tmp || !p->recs) {
+        size_t np = p->np; /* p is gone after destroy */
         qat_pruner_destroy(p);
-        return qat_fail(err, QAT_ENOMEM, "out of memory for pruning masks (%zu parameters)",
-                        p->np);
+        return qat_fail(err, QAT_ENOMEM, "out of memory for pruning masks (%zu parameters)", np);
     }
     p->mask = p->state;
     p->chan = p->state + p->np;

@@ -11,6 +11,7 @@
 
 #include "qat/fixedpoint.h"
 #include "qat/runtime.h"
+#include "qat/status.h"
 
 const char *qat_rt_op_name(qat_rt_op op)
 {
@@ -23,6 +24,10 @@ const char *qat_rt_op_name(qat_rt_op op)
     }
     return NULL;
 }
+
+/* The runtime's name for the core's status strings: the shared library
+ * exports qat_rt_* only. */
+const char *qat_rt_status_name(qat_status s) { return qat_status_name(s); }
 
 /* "layer <i> '<name>': <message>" */
 __attribute__((format(printf, 4, 5))) static qat_status

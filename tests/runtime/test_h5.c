@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "qat/runtime_h5.h"
+#include "qat/status.h"
 #include "rt_fixture.h"
 
 static char dir[64];

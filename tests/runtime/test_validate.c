@@ -3,6 +3,7 @@
  * expects QAT_EINVAL with a message naming the layer and the field. */
 #include <criterion/criterion.h>
 
+#include "qat/status.h"
 #include "rt_fixture.h"
 
 /* layers of fx_build_cnn: 0 conv1, 1 pool1, 2 conv2, 3 pool2, 4 flatten, 5 fc */

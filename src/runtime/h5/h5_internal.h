@@ -5,6 +5,7 @@
 #include <hdf5.h>
 
 #include "qat/runtime_h5.h"
+#include "qat/status.h"
 
 #define QAT_H5_FORMAT_NAME "qat-int8-model"
 #define QAT_H5_LAYERS_GROUP "layers"
