@@ -53,7 +53,7 @@ static inline int32_t qat_fp_requantize(int32_t acc, int32_t multiplier, int32_t
 }
 
 /* acc * M rounded: the output stage before the zero point and the clamp
- * (docs/ARITHMETIC.md §3.4's v). */
+ * (docs/ARITHMETIC.md §4.1 Rescale). */
 static inline int32_t qat_fp_rescale(int32_t acc, int32_t multiplier, int32_t shift)
 {
     int left = shift > 0 ? shift : 0;
@@ -61,7 +61,7 @@ static inline int32_t qat_fp_rescale(int32_t acc, int32_t multiplier, int32_t sh
     return qat_fp_rdpot(qat_fp_srdhm(qat_fp_sat_shl(acc, left), multiplier), right);
 }
 
-/* The integer add (docs/ARITHMETIC.md §4, TFLite's ADD): a and b are input
+/* The integer add (docs/ARITHMETIC.md §4.1, TFLite's ADD): a and b are input
  * code differences x - zp (|.| <= 255), each scaled up by 2^left_shift and
  * rescaled to a common scale by its multiplier (shift <= 0: M < 1, so each
  * stays below 2^28 and the sum fits in int32), then the sum requantized to

@@ -165,7 +165,7 @@ typedef struct qat_lsq_state {
 } qat_lsq_state;
 
 /* add, concat and global_avgpool: the integers of their output stage
- * (docs/ARITHMETIC.md §4), derived from the inputs' and the output's
+ * (docs/ARITHMETIC.md §4.1), derived from the inputs' and the output's
  * quantization by qat_quant_merge_finish. */
 typedef struct qat_merge_params {
     qat_layer_type type;

@@ -1,6 +1,6 @@
 /* Layers whose output has a quantization of its own but no weights: add,
  * concat and global average pooling. Their integers (multipliers of the
- * inputs and the output, docs/ARITHMETIC.md §2 and §4), their exact
+ * inputs and the output, docs/ARITHMETIC.md §2 and §4.1), their exact
  * fake-quant ops, which compute on codes with the runtime's own functions
  * (include/qat/fixedpoint.h) beside their straight-through backward, and
  * their checkpointed state (an activation observer). */

@@ -142,7 +142,7 @@ void qat_quant_act_params(qat_layer_quant *q)
     q->act_max = q->out.qmax;
     if (q->relu6) {
         /* the code of real 6: quantizing is monotone, so clamping codes here
-         * is exactly quantizing min(x, 6) (docs/ARITHMETIC.md, relu6) */
+         * is exactly quantizing min(x, 6) (docs/ARITHMETIC.md §4.1, relu6) */
         double six = (double)q->out.zero_point + round(6.0 / (double)q->out.scale);
         if (six < (double)q->act_max)
             q->act_max = six < (double)q->act_min ? q->act_min : (int32_t)six;
