@@ -78,7 +78,7 @@ static void quantize_layer(const qat_layer *l, qat_export_layer *e)
 
 /* Until the runtime runs graphs (issue 18), a model it cannot hold is an
  * error naming the first such layer, not a wrong integer model. */
-static qat_status check_chain(qat_model *m, qat_error *err)
+qat_status qat_export_check(qat_model *m, qat_error *err)
 {
     int n = qat_model_num_layers(m);
     for (int i = 0; i < n; i++) {
@@ -241,7 +241,7 @@ qat_status qat_export_desc_sparsity(qat_model *m, qat_rt_owned_desc *out,
                                     qat_prune_stats *sparsity, qat_error *err)
 {
     memset(out, 0, sizeof *out);
-    qat_status st = check_chain(m, err);
+    qat_status st = qat_export_check(m, err);
     if (st == QAT_OK)
         st = qat_model_refresh_qparams(m, err);
     if (st != QAT_OK)
