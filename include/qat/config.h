@@ -11,6 +11,8 @@
 
 #define QAT_MAX_LAYERS 64
 #define QAT_NAME_MAX 64
+/* Most inputs of one layer (concat); add takes exactly 2, the rest 1. */
+#define QAT_MAX_INPUTS 4
 
 /* ---- the configuration's enums ----------------------------------------------
  * Each enum has one name table, its values' names in value order and
@@ -83,12 +85,30 @@ typedef enum qat_layer_type {
     QAT_LAYER_MAXPOOL2D,
     QAT_LAYER_AVGPOOL2D,
     QAT_LAYER_FLATTEN,
-    QAT_LAYER_DROPOUT
+    QAT_LAYER_DROPOUT,
+    QAT_LAYER_DEPTHWISE_CONV2D, /* one filter (multiplier filters) per input channel */
+    QAT_LAYER_ADD,              /* elementwise sum of two same-shaped inputs */
+    QAT_LAYER_CONCAT,           /* inputs side by side along the channel axis */
+    QAT_LAYER_GLOBAL_AVGPOOL    /* H x W x C -> 1 x 1 x C, the mean of each channel */
 } qat_layer_type;
 extern const char *const qat_layer_type_names[];
 
-typedef enum qat_activation { QAT_ACT_NONE = 0, QAT_ACT_RELU } qat_activation;
+typedef enum qat_activation { QAT_ACT_NONE = 0, QAT_ACT_RELU, QAT_ACT_RELU6 } qat_activation;
 extern const char *const qat_activation_names[];
+
+/* Layers with weights: conv2d, depthwise_conv2d, linear. */
+static inline int qat_layer_type_has_weights(qat_layer_type t)
+{
+    return t == QAT_LAYER_CONV2D || t == QAT_LAYER_DEPTHWISE_CONV2D || t == QAT_LAYER_LINEAR;
+}
+/* Layers that quantize their output with a scale of their own: the ones
+ * with weights, and add, concat and global_avgpool. The others (pools,
+ * flatten, dropout) pass their input's quantization through. */
+static inline int qat_layer_type_quantizes(qat_layer_type t)
+{
+    return qat_layer_type_has_weights(t) || t == QAT_LAYER_ADD || t == QAT_LAYER_CONCAT ||
+           t == QAT_LAYER_GLOBAL_AVGPOOL;
+}
 
 /* qat_enum_name of the enums other modules print. */
 const char *qat_optim_kind_name(qat_optim_kind k);
@@ -169,11 +189,19 @@ typedef struct qat_layer_cfg {
     char name[QAT_NAME_MAX];
     int line; /* of the section header in the config file */
     qat_layer_type type;
-    /* conv2d */
+    /* Where its input comes from (input = NAME, inputs = a, b for add and
+     * concat): layer indices, each before this one; -1 is the model input.
+     * Without the key, the previous layer (the model input for layer 0). */
+    int ninputs;
+    int inputs[QAT_MAX_INPUTS];
+    int explicit_inputs; /* the section named them (written back only then) */
+    /* conv2d, depthwise_conv2d */
     int out_channels, kernel, stride, padding;
+    int groups;     /* conv2d: in and out channels split into this many groups */
+    int multiplier; /* depthwise_conv2d: output channels per input channel */
     /* linear */
     int out_features, in_features; /* in_features 0: inferred */
-    /* conv2d, linear */
+    /* conv2d, depthwise_conv2d, linear (activation: add too) */
     int bias;
     qat_activation activation;
     int batchnorm;

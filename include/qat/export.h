@@ -10,6 +10,9 @@
 #include "qat/prune.h"
 #include "qat/runtime.h"
 
+/* QAT_OK if the integer runtime can hold m; else QAT_EINVAL naming the first
+ * layer it cannot (graph models, until the runtime runs them). */
+qat_status qat_export_check(qat_model *m, qat_error *err);
 /* Builds the integer description of m (refreshing its quantization from the
  * weights and observers first). Dropout layers disappear; everything else
  * maps one to one. Under [prune] method = channel the pruned channels are

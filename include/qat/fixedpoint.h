@@ -52,6 +52,30 @@ static inline int32_t qat_fp_requantize(int32_t acc, int32_t multiplier, int32_t
     return v < act_min ? act_min : v > act_max ? act_max : (int32_t)v;
 }
 
+/* acc * M rounded: the output stage before the zero point and the clamp
+ * (docs/ARITHMETIC.md §4.1 Rescale). */
+static inline int32_t qat_fp_rescale(int32_t acc, int32_t multiplier, int32_t shift)
+{
+    int left = shift > 0 ? shift : 0;
+    int right = shift > 0 ? 0 : -shift;
+    return qat_fp_rdpot(qat_fp_srdhm(qat_fp_sat_shl(acc, left), multiplier), right);
+}
+
+/* The integer add (docs/ARITHMETIC.md §4.1, TFLite's ADD): a and b are input
+ * code differences x - zp (|.| <= 255), each scaled up by 2^left_shift and
+ * rescaled to a common scale by its multiplier (shift <= 0: M < 1, so each
+ * stays below 2^28 and the sum fits in int32), then the sum requantized to
+ * the output. */
+static inline int32_t qat_fp_add(int32_t a, int32_t b, int left_shift, int32_t mult_a,
+                                 int32_t shift_a, int32_t mult_b, int32_t shift_b,
+                                 int32_t mult_out, int32_t shift_out, int32_t out_zp,
+                                 int32_t act_min, int32_t act_max)
+{
+    int32_t ra = qat_fp_rescale(qat_fp_sat_shl(a, left_shift), mult_a, shift_a);
+    int32_t rb = qat_fp_rescale(qat_fp_sat_shl(b, left_shift), mult_b, shift_b);
+    return qat_fp_requantize(ra + rb, mult_out, shift_out, out_zp, act_min, act_max);
+}
+
 /* The same output stage for shift <= 0 written as floor shifts, branch-free
  * so that loops over it vectorise. gemmlowp's SRDHM (nudge, then truncate
  * toward zero) equals floor((a m + 2^30) / 2^31) for every a, m except the

@@ -19,10 +19,15 @@
 typedef struct qat_layer {
     const qat_layer_cfg *cfg; /* points into the model's copy of the config */
     qat_layer_type type;
-    int in_h, in_w, in_c;     /* per image; flat features: h = w = 1 */
+    /* what it reads: layer indices before it, -1 the model input (the
+     * config's, resolved) */
+    int ninputs;
+    int inputs[QAT_MAX_INPUTS];
+    int in_h, in_w, in_c;     /* per image; flat features: h = w = 1; concat: all inputs */
     int out_h, out_w, out_c;
     int kernel, stride, padding;
-    size_t fan_in; /* inputs per output (conv: k*k*in_c) */
+    int groups;    /* conv2d: its groups; depthwise_conv2d: in_c; linear: 1 */
+    size_t fan_in; /* inputs per output (conv: k*k*in_c / groups) */
     /* views into the model's buffers (data NULL when absent) */
     qat_tensor w, b, gamma, beta;
     float *running_mean, *running_var;
@@ -37,7 +42,7 @@ typedef struct qat_layer {
 
 typedef struct qat_model qat_model;
 
-/* Builds the layer stack, inferring shapes; an impossible shape is
+/* Builds the layers, inferring shapes over the graph; an impossible shape is
  * QAT_EINVAL naming the config file, line and layer. Parameters are
  * initialised from cfg->train.seed. The model keeps its own copy of cfg. */
 qat_status qat_model_create(const qat_config *cfg, qat_model **out, qat_error *err);

@@ -14,6 +14,8 @@
 /* y = x w^T + b. x [N, In], w [Out, In], b [Out] or NULL. sgemm (OpenBLAS). */
 qat_tensor *qat_op_linear(qat_tape *t, qat_tensor *x, qat_tensor *w, qat_tensor *b);
 qat_tensor *qat_op_relu(qat_tape *t, qat_tensor *x);
+/* min(max(x, 0), 6); the gradient passes where 0 < y < 6. */
+qat_tensor *qat_op_relu6(qat_tape *t, qat_tensor *x);
 
 /* ---- convolution and pooling (NHWC) ------------------------------------------ */
 typedef struct qat_conv2d_params {
@@ -24,6 +26,11 @@ typedef struct qat_conv2d_params {
  * OH = (H + 2 pad_h - KH) / stride_h + 1. */
 qat_tensor *qat_op_conv2d(qat_tape *t, qat_tensor *x, qat_tensor *w, qat_tensor *b,
                           const qat_conv2d_params *p);
+/* Grouped convolution: w [Cout,KH,KW,Cin/groups]; output channel co sees
+ * the Cin/groups input channels of group co / (Cout/groups). groups = Cin
+ * is depthwise (Cout = Cin x multiplier). groups = 1 is qat_op_conv2d. */
+qat_tensor *qat_op_conv2d_grouped(qat_tape *t, qat_tensor *x, qat_tensor *w, qat_tensor *b,
+                                  const qat_conv2d_params *p, int groups);
 /* Output size of a conv/pool along one axis; <= 0 if the kernel does not fit. */
 static inline int qat_conv_out_size(int in, int k, int stride, int pad)
 {
@@ -76,6 +83,8 @@ qat_tensor *qat_op_mse(qat_tape *t, qat_tensor *x, const float *target);
 qat_tensor *qat_op_dot_const(qat_tape *t, qat_tensor *x, const float *w);
 /* Elementwise a + b, same shapes. */
 qat_tensor *qat_op_add(qat_tape *t, qat_tensor *a, qat_tensor *b);
+/* The n (1..4) tensors side by side along the last axis; the others equal. */
+qat_tensor *qat_op_concat(qat_tape *t, qat_tensor *const *x, int n);
 
 /* ---- thread-split sgemm used by the ops -------------------------------------- */
 /* C[M,N] = alpha * op(A) op(B) + beta * C, row-major, split over the team

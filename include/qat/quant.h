@@ -115,7 +115,8 @@ typedef struct qat_requant_params {
 } qat_requant_params;
 
 /* Range of the real outputs (acc + bias codes) * acc_scale over the batch,
- * after the activation (relu clamps the low end at 0), for an observer of
+ * after the activation (relu 1 clamps the low end at 0, relu 2 is relu6:
+ * both ends to [0, 6]), for an observer of
  * the given kind (PERCENTILE: percentiles of the values). */
 void qat_acc_range(qat_tape *t, const qat_tensor *acc, const qat_tensor *bias,
                    const float *acc_scale, int32_t bias_limit, int relu, qat_observer_kind kind,
@@ -163,6 +164,26 @@ typedef struct qat_lsq_state {
     int32_t *weight_zero_point; /* [Cw], likewise; NULL unless learn_scale */
 } qat_lsq_state;
 
+/* add, concat and global_avgpool: the integers of their output stage
+ * (docs/ARITHMETIC.md §4.1), derived from the inputs' and the output's
+ * quantization by qat_quant_merge_finish. */
+typedef struct qat_merge_params {
+    qat_layer_type type;
+    int n;                          /* inputs (global_avgpool: 1) */
+    qat_qparams in[QAT_MAX_INPUTS]; /* each input's quantization */
+    int window;                     /* global_avgpool: H * W codes averaged */
+    int32_t left_shift;             /* add: inputs scaled up by 2^left_shift first */
+    int32_t in_mult[QAT_MAX_INPUTS], in_shift[QAT_MAX_INPUTS]; /* add, concat */
+    int32_t out_mult, out_shift;    /* add, global_avgpool */
+    qat_qparams out;
+    int32_t act_min, act_max;
+    qat_ste_kind ste;
+} qat_merge_params;
+
+/* The left shift of the integer add (TFLite's for 8-bit inputs): an input
+ * code difference (at most 255) times 2^20 stays below 2^28. */
+#define QAT_ADD_LEFT_SHIFT 20
+
 typedef struct qat_layer_quant {
     /* fixed when the model is built (conv/linear only) */
     const qat_quant_cfg *cfg;
@@ -171,6 +192,7 @@ typedef struct qat_layer_quant {
     size_t fan_in;         /* weights per output channel */
     float act_count;       /* outputs per image, for LSQ's gradient scale */
     int relu;              /* the output clamp starts at the zero point */
+    int relu6;             /* ...and ends at the code of 6 (relu6) */
     int skip_zero_weights; /* pruned model: exact zeros take no part in a percentile */
     /* the state that picks the scales (checkpointed: qat_quant_state_save) */
     qat_observer act_obs; /* output activations */
@@ -186,6 +208,7 @@ typedef struct qat_layer_quant {
     int32_t *shift;           /* [C] */
     int32_t act_min, act_max; /* output clamp */
     int32_t bias_limit;
+    qat_merge_params merge;   /* add, concat, global_avgpool */
 } qat_layer_quant;
 
 /* Room the weight observer works in, shared by every layer of a model: lo
@@ -237,6 +260,32 @@ const int32_t *qat_quant_weight_zero_points(qat_tape *t, const qat_layer_quant *
 /* This forward's output stage for qat_op_requantize, copied onto the tape
  * (its backward reads it after the layer's arrays have moved on). */
 const qat_requant_params *qat_quant_requant_params(qat_tape *t, const qat_layer_quant *q);
+
+/* ---- add, concat, global_avgpool ------------------------------------------------
+ * Their output has its own scale and zero point, from an activation observer
+ * of the float output (q->act_obs, q->cfg; LSQ does not apply to them), and
+ * its integers are computed from those and the inputs' (q->merge.in). */
+
+/* q->merge from q->merge.in, q->out and the clamp (qat_quant_act_params
+ * first), for a layer of `type` (global_avgpool: over `window` pixels).
+ * Returns -1 if a multiplier cannot be represented (it then saturates),
+ * else 0. */
+int qat_quant_merge_finish(qat_layer_quant *q, qat_layer_type type, int window);
+/* The exact integer ops, on inputs held as real values on their grids
+ * (scale * (code - zp)); outputs likewise. Backward: straight-through
+ * (clipped per the STE kind where the output code was clamped); the add
+ * passes the gradient to both inputs, concat to each input's channels,
+ * the average pool dy / window to every pixel. Scales are constants. */
+qat_tensor *qat_op_add_exact(qat_tape *t, qat_tensor *a, qat_tensor *b, const qat_merge_params *p);
+qat_tensor *qat_op_concat_exact(qat_tape *t, qat_tensor *const *x, int n,
+                                const qat_merge_params *p);
+qat_tensor *qat_op_global_avgpool_exact(qat_tape *t, qat_tensor *x, const qat_merge_params *p);
+
+/* A merge layer's checkpointed state: its activation observer, as
+ * lo, hi, initialised (3 floats). */
+size_t qat_quant_output_state_size(void);
+void qat_quant_output_state_save(const qat_layer_quant *q, float *out);
+qat_status qat_quant_output_state_load(qat_layer_quant *q, const float *in, qat_error *err);
 
 /* ---- checkpointed state -------------------------------------------------------
  * A layer's quant state as floats, in the layout checkpoints store it:

@@ -1,6 +1,8 @@
 /* The run configuration's schema: every section, key, default and range. */
 #include "qat/config.h"
 
+#include "config_internal.h"
+
 #include <float.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -127,11 +129,26 @@ static const qat_cfg_key conv_keys[] = {
     {"kernel", QAT_CFG_INT, L(kernel), "3", 1, 64, 0, NULL, "square kernel size"},
     {"stride", QAT_CFG_INT, L(stride), "1", 1, 64, 0, NULL, "stride"},
     {"padding", QAT_CFG_INT, L(padding), "0", 0, 64, 0, NULL, "zero padding on each side"},
+    {"groups", QAT_CFG_INT, L(groups), "1", 1, 65536, 0, NULL, "grouped convolution: input and output channels in this many groups, each output seeing only its group's inputs (both channel counts must divide)"},
+    {"bias", QAT_CFG_BOOL, L(bias), "true", 0, 0, 0, NULL, "learn a bias"},
+    {"activation", QAT_CFG_ENUM, L(activation), "none", 0, 0, 0, qat_activation_names, "activation after the layer (relu6: clamp to [0, 6])"},
+    {"batchnorm", QAT_CFG_BOOL, L(batchnorm), "false", 0, 0, 0, NULL, "batch normalisation before the activation"},
+    {"bn_momentum", QAT_CFG_FLOAT, L(bn_momentum), "0.1", 0, 1, QAT_CFG_MIN_EXCL, NULL, "batchnorm running-statistics momentum"},
+    {"bn_eps", QAT_CFG_FLOAT, L(bn_eps), "1e-5", 0, 1, QAT_CFG_MIN_EXCL, NULL, "batchnorm epsilon"},
+};
+static const qat_cfg_key depthwise_keys[] = {
+    {"multiplier", QAT_CFG_INT, L(multiplier), "1", 1, 256, 0, NULL, "output channels per input channel (out = in x multiplier)"},
+    {"kernel", QAT_CFG_INT, L(kernel), "3", 1, 64, 0, NULL, "square kernel size"},
+    {"stride", QAT_CFG_INT, L(stride), "1", 1, 64, 0, NULL, "stride"},
+    {"padding", QAT_CFG_INT, L(padding), "0", 0, 64, 0, NULL, "zero padding on each side"},
     {"bias", QAT_CFG_BOOL, L(bias), "true", 0, 0, 0, NULL, "learn a bias"},
     {"activation", QAT_CFG_ENUM, L(activation), "none", 0, 0, 0, qat_activation_names, "activation after the layer"},
     {"batchnorm", QAT_CFG_BOOL, L(batchnorm), "false", 0, 0, 0, NULL, "batch normalisation before the activation"},
     {"bn_momentum", QAT_CFG_FLOAT, L(bn_momentum), "0.1", 0, 1, QAT_CFG_MIN_EXCL, NULL, "batchnorm running-statistics momentum"},
     {"bn_eps", QAT_CFG_FLOAT, L(bn_eps), "1e-5", 0, 1, QAT_CFG_MIN_EXCL, NULL, "batchnorm epsilon"},
+};
+static const qat_cfg_key add_keys[] = {
+    {"activation", QAT_CFG_ENUM, L(activation), "none", 0, 0, 0, qat_activation_names, "activation after the sum"},
 };
 static const qat_cfg_key linear_keys[] = {
     {"out_features", QAT_CFG_INT, L(out_features), NULL, 1, 1 << 20, 0, NULL, "output features"},
@@ -155,15 +172,20 @@ typedef struct {
     const qat_cfg_key *keys;
     int n;
     int quant_overrides; /* layer type accepts per-layer quant keys */
+    int prune_overrides; /* ...and per-layer pruning / regularisation keys */
 } type_schema;
 
 static const type_schema type_schemas[] = {
-    [QAT_LAYER_CONV2D] = {conv_keys, COUNT(conv_keys), 1},
-    [QAT_LAYER_LINEAR] = {linear_keys, COUNT(linear_keys), 1},
-    [QAT_LAYER_MAXPOOL2D] = {pool_keys, COUNT(pool_keys), 0},
-    [QAT_LAYER_AVGPOOL2D] = {pool_keys, COUNT(pool_keys), 0},
-    [QAT_LAYER_FLATTEN] = {NULL, 0, 0},
-    [QAT_LAYER_DROPOUT] = {dropout_keys, COUNT(dropout_keys), 0},
+    [QAT_LAYER_CONV2D] = {conv_keys, COUNT(conv_keys), 1, 1},
+    [QAT_LAYER_LINEAR] = {linear_keys, COUNT(linear_keys), 1, 1},
+    [QAT_LAYER_MAXPOOL2D] = {pool_keys, COUNT(pool_keys), 0, 0},
+    [QAT_LAYER_AVGPOOL2D] = {pool_keys, COUNT(pool_keys), 0, 0},
+    [QAT_LAYER_FLATTEN] = {NULL, 0, 0, 0},
+    [QAT_LAYER_DROPOUT] = {dropout_keys, COUNT(dropout_keys), 0, 0},
+    [QAT_LAYER_DEPTHWISE_CONV2D] = {depthwise_keys, COUNT(depthwise_keys), 1, 1},
+    [QAT_LAYER_ADD] = {add_keys, COUNT(add_keys), 1, 0},
+    [QAT_LAYER_CONCAT] = {NULL, 0, 1, 0},
+    [QAT_LAYER_GLOBAL_AVGPOOL] = {NULL, 0, 1, 0},
 };
 
 static const char *const fixed_sections[] = {"data", "model", "train", "quant", "prune", "regularize", NULL};
@@ -247,20 +269,21 @@ static qat_status parse_layer(qat_ini *ini, qat_ini_section *s, const qat_quant_
             return st;
         l->explicit_activation_bits = qat_ini_section_get(s, "activation_bits") != NULL;
         qat_cfg_names(quant_keys, COUNT(quant_keys), valid, sizeof valid);
+    }
+    if (ts->prune_overrides) {
         st = qat_cfg_apply(ini, s, layer_prune_keys, COUNT(layer_prune_keys), l, 0, err);
         if (st != QAT_OK)
             return st;
         qat_cfg_names(layer_prune_keys, COUNT(layer_prune_keys), valid, sizeof valid);
     }
+    /* input / inputs are read once every layer is known (graph.c) */
+    qat_config_mark_input_keys(s, l->type, valid, sizeof valid);
     if ((l->type == QAT_LAYER_MAXPOOL2D || l->type == QAT_LAYER_AVGPOOL2D) && l->stride == 0)
         l->stride = l->kernel;
     return qat_cfg_check_unused(ini, s, valid, err);
 }
 
-static int is_compute_cfg(const qat_layer_cfg *l)
-{
-    return l->type == QAT_LAYER_CONV2D || l->type == QAT_LAYER_LINEAR;
-}
+static int is_compute_cfg(const qat_layer_cfg *l) { return qat_layer_type_has_weights(l->type); }
 
 static int last_compute(const qat_config *cfg)
 {
@@ -306,6 +329,24 @@ static qat_status check_prune(qat_ini *ini, const qat_config *cfg, qat_error *er
     char where[600];
     if (p->method == QAT_PRUNE_NONE)
         return QAT_OK;
+    for (int i = 0; p->method == QAT_PRUNE_CHANNEL && i < cfg->nlayers; i++) {
+        const qat_layer_cfg *l = &cfg->layers[i];
+        int reads_other = l->ninputs != 1 || l->inputs[0] != i - 1;
+        int chain_op = l->type == QAT_LAYER_CONV2D ? l->groups == 1
+                                                   : l->type <= QAT_LAYER_DROPOUT;
+        if (chain_op && !reads_other)
+            continue;
+        where_key(ini, "prune", "method", where, sizeof where);
+        return qat_fail(err, QAT_EINVAL,
+                        "%s: [prune] method = channel takes a pruned layer's channels out "
+                        "together with the next layer's inputs, which needs a plain chain of "
+                        "conv2d (groups = 1), linear, pool, flatten and dropout layers; "
+                        "[layer.%s] (line %d) %s",
+                        where, l->name, l->line,
+                        chain_op ? "reads a layer other than the one before it"
+                                 : l->type == QAT_LAYER_CONV2D ? "is a grouped conv2d"
+                                                               : "is not one of those");
+    }
     const char *unit = qat_prune_unit_names[p->unit];
     if (p->schedule != QAT_PRUNE_ONE_SHOT) {
         if (p->initial_sparsity > p->target_sparsity) {
@@ -448,10 +489,12 @@ static qat_status build(qat_ini *ini, const char *const *sets, int nsets, qat_co
     if (cfg->nlayers == 0)
         return qat_fail(err, QAT_EINVAL, "%s: no [layer.<name>] sections: the model is empty",
                         ini->path);
+    if ((st = qat_config_resolve_inputs(ini, cfg, err)) != QAT_OK)
+        return st;
     /* The logits get output_bits unless the last layer says otherwise. */
     for (int i = cfg->nlayers - 1; i >= 0; i--) {
         qat_layer_cfg *l = &cfg->layers[i];
-        if (l->type != QAT_LAYER_CONV2D && l->type != QAT_LAYER_LINEAR)
+        if (!qat_layer_type_has_weights(l->type))
             continue;
         if (!l->explicit_activation_bits)
             l->quant.activation_bits = cfg->quant.output_bits;
@@ -509,10 +552,12 @@ void qat_config_write(FILE *f, const qat_config *cfg)
         const qat_layer_cfg *l = &cfg->layers[i];
         const type_schema *ts = &type_schemas[l->type];
         fprintf(f, "\n[layer.%s]\ntype = %s\n", l->name, qat_layer_type_name(l->type));
+        qat_config_write_inputs(f, cfg, i);
         qat_cfg_write(f, ts->keys, ts->n, l);
-        if (!ts->quant_overrides)
+        if (ts->quant_overrides)
+            qat_cfg_write(f, quant_keys, COUNT(quant_keys), &l->quant);
+        if (!ts->prune_overrides)
             continue;
-        qat_cfg_write(f, quant_keys, COUNT(quant_keys), &l->quant);
         /* prune / target_sparsity only as written: a default must keep
          * following [prune] when the file is read back */
         for (int k = 0; k < COUNT(layer_prune_keys); k++) {
@@ -556,16 +601,25 @@ void qat_config_write_reference(FILE *f)
     for (int c = 0; qat_layer_type_names[c]; c++)
         fprintf(f, "%s`%s`", c ? ", " : "", qat_layer_type_names[c]);
     fprintf(f, " |\n");
+    fprintf(f, "| `[layer.*]` | `input` | the previous layer | the layer whose output this "
+               "one reads (an earlier one: the model is a graph in file order) |\n"
+               "| `[layer.*] add/concat` | `inputs` | *required* | the layers it reads, "
+               "comma-separated (add: two of the same shape; concat: 2 to %d of the same "
+               "height and width) |\n",
+            QAT_MAX_INPUTS);
     reference_table(f, "layer.* conv2d", conv_keys, COUNT(conv_keys));
+    reference_table(f, "layer.* depthwise_conv2d", depthwise_keys, COUNT(depthwise_keys));
     reference_table(f, "layer.* linear", linear_keys, COUNT(linear_keys));
+    reference_table(f, "layer.* add", add_keys, COUNT(add_keys));
     reference_table(f, "layer.* maxpool2d/avgpool2d", pool_keys, COUNT(pool_keys));
     reference_table(f, "layer.* dropout", dropout_keys, COUNT(dropout_keys));
-    fprintf(f, "\nconv2d, linear and avgpool2d sections also accept the per-layer `[quant]` "
-               "overrides: ");
+    fprintf(f, "\nconv2d, depthwise_conv2d, linear, add, concat and global_avgpool sections "
+               "(the layers with an output scale of their own) also accept the per-layer "
+               "`[quant]` overrides: ");
     for (int i = 0; i < COUNT(quant_keys); i++)
         fprintf(f, "%s`%s`", i ? ", " : "", quant_keys[i].name);
-    fprintf(f, ".\n\nconv2d and linear sections also accept these pruning and regularisation "
-               "overrides:\n\n| key | default | meaning |\n|---|---|---|\n");
+    fprintf(f, ".\n\nconv2d, depthwise_conv2d and linear sections also accept these pruning "
+               "and regularisation overrides:\n\n| key | default | meaning |\n|---|---|---|\n");
     for (int i = 0; i < COUNT(layer_prune_keys); i++) {
         const qat_cfg_key *k = &layer_prune_keys[i];
         const char *from = k->offset == offsetof(qat_layer_cfg, target_sparsity) ? "prune"

@@ -76,6 +76,28 @@ static void quantize_layer(const qat_layer *l, qat_export_layer *e)
     e->d.act_max = q->act_max;
 }
 
+/* Until the runtime runs graphs (issue 18), a model it cannot hold is an
+ * error naming the first such layer, not a wrong integer model. */
+qat_status qat_export_check(qat_model *m, qat_error *err)
+{
+    int n = qat_model_num_layers(m);
+    for (int i = 0; i < n; i++) {
+        const qat_layer *l = qat_model_layer(m, i);
+        const char *why = l->type > QAT_LAYER_DROPOUT ? qat_layer_type_name(l->type)
+                          : l->groups > 1             ? "a grouped conv2d"
+                          : l->ninputs != 1 || l->inputs[0] != i - 1
+                              ? "a layer reading other than the one before it"
+                              : NULL;
+        if (why)
+            return qat_fail(err, QAT_EINVAL,
+                            "layer '%s' (%s): the integer runtime runs chains of conv2d, "
+                            "linear, pool, flatten and dropout layers only (graph models: "
+                            "issue 18's runtime stage)",
+                            l->cfg->name, why);
+    }
+    return QAT_OK;
+}
+
 /* m's integer model as codes; dropout layers disappear, everything else
  * maps one to one. */
 static qat_status build_codes(qat_model *m, qat_export_model *x, qat_error *err)
@@ -219,7 +241,9 @@ qat_status qat_export_desc_sparsity(qat_model *m, qat_rt_owned_desc *out,
                                     qat_prune_stats *sparsity, qat_error *err)
 {
     memset(out, 0, sizeof *out);
-    qat_status st = qat_model_refresh_qparams(m, err);
+    qat_status st = qat_export_check(m, err);
+    if (st == QAT_OK)
+        st = qat_model_refresh_qparams(m, err);
     if (st != QAT_OK)
         return qat_error_prefix(err, "export");
     qat_export_model x;

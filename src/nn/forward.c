@@ -14,16 +14,37 @@
 #include "model_internal.h"
 #include "qat/ops.h"
 
-static int is_compute(qat_layer_type type)
-{
-    return type == QAT_LAYER_CONV2D || type == QAT_LAYER_LINEAR;
-}
+static int is_compute(qat_layer_type type) { return qat_layer_type_has_weights(type); }
 
 int qat_layer_derive_qparams(qat_model *m, qat_layer *l, const float *w)
 {
     qat_quant_weight_params(&l->q, w, 0, &m->scratch);
     qat_quant_act_params(&l->q);
     return qat_quant_finish(&l->q);
+}
+
+/* The quantization of what input k of layer l reads. */
+static qat_qparams input_qparams(const qat_model *m, const qat_layer *l, int k)
+{
+    int idx = l->inputs[k];
+    return idx < 0 ? qat_input_qparams() : m->layers[idx].q.out;
+}
+
+static int is_merge(qat_layer_type type)
+{
+    return qat_layer_type_quantizes(type) && !qat_layer_type_has_weights(type);
+}
+
+/* A merge layer's output parameters and integers from its observer and
+ * its inputs' quantization; -1 if a multiplier cannot be represented. */
+static int merge_qparams(qat_model *m, qat_layer *l)
+{
+    qat_layer_quant *q = &l->q;
+    qat_quant_act_params(q);
+    q->merge.n = l->ninputs;
+    for (int k = 0; k < l->ninputs; k++)
+        q->merge.in[k] = input_qparams(m, l, k);
+    return qat_quant_merge_finish(q, l->type, l->in_h * l->in_w);
 }
 
 qat_status qat_model_refresh_qparams(qat_model *m, qat_error *err)
@@ -34,18 +55,18 @@ qat_status qat_model_refresh_qparams(qat_model *m, qat_error *err)
         return st;
     qat_tape_set_grad_enabled(t, 0);
     qat_tape_set_training(t, 0);
-    qat_qparams cur = qat_input_qparams();
     for (int i = 0; i < m->nlayers && st == QAT_OK; i++) {
         qat_layer *l = &m->layers[i];
-        l->q.in = cur;
+        l->q.in = input_qparams(m, l, 0);
+        if (qat_layer_type_quantizes(l->type) && !l->q.act_obs.initialized &&
+            !qat_quant_lsq_ready(&l->q)) {
+            st = qat_fail(err, QAT_EINVAL,
+                          "layer '%s': its activation observer has seen no data (train "
+                          "with quantization before exporting)",
+                          l->cfg->name);
+            break;
+        }
         if (is_compute(l->type)) {
-            if (!l->q.act_obs.initialized && !qat_quant_lsq_ready(&l->q)) {
-                st = qat_fail(err, QAT_EINVAL,
-                              "layer '%s': its activation observer has seen no data (train "
-                              "with quantization before exporting)",
-                              l->cfg->name);
-                break;
-            }
             qat_tape_reset(t);
             qat_tensor *w, *b;
             qat_layer_effective(m, t, l, &w, &b);
@@ -59,9 +80,17 @@ qat_status qat_model_refresh_qparams(qat_model *m, qat_error *err)
                               l->cfg->name, (double)l->q.in.scale, (double)l->q.out.scale);
                 break;
             }
-            cur = l->q.out;
+        } else if (is_merge(l->type)) {
+            if (merge_qparams(m, l) != 0) {
+                st = qat_fail(err, QAT_EINVAL,
+                              "layer '%s': a rescaling multiplier is >= 2^30 (output scale "
+                              "%g): the activations have diverged",
+                              l->cfg->name, (double)l->q.out.scale);
+                break;
+            }
+        } else {
+            l->q.out = l->q.in;
         }
-        l->q.out = cur;
     }
     qat_tape_destroy(t);
     return st;
@@ -77,12 +106,22 @@ static qat_tensor *as_flat(qat_tape *t, qat_tensor *x)
 static qat_tensor *apply_layer(qat_tape *t, qat_layer *l, qat_tensor *x, qat_tensor *w,
                                qat_tensor *b, const qat_pool2d_params *pool, int relu)
 {
-    if (l->type == QAT_LAYER_CONV2D) {
+    if (l->type != QAT_LAYER_LINEAR) {
         qat_conv2d_params p = {l->stride, l->stride, l->padding, l->padding};
         return pool ? qat_op_conv2d_maxpool(t, x, w, b, &p, pool, relu)
-                    : qat_op_conv2d(t, x, w, b, &p);
+                    : qat_op_conv2d_grouped(t, x, w, b, &p, l->groups);
     }
     return qat_op_linear(t, as_flat(t, x), w, b);
+}
+
+static qat_tensor *activation(qat_tape *t, const qat_layer *l, qat_tensor *y)
+{
+    switch (l->cfg->activation) {
+    case QAT_ACT_RELU: return qat_op_relu(t, y);
+    case QAT_ACT_RELU6: return qat_op_relu6(t, y);
+    case QAT_ACT_NONE: break;
+    }
+    return y;
 }
 
 /* *pool is the following max pool if the conv may take it in; it is set to
@@ -94,7 +133,7 @@ static qat_tensor *compute_float(qat_model *m, qat_tape *t, qat_layer *l, qat_te
     qat_layer_pre_bn(m, t, l, &w, &b);
     if (l->gamma.data)
         *pool = NULL;
-    int relu = l->cfg->activation == QAT_ACT_RELU, fused_relu = relu && *pool;
+    int fused_relu = l->cfg->activation == QAT_ACT_RELU && *pool;
     qat_tensor *y = apply_layer(t, l, x, w, b, *pool, fused_relu);
     if (l->gamma.data) {
         /* frozen BN normalises with (and keeps) its running statistics */
@@ -105,8 +144,8 @@ static qat_tensor *compute_float(qat_model *m, qat_tape *t, qat_layer *l, qat_te
                              l->cfg->bn_momentum, l->cfg->bn_eps);
         qat_tape_set_training(t, training);
     }
-    if (relu && !fused_relu)
-        y = qat_op_relu(t, y);
+    if (!fused_relu)
+        y = activation(t, l, y);
     /* During the quantization delay observers still learn the range, so
      * fake-quant starts from warm statistics (as PyTorch does). */
     if (m->cfg.quant.enabled && qat_tape_training(t) && !m->observers_frozen)
@@ -151,8 +190,7 @@ static qat_tensor *compute_quant(qat_model *m, qat_tape *t, qat_layer *l, qat_te
             y = qat_op_add_bias(t, y, b_pre);
         y = qat_op_batchnorm(t, y, &l->gamma, &l->beta, l->running_mean, l->running_var,
                              l->cfg->bn_momentum, l->cfg->bn_eps);
-        if (q->relu)
-            y = qat_op_relu(t, y);
+        y = activation(t, l, y);
         if (update)
             qat_quant_observe_outputs(q, y->data, y->numel);
         if (training)
@@ -177,49 +215,112 @@ static qat_tensor *compute_quant(qat_model *m, qat_tape *t, qat_layer *l, qat_te
     return qat_op_requantize(t, acc, b, acc_scale, s_a, rp);
 }
 
+/* The float output of a merge layer (add with its activation, concat, the
+ * channel means). */
+static qat_tensor *merge_float(qat_tape *t, qat_layer *l, qat_tensor *const *x)
+{
+    switch (l->type) {
+    case QAT_LAYER_ADD: return activation(t, l, qat_op_add(t, x[0], x[1]));
+    case QAT_LAYER_CONCAT: return qat_op_concat(t, x, l->ninputs);
+    default: {
+        qat_pool2d_params p = {l->in_h, l->in_w, l->in_h, l->in_w};
+        return qat_op_avgpool2d(t, x[0], &p);
+    }
+    }
+}
+
+/* add, concat, global_avgpool. Observers see the float output while
+ * training (also in the quantization delay); quantized, the output is the
+ * runtime's integer op on the inputs' codes. */
+static qat_tensor *compute_merge(qat_model *m, qat_tape *t, qat_layer *l, qat_tensor *const *x,
+                                 int quant, qat_tensor **scale_out)
+{
+    qat_layer_quant *q = &l->q;
+    int observe = m->cfg.quant.enabled && qat_tape_training(t) && !m->observers_frozen;
+    if (!quant) {
+        qat_tensor *y = merge_float(t, l, x);
+        if (observe)
+            qat_quant_observe_outputs(q, y->data, y->numel);
+        return y;
+    }
+    if (observe) { /* off the tape: only its range is needed */
+        int grad = qat_tape_grad_enabled(t);
+        qat_tape_set_grad_enabled(t, 0);
+        qat_tensor *y = merge_float(t, l, x);
+        qat_tape_set_grad_enabled(t, grad);
+        qat_quant_observe_outputs(q, y->data, y->numel);
+    }
+    merge_qparams(m, l);
+    qat_merge_params *p = qat_tape_alloc(t, sizeof *p); /* backward outlives this forward */
+    *p = q->merge;
+    *scale_out = qat_tape_const(t, &q->out.scale, 1);
+    switch (l->type) {
+    case QAT_LAYER_ADD: return qat_op_add_exact(t, x[0], x[1], p);
+    case QAT_LAYER_CONCAT: return qat_op_concat_exact(t, x, l->ninputs, p);
+    default: return qat_op_global_avgpool_exact(t, x[0], p);
+    }
+}
+
+/* The max pool that may run inside conv layer i (or NULL): the next layer,
+ * a tiling max pool, the only reader of the conv's output. */
+static const qat_pool2d_params *fused_pool(const qat_model *m, int i, qat_pool2d_params *pp)
+{
+    const qat_layer *l = &m->layers[i];
+    if (l->type != QAT_LAYER_CONV2D || l->groups != 1 || i + 1 >= m->nlayers ||
+        m->readers[i] != 1)
+        return NULL;
+    const qat_layer *pl = &m->layers[i + 1];
+    if (pl->type != QAT_LAYER_MAXPOOL2D || pl->inputs[0] != i)
+        return NULL;
+    *pp = (qat_pool2d_params){pl->kernel, pl->kernel, pl->stride, pl->stride};
+    return qat_conv2d_maxpool_fuses(pp) ? pp : NULL;
+}
+
 qat_tensor *qat_model_forward(qat_model *m, qat_tape *t, const uint8_t *images, int n)
 {
     const qat_model_cfg *mc = &m->cfg.model;
     int shape[4] = {n, mc->input_height, mc->input_width, mc->input_channels};
-    qat_tensor *x = qat_tape_tensor(t, 4, shape);
+    qat_tensor *x0 = qat_tape_tensor(t, 4, shape);
     /* Exactly the dequantized model input: (p - 128 - (-128)) * (1/255).
      * Standardisation, if on, is folded into the first conv/linear layer. */
-    qat_qparams cur = qat_input_qparams();
-    for (size_t i = 0; i < x->numel; i++)
-        x->data[i] = (float)images[i] * cur.scale;
+    qat_qparams in0 = qat_input_qparams();
+    for (size_t i = 0; i < x0->numel; i++)
+        x0->data[i] = (float)images[i] * in0.scale;
     int quant = m->cfg.quant.enabled && m->quant_active;
-    qat_tensor *scale = quant ? qat_tape_const(t, &cur.scale, 1) : NULL;
+    qat_tensor *s0 = quant ? qat_tape_const(t, &in0.scale, 1) : NULL;
+    /* each layer's output and, quantized, the tensor of its scale (LSQ's
+     * gradients reach a learned scale through it) */
+    qat_tensor *outs[QAT_MAX_LAYERS] = {0}, *scales[QAT_MAX_LAYERS] = {0};
     for (int i = 0; i < m->nlayers; i++) {
         qat_layer *l = &m->layers[i];
         qat_tape_set_tag(t, i + 1); /* tag 0: input and loss */
-        if (!is_compute(l->type))
-            l->q.in = cur;
+        qat_tensor *xs[QAT_MAX_INPUTS];
+        for (int k = 0; k < l->ninputs; k++)
+            xs[k] = l->inputs[k] < 0 ? x0 : outs[l->inputs[k]];
+        qat_tensor *x = xs[0], *scale = l->inputs[0] < 0 ? s0 : scales[l->inputs[0]];
+        qat_qparams cur = input_qparams(m, l, 0);
+        l->q.in = cur;
         switch (l->type) {
         case QAT_LAYER_CONV2D:
+        case QAT_LAYER_DEPTHWISE_CONV2D:
         case QAT_LAYER_LINEAR: {
             /* A conv followed by a tiling max pool runs as one op (see
              * conv2d.c). Max pooling commutes exactly with everything
              * between them -- bias, relu, and the requantization, which is
              * monotone in the accumulator -- so values and winners are the
              * same as layer by layer, and the runtime fuses the same way. */
-            const qat_pool2d_params *pool = NULL;
             qat_pool2d_params pp;
-            if (l->type == QAT_LAYER_CONV2D && i + 1 < m->nlayers &&
-                m->layers[i + 1].type == QAT_LAYER_MAXPOOL2D) {
-                const qat_layer *pl = &m->layers[i + 1];
-                pp = (qat_pool2d_params){pl->kernel, pl->kernel, pl->stride, pl->stride};
-                pool = qat_conv2d_maxpool_fuses(&pp) ? &pp : NULL;
-            }
-            if (quant) {
+            const qat_pool2d_params *pool = fused_pool(m, i, &pp);
+            if (quant)
                 x = compute_quant(m, t, l, x, &scale, cur, &pool);
-                cur = l->q.out;
-            } else {
+            else
                 x = compute_float(m, t, l, x, &pool);
-            }
             if (pool) { /* the pool layer is done */
+                outs[i] = x;
+                scales[i] = scale;
                 i++;
-                m->layers[i].q.in = cur;
-                m->layers[i].q.out = cur;
+                m->layers[i].q.in = l->q.out;
+                m->layers[i].q.out = l->q.out;
             }
             break;
         }
@@ -241,10 +342,17 @@ qat_tensor *qat_model_forward(qat_model *m, qat_tape *t, const uint8_t *images, 
         case QAT_LAYER_DROPOUT:
             x = qat_op_dropout(t, x, l->cfg->p);
             break;
+        case QAT_LAYER_ADD:
+        case QAT_LAYER_CONCAT:
+        case QAT_LAYER_GLOBAL_AVGPOOL:
+            x = compute_merge(m, t, l, xs, quant, &scale);
+            break;
         }
-        if (!is_compute(l->type))
+        if (!qat_layer_type_quantizes(l->type))
             l->q.out = cur;
+        outs[i] = x;
+        scales[i] = scale;
     }
     qat_tape_set_tag(t, 0); /* whatever follows (the loss) counts as tag 0 */
-    return as_flat(t, x);
+    return as_flat(t, outs[m->nlayers - 1]);
 }

@@ -58,7 +58,7 @@ qat_status qat_model_memory_estimate(const qat_config *cfg, int train_batch, int
             out->peak_layer = i;
             out->peak_values = v;
         }
-        if (l->type == QAT_LAYER_CONV2D || l->type == QAT_LAYER_LINEAR) {
+        if (qat_layer_type_has_weights(l->type)) {
             size_t n = sat_mul((size_t)l->out_c, l->fan_in);
             if (l->cfg->bias)
                 n = sat_add(n, (size_t)l->out_c);

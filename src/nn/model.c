@@ -12,92 +12,7 @@
 
 #define FAIL(st, ...) return qat_fail(err, st, __VA_ARGS__)
 
-static int is_compute(qat_layer_type type)
-{
-    return type == QAT_LAYER_CONV2D || type == QAT_LAYER_LINEAR;
-}
-
-/* ---- shapes --------------------------------------------------------------------- */
-
-static qat_status infer_shape(const qat_config *cfg, qat_layer *l, qat_error *err)
-{
-    const qat_layer_cfg *c = l->cfg;
-    const char *file = cfg->path;
-    switch (c->type) {
-    case QAT_LAYER_CONV2D:
-    case QAT_LAYER_MAXPOOL2D:
-    case QAT_LAYER_AVGPOOL2D: {
-        int pad = c->type == QAT_LAYER_CONV2D ? c->padding : 0;
-        l->kernel = c->kernel;
-        l->stride = c->stride;
-        l->padding = pad;
-        if (l->in_h + 2 * pad < c->kernel || l->in_w + 2 * pad < c->kernel)
-            FAIL(QAT_EINVAL,
-                 "%s:%d: [layer.%s] kernel %dx%d does not fit its input %dx%dx%d (padding %d)",
-                 file, c->line, c->name, c->kernel, c->kernel, l->in_h, l->in_w, l->in_c, pad);
-        l->out_h = qat_conv_out_size(l->in_h, c->kernel, c->stride, pad);
-        l->out_w = qat_conv_out_size(l->in_w, c->kernel, c->stride, pad);
-        l->out_c = c->type == QAT_LAYER_CONV2D ? c->out_channels : l->in_c;
-        if (c->type == QAT_LAYER_CONV2D) {
-            l->fan_in = (size_t)c->kernel * (size_t)c->kernel * (size_t)l->in_c;
-            if (c->padding >= c->kernel)
-                FAIL(QAT_EINVAL, "%s:%d: [layer.%s] padding %d must be smaller than kernel %d",
-                     file, c->line, c->name, c->padding, c->kernel);
-        }
-        return QAT_OK;
-    }
-    case QAT_LAYER_LINEAR:
-        if (l->in_h != 1 || l->in_w != 1)
-            FAIL(QAT_EINVAL,
-                 "%s:%d: [layer.%s] linear needs flat input but receives %dx%dx%d; add a "
-                 "[layer.<name>] type = flatten before it",
-                 file, c->line, c->name, l->in_h, l->in_w, l->in_c);
-        if (c->in_features && c->in_features != l->in_c)
-            FAIL(QAT_EINVAL,
-                 "%s:%d: [layer.%s] in_features = %d but the previous layer produces %d "
-                 "features",
-                 file, c->line, c->name, c->in_features, l->in_c);
-        l->out_h = l->out_w = 1;
-        l->out_c = c->out_features;
-        l->fan_in = (size_t)l->in_c;
-        return QAT_OK;
-    case QAT_LAYER_FLATTEN: {
-        size_t f = (size_t)l->in_h * (size_t)l->in_w * (size_t)l->in_c;
-        if (f > (size_t)1 << 30)
-            FAIL(QAT_EINVAL, "%s:%d: [layer.%s] flattening gives %zu features (limit 2^30)", file,
-                 c->line, c->name, f);
-        l->out_h = l->out_w = 1;
-        l->out_c = (int)f;
-        return QAT_OK;
-    }
-    case QAT_LAYER_DROPOUT:
-        l->out_h = l->in_h;
-        l->out_w = l->in_w;
-        l->out_c = l->in_c;
-        return QAT_OK;
-    }
-    FAIL(QAT_EINVAL, "%s:%d: [layer.%s] unknown layer type", file, c->line, c->name);
-}
-
-qat_status qat_layers_infer_shapes(const qat_config *cfg, qat_layer *layers, qat_error *err)
-{
-    int h = cfg->model.input_height, w = cfg->model.input_width, c = cfg->model.input_channels;
-    for (int i = 0; i < cfg->nlayers; i++) {
-        qat_layer *l = &layers[i];
-        l->cfg = &cfg->layers[i];
-        l->type = l->cfg->type;
-        l->in_h = h;
-        l->in_w = w;
-        l->in_c = c;
-        qat_status st = infer_shape(cfg, l, err);
-        if (st != QAT_OK)
-            return st;
-        h = l->out_h;
-        w = l->out_w;
-        c = l->out_c;
-    }
-    return QAT_OK;
-}
+static int is_compute(qat_layer_type type) { return qat_layer_type_has_weights(type); }
 
 static qat_status check_model(const qat_model *m, qat_error *err)
 {
@@ -118,6 +33,28 @@ static qat_status check_model(const qat_model *m, qat_error *err)
              "scores ([model] num_classes)",
              cfg->path, l->cfg->line, l->cfg->name, l->out_h, l->out_w, l->out_c,
              cfg->model.num_classes);
+    /* Standardisation is folded into the first conv/linear layer, exact only
+     * if every path from the model input runs through it: the layers up to
+     * it must be a chain, and none after it may read around it. */
+    int first = -1;
+    for (int i = 0; i < m->nlayers && first < 0; i++)
+        if (is_compute(m->layers[i].type))
+            first = i;
+    for (int i = 0; cfg->model.normalize_input && i < m->nlayers; i++) {
+        const qat_layer *x = &m->layers[i];
+        for (int k = 0; k < x->ninputs; k++) {
+            int ok = i <= first ? x->ninputs == 1 && x->inputs[0] == i - 1 : x->inputs[k] >= first;
+            if (!ok)
+                FAIL(QAT_EINVAL,
+                     "%s:%d: [layer.%s] reads %s%s%s, around the first conv/linear layer "
+                     "'%s' that [model] normalize_input is folded into; set normalize_input = "
+                     "false or route the model input through '%s' only",
+                     cfg->path, x->cfg->line, x->cfg->name, x->inputs[k] < 0 ? "" : "'",
+                     x->inputs[k] < 0 ? "the model input" : m->layers[x->inputs[k]].cfg->name,
+                     x->inputs[k] < 0 ? "" : "'",
+                     m->layers[first].cfg->name, m->layers[first].cfg->name);
+        }
+    }
     return QAT_OK;
 }
 
@@ -174,6 +111,8 @@ static qat_status count_sizes(const qat_model *m, layer_size *total, size_t *max
     *max_weights = *max_channels = 0;
     for (int i = 0; i < m->nlayers; i++) {
         const qat_layer *l = &m->layers[i];
+        if (qat_layer_type_quantizes(l->type) && !is_compute(l->type))
+            total->state += qat_quant_output_state_size();
         if (!is_compute(l->type))
             continue;
         layer_size s = size_of(l);
@@ -228,10 +167,10 @@ static qat_status allocate(qat_model *m, const layer_size *total, size_t max_wei
 static void bind_layer(qat_model *m, qat_layer *l, layer_size *at)
 {
     int C = l->out_c, Cw = weight_scales(l), one = 1;
-    int wshape4[4] = {C, l->kernel, l->kernel, l->in_c}, wshape2[2] = {C, l->in_c};
+    int wshape4[4] = {C, l->kernel, l->kernel, l->in_c / l->groups}, wshape2[2] = {C, l->in_c};
     size_t po = at->params, wn = (size_t)C * l->fan_in;
     m->segs[m->nsegs++] = (qat_param_seg){po, wn, 1};
-    if (l->type == QAT_LAYER_CONV2D)
+    if (l->type != QAT_LAYER_LINEAR)
         l->w = qat_tensor_view(m->params + po, m->grads + po, 4, wshape4);
     else
         l->w = qat_tensor_view(m->params + po, m->grads + po, 2, wshape2);
@@ -274,7 +213,8 @@ static void bind_layer(qat_model *m, qat_layer *l, layer_size *at)
     q->wq_channels = Cw;
     q->fan_in = l->fan_in;
     q->act_count = (float)l->out_h * (float)l->out_w * (float)l->out_c;
-    q->relu = l->cfg->activation == QAT_ACT_RELU;
+    q->relu = l->cfg->activation != QAT_ACT_NONE;
+    q->relu6 = l->cfg->activation == QAT_ACT_RELU6;
     /* the config decides, not a mask, so export derives the same scales */
     q->skip_zero_weights = m->cfg.prune.method != QAT_PRUNE_NONE;
     layer_size s = size_of(l);
@@ -301,8 +241,20 @@ qat_status qat_model_create(const qat_config *cfg, qat_model **out, qat_error *e
         return st;
     }
     m->first_compute = -1;
+    for (int i = 0; i < m->nlayers; i++)
+        for (int k = 0; k < m->layers[i].ninputs; k++)
+            if (m->layers[i].inputs[k] >= 0)
+                m->readers[m->layers[i].inputs[k]]++;
     for (int i = 0; i < m->nlayers; i++) {
-        if (!is_compute(m->layers[i].type))
+        qat_layer *l = &m->layers[i];
+        if (qat_layer_type_quantizes(l->type) && !is_compute(l->type)) {
+            /* add, concat, global_avgpool: an observer, no weights */
+            l->q.cfg = &l->cfg->quant;
+            l->q.relu = l->cfg->activation != QAT_ACT_NONE;
+            l->q.relu6 = l->cfg->activation == QAT_ACT_RELU6;
+            at.state += qat_quant_output_state_size();
+        }
+        if (!is_compute(l->type))
             continue;
         if (m->first_compute < 0)
             m->first_compute = i;
@@ -343,6 +295,7 @@ void qat_model_init(qat_model *m, uint64_t seed)
 {
     for (int i = 0; i < m->nlayers; i++) {
         qat_layer *l = &m->layers[i];
+        memset(&l->q.act_obs, 0, sizeof l->q.act_obs);
         if (!is_compute(l->type))
             continue;
         qat_rng r;
@@ -387,6 +340,10 @@ void qat_model_state_save(const qat_model *m, float *out)
 {
     for (int i = 0; i < m->nlayers; i++) {
         const qat_layer *l = &m->layers[i];
+        if (qat_layer_type_quantizes(l->type) && !is_compute(l->type)) {
+            qat_quant_output_state_save(&l->q, out);
+            out += qat_quant_output_state_size();
+        }
         if (!is_compute(l->type))
             continue;
         size_t C = (size_t)l->out_c;
@@ -404,6 +361,12 @@ qat_status qat_model_state_load(qat_model *m, const float *in, qat_error *err)
 {
     for (int i = 0; i < m->nlayers; i++) {
         qat_layer *l = &m->layers[i];
+        if (qat_layer_type_quantizes(l->type) && !is_compute(l->type)) {
+            qat_status st = qat_quant_output_state_load(&l->q, in, err);
+            if (st != QAT_OK)
+                return qat_error_prefix(err, "layer '%s'", l->cfg->name);
+            in += qat_quant_output_state_size();
+        }
         if (!is_compute(l->type))
             continue;
         size_t C = (size_t)l->out_c;

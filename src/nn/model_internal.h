@@ -18,6 +18,7 @@ struct qat_model {
     int32_t *qint;  /* qat_layer_quant: w_zp, multiplier, shift, LSQ weight zero points */
     float *effbuf;  /* w_eff / b_eff */
     int first_compute; /* index of the first conv/linear layer */
+    int readers[QAT_MAX_LAYERS]; /* how many layers read each layer's output */
     float norm_a, norm_c; /* input standardisation x -> a x + c (a = 1, c = 0: off) */
     int quant_active;
     int observers_frozen;

@@ -1,4 +1,5 @@
-/* Cheap elementwise ops: relu, add, flatten, and the dot_const probe. */
+/* Cheap elementwise ops: relu, relu6, add, concat, flatten, and the dot_const
+ * probe. */
 #include <string.h>
 
 #include "qat/ops.h"
@@ -61,6 +62,43 @@ qat_tensor *qat_op_relu(qat_tape *t, qat_tensor *x)
     return y;
 }
 
+/* ---- relu6 --------------------------------------------------------------- */
+static void relu6_fwd(void *vctx, size_t b, size_t e)
+{
+    relu_ctx *c = vctx;
+    for (size_t i = b; i < e; i++) {
+        float v = c->x[i] > 0.0f ? c->x[i] : 0.0f;
+        c->y[i] = v < 6.0f ? v : 6.0f;
+    }
+}
+
+static void relu6_bwd(void *vctx, size_t b, size_t e)
+{
+    relu_ctx *c = vctx;
+    const float *restrict y = c->y, *restrict dy = c->dy;
+    float *restrict dx = c->dx;
+    for (size_t i = b; i < e; i++)
+        dx[i] += y[i] > 0.0f && y[i] < 6.0f ? dy[i] : 0.0f;
+}
+
+static void relu6_backward(qat_tape *t, const qat_node *n)
+{
+    qat_tensor *x = n->in[0];
+    if (!qat_needs_grad(x))
+        return;
+    relu_ctx c = {NULL, n->out->data, n->out->grad, qat_tape_grad(t, x)};
+    qat_team_parallel_for(qat_tape_team(t), x->numel, QAT_ELEMWISE_GRAIN, relu6_bwd, &c);
+}
+
+qat_tensor *qat_op_relu6(qat_tape *t, qat_tensor *x)
+{
+    qat_tensor *y = qat_tape_tensor(t, x->ndim, x->shape);
+    relu_ctx c = {x->data, y->data, NULL, NULL};
+    qat_team_parallel_for(qat_tape_team(t), x->numel, QAT_ELEMWISE_GRAIN, relu6_fwd, &c);
+    qat_tape_record(t, relu6_backward, y, NULL, 1, &x);
+    return y;
+}
+
 /* ---- add ----------------------------------------------------------------- */
 static void add_backward(qat_tape *t, const qat_node *n)
 {
@@ -82,6 +120,45 @@ qat_tensor *qat_op_add(qat_tape *t, qat_tensor *a, qat_tensor *b)
         y->data[i] = a->data[i] + b->data[i];
     qat_tensor *in[2] = {a, b};
     qat_tape_record(t, add_backward, y, NULL, 2, in);
+    return y;
+}
+
+/* ---- concat (last axis) ---------------------------------------------------- */
+static void concat_backward(qat_tape *t, const qat_node *n)
+{
+    const float *dy = n->out->grad;
+    size_t C = (size_t)n->out->shape[n->out->ndim - 1], rows = n->out->numel / C, off = 0;
+    for (int k = 0; k < n->nin; k++) {
+        qat_tensor *x = n->in[k];
+        size_t c = (size_t)x->shape[x->ndim - 1];
+        if (qat_needs_grad(x)) {
+            float *dx = qat_tape_grad(t, x);
+            for (size_t r = 0; r < rows; r++)
+                for (size_t j = 0; j < c; j++)
+                    dx[r * c + j] += dy[r * C + off + j];
+        }
+        off += c;
+    }
+}
+
+qat_tensor *qat_op_concat(qat_tape *t, qat_tensor *const *x, int n)
+{
+    QAT_ASSERT(n >= 1 && n <= 4); /* a tape node holds four inputs */
+    int nd = x[0]->ndim, shape[QAT_MAX_DIMS];
+    memcpy(shape, x[0]->shape, sizeof shape);
+    shape[nd - 1] = 0;
+    for (int k = 0; k < n; k++)
+        shape[nd - 1] += x[k]->shape[nd - 1];
+    qat_tensor *y = qat_tape_tensor(t, nd, shape);
+    size_t C = (size_t)shape[nd - 1], rows = y->numel / C, off = 0;
+    for (int k = 0; k < n; k++) {
+        size_t c = (size_t)x[k]->shape[nd - 1];
+        QAT_ASSERT(x[k]->numel == rows * c);
+        for (size_t r = 0; r < rows; r++)
+            memcpy(y->data + r * C + off, x[k]->data + r * c, c * sizeof(float));
+        off += c;
+    }
+    qat_tape_record(t, concat_backward, y, NULL, n, x);
     return y;
 }
 

@@ -52,7 +52,7 @@ struct qat_pruner {
     int header_printed;
 };
 
-static int is_compute(int type) { return type == QAT_LAYER_CONV2D || type == QAT_LAYER_LINEAR; }
+static int is_compute(int type) { return qat_layer_type_has_weights((qat_layer_type)type); }
 
 static size_t offset_of(qat_model *m, const float *p)
 {

@@ -6,7 +6,7 @@
 
 #include "qat/prune.h"
 
-static int is_compute(int type) { return type == QAT_LAYER_CONV2D || type == QAT_LAYER_LINEAR; }
+static int is_compute(int type) { return qat_layer_type_has_weights((qat_layer_type)type); }
 
 int qat_regularize_active(const qat_config *cfg)
 {

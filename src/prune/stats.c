@@ -5,7 +5,7 @@
 
 #include "qat/prune.h"
 
-static int is_compute(int type) { return type == QAT_LAYER_CONV2D || type == QAT_LAYER_LINEAR; }
+static int is_compute(int type) { return qat_layer_type_has_weights((qat_layer_type)type); }
 
 static void begin(qat_model *m, qat_prune_stats *s)
 {

@@ -155,7 +155,8 @@ static void range_part(void *v, int tid, int nt)
             for (int c = 0; c < r->C; c++) {
                 size_t i = row * (size_t)r->C + c;
                 float x = (float)acc_value(r->acc[i], r->bq[c]) * r->acc_scale[c];
-                r->vals[i] = r->relu && x < 0.0f ? 0.0f : x;
+                x = r->relu && x < 0.0f ? 0.0f : x;
+                r->vals[i] = r->relu == 2 && x > 6.0f ? 6.0f : x;
             }
 }
 
@@ -201,6 +202,10 @@ void qat_acc_range(qat_tape *t, const qat_tensor *acc, const qat_tensor *bias,
     if (relu) {
         *lo = *lo > 0.0f ? *lo : 0.0f;
         *hi = *hi > 0.0f ? *hi : 0.0f;
+    }
+    if (relu == 2) { /* relu6 */
+        *lo = *lo < 6.0f ? *lo : 6.0f;
+        *hi = *hi < 6.0f ? *hi : 6.0f;
     }
     if (r->vals)
         qat_values_range(r->vals, acc->numel, kind, percentile, lo, hi);

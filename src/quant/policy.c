@@ -102,7 +102,8 @@ void qat_quant_observe_acc(qat_layer_quant *q, qat_tape *t, const qat_tensor *ac
         return;
     const qat_quant_cfg *qc = q->cfg;
     float lo, hi;
-    qat_acc_range(t, acc, bias, acc_scale, q->bias_limit, q->relu, qc->activation_observer,
+    qat_acc_range(t, acc, bias, acc_scale, q->bias_limit, q->relu6 ? 2 : q->relu,
+                  qc->activation_observer,
                   qc->percentile, &lo, &hi);
     qat_observer_update(&q->act_obs, qc->activation_observer, lo, hi, qc->ema_decay);
 }
@@ -139,6 +140,13 @@ void qat_quant_act_params(qat_layer_quant *q)
     if (q->act_min < q->out.qmin) /* relu with a symmetric zero point */
         q->act_min = q->out.qmin;
     q->act_max = q->out.qmax;
+    if (q->relu6) {
+        /* the code of real 6: quantizing is monotone, so clamping codes here
+         * is exactly quantizing min(x, 6) (docs/ARITHMETIC.md §4.1, relu6) */
+        double six = (double)q->out.zero_point + round(6.0 / (double)q->out.scale);
+        if (six < (double)q->act_max)
+            q->act_max = six < (double)q->act_min ? q->act_min : (int32_t)six;
+    }
 }
 
 int qat_quant_finish(qat_layer_quant *q)

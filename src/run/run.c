@@ -81,6 +81,12 @@ static qat_status finish(const qat_trained *t, qat_run_results *res, qat_error *
         goto done;
     }
     res->fq_acc = acc;
+    qat_error why;
+    if (qat_export_check(t->model, &why) != QAT_OK) {
+        /* a graph model: its checkpoint is kept, the int8 step waits for
+         * the runtime (res->int8_acc stays NaN: null in summary.json) */
+        goto done;
+    }
     qat_rt_owned_desc d;
     if ((st = qat_export_desc_sparsity(t->model, &d, pruned ? &res->sparsity : NULL, err)))
         goto done;
@@ -114,7 +120,10 @@ done:
 static void print_results(const qat_trained *t, const qat_run_results *res)
 {
     const qat_config *c = t->cfg;
-    if (c->quant.enabled)
+    qat_error why;
+    if (c->quant.enabled && qat_export_check(t->model, &why) != QAT_OK)
+        printf("fakequant_accuracy %.4f  no int8 model: %s\n", res->fq_acc, why.msg);
+    else if (c->quant.enabled)
         printf("fakequant_accuracy %.4f  int8_accuracy %.4f  agreement %.4f  int8 model "
                "%zu bytes\n",
                res->fq_acc, res->int8_acc, res->agreement, res->bytes_int8);

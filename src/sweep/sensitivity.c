@@ -47,7 +47,7 @@ qat_status qat_sweep_sensitivity(const char *config, const int *bits, int nbits,
         *c = *b.cfg;
     for (int l = 0; st == QAT_OK && l < c->nlayers; l++) {
         const qat_layer_cfg *lc = &c->layers[l];
-        if (lc->type != QAT_LAYER_CONV2D && lc->type != QAT_LAYER_LINEAR)
+        if (!qat_layer_type_has_weights(lc->type))
             continue;
         for (int w = 0; w < 2; w++) {
             char key[256];

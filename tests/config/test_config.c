@@ -252,3 +252,123 @@ Test(config, output_bits_apply_to_the_logits_unless_the_last_layer_says)
     cr_assert_eq(c->layers[1].quant.activation_bits, 3, "an explicit layer value wins");
     free(c);
 }
+
+/* ---- the model as a graph (src/config/graph.c) ------------------------------------- */
+
+static const char *residual =
+    "[layer.c1]\ntype = conv2d\nout_channels = 4\npadding = 1\n"
+    "[layer.c2]\ntype = conv2d\nout_channels = 4\npadding = 1\nactivation = relu6\n"
+    "[layer.sum]\ntype = add\ninputs = c2, c1\nactivation = relu\n"
+    "[layer.dw]\ntype = depthwise_conv2d\nmultiplier = 2\nstride = 2\n"
+    "[layer.g]\ntype = conv2d\nout_channels = 4\nkernel = 1\ngroups = 2\ninput = dw\n"
+    "[layer.cat]\ntype = concat\ninputs = g , dw\n"
+    "[layer.gap]\ntype = global_avgpool\n"
+    "[layer.fc]\ntype = linear\nout_features = 10\n";
+
+Test(config, inputs_resolve_to_earlier_layers)
+{
+    qat_config *c = malloc(sizeof *c);
+    qat_error e;
+    cr_assert_eq(parse(residual, c, &e), QAT_OK, "%s", e.msg);
+    cr_assert_eq(c->layers[0].ninputs, 1);
+    cr_assert_eq(c->layers[0].inputs[0], -1, "the first layer reads the model input");
+    cr_assert_eq(c->layers[1].inputs[0], 0, "the default is the previous layer");
+    cr_assert_eq(c->layers[2].ninputs, 2);
+    cr_assert_eq(c->layers[2].inputs[0], 1);
+    cr_assert_eq(c->layers[2].inputs[1], 0);
+    cr_assert_eq(c->layers[2].activation, QAT_ACT_RELU);
+    cr_assert_eq(c->layers[1].activation, QAT_ACT_RELU6);
+    cr_assert_eq(c->layers[3].type, QAT_LAYER_DEPTHWISE_CONV2D);
+    cr_assert_eq(c->layers[3].multiplier, 2);
+    cr_assert_eq(c->layers[4].groups, 2);
+    cr_assert_eq(c->layers[5].ninputs, 2, "spaces around names are trimmed");
+    cr_assert_eq(c->layers[5].inputs[1], 3);
+    cr_assert_eq(c->layers[6].type, QAT_LAYER_GLOBAL_AVGPOOL);
+    /* the resolved config writes its inputs back, and reads back the same */
+    qat_config *b = malloc(sizeof *b);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    qat_config_write(f, c);
+    fclose(f);
+    cr_assert(strstr(buf, "inputs = c2, c1\n") && strstr(buf, "input = dw\n"), "%s", buf);
+    cr_assert_eq(qat_config_parse(buf, len, "t.ini", NULL, 0, b, &e), QAT_OK, "%s\n%s", e.msg, buf);
+    for (int i = 0; i < c->nlayers; i++) {
+        cr_assert_eq(b->layers[i].ninputs, c->layers[i].ninputs);
+        cr_assert_eq(memcmp(b->layers[i].inputs, c->layers[i].inputs, sizeof c->layers[i].inputs), 0);
+    }
+    free(buf);
+    free(b);
+    free(c);
+}
+
+static void expect_graph_error(const char *layers, const char *needle1, const char *needle2)
+{
+    expect_error(layers, NULL, 0, needle1, needle2);
+}
+
+Test(config_errors, input_unknown_layer)
+{
+    expect_graph_error("[layer.a]\ntype=flatten\n[layer.b]\ntype=linear\nout_features=10\n"
+                       "input = nope\n",
+                       "t.ini:6", "[layer.b] input: unknown layer 'nope'");
+}
+Test(config_errors, input_itself_is_a_cycle)
+{
+    expect_graph_error("[layer.a]\ntype=flatten\ninput = a\n[layer.b]\ntype=linear\nout_features=10\n",
+                       "t.ini:3", "is this layer itself, a cycle");
+}
+Test(config_errors, input_later_layer)
+{
+    /* c reads a, not b: a forward reference but no cycle */
+    expect_graph_error("[layer.a]\ntype=flatten\n[layer.b]\ntype=flatten\ninput = c\n"
+                       "[layer.c]\ntype=flatten\ninput=a\n[layer.d]\ntype=linear\n"
+                       "out_features=10\n",
+                       "t.ini:5", "layer 'c' (line 6) comes later in the file;");
+}
+Test(config_errors, input_cycle_through_two_layers)
+{
+    expect_graph_error("[layer.a]\ntype=flatten\ninput = b\n[layer.b]\ntype=flatten\ninput = a\n"
+                       "[layer.c]\ntype=linear\nout_features=10\n",
+                       "t.ini:3", "and reads this one, a cycle");
+}
+Test(config_errors, add_takes_two_inputs)
+{
+    expect_graph_error("[layer.a]\ntype=flatten\n[layer.s]\ntype=add\ninputs = a\n"
+                       "[layer.c]\ntype=linear\nout_features=10\n",
+                       "t.ini:5", "add sums exactly 2 layers, found 1");
+}
+Test(config_errors, add_without_inputs)
+{
+    expect_graph_error("[layer.a]\ntype=flatten\n[layer.s]\ntype=add\n"
+                       "[layer.c]\ntype=linear\nout_features=10\n",
+                       "t.ini:3", "missing required key 'inputs'");
+}
+Test(config_errors, input_key_on_add_and_inputs_on_conv)
+{
+    expect_graph_error("[layer.a]\ntype=flatten\n[layer.s]\ntype=add\ninput = a\n"
+                       "[layer.c]\ntype=linear\nout_features=10\n",
+                       "t.ini:5", "unknown key 'input'");
+    expect_graph_error("[layer.a]\ntype=flatten\n[layer.c]\ntype=linear\nout_features=10\n"
+                       "inputs = a\n",
+                       "t.ini:6", "unknown key 'inputs'");
+}
+Test(config_errors, one_input_for_a_single_input_layer)
+{
+    expect_graph_error("[layer.a]\ntype=flatten\n[layer.b]\ntype=flatten\ninput=a\n"
+                       "[layer.c]\ntype=linear\nout_features=10\ninput = a, b\n",
+                       "t.ini:9", "reads one layer");
+}
+Test(config_errors, unused_layer_output)
+{
+    expect_graph_error("[layer.a]\ntype=flatten\n[layer.b]\ntype=flatten\n"
+                       "[layer.c]\ntype=linear\nout_features=10\ninput = a\n",
+                       "t.ini:3", "[layer.b] its output is never used");
+}
+Test(config_errors, channel_pruning_needs_a_chain)
+{
+    expect_graph_error("[prune]\nmethod = channel\n[layer.a]\ntype=conv2d\nout_channels=4\n"
+                       "[layer.b]\ntype=conv2d\nout_channels=4\ngroups=2\n"
+                       "[layer.f]\ntype=flatten\n[layer.c]\ntype=linear\nout_features=10\n",
+                       "t.ini:2", "[layer.b] (line 6) is a grouped conv2d");
+}

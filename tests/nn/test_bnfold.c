@@ -124,3 +124,50 @@ Test(bnfold, zero_variance_and_zero_gamma_never_make_nan)
         qat_model_destroy(m);
     }
 }
+
+/* Depthwise and grouped convs fold their batchnorm into per-channel
+ * weights the same way: one row of KH*KW*(Cin/groups) weights per output
+ * channel. */
+Test(bnfold, depthwise_and_grouped_fold_per_output_channel)
+{
+    static const char *text =
+        "[quant]\nenabled=false\n[model]\ninput_height=6\ninput_width=5\nnum_classes=3\n"
+        "[layer.c]\ntype=conv2d\nout_channels=4\nkernel=1\n"
+        "[layer.dw]\ntype=depthwise_conv2d\nmultiplier=2\nstride=2\npadding=1\nbatchnorm=true\n"
+        "[layer.g]\ntype=conv2d\nout_channels=6\ngroups=2\npadding=1\nbatchnorm=true\n"
+        "[layer.gap]\ntype=global_avgpool\n[layer.fc]\ntype=linear\nout_features=3\n";
+    qat_config *c = malloc(sizeof *c);
+    qat_error e;
+    cr_assert_eq(qat_config_parse(text, strlen(text), "bn.ini", NULL, 0, c, &e), QAT_OK, "%s", e.msg);
+    qat_model *m;
+    cr_assert_eq(qat_model_create(c, &m, &e), QAT_OK, "%s", e.msg);
+    free(c);
+    qat_rng r;
+    qat_rng_seed(&r, 9, 0);
+    randomise_bn(m, &r);
+    qat_tape *t;
+    qat_tape_create(NULL, &t, NULL);
+    qat_tape_set_training(t, 0);
+    qat_tape_set_grad_enabled(t, 0);
+    for (int li = 1; li <= 2; li++) {
+        qat_layer *l = qat_model_layer(m, li);
+        int xs[4] = {2, l->in_h, l->in_w, l->in_c};
+        qat_tensor *x = qat_tape_tensor(t, 4, xs);
+        for (size_t i = 0; i < x->numel; i++)
+            x->data[i] = qat_rng_normal(&r);
+        qat_conv2d_params p = {l->stride, l->stride, l->padding, l->padding};
+        qat_tensor *w, *b;
+        qat_layer_pre_bn(m, t, l, &w, &b);
+        qat_tensor *ref =
+            qat_op_batchnorm(t, qat_op_conv2d_grouped(t, x, w, b, &p, l->groups), &l->gamma,
+                             &l->beta, l->running_mean, l->running_var, 0.1f, l->cfg->bn_eps);
+        qat_layer_effective(m, t, l, &w, &b);
+        qat_tensor *fold = qat_op_conv2d_grouped(t, x, w, b, &p, l->groups);
+        for (size_t i = 0; i < ref->numel; i++)
+            cr_assert_float_eq(fold->data[i], ref->data[i], 1e-5 * (1 + fabsf(ref->data[i])),
+                               "layer %d i=%zu folded %g unfolded %g", li, i, fold->data[i],
+                               ref->data[i]);
+    }
+    qat_tape_destroy(t);
+    qat_model_destroy(m);
+}

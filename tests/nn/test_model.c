@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qat/export.h"
 #include "qat/nn.h"
 #include "qat/ops.h"
 
@@ -195,4 +196,181 @@ Test(model_state, layout_of_checkpoint_version_1_and_round_trip)
               "%s", e.msg);
     qat_model_destroy(m);
     qat_model_destroy(m2);
+}
+
+/* ---- graph models ----------------------------------------------------------------- */
+
+/* 12x10x1 -> c1 (4) -> dw (x2, BN, relu6) -> pw (groups 2) -> add(c1) ->
+ * concat(add, c1) -> gap -> fc */
+static const char *graph =
+    "[model]\ninput_height=12\ninput_width=10\nnum_classes=3\n"
+    "[layer.c1]\ntype=conv2d\nout_channels=4\nkernel=3\npadding=1\nactivation=relu\n"
+    "[layer.dw]\ntype=depthwise_conv2d\nmultiplier=2\npadding=1\nbatchnorm=true\nactivation=relu6\n"
+    "[layer.pw]\ntype=conv2d\nout_channels=4\nkernel=1\ngroups=2\nbatchnorm=true\n"
+    "[layer.sum]\ntype=add\ninputs=pw, c1\nactivation=relu\n"
+    "[layer.cat]\ntype=concat\ninputs=sum, c1\n"
+    "[layer.gap]\ntype=global_avgpool\n"
+    "[layer.fc]\ntype=linear\nout_features=3\n";
+
+Test(graph, shapes_parameters_and_state_layout)
+{
+    qat_model *m;
+    qat_error e;
+    cr_assert_eq(build(graph, &m, &e), QAT_OK, "%s", e.msg);
+    qat_layer *dw = qat_model_layer(m, 1), *pw = qat_model_layer(m, 2);
+    cr_assert(dw->out_c == 8 && dw->groups == 4 && dw->fan_in == 9);
+    cr_assert(dw->w.ndim == 4 && dw->w.shape[0] == 8 && dw->w.shape[3] == 1);
+    cr_assert(pw->in_c == 8 && pw->groups == 2 && pw->fan_in == 4 && pw->w.shape[3] == 4);
+    qat_layer *cat = qat_model_layer(m, 4), *gap = qat_model_layer(m, 5);
+    cr_assert(cat->in_c == 8 && cat->out_c == 8 && cat->ninputs == 2);
+    cr_assert(gap->out_h == 1 && gap->out_w == 1 && gap->out_c == 8);
+    size_t np;
+    qat_model_params(m, &np);
+    cr_assert_eq(np, (4 * 9 + 4) + (8 * 9 + 8 + 16) + (4 * 4 + 4 + 8) + (3 * 8 + 3));
+    /* state: conv/linear as before, in layer order with add, concat and
+     * global_avgpool's observers (3 floats each) */
+    cr_assert_eq(qat_model_state_size(m), 3 + (16 + 3) + (8 + 3) + 3 + 3 + 3 + 3);
+    qat_layer *sum = qat_model_layer(m, 3);
+    sum->q.act_obs = (qat_observer){-0.5f, 2.5f, 1};
+    float s[46];
+    qat_model_state_save(m, s);
+    cr_assert(s[33] == -0.5f && s[34] == 2.5f && s[35] == 1.0f, "add's observer follows pw's");
+    qat_model *m2;
+    cr_assert_eq(build(graph, &m2, &e), QAT_OK, "%s", e.msg);
+    cr_assert_eq(qat_model_state_load(m2, s, &e), QAT_OK, "%s", e.msg);
+    cr_assert_eq(qat_model_layer(m2, 3)->q.act_obs.hi, 2.5f);
+    s[35] = 2.0f;
+    cr_assert_eq(qat_model_state_load(m2, s, &e), QAT_EINVAL);
+    cr_assert(strstr(e.msg, "layer 'sum'"), "%s", e.msg);
+    qat_model_destroy(m);
+    qat_model_destroy(m2);
+}
+
+static qat_model *grad_model;
+static uint8_t grad_img[2 * 120];
+static const uint8_t grad_lab[2] = {1, 2};
+
+static qat_tensor *model_loss(qat_tape *t, void *v)
+{
+    (void)v;
+    return qat_op_softmax_cross_entropy(t, qat_model_forward(grad_model, t, grad_img, 2), grad_lab);
+}
+
+Test(graph, float_gradients_match_finite_differences)
+{
+    qat_error e;
+    /* graph, but c1 without its relu: a weight step moves c1's many
+     * near-zero outputs across the kink, which no finite difference
+     * survives (a plain conv-relu-conv chain fails the same way) */
+    char text[2048];
+    snprintf(text, sizeof text, "[quant]\nenabled=false\n%s", graph);
+    char *relu = strstr(text, "activation=relu\n");
+    memcpy(relu, "activation=none\n", strlen("activation=none\n"));
+    cr_assert_eq(build(text, &grad_model, &e), QAT_OK, "%s", e.msg);
+    for (int i = 0; i < 240; i++)
+        grad_img[i] = (uint8_t)(i * 53 + 17);
+    qat_tape *t;
+    qat_tape_create(NULL, &t, NULL);
+    qat_tape_set_training(t, 0); /* running BN statistics: a fixed function */
+    qat_tensor *leaves[16];
+    int n = 0;
+    for (int i = 0; i < qat_model_num_layers(grad_model); i++) {
+        qat_layer *l = qat_model_layer(grad_model, i);
+        if (l->w.data)
+            leaves[n++] = &l->w;
+        if (l->b.data)
+            leaves[n++] = &l->b;
+        if (l->gamma.data) {
+            leaves[n++] = &l->gamma;
+            leaves[n++] = &l->beta;
+        }
+    }
+    char where[256];
+    double worst = qat_gradcheck(t, model_loss, NULL, leaves, n, 1e-3, 1e-4, 3e-2, 40, where,
+                                 sizeof where);
+    cr_assert_leq(worst, 1.0, "%s", where);
+    qat_tape_destroy(t);
+    qat_model_destroy(grad_model);
+}
+
+Test(graph, quantized_training_steps_and_refresh)
+{
+    qat_model *m;
+    qat_error e;
+    cr_assert_eq(build(graph, &m, &e), QAT_OK, "%s", e.msg);
+    qat_tape *t;
+    qat_tape_create(NULL, &t, NULL);
+    uint8_t img[4 * 120], lab[4] = {0, 1, 2, 1};
+    for (int i = 0; i < 4 * 120; i++)
+        img[i] = (uint8_t)(i * 29 + 3);
+    size_t np;
+    float *params = qat_model_params(m, &np), *grads = qat_model_grads(m, &np);
+    for (int step = 0; step < 4; step++) {
+        memset(grads, 0, np * sizeof(float));
+        qat_tape_reset(t);
+        qat_tape_set_training(t, 1);
+        qat_tensor *y = qat_model_forward(m, t, img, 4);
+        qat_tensor *loss = qat_op_softmax_cross_entropy(t, y, lab);
+        cr_assert(isfinite(loss->data[0]));
+        qat_tape_backward(t, loss);
+        for (size_t i = 0; i < np; i++) {
+            cr_assert(isfinite(grads[i]));
+            params[i] -= 0.01f * grads[i];
+        }
+    }
+    cr_assert_eq(qat_model_refresh_qparams(m, &e), QAT_OK, "%s", e.msg);
+    qat_layer *sum = qat_model_layer(m, 3), *cat = qat_model_layer(m, 4);
+    cr_assert(sum->q.act_obs.initialized && sum->q.act_min == sum->q.out.zero_point,
+              "add with relu clamps at its zero point");
+    cr_assert_eq(sum->q.merge.in[1].scale, qat_model_layer(m, 0)->q.out.scale);
+    cr_assert_eq(cat->q.merge.n, 2);
+    /* relu6: the top of the clamp is the code of 6 */
+    qat_layer *dw = qat_model_layer(m, 1);
+    cr_assert_leq(dw->q.act_max, dw->q.out.zero_point + (int32_t)lrintf(6.0f / dw->q.out.scale));
+    qat_tape_destroy(t);
+    qat_model_destroy(m);
+}
+
+Test(graph, standardisation_needs_every_input_path_through_the_first_layer)
+{
+    char text[1024];
+    qat_model *m;
+    qat_error e;
+    /* reading c1's output twice (after the fold) is fine */
+    const char *fine = "[model]\ninput_height=6\ninput_width=6\nnum_classes=2\n"
+                       "[layer.c1]\ntype=conv2d\nout_channels=1\nkernel=3\npadding=1\n"
+                       "[layer.c2]\ntype=conv2d\nout_channels=1\nkernel=3\npadding=1\n"
+                       "[layer.sum]\ntype=add\ninputs=c2, c1\n"
+                       "[layer.gap]\ntype=global_avgpool\n"
+                       "[layer.fc]\ntype=linear\nout_features=2\n";
+    cr_assert_eq(build(fine, &m, &e), QAT_OK, "%s", e.msg);
+    qat_model_destroy(m);
+    /* the add reads the pooled model input around c1, where the
+     * standardisation lives */
+    const char *around = "[model]\ninput_height=6\ninput_width=6\nnum_classes=2\n%s"
+                         "[layer.p]\ntype=maxpool2d\nkernel=1\n"
+                         "[layer.c1]\ntype=conv2d\nout_channels=1\nkernel=1\n"
+                         "[layer.sum]\ntype=add\ninputs=c1, p\n"
+                         "[layer.gap]\ntype=global_avgpool\n"
+                         "[layer.fc]\ntype=linear\nout_features=2\n";
+    snprintf(text, sizeof text, around, "");
+    cr_assert_eq(build(text, &m, &e), QAT_EINVAL);
+    cr_assert(strstr(e.msg, "m.ini:12: [layer.sum] reads 'p', around the first conv/linear "
+                            "layer 'c1'"),
+              "%s", e.msg);
+    snprintf(text, sizeof text, around, "normalize_input=false\n");
+    cr_assert_eq(build(text, &m, &e), QAT_OK, "%s", e.msg);
+    qat_model_destroy(m);
+}
+
+Test(graph, export_refuses_what_the_runtime_cannot_run_yet)
+{
+    qat_model *m;
+    qat_error e;
+    cr_assert_eq(build(graph, &m, &e), QAT_OK, "%s", e.msg);
+    qat_rt_owned_desc d;
+    cr_assert_eq(qat_export_desc(m, &d, &e), QAT_EINVAL);
+    cr_assert(strstr(e.msg, "layer 'dw' (depthwise_conv2d): the integer runtime runs chains"),
+              "%s", e.msg);
+    qat_model_destroy(m);
 }

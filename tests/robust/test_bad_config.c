@@ -264,3 +264,50 @@ Test(bad_config, config_is_a_directory)
     RB_EXPECT_BAD("qat-train", RB_ARGS(rb_dir, "--out", rb_path("run"), "--quiet"), rb_dir,
                   "is a directory");
 }
+
+/* ---- graph models: inputs and shapes ------------------------------------------- */
+/* body lines: 5 [layer.c1], 9 [layer.c2], 13 [layer.sum], 14 type, 15 inputs */
+#define GRAPH(C2_STRIDE, SUM_INPUTS)                                                               \
+    "[layer.c1]\ntype = conv2d\nout_channels = 2\npadding = 1\n"                                   \
+    "[layer.c2]\ntype = conv2d\nout_channels = 2\nstride = " C2_STRIDE "\n"                        \
+    "[layer.sum]\ntype = add\ninputs = " SUM_INPUTS "\nactivation = relu\n" LAYERS
+
+Test(bad_config, add_of_different_shapes)
+{
+    write_cfg(GRAPH("2", "c2, c1"));
+    TRAIN_BAD("c.ini:13", "[layer.sum]", "same shape", "'c2' gives 13x13x2", "'c1' gives 28x28x2");
+}
+
+Test(bad_config, input_unknown_layer)
+{
+    write_cfg(GRAPH("1", "c2, c0"));
+    TRAIN_BAD("c.ini:15", "[layer.sum] inputs: unknown layer 'c0'");
+}
+
+Test(bad_config, input_later_layer)
+{
+    write_cfg(GRAPH("1", "c2, flatten"));
+    TRAIN_BAD("c.ini:15", "[layer.sum] inputs", "'flatten'", "comes later");
+}
+
+Test(bad_config, input_cycle)
+{
+    write_cfg("[layer.c1]\ntype = conv2d\nout_channels = 2\ninput = c2\n"
+              "[layer.c2]\ntype = conv2d\nout_channels = 2\n" LAYERS);
+    TRAIN_BAD("c.ini:8", "[layer.c1] input", "a cycle");
+}
+
+Test(bad_config, unused_layer_output)
+{
+    write_cfg("[layer.c1]\ntype = conv2d\nout_channels = 2\n"
+              "[layer.c2]\ntype = conv2d\nout_channels = 2\ninput = c1\n"
+              "[layer.c3]\ntype = conv2d\nout_channels = 2\ninput = c1\n" LAYERS);
+    TRAIN_BAD("c.ini:8", "[layer.c2]", "never used");
+}
+
+Test(bad_config, groups_not_dividing_channels)
+{
+    write_cfg("[layer.c1]\ntype = conv2d\nout_channels = 3\n"
+              "[layer.c2]\ntype = conv2d\nout_channels = 4\ngroups = 2\n" LAYERS);
+    TRAIN_BAD("c.ini:8", "[layer.c2]", "groups = 2", "(3)");
+}

@@ -1,0 +1,24 @@
+/* Pieces of the config module shared by its files (not a public API). */
+#ifndef QAT_CONFIG_INTERNAL_H
+#define QAT_CONFIG_INTERNAL_H
+
+#include <stdio.h>
+
+#include "qat/config.h"
+
+/* Marks the section's input (or, for add and concat, inputs) entry used,
+ * so the unknown-key check passes it, and appends the key's name to valid
+ * (the list the unknown-key message gives). Resolved later. */
+void qat_config_mark_input_keys(qat_ini_section *s, qat_layer_type type, char *valid,
+                                size_t len);
+/* Fills every layer's ninputs / inputs from its input / inputs key (or the
+ * default: the previous layer, the model input for the first), once all
+ * layers are parsed. Errors name file:line, the layer and the key: an
+ * unknown layer, this layer itself or a later one (a cycle when following
+ * it leads back), the wrong number of inputs, and a layer whose output no
+ * later layer reads (the last layer's output is the model's). */
+qat_status qat_config_resolve_inputs(qat_ini *ini, qat_config *cfg, qat_error *err);
+/* "input = NAME" / "inputs = a, b" for layer i when the config named them. */
+void qat_config_write_inputs(FILE *f, const qat_config *cfg, int i);
+
+#endif

@@ -1,0 +1,283 @@
+/* Layers whose output has a quantization of its own but no weights: add,
+ * concat and global average pooling. Their integers (multipliers of the
+ * inputs and the output, docs/ARITHMETIC.md §2 and §4.1), their exact
+ * fake-quant ops, which compute on codes with the runtime's own functions
+ * (include/qat/fixedpoint.h) beside their straight-through backward, and
+ * their checkpointed state (an activation observer). */
+#include <math.h>
+#include <string.h>
+
+#include "qat/fixedpoint.h"
+#include "qat/quant.h"
+#include "qat/team.h"
+
+/* Training may feed codes beyond int8 (dropout scales by 1 / (1 - p)); a
+ * clamp far outside the valid range keeps the integer add from overflowing
+ * (1024 * 2^20 * M_in <= 2^29) without touching any code a model can hold. */
+#define CODE_CLAMP 1024
+
+static int mult(double M, int32_t *m, int32_t *shift)
+{
+    if (qat_fp_quantize_multiplier(M, m, shift) == 0)
+        return 0;
+    *m = INT32_MAX;
+    *shift = QAT_SHIFT_MAX;
+    return 1;
+}
+
+int qat_quant_merge_finish(qat_layer_quant *q, qat_layer_type type, int window)
+{
+    qat_merge_params *p = &q->merge;
+    p->type = type;
+    p->window = window;
+    p->out = q->out;
+    p->act_min = q->act_min;
+    p->act_max = q->act_max;
+    p->ste = q->cfg->activation_ste;
+    const double so = (double)q->out.scale;
+    int bad = 0;
+    switch (type) {
+    case QAT_LAYER_ADD: {
+        /* TFLite's ADD: both inputs onto the scale 2 max(s_a, s_b) / 2^20,
+         * so each input multiplier is at most 1/2 (a right shift) */
+        double sa = (double)p->in[0].scale, sb = (double)p->in[1].scale;
+        double twice_max = 2.0 * (sa > sb ? sa : sb);
+        p->left_shift = QAT_ADD_LEFT_SHIFT;
+        bad |= mult(sa / twice_max, &p->in_mult[0], &p->in_shift[0]);
+        bad |= mult(sb / twice_max, &p->in_mult[1], &p->in_shift[1]);
+        bad |= mult(twice_max / ((double)(1 << QAT_ADD_LEFT_SHIFT) * so), &p->out_mult,
+                    &p->out_shift);
+        break;
+    }
+    case QAT_LAYER_CONCAT:
+        for (int k = 0; k < p->n; k++)
+            bad |= mult((double)p->in[k].scale / so, &p->in_mult[k], &p->in_shift[k]);
+        break;
+    case QAT_LAYER_GLOBAL_AVGPOOL:
+        /* the mean and the change of scale in one rounding */
+        bad |= mult((double)p->in[0].scale / ((double)window * so), &p->out_mult, &p->out_shift);
+        break;
+    default:
+        QAT_ASSERT(!"qat_quant_merge_finish: not a merge layer");
+    }
+    return bad ? -1 : 0;
+}
+
+/* x / s rounded, clamped: the code difference of a value on the grid. */
+static inline int32_t code_of(float x, float s)
+{
+    float r = x / s;
+    r = r >= -(float)CODE_CLAMP ? r : -(float)CODE_CLAMP; /* NaN -> -clamp */
+    r = r <= (float)CODE_CLAMP ? r : (float)CODE_CLAMP;
+    return qat_fp_round(r);
+}
+
+/* The clipped STE's mask of one output code; the identity STE passes all. */
+static inline uint8_t pass_of(const qat_merge_params *p, int32_t unclamped)
+{
+    return (uint8_t)(p->ste == QAT_STE_IDENTITY ||
+                     (unclamped >= p->act_min && unclamped <= p->act_max));
+}
+
+typedef struct {
+    const qat_merge_params *p;
+    uint8_t *pass;
+    int n;      /* inputs */
+    int c[QAT_MAX_INPUTS]; /* concat: channels of each input */
+    int C;      /* output channels */
+    size_t rows;
+} merge_saved;
+
+/* ---- add ------------------------------------------------------------------------- */
+
+typedef struct {
+    const qat_merge_params *p;
+    const float *a, *b;
+    float *y;
+    uint8_t *pass;
+} add_ctx;
+
+static void add_fwd(void *v, size_t lo, size_t hi)
+{
+    add_ctx *c = v;
+    const qat_merge_params *p = c->p;
+    const float sa = p->in[0].scale, sb = p->in[1].scale, so = p->out.scale;
+    for (size_t i = lo; i < hi; i++) {
+        /* unclamped first (for the mask), then the clamp the runtime applies */
+        int32_t q = qat_fp_add(code_of(c->a[i], sa), code_of(c->b[i], sb), p->left_shift,
+                               p->in_mult[0], p->in_shift[0], p->in_mult[1], p->in_shift[1],
+                               p->out_mult, p->out_shift, p->out.zero_point, INT32_MIN, INT32_MAX);
+        if (c->pass)
+            c->pass[i] = pass_of(p, q);
+        q = q < p->act_min ? p->act_min : q > p->act_max ? p->act_max : q;
+        c->y[i] = so * (float)(q - p->out.zero_point);
+    }
+}
+
+static void add_backward(qat_tape *t, const qat_node *n)
+{
+    const merge_saved *s = n->saved;
+    const float *dy = n->out->grad;
+    for (int k = 0; k < 2; k++) {
+        qat_tensor *x = n->in[k];
+        if (!qat_needs_grad(x))
+            continue;
+        float *dx = qat_tape_grad(t, x);
+        for (size_t i = 0; i < x->numel; i++)
+            dx[i] += s->pass[i] ? dy[i] : 0.0f;
+    }
+}
+
+qat_tensor *qat_op_add_exact(qat_tape *t, qat_tensor *a, qat_tensor *b, const qat_merge_params *p)
+{
+    QAT_ASSERT(a->numel == b->numel);
+    qat_tensor *y = qat_tape_tensor(t, a->ndim, a->shape);
+    int record = qat_tape_grad_enabled(t) && (a->requires_grad || b->requires_grad);
+    add_ctx c = {p, a->data, b->data, y->data, record ? qat_tape_alloc(t, a->numel) : NULL};
+    qat_team_parallel_for(qat_tape_team(t), a->numel, QAT_ELEMWISE_GRAIN, add_fwd, &c);
+    if (record) {
+        merge_saved *s = qat_tape_alloc(t, sizeof *s);
+        memset(s, 0, sizeof *s);
+        s->p = p;
+        s->pass = c.pass;
+        qat_tensor *in[2] = {a, b};
+        qat_tape_record(t, add_backward, y, s, 2, in);
+    }
+    return y;
+}
+
+/* ---- concat ------------------------------------------------------------------------ */
+
+static void concat_backward(qat_tape *t, const qat_node *n)
+{
+    const merge_saved *s = n->saved;
+    const float *dy = n->out->grad;
+    for (int k = 0, off = 0; k < s->n; off += s->c[k], k++) {
+        qat_tensor *x = n->in[k];
+        if (!qat_needs_grad(x))
+            continue;
+        float *dx = qat_tape_grad(t, x);
+        for (size_t r = 0; r < s->rows; r++)
+            for (int ch = 0; ch < s->c[k]; ch++) {
+                size_t o = r * (size_t)s->C + (size_t)(off + ch);
+                dx[r * (size_t)s->c[k] + (size_t)ch] += s->pass[o] ? dy[o] : 0.0f;
+            }
+    }
+}
+
+qat_tensor *qat_op_concat_exact(qat_tape *t, qat_tensor *const *x, int n,
+                                const qat_merge_params *p)
+{
+    QAT_ASSERT(n >= 1 && n <= 4); /* a tape node holds four inputs */
+    int shape[QAT_MAX_DIMS], nd = x[0]->ndim, C = 0;
+    for (int k = 0; k < n; k++)
+        C += x[k]->shape[nd - 1];
+    memcpy(shape, x[0]->shape, sizeof shape);
+    shape[nd - 1] = C;
+    qat_tensor *y = qat_tape_tensor(t, nd, shape);
+    int record = 0;
+    for (int k = 0; k < n; k++)
+        record |= x[k]->requires_grad;
+    record &= qat_tape_grad_enabled(t);
+    merge_saved *s = qat_tape_alloc(t, sizeof *s);
+    memset(s, 0, sizeof *s);
+    s->p = p;
+    s->n = n;
+    s->C = C;
+    s->rows = y->numel / (size_t)C;
+    s->pass = record ? qat_tape_alloc(t, y->numel) : NULL;
+    const float so = p->out.scale;
+    for (int k = 0, off = 0; k < n; off += s->c[k], k++) {
+        s->c[k] = x[k]->shape[nd - 1];
+        const float si = p->in[k].scale;
+        for (size_t r = 0; r < s->rows; r++)
+            for (int ch = 0; ch < s->c[k]; ch++) {
+                size_t o = r * (size_t)C + (size_t)(off + ch);
+                int32_t q = qat_fp_requantize(code_of(x[k]->data[r * (size_t)s->c[k] + ch], si),
+                                              p->in_mult[k], p->in_shift[k], p->out.zero_point,
+                                              INT32_MIN, INT32_MAX);
+                if (s->pass)
+                    s->pass[o] = pass_of(p, q);
+                q = q < p->act_min ? p->act_min : q > p->act_max ? p->act_max : q;
+                y->data[o] = so * (float)(q - p->out.zero_point);
+            }
+    }
+    if (record)
+        qat_tape_record(t, concat_backward, y, s, n, x);
+    return y;
+}
+
+/* ---- global average pooling --------------------------------------------------------- */
+
+static void gap_backward(qat_tape *t, const qat_node *n)
+{
+    qat_tensor *x = n->in[0];
+    if (!qat_needs_grad(x))
+        return;
+    const merge_saved *s = n->saved;
+    const float *dy = n->out->grad;
+    float *dx = qat_tape_grad(t, x);
+    size_t C = (size_t)s->C, pix = (size_t)s->p->window;
+    float inv = 1.0f / (float)pix;
+    for (size_t img = 0; img < s->rows; img++)
+        for (size_t px = 0; px < pix; px++)
+            for (size_t c = 0; c < C; c++) {
+                size_t o = img * C + c;
+                dx[(img * pix + px) * C + c] += s->pass[o] ? dy[o] * inv : 0.0f;
+            }
+}
+
+qat_tensor *qat_op_global_avgpool_exact(qat_tape *t, qat_tensor *x, const qat_merge_params *p)
+{
+    QAT_ASSERT(x->ndim == 4 && (size_t)x->shape[1] * (size_t)x->shape[2] == (size_t)p->window);
+    int N = x->shape[0], C = x->shape[3], shape[4] = {N, 1, 1, C};
+    qat_tensor *y = qat_tape_tensor(t, 4, shape);
+    int record = qat_tape_grad_enabled(t) && x->requires_grad;
+    merge_saved *s = qat_tape_alloc(t, sizeof *s);
+    memset(s, 0, sizeof *s);
+    s->p = p;
+    s->C = C;
+    s->rows = (size_t)N;
+    s->pass = record ? qat_tape_alloc(t, y->numel) : NULL;
+    const float si = p->in[0].scale, so = p->out.scale;
+    const size_t pix = (size_t)p->window;
+    for (size_t img = 0; img < (size_t)N; img++)
+        for (size_t c = 0; c < (size_t)C; c++) {
+            int32_t sum = 0; /* |sum| <= 2^23 * 1024: no overflow */
+            for (size_t px = 0; px < pix; px++)
+                sum += code_of(x->data[(img * pix + px) * (size_t)C + c], si);
+            int32_t q = qat_fp_requantize(sum, p->out_mult, p->out_shift, p->out.zero_point,
+                                          INT32_MIN, INT32_MAX);
+            size_t o = img * (size_t)C + c;
+            if (s->pass)
+                s->pass[o] = pass_of(p, q);
+            q = q < p->act_min ? p->act_min : q > p->act_max ? p->act_max : q;
+            y->data[o] = so * (float)(q - p->out.zero_point);
+        }
+    if (record)
+        qat_tape_record(t, gap_backward, y, s, 1, &x);
+    return y;
+}
+
+/* ---- checkpointed state ----------------------------------------------------------------- */
+
+size_t qat_quant_output_state_size(void) { return 3; }
+
+void qat_quant_output_state_save(const qat_layer_quant *q, float *out)
+{
+    out[0] = q->act_obs.lo;
+    out[1] = q->act_obs.hi;
+    out[2] = (float)q->act_obs.initialized;
+}
+
+qat_status qat_quant_output_state_load(qat_layer_quant *q, const float *in, qat_error *err)
+{
+    if (in[2] != 0.0f && in[2] != 1.0f)
+        return qat_fail(err, QAT_EINVAL,
+                        "the activation observer's 'initialised' flag is %g, expected 0 or 1",
+                        (double)in[2]);
+    q->act_obs.lo = in[0];
+    q->act_obs.hi = in[1];
+    q->act_obs.initialized = in[2] == 1.0f;
+    return QAT_OK;
+}
