@@ -34,7 +34,7 @@ qat_status qat_model_refresh_qparams(qat_model *m, qat_error *err)
         return st;
     qat_tape_set_grad_enabled(t, 0);
     qat_tape_set_training(t, 0);
-    qat_qparams cur = qat_input_qparams();
+    qat_qparams cur = m->in.is_float ? m->in.q : qat_input_qparams();
     for (int i = 0; i < m->nlayers && st == QAT_OK; i++) {
         qat_layer *l = &m->layers[i];
         l->q.in = cur;
@@ -177,17 +177,9 @@ static qat_tensor *compute_quant(qat_model *m, qat_tape *t, qat_layer *l, qat_te
     return qat_op_requantize(t, acc, b, acc_scale, s_a, rp);
 }
 
-qat_tensor *qat_model_forward(qat_model *m, qat_tape *t, const uint8_t *images, int n)
+/* The forward from the input tensor x (quantized as cur when quant). */
+static qat_tensor *forward(qat_model *m, qat_tape *t, qat_tensor *x, qat_qparams cur, int quant)
 {
-    const qat_model_cfg *mc = &m->cfg.model;
-    int shape[4] = {n, mc->input_height, mc->input_width, mc->input_channels};
-    qat_tensor *x = qat_tape_tensor(t, 4, shape);
-    /* Exactly the dequantized model input: (p - 128 - (-128)) * (1/255).
-     * Standardisation, if on, is folded into the first conv/linear layer. */
-    qat_qparams cur = qat_input_qparams();
-    for (size_t i = 0; i < x->numel; i++)
-        x->data[i] = (float)images[i] * cur.scale;
-    int quant = m->cfg.quant.enabled && m->quant_active;
     qat_tensor *scale = quant ? qat_tape_const(t, &cur.scale, 1) : NULL;
     for (int i = 0; i < m->nlayers; i++) {
         qat_layer *l = &m->layers[i];
@@ -247,4 +239,20 @@ qat_tensor *qat_model_forward(qat_model *m, qat_tape *t, const uint8_t *images, 
     }
     qat_tape_set_tag(t, 0); /* whatever follows (the loss) counts as tag 0 */
     return as_flat(t, x);
+}
+
+qat_tensor *qat_model_forward(qat_model *m, qat_tape *t, const uint8_t *images, int n)
+{
+    int quant = m->cfg.quant.enabled && m->quant_active;
+    qat_qparams cur;
+    qat_tensor *x = qat_model_input_tensor(m, t, images, 0, n, quant, &cur);
+    return forward(m, t, x, cur, quant);
+}
+
+qat_tensor *qat_model_forward_f32(qat_model *m, qat_tape *t, const float *x, int n)
+{
+    int quant = m->cfg.quant.enabled && m->quant_active;
+    qat_qparams cur;
+    qat_tensor *in = qat_model_input_tensor(m, t, x, 1, n, quant, &cur);
+    return forward(m, t, in, cur, quant);
 }
