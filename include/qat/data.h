@@ -38,6 +38,8 @@ typedef enum qat_data_format {
 } qat_data_format;
 /* "auto", "idx", "hdf5", "npy", "cifar", "csv"; NULL-terminated. */
 extern const char *const qat_data_format_names[];
+/* The format named s (exactly as listed), or -1. */
+int qat_data_format_parse(const char *s);
 
 /* A block a dataset owns: malloc'd (map_len 0) or a read-only mapping. */
 typedef struct qat_data_block {

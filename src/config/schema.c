@@ -113,7 +113,11 @@ static int parse_value(const qat_cfg_key *k, const char *s, void *out, char *why
                          k->flags & QAT_CFG_AUTO ? "auto or" : "", s);
                 return -1;
             }
-            if (!isfinite(v) || errno == ERANGE || fabs(v) > 3.0e38 || !range_ok(k, v)) {
+            if (!isfinite(v) || errno == ERANGE || fabs(v) > 3.0e38) {
+                snprintf(why, wl, "expected finite numbers, found %.*s", (int)(end - p), p);
+                return -1;
+            }
+            if (!range_ok(k, v)) {
                 range_text(k, rt, sizeof rt);
                 snprintf(why, wl, "expected numbers in %s, found %.*s", rt, (int)(end - p), p);
                 return -1;

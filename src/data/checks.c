@@ -15,6 +15,14 @@
 
 const char *const qat_data_format_names[] = {"auto", "idx", "hdf5", "npy", "cifar", "csv", NULL};
 
+int qat_data_format_parse(const char *s)
+{
+    for (int i = 0; s && qat_data_format_names[i]; i++)
+        if (strcmp(s, qat_data_format_names[i]) == 0)
+            return i;
+    return -1;
+}
+
 qat_status qat_data_map(const char *path, uint8_t **p, size_t *len, qat_error *err)
 {
     *p = NULL;

@@ -358,7 +358,7 @@ static qat_status load_csv(const char *path, const char *target, int regression,
 typedef struct located {
     qat_data_format format;
     char inputs[PATH_CAP], targets[PATH_CAP]; /* targets: IDX and npy only */
-    char group[16];                           /* HDF5: the split's group, or "" */
+    char group[16]; /* HDF5: the split's group; IDX: the files' prefix (train, t10k, test) */
     int group_required;
     char *batches[64];                        /* CIFAR: the batch files */
     int nbatches;
@@ -388,10 +388,9 @@ static int find_in_dir(const char *dir, const char *split, qat_data_format f, lo
         switch (f) {
         case QAT_FORMAT_IDX:
             if (find_idx(dir, *names, "images", "342", l->inputs)) {
-                if (!find_idx(dir, *names, "labels", "12", l->targets)) {
-                    snprintf(name, sizeof name, "%s-labels-idx1-ubyte", *names);
-                    join(l->targets, dir, name); /* missing: the loader says so */
-                }
+                if (!find_idx(dir, *names, "labels", "12", l->targets))
+                    l->targets[0] = '\0'; /* locate reports it */
+                snprintf(l->group, sizeof l->group, "%s", *names);
                 return 1;
             }
             break;
@@ -469,6 +468,18 @@ static qat_status not_found(const char *dir, const char *split, qat_data_format 
     return QAT_EINVAL;
 }
 
+/* An IDX folder with the split's images but not its labels (MNIST's
+ * message: the name most folders use). */
+static qat_status missing_labels(const char *dir, const located *l, qat_error *err)
+{
+    if (l->format != QAT_FORMAT_IDX || l->targets[0])
+        return QAT_OK;
+    return qat_fail(err, QAT_EINVAL,
+                    "%s: cannot find the %s labels: tried %s-labels-idx1-ubyte and "
+                    "%s-labels-idx1-ubyte.gz (scripts/fetch_mnist.sh downloads MNIST)",
+                    dir, l->group, l->group, l->group);
+}
+
 /* The targets file beside an inputs file: x*.npy -> y*.npy, and for IDX the
  * name with "images" replaced by "labels" (idx1 or idx2). */
 static qat_status sibling(const char *inputs, qat_data_format f, char *out, qat_error *err)
@@ -510,13 +521,13 @@ static qat_status locate(const qat_data_source *src, const char *split, const ch
         if (src->format != QAT_FORMAT_AUTO) {
             if (!find_in_dir(path, split, src->format, l))
                 return not_found(path, split, src->format, err);
-            return QAT_OK;
+            return missing_labels(path, l, err);
         }
         static const qat_data_format order[] = {QAT_FORMAT_IDX, QAT_FORMAT_NPY, QAT_FORMAT_HDF5,
                                                 QAT_FORMAT_CIFAR, QAT_FORMAT_CSV};
         for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
             if (find_in_dir(path, split, order[i], l))
-                return QAT_OK;
+                return missing_labels(path, l, err);
         /* an incomplete MNIST folder keeps its old message */
         char p[PATH_CAP];
         const char *s = split_names(split, 1)[0];
