@@ -108,9 +108,11 @@ const qat_model_input *qat_model_input_info(const qat_model *m);
 /* Sets the per-channel mean and std of an auto-normalised model (C
  * values each; std > 0), e.g. from qat_dataset_channel_stats. */
 void qat_model_set_input_norm(qat_model *m, const float *mean, const float *std);
-/* A float32-input model: observes the range of the standardised training
- * inputs x (count values, channel i % C) and derives their quantization.
- * Call after qat_model_set_input_norm when the stats are auto. */
+/* A float32-input model: widens the observed range of the standardised
+ * training inputs by x (count values of whole examples, channel i % C; the
+ * first call after creation or qat_model_set_input_norm starts it) and
+ * derives their quantization. Call after qat_model_set_input_norm when the
+ * stats are auto. */
 void qat_model_observe_input(qat_model *m, const float *x, size_t count);
 /* Outputs of the last layer (num_classes, or the regression targets). */
 int qat_model_num_outputs(const qat_model *m);

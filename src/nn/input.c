@@ -113,7 +113,8 @@ void qat_model_observe_input(qat_model *m, const float *x, size_t count)
 {
     qat_model_input *in = &m->in;
     QAT_ASSERT(in->is_float);
-    float lo = 0.0f, hi = 0.0f;
+    /* the first call starts the range (it always holds 0), later ones widen it */
+    float lo = in->ready ? in->lo : 0.0f, hi = in->ready ? in->hi : 0.0f;
     int C = in->channels;
     for (size_t i = 0; i < count; i++) {
         float t = standardise(in, x[i], (int)(i % (size_t)C));
