@@ -5,33 +5,11 @@
 #include <hdf5.h>
 #include <math.h>
 
+#include "data/data_internal.h"
 #include "data_fixture.h"
 #include "qat/data_h5.h"
 
 /* ---- .npy ------------------------------------------------------------------------ */
-
-/* A version-1 .npy image: header dict for descr and shape, padded to 64. */
-static uint8_t *npy(const char *descr, const char *shape, const void *data, size_t bytes,
-                    size_t *len)
-{
-    char dict[256];
-    int dl = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': %s, }",
-                      descr, shape);
-    size_t hl = (size_t)dl + 1, total = 10 + hl;
-    size_t pad = (64 - total % 64) % 64;
-    hl += pad;
-    *len = 10 + hl + bytes;
-    uint8_t *b = malloc(*len);
-    cr_assert_not_null(b);
-    memcpy(b, "\x93NUMPY\x01\x00", 8);
-    b[8] = (uint8_t)(hl & 0xff);
-    b[9] = (uint8_t)(hl >> 8);
-    memcpy(b + 10, dict, (size_t)dl);
-    memset(b + 10 + dl, ' ', hl - (size_t)dl - 1);
-    b[10 + hl - 1] = '\n';
-    memcpy(b + 10 + hl, data, bytes);
-    return b;
-}
 
 static void write_file(const char *path, const void *b, size_t len)
 {
@@ -45,7 +23,7 @@ Test(npy, parses_dtypes_and_shapes)
 {
     float v[6] = {1.5f, -2, 3, 4, 5, 6.25f};
     size_t len;
-    uint8_t *b = npy("<f4", "(2, 3)", v, sizeof v, &len);
+    uint8_t *b = fx_npy("<f4", "(2, 3)", v, sizeof v, &len);
     qat_npy_array a;
     qat_error e;
     cr_assert_eq(qat_npy_parse(b, len, "a.npy", &a, &e), QAT_OK, "%s", e.msg);
@@ -55,7 +33,7 @@ Test(npy, parses_dtypes_and_shapes)
     cr_assert_eq(qat_npy_get(&a, 5), 6.25);
     free(b);
     int64_t l[3] = {-1, 7, 1LL << 40};
-    b = npy("<i8", "(3,)", l, sizeof l, &len);
+    b = fx_npy("<i8", "(3,)", l, sizeof l, &len);
     cr_assert_eq(qat_npy_parse(b, len, "l.npy", &a, &e), QAT_OK, "%s", e.msg);
     cr_assert_eq(qat_npy_get(&a, 0), -1.0);
     cr_assert_eq(qat_npy_get(&a, 2), (double)(1LL << 40));
@@ -68,19 +46,19 @@ Test(npy, rejects_what_it_cannot_read_naming_the_file)
     size_t len;
     qat_npy_array a;
     qat_error e;
-    uint8_t *b = npy("<f4", "(2, 2)", v, sizeof v, &len);
+    uint8_t *b = fx_npy("<f4", "(2, 2)", v, sizeof v, &len);
     b[0] = 'X';
     EXPECT_ERR(qat_npy_parse(b, len, "m.npy", &a, &e), e, QAT_EINVAL, "m.npy", "bad magic");
     b[0] = 0x93;
     EXPECT_ERR(qat_npy_parse(b, len - 3, "t.npy", &a, &e), e, QAT_EINVAL, "t.npy", "truncated");
     free(b);
-    b = npy(">f4", "(2, 2)", v, sizeof v, &len);
+    b = fx_npy(">f4", "(2, 2)", v, sizeof v, &len);
     EXPECT_ERR(qat_npy_parse(b, len, "be.npy", &a, &e), e, QAT_EINVAL, "be.npy", "big-endian");
     free(b);
-    b = npy("<c8", "(2,)", v, 16, &len);
+    b = fx_npy("<c8", "(2,)", v, 16, &len);
     EXPECT_ERR(qat_npy_parse(b, len, "c.npy", &a, &e), e, QAT_EINVAL, "c.npy", "dtype");
     free(b);
-    b = npy("<f4", "(0, 2)", v, 0, &len);
+    b = fx_npy("<f4", "(0, 2)", v, 0, &len);
     EXPECT_ERR(qat_npy_parse(b, len, "z.npy", &a, &e), e, QAT_EINVAL, "z.npy", "empty");
     free(b);
 }
@@ -267,11 +245,11 @@ Test(load, npy_pair_is_mapped_and_found_by_name)
     px[17] = 200;
     float t[2] = {0.5f, NAN};
     size_t len;
-    uint8_t *b = npy("|u1", "(2, 3, 3)", px, sizeof px, &len);
+    uint8_t *b = fx_npy("|u1", "(2, 3, 3)", px, sizeof px, &len);
     snprintf(p, sizeof p, "%s/x_train.npy", dir);
     write_file(p, b, len);
     free(b);
-    b = npy("<f4", "(2,)", t, sizeof t, &len);
+    b = fx_npy("<f4", "(2,)", t, sizeof t, &len);
     snprintf(p, sizeof p, "%s/y_train.npy", dir);
     write_file(p, b, len);
     free(b);
@@ -281,7 +259,7 @@ Test(load, npy_pair_is_mapped_and_found_by_name)
     EXPECT_ERR(qat_data_load(&s, "train", 0, &d, NULL, 0, &e), e, QAT_EINVAL, "y_train.npy",
                "record 1", "finite");
     t[1] = 2.0f;
-    b = npy("<f4", "(2,)", t, sizeof t, &len);
+    b = fx_npy("<f4", "(2,)", t, sizeof t, &len);
     write_file(p, b, len);
     free(b);
     cr_assert_eq(qat_data_load(&s, "train", 0, &d, NULL, 0, &e), QAT_OK, "%s", e.msg);
