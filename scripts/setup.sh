@@ -10,8 +10,10 @@ cd "$root"
 # gnuplot-nox: qat-sweep and scripts/plot_metrics.sh draw their plots with it.
 # libprotobuf-c-dev, protobuf-c-compiler, libonnx-dev: qat-export --format onnx
 # (protoc-c compiles libonnx-dev's onnx.proto at build time).
+# dataset-fashion-mnist: configs/fashion_cnn.ini's data (IDX files in
+# /usr/share/datasets/fashion-mnist/).
 pkgs=(gcc meson ninja-build pkg-config libopenblas-dev libhdf5-dev zlib1g-dev libcriterion-dev
-      gnuplot-nox libprotobuf-c-dev protobuf-c-compiler libonnx-dev)
+      gnuplot-nox libprotobuf-c-dev protobuf-c-compiler libonnx-dev dataset-fashion-mnist)
 if [[ "${1:-}" == "--test" ]]; then
   # python3-onnx: the ONNX checker; node + npm: ONNX Runtime's WebAssembly
   # build (npm onnxruntime-web, fetched into build/ by tests/onnx/ort_setup.sh)

@@ -69,6 +69,21 @@ def main():
                                                                                mse))
         bad += abs(r['mse'] - s['int8_mse']) > 1e-6 * s['int8_mse'] or out.size != y.size
         bad += abs(mse - r['mse']) > 1e-6 * r['mse']
+        # FORMAT.md section 9: the independent reader's int8 outputs for the
+        # float features equal qat-infer's, byte for byte
+        x = np.loadtxt(os.path.join(data, 'test.csv'), delimiter=',', skiprows=1)[:, :-1]
+        xs, ys = os.path.join(tmp, 'x.npy'), os.path.join(tmp, 'y.npy')
+        np.save(xs, x.astype(np.float32))
+        np.save(ys, y.astype(np.float32))
+        c_bin, py_bin = os.path.join(tmp, 'c.bin'), os.path.join(tmp, 'py.bin')
+        subprocess.run([infer, os.path.join(run, 'model.int8.h5'), '--images', xs, '--labels', ys,
+                        '--dump-logits', c_bin, '--json'], check=True, capture_output=True)
+        reader = os.path.join(root, 'tests', 'runtime', 'format_reader.py')
+        subprocess.run([sys.executable, reader, os.path.join(run, 'model.int8.h5'), xs, py_bin],
+                       check=True)
+        same = open(c_bin, 'rb').read() == open(py_bin, 'rb').read()
+        print('independent reader (float inputs): %s' % ('identical codes' if same else 'DIFFERS'))
+        bad += not same
         return 1 if bad else 0
 
 
