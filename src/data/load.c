@@ -321,10 +321,13 @@ static qat_status load_cifar(char **paths, int npaths, int num_classes, size_t m
 {
     memset(out, 0, sizeof *out);
     qat_status st = QAT_OK;
+    /* the batches accumulate: each may have only what the ones before left */
+    size_t used = 0;
     for (int i = 0; i < npaths && st == QAT_OK; i++) {
         uint8_t *buf = NULL;
         size_t len = 0;
-        st = slurp(paths[i], mem, &buf, &len, err);
+        st = slurp(paths[i], mem - used, &buf, &len, err);
+        used += len < mem - used ? len : mem - used;
         if (st == QAT_OK)
             st = qat_cifar_parse(buf, len, paths[i], cifar_label_bytes(paths[i]), num_classes,
                                  out, err);

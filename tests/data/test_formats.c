@@ -4,6 +4,7 @@
  * validation split; channel statistics; augmentation's determinism. */
 #include <hdf5.h>
 #include <math.h>
+#include <sys/stat.h>
 
 #include "data/data_internal.h"
 #include "data_fixture.h"
@@ -273,6 +274,78 @@ Test(load, npy_pair_is_mapped_and_found_by_name)
     /* the test split is missing: the message says what was looked for */
     EXPECT_ERR(qat_data_load(&s, "test", 0, &d, NULL, 0, &e), e, QAT_EINVAL, dir);
     fx_rmtree(dir);
+}
+
+/* A split bigger than the memory is refused before it is read, with the
+ * sizes, in every format: IDX (its decompressed size), .npy (the mapped
+ * array), CSV (the file) and CIFAR, whose batches add up. */
+static void expect_too_big(const char *dir, size_t mem, const char *file)
+{
+    qat_data_source s = source(dir, 0);
+    s.num_classes = 10;
+    s.mem_available = mem;
+    qat_dataset d;
+    qat_error e;
+    EXPECT_ERR(qat_data_load(&s, "train", 0, &d, NULL, 0, &e), e, QAT_EINVAL, file, "GiB",
+               "would not fit");
+    s.mem_available = SIZE_MAX;
+    cr_assert_eq(qat_data_load(&s, "train", 0, &d, NULL, 0, &e), QAT_OK, "%s: %s", dir, e.msg);
+    qat_dataset_free(&d);
+}
+
+Test(load, every_format_refuses_a_split_over_the_memory_up_front)
+{
+    char root[64], dir[160], p[220];
+    fx_mkdtemp(root);
+    size_t len;
+    /* IDX: 4 images of 8x8 */
+    snprintf(dir, sizeof dir, "%s/idx", root);
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    uint8_t *b = fx_images(4, 8, 8, &len);
+    fx_path(p, sizeof p, dir, "train-images-idx3-ubyte");
+    fx_write(p, b, len);
+    free(b);
+    b = fx_labels(4, 10, &len);
+    fx_path(p, sizeof p, dir, "train-labels-idx1-ubyte");
+    fx_write(p, b, len);
+    free(b);
+    expect_too_big(dir, 64, "train-images-idx3-ubyte");
+    /* .npy */
+    snprintf(dir, sizeof dir, "%s/npy", root);
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    uint8_t px[4 * 16] = {0};
+    b = fx_npy("|u1", "(4, 4, 4)", px, sizeof px, &len);
+    fx_path(p, sizeof p, dir, "x_train.npy");
+    write_file(p, b, len);
+    free(b);
+    int64_t y[4] = {0, 1, 2, 3};
+    b = fx_npy("<i8", "(4,)", y, sizeof y, &len);
+    fx_path(p, sizeof p, dir, "y_train.npy");
+    write_file(p, b, len);
+    free(b);
+    expect_too_big(dir, 32, "x_train.npy");
+    /* CSV */
+    snprintf(dir, sizeof dir, "%s/csv", root);
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    const char *csv = "a,b,target\n1,2,0\n3,4,1\n5,6,2\n";
+    fx_path(p, sizeof p, dir, "train.csv");
+    write_file(p, csv, strlen(csv));
+    expect_too_big(dir, 16, "train.csv");
+    /* CIFAR: two batches of two records; each fits alone, not both */
+    snprintf(dir, sizeof dir, "%s/cifar", root);
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    size_t rec = 1 + 3072;
+    uint8_t *recs = calloc(2, rec);
+    recs[rec] = 1;
+    for (int i = 1; i <= 2; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "data_batch_%d.bin", i);
+        fx_path(p, sizeof p, dir, name);
+        write_file(p, recs, 2 * rec);
+    }
+    free(recs);
+    expect_too_big(dir, 3 * rec, "data_batch_2.bin");
+    fx_rmtree(root);
 }
 
 /* ---- datasets ----------------------------------------------------------------------- */
