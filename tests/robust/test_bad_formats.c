@@ -361,3 +361,17 @@ Test(bad_formats, infer_float_model_on_uint8_images)
     RB_EXPECT_BAD("qat-infer", RB_ARGS(rb_path("run/model.int8.h5"), "--data", rb_path("d5")),
                   "d5", "uint8 inputs", "takes float32 features");
 }
+
+#ifdef QAT_HAVE_ONNX
+/* ONNX's input stage is one QuantizeLinear of pixels / 255: a float-input
+ * model's per-channel offset and step have no place there */
+Test(bad_formats, onnx_export_of_a_float_input_model)
+{
+    cr_assert_eq(rb_run("qat-train", RB_ARGS(rb_path("c.ini"), "--out", rb_path("run"),
+                                             "--quiet")),
+                 0, "%s", rb_err);
+    RB_EXPECT_BAD("qat-export", RB_ARGS(rb_path("run/model.int8.h5"), "-o", rb_path("m.onnx"),
+                                        "--format", "onnx"),
+                  "float32 features", "--format onnx writes only uint8-pixel models");
+}
+#endif
