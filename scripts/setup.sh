@@ -11,8 +11,10 @@ cd "$root"
 # help2man: the installed man pages, made from each tool's --help.
 # libprotobuf-c-dev, protobuf-c-compiler, libonnx-dev: qat-export --format onnx
 # (protoc-c compiles libonnx-dev's onnx.proto at build time).
+# dataset-fashion-mnist: configs/fashion_cnn.ini's data (IDX files in
+# /usr/share/datasets/fashion-mnist/).
 pkgs=(gcc meson ninja-build pkg-config libopenblas-dev libhdf5-dev zlib1g-dev libcriterion-dev
-      gnuplot-nox libprotobuf-c-dev protobuf-c-compiler libonnx-dev help2man)
+      gnuplot-nox libprotobuf-c-dev protobuf-c-compiler libonnx-dev help2man dataset-fashion-mnist)
 if [[ "${1:-}" == "--test" ]]; then
   # python3-numpy: the qat_runtime module's test (h5py for the format
   # cross-check and the layer table); g++: the installed headers as C++.

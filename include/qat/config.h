@@ -37,8 +37,36 @@ typedef enum qat_lr_kind {
 } qat_lr_kind;
 extern const char *const qat_lr_kind_names[];
 
-typedef enum qat_loss_kind { QAT_LOSS_CROSS_ENTROPY = 0, QAT_LOSS_MSE } qat_loss_kind;
+typedef enum qat_loss_kind {
+    QAT_LOSS_CROSS_ENTROPY = 0,
+    QAT_LOSS_MSE,
+    QAT_LOSS_L1,   /* mean |y - t| */
+    QAT_LOSS_HUBER /* mean of 0.5 d^2 / delta for |d| < delta, |d| - delta / 2 beyond */
+} qat_loss_kind;
 extern const char *const qat_loss_kind_names[];
+
+typedef enum qat_task {
+    QAT_TASK_CLASSIFICATION = 0, /* class labels; accuracy */
+    QAT_TASK_REGRESSION          /* float targets; MSE, MAE, R^2 */
+} qat_task;
+extern const char *const qat_task_names[];
+
+/* What the model's input values are: uint8 pixels (p / 255, the fixed
+ * input quantization) or float32 features (quantized with a scale and zero
+ * point observed on the training inputs). auto: what the data holds. */
+typedef enum qat_input_type { QAT_INPUT_AUTO = 0, QAT_INPUT_UINT8, QAT_INPUT_FLOAT32 } qat_input_type;
+extern const char *const qat_input_type_names[];
+
+/* [data] format; the same values as qat_data_format (data.h). */
+typedef enum qat_format_kind {
+    QAT_FMT_AUTO = 0,
+    QAT_FMT_IDX,
+    QAT_FMT_HDF5,
+    QAT_FMT_NPY,
+    QAT_FMT_CIFAR,
+    QAT_FMT_CSV
+} qat_format_kind;
+extern const char *const qat_format_kind_names[];
 
 typedef enum qat_quant_scheme { QAT_SCHEME_SYMMETRIC = 0, QAT_SCHEME_ASYMMETRIC } qat_quant_scheme;
 extern const char *const qat_quant_scheme_names[];
@@ -119,15 +147,39 @@ typedef struct qat_data_cfg {
     char dir[QAT_CFG_STR_MAX];
     int train_limit, test_limit; /* 0: all */
     int shuffle;
+    qat_format_kind format;
+    char train[QAT_CFG_STR_MAX], test[QAT_CFG_STR_MAX]; /* a split's own path ("": dir) */
+    float val_fraction; /* of the training split held out for per-epoch evaluation */
+    char x_name[QAT_CFG_STR_MAX], y_name[QAT_CFG_STR_MAX]; /* HDF5 dataset names */
+    char target[QAT_CFG_STR_MAX];                          /* CSV target column */
 } qat_data_cfg;
 
+/* Image augmentation of training batches ([augment]); all off by default. */
+typedef struct qat_augment_cfg {
+    int random_crop; /* pad by this many pixels, crop back at random */
+    int hflip;
+    int shift;  /* random translation of up to this many pixels, edges extended */
+    int cutout; /* zero a random square of this side */
+} qat_augment_cfg;
+
+/* Bits of qat_model_cfg.input_set: which shape keys the config wrote. */
+enum { QAT_SET_HEIGHT = 1, QAT_SET_WIDTH = 2, QAT_SET_CHANNELS = 4 };
+
 typedef struct qat_model_cfg {
+    qat_task task;
+    /* The input shape; keys the config does not write come from the data
+     * (input_set says which were written: those must match it). */
     int input_height, input_width, input_channels;
+    int input_set;
+    qat_input_type input_type;
     int num_classes;
-    /* Standardise inputs, (p / 255 - mean) / std, by folding the affine map
-     * into the first conv/linear layer (the integer input stays p - 128). */
+    /* Standardise inputs, (x - mean) / std per channel (x = p / 255 for
+     * pixels). For uint8 inputs the affine map is folded into the first
+     * conv/linear layer (the integer input stays p - 128); float32 inputs
+     * are standardised, then quantized, on the way in. One value serves every
+     * channel; n = 0 (auto): computed on the training split. */
     int normalize_input;
-    float input_mean, input_std;
+    qat_cfg_floats input_mean, input_std;
 } qat_model_cfg;
 
 typedef struct qat_train_cfg {
@@ -139,6 +191,7 @@ typedef struct qat_train_cfg {
     int seed, threads;
     qat_loss_kind loss;
     float label_smoothing;
+    float huber_delta;
     int checkpoint_every; /* epochs */
     int progress;
 } qat_train_cfg;
@@ -222,6 +275,7 @@ typedef struct qat_config {
     char path[QAT_CFG_STR_MAX];
     char name[QAT_NAME_MAX]; /* config file name without directory and .ini */
     qat_data_cfg data;
+    qat_augment_cfg augment;
     qat_model_cfg model;
     qat_train_cfg train;
     qat_quant_cfg quant;

@@ -61,14 +61,23 @@ typedef enum qat_cfg_type {
     QAT_CFG_FLOAT,  /* float; NaN and Inf rejected */
     QAT_CFG_BOOL,   /* int 0/1 from true/false/yes/no/on/off/1/0 */
     QAT_CFG_STRING, /* char[QAT_CFG_STR_MAX] */
-    QAT_CFG_ENUM    /* int index into choices */
+    QAT_CFG_ENUM,   /* int index into choices */
+    QAT_CFG_FLOATS  /* qat_cfg_floats: "a, b, c" (each in range), or "auto" with QAT_CFG_AUTO */
 } qat_cfg_type;
 
 #define QAT_CFG_STR_MAX 512
+#define QAT_CFG_FLOATS_MAX 64
+
+/* A list of floats (per-channel values); n = 0 stands for "auto". */
+typedef struct qat_cfg_floats {
+    int n;
+    float v[QAT_CFG_FLOATS_MAX];
+} qat_cfg_floats;
 
 enum {
     QAT_CFG_MIN_EXCL = 1, /* value must be > min */
     QAT_CFG_MAX_EXCL = 2, /* value must be < max */
+    QAT_CFG_AUTO = 4,     /* FLOATS: "auto" is a value (n = 0) */
 };
 
 typedef struct qat_cfg_key {

@@ -42,9 +42,28 @@ typedef struct qat_layer {
 
 typedef struct qat_model qat_model;
 
+/* The model input: how examples are standardised and, for float32 inputs,
+ * quantized on the way in (docs/QUANTIZATION.md, "Model inputs"). */
+typedef struct qat_model_input {
+    int is_float;       /* float32 features (else uint8 pixels p / 255) */
+    int channels;       /* C: the input's last axis */
+    int normalize;      /* [model] normalize_input */
+    int stats_from_data; /* mean / std are auto: set by qat_model_set_input_norm */
+    int ready;          /* everything below is known (auto stats set, float range observed) */
+    const float *mean, *std; /* [C] the standardisation (x - mean) / std */
+    const float *fold_a, *fold_c; /* [C] uint8: 1 / std and -mean / std, folded into layer 1 */
+    /* float32 inputs: the standardised inputs' observed range and its
+     * quantization (8 bits, asymmetric), and per channel the affine map of
+     * the runtime's float entry: q = quantize(x - offset[c], step[c], zp) */
+    float lo, hi;
+    qat_qparams q;
+    const float *offset, *step; /* [C] offset = mean (0 without normalize), step = std * scale */
+} qat_model_input;
+
 /* Builds the layers, inferring shapes over the graph; an impossible shape is
  * QAT_EINVAL naming the config file, line and layer. Parameters are
- * initialised from cfg->train.seed. The model keeps its own copy of cfg. */
+ * initialised from cfg->train.seed. The model keeps its own copy of cfg.
+ * cfg->model.input_type float32 makes a float-input model (auto: uint8). */
 qat_status qat_model_create(const qat_config *cfg, qat_model **out, qat_error *err);
 void qat_model_destroy(qat_model *m);
 const qat_config *qat_model_config(const qat_model *m);
@@ -60,7 +79,9 @@ float *qat_model_grads(qat_model *m, size_t *n);
 /* The state a checkpoint keeps beside the parameters, as floats: for each
  * conv/linear layer in order, its BN running mean [C] and variance [C]
  * (batchnorm), then its quantization state (qat_quant_state_save has the
- * layout). This is checkpoint version 1's "state" dataset. */
+ * layout); then, for auto input statistics, the input mean [C] and std [C],
+ * and for float32 inputs their observed range (lo, hi). This is checkpoint
+ * version 1's "state" dataset. */
 size_t qat_model_state_size(const qat_model *m);
 void qat_model_state_save(const qat_model *m, float *out);
 /* Restores what qat_model_state_save wrote; QAT_EINVAL naming the layer and
@@ -83,6 +104,23 @@ void qat_model_set_bn_frozen(qat_model *m, int frozen);
 /* Forward over n images (n * H * W * C uint8) -> logits [n, num_classes].
  * In training mode (qat_tape_training) observers and BN statistics update. */
 qat_tensor *qat_model_forward(qat_model *m, qat_tape *t, const uint8_t *images, int n);
+/* The same for a float32-input model: n * H * W * C features. */
+qat_tensor *qat_model_forward_f32(qat_model *m, qat_tape *t, const float *x, int n);
+
+/* The model input's standardisation and quantization (valid until the
+ * model is destroyed). */
+const qat_model_input *qat_model_input_info(const qat_model *m);
+/* Sets the per-channel mean and std of an auto-normalised model (C
+ * values each; std > 0), e.g. from qat_dataset_channel_stats. */
+void qat_model_set_input_norm(qat_model *m, const float *mean, const float *std);
+/* A float32-input model: widens the observed range of the standardised
+ * training inputs by x (count values of whole examples, channel i % C; the
+ * first call after creation or qat_model_set_input_norm starts it) and
+ * derives their quantization. Call after qat_model_set_input_norm when the
+ * stats are auto. */
+void qat_model_observe_input(qat_model *m, const float *x, size_t count);
+/* Outputs of the last layer (num_classes, or the regression targets). */
+int qat_model_num_outputs(const qat_model *m);
 
 /* Recomputes every layer's quantization (scales, multipliers, clamps) from
  * the weights and observer state, exactly as an eval forward would; export

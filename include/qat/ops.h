@@ -78,6 +78,12 @@ qat_tensor *qat_op_softmax_cross_entropy_smooth(qat_tape *t, qat_tensor *logits,
                                                 const uint8_t *labels, float eps);
 /* Mean over all elements of (x - target)^2; target has x->numel floats. */
 qat_tensor *qat_op_mse(qat_tape *t, qat_tensor *x, const float *target);
+/* Mean absolute error, mean |x - target| (gradient sign(x - target), 0 at
+ * 0), and the Huber loss, mean of 0.5 d^2 / delta where |d| < delta and
+ * |d| - delta / 2 beyond (delta > 0; the scale of PyTorch's SmoothL1Loss
+ * with beta = delta). target must outlive the step. */
+qat_tensor *qat_op_l1(qat_tape *t, qat_tensor *x, const float *target);
+qat_tensor *qat_op_huber(qat_tape *t, qat_tensor *x, const float *target, float delta);
 /* sum_i x_i * w_i (a random projection turns any op into a scalar for
  * gradient checks). w has x->numel floats and must outlive the step. */
 qat_tensor *qat_op_dot_const(qat_tape *t, qat_tensor *x, const float *w);

@@ -26,6 +26,7 @@ qat_status qat_run(const qat_config *cfg, const qat_train_opts *opts, qat_error 
 #define QAT_SUMMARY_TRAIN_IMAGES "train_images"
 #define QAT_SUMMARY_TEST_IMAGES "test_images"
 #define QAT_SUMMARY_QUANT_ENABLED "quant_enabled" /* 0 or 1 */
+#define QAT_SUMMARY_TASK "task" /* string: "classification" or "regression" ([model] task) */
 /* test accuracies in [0, 1]: float (quantization off) or fake-quant and
  * integer runtime (on); agreement: share of test images on which those two
  * predict the same class */
@@ -33,6 +34,27 @@ qat_status qat_run(const qat_config *cfg, const qat_train_opts *opts, qat_error 
 #define QAT_SUMMARY_FAKEQUANT_ACCURACY "fakequant_accuracy"
 #define QAT_SUMMARY_INT8_ACCURACY "int8_accuracy"
 #define QAT_SUMMARY_AGREEMENT "agreement"
+/* Regression (null for a classifier; the accuracies above are null for a
+ * regression): test mean squared error, mean absolute error and R^2 of the
+ * same three models; agreement is then the share of outputs where the
+ * integer runtime's code and the fake-quant model's are at most one output
+ * quantization step apart. */
+#define QAT_SUMMARY_FLOAT_MSE "float_mse"
+#define QAT_SUMMARY_FLOAT_MAE "float_mae"
+#define QAT_SUMMARY_FLOAT_R2 "float_r2"
+#define QAT_SUMMARY_FAKEQUANT_MSE "fakequant_mse"
+#define QAT_SUMMARY_FAKEQUANT_MAE "fakequant_mae"
+#define QAT_SUMMARY_FAKEQUANT_R2 "fakequant_r2"
+#define QAT_SUMMARY_INT8_MSE "int8_mse"
+#define QAT_SUMMARY_INT8_MAE "int8_mae"
+#define QAT_SUMMARY_INT8_R2 "int8_r2"
+/* With [data] val_fraction only: the validation split's size and the
+ * trained (float or fake-quant) model's accuracy, or MSE, MAE and R^2, on it */
+#define QAT_SUMMARY_VAL_IMAGES "val_images"
+#define QAT_SUMMARY_VAL_ACCURACY "val_accuracy"
+#define QAT_SUMMARY_VAL_MSE "val_mse"
+#define QAT_SUMMARY_VAL_MAE "val_mae"
+#define QAT_SUMMARY_VAL_R2 "val_r2"
 #define QAT_SUMMARY_EPOCH_SECONDS "epoch_seconds" /* array, one entry per epoch */
 #define QAT_SUMMARY_TRAIN_SECONDS "train_seconds" /* their sum */
 #define QAT_SUMMARY_TRAIN_IMAGES_PER_SECOND "train_images_per_second"

@@ -73,16 +73,34 @@ typedef struct qat_rt_layer_desc {
     int32_t input_zero_point, output_zero_point;
 } qat_rt_layer_desc;
 
+/* What a model's input values are (docs/FORMAT.md §9). */
+typedef enum qat_rt_input_type {
+    QAT_RT_INPUT_UINT8 = 0, /* pixels p, entering as q = p - 128 (scale 1/255, zero point -128) */
+    QAT_RT_INPUT_FLOAT32    /* features x, entering as q = quantize(x - offset[c], step[c], zp) */
+} qat_rt_input_type;
+
+/* What the outputs mean: class scores, or regression values (the
+ * dequantized outputs). Metadata for tools; the arithmetic is the same. */
+typedef enum qat_rt_task { QAT_RT_TASK_CLASSIFICATION = 0, QAT_RT_TASK_REGRESSION } qat_rt_task;
+
 typedef struct qat_rt_model_desc {
     int version; /* QAT_RT_FORMAT_VERSION */
-    /* Model input: uint8 pixels p, H x W x C, entering as q = p - 128
-     * (scale 1/255, zero point -128). */
+    /* Model input, H x W x C values (NHWC): uint8 pixels entering as q = p - 128
+     * (input_scale 1/255, input_zero_point -128), or, with input_type
+     * float32, features quantized per channel c (the last axis) as
+     * q = clamp(round_half_away((x - input_offset[c]) / input_step[c]) +
+     * input_zero_point, -128, 127) (ARITHMETIC.md §6). */
     int in_h, in_w, in_c;
     float input_scale;
     int32_t input_zero_point;
-    int num_classes;
+    int num_classes; /* outputs of the last layer (classes, or regression outputs) */
     int num_layers;
     const qat_rt_layer_desc *layers;
+    /* zero for uint8 pixels and classification, as before these fields */
+    qat_rt_input_type input_type;
+    const float *input_offset; /* float32 inputs: in_c finite values */
+    const float *input_step;   /* float32 inputs: in_c finite positive values */
+    qat_rt_task task;
 } qat_rt_model_desc;
 
 /* A description that owns its arrays: what the HDF5 reader (runtime_h5.h)
@@ -138,6 +156,9 @@ QAT_RT_API int qat_rt_model_num_classes(const qat_rt_model *m);
 QAT_RT_API int qat_rt_model_num_layers(const qat_rt_model *m);
 /* Pixels per image (in_h * in_w * in_c). */
 QAT_RT_API size_t qat_rt_model_input_size(const qat_rt_model *m);
+/* QAT_RT_INPUT_UINT8 (qat_rt_run) or QAT_RT_INPUT_FLOAT32 (qat_rt_run_float). */
+QAT_RT_API qat_rt_input_type qat_rt_model_input_type(const qat_rt_model *m);
+QAT_RT_API qat_rt_task qat_rt_model_task(const qat_rt_model *m);
 /* Output quantization of the logits. */
 QAT_RT_API float qat_rt_model_output_scale(const qat_rt_model *m);
 QAT_RT_API int32_t qat_rt_model_output_zero_point(const qat_rt_model *m);
@@ -158,9 +179,19 @@ QAT_RT_API qat_status qat_rt_session_create(const qat_rt_model *m, const qat_rt_
 QAT_RT_API void qat_rt_session_destroy(qat_rt_session *s);
 /* images: n x input_size uint8 pixels (NHWC); logits: n x num_classes int8
  * codes; 0 <= n <= max_batch. Never allocates. A session serves one caller
- * thread at a time; the model must outlive it. */
+ * thread at a time; the model must outlive it. A float32-input model is
+ * QAT_EINVAL here (its inputs are not pixels): use qat_rt_run_float. */
 QAT_RT_API qat_status qat_rt_run(qat_rt_session *s, const uint8_t *images, int n,
                                  int8_t *logits, qat_error *err);
+/* The same from float inputs: n x input_size float32 values (NHWC), each
+ * quantized as the model says (qat_rt_quantize_float). Any model: a uint8
+ * model's input is x = p / 255 (scale 1/255, zero point -128, no offset),
+ * so x = p / 255.0f gives qat_rt_run's logits. NaN enters as -128. */
+QAT_RT_API qat_status qat_rt_run_float(qat_rt_session *s, const float *inputs, int n,
+                                       int8_t *logits, qat_error *err);
+/* The int8 codes qat_rt_run_float feeds the first layer: count values of
+ * whole examples (count a multiple of in_c), channel i % in_c. */
+QAT_RT_API void qat_rt_quantize_float(const qat_rt_model *m, const float *x, size_t count, int8_t *q);
 
 /* Time spent per layer since the session was created (options.profile). */
 typedef struct qat_rt_layer_profile {

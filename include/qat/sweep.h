@@ -95,7 +95,9 @@ typedef struct qat_sweep_outcome {
     double wall_seconds;  /* of the qat-train process; NaN when cached */
     char exit_desc[64];   /* failed: "exit 2", "killed by signal 9", ... */
     char error[1024];     /* failed: the last lines of its stderr, " | "-joined */
-    /* from summary.json; NaN when absent or null */
+    /* from summary.json; NaN when absent or null. The *_acc fields hold the
+     * run's main metric: accuracy, or R^2 for a regression (regression set) */
+    int regression;
     double float_acc, fq_acc, int8_acc, agreement;
     double bytes_int8, sparsity, train_seconds;
 } qat_sweep_outcome;
@@ -120,6 +122,14 @@ qat_status qat_sweep_execute(const qat_sweep *sw, const qat_sweep_opts *opts,
 qat_status qat_sweep_read_summary(const char *path, qat_sweep_outcome *o, qat_error *err);
 
 /* ---- reporting ---------------------------------------------------------------- */
+/* How the tables and plots name the main metric: accuracy, or R^2 when the
+ * runs are regressions (values are shown x 100 either way). */
+typedef struct qat_sweep_metric {
+    const char *key;   /* CSV column stem: "accuracy" or "r2" */
+    const char *label; /* "accuracy" or "R^2" */
+    const char *md;    /* Markdown column: "acc %" or "R² x100" */
+} qat_sweep_metric;
+const qat_sweep_metric *qat_sweep_metric_of(const qat_sweep_outcome *o, int n);
 /* Writes dir/results.csv and dir/results.md (and for a sensitivity sweep
  * dir/sensitivity.csv and dir/sensitivity.md). */
 qat_status qat_sweep_write_tables(const qat_sweep *sw, const qat_sweep_outcome *o,

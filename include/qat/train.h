@@ -22,12 +22,14 @@ typedef struct qat_train_opts {
  * the steps after training. Everything is the run's (qat_train_end frees
  * it); cfg must outlive it. */
 typedef struct qat_trained {
-    const qat_config *cfg;
+    const qat_config *cfg;        /* the run's: what the data resolved (input shape and
+                                     type) filled in */
     const char *dir;              /* the run directory */
     int threads;                  /* [train] threads, 0 resolved to the online cores */
     qat_model *model;             /* as the last epoch left it */
     qat_tape *tape;               /* on the run's thread team, for evaluating model */
     const qat_dataset *train, *test;
+    const qat_dataset *val;       /* [data] val_fraction's held-out split, or NULL */
     const double *epoch_seconds;  /* cfg->train.epochs entries (a resume's earlier
                                      epochs from metrics.csv) */
 } qat_trained;
@@ -43,8 +45,21 @@ qat_status qat_train(const qat_config *cfg, const qat_train_opts *opts, qat_trai
 void qat_train_end(qat_trained *t);
 
 /* Evaluates the model (eval mode, no grad) over d; pred (d->n entries, may be
- * NULL) receives the predicted classes. Returns accuracy in [0, 1]. */
+ * NULL) receives the predicted classes. Returns accuracy in [0, 1] (NaN if
+ * out of memory). */
 double qat_evaluate(qat_model *m, qat_tape *t, const qat_dataset *d, int batch, uint8_t *pred);
+
+/* What an evaluation measured: accuracy for class labels, the regression
+ * metrics for float targets (NaN where it does not apply). */
+typedef struct qat_eval {
+    double accuracy;
+    qat_regression_metrics reg;
+} qat_eval;
+/* The same for any dataset (uint8 or float inputs, labels or targets);
+ * outputs (d->n x the model's outputs, may be NULL) receives the model's
+ * float outputs, pred (may be NULL) the predicted classes. */
+qat_status qat_evaluate_set(qat_model *m, qat_tape *t, const qat_dataset *d, int batch,
+                            float *outputs, uint8_t *pred, qat_eval *res, qat_error *err);
 
 /* ---- checkpoints ---------------------------------------------------------------- */
 typedef struct qat_checkpoint_meta {

@@ -6,7 +6,8 @@ logits are the same bytes. No compiled extension; numpy arrays in and out.
 
     import numpy as np, qat_runtime
     with qat_runtime.Model("model.int8.h5") as m:
-        out = m.run(images)        # uint8, N x H x W x C (or N x H x W when C = 1)
+        out = m.run(images)        # uint8, N x H x W x C (or N x H x W when C = 1);
+                                   # float32: features (float32-input models, or p / 255)
         out.logits                 # int8, N x classes: the runtime's codes
         out.float_logits           # float32: output_scale * (logits - zero point)
         out.classes                # argmax per image, ties to the lowest class
@@ -80,6 +81,11 @@ class _ModelDesc(ctypes.Structure):
         ("input_scale", ctypes.c_float), ("input_zero_point", ctypes.c_int32),
         ("num_classes", ctypes.c_int), ("num_layers", ctypes.c_int),
         ("layers", ctypes.POINTER(_LayerDesc)),
+        # zero for uint8 pixels and classification (docs/FORMAT.md §9)
+        ("input_type", ctypes.c_int),
+        ("input_offset", ctypes.POINTER(ctypes.c_float)),
+        ("input_step", ctypes.POINTER(ctypes.c_float)),
+        ("task", ctypes.c_int),
     ]
 
 
@@ -143,7 +149,10 @@ def _load():
         "qat_rt_model_output_zero_point": (ctypes.c_int32, [P]),
         "qat_rt_session_create": (I, [P, ctypes.POINTER(_Options), ctypes.POINTER(P), E]),
         "qat_rt_session_destroy": (None, [P]),
+        "qat_rt_model_input_type": (I, [P]),
+        "qat_rt_model_task": (I, [P]),
         "qat_rt_run": (I, [P, P, I, P, E]),
+        "qat_rt_run_float": (I, [P, P, I, P, E]),
         "qat_rt_dequantize_logits": (None, [P, P, I, P]),
         "qat_rt_classify": (None, [P, P, I, P]),
     }
@@ -276,6 +285,10 @@ class Model(_Closing):
         self.input_size = _lib.qat_rt_model_input_size(handle)
         self.output_scale = float(_lib.qat_rt_model_output_scale(handle))
         self.output_zero_point = int(_lib.qat_rt_model_output_zero_point(handle))
+        # "uint8": pixels (run takes uint8 or float32 p / 255); "float32":
+        # features, quantized as the file says (run takes float32 only)
+        self.input_type = "float32" if _lib.qat_rt_model_input_type(handle) == 1 else "uint8"
+        self.task = "regression" if _lib.qat_rt_model_task(handle) == 1 else "classification"
 
     def __repr__(self):
         state = "closed" if self._handle is None else f"isa {self.isa}"
@@ -305,13 +318,17 @@ class Model(_Closing):
         return s._run(x, chunked=True)
 
     def _images(self, images):
-        """images as a C-contiguous uint8 array N x H x W x C, or TypeError /
+        """images as a C-contiguous array N x H x W x C: uint8 pixels (a
+        uint8 model's) or float32 values (qat_rt_run_float: features of a
+        float32-input model, or p / 255 for a uint8 model); else TypeError /
         ValueError saying what was expected."""
+        want = "float32" if self.input_type == "float32" else "uint8 or float32"
         if not isinstance(images, np.ndarray):
-            raise TypeError(f"images: expected a numpy.ndarray of uint8, found "
+            raise TypeError(f"images: expected a numpy.ndarray of {want}, found "
                             f"{type(images).__name__}")
-        if images.dtype != np.uint8:
-            raise TypeError(f"images: expected dtype uint8 (pixels 0..255), found {images.dtype}")
+        if images.dtype != np.float32 and (images.dtype != np.uint8 or
+                                           self.input_type == "float32"):
+            raise TypeError(f"images: this model takes {want} inputs, found {images.dtype}")
         h, w, c = self.input_shape
         ok = images.ndim == 4 and images.shape[1:] == (h, w, c)
         ok = ok or (c == 1 and images.ndim == 3 and images.shape[1:] == (h, w))
@@ -372,8 +389,9 @@ class Session(_Closing):
             for i in range(0, n, step):
                 j = min(n, i + step)
                 count = _c_int(j - i, "n")
-                _check(_lib.qat_rt_run(self._handle, x[i:j].ctypes.data, count,
-                                       logits[i:j].ctypes.data, ctypes.byref(err)), err)
+                run = _lib.qat_rt_run_float if x.dtype == np.float32 else _lib.qat_rt_run
+                _check(run(self._handle, x[i:j].ctypes.data, count, logits[i:j].ctypes.data,
+                           ctypes.byref(err)), err)
                 _lib.qat_rt_dequantize_logits(mh, logits[i:j].ctypes.data, count,
                                               real[i:j].ctypes.data)
                 _lib.qat_rt_classify(mh, logits[i:j].ctypes.data, count, classes[i:j].ctypes.data)

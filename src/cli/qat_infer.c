@@ -1,6 +1,7 @@
-/* qat-infer: runs an integer model file on IDX images and reports accuracy
- * and throughput. A thin main: the work is in the runtime (qat_rt_*), the
- * HDF5 loader (qat_rt_h5_*) and the IDX reader (qat_idx_*). */
+/* qat-infer: runs an integer model file on a dataset and reports accuracy
+ * (or, for a regression model, MSE, MAE and R^2) and throughput. A thin
+ * main: the work is in the runtime (qat_rt_*), the HDF5 model loader
+ * (qat_rt_h5_*) and the dataset readers (qat_data_*). */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 
 #include "qat/clock.h"
 #include "qat/data.h"
+#include "qat/data_h5.h"
 #include "qat/runtime.h"
 #include "qat/runtime_h5.h"
 
@@ -17,15 +19,29 @@
 #define DEFAULT_THREADS 1
 
 static const char usage_text[] =
-    "usage: " PROG " MODEL --images IDX --labels IDX [--batch N] [--threads N] [--isa ISA]\n"
-    "                 [--json] [--dump-logits FILE] [--profile]\n"
+    "usage: " PROG " MODEL --images FILE --labels FILE [options]\n"
+    "       " PROG " MODEL --data PATH [--format F] [--split S] [--target COL]\n"
+    "                 [--x-name NAME] [--y-name NAME] [options]\n"
+    "options: [--batch N] [--threads N] [--isa ISA] [--json] [--dump-logits FILE]\n"
+    "         [--dump-outputs FILE] [--profile]\n"
     "\n"
-    "Runs the integer model MODEL (HDF5, docs/FORMAT.md) on the images and reports\n"
-    "top-1 accuracy against the labels and the inference throughput (images/s;\n"
-    "loading is not timed).\n"
+    "Runs the integer model MODEL (HDF5, docs/FORMAT.md) on a dataset and reports\n"
+    "top-1 accuracy against the labels -- for a regression model (its file says\n"
+    "task = regression), the MSE, MAE and R^2 of its dequantized outputs against\n"
+    "the targets -- and the inference throughput (examples/s; loading is not\n"
+    "timed). A float32-input model runs on float features (qat_rt_run_float).\n"
     "\n"
-    "  --images IDX        IDX image file (magic 0x00000803), raw or gzip\n"
-    "  --labels IDX        IDX label file (magic 0x00000801), raw or gzip\n"
+    "  --images FILE       inputs: an IDX file (any rank, unsigned byte or float32;\n"
+    "                      raw or gzip) or a .npy array\n"
+    "  --labels FILE       their labels or targets, the same format\n"
+    "  --data PATH         a split of any format qat-train reads: a file (.h5, .csv,\n"
+    "                      a CIFAR batch, an IDX or .npy inputs file with its targets\n"
+    "                      beside it) or a folder holding the dataset\n"
+    "  --format F          auto (default), idx, hdf5, npy, cifar, csv\n"
+    "  --split S           the split of a folder or of an HDF5 file with groups:\n"
+    "                      test (default) or train\n"
+    "  --target COL        CSV: the target column (default target)\n"
+    "  --x-name, --y-name  HDF5: the inputs and targets datasets (default x, y)\n"
     "  --batch N           images per qat_rt_run call (default 64)\n"
     "  --threads N         threads splitting each batch (default 1); with fewer images\n"
     "                      than threads (e.g. --batch 1) they split each layer instead\n"
@@ -35,7 +51,10 @@ static const char usage_text[] =
     "                      Every path gives identical logits; one the CPU lacks is an\n"
     "                      error (exit 2)\n"
     "  --json              print one line: {\"accuracy\": A, \"images_per_second\": R}\n"
+    "                      (regression: {\"mse\": .., \"mae\": .., \"r2\": .., ...})\n"
     "  --dump-logits FILE  write the int8 logits, N x num_classes, row-major, raw\n"
+    "  --dump-outputs FILE write the dequantized outputs, N x num_classes float32\n"
+    "                      (little-endian), row-major, raw\n"
     "  --profile           print the time spent in each layer (thread 0's view)\n"
     "  -h, --help          print this help\n"
     "\n"
@@ -43,7 +62,8 @@ static const char usage_text[] =
     "1 any other failure.\n";
 
 typedef struct args {
-    const char *model, *images, *labels, *dump, *isa;
+    const char *model, *images, *labels, *dump, *dump_out, *isa;
+    const char *data, *format, *split, *target, *x_name, *y_name;
     int batch, threads, json, profile;
 } args;
 
@@ -78,7 +98,8 @@ static int parse_int(const char *flag, const char *v, int lo, int hi, int *out)
 /* Returns -1 to go on, else the exit code. */
 static int parse_args(int argc, char **argv, args *a)
 {
-    *a = (args){.batch = DEFAULT_BATCH, .threads = DEFAULT_THREADS};
+    *a = (args){.batch = DEFAULT_BATCH, .threads = DEFAULT_THREADS, .format = "auto",
+                .split = "test", .target = "target", .x_name = "x", .y_name = "y"};
     int only_positional = 0;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -106,8 +127,9 @@ static int parse_args(int argc, char **argv, args *a)
             continue;
         }
         /* flags with a value: "--flag VALUE" or "--flag=VALUE" */
-        static const char *const with_value[] = {"--images", "--labels", "--batch", "--threads",
-                                                 "--dump-logits", "--isa"};
+        static const char *const with_value[] = {
+            "--images", "--labels", "--batch", "--threads", "--dump-logits", "--isa",
+            "--data", "--format", "--split", "--target", "--x-name", "--y-name", "--dump-outputs"};
         const char *value = NULL, *flag = NULL;
         char name[32];
         for (size_t f = 0; f < sizeof with_value / sizeof with_value[0]; f++) {
@@ -136,6 +158,20 @@ static int parse_args(int argc, char **argv, args *a)
             a->labels = value;
         else if (strcmp(flag, "--dump-logits") == 0)
             a->dump = value;
+        else if (strcmp(flag, "--dump-outputs") == 0)
+            a->dump_out = value;
+        else if (strcmp(flag, "--data") == 0)
+            a->data = value;
+        else if (strcmp(flag, "--format") == 0)
+            a->format = value;
+        else if (strcmp(flag, "--split") == 0)
+            a->split = value;
+        else if (strcmp(flag, "--target") == 0)
+            a->target = value;
+        else if (strcmp(flag, "--x-name") == 0)
+            a->x_name = value;
+        else if (strcmp(flag, "--y-name") == 0)
+            a->y_name = value;
         else if (strcmp(flag, "--isa") == 0)
             a->isa = value;
         else if (strcmp(flag, "--batch") == 0)
@@ -147,66 +183,94 @@ static int parse_args(int argc, char **argv, args *a)
     }
     if (!a->model)
         return usage_error("missing MODEL");
-    if (!a->images)
-        return usage_error("--images: required");
-    if (!a->labels)
+    if (qat_data_format_parse(a->format) < 0)
+        return usage_error("--format: expected auto, idx, hdf5, npy, cifar or csv, found '%s'",
+                           a->format);
+    if (strcmp(a->split, "test") != 0 && strcmp(a->split, "train") != 0)
+        return usage_error("--split: expected test or train, found '%s'", a->split);
+    if (a->data && (a->images || a->labels))
+        return usage_error("--data: give either --data or --images and --labels, not both");
+    if (!a->data && !a->images)
+        return usage_error("--images: required (or --data)");
+    if (!a->data && !a->labels)
         return usage_error("--labels: required");
     return -1;
 }
 
-typedef struct data {
-    uint8_t *pixels, *labels;
-    uint32_t n;
-    int h, w;
-} data;
-
-static qat_status load_data(const args *a, const qat_rt_model *m, data *d, qat_error *e)
+/* Loads the dataset and checks it fits the model: its inputs' type and
+ * size, its labels below the model's classes or its targets one per
+ * output. */
+static qat_status load_data(const args *a, const qat_rt_model *m, qat_dataset *d, qat_error *e)
 {
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    uint32_t nl = 0;
-    qat_status st = qat_read_file_maybe_gz(a->images, &buf, &len, e);
-    if (!st)
-        st = qat_idx_parse_images(buf, len, a->images, &d->pixels, &d->n, &d->h, &d->w, e);
-    free(buf);
-    buf = NULL;
-    if (!st)
-        st = qat_read_file_maybe_gz(a->labels, &buf, &len, e);
-    if (!st)
-        st = qat_idx_parse_labels(buf, len, a->labels, &d->labels, &nl, e);
-    free(buf);
+    int regression = qat_rt_model_task(m) == QAT_RT_TASK_REGRESSION;
+    qat_data_format fmt = (qat_data_format)qat_data_format_parse(a->format);
+    /* labels are checked against the model below, with its own message */
+    qat_status st;
+    if (a->data) {
+        qat_data_source src = {.format = fmt, .dir = a->data, .x_name = a->x_name,
+                               .y_name = a->y_name, .target = a->target,
+                               .regression = regression, .num_classes = 256,
+                               .mem_available = SIZE_MAX, .h5 = qat_data_h5_read};
+        st = qat_data_load(&src, a->split, 0, d, NULL, 0, e);
+    } else {
+        st = qat_data_load_pair(fmt, a->images, a->labels, regression, 256, SIZE_MAX, d, e);
+    }
     if (st)
         return st;
-    size_t want = qat_rt_model_input_size(m);
-    if ((size_t)d->h * (size_t)d->w != want)
+    const char *src = a->data ? a->data : a->images;
+    size_t want = qat_rt_model_input_size(m), have = qat_dataset_image_size(d);
+    if (have != want)
         return qat_fail(e, QAT_EINVAL,
                         "%s: images are %dx%d (%zu pixels), but model %s expects %zu values "
                         "per image",
-                        a->images, d->h, d->w, (size_t)d->h * (size_t)d->w, a->model, want);
-    if (nl != d->n)
-        return qat_fail(e, QAT_EINVAL, "%s: %u labels, but %s holds %u images", a->labels,
-                        (unsigned)nl, a->images, (unsigned)d->n);
-    if (d->n == 0)
-        return qat_fail(e, QAT_EINVAL, "%s: no images", a->images);
+                        src, d->h == 1 && d->w == 1 ? d->c : d->h, d->h == 1 && d->w == 1 ? 1 : d->w,
+                        have, a->model, want);
+    int model_float = qat_rt_model_input_type(m) == QAT_RT_INPUT_FLOAT32;
+    if (model_float != (qat_dataset_type(d) == QAT_DATA_F32))
+        return qat_fail(e, QAT_EINVAL, "%s: holds %s inputs, but model %s takes %s", src,
+                        model_float ? "uint8" : "float32", a->model,
+                        model_float ? "float32 features" : "uint8 pixels");
     int nc = qat_rt_model_num_classes(m);
-    for (uint32_t i = 0; i < d->n; i++)
+    const char *tname = a->data ? a->data : a->labels;
+    if (regression && d->target_dim != nc)
+        return qat_fail(e, QAT_EINVAL, "%s: %d targets per example, but model %s has %d outputs",
+                        tname, d->target_dim, a->model, nc);
+    for (uint32_t i = 0; d->labels && i < d->n; i++)
         if (d->labels[i] >= nc)
             return qat_fail(e, QAT_EINVAL,
                             "%s: label %u of example %u is not below the model's %d classes",
-                            a->labels, (unsigned)d->labels[i], (unsigned)i, nc);
+                            tname, (unsigned)d->labels[i], (unsigned)i, nc);
     return QAT_OK;
 }
 
-static qat_status write_logits(const char *path, const int8_t *lg, size_t bytes, qat_error *e)
+static qat_status write_raw(const char *flag, const char *path, const void *v, size_t bytes,
+                            qat_error *e)
 {
     FILE *f = fopen(path, "wb");
     if (!f)
-        return qat_fail(e, QAT_EIO, "--dump-logits %s: cannot open: %s", path, strerror(errno));
-    size_t wrote = fwrite(lg, 1, bytes, f);
+        return qat_fail(e, QAT_EIO, "%s %s: cannot open: %s", flag, path, strerror(errno));
+    size_t wrote = fwrite(v, 1, bytes, f);
     int bad = wrote != bytes || ferror(f);
     if (fclose(f) != 0 || bad)
-        return qat_fail(e, QAT_EIO, "--dump-logits %s: write failed: %s", path, strerror(errno));
+        return qat_fail(e, QAT_EIO, "%s %s: write failed: %s", flag, path, strerror(errno));
     return QAT_OK;
+}
+
+/* Dequantized outputs, float32 little-endian (the byte order of every
+ * platform qat builds on; written by bytes so it holds anyway). */
+static qat_status write_outputs(const char *path, const qat_rt_model *m, const int8_t *lg,
+                                uint32_t n, float *out, qat_error *e)
+{
+    size_t count = (size_t)n * (size_t)qat_rt_model_num_classes(m);
+    qat_rt_dequantize_logits(m, lg, (int)n, out);
+    uint8_t *le = (uint8_t *)out;
+    for (size_t i = 0; i < count; i++) {
+        uint32_t u;
+        memcpy(&u, &out[i], 4);
+        for (int b = 0; b < 4; b++)
+            le[4 * i + (size_t)b] = (uint8_t)(u >> (8 * b));
+    }
+    return write_raw("--dump-outputs", path, le, 4 * count, e);
 }
 
 /* Per-layer table; goes to stderr under --json so stdout stays one line. */
@@ -245,8 +309,9 @@ int main(int argc, char **argv)
     qat_error_clear(&e);
     qat_rt_model *m = NULL;
     qat_rt_session *s = NULL;
-    data d = {0};
+    qat_dataset d = {0};
     int8_t *logits = NULL;
+    float *outputs = NULL;
     int exit_code = 0;
     qat_rt_owned_desc desc = {0};
     const char *isa = NULL;
@@ -265,8 +330,9 @@ int main(int argc, char **argv)
     size_t in = m ? qat_rt_model_input_size(m) : 0, total = 0;
     if (!st && qat_size_mul((size_t)d.n, (size_t)nc, &total))
         st = qat_fail(&e, QAT_ENOMEM, "logits for %u images do not fit in memory", (unsigned)d.n);
-    if (!st && !(logits = malloc(total)))
+    if (!st && (!(logits = malloc(total)) || !(outputs = malloc(total * sizeof(float) + 1))))
         st = qat_fail(&e, QAT_ENOMEM, "out of memory for %zu bytes of logits", total);
+    int is_float = !st && qat_dataset_type(&d) == QAT_DATA_F32;
     if (!st) {
         int batch = (uint32_t)a.batch < d.n ? a.batch : (int)d.n;
         qat_rt_options o = {.threads = a.threads, .max_batch = batch, .profile = a.profile};
@@ -274,24 +340,49 @@ int main(int argc, char **argv)
         double t0 = qat_clock_seconds();
         for (uint32_t i = 0; !st && i < d.n; i += (uint32_t)batch) {
             int n = d.n - i < (uint32_t)batch ? (int)(d.n - i) : batch;
-            st = qat_rt_run(s, d.pixels + (size_t)i * in, n, logits + (size_t)i * (size_t)nc, &e);
+            int8_t *lg = logits + (size_t)i * (size_t)nc;
+            st = is_float ? qat_rt_run_float(s, d.features + (size_t)i * in, n, lg, &e)
+                          : qat_rt_run(s, d.images + (size_t)i * in, n, lg, &e);
         }
         double secs = qat_clock_seconds() - t0;
         if (!st && a.dump)
-            st = write_logits(a.dump, logits, total, &e);
-        if (!st) {
+            st = write_raw("--dump-logits", a.dump, logits, total, &e);
+        if (!st && a.dump_out)
+            st = write_outputs(a.dump_out, m, logits, d.n, outputs, &e);
+        const char *src = a.data ? a.data : a.images;
+        double ips = (double)d.n / (secs > 1e-9 ? secs : 1e-9);
+        if (!st && d.targets) {
+            qat_regression_metrics r;
+            qat_rt_dequantize_logits(m, logits, (int)d.n, outputs);
+            qat_dataset_regression_metrics(&d, outputs, &r);
+            if (a.json)
+                printf("{\"mse\": %.8g, \"mae\": %.8g, \"r2\": %.8g, \"images_per_second\": "
+                       "%.1f}\n",
+                       r.mse, r.mae, r.r2, ips);
+            else
+                printf("model: %s\nexamples: %u (%dx%dx%d) from %s\nmse: %.6g\nmae: %.6g\n"
+                       "r2: %.6f\nthroughput: %.1f examples/s (batch %d, threads %d, isa %s)\n",
+                       a.model, (unsigned)d.n, d.h, d.w, d.c, src, r.mse, r.mae, r.r2, ips,
+                       batch, a.threads, qat_rt_model_isa(m));
+        } else if (!st) {
             uint32_t correct = 0;
             for (uint32_t i = 0; i < d.n; i++)
                 correct += qat_rt_argmax(logits + (size_t)i * (size_t)nc, nc) == d.labels[i];
             double acc = (double)correct / (double)d.n;
-            double ips = (double)d.n / (secs > 1e-9 ? secs : 1e-9);
             if (a.json)
                 printf("{\"accuracy\": %.6f, \"images_per_second\": %.1f}\n", acc, ips);
-            else
+            else if (d.c == 1 && !is_float)
                 printf("model: %s\nimages: %u (%dx%d) from %s\naccuracy: %.4f (%u/%u)\n"
                        "throughput: %.1f images/s (batch %d, threads %d, isa %s)\n",
-                       a.model, (unsigned)d.n, d.h, d.w, a.images, acc, (unsigned)correct,
+                       a.model, (unsigned)d.n, d.h, d.w, src, acc, (unsigned)correct,
                        (unsigned)d.n, ips, batch, a.threads, qat_rt_model_isa(m));
+            else
+                printf("model: %s\nexamples: %u (%dx%dx%d) from %s\naccuracy: %.4f (%u/%u)\n"
+                       "throughput: %.1f examples/s (batch %d, threads %d, isa %s)\n",
+                       a.model, (unsigned)d.n, d.h, d.w, d.c, src, acc, (unsigned)correct,
+                       (unsigned)d.n, ips, batch, a.threads, qat_rt_model_isa(m));
+        }
+        if (!st) {
             if (a.profile)
                 print_profile(s, secs, a.json ? stderr : stdout);
         }
@@ -301,8 +392,8 @@ int main(int argc, char **argv)
     else if (fflush(stdout) != 0)
         exit_code = 1; /* e.g. stdout is a closed pipe: the report was lost */
     free(logits);
-    free(d.pixels);
-    free(d.labels);
+    free(outputs);
+    qat_dataset_free(&d);
     qat_rt_session_destroy(s);
     qat_rt_model_destroy(m);
     return exit_code;

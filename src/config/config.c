@@ -18,18 +18,36 @@ static const qat_cfg_key data_keys[] = {
     {"train_limit", QAT_CFG_INT, D(train_limit), "0", 0, BIG, 0, NULL, "use only the first N training images (0: all)"},
     {"test_limit", QAT_CFG_INT, D(test_limit), "0", 0, BIG, 0, NULL, "use only the first N test images (0: all)"},
     {"shuffle", QAT_CFG_BOOL, D(shuffle), "true", 0, 0, 0, NULL, "reshuffle the training set every epoch"},
+    {"format", QAT_CFG_ENUM, D(format), "auto", 0, 0, 0, qat_format_kind_names, "file format of the dataset (auto: told from the files; README, Datasets)"},
+    {"train", QAT_CFG_STRING, D(train), "", 0, 0, 0, NULL, "the training split's own file or folder (empty: from dir)"},
+    {"test", QAT_CFG_STRING, D(test), "", 0, 0, 0, NULL, "the test split's own file or folder (empty: from dir)"},
+    {"val_fraction", QAT_CFG_FLOAT, D(val_fraction), "0", 0, 1, QAT_CFG_MAX_EXCL, NULL, "hold out this share of the training split (drawn with the seed) for per-epoch evaluation; the test set is used only at the end (0: evaluate on test every epoch)"},
+    {"x_name", QAT_CFG_STRING, D(x_name), "x", 0, 0, 0, NULL, "HDF5: the inputs dataset"},
+    {"y_name", QAT_CFG_STRING, D(y_name), "y", 0, 0, 0, NULL, "HDF5: the targets dataset"},
+    {"target", QAT_CFG_STRING, D(target), "target", 0, 0, 0, NULL, "CSV: the target column (every other column is a feature)"},
 };
 #undef D
 
+#define A(f) offsetof(qat_augment_cfg, f)
+static const qat_cfg_key augment_keys[] = {
+    {"random_crop", QAT_CFG_INT, A(random_crop), "0", 0, 64, 0, NULL, "pad each training image by this many zeros on every side and crop it back at a random offset (0: off)"},
+    {"hflip", QAT_CFG_BOOL, A(hflip), "false", 0, 0, 0, NULL, "mirror training images left-right with probability 1/2"},
+    {"shift", QAT_CFG_INT, A(shift), "0", 0, 64, 0, NULL, "translate training images by up to this many pixels, extending the edge pixels (0: off)"},
+    {"cutout", QAT_CFG_INT, A(cutout), "0", 0, 4096, 0, NULL, "zero a square of this side at a random centre of each training image (0: off)"},
+};
+#undef A
+
 #define M(f) offsetof(qat_model_cfg, f)
 static const qat_cfg_key model_keys[] = {
-    {"input_height", QAT_CFG_INT, M(input_height), "28", 1, 4096, 0, NULL, "image height (must match the data)"},
-    {"input_width", QAT_CFG_INT, M(input_width), "28", 1, 4096, 0, NULL, "image width (must match the data)"},
-    {"input_channels", QAT_CFG_INT, M(input_channels), "1", 1, 1, 0, NULL, "image channels (IDX images are grey: 1)"},
-    {"num_classes", QAT_CFG_INT, M(num_classes), "10", 2, 128, 0, NULL, "number of classes; the last layer's outputs"},
-    {"normalize_input", QAT_CFG_BOOL, M(normalize_input), "true", 0, 0, 0, NULL, "train on (p/255 - input_mean) / input_std, folded into the first conv/linear layer"},
-    {"input_mean", QAT_CFG_FLOAT, M(input_mean), "0.1307", -10, 10, 0, NULL, "mean subtracted by normalize_input (MNIST's)"},
-    {"input_std", QAT_CFG_FLOAT, M(input_std), "0.3081", 0, 10, QAT_CFG_MIN_EXCL, NULL, "standard deviation divided by normalize_input (MNIST's)"},
+    {"input_height", QAT_CFG_INT, M(input_height), "28", 1, 4096, 0, NULL, "image height (unset: from the data; set: must match it)"},
+    {"input_width", QAT_CFG_INT, M(input_width), "28", 1, 4096, 0, NULL, "image width (unset: from the data; set: must match it)"},
+    {"input_channels", QAT_CFG_INT, M(input_channels), "1", 1, 65536, 0, NULL, "image channels, or features of flat data (unset: from the data; set: must match it)"},
+    {"num_classes", QAT_CFG_INT, M(num_classes), "10", 2, 128, 0, NULL, "classification: number of classes, the last layer's outputs"},
+    {"task", QAT_CFG_ENUM, M(task), "classification", 0, 0, 0, qat_task_names, "class labels (accuracy) or float targets (MSE, MAE, R^2; the last layer has one output per target)"},
+    {"input_type", QAT_CFG_ENUM, M(input_type), "auto", 0, 0, 0, qat_input_type_names, "uint8 pixels (p / 255, fixed input quantization) or float32 features (input scale and zero point observed on the training split); auto: as the data stores them"},
+    {"normalize_input", QAT_CFG_BOOL, M(normalize_input), "true", 0, 0, 0, NULL, "train on (x - input_mean) / input_std (x = p/255 for pixels): folded into the first conv/linear layer for uint8 inputs, applied before quantization for float32"},
+    {"input_mean", QAT_CFG_FLOATS, M(input_mean), "0.1307", -10, 10, QAT_CFG_AUTO, NULL, "mean subtracted by normalize_input: one value, one per channel, or auto (computed on the training split); default MNIST's"},
+    {"input_std", QAT_CFG_FLOATS, M(input_std), "0.3081", 0, 10, QAT_CFG_MIN_EXCL | QAT_CFG_AUTO, NULL, "standard deviation divided by normalize_input: one value, one per channel, or auto; default MNIST's"},
 };
 #undef M
 
@@ -53,8 +71,9 @@ static const qat_cfg_key train_keys[] = {
     {"warmup_epochs", QAT_CFG_FLOAT, T(warmup_epochs), "0", 0, BIG, 0, NULL, "linear warm-up length in epochs (fractions allowed)"},
     {"seed", QAT_CFG_INT, T(seed), "1", 0, 2147483647.0, 0, NULL, "seed for initialisation, shuffling and dropout"},
     {"threads", QAT_CFG_INT, T(threads), "0", 0, 256, 0, NULL, "threads for all parallel work (0: all online cores)"},
-    {"loss", QAT_CFG_ENUM, T(loss), "cross_entropy", 0, 0, 0, qat_loss_kind_names, "training loss (mse uses one-hot targets)"},
+    {"loss", QAT_CFG_ENUM, T(loss), "cross_entropy", 0, 0, 0, qat_loss_kind_names, "training loss (classification: mse, l1, huber on one-hot targets; regression: mse unless set)"},
     {"label_smoothing", QAT_CFG_FLOAT, T(label_smoothing), "0", 0, 1, QAT_CFG_MAX_EXCL, NULL, "cross_entropy: target (1 - e) onehot + e / classes"},
+    {"huber_delta", QAT_CFG_FLOAT, T(huber_delta), "1", 0, 1e6, QAT_CFG_MIN_EXCL, NULL, "huber: where the loss turns from quadratic to linear"},
     {"checkpoint_every", QAT_CFG_INT, T(checkpoint_every), "1", 0, 100000, 0, NULL, "write a checkpoint every N epochs (0: only the last)"},
     {"progress", QAT_CFG_BOOL, T(progress), "true", 0, 0, 0, NULL, "show a progress bar when stderr is a terminal"},
 };
@@ -188,7 +207,7 @@ static const type_schema type_schemas[] = {
     [QAT_LAYER_GLOBAL_AVGPOOL] = {NULL, 0, 1, 0},
 };
 
-static const char *const fixed_sections[] = {"data", "model", "train", "quant", "prune", "regularize", NULL};
+static const char *const fixed_sections[] = {"data", "augment", "model", "train", "quant", "prune", "regularize", NULL};
 
 static int is_fixed(const char *name)
 {
@@ -321,6 +340,45 @@ static void where_key(const qat_ini *ini, const char *section, const char *key, 
         snprintf(buf, len, "%s", ini->path);
 }
 
+/* Cross-key checks of [model] and [train] the task decides: a regression
+ * trains with mse unless its loss is set (and never cross-entropy); which
+ * shape keys were written (the rest come from the data). */
+static qat_status check_model(qat_ini *ini, qat_config *cfg, qat_error *err)
+{
+    qat_model_cfg *m = &cfg->model;
+    qat_ini_section *ms = qat_ini_find(ini, "model");
+    static const char *const shape_keys[3] = {"input_height", "input_width", "input_channels"};
+    m->input_set = 0;
+    for (int i = 0; i < 3; i++)
+        if (ms && qat_ini_section_get(ms, shape_keys[i]))
+            m->input_set |= 1 << i;
+    char where[600];
+    if (m->task == QAT_TASK_REGRESSION) {
+        qat_ini_section *ts = qat_ini_find(ini, "train");
+        if (!ts || !qat_ini_section_get(ts, "loss")) {
+            cfg->train.loss = QAT_LOSS_MSE;
+        } else if (cfg->train.loss == QAT_LOSS_CROSS_ENTROPY) {
+            where_key(ini, "train", "loss", where, sizeof where);
+            return qat_fail(err, QAT_EINVAL,
+                            "%s: [train] loss = cross_entropy needs class labels; [model] task = "
+                            "regression trains with mse, l1 or huber",
+                            where);
+        }
+    }
+    const qat_cfg_floats *lists[2] = {&m->input_mean, &m->input_std};
+    static const char *const list_keys[2] = {"input_mean", "input_std"};
+    for (int i = 0; i < 2; i++)
+        if ((m->input_set & QAT_SET_CHANNELS) && lists[i]->n > 1 &&
+            lists[i]->n != m->input_channels) {
+            where_key(ini, "model", list_keys[i], where, sizeof where);
+            return qat_fail(err, QAT_EINVAL,
+                            "%s: [model] %s has %d values but input_channels = %d: give one "
+                            "value, one per channel, or auto",
+                            where, list_keys[i], lists[i]->n, m->input_channels);
+        }
+    return QAT_OK;
+}
+
 /* Cross-key checks of [prune] and the layers' overrides that ranges cannot
  * express; each message points at the line that set the offending key. */
 static qat_status check_prune(qat_ini *ini, const qat_config *cfg, qat_error *err)
@@ -444,6 +502,7 @@ static qat_status build(qat_ini *ini, const char *const *sets, int nsets, qat_co
             return st;
     }
     qat_cfg_defaults(data_keys, COUNT(data_keys), &cfg->data);
+    qat_cfg_defaults(augment_keys, COUNT(augment_keys), &cfg->augment);
     qat_cfg_defaults(model_keys, COUNT(model_keys), &cfg->model);
     qat_cfg_defaults(train_keys, COUNT(train_keys), &cfg->train);
     qat_cfg_defaults(quant_global_keys, COUNT(quant_global_keys), &cfg->quant);
@@ -451,6 +510,8 @@ static qat_status build(qat_ini *ini, const char *const *sets, int nsets, qat_co
     qat_cfg_defaults(prune_keys, COUNT(prune_keys), &cfg->prune);
     qat_cfg_defaults(regularize_keys, COUNT(regularize_keys), &cfg->regularize);
     if ((st = apply_fixed(ini, "data", data_keys, COUNT(data_keys), &cfg->data, err)) ||
+        (st = apply_fixed(ini, "augment", augment_keys, COUNT(augment_keys), &cfg->augment,
+                          err)) ||
         (st = apply_fixed(ini, "model", model_keys, COUNT(model_keys), &cfg->model, err)) ||
         (st = apply_fixed(ini, "train", train_keys, COUNT(train_keys), &cfg->train, err)) ||
         (st = apply_fixed(ini, "prune", prune_keys, COUNT(prune_keys), &cfg->prune, err)) ||
@@ -475,8 +536,8 @@ static qat_status build(qat_ini *ini, const char *const *sets, int nsets, qat_co
             continue;
         if (strncmp(s->name, "layer.", 6) != 0)
             return qat_fail(err, QAT_EINVAL,
-                            "%s:%d: unknown section [%s] (valid: [data], [model], [train], "
-                            "[quant], [prune], [regularize], [layer.<name>])",
+                            "%s:%d: unknown section [%s] (valid: [data], [augment], [model], "
+                            "[train], [quant], [prune], [regularize], [layer.<name>])",
                             ini->path, s->line, s->name);
         if (cfg->nlayers == QAT_MAX_LAYERS)
             return qat_fail(err, QAT_EINVAL, "%s:%d: more than %d layers", ini->path, s->line,
@@ -500,6 +561,8 @@ static qat_status build(qat_ini *ini, const char *const *sets, int nsets, qat_co
             l->quant.activation_bits = cfg->quant.output_bits;
         break;
     }
+    if ((st = check_model(ini, cfg, err)) != QAT_OK)
+        return st;
     return check_prune(ini, cfg, err);
 }
 
@@ -537,6 +600,8 @@ void qat_config_write(FILE *f, const qat_config *cfg)
 {
     fprintf(f, "[data]\n");
     qat_cfg_write(f, data_keys, COUNT(data_keys), &cfg->data);
+    fprintf(f, "\n[augment]\n");
+    qat_cfg_write(f, augment_keys, COUNT(augment_keys), &cfg->augment);
     fprintf(f, "\n[model]\n");
     qat_cfg_write(f, model_keys, COUNT(model_keys), &cfg->model);
     fprintf(f, "\n[train]\n");
@@ -591,6 +656,7 @@ void qat_config_write_reference(FILE *f)
 {
     fprintf(f, "| section | key | default | meaning |\n|---|---|---|---|\n");
     reference_table(f, "data", data_keys, COUNT(data_keys));
+    reference_table(f, "augment", augment_keys, COUNT(augment_keys));
     reference_table(f, "model", model_keys, COUNT(model_keys));
     reference_table(f, "train", train_keys, COUNT(train_keys));
     reference_table(f, "quant", quant_global_keys, COUNT(quant_global_keys));

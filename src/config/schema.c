@@ -95,6 +95,52 @@ static int parse_value(const qat_cfg_key *k, const char *s, void *out, char *why
         }
         strcpy((char *)out, s);
         return 0;
+    case QAT_CFG_FLOATS: {
+        qat_cfg_floats *fl = out, tmp = {0};
+        if ((k->flags & QAT_CFG_AUTO) && strcasecmp(s, "auto") == 0) {
+            *fl = tmp;
+            return 0;
+        }
+        const char *p = s;
+        for (;;) {
+            char *end;
+            errno = 0;
+            while (isspace((unsigned char)*p))
+                p++;
+            double v = strtod(p, &end);
+            if (end == p) {
+                snprintf(why, wl, "expected %s comma-separated numbers, found '%s'",
+                         k->flags & QAT_CFG_AUTO ? "auto or" : "", s);
+                return -1;
+            }
+            if (!isfinite(v) || errno == ERANGE || fabs(v) > 3.0e38) {
+                snprintf(why, wl, "expected finite numbers, found %.*s", (int)(end - p), p);
+                return -1;
+            }
+            if (!range_ok(k, v)) {
+                range_text(k, rt, sizeof rt);
+                snprintf(why, wl, "expected numbers in %s, found %.*s", rt, (int)(end - p), p);
+                return -1;
+            }
+            if (tmp.n == QAT_CFG_FLOATS_MAX) {
+                snprintf(why, wl, "more than %d values", QAT_CFG_FLOATS_MAX);
+                return -1;
+            }
+            tmp.v[tmp.n++] = (float)v;
+            p = end;
+            while (isspace((unsigned char)*p))
+                p++;
+            if (*p == '\0')
+                break;
+            if (*p != ',') {
+                snprintf(why, wl, "expected comma-separated numbers, found '%s'", s);
+                return -1;
+            }
+            p++;
+        }
+        *fl = tmp;
+        return 0;
+    }
     case QAT_CFG_ENUM: {
         int v = qat_enum_parse(k->choices, s);
         if (v >= 0) {
@@ -199,13 +245,23 @@ void qat_cfg_format(const qat_cfg_key *k, const void *in, char *buf, size_t len)
     case QAT_CFG_BOOL: snprintf(buf, len, "%s", *(const int *)p ? "true" : "false"); break;
     case QAT_CFG_STRING: snprintf(buf, len, "%s", (const char *)p); break;
     case QAT_CFG_ENUM: snprintf(buf, len, "%s", k->choices[*(const int *)p]); break;
+    case QAT_CFG_FLOATS: {
+        const qat_cfg_floats *fl = p;
+        size_t used = 0;
+        if (fl->n == 0)
+            snprintf(buf, len, "auto");
+        for (int i = 0; i < fl->n && used < len; i++)
+            used += (size_t)snprintf(buf + used, len - used, "%s%.9g", i ? ", " : "",
+                                     (double)fl->v[i]);
+        break;
+    }
     }
 }
 
 void qat_cfg_write(FILE *f, const qat_cfg_key *keys, int n, const void *in)
 {
     for (int i = 0; i < n; i++) {
-        char v[QAT_CFG_STR_MAX + 32];
+        char v[2048]; /* a FLOATS list: 64 values of up to 17 characters */
         qat_cfg_format(&keys[i], in, v, sizeof v);
         fprintf(f, "%s = %s\n", keys[i].name, v);
     }

@@ -1,145 +1,126 @@
-/* MNIST as a qat_dataset: locating the split's files, cross-checking images
- * against labels, and the per-epoch order/gather used to build batches. */
-#include <errno.h>
-#include <limits.h>
-#include <stdio.h>
+/* Datasets in memory: ownership, subsets and the validation split, the
+ * per-epoch order and the batches built from it, and input statistics. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <sys/mman.h>
 
+#include "data/data_internal.h"
 #include "qat/data.h"
-
-#define PATH_CAP 4096
-
-/* Picks <dir>/<base>, else <dir>/<base>.gz. The raw file wins when both
- * exist: it is what fetch_mnist.sh installs and needs no inflate. */
-static qat_status find_split_file(const char *dir, const char *base, const char *what,
-                                  char path[PATH_CAP], qat_error *err)
-{
-    const char *suffix[2] = {"", ".gz"};
-    for (int i = 0; i < 2; i++) {
-        int k = snprintf(path, PATH_CAP, "%s/%s%s", dir, base, suffix[i]);
-        if (k < 0 || k >= PATH_CAP)
-            return qat_fail(err, QAT_EINVAL, "%s: dataset path too long (over %d bytes)", dir,
-                            PATH_CAP - 1);
-        struct stat sb;
-        /* Anything but "not there" (say, no permission) is left for the
-         * reader, which reports the real cause with the full path. */
-        if (stat(path, &sb) == 0 || (errno != ENOENT && errno != ENOTDIR))
-            return QAT_OK;
-    }
-    return qat_fail(err, QAT_EINVAL,
-                    "%s: cannot find the %s: tried %s and %s.gz (scripts/fetch_mnist.sh "
-                    "downloads MNIST)",
-                    dir, what, base, base);
-}
-
-/* Drops examples past keep, returning the memory, so a limited dataset
- * costs what it holds. */
-static void shrink(qat_dataset *d, uint32_t keep)
-{
-    size_t isz = qat_dataset_image_size(d);
-    d->n = keep;
-    /* A failed shrink leaves the old, larger block in place: still valid. */
-    uint8_t *im = realloc(d->images, (size_t)keep * isz);
-    if (im)
-        d->images = im;
-    uint8_t *lb = realloc(d->labels, keep);
-    if (lb)
-        d->labels = lb;
-}
-
-qat_status qat_mnist_load(const char *dir, const char *split, int num_classes, uint32_t limit,
-                          qat_dataset *out, qat_error *err)
-{
-    memset(out, 0, sizeof *out);
-    if (!dir || !*dir || !split || !*split)
-        return qat_fail(err, QAT_EINVAL, "mnist: dataset directory and split must be non-empty");
-    if (num_classes < 1)
-        return qat_fail(err, QAT_EINVAL, "%s: num_classes is %d, expected >= 1", dir,
-                        num_classes);
-
-    char img_base[256], lbl_base[256];
-    int k1 = snprintf(img_base, sizeof img_base, "%s-images-idx3-ubyte", split);
-    int k2 = snprintf(lbl_base, sizeof lbl_base, "%s-labels-idx1-ubyte", split);
-    if (k1 < 0 || k2 < 0 || (size_t)k1 >= sizeof img_base || (size_t)k2 >= sizeof lbl_base)
-        return qat_fail(err, QAT_EINVAL, "%s: split name '%.64s...' too long", dir, split);
-
-    char img_path[PATH_CAP], lbl_path[PATH_CAP];
-    char what[64];
-    snprintf(what, sizeof what, "%s images", split);
-    qat_status st = find_split_file(dir, img_base, what, img_path, err);
-    if (st != QAT_OK)
-        return st;
-    snprintf(what, sizeof what, "%s labels", split);
-    st = find_split_file(dir, lbl_base, what, lbl_path, err);
-    if (st != QAT_OK)
-        return st;
-
-    qat_dataset d = {0};
-    d.c = 1;
-    d.num_classes = num_classes;
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    uint32_t n_lbl = 0;
-
-    st = qat_read_file_maybe_gz(img_path, &buf, &len, err);
-    if (st != QAT_OK)
-        goto fail;
-    st = qat_idx_parse_images(buf, len, img_path, &d.images, &d.n, &d.h, &d.w, err);
-    free(buf);
-    buf = NULL;
-    if (st != QAT_OK)
-        goto fail;
-
-    st = qat_read_file_maybe_gz(lbl_path, &buf, &len, err);
-    if (st != QAT_OK)
-        goto fail;
-    st = qat_idx_parse_labels(buf, len, lbl_path, &d.labels, &n_lbl, err);
-    free(buf);
-    buf = NULL;
-    if (st != QAT_OK)
-        goto fail;
-
-    if (n_lbl != d.n) {
-        st = qat_fail(err, QAT_EINVAL,
-                      "count mismatch: %s holds %u images but %s holds %u labels; they must "
-                      "agree",
-                      img_path, (unsigned)d.n, lbl_path, (unsigned)n_lbl);
-        goto fail;
-    }
-    /* Every label is checked, even past limit: a bad label means the file
-     * is not the dataset the caller thinks it is. */
-    for (uint32_t i = 0; i < n_lbl; i++) {
-        if ((int)d.labels[i] >= num_classes) {
-            st = qat_fail(err, QAT_EINVAL,
-                          "%s: label at index %u has value %u, expected < num_classes %d",
-                          lbl_path, (unsigned)i, (unsigned)d.labels[i], num_classes);
-            goto fail;
-        }
-    }
-    if (limit > 0 && limit < d.n)
-        shrink(&d, limit);
-    *out = d;
-    return QAT_OK;
-
-fail:
-    qat_dataset_free(&d);
-    return st;
-}
 
 void qat_dataset_free(qat_dataset *d)
 {
     if (!d)
         return;
-    free(d->images);
-    free(d->labels);
+    for (int i = 0; i < QAT_DATA_BLOCKS; i++) {
+        if (!d->own[i].p)
+            continue;
+        if (d->own[i].map_len)
+            munmap(d->own[i].p, d->own[i].map_len);
+        else
+            free(d->own[i].p);
+    }
+    free(d->index);
     memset(d, 0, sizeof *d);
+}
+
+void qat_data_own(qat_dataset *d, void *p, size_t map_len)
+{
+    if (!p)
+        return;
+    for (int i = 0; i < QAT_DATA_BLOCKS; i++)
+        if (!d->own[i].p) {
+            d->own[i] = (qat_data_block){p, map_len};
+            return;
+        }
+    QAT_ASSERT(!"more blocks than QAT_DATA_BLOCKS");
 }
 
 size_t qat_dataset_image_size(const qat_dataset *d)
 {
     return (size_t)d->h * (size_t)d->w * (size_t)d->c;
+}
+
+qat_data_type qat_dataset_type(const qat_dataset *d)
+{
+    return d->features ? QAT_DATA_F32 : QAT_DATA_U8;
+}
+
+static size_t elem_size(const qat_dataset *d)
+{
+    return d->features ? sizeof(float) : 1;
+}
+
+size_t qat_dataset_bytes(const qat_dataset *d)
+{
+    size_t per = qat_dataset_image_size(d) * elem_size(d) +
+                 (d->targets ? (size_t)d->target_dim * sizeof(float) : 1);
+    return per * (size_t)d->n;
+}
+
+/* Stored position of example i. */
+static uint32_t at(const qat_dataset *d, uint32_t i)
+{
+    QAT_ASSERT(i < d->n);
+    return d->index ? d->index[i] : i;
+}
+
+qat_status qat_dataset_subset(const qat_dataset *d, const uint32_t *idx, uint32_t n,
+                              qat_dataset *out, qat_error *err)
+{
+    memset(out, 0, sizeof *out);
+    uint32_t *map = malloc(((size_t)n + 1) * sizeof *map);
+    if (!map)
+        return qat_fail(err, QAT_ENOMEM, "out of memory for a subset of %u examples",
+                        (unsigned)n);
+    for (uint32_t i = 0; i < n; i++)
+        map[i] = at(d, idx[i]);
+    *out = *d;
+    memset(out->own, 0, sizeof out->own); /* the storage stays d's */
+    out->index = map;
+    out->n = n;
+    return QAT_OK;
+}
+
+qat_status qat_dataset_split(const qat_dataset *d, double fraction, qat_rng *rng,
+                             qat_dataset *train, qat_dataset *val, qat_error *err)
+{
+    memset(train, 0, sizeof *train);
+    memset(val, 0, sizeof *val);
+    uint32_t nv = (uint32_t)llround(fraction * (double)d->n);
+    if (nv == 0 || nv >= d->n)
+        return qat_fail(err, QAT_EINVAL,
+                        "val_fraction %g of %u training examples leaves %u for validation and "
+                        "%u for training; both need at least one",
+                        fraction, (unsigned)d->n, (unsigned)nv, (unsigned)(d->n - nv));
+    /* perm: a random order; its first nv examples are held out. Each side
+     * keeps the stored order, so the split only chooses, never reorders. */
+    uint32_t *perm = malloc((size_t)d->n * sizeof *perm);
+    uint32_t *sides = malloc((size_t)d->n * sizeof *sides);
+    uint8_t *is_val = calloc(d->n, 1);
+    qat_status st = QAT_OK;
+    if (!perm || !sides || !is_val) {
+        st = qat_fail(err, QAT_ENOMEM, "out of memory for the validation split");
+        goto done;
+    }
+    qat_dataset_order(d->n, 1, rng, perm);
+    for (uint32_t i = 0; i < nv; i++)
+        is_val[perm[i]] = 1;
+    uint32_t nt = 0, k = d->n - nv; /* train at [0, nt), val at [n - nv, n) */
+    for (uint32_t i = 0; i < d->n; i++)
+        sides[is_val[i] ? k++ : nt++] = i;
+    st = qat_dataset_subset(d, sides, nt, train, err);
+    if (st == QAT_OK)
+        st = qat_dataset_subset(d, sides + nt, nv, val, err);
+done:
+    free(perm);
+    free(sides);
+    free(is_val);
+    if (st != QAT_OK) {
+        qat_dataset_free(train);
+        qat_dataset_free(val);
+    }
+    return st;
 }
 
 void qat_dataset_order(uint32_t n, int shuffle, qat_rng *rng, uint32_t *order)
@@ -152,15 +133,63 @@ void qat_dataset_order(uint32_t n, int shuffle, qat_rng *rng, uint32_t *order)
     }
 }
 
+void qat_dataset_batch(const qat_dataset *d, const uint32_t *idx, uint32_t first, int count,
+                       void *inputs, uint8_t *labels, float *targets)
+{
+    QAT_ASSERT(count >= 0);
+    size_t isz = qat_dataset_image_size(d) * elem_size(d);
+    const uint8_t *src = d->features ? (const uint8_t *)d->features : d->images;
+    size_t k = (size_t)d->target_dim;
+    for (int i = 0; i < count; i++) {
+        uint32_t j = at(d, idx ? idx[i] : first + (uint32_t)i);
+        if (inputs)
+            memcpy((uint8_t *)inputs + (size_t)i * isz, src + (size_t)j * isz, isz);
+        if (labels && d->labels)
+            labels[i] = d->labels[j];
+        if (targets && d->targets)
+            memcpy(targets + (size_t)i * k, d->targets + (size_t)j * k, k * sizeof(float));
+    }
+}
+
 void qat_dataset_gather(const qat_dataset *d, const uint32_t *idx, int count, uint8_t *images,
                         uint8_t *labels)
 {
-    QAT_ASSERT(count >= 0);
-    size_t isz = qat_dataset_image_size(d);
-    for (int i = 0; i < count; i++) {
-        uint32_t j = idx[i];
-        QAT_ASSERT(j < d->n);
-        memcpy(images + (size_t)i * isz, d->images + (size_t)j * isz, isz);
-        labels[i] = d->labels[j];
+    QAT_ASSERT(d->images != NULL);
+    qat_dataset_batch(d, idx, 0, count, images, labels, NULL);
+}
+
+void qat_dataset_channel_stats(const qat_dataset *d, float *mean, float *std)
+{
+    int C = d->c;
+    size_t per = (size_t)d->h * (size_t)d->w, isz = qat_dataset_image_size(d);
+    double *s = calloc(2 * (size_t)C, sizeof *s);
+    QAT_ASSERT(s != NULL);
+    /* two passes in double, in a fixed order: the same numbers on every run */
+    for (int pass = 0; pass < 2; pass++) {
+        for (uint32_t i = 0; i < d->n; i++) {
+            uint32_t j = at(d, i);
+            for (size_t p = 0; p < per; p++)
+                for (int c = 0; c < C; c++) {
+                    size_t o = (size_t)j * isz + p * (size_t)C + (size_t)c;
+                    double v = d->features ? (double)d->features[o]
+                                           : (double)((float)d->images[o] * (1.0f / 255.0f));
+                    if (pass == 0)
+                        s[c] += v;
+                    else
+                        s[C + c] += (v - s[c]) * (v - s[c]);
+                }
+        }
+        double count = (double)d->n * (double)per;
+        for (int c = 0; c < C; c++)
+            if (pass == 0)
+                s[c] = count > 0 ? s[c] / count : 0.0;
+            else
+                s[C + c] = count > 0 ? s[C + c] / count : 1.0;
     }
+    for (int c = 0; c < C; c++) {
+        mean[c] = (float)s[c];
+        double sd = sqrt(s[C + c]);
+        std[c] = sd > 1e-6 ? (float)sd : 1e-6f;
+    }
+    free(s);
 }

@@ -13,6 +13,7 @@
 #include "qat/data.h"
 
 #define IDX_TYPE_UBYTE 0x08u
+#define IDX_TYPE_FLOAT 0x0Du
 
 static uint32_t be32(const uint8_t *p)
 {
@@ -35,33 +36,50 @@ static const char *magic_hint(const uint8_t *buf, uint32_t magic)
     return " (not an IDX file)";
 }
 
-/* Validates header and length of an ndims-dimensional ubyte IDX buffer and
- * returns its dims and payload size. what names the content for messages. */
-static qat_status parse_header(const uint8_t *buf, size_t len, const char *name, const char *what,
-                               uint32_t ndims, uint32_t *dims, size_t *payload, qat_error *err)
-{
-    const uint32_t want_magic = IDX_TYPE_UBYTE << 8 | ndims;
-    const size_t header = 4 + 4 * (size_t)ndims;
+/* The header of an IDX buffer: its element type, dims and payload size,
+ * checked against what the caller accepts (rank min_rank..max_rank, float
+ * elements if float_ok). what names the content for messages. */
+typedef struct idx_header {
+    uint32_t type, ndims;
+    uint32_t dims[4];
+    size_t header, payload; /* bytes */
+} idx_header;
 
+static qat_status parse_header(const uint8_t *buf, size_t len, const char *name, const char *what,
+                               uint32_t min_rank, uint32_t max_rank, int float_ok, idx_header *h,
+                               qat_error *err)
+{
     if (len < 4)
         return qat_fail(err, QAT_EINVAL,
                         "%s: truncated header: expected at least %zu bytes for an IDX %s "
                         "header, found %zu",
-                        name, header, what, len);
+                        name, (size_t)4 + 4 * (size_t)min_rank, what, len);
     uint32_t magic = be32(buf);
-    if (magic != want_magic)
+    uint32_t type = buf[2], ndims = buf[3];
+    int type_ok = type == IDX_TYPE_UBYTE || (float_ok && type == IDX_TYPE_FLOAT);
+    if (buf[0] != 0 || buf[1] != 0 || !type_ok || ndims < min_rank || ndims > max_rank) {
+        if (min_rank == max_rank && !float_ok)
+            return qat_fail(err, QAT_EINVAL,
+                            "%s: bad magic number 0x%08x, expected 0x%08x (IDX %s: unsigned "
+                            "byte, %u dims)%s",
+                            name, (unsigned)magic, (unsigned)(IDX_TYPE_UBYTE << 8 | min_rank),
+                            what, (unsigned)min_rank, magic_hint(buf, magic));
         return qat_fail(err, QAT_EINVAL,
-                        "%s: bad magic number 0x%08x, expected 0x%08x (IDX %s: unsigned byte, "
-                        "%u dims)%s",
-                        name, (unsigned)magic, (unsigned)want_magic, what, (unsigned)ndims,
-                        magic_hint(buf, magic));
+                        "%s: bad magic number 0x%08x, expected 0x000008RR%s with rank RR in "
+                        "%u..%u (IDX %s)%s",
+                        name, (unsigned)magic, float_ok ? " or 0x00000dRR" : "",
+                        (unsigned)min_rank, (unsigned)max_rank, what, magic_hint(buf, magic));
+    }
+    const size_t header = 4 + 4 * (size_t)ndims;
+    const size_t elem = type == IDX_TYPE_FLOAT ? 4 : 1;
     if (len < header)
         return qat_fail(err, QAT_EINVAL,
                         "%s: truncated header: expected %zu bytes for an IDX %s header, found %zu",
                         name, header, what, len);
 
-    size_t total = 1;
+    size_t total = elem;
     int overflow = 0;
+    uint32_t *dims = h->dims;
     for (uint32_t i = 0; i < ndims; i++) {
         dims[i] = be32(buf + 4 + 4 * i);
         if (dims[i] == 0)
@@ -110,7 +128,10 @@ static qat_status parse_header(const uint8_t *buf, size_t len, const char *name,
                         "%s: %zu trailing bytes after the payload: expected %zu bytes "
                         "(%zu header + %zu data), found %zu",
                         name, len - expect, expect, header, total, len);
-    *payload = total;
+    h->type = type;
+    h->ndims = ndims;
+    h->header = header;
+    h->payload = total;
     return QAT_OK;
 }
 
@@ -128,17 +149,16 @@ qat_status qat_idx_parse_images(const uint8_t *buf, size_t len, const char *name
                                 uint8_t **pixels, uint32_t *n, int *h, int *w, qat_error *err)
 {
     *pixels = NULL;
-    uint32_t dims[3] = {0};
-    size_t payload = 0;
-    qat_status st = parse_header(buf, len, name, "images", 3, dims, &payload, err);
+    idx_header hd;
+    qat_status st = parse_header(buf, len, name, "images", 3, 3, 0, &hd, err);
     if (st != QAT_OK)
         return st;
-    st = copy_payload(buf + 16, payload, name, pixels, err);
+    st = copy_payload(buf + 16, hd.payload, name, pixels, err);
     if (st != QAT_OK)
         return st;
-    *n = dims[0];
-    *h = (int)dims[1];
-    *w = (int)dims[2];
+    *n = hd.dims[0];
+    *h = (int)hd.dims[1];
+    *w = (int)hd.dims[2];
     return QAT_OK;
 }
 
@@ -146,14 +166,41 @@ qat_status qat_idx_parse_labels(const uint8_t *buf, size_t len, const char *name
                                 uint8_t **labels, uint32_t *n, qat_error *err)
 {
     *labels = NULL;
-    uint32_t dims[1] = {0};
-    size_t payload = 0;
-    qat_status st = parse_header(buf, len, name, "labels", 1, dims, &payload, err);
+    idx_header hd;
+    qat_status st = parse_header(buf, len, name, "labels", 1, 1, 0, &hd, err);
     if (st != QAT_OK)
         return st;
-    st = copy_payload(buf + 8, payload, name, labels, err);
+    st = copy_payload(buf + 8, hd.payload, name, labels, err);
     if (st != QAT_OK)
         return st;
-    *n = dims[0];
+    *n = hd.dims[0];
+    return QAT_OK;
+}
+
+qat_status qat_idx_parse(const uint8_t *buf, size_t len, const char *name, const char *what,
+                         int min_rank, int max_rank, int float_ok, qat_idx_array *out,
+                         qat_error *err)
+{
+    QAT_ASSERT(min_rank >= 1 && max_rank <= 4 && min_rank <= max_rank);
+    memset(out, 0, sizeof *out);
+    idx_header hd;
+    qat_status st = parse_header(buf, len, name, what, (uint32_t)min_rank, (uint32_t)max_rank,
+                                 float_ok, &hd, err);
+    if (st != QAT_OK)
+        return st;
+    st = copy_payload(buf + hd.header, hd.payload, name, (uint8_t **)&out->data, err);
+    if (st != QAT_OK)
+        return st;
+    out->ndims = (int)hd.ndims;
+    memcpy(out->dims, hd.dims, sizeof out->dims);
+    out->type = hd.type == IDX_TYPE_FLOAT ? QAT_DATA_F32 : QAT_DATA_U8;
+    if (out->type == QAT_DATA_F32) {
+        /* big-endian in the file: read each word by bytes, store native */
+        uint8_t *p = out->data;
+        for (size_t i = 0; i < hd.payload; i += 4) {
+            uint32_t u = be32(p + i);
+            memcpy(p + i, &u, 4);
+        }
+    }
     return QAT_OK;
 }

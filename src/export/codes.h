@@ -26,6 +26,7 @@ typedef struct qat_export_layer {
 typedef struct qat_export_model {
     qat_rt_model_desc d; /* input shape and quantization, num_classes, num_layers */
     qat_export_layer *layers; /* d.num_layers entries; d.layers stays NULL */
+    float *input_arrays; /* float32 inputs: d.in_c offsets then d.in_c steps (owned), else NULL */
 } qat_export_model;
 
 /* Weights of a conv2d / linear layer's row (one output channel). */

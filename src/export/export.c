@@ -49,6 +49,7 @@ void qat_export_model_free(qat_export_model *x)
     for (int i = 0; x->layers && i < x->d.num_layers; i++)
         free(x->layers[i].bias);
     free(x->layers);
+    free(x->input_arrays);
     memset(x, 0, sizeof *x);
 }
 
@@ -117,8 +118,27 @@ static qat_status build_codes(qat_model *m, qat_export_model *x, qat_error *err)
     md->in_c = cfg->model.input_channels;
     md->input_scale = qat_input_qparams().scale;
     md->input_zero_point = qat_input_qparams().zero_point;
-    md->num_classes = cfg->model.num_classes;
+    md->num_classes = qat_model_num_outputs(m);
     md->num_layers = nl;
+    md->task = cfg->model.task == QAT_TASK_REGRESSION ? QAT_RT_TASK_REGRESSION
+                                                      : QAT_RT_TASK_CLASSIFICATION;
+    const qat_model_input *in = qat_model_input_info(m);
+    if (!in->ready)
+        return qat_fail(err, QAT_EINVAL,
+                        "the model input's statistics were never set (auto input_mean / "
+                        "input_std, or a float32 input's range): train before exporting");
+    if (in->is_float) {
+        size_t C = (size_t)md->in_c;
+        if (!(x->input_arrays = malloc(2 * C * sizeof(float))))
+            return qat_fail(err, QAT_ENOMEM, "out of memory");
+        memcpy(x->input_arrays, in->offset, C * sizeof(float));
+        memcpy(x->input_arrays + C, in->step, C * sizeof(float));
+        md->input_type = QAT_RT_INPUT_FLOAT32;
+        md->input_scale = in->q.scale;
+        md->input_zero_point = in->q.zero_point;
+        md->input_offset = x->input_arrays;
+        md->input_step = x->input_arrays + C;
+    }
     int k = 0;
     for (int i = 0; i < n; i++) {
         const qat_layer *l = qat_model_layer(m, i);
@@ -163,7 +183,8 @@ qat_status qat_export_pack(const qat_export_model *x, qat_rt_owned_desc *out, qa
 {
     memset(out, 0, sizeof *out);
     int nl = x->d.num_layers;
-    size_t bytes = 0;
+    size_t C0 = (size_t)x->d.in_c;
+    size_t bytes = x->input_arrays ? ALIGN64(2 * C0 * sizeof(float)) : 0;
     for (int i = 0; i < nl; i++) {
         const qat_rt_layer_desc *d = &x->layers[i].d;
         if (!x->layers[i].codes)
@@ -179,6 +200,13 @@ qat_status qat_export_pack(const qat_export_model *x, qat_rt_owned_desc *out, qa
         return qat_fail(err, QAT_ENOMEM, "out of memory");
     }
     unsigned char *p = out->blob;
+    out->desc = x->d;
+    if (x->input_arrays) {
+        memcpy(p, x->input_arrays, 2 * C0 * sizeof(float));
+        out->desc.input_offset = (const float *)p;
+        out->desc.input_step = (const float *)p + C0;
+        p += ALIGN64(2 * C0 * sizeof(float));
+    }
     for (int i = 0; i < nl; i++) {
         const qat_export_layer *e = &x->layers[i];
         qat_rt_layer_desc *d = &out->layers[i];
@@ -205,7 +233,6 @@ qat_status qat_export_pack(const qat_export_model *x, qat_rt_owned_desc *out, qa
         d->weight_scale = wscale;
         p += ALIGN64(C * (4 * sizeof(int32_t) + sizeof(float)));
     }
-    out->desc = x->d;
     out->desc.layers = out->layers;
     return QAT_OK;
 }

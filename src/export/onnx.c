@@ -642,6 +642,15 @@ qat_status qat_export_onnx(const qat_rt_model_desc *d, const qat_onnx_options *o
     qat_status st = qat_rt_model_validate(d, err);
     if (st != QAT_OK)
         return st;
+    /* The graph's input stage is one QuantizeLinear of pixels / 255; a
+     * float32-input model first subtracts a per-channel offset and divides
+     * by a per-channel step (FORMAT.md §9), which that stage would drop:
+     * refused rather than written as a model that computes something else. */
+    if (d->input_type == QAT_RT_INPUT_FLOAT32)
+        return qat_fail(err, QAT_EUNSUPPORTED,
+                        "the model takes float32 features (per-channel input offset and step): "
+                        "--format onnx writes only uint8-pixel models; use --format h5 or c "
+                        "(qat_rt_run_float)");
     qat_onnx_report rep;
     memset(&rep, 0, sizeof rep);
     qat_onnx_style style = opt->style;

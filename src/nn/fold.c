@@ -66,11 +66,94 @@ qat_tensor *qat_op_fold_bias(qat_tape *t, qat_tensor *w, qat_tensor *b, float c)
     return y;
 }
 
+/* ---- per-channel standardisation: the same folds, per input channel ----- */
+typedef struct {
+    const float *v;
+    int C0;
+} cols_saved;
+
+static void scale_cols_backward(qat_tape *t, const qat_node *n)
+{
+    qat_tensor *x = n->in[0];
+    if (!qat_needs_grad(x))
+        return;
+    const cols_saved *s = n->saved;
+    float *dx = qat_tape_grad(t, x);
+    size_t k = x->numel / (size_t)x->shape[0];
+    for (size_t i = 0; i < x->numel; i++)
+        dx[i] += s->v[(i % k) % (size_t)s->C0] * n->out->grad[i];
+}
+
+qat_tensor *qat_op_scale_cols(qat_tape *t, qat_tensor *w, const float *a, int C0)
+{
+    qat_tensor *y = qat_tape_tensor(t, w->ndim, w->shape);
+    size_t k = w->numel / (size_t)w->shape[0];
+    for (size_t i = 0; i < w->numel; i++)
+        y->data[i] = a[(i % k) % (size_t)C0] * w->data[i];
+    cols_saved *s = qat_tape_alloc(t, sizeof *s);
+    *s = (cols_saved){a, C0};
+    qat_tape_record(t, scale_cols_backward, y, s, 1, &w);
+    return y;
+}
+
+static void fold_bias_cols_backward(qat_tape *t, const qat_node *n)
+{
+    qat_tensor *w = n->in[0], *b = n->nin > 1 ? n->in[1] : NULL;
+    const cols_saved *s = n->saved;
+    const float *dy = n->out->grad;
+    size_t rows = (size_t)w->shape[0], k = w->numel / rows;
+    if (qat_needs_grad(w)) {
+        float *dw = qat_tape_grad(t, w);
+        for (size_t r = 0; r < rows; r++)
+            for (size_t i = 0; i < k; i++)
+                dw[r * k + i] += s->v[i % (size_t)s->C0] * dy[r];
+    }
+    if (qat_needs_grad(b)) {
+        float *db = qat_tape_grad(t, b);
+        for (size_t r = 0; r < rows; r++)
+            db[r] += dy[r];
+    }
+}
+
+qat_tensor *qat_op_fold_bias_cols(qat_tape *t, qat_tensor *w, qat_tensor *b, const float *fc,
+                                  int C0)
+{
+    int rows = w->shape[0];
+    size_t k = w->numel / (size_t)rows;
+    qat_tensor *y = qat_tape_tensor(t, 1, &rows);
+    for (int r = 0; r < rows; r++) {
+        /* per channel as the scalar fold sums: double, fixed order, then
+         * one float product per channel (one channel: the scalar fold's bits) */
+        float acc = b ? b->data[r] : 0.0f;
+        for (int c = 0; c < C0; c++) {
+            double s = 0.0;
+            for (size_t i = (size_t)c; i < k; i += (size_t)C0)
+                s += w->data[(size_t)r * k + i];
+            acc += fc[c] * (float)s;
+        }
+        y->data[r] = acc;
+    }
+    cols_saved *sv = qat_tape_alloc(t, sizeof *sv);
+    *sv = (cols_saved){fc, C0};
+    qat_tensor *in[2] = {w, b};
+    qat_tape_record(t, fold_bias_cols_backward, y, sv, b ? 2 : 1, in);
+    return y;
+}
+
 void qat_layer_pre_bn(qat_model *m, qat_tape *t, qat_layer *l, qat_tensor **w, qat_tensor **b)
 {
     *w = &l->w;
     *b = l->b.data ? &l->b : NULL;
-    if (l != &m->layers[m->first_compute] || (m->norm_a == 1.0f && m->norm_c == 0.0f))
+    if (l != &m->layers[m->first_compute])
+        return;
+    if (m->norm_per_channel) {
+        /* channel of fan-in element i: i % C0, through flatten and pools too */
+        qat_tensor *b_e = qat_op_fold_bias_cols(t, *w, *b, m->in.fold_c, m->in.channels);
+        *w = qat_op_scale_cols(t, *w, m->in.fold_a, m->in.channels);
+        *b = b_e;
+        return;
+    }
+    if (m->norm_a == 1.0f && m->norm_c == 0.0f)
         return;
     /* W x_n + b with x_n = a x + c  ==  (a W) x + (b + c sum W). */
     qat_tensor *b_e = qat_op_fold_bias(t, *w, *b, m->norm_c);

@@ -27,7 +27,9 @@ int qat_layer_derive_qparams(qat_model *m, qat_layer *l, const float *w)
 static qat_qparams input_qparams(const qat_model *m, const qat_layer *l, int k)
 {
     int idx = l->inputs[k];
-    return idx < 0 ? qat_input_qparams() : m->layers[idx].q.out;
+    if (idx >= 0)
+        return m->layers[idx].q.out;
+    return m->in.is_float ? m->in.q : qat_input_qparams();
 }
 
 static int is_merge(qat_layer_type type)
@@ -276,17 +278,9 @@ static const qat_pool2d_params *fused_pool(const qat_model *m, int i, qat_pool2d
     return qat_conv2d_maxpool_fuses(pp) ? pp : NULL;
 }
 
-qat_tensor *qat_model_forward(qat_model *m, qat_tape *t, const uint8_t *images, int n)
+/* The forward from the model input x0 (quantized as in0 when quant). */
+static qat_tensor *forward(qat_model *m, qat_tape *t, qat_tensor *x0, qat_qparams in0, int quant)
 {
-    const qat_model_cfg *mc = &m->cfg.model;
-    int shape[4] = {n, mc->input_height, mc->input_width, mc->input_channels};
-    qat_tensor *x0 = qat_tape_tensor(t, 4, shape);
-    /* Exactly the dequantized model input: (p - 128 - (-128)) * (1/255).
-     * Standardisation, if on, is folded into the first conv/linear layer. */
-    qat_qparams in0 = qat_input_qparams();
-    for (size_t i = 0; i < x0->numel; i++)
-        x0->data[i] = (float)images[i] * in0.scale;
-    int quant = m->cfg.quant.enabled && m->quant_active;
     qat_tensor *s0 = quant ? qat_tape_const(t, &in0.scale, 1) : NULL;
     /* each layer's output and, quantized, the tensor of its scale (LSQ's
      * gradients reach a learned scale through it) */
@@ -355,4 +349,20 @@ qat_tensor *qat_model_forward(qat_model *m, qat_tape *t, const uint8_t *images, 
     }
     qat_tape_set_tag(t, 0); /* whatever follows (the loss) counts as tag 0 */
     return as_flat(t, outs[m->nlayers - 1]);
+}
+
+qat_tensor *qat_model_forward(qat_model *m, qat_tape *t, const uint8_t *images, int n)
+{
+    int quant = m->cfg.quant.enabled && m->quant_active;
+    qat_qparams in0;
+    qat_tensor *x0 = qat_model_input_tensor(m, t, images, 0, n, quant, &in0);
+    return forward(m, t, x0, in0, quant);
+}
+
+qat_tensor *qat_model_forward_f32(qat_model *m, qat_tape *t, const float *x, int n)
+{
+    int quant = m->cfg.quant.enabled && m->quant_active;
+    qat_qparams in0;
+    qat_tensor *x0 = qat_model_input_tensor(m, t, x, 1, n, quant, &in0);
+    return forward(m, t, x0, in0, quant);
 }

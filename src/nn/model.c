@@ -22,12 +22,24 @@ static qat_status check_model(const qat_model *m, qat_error *err)
         if (m->layers[i].type != QAT_LAYER_DROPOUT)
             last = i;
     const qat_layer *l = &m->layers[m->nlayers - 1];
-    if (last < 0 || !is_compute(m->layers[last].type))
+    int regression = cfg->model.task == QAT_TASK_REGRESSION;
+    if (last < 0 || !is_compute(m->layers[last].type)) {
+        if (regression)
+            FAIL(QAT_EINVAL,
+                 "%s:%d: [layer.%s] the model must end with a linear (or conv2d) layer "
+                 "producing the regression outputs",
+                 cfg->path, l->cfg->line, l->cfg->name);
         FAIL(QAT_EINVAL,
              "%s:%d: [layer.%s] the model must end with a linear (or conv2d) layer producing "
              "the %d class scores",
              cfg->path, l->cfg->line, l->cfg->name, cfg->model.num_classes);
-    if (l->out_h != 1 || l->out_w != 1 || l->out_c != cfg->model.num_classes)
+    }
+    if (regression && (l->out_h != 1 || l->out_w != 1))
+        FAIL(QAT_EINVAL,
+             "%s:%d: [layer.%s] the last layer outputs %dx%dx%d but a regression model needs "
+             "flat outputs (one per target)",
+             cfg->path, l->cfg->line, l->cfg->name, l->out_h, l->out_w, l->out_c);
+    if (!regression && (l->out_h != 1 || l->out_w != 1 || l->out_c != cfg->model.num_classes))
         FAIL(QAT_EINVAL,
              "%s:%d: [layer.%s] the last layer outputs %dx%dx%d but the model needs %d class "
              "scores ([model] num_classes)",
@@ -263,12 +275,11 @@ qat_status qat_model_create(const qat_config *cfg, qat_model **out, qat_error *e
     QAT_ASSERT(at.params == total.params && at.bnstats == total.bnstats &&
                at.qfloat == total.qfloat && at.qint == total.qint && at.eff == total.eff &&
                at.state == total.state && m->nsegs == total.segs);
-    m->norm_a = 1.0f;
-    m->norm_c = 0.0f;
-    if (cfg->model.normalize_input) {
-        m->norm_a = 1.0f / cfg->model.input_std;
-        m->norm_c = -cfg->model.input_mean / cfg->model.input_std;
+    if ((st = qat_model_input_init(m, err)) != QAT_OK) {
+        qat_model_destroy(m);
+        return st;
     }
+    m->nstate += qat_model_input_state_size(m);
     m->quant_active = cfg->quant.enabled;
     qat_model_init(m, (uint64_t)cfg->train.seed);
     *out = m;
@@ -288,6 +299,7 @@ void qat_model_destroy(qat_model *m)
     free(m->effbuf);
     free(m->scratch.values);
     free(m->scratch.lo); /* hi shares it */
+    free(m->inbuf);
     free(m);
 }
 
@@ -319,6 +331,8 @@ void qat_model_init(qat_model *m, uint64_t seed)
 }
 
 const qat_config *qat_model_config(const qat_model *m) { return &m->cfg; }
+
+int qat_model_num_outputs(const qat_model *m) { return m->layers[m->nlayers - 1].out_c; }
 int qat_model_num_layers(const qat_model *m) { return m->nlayers; }
 qat_layer *qat_model_layer(qat_model *m, int i) { return &m->layers[i]; }
 
@@ -355,6 +369,7 @@ void qat_model_state_save(const qat_model *m, float *out)
         qat_quant_state_save(&l->q, out);
         out += qat_quant_state_size(l->q.cfg, l->q.wq_channels);
     }
+    qat_model_input_state_save(m, out);
 }
 
 qat_status qat_model_state_load(qat_model *m, const float *in, qat_error *err)
@@ -382,7 +397,7 @@ qat_status qat_model_state_load(qat_model *m, const float *in, qat_error *err)
         }
         in += qat_quant_state_size(l->q.cfg, l->q.wq_channels);
     }
-    return QAT_OK;
+    return qat_model_input_state_load(m, in, err);
 }
 
 const qat_param_seg *qat_model_segments(const qat_model *m, int *n)

@@ -20,11 +20,33 @@ struct qat_model {
     int first_compute; /* index of the first conv/linear layer */
     int readers[QAT_MAX_LAYERS]; /* how many layers read each layer's output */
     float norm_a, norm_c; /* input standardisation x -> a x + c (a = 1, c = 0: off) */
+    qat_model_input in;   /* per-channel normalisation, float input quantization (input.c) */
+    int norm_per_channel; /* uint8 inputs: the fold uses in.fold_a / fold_c, not norm_a / c */
+    float *inbuf;         /* backing store of in's arrays */
     int quant_active;
     int observers_frozen;
     int bn_frozen;
     qat_quant_scratch scratch; /* lo, hi [max out_c]; values: the largest weight tensor */
 };
+
+/* Sets up m->in from the config (input.c); the model's other fields are in
+ * place. */
+qat_status qat_model_input_init(qat_model *m, qat_error *err);
+/* Floats the input statistics add to the checkpointed state, and their
+ * save / load (after the layers' state). */
+size_t qat_model_input_state_size(const qat_model *m);
+void qat_model_input_state_save(const qat_model *m, float *out);
+qat_status qat_model_input_state_load(qat_model *m, const float *in, qat_error *err);
+/* The first layer's input tensor for n examples (uint8 or float), as the
+ * forward feeds it, and its quantization. */
+qat_tensor *qat_model_input_tensor(qat_model *m, qat_tape *t, const void *x, int is_float, int n,
+                                   int quant, qat_qparams *q);
+
+/* y = W scaled per input channel: w[r, i] * a[i % C0]; and the bias fold
+ * b[r] + sum over channels c of fc[c] * (sum of w[r, i] with i % C0 = c). */
+qat_tensor *qat_op_scale_cols(qat_tape *t, qat_tensor *w, const float *a, int C0);
+qat_tensor *qat_op_fold_bias_cols(qat_tape *t, qat_tensor *w, qat_tensor *b, const float *fc,
+                                  int C0);
 
 /* The shape pass: points each of layers[0 .. cfg->nlayers) at its config
  * and fills its type, input and output shapes, kernel/stride/padding and

@@ -100,3 +100,60 @@ qat_tensor *qat_op_mse(qat_tape *t, qat_tensor *x, const float *target)
     qat_tape_record(t, mse_backward, y, (void *)target, 1, &x);
     return y;
 }
+
+/* L1 and Huber: elementwise robust losses, mean over every element. The
+ * saved record holds the target and Huber's delta (0 for L1). */
+typedef struct robust_saved {
+    const float *target;
+    float delta;
+} robust_saved;
+
+/* d loss / d x of one element, before the 1 / numel of the mean. */
+static float robust_grad(float d, float delta)
+{
+    if (delta == 0.0f) /* L1: the subgradient sign(d), 0 at 0 */
+        return (float)((d > 0.0f) - (d < 0.0f));
+    return d > delta ? 1.0f : d < -delta ? -1.0f : d / delta;
+}
+
+static void robust_backward(qat_tape *t, const qat_node *n)
+{
+    qat_tensor *x = n->in[0];
+    if (!qat_needs_grad(x))
+        return;
+    const robust_saved *s = n->saved;
+    float g = n->out->grad[0] / (float)x->numel;
+    float *dx = qat_tape_grad(t, x);
+    for (size_t i = 0; i < x->numel; i++)
+        dx[i] += g * robust_grad(x->data[i] - s->target[i], s->delta);
+}
+
+static qat_tensor *robust_loss(qat_tape *t, qat_tensor *x, const float *target, float delta)
+{
+    int one = 1;
+    qat_tensor *y = qat_tape_tensor(t, 1, &one);
+    double s = 0.0;
+    for (size_t i = 0; i < x->numel; i++) {
+        double d = fabs((double)x->data[i] - target[i]);
+        if (delta == 0.0f)
+            s += d;
+        else
+            s += d < delta ? 0.5 * d * d / delta : d - 0.5 * delta;
+    }
+    y->data[0] = (float)(s / (double)x->numel);
+    robust_saved *sv = qat_tape_alloc(t, sizeof *sv);
+    *sv = (robust_saved){target, delta};
+    qat_tape_record(t, robust_backward, y, sv, 1, &x);
+    return y;
+}
+
+qat_tensor *qat_op_l1(qat_tape *t, qat_tensor *x, const float *target)
+{
+    return robust_loss(t, x, target, 0.0f);
+}
+
+qat_tensor *qat_op_huber(qat_tape *t, qat_tensor *x, const float *target, float delta)
+{
+    QAT_ASSERT(delta > 0.0f);
+    return robust_loss(t, x, target, delta);
+}

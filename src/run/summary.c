@@ -103,10 +103,32 @@ qat_status qat_run_write_summary(const qat_trained *t, const qat_run_results *re
     json_int(&j, QAT_SUMMARY_TRAIN_IMAGES, t->train->n);
     json_int(&j, QAT_SUMMARY_TEST_IMAGES, t->test->n);
     json_int(&j, QAT_SUMMARY_QUANT_ENABLED, c->quant.enabled);
-    json_num(&j, QAT_SUMMARY_FLOAT_ACCURACY, res->float_acc);
-    json_num(&j, QAT_SUMMARY_FAKEQUANT_ACCURACY, res->fq_acc);
-    json_num(&j, QAT_SUMMARY_INT8_ACCURACY, res->int8_acc);
+    json_str(&j, QAT_SUMMARY_TASK, qat_task_names[c->model.task]);
+    json_num(&j, QAT_SUMMARY_FLOAT_ACCURACY, res->flt.accuracy);
+    json_num(&j, QAT_SUMMARY_FAKEQUANT_ACCURACY, res->fq.accuracy);
+    json_num(&j, QAT_SUMMARY_INT8_ACCURACY, res->int8.accuracy);
     json_num(&j, QAT_SUMMARY_AGREEMENT, res->agreement);
+    if (c->model.task == QAT_TASK_REGRESSION) {
+        json_num(&j, QAT_SUMMARY_FLOAT_MSE, res->flt.reg.mse);
+        json_num(&j, QAT_SUMMARY_FLOAT_MAE, res->flt.reg.mae);
+        json_num(&j, QAT_SUMMARY_FLOAT_R2, res->flt.reg.r2);
+        json_num(&j, QAT_SUMMARY_FAKEQUANT_MSE, res->fq.reg.mse);
+        json_num(&j, QAT_SUMMARY_FAKEQUANT_MAE, res->fq.reg.mae);
+        json_num(&j, QAT_SUMMARY_FAKEQUANT_R2, res->fq.reg.r2);
+        json_num(&j, QAT_SUMMARY_INT8_MSE, res->int8.reg.mse);
+        json_num(&j, QAT_SUMMARY_INT8_MAE, res->int8.reg.mae);
+        json_num(&j, QAT_SUMMARY_INT8_R2, res->int8.reg.r2);
+    }
+    if (t->val) {
+        json_int(&j, QAT_SUMMARY_VAL_IMAGES, t->val->n);
+        if (c->model.task == QAT_TASK_REGRESSION) {
+            json_num(&j, QAT_SUMMARY_VAL_MSE, res->val.reg.mse);
+            json_num(&j, QAT_SUMMARY_VAL_MAE, res->val.reg.mae);
+            json_num(&j, QAT_SUMMARY_VAL_R2, res->val.reg.r2);
+        } else {
+            json_num(&j, QAT_SUMMARY_VAL_ACCURACY, res->val.accuracy);
+        }
+    }
     json_array(&j, QAT_SUMMARY_EPOCH_SECONDS, t->epoch_seconds, c->train.epochs);
     json_num(&j, QAT_SUMMARY_TRAIN_SECONDS, total);
     json_num(&j, QAT_SUMMARY_TRAIN_IMAGES_PER_SECOND,

@@ -8,8 +8,17 @@
 #include "qat/prune.h"
 #include "qat/train.h"
 
+/* One model's metrics on one split; NaN where they do not apply (accuracy
+ * for a regression, the regression metrics for a classifier). */
+typedef struct qat_run_metrics {
+    double accuracy;
+    qat_regression_metrics reg;
+} qat_run_metrics;
+
 typedef struct qat_run_results {
-    double float_acc, fq_acc, int8_acc, agreement, int8_ips; /* NaN: does not apply */
+    qat_run_metrics flt, fq, int8; /* test: float (quant off), fake-quant, integer runtime */
+    qat_run_metrics val;           /* the trained model on [data] val_fraction's split */
+    double agreement, int8_ips;    /* NaN: does not apply */
     size_t bytes_float, bytes_int8, file_bytes;
     qat_prune_stats sparsity; /* as exported (int8), or of the float weights */
 } qat_run_results;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qat/fixedpoint.h"
 #include "runtime/rt_internal.h"
 
 /* Bump-assigns 64-byte aligned pieces of one blob; a first pass with
@@ -138,14 +139,28 @@ qat_status qat_rt_model_create_isa(const qat_rt_model_desc *d, const char *isa,
         }
     }
     int8_t *w = NULL;
+    float *inq = malloc(2 * (size_t)d->in_c * sizeof *inq);
     /* 64-byte aligned: the carve offsets are, and SIMD kernels load aligned */
-    if (cv.overflow || cv.used > SIZE_MAX - 64 ||
+    if (cv.overflow || cv.used > SIZE_MAX - 64 || !inq ||
         !(cv.base = aligned_alloc(64, (cv.used + 64) & ~(size_t)63)) ||
         !(w = malloc(max_weights))) {
         free(cv.base);
+        free(inq);
         free(m);
         free(layers);
         return qat_fail(err, QAT_ENOMEM, "model: out of memory for %zu bytes of weights", cv.used);
+    }
+    /* the input stage: a uint8 model's pixels p as floats x = p / 255 get
+     * round_half_away(x / (1/255)) - 128 = p - 128 back */
+    m->input_type = d->input_type;
+    m->task = d->task;
+    m->input_zero_point = d->input_zero_point;
+    m->input_offset = inq;
+    m->input_step = inq + d->in_c;
+    for (int c = 0; c < d->in_c; c++) {
+        int f = d->input_type == QAT_RT_INPUT_FLOAT32;
+        m->input_offset[c] = f ? d->input_offset[c] : 0.0f;
+        m->input_step[c] = f ? d->input_step[c] : d->input_scale;
     }
     m->k = k;
     m->blob = cv.base;
@@ -193,7 +208,21 @@ void qat_rt_model_destroy(qat_rt_model *m)
         return;
     free(m->blob);
     free(m->layers);
+    free(m->input_offset); /* input_step shares it */
     free(m);
+}
+
+qat_rt_input_type qat_rt_model_input_type(const qat_rt_model *m) { return m->input_type; }
+qat_rt_task qat_rt_model_task(const qat_rt_model *m) { return m->task; }
+
+void qat_rt_quantize_float(const qat_rt_model *m, const float *x, size_t count, int8_t *q)
+{
+    /* one scalar function for every kernel path (ARITHMETIC.md §6): the
+     * same codes whatever the ISA */
+    size_t C = (size_t)m->in_c;
+    for (size_t i = 0, c = 0; i < count; i++, c = c + 1 == C ? 0 : c + 1)
+        q[i] = (int8_t)qat_fp_quantize(x[i] - m->input_offset[c], m->input_step[c],
+                                       m->input_zero_point, -128, 127);
 }
 
 int qat_rt_model_num_classes(const qat_rt_model *m) { return m->num_classes; }

@@ -29,6 +29,12 @@ struct qat_rt_model {
     int32_t output_zero_point;
     int num_layers;
     qat_rt_layer *layers;
+    /* the input stage (qat_rt_quantize_float); uint8 models get offset 0 and
+     * step 1/255 so the float entry serves them too */
+    qat_rt_input_type input_type;
+    qat_rt_task task;
+    int32_t input_zero_point;
+    float *input_offset, *input_step; /* in_c each */
     size_t max_tensor; /* largest per-image activation, input included */
     void *blob;        /* every array the layers point into */
 };

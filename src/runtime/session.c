@@ -68,6 +68,7 @@ struct qat_rt_session {
      * it publishes the phase on the board, read by a worker only after it has
      * claimed one of the phase's tasks */
     const uint8_t *images;
+    const float *finputs; /* qat_rt_run_float's inputs (images NULL) */
     int8_t *logits;
     int n_split, task_images; /* images phase: [0, n_split) in tasks of task_images */
     int kind, layer, nb;      /* layer phase: layer index on nb images */
@@ -135,16 +136,25 @@ static void layer_task(qat_rt_session *s, unsigned task, unsigned ntasks, void *
     }
 }
 
+/* Images [first, first + n) of the run into int8 codes at q. */
+static void quantize_images(const qat_rt_session *s, size_t first, int n, int8_t *q)
+{
+    size_t isz = s->m->input_size, count = (size_t)n * isz;
+    if (s->finputs)
+        qat_rt_quantize_float(s->m, s->finputs + first * isz, count, q);
+    else
+        s->k->quantize_input(s->images + first * isz, q, count);
+}
+
 /* The whole network on n images in thread `me`'s buffers; returns where
  * the logits are. prof (the caller's thread only) accumulates per layer. */
-static int8_t *forward_private(qat_rt_session *s, int me, const uint8_t *in, int n,
-                               double *prof)
+static int8_t *forward_private(qat_rt_session *s, int me, size_t first, int n, double *prof)
 {
     const qat_rt_model *m = s->m;
     int8_t *a = s->act + (size_t)me * 2 * s->act_stride, *b = a + s->act_stride;
     void *scratch = s->scratch ? s->scratch + (size_t)me * s->scratch_stride : NULL;
     double t = prof ? qat_clock_seconds() : 0.0, t1;
-    s->k->quantize_input(in, a, (size_t)n * m->input_size);
+    quantize_images(s, first, n, a);
     if (prof) {
         prof[0] += (t1 = qat_clock_seconds()) - t;
         t = t1;
@@ -173,10 +183,10 @@ static void run_task(qat_rt_session *s, int me, unsigned task, unsigned ntasks)
                    s->scratch ? s->scratch + (size_t)me * s->scratch_stride : NULL);
         return;
     }
-    const size_t isz = s->m->input_size, nc = (size_t)s->m->num_classes;
+    const size_t nc = (size_t)s->m->num_classes;
     size_t first = (size_t)task * (size_t)s->task_images;
     int n = s->n_split - (int)first < s->task_images ? s->n_split - (int)first : s->task_images;
-    int8_t *res = forward_private(s, me, s->images + first * isz, n, me == 0 ? s->prof : NULL);
+    int8_t *res = forward_private(s, me, first, n, me == 0 ? s->prof : NULL);
     memcpy(s->logits + first * nc, res, (size_t)n * nc);
 }
 
@@ -351,8 +361,7 @@ static void run_layers(qat_rt_session *s, int first, int n)
     double *prof = s->prof;
     int8_t *a = s->act, *b = a + s->act_stride; /* the caller's buffers */
     double t = prof ? qat_clock_seconds() : 0.0, t1;
-    s->k->quantize_input(s->images + (size_t)first * m->input_size, a,
-                         (size_t)n * m->input_size);
+    quantize_images(s, (size_t)first, n, a);
     if (prof) {
         prof[0] += (t1 = qat_clock_seconds()) - t;
         t = t1;
@@ -381,17 +390,16 @@ static void run_layers(qat_rt_session *s, int first, int n)
            (size_t)n * (size_t)m->num_classes);
 }
 
-qat_status qat_rt_run(qat_rt_session *s, const uint8_t *images, int n, int8_t *logits,
-                      qat_error *err)
+/* The run of n examples already placed in s->images or s->finputs. */
+static qat_status run(qat_rt_session *s, int n, int8_t *logits, qat_error *err)
 {
     if (n < 0 || n > s->max_batch)
         return qat_fail(err, QAT_EINVAL, "run: n: expected in [0, %d] (max_batch), found %d",
                         s->max_batch, n);
     if (n == 0)
         return QAT_OK;
-    if (!images || !logits)
+    if ((!s->images && !s->finputs) || !logits)
         return qat_fail(err, QAT_EINVAL, "run: images and logits are required");
-    s->images = images;
     s->logits = logits;
     /* images phase: equal chunks of at most `chunk` images, at least one task
      * per thread; the n % threads left over, layer by layer */
@@ -408,11 +416,34 @@ qat_status qat_rt_run(qat_rt_session *s, const uint8_t *images, int n, int8_t *l
     }
     for (int first = s->n_split; first < n; first += s->chunk)
         run_layers(s, first, n - first < s->chunk ? n - first : s->chunk);
-    s->images = NULL;
     s->logits = NULL;
     if (s->prof)
         s->prof_images += n;
     return QAT_OK;
+}
+
+qat_status qat_rt_run(qat_rt_session *s, const uint8_t *images, int n, int8_t *logits,
+                      qat_error *err)
+{
+    if (s->m->input_type != QAT_RT_INPUT_UINT8)
+        return qat_fail(err, QAT_EINVAL,
+                        "run: the model takes float32 inputs (input_type float32): use "
+                        "qat_rt_run_float");
+    s->images = images;
+    s->finputs = NULL;
+    qat_status st = run(s, n, logits, err);
+    s->images = NULL;
+    return st;
+}
+
+qat_status qat_rt_run_float(qat_rt_session *s, const float *inputs, int n, int8_t *logits,
+                            qat_error *err)
+{
+    s->images = NULL;
+    s->finputs = inputs;
+    qat_status st = run(s, n, logits, err);
+    s->finputs = NULL;
+    return st;
 }
 
 int qat_rt_session_profile(const qat_rt_session *s, qat_rt_layer_profile *out, int max)

@@ -282,6 +282,48 @@ static qat_status check_op(const qat_rt_layer_desc *l, int i, qat_error *err)
                  (int)l->op);
 }
 
+/* The model input: uint8 pixels at the fixed 1/255, -128; or float32
+ * features with a positive finite scale, an int8 zero point and per-channel
+ * offsets and steps (FORMAT.md §9). */
+static qat_status check_input(const qat_rt_model_desc *d, qat_error *err)
+{
+    if (d->task != QAT_RT_TASK_CLASSIFICATION && d->task != QAT_RT_TASK_REGRESSION)
+        return qat_fail(err, QAT_EINVAL, "model: task: expected classification(0) or "
+                                         "regression(1), found %d", (int)d->task);
+    if (d->input_type == QAT_RT_INPUT_UINT8) {
+        if (d->input_scale != 1.0f / 255.0f)
+            return qat_fail(err, QAT_EINVAL,
+                            "model: input_scale: expected 1/255 (%.9g), found %.9g",
+                            (double)(1.0f / 255.0f), (double)d->input_scale);
+        if (d->input_zero_point != -128)
+            return qat_fail(err, QAT_EINVAL, "model: input_zero_point: expected -128, found %d",
+                            d->input_zero_point);
+        return QAT_OK;
+    }
+    if (d->input_type != QAT_RT_INPUT_FLOAT32)
+        return qat_fail(err, QAT_EINVAL, "model: input_type: expected uint8(0) or float32(1), "
+                                         "found %d", (int)d->input_type);
+    if (!good_scale(d->input_scale))
+        return qat_fail(err, QAT_EINVAL, "model: input_scale: expected positive and finite, "
+                                         "found %g", (double)d->input_scale);
+    if (!in_range(d->input_zero_point, INT8_MIN, INT8_MAX))
+        return qat_fail(err, QAT_EINVAL, "model: input_zero_point: expected in [-128, 127], "
+                                         "found %d", d->input_zero_point);
+    if (!d->input_offset || !d->input_step)
+        return qat_fail(err, QAT_EINVAL, "model: input_offset / input_step: float32 inputs need "
+                                         "both (NULL)");
+    for (int c = 0; c < d->in_c; c++) {
+        if (!isfinite(d->input_offset[c]))
+            return qat_fail(err, QAT_EINVAL, "model: input_offset[%d]: expected finite, found %g",
+                            c, (double)d->input_offset[c]);
+        if (!good_scale(d->input_step[c]))
+            return qat_fail(err, QAT_EINVAL,
+                            "model: input_step[%d]: expected positive and finite, found %g", c,
+                            (double)d->input_step[c]);
+    }
+    return QAT_OK;
+}
+
 qat_status qat_rt_model_validate(const qat_rt_model_desc *d, qat_error *err)
 {
     if (!d)
@@ -296,12 +338,9 @@ qat_status qat_rt_model_validate(const qat_rt_model_desc *d, qat_error *err)
                         "model: input shape: expected each dim in [1, %d] and at most %d values, "
                         "found %dx%dx%d",
                         QAT_RT_MAX_DIM, QAT_RT_MAX_TENSOR, d->in_h, d->in_w, d->in_c);
-    if (d->input_scale != 1.0f / 255.0f)
-        return qat_fail(err, QAT_EINVAL, "model: input_scale: expected 1/255 (%.9g), found %.9g",
-                        (double)(1.0f / 255.0f), (double)d->input_scale);
-    if (d->input_zero_point != -128)
-        return qat_fail(err, QAT_EINVAL, "model: input_zero_point: expected -128, found %d",
-                        d->input_zero_point);
+    qat_status st0 = check_input(d, err);
+    if (st0 != QAT_OK)
+        return st0;
     if (!in_range(d->num_classes, 1, QAT_RT_MAX_DIM))
         return qat_fail(err, QAT_EINVAL, "model: num_classes: expected in [1, %d], found %d",
                         QAT_RT_MAX_DIM, d->num_classes);

@@ -116,10 +116,11 @@ static int plot_bits(const qat_sweep *sw, const qat_sweep_outcome *o, FILE *data
         }
     }
     int only_a = sw->ngrid_keys == 2 && ak >= 0 && ak < 2;
-    fputs("set title 'int8 test accuracy vs weight bit-width'\n"
-          "set xlabel 'weight bits'\nset ylabel 'int8 test accuracy (%)'\n"
-          "set offsets 0.4, 0.4, graph 0.08, graph 0.08\n",
-          gp);
+    const char *ml = qat_sweep_metric_of(o, n)->label;
+    fprintf(gp, "set title 'int8 test %s vs weight bit-width'\n"
+            "set xlabel 'weight bits'\nset ylabel 'int8 test %s (%%)'\n"
+            "set offsets 0.4, 0.4, graph 0.08, graph 0.08\n",
+            ml, ml);
     if (only_a)
         fputs("set key title 'activations'\n", gp);
     int used[33] = {0};
@@ -223,9 +224,10 @@ static int plot_bytes(const qat_sweep *sw, const qat_sweep_outcome *o, FILE *dat
         }
     for (int a = 0; a < nf; a++)
         fprintf(data, "%.4f %.6f %s\n", x[order[a]], y[order[a]], sw->runs[order[a]].name);
-    fputs("set title 'int8 test accuracy vs int8 model size'\n"
-          "set xlabel 'int8 model size (KiB of stored integer parameters)'\n"
-          "set ylabel 'int8 test accuracy (%)'\n"
+    const char *ml = qat_sweep_metric_of(o, n)->label;
+    fprintf(gp, "set title 'int8 test %s vs int8 model size'\n", ml);
+    fprintf(gp, "set ylabel 'int8 test %s (%%)'\n", ml);
+    fputs("set xlabel 'int8 model size (KiB of stored integer parameters)'\n"
           "set offsets graph 0.12, graph 0.12, graph 0.08, graph 0.05\n"
           "plot '__NAME__.dat' index 1 using 1:2 with linespoints lw 2.5 lc rgb '#d62728' "
           "pt 6 ps 2.4 title 'Pareto front', \\\n"
@@ -270,14 +272,16 @@ static int plot_sensitivity(const qat_sweep *sw, const qat_sweep_outcome *o, FIL
         fputc('\n', data);
         rows++;
     }
-    fprintf(gp, "set title 'Accuracy drop when one layer is quantized lower (base %.2f %%)'\n"
+    const char *ml = qat_sweep_metric_of(o, sw->nruns)->label;
+    fprintf(gp, "set title '%s drop when one layer is quantized lower (base %.2f %%)'\n"
             "set xlabel 'layer (the others stay at the base setting)'\n"
-            "set ylabel 'int8 accuracy drop vs base (percentage points)'\n"
+            "set ylabel 'int8 %s drop vs base (percentage points)'\n"
             "set style data histograms\nset style histogram clustered gap 1\n"
             "set style fill solid 0.85 border -1\nset boxwidth 0.9\nset key title '%s'\n"
             "set xtics nomirror\nset grid noxtics\nset yrange [*<0:*]\nset xrange [-0.6:%d.4]\n"
             "plot ",
-            base, sw->target == QAT_SWEEP_WEIGHTS ? "weights" : sw->target == QAT_SWEEP_ACTIVATIONS
+            strcmp(ml, "accuracy") == 0 ? "Accuracy" : ml, base, ml,
+            sw->target == QAT_SWEEP_WEIGHTS ? "weights" : sw->target == QAT_SWEEP_ACTIVATIONS
                                                                 ? "activations" : "both", rows - 1);
     for (int k = 0; k < sw->nbits; k++)
         fprintf(gp, "%s'__NAME__.dat' using %d:xtic(1) title columnheader(%d)",

@@ -123,8 +123,9 @@ static qat_status write_csv(const qat_sweep *sw, const qat_sweep_outcome *o, con
         fputc(',', f);
         csv_field(f, sw->keys[k]);
     }
-    fputs(",status,float_accuracy,fakequant_accuracy,int8_accuracy,agreement,model_bytes_int8,"
-          "sparsity,train_seconds,pareto,exit,error\n", f);
+    const char *mk = qat_sweep_metric_of(o, sw->nruns)->key;
+    fprintf(f, ",status,float_%s,fakequant_%s,int8_%s,agreement,model_bytes_int8,"
+            "sparsity,train_seconds,pareto,exit,error\n", mk, mk, mk);
     for (int i = 0; i < sw->nruns; i++) {
         const qat_sweep_run *r = &sw->runs[i];
         csv_field(f, r->name);
@@ -198,8 +199,10 @@ static qat_status write_md(const qat_sweep *sw, const qat_sweep_outcome *o, cons
         fputs(" | layer | bits", f);
     for (int k = 0; k < sw->nkeys; k++)
         fprintf(f, " | %s", sw->keys[k]);
-    fprintf(f, " | status%s | fake-quant acc %% | int8 acc %% | agreement %% | int8 bytes%s | "
-            "train s | Pareto |\n|---", fl ? " | float acc %" : "", sparsity ? " | sparsity %" : "");
+    const qat_sweep_metric *mt = qat_sweep_metric_of(o, sw->nruns);
+    fprintf(f, " | status%s%s | fake-quant %s | int8 %s | agreement %% | int8 bytes%s | "
+            "train s | Pareto |\n|---", fl ? " | float " : "", fl ? mt->md : "", mt->md, mt->md,
+            sparsity ? " | sparsity %" : "");
     for (int k = 0; k < sw->nkeys + (sw->kind == QAT_SWEEP_SENSITIVITY ? 2 : 0); k++)
         fputs("|---", f);
     fprintf(f, "|---|%s---:|---:|---:|---:|%s---:|:---:|\n", fl ? "---:|" : "",
@@ -231,10 +234,10 @@ static qat_status write_md(const qat_sweep *sw, const qat_sweep_outcome *o, cons
     md_failures(f, sw, o);
     fputs("\nPlots: ", f);
     if (sw->kind == QAT_SWEEP_SENSITIVITY)
-        fputs("[accuracy drop per layer](plots/sensitivity.png), ", f);
+        fprintf(f, "[%s drop per layer](plots/sensitivity.png), ", mt->label);
     else
-        fputs("[int8 accuracy vs weight bits](plots/accuracy_vs_bits.png), ", f);
-    fputs("[int8 accuracy vs model bytes](plots/accuracy_vs_bytes.png).\n", f);
+        fprintf(f, "[int8 %s vs weight bits](plots/accuracy_vs_bits.png), ", mt->label);
+    fprintf(f, "[int8 %s vs model bytes](plots/accuracy_vs_bytes.png).\n", mt->label);
     return close_out(&out, f, err);
 }
 
@@ -258,7 +261,8 @@ static qat_status write_sensitivity(const qat_sweep *sw, const qat_sweep_outcome
     FILE *f = open_out(&out, dir, "sensitivity.csv", err);
     if (!f)
         return err ? err->status : QAT_EIO;
-    fputs("layer,bits,status,int8_accuracy,base_int8_accuracy,drop_points\n", f);
+    const qat_sweep_metric *mt = qat_sweep_metric_of(o, sw->nruns);
+    fprintf(f, "layer,bits,status,int8_%s,base_int8_%s,drop_points\n", mt->key, mt->key);
     for (int i = 0; i < sw->nruns; i++) {
         if (i == b)
             continue;
@@ -274,10 +278,11 @@ static qat_status write_sensitivity(const qat_sweep *sw, const qat_sweep_outcome
     if (st != QAT_OK || !(f = open_out(&out, dir, "sensitivity.md", err)))
         return st != QAT_OK ? st : err ? err->status : QAT_EIO;
     fprintf(f, "# Sensitivity of `%s`\n\nEach run lowers one layer's %s bits and keeps every "
-            "other layer at the base setting. Cells: accuracy drop vs the base run in "
-            "percentage points (accuracy %% in brackets); base accuracy ", sw->base,
+            "other layer at the base setting. Cells: %s drop vs the base run in "
+            "percentage points (%s x 100 in brackets); base %s ", sw->base,
             sw->target == QAT_SWEEP_WEIGHTS ? "weight" : sw->target == QAT_SWEEP_ACTIVATIONS
-                                                             ? "activation" : "weight and activation");
+                                                             ? "activation" : "weight and activation",
+            mt->label, mt->label, mt->label);
     if (isnan(base))
         fputs("unknown (the base run failed).\n\n| layer", f);
     else
@@ -306,7 +311,7 @@ static qat_status write_sensitivity(const qat_sweep *sw, const qat_sweep_outcome
         fputs(" |\n", f);
     }
     md_failures(f, sw, o);
-    fputs("\nPlot: [accuracy drop per layer](plots/sensitivity.png).\n", f);
+    fprintf(f, "\nPlot: [%s drop per layer](plots/sensitivity.png).\n", mt->label);
     return close_out(&out, f, err);
 }
 

@@ -311,8 +311,9 @@ static void progress(const qat_sweep_opts *o, const qat_sweep_run *r, const qat_
     fmt_duration(eta_s, eta, sizeof eta);
     if (out->status == QAT_RUN_OK) {
         double acc = isnan(out->int8_acc) ? out->float_acc : out->int8_acc;
-        fprintf(o->log, "qat-sweep: [%d/%d] %s ok in %s, %s accuracy %.4f; elapsed %s, ETA %s\n",
-                done, total, r->name, took, isnan(out->int8_acc) ? "float" : "int8", acc, el,
+        fprintf(o->log, "qat-sweep: [%d/%d] %s ok in %s, %s %s %.4f; elapsed %s, ETA %s\n",
+                done, total, r->name, took, isnan(out->int8_acc) ? "float" : "int8",
+                out->regression ? "R^2" : "accuracy", acc, el,
                 eta);
     } else {
         fprintf(o->log, "qat-sweep: [%d/%d] %s FAILED (%s) after %s: %s; elapsed %s, ETA %s\n",

@@ -85,10 +85,14 @@ typedef struct wanted {
 
 qat_status qat_sweep_read_summary(const char *path, qat_sweep_outcome *o, qat_error *err)
 {
+    double r2[3];
     wanted w[] = {
         {QAT_SUMMARY_FLOAT_ACCURACY, &o->float_acc},
         {QAT_SUMMARY_FAKEQUANT_ACCURACY, &o->fq_acc},
         {QAT_SUMMARY_INT8_ACCURACY, &o->int8_acc},
+        {QAT_SUMMARY_FLOAT_R2, &r2[0]},
+        {QAT_SUMMARY_FAKEQUANT_R2, &r2[1]},
+        {QAT_SUMMARY_INT8_R2, &r2[2]},
         {QAT_SUMMARY_AGREEMENT, &o->agreement},
         {QAT_SUMMARY_MODEL_BYTES_INT8, &o->bytes_int8},
         {QAT_SUMMARY_SPARSITY, &o->sparsity},
@@ -97,6 +101,7 @@ qat_status qat_sweep_read_summary(const char *path, qat_sweep_outcome *o, qat_er
     const int nw = (int)(sizeof w / sizeof w[0]);
     for (int i = 0; i < nw; i++)
         *w[i].dst = NAN;
+    o->regression = 0;
     char *text = qat_sweep_read_file(path, NULL);
     if (!text)
         return qat_fail(err, QAT_EIO, "%s: cannot read: %s", path, strerror(errno));
@@ -129,6 +134,8 @@ qat_status qat_sweep_read_summary(const char *path, qat_sweep_outcome *o, qat_er
                           (long)(p - text));
             goto done;
         }
+        if (strcmp(key, QAT_SUMMARY_TASK) == 0)
+            o->regression = strncmp(p, "\"regression\"", 12) == 0;
         for (int i = 0; i < nw; i++) {
             if (strcmp(key, w[i].key) != 0)
                 continue;
@@ -147,10 +154,25 @@ qat_status qat_sweep_read_summary(const char *path, qat_sweep_outcome *o, qat_er
             goto done;
         }
     }
-    if (isnan(o->fq_acc) && isnan(o->float_acc))
+    if (o->regression) { /* the main metric: R^2 */
+        o->float_acc = r2[0];
+        o->fq_acc = r2[1];
+        o->int8_acc = r2[2];
+    }
+    if (isnan(o->fq_acc) && isnan(o->float_acc) && !o->regression)
         st = qat_fail(err, QAT_EINVAL, "%s: holds neither " QAT_SUMMARY_FAKEQUANT_ACCURACY
                       " nor " QAT_SUMMARY_FLOAT_ACCURACY, path);
 done:
     free(text);
     return st;
+}
+
+const qat_sweep_metric *qat_sweep_metric_of(const qat_sweep_outcome *o, int n)
+{
+    static const qat_sweep_metric acc = {"accuracy", "accuracy", "acc %"},
+                                  r2 = {"r2", "R^2", "R² x100"};
+    for (int i = 0; i < n; i++)
+        if (o[i].regression)
+            return &r2;
+    return &acc;
 }

@@ -15,13 +15,18 @@
 #include "qat/prune.h"
 #include "qat/train.h"
 #include "progress.h"
+#include "train_data.h"
 
 typedef struct run {
     qat_trained pub; /* first: qat_train_end gets the run back from it */
-    const qat_config *cfg;
+    const qat_config *cfg; /* &rc once the data has resolved it */
+    qat_config rc;
     char dir[4096];
     int threads;
-    qat_dataset train, test;
+    qat_run_data data;
+    const qat_dataset *train, *eval; /* eval: val, or test without one */
+    int regression;
+    qat_augment_params aug;
     qat_team *team;
     qat_tape *tape;
     qat_model *model;
@@ -29,7 +34,7 @@ typedef struct run {
     qat_lr_schedule sched;
     long steps_per_epoch;
     long quant_from_step; /* quantization delay, in optimizer steps */
-    uint8_t *batch_img, *batch_lab;
+    qat_batch batch;
     uint32_t *order;
     float *onehot;
     FILE *metrics;
@@ -42,28 +47,38 @@ typedef struct run {
     int regularize; /* some layer has an L1/L2 penalty */
 } run;
 
-static qat_status load_data(run *r, qat_error *err)
+/* What the model learns from the training split before the first step:
+ * auto input statistics, a float input's range; and the outputs a
+ * regression's targets need. */
+static qat_status prepare_inputs(run *r, qat_error *err)
 {
     const qat_config *c = r->cfg;
-    qat_status st = qat_mnist_load(c->data.dir, "train", c->model.num_classes,
-                                   (uint32_t)c->data.train_limit, &r->train, err);
-    if (st == QAT_OK)
-        st = qat_mnist_load(c->data.dir, "t10k", c->model.num_classes,
-                            (uint32_t)c->data.test_limit, &r->test, err);
-    if (st != QAT_OK)
-        return qat_error_prefix(err, "%s: [data] dir = %s", c->path, c->data.dir);
-    const qat_dataset *ds[2] = {&r->train, &r->test};
-    for (int i = 0; i < 2; i++)
-        if (ds[i]->h != c->model.input_height || ds[i]->w != c->model.input_width ||
-            ds[i]->c != c->model.input_channels)
-            return qat_fail(err, QAT_EINVAL,
-                            "%s: [model] expects %dx%dx%d images but %s holds %dx%dx%d", c->path,
-                            c->model.input_height, c->model.input_width,
-                            c->model.input_channels, c->data.dir, ds[i]->h, ds[i]->w, ds[i]->c);
-    if ((uint32_t)c->train.batch_size > r->train.n)
+    const qat_dataset *tr = r->train;
+    const qat_model_input *in = qat_model_input_info(r->model);
+    if (in->stats_from_data) {
+        float *mean = malloc((size_t)tr->c * 2 * sizeof(float));
+        if (!mean)
+            return qat_fail(err, QAT_ENOMEM, "out of memory");
+        qat_dataset_channel_stats(tr, mean, mean + tr->c);
+        qat_model_set_input_norm(r->model, mean, mean + tr->c);
+        free(mean);
+    }
+    if (in->is_float) {
+        size_t isz = qat_dataset_image_size(tr);
+        for (uint32_t i = 0; i < tr->n; i++)
+            qat_model_observe_input(r->model,
+                                    tr->features + (size_t)(tr->index ? tr->index[i] : i) * isz,
+                                    isz);
+    }
+    int K = qat_model_num_outputs(r->model);
+    if (r->regression && K != tr->target_dim) {
+        const qat_layer *l = qat_model_layer(r->model, qat_model_num_layers(r->model) - 1);
         return qat_fail(err, QAT_EINVAL,
-                        "%s: [train] batch_size = %d is larger than the %u training images",
-                        c->path, c->train.batch_size, r->train.n);
+                        "%s:%d: [layer.%s] the last layer has %d outputs but the data holds %d "
+                        "targets per example (%s); they must agree",
+                        c->path, l->cfg->line, l->cfg->name, K, tr->target_dim,
+                        *c->data.train ? c->data.train : c->data.dir);
+    }
     return QAT_OK;
 }
 
@@ -73,7 +88,7 @@ static qat_status setup(run *r, qat_error *err)
     qat_status st;
     /* refuse what cannot fit before allocating any of it (evaluation runs
      * batches of up to 256 test images, see run_epochs) */
-    int eval_batch = r->test.n < 256 ? (int)r->test.n : 256;
+    int eval_batch = r->data.test.n < 256 ? (int)r->data.test.n : 256;
     if ((st = qat_model_check_memory(c, c->train.batch_size, eval_batch, qat_memory_available(),
                                      err)) ||
         (st = qat_team_create(r->threads, &r->team, err)) ||
@@ -94,7 +109,9 @@ static qat_status setup(run *r, qat_error *err)
     const qat_param_seg *segs = qat_model_segments(r->model, &nsegs);
     if ((st = qat_optim_create(&oc, np, segs, nsegs, &r->opt, err)))
         return qat_error_prefix(err, "%s: [train]", c->path);
-    r->steps_per_epoch = (long)((r->train.n + (uint32_t)c->train.batch_size - 1) /
+    if ((st = prepare_inputs(r, err)) != QAT_OK)
+        return st;
+    r->steps_per_epoch = (long)((r->train->n + (uint32_t)c->train.batch_size - 1) /
                                 (uint32_t)c->train.batch_size);
     long spe = r->steps_per_epoch;
     r->sched = (qat_lr_schedule){(qat_lr_kind)c->train.lr_schedule, c->train.lr, c->train.lr_min,
@@ -109,14 +126,13 @@ static qat_status setup(run *r, qat_error *err)
     if ((st = qat_lr_schedule_check(&r->sched, err)))
         return qat_error_prefix(err, "%s: [train] lr_schedule = %s", c->path,
                                 qat_lr_kind_name(r->sched.kind));
-    size_t isz = qat_dataset_image_size(&r->train);
-    int B = c->train.batch_size, C = c->model.num_classes;
-    r->batch_img = malloc((size_t)B * isz);
-    r->batch_lab = malloc((size_t)B);
-    r->order = malloc((size_t)r->train.n * sizeof *r->order);
+    int B = c->train.batch_size, C = qat_model_num_outputs(r->model);
+    if ((st = qat_batch_alloc(&r->batch, r->train, B, err)) != QAT_OK)
+        return st;
+    r->order = malloc((size_t)r->train->n * sizeof *r->order);
     r->onehot = malloc((size_t)B * (size_t)C * sizeof(float));
     r->epoch_seconds = calloc((size_t)c->train.epochs, sizeof(double));
-    if (!r->batch_img || !r->batch_lab || !r->order || !r->onehot || !r->epoch_seconds)
+    if (!r->order || !r->onehot || !r->epoch_seconds)
         return qat_fail(err, QAT_ENOMEM, "out of memory for batch buffers");
     qat_rng_seed(&r->meta.shuffle, (uint64_t)c->train.seed, 1);
     qat_rng_seed(&r->meta.dropout, (uint64_t)c->train.seed, 2);
@@ -134,8 +150,7 @@ static void teardown(run *r)
 {
     if (r->metrics)
         fclose(r->metrics);
-    free(r->batch_img);
-    free(r->batch_lab);
+    qat_batch_free(&r->batch);
     free(r->order);
     free(r->onehot);
     free(r->epoch_seconds);
@@ -145,8 +160,7 @@ static void teardown(run *r)
     qat_model_destroy(r->model);
     qat_tape_destroy(r->tape);
     qat_team_destroy(r->team);
-    qat_dataset_free(&r->train);
-    qat_dataset_free(&r->test);
+    qat_run_data_free(&r->data);
 }
 
 /* Names the layer owning parameter index i. */
@@ -183,10 +197,12 @@ static qat_status check_finite(run *r, const float *v, size_t n, const char *kin
     return QAT_OK;
 }
 
-/* One optimizer step on images/labels; returns the data loss, the
- * regularisation penalty (apart) and the correct count. */
+/* One optimizer step on the batch; returns the data loss, the
+ * regularisation penalty (apart) and the correct count (classification) or
+ * the squared error summed over examples, averaged over outputs
+ * (regression). */
 static qat_status train_step(run *r, int n, double *loss, double *penalty, int *correct,
-                             qat_error *err)
+                             double *sq_err, qat_error *err)
 {
     const qat_config *c = r->cfg;
     qat_tape *t = r->tape;
@@ -199,26 +215,41 @@ static qat_status train_step(run *r, int n, double *loss, double *penalty, int *
     memset(grads, 0, np * sizeof *grads);
     /* quantization delay: float warm-up, then fake-quant from this step on */
     qat_model_set_quant_active(r->model, r->meta.step >= r->quant_from_step);
-    qat_tensor *logits = qat_model_forward(r->model, t, r->batch_img, n);
+    qat_tensor *logits = qat_dataset_type(r->train) == QAT_DATA_F32
+                             ? qat_model_forward_f32(r->model, t, r->batch.inputs, n)
+                             : qat_model_forward(r->model, t, r->batch.inputs, n);
     int C = logits->shape[1];
-    qat_tensor *l;
-    if (c->train.loss == QAT_LOSS_MSE) {
+    const float *target = r->batch.targets;
+    if (!r->regression && c->train.loss != QAT_LOSS_CROSS_ENTROPY) {
         memset(r->onehot, 0, (size_t)n * (size_t)C * sizeof(float));
         for (int i = 0; i < n; i++)
-            r->onehot[(size_t)i * C + r->batch_lab[i]] = 1.0f;
-        l = qat_op_mse(t, logits, r->onehot);
-    } else {
-        l = qat_op_softmax_cross_entropy_smooth(t, logits, r->batch_lab, c->train.label_smoothing);
+            r->onehot[(size_t)i * C + r->batch.labels[i]] = 1.0f;
+        target = r->onehot;
+    }
+    qat_tensor *l;
+    switch (c->train.loss) {
+    case QAT_LOSS_MSE: l = qat_op_mse(t, logits, target); break;
+    case QAT_LOSS_L1: l = qat_op_l1(t, logits, target); break;
+    case QAT_LOSS_HUBER: l = qat_op_huber(t, logits, target, c->train.huber_delta); break;
+    default:
+        l = qat_op_softmax_cross_entropy_smooth(t, logits, r->batch.labels,
+                                                c->train.label_smoothing);
     }
     *loss = l->data[0];
     *correct = 0;
-    for (int i = 0; i < n; i++) {
+    *sq_err = 0;
+    for (int i = 0; i < n && r->regression; i++)
+        for (int k = 0; k < C; k++) {
+            double d = (double)logits->data[(size_t)i * C + k] - target[(size_t)i * C + k];
+            *sq_err += d * d / C;
+        }
+    for (int i = 0; i < n && !r->regression; i++) {
         const float *z = logits->data + (size_t)i * C;
         int best = 0;
         for (int k = 1; k < C; k++)
             if (z[k] > z[best])
                 best = k;
-        *correct += best == r->batch_lab[i];
+        *correct += best == r->batch.labels[i];
     }
     if (!isfinite(*loss)) {
         /* name the layer the loss reads: the one that made the logits */
@@ -265,7 +296,7 @@ static qat_status run_epochs(run *r, int stop_after, qat_error *err)
     int B = c->train.batch_size;
     *qat_tape_rng(r->tape) = r->meta.dropout;
     for (int e = r->meta.epoch; e < c->train.epochs; e++) {
-        qat_dataset_order(r->train.n, c->data.shuffle, &r->meta.shuffle, r->order);
+        qat_dataset_order(r->train->n, c->data.shuffle, &r->meta.shuffle, r->order);
         /* epoch-wise switches, derived from the epoch so a resume gets them too */
         const qat_quant_cfg *qc = &c->quant;
         qat_model_set_observers_frozen(r->model, qc->freeze_observers_epoch > 0 &&
@@ -273,20 +304,22 @@ static qat_status run_epochs(run *r, int stop_after, qat_error *err)
         qat_model_set_bn_frozen(r->model, qc->freeze_bn_epoch > 0 && e + 1 >= qc->freeze_bn_epoch);
         qat_progress pr;
         qat_progress_start(&pr, !c->train.progress || r->quiet);
-        double t0 = qat_clock_seconds(), loss_sum = 0, pen_sum = 0;
+        double t0 = qat_clock_seconds(), loss_sum = 0, pen_sum = 0, sq_sum = 0;
         long correct = 0, seen = 0;
-        for (uint32_t b = 0; b < r->train.n; b += (uint32_t)B) {
-            int n = (int)(r->train.n - b < (uint32_t)B ? r->train.n - b : (uint32_t)B);
-            qat_dataset_gather(&r->train, r->order + b, n, r->batch_img, r->batch_lab);
+        uint32_t N = r->train->n;
+        for (uint32_t b = 0; b < N; b += (uint32_t)B) {
+            int n = (int)(N - b < (uint32_t)B ? N - b : (uint32_t)B);
+            qat_batch_fill(&r->batch, r->train, r->order + b, n, &r->aug,
+                           (uint64_t)c->train.seed, e);
             /* masks change before the step's forward; the log shows each update */
             if (qat_pruner_update(r->pruner, r->meta.step) && !r->quiet) {
                 qat_progress_end(&pr);
                 qat_pruner_print_update(r->pruner, stdout, r->meta.step, r->steps_per_epoch);
                 fflush(stdout);
             }
-            double loss, pen = 0;
+            double loss, pen = 0, sq = 0;
             int ok;
-            qat_status st = train_step(r, n, &loss, &pen, &ok, err);
+            qat_status st = train_step(r, n, &loss, &pen, &ok, &sq, err);
             if (st != QAT_OK) {
                 qat_progress_end(&pr);
                 return st;
@@ -294,17 +327,28 @@ static qat_status run_epochs(run *r, int stop_after, qat_error *err)
             loss_sum += loss * n;
             pen_sum += pen * n;
             correct += ok;
+            sq_sum += sq;
             seen += n;
-            qat_progress_update(&pr, e + 1, c->train.epochs, seen, (long)r->train.n,
-                                loss_sum / seen, (double)correct / seen);
+            qat_progress_update(&pr, e + 1, c->train.epochs, seen, (long)N, loss_sum / seen,
+                                r->regression ? sq_sum / seen : (double)correct / seen);
         }
         qat_progress_end(&pr);
         double secs = qat_clock_seconds() - t0;
         r->epoch_seconds[e] = secs;
-        double test_acc = qat_evaluate(r->model, r->tape, &r->test, 256, NULL);
+        qat_eval ev;
+        qat_status st = qat_evaluate_set(r->model, r->tape, r->eval, 256, NULL, NULL, &ev, err);
+        if (st != QAT_OK)
+            return st;
         float lr = qat_lr_at(&r->sched, r->meta.step > 0 ? r->meta.step - 1 : 0);
-        fprintf(r->metrics, "%d,%.6f,%.6f,%.6f,%.8g,%.3f,%.1f", e + 1, loss_sum / seen,
-                (double)correct / seen, test_acc, (double)lr, secs, seen / secs);
+        /* classification: train accuracy and eval accuracy; regression: train
+         * MSE and eval MSE, MAE, R^2 */
+        double train_metric = r->regression ? sq_sum / seen : (double)correct / seen;
+        fprintf(r->metrics, "%d,%.6f,%.6f", e + 1, loss_sum / seen, train_metric);
+        if (r->regression)
+            fprintf(r->metrics, ",%.8g,%.8g,%.6f", ev.reg.mse, ev.reg.mae, ev.reg.r2);
+        else
+            fprintf(r->metrics, ",%.6f", ev.accuracy);
+        fprintf(r->metrics, ",%.8g,%.3f,%.1f", (double)lr, secs, seen / secs);
         qat_prune_stats sp;
         if (r->pruner)
             qat_prune_stats_float(r->model, &sp);
@@ -315,10 +359,18 @@ static qat_status run_epochs(run *r, int stop_after, qat_error *err)
         fputc('\n', r->metrics);
         fflush(r->metrics);
         if (!r->quiet) {
-            printf("epoch %d/%d  loss %.4f  train_acc %.4f  test_acc %.4f  lr %.3g  %.1fs  "
-                   "%.0f img/s",
-                   e + 1, c->train.epochs, loss_sum / seen, (double)correct / seen, test_acc,
-                   (double)lr, secs, seen / secs);
+            const char *ev_name = r->data.has_val ? "val" : "test";
+            if (r->regression)
+                printf("epoch %d/%d  loss %.4g  train_mse %.4g  %s_mse %.4g  %s_mae %.4g  "
+                       "%s_r2 %.4f  lr %.3g  %.1fs  %.0f img/s",
+                       e + 1, c->train.epochs, loss_sum / seen, train_metric, ev_name,
+                       ev.reg.mse, ev_name, ev.reg.mae, ev_name, ev.reg.r2, (double)lr, secs,
+                       seen / secs);
+            else
+                printf("epoch %d/%d  loss %.4f  train_acc %.4f  %s_acc %.4f  lr %.3g  %.1fs  "
+                       "%.0f img/s",
+                       e + 1, c->train.epochs, loss_sum / seen, train_metric, ev_name,
+                       ev.accuracy, (double)lr, secs, seen / secs);
             if (r->regularize)
                 printf("  penalty %.4g", pen_sum / seen);
             if (r->pruner)
@@ -329,21 +381,37 @@ static qat_status run_epochs(run *r, int stop_after, qat_error *err)
         r->meta.epoch = e + 1;
         int every = c->train.checkpoint_every;
         if ((every > 0 && (e + 1) % every == 0) || e + 1 == c->train.epochs) {
-            qat_status st = save_checkpoint(r, err);
+            st = save_checkpoint(r, err);
             if (st != QAT_OK)
                 return st;
         }
         if (stop_after > 0 && e + 1 == stop_after && e + 1 < c->train.epochs) {
-            qat_status st = save_checkpoint(r, err);
+            st = save_checkpoint(r, err);
             return st != QAT_OK ? st : QAT_EINTERNAL; /* "interrupted" */
         }
     }
     return QAT_OK;
 }
 
-/* + ",penalty" with regularisation, ",sparsity" with pruning */
-#define METRICS_HEADER                                                                           \
-    "epoch,train_loss,train_accuracy,test_accuracy,lr,epoch_seconds,images_per_second"
+/* metrics.csv's header: the eval split is val with [data] val_fraction,
+ * else test; + ",penalty" with regularisation, ",sparsity" with pruning */
+static void metrics_header(const run *r, FILE *f)
+{
+    const char *ev = r->data.has_val ? "val" : "test";
+    if (r->regression)
+        fprintf(f, "epoch,train_loss,train_mse,%s_mse,%s_mae,%s_r2", ev, ev, ev);
+    else
+        fprintf(f, "epoch,train_loss,train_accuracy,%s_accuracy", ev);
+    fprintf(f, ",lr,epoch_seconds,images_per_second%s%s\n", r->regularize ? ",penalty" : "",
+            r->pruner ? ",sparsity" : "");
+}
+
+/* Column of epoch_seconds in a metrics.csv row (by the header the run
+ * writes: the task and val_fraction move it). */
+static int seconds_column(const run *r)
+{
+    return r->regression ? 7 : 5;
+}
 
 /* Continues a run: state from the checkpoint; metrics rows of epochs the
  * checkpoint does not cover (the run died after writing them) are dropped,
@@ -366,15 +434,21 @@ static qat_status restore(run *r, qat_error *err)
     size_t klen = 0;
     FILE *k = open_memstream(&kept, &klen);
     char line[1024];
+    int col = seconds_column(r);
     while (f && k && fgets(line, sizeof line, f)) {
-        int e;
-        double v[6];
-        if (sscanf(line, "%d,%lf,%lf,%lf,%lf,%lf,%lf", &e, &v[0], &v[1], &v[2], &v[3], &v[4],
-                   &v[5]) == 7 &&
-            e >= 1 && e <= r->meta.epoch) {
-            r->epoch_seconds[e - 1] = v[4];
-            fputs(line, k);
-        }
+        /* rows of finished epochs: an epoch number, then numbers */
+        char *end;
+        long e = strtol(line, &end, 10);
+        if (end == line || *end != ',' || e < 1 || e > r->meta.epoch)
+            continue;
+        const char *p = line;
+        for (int i = 0; i < col && p; i++)
+            p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL;
+        double secs = p ? strtod(p, &end) : 0.0;
+        if (!p || end == p)
+            continue;
+        r->epoch_seconds[e - 1] = secs;
+        fputs(line, k);
     }
     if (f)
         fclose(f);
@@ -391,8 +465,7 @@ static qat_status open_metrics(run *r, qat_error *err)
     r->metrics = fopen(path, "w");
     if (!r->metrics)
         return qat_fail(err, QAT_EIO, "%s: cannot write: %s", path, strerror(errno));
-    fprintf(r->metrics, "%s%s%s\n", METRICS_HEADER, r->regularize ? ",penalty" : "",
-            r->pruner ? ",sparsity" : "");
+    metrics_header(r, r->metrics);
     if (r->resumed_rows)
         fputs(r->resumed_rows, r->metrics);
     fflush(r->metrics);
@@ -422,6 +495,15 @@ qat_status qat_train(const qat_config *cfg, const qat_train_opts *opts, qat_trai
     qat_cpu_flush_denormals();
     qat_blas_init();
     qat_status st = qat_mkdir_p(r->dir, err);
+    /* the data resolves what the config leaves to it (input shape and type):
+     * from here on the run's configuration is r->rc */
+    if (st == QAT_OK && (st = qat_run_data_load(cfg, &r->rc, &r->data, err)) == QAT_OK) {
+        r->cfg = cfg = &r->rc;
+        r->train = r->data.train;
+        r->eval = r->data.has_val ? &r->data.val : &r->data.test;
+        r->regression = cfg->model.task == QAT_TASK_REGRESSION;
+        r->aug = qat_run_augment(cfg);
+    }
     if (st == QAT_OK) {
         char path[4200];
         snprintf(path, sizeof path, "%s/config.ini", r->dir);
@@ -435,8 +517,6 @@ qat_status qat_train(const qat_config *cfg, const qat_train_opts *opts, qat_trai
         }
     }
     if (st == QAT_OK)
-        st = load_data(r, err);
-    if (st == QAT_OK)
         st = setup(r, err);
     if (st == QAT_OK && opts && opts->resume)
         st = restore(r, err);
@@ -446,9 +526,11 @@ qat_status qat_train(const qat_config *cfg, const qat_train_opts *opts, qat_trai
         if (r->meta.epoch > 0)
             printf("qat-train: resuming %s after epoch %d (step %ld)\n", r->dir, r->meta.epoch,
                    r->meta.step);
-        printf("qat-train: %s -> %s\n  %u train / %u test images, %d threads, %s, quant %s "
-               "(W%d A%d)\n",
-               cfg->path, r->dir, r->train.n, r->test.n, r->threads,
+        printf("qat-train: %s -> %s\n  %u train / ", cfg->path, r->dir, r->train->n);
+        if (r->data.has_val)
+            printf("%u val / ", r->data.val.n);
+        printf("%u test %s, %d threads, %s, quant %s (W%d A%d)\n", r->data.test.n,
+               qat_dataset_type(r->train) == QAT_DATA_F32 ? "examples" : "images", r->threads,
                qat_optim_kind_name((qat_optim_kind)cfg->train.optimizer),
                cfg->quant.enabled ? "on" : "off", cfg->quant.weight_bits,
                cfg->quant.activation_bits);
@@ -467,8 +549,9 @@ qat_status qat_train(const qat_config *cfg, const qat_train_opts *opts, qat_trai
         return st;
     }
     r->pub = (qat_trained){.cfg = cfg, .dir = r->dir, .threads = r->threads,
-                           .model = r->model, .tape = r->tape, .train = &r->train,
-                           .test = &r->test, .epoch_seconds = r->epoch_seconds};
+                           .model = r->model, .tape = r->tape, .train = r->train,
+                           .test = &r->data.test, .val = r->data.has_val ? &r->data.val : NULL,
+                           .epoch_seconds = r->epoch_seconds};
     *out = &r->pub;
     return QAT_OK;
 }

@@ -127,4 +127,28 @@ static inline void fx_rmtree(const char *dir)
     nftw(dir, fx_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* A version-1 .npy image: header dict for descr and shape, padded to 64. */
+static inline uint8_t *fx_npy(const char *descr, const char *shape, const void *data, size_t bytes,
+                    size_t *len)
+{
+    char dict[256];
+    int dl = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': %s, }",
+                      descr, shape);
+    size_t hl = (size_t)dl + 1, total = 10 + hl;
+    size_t pad = (64 - total % 64) % 64;
+    hl += pad;
+    *len = 10 + hl + bytes;
+    uint8_t *b = malloc(*len);
+    cr_assert_not_null(b);
+    memcpy(b, "\x93NUMPY\x01\x00", 8);
+    b[8] = (uint8_t)(hl & 0xff);
+    b[9] = (uint8_t)(hl >> 8);
+    memcpy(b + 10, dict, (size_t)dl);
+    memset(b + 10 + dl, ' ', hl - (size_t)dl - 1);
+    b[10 + hl - 1] = '\n';
+    memcpy(b + 10 + hl, data, bytes);
+    return b;
+}
+
+
 #endif

@@ -9,7 +9,7 @@ typedef struct {
     test_leaf x, w, b;
     float *proj;
     uint8_t labels[8];
-    int use_bias, with_relu, loss; /* 0 dot, 1 ce, 2 mse */
+    int use_bias, with_relu, loss; /* 0 dot, 1 ce, 2 mse, 3 smoothed ce, 4 l1, 5 huber */
     float *target;
 } dense_ctx;
 
@@ -25,6 +25,10 @@ static qat_tensor *dense_fn(qat_tape *t, void *vctx)
         return qat_op_softmax_cross_entropy_smooth(t, y, c->labels, 0.2f);
     if (c->loss == 2)
         return qat_op_mse(t, y, c->target);
+    if (c->loss == 4)
+        return qat_op_l1(t, y, c->target);
+    if (c->loss == 5)
+        return qat_op_huber(t, y, c->target, 0.5f);
     return qat_op_dot_const(t, y, c->proj);
 }
 
@@ -54,7 +58,8 @@ static void run_dense(int N, int In, int Out, int bias, int relu, int loss, int 
     char where[256];
     /* float32 forward: eps 1e-2 keeps truncation and rounding error ~1e-4 */
     /* relu has a kink at 0: a smaller step keeps probes from crossing it */
-    double worst = qat_gradcheck(t, dense_fn, &c, leaves, bias ? 3 : 2, relu ? 1e-3 : 1e-2, 2e-3, 2e-2, 0,
+    double worst = qat_gradcheck(t, dense_fn, &c, leaves, bias ? 3 : 2,
+                                 relu || loss == 4 ? 1e-3 : 1e-2, 2e-3, 2e-2, 0,
                                  where, sizeof where);
     cr_assert_leq(worst, 1.0, "N=%d In=%d Out=%d bias=%d relu=%d loss=%d: %s", N, In, Out, bias,
                   relu, loss, where);
@@ -75,6 +80,10 @@ Test(gradcheck, linear_with_and_without_bias) {
 Test(gradcheck, relu) { run_dense(3, 6, 5, 1, 1, 0, 1); }
 Test(gradcheck, softmax_cross_entropy) { run_dense(6, 4, 10, 1, 0, 1, 1); }
 Test(gradcheck, mse) { run_dense(2, 5, 4, 1, 0, 2, 1); }
+/* l1 has a kink where an output meets its target: the small step keeps
+ * probes off it; huber's delta 0.5 puts outputs on both of its pieces */
+Test(gradcheck, l1) { run_dense(3, 5, 4, 1, 0, 4, 1); }
+Test(gradcheck, huber) { run_dense(4, 5, 4, 1, 0, 5, 1); }
 Test(gradcheck, label_smoothed_cross_entropy) { run_dense(5, 4, 7, 1, 0, 3, 1); }
 
 Test(ops, label_smoothing_matches_the_smoothed_target_formula)

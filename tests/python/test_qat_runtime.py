@@ -106,6 +106,42 @@ class Logits(unittest.TestCase):
             labels = np.fromfile(LABELS, dtype=np.uint8, offset=8)
             self.assertGreater(np.mean(r.classes == labels), 0.9)
 
+    def test_float_inputs(self):
+        # qat_rt_run_float: a uint8 model's float input p / 255 is its pixel p
+        # (FORMAT.md §9), so the logits are qat-infer's bytes on the pixels
+        for name in ("tiny_cnn", "mlp3"):
+            path, want = MODELS[name]
+            with qr.Model(path) as m:
+                self.assertEqual(m.input_type, "uint8")
+                self.assertEqual(m.task, "classification")
+                x = PIXELS.astype(np.float32) / np.float32(255)
+                np.testing.assert_array_equal(m.run(x, batch=37, threads=2).logits, want)
+
+    def test_float_input_model(self):
+        # a float32-input model (FORMAT.md §9), written with h5py from mlp3:
+        # per-channel offset 0.25 and step 1/255, so the features p / 255 +
+        # 0.25 are the codes p - 128 again: qat-infer's logits on the pixels
+        import h5py, shutil
+        path, want = MODELS["mlp3"]
+        fpath = os.path.join(TMP.name, "mlp3_float.h5")
+        shutil.copy(path, fpath)
+        with h5py.File(fpath, "r+") as f:
+            f.attrs["input_type"] = np.bytes_(b"float32")
+            f.attrs["task"] = np.bytes_(b"classification")
+            f.create_dataset("input_offset", data=np.array([0.25], np.float32))
+            f.create_dataset("input_step", data=np.array([1 / 255], np.float32))
+        with qr.Model(fpath) as m:
+            self.assertEqual(m.input_type, "float32")
+            x = PIXELS.astype(np.float32) / np.float32(255) + np.float32(0.25)
+            np.testing.assert_array_equal(m.run(x, batch=64).logits, want)
+            with self.assertRaises(TypeError) as cm:
+                m.run(PIXELS[:4])
+            self.assertIn("images: this model takes float32 inputs, found uint8",
+                          str(cm.exception))
+            # a NaN feature enters as code -128 (runtime.h): no crash, no error
+            x[0, 0, 0] = np.nan
+            self.assertEqual(m.run(x[:1]).logits.shape, (1, m.num_classes))
+
     def test_empty_batch(self):
         with qr.Model(TINY) as m:
             r = m.run(PIXELS[:0])
@@ -227,12 +263,12 @@ class BadInput(unittest.TestCase):
 
     def test_bad_images(self):
         with qr.Model(TINY) as m:
-            for bad in (PIXELS.astype(np.float32), PIXELS.astype(np.int8),
+            for bad in (PIXELS.astype(np.float64), PIXELS.astype(np.int8),
                         PIXELS.astype(np.uint16)):
-                self.expect(TypeError, f"images: expected dtype uint8 (pixels 0..255), found "
-                            f"{bad.dtype}", m.run, bad)
-            self.expect(TypeError, "images: expected a numpy.ndarray of uint8, found list",
-                        m.run, PIXELS[:2].tolist())
+                self.expect(TypeError, f"images: this model takes uint8 or float32 inputs, "
+                            f"found {bad.dtype}", m.run, bad)
+            self.expect(TypeError, "images: expected a numpy.ndarray of uint8 or float32, "
+                        "found list", m.run, PIXELS[:2].tolist())
             want = "images: expected shape (N, 28, 28, 1) or (N, 28, 28), found "
             for shape in ((10, 28, 27), (10, 784), (28, 28), (10, 28, 28, 3), (1, 10, 28, 28, 1),
                           ()):

@@ -215,10 +215,23 @@ Test(bad_data_train, missing_file)
     TRAIN_BAD("d", "cannot find the t10k labels");
 }
 
+/* A shape the config writes must be the data's (unwritten keys come from
+ * the data). */
 Test(bad_data_train, images_not_the_model_size)
 {
     put_images("d/train-images-idx3-ubyte", NTRAIN, 20, 20);
+    rb_printf("c.ini",
+              "[data]\ndir = %s\n[model]\ninput_height = 28\ninput_width = 28\n[train]\n"
+              "epochs = 1\nbatch_size = 16\nthreads = 1\n[layer.flatten]\ntype = flatten\n"
+              "[layer.fc]\ntype = linear\nout_features = 10\n",
+              rb_path("d"));
     TRAIN_BAD("c.ini", "[model]", "28x28x1", "20x20x1");
+}
+
+Test(bad_data_train, train_and_test_shapes_differ)
+{
+    put_images("d/train-images-idx3-ubyte", NTRAIN, 20, 20);
+    TRAIN_BAD("c.ini", "training split", "20x20x1", "test split", "28x28x1", "must agree");
 }
 
 /* ---- qat-infer --images / --labels ------------------------------------------ */

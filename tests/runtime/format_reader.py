@@ -163,9 +163,21 @@ def load(path):
     if attr(f, "version", "i32", ()) != 1:
         die("unsupported version")
     shape = attr(f, "input_shape", "i32", (3,))
-    if attr(f, "input_zero_point", "i32", ()) != -128:
+    # FORMAT.md section 9: optional; absent means uint8 pixels
+    inp = {"type": attr(f, "input_type", "str", ()) if "input_type" in f.attrs else "uint8"}
+    if inp["type"] == "float32":
+        inp["zp"] = attr(f, "input_zero_point", "i32", ())
+        if not -128 <= inp["zp"] <= 127 or not np.float32(attr(f, "input_scale", "f32", ())) > 0:
+            die("input quantization")
+        inp["offset"] = dataset(f, "input_offset", "<f4", shape[2]).astype(np.float32)
+        inp["step"] = dataset(f, "input_step", "<f4", shape[2]).astype(np.float32)
+        if not np.all(np.isfinite(inp["offset"])) or not np.all(inp["step"] > 0):
+            die("input offset / step")
+    elif inp["type"] != "uint8":
+        die("input_type")
+    elif attr(f, "input_zero_point", "i32", ()) != -128:
         die("input zero point")
-    if np.float32(attr(f, "input_scale", "f32", ())) != np.float32(1) / np.float32(255):
+    elif np.float32(attr(f, "input_scale", "f32", ())) != np.float32(1) / np.float32(255):
         die("input scale")
     layers = []
     for i in range(attr(f, "num_layers", "i32", ())):
@@ -195,7 +207,21 @@ def load(path):
             L["mult"] = dataset(g, "multiplier", "<i4", OC).astype(I32)
             L["shift"] = dataset(g, "shift", "<i4", OC).astype(I32)
         layers.append(L)
-    return shape, layers
+    return shape, layers, inp
+
+
+def quantize_input(v, inp):
+    """ARITHMETIC.md section 6: one float32 subtraction, one float32
+    division, round half away from zero, plus the zero point, clamped."""
+    C = inp["offset"].shape[0]
+    v = v.reshape(v.shape[0], -1, C).astype(np.float32)
+    r = ((v - inp["offset"]).astype(np.float32) / inp["step"]).astype(np.float32)
+    zp = inp["zp"]
+    with np.errstate(invalid="ignore"):
+        q = np.sign(r) * np.floor(np.abs(r.astype(np.float64)) + 0.5) + zp
+        q = np.where(np.isnan(r) | (r < -128 - zp - 1), -128, q)
+        q = np.where(r > 127 - zp + 1, 127, q)
+    return np.clip(q, -128, 127).astype(I32)
 
 
 def read_idx_images(path):
@@ -211,9 +237,16 @@ def read_idx_images(path):
 def main():
     if len(sys.argv) != 4:
         die(__doc__)
-    shape, layers = load(sys.argv[1])
-    px = read_idx_images(sys.argv[2])
-    x = px.reshape(px.shape[0], *shape).astype(I32) - 128
+    shape, layers, inp = load(sys.argv[1])
+    if sys.argv[2].endswith(".npy"):  # float features (or pixels) of shape N x ...
+        v = np.load(sys.argv[2])
+        if inp["type"] == "float32":
+            x = quantize_input(v, inp).reshape(v.shape[0], *shape)
+        else:
+            x = v.reshape(v.shape[0], *shape).astype(I32) - 128
+    else:
+        px = read_idx_images(sys.argv[2])
+        x = px.reshape(px.shape[0], *shape).astype(I32) - 128
     for L in layers:
         x = run_layer(L, x)
     x.reshape(x.shape[0], -1).astype(np.int8).tofile(sys.argv[3])

@@ -8,7 +8,9 @@
 
 #include "qat/train.h"
 
-static void cfg_for(const char *extra_a, const char *extra_b, qat_config *cfg)
+/* extra_c: a third override, or NULL */
+static void cfg_for(const char *extra_a, const char *extra_b, const char *extra_c,
+                    qat_config *cfg)
 {
     const char *root = getenv("QAT_SOURCE_ROOT");
     cr_assert_not_null(root, "run through meson test");
@@ -19,9 +21,9 @@ static void cfg_for(const char *extra_a, const char *extra_b, qat_config *cfg)
                           "data.train_limit=600", "data.test_limit=200",
                           "layer.conv1.out_channels=8", "layer.conv2.out_channels=8",
                           "layer.fc1.in_features=392", "layer.fc1.out_features=16",
-                          "train.optimizer=adam", extra_a, extra_b};
+                          "train.optimizer=adam", extra_a, extra_b, extra_c};
     qat_error e;
-    cr_assert_eq(qat_config_load(path, sets, 13, cfg, &e), QAT_OK, "%s", e.msg);
+    cr_assert_eq(qat_config_load(path, sets, extra_c ? 14 : 13, cfg, &e), QAT_OK, "%s", e.msg);
 }
 
 /* params, state and optimizer state of a checkpoint, concatenated */
@@ -49,11 +51,11 @@ static float *read_all(const char *dir, size_t *n)
     return all;
 }
 
-static void train_in(const char *dir, const char *a, const char *b, int stop_after, int resume,
-                     qat_status expect)
+static void train_in3(const char *dir, const char *a, const char *b, const char *c,
+                      int stop_after, int resume, qat_status expect)
 {
     qat_config *cfg = malloc(sizeof *cfg);
-    cfg_for(a, b, cfg);
+    cfg_for(a, b, c, cfg);
     qat_train_opts o = {.out_dir = dir, .quiet = 1, .stop_after = stop_after, .resume = resume};
     qat_error e;
     qat_trained *t;
@@ -64,20 +66,26 @@ static void train_in(const char *dir, const char *a, const char *b, int stop_aft
     free(cfg);
 }
 
+static void train_in(const char *dir, const char *a, const char *b, int stop_after, int resume,
+                     qat_status expect)
+{
+    train_in3(dir, a, b, NULL, stop_after, resume, expect);
+}
+
 static void mk(char *buf)
 {
     strcpy(buf, "/tmp/qat-resume-XXXXXX");
     cr_assert_not_null(mkdtemp(buf));
 }
 
-static void check_resume(const char *a, const char *b)
+static void check_resume3(const char *a, const char *b, const char *c)
 {
     char full[64], cut[64];
     mk(full);
     mk(cut);
-    train_in(full, a, b, 0, 0, QAT_OK);
-    train_in(cut, a, b, 1, 0, QAT_EINTERNAL); /* "killed" after epoch 1 */
-    train_in(cut, a, b, 0, 1, QAT_OK);
+    train_in3(full, a, b, c, 0, 0, QAT_OK);
+    train_in3(cut, a, b, c, 1, 0, QAT_EINTERNAL); /* "killed" after epoch 1 */
+    train_in3(cut, a, b, c, 0, 1, QAT_OK);
     size_t n1, n2;
     float *x = read_all(full, &n1), *y = read_all(cut, &n2);
     cr_assert_eq(n1, n2);
@@ -85,6 +93,8 @@ static void check_resume(const char *a, const char *b)
     free(x);
     free(y);
 }
+
+static void check_resume(const char *a, const char *b) { check_resume3(a, b, NULL); }
 
 Test(resume, interrupted_then_resumed_equals_uninterrupted_qat, .timeout = 300)
 {
@@ -94,6 +104,18 @@ Test(resume, interrupted_then_resumed_equals_uninterrupted_qat, .timeout = 300)
 Test(resume, same_for_float_with_sgd_momentum, .timeout = 300)
 {
     check_resume("quant.enabled=false", "train.optimizer=momentum");
+}
+
+/* Augmentation draws per (seed, epoch, example), and the validation split
+ * with the seed: a resumed run gets both back exactly. */
+Test(resume, same_with_augmentation_and_a_validation_split, .timeout = 300)
+{
+    check_resume("augment.random_crop=2", "data.val_fraction=0.2");
+}
+
+Test(resume, same_with_flips_and_cutout_and_auto_statistics, .timeout = 300)
+{
+    check_resume3("augment.hflip=true", "augment.cutout=6", "model.input_mean=auto");
 }
 
 Test(reproducible, same_seed_and_threads_give_identical_weights, .timeout = 300)

@@ -413,6 +413,27 @@ static qat_status open_group(rd *r, hid_t parent, const char *name, const char *
     return QAT_OK;
 }
 
+/* An optional string attribute naming one of names[0..n) (absent: 0). */
+static qat_status read_choice(rd *r, hid_t obj, const char *opath, const char *name,
+                              const char *const *names, int n, int *out)
+{
+    *out = 0;
+    htri_t ex = H5Aexists(obj, name);
+    if (ex == 0)
+        return QAT_OK;
+    char buf[QAT_H5_MAX_STR], where[160];
+    qat_status st = read_str_attr(r, obj, opath, name, buf, sizeof buf);
+    if (st)
+        return st;
+    for (int i = 0; i < n; i++)
+        if (strcmp(buf, names[i]) == 0) {
+            *out = i;
+            return QAT_OK;
+        }
+    snprintf(where, sizeof where, "%s: attribute '%s'", opath, name);
+    return rfail(r, where, "expected '%s' or '%s', found '%.64s'", names[0], names[1], buf);
+}
+
 static qat_status read_root(rd *r, hid_t f, qat_rt_model_desc *d)
 {
     qat_status st;
@@ -438,6 +459,15 @@ static qat_status read_root(rd *r, hid_t f, qat_rt_model_desc *d)
         (st = read_attr(r, f, "/", "num_layers", K_I32, -1, &d->num_layers)) ||
         (st = check_range(r, "/", "num_layers", &d->num_layers, 1, 1, QAT_RT_MAX_LAYERS)))
         return st;
+    /* optional (FORMAT.md §9): absent means uint8 pixels, classification */
+    static const char *const input_types[] = {"uint8", "float32"};
+    static const char *const tasks[] = {"classification", "regression"};
+    int it, task;
+    if ((st = read_choice(r, f, "/", "input_type", input_types, 2, &it)) ||
+        (st = read_choice(r, f, "/", "task", tasks, 2, &task)))
+        return st;
+    d->input_type = (qat_rt_input_type)it;
+    d->task = (qat_rt_task)task;
     d->in_h = in[0];
     d->in_w = in[1];
     d->in_c = in[2];
@@ -459,7 +489,10 @@ static qat_status read_file(rd *r, hid_t f, qat_rt_owned_desc *out)
         return qat_fail(r->err, QAT_ENOMEM, "%s: out of memory", r->file);
     }
     d->layers = out->layers;
-    size_t total = 0;
+    /* float inputs: offsets and steps first in the blob */
+    size_t in_bytes = d->input_type == QAT_RT_INPUT_FLOAT32 ? 2 * (size_t)d->in_c * sizeof(float)
+                                                             : 0;
+    size_t total = (in_bytes + 7) & ~(size_t)7;
     char name[16], path[64];
     for (int i = 0; i < d->num_layers && !st; i++) {
         snprintf(name, sizeof name, QAT_H5_LAYER_FMT, i);
@@ -477,7 +510,15 @@ static qat_status read_file(rd *r, hid_t f, qat_rt_owned_desc *out)
             st = qat_fail(r->err, QAT_ENOMEM, "%s: out of memory for %zu bytes of weights",
                           r->file, total);
     }
-    size_t off = 0;
+    size_t off = (in_bytes + 7) & ~(size_t)7;
+    if (!st && in_bytes) {
+        float *io = out->blob;
+        if (!(st = read_dataset(r, f, "", "input_offset", K_F32, d->in_c, io)) &&
+            !(st = read_dataset(r, f, "", "input_step", K_F32, d->in_c, io + d->in_c))) {
+            d->input_offset = io;
+            d->input_step = io + d->in_c;
+        }
+    }
     for (int i = 0; i < d->num_layers && !st; i++) {
         snprintf(name, sizeof name, QAT_H5_LAYER_FMT, i);
         snprintf(path, sizeof path, "/%s/%s", QAT_H5_LAYERS_GROUP, name);

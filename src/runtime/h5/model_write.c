@@ -147,6 +147,17 @@ static qat_status write_all(wr *w, hid_t f, const qat_rt_model_desc *d)
         (st = put_i32(w, f, "/", "num_classes", 0, &d->num_classes)) ||
         (st = put_i32(w, f, "/", "num_layers", 0, &d->num_layers)))
         return st;
+    /* FORMAT.md §9: written only when not the defaults, so a uint8
+     * classifier's file is byte for byte what it was */
+    if (d->task == QAT_RT_TASK_REGRESSION && (st = put_str(w, f, "/", "task", "regression")))
+        return st;
+    if (d->input_type == QAT_RT_INPUT_FLOAT32 &&
+        ((st = put_str(w, f, "/", "input_type", "float32")) ||
+         (st = put_dataset(w, f, "", "input_offset", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT,
+                           (size_t)d->in_c, d->input_offset, 0)) ||
+         (st = put_dataset(w, f, "", "input_step", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT,
+                           (size_t)d->in_c, d->input_step, 0))))
+        return st;
     hid_t lg = H5Gcreate2(f, QAT_H5_LAYERS_GROUP, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (lg < 0)
         return wfail(w, "group /%s", QAT_H5_LAYERS_GROUP);
