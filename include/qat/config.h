@@ -35,6 +35,12 @@ typedef enum qat_lr_kind {
 } qat_lr_kind;
 extern const char *const qat_lr_kind_names[];
 
+/* What a run does with its model: train it (quantization-aware, or in
+ * float with quantization off), or quantize a trained one post-training
+ * ([train] init names it; [ptq] says how). */
+typedef enum qat_train_mode { QAT_MODE_QAT = 0, QAT_MODE_PTQ } qat_train_mode;
+extern const char *const qat_train_mode_names[];
+
 typedef enum qat_loss_kind { QAT_LOSS_CROSS_ENTROPY = 0, QAT_LOSS_MSE } qat_loss_kind;
 extern const char *const qat_loss_kind_names[];
 
@@ -47,7 +53,8 @@ extern const char *const qat_granularity_names[];
 typedef enum qat_observer_kind {
     QAT_OBS_MINMAX = 0,
     QAT_OBS_EMA,
-    QAT_OBS_PERCENTILE
+    QAT_OBS_PERCENTILE,
+    QAT_OBS_MSE /* the clipping range that minimises the quantization MSE (grid search) */
 } qat_observer_kind;
 extern const char *const qat_observer_kind_names[];
 
@@ -121,6 +128,12 @@ typedef struct qat_train_cfg {
     float label_smoothing;
     int checkpoint_every; /* epochs */
     int progress;
+    qat_train_mode mode;
+    /* A checkpoint to start from (src/train/init.c): parameters, BN
+     * statistics and compatible quantization state, matched by layer name
+     * and shape; "" starts from random weights. */
+    char init[QAT_CFG_STR_MAX];
+    int init_strict; /* 0: layers that do not match are listed and start fresh */
 } qat_train_cfg;
 
 /* Quantization settings; [quant] holds the global values and conv2d /
@@ -165,6 +178,15 @@ typedef struct qat_regularize_cfg {
     int biases;   /* penalise biases too */
 } qat_regularize_cfg;
 
+/* Post-training quantization ([ptq], mode = ptq; src/ptq, docs/QUANTIZATION.md). */
+typedef struct qat_ptq_cfg {
+    int calibration_images; /* training images the observers see (drawn with the seed) */
+    int bias_correction;    /* empirical bias correction, layer by layer */
+    int adaround;           /* learned rounding (AdaRound), layer by layer */
+    int adaround_iterations;
+    int bn_reestimate; /* re-estimate BN statistics on the quantized model first */
+} qat_ptq_cfg;
+
 typedef struct qat_layer_cfg {
     char name[QAT_NAME_MAX];
     int line; /* of the section header in the config file */
@@ -199,6 +221,7 @@ typedef struct qat_config {
     qat_quant_cfg quant;
     qat_prune_cfg prune;
     qat_regularize_cfg regularize;
+    qat_ptq_cfg ptq;
     int nlayers;
     qat_layer_cfg layers[QAT_MAX_LAYERS];
 } qat_config;
