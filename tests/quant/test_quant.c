@@ -282,10 +282,12 @@ Test(requant, range_reports_real_values_after_relu)
     float scale[2] = {0.01f, 0.1f};
     qat_tape *t = tape();
     float lo, hi;
-    qat_acc_range(t, &at, NULL, scale, 1000, 0, QAT_OBS_EMA, 100, &lo, &hi);
+    qat_quant_cfg qc = {.activation_observer = QAT_OBS_EMA, .percentile = 100,
+                        .activation_bits = 8, .activation_scheme = QAT_SCHEME_ASYMMETRIC};
+    qat_acc_range(t, &at, NULL, scale, 1000, 0, &qc, &lo, &hi);
     cr_assert_float_eq(lo, -1.0f, 1e-6);
     cr_assert_float_eq(hi, 5.0f, 1e-6);
-    qat_acc_range(t, &at, NULL, scale, 1000, 1, QAT_OBS_EMA, 100, &lo, &hi);
+    qat_acc_range(t, &at, NULL, scale, 1000, 1, &qc, &lo, &hi);
     cr_assert_eq(lo, 0.0f);
     qat_tape_destroy(t);
 }
