@@ -88,7 +88,7 @@ static qat_tensor *apply_layer(qat_tape *t, qat_layer *l, qat_tensor *x, qat_ten
 /* *pool is the following max pool if the conv may take it in; it is set to
  * NULL unless the conv did (batchnorm sits between them). */
 static qat_tensor *compute_float(qat_model *m, qat_tape *t, qat_layer *l, qat_tensor *x,
-                                 const qat_pool2d_params **pool)
+                                 const qat_pool2d_params **pool, qat_layer_tap *tap)
 {
     qat_tensor *w, *b;
     qat_layer_pre_bn(m, t, l, &w, &b);
@@ -105,6 +105,8 @@ static qat_tensor *compute_float(qat_model *m, qat_tape *t, qat_layer *l, qat_te
                              l->cfg->bn_momentum, l->cfg->bn_eps);
         qat_tape_set_training(t, training);
     }
+    if (tap)
+        *tap = (qat_layer_tap){x, y};
     if (relu && !fused_relu)
         y = qat_op_relu(t, y);
     /* During the quantization delay observers still learn the range, so
@@ -116,11 +118,12 @@ static qat_tensor *compute_float(qat_model *m, qat_tape *t, qat_layer *l, qat_te
 
 static qat_tensor *compute_quant(qat_model *m, qat_tape *t, qat_layer *l, qat_tensor *x,
                                  qat_tensor **scale_io, qat_qparams in,
-                                 const qat_pool2d_params **pool)
+                                 const qat_pool2d_params **pool, qat_layer_tap *tap)
 {
     const qat_quant_cfg *qc = &l->cfg->quant;
     qat_layer_quant *q = &l->q;
-    int training = qat_tape_training(t), update = training && !m->observers_frozen;
+    int training = qat_tape_training(t);
+    int update = (training || m->calibrating) && !m->observers_frozen;
     int bn_train = training && l->gamma.data && !m->bn_frozen;
     q->in = in;
     qat_tensor *xk = qat_op_act_codes(t, x, *scale_io);
@@ -140,6 +143,8 @@ static qat_tensor *compute_quant(qat_model *m, qat_tape *t, qat_layer *l, qat_te
     if (bn_train)
         *pool = NULL;
     qat_tensor *acc = apply_layer(t, l, xk, wk, NULL, *pool, 0);
+    if (tap)
+        *tap = (qat_layer_tap){xk, acc};
     qat_tensor *acc_scale = qat_op_acc_scale(t, *scale_io, s_w, q->channels);
 
     if (bn_train) {
@@ -177,7 +182,10 @@ static qat_tensor *compute_quant(qat_model *m, qat_tape *t, qat_layer *l, qat_te
     return qat_op_requantize(t, acc, b, acc_scale, s_a, rp);
 }
 
-qat_tensor *qat_model_forward(qat_model *m, qat_tape *t, const uint8_t *images, int n)
+/* The forward up to and including layer last; taps (or NULL) get every
+ * conv/linear layer's input and pre-activation output, unfused. */
+static qat_tensor *forward(qat_model *m, qat_tape *t, const uint8_t *images, int n, int last,
+                           qat_layer_tap *taps)
 {
     const qat_model_cfg *mc = &m->cfg.model;
     int shape[4] = {n, mc->input_height, mc->input_width, mc->input_channels};
@@ -189,7 +197,7 @@ qat_tensor *qat_model_forward(qat_model *m, qat_tape *t, const uint8_t *images, 
         x->data[i] = (float)images[i] * cur.scale;
     int quant = m->cfg.quant.enabled && m->quant_active;
     qat_tensor *scale = quant ? qat_tape_const(t, &cur.scale, 1) : NULL;
-    for (int i = 0; i < m->nlayers; i++) {
+    for (int i = 0; i <= last; i++) {
         qat_layer *l = &m->layers[i];
         qat_tape_set_tag(t, i + 1); /* tag 0: input and loss */
         if (!is_compute(l->type))
@@ -204,17 +212,17 @@ qat_tensor *qat_model_forward(qat_model *m, qat_tape *t, const uint8_t *images, 
              * same as layer by layer, and the runtime fuses the same way. */
             const qat_pool2d_params *pool = NULL;
             qat_pool2d_params pp;
-            if (l->type == QAT_LAYER_CONV2D && i + 1 < m->nlayers &&
+            if (l->type == QAT_LAYER_CONV2D && i + 1 <= last && !taps &&
                 m->layers[i + 1].type == QAT_LAYER_MAXPOOL2D) {
                 const qat_layer *pl = &m->layers[i + 1];
                 pp = (qat_pool2d_params){pl->kernel, pl->kernel, pl->stride, pl->stride};
                 pool = qat_conv2d_maxpool_fuses(&pp) ? &pp : NULL;
             }
             if (quant) {
-                x = compute_quant(m, t, l, x, &scale, cur, &pool);
+                x = compute_quant(m, t, l, x, &scale, cur, &pool, taps ? &taps[i] : NULL);
                 cur = l->q.out;
             } else {
-                x = compute_float(m, t, l, x, &pool);
+                x = compute_float(m, t, l, x, &pool, taps ? &taps[i] : NULL);
             }
             if (pool) { /* the pool layer is done */
                 i++;
@@ -246,5 +254,17 @@ qat_tensor *qat_model_forward(qat_model *m, qat_tape *t, const uint8_t *images, 
             l->q.out = cur;
     }
     qat_tape_set_tag(t, 0); /* whatever follows (the loss) counts as tag 0 */
-    return as_flat(t, x);
+    return last == m->nlayers - 1 ? as_flat(t, x) : x;
+}
+
+qat_tensor *qat_model_forward(qat_model *m, qat_tape *t, const uint8_t *images, int n)
+{
+    return forward(m, t, images, n, m->nlayers - 1, NULL);
+}
+
+qat_tensor *qat_model_forward_taps(qat_model *m, qat_tape *t, const uint8_t *images, int n,
+                                   int last, qat_layer_tap *taps)
+{
+    QAT_ASSERT(last >= 0 && last < m->nlayers);
+    return forward(m, t, images, n, last, taps);
 }

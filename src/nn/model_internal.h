@@ -21,6 +21,7 @@ struct qat_model {
     float norm_a, norm_c; /* input standardisation x -> a x + c (a = 1, c = 0: off) */
     int quant_active;
     int observers_frozen;
+    int calibrating; /* observers update in eval mode (post-training calibration) */
     int bn_frozen;
     qat_quant_scratch scratch; /* lo, hi [max out_c]; values: the largest weight tensor */
 };
