@@ -9,6 +9,7 @@
 
 #include "qat/clock.h"
 #include "qat/export.h"
+#include "qat/ptq.h"
 #include "qat/runtime_h5.h"
 #include "summary.h"
 
@@ -61,7 +62,7 @@ static qat_status finish(const qat_trained *t, qat_run_results *res, qat_error *
     const qat_config *c = t->cfg;
     const qat_dataset *test = t->test;
     int pruned = c->prune.method != QAT_PRUNE_NONE;
-    res->float_acc = res->fq_acc = res->int8_acc = res->agreement = res->int8_ips = NAN;
+    res->fq_acc = res->int8_acc = res->agreement = res->int8_ips = NAN;
     res->bytes_float = qat_model_float_bytes(t->model);
     res->bytes_int8 = res->file_bytes = 0;
     uint8_t *pred = malloc(test->n + 1), *pred8 = malloc(test->n + 1);
@@ -114,6 +115,8 @@ done:
 static void print_results(const qat_trained *t, const qat_run_results *res)
 {
     const qat_config *c = t->cfg;
+    if (c->quant.enabled && !isnan(res->float_acc))
+        printf("float_accuracy %.4f  ", res->float_acc);
     if (c->quant.enabled)
         printf("fakequant_accuracy %.4f  int8_accuracy %.4f  agreement %.4f  int8 model "
                "%zu bytes\n",
@@ -127,18 +130,47 @@ static void print_results(const qat_trained *t, const qat_run_results *res)
     printf("outputs in %s/\n", t->dir);
 }
 
+/* mode = ptq: the float model's accuracy (before compensation changes its
+ * weights), post-training quantization, and its result as the run's
+ * checkpoint, so qat-export and a later [train] init can read it. */
+static qat_status post_training(qat_trained *t, int quiet, qat_ptq_report *rep,
+                                qat_run_results *res, qat_error *err)
+{
+    qat_model_set_quant_active(t->model, 0);
+    res->float_acc = qat_evaluate(t->model, t->tape, t->test, EVAL_BATCH, NULL);
+    qat_model_set_quant_active(t->model, 1);
+    if (!quiet)
+        printf("ptq: %s: float accuracy %.4f\n", t->cfg->train.init, res->float_acc);
+    qat_status st = qat_ptq(t, quiet ? NULL : stdout, rep, err);
+    if (st != QAT_OK)
+        return st;
+    res->ptq = rep;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/checkpoint.h5", t->dir);
+    qat_checkpoint_meta meta = {0};
+    return qat_checkpoint_save(path, t->model, NULL, &meta, err);
+}
+
 qat_status qat_run(const qat_config *cfg, const qat_train_opts *opts, qat_error *err)
 {
     qat_trained *t;
     qat_status st = qat_train(cfg, opts, &t, err);
     if (st != QAT_OK)
         return st;
-    qat_run_results res;
-    st = finish(t, &res, err);
+    qat_run_results res = {.float_acc = NAN};
+    qat_ptq_report *rep = NULL;
+    if (cfg->train.mode == QAT_MODE_PTQ) {
+        rep = malloc(sizeof *rep);
+        st = rep ? post_training(t, opts && opts->quiet, rep, &res, err)
+                 : qat_fail(err, QAT_ENOMEM, "out of memory");
+    }
+    if (st == QAT_OK)
+        st = finish(t, &res, err);
     if (st == QAT_OK)
         st = qat_run_write_summary(t, &res, err);
     if (st == QAT_OK && !(opts && opts->quiet))
         print_results(t, &res);
+    free(rep);
     qat_train_end(t);
     return st;
 }

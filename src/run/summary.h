@@ -6,12 +6,14 @@
 #include <stddef.h>
 
 #include "qat/prune.h"
+#include "qat/ptq.h"
 #include "qat/train.h"
 
 typedef struct qat_run_results {
     double float_acc, fq_acc, int8_acc, agreement, int8_ips; /* NaN: does not apply */
     size_t bytes_float, bytes_int8, file_bytes;
     qat_prune_stats sparsity; /* as exported (int8), or of the float weights */
+    const qat_ptq_report *ptq; /* mode = ptq, else NULL */
 } qat_run_results;
 
 /* Writes <t->dir>/summary.json: the keys of run.h, in its order; the
