@@ -23,6 +23,7 @@ typedef struct layer_data {
     size_t *rows;   /* [R] sampled row indices, increasing */
     float *T;       /* [R, C] float outputs before the activation at those rows */
     double *fsum;   /* [C] float outputs summed over every row */
+    double *qsum;   /* [C] quantized accumulators summed, as of the last pass */
 } layer_data;
 
 typedef struct comp {
@@ -30,7 +31,6 @@ typedef struct comp {
     int nl;
     int cur;        /* the layer a quantized pass serves */
     float *X;       /* [R, K] of the current layer */
-    double *qsum;   /* [C] accumulators summed */
     int capture_x;
 } comp;
 
@@ -101,15 +101,19 @@ static void input_row(const qat_layer *l, const qat_tensor *in, size_t img, size
 static void quant_visit(ptq_ctx *c, int first, int count, void *user)
 {
     comp *cp = user;
+    for (int k = 0; k <= cp->cur; k++) { /* every layer the pass reached */
+        layer_data *d = &cp->L[k];
+        const qat_tensor *y = c->taps[d->index].out;
+        size_t C = (size_t)qat_model_layer(c->m, d->index)->out_c, rows = y->numel / C;
+        for (size_t r = 0; r < rows; r++)
+            for (size_t ch = 0; ch < C; ch++)
+                d->qsum[ch] += y->data[r * C + ch];
+    }
+    if (!cp->capture_x)
+        return;
     layer_data *d = &cp->L[cp->cur];
     qat_layer *l = qat_model_layer(c->m, d->index);
     const qat_layer_tap *tap = &c->taps[d->index];
-    size_t C = (size_t)l->out_c, rows = tap->out->numel / C;
-    for (size_t r = 0; r < rows; r++)
-        for (size_t ch = 0; ch < C; ch++)
-            cp->qsum[ch] += tap->out->data[r * C + ch];
-    if (!cp->capture_x)
-        return;
     size_t lo, hi;
     row_span(d, first, count, &lo, &hi);
     for (size_t j = lo; j < hi; j++) {
@@ -118,21 +122,27 @@ static void quant_visit(ptq_ctx *c, int first, int count, void *user)
     }
 }
 
-/* A quantized pass up to the current layer: accumulator sums, and its
- * sampled inputs when capture_x. Returns mean over channels of
- * |E[float] - E[quantized]| and, in delta, those differences. */
-static double quant_pass(ptq_ctx *c, comp *cp, int capture_x, float *delta)
+/* A quantized pass up to the current layer: accumulator sums of every layer
+ * up to it, and its sampled inputs when capture_x. */
+static void quant_pass(ptq_ctx *c, comp *cp, int capture_x)
 {
-    layer_data *d = &cp->L[cp->cur];
-    qat_layer *l = qat_model_layer(c->m, d->index);
-    memset(cp->qsum, 0, (size_t)l->out_c * sizeof *cp->qsum);
+    for (int k = 0; k <= cp->cur; k++)
+        memset(cp->L[k].qsum, 0,
+               (size_t)qat_model_layer(c->m, cp->L[k].index)->out_c * sizeof(double));
     cp->capture_x = capture_x;
-    ptq_pass(c, 1, d->index, PTQ_PASS_BATCH, quant_visit, cp);
-    float *qb = delta; /* the quantized bias first, then the differences */
-    ptq_quant_bias(l, qb);
+    ptq_pass(c, 1, cp->L[cp->cur].index, PTQ_PASS_BATCH, quant_visit, cp);
+}
+
+/* Layer k's E[float] - E[quantized] per channel from the last pass that
+ * reached it (delta, C entries), and their mean magnitude. */
+static double mean_error(ptq_ctx *c, comp *cp, int k, float *delta)
+{
+    layer_data *d = &cp->L[k];
+    qat_layer *l = qat_model_layer(c->m, d->index);
+    ptq_quant_bias(l, delta); /* the quantized bias first, then the differences */
     double e = 0;
     for (int ch = 0; ch < l->out_c; ch++) {
-        double mq = l->q.acc_scale[ch] * (cp->qsum[ch] / (double)d->total) + qb[ch];
+        double mq = l->q.acc_scale[ch] * (d->qsum[ch] / (double)d->total) + delta[ch];
         double mf = d->fsum[ch] / (double)d->total;
         delta[ch] = (float)(mf - mq);
         e += fabs(mf - mq);
@@ -205,6 +215,8 @@ done:
     return st;
 }
 
+/* Corrects the current layer from a fresh pass; its error after the
+ * correction is measured by the next pass that reaches it. */
 static qat_status correct_bias(ptq_ctx *c, comp *cp, qat_ptq_layer_report *lr, qat_error *err)
 {
     layer_data *d = &cp->L[cp->cur];
@@ -216,8 +228,8 @@ static qat_status correct_bias(ptq_ctx *c, comp *cp, qat_ptq_layer_report *lr, q
         st = qat_fail(err, QAT_ENOMEM, "out of memory");
         goto done;
     }
-    lr->bias_error_before = quant_pass(c, cp, 0, delta);
-    lr->bias_error_after = lr->bias_error_before;
+    quant_pass(c, cp, 0);
+    lr->bias_error_before = lr->bias_error_after = mean_error(c, cp, cp->cur, delta);
     if (!qat_layer_has_bias(l))
         goto done; /* nothing to put the correction in */
     for (size_t ch = 0; ch < C; ch++)
@@ -226,7 +238,6 @@ static qat_status correct_bias(ptq_ctx *c, comp *cp, qat_ptq_layer_report *lr, q
         (st = qat_model_refresh_qparams(c->m, err)) != QAT_OK)
         goto done;
     lr->bias_corrected = 1;
-    lr->bias_error_after = quant_pass(c, cp, 0, delta);
 done:
     free(delta);
     free(b);
@@ -239,9 +250,9 @@ static void free_comp(comp *cp)
         free(cp->L[k].rows);
         free(cp->L[k].T);
         free(cp->L[k].fsum);
+        free(cp->L[k].qsum);
     }
     free(cp->X);
-    free(cp->qsum);
 }
 
 /* Every compute layer's rows, evenly spread with a random offset. */
@@ -249,7 +260,7 @@ static qat_status plan(ptq_ctx *c, comp *cp, qat_error *err)
 {
     qat_rng rng;
     qat_rng_seed(&rng, (uint64_t)c->cfg->train.seed, 99);
-    size_t maxx = 1, maxc = 1;
+    size_t maxx = 1;
     for (int i = 0; i < qat_model_num_layers(c->m); i++) {
         qat_layer *l = qat_model_layer(c->m, i);
         if (!ptq_is_compute(l))
@@ -264,19 +275,34 @@ static qat_status plan(ptq_ctx *c, comp *cp, qat_error *err)
         d->rows = malloc((d->R + 1) * sizeof *d->rows);
         d->T = malloc((d->R * (size_t)l->out_c + 1) * sizeof *d->T);
         d->fsum = calloc((size_t)l->out_c, sizeof *d->fsum);
-        if (!d->rows || !d->T || !d->fsum)
+        d->qsum = calloc((size_t)l->out_c, sizeof *d->qsum);
+        if (!d->rows || !d->T || !d->fsum || !d->qsum)
             return qat_fail(err, QAT_ENOMEM, "out of memory for post-training quantization");
         double u = qat_rng_uniform(&rng);
         for (size_t j = 0; j < d->R; j++)
             d->rows[j] = (size_t)(((double)j + u) * (double)d->total / (double)d->R);
         maxx = d->R * l->fan_in > maxx ? d->R * l->fan_in : maxx;
-        maxc = (size_t)l->out_c > maxc ? (size_t)l->out_c : maxc;
     }
     cp->X = malloc(maxx * sizeof *cp->X);
-    cp->qsum = calloc(maxc, sizeof *cp->qsum);
-    if (!cp->X || !cp->qsum)
+    if (!cp->X)
         return qat_fail(err, QAT_ENOMEM, "out of memory for post-training quantization");
     return QAT_OK;
+}
+
+/* The corrected layer before cur, measured by the pass that just reached
+ * it (its own pass saw it before the correction). */
+static void bias_after(ptq_ctx *c, comp *cp, int k, qat_ptq_report *rep)
+{
+    qat_ptq_layer_report *lr = &rep->layers[k];
+    if (k < 0 || !lr->bias_corrected)
+        return;
+    float *dv = malloc(((size_t)qat_model_layer(c->m, cp->L[k].index)->out_c + 1) * sizeof *dv);
+    if (dv)
+        lr->bias_error_after = mean_error(c, cp, k, dv);
+    free(dv);
+    if (c->log)
+        fprintf(c->log, "ptq: %-8s bias correction  mean |E[float] - E[int]| %.4g -> %.4g\n",
+                lr->name, lr->bias_error_before, lr->bias_error_after);
 }
 
 qat_status ptq_compensate(ptq_ctx *c, qat_ptq_report *rep, qat_error *err)
@@ -293,13 +319,8 @@ qat_status ptq_compensate(ptq_ctx *c, qat_ptq_report *rep, qat_error *err)
         qat_layer *l = qat_model_layer(c->m, cp->L[k].index);
         cp->cur = k;
         if (pc->adaround) {
-            float *delta = malloc(((size_t)l->out_c + 1) * sizeof *delta);
-            if (!delta) {
-                st = qat_fail(err, QAT_ENOMEM, "out of memory");
-                break;
-            }
-            quant_pass(c, cp, 1, delta);
-            free(delta);
+            quant_pass(c, cp, 1);
+            bias_after(c, cp, k - 1, rep);
             st = adaround_layer(c, cp, lr, err);
             if (st == QAT_OK && c->log)
                 fprintf(c->log,
@@ -313,11 +334,17 @@ qat_status ptq_compensate(ptq_ctx *c, qat_ptq_report *rep, qat_error *err)
         }
         if (st == QAT_OK && pc->bias_correction) {
             st = correct_bias(c, cp, lr, err);
-            if (st == QAT_OK && c->log)
-                fprintf(c->log, "ptq: %-8s bias correction  mean |E[float] - E[int]| %.4g -> %.4g%s\n",
-                        lr->name, lr->bias_error_before, lr->bias_error_after,
-                        lr->bias_corrected ? "" : " (no bias to correct)");
+            if (!pc->adaround)
+                bias_after(c, cp, k - 1, rep);
+            if (st == QAT_OK && !lr->bias_corrected && c->log)
+                fprintf(c->log, "ptq: %-8s bias correction  mean |E[float] - E[int]| %.4g "
+                        "(no bias to correct)\n", lr->name, lr->bias_error_before);
         }
+    }
+    if (st == QAT_OK && pc->bias_correction) { /* the last layer's correction, measured */
+        cp->cur = cp->nl - 1;
+        quant_pass(c, cp, 0);
+        bias_after(c, cp, cp->nl - 1, rep);
     }
     free_comp(cp);
     free(cp);
