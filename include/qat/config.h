@@ -236,6 +236,11 @@ qat_status qat_config_parse(const char *text, size_t len, const char *name,
 /* Writes the fully resolved configuration (every key, defaults included) as
  * an INI that qat_config_parse reads back to the same struct. */
 void qat_config_write(FILE *f, const qat_config *cfg);
+/* The same, but a layer's [quant] keys only where they differ from what the
+ * layer would inherit ([quant]'s, output_bits for the last layer's
+ * activation_bits): read back, it gives the same config, and overrides of
+ * [quant] keys then reach every layer that did not set its own. */
+void qat_config_write_minimal(FILE *f, const qat_config *cfg);
 /* Whether layer i (a conv2d / linear) is pruned under cfg->prune, and its
  * target: the section's own prune / target_sparsity, else every layer with
  * [prune] target_sparsity, except the last layer under method = channel

@@ -92,7 +92,10 @@ qat_status qat_checkpoint_save(const char *path, qat_model *m, qat_optim *opt,
 /* Reads the configuration stored in a checkpoint. */
 qat_status qat_checkpoint_load_config(const char *path, qat_config *cfg, qat_error *err);
 /* The same with overrides ("section.key=value") applied, as qat_config_load
- * applies them to a file; messages name "<path>:/config". */
+ * applies them to a file; messages name "<path>:/config". The stored config
+ * spells out every layer's [quant] keys; they are read as the layers' own
+ * only where they differ from [quant] (qat_config_write_minimal), so an
+ * override of a [quant] key reaches every layer that inherited it. */
 qat_status qat_checkpoint_config(const char *path, const char *const *sets, int nsets,
                                  qat_config *cfg, qat_error *err);
 /* Rebuilds the model a checkpoint holds (from its stored config). */

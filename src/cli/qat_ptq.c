@@ -102,15 +102,17 @@ static int run(int argc, char **argv, const char **sets, char **owned)
             return usage_error("--calibration-images: expected a positive integer, found '",
                                calib);
     }
-    /* the run's own settings win over the user's (they go last) */
-    const char *forced[3] = {"quant.enabled=true", "train.mode=ptq", NULL};
+    /* quantization on before the user's sets (a --set can still turn it off,
+     * which the config refuses with mode = ptq); mode and init after them */
     size_t len = strlen(ckpt) + 16;
     char *init = owned[nowned++] = malloc(len);
     if (!init)
         return 1;
     snprintf(init, len, "train.init=%s", ckpt);
-    forced[2] = init;
-    sets[nsets++] = forced[0];
+    const char *forced[3] = {"quant.enabled=true", "train.mode=ptq", init};
+    memmove(sets + 1, sets, (size_t)nsets * sizeof *sets);
+    sets[0] = forced[0];
+    nsets++;
     if (calib) {
         size_t cl = strlen(calib) + 32;
         char *c = owned[nowned++] = malloc(cl);

@@ -550,7 +550,21 @@ qat_status qat_config_load(const char *path, const char *const *sets, int nsets,
     return st;
 }
 
-void qat_config_write(FILE *f, const qat_config *cfg)
+/* The value a layer's quant key takes when its section does not set it:
+ * [quant]'s, except the logits' bits (output_bits) for the last layer. */
+static int inherits(const qat_config *cfg, int i, const qat_cfg_key *key)
+{
+    const qat_layer_cfg *l = &cfg->layers[i];
+    char mine[QAT_CFG_STR_MAX + 32], global[QAT_CFG_STR_MAX + 32];
+    qat_cfg_format(key, &l->quant, mine, sizeof mine);
+    if (key->offset == offsetof(qat_quant_cfg, activation_bits) && i == last_compute(cfg))
+        snprintf(global, sizeof global, "%d", cfg->quant.output_bits);
+    else
+        qat_cfg_format(key, &cfg->quant, global, sizeof global);
+    return strcmp(mine, global) == 0;
+}
+
+static void write_config(FILE *f, const qat_config *cfg, int minimal)
 {
     fprintf(f, "[data]\n");
     qat_cfg_write(f, data_keys, COUNT(data_keys), &cfg->data);
@@ -574,7 +588,13 @@ void qat_config_write(FILE *f, const qat_config *cfg)
         qat_cfg_write(f, ts->keys, ts->n, l);
         if (!ts->quant_overrides)
             continue;
-        qat_cfg_write(f, quant_keys, COUNT(quant_keys), &l->quant);
+        for (int k = 0; k < COUNT(quant_keys); k++) {
+            if (minimal && inherits(cfg, i, &quant_keys[k]))
+                continue;
+            char v[QAT_CFG_STR_MAX + 32];
+            qat_cfg_format(&quant_keys[k], &l->quant, v, sizeof v);
+            fprintf(f, "%s = %s\n", quant_keys[k].name, v);
+        }
         /* prune / target_sparsity only as written: a default must keep
          * following [prune] when the file is read back */
         for (int k = 0; k < COUNT(layer_prune_keys); k++) {
@@ -588,6 +608,10 @@ void qat_config_write(FILE *f, const qat_config *cfg)
         }
     }
 }
+
+void qat_config_write(FILE *f, const qat_config *cfg) { write_config(f, cfg, 0); }
+
+void qat_config_write_minimal(FILE *f, const qat_config *cfg) { write_config(f, cfg, 1); }
 
 static void reference_table(FILE *f, const char *section, const qat_cfg_key *keys, int n)
 {

@@ -237,10 +237,26 @@ qat_status qat_checkpoint_config(const char *path, const char *const *sets, int 
     char *text = NULL;
     st = read_attr_str(f, path, "config", &text, err);
     H5Fclose(f);
-    if (st == QAT_OK) {
-        char name[4200];
-        snprintf(name, sizeof name, "%s:/config", path);
-        st = qat_config_parse(text, strlen(text), name, sets, nsets, cfg, err);
+    char name[4200];
+    snprintf(name, sizeof name, "%s:/config", path);
+    if (st == QAT_OK)
+        st = qat_config_parse(text, strlen(text), name, NULL, 0, cfg, err);
+    if (st == QAT_OK && nsets > 0) {
+        /* The stored config is resolved: every layer spells out its [quant]
+         * keys. Written back with only the layers' own overrides, a --set
+         * of a [quant] key reaches the layers that inherit it, as it would
+         * in the original config file. */
+        char *min = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&min, &len);
+        if (!f) {
+            free(text);
+            return qat_fail(err, QAT_ENOMEM, "out of memory");
+        }
+        qat_config_write_minimal(f, cfg);
+        fclose(f);
+        st = qat_config_parse(min, len, name, sets, nsets, cfg, err);
+        free(min);
     }
     free(text);
     return st;
