@@ -362,6 +362,40 @@ Test(sweep_spec, bad_methods)
     expect_error(HEAD "[methods]\nm = train.mode=sometimes\n", NULL, 0, 4, "[train] mode");
 }
 
+/* The shipped PTQ-vs-QAT sweep: every grid point quantizes the one float
+ * checkpoint post-training with each compensation and fine-tunes it, the
+ * method varying fastest, and every run's resolved config says so. */
+Test(sweep_spec, shipped_ptq_vs_qat_sweep)
+{
+    const char *root = getenv("QAT_SOURCE_ROOT");
+    cr_assert(root, "QAT_SOURCE_ROOT is not set");
+    char p[512];
+    snprintf(p, sizeof p, "%s/configs/sweeps/mnist_cnn_ptq_vs_qat.ini", root);
+    qat_sweep *sw;
+    qat_error e;
+    cr_assert_eq(qat_sweep_load(p, NULL, 0, &sw, &e), QAT_OK, "%s", e.msg);
+    cr_assert_eq(sw->nruns, 24);
+    cr_assert_eq(sw->ngrid_keys, 3);
+    cr_assert_str_eq(sw->keys[2], QAT_SWEEP_METHOD_KEY);
+    static const char *const methods[] = {"ptq", "ptq_bc", "ptq_adaround", "qat"};
+    static const char *const want[] = {"mode = ptq\n", "mode = ptq\n", "mode = ptq\n",
+                                       "mode = qat\n"};
+    static const char *const comp[] = {"bias_correction = false\nadaround = false",
+                                       "bias_correction = true\nadaround = false",
+                                       "bias_correction = false\nadaround = true", NULL};
+    for (int i = 0; i < sw->nruns; i++) {
+        const qat_sweep_run *r = &sw->runs[i];
+        cr_assert_str_eq(r->values[2], methods[i % 4], "%s", r->name);
+        cr_assert(strstr(r->resolved, want[i % 4]), "%s", r->name);
+        cr_assert(strstr(r->resolved, "init = runs/mnist_cnn_float/checkpoint.h5\n"), "%s",
+                  r->name);
+        cr_assert(!comp[i % 4] || strstr(r->resolved, comp[i % 4]), "%s", r->name);
+    }
+    cr_assert_str_eq(sw->runs[0].name, "w2_a4_ptq");
+    cr_assert_str_eq(sw->runs[23].name, "w8_a8_qat");
+    qat_sweep_free(sw);
+}
+
 Test(sweep_spec, pareto_front)
 {
     /* cost, value: (1,50) (2,60) (2,55) (3,60) (4,70) (NaN) (0.5,40) (4,70) */
