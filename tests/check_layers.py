@@ -3,7 +3,7 @@
 src/ and include/qat/: arrows only point down.
 
     core < config < optim, autograd < data < ops < quant < nn < prune
-         < train < export < run < sweep < cli
+         < train < ptq < export < run < sweep < cli
 
 The runtime is a tower of its own on core: runtime.h may be read from export
 up (training code reads the runtime only through export), runtime_h5.h (the
@@ -22,10 +22,11 @@ import sys
 
 RANK = {
     'core': 0, 'config': 1, 'optim': 2, 'autograd': 2, 'data': 3, 'ops': 4, 'quant': 5,
-    'nn': 6, 'prune': 7, 'train': 8, 'export': 9, 'run': 10, 'sweep': 11, 'cli': 12,
+    'nn': 6, 'prune': 7, 'train': 8, 'ptq': 9, 'export': 10, 'run': 11, 'sweep': 12,
+    'cli': 13,
     # the rank from which a layer may read the runtime; what the runtime
     # itself may read is RESTRICTED below
-    'runtime': 9, 'runtime/h5': 10,
+    'runtime': 10, 'runtime/h5': 11,
     # HDF5 datasets: beside data (which must not link HDF5); read by the
     # training loop and the tools
     'data/h5': 8,

@@ -37,6 +37,12 @@ typedef enum qat_lr_kind {
 } qat_lr_kind;
 extern const char *const qat_lr_kind_names[];
 
+/* What a run does with its model: train it (quantization-aware, or in
+ * float with quantization off), or quantize a trained one post-training
+ * ([train] init names it; [ptq] says how). */
+typedef enum qat_train_mode { QAT_MODE_QAT = 0, QAT_MODE_PTQ } qat_train_mode;
+extern const char *const qat_train_mode_names[];
+
 typedef enum qat_loss_kind {
     QAT_LOSS_CROSS_ENTROPY = 0,
     QAT_LOSS_MSE,
@@ -77,7 +83,8 @@ extern const char *const qat_granularity_names[];
 typedef enum qat_observer_kind {
     QAT_OBS_MINMAX = 0,
     QAT_OBS_EMA,
-    QAT_OBS_PERCENTILE
+    QAT_OBS_PERCENTILE,
+    QAT_OBS_MSE /* the clipping range that minimises the quantization MSE (grid search) */
 } qat_observer_kind;
 extern const char *const qat_observer_kind_names[];
 
@@ -194,6 +201,12 @@ typedef struct qat_train_cfg {
     float huber_delta;
     int checkpoint_every; /* epochs */
     int progress;
+    qat_train_mode mode;
+    /* A checkpoint to start from (src/train/init.c): parameters, BN
+     * statistics and compatible quantization state, matched by layer name
+     * and shape; "" starts from random weights. */
+    char init[QAT_CFG_STR_MAX];
+    int init_strict; /* 0: layers that do not match are listed and start fresh */
 } qat_train_cfg;
 
 /* Quantization settings; [quant] holds the global values and conv2d /
@@ -238,6 +251,15 @@ typedef struct qat_regularize_cfg {
     int biases;   /* penalise biases too */
 } qat_regularize_cfg;
 
+/* Post-training quantization ([ptq], mode = ptq; src/ptq, docs/QUANTIZATION.md). */
+typedef struct qat_ptq_cfg {
+    int calibration_images; /* training images the observers see (drawn with the seed) */
+    int bias_correction;    /* empirical bias correction, layer by layer */
+    int adaround;           /* learned rounding (AdaRound), layer by layer */
+    int adaround_iterations;
+    int bn_reestimate; /* re-estimate BN statistics on the quantized model first */
+} qat_ptq_cfg;
+
 typedef struct qat_layer_cfg {
     char name[QAT_NAME_MAX];
     int line; /* of the section header in the config file */
@@ -281,6 +303,7 @@ typedef struct qat_config {
     qat_quant_cfg quant;
     qat_prune_cfg prune;
     qat_regularize_cfg regularize;
+    qat_ptq_cfg ptq;
     int nlayers;
     qat_layer_cfg layers[QAT_MAX_LAYERS];
 } qat_config;
@@ -295,6 +318,11 @@ qat_status qat_config_parse(const char *text, size_t len, const char *name,
 /* Writes the fully resolved configuration (every key, defaults included) as
  * an INI that qat_config_parse reads back to the same struct. */
 void qat_config_write(FILE *f, const qat_config *cfg);
+/* The same, but a layer's [quant] keys only where they differ from what the
+ * layer would inherit ([quant]'s, output_bits for the last layer's
+ * activation_bits): read back, it gives the same config, and overrides of
+ * [quant] keys then reach every layer that did not set its own. */
+void qat_config_write_minimal(FILE *f, const qat_config *cfg);
 /* Whether layer i (a conv2d / linear) is pruned under cfg->prune, and its
  * target: the section's own prune / target_sparsity, else every layer with
  * [prune] target_sparsity, except the last layer under method = channel

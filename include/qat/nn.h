@@ -101,6 +101,10 @@ void qat_model_set_observers_frozen(qat_model *m, int frozen);
  * too, folded exactly as the export folds them. */
 void qat_model_set_bn_frozen(qat_model *m, int frozen);
 
+/* Calibration (post-training quantization): observers update in eval mode
+ * too, where BN uses its running statistics and dropout is off. */
+void qat_model_set_calibrating(qat_model *m, int on);
+
 /* Forward over n images (n * H * W * C uint8) -> logits [n, num_classes].
  * In training mode (qat_tape_training) observers and BN statistics update. */
 qat_tensor *qat_model_forward(qat_model *m, qat_tape *t, const uint8_t *images, int n);
@@ -121,6 +125,36 @@ void qat_model_set_input_norm(qat_model *m, const float *mean, const float *std)
 void qat_model_observe_input(qat_model *m, const float *x, size_t count);
 /* Outputs of the last layer (num_classes, or the regression targets). */
 int qat_model_num_outputs(const qat_model *m);
+
+/* What a conv/linear layer read and produced in a forward (tape-owned,
+ * channels last). Quantized: in holds the input's activation codes relative
+ * to its zero point (real value: code * q.in.scale), out the exact integer
+ * accumulators before the bias codes are added. Float: the real input, and
+ * the output after batchnorm, before the activation. */
+typedef struct qat_layer_tap {
+    qat_tensor *in, *out;
+} qat_layer_tap;
+/* qat_model_forward up to and including layer last, recording taps[i] for
+ * every conv/linear layer i <= last (other entries untouched); returns layer
+ * last's output. A conv and the max pool after it run unfused (the same
+ * values), so out holds every conv output, not just the pooled ones.
+ * inputs: n examples of the model's input type (uint8 pixels, or float32
+ * values for a float-input model). */
+qat_tensor *qat_model_forward_taps(qat_model *m, qat_tape *t, const void *inputs, int n,
+                                   int last, qat_layer_tap *taps);
+
+/* Sets layer l's parameters (conv/linear) so that its effective weights and
+ * bias -- w_eff, b_eff after refresh, what the quantized forward and export
+ * use -- become w_eff [out_c * fan_in] and b_eff [out_c] (NULL: keep the
+ * bias): the input standardisation and batchnorm folds are undone per
+ * channel. Entries equal to the current effective value keep their
+ * parameter bit for bit; others come back within float rounding. The bias
+ * goes into beta with batchnorm, else the bias; a layer with neither
+ * (qat_layer_has_bias 0) keeps the bias its folds give. Refreshes l->w_eff
+ * and l->b_eff; the quantization parameters need qat_model_refresh_qparams. */
+qat_status qat_layer_set_effective(qat_model *m, qat_layer *l, const float *w_eff,
+                                   const float *b_eff, qat_error *err);
+int qat_layer_has_bias(const qat_layer *l);
 
 /* Recomputes every layer's quantization (scales, multipliers, clamps) from
  * the weights and observer state, exactly as an eval forward would; export

@@ -49,6 +49,17 @@ typedef struct qat_pruner qat_pruner;
 qat_status qat_pruner_create(qat_model *m, const qat_prune_schedule *s, qat_pruner **out,
                              qat_error *err);
 void qat_pruner_destroy(qat_pruner *p);
+/* A run initialised from a pruned checkpoint keeps what it pruned: the
+ * parameters with keep[i] == 0 (n_params floats; they hold +0) are pruned
+ * from the start (a weight row held whole is a pruned channel), until the
+ * schedule's next update ranks them -- below every kept one, as pruned
+ * entries always rank. */
+void qat_pruner_hold(qat_pruner *p, const float *keep);
+/* A pruner that only holds masks, for such a run whose own config prunes
+ * nothing: masks from keep (NULL: all kept, for a resume to restore), never
+ * updated. Its state is the n_params mask. */
+qat_status qat_pruner_create_hold(qat_model *m, const float *keep, qat_pruner **out,
+                                  qat_error *err);
 /* Before optimizer step `step`: when the schedule says so, recomputes the
  * masks (magnitudes or channel norms; per layer or one global threshold)
  * and zeroes the pruned parameters. Returns 1 if it updated the masks. */

@@ -11,7 +11,7 @@
  * step sizes (LSQ) get their gradients from the same graph.
  *
  * Files: qparams.c (scales from ranges, bias codes), observe.c (ranges and
- * observers), policy.c (which scales a layer uses, and its state),
+ * observers), mse.c (MSE-optimal clipping), policy.c (which scales a layer uses, and its state),
  * fq_ops.c and requant.c (the ops). */
 #ifndef QAT_QUANT_H
 #define QAT_QUANT_H
@@ -77,6 +77,20 @@ void qat_weight_ranges_pruned(const float *w, int C, size_t k, int per_channel,
                               qat_observer_kind kind, float percentile, qat_quant_scheme scheme,
                               float *lo, float *hi, float *scratch);
 
+/* MSE-optimal clipping (kind QAT_OBS_MSE, src/quant/mse.c): the range
+ * t * [lo, hi] with t from the grid 1.00, 0.99, ..., 0.20 (QAT_MSE_GRID
+ * ratios, qat_mse_grid_ratio(j) = 1 - j / 100) whose b-bit quantization
+ * (scheme's parameters from that range) has the smallest squared error;
+ * [lo, hi] is the values' range widened to include 0, and ties keep the
+ * wider range. Weights: every value scored, per row of k (per_channel, C
+ * rows) or over all C * k; values: a 2048-bin histogram. */
+#define QAT_MSE_GRID 81
+float qat_mse_grid_ratio(int j);
+void qat_weight_ranges_mse(const float *w, int C, size_t k, int per_channel, int bits,
+                           qat_quant_scheme scheme, float *lo, float *hi);
+void qat_values_range_mse(const float *x, size_t n, int bits, qat_quant_scheme scheme, float *lo,
+                          float *hi);
+
 /* ---- ops -------------------------------------------------------------------- */
 /* A one-element (or C-element) constant tensor on the tape: scales that are
  * not learned. */
@@ -116,11 +130,12 @@ typedef struct qat_requant_params {
 
 /* Range of the real outputs (acc + bias codes) * acc_scale over the batch,
  * after the activation (relu 1 clamps the low end at 0, relu 2 is relu6:
- * both ends to [0, 6]), for an observer of
- * the given kind (PERCENTILE: percentiles of the values). */
+ * both ends to [0, 6]), for qc's activation observer (PERCENTILE:
+ * percentiles of the values; MSE: their MSE-optimal clipping at
+ * activation_bits). */
 void qat_acc_range(qat_tape *t, const qat_tensor *acc, const qat_tensor *bias,
-                   const float *acc_scale, int32_t bias_limit, int relu, qat_observer_kind kind,
-                   float percentile, float *lo, float *hi);
+                   const float *acc_scale, int32_t bias_limit, int relu, const qat_quant_cfg *qc,
+                   float *lo, float *hi);
 /* out = s_out * (requantize(acc + bias_q) - zp), the runtime's exact
  * arithmetic; bias (float, [C], may be NULL) is quantized with acc_scale.
  * Backward (STE, y = acc_scale * acc + b the real pre-activation): where

@@ -12,7 +12,9 @@
  * the integer model to <dir>/model.int8.h5 and evaluates what was written,
  * read back through the model file loader, on the test set with the
  * integer runtime. Then writes <dir>/summary.json and, unless opts->quiet,
- * prints the results. */
+ * prints the results. With [train] mode = ptq the training is post-training
+ * quantization of the [train] init checkpoint (qat_ptq), whose result is
+ * saved as <dir>/checkpoint.h5 before the same export and evaluation. */
 qat_status qat_run(const qat_config *cfg, const qat_train_opts *opts, qat_error *err);
 
 /* ---- summary.json ---------------------------------------------------------------
@@ -21,15 +23,17 @@ qat_status qat_run(const qat_config *cfg, const qat_train_opts *opts, qat_error 
  * the order written. One JSON object; numbers that do not apply are null.
  * README (qat-train) describes the keys for users. */
 #define QAT_SUMMARY_CONFIG "config"           /* string: the config file */
+#define QAT_SUMMARY_MODE "mode"               /* string: [train] mode, "qat" or "ptq" */
+#define QAT_SUMMARY_INIT "init"               /* string: [train] init ("" for none) */
 #define QAT_SUMMARY_EPOCHS "epochs"           /* [train] epochs */
 #define QAT_SUMMARY_THREADS "threads"         /* threads the run used */
 #define QAT_SUMMARY_TRAIN_IMAGES "train_images"
 #define QAT_SUMMARY_TEST_IMAGES "test_images"
 #define QAT_SUMMARY_QUANT_ENABLED "quant_enabled" /* 0 or 1 */
 #define QAT_SUMMARY_TASK "task" /* string: "classification" or "regression" ([model] task) */
-/* test accuracies in [0, 1]: float (quantization off) or fake-quant and
- * integer runtime (on); agreement: share of test images on which those two
- * predict the same class */
+/* test accuracies in [0, 1]: float (quantization off; for mode = ptq the
+ * float model quantized) or fake-quant and integer runtime (on); agreement:
+ * share of test images on which those two predict the same class */
 #define QAT_SUMMARY_FLOAT_ACCURACY "float_accuracy"
 #define QAT_SUMMARY_FAKEQUANT_ACCURACY "fakequant_accuracy"
 #define QAT_SUMMARY_INT8_ACCURACY "int8_accuracy"
@@ -68,6 +72,18 @@ qat_status qat_run(const qat_config *cfg, const qat_train_opts *opts, qat_error 
 #define QAT_SUMMARY_SPARSITY "sparsity"
 #define QAT_SUMMARY_SPARSITY_LAYERS "sparsity_layers"
 #define QAT_SUMMARY_CHANNELS_KEPT "channels_kept"
+/* With mode = ptq only: the calibration (images, seconds of observer
+ * passes), the compensation that ran ("none", or "+"-joined
+ * bn_reestimate, adaround, bias_correction) and its seconds, their sum,
+ * and an object keyed by layer name with each layer's numbers (qat_ptq's
+ * report: round_error_nearest, round_error_learned, codes_flipped,
+ * codes_mismatched, bias_error_before, bias_error_after) */
+#define QAT_SUMMARY_CALIBRATION_IMAGES "calibration_images"
+#define QAT_SUMMARY_CALIBRATION_SECONDS "calibration_seconds"
+#define QAT_SUMMARY_COMPENSATION "compensation"
+#define QAT_SUMMARY_COMPENSATION_SECONDS "compensation_seconds"
+#define QAT_SUMMARY_PTQ_SECONDS "ptq_seconds"
+#define QAT_SUMMARY_PTQ_LAYERS "ptq_layers"
 #define QAT_SUMMARY_PEAK_RSS_KB "peak_rss_kb"
 
 #endif

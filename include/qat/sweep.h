@@ -17,6 +17,8 @@
 #define QAT_SWEEP_MAX_RUNS 4096
 #define QAT_SWEEP_NAME_MAX 128
 #define QAT_SWEEP_MAX_BITS 8
+/* The pseudo-key of a sweep's [methods] axis: its values are method names. */
+#define QAT_SWEEP_METHOD_KEY "method"
 
 typedef enum qat_sweep_kind {
     QAT_SWEEP_GRID = 0,        /* a sweep file: grid and/or explicit runs */
@@ -49,7 +51,8 @@ typedef struct qat_sweep {
     char path[QAT_CFG_STR_MAX];   /* the sweep file, or the config for sensitivity */
     char base[QAT_CFG_STR_MAX];   /* base config path as handed to qat-train */
     int jobs;                     /* [sweep] jobs; 0: automatic */
-    char **keys;                  /* varied keys "section.key": grid keys, then keys of runs */
+    char **keys;                  /* varied keys "section.key": grid keys ("method" last
+                                     with [methods]), then keys of runs */
     int nkeys;
     int ngrid_keys;               /* keys[0..ngrid_keys) are the grid's axes */
     qat_sweep_run *runs;
@@ -100,6 +103,7 @@ typedef struct qat_sweep_outcome {
     int regression;
     double float_acc, fq_acc, int8_acc, agreement;
     double bytes_int8, sparsity, train_seconds;
+    double ptq_seconds; /* mode = ptq: calibration and compensation */
 } qat_sweep_outcome;
 
 /* counts[s] = how many of o[0..n) have status s, for each of the

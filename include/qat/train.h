@@ -30,15 +30,19 @@ typedef struct qat_trained {
     qat_tape *tape;               /* on the run's thread team, for evaluating model */
     const qat_dataset *train, *test;
     const qat_dataset *val;       /* [data] val_fraction's held-out split, or NULL */
-    const double *epoch_seconds;  /* cfg->train.epochs entries (a resume's earlier
-                                     epochs from metrics.csv) */
+    const double *epoch_seconds;  /* `epochs` entries (a resume's earlier epochs from
+                                     metrics.csv) */
+    int epochs;                   /* [train] epochs; 0 for mode = ptq, which does not train */
 } qat_trained;
 
 /* Trains cfg and writes into the run directory: config.ini (the resolved
  * configuration), metrics.csv and checkpoint.h5 (every checkpoint_every
  * epochs and after the last). On success *out is the finished run; on
  * failure nothing is left to free. With opts->stop_after the run stops after
- * that epoch with QAT_EINTERNAL, as if interrupted. */
+ * that epoch with QAT_EINTERNAL, as if interrupted. With [train] init the
+ * model starts from that checkpoint (qat_model_init_from); with mode = ptq
+ * the run stops there: it writes config.ini only, and *out holds the
+ * initialised model for post-training quantization (src/ptq). */
 qat_status qat_train(const qat_config *cfg, const qat_train_opts *opts, qat_trained **out,
                      qat_error *err);
 /* Frees the run (model, tape, datasets, thread team); t may be NULL. */
@@ -61,6 +65,29 @@ typedef struct qat_eval {
 qat_status qat_evaluate_set(qat_model *m, qat_tape *t, const qat_dataset *d, int batch,
                             float *outputs, uint8_t *pred, qat_eval *res, qat_error *err);
 
+/* ---- starting from a checkpoint (src/train/init.c) --------------------------------- */
+typedef struct qat_init_report {
+    int layers;      /* conv/linear layers copied */
+    int skipped;     /* layers left out or initialised fresh (init_strict = false) */
+    int quant_state; /* layers whose observer or LSQ state came along */
+    int held;        /* the checkpoint was pruned and holds pruned (+0) parameters */
+} qat_init_report;
+
+/* Initialises m's conv/linear layers from the checkpoint at path: weights,
+ * bias, batchnorm parameters and statistics, and, where they mean the same
+ * in both configs, observer ranges and LSQ state. The checkpoint's model is
+ * rebuilt from its own stored config and matched by layer name; a layer
+ * missing from it, an extra one, or a shape that differs is QAT_EINVAL
+ * naming m's config file (and line), the checkpoint, the layer and both
+ * shapes -- unless !strict, when such layers keep their fresh
+ * initialisation and are listed on log (NULL: quiet), as is a summary line.
+ * keep (n_params floats, or NULL) receives 0 for every copied parameter a
+ * pruned checkpoint holds at +0 (its masks), 1 elsewhere. A checkpoint that
+ * does not load (missing, truncated, not a checkpoint, NaN inside) is its
+ * loader's QAT_EINVAL, prefixed with m's config and [train] init. */
+qat_status qat_model_init_from(qat_model *m, const char *path, int strict, FILE *log,
+                               float *keep, qat_init_report *rep, qat_error *err);
+
 /* ---- checkpoints ---------------------------------------------------------------- */
 typedef struct qat_checkpoint_meta {
     int epoch;       /* epochs completed */
@@ -79,8 +106,17 @@ qat_status qat_checkpoint_save(const char *path, qat_model *m, qat_optim *opt,
                                const qat_checkpoint_meta *meta, qat_error *err);
 /* Reads the configuration stored in a checkpoint. */
 qat_status qat_checkpoint_load_config(const char *path, qat_config *cfg, qat_error *err);
+/* The same with overrides ("section.key=value") applied, as qat_config_load
+ * applies them to a file; messages name "<path>:/config". The stored config
+ * spells out every layer's [quant] keys; they are read as the layers' own
+ * only where they differ from [quant] (qat_config_write_minimal), so an
+ * override of a [quant] key reaches every layer that inherited it. */
+qat_status qat_checkpoint_config(const char *path, const char *const *sets, int nsets,
+                                 qat_config *cfg, qat_error *err);
 /* Rebuilds the model a checkpoint holds (from its stored config). */
 qat_status qat_checkpoint_load_model(const char *path, qat_model **out, qat_error *err);
+/* 1 if the checkpoint at path has a dataset of that name (e.g. "prune_state"). */
+int qat_checkpoint_has(const char *path, const char *dataset);
 /* Restores params, state, optimizer state and meta into an existing model
  * and optimizer of the same shape. opt may be NULL. */
 qat_status qat_checkpoint_restore(const char *path, qat_model *m, qat_optim *opt,

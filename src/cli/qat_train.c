@@ -9,7 +9,8 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: qat-train CONFIG [--set section.key=value]... [--out DIR] [--quiet]\n"
+            "usage: qat-train CONFIG [--set section.key=value]... [--init CHECKPOINT] [--out DIR]\n"
+            "                 [--quiet]\n"
             "       qat-train --resume DIR [--quiet]\n"
             "       qat-train --help | --help-config\n"
             "\n"
@@ -18,6 +19,10 @@ static void usage(FILE *f)
             "\n"
             "  --set section.key=value  override one config key (repeatable), e.g.\n"
             "                           --set train.epochs=1 --set layer.fc1.weight_bits=4\n"
+            "  --init CHECKPOINT        start from a checkpoint.h5: parameters, BN statistics,\n"
+            "                           compatible observer/LSQ state, matched by layer name\n"
+            "                           and shape (the same as --set train.init=CHECKPOINT);\n"
+            "                           optimizer state, step count and RNG start fresh\n"
             "  --out DIR                run directory (default: runs/<config name>/)\n"
             "  --resume DIR             continue the run in DIR from its last checkpoint, with\n"
             "                           the configuration stored there; the result is\n"
@@ -29,11 +34,13 @@ static void usage(FILE *f)
             "and DIR/config.ini. Exit status: 0 success, 2 bad usage/config/input, 1 other.\n");
 }
 
+static int run_with(const char *config, const char **sets, int nsets, qat_train_opts *opts_in);
+
 /* Everything but the argument array, which main owns: usage errors return
  * early and must not leak it. */
 static int run(int argc, char **argv, const char **sets)
 {
-    const char *config = NULL;
+    const char *config = NULL, *init = NULL;
     int nsets = 0;
     qat_train_opts opts = {0};
     for (int i = 1; i < argc; i++) {
@@ -51,15 +58,18 @@ static int run(int argc, char **argv, const char **sets)
             }
             opts.out_dir = argv[++i];
             opts.resume = 1;
-        } else if (strcmp(a, "--set") == 0 || strcmp(a, "--out") == 0) {
+        } else if (strcmp(a, "--set") == 0 || strcmp(a, "--out") == 0 ||
+                   strcmp(a, "--init") == 0) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "qat-train: %s needs an argument\n", a);
                 return 2;
             }
             if (a[2] == 's')
                 sets[nsets++] = argv[++i];
-            else
+            else if (a[2] == 'o')
                 opts.out_dir = argv[++i];
+            else
+                init = argv[++i];
         } else if (strncmp(a, "--set=", 6) == 0) {
             sets[nsets++] = a + 6;
         } else if (strncmp(a, "--out=", 6) == 0) {
@@ -76,9 +86,25 @@ static int run(int argc, char **argv, const char **sets)
             config = a;
         }
     }
+    char *init_set = NULL;
+    if (init) { /* after the user's --set, so it wins over a train.init there */
+        size_t n = strlen(init) + 16;
+        if (!(init_set = malloc(n)))
+            return 1;
+        snprintf(init_set, n, "train.init=%s", init);
+        sets[nsets++] = init_set;
+    }
+    int rc = run_with(config, sets, nsets, &opts);
+    free(init_set);
+    return rc;
+}
+
+static int run_with(const char *config, const char **sets, int nsets, qat_train_opts *opts_in)
+{
+    qat_train_opts opts = *opts_in;
     if (opts.resume && (config || nsets)) {
         fprintf(stderr, "qat-train: --resume takes the configuration from the checkpoint; do not "
-                        "give CONFIG or --set with it\n");
+                        "give CONFIG, --set or --init with it\n");
         return 2;
     }
     if (!config && !opts.resume) {
@@ -109,7 +135,7 @@ static int run(int argc, char **argv, const char **sets)
 
 int main(int argc, char **argv)
 {
-    const char **sets = calloc((size_t)argc + 1, sizeof *sets);
+    const char **sets = calloc((size_t)argc + 2, sizeof *sets);
     if (!sets)
         return 1;
     int rc = run(argc, argv, sets);

@@ -76,6 +76,9 @@ static const qat_cfg_key train_keys[] = {
     {"huber_delta", QAT_CFG_FLOAT, T(huber_delta), "1", 0, 1e6, QAT_CFG_MIN_EXCL, NULL, "huber: where the loss turns from quadratic to linear"},
     {"checkpoint_every", QAT_CFG_INT, T(checkpoint_every), "1", 0, 100000, 0, NULL, "write a checkpoint every N epochs (0: only the last)"},
     {"progress", QAT_CFG_BOOL, T(progress), "true", 0, 0, 0, NULL, "show a progress bar when stderr is a terminal"},
+    {"mode", QAT_CFG_ENUM, T(mode), "qat", 0, 0, 0, qat_train_mode_names, "qat: train (quantization-aware, or float with quant.enabled = false); ptq: quantize the init checkpoint post-training ([ptq]), no training"},
+    {"init", QAT_CFG_STRING, T(init), "", 0, 0, 0, NULL, "checkpoint.h5 to start from: parameters, BN statistics and compatible observer/LSQ state, matched by layer name and shape (relative to the working directory; empty: random init)"},
+    {"init_strict", QAT_CFG_BOOL, T(init_strict), "true", 0, 0, 0, NULL, "a layer missing from init, an extra one or a shape mismatch is an error (false: list them and initialise them fresh)"},
 };
 #undef T
 
@@ -97,8 +100,8 @@ static const qat_cfg_key quant_keys[] = {
     {"activation_scheme", QAT_CFG_ENUM, Q(activation_scheme), "asymmetric", 0, 0, 0, qat_quant_scheme_names, "activations: fitted zero point (asymmetric) or 0 (symmetric)"},
     {"weight_granularity", QAT_CFG_ENUM, Q(weight_granularity), "per_channel", 0, 0, 0, qat_granularity_names, "one weight scale per output channel, or one per tensor"},
     {"activation_granularity", QAT_CFG_ENUM, Q(activation_granularity), "per_tensor", 0, 0, 0, qat_granularity_names, "activations are always per_tensor"},
-    {"weight_observer", QAT_CFG_ENUM, Q(weight_observer), "minmax", 0, 0, 0, qat_observer_kind_names, "weight range: current min/max, an EMA of it, or a percentile of the magnitudes"},
-    {"activation_observer", QAT_CFG_ENUM, Q(activation_observer), "ema", 0, 0, 0, qat_observer_kind_names, "activation range: running min/max, EMA of batch ranges, or EMA of batch percentiles"},
+    {"weight_observer", QAT_CFG_ENUM, Q(weight_observer), "minmax", 0, 0, 0, qat_observer_kind_names, "weight range: current min/max, an EMA of it, a percentile of the magnitudes, or the clipping that minimises the quantization MSE (per tensor or per channel)"},
+    {"activation_observer", QAT_CFG_ENUM, Q(activation_observer), "ema", 0, 0, 0, qat_observer_kind_names, "activation range: running min/max, EMA of batch ranges, EMA of batch percentiles, or EMA of the batches' MSE-optimal clipping"},
     {"ema_decay", QAT_CFG_FLOAT, Q(ema_decay), "0.99", 0, 1, QAT_CFG_MAX_EXCL, NULL, "ema observers: weight of the running range"},
     {"percentile", QAT_CFG_FLOAT, Q(percentile), "99.99", 0, 100, QAT_CFG_MIN_EXCL, NULL, "percentile observers: the share of values the range keeps, in (0, 100]"},
     {"weight_ste", QAT_CFG_ENUM, Q(weight_ste), "clipped", 0, 0, 0, qat_ste_kind_names, "weights' straight-through estimator: zero outside the range (clipped) or pass all"},
@@ -132,6 +135,16 @@ static const qat_cfg_key regularize_keys[] = {
     {"biases", QAT_CFG_BOOL, R(biases), "false", 0, 0, 0, NULL, "penalise biases too"},
 };
 #undef R
+
+#define PT(f) offsetof(qat_ptq_cfg, f)
+static const qat_cfg_key ptq_keys[] = {
+    {"calibration_images", QAT_CFG_INT, PT(calibration_images), "1000", 1, BIG, 0, NULL, "mode = ptq: training images the observers see, drawn with [train] seed (at most the training set)"},
+    {"bias_correction", QAT_CFG_BOOL, PT(bias_correction), "false", 0, 0, 0, NULL, "mode = ptq: correct each layer's bias by the mean difference of its float and quantized outputs on the calibration images"},
+    {"adaround", QAT_CFG_BOOL, PT(adaround), "false", 0, 0, 0, NULL, "mode = ptq: learn each weight's rounding (up or down) to reconstruct the layer's float outputs (AdaRound), layer by layer"},
+    {"adaround_iterations", QAT_CFG_INT, PT(adaround_iterations), "1000", 1, 1e7, 0, NULL, "mode = ptq: AdaRound optimizer steps per layer"},
+    {"bn_reestimate", QAT_CFG_BOOL, PT(bn_reestimate), "false", 0, 0, 0, NULL, "mode = ptq: re-estimate batchnorm statistics on the quantized model (checkpoints with batchnorm)"},
+};
+#undef PT
 
 #define L(f) offsetof(qat_layer_cfg, f)
 /* Per-layer pruning / regularisation overrides (conv2d, linear). prune and
@@ -207,7 +220,8 @@ static const type_schema type_schemas[] = {
     [QAT_LAYER_GLOBAL_AVGPOOL] = {NULL, 0, 1, 0},
 };
 
-static const char *const fixed_sections[] = {"data", "augment", "model", "train", "quant", "prune", "regularize", NULL};
+static const char *const fixed_sections[] = {"data",  "augment",    "model", "train", "quant",
+                                             "prune", "regularize", "ptq",   NULL};
 
 static int is_fixed(const char *name)
 {
@@ -468,6 +482,48 @@ static qat_status check_prune(qat_ini *ini, const qat_config *cfg, qat_error *er
     return QAT_OK;
 }
 
+/* mode = ptq quantizes a trained model: it needs one, and quantization.
+ * AdaRound writes its rounding into the weights, so the weight scales must
+ * come back from the rounded weights: the range (minmax, whose extremes it
+ * keeps) or state (ema) does; a percentile or MSE search over the rounded
+ * weights may not. */
+static qat_status check_mode(qat_ini *ini, const qat_config *cfg, qat_error *err)
+{
+    char where[600];
+    if (cfg->train.mode != QAT_MODE_PTQ)
+        return QAT_OK;
+    if (!cfg->train.init[0]) {
+        where_key(ini, "train", "mode", where, sizeof where);
+        return qat_fail(err, QAT_EINVAL,
+                        "%s: [train] mode = ptq quantizes a trained model: set [train] init = "
+                        "the checkpoint.h5 to quantize",
+                        where);
+    }
+    if (!cfg->quant.enabled) {
+        where_key(ini, "quant", "enabled", where, sizeof where);
+        return qat_fail(err, QAT_EINVAL,
+                        "%s: [quant] enabled = false, but [train] mode = ptq quantizes the model",
+                        where);
+    }
+    for (int i = 0; cfg->ptq.adaround && i < cfg->nlayers; i++) {
+        const qat_layer_cfg *l = &cfg->layers[i];
+        qat_observer_kind k = l->quant.weight_observer;
+        if (!is_compute_cfg(l) || k == QAT_OBS_MINMAX || k == QAT_OBS_EMA)
+            continue;
+        char sec[QAT_NAME_MAX + 8];
+        snprintf(sec, sizeof sec, "layer.%s", l->name);
+        qat_ini_section *ls = qat_ini_find(ini, sec);
+        where_key(ini, ls && qat_ini_section_get(ls, "weight_observer") ? sec : "quant",
+                  "weight_observer", where, sizeof where);
+        return qat_fail(err, QAT_EINVAL,
+                        "%s: layer '%s' weight_observer = %s, but [ptq] adaround = true needs "
+                        "minmax or ema: the learned rounding is stored in the weights, and a "
+                        "%s range recomputed from the rounded weights would move the scale",
+                        where, l->name, qat_observer_kind_names[k], qat_observer_kind_names[k]);
+    }
+    return QAT_OK;
+}
+
 static void config_name(const char *path, char *name)
 {
     const char *b = strrchr(path, '/');
@@ -509,6 +565,7 @@ static qat_status build(qat_ini *ini, const char *const *sets, int nsets, qat_co
     qat_cfg_defaults(quant_keys, COUNT(quant_keys), &cfg->quant);
     qat_cfg_defaults(prune_keys, COUNT(prune_keys), &cfg->prune);
     qat_cfg_defaults(regularize_keys, COUNT(regularize_keys), &cfg->regularize);
+    qat_cfg_defaults(ptq_keys, COUNT(ptq_keys), &cfg->ptq);
     if ((st = apply_fixed(ini, "data", data_keys, COUNT(data_keys), &cfg->data, err)) ||
         (st = apply_fixed(ini, "augment", augment_keys, COUNT(augment_keys), &cfg->augment,
                           err)) ||
@@ -516,7 +573,8 @@ static qat_status build(qat_ini *ini, const char *const *sets, int nsets, qat_co
         (st = apply_fixed(ini, "train", train_keys, COUNT(train_keys), &cfg->train, err)) ||
         (st = apply_fixed(ini, "prune", prune_keys, COUNT(prune_keys), &cfg->prune, err)) ||
         (st = apply_fixed(ini, "regularize", regularize_keys, COUNT(regularize_keys),
-                          &cfg->regularize, err)))
+                          &cfg->regularize, err)) ||
+        (st = apply_fixed(ini, "ptq", ptq_keys, COUNT(ptq_keys), &cfg->ptq, err)))
         return st;
     qat_ini_section *q = qat_ini_find(ini, "quant");
     if (q) {
@@ -537,7 +595,7 @@ static qat_status build(qat_ini *ini, const char *const *sets, int nsets, qat_co
         if (strncmp(s->name, "layer.", 6) != 0)
             return qat_fail(err, QAT_EINVAL,
                             "%s:%d: unknown section [%s] (valid: [data], [augment], [model], "
-                            "[train], [quant], [prune], [regularize], [layer.<name>])",
+                            "[train], [quant], [prune], [regularize], [ptq], [layer.<name>])",
                             ini->path, s->line, s->name);
         if (cfg->nlayers == QAT_MAX_LAYERS)
             return qat_fail(err, QAT_EINVAL, "%s:%d: more than %d layers", ini->path, s->line,
@@ -563,7 +621,9 @@ static qat_status build(qat_ini *ini, const char *const *sets, int nsets, qat_co
     }
     if ((st = check_model(ini, cfg, err)) != QAT_OK)
         return st;
-    return check_prune(ini, cfg, err);
+    if ((st = check_prune(ini, cfg, err)) != QAT_OK)
+        return st;
+    return check_mode(ini, cfg, err);
 }
 
 qat_status qat_config_parse(const char *text, size_t len, const char *name,
@@ -596,7 +656,21 @@ qat_status qat_config_load(const char *path, const char *const *sets, int nsets,
     return st;
 }
 
-void qat_config_write(FILE *f, const qat_config *cfg)
+/* The value a layer's quant key takes when its section does not set it:
+ * [quant]'s, except the logits' bits (output_bits) for the last layer. */
+static int inherits(const qat_config *cfg, int i, const qat_cfg_key *key)
+{
+    const qat_layer_cfg *l = &cfg->layers[i];
+    char mine[QAT_CFG_STR_MAX + 32], global[QAT_CFG_STR_MAX + 32];
+    qat_cfg_format(key, &l->quant, mine, sizeof mine);
+    if (key->offset == offsetof(qat_quant_cfg, activation_bits) && i == last_compute(cfg))
+        snprintf(global, sizeof global, "%d", cfg->quant.output_bits);
+    else
+        qat_cfg_format(key, &cfg->quant, global, sizeof global);
+    return strcmp(mine, global) == 0;
+}
+
+static void write_config(FILE *f, const qat_config *cfg, int minimal)
 {
     fprintf(f, "[data]\n");
     qat_cfg_write(f, data_keys, COUNT(data_keys), &cfg->data);
@@ -613,14 +687,21 @@ void qat_config_write(FILE *f, const qat_config *cfg)
     qat_cfg_write(f, prune_keys, COUNT(prune_keys), &cfg->prune);
     fprintf(f, "\n[regularize]\n");
     qat_cfg_write(f, regularize_keys, COUNT(regularize_keys), &cfg->regularize);
+    fprintf(f, "\n[ptq]\n");
+    qat_cfg_write(f, ptq_keys, COUNT(ptq_keys), &cfg->ptq);
     for (int i = 0; i < cfg->nlayers; i++) {
         const qat_layer_cfg *l = &cfg->layers[i];
         const type_schema *ts = &type_schemas[l->type];
         fprintf(f, "\n[layer.%s]\ntype = %s\n", l->name, qat_layer_type_name(l->type));
         qat_config_write_inputs(f, cfg, i);
         qat_cfg_write(f, ts->keys, ts->n, l);
-        if (ts->quant_overrides)
-            qat_cfg_write(f, quant_keys, COUNT(quant_keys), &l->quant);
+        for (int k = 0; ts->quant_overrides && k < COUNT(quant_keys); k++) {
+            if (minimal && inherits(cfg, i, &quant_keys[k]))
+                continue;
+            char v[QAT_CFG_STR_MAX + 32];
+            qat_cfg_format(&quant_keys[k], &l->quant, v, sizeof v);
+            fprintf(f, "%s = %s\n", quant_keys[k].name, v);
+        }
         if (!ts->prune_overrides)
             continue;
         /* prune / target_sparsity only as written: a default must keep
@@ -636,6 +717,10 @@ void qat_config_write(FILE *f, const qat_config *cfg)
         }
     }
 }
+
+void qat_config_write(FILE *f, const qat_config *cfg) { write_config(f, cfg, 0); }
+
+void qat_config_write_minimal(FILE *f, const qat_config *cfg) { write_config(f, cfg, 1); }
 
 static void reference_table(FILE *f, const char *section, const qat_cfg_key *keys, int n)
 {
@@ -663,6 +748,7 @@ void qat_config_write_reference(FILE *f)
     reference_table(f, "quant", quant_keys, COUNT(quant_keys));
     reference_table(f, "prune", prune_keys, COUNT(prune_keys));
     reference_table(f, "regularize", regularize_keys, COUNT(regularize_keys));
+    reference_table(f, "ptq", ptq_keys, COUNT(ptq_keys));
     fprintf(f, "| `[layer.*]` | `type` | *required* | one of ");
     for (int c = 0; qat_layer_type_names[c]; c++)
         fprintf(f, "%s`%s`", c ? ", " : "", qat_layer_type_names[c]);

@@ -12,13 +12,14 @@
 
 NAMES(qat_optim_kind, QAT_OPT_RMSPROP, "sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop");
 NAMES(qat_lr_kind, QAT_LR_COSINE, "constant", "step", "cosine");
+NAMES(qat_train_mode, QAT_MODE_PTQ, "qat", "ptq");
 NAMES(qat_loss_kind, QAT_LOSS_HUBER, "cross_entropy", "mse", "l1", "huber");
 NAMES(qat_task, QAT_TASK_REGRESSION, "classification", "regression");
 NAMES(qat_input_type, QAT_INPUT_FLOAT32, "auto", "uint8", "float32");
 NAMES(qat_format_kind, QAT_FMT_CSV, "auto", "idx", "hdf5", "npy", "cifar", "csv");
 NAMES(qat_quant_scheme, QAT_SCHEME_ASYMMETRIC, "symmetric", "asymmetric");
 NAMES(qat_granularity, QAT_GRAN_PER_CHANNEL, "per_tensor", "per_channel");
-NAMES(qat_observer_kind, QAT_OBS_PERCENTILE, "minmax", "ema", "percentile");
+NAMES(qat_observer_kind, QAT_OBS_MSE, "minmax", "ema", "percentile", "mse");
 NAMES(qat_ste_kind, QAT_STE_IDENTITY, "clipped", "identity");
 NAMES(qat_prune_method, QAT_PRUNE_CHANNEL, "none", "magnitude", "channel");
 NAMES(qat_prune_schedule_kind, QAT_PRUNE_DYNAMIC, "one_shot", "gradual", "dynamic");

@@ -351,3 +351,55 @@ qat_tensor *qat_op_add_bias(qat_tape *t, qat_tensor *x, qat_tensor *b)
     qat_tape_record(t, add_bias_backward, y, NULL, 2, in);
     return y;
 }
+
+/* ---- writing effective weights back (post-training quantization) ---------------- */
+
+int qat_layer_has_bias(const qat_layer *l) { return l->b.data || l->gamma.data; }
+
+/* The layer's effective weights and bias as the forward computes them, into
+ * l->w_eff / l->b_eff. */
+static void store_effective(qat_model *m, qat_tape *t, qat_layer *l)
+{
+    qat_tape_reset(t);
+    qat_tensor *w, *b;
+    qat_layer_effective(m, t, l, &w, &b);
+    memcpy(l->w_eff, w->data, w->numel * sizeof(float));
+    for (int c = 0; c < l->out_c; c++)
+        l->b_eff[c] = b ? b->data[c] : 0.0f;
+}
+
+qat_status qat_layer_set_effective(qat_model *m, qat_layer *l, const float *w_eff,
+                                   const float *b_eff, qat_error *err)
+{
+    qat_tape *t;
+    qat_status st = qat_tape_create(NULL, &t, err);
+    if (st != QAT_OK)
+        return st;
+    qat_tape_set_grad_enabled(t, 0);
+    qat_tape_set_training(t, 0);
+    store_effective(m, t, l);
+    int first = l == &m->layers[m->first_compute];
+    float a = first ? m->norm_a : 1.0f;
+    size_t k = l->fan_in;
+    for (int c = 0; c < l->out_c; c++) {
+        /* the per-channel factor the folds multiply the weights by */
+        float f = a;
+        if (l->gamma.data)
+            f = f * l->gamma.data[c] / sqrtf(l->running_var[c] + l->cfg->bn_eps);
+        if (f == 0.0f || !isfinite(f))
+            continue; /* the folds zero this row whatever it holds */
+        for (size_t i = (size_t)c * k; i < (size_t)(c + 1) * k; i++)
+            if (w_eff[i] != l->w_eff[i])
+                l->w.data[i] = w_eff[i] / f;
+    }
+    store_effective(m, t, l);
+    if (b_eff) {
+        float *p = l->gamma.data ? l->beta.data : l->b.data;
+        for (int c = 0; p && c < l->out_c; c++)
+            if (b_eff[c] != l->b_eff[c])
+                p[c] += b_eff[c] - l->b_eff[c];
+        store_effective(m, t, l);
+    }
+    qat_tape_destroy(t);
+    return QAT_OK;
+}

@@ -129,7 +129,7 @@ static qat_tensor *activation(qat_tape *t, const qat_layer *l, qat_tensor *y)
 /* *pool is the following max pool if the conv may take it in; it is set to
  * NULL unless the conv did (batchnorm sits between them). */
 static qat_tensor *compute_float(qat_model *m, qat_tape *t, qat_layer *l, qat_tensor *x,
-                                 const qat_pool2d_params **pool)
+                                 const qat_pool2d_params **pool, qat_layer_tap *tap)
 {
     qat_tensor *w, *b;
     qat_layer_pre_bn(m, t, l, &w, &b);
@@ -146,6 +146,8 @@ static qat_tensor *compute_float(qat_model *m, qat_tape *t, qat_layer *l, qat_te
                              l->cfg->bn_momentum, l->cfg->bn_eps);
         qat_tape_set_training(t, training);
     }
+    if (tap)
+        *tap = (qat_layer_tap){x, y};
     if (!fused_relu)
         y = activation(t, l, y);
     /* During the quantization delay observers still learn the range, so
@@ -157,11 +159,12 @@ static qat_tensor *compute_float(qat_model *m, qat_tape *t, qat_layer *l, qat_te
 
 static qat_tensor *compute_quant(qat_model *m, qat_tape *t, qat_layer *l, qat_tensor *x,
                                  qat_tensor **scale_io, qat_qparams in,
-                                 const qat_pool2d_params **pool)
+                                 const qat_pool2d_params **pool, qat_layer_tap *tap)
 {
     const qat_quant_cfg *qc = &l->cfg->quant;
     qat_layer_quant *q = &l->q;
-    int training = qat_tape_training(t), update = training && !m->observers_frozen;
+    int training = qat_tape_training(t);
+    int update = (training || m->calibrating) && !m->observers_frozen;
     int bn_train = training && l->gamma.data && !m->bn_frozen;
     q->in = in;
     qat_tensor *xk = qat_op_act_codes(t, x, *scale_io);
@@ -181,6 +184,8 @@ static qat_tensor *compute_quant(qat_model *m, qat_tape *t, qat_layer *l, qat_te
     if (bn_train)
         *pool = NULL;
     qat_tensor *acc = apply_layer(t, l, xk, wk, NULL, *pool, 0);
+    if (tap)
+        *tap = (qat_layer_tap){xk, acc};
     qat_tensor *acc_scale = qat_op_acc_scale(t, *scale_io, s_w, q->channels);
 
     if (bn_train) {
@@ -278,14 +283,17 @@ static const qat_pool2d_params *fused_pool(const qat_model *m, int i, qat_pool2d
     return qat_conv2d_maxpool_fuses(pp) ? pp : NULL;
 }
 
-/* The forward from the model input x0 (quantized as in0 when quant). */
-static qat_tensor *forward(qat_model *m, qat_tape *t, qat_tensor *x0, qat_qparams in0, int quant)
+/* The forward from the model input x0 (quantized as in0 when quant) up to
+ * and including layer last; taps (or NULL) get every conv/linear layer's
+ * input and pre-activation output, unfused. */
+static qat_tensor *forward(qat_model *m, qat_tape *t, qat_tensor *x0, qat_qparams in0, int quant,
+                           int last, qat_layer_tap *taps)
 {
     qat_tensor *s0 = quant ? qat_tape_const(t, &in0.scale, 1) : NULL;
     /* each layer's output and, quantized, the tensor of its scale (LSQ's
      * gradients reach a learned scale through it) */
     qat_tensor *outs[QAT_MAX_LAYERS] = {0}, *scales[QAT_MAX_LAYERS] = {0};
-    for (int i = 0; i < m->nlayers; i++) {
+    for (int i = 0; i <= last; i++) {
         qat_layer *l = &m->layers[i];
         qat_tape_set_tag(t, i + 1); /* tag 0: input and loss */
         qat_tensor *xs[QAT_MAX_INPUTS];
@@ -304,11 +312,11 @@ static qat_tensor *forward(qat_model *m, qat_tape *t, qat_tensor *x0, qat_qparam
              * monotone in the accumulator -- so values and winners are the
              * same as layer by layer, and the runtime fuses the same way. */
             qat_pool2d_params pp;
-            const qat_pool2d_params *pool = fused_pool(m, i, &pp);
+            const qat_pool2d_params *pool = i + 1 <= last && !taps ? fused_pool(m, i, &pp) : NULL;
             if (quant)
-                x = compute_quant(m, t, l, x, &scale, cur, &pool);
+                x = compute_quant(m, t, l, x, &scale, cur, &pool, taps ? &taps[i] : NULL);
             else
-                x = compute_float(m, t, l, x, &pool);
+                x = compute_float(m, t, l, x, &pool, taps ? &taps[i] : NULL);
             if (pool) { /* the pool layer is done */
                 outs[i] = x;
                 scales[i] = scale;
@@ -348,7 +356,7 @@ static qat_tensor *forward(qat_model *m, qat_tape *t, qat_tensor *x0, qat_qparam
         scales[i] = scale;
     }
     qat_tape_set_tag(t, 0); /* whatever follows (the loss) counts as tag 0 */
-    return as_flat(t, outs[m->nlayers - 1]);
+    return last == m->nlayers - 1 ? as_flat(t, outs[last]) : outs[last];
 }
 
 qat_tensor *qat_model_forward(qat_model *m, qat_tape *t, const uint8_t *images, int n)
@@ -356,7 +364,7 @@ qat_tensor *qat_model_forward(qat_model *m, qat_tape *t, const uint8_t *images, 
     int quant = m->cfg.quant.enabled && m->quant_active;
     qat_qparams in0;
     qat_tensor *x0 = qat_model_input_tensor(m, t, images, 0, n, quant, &in0);
-    return forward(m, t, x0, in0, quant);
+    return forward(m, t, x0, in0, quant, m->nlayers - 1, NULL);
 }
 
 qat_tensor *qat_model_forward_f32(qat_model *m, qat_tape *t, const float *x, int n)
@@ -364,5 +372,15 @@ qat_tensor *qat_model_forward_f32(qat_model *m, qat_tape *t, const float *x, int
     int quant = m->cfg.quant.enabled && m->quant_active;
     qat_qparams in0;
     qat_tensor *x0 = qat_model_input_tensor(m, t, x, 1, n, quant, &in0);
-    return forward(m, t, x0, in0, quant);
+    return forward(m, t, x0, in0, quant, m->nlayers - 1, NULL);
+}
+
+qat_tensor *qat_model_forward_taps(qat_model *m, qat_tape *t, const void *inputs, int n,
+                                   int last, qat_layer_tap *taps)
+{
+    QAT_ASSERT(last >= 0 && last < m->nlayers);
+    int quant = m->cfg.quant.enabled && m->quant_active;
+    qat_qparams in0;
+    qat_tensor *x0 = qat_model_input_tensor(m, t, inputs, m->in.is_float, n, quant, &in0);
+    return forward(m, t, x0, in0, quant, last, taps);
 }

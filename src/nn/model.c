@@ -410,6 +410,7 @@ void qat_model_set_quant_active(qat_model *m, int on) { m->quant_active = on; }
 int qat_model_quant_active(const qat_model *m) { return m->quant_active; }
 void qat_model_set_observers_frozen(qat_model *m, int frozen) { m->observers_frozen = frozen; }
 void qat_model_set_bn_frozen(qat_model *m, int frozen) { m->bn_frozen = frozen; }
+void qat_model_set_calibrating(qat_model *m, int on) { m->calibrating = on; }
 
 size_t qat_model_float_bytes(const qat_model *m)
 {

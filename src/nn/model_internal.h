@@ -25,6 +25,7 @@ struct qat_model {
     float *inbuf;         /* backing store of in's arrays */
     int quant_active;
     int observers_frozen;
+    int calibrating; /* observers update in eval mode (post-training calibration) */
     int bn_frozen;
     qat_quant_scratch scratch; /* lo, hi [max out_c]; values: the largest weight tensor */
 };

@@ -7,6 +7,7 @@
  * row, bias, BN gamma and beta, so the channel outputs an exact 0) and the
  * next conv2d/linear's inputs from that channel, which then carry no
  * information and are what export removes with it. */
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +137,57 @@ qat_status qat_pruner_create(qat_model *m, const qat_prune_schedule *s, qat_prun
     }
     *out = p;
     return QAT_OK;
+}
+
+qat_status qat_pruner_create_hold(qat_model *m, const float *keep, qat_pruner **out,
+                                  qat_error *err)
+{
+    *out = NULL;
+    qat_pruner *p = calloc(1, sizeof *p);
+    if (!p)
+        return qat_fail(err, QAT_ENOMEM, "out of memory for the pruner");
+    p->m = m;
+    p->cfg = qat_model_config(m);
+    /* no layer to rank and an update step never reached: the masks only hold */
+    p->s = (qat_prune_schedule){QAT_PRUNE_ONE_SHOT, LONG_MAX, LONG_MAX, 1};
+    p->method = QAT_PRUNE_MAGNITUDE;
+    p->monotone = 1;
+    qat_model_params(m, &p->np);
+    p->nstate = p->np;
+    p->state = malloc((p->nstate + 1) * sizeof(float));
+    p->keys = malloc(sizeof(float));
+    p->tmp = malloc(sizeof(float));
+    p->recs = malloc(sizeof *p->recs);
+    if (!p->state || !p->keys || !p->tmp || !p->recs) {
+        size_t np = p->np;
+        qat_pruner_destroy(p);
+        return qat_fail(err, QAT_ENOMEM, "out of memory for pruning masks (%zu parameters)",
+                        np);
+    }
+    p->mask = p->state;
+    p->chan = p->state + p->np;
+    for (size_t i = 0; i < p->np; i++)
+        p->mask[i] = keep ? keep[i] : 1.0f;
+    *out = p;
+    return QAT_OK;
+}
+
+void qat_pruner_hold(qat_pruner *p, const float *keep)
+{
+    for (size_t i = 0; i < p->np; i++)
+        if (keep[i] == 0.0f)
+            p->mask[i] = 0.0f;
+    /* a channel whose whole weight row is held counts as a pruned channel */
+    for (int i = 0; i < p->n; i++) {
+        const player *P = &p->pl[i];
+        for (int c = 0; c < P->rows; c++) {
+            size_t o = P->woff + (size_t)c * P->rowlen, k = 0;
+            while (k < P->rowlen && keep[o + k] == 0.0f)
+                k++;
+            if (k == P->rowlen)
+                p->chan[P->coff + (size_t)c] = 0.0f;
+        }
+    }
 }
 
 void qat_pruner_destroy(qat_pruner *p)

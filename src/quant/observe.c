@@ -118,7 +118,7 @@ typedef struct {
     const float *acc;
     const int32_t *bq;
     const float *acc_scale;
-    float *vals;    /* PERCENTILE: the real outputs */
+    float *vals;    /* PERCENTILE, MSE: the real outputs */
     float *mn, *mx; /* [threads][C] per-channel accumulator extremes */
     size_t rows;
     int C, relu;
@@ -161,9 +161,10 @@ static void range_part(void *v, int tid, int nt)
 }
 
 void qat_acc_range(qat_tape *t, const qat_tensor *acc, const qat_tensor *bias,
-                   const float *acc_scale, int32_t bias_limit, int relu, qat_observer_kind kind,
-                   float percentile, float *lo, float *hi)
+                   const float *acc_scale, int32_t bias_limit, int relu, const qat_quant_cfg *qc,
+                   float *lo, float *hi)
 {
+    qat_observer_kind kind = qc->activation_observer;
     int C = acc->shape[acc->ndim - 1];
     int32_t *bq = qat_tape_alloc(t, (size_t)C * sizeof *bq);
     for (int c = 0; c < C; c++)
@@ -177,7 +178,8 @@ void qat_acc_range(qat_tape *t, const qat_tensor *acc, const qat_tensor *bias,
     r->acc = acc->data;
     r->bq = bq;
     r->acc_scale = acc_scale;
-    r->vals = kind == QAT_OBS_PERCENTILE ? qat_tape_alloc(t, acc->numel * sizeof(float)) : NULL;
+    int values = kind == QAT_OBS_PERCENTILE || kind == QAT_OBS_MSE;
+    r->vals = values ? qat_tape_alloc(t, acc->numel * sizeof(float)) : NULL;
     r->mn = qat_tape_alloc(t, (size_t)nt * (size_t)C * sizeof(float));
     r->mx = qat_tape_alloc(t, (size_t)nt * (size_t)C * sizeof(float));
     r->rows = acc->numel / (size_t)C;
@@ -207,6 +209,9 @@ void qat_acc_range(qat_tape *t, const qat_tensor *acc, const qat_tensor *bias,
         *lo = *lo < 6.0f ? *lo : 6.0f;
         *hi = *hi < 6.0f ? *hi : 6.0f;
     }
-    if (r->vals)
-        qat_values_range(r->vals, acc->numel, kind, percentile, lo, hi);
+    if (kind == QAT_OBS_MSE)
+        qat_values_range_mse(r->vals, acc->numel, qc->activation_bits, qc->activation_scheme, lo,
+                             hi);
+    else if (r->vals)
+        qat_values_range(r->vals, acc->numel, kind, qc->percentile, lo, hi);
 }

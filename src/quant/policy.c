@@ -37,7 +37,10 @@ static void weight_observed(qat_layer_quant *q, const float *w, int update,
     /* Pruned weights are exact zeros: a percentile must not count them. The
      * config decides, not a mask, so qat-export (no masks) derives the same
      * scales from the checkpoint as training did. */
-    if (q->skip_zero_weights)
+    if (qc->weight_observer == QAT_OBS_MSE) /* zeros cost nothing: no pruned variant */
+        qat_weight_ranges_mse(w, C, q->fan_in, Cw == C && C > 1, qc->weight_bits,
+                              qc->weight_scheme, lo, hi);
+    else if (q->skip_zero_weights)
         qat_weight_ranges_pruned(w, C, q->fan_in, Cw == C && C > 1, qc->weight_observer,
                                  qc->percentile, qc->weight_scheme, lo, hi, s->values);
     else
@@ -91,7 +94,10 @@ void qat_quant_observe_outputs(qat_layer_quant *q, const float *y, size_t n)
         return;
     const qat_quant_cfg *qc = q->cfg;
     float lo, hi;
-    qat_values_range(y, n, qc->activation_observer, qc->percentile, &lo, &hi);
+    if (qc->activation_observer == QAT_OBS_MSE)
+        qat_values_range_mse(y, n, qc->activation_bits, qc->activation_scheme, &lo, &hi);
+    else
+        qat_values_range(y, n, qc->activation_observer, qc->percentile, &lo, &hi);
     qat_observer_update(&q->act_obs, qc->activation_observer, lo, hi, qc->ema_decay);
 }
 
@@ -102,9 +108,8 @@ void qat_quant_observe_acc(qat_layer_quant *q, qat_tape *t, const qat_tensor *ac
         return;
     const qat_quant_cfg *qc = q->cfg;
     float lo, hi;
-    qat_acc_range(t, acc, bias, acc_scale, q->bias_limit, q->relu6 ? 2 : q->relu,
-                  qc->activation_observer,
-                  qc->percentile, &lo, &hi);
+    qat_acc_range(t, acc, bias, acc_scale, q->bias_limit, q->relu6 ? 2 : q->relu, qc, &lo,
+                  &hi);
     qat_observer_update(&q->act_obs, qc->activation_observer, lo, hi, qc->ema_decay);
 }
 

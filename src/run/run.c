@@ -11,6 +11,7 @@
 #include "qat/clock.h"
 #include "qat/fixedpoint.h"
 #include "qat/export.h"
+#include "qat/ptq.h"
 #include "qat/runtime_h5.h"
 #include "summary.h"
 
@@ -103,7 +104,7 @@ static qat_status finish(const qat_trained *t, qat_run_results *res, qat_error *
     const qat_config *c = t->cfg;
     const qat_dataset *test = t->test;
     int pruned = c->prune.method != QAT_PRUNE_NONE;
-    clear_metrics(&res->flt);
+    /* res->flt is set before (quantization off, or mode = ptq's float model) */
     clear_metrics(&res->fq);
     clear_metrics(&res->int8);
     clear_metrics(&res->val);
@@ -181,6 +182,8 @@ static void print_results(const qat_trained *t, const qat_run_results *res)
 {
     const qat_config *c = t->cfg;
     qat_error why;
+    if (c->quant.enabled && c->model.task != QAT_TASK_REGRESSION && !isnan(res->flt.accuracy))
+        printf("float_accuracy %.4f  ", res->flt.accuracy);
     if (c->model.task == QAT_TASK_REGRESSION) {
         const qat_run_metrics *m = c->quant.enabled ? &res->fq : &res->flt;
         printf("%s_mse %.6g  mae %.6g  r2 %.6f", c->quant.enabled ? "fakequant" : "float",
@@ -206,18 +209,54 @@ static void print_results(const qat_trained *t, const qat_run_results *res)
     printf("outputs in %s/\n", t->dir);
 }
 
+/* mode = ptq: the float model's accuracy (before compensation changes its
+ * weights), post-training quantization, and its result as the run's
+ * checkpoint, so qat-export and a later [train] init can read it. */
+static qat_status post_training(qat_trained *t, int quiet, qat_ptq_report *rep,
+                                qat_run_results *res, qat_error *err)
+{
+    qat_model_set_quant_active(t->model, 0);
+    qat_eval ev;
+    qat_status st =
+        qat_evaluate_set(t->model, t->tape, t->test, EVAL_BATCH, NULL, NULL, &ev, err);
+    qat_model_set_quant_active(t->model, 1);
+    if (st != QAT_OK)
+        return st;
+    res->flt.accuracy = ev.accuracy;
+    res->flt.reg = ev.reg;
+    if (!quiet)
+        printf("ptq: %s: float accuracy %.4f\n", t->cfg->train.init, res->flt.accuracy);
+    st = qat_ptq(t, quiet ? NULL : stdout, rep, err);
+    if (st != QAT_OK)
+        return st;
+    res->ptq = rep;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/checkpoint.h5", t->dir);
+    qat_checkpoint_meta meta = {0};
+    return qat_checkpoint_save(path, t->model, NULL, &meta, err);
+}
+
 qat_status qat_run(const qat_config *cfg, const qat_train_opts *opts, qat_error *err)
 {
     qat_trained *t;
     qat_status st = qat_train(cfg, opts, &t, err);
     if (st != QAT_OK)
         return st;
-    qat_run_results res;
-    st = finish(t, &res, err);
+    qat_run_results res = {0};
+    clear_metrics(&res.flt);
+    qat_ptq_report *rep = NULL;
+    if (cfg->train.mode == QAT_MODE_PTQ) {
+        rep = malloc(sizeof *rep);
+        st = rep ? post_training(t, opts && opts->quiet, rep, &res, err)
+                 : qat_fail(err, QAT_ENOMEM, "out of memory");
+    }
+    if (st == QAT_OK)
+        st = finish(t, &res, err);
     if (st == QAT_OK)
         st = qat_run_write_summary(t, &res, err);
     if (st == QAT_OK && !(opts && opts->quiet))
         print_results(t, &res);
+    free(rep);
     qat_train_end(t);
     return st;
 }

@@ -79,6 +79,37 @@ static void json_object(json *j, const char *k, json *inner)
     json_begin(inner, j->f);
 }
 
+static void write_ptq(json *j, const qat_config *c, const qat_ptq_report *p)
+{
+    char comp[96] = "";
+    const char *parts[3] = {c->ptq.bn_reestimate ? "bn_reestimate" : NULL,
+                            c->ptq.adaround ? "adaround" : NULL,
+                            c->ptq.bias_correction ? "bias_correction" : NULL};
+    for (int i = 0; i < 3; i++)
+        if (parts[i])
+            snprintf(comp + strlen(comp), sizeof comp - strlen(comp), "%s%s", comp[0] ? "+" : "",
+                     parts[i]);
+    json_int(j, QAT_SUMMARY_CALIBRATION_IMAGES, p->calibration_images);
+    json_num(j, QAT_SUMMARY_CALIBRATION_SECONDS, p->calibration_seconds);
+    json_str(j, QAT_SUMMARY_COMPENSATION, comp[0] ? comp : "none");
+    json_num(j, QAT_SUMMARY_COMPENSATION_SECONDS, p->compensation_seconds);
+    json_num(j, QAT_SUMMARY_PTQ_SECONDS, p->calibration_seconds + p->compensation_seconds);
+    json layers, one;
+    json_object(j, QAT_SUMMARY_PTQ_LAYERS, &layers);
+    for (int i = 0; i < p->nlayers; i++) {
+        const qat_ptq_layer_report *l = &p->layers[i];
+        json_object(&layers, l->name, &one);
+        json_num(&one, "round_error_nearest", l->round_error_nearest);
+        json_num(&one, "round_error_learned", l->round_error_learned);
+        json_int(&one, "codes_flipped", l->codes_flipped);
+        json_int(&one, "codes_mismatched", l->codes_mismatched);
+        json_num(&one, "bias_error_before", l->bias_error_before);
+        json_num(&one, "bias_error_after", l->bias_error_after);
+        json_end(&one);
+    }
+    json_end(&layers);
+}
+
 qat_status qat_run_write_summary(const qat_trained *t, const qat_run_results *res,
                                  qat_error *err)
 {
@@ -91,14 +122,16 @@ qat_status qat_run_write_summary(const qat_trained *t, const qat_run_results *re
     if (st != QAT_OK)
         return st;
     double total = 0;
-    for (int e = 0; e < c->train.epochs; e++)
+    for (int e = 0; e < t->epochs; e++)
         total += t->epoch_seconds[e];
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     json j;
     json_begin(&j, f);
     json_str(&j, QAT_SUMMARY_CONFIG, c->path);
-    json_int(&j, QAT_SUMMARY_EPOCHS, c->train.epochs);
+    json_str(&j, QAT_SUMMARY_MODE, qat_enum_name(qat_train_mode_names, (int)c->train.mode));
+    json_str(&j, QAT_SUMMARY_INIT, c->train.init);
+    json_int(&j, QAT_SUMMARY_EPOCHS, t->epochs);
     json_int(&j, QAT_SUMMARY_THREADS, t->threads);
     json_int(&j, QAT_SUMMARY_TRAIN_IMAGES, t->train->n);
     json_int(&j, QAT_SUMMARY_TEST_IMAGES, t->test->n);
@@ -129,10 +162,10 @@ qat_status qat_run_write_summary(const qat_trained *t, const qat_run_results *re
             json_num(&j, QAT_SUMMARY_VAL_ACCURACY, res->val.accuracy);
         }
     }
-    json_array(&j, QAT_SUMMARY_EPOCH_SECONDS, t->epoch_seconds, c->train.epochs);
-    json_num(&j, QAT_SUMMARY_TRAIN_SECONDS, total);
+    json_array(&j, QAT_SUMMARY_EPOCH_SECONDS, t->epoch_seconds, t->epochs);
+    json_num(&j, QAT_SUMMARY_TRAIN_SECONDS, t->epochs ? total : NAN);
     json_num(&j, QAT_SUMMARY_TRAIN_IMAGES_PER_SECOND,
-             total > 0 ? (double)t->train->n * c->train.epochs / total : NAN);
+             total > 0 ? (double)t->train->n * t->epochs / total : NAN);
     json_num(&j, QAT_SUMMARY_INT8_IMAGES_PER_SECOND, res->int8_ips);
     json_int(&j, QAT_SUMMARY_MODEL_BYTES_FLOAT, (long long)res->bytes_float);
     if (c->quant.enabled) {
@@ -158,6 +191,8 @@ qat_status qat_run_write_summary(const qat_trained *t, const qat_run_results *re
             json_int(&in, sp->layers[i].name, sp->layers[i].channels_kept);
         json_end(&in);
     }
+    if (res->ptq)
+        write_ptq(&j, c, res->ptq);
     json_int(&j, QAT_SUMMARY_PEAK_RSS_KB, ru.ru_maxrss);
     json_end(&j);
     fputc('\n', f);

@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "qat/prune.h"
+#include "qat/ptq.h"
 #include "qat/train.h"
 
 /* One model's metrics on one split; NaN where they do not apply (accuracy
@@ -21,6 +22,7 @@ typedef struct qat_run_results {
     double agreement, int8_ips;    /* NaN: does not apply */
     size_t bytes_float, bytes_int8, file_bytes;
     qat_prune_stats sparsity; /* as exported (int8), or of the float weights */
+    const qat_ptq_report *ptq; /* mode = ptq, else NULL */
 } qat_run_results;
 
 /* Writes <t->dir>/summary.json: the keys of run.h, in its order; the

@@ -175,6 +175,13 @@ static int plot_bits(const qat_sweep *sw, const qat_sweep_outcome *o, FILE *data
         gp_str(gp, title[0] ? title : "grid");
         blocks++;
     }
+    /* a method comparison: the float model the PTQ runs quantized, as a level */
+    double fa = NAN;
+    for (int i = 0; i < n && isnan(fa) && key_index(sw, QAT_SWEEP_METHOD_KEY) >= 0; i++)
+        if (ok_run(&o[i]) && !isnan(o[i].float_acc))
+            fa = 100 * o[i].float_acc;
+    if (blocks && !isnan(fa))
+        fprintf(gp, ", \\\n     %.4f with lines dt 2 lw 2 lc rgb '#555555' title 'float model'", fa);
     fputc('\n', gp);
     free(group);
     free(first);

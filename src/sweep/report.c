@@ -125,7 +125,7 @@ static qat_status write_csv(const qat_sweep *sw, const qat_sweep_outcome *o, con
     }
     const char *mk = qat_sweep_metric_of(o, sw->nruns)->key;
     fprintf(f, ",status,float_%s,fakequant_%s,int8_%s,agreement,model_bytes_int8,"
-            "sparsity,train_seconds,pareto,exit,error\n", mk, mk, mk);
+            "sparsity,train_seconds,ptq_seconds,pareto,exit,error\n", mk, mk, mk);
     for (int i = 0; i < sw->nruns; i++) {
         const qat_sweep_run *r = &sw->runs[i];
         csv_field(f, r->name);
@@ -148,6 +148,7 @@ static qat_status write_csv(const qat_sweep *sw, const qat_sweep_outcome *o, con
         csv_num(f, "%.0f", o[i].bytes_int8);
         csv_num(f, "%.6g", o[i].sparsity);
         csv_num(f, "%.3f", o[i].train_seconds);
+        csv_num(f, "%.3f", o[i].ptq_seconds);
         fprintf(f, ",%d,", front[i]);
         csv_field(f, o[i].exit_desc);
         fputc(',', f);
@@ -179,6 +180,85 @@ static void md_failures(FILE *f, const qat_sweep *sw, const qat_sweep_outcome *o
     }
 }
 
+static void md_cell(FILE *f, double v) /* " 99.12 |" */
+{
+    if (isnan(v))
+        fputs(" – |", f);
+    else
+        fprintf(f, " %.2f |", v);
+}
+
+/* With [methods]: the grid's points as rows, the methods side by side (int8
+ * accuracy, or float for a run without quantization), and the float
+ * model's accuracy where a run measured it (mode = ptq does). */
+static void md_methods(FILE *f, const qat_sweep *sw, const qat_sweep_outcome *o)
+{
+    int mk = -1;
+    for (int k = 0; k < sw->ngrid_keys; k++)
+        if (strcmp(sw->keys[k], QAT_SWEEP_METHOD_KEY) == 0)
+            mk = k;
+    if (mk < 0)
+        return;
+    int n = sw->ngrid_runs, nm = 0, fl = 0;
+    int *col = calloc((size_t)n + 1, sizeof *col), *mrun = calloc((size_t)n + 1, sizeof *mrun);
+    if (!col || !mrun) {
+        free(col), free(mrun);
+        return;
+    }
+    for (int i = 0; i < n; i++) { /* methods in order of first appearance */
+        col[i] = -1;
+        for (int m = 0; m < nm && col[i] < 0; m++)
+            if (strcmp(sw->runs[mrun[m]].values[mk], sw->runs[i].values[mk]) == 0)
+                col[i] = m;
+        if (col[i] < 0) {
+            mrun[nm] = i;
+            col[i] = nm++;
+        }
+        fl |= usable(&o[i]) && !isnan(o[i].float_acc);
+    }
+    fputs("\n## Methods side by side\n\nTest accuracy (%) of each method's integer model "
+          "(float runs: their float accuracy)", f);
+    fputs(fl ? "; float: the float model the PTQ runs quantized.\n\n|" : ".\n\n|", f);
+    for (int k = 0; k < sw->ngrid_keys; k++)
+        if (k != mk)
+            fprintf(f, " %s |", sw->keys[k]);
+    if (fl)
+        fputs(" float |", f);
+    for (int m = 0; m < nm; m++) {
+        fputc(' ', f);
+        md_text(f, sw->runs[mrun[m]].values[mk]);
+        fputs(" |", f);
+    }
+    fputs("\n|", f);
+    for (int k = 0; k < sw->ngrid_keys + fl + nm - 1; k++)
+        fputs(k < sw->ngrid_keys - 1 ? "---|" : "---:|", f);
+    fputc('\n', f);
+    for (int i = 0; i < n; i += nm) { /* the method is the fastest axis: nm runs a row */
+        fputc('|', f);
+        for (int k = 0; k < sw->ngrid_keys; k++)
+            if (k != mk) {
+                fputc(' ', f);
+                md_text(f, sw->runs[i].values[k]);
+                fputs(" |", f);
+            }
+        double fa = NAN;
+        for (int j = i; j < i + nm && j < n; j++)
+            if (usable(&o[j]) && !isnan(o[j].float_acc) && isnan(fa))
+                fa = o[j].float_acc;
+        if (fl)
+            md_cell(f, 100 * fa);
+        for (int j = i; j < i + nm && j < n; j++) {
+            if (usable(&o[j]))
+                md_cell(f, 100 * judged(&o[j]));
+            else
+                fputs(" failed |", f);
+        }
+        fputc('\n', f);
+    }
+    free(col);
+    free(mrun);
+}
+
 static qat_status write_md(const qat_sweep *sw, const qat_sweep_outcome *o, const int *front,
                            const char *dir, qat_error *err)
 {
@@ -189,10 +269,11 @@ static qat_status write_md(const qat_sweep *sw, const qat_sweep_outcome *o, cons
     fprintf(f, "# Sweep `%s`\n\nBase config `%s`. ", sw->name, sw->base);
     md_counts(f, sw, o);
     /* optional columns: only when some run has the value */
-    int sparsity = 0, fl = 0;
+    int sparsity = 0, fl = 0, ptq = 0;
     for (int i = 0; i < sw->nruns; i++) {
         sparsity |= !isnan(o[i].sparsity);
         fl |= !isnan(o[i].float_acc);
+        ptq |= !isnan(o[i].ptq_seconds);
     }
     fputs("| run", f);
     if (sw->kind == QAT_SWEEP_SENSITIVITY)
@@ -201,8 +282,8 @@ static qat_status write_md(const qat_sweep *sw, const qat_sweep_outcome *o, cons
         fprintf(f, " | %s", sw->keys[k]);
     const qat_sweep_metric *mt = qat_sweep_metric_of(o, sw->nruns);
     fprintf(f, " | status%s%s | fake-quant %s | int8 %s | agreement %% | int8 bytes%s | "
-            "train s | Pareto |\n|---", fl ? " | float " : "", fl ? mt->md : "", mt->md, mt->md,
-            sparsity ? " | sparsity %" : "");
+            "%s s | Pareto |\n|---", fl ? " | float " : "", fl ? mt->md : "", mt->md, mt->md,
+            sparsity ? " | sparsity %" : "", ptq ? "train / PTQ" : "train");
     for (int k = 0; k < sw->nkeys + (sw->kind == QAT_SWEEP_SENSITIVITY ? 2 : 0); k++)
         fputs("|---", f);
     fprintf(f, "|---|%s---:|---:|---:|---:|%s---:|:---:|\n", fl ? "---:|" : "",
@@ -228,9 +309,10 @@ static qat_status write_md(const qat_sweep *sw, const qat_sweep_outcome *o, cons
         md_num(f, "%.0f", o[i].bytes_int8);
         if (sparsity)
             md_num(f, "%.1f", 100 * o[i].sparsity);
-        md_num(f, "%.1f", o[i].train_seconds);
+        md_num(f, "%.1f", isnan(o[i].train_seconds) ? o[i].ptq_seconds : o[i].train_seconds);
         fprintf(f, " | %s |\n", front[i] ? "yes" : "");
     }
+    md_methods(f, sw, o);
     md_failures(f, sw, o);
     fputs("\nPlots: ", f);
     if (sw->kind == QAT_SWEEP_SENSITIVITY)

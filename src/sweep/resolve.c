@@ -105,6 +105,10 @@ void qat_sweep_builder_free(qat_sweep_builder *b)
     for (int i = 0; i < b->naxes; i++)
         qat_strv_free(&b->axes[i].values);
     free(b->axes);
+    for (int i = 0; i < b->nmethods; i++)
+        qat_strv_free(&b->methods[i].sets);
+    free(b->methods);
+    qat_strv_free(&b->method_keys);
     for (int i = 0; i < b->nprotos; i++)
         qat_strv_free(&b->protos[i].sets);
     free(b->protos);
@@ -176,7 +180,7 @@ qat_status qat_sweep_add_cli_sets(qat_sweep_builder *b, const char *const *sets,
     for (int i = 0; i < nsets; i++) {
         char key[256];
         qat_sweep_assignment_key(sets[i], key, sizeof key);
-        if (qat_strv_has(&b->keys, key))
+        if (qat_strv_has(&b->keys, key) || qat_strv_has(&b->method_keys, key))
             return qat_fail(err, QAT_EINVAL,
                             "--set %s: the sweep %s varies %s; a --set cannot override it",
                             sets[i], b->file, key);
@@ -245,7 +249,9 @@ qat_status qat_sweep_finish_runs(qat_sweep_builder *b, qat_sweep *sw, qat_error 
         if ((st = qat_ini_parse(r->resolved, len, "resolved", &ri, err)) != QAT_OK)
             return st;
         for (int k = 0; k < sw->nkeys; k++)
-            if (!(r->values[k] = strdup(resolved_value(ri, sw->keys[k])))) {
+            if (!(r->values[k] = strdup(strcmp(sw->keys[k], QAT_SWEEP_METHOD_KEY) == 0
+                                            ? p->method
+                                            : resolved_value(ri, sw->keys[k])))) {
                 qat_ini_free(ri);
                 return qat_fail(err, QAT_ENOMEM, "out of memory");
             }

@@ -48,7 +48,7 @@ static void blank_outcome(qat_sweep_outcome *o)
 {
     memset(o, 0, sizeof *o);
     o->wall_seconds = o->float_acc = o->fq_acc = o->int8_acc = o->agreement = NAN;
-    o->bytes_int8 = o->sparsity = o->train_seconds = NAN;
+    o->bytes_int8 = o->sparsity = o->train_seconds = o->ptq_seconds = NAN;
 }
 
 /* The overrides recorded in sweep-overrides.txt are exactly r's, in order

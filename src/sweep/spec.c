@@ -69,18 +69,35 @@ static qat_status parse_values(qat_sweep_builder *b, const qat_ini *ini, const c
     return QAT_OK;
 }
 
-/* "[runs]  name = section.key=value section.key=value ..." */
+/* "[runs]  name = section.key=value section.key=value ...", and the same
+ * in [methods] (sec), whose keys go to method_keys. */
 static qat_status parse_run(qat_sweep_builder *b, const qat_ini *ini, const qat_ini_entry *e,
-                            qat_error *err)
+                            const char *sec, qat_error *err)
 {
-    qat_sweep_proto *p = qat_sweep_add_proto(b);
-    if (!p)
+    int method = strcmp(sec, "methods") == 0;
+    qat_sweep_proto *p;
+    if (method) {
+        qat_sweep_proto *nm = realloc(b->methods, (size_t)(b->nmethods + 1) * sizeof *nm);
+        if (!nm)
+            return qat_fail(err, QAT_ENOMEM, "out of memory");
+        b->methods = nm;
+        p = &b->methods[b->nmethods++];
+        memset(p, 0, sizeof *p);
+    } else if (!(p = qat_sweep_add_proto(b))) {
         return qat_fail(err, QAT_ENOMEM, "out of memory");
+    }
+    qat_strv *keys = method ? &b->method_keys : &b->run_keys;
     snprintf(p->where, sizeof p->where, "%s:%d", ini->path, e->line);
-    if (strlen(e->key) >= QAT_SWEEP_NAME_MAX - 8 || strcmp(e->key, "plots") == 0)
-        return qat_fail(err, QAT_EINVAL, "%s: [runs] '%s': run names are folder names: at most "
-                        "%d characters, and not 'plots'", p->where, e->key, QAT_SWEEP_NAME_MAX - 9);
+    int bad = strcmp(e->key, "plots") == 0;
+    for (const char *c = e->key; method && *c; c++) /* method names end up in run names */
+        bad |= !isalnum((unsigned char)*c) && !strchr("._+-", *c);
+    if (strlen(e->key) >= QAT_SWEEP_NAME_MAX - (method ? 48 : 8) || bad)
+        return qat_fail(err, QAT_EINVAL, "%s: [%s] '%s': %s names are folder names: at most "
+                        "%d characters%s, and not 'plots'", p->where, sec, e->key,
+                        method ? "method" : "run", QAT_SWEEP_NAME_MAX - (method ? 49 : 9),
+                        method ? " of letters, digits, '.', '_', '+' and '-'" : "");
     snprintf(p->name, sizeof p->name, "%s", e->key);
+    snprintf(p->method, sizeof p->method, "%s", method ? e->key : "");
     const char *s = e->value;
     while (*s) {
         while (isspace((unsigned char)*s))
@@ -92,7 +109,7 @@ static qat_status parse_run(qat_sweep_builder *b, const qat_ini *ini, const qat_
             s++;
         char tok[QAT_CFG_STR_MAX + 256], key[256];
         if ((size_t)(s - t) >= sizeof tok)
-            return qat_fail(err, QAT_EINVAL, "%s: [runs] %s: override too long", p->where,
+            return qat_fail(err, QAT_EINVAL, "%s: [%s] %s: override too long", p->where, sec,
                             p->name);
         memcpy(tok, t, (size_t)(s - t));
         tok[s - t] = '\0';
@@ -100,20 +117,20 @@ static qat_status parse_run(qat_sweep_builder *b, const qat_ini *ini, const qat_
         const char *dot = memchr(tok, '.', eq ? (size_t)(eq - tok) : 0);
         if (!eq || !dot || dot == tok || dot + 1 == eq)
             return qat_fail(err, QAT_EINVAL,
-                            "%s: [runs] %s: '%s' is not section.key=value (overrides are "
+                            "%s: [%s] %s: '%s' is not section.key=value (overrides are "
                             "separated by spaces, e.g. quant.weight_bits=4 "
                             "layer.fc1.weight_bits=8)",
-                            p->where, p->name, tok);
+                            p->where, sec, p->name, tok);
         qat_sweep_assignment_key(tok, key, sizeof key);
         for (int i = 0; i < p->sets.n; i++) {
             char k2[256];
             qat_sweep_assignment_key(p->sets.v[i], k2, sizeof k2);
             if (strcmp(k2, key) == 0)
-                return qat_fail(err, QAT_EINVAL, "%s: [runs] %s: %s is set twice", p->where,
+                return qat_fail(err, QAT_EINVAL, "%s: [%s] %s: %s is set twice", p->where, sec,
                                 p->name, key);
         }
         if (qat_strv_push(&p->sets, tok) ||
-            (!qat_strv_has(&b->run_keys, key) && qat_strv_push(&b->run_keys, key)))
+            (!qat_strv_has(keys, key) && qat_strv_push(keys, key)))
             return qat_fail(err, QAT_ENOMEM, "out of memory");
     }
     return QAT_OK;
@@ -146,9 +163,9 @@ static qat_status read_sections(qat_sweep_builder *b, qat_ini *ini, sweep_header
         size_t role = sub ? (size_t)(sub - s->name) : strlen(s->name);
         if (strcmp(s->name, "sweep") == 0)
             continue;
-        if (strcmp(s->name, "runs") == 0) {
+        if (strcmp(s->name, "runs") == 0 || strcmp(s->name, "methods") == 0) {
             for (int j = 0; j < s->nentries; j++)
-                if ((st = parse_run(b, ini, &s->entries[j], err)))
+                if ((st = parse_run(b, ini, &s->entries[j], s->name, err)))
                     return st;
         } else if ((role == 3 && strncmp(s->name, "set", 3) == 0) ||
                    (role == 4 && strncmp(s->name, "grid", 4) == 0)) {
@@ -174,10 +191,19 @@ static qat_status read_sections(qat_sweep_builder *b, qat_ini *ini, sweep_header
         } else {
             return qat_fail(err, QAT_EINVAL,
                             "%s:%d: unknown section [%s] (valid: [sweep], [set.<section>], "
-                            "[grid.<section>], [runs])",
+                            "[grid.<section>], [methods], [runs])",
                             ini->path, s->line, s->name);
         }
     }
+    /* the methods are the grid's last (fastest) axis */
+    if (b->nmethods && qat_strv_push(&b->keys, QAT_SWEEP_METHOD_KEY))
+        return qat_fail(err, QAT_ENOMEM, "out of memory");
+    for (int i = 0; i < b->method_keys.n; i++)
+        for (int k = 0; k < b->naxes; k++)
+            if (strcmp(b->axes[k].key, b->method_keys.v[i]) == 0)
+                return qat_fail(err, QAT_EINVAL, "%s: [methods] set %s, which the grid varies; "
+                                "vary it in one place only", b->axes[k].where,
+                                b->method_keys.v[i]);
     for (int i = 0; i < b->run_keys.n; i++)
         if (!qat_strv_has(&b->keys, b->run_keys.v[i]) && qat_strv_push(&b->keys, b->run_keys.v[i]))
             return qat_fail(err, QAT_ENOMEM, "out of memory");
@@ -198,7 +224,7 @@ static qat_status check_fixed(qat_sweep_builder *b, qat_ini *ini, qat_error *err
             snprintf(where, sizeof where, "%s:%d: [%s] %s", ini->path, s->entries[j].line,
                      s->name, s->entries[j].key);
             qat_sweep_assignment_key(b->fixed.v[k], key, sizeof key);
-            if (qat_strv_has(&b->keys, key))
+            if (qat_strv_has(&b->keys, key) || qat_strv_has(&b->method_keys, key))
                 return qat_fail(err, QAT_EINVAL, "%s: the sweep also varies %s; set it in one "
                                 "place only", where, key);
             qat_status st = qat_config_parse(b->base_text, b->base_len, b->base_path,
@@ -241,11 +267,12 @@ static void append_part(char *name, size_t n, const char *label, const char *val
 
 static qat_status expand_grid(qat_sweep_builder *b, qat_error *err)
 {
-    if (!b->naxes)
+    if (!b->naxes && !b->nmethods)
         return QAT_OK;
     if (b->naxes > 64)
         return qat_fail(err, QAT_EINVAL, "%s: more than 64 grid keys", b->axes[64].where);
-    long total = 1;
+    int nm = b->nmethods ? b->nmethods : 1;
+    long total = nm;
     for (int i = 0; i < b->naxes; i++) {
         total *= b->axes[i].values.n;
         if (total > QAT_SWEEP_MAX_RUNS)
@@ -264,10 +291,12 @@ static qat_status expand_grid(qat_sweep_builder *b, qat_error *err)
         qat_sweep_proto *p = qat_sweep_add_proto(b);
         if (!p)
             return qat_fail(err, QAT_ENOMEM, "out of memory");
-        snprintf(p->where, sizeof p->where, "%s", b->axes[0].where);
-        /* the first key varies slowest, like nested loops in file order */
+        const qat_sweep_proto *m = b->nmethods ? &b->methods[r % nm] : NULL;
+        snprintf(p->where, sizeof p->where, "%s", b->naxes ? b->axes[0].where : m->where);
+        /* the first key varies slowest, like nested loops in file order;
+         * the method fastest, so a grid point's methods sit together */
         int idx[64];
-        long rest = r;
+        long rest = r / nm;
         for (int i = b->naxes - 1; i >= 0; i--) {
             idx[i] = (int)(rest % b->axes[i].values.n);
             rest /= b->axes[i].values.n;
@@ -280,6 +309,14 @@ static qat_status expand_grid(qat_sweep_builder *b, qat_error *err)
             if (qat_strv_push(&p->sets, a))
                 return qat_fail(err, QAT_ENOMEM, "out of memory");
             append_part(name, sizeof name, labels[i], v);
+        }
+        if (m) {
+            snprintf(p->method, sizeof p->method, "%s", m->name);
+            snprintf(name + strlen(name), sizeof name - strlen(name), "%s%s", name[0] ? "_" : "",
+                     m->name);
+            for (int j = 0; j < m->sets.n; j++)
+                if (qat_strv_push(&p->sets, m->sets.v[j]))
+                    return qat_fail(err, QAT_ENOMEM, "out of memory");
         }
         if (strlen(name) >= QAT_SWEEP_NAME_MAX - 8)
             snprintf(p->name, sizeof p->name, "run-%04ld", r + 1);
@@ -305,6 +342,16 @@ static qat_status check_axes_and_runs(qat_sweep_builder *b, int first_explicit, 
             const char *one = as;
             if ((st = qat_sweep_try_load(b, &one, 1, err)))
                 return qat_sweep_blame(err, as, where);
+        }
+    }
+    for (int i = 0; i < b->nmethods; i++) {
+        qat_sweep_proto *p = &b->methods[i];
+        for (int j = 0; j < p->sets.n; j++) {
+            char where[QAT_CFG_STR_MAX + 400];
+            snprintf(where, sizeof where, "%s: [methods] %s: %s", p->where, p->name, p->sets.v[j]);
+            const char *one = p->sets.v[j];
+            if ((st = qat_sweep_try_load(b, &one, 1, err)))
+                return qat_sweep_blame(err, one, where);
         }
     }
     for (int i = first_explicit; i < b->nprotos; i++) {
@@ -390,7 +437,8 @@ static qat_status build_sweep(qat_ini *ini, const char *const *sets, int nsets, 
     free(explicit_runs);
     if (b.nprotos == 0) {
         st = qat_fail(err, QAT_EINVAL, "%s: nothing to run: add a [grid.<section>] (e.g. "
-                      "[grid.quant] weight_bits = 2, 4, 8) or a [runs] section", ini->path);
+                      "[grid.quant] weight_bits = 2, 4, 8), [methods] or a [runs] section",
+                      ini->path);
         goto done;
     }
     if (b.nprotos > QAT_SWEEP_MAX_RUNS) {
@@ -408,7 +456,7 @@ static qat_status build_sweep(qat_ini *ini, const char *const *sets, int nsets, 
             }
     sw->kind = QAT_SWEEP_GRID;
     sw->jobs = h->jobs;
-    sw->ngrid_keys = b.naxes;
+    sw->ngrid_keys = b.naxes + (b.nmethods > 0);
     sw->ngrid_runs = ngrid;
     snprintf(sw->path, sizeof sw->path, "%s", ini->path);
     snprintf(sw->base, sizeof sw->base, "%.*s", QAT_CFG_STR_MAX - 1, path);

@@ -97,6 +97,7 @@ qat_status qat_sweep_read_summary(const char *path, qat_sweep_outcome *o, qat_er
         {QAT_SUMMARY_MODEL_BYTES_INT8, &o->bytes_int8},
         {QAT_SUMMARY_SPARSITY, &o->sparsity},
         {QAT_SUMMARY_TRAIN_SECONDS, &o->train_seconds},
+        {QAT_SUMMARY_PTQ_SECONDS, &o->ptq_seconds},
     };
     const int nw = (int)(sizeof w / sizeof w[0]);
     for (int i = 0; i < nw; i++)

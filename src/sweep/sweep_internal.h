@@ -26,9 +26,11 @@ typedef struct qat_sweep_axis {
     char where[QAT_CFG_STR_MAX + 32];
 } qat_sweep_axis;
 
-/* One run before validation: its own overrides and where it was written. */
+/* One run before validation: its own overrides and where it was written.
+ * A [methods] entry is one too (its overrides, crossed with the grid). */
 typedef struct qat_sweep_proto {
     char name[QAT_SWEEP_NAME_MAX];
+    char method[QAT_SWEEP_NAME_MAX]; /* the [methods] entry a grid run crosses, or "" */
     qat_strv sets;
     char where[QAT_CFG_STR_MAX + 32];
     char layer[QAT_NAME_MAX];
@@ -48,6 +50,9 @@ typedef struct qat_sweep_builder {
     qat_strv run_keys;
     qat_sweep_axis *axes;
     int naxes;
+    qat_sweep_proto *methods; /* [methods], file order */
+    int nmethods;
+    qat_strv method_keys;     /* keys the methods set */
     qat_sweep_proto *protos;
     int nprotos, cap;
 } qat_sweep_builder;

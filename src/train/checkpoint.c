@@ -200,8 +200,12 @@ static qat_status open_checked(const char *path, hid_t *f, qat_error *err)
     long long ver = 0;
     qat_status st = read_attr_str(*f, path, "format", &fmt, err);
     if (st == QAT_OK && strcmp(fmt, CKPT_FORMAT) != 0)
-        st = qat_fail(err, QAT_EINVAL, "%s: attribute 'format' is '%s', expected '%s'", path, fmt,
-                      CKPT_FORMAT);
+        st = qat_fail(err, QAT_EINVAL, "%s: attribute 'format' is '%s', expected '%s'%s", path, fmt,
+                      CKPT_FORMAT,
+                      strcmp(fmt, "qat-int8-model") == 0
+                          ? " (an integer model file, not a checkpoint: give the run's "
+                            "checkpoint.h5)"
+                          : "");
     free(fmt);
     if (st == QAT_OK && (st = read_attr_i64(*f, path, "version", &ver, err)) == QAT_OK &&
         ver != CKPT_VERSION)
@@ -212,7 +216,19 @@ static qat_status open_checked(const char *path, hid_t *f, qat_error *err)
     return st;
 }
 
-qat_status qat_checkpoint_load_config(const char *path, qat_config *cfg, qat_error *err)
+int qat_checkpoint_has(const char *path, const char *dataset)
+{
+    hid_t f;
+    qat_error e;
+    if (open_checked(path, &f, &e) != QAT_OK)
+        return 0;
+    int has = H5Lexists(f, dataset, H5P_DEFAULT) > 0;
+    H5Fclose(f);
+    return has;
+}
+
+qat_status qat_checkpoint_config(const char *path, const char *const *sets, int nsets,
+                                 qat_config *cfg, qat_error *err)
 {
     hid_t f;
     qat_status st = open_checked(path, &f, err);
@@ -221,13 +237,34 @@ qat_status qat_checkpoint_load_config(const char *path, qat_config *cfg, qat_err
     char *text = NULL;
     st = read_attr_str(f, path, "config", &text, err);
     H5Fclose(f);
-    if (st == QAT_OK) {
-        char name[4200];
-        snprintf(name, sizeof name, "%s:/config", path);
+    char name[4200];
+    snprintf(name, sizeof name, "%s:/config", path);
+    if (st == QAT_OK)
         st = qat_config_parse(text, strlen(text), name, NULL, 0, cfg, err);
+    if (st == QAT_OK && nsets > 0) {
+        /* The stored config is resolved: every layer spells out its [quant]
+         * keys. Written back with only the layers' own overrides, a --set
+         * of a [quant] key reaches the layers that inherit it, as it would
+         * in the original config file. */
+        char *min = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&min, &len);
+        if (!f) {
+            free(text);
+            return qat_fail(err, QAT_ENOMEM, "out of memory");
+        }
+        qat_config_write_minimal(f, cfg);
+        fclose(f);
+        st = qat_config_parse(min, len, name, sets, nsets, cfg, err);
+        free(min);
     }
     free(text);
     return st;
+}
+
+qat_status qat_checkpoint_load_config(const char *path, qat_config *cfg, qat_error *err)
+{
+    return qat_checkpoint_config(path, NULL, 0, cfg, err);
 }
 
 qat_status qat_checkpoint_load_model(const char *path, qat_model **out, qat_error *err)

@@ -45,6 +45,7 @@ typedef struct run {
     qat_pruner *pruner; /* NULL: [prune] method = none */
     qat_prune_schedule prune_sched;
     int regularize; /* some layer has an L1/L2 penalty */
+    int resume;
 } run;
 
 /* What the model learns from the training split before the first step:
@@ -82,6 +83,45 @@ static qat_status prepare_inputs(run *r, qat_error *err)
     return QAT_OK;
 }
 
+/* [train] init: the model starts from that checkpoint (not on a resume,
+ * which restores the run's own). *keep gets a pruned checkpoint's masks. */
+static qat_status init_model(run *r, float **keep, qat_error *err)
+{
+    const qat_config *c = r->cfg;
+    if (!c->train.init[0] || r->resume)
+        return QAT_OK;
+    size_t np;
+    qat_model_params(r->model, &np);
+    *keep = malloc((np + 1) * sizeof **keep);
+    if (!*keep)
+        return qat_fail(err, QAT_ENOMEM, "out of memory");
+    qat_init_report rep;
+    qat_status st = qat_model_init_from(r->model, c->train.init, c->train.init_strict,
+                                        r->quiet ? NULL : stdout, *keep, &rep, err);
+    if (st != QAT_OK || !rep.held) {
+        free(*keep);
+        *keep = NULL;
+    }
+    return st;
+}
+
+/* What a pruned init checkpoint pruned stays pruned: the run's own pruner
+ * starts from its masks, or, when this config prunes nothing, a pruner that
+ * only holds them (and on a resume gets them back from the checkpoint). */
+static qat_status hold_masks(run *r, const float *keep, qat_error *err)
+{
+    if (keep && r->pruner) {
+        qat_pruner_hold(r->pruner, keep);
+        return QAT_OK;
+    }
+    char path[4200];
+    snprintf(path, sizeof path, "%s/checkpoint.h5", r->dir);
+    if (r->pruner || r->cfg->train.mode != QAT_MODE_QAT ||
+        !(keep || (r->resume && r->cfg->train.init[0] && qat_checkpoint_has(path, "prune_state"))))
+        return QAT_OK;
+    return qat_pruner_create_hold(r->model, keep, &r->pruner, err);
+}
+
 static qat_status setup(run *r, qat_error *err)
 {
     const qat_config *c = r->cfg;
@@ -95,6 +135,9 @@ static qat_status setup(run *r, qat_error *err)
         (st = qat_tape_create(r->team, &r->tape, err)) ||
         (st = qat_model_create(c, &r->model, err)))
         return st;
+    float *keep = NULL; /* a pruned init checkpoint's masks */
+    if ((st = init_model(r, &keep, err)) != QAT_OK)
+        return st;
     qat_optim_config oc;
     qat_optim_config_defaults(&oc, (qat_optim_kind)c->train.optimizer);
     oc.momentum = c->train.momentum;
@@ -107,10 +150,14 @@ static qat_status setup(run *r, qat_error *err)
     int nsegs;
     qat_model_params(r->model, &np);
     const qat_param_seg *segs = qat_model_segments(r->model, &nsegs);
-    if ((st = qat_optim_create(&oc, np, segs, nsegs, &r->opt, err)))
+    if ((st = qat_optim_create(&oc, np, segs, nsegs, &r->opt, err))) {
+        free(keep);
         return qat_error_prefix(err, "%s: [train]", c->path);
-    if ((st = prepare_inputs(r, err)) != QAT_OK)
+    }
+    if ((st = prepare_inputs(r, err)) != QAT_OK) {
+        free(keep);
         return st;
+    }
     r->steps_per_epoch = (long)((r->train->n + (uint32_t)c->train.batch_size - 1) /
                                 (uint32_t)c->train.batch_size);
     long spe = r->steps_per_epoch;
@@ -123,23 +170,35 @@ static qat_status setup(run *r, qat_error *err)
     r->quant_from_step = (long)llround(c->quant.delay_epochs * spe);
     if (c->quant.delay_steps > r->quant_from_step)
         r->quant_from_step = c->quant.delay_steps;
-    if ((st = qat_lr_schedule_check(&r->sched, err)))
+    if ((st = qat_lr_schedule_check(&r->sched, err))) {
+        free(keep);
         return qat_error_prefix(err, "%s: [train] lr_schedule = %s", c->path,
                                 qat_lr_kind_name(r->sched.kind));
+    }
     int B = c->train.batch_size, C = qat_model_num_outputs(r->model);
-    if ((st = qat_batch_alloc(&r->batch, r->train, B, err)) != QAT_OK)
+    if ((st = qat_batch_alloc(&r->batch, r->train, B, err)) != QAT_OK) {
+        free(keep);
         return st;
+    }
     r->order = malloc((size_t)r->train->n * sizeof *r->order);
     r->onehot = malloc((size_t)B * (size_t)C * sizeof(float));
     r->epoch_seconds = calloc((size_t)c->train.epochs, sizeof(double));
-    if (!r->order || !r->onehot || !r->epoch_seconds)
+    if (!r->order || !r->onehot || !r->epoch_seconds) {
+        free(keep);
         return qat_fail(err, QAT_ENOMEM, "out of memory for batch buffers");
+    }
     qat_rng_seed(&r->meta.shuffle, (uint64_t)c->train.seed, 1);
     qat_rng_seed(&r->meta.dropout, (uint64_t)c->train.seed, 2);
     /* pruning masks ride along in every checkpoint */
     if (c->prune.method != QAT_PRUNE_NONE &&
         ((st = qat_prune_schedule_resolve(c, spe, spe * c->train.epochs, &r->prune_sched, err)) ||
-         (st = qat_pruner_create(r->model, &r->prune_sched, &r->pruner, err))))
+         (st = qat_pruner_create(r->model, &r->prune_sched, &r->pruner, err)))) {
+        free(keep);
+        return st;
+    }
+    st = hold_masks(r, keep, err);
+    free(keep);
+    if (st != QAT_OK)
         return st;
     r->meta.prune_state = qat_pruner_state(r->pruner, &r->meta.prune_count);
     r->regularize = qat_regularize_active(c);
@@ -487,6 +546,15 @@ qat_status qat_train(const qat_config *cfg, const qat_train_opts *opts, qat_trai
         return qat_fail(err, QAT_ENOMEM, "out of memory");
     r->cfg = cfg;
     r->quiet = opts && opts->quiet;
+    r->resume = opts && opts->resume;
+    int ptq = cfg->train.mode == QAT_MODE_PTQ;
+    if (ptq && r->resume) {
+        free(r);
+        return qat_fail(err, QAT_EINVAL,
+                        "%s: [train] mode = ptq: a post-training quantization run trains "
+                        "nothing, so there is nothing to resume; run it again",
+                        cfg->path);
+    }
     r->threads = cfg->train.threads ? cfg->train.threads : online_cores();
     if (opts && opts->out_dir)
         snprintf(r->dir, sizeof r->dir, "%s", opts->out_dir);
@@ -520,9 +588,9 @@ qat_status qat_train(const qat_config *cfg, const qat_train_opts *opts, qat_trai
         st = setup(r, err);
     if (st == QAT_OK && opts && opts->resume)
         st = restore(r, err);
-    if (st == QAT_OK)
+    if (st == QAT_OK && !ptq)
         st = open_metrics(r, err);
-    if (st == QAT_OK && !(opts && opts->quiet)) {
+    if (st == QAT_OK && !ptq && !(opts && opts->quiet)) {
         if (r->meta.epoch > 0)
             printf("qat-train: resuming %s after epoch %d (step %ld)\n", r->dir, r->meta.epoch,
                    r->meta.step);
@@ -536,7 +604,7 @@ qat_status qat_train(const qat_config *cfg, const qat_train_opts *opts, qat_trai
                cfg->quant.activation_bits);
         fflush(stdout);
     }
-    if (st == QAT_OK)
+    if (st == QAT_OK && !ptq)
         st = run_epochs(r, opts ? opts->stop_after : 0, err);
     if (st == QAT_EINTERNAL && opts && opts->stop_after == r->meta.epoch) {
         teardown(r);
@@ -551,7 +619,8 @@ qat_status qat_train(const qat_config *cfg, const qat_train_opts *opts, qat_trai
     r->pub = (qat_trained){.cfg = cfg, .dir = r->dir, .threads = r->threads,
                            .model = r->model, .tape = r->tape, .train = r->train,
                            .test = &r->data.test, .val = r->data.has_val ? &r->data.val : NULL,
-                           .epoch_seconds = r->epoch_seconds};
+                           .epoch_seconds = r->epoch_seconds,
+                           .epochs = ptq ? 0 : cfg->train.epochs};
     *out = &r->pub;
     return QAT_OK;
 }

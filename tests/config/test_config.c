@@ -129,6 +129,83 @@ Test(config, resolved_write_round_trips)
     free(b);
 }
 
+/* Written with only the layers' own [quant] keys, a config reads back the
+ * same, and then a [quant] override reaches every layer but the ones that
+ * set the key themselves (and the logits keep output_bits). */
+Test(config, minimal_write_round_trips_and_lets_quant_overrides_through)
+{
+    qat_config *a = malloc(sizeof *a), *b = malloc(sizeof *b), *r = malloc(sizeof *r);
+    qat_error e;
+    cr_assert_eq(parse(base, a, &e), QAT_OK);
+    char *full = NULL, *min = NULL;
+    size_t flen = 0, mlen = 0;
+    FILE *f = open_memstream(&full, &flen);
+    qat_config_write(f, a);
+    fclose(f);
+    cr_assert_eq(qat_config_parse(full, flen, "t.ini", NULL, 0, r, &e), QAT_OK, "%s", e.msg);
+    f = open_memstream(&min, &mlen);
+    qat_config_write_minimal(f, r); /* from a resolved config, as checkpoints store it */
+    fclose(f);
+    cr_assert(strstr(min, "[layer.fc2]\ntype = linear") && strstr(min, "weight_bits = 8"), "%s",
+              min);
+    cr_assert_eq(qat_config_parse(min, mlen, "t.ini", NULL, 0, b, &e), QAT_OK, "%s\n%s", e.msg,
+                 min);
+    char *again = NULL;
+    size_t alen = 0;
+    f = open_memstream(&again, &alen);
+    qat_config_write(f, b);
+    fclose(f);
+    cr_assert_str_eq(again, full, "the same resolved config");
+    const char *sets[] = {"quant.weight_bits=3", "quant.activation_bits=6"};
+    cr_assert_eq(qat_config_parse(min, mlen, "t.ini", sets, 2, b, &e), QAT_OK, "%s", e.msg);
+    cr_assert_eq(b->layers[0].quant.weight_bits, 3, "fc1 inherits [quant]");
+    cr_assert_eq(b->layers[1].quant.weight_bits, 8, "fc2 set its own");
+    cr_assert_eq(b->layers[0].quant.activation_bits, 6);
+    cr_assert_eq(b->layers[1].quant.activation_bits, 8, "the logits keep output_bits");
+    free(full);
+    free(min);
+    free(again);
+    free(a);
+    free(b);
+    free(r);
+}
+
+Test(config, train_mode_init_and_ptq_keys)
+{
+    qat_config *c = malloc(sizeof *c);
+    qat_error e;
+    cr_assert_eq(parse(base, c, &e), QAT_OK);
+    cr_assert_eq(c->train.mode, QAT_MODE_QAT);
+    cr_assert_str_eq(c->train.init, "");
+    cr_assert_eq(c->train.init_strict, 1);
+    cr_assert_eq(c->ptq.calibration_images, 1000);
+    cr_assert(!c->ptq.bias_correction && !c->ptq.adaround && !c->ptq.bn_reestimate);
+    const char *sets[] = {"train.mode=ptq", "train.init=runs/x/checkpoint.h5",
+                          "ptq.adaround=true", "ptq.adaround_iterations=50",
+                          "quant.weight_observer=mse"};
+    cr_assert_eq(qat_config_parse(base, strlen(base), "t.ini", sets, 4, c, &e), QAT_OK, "%s",
+                 e.msg);
+    cr_assert_eq(c->train.mode, QAT_MODE_PTQ);
+    cr_assert_str_eq(c->train.init, "runs/x/checkpoint.h5");
+    cr_assert_eq(c->ptq.adaround_iterations, 50);
+    cr_assert_eq(qat_config_parse(base, strlen(base), "t.ini", sets + 4, 1, c, &e), QAT_OK);
+    cr_assert_eq(c->layers[0].quant.weight_observer, QAT_OBS_MSE);
+    free(c);
+}
+
+Test(config_errors, ptq_needs_a_checkpoint_and_quantization)
+{
+    const char *a[] = {"train.mode=ptq"};
+    expect_error(base, a, 1, "--set train.mode=ptq", "[train] init");
+    const char *b[] = {"train.mode=ptq", "train.init=x.h5", "quant.enabled=false"};
+    expect_error(base, b, 3, "--set quant.enabled=false", "mode = ptq");
+    const char *c[] = {"train.mode=ptq", "train.init=x.h5", "ptq.adaround=true",
+                       "layer.fc2.weight_observer=percentile"};
+    expect_error(base, c, 4, "layer.fc2.weight_observer=percentile", "adaround");
+    const char *d[] = {"ptq.calibration_images=0"};
+    expect_error(base, d, 1, "calibration_images", "[1, ");
+}
+
 Test(config_errors, empty_file) { expect_error("", NULL, 0, "t.ini", "no [section]"); }
 Test(config_errors, only_comments) { expect_error("# nothing\n\n", NULL, 0, "t.ini", "no [section]"); }
 Test(config_errors, binary_bytes) { expect_error("[train]\nepochs = \x01\x02\n", NULL, 0, "t.ini:2", "control byte"); }
@@ -225,7 +302,7 @@ Test(config_errors, per_channel_activations_rejected_at_their_line)
     expect_error("[layer.fc]\ntype=linear\nout_features=10\nactivation_granularity=per_channel\n",
                  NULL, 0, "t.ini:4", "[layer.fc] activation_granularity");
 }
-Test(config_errors, unknown_observer) { expect_error("[quant]\nactivation_observer = histogram\n[layer.a]\ntype=flatten\n", NULL, 0, "t.ini:2", "minmax, ema, percentile"); }
+Test(config_errors, unknown_observer) { expect_error("[quant]\nactivation_observer = histogram\n[layer.a]\ntype=flatten\n", NULL, 0, "t.ini:2", "minmax, ema, percentile, mse"); }
 Test(config_errors, percentile_zero_or_above_100)
 {
     expect_error("[quant]\npercentile = 0\n[layer.a]\ntype=flatten\n", NULL, 0, "t.ini:2", "(0, 100]");

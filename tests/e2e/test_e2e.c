@@ -21,13 +21,13 @@ static void make_tmp(void)
 
 static void load_cfg(const char *rel, const char *const *extra, int nextra, qat_config *cfg)
 {
-    QAT_ASSERT(nextra <= 12);
+    QAT_ASSERT(nextra <= 16);
     const char *root = getenv("QAT_SOURCE_ROOT");
     cr_assert_not_null(root, "run through meson test");
     char path[1024], data[1024];
     snprintf(path, sizeof path, "%s/%s", root, rel);
     snprintf(data, sizeof data, "data.dir=%s/datasets/mnist-subset", root);
-    const char *sets[16] = {data, "train.progress=false", "train.threads=2"};
+    const char *sets[20] = {data, "train.progress=false", "train.threads=2"};
     int n = 3;
     for (int i = 0; i < nextra; i++)
         sets[n++] = extra[i];
@@ -221,4 +221,63 @@ Test(e2e, fashion_resnet8_config_trains_quantized, .timeout = 300)
 Test(e2e, fashion_dscnn_config_trains_quantized, .timeout = 300)
 {
     graph_smoke("configs/fashion_dscnn.ini");
+}
+
+/* Post-training quantization changes weights and biases after training
+ * (AdaRound writes its rounding into them, bias correction moves the
+ * biases): the integer model must still compute what the PTQ fake-quant
+ * forward computes, code for code, under each scheme. One float CNN (with
+ * batchnorm, folded and then compensated) is quantized several ways. */
+Test(e2e, ptq_export_runtime_agree_exactly, .timeout = 600)
+{
+    static const char *const combos[][6] = {
+        {"quant.weight_bits=4", "ptq.adaround=true", "ptq.bias_correction=true", NULL},
+        {"quant.weight_bits=3", "quant.weight_scheme=asymmetric", "ptq.adaround=true", NULL},
+        {"quant.weight_bits=4", "quant.weight_granularity=per_tensor", "ptq.adaround=true",
+         "quant.activation_bits=4", NULL},
+        {"quant.weight_observer=mse", "quant.activation_observer=mse", "quant.weight_bits=2",
+         "ptq.bias_correction=true", NULL},
+        {"quant.weight_observer=ema", "ptq.adaround=true", "ptq.bias_correction=true", NULL},
+    };
+    const char *net[] = {"train.epochs=1", "data.train_limit=1200", "data.test_limit=100",
+                         "layer.conv1.out_channels=6", "layer.conv2.out_channels=5",
+                         "layer.fc1.in_features=245", "layer.fc1.out_features=12",
+                         "layer.conv2.batchnorm=true"};
+    make_tmp();
+    char fl[300];
+    snprintf(fl, sizeof fl, "%s/float", tmpdir);
+    const char *x[12];
+    memcpy(x, net, sizeof net);
+    x[8] = "quant.enabled=false";
+    qat_config *cfg = malloc(sizeof *cfg);
+    load_cfg("configs/mnist_cnn.ini", x, 9, cfg);
+    qat_train_opts o = {.out_dir = fl, .quiet = 1};
+    qat_error e;
+    cr_assert_eq(qat_run(cfg, &o, &e), QAT_OK, "%s", e.msg);
+    char init[400];
+    snprintf(init, sizeof init, "train.init=%s/checkpoint.h5", fl);
+    for (size_t k = 0; k < sizeof combos / sizeof combos[0]; k++) {
+        const char *extra[20];
+        int n = 0;
+        for (int j = 0; j < 8; j++)
+            extra[n++] = net[j];
+        extra[n++] = "train.mode=ptq";
+        extra[n++] = init;
+        extra[n++] = "ptq.calibration_images=300";
+        extra[n++] = "ptq.adaround_iterations=60";
+        for (int j = 0; combos[k][j]; j++)
+            extra[n++] = combos[k][j];
+        char out[300];
+        snprintf(out, sizeof out, "%s/ptq%zu", tmpdir, k);
+        load_cfg("configs/mnist_cnn.ini", extra, n, cfg);
+        qat_train_opts p = {.out_dir = out, .quiet = 1};
+        cr_assert_eq(qat_run(cfg, &p, &e), QAT_OK, "combo %zu: %s", k, e.msg);
+        qat_dataset test;
+        cr_assert_eq(qat_mnist_load(cfg->data.dir, "t10k", 10, 100, &test, &e), QAT_OK);
+        double fq, rt;
+        int differ = compare_all(out, &test, &fq, &rt);
+        cr_assert_eq(differ, 0, "combo %zu (%s ...): %d images differ", k, combos[k][1], differ);
+        qat_dataset_free(&test);
+    }
+    free(cfg);
 }

@@ -7,6 +7,7 @@
 #include "../ops/gradcheck_util.h"
 #include "qat/fixedpoint.h"
 #include "qat/quant.h"
+#include "qat/rng.h"
 
 Test(qparams, ranges_for_every_bit_width)
 {
@@ -122,6 +123,84 @@ Test(observer, percentile_of_activations_by_histogram)
     cr_assert_eq(lo, 0.0f);
     qat_values_range(x, 10000, QAT_OBS_MINMAX, 99.0f, &lo, &hi);
     cr_assert_eq(hi, 1000.0f);
+}
+
+/* sum (x - dequant(quant(x)))^2 with the quantizer's own rounding. */
+static double mse_of(const float *x, size_t n, qat_qparams p)
+{
+    double e = 0;
+    for (size_t i = 0; i < n; i++) {
+        int32_t q = qat_fp_quantize(x[i], p.scale, p.zero_point, p.qmin, p.qmax);
+        double d = x[i] - p.scale * (double)(q - p.zero_point);
+        e += d * d;
+    }
+    return e;
+}
+
+Test(observer, mse_weight_range_is_the_grids_best_per_channel)
+{
+    enum { C = 3, K = 257 }; /* a tail the vector lanes do not cover */
+    float w[C * K], lo[C], hi[C];
+    qat_rng r;
+    qat_rng_seed(&r, 5, 1);
+    for (int i = 0; i < C * K; i++)
+        w[i] = 0.1f * qat_rng_normal(&r);
+    w[7] = 1.5f; /* an outlier: clipping it pays off */
+    for (int k = 0; k < K; k++)
+        w[2 * K + k] = 0.0f; /* a pruned channel */
+    qat_weight_ranges_mse(w, C, K, 1, 4, QAT_SCHEME_SYMMETRIC, lo, hi);
+    cr_assert_eq(lo[2], 0.0f);
+    cr_assert_eq(hi[2], 0.0f);
+    for (int c = 0; c < 2; c++) {
+        const float *row = w + c * K;
+        float a = 0, b = 0;
+        for (int k = 0; k < K; k++) {
+            a = fminf(a, row[k]);
+            b = fmaxf(b, row[k]);
+        }
+        double chosen = mse_of(row, K, qat_weight_qparams_from_range(lo[c], hi[c], 4,
+                                                                     QAT_SCHEME_SYMMETRIC));
+        int on_grid = 0;
+        for (int j = 0; j < QAT_MSE_GRID; j++) {
+            float t = qat_mse_grid_ratio(j);
+            on_grid |= lo[c] == t * a && hi[c] == t * b;
+            double e = mse_of(row, K, qat_weight_qparams_from_range(t * a, t * b, 4,
+                                                                    QAT_SCHEME_SYMMETRIC));
+            cr_assert_leq(chosen, e * (1 + 1e-6), "row %d: ratio %g beats the chosen one", c,
+                          (double)t);
+        }
+        cr_assert(on_grid, "row %d: [%g, %g] is not on the grid", c, (double)lo[c], (double)hi[c]);
+    }
+    cr_assert_lt(hi[0], 0.9f * 1.5f, "the outlier is clipped (%g)", (double)hi[0]);
+    /* per tensor: one range over all values */
+    float lt, ht;
+    qat_weight_ranges_mse(w, C, K, 0, 4, QAT_SCHEME_ASYMMETRIC, &lt, &ht);
+    cr_assert(ht > 0 && ht <= 1.5f && lt < 0);
+}
+
+Test(observer, mse_activation_range_clips_a_long_tail)
+{
+    enum { N = 20000 };
+    static float x[N];
+    qat_rng r;
+    qat_rng_seed(&r, 9, 1);
+    float mx = 0;
+    for (int i = 0; i < N; i++) { /* relu'd Laplacian: a long tail */
+        float u = qat_rng_uniform(&r);
+        x[i] = u < 0.5f ? 0.0f : -logf(2.0f * (1.0f - u) + 1e-12f);
+        mx = fmaxf(mx, x[i]);
+    }
+    float lo, hi;
+    qat_values_range_mse(x, N, 4, QAT_SCHEME_ASYMMETRIC, &lo, &hi);
+    cr_assert_eq(lo, 0.0f);
+    cr_assert_lt(hi, 0.8f * mx, "4 bits: the tail is clipped (max %g, chosen %g)", (double)mx,
+                 (double)hi);
+    double chosen = mse_of(x, N, qat_qparams_from_range(lo, hi, 4, QAT_SCHEME_ASYMMETRIC));
+    double full = mse_of(x, N, qat_qparams_from_range(0, mx, 4, QAT_SCHEME_ASYMMETRIC));
+    cr_assert_lt(chosen, full);
+    /* at 8 bits the same values keep (almost) their whole range */
+    qat_values_range_mse(x, N, 8, QAT_SCHEME_ASYMMETRIC, &lo, &hi);
+    cr_assert_gt(hi, 0.5f * mx);
 }
 
 Test(observer, minmax_keeps_extremes_ema_blends)
@@ -282,10 +361,12 @@ Test(requant, range_reports_real_values_after_relu)
     float scale[2] = {0.01f, 0.1f};
     qat_tape *t = tape();
     float lo, hi;
-    qat_acc_range(t, &at, NULL, scale, 1000, 0, QAT_OBS_EMA, 100, &lo, &hi);
+    qat_quant_cfg qc = {.activation_observer = QAT_OBS_EMA, .percentile = 100,
+                        .activation_bits = 8, .activation_scheme = QAT_SCHEME_ASYMMETRIC};
+    qat_acc_range(t, &at, NULL, scale, 1000, 0, &qc, &lo, &hi);
     cr_assert_float_eq(lo, -1.0f, 1e-6);
     cr_assert_float_eq(hi, 5.0f, 1e-6);
-    qat_acc_range(t, &at, NULL, scale, 1000, 1, QAT_OBS_EMA, 100, &lo, &hi);
+    qat_acc_range(t, &at, NULL, scale, 1000, 1, &qc, &lo, &hi);
     cr_assert_eq(lo, 0.0f);
     qat_tape_destroy(t);
 }

@@ -418,6 +418,57 @@ Test(sweep_run, sensitivity_table_is_the_drop_from_the_base_run, .timeout = 240)
     }
 }
 
+/* Float, PTQ and a QAT fine-tune from one float checkpoint, side by side:
+ * every PTQ run quantizes the same float model (its float accuracy is the
+ * float run's) without training, and the methods table lines them up. */
+Test(sweep_run, methods_compare_ptq_and_qat_from_one_checkpoint, .timeout = 240)
+{
+    char cfg[256], fl[256], out[256], p[512];
+    snprintf(cfg, sizeof cfg, "%s/base.ini", dir);
+    snprintf(fl, sizeof fl, "%s/float", dir);
+    const char *targs[] = {cfg, "--set", "quant.enabled=false", "--out", fl, "--quiet", NULL};
+    cr_assert_eq(tc_run_tool("qat-train", targs, NULL, errlog, NULL), 0);
+    char text[1024];
+    snprintf(text, sizeof text,
+             "[sweep]\nbase = base.ini\n[set.train]\ninit = %s/checkpoint.h5\n"
+             "[set.ptq]\ncalibration_images = 200\n[grid.quant]\nweight_bits = 4, 8\n"
+             "[methods]\nptq = train.mode=ptq\nptq_bc = train.mode=ptq "
+             "ptq.bias_correction=true\nqat = train.mode=qat\n",
+             fl);
+    fx_write(dir, "m.ini", text);
+    char sw[256];
+    snprintf(sw, sizeof sw, "%s/m.ini", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    const char *args[] = {sw, "--out", out, "--jobs", "2", "--no-plots", NULL};
+    cr_assert_eq(sweep(args), 0, "%s", err_text);
+    qat_sweep_outcome f, o;
+    snprintf(p, sizeof p, "%s/summary.json", fl);
+    cr_assert_eq(qat_sweep_read_summary(p, &f, NULL), QAT_OK);
+    const char *ptq_runs[] = {"w4_ptq", "w4_ptq_bc", "w8_ptq", "w8_ptq_bc"};
+    for (int i = 0; i < 4; i++) {
+        summary_of(out, ptq_runs[i], &o);
+        cr_assert_float_eq(o.float_acc, f.float_acc, 1e-9, "%s quantizes the float model",
+                           ptq_runs[i]);
+        cr_assert_eq(o.agreement, 1.0, "%s", ptq_runs[i]);
+        cr_assert(isnan(o.train_seconds) && o.ptq_seconds > 0, "%s trains nothing", ptq_runs[i]);
+    }
+    summary_of(out, "w4_qat", &o);
+    cr_assert(o.train_seconds > 0 && isnan(o.ptq_seconds));
+    csv c;
+    snprintf(p, sizeof p, "%s/results.csv", out);
+    csv_load(p, &c);
+    cr_assert_str_eq(cell(&c, "w8_ptq_bc", "method"), "ptq_bc");
+    csv_free(&c);
+    snprintf(p, sizeof p, "%s/results.md", out);
+    char *md = fx_read(p), row[128];
+    summary_of(out, "w8_qat", &o);
+    snprintf(row, sizeof row, "| quant.weight_bits | float | ptq | ptq_bc | qat |");
+    cr_assert(strstr(md, row), "'%s' not in\n%s", row, md);
+    snprintf(row, sizeof row, "| 8 | %.2f |", 100 * f.float_acc);
+    cr_assert(strstr(md, row), "'%s' not in\n%s", row, md);
+    free(md);
+}
+
 Test(sweep_run, command_line_errors_exit_2_with_a_clear_message)
 {
     char sw[256];

@@ -323,6 +323,79 @@ Test(sweep_spec, one_key_in_one_place)
                  "--set quant.weight_bits=4: the sweep");
 }
 
+Test(sweep_spec, methods_cross_the_grid_as_its_fastest_axis)
+{
+    qat_sweep *sw = load_ok("[sweep]\nbase = base.ini\n[grid.quant]\nweight_bits = 2, 8\n"
+                            "[methods]\nqat = train.lr=0.01\nfast = train.lr=0.1 train.epochs=2\n"
+                            "[runs]\nlone = train.seed=3\n",
+                            NULL, 0);
+    static const char *const names[] = {"w2_qat", "w2_fast", "w8_qat", "w8_fast", "lone"};
+    cr_assert_eq(sw->nruns, 5);
+    cr_assert_eq(sw->ngrid_runs, 4);
+    cr_assert_eq(sw->ngrid_keys, 2, "weight bits, then the method");
+    cr_assert_str_eq(sw->keys[1], QAT_SWEEP_METHOD_KEY);
+    cr_assert_str_eq(sw->keys[2], "train.seed", "then the keys of explicit runs");
+    for (int i = 0; i < 5; i++)
+        cr_assert_str_eq(sw->runs[i].name, names[i]);
+    cr_assert_str_eq(sw->runs[1].values[1], "fast");
+    cr_assert_str_eq(sw->runs[4].values[1], "", "explicit runs are not crossed");
+    static const char *const w8fast[] = {"quant.weight_bits=8", "train.lr=0.1", "train.epochs=2"};
+    expect_sets(&sw->runs[3], w8fast, 3);
+    qat_sweep_free(sw);
+    /* methods alone: one run each */
+    sw = load_ok(HEAD "[methods]\na = train.lr=0.01\nb = train.lr=0.02\n", NULL, 0);
+    cr_assert_eq(sw->nruns, 2);
+    cr_assert_str_eq(sw->runs[1].name, "b");
+    qat_sweep_free(sw);
+}
+
+Test(sweep_spec, bad_methods)
+{
+    expect_error(HEAD "[grid.quant]\nweight_bits = 2, 8\n[methods]\nm = quant.weight_bits=4\n",
+                 NULL, 0, 4, "[methods] set quant.weight_bits, which the grid varies");
+    expect_error(HEAD "[set.train]\nlr = 0.1\n[methods]\nm = train.lr=0.2\n", NULL, 0, 4,
+                 "also varies train.lr");
+    const char *sets[] = {"train.lr=0.3"};
+    expect_error(HEAD "[methods]\nm = train.lr=0.2\n", sets, 1, 0,
+                 "--set train.lr=0.3: the sweep");
+    expect_error(HEAD "[methods]\nplots = train.lr=0.2\n", NULL, 0, 4, "method names are folder");
+    expect_error(HEAD "[methods]\nm = train.mode=sometimes\n", NULL, 0, 4, "[train] mode");
+}
+
+/* The shipped PTQ-vs-QAT sweep: every grid point quantizes the one float
+ * checkpoint post-training with each compensation and fine-tunes it, the
+ * method varying fastest, and every run's resolved config says so. */
+Test(sweep_spec, shipped_ptq_vs_qat_sweep)
+{
+    const char *root = getenv("QAT_SOURCE_ROOT");
+    cr_assert(root, "QAT_SOURCE_ROOT is not set");
+    char p[512];
+    snprintf(p, sizeof p, "%s/configs/sweeps/mnist_cnn_ptq_vs_qat.ini", root);
+    qat_sweep *sw;
+    qat_error e;
+    cr_assert_eq(qat_sweep_load(p, NULL, 0, &sw, &e), QAT_OK, "%s", e.msg);
+    cr_assert_eq(sw->nruns, 24);
+    cr_assert_eq(sw->ngrid_keys, 3);
+    cr_assert_str_eq(sw->keys[2], QAT_SWEEP_METHOD_KEY);
+    static const char *const methods[] = {"ptq", "ptq_bc", "ptq_adaround", "qat"};
+    static const char *const want[] = {"mode = ptq\n", "mode = ptq\n", "mode = ptq\n",
+                                       "mode = qat\n"};
+    static const char *const comp[] = {"bias_correction = false\nadaround = false",
+                                       "bias_correction = true\nadaround = false",
+                                       "bias_correction = false\nadaround = true", NULL};
+    for (int i = 0; i < sw->nruns; i++) {
+        const qat_sweep_run *r = &sw->runs[i];
+        cr_assert_str_eq(r->values[2], methods[i % 4], "%s", r->name);
+        cr_assert(strstr(r->resolved, want[i % 4]), "%s", r->name);
+        cr_assert(strstr(r->resolved, "init = runs/mnist_cnn_float/checkpoint.h5\n"), "%s",
+                  r->name);
+        cr_assert(!comp[i % 4] || strstr(r->resolved, comp[i % 4]), "%s", r->name);
+    }
+    cr_assert_str_eq(sw->runs[0].name, "w2_a4_ptq");
+    cr_assert_str_eq(sw->runs[23].name, "w8_a8_qat");
+    qat_sweep_free(sw);
+}
+
 Test(sweep_spec, pareto_front)
 {
     /* cost, value: (1,50) (2,60) (2,55) (3,60) (4,70) (NaN) (0.5,40) (4,70) */
@@ -357,7 +430,8 @@ Test(sweep_spec, summary_reader)
              "  \"fakequant_accuracy\": 0.973,\n  \"int8_accuracy\": 0.9725,\n"
              "  \"agreement\": 0.999,\n  \"epoch_seconds\": [1.5, 2],\n"
              "  \"nested\": {\"int8_accuracy\": 0.1, \"x\": [1, {\"y\": 2}]},\n"
-             "  \"train_seconds\": 3.5,\n  \"model_bytes_int8\": 13016,\n  \"sparsity\": 0.5\n}\n");
+             "  \"train_seconds\": 3.5,\n  \"model_bytes_int8\": 13016,\n  \"sparsity\": 0.5,\n"
+             "  \"ptq_seconds\": 1.25\n}\n");
     char p[256];
     snprintf(p, sizeof p, "%s/s.json", dir);
     qat_sweep_outcome o;
@@ -370,9 +444,11 @@ Test(sweep_spec, summary_reader)
     cr_assert_float_eq(o.train_seconds, 3.5, 1e-12);
     cr_assert_float_eq(o.bytes_int8, 13016, 0);
     cr_assert_float_eq(o.sparsity, 0.5, 1e-12);
+    cr_assert_float_eq(o.ptq_seconds, 1.25, 1e-12);
     fx_write(dir, "s.json", "{\"int8_accuracy\": 0.9, \"fakequant_accuracy\": 0.9}");
     cr_assert_eq(qat_sweep_read_summary(p, &o, &e), QAT_OK, "%s", e.msg);
     cr_assert(isnan(o.sparsity), "no sparsity key: NaN (empty cell)");
+    cr_assert(isnan(o.ptq_seconds));
     fx_write(dir, "s.json", "{\"int8_accuracy\": 0.9, \"fakequant_accuracy\" 0.9}");
     cr_assert_eq(qat_sweep_read_summary(p, &o, &e), QAT_EINVAL);
     cr_assert(strstr(e.msg, "malformed JSON"), "%s", e.msg);
