@@ -14,6 +14,7 @@ NAMES(qat_optim_kind, QAT_OPT_RMSPROP, "sgd", "momentum", "nesterov", "adam", "a
 NAMES(qat_lr_kind, QAT_LR_COSINE, "constant", "step", "cosine");
 NAMES(qat_train_mode, QAT_MODE_PTQ, "qat", "ptq");
 NAMES(qat_loss_kind, QAT_LOSS_MSE, "cross_entropy", "mse");
+NAMES(qat_distill_loss, QAT_DISTILL_MSE, "kl", "mse");
 NAMES(qat_quant_scheme, QAT_SCHEME_ASYMMETRIC, "symmetric", "asymmetric");
 NAMES(qat_granularity, QAT_GRAN_PER_CHANNEL, "per_tensor", "per_channel");
 NAMES(qat_observer_kind, QAT_OBS_MSE, "minmax", "ema", "percentile", "mse");
