@@ -40,6 +40,7 @@ typedef struct run {
     qat_pruner *pruner; /* NULL: [prune] method = none */
     qat_prune_schedule prune_sched;
     int regularize; /* some layer has an L1/L2 penalty */
+    qat_teacher *teacher; /* NULL: no [distill] teacher */
     int resume;
 } run;
 
@@ -180,6 +181,9 @@ static qat_status setup(run *r, qat_error *err)
         return st;
     r->meta.prune_state = qat_pruner_state(r->pruner, &r->meta.prune_count);
     r->regularize = qat_regularize_active(c);
+    /* mode = ptq trains nothing, so it has nothing to distill into */
+    if (c->distill.teacher[0] && c->train.mode == QAT_MODE_QAT)
+        return qat_teacher_create(c, r->team, B, &r->teacher, err);
     return QAT_OK;
 }
 
@@ -195,6 +199,7 @@ static void teardown(run *r)
     free(r->resumed_rows);
     qat_optim_destroy(r->opt);
     qat_pruner_destroy(r->pruner);
+    qat_teacher_destroy(r->teacher);
     qat_model_destroy(r->model);
     qat_tape_destroy(r->tape);
     qat_team_destroy(r->team);
@@ -236,10 +241,11 @@ static qat_status check_finite(run *r, const float *v, size_t n, const char *kin
     return QAT_OK;
 }
 
-/* One optimizer step on images/labels; returns the data loss, the
+/* One optimizer step on images/labels; returns the data loss (with a
+ * teacher: blended with the distillation term, also given apart), the
  * regularisation penalty (apart) and the correct count. */
-static qat_status train_step(run *r, int n, double *loss, double *penalty, int *correct,
-                             qat_error *err)
+static qat_status train_step(run *r, int n, double *loss, double *distill, double *penalty,
+                             int *correct, qat_error *err)
 {
     const qat_config *c = r->cfg;
     qat_tape *t = r->tape;
@@ -263,6 +269,8 @@ static qat_status train_step(run *r, int n, double *loss, double *penalty, int *
     } else {
         l = qat_op_softmax_cross_entropy_smooth(t, logits, r->batch_lab, c->train.label_smoothing);
     }
+    if (r->teacher)
+        l = qat_teacher_loss(r->teacher, t, l, logits, r->batch_img, n, distill);
     *loss = l->data[0];
     *correct = 0;
     for (int i = 0; i < n; i++) {
@@ -326,7 +334,9 @@ static qat_status run_epochs(run *r, int stop_after, qat_error *err)
         qat_model_set_bn_frozen(r->model, qc->freeze_bn_epoch > 0 && e + 1 >= qc->freeze_bn_epoch);
         qat_progress pr;
         qat_progress_start(&pr, !c->train.progress || r->quiet);
-        double t0 = qat_clock_seconds(), loss_sum = 0, pen_sum = 0;
+        double t0 = qat_clock_seconds(), loss_sum = 0, pen_sum = 0, kd_sum = 0;
+        if (r->teacher)
+            qat_teacher_take_seconds(r->teacher);
         long correct = 0, seen = 0;
         for (uint32_t b = 0; b < r->train.n; b += (uint32_t)B) {
             int n = (int)(r->train.n - b < (uint32_t)B ? r->train.n - b : (uint32_t)B);
@@ -337,15 +347,16 @@ static qat_status run_epochs(run *r, int stop_after, qat_error *err)
                 qat_pruner_print_update(r->pruner, stdout, r->meta.step, r->steps_per_epoch);
                 fflush(stdout);
             }
-            double loss, pen = 0;
+            double loss, pen = 0, kd = 0;
             int ok;
-            qat_status st = train_step(r, n, &loss, &pen, &ok, err);
+            qat_status st = train_step(r, n, &loss, &kd, &pen, &ok, err);
             if (st != QAT_OK) {
                 qat_progress_end(&pr);
                 return st;
             }
             loss_sum += loss * n;
             pen_sum += pen * n;
+            kd_sum += kd * n;
             correct += ok;
             seen += n;
             qat_progress_update(&pr, e + 1, c->train.epochs, seen, (long)r->train.n,
@@ -353,6 +364,10 @@ static qat_status run_epochs(run *r, int stop_after, qat_error *err)
         }
         qat_progress_end(&pr);
         double secs = qat_clock_seconds() - t0;
+        /* the teacher's share of the epoch, per optimizer step */
+        double teacher_ms = r->teacher ? 1e3 * qat_teacher_take_seconds(r->teacher) /
+                                             (double)r->steps_per_epoch
+                                       : 0.0;
         r->epoch_seconds[e] = secs;
         double test_acc = qat_evaluate(r->model, r->tape, &r->test, 256, NULL);
         float lr = qat_lr_at(&r->sched, r->meta.step > 0 ? r->meta.step - 1 : 0);
@@ -365,6 +380,8 @@ static qat_status run_epochs(run *r, int stop_after, qat_error *err)
             fprintf(r->metrics, ",%.8g", pen_sum / seen);
         if (r->pruner)
             fprintf(r->metrics, ",%.6f", sp.sparsity);
+        if (r->teacher)
+            fprintf(r->metrics, ",%.6f,%.3f", kd_sum / seen, teacher_ms);
         fputc('\n', r->metrics);
         fflush(r->metrics);
         if (!r->quiet) {
@@ -376,6 +393,8 @@ static qat_status run_epochs(run *r, int stop_after, qat_error *err)
                 printf("  penalty %.4g", pen_sum / seen);
             if (r->pruner)
                 printf("  sparsity %.4f", sp.sparsity);
+            if (r->teacher)
+                printf("  distill %.4f  teacher %.2f ms/step", kd_sum / seen, teacher_ms);
             printf("\n");
         }
         fflush(stdout);
@@ -394,7 +413,8 @@ static qat_status run_epochs(run *r, int stop_after, qat_error *err)
     return QAT_OK;
 }
 
-/* + ",penalty" with regularisation, ",sparsity" with pruning */
+/* + ",penalty" with regularisation, ",sparsity" with pruning,
+ * ",distill_loss,teacher_ms_per_step" with a [distill] teacher */
 #define METRICS_HEADER                                                                           \
     "epoch,train_loss,train_accuracy,test_accuracy,lr,epoch_seconds,images_per_second"
 
@@ -444,8 +464,9 @@ static qat_status open_metrics(run *r, qat_error *err)
     r->metrics = fopen(path, "w");
     if (!r->metrics)
         return qat_fail(err, QAT_EIO, "%s: cannot write: %s", path, strerror(errno));
-    fprintf(r->metrics, "%s%s%s\n", METRICS_HEADER, r->regularize ? ",penalty" : "",
-            r->pruner ? ",sparsity" : "");
+    fprintf(r->metrics, "%s%s%s%s\n", METRICS_HEADER, r->regularize ? ",penalty" : "",
+            r->pruner ? ",sparsity" : "",
+            r->teacher ? ",distill_loss,teacher_ms_per_step" : "");
     if (r->resumed_rows)
         fputs(r->resumed_rows, r->metrics);
     fflush(r->metrics);
@@ -514,6 +535,12 @@ qat_status qat_train(const qat_config *cfg, const qat_train_opts *opts, qat_trai
                qat_optim_kind_name((qat_optim_kind)cfg->train.optimizer),
                cfg->quant.enabled ? "on" : "off", cfg->quant.weight_bits,
                cfg->quant.activation_bits);
+        if (r->teacher) {
+            const qat_distill_cfg *d = &cfg->distill;
+            printf("  distilling from %s (%d layers), loss %s, temperature %g, alpha %g\n",
+                   d->teacher, qat_teacher_config(r->teacher)->nlayers,
+                   qat_distill_loss_names[d->loss], (double)d->temperature, (double)d->alpha);
+        }
         fflush(stdout);
     }
     if (st == QAT_OK && !ptq)
