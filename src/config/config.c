@@ -130,7 +130,7 @@ static const qat_cfg_key distill_keys[] = {
     {"teacher", QAT_CFG_STRING, DI(teacher), "", 0, 0, 0, NULL, "checkpoint.h5 of the teacher (any architecture with the same input shape and classes; its config is stored inside); empty: no distillation"},
     {"temperature", QAT_CFG_FLOAT, DI(temperature), "4", 0, 100, QAT_CFG_MIN_EXCL, NULL, "kl: both sides' logits are divided by T before the softmax; the term is scaled by T^2"},
     {"alpha", QAT_CFG_FLOAT, DI(alpha), "0.5", 0, 1, 0, NULL, "loss = (1 - alpha) task + alpha distillation"},
-    {"loss", QAT_CFG_ENUM, DI(loss), "kl", 0, 0, 0, qat_distill_loss_names, "kl: KL(teacher || student) of the softened probabilities, times T^2; mse: mean squared difference of the logits"},
+    {"loss", QAT_CFG_ENUM, DI(loss), "kl", 0, 0, 0, qat_distill_loss_names, "kl: the KL divergence of the student's softened probabilities from the teacher's, times T^2; mse: the mean squared difference of the logits"},
 };
 #undef DI
 
