@@ -293,8 +293,10 @@ static qat_status plan(ptq_ctx *c, comp *cp, qat_error *err)
  * it (its own pass saw it before the correction). */
 static void bias_after(ptq_ctx *c, comp *cp, int k, qat_ptq_report *rep)
 {
+    if (k < 0) /* the first layer: nothing before it was corrected */
+        return;
     qat_ptq_layer_report *lr = &rep->layers[k];
-    if (k < 0 || !lr->bias_corrected)
+    if (!lr->bias_corrected)
         return;
     float *dv = malloc(((size_t)qat_model_layer(c->m, cp->L[k].index)->out_c + 1) * sizeof *dv);
     if (dv)
