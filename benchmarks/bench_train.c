@@ -1,7 +1,10 @@
 /* bench-train: training-step throughput of a config (default: the MNIST
  * CNN) at its batch size: forward + backward + optimizer update, per layer
  * and in total, float and fake-quant side by side in one run, plus the peak
- * RSS. Usage: bench-train [CONFIG] [--set k=v]... [--steps N] [--warmup N]
+ * RSS. With a [distill] teacher (--set distill.teacher=CKPT) the step also
+ * runs the teacher's forward and the distillation loss; the teacher's
+ * milliseconds per step get a row of their own.
+ * Usage: bench-train [CONFIG] [--set k=v]... [--steps N] [--warmup N]
  *             [--threads N] [--mode float|quant|both]
  * Data: the config's [data] dir if it holds MNIST, else the committed
  * subset (images only feed the kernels; their content does not matter). */
@@ -17,7 +20,7 @@
 #include "qat/train.h"
 
 typedef struct {
-    double step_s, opt_s, img_s;
+    double step_s, opt_s, img_s, teacher_s;
     double fwd[QAT_TAPE_MAX_TAGS], bwd[QAT_TAPE_MAX_TAGS];
 } result;
 
@@ -31,8 +34,11 @@ static int run(const qat_config *cfg, const qat_dataset *d, int threads, int ste
     qat_tape *t;
     qat_model *m;
     qat_optim *o;
+    qat_teacher *teacher = NULL;
     if (qat_team_create(threads, &team, &e) || qat_tape_create(team, &t, &e) ||
-        qat_model_create(&c, &m, &e)) {
+        qat_model_create(&c, &m, &e) ||
+        (c.distill.teacher[0] &&
+         qat_teacher_create(&c, team, c.train.batch_size, 0, &teacher, &e))) {
         fprintf(stderr, "bench-train: %s\n", e.msg);
         return 2;
     }
@@ -55,6 +61,8 @@ static int run(const qat_config *cfg, const qat_dataset *d, int threads, int ste
         if (s == warmup) {
             qat_tape_set_profiling(t, 1);
             opt_total = 0;
+            if (teacher)
+                qat_teacher_take_seconds(teacher);
             t0 = qat_clock_seconds();
         }
         for (int i = 0; i < B; i++)
@@ -67,6 +75,9 @@ static int run(const qat_config *cfg, const qat_dataset *d, int threads, int ste
         qat_tensor *y = qat_model_forward(m, t, img, B);
         qat_tensor *loss = qat_op_softmax_cross_entropy(t, y, lab);
         qat_tape_set_tag(t, -1); /* the forward clock stops here */
+        double kd;
+        if (teacher) /* timed apart: the teacher's forward is not the student's */
+            loss = qat_teacher_loss(teacher, t, loss, y, img, B, &kd);
         qat_tape_backward(t, loss);
         double a = qat_clock_seconds();
         qat_optim_step(o, params, grads, NULL, c.train.lr);
@@ -77,6 +88,8 @@ static int run(const qat_config *cfg, const qat_dataset *d, int threads, int ste
     res->step_s = el / steps;
     res->opt_s = opt_total / steps;
     res->img_s = (double)steps * B / el;
+    res->teacher_s = teacher ? qat_teacher_take_seconds(teacher) / steps : 0.0;
+    qat_teacher_destroy(teacher);
     free(img);
     free(lab);
     free(idx);
@@ -153,6 +166,11 @@ int main(int argc, char **argv)
     printf("%-10s", "optimizer");
     for (int k = 0; k < nm; k++)
         printf(" |        %7.3f        ", 1e3 * r[k].opt_s);
+    if (cfg->distill.teacher[0]) {
+        printf("\n%-10s", "teacher");
+        for (int k = 0; k < nm; k++)
+            printf(" |        %7.3f        ", 1e3 * r[k].teacher_s);
+    }
     printf("\n%-10s", "step");
     for (int k = 0; k < nm; k++)
         printf(" |        %7.3f        ", 1e3 * r[k].step_s);
@@ -160,6 +178,9 @@ int main(int argc, char **argv)
     for (int k = 0; k < nm; k++)
         printf("%s: %.0f images/s (one 60000-image epoch: %.1f s)\n", modes[k] ? "quant" : "float",
                r[k].img_s, 60000.0 / r[k].img_s);
+    for (int k = 0; k < nm && cfg->distill.teacher[0]; k++)
+        printf("%s: the teacher (%s) takes %.1f%% of the step\n", modes[k] ? "quant" : "float",
+               cfg->distill.teacher, 100.0 * r[k].teacher_s / r[k].step_s);
     if (nm == 2)
         printf("fake-quant overhead: %+.1f%% time per step\n",
                100.0 * (r[1].step_s / r[0].step_s - 1.0));

@@ -74,6 +74,11 @@ typedef enum qat_format_kind {
 } qat_format_kind;
 extern const char *const qat_format_kind_names[];
 
+/* Knowledge distillation's soft loss (src/train/distill.c): KL divergence
+ * between softened probabilities, scaled by T^2, or MSE between logits. */
+typedef enum qat_distill_loss { QAT_DISTILL_KL = 0, QAT_DISTILL_MSE } qat_distill_loss;
+extern const char *const qat_distill_loss_names[];
+
 typedef enum qat_quant_scheme { QAT_SCHEME_SYMMETRIC = 0, QAT_SCHEME_ASYMMETRIC } qat_quant_scheme;
 extern const char *const qat_quant_scheme_names[];
 
@@ -260,6 +265,15 @@ typedef struct qat_ptq_cfg {
     int bn_reestimate; /* re-estimate BN statistics on the quantized model first */
 } qat_ptq_cfg;
 
+/* Knowledge distillation ([distill]): the training loss becomes
+ * (1 - alpha) task + alpha distill, against a teacher checkpoint's logits. */
+typedef struct qat_distill_cfg {
+    char teacher[QAT_CFG_STR_MAX]; /* checkpoint.h5; "" : no distillation */
+    float temperature;             /* kl: softmax(z / T) on both sides, (0, 100] */
+    float alpha;                   /* weight of the distillation term, [0, 1] */
+    qat_distill_loss loss;
+} qat_distill_cfg;
+
 typedef struct qat_layer_cfg {
     char name[QAT_NAME_MAX];
     int line; /* of the section header in the config file */
@@ -304,6 +318,7 @@ typedef struct qat_config {
     qat_prune_cfg prune;
     qat_regularize_cfg regularize;
     qat_ptq_cfg ptq;
+    qat_distill_cfg distill;
     int nlayers;
     qat_layer_cfg layers[QAT_MAX_LAYERS];
 } qat_config;

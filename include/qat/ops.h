@@ -84,6 +84,12 @@ qat_tensor *qat_op_mse(qat_tape *t, qat_tensor *x, const float *target);
  * with beta = delta). target must outlive the step. */
 qat_tensor *qat_op_l1(qat_tape *t, qat_tensor *x, const float *target);
 qat_tensor *qat_op_huber(qat_tape *t, qat_tensor *x, const float *target, float delta);
+/* Knowledge distillation: T^2 times the batch mean of
+ * KL(softmax(teacher[n] / T) || softmax(x[n] / T)); teacher [N, C] floats
+ * (constants, copied: no gradient). For the MSE variant use qat_op_mse. */
+qat_tensor *qat_op_distill_kl(qat_tape *t, qat_tensor *x, const float *teacher, float temperature);
+/* (1 - alpha) a + alpha b of two one-element losses. */
+qat_tensor *qat_op_loss_blend(qat_tape *t, qat_tensor *a, qat_tensor *b, float alpha);
 /* sum_i x_i * w_i (a random projection turns any op into a scalar for
  * gradient checks). w has x->numel floats and must outlive the step. */
 qat_tensor *qat_op_dot_const(qat_tape *t, qat_tensor *x, const float *w);

@@ -88,6 +88,33 @@ typedef struct qat_init_report {
 qat_status qat_model_init_from(qat_model *m, const char *path, int strict, FILE *log,
                                float *keep, qat_init_report *rep, qat_error *err);
 
+/* ---- knowledge distillation (src/train/distill.c) ---------------------------------- */
+typedef struct qat_teacher qat_teacher;
+
+/* Loads student->distill.teacher (a checkpoint.h5, rebuilt from its stored
+ * config by qat_checkpoint_load_model) to run forward on batches of up to
+ * batch examples on team; inputs_float: the student's data are float32
+ * features (else uint8 pixels). A checkpoint that does not load, or a
+ * teacher whose input shape, input type or class count differs from the
+ * student's, is QAT_EINVAL naming student's config, [distill] teacher and
+ * the file. */
+qat_status qat_teacher_create(const qat_config *student, qat_team *team, int batch,
+                              int inputs_float, qat_teacher **out, qat_error *err);
+/* t may be NULL. */
+void qat_teacher_destroy(qat_teacher *t);
+/* The teacher's own configuration (the one stored in its checkpoint). */
+const qat_config *qat_teacher_config(const qat_teacher *t);
+/* Logits [n, classes] of the teacher (eval mode, no gradients) on n
+ * examples (the student's inputs); owned by t, valid until its next forward. */
+const float *qat_teacher_forward(qat_teacher *t, const void *inputs, int n);
+/* The step's loss (1 - alpha) task + alpha distill, recorded on tape, where
+ * distill compares logits with the teacher's on the same images ([distill]
+ * loss, temperature); *distill receives the distillation term alone. */
+qat_tensor *qat_teacher_loss(qat_teacher *t, qat_tape *tape, qat_tensor *task,
+                             qat_tensor *logits, const void *inputs, int n, double *distill);
+/* Seconds the teacher's forwards took since the last call. */
+double qat_teacher_take_seconds(qat_teacher *t);
+
 /* ---- checkpoints ---------------------------------------------------------------- */
 typedef struct qat_checkpoint_meta {
     int epoch;       /* epochs completed */

@@ -146,6 +146,15 @@ static const qat_cfg_key ptq_keys[] = {
 };
 #undef PT
 
+#define DI(f) offsetof(qat_distill_cfg, f)
+static const qat_cfg_key distill_keys[] = {
+    {"teacher", QAT_CFG_STRING, DI(teacher), "", 0, 0, 0, NULL, "checkpoint.h5 of the teacher (any architecture with the same input shape and classes; its config is stored inside); empty: no distillation"},
+    {"temperature", QAT_CFG_FLOAT, DI(temperature), "4", 0, 100, QAT_CFG_MIN_EXCL, NULL, "kl: both sides' logits are divided by T before the softmax; the term is scaled by T^2"},
+    {"alpha", QAT_CFG_FLOAT, DI(alpha), "0.5", 0, 1, 0, NULL, "loss = (1 - alpha) task + alpha distillation"},
+    {"loss", QAT_CFG_ENUM, DI(loss), "kl", 0, 0, 0, qat_distill_loss_names, "kl: the KL divergence of the student's softened probabilities from the teacher's, times T^2; mse: the mean squared difference of the logits"},
+};
+#undef DI
+
 #define L(f) offsetof(qat_layer_cfg, f)
 /* Per-layer pruning / regularisation overrides (conv2d, linear). prune and
  * target_sparsity stay "not set" (-1) unless written, so a layer without
@@ -220,8 +229,8 @@ static const type_schema type_schemas[] = {
     [QAT_LAYER_GLOBAL_AVGPOOL] = {NULL, 0, 1, 0},
 };
 
-static const char *const fixed_sections[] = {"data",  "augment",    "model", "train", "quant",
-                                             "prune", "regularize", "ptq",   NULL};
+static const char *const fixed_sections[] = {"data",  "augment",    "model", "train",   "quant",
+                                             "prune", "regularize", "ptq",   "distill", NULL};
 
 static int is_fixed(const char *name)
 {
@@ -566,6 +575,7 @@ static qat_status build(qat_ini *ini, const char *const *sets, int nsets, qat_co
     qat_cfg_defaults(prune_keys, COUNT(prune_keys), &cfg->prune);
     qat_cfg_defaults(regularize_keys, COUNT(regularize_keys), &cfg->regularize);
     qat_cfg_defaults(ptq_keys, COUNT(ptq_keys), &cfg->ptq);
+    qat_cfg_defaults(distill_keys, COUNT(distill_keys), &cfg->distill);
     if ((st = apply_fixed(ini, "data", data_keys, COUNT(data_keys), &cfg->data, err)) ||
         (st = apply_fixed(ini, "augment", augment_keys, COUNT(augment_keys), &cfg->augment,
                           err)) ||
@@ -574,7 +584,8 @@ static qat_status build(qat_ini *ini, const char *const *sets, int nsets, qat_co
         (st = apply_fixed(ini, "prune", prune_keys, COUNT(prune_keys), &cfg->prune, err)) ||
         (st = apply_fixed(ini, "regularize", regularize_keys, COUNT(regularize_keys),
                           &cfg->regularize, err)) ||
-        (st = apply_fixed(ini, "ptq", ptq_keys, COUNT(ptq_keys), &cfg->ptq, err)))
+        (st = apply_fixed(ini, "ptq", ptq_keys, COUNT(ptq_keys), &cfg->ptq, err)) ||
+        (st = apply_fixed(ini, "distill", distill_keys, COUNT(distill_keys), &cfg->distill, err)))
         return st;
     qat_ini_section *q = qat_ini_find(ini, "quant");
     if (q) {
@@ -595,7 +606,8 @@ static qat_status build(qat_ini *ini, const char *const *sets, int nsets, qat_co
         if (strncmp(s->name, "layer.", 6) != 0)
             return qat_fail(err, QAT_EINVAL,
                             "%s:%d: unknown section [%s] (valid: [data], [augment], [model], "
-                            "[train], [quant], [prune], [regularize], [ptq], [layer.<name>])",
+                            "[train], [quant], [prune], [regularize], [ptq], [distill], "
+                            "[layer.<name>])",
                             ini->path, s->line, s->name);
         if (cfg->nlayers == QAT_MAX_LAYERS)
             return qat_fail(err, QAT_EINVAL, "%s:%d: more than %d layers", ini->path, s->line,
@@ -689,6 +701,8 @@ static void write_config(FILE *f, const qat_config *cfg, int minimal)
     qat_cfg_write(f, regularize_keys, COUNT(regularize_keys), &cfg->regularize);
     fprintf(f, "\n[ptq]\n");
     qat_cfg_write(f, ptq_keys, COUNT(ptq_keys), &cfg->ptq);
+    fprintf(f, "\n[distill]\n");
+    qat_cfg_write(f, distill_keys, COUNT(distill_keys), &cfg->distill);
     for (int i = 0; i < cfg->nlayers; i++) {
         const qat_layer_cfg *l = &cfg->layers[i];
         const type_schema *ts = &type_schemas[l->type];
@@ -749,6 +763,7 @@ void qat_config_write_reference(FILE *f)
     reference_table(f, "prune", prune_keys, COUNT(prune_keys));
     reference_table(f, "regularize", regularize_keys, COUNT(regularize_keys));
     reference_table(f, "ptq", ptq_keys, COUNT(ptq_keys));
+    reference_table(f, "distill", distill_keys, COUNT(distill_keys));
     fprintf(f, "| `[layer.*]` | `type` | *required* | one of ");
     for (int c = 0; qat_layer_type_names[c]; c++)
         fprintf(f, "%s`%s`", c ? ", " : "", qat_layer_type_names[c]);

@@ -157,3 +157,92 @@ qat_tensor *qat_op_huber(qat_tape *t, qat_tensor *x, const float *target, float 
     QAT_ASSERT(delta > 0.0f);
     return robust_loss(t, x, target, delta);
 }
+
+/* ---- distillation --------------------------------------------------------- */
+typedef struct {
+    float *q;       /* the student's softened probabilities softmax(z / T), [N, C] */
+    float *p;       /* the teacher's, [N, C] */
+    float scale;    /* dL/dz = scale (q - p): T^2 / T / N */
+} kd_saved;
+
+static void kd_backward(qat_tape *t, const qat_node *n)
+{
+    qat_tensor *x = n->in[0];
+    if (!qat_needs_grad(x))
+        return;
+    const kd_saved *s = n->saved;
+    float g = n->out->grad[0] * s->scale;
+    float *dx = qat_tape_grad(t, x);
+    for (size_t i = 0; i < x->numel; i++)
+        dx[i] += g * (s->q[i] - s->p[i]);
+}
+
+/* log softmax(z / T) of one row into out (double for the sums). */
+static void log_softmax_t(const float *z, int C, double T, double *out)
+{
+    double m = z[0];
+    for (int c = 1; c < C; c++)
+        m = z[c] > m ? z[c] : m;
+    double se = 0.0;
+    for (int c = 0; c < C; c++)
+        se += exp(((double)z[c] - m) / T);
+    double lse = log(se);
+    for (int c = 0; c < C; c++)
+        out[c] = ((double)z[c] - m) / T - lse;
+}
+
+qat_tensor *qat_op_distill_kl(qat_tape *t, qat_tensor *x, const float *teacher, float temperature)
+{
+    QAT_ASSERT(x->ndim == 2 && temperature > 0.0f);
+    int N = x->shape[0], C = x->shape[1];
+    int one = 1;
+    qat_tensor *y = qat_tape_tensor(t, 1, &one);
+    int record = qat_tape_grad_enabled(t) && x->requires_grad;
+    kd_saved *s = record ? qat_tape_alloc(t, sizeof *s) : NULL;
+    double *lq = qat_tape_alloc(t, 2 * (size_t)C * sizeof(double)), *lp = lq + C;
+    if (s) {
+        s->q = qat_tape_alloc(t, x->numel * sizeof(float));
+        s->p = qat_tape_alloc(t, x->numel * sizeof(float));
+        s->scale = temperature / (float)N; /* T^2 (1 / T) (1 / N) */
+    }
+    double T = temperature, total = 0.0;
+    for (int i = 0; i < N; i++) {
+        log_softmax_t(x->data + (size_t)i * C, C, T, lq);
+        log_softmax_t(teacher + (size_t)i * C, C, T, lp);
+        for (int c = 0; c < C; c++) {
+            double p = exp(lp[c]);
+            total += p * (lp[c] - lq[c]);
+            if (s) {
+                s->q[(size_t)i * C + c] = (float)exp(lq[c]);
+                s->p[(size_t)i * C + c] = (float)p;
+            }
+        }
+    }
+    y->data[0] = (float)(T * T * total / N);
+    if (record)
+        qat_tape_record(t, kd_backward, y, s, 1, &x);
+    return y;
+}
+
+static void blend_backward(qat_tape *t, const qat_node *n)
+{
+    const float *alpha = n->saved;
+    float g = n->out->grad[0];
+    if (qat_needs_grad(n->in[0]))
+        qat_tape_grad(t, n->in[0])[0] += g * (1.0f - *alpha);
+    if (qat_needs_grad(n->in[1]))
+        qat_tape_grad(t, n->in[1])[0] += g * *alpha;
+}
+
+qat_tensor *qat_op_loss_blend(qat_tape *t, qat_tensor *a, qat_tensor *b, float alpha)
+{
+    QAT_ASSERT(a->numel == 1 && b->numel == 1);
+    int one = 1;
+    qat_tensor *y = qat_tape_tensor(t, 1, &one);
+    y->data[0] = (float)((1.0 - alpha) * a->data[0] + (double)alpha * b->data[0]);
+    float *saved = qat_tape_alloc(t, sizeof *saved);
+    *saved = alpha;
+    qat_tensor *in[2] = {a, b};
+    qat_tape_record(t, blend_backward, y, saved, 2, in);
+    return y;
+}

@@ -45,6 +45,7 @@ typedef struct run {
     qat_pruner *pruner; /* NULL: [prune] method = none */
     qat_prune_schedule prune_sched;
     int regularize; /* some layer has an L1/L2 penalty */
+    qat_teacher *teacher; /* NULL: no [distill] teacher */
     int resume;
 } run;
 
@@ -202,6 +203,10 @@ static qat_status setup(run *r, qat_error *err)
         return st;
     r->meta.prune_state = qat_pruner_state(r->pruner, &r->meta.prune_count);
     r->regularize = qat_regularize_active(c);
+    /* mode = ptq trains nothing, so it has nothing to distill into */
+    if (c->distill.teacher[0] && c->train.mode == QAT_MODE_QAT)
+        return qat_teacher_create(c, r->team, B, qat_dataset_type(r->train) == QAT_DATA_F32,
+                                  &r->teacher, err);
     return QAT_OK;
 }
 
@@ -216,6 +221,7 @@ static void teardown(run *r)
     free(r->resumed_rows);
     qat_optim_destroy(r->opt);
     qat_pruner_destroy(r->pruner);
+    qat_teacher_destroy(r->teacher);
     qat_model_destroy(r->model);
     qat_tape_destroy(r->tape);
     qat_team_destroy(r->team);
@@ -256,12 +262,13 @@ static qat_status check_finite(run *r, const float *v, size_t n, const char *kin
     return QAT_OK;
 }
 
-/* One optimizer step on the batch; returns the data loss, the
+/* One optimizer step on the batch; returns the data loss (with a teacher:
+ * blended with the distillation term, also given apart), the
  * regularisation penalty (apart) and the correct count (classification) or
  * the squared error summed over examples, averaged over outputs
  * (regression). */
-static qat_status train_step(run *r, int n, double *loss, double *penalty, int *correct,
-                             double *sq_err, qat_error *err)
+static qat_status train_step(run *r, int n, double *loss, double *distill, double *penalty,
+                             int *correct, double *sq_err, qat_error *err)
 {
     const qat_config *c = r->cfg;
     qat_tape *t = r->tape;
@@ -294,6 +301,8 @@ static qat_status train_step(run *r, int n, double *loss, double *penalty, int *
         l = qat_op_softmax_cross_entropy_smooth(t, logits, r->batch.labels,
                                                 c->train.label_smoothing);
     }
+    if (r->teacher)
+        l = qat_teacher_loss(r->teacher, t, l, logits, r->batch.inputs, n, distill);
     *loss = l->data[0];
     *correct = 0;
     *sq_err = 0;
@@ -363,7 +372,9 @@ static qat_status run_epochs(run *r, int stop_after, qat_error *err)
         qat_model_set_bn_frozen(r->model, qc->freeze_bn_epoch > 0 && e + 1 >= qc->freeze_bn_epoch);
         qat_progress pr;
         qat_progress_start(&pr, !c->train.progress || r->quiet);
-        double t0 = qat_clock_seconds(), loss_sum = 0, pen_sum = 0, sq_sum = 0;
+        double t0 = qat_clock_seconds(), loss_sum = 0, pen_sum = 0, sq_sum = 0, kd_sum = 0;
+        if (r->teacher)
+            qat_teacher_take_seconds(r->teacher);
         long correct = 0, seen = 0;
         uint32_t N = r->train->n;
         for (uint32_t b = 0; b < N; b += (uint32_t)B) {
@@ -376,15 +387,16 @@ static qat_status run_epochs(run *r, int stop_after, qat_error *err)
                 qat_pruner_print_update(r->pruner, stdout, r->meta.step, r->steps_per_epoch);
                 fflush(stdout);
             }
-            double loss, pen = 0, sq = 0;
+            double loss, pen = 0, sq = 0, kd = 0;
             int ok;
-            qat_status st = train_step(r, n, &loss, &pen, &ok, &sq, err);
+            qat_status st = train_step(r, n, &loss, &kd, &pen, &ok, &sq, err);
             if (st != QAT_OK) {
                 qat_progress_end(&pr);
                 return st;
             }
             loss_sum += loss * n;
             pen_sum += pen * n;
+            kd_sum += kd * n;
             correct += ok;
             sq_sum += sq;
             seen += n;
@@ -393,6 +405,10 @@ static qat_status run_epochs(run *r, int stop_after, qat_error *err)
         }
         qat_progress_end(&pr);
         double secs = qat_clock_seconds() - t0;
+        /* the teacher's share of the epoch, per optimizer step */
+        double teacher_ms = r->teacher ? 1e3 * qat_teacher_take_seconds(r->teacher) /
+                                             (double)r->steps_per_epoch
+                                       : 0.0;
         r->epoch_seconds[e] = secs;
         qat_eval ev;
         qat_status st = qat_evaluate_set(r->model, r->tape, r->eval, 256, NULL, NULL, &ev, err);
@@ -415,6 +431,8 @@ static qat_status run_epochs(run *r, int stop_after, qat_error *err)
             fprintf(r->metrics, ",%.8g", pen_sum / seen);
         if (r->pruner)
             fprintf(r->metrics, ",%.6f", sp.sparsity);
+        if (r->teacher)
+            fprintf(r->metrics, ",%.6f,%.3f", kd_sum / seen, teacher_ms);
         fputc('\n', r->metrics);
         fflush(r->metrics);
         if (!r->quiet) {
@@ -434,6 +452,8 @@ static qat_status run_epochs(run *r, int stop_after, qat_error *err)
                 printf("  penalty %.4g", pen_sum / seen);
             if (r->pruner)
                 printf("  sparsity %.4f", sp.sparsity);
+            if (r->teacher)
+                printf("  distill %.4f  teacher %.2f ms/step", kd_sum / seen, teacher_ms);
             printf("\n");
         }
         fflush(stdout);
@@ -453,7 +473,8 @@ static qat_status run_epochs(run *r, int stop_after, qat_error *err)
 }
 
 /* metrics.csv's header: the eval split is val with [data] val_fraction,
- * else test; + ",penalty" with regularisation, ",sparsity" with pruning */
+ * else test; + ",penalty" with regularisation, ",sparsity" with pruning,
+ * ",distill_loss,teacher_ms_per_step" with a [distill] teacher */
 static void metrics_header(const run *r, FILE *f)
 {
     const char *ev = r->data.has_val ? "val" : "test";
@@ -461,8 +482,8 @@ static void metrics_header(const run *r, FILE *f)
         fprintf(f, "epoch,train_loss,train_mse,%s_mse,%s_mae,%s_r2", ev, ev, ev);
     else
         fprintf(f, "epoch,train_loss,train_accuracy,%s_accuracy", ev);
-    fprintf(f, ",lr,epoch_seconds,images_per_second%s%s\n", r->regularize ? ",penalty" : "",
-            r->pruner ? ",sparsity" : "");
+    fprintf(f, ",lr,epoch_seconds,images_per_second%s%s%s\n", r->regularize ? ",penalty" : "",
+            r->pruner ? ",sparsity" : "", r->teacher ? ",distill_loss,teacher_ms_per_step" : "");
 }
 
 /* Column of epoch_seconds in a metrics.csv row (by the header the run
@@ -602,6 +623,12 @@ qat_status qat_train(const qat_config *cfg, const qat_train_opts *opts, qat_trai
                qat_optim_kind_name((qat_optim_kind)cfg->train.optimizer),
                cfg->quant.enabled ? "on" : "off", cfg->quant.weight_bits,
                cfg->quant.activation_bits);
+        if (r->teacher) {
+            const qat_distill_cfg *d = &cfg->distill;
+            printf("  distilling from %s (%d layers), loss %s, temperature %g, alpha %g\n",
+                   d->teacher, qat_teacher_config(r->teacher)->nlayers,
+                   qat_distill_loss_names[d->loss], (double)d->temperature, (double)d->alpha);
+        }
         fflush(stdout);
     }
     if (st == QAT_OK && !ptq)

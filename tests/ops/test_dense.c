@@ -9,7 +9,8 @@ typedef struct {
     test_leaf x, w, b;
     float *proj;
     uint8_t labels[8];
-    int use_bias, with_relu, loss; /* 0 dot, 1 ce, 2 mse, 3 smoothed ce, 4 l1, 5 huber */
+    int use_bias, with_relu, loss; /* 0 dot, 1 ce, 2 mse, 3 smoothed ce, 4 l1, 5 huber, 6 kd,
+                                     7 ce+kd */
     float *target;
 } dense_ctx;
 
@@ -29,6 +30,13 @@ static qat_tensor *dense_fn(qat_tape *t, void *vctx)
         return qat_op_l1(t, y, c->target);
     if (c->loss == 5)
         return qat_op_huber(t, y, c->target, 0.5f);
+    /* distillation against fixed "teacher logits" (target, scaled up so the
+     * softened distributions are far from uniform) */
+    if (c->loss == 6)
+        return qat_op_distill_kl(t, y, c->target, 2.5f);
+    if (c->loss == 7)
+        return qat_op_loss_blend(t, qat_op_softmax_cross_entropy(t, y, c->labels),
+                                 qat_op_distill_kl(t, y, c->target, 4.0f), 0.3f);
     return qat_op_dot_const(t, y, c->proj);
 }
 
@@ -44,6 +52,8 @@ static void run_dense(int N, int In, int Out, int bias, int relu, int loss, int 
     leaf_init(&c.b, &r, 1, bs, 0.5f);
     c.proj = random_vec(&r, (size_t)N * Out);
     c.target = random_vec(&r, (size_t)N * Out);
+    for (int i = 0; loss >= 6 && i < N * Out; i++)
+        c.target[i] *= 6.0f;
     for (int i = 0; i < N; i++)
         c.labels[i] = (uint8_t)qat_rng_below(&r, (uint32_t)Out);
     c.use_bias = bias;
@@ -85,6 +95,28 @@ Test(gradcheck, mse) { run_dense(2, 5, 4, 1, 0, 2, 1); }
 Test(gradcheck, l1) { run_dense(3, 5, 4, 1, 0, 4, 1); }
 Test(gradcheck, huber) { run_dense(4, 5, 4, 1, 0, 5, 1); }
 Test(gradcheck, label_smoothed_cross_entropy) { run_dense(5, 4, 7, 1, 0, 3, 1); }
+Test(gradcheck, distillation_kl) { run_dense(6, 4, 10, 1, 0, 6, 1); }
+Test(gradcheck, task_and_distillation_blend) { run_dense(5, 3, 7, 1, 0, 7, 1); }
+
+Test(ops, distillation_kl_matches_the_formula)
+{
+    qat_tape *t;
+    qat_tape_create(NULL, &t, NULL);
+    float z[3] = {2.0f, -1.0f, 0.5f}, zt[3] = {0.0f, 3.0f, 1.0f};
+    int s[2] = {1, 3};
+    qat_tensor x = qat_tensor_view(z, NULL, 2, s);
+    double T = 2.0, q[3], p[3], sq = 0, sp = 0, kl = 0;
+    for (int c = 0; c < 3; c++) {
+        sq += q[c] = exp(z[c] / T);
+        sp += p[c] = exp(zt[c] / T);
+    }
+    for (int c = 0; c < 3; c++)
+        kl += p[c] / sp * log((p[c] / sp) / (q[c] / sq));
+    cr_assert_float_eq(qat_op_distill_kl(t, &x, zt, 2.0f)->data[0], T * T * kl, 1e-5);
+    /* a student that agrees with its teacher pays nothing */
+    cr_assert_float_eq(qat_op_distill_kl(t, &x, z, 2.0f)->data[0], 0.0, 1e-6);
+    qat_tape_destroy(t);
+}
 
 Test(ops, label_smoothing_matches_the_smoothed_target_formula)
 {

@@ -469,6 +469,51 @@ Test(sweep_run, methods_compare_ptq_and_qat_from_one_checkpoint, .timeout = 240)
     free(md);
 }
 
+Test(sweep_run, distill_keys_vary_like_any_other, .timeout = 240)
+{
+    char cfg[256], teacher[256], out[256], p[512];
+    snprintf(cfg, sizeof cfg, "%s/base.ini", dir);
+    snprintf(teacher, sizeof teacher, "%s/teacher", dir);
+    const char *targs[] = {cfg, "--set", "quant.enabled=false", "--out", teacher, "--quiet", NULL};
+    cr_assert_eq(tc_run_tool("qat-train", targs, NULL, errlog, NULL), 0);
+    char text[1024];
+    snprintf(text, sizeof text,
+             "[sweep]\nbase = base.ini\n[set.distill]\nteacher = %s/checkpoint.h5\n"
+             "[grid.distill]\nalpha = 0, 0.5\nloss = kl, mse\n",
+             teacher);
+    fx_write(dir, "d.ini", text);
+    char sw[256];
+    snprintf(sw, sizeof sw, "%s/d.ini", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    const char *args[] = {sw, "--out", out, "--jobs", "2", "--no-plots", NULL};
+    cr_assert_eq(sweep(args), 0, "%s", err_text);
+    csv c;
+    snprintf(p, sizeof p, "%s/results.csv", out);
+    csv_load(p, &c);
+    cr_assert_eq(c.rows, 5, "four runs");
+    int alpha = -1, loss = -1;
+    for (int k = 0; k < c.cols; k++) {
+        alpha = strcmp(c.cell[0][k], "distill.alpha") == 0 ? k : alpha;
+        loss = strcmp(c.cell[0][k], "distill.loss") == 0 ? k : loss;
+    }
+    cr_assert(alpha >= 0 && loss >= 0, "results.csv names the distill keys");
+    for (int r = 1; r < c.rows; r++) {
+        /* each run trained with its own values against the teacher */
+        snprintf(p, sizeof p, "%s/%s/metrics.csv", out, c.cell[r][0]);
+        char *m = fx_read(p);
+        cr_assert(strstr(m, "distill_loss"), "%s: %s", c.cell[r][0], m);
+        free(m);
+        snprintf(p, sizeof p, "%s/%s/config.ini", out, c.cell[r][0]);
+        char *ini = fx_read(p), want[64];
+        snprintf(want, sizeof want, "alpha = %s\n", c.cell[r][alpha]);
+        cr_assert(strstr(ini, want), "%s lacks '%s'", p, want);
+        snprintf(want, sizeof want, "loss = %s\n", c.cell[r][loss]);
+        cr_assert(strstr(ini, want), "%s lacks '%s'", p, want);
+        free(ini);
+    }
+    csv_free(&c);
+}
+
 Test(sweep_run, command_line_errors_exit_2_with_a_clear_message)
 {
     char sw[256];
