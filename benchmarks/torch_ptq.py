@@ -34,33 +34,10 @@ import h5py
 import numpy as np
 import torch
 import torch.ao.quantization as tq
-import torch.nn as nn
+
+from torch_infer import Net  # the same CNN (torch_infer.py, beside this file)
 
 MEAN, STD = 0.1307, 0.3081  # configs/mnist_cnn.ini's [model] defaults
-
-
-class Net(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.quant = tq.QuantStub()
-        self.conv1 = nn.Conv2d(1, 32, 3, padding=1)
-        self.relu1 = nn.ReLU()
-        self.pool1 = nn.MaxPool2d(2)
-        self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
-        self.relu2 = nn.ReLU()
-        self.pool2 = nn.MaxPool2d(2)
-        self.fc1 = nn.Linear(3136, 128)
-        self.relu3 = nn.ReLU()
-        self.fc2 = nn.Linear(128, 10)
-        self.dequant = tq.DeQuantStub()
-
-    def forward(self, x):
-        x = self.quant(x)
-        x = self.pool1(self.relu1(self.conv1(x)))
-        x = self.pool2(self.relu2(self.conv2(x)))
-        x = torch.flatten(x, 1)
-        x = self.relu3(self.fc1(x))
-        return self.dequant(self.fc2(x))
 
 
 def read_idx(path):

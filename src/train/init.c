@@ -133,12 +133,11 @@ static int floats_equal(const qat_cfg_floats *a, const qat_cfg_floats *b)
     return 1;
 }
 
+/* The list as a config file writes it ("auto", or "a, b, c"). */
 static void floats_text(const qat_cfg_floats *f, char *buf, size_t len)
 {
-    size_t used = 0;
-    snprintf(buf, len, "auto");
-    for (int i = 0; i < f->n && used < len; i++)
-        used += (size_t)snprintf(buf + used, len - used, "%s%g", i ? ", " : "", (double)f->v[i]);
+    static const qat_cfg_key k = {.type = QAT_CFG_FLOATS};
+    qat_cfg_format(&k, f, buf, len);
 }
 
 /* Input standardisation is folded into the first layer's weights, so the

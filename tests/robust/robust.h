@@ -7,6 +7,7 @@
 #define QAT_TEST_ROBUST_H
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -127,6 +128,19 @@ static inline void rb_copy(const char *from, const char *to)
     cr_assert_eq(fwrite(b, 1, n, f), n);
     cr_assert_eq(fclose(f), 0);
     free(b);
+}
+
+/* The scratch folder dir holds nothing a finished run writes, and no
+ * temporary file: only config.ini, which a refused run writes first. */
+static inline void rb_only_config_written(const char *dir)
+{
+    DIR *d = opendir(rb_path(dir));
+    if (!d)
+        return;
+    for (struct dirent *e; (e = readdir(d));)
+        cr_assert(e->d_name[0] == '.' || strcmp(e->d_name, "config.ini") == 0,
+                  "%s/%s was written", dir, e->d_name);
+    closedir(d);
 }
 
 static inline void rb_slurp(const char *path, char *buf)

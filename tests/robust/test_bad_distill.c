@@ -1,7 +1,6 @@
 /* Catalogue: bad [distill] settings and teacher checkpoints given to
  * qat-train. Each case must end with exit code 2 naming the file and the
  * field, and write nothing but the run folder's config.ini. */
-#include <dirent.h>
 #include <hdf5.h>
 
 #include "qat/runtime_h5.h"
@@ -57,18 +56,6 @@ static void setup(void)
 
 TestSuite(bad_distill, .init = setup, .fini = rb_teardown, .timeout = 120);
 
-/* out/ holds nothing a finished run writes, and no temporary file. */
-static void nothing_written(void)
-{
-    DIR *d = opendir(rb_path("out"));
-    if (!d)
-        return;
-    for (struct dirent *e; (e = readdir(d));)
-        cr_assert(e->d_name[0] == '.' || strcmp(e->d_name, "config.ini") == 0,
-                  "out/%s was written", e->d_name);
-    closedir(d);
-}
-
 /* qat-train c.ini --set distill.teacher=<teacher> [--set extra] */
 #define TEACHER_BAD(teacher, extra, ...)                                                           \
     do {                                                                                           \
@@ -78,7 +65,7 @@ static void nothing_written(void)
                       RB_ARGS(rb_path("c.ini"), "--set", set_, "--set", extra, "--out",            \
                               rb_path("out"), "--quiet"),                                          \
                       __VA_ARGS__);                                                                \
-        nothing_written();                                                                         \
+        rb_only_config_written("out");                                                                         \
     } while (0)
 
 Test(bad_distill, base_teacher_distills)
@@ -140,7 +127,7 @@ Test(bad_distill, temperature_negative_in_the_file)
     rb_printf("t.ini", "[distill]\nalpha = 0.3\ntemperature = -2\n" MLP, 10);
     RB_EXPECT_BAD("qat-train", RB_ARGS(rb_path("t.ini"), "--out", rb_path("out")), "t.ini:3",
                   "[distill] temperature", "found -2");
-    nothing_written();
+    rb_only_config_written("out");
 }
 
 Test(bad_distill, alpha_above_one)
@@ -153,7 +140,7 @@ Test(bad_distill, alpha_negative_in_the_file)
     rb_printf("a.ini", "[distill]\nalpha = -0.1\n" MLP, 10);
     RB_EXPECT_BAD("qat-train", RB_ARGS(rb_path("a.ini"), "--out", rb_path("out")), "a.ini:2",
                   "[distill] alpha", "[0, 1]");
-    nothing_written();
+    rb_only_config_written("out");
 }
 
 Test(bad_distill, unknown_loss)
@@ -167,5 +154,5 @@ Test(bad_distill, unknown_key)
     rb_printf("k.ini", "[distill]\ntemp = 2\n" MLP, 10);
     RB_EXPECT_BAD("qat-train", RB_ARGS(rb_path("k.ini"), "--out", rb_path("out")), "k.ini:2",
                   "[distill] unknown key 'temp'", "temperature");
-    nothing_written();
+    rb_only_config_written("out");
 }

@@ -3,7 +3,6 @@
  * exit code 2 naming the file and the field, and write nothing but the run
  * folder's config.ini (no checkpoint, model file or summary, not even half
  * of one). */
-#include <dirent.h>
 #include <hdf5.h>
 #include <math.h>
 
@@ -38,23 +37,11 @@ static void setup(void)
 
 TestSuite(bad_ptq, .init = setup, .fini = rb_teardown, .timeout = 120);
 
-/* out/ holds nothing a finished run writes, and no temporary file. */
-static void nothing_written(void)
-{
-    DIR *d = opendir(rb_path("out"));
-    if (!d)
-        return;
-    for (struct dirent *e; (e = readdir(d));)
-        cr_assert(e->d_name[0] == '.' || strcmp(e->d_name, "config.ini") == 0,
-                  "out/%s was written", e->d_name);
-    closedir(d);
-}
-
 #define PTQ_BAD(ckpt, ...)                                                                         \
     do {                                                                                           \
         RB_EXPECT_BAD("qat-ptq", RB_ARGS(rb_path(ckpt), "--out", rb_path("out"), "--quiet"),      \
                       __VA_ARGS__);                                                                \
-        nothing_written();                                                                         \
+        rb_only_config_written("out");                                                                         \
     } while (0)
 
 Test(bad_ptq, base_checkpoint_quantizes)
@@ -72,7 +59,7 @@ Test(bad_ptq, another_architecture)
     RB_EXPECT_BAD("qat-ptq", RB_ARGS(rb_path("ck.h5"), "--config", rb_path("other.ini"), "--out",
                                      rb_path("out")),
                   "other.ini", "ck.h5", "layer 'fc1'", "[32, 784]", "[16, 784]");
-    nothing_written();
+    rb_only_config_written("out");
 }
 
 Test(bad_ptq, another_architecture_through_train_init)
@@ -80,7 +67,7 @@ Test(bad_ptq, another_architecture_through_train_init)
     RB_EXPECT_BAD("qat-train", RB_ARGS(rb_path("other.ini"), "--init", rb_path("ck.h5"), "--out",
                                        rb_path("out"), "--quiet"),
                   "other.ini", "[train] init", "ck.h5", "layer 'fc1'", "[32, 784]", "[16, 784]");
-    nothing_written();
+    rb_only_config_written("out");
 }
 
 Test(bad_ptq, truncated_checkpoint)
@@ -102,7 +89,7 @@ Test(bad_ptq, model_file_as_train_init)
     RB_EXPECT_BAD("qat-train", RB_ARGS(rb_path("c.ini"), "--init", rb_path("m.h5"), "--out",
                                        rb_path("out"), "--quiet"),
                   "c.ini", "[train] init", "m.h5", "not a checkpoint");
-    nothing_written();
+    rb_only_config_written("out");
 }
 
 Test(bad_ptq, missing_checkpoint)
@@ -115,7 +102,7 @@ Test(bad_ptq, more_calibration_images_than_the_training_set)
     RB_EXPECT_BAD("qat-ptq", RB_ARGS(rb_path("ck.h5"), "--calibration-images", "65", "--out",
                                      rb_path("out")),
                   "[ptq] calibration_images = 65", "holds 64 images");
-    nothing_written();
+    rb_only_config_written("out");
 }
 
 Test(bad_ptq, nan_in_the_checkpoint)
@@ -140,7 +127,7 @@ Test(bad_ptq, quantization_switched_off)
     RB_EXPECT_BAD("qat-ptq", RB_ARGS(rb_path("ck.h5"), "--set", "quant.enabled=false", "--out",
                                      rb_path("out")),
                   "[quant] enabled = false", "mode = ptq");
-    nothing_written();
+    rb_only_config_written("out");
 }
 
 Test(bad_ptq, ptq_mode_without_a_checkpoint)
