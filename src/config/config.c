@@ -689,7 +689,17 @@ static void write_config(FILE *f, const qat_config *cfg, int minimal)
     fprintf(f, "\n[augment]\n");
     qat_cfg_write(f, augment_keys, COUNT(augment_keys), &cfg->augment);
     fprintf(f, "\n[model]\n");
-    qat_cfg_write(f, model_keys, COUNT(model_keys), &cfg->model);
+    /* a shape key the file left to the data stays unwritten: written, it
+     * would pin the shape (and input_mean/std's per-channel count) */
+    static const char *const shape_keys[3] = {"input_height", "input_width", "input_channels"};
+    for (int k = 0; k < COUNT(model_keys); k++) {
+        int skip = 0;
+        for (int s = 0; s < 3; s++)
+            skip |= strcmp(model_keys[k].name, shape_keys[s]) == 0 &&
+                    !(cfg->model.input_set & (1 << s));
+        if (!skip)
+            qat_cfg_write(f, &model_keys[k], 1, &cfg->model);
+    }
     fprintf(f, "\n[train]\n");
     qat_cfg_write(f, train_keys, COUNT(train_keys), &cfg->train);
     fprintf(f, "\n[quant]\n");

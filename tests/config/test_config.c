@@ -129,6 +129,33 @@ Test(config, resolved_write_round_trips)
     free(b);
 }
 
+/* A shape the file leaves to the data stays unwritten, so per-channel
+ * input_std with three values survives the round trip (found by fuzz_config:
+ * the writer used to pin input_channels = 1, which then refused the list). */
+Test(config, unset_input_shape_stays_unwritten)
+{
+    qat_config *a = malloc(sizeof *a), *b = malloc(sizeof *b);
+    qat_error e;
+    const char *text = "[model]\ninput_std = 0.2, 0.3, 0.4\ninput_height = 32\n"
+                       "[layer.f]\ntype = flatten\n";
+    cr_assert_eq(qat_config_parse(text, strlen(text), "t.ini", NULL, 0, a, &e), QAT_OK, "%s", e.msg);
+    cr_assert_eq(a->model.input_set, QAT_SET_HEIGHT);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    qat_config_write(f, a);
+    fclose(f);
+    cr_assert_not_null(strstr(buf, "input_height = 32\n"));
+    cr_assert_null(strstr(buf, "input_channels"), "%s", buf);
+    cr_assert_null(strstr(buf, "input_width"), "%s", buf);
+    cr_assert_eq(qat_config_parse(buf, len, "t.ini", NULL, 0, b, &e), QAT_OK, "%s\n%s", e.msg, buf);
+    cr_assert_eq(b->model.input_set, QAT_SET_HEIGHT);
+    cr_assert_eq(b->model.input_std.n, 3);
+    free(buf);
+    free(a);
+    free(b);
+}
+
 /* Written with only the layers' own [quant] keys, a config reads back the
  * same, and then a [quant] override reaches every layer but the ones that
  * set the key themselves (and the logits keep output_bits). */
