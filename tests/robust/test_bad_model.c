@@ -493,6 +493,25 @@ Test(bad_model, utf8_and_variable_length_strings_are_accepted)
     cr_assert_eq(code, 0, "%s", rb_err);
 }
 
+Test(bad_model, global_heap_free_space_of_size_zero)
+{
+    /* the vlen string lives in a global heap collection; a free-space entry
+     * of size 0 made HDF5 1.10 decode the collection forever (found by
+     * fuzz_model as a timeout) */
+    set_str_as("/", "format", "qat-int8-model", 1, H5T_CSET_UTF8);
+    size_t n;
+    unsigned char *b = rb_read(rb_path("m.h5"), &n);
+    unsigned char *g = memmem(b, n, "GCOL", 4);
+    cr_assert_not_null(g, "no global heap collection in the file");
+    /* object 1 (the 14-byte string, padded to 16) then the free space */
+    unsigned char *free_space = g + 16 + 16 + 16;
+    cr_assert_eq(free_space[0] | free_space[1], 0, "expected the free-space entry here");
+    memset(free_space + 8, 0, 8);
+    rb_write("m.h5", b, n);
+    free(b);
+    INFER_BAD("attribute 'format'", "global heap collection at byte", "size 0");
+}
+
 Test(bad_model, name_not_utf8)
 {
     set_str_as("/layers/002", "name", "conv\xFF", 0, H5T_CSET_ASCII);

@@ -108,6 +108,105 @@ void qat_h5_describe_space(hid_t sp, char *buf, size_t cap)
         snprintf(buf + n, cap - (size_t)n, ")");
 }
 
+/* The byte at offset i of the file image, zero past its end (HDF5's sec2
+ * driver reads zeros there too). */
+static unsigned char image_byte(const unsigned char *img, size_t n, size_t i)
+{
+    return i < n ? img[i] : 0;
+}
+
+static unsigned long long image_le(const unsigned char *img, size_t n, size_t i, int bytes)
+{
+    unsigned long long v = 0;
+    for (int k = bytes - 1; k >= 0; k--)
+        v = v << 8 | image_byte(img, n, i + (size_t)k);
+    return v;
+}
+
+/* Whether HDF5 1.10 would spin forever decoding the global heap collection
+ * whose signature is at offset c, with lengths of lbytes bytes. Its decoder
+ * steps over each object by the object's size, and a free-space object
+ * (index 0) of size 0 does not step at all (a corrupt file found this by
+ * fuzzing; the variable-length strings h5py writes live in these heaps).
+ * Objects with an index step by at least their header, so only index 0
+ * can stall the walk. */
+static int collection_stalls(const unsigned char *img, size_t n, size_t c, int lbytes)
+{
+    unsigned long long csize = image_le(img, n, c + 8, lbytes);
+    size_t hdr = 16; /* collection and object headers, 8 + lbytes padded to 8 (H5HG_ALIGN) */
+    if (image_byte(img, n, c + 4) != 1 || csize < hdr)
+        return 0;
+    unsigned long long end = c + csize, p = c + hdr;
+    if (end < c)
+        return 0;
+    while (p < end && end - p >= hdr) {
+        unsigned idx = (unsigned)image_le(img, n, (size_t)p, 2);
+        unsigned long long size = image_le(img, n, (size_t)p + 8, lbytes);
+        if (idx == 0) {
+            if (size == 0)
+                return 1;
+            if (size > end - p)
+                return 0;
+            p += size;
+        } else {
+            unsigned long long need = hdr + ((size + 7) & ~7ULL);
+            if (size > end || need > end - p)
+                return 0;
+            p += need;
+        }
+    }
+    return 0;
+}
+
+/* The superblock's size of lengths (HDF5 file format §II.A: the signature
+ * at byte 0, 512, 1024, ...; the field at byte 14 of versions 0 and 1, 10
+ * of versions 2 and 3); 8, HDF5's default, when it cannot be found. */
+static int length_bytes(const unsigned char *img, size_t n)
+{
+    static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+    for (size_t at = 0; at + 16 <= n; at = at ? at * 2 : 512) {
+        if (memcmp(img + at, sig, 8) != 0)
+            continue;
+        unsigned ver = img[at + 8], l = ver < 2 ? img[at + 14] : img[at + 10];
+        return l == 2 || l == 4 || l == 8 ? (int)l : 8;
+    }
+    return 8;
+}
+
+/* Refuses (returns 0 with why filled) a file holding a global heap
+ * collection that would stall HDF5, before a variable-length read asks
+ * HDF5 to decode one. A collection is found by its "GCOL" signature, so
+ * weight bytes that merely spell "GCOL" are refused only if they would
+ * also stall HDF5 were it to read them as a collection. */
+static int heaps_ok(hid_t obj, char *why, size_t why_cap)
+{
+    hid_t f = H5Iget_file_id(obj);
+    ssize_t n = f >= 0 ? H5Fget_file_image(f, NULL, 0) : -1;
+    unsigned char *img = n > 0 ? malloc((size_t)n) : NULL;
+    int ok = 1;
+    if (!img || H5Fget_file_image(f, img, (size_t)n) != n) {
+        snprintf(why, why_cap, "cannot be read: the file's image cannot be checked (%s)",
+                 img ? "HDF5 refused to copy it" : "out of memory or empty");
+        ok = 0;
+    }
+    int lbytes = ok ? length_bytes(img, (size_t)n) : 8;
+    for (size_t i = 0; ok && i + 4 <= (size_t)n; i++) {
+        if (memcmp(img + i, "GCOL", 4) != 0)
+            continue;
+        if (collection_stalls(img, (size_t)n, i, lbytes)) {
+            snprintf(why, why_cap,
+                     "cannot be read: the global heap collection at byte %zu, which holds "
+                     "variable-length strings, has a free-space entry of size 0 (corrupt)",
+                     i);
+            ok = 0;
+        }
+    }
+    free(img);
+    if (f >= 0)
+        H5Fclose(f);
+    return ok;
+}
+
 /* A character set HDF5 reserves (the file's bits say 2..15) fails
  * H5Tset_cset and lands here too. */
 #define UNREADABLE "expected an ASCII or UTF-8 string, found %s that cannot be read (corrupt?)"
@@ -124,6 +223,11 @@ static long read_value(hid_t a, hid_t t, char *tmp, char *why, size_t why_cap)
     long len = -1;
     if (H5Tis_variable_str(t) > 0) {
         char *s = NULL;
+        if (!heaps_ok(a, why, why_cap)) {
+            if (mt >= 0)
+                H5Tclose(mt);
+            return -1;
+        }
         if (mt >= 0 && H5Tset_size(mt, H5T_VARIABLE) >= 0 && H5Tset_cset(mt, cs) >= 0 &&
             H5Aread(a, mt, &s) >= 0 && s) {
             size_t n = strlen(s);
