@@ -1,0 +1,216 @@
+/* The portable sgemm driver: BLIS's loop order (NC columns of op(B), KC
+ * deep, MC rows of op(A), then NR x MR register tiles), packing into
+ * zero-padded strips so every tile is full, and the path choice.
+ *
+ * Pack buffers are locals: at most MC x KC + KC x NC floats (~224 KB) on
+ * the calling thread's stack (glibc gives threads 8 MB), so there is no
+ * allocation and no shared scratch; each call of a multi-threaded split
+ * packs its own panels. */
+#include "ops/sgemm/sgemm.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qat/status.h"
+
+/* MC a multiple of every MR (12, 6, 4), NC of every NR (32, 16, 8). A KC x NR
+ * strip of B (32 KB at NR 32) stays in L1 while the MR x KC strips of A
+ * stream from L2. */
+#define MC 96
+#define NC 128
+#define MAX_MR 12
+#define MAX_NR 32
+
+/* op(A)[i0 .. i0+mc) x [k0 .. k0+kc) into strips of mr rows: strip s holds
+ * [k][mr], rows past M zero. */
+static void pack_a(int trans_a, const float *A, int lda, int i0, int mc, int k0, int kc, int mr,
+                   float *ap)
+{
+    for (int s = 0; s < mc; s += mr, ap += (size_t)mr * kc) {
+        int rows = mc - s < mr ? mc - s : mr;
+        if (trans_a) { /* op(A)[i][k] = A[k][i]: rows of A are contiguous in i */
+            for (int k = 0; k < kc; k++) {
+                const float *src = A + (size_t)(k0 + k) * lda + i0 + s;
+                float *dst = ap + (size_t)k * mr;
+                int i = 0;
+                for (; i < rows; i++)
+                    dst[i] = src[i];
+                for (; i < mr; i++)
+                    dst[i] = 0.0f;
+            }
+        } else {
+            for (int i = 0; i < rows; i++) {
+                const float *src = A + (size_t)(i0 + s + i) * lda + k0;
+                for (int k = 0; k < kc; k++)
+                    ap[(size_t)k * mr + i] = src[k];
+            }
+            for (int i = rows; i < mr; i++)
+                for (int k = 0; k < kc; k++)
+                    ap[(size_t)k * mr + i] = 0.0f;
+        }
+    }
+}
+
+/* op(B)[k0 .. k0+kc) x [j0 .. j0+nc) into strips of nr columns: [k][nr],
+ * columns past N zero. */
+static void pack_b(int trans_b, const float *B, int ldb, int k0, int kc, int j0, int nc, int nr,
+                   float *bp)
+{
+    for (int s = 0; s < nc; s += nr, bp += (size_t)nr * kc) {
+        int cols = nc - s < nr ? nc - s : nr;
+        if (!trans_b) {
+            for (int k = 0; k < kc; k++) {
+                const float *src = B + (size_t)(k0 + k) * ldb + j0 + s;
+                float *dst = bp + (size_t)k * nr;
+                int j = 0;
+                for (; j < cols; j++)
+                    dst[j] = src[j];
+                for (; j < nr; j++)
+                    dst[j] = 0.0f;
+            }
+        } else { /* op(B)[k][j] = B[j][k] */
+            for (int j = 0; j < cols; j++) {
+                const float *src = B + (size_t)(j0 + s + j) * ldb + k0;
+                for (int k = 0; k < kc; k++)
+                    bp[(size_t)k * nr + j] = src[k];
+            }
+            for (int j = cols; j < nr; j++)
+                for (int k = 0; k < kc; k++)
+                    bp[(size_t)k * nr + j] = 0.0f;
+        }
+    }
+}
+
+/* C = beta C, the whole product when K or alpha is 0 (A, B unread). */
+static void scale_c(int M, int N, float beta, float *C, int ldc)
+{
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++)
+            C[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)i * ldc + j];
+}
+
+void qat_sgemm_on(const qat_sgemm_path *p, int trans_a, int trans_b, int M, int N, int K,
+                  float alpha, const float *A, int lda, const float *B, int ldb, float beta,
+                  float *C, int ldc)
+{
+    if (M <= 0 || N <= 0)
+        return;
+    if (!p->tile) {
+        cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                    trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta,
+                    C, ldc);
+        return;
+    }
+    if (K <= 0 || alpha == 0.0f) {
+        scale_c(M, N, beta, C, ldc);
+        return;
+    }
+    const int mr = p->mr, nr = p->nr;
+    QAT_ASSERT(mr <= MAX_MR && nr <= MAX_NR && MC % mr == 0 && NC % nr == 0);
+    float ap[MC * QAT_SGEMM_KC] __attribute__((aligned(64)));
+    float bp[QAT_SGEMM_KC * NC] __attribute__((aligned(64)));
+    float edge[MAX_MR * MAX_NR] __attribute__((aligned(64)));
+    for (int jc = 0; jc < N; jc += NC) {
+        int nc = N - jc < NC ? N - jc : NC;
+        int ncp = (nc + nr - 1) / nr * nr;
+        for (int pc = 0; pc < K; pc += QAT_SGEMM_KC) {
+            int kc = K - pc < QAT_SGEMM_KC ? K - pc : QAT_SGEMM_KC;
+            float b_in = pc == 0 ? beta : 1.0f; /* later blocks add to C */
+            pack_b(trans_b, B, ldb, pc, kc, jc, ncp, nr, bp);
+            for (int ic = 0; ic < M; ic += MC) {
+                int mc = M - ic < MC ? M - ic : MC;
+                pack_a(trans_a, A, lda, ic, mc, pc, kc, mr, ap);
+                for (int jr = 0; jr < nc; jr += nr) {
+                    int cols = nc - jr < nr ? nc - jr : nr;
+                    const float *bs = bp + (size_t)jr * kc;
+                    for (int ir = 0; ir < mc; ir += mr) {
+                        int rows = mc - ir < mr ? mc - ir : mr;
+                        const float *as = ap + (size_t)ir * kc;
+                        float *c = C + (size_t)(ic + ir) * ldc + jc + jr;
+                        if (rows == mr && cols == nr) {
+                            p->tile(kc, as, bs, c, ldc, alpha, b_in);
+                            continue;
+                        }
+                        /* an edge: the full tile into `edge` (alpha 1, beta 0
+                         * store acc exactly), then the same fma as a tile */
+                        p->tile(kc, as, bs, edge, nr, 1.0f, 0.0f);
+                        for (int i = 0; i < rows; i++)
+                            for (int j = 0; j < cols; j++) {
+                                float *cij = c + (size_t)i * ldc + j;
+                                float t = b_in == 0.0f ? 0.0f : b_in * *cij;
+                                *cij = fmaf(alpha, edge[i * nr + j], t);
+                            }
+                    }
+                }
+            }
+        }
+    }
+}
+
+static const qat_sgemm_path path_ref = {"ref", 4, 8, qat_sgemm_tile_4x8__ref};
+static const qat_sgemm_path path_openblas = {"openblas", 0, 0, NULL};
+#if defined(QAT_SGEMM_HAVE_X86)
+static const qat_sgemm_path path_avx2 = {"avx2", 6, 16, qat_sgemm_tile_6x16__avx2};
+static const qat_sgemm_path path_avx512 = {"avx512", 12, 32, qat_sgemm_tile_12x32__avx512};
+#endif
+
+const qat_sgemm_path *qat_sgemm_path_get(const char *name)
+{
+    if (strcmp(name, "ref") == 0)
+        return &path_ref;
+    if (strcmp(name, "openblas") == 0)
+        return &path_openblas;
+#if defined(QAT_SGEMM_HAVE_X86)
+    /* libgcc's probe includes the OS saving the ymm / zmm state (XCR0) */
+    __builtin_cpu_init();
+    if (strcmp(name, "avx2") == 0 && __builtin_cpu_supports("avx2") &&
+        __builtin_cpu_supports("fma"))
+        return &path_avx2;
+    if (strcmp(name, "avx512") == 0 && __builtin_cpu_supports("avx512f"))
+        return &path_avx512;
+#endif
+    return NULL;
+}
+
+/* Chosen once: a pure function of the CPU and the environment, read by
+ * every op on every call (a cpuid per call costs microseconds under a
+ * hypervisor), so passing it down through each op would buy nothing. */
+static const qat_sgemm_path *chosen;
+static pthread_once_t chosen_once = PTHREAD_ONCE_INIT;
+
+static void choose(void)
+{
+    const char *env = getenv("QAT_SGEMM");
+    if (env && *env && strcmp(env, "auto") != 0) {
+        chosen = qat_sgemm_path_get(env);
+        if (!chosen) {
+            fprintf(stderr,
+                    "qat: QAT_SGEMM=%s (environment): not a path this build and CPU have "
+                    "(auto, avx512, avx2, ref, openblas)\n",
+                    env);
+            abort();
+        }
+        return;
+    }
+    /* no AVX2: OpenBLAS's own kernels beat the scalar tile */
+    const char *order[] = {"avx512", "avx2", "openblas"};
+    for (size_t i = 0; !chosen; i++)
+        chosen = qat_sgemm_path_get(order[i]);
+}
+
+const qat_sgemm_path *qat_sgemm_path_default(void)
+{
+    pthread_once(&chosen_once, choose);
+    return chosen;
+}
+
+void qat_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+               int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    qat_sgemm_on(qat_sgemm_path_default(), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb,
+                 beta, C, ldc);
+}
