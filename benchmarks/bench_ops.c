@@ -138,15 +138,23 @@ static double conv_flops(const bench_case *c, int N, int with_backward)
     return with_backward ? pass * (c->x_grad ? 3.0 : 2.0) : pass;
 }
 
+/* A [M*K], B [K*N] of small values, C [M*N] zero; the caller frees them. */
+static void gemm_operands(int M, int N, int K, float **A, float **B, float **C)
+{
+    *A = malloc((size_t)M * K * sizeof(float));
+    *B = malloc((size_t)K * N * sizeof(float));
+    *C = calloc((size_t)M * N, sizeof(float));
+    for (size_t i = 0; i < (size_t)M * K; i++)
+        (*A)[i] = (float)(i % 13) * 0.01f;
+    for (size_t i = 0; i < (size_t)K * N; i++)
+        (*B)[i] = (float)(i % 7) * 0.01f;
+}
+
 static void bench_sgemm(qat_team *team, const char *name, int ta, int tb, int M, int N, int K,
                         int reps)
 {
-    float *A = malloc((size_t)M * K * sizeof(float)), *B = malloc((size_t)K * N * sizeof(float));
-    float *C = calloc((size_t)M * N, sizeof(float));
-    for (size_t i = 0; i < (size_t)M * K; i++)
-        A[i] = (float)(i % 13) * 0.01f;
-    for (size_t i = 0; i < (size_t)K * N; i++)
-        B[i] = (float)(i % 7) * 0.01f;
+    float *A, *B, *C;
+    gemm_operands(M, N, K, &A, &B, &C);
     double *ts = malloc((size_t)reps * sizeof(double));
     for (int it = -3; it < reps; it++) {
         double t0 = qat_clock_seconds();
@@ -206,12 +214,8 @@ typedef struct {
 static double gemm_gflops(const qat_sgemm_path *p, const gemm_shape *s, int reps)
 {
     int M = s->M, N = s->N, K = s->K;
-    float *A = malloc((size_t)M * K * sizeof(float)), *B = malloc((size_t)K * N * sizeof(float));
-    float *C = calloc((size_t)M * N, sizeof(float));
-    for (size_t i = 0; i < (size_t)M * K; i++)
-        A[i] = (float)(i % 13) * 0.01f;
-    for (size_t i = 0; i < (size_t)K * N; i++)
-        B[i] = (float)(i % 7) * 0.01f;
+    float *A, *B, *C;
+    gemm_operands(M, N, K, &A, &B, &C);
     double flops = 2.0 * M * N * (double)K;
     int calls = (int)(2e-3 * 100e9 / flops) + 1;
     double best = 1e30;
