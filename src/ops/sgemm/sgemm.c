@@ -2,10 +2,11 @@
  * deep, MC rows of op(A), then NR x MR register tiles), packing into
  * zero-padded strips so every tile is full, and the path choice.
  *
- * Pack buffers are locals: at most MC x KC + KC x NC floats (~660 KB) on
- * the calling thread's stack (glibc gives threads 8 MB), so there is no
- * allocation and no shared scratch; each call of a multi-threaded split
- * packs its own panels. */
+ * Pack buffers: one per thread (MC x KC + KC x NC floats, ~660 KB),
+ * allocated on the thread's first call and freed when it exits
+ * (pthread_getspecific), so calls do not allocate and no two threads share
+ * scratch. Not on the stack: test runners and some libcs give threads far
+ * less than 660 KB of it. */
 #include "ops/sgemm/sgemm.h"
 
 #include <cblas.h>
@@ -123,6 +124,23 @@ static void scale_c(int M, int N, float beta, float *C, int ldc)
             C[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)i * ldc + j];
 }
 
+static pthread_key_t pack_key;
+static pthread_once_t pack_once = PTHREAD_ONCE_INIT;
+
+static void pack_key_create(void) { QAT_ASSERT(pthread_key_create(&pack_key, free) == 0); }
+
+/* This thread's pack buffer, MC x KC floats of A then KC x NC of B. */
+static float *pack_buffer(void)
+{
+    pthread_once(&pack_once, pack_key_create);
+    float *p = pthread_getspecific(pack_key);
+    if (!p) {
+        p = aligned_alloc(64, (size_t)(MC + NC) * QAT_SGEMM_KC * sizeof(float));
+        QAT_ASSERT(p && pthread_setspecific(pack_key, p) == 0);
+    }
+    return p;
+}
+
 void qat_sgemm_on(const qat_sgemm_path *p, int trans_a, int trans_b, int M, int N, int K,
                   float alpha, const float *A, int lda, const float *B, int ldb, float beta,
                   float *C, int ldc)
@@ -141,16 +159,14 @@ void qat_sgemm_on(const qat_sgemm_path *p, int trans_a, int trans_b, int M, int 
     }
     const int mr = p->mr, nr = p->nr;
     QAT_ASSERT(mr <= MAX_MR && nr <= MAX_NR && MC % mr == 0 && NC % nr == 0);
-    float ap[MC * QAT_SGEMM_KC] __attribute__((aligned(64)));
-    float bp[QAT_SGEMM_KC * NC] __attribute__((aligned(64)));
+    float *ap = pack_buffer(), *bp = ap + MC * QAT_SGEMM_KC;
     float edge[MAX_MR * MAX_NR] __attribute__((aligned(64)));
     for (int jc = 0; jc < N; jc += NC) {
         int nc = N - jc < NC ? N - jc : NC;
-        int ncp = (nc + nr - 1) / nr * nr;
         for (int pc = 0; pc < K; pc += QAT_SGEMM_KC) {
             int kc = K - pc < QAT_SGEMM_KC ? K - pc : QAT_SGEMM_KC;
             float b_in = pc == 0 ? beta : 1.0f; /* later blocks add to C */
-            pack_b(trans_b, B, ldb, pc, kc, jc, ncp, nr, bp);
+            pack_b(trans_b, B, ldb, pc, kc, jc, nc, nr, bp);
             for (int ic = 0; ic < M; ic += MC) {
                 int mc = M - ic < MC ? M - ic : MC;
                 pack_a(trans_a, A, lda, ic, mc, pc, kc, mr, ap);

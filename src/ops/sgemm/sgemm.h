@@ -34,7 +34,7 @@ const qat_sgemm_path *qat_sgemm_path_get(const char *name);
 const qat_sgemm_path *qat_sgemm_path_default(void);
 
 /* C[M,N] = alpha op(A) op(B) + beta C, row-major, single-threaded, on `path`.
- * Pack buffers live on the caller's stack (about 660 KB). */
+ * Pack buffers: one per calling thread (about 660 KB), kept until it exits. */
 void qat_sgemm_on(const qat_sgemm_path *path, int trans_a, int trans_b, int M, int N, int K,
                   float alpha, const float *A, int lda, const float *B, int ldb, float beta,
                   float *C, int ldc);
