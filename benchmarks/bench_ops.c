@@ -1,5 +1,8 @@
 /* Times the CNN ops at batch 64 (the MNIST CNN's layers) for 1 and 2
- * threads, with plain sgemm of the same shape as a yardstick.
+ * threads, with plain sgemm of the same shape as a yardstick; and, first,
+ * the CNN's own GEMM shapes on one core on every sgemm path side by side
+ * (qat's AVX-512 / AVX2 tiles, OpenBLAS) against the core's measured fp32
+ * FMA peak. The ops use the default path ($QAT_SGEMM to force one).
  *
  *   ninja -C build && ./build/benchmarks/bench-ops [reps] [name-filter]
  *
@@ -9,8 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ops/conv2d_internal.h"
+#include "ops/sgemm/sgemm.h"
 #include "qat/autograd.h"
 #include "qat/clock.h"
 #include "qat/ops.h"
@@ -133,15 +138,23 @@ static double conv_flops(const bench_case *c, int N, int with_backward)
     return with_backward ? pass * (c->x_grad ? 3.0 : 2.0) : pass;
 }
 
+/* A [M*K], B [K*N] of small values, C [M*N] zero; the caller frees them. */
+static void gemm_operands(int M, int N, int K, float **A, float **B, float **C)
+{
+    *A = malloc((size_t)M * K * sizeof(float));
+    *B = malloc((size_t)K * N * sizeof(float));
+    *C = calloc((size_t)M * N, sizeof(float));
+    for (size_t i = 0; i < (size_t)M * K; i++)
+        (*A)[i] = (float)(i % 13) * 0.01f;
+    for (size_t i = 0; i < (size_t)K * N; i++)
+        (*B)[i] = (float)(i % 7) * 0.01f;
+}
+
 static void bench_sgemm(qat_team *team, const char *name, int ta, int tb, int M, int N, int K,
                         int reps)
 {
-    float *A = malloc((size_t)M * K * sizeof(float)), *B = malloc((size_t)K * N * sizeof(float));
-    float *C = calloc((size_t)M * N, sizeof(float));
-    for (size_t i = 0; i < (size_t)M * K; i++)
-        A[i] = (float)(i % 13) * 0.01f;
-    for (size_t i = 0; i < (size_t)K * N; i++)
-        B[i] = (float)(i % 7) * 0.01f;
+    float *A, *B, *C;
+    gemm_operands(M, N, K, &A, &B, &C);
     double *ts = malloc((size_t)reps * sizeof(double));
     for (int it = -3; it < reps; it++) {
         double t0 = qat_clock_seconds();
@@ -155,6 +168,113 @@ static void bench_sgemm(qat_team *team, const char *name, int ta, int tb, int M,
     free(B);
     free(C);
     free(ts);
+}
+
+/* ---- sgemm paths on the CNN's GEMM shapes, one core ------------------------------ */
+long qat_bench_peak_fma_avx512(long iters); /* peak_avx512.c, peak_avx2.c */
+long qat_bench_peak_fma_avx2(long iters);
+
+/* This thread's CPU time: a busy machine preempts us less than it slows
+ * the wall clock, and the minimum over repetitions discards the rest. */
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Best of 5 half-second runs of the fp32 FMA loop, in GFMA/s (0: none). */
+static double fma_peak(const char *isa)
+{
+    long (*fn)(long) = NULL;
+#if defined(__x86_64__)
+    if (strcmp(isa, "avx512") == 0 && qat_sgemm_path_get("avx512"))
+        fn = qat_bench_peak_fma_avx512;
+    if (strcmp(isa, "avx2") == 0 && qat_sgemm_path_get("avx2"))
+        fn = qat_bench_peak_fma_avx2;
+#endif
+    double best = 0.0;
+    for (int r = 0; fn && r < 5; r++) {
+        long fmas = 0;
+        double t0 = cpu_seconds(), t;
+        do
+            fmas += fn(1 << 18);
+        while ((t = cpu_seconds() - t0) < 0.5);
+        best = fmas / t * 1e-9 > best ? fmas / t * 1e-9 : best;
+    }
+    return best;
+}
+
+typedef struct {
+    const char *name;
+    int ta, tb, M, N, K;
+} gemm_shape;
+
+/* Min over reps of the CPU time of enough calls to last ~2 ms, in GFLOP/s. */
+static double gemm_gflops(const qat_sgemm_path *p, const gemm_shape *s, int reps)
+{
+    int M = s->M, N = s->N, K = s->K;
+    float *A, *B, *C;
+    gemm_operands(M, N, K, &A, &B, &C);
+    double flops = 2.0 * M * N * (double)K;
+    int calls = (int)(2e-3 * 100e9 / flops) + 1;
+    double best = 1e30;
+    for (int it = -1; it < reps; it++) {
+        double t0 = cpu_seconds();
+        for (int c = 0; c < calls; c++)
+            qat_sgemm_on(p, s->ta, s->tb, M, N, K, 1.0f, A, s->ta ? M : K, B, s->tb ? K : N, 0.0f,
+                         C, N);
+        double t = (cpu_seconds() - t0) / calls;
+        if (it >= 0 && t < best)
+            best = t;
+    }
+    free(A);
+    free(B);
+    free(C);
+    return flops / best * 1e-9;
+}
+
+static void bench_gemm_paths(int reps)
+{
+    /* as the ops call them: conv2's per-block GEMMs (227 rows = the 256 KB
+     * im2col block at K 288), linear's fc1 / fc2 at batch 64 */
+    static const gemm_shape shapes[] = {
+        {"conv2 fwd  [227x288][64x288]^T", 0, 1, 227, 64, 288},
+        {"conv2 dcol [227x64][64x288]", 0, 0, 227, 288, 64},
+        {"conv2 dw   [227x288]^T[227x64]", 1, 0, 288, 64, 227},
+        {"fc1 fwd    [64x3136][128x3136]^T", 0, 1, 64, 128, 3136},
+        {"fc1 dx     [64x128][128x3136]", 0, 0, 64, 3136, 128},
+        {"fc1 dw     [64x128]^T[64x3136]", 1, 0, 128, 3136, 64},
+        {"fc2 fwd    [64x128][10x128]^T", 0, 1, 64, 10, 128},
+        {"square     [1024x1024]^2", 0, 0, 1024, 1024, 1024},
+    };
+    const char *paths[] = {"openblas", "avx2", "avx512"};
+    double p512 = fma_peak("avx512"), p256 = fma_peak("avx2");
+    double peak = 2.0 * (p512 > p256 ? p512 : p256); /* GFLOP/s */
+    const char *ct = getenv("OPENBLAS_CORETYPE");
+    printf("sgemm paths, one core, GFLOP/s of the fastest of %d runs (thread CPU time)\n"
+           "and %% of the fp32 peak (FMA loop: zmm %.1f, ymm %.1f GFMA/s), default path %s,\n"
+           "OPENBLAS_CORETYPE=%s:\n",
+           reps, p512, p256, qat_sgemm_path_default()->name, ct ? ct : "(unset)");
+    printf("  %-34s", "shape");
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
+        if (qat_sgemm_path_get(paths[i]))
+            printf(" %15s", paths[i]);
+    printf("\n");
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        printf("  %-34s", shapes[s].name);
+        for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+            const qat_sgemm_path *p = qat_sgemm_path_get(paths[i]);
+            if (!p)
+                continue;
+            double g = gemm_gflops(p, &shapes[s], reps);
+            if (peak > 0)
+                printf("  %6.1f (%4.1f%%)", g, 100 * g / peak);
+            else
+                printf(" %15.1f", g);
+        }
+        printf("\n");
+    }
 }
 
 static void print_row(const bench_case *c, const timing *tm, int N)
@@ -207,7 +327,9 @@ int main(int argc, char **argv)
         {"K=32 (4x4x2) direct", OP_CONV, 28, 28, 2, 32, 4, 2, 0, QAT_CONV_DIRECT},
         {"K=32 (4x4x2) gemm", OP_CONV, 28, 28, 2, 32, 4, 2, 0, QAT_CONV_GEMM},
     };
-    printf("batch %d, %d reps after 3 warm-up steps. GFLOP/s counts 2 per multiply-add\n"
+    if (strstr("gemm-paths", filter))
+        bench_gemm_paths(reps);
+    printf("\nbatch %d, %d reps after 3 warm-up steps. GFLOP/s counts 2 per multiply-add\n"
            "over forward, dw and (where x needs it) dx, on the median.\n", N, reps);
     for (int threads = 1; threads <= 2; threads++) {
         qat_team *team;

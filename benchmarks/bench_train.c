@@ -17,12 +17,20 @@
 #include "qat/clock.h"
 #include "qat/ops.h"
 #include "qat/optim.h"
+#include "ops/sgemm/sgemm.h"
 #include "qat/train.h"
 
 typedef struct {
     double step_s, opt_s, img_s, teacher_s;
+    double step_min_s, step_med_s; /* single steps: a busy machine inflates the mean */
     double fwd[QAT_TAPE_MAX_TAGS], bwd[QAT_TAPE_MAX_TAGS];
 } result;
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
 
 static int run(const qat_config *cfg, const qat_dataset *d, int threads, int steps, int warmup,
                int quant, result *res)
@@ -57,7 +65,11 @@ static int run(const qat_config *cfg, const qat_dataset *d, int threads, int ste
     uint8_t *img = malloc((size_t)B * isz), *lab = malloc((size_t)B);
     uint32_t *idx = malloc((size_t)B * sizeof *idx);
     double opt_total = 0, t0 = 0;
+    double *each = malloc((size_t)steps * sizeof *each);
+    if (!each)
+        return 2;
     for (int s = 0; s < warmup + steps; s++) {
+        double ts = qat_clock_seconds();
         if (s == warmup) {
             qat_tape_set_profiling(t, 1);
             opt_total = 0;
@@ -82,7 +94,13 @@ static int run(const qat_config *cfg, const qat_dataset *d, int threads, int ste
         double a = qat_clock_seconds();
         qat_optim_step(o, params, grads, NULL, c.train.lr);
         opt_total += qat_clock_seconds() - a;
+        if (s >= warmup)
+            each[s - warmup] = qat_clock_seconds() - ts;
     }
+    qsort(each, (size_t)steps, sizeof *each, cmp_double);
+    res->step_min_s = each[0];
+    res->step_med_s = each[steps / 2];
+    free(each);
     double el = qat_clock_seconds() - t0;
     qat_tape_profile(t, res->fwd, res->bwd);
     res->step_s = el / steps;
@@ -143,8 +161,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench-train: %s\n", e.msg);
         return 2;
     }
-    printf("bench-train: %s, batch %d, %d threads, %d steps after %d warm-up\n", config,
-           cfg->train.batch_size, threads, steps, warmup);
+    printf("bench-train: %s, batch %d, %d threads, %d steps after %d warm-up, sgemm path %s\n",
+           config, cfg->train.batch_size, threads, steps, warmup, qat_sgemm_path_default()->name);
     result r[2];
     int modes[2] = {0, 1}, nm = 0;
     for (int k = 0; k < 2; k++)
@@ -181,6 +199,17 @@ int main(int argc, char **argv)
     for (int k = 0; k < nm && cfg->distill.teacher[0]; k++)
         printf("%s: the teacher (%s) takes %.1f%% of the step\n", modes[k] ? "quant" : "float",
                cfg->distill.teacher, 100.0 * r[k].teacher_s / r[k].step_s);
+    /* one line to compare builds by: the fastest and the median single step */
+    printf("step ms (min / median of %d single steps, sgemm %s):", steps,
+           qat_sgemm_path_default()->name);
+    for (int k = 0; k < nm; k++) {
+        if (modes[k])
+            printf(" w%da%d", cfg->quant.weight_bits, cfg->quant.activation_bits);
+        else
+            printf(" float");
+        printf(" %.3f / %.3f", 1e3 * r[k].step_min_s, 1e3 * r[k].step_med_s);
+    }
+    printf("\n");
     if (nm == 2)
         printf("fake-quant overhead: %+.1f%% time per step\n",
                100.0 * (r[1].step_s / r[0].step_s - 1.0));

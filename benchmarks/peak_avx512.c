@@ -25,3 +25,27 @@ long qat_bench_peak_avx512vnni(long iters)
     __asm__ volatile("" : : "v"(s));
     return iters * 12 * 64;
 }
+
+/* The fp32 peak of the sgemm tile's instruction: vfmadd231ps on zmm (16
+ * multiply-adds), 12 independent accumulators. Returns the multiply-adds. */
+#define FSTEP(a, x, w) a = _mm512_fmadd_ps(x, w, a)
+
+long qat_bench_peak_fma_avx512(long iters)
+{
+    __m512 x0 = _mm512_set1_ps(1.0f), x1 = _mm512_set1_ps(0.5f);
+    __m512 w0 = _mm512_set1_ps(1e-7f), w1 = _mm512_set1_ps(-1e-7f);
+    __m512 a0 = x0, a1 = x0, a2 = x0, a3 = x0, a4 = x0, a5 = x0;
+    __m512 a6 = x1, a7 = x1, a8 = x1, a9 = x1, a10 = x1, a11 = x1;
+    for (long i = 0; i < iters; i++) {
+        __asm__ volatile("" : "+v"(x0), "+v"(x1), "+v"(w0), "+v"(w1));
+        FSTEP(a0, x0, w0); FSTEP(a1, x0, w1); FSTEP(a2, x1, w0); FSTEP(a3, x1, w1);
+        FSTEP(a4, x0, w0); FSTEP(a5, x0, w1); FSTEP(a6, x1, w0); FSTEP(a7, x1, w1);
+        FSTEP(a8, x0, w0); FSTEP(a9, x0, w1); FSTEP(a10, x1, w0); FSTEP(a11, x1, w1);
+    }
+    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), a2),
+                             _mm512_add_ps(_mm512_add_ps(a3, a4), a5));
+    s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(a6, a7), a8));
+    s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(a9, a10), a11));
+    __asm__ volatile("" : : "v"(s));
+    return iters * 12 * 16;
+}

@@ -100,7 +100,8 @@ qat_tensor *qat_op_concat(qat_tape *t, qat_tensor *const *x, int n);
 
 /* ---- thread-split sgemm used by the ops -------------------------------------- */
 /* C[M,N] = alpha * op(A) op(B) + beta * C, row-major, split over the team
- * along M (rows of C) with single-threaded OpenBLAS calls. */
+ * along M (rows of C), single-threaded sgemm per member (src/ops/sgemm:
+ * qat's tiles or OpenBLAS, by CPU and $QAT_SGEMM). */
 void qat_sgemm_rows(qat_team *team, int trans_a, int trans_b, int M, int N, int K, float alpha,
                     const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
 /* Same, split along N (columns of C). */

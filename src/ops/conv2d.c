@@ -38,10 +38,10 @@
  * Weight and bias gradients are summed into per-thread partials and reduced
  * in thread order, so results are bit-identical run to run for a given
  * thread count. */
-#include <cblas.h>
 #include <string.h>
 
 #include "conv2d_internal.h"
+#include "ops/sgemm/sgemm.h"
 #include "qat/ops.h"
 #include "qat/team.h"
 
@@ -460,8 +460,7 @@ static void conv_rows(const conv_job *j, const conv_geom *g, const direct_geom *
                 memcpy(yb + i * g->CO, j->bias, (size_t)g->CO * sizeof(float));
             beta = 1.0f;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, g->CO, g->K, 1.0f, col, g->K,
-                    j->w, g->K, beta, yb, g->CO);
+        qat_sgemm(0, 1, (int)n, g->CO, g->K, 1.0f, col, g->K, j->w, g->K, beta, yb, g->CO);
     }
 }
 
@@ -526,12 +525,12 @@ static void bwd_rows(const conv_job *j, const conv_geom *g, const direct_geom *d
         if (gemm_dw) { /* dw^T += col^T dy: [K][CO] like the direct partials, and
                           measured faster than dw = dy^T col for this shape */
             im2col_rows(g, j->x, r, r + n, col);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)CO, (int)n, 1.0f,
-                        col, (int)K, dyb, (int)CO, 1.0f, dwp, (int)CO);
+            qat_sgemm(1, 0, (int)K, (int)CO, (int)n, 1.0f, col, (int)K, dyb, (int)CO, 1.0f, dwp,
+                      (int)CO);
         }
         if (j->dx) { /* dx += col2im(dy w) */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)K, (int)CO, 1.0f,
-                        dyb, (int)CO, j->w, (int)K, 0.0f, dcol, (int)K);
+            qat_sgemm(0, 0, (int)n, (int)K, (int)CO, 1.0f, dyb, (int)CO, j->w, (int)K, 0.0f, dcol,
+                      (int)K);
             col2im_rows(g, dcol, r, r + n, j->dx);
         }
     }

@@ -1,8 +1,10 @@
-/* sgemm split over qat's own pool. OpenBLAS runs single-threaded inside each
- * member, so `threads` is the only source of parallelism and results depend
- * only on the thread count (each output element has one owner). */
-#include <cblas.h>
-
+/* sgemm split over qat's own pool. Each member runs a single-threaded
+ * sgemm on the default path (ops/sgemm: qat's tiles, or OpenBLAS, which is
+ * kept single-threaded), so `threads` is the only source of parallelism and
+ * each output element has one owner. On qat's paths an element's value does
+ * not depend on the split at all; on OpenBLAS it depends on the thread
+ * count only. */
+#include "ops/sgemm/sgemm.h"
 #include "qat/ops.h"
 
 void openblas_set_num_threads(int);
@@ -31,17 +33,15 @@ static void gemm_part(void *vctx, int tid, int nt)
         if (e == b)
             return;
         const float *B = g->trans_b ? g->B + b * (size_t)g->ldb : g->B + b;
-        cblas_sgemm(CblasRowMajor, g->trans_a ? CblasTrans : CblasNoTrans,
-                    g->trans_b ? CblasTrans : CblasNoTrans, g->M, (int)(e - b), g->K, g->alpha,
-                    g->A, g->lda, B, g->ldb, g->beta, g->C + b, g->ldc);
+        qat_sgemm(g->trans_a, g->trans_b, g->M, (int)(e - b), g->K, g->alpha, g->A, g->lda, B,
+                  g->ldb, g->beta, g->C + b, g->ldc);
     } else {
         qat_team_range((size_t)g->M, tid, nt, &b, &e);
         if (e == b)
             return;
         const float *A = g->trans_a ? g->A + b : g->A + b * (size_t)g->lda;
-        cblas_sgemm(CblasRowMajor, g->trans_a ? CblasTrans : CblasNoTrans,
-                    g->trans_b ? CblasTrans : CblasNoTrans, (int)(e - b), g->N, g->K, g->alpha,
-                    A, g->lda, g->B, g->ldb, g->beta, g->C + b * (size_t)g->ldc, g->ldc);
+        qat_sgemm(g->trans_a, g->trans_b, (int)(e - b), g->N, g->K, g->alpha, A, g->lda, g->B,
+                  g->ldb, g->beta, g->C + b * (size_t)g->ldc, g->ldc);
     }
 }
 

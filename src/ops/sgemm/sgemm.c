@@ -1,0 +1,262 @@
+/* The portable sgemm driver: BLIS's loop order (NC columns of op(B), KC
+ * deep, MC rows of op(A), then NR x MR register tiles), packing into
+ * zero-padded strips so every tile is full, and the path choice.
+ *
+ * Pack buffers: one per thread (MC x KC + KC x NC floats, ~660 KB),
+ * allocated on the thread's first call and freed when it exits
+ * (pthread_getspecific), so calls do not allocate and no two threads share
+ * scratch. Not on the stack: test runners and some libcs give threads far
+ * less than 660 KB of it. */
+#include "ops/sgemm/sgemm.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qat/status.h"
+
+/* MC a multiple of every MR (12, 6, 4), NC of every NR (32, 16, 8). A KC x NR
+ * strip of B (32 KB at NR 32) stays in L1 while the MR x KC strips of A
+ * stream from L2. NC 512 rather than 128: A is repacked once per NC
+ * columns, and at 128 that cost 1024^3 a sixth of its speed (bench-ops). */
+#define MC 144
+#define NC 512
+#define MAX_MR 12
+#define MAX_NR 32
+
+/* dst[k][w] = src[w][k] for w < width, k < kc: a full strip read from
+ * `width` rows of a row-major matrix. Fixed widths, so the compiler unrolls
+ * the inner loop and each packed k-row is written contiguously (the loop
+ * the other way round cost conv2's forward a fifth of its speed). */
+static inline void transpose_fixed(const float *src, int ld, int kc, int width, float *dst)
+{
+    for (int k = 0; k < kc; k++)
+#pragma GCC unroll 32
+        for (int w = 0; w < width; w++)
+            dst[(size_t)k * width + w] = src[(size_t)w * ld + k];
+}
+
+static void transpose_strip(const float *src, int ld, int kc, int width, float *dst)
+{
+    switch (width) { /* every MR and NR of the tiles */
+    case 4: transpose_fixed(src, ld, kc, 4, dst); break;
+    case 6: transpose_fixed(src, ld, kc, 6, dst); break;
+    case 8: transpose_fixed(src, ld, kc, 8, dst); break;
+    case 12: transpose_fixed(src, ld, kc, 12, dst); break;
+    case 16: transpose_fixed(src, ld, kc, 16, dst); break;
+    case 32: transpose_fixed(src, ld, kc, 32, dst); break;
+    default: transpose_fixed(src, ld, kc, width, dst); break;
+    }
+}
+
+/* op(A)[i0 .. i0+mc) x [k0 .. k0+kc) into strips of mr rows: strip s holds
+ * [k][mr], rows past M zero. */
+static void pack_a(int trans_a, const float *A, int lda, int i0, int mc, int k0, int kc, int mr,
+                   float *ap)
+{
+    for (int s = 0; s < mc; s += mr, ap += (size_t)mr * kc) {
+        int rows = mc - s < mr ? mc - s : mr;
+        if (trans_a) { /* op(A)[i][k] = A[k][i]: rows of A are contiguous in i */
+            for (int k = 0; k < kc; k++) {
+                const float *src = A + (size_t)(k0 + k) * lda + i0 + s;
+                float *dst = ap + (size_t)k * mr;
+                int i = 0;
+                for (; i < rows; i++)
+                    dst[i] = src[i];
+                for (; i < mr; i++)
+                    dst[i] = 0.0f;
+            }
+        } else if (rows == mr) {
+            transpose_strip(A + (size_t)(i0 + s) * lda + k0, lda, kc, mr, ap);
+        } else {
+            for (int i = 0; i < rows; i++) {
+                const float *src = A + (size_t)(i0 + s + i) * lda + k0;
+                for (int k = 0; k < kc; k++)
+                    ap[(size_t)k * mr + i] = src[k];
+            }
+            for (int i = rows; i < mr; i++)
+                for (int k = 0; k < kc; k++)
+                    ap[(size_t)k * mr + i] = 0.0f;
+        }
+    }
+}
+
+/* op(B)[k0 .. k0+kc) x [j0 .. j0+nc) into strips of nr columns: [k][nr],
+ * columns past N zero. */
+static void pack_b(int trans_b, const float *B, int ldb, int k0, int kc, int j0, int nc, int nr,
+                   float *bp)
+{
+    for (int s = 0; s < nc; s += nr, bp += (size_t)nr * kc) {
+        int cols = nc - s < nr ? nc - s : nr;
+        if (!trans_b) {
+            for (int k = 0; k < kc; k++) {
+                const float *src = B + (size_t)(k0 + k) * ldb + j0 + s;
+                float *dst = bp + (size_t)k * nr;
+                int j = 0;
+                for (; j < cols; j++)
+                    dst[j] = src[j];
+                for (; j < nr; j++)
+                    dst[j] = 0.0f;
+            }
+        } else if (cols == nr) { /* op(B)[k][j] = B[j][k] */
+            transpose_strip(B + (size_t)(j0 + s) * ldb + k0, ldb, kc, nr, bp);
+        } else {
+            for (int j = 0; j < cols; j++) {
+                const float *src = B + (size_t)(j0 + s + j) * ldb + k0;
+                for (int k = 0; k < kc; k++)
+                    bp[(size_t)k * nr + j] = src[k];
+            }
+            for (int j = cols; j < nr; j++)
+                for (int k = 0; k < kc; k++)
+                    bp[(size_t)k * nr + j] = 0.0f;
+        }
+    }
+}
+
+/* C = beta C, the whole product when K or alpha is 0 (A, B unread). */
+static void scale_c(int M, int N, float beta, float *C, int ldc)
+{
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++)
+            C[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)i * ldc + j];
+}
+
+static pthread_key_t pack_key;
+static pthread_once_t pack_once = PTHREAD_ONCE_INIT;
+
+static void pack_key_create(void) { QAT_ASSERT(pthread_key_create(&pack_key, free) == 0); }
+
+/* This thread's pack buffer, MC x KC floats of A then KC x NC of B. */
+static float *pack_buffer(void)
+{
+    pthread_once(&pack_once, pack_key_create);
+    float *p = pthread_getspecific(pack_key);
+    if (!p) {
+        p = aligned_alloc(64, (size_t)(MC + NC) * QAT_SGEMM_KC * sizeof(float));
+        QAT_ASSERT(p && pthread_setspecific(pack_key, p) == 0);
+    }
+    return p;
+}
+
+void qat_sgemm_on(const qat_sgemm_path *p, int trans_a, int trans_b, int M, int N, int K,
+                  float alpha, const float *A, int lda, const float *B, int ldb, float beta,
+                  float *C, int ldc)
+{
+    if (M <= 0 || N <= 0)
+        return;
+    if (!p->tile) {
+        cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                    trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta,
+                    C, ldc);
+        return;
+    }
+    if (K <= 0 || alpha == 0.0f) {
+        scale_c(M, N, beta, C, ldc);
+        return;
+    }
+    const int mr = p->mr, nr = p->nr;
+    QAT_ASSERT(mr <= MAX_MR && nr <= MAX_NR && MC % mr == 0 && NC % nr == 0);
+    float *ap = pack_buffer(), *bp = ap + MC * QAT_SGEMM_KC;
+    float edge[MAX_MR * MAX_NR] __attribute__((aligned(64)));
+    for (int jc = 0; jc < N; jc += NC) {
+        int nc = N - jc < NC ? N - jc : NC;
+        for (int pc = 0; pc < K; pc += QAT_SGEMM_KC) {
+            int kc = K - pc < QAT_SGEMM_KC ? K - pc : QAT_SGEMM_KC;
+            float b_in = pc == 0 ? beta : 1.0f; /* later blocks add to C */
+            pack_b(trans_b, B, ldb, pc, kc, jc, nc, nr, bp);
+            for (int ic = 0; ic < M; ic += MC) {
+                int mc = M - ic < MC ? M - ic : MC;
+                pack_a(trans_a, A, lda, ic, mc, pc, kc, mr, ap);
+                for (int jr = 0; jr < nc; jr += nr) {
+                    int cols = nc - jr < nr ? nc - jr : nr;
+                    const float *bs = bp + (size_t)jr * kc;
+                    for (int ir = 0; ir < mc; ir += mr) {
+                        int rows = mc - ir < mr ? mc - ir : mr;
+                        const float *as = ap + (size_t)ir * kc;
+                        float *c = C + (size_t)(ic + ir) * ldc + jc + jr;
+                        if (rows == mr && cols == nr) {
+                            p->tile(kc, as, bs, c, ldc, alpha, b_in);
+                            continue;
+                        }
+                        /* an edge: the full tile into `edge` (alpha 1, beta 0
+                         * store acc exactly), then the same fma as a tile */
+                        p->tile(kc, as, bs, edge, nr, 1.0f, 0.0f);
+                        for (int i = 0; i < rows; i++)
+                            for (int j = 0; j < cols; j++) {
+                                float *cij = c + (size_t)i * ldc + j;
+                                float t = b_in == 0.0f ? 0.0f : b_in * *cij;
+                                *cij = fmaf(alpha, edge[i * nr + j], t);
+                            }
+                    }
+                }
+            }
+        }
+    }
+}
+
+static const qat_sgemm_path path_ref = {"ref", 4, 8, qat_sgemm_tile_4x8__ref};
+static const qat_sgemm_path path_openblas = {"openblas", 0, 0, NULL};
+#if defined(QAT_SGEMM_HAVE_X86)
+static const qat_sgemm_path path_avx2 = {"avx2", 6, 16, qat_sgemm_tile_6x16__avx2};
+static const qat_sgemm_path path_avx512 = {"avx512", 12, 32, qat_sgemm_tile_12x32__avx512};
+#endif
+
+const qat_sgemm_path *qat_sgemm_path_get(const char *name)
+{
+    if (strcmp(name, "ref") == 0)
+        return &path_ref;
+    if (strcmp(name, "openblas") == 0)
+        return &path_openblas;
+#if defined(QAT_SGEMM_HAVE_X86)
+    /* libgcc's probe includes the OS saving the ymm / zmm state (XCR0) */
+    __builtin_cpu_init();
+    if (strcmp(name, "avx2") == 0 && __builtin_cpu_supports("avx2") &&
+        __builtin_cpu_supports("fma"))
+        return &path_avx2;
+    if (strcmp(name, "avx512") == 0 && __builtin_cpu_supports("avx512f"))
+        return &path_avx512;
+#endif
+    return NULL;
+}
+
+/* Chosen once: a pure function of the CPU and the environment, read by
+ * every op on every call (a cpuid per call costs microseconds under a
+ * hypervisor), so passing it down through each op would buy nothing. */
+static const qat_sgemm_path *chosen;
+static pthread_once_t chosen_once = PTHREAD_ONCE_INIT;
+
+static void choose(void)
+{
+    const char *env = getenv("QAT_SGEMM");
+    if (env && *env && strcmp(env, "auto") != 0) {
+        chosen = qat_sgemm_path_get(env);
+        if (!chosen) {
+            fprintf(stderr,
+                    "qat: QAT_SGEMM=%s (environment): not a path this build and CPU have "
+                    "(auto, avx512, avx2, ref, openblas)\n",
+                    env);
+            abort();
+        }
+        return;
+    }
+    /* no AVX2: OpenBLAS's own kernels beat the scalar tile */
+    const char *order[] = {"avx512", "avx2", "openblas"};
+    for (size_t i = 0; !chosen; i++)
+        chosen = qat_sgemm_path_get(order[i]);
+}
+
+const qat_sgemm_path *qat_sgemm_path_default(void)
+{
+    pthread_once(&chosen_once, choose);
+    return chosen;
+}
+
+void qat_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+               int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    qat_sgemm_on(qat_sgemm_path_default(), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb,
+                 beta, C, ldc);
+}
