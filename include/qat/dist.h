@@ -1,0 +1,41 @@
+/* The process group a data-parallel run or a sweep spreads over: MPI ranks
+ * when the tools are built with -Dmpi and started by mpirun / srun, else a
+ * single process. Every collective here is a plain byte exchange; the
+ * arithmetic on what arrives (sums in rank order, so a run is
+ * bit-reproducible for a given rank count) is the caller's. Only src/train
+ * and src/sweep and the mains use it; the runtime never does. */
+#ifndef QAT_DIST_H
+#define QAT_DIST_H
+
+#include <stddef.h>
+
+#include "qat/status.h"
+
+typedef struct qat_dist qat_dist;
+
+/* 1 when the tools were built with MPI (-Dmpi). */
+int qat_dist_built_with_mpi(void);
+/* Joins the process group: MPI_Init when built with MPI and started by a
+ * launcher (mpirun, srun: the launcher's environment says so), else a
+ * one-process group with no MPI call at all. NULL on out of memory. */
+qat_dist *qat_dist_init(int *argc, char ***argv);
+/* MPI_Finalize when MPI was initialised; frees d (may be NULL). */
+void qat_dist_finalize(qat_dist *d);
+/* Ends every rank's process with exit status code (MPI_Abort), so one
+ * rank's failure never leaves the others waiting in a collective. Without
+ * MPI: exit(code). Never returns. */
+void qat_dist_abort(qat_dist *d, int code) __attribute__((noreturn));
+int qat_dist_rank(const qat_dist *d);
+int qat_dist_size(const qat_dist *d);
+/* recv (size * bytes) receives every rank's send (bytes each), in rank
+ * order, on every rank. */
+void qat_dist_allgather(qat_dist *d, const void *send, size_t bytes, void *recv);
+/* buf (bytes) on every rank becomes root's. */
+void qat_dist_bcast(qat_dist *d, void *buf, size_t bytes, int root);
+void qat_dist_barrier(qat_dist *d);
+/* Point to point (qat-sweep's work queue): a message of at most bytes. */
+void qat_dist_send(qat_dist *d, int to, int tag, const void *buf, size_t bytes);
+/* Receives from any rank with tag; returns the sender and *got the length. */
+int qat_dist_recv_any(qat_dist *d, int tag, void *buf, size_t bytes, size_t *got);
+
+#endif
