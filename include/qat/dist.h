@@ -35,7 +35,10 @@ void qat_dist_bcast(qat_dist *d, void *buf, size_t bytes, int root);
 void qat_dist_barrier(qat_dist *d);
 /* Point to point (qat-sweep's work queue): a message of at most bytes. */
 void qat_dist_send(qat_dist *d, int to, int tag, const void *buf, size_t bytes);
-/* Receives from any rank with tag; returns the sender and *got the length. */
-int qat_dist_recv_any(qat_dist *d, int tag, void *buf, size_t bytes, size_t *got);
+/* Receives a message with tag from rank `from` (-1: any rank); returns the
+ * sender and *got the length. */
+int qat_dist_recv(qat_dist *d, int from, int tag, void *buf, size_t bytes, size_t *got);
+/* The rank whose message with tag is waiting, or -1 (does not block). */
+int qat_dist_probe(qat_dist *d, int tag);
 
 #endif

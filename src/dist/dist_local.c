@@ -24,8 +24,9 @@ void qat_dist_send(qat_dist *d, int to, int tag, const void *buf, size_t bytes)
 {
     QAT_ASSERT(!"qat_dist_send: a one-process group has no one to send to");
 }
-int qat_dist_recv_any(qat_dist *d, int tag, void *buf, size_t bytes, size_t *got)
+int qat_dist_recv(qat_dist *d, int from, int tag, void *buf, size_t bytes, size_t *got)
 {
-    QAT_ASSERT(!"qat_dist_recv_any: a one-process group has no one to hear from");
+    QAT_ASSERT(!"qat_dist_recv: a one-process group has no one to hear from");
     return -1;
 }
+int qat_dist_probe(qat_dist *d, int tag) { return -1; }

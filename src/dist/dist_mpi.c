@@ -95,13 +95,23 @@ void qat_dist_send(qat_dist *d, int to, int tag, const void *buf, size_t bytes)
     MPI_Send(buf, (int)bytes, MPI_BYTE, to, tag, MPI_COMM_WORLD);
 }
 
-int qat_dist_recv_any(qat_dist *d, int tag, void *buf, size_t bytes, size_t *got)
+int qat_dist_recv(qat_dist *d, int from, int tag, void *buf, size_t bytes, size_t *got)
 {
     QAT_ASSERT(d->mpi && bytes <= INT_MAX);
     MPI_Status s;
-    MPI_Recv(buf, (int)bytes, MPI_BYTE, MPI_ANY_SOURCE, tag, MPI_COMM_WORLD, &s);
+    MPI_Recv(buf, (int)bytes, MPI_BYTE, from < 0 ? MPI_ANY_SOURCE : from, tag, MPI_COMM_WORLD, &s);
     int n = 0;
     MPI_Get_count(&s, MPI_BYTE, &n);
     *got = (size_t)n;
     return s.MPI_SOURCE;
+}
+
+int qat_dist_probe(qat_dist *d, int tag)
+{
+    if (!d->mpi)
+        return -1;
+    int flag = 0;
+    MPI_Status s;
+    MPI_Iprobe(MPI_ANY_SOURCE, tag, MPI_COMM_WORLD, &flag, &s);
+    return flag ? s.MPI_SOURCE : -1;
 }

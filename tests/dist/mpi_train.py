@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Data-parallel qat-train under mpirun (tests/dist/meson.build):
-mpi_train.py MPIRUN NP CKPT_DIFF QAT_TRAIN.
+"""Data-parallel qat-train and qat-sweep under mpirun (tests/dist/meson.build):
+mpi_train.py MPIRUN NP CKPT_DIFF QAT_TRAIN QAT_SWEEP.
 
 - one step over NP ranks (a batch norm layer, observers, uneven shards)
   equals the single-process step within float rounding, and two runs over
@@ -9,14 +9,16 @@ mpi_train.py MPIRUN NP CKPT_DIFF QAT_TRAIN.
 - --resume with another rank count is refused (exit 2, message);
 - a bad gradient_bits is refused with file:line (exit 2), as is a batch
   smaller than the rank count;
-- an error on one rank only (its data missing) ends the job: exit 2, no hang.
+- an error on one rank only (its data missing) ends the job: exit 2, no hang;
+- qat-sweep over NP ranks runs every run once, isolates a failing one,
+  writes the tables on rank 0, and a second pass finds them all cached.
 """
 import os
 import subprocess
 import sys
 import tempfile
 
-mpirun, np_, ckpt_diff, qat_train = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+mpirun, np_, ckpt_diff, qat_train, qat_sweep = sys.argv[1], int(sys.argv[2]), *sys.argv[3:6]
 src = os.environ.get("QAT_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
 data = os.path.join(src, "datasets", "mnist-subset")
 MPI = [mpirun, "--allow-run-as-root", "--oversubscribe", "-np"]
@@ -138,5 +140,18 @@ with tempfile.TemporaryDirectory() as tmp:
     rc, out = run(mpmd, timeout=120)
     expect(rc == 2 and "different configuration than rank 0" in out,
            "ranks with different configs refused", out)
+
+    # qat-sweep: runs handed out over the ranks
+    with open(d("sw.ini"), "w") as f:
+        f.write("[sweep]\nbase = dp.ini\n[grid.quant]\nweight_bits = 2, 4, 8\n"
+                "[runs]\nbroken = layer.fc.in_features=999\n")
+    rc, out = run(MPI + [str(np_), qat_sweep, d("sw.ini"), "--out", d("swout"), "--no-plots"])
+    with open(d("swout/results.csv")) as f:
+        csv = f.read()
+    expect(rc == 1 and csv.count(",ok,") == 3 and csv.count(",failed,") == 1
+           and out.count("] w") == 3 and "[4/4]" in out,
+           f"qat-sweep over {np_} ranks: 3 ok, the broken run isolated", out + csv)
+    rc, out = run(MPI + [str(np_), qat_sweep, d("sw.ini"), "--out", d("swout"), "--no-plots"])
+    expect(rc == 1 and "3 finished earlier (cached)" in out, "a second pass reuses the runs", out)
 
 sys.exit(1 if failures else 0)
