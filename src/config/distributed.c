@@ -8,9 +8,9 @@
 
 #define D(f) offsetof(qat_distributed_cfg, f)
 const qat_cfg_key qat_distributed_keys[] = {
-    {"gradient_bits", QAT_CFG_ENUM, D(gradient_bits), "32", 0, 0, 0, qat_grad_bits_names, "bits per gradient value sent between ranks: 32 (float, exact), 8, 4, 2, or 1 (the sign times the bucket's mean |g|)"},
+    {"gradient_bits", QAT_CFG_ENUM, D(gradient_bits), "32", 0, 0, 0, qat_grad_bits_names, "bits per gradient value sent between ranks: 32 (float, exact), 8, 4, 2, or 1 (the sign times the bucket's mean magnitude)"},
     {"gradient_rounding", QAT_CFG_ENUM, D(gradient_rounding), "nearest", 0, 0, 0, qat_grad_rounding_names, "gradient_bits < 32: round each value to the nearest code, or stochastically (unbiased, as QSGD / TernGrad)"},
-    {"gradient_scaling", QAT_CFG_ENUM, D(gradient_scaling), "max", 0, 0, 0, qat_grad_scaling_names, "gradient_bits < 32: codes span a bucket's max |g| (TernGrad) or its L2 norm (QSGD)"},
+    {"gradient_scaling", QAT_CFG_ENUM, D(gradient_scaling), "max", 0, 0, 0, qat_grad_scaling_names, "gradient_bits < 32: codes span a bucket's largest magnitude (TernGrad) or its L2 norm (QSGD)"},
     {"bucket_size", QAT_CFG_INT, D(bucket_size), "0", 0, 1e9, 0, NULL, "gradient_bits < 32: values sharing one float scale; 0: one scale per parameter tensor"},
     {"error_feedback", QAT_CFG_BOOL, D(error_feedback), "false", 0, 0, 0, NULL, "gradient_bits < 32: each rank adds last step's quantization residual to its next gradient"},
     {"simulate_ranks", QAT_CFG_INT, D(simulate_ranks), "0", 0, 4096, 0, NULL, "> 1: one process splits every batch into this many shards and quantizes each shard's gradient as that many ranks would send it (to study gradient_bits without a cluster); 0: off"},
