@@ -619,14 +619,19 @@ static qat_status restore(run *r, qat_error *err)
  * every rank starts from rank 0's model. */
 static qat_status dp_start(run *r, qat_error *err)
 {
-    int ranks = qat_dp_ranks(r->dp);
-    if (r->resume && r->dist && r->meta.ranks != qat_dist_size(r->dist))
+    int ranks = qat_dp_ranks(r->dp), world = r->dist ? qat_dist_size(r->dist) : 1;
+    if (world > 1 && r->cfg->train.mode == QAT_MODE_PTQ)
+        return qat_fail(err, QAT_EINVAL,
+                        "%s: [train] mode = ptq trains nothing to spread over %d ranks; run it "
+                        "without mpirun",
+                        r->cfg->path, world);
+    if (r->resume && r->meta.ranks != world)
         return qat_fail(err, QAT_EINVAL,
                         "%s/checkpoint.h5 was written by a run over %d rank%s; resume it with "
                         "mpirun -np %d, not %d",
                         r->dir, r->meta.ranks, r->meta.ranks == 1 ? "" : "s", r->meta.ranks,
-                        qat_dist_size(r->dist));
-    r->meta.ranks = r->dist ? qat_dist_size(r->dist) : 1;
+                        world);
+    r->meta.ranks = world;
     qat_dp_broadcast_model(r->dp, r->model);
     if (r->dp && !r->quiet)
         printf("qat-train: data parallel over %d %sranks, %d-bit gradients (%zu bytes per step "
@@ -751,6 +756,8 @@ qat_status qat_train(const qat_config *cfg, const qat_train_opts *opts, qat_trai
         free(r);
         return st;
     }
+    /* what follows training runs on rank 0 alone: nothing may wait for the others */
+    qat_tape_set_allreduce(r->tape, NULL, NULL, 0);
     r->pub = (qat_trained){.cfg = cfg, .dir = r->dir, .threads = r->threads,
                            .model = r->model, .tape = r->tape, .train = r->train,
                            .test = &r->data.test, .val = r->data.has_val ? &r->data.val : NULL,
