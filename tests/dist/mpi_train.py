@@ -22,6 +22,12 @@ mpirun, np_, ckpt_diff, qat_train, qat_sweep = sys.argv[1], int(sys.argv[2]), *s
 src = os.environ.get("QAT_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
 data = os.path.join(src, "datasets", "mnist-subset")
 MPI = [mpirun, "--allow-run-as-root", "--oversubscribe", "-np"]
+# Under the sanitizers (scripts/test_sanitize.sh): OpenMPI's own leaks are
+# suppressed by library (scripts/lsan.supp), which needs whole stacks.
+for var in ("ASAN_OPTIONS", "LSAN_OPTIONS"):
+    if var in os.environ:
+        os.environ[var] += ":fast_unwind_on_malloc=0"
+        os.environ["OMPI_MCA_mca_base_component_disable_dlclose"] = "1"
 failures = []
 
 
