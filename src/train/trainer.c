@@ -354,6 +354,8 @@ static qat_status batch_gradients(run *r, uint32_t b, int n, int epoch, int *see
                        epoch);
         double loss;
         qat_status st = forward_backward(r, n, 1.0f, &loss, kd_sum, correct, sq, err);
+        if (st != QAT_OK)
+            return st;
         *loss_sum = loss * n;
         *kd_sum *= n;
         *seen = n;
