@@ -21,10 +21,19 @@ int qat_dist_built_with_mpi(void);
 qat_dist *qat_dist_init(int *argc, char ***argv);
 /* MPI_Finalize when MPI was initialised; frees d (may be NULL). */
 void qat_dist_finalize(qat_dist *d);
-/* Ends every rank's process with exit status code (MPI_Abort), so one
+/* Ends every rank's process with exit status code (MPI_Abort; ranks
+ * other than 0 wait a moment first, see qat_dist_fail), so one
  * rank's failure never leaves the others waiting in a collective. Without
  * MPI: exit(code). Never returns. */
 void qat_dist_abort(qat_dist *d, int code) __attribute__((noreturn));
+/* Reports a failure and ends every rank with exit status code: rank 0
+ * prints "TOOL: error: MSG" and aborts at once; another rank first waits a
+ * moment, so an error every rank hits (a bad config) is reported once, by
+ * rank 0 (two ranks aborting together can crash OpenMPI 4.1's mpirun), and
+ * only an error of its own is printed as "TOOL: rank R: error: MSG". One
+ * process: prints and exits. Never returns. */
+void qat_dist_fail(qat_dist *d, int code, const char *tool, const char *msg)
+    __attribute__((noreturn));
 int qat_dist_rank(const qat_dist *d);
 int qat_dist_size(const qat_dist *d);
 /* recv (size * bytes) receives every rank's send (bytes each), in rank

@@ -136,15 +136,12 @@ static int run_with(const char *config, const char **sets, int nsets, qat_train_
     }
     if (st == QAT_OK)
         st = qat_run(cfg, &opts, &err);
-    int rank = qat_dist_rank(dist);
-    if (st != QAT_OK && rank == 0)
-        fprintf(stderr, "qat-train: error: %s\n", err.msg);
-    else if (st != QAT_OK)
-        fprintf(stderr, "qat-train: rank %d: error: %s\n", rank, err.msg);
     free(cfg);
     /* one rank's failure must not leave the others waiting for it */
     if (st != QAT_OK && qat_dist_size(dist) > 1)
-        qat_dist_abort(dist, qat_status_exit_code(st));
+        qat_dist_fail(dist, qat_status_exit_code(st), "qat-train", err.msg);
+    if (st != QAT_OK)
+        fprintf(stderr, "qat-train: error: %s\n", err.msg);
     return qat_status_exit_code(st);
 }
 

@@ -1,4 +1,5 @@
 /* The one-process group: what the tools use when built without MPI. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,3 +31,9 @@ int qat_dist_recv(qat_dist *d, int from, int tag, void *buf, size_t bytes, size_
     return -1;
 }
 int qat_dist_probe(qat_dist *d, int tag) { return -1; }
+
+void qat_dist_fail(qat_dist *d, int code, const char *tool, const char *msg)
+{
+    fprintf(stderr, "%s: error: %s\n", tool, msg);
+    exit(code);
+}

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "qat/dist.h"
 
@@ -51,7 +52,7 @@ void qat_dist_finalize(qat_dist *d)
     free(d);
 }
 
-void qat_dist_abort(qat_dist *d, int code)
+__attribute__((noreturn)) static void abort_now(qat_dist *d, int code)
 {
     fflush(stdout);
     fflush(stderr);
@@ -60,6 +61,21 @@ void qat_dist_abort(qat_dist *d, int code)
     if (d && d->mpi)
         MPI_Finalize();
     exit(code);
+}
+
+/* Ranks other than 0 wait a moment first: when rank 0 fails too it aborts
+ * the job alone (several ranks in MPI_Abort at once can crash OpenMPI
+ * 4.1's mpirun, and the job's exit status with it). */
+static void grace(const qat_dist *d)
+{
+    if (d && d->mpi && d->rank != 0)
+        sleep(3);
+}
+
+void qat_dist_abort(qat_dist *d, int code)
+{
+    grace(d);
+    abort_now(d, code);
 }
 
 int qat_dist_rank(const qat_dist *d) { return d->rank; }
@@ -114,4 +130,14 @@ int qat_dist_probe(qat_dist *d, int tag)
     MPI_Status s;
     MPI_Iprobe(MPI_ANY_SOURCE, tag, MPI_COMM_WORLD, &flag, &s);
     return flag ? s.MPI_SOURCE : -1;
+}
+
+void qat_dist_fail(qat_dist *d, int code, const char *tool, const char *msg)
+{
+    grace(d); /* killed here when rank 0 failed too: its message is the one */
+    if (d->rank != 0)
+        fprintf(stderr, "%s: rank %d: error: %s\n", tool, d->rank, msg);
+    else
+        fprintf(stderr, "%s: error: %s\n", tool, msg);
+    abort_now(d, code);
 }
