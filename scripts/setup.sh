@@ -13,8 +13,11 @@ cd "$root"
 # (protoc-c compiles libonnx-dev's onnx.proto at build time).
 # dataset-fashion-mnist: configs/fashion_cnn.ini's data (IDX files in
 # /usr/share/datasets/fashion-mnist/).
+# libopenmpi-dev, openmpi-bin: data-parallel qat-train / qat-sweep under
+# mpirun (-Dmpi) and their tests.
 pkgs=(gcc meson ninja-build pkg-config libopenblas-dev libhdf5-dev zlib1g-dev libcriterion-dev
-      gnuplot-nox libprotobuf-c-dev protobuf-c-compiler libonnx-dev help2man dataset-fashion-mnist)
+      gnuplot-nox libprotobuf-c-dev protobuf-c-compiler libonnx-dev help2man dataset-fashion-mnist
+      libopenmpi-dev openmpi-bin)
 if [[ "${1:-}" == "--test" ]]; then
   # python3-numpy: the qat_runtime module's test (h5py for the format
   # cross-check and the layer table); g++: the installed headers as C++.

@@ -2,8 +2,10 @@
 """The layer order of README's Layout section, checked on every #include of
 src/ and include/qat/: arrows only point down.
 
-    core < config < optim, autograd < data < ops < quant < nn < prune
+    core < config, dist < optim, autograd < data < ops < quant < nn < prune
          < train < ptq < export < run < sweep < cli
+
+(dist: the MPI process group, src/dist; only the training stack links it.)
 
 The runtime is a tower of its own on core: runtime.h may be read from export
 up (training code reads the runtime only through export), runtime_h5.h (the
@@ -21,7 +23,7 @@ import re
 import sys
 
 RANK = {
-    'core': 0, 'config': 1, 'optim': 2, 'autograd': 2, 'data': 3, 'ops': 4, 'quant': 5,
+    'core': 0, 'config': 1, 'dist': 1, 'optim': 2, 'autograd': 2, 'data': 3, 'ops': 4, 'quant': 5,
     'nn': 6, 'prune': 7, 'train': 8, 'ptq': 9, 'export': 10, 'run': 11, 'sweep': 12,
     'cli': 13,
     # the rank from which a layer may read the runtime; what the runtime

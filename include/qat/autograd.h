@@ -59,6 +59,20 @@ qat_arena *qat_tape_arena(qat_tape *t);
 /* The step's RNG (dropout); the trainer seeds it per step. */
 qat_rng *qat_tape_rng(qat_tape *t);
 
+/* Data-parallel training: how ops that need the whole global batch (batch
+ * statistics, observer ranges) combine their per-rank values. fn must leave
+ * the same result on every rank (it is a collective: every rank's tape
+ * calls it in the same order). */
+typedef enum qat_reduce_op { QAT_REDUCE_SUM, QAT_REDUCE_MIN, QAT_REDUCE_MAX } qat_reduce_op;
+typedef void (*qat_allreduce_fn)(void *ctx, double *v, size_t n, qat_reduce_op op);
+/* fn NULL (the default): one process, nothing to combine. stream (the
+ * rank) keeps the ranks' dropout masks apart; 0 draws what one process does. */
+void qat_tape_set_allreduce(qat_tape *t, qat_allreduce_fn fn, void *ctx, int stream);
+/* Combines v[0..n) across ranks in place; a no-op without an allreduce. */
+void qat_tape_allreduce(qat_tape *t, double *v, size_t n, qat_reduce_op op);
+/* The dropout stream set with the allreduce (0 by default). */
+int qat_tape_stream(const qat_tape *t);
+
 /* Uninitialised activation tensor from the arena. */
 qat_tensor *qat_tape_tensor(qat_tape *t, int ndim, const int *shape);
 /* Scratch/saved memory from the arena, 64-byte aligned. */
@@ -75,6 +89,9 @@ float *qat_tape_grad(qat_tape *t, qat_tensor *x);
 /* Seeds d(loss)/d(loss) = 1 (loss must have one element) and runs every
  * recorded node in reverse. Parameter grads accumulate into their buffers. */
 void qat_tape_backward(qat_tape *t, qat_tensor *loss);
+/* The same with d(loss)/d(loss) = w (a data-parallel shard's share of the
+ * global batch, so the ranks' gradients sum to the batch's). */
+void qat_tape_backward_weighted(qat_tape *t, qat_tensor *loss, float w);
 /* Number of nodes recorded since the last reset. */
 int qat_tape_num_nodes(const qat_tape *t);
 

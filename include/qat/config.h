@@ -274,6 +274,28 @@ typedef struct qat_distill_cfg {
     qat_distill_loss loss;
 } qat_distill_cfg;
 
+/* Data-parallel training ([distributed], src/train/dist_step.c): how the
+ * ranks' gradients travel. gradient_bits is an index into its names
+ * ("32", "8", ...; qat_grad_bits_value gives the number). */
+typedef enum qat_grad_bits {
+    QAT_GBITS_32 = 0, QAT_GBITS_8, QAT_GBITS_4, QAT_GBITS_2, QAT_GBITS_1
+} qat_grad_bits;
+extern const char *const qat_grad_bits_names[];
+int qat_grad_bits_value(qat_grad_bits b);
+typedef enum qat_grad_rounding { QAT_GROUND_NEAREST = 0, QAT_GROUND_STOCHASTIC } qat_grad_rounding;
+extern const char *const qat_grad_rounding_names[];
+typedef enum qat_grad_scaling { QAT_GSCALE_MAX = 0, QAT_GSCALE_L2 } qat_grad_scaling;
+extern const char *const qat_grad_scaling_names[];
+typedef struct qat_distributed_cfg {
+    qat_grad_bits gradient_bits;
+    qat_grad_rounding gradient_rounding;
+    qat_grad_scaling gradient_scaling; /* codes normalise by a bucket's max |g| or L2 norm */
+    int bucket_size;                   /* gradient values per scale; 0: one per tensor */
+    int error_feedback;                /* carry each step's quantization residual over */
+    int simulate_ranks;                /* > 1: one process computes and sends as that many */
+    int verify;                        /* hash parameters + quant state every epoch */
+} qat_distributed_cfg;
+
 typedef struct qat_layer_cfg {
     char name[QAT_NAME_MAX];
     int line; /* of the section header in the config file */
@@ -319,6 +341,7 @@ typedef struct qat_config {
     qat_regularize_cfg regularize;
     qat_ptq_cfg ptq;
     qat_distill_cfg distill;
+    qat_distributed_cfg distributed;
     int nlayers;
     qat_layer_cfg layers[QAT_MAX_LAYERS];
 } qat_config;

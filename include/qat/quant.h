@@ -245,8 +245,10 @@ void qat_quant_weight_params(qat_layer_quant *q, const float *w, int update,
 /* A training batch's range into the activation observer: of the outputs y
  * (n real values after the activation), or of the exact path's accumulators
  * (acc plus the bias quantized with acc_scale, times acc_scale). Nothing
- * once LSQ is initialised: the observer is no longer read. */
-void qat_quant_observe_outputs(qat_layer_quant *q, const float *y, size_t n);
+ * once LSQ is initialised: the observer is no longer read. With a
+ * data-parallel tape (t may be NULL) the range is the min / max over every
+ * rank's examples, so all ranks' observers stay equal. */
+void qat_quant_observe_outputs(qat_layer_quant *q, qat_tape *t, const float *y, size_t n);
 void qat_quant_observe_acc(qat_layer_quant *q, qat_tape *t, const qat_tensor *acc,
                            const qat_tensor *bias, const float *acc_scale);
 

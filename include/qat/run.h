@@ -84,6 +84,11 @@ qat_status qat_run(const qat_config *cfg, const qat_train_opts *opts, qat_error 
 #define QAT_SUMMARY_COMPENSATION_SECONDS "compensation_seconds"
 #define QAT_SUMMARY_PTQ_SECONDS "ptq_seconds"
 #define QAT_SUMMARY_PTQ_LAYERS "ptq_layers"
+/* Data-parallel runs only ([distributed], mpirun): ranks (real or
+ * simulated), gradient_bits, and the bytes one rank sends per step. */
+#define QAT_SUMMARY_RANKS "ranks"
+#define QAT_SUMMARY_GRADIENT_BITS "gradient_bits"
+#define QAT_SUMMARY_GRADIENT_BYTES "gradient_bytes_per_step_per_rank"
 #define QAT_SUMMARY_PEAK_RSS_KB "peak_rss_kb"
 
 #endif

@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "qat/config.h"
+#include "qat/dist.h"
 #include "qat/status.h"
 
 #define QAT_SWEEP_MAX_RUNS 4096
@@ -122,6 +123,13 @@ typedef struct qat_sweep_opts {
  * stop the others; the status is about the sweep itself (out dir, fork). */
 qat_status qat_sweep_execute(const qat_sweep *sw, const qat_sweep_opts *opts,
                              qat_sweep_outcome *out, qat_error *err);
+/* The same spread over the ranks of d (mpirun -np N qat-sweep; one rank:
+ * qat_sweep_execute): each rank runs one run at a time, handed out by rank
+ * 0 as ranks free up; on rank 0 out[] ends up complete (other ranks' out[]
+ * holds only their own runs). The run folders must be on a file system
+ * every rank sees. */
+qat_status qat_sweep_execute_ranks(const qat_sweep *sw, const qat_sweep_opts *opts, qat_dist *d,
+                                   qat_sweep_outcome *out, qat_error *err);
 /* Reads the metrics of a summary.json into o (absent keys become NaN). */
 qat_status qat_sweep_read_summary(const char *path, qat_sweep_outcome *o, qat_error *err);
 

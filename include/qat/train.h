@@ -7,6 +7,7 @@
 
 #include "qat/config.h"
 #include "qat/data.h"
+#include "qat/dist.h"
 #include "qat/nn.h"
 #include "qat/optim.h"
 #include "qat/rng.h"
@@ -16,6 +17,9 @@ typedef struct qat_train_opts {
     int quiet;           /* no progress bar, no per-epoch lines */
     int resume;          /* continue from out_dir/checkpoint.h5 (cfg must be its config) */
     int stop_after;      /* > 0: stop after this epoch, as if interrupted (tests) */
+    qat_dist *dist;      /* the ranks to train over (mpirun); NULL: this process alone */
+    int perturb_rank;    /* tests of [distributed] verify: this rank (> 0) nudges a
+                            parameter before each check */
 } qat_train_opts;
 
 /* A finished training run: the trained model and what the run read, for
@@ -33,6 +37,9 @@ typedef struct qat_trained {
     const double *epoch_seconds;  /* `epochs` entries (a resume's earlier epochs from
                                      metrics.csv) */
     int epochs;                   /* [train] epochs; 0 for mode = ptq, which does not train */
+    int leader;                   /* this process writes the run's files (rank 0) */
+    int ranks;                    /* data-parallel ranks, real or simulated (1: none) */
+    size_t gradient_bytes_per_step; /* one rank's gradient message (0: one process) */
 } qat_trained;
 
 /* Trains cfg and writes into the run directory: config.ini (the resolved
@@ -125,6 +132,7 @@ typedef struct qat_checkpoint_meta {
      * on restore read back into it (the checkpoint must then hold it). */
     float *prune_state;
     size_t prune_count;
+    int ranks; /* MPI ranks of the run (attribute "ranks", kept only when > 1) */
 } qat_checkpoint_meta;
 
 /* Writes params, state, optimizer state, meta and the resolved config to

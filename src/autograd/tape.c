@@ -22,6 +22,9 @@ struct qat_tape {
     int nnodes;
     int grad_enabled;
     int training;
+    qat_allreduce_fn allreduce; /* data-parallel: across ranks; NULL: one process */
+    void *allreduce_ctx;
+    int stream;
     /* profiling */
     int profiling, tag;
     double tag_start;
@@ -95,6 +98,21 @@ int qat_tape_training(const qat_tape *t) { return t->training; }
 qat_team *qat_tape_team(qat_tape *t) { return t->team; }
 qat_arena *qat_tape_arena(qat_tape *t) { return t->arena; }
 qat_rng *qat_tape_rng(qat_tape *t) { return &t->rng; }
+
+void qat_tape_set_allreduce(qat_tape *t, qat_allreduce_fn fn, void *ctx, int stream)
+{
+    t->allreduce = fn;
+    t->allreduce_ctx = ctx;
+    t->stream = stream;
+}
+
+void qat_tape_allreduce(qat_tape *t, double *v, size_t n, qat_reduce_op op)
+{
+    if (t->allreduce)
+        t->allreduce(t->allreduce_ctx, v, n, op);
+}
+
+int qat_tape_stream(const qat_tape *t) { return t->stream; }
 int qat_tape_num_nodes(const qat_tape *t) { return t->nnodes; }
 
 size_t qat_shape_numel(int ndim, const int *shape)
@@ -175,12 +193,14 @@ float *qat_tape_grad(qat_tape *t, qat_tensor *x)
     return x->grad;
 }
 
-void qat_tape_backward(qat_tape *t, qat_tensor *loss)
+void qat_tape_backward(qat_tape *t, qat_tensor *loss) { qat_tape_backward_weighted(t, loss, 1.0f); }
+
+void qat_tape_backward_weighted(qat_tape *t, qat_tensor *loss, float w)
 {
     QAT_ASSERT(loss->numel == 1);
     if (!loss->requires_grad)
         return;
-    qat_tape_grad(t, loss)[0] += 1.0f;
+    qat_tape_grad(t, loss)[0] += w;
     /* Blocks form a singly linked list; collect them to walk backwards. */
     int nblocks = (t->nnodes + NODE_BLOCK - 1) / NODE_BLOCK;
     node_block **blocks = qat_arena_alloc(t->arena, (size_t)nblocks * sizeof *blocks);

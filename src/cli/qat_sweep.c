@@ -192,8 +192,9 @@ static int parse_args(int argc, char **argv, args *a)
 
 /* Trains every run of sw, writes the tables and plots, says how it went;
  * returns the exit code. */
-static int sweep_all(const args *a, const qat_sweep *sw, const char *argv0)
+static int sweep_all(const args *a, const qat_sweep *sw, const char *argv0, qat_dist *d)
 {
+    int lead = qat_dist_rank(d) == 0; /* rank 0 speaks and writes the tables */
     char dir[4096], exe[PATH_MAX + 16];
     if (a->out)
         snprintf(dir, sizeof dir, "%s", a->out);
@@ -205,7 +206,7 @@ static int sweep_all(const args *a, const qat_sweep *sw, const char *argv0)
         .out_dir = dir,
         .train_exe = exe,
         .jobs = a->jobs ? a->jobs : sw->jobs ? sw->jobs : qat_sweep_default_jobs(sw, (int)cores),
-        .log = a->quiet ? NULL : stderr,
+        .log = a->quiet || !lead ? NULL : stderr,
     };
     qat_error err;
     qat_error_clear(&err);
@@ -215,7 +216,11 @@ static int sweep_all(const args *a, const qat_sweep *sw, const char *argv0)
     if (!res)
         st = qat_fail(&err, QAT_ENOMEM, "out of memory");
     if (st == QAT_OK)
-        st = qat_sweep_execute(sw, &o, res, &err);
+        st = qat_sweep_execute_ranks(sw, &o, d, res, &err);
+    if (!lead) { /* its runs are in rank 0's outcomes */
+        free(res);
+        return st == QAT_OK ? 0 : qat_status_exit_code(st);
+    }
     if (st == QAT_OK)
         st = qat_sweep_write_tables(sw, res, dir, &err);
     if (st == QAT_OK && a->plots) {
@@ -244,7 +249,7 @@ static int sweep_all(const args *a, const qat_sweep *sw, const char *argv0)
 
 /* Everything but the argument array, which main owns: usage errors return
  * early and must not leak it. */
-static int run(int argc, char **argv, const char **sets)
+static int run(int argc, char **argv, const char **sets, qat_dist *d)
 {
     args a = {.sets = sets, .target = "weights", .plots = 1};
     int rc = parse_args(argc, argv, &a);
@@ -261,10 +266,11 @@ static int run(int argc, char **argv, const char **sets)
         return qat_status_exit_code(st);
     }
     if (a.list) {
-        list_runs(sw);
+        if (qat_dist_rank(d) == 0)
+            list_runs(sw);
         rc = 0;
     } else {
-        rc = sweep_all(&a, sw, argv[0]);
+        rc = sweep_all(&a, sw, argv[0], d);
     }
     qat_sweep_free(sw);
     return rc;
@@ -272,10 +278,16 @@ static int run(int argc, char **argv, const char **sets)
 
 int main(int argc, char **argv)
 {
+    /* mpirun -np N qat-sweep: the runs spread over the ranks (src/sweep/ranks.c) */
+    qat_dist *d = qat_dist_init(&argc, &argv);
     const char **sets = calloc((size_t)argc + 1, sizeof *sets);
-    if (!sets)
+    if (!sets || !d)
         return 1;
-    int rc = run(argc, argv, sets);
+    int rc = run(argc, argv, sets, d);
     free(sets);
+    /* a sweep's own error (not a failed run: those are outcomes) ends every rank */
+    if (rc == 2 && qat_dist_size(d) > 1)
+        qat_dist_abort(d, rc);
+    qat_dist_finalize(d);
     return rc;
 }

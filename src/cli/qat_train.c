@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "qat/config.h"
+#include "qat/dist.h"
 #include "qat/run.h"
 
 static void usage(FILE *f)
@@ -31,18 +32,22 @@ static void usage(FILE *f)
             "  --help-config            print every config key with its default\n"
             "\n"
             "Writes DIR/checkpoint.h5, DIR/model.int8.h5, DIR/metrics.csv, DIR/summary.json\n"
-            "and DIR/config.ini. Exit status: 0 success, 2 bad usage/config/input, 1 other.\n");
+            "and DIR/config.ini. Exit status: 0 success, 2 bad usage/config/input, 1 other.\n"
+            "\n"
+            "Data parallel (built with MPI): mpirun -np N qat-train CONFIG (or srun) splits\n"
+            "every global batch of [train] batch_size over the N ranks; rank 0 writes the\n"
+            "run. An error on any rank ends every rank (MPI_Abort) with that exit status.\n");
 }
 
 static int run_with(const char *config, const char **sets, int nsets, qat_train_opts *opts_in);
 
 /* Everything but the argument array, which main owns: usage errors return
  * early and must not leak it. */
-static int run(int argc, char **argv, const char **sets)
+static int run(int argc, char **argv, const char **sets, qat_dist *dist)
 {
     const char *config = NULL, *init = NULL;
     int nsets = 0;
-    qat_train_opts opts = {0};
+    qat_train_opts opts = {.dist = dist};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -102,6 +107,10 @@ static int run(int argc, char **argv, const char **sets)
 static int run_with(const char *config, const char **sets, int nsets, qat_train_opts *opts_in)
 {
     qat_train_opts opts = *opts_in;
+    qat_dist *dist = opts.dist;
+    /* tests of [distributed] verify only: this rank drifts from the others */
+    const char *perturb = getenv("QAT_TEST_PERTURB_RANK");
+    opts.perturb_rank = perturb ? atoi(perturb) : 0;
     if (opts.resume && (config || nsets)) {
         fprintf(stderr, "qat-train: --resume takes the configuration from the checkpoint; do not "
                         "give CONFIG, --set or --init with it\n");
@@ -127,18 +136,25 @@ static int run_with(const char *config, const char **sets, int nsets, qat_train_
     }
     if (st == QAT_OK)
         st = qat_run(cfg, &opts, &err);
+    free(cfg);
+    /* one rank's failure must not leave the others waiting for it */
+    if (st != QAT_OK && qat_dist_size(dist) > 1)
+        qat_dist_fail(dist, qat_status_exit_code(st), "qat-train", err.msg);
     if (st != QAT_OK)
         fprintf(stderr, "qat-train: error: %s\n", err.msg);
-    free(cfg);
     return qat_status_exit_code(st);
 }
 
 int main(int argc, char **argv)
 {
+    qat_dist *dist = qat_dist_init(&argc, &argv);
     const char **sets = calloc((size_t)argc + 2, sizeof *sets);
-    if (!sets)
+    if (!sets || !dist)
         return 1;
-    int rc = run(argc, argv, sets);
+    int rc = run(argc, argv, sets, dist);
     free(sets);
+    if (rc != 0 && qat_dist_size(dist) > 1) /* usage errors: every rank has the same */
+        qat_dist_abort(dist, rc);
+    qat_dist_finalize(dist);
     return rc;
 }

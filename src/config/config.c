@@ -230,7 +230,8 @@ static const type_schema type_schemas[] = {
 };
 
 static const char *const fixed_sections[] = {"data",  "augment",    "model", "train",   "quant",
-                                             "prune", "regularize", "ptq",   "distill", NULL};
+                                             "prune", "regularize", "ptq",   "distill",
+                                             "distributed", NULL};
 
 static int is_fixed(const char *name)
 {
@@ -576,6 +577,7 @@ static qat_status build(qat_ini *ini, const char *const *sets, int nsets, qat_co
     qat_cfg_defaults(regularize_keys, COUNT(regularize_keys), &cfg->regularize);
     qat_cfg_defaults(ptq_keys, COUNT(ptq_keys), &cfg->ptq);
     qat_cfg_defaults(distill_keys, COUNT(distill_keys), &cfg->distill);
+    qat_cfg_defaults(qat_distributed_keys, qat_distributed_nkeys, &cfg->distributed);
     if ((st = apply_fixed(ini, "data", data_keys, COUNT(data_keys), &cfg->data, err)) ||
         (st = apply_fixed(ini, "augment", augment_keys, COUNT(augment_keys), &cfg->augment,
                           err)) ||
@@ -585,7 +587,9 @@ static qat_status build(qat_ini *ini, const char *const *sets, int nsets, qat_co
         (st = apply_fixed(ini, "regularize", regularize_keys, COUNT(regularize_keys),
                           &cfg->regularize, err)) ||
         (st = apply_fixed(ini, "ptq", ptq_keys, COUNT(ptq_keys), &cfg->ptq, err)) ||
-        (st = apply_fixed(ini, "distill", distill_keys, COUNT(distill_keys), &cfg->distill, err)))
+        (st = apply_fixed(ini, "distill", distill_keys, COUNT(distill_keys), &cfg->distill, err)) ||
+        (st = apply_fixed(ini, "distributed", qat_distributed_keys, qat_distributed_nkeys,
+                          &cfg->distributed, err)))
         return st;
     qat_ini_section *q = qat_ini_find(ini, "quant");
     if (q) {
@@ -607,6 +611,7 @@ static qat_status build(qat_ini *ini, const char *const *sets, int nsets, qat_co
             return qat_fail(err, QAT_EINVAL,
                             "%s:%d: unknown section [%s] (valid: [data], [augment], [model], "
                             "[train], [quant], [prune], [regularize], [ptq], [distill], "
+                            "[distributed], "
                             "[layer.<name>])",
                             ini->path, s->line, s->name);
         if (cfg->nlayers == QAT_MAX_LAYERS)
@@ -713,6 +718,7 @@ static void write_config(FILE *f, const qat_config *cfg, int minimal)
     qat_cfg_write(f, ptq_keys, COUNT(ptq_keys), &cfg->ptq);
     fprintf(f, "\n[distill]\n");
     qat_cfg_write(f, distill_keys, COUNT(distill_keys), &cfg->distill);
+    qat_config_write_distributed(f, cfg);
     for (int i = 0; i < cfg->nlayers; i++) {
         const qat_layer_cfg *l = &cfg->layers[i];
         const type_schema *ts = &type_schemas[l->type];
@@ -774,6 +780,7 @@ void qat_config_write_reference(FILE *f)
     reference_table(f, "regularize", regularize_keys, COUNT(regularize_keys));
     reference_table(f, "ptq", ptq_keys, COUNT(ptq_keys));
     reference_table(f, "distill", distill_keys, COUNT(distill_keys));
+    reference_table(f, "distributed", qat_distributed_keys, qat_distributed_nkeys);
     fprintf(f, "| `[layer.*]` | `type` | *required* | one of ");
     for (int c = 0; qat_layer_type_names[c]; c++)
         fprintf(f, "%s`%s`", c ? ", " : "", qat_layer_type_names[c]);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "qat/config.h"
+#include "qat/ini.h"
 
 /* Marks the section's input (or, for add and concat, inputs) entry used,
  * so the unknown-key check passes it, and appends the key's name to valid
@@ -20,5 +21,11 @@ void qat_config_mark_input_keys(qat_ini_section *s, qat_layer_type type, char *v
 qat_status qat_config_resolve_inputs(qat_ini *ini, qat_config *cfg, qat_error *err);
 /* "input = NAME" / "inputs = a, b" for layer i when the config named them. */
 void qat_config_write_inputs(FILE *f, const qat_config *cfg, int i);
+
+/* [distributed] (distributed.c): its keys, and the section as written back
+ * (only when some key differs from its default). */
+extern const qat_cfg_key qat_distributed_keys[];
+extern const int qat_distributed_nkeys;
+void qat_config_write_distributed(FILE *f, const qat_config *cfg);
 
 #endif

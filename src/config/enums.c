@@ -27,6 +27,9 @@ NAMES(qat_prune_schedule_kind, QAT_PRUNE_DYNAMIC, "one_shot", "gradual", "dynami
 NAMES(qat_prune_scope, QAT_PRUNE_SCOPE_GLOBAL, "layer", "global");
 NAMES(qat_prune_unit, QAT_PRUNE_UNIT_STEP, "epoch", "step");
 NAMES(qat_norm_kind, QAT_NORM_L2, "l1", "l2");
+NAMES(qat_grad_bits, QAT_GBITS_1, "32", "8", "4", "2", "1");
+NAMES(qat_grad_rounding, QAT_GROUND_STOCHASTIC, "nearest", "stochastic");
+NAMES(qat_grad_scaling, QAT_GSCALE_L2, "max", "l2");
 NAMES(qat_layer_type, QAT_LAYER_GLOBAL_AVGPOOL, "conv2d", "linear", "maxpool2d", "avgpool2d",
       "flatten", "dropout", "depthwise_conv2d", "add", "concat", "global_avgpool");
 NAMES(qat_activation, QAT_ACT_RELU6, "none", "relu", "relu6");
@@ -34,3 +37,9 @@ NAMES(qat_activation, QAT_ACT_RELU6, "none", "relu", "relu6");
 const char *qat_optim_kind_name(qat_optim_kind k) { return qat_enum_name(qat_optim_kind_names, (int)k); }
 const char *qat_lr_kind_name(qat_lr_kind k) { return qat_enum_name(qat_lr_kind_names, (int)k); }
 const char *qat_layer_type_name(qat_layer_type t) { return qat_enum_name(qat_layer_type_names, (int)t); }
+
+int qat_grad_bits_value(qat_grad_bits b)
+{
+    static const int v[] = {32, 8, 4, 2, 1};
+    return v[b];
+}

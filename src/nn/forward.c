@@ -153,7 +153,7 @@ static qat_tensor *compute_float(qat_model *m, qat_tape *t, qat_layer *l, qat_te
     /* During the quantization delay observers still learn the range, so
      * fake-quant starts from warm statistics (as PyTorch does). */
     if (m->cfg.quant.enabled && qat_tape_training(t) && !m->observers_frozen)
-        qat_quant_observe_outputs(&l->q, y->data, y->numel);
+        qat_quant_observe_outputs(&l->q, t, y->data, y->numel);
     return y;
 }
 
@@ -199,7 +199,7 @@ static qat_tensor *compute_quant(qat_model *m, qat_tape *t, qat_layer *l, qat_te
                              l->cfg->bn_momentum, l->cfg->bn_eps);
         y = activation(t, l, y);
         if (update)
-            qat_quant_observe_outputs(q, y->data, y->numel);
+            qat_quant_observe_outputs(q, t, y->data, y->numel);
         if (training)
             qat_quant_lsq_init(q);
         qat_quant_act_params(q);
@@ -247,7 +247,7 @@ static qat_tensor *compute_merge(qat_model *m, qat_tape *t, qat_layer *l, qat_te
     if (!quant) {
         qat_tensor *y = merge_float(t, l, x);
         if (observe)
-            qat_quant_observe_outputs(q, y->data, y->numel);
+            qat_quant_observe_outputs(q, t, y->data, y->numel);
         return y;
     }
     if (observe) { /* off the tape: only its range is needed */
@@ -255,7 +255,7 @@ static qat_tensor *compute_merge(qat_model *m, qat_tape *t, qat_layer *l, qat_te
         qat_tape_set_grad_enabled(t, 0);
         qat_tensor *y = merge_float(t, l, x);
         qat_tape_set_grad_enabled(t, grad);
-        qat_quant_observe_outputs(q, y->data, y->numel);
+        qat_quant_observe_outputs(q, t, y->data, y->numel);
     }
     merge_qparams(m, l);
     qat_merge_params *p = qat_tape_alloc(t, sizeof *p); /* backward outlives this forward */

@@ -12,7 +12,14 @@
  * mean first avoids cancellation when |mean| >> std.
  *
  * Rows are split over the team; per-channel sums go into per-thread partials
- * reduced in thread order, so results are fixed for a fixed thread count. */
+ * reduced in thread order, so results are fixed for a fixed thread count.
+ *
+ * Data-parallel training (a tape with an allreduce, src/train/dist_step.c):
+ * the per-channel sums and the row count are summed across ranks before
+ * they are used, so every rank normalises by the global batch's statistics
+ * (synchronised batchnorm) and its dx sees the global sum(dy) terms; the
+ * gamma / beta gradients stay this rank's share, summed with the rest of
+ * the gradient. Without an allreduce nothing changes. */
 #include <math.h>
 #include <string.h>
 
@@ -22,6 +29,7 @@
 typedef struct {
     int training;
     size_t M;
+    double m_all; /* rows over every rank (M in one process) */
     int C;
     float *mean, *invstd; /* [C]: batch or running statistics used */
 } bn_saved;
@@ -33,6 +41,7 @@ typedef struct {
     const double *coef; /* backward: [C] sum(dy), [C] sum(dy xhat), or NULL */
     int C;
     size_t M;
+    double m_all; /* BN_DX_TRAIN: rows the statistics came from, over every rank */
     int phase;
 } bn_job;
 
@@ -76,7 +85,7 @@ static void bn_part(void *vctx, int tid, int nt)
         break;
     case BN_DX_TRAIN: { /* dx += scale * (dy - mean(dy) - xhat * mean(dy xhat)) */
         const double *sdy = j->coef, *sdyx = j->coef + C;
-        double inv_m = 1.0 / (double)j->M;
+        double inv_m = 1.0 / j->m_all;
         for (size_t r = b; r < e; r++)
             for (size_t c = 0; c < C; c++) {
                 float xhat = (j->x[r * C + c] - j->mean[c]) * j->invstd[c];
@@ -119,7 +128,7 @@ static void batchnorm_backward(qat_tape *t, const qat_node *nd)
     qat_team *team = qat_tape_team(t);
     size_t C = (size_t)s->C;
     bn_job j = {.x = x->data, .dy = nd->out->grad, .mean = s->mean, .invstd = s->invstd,
-                .C = s->C, .M = s->M};
+                .C = s->C, .M = s->M, .m_all = s->m_all};
     j.part = qat_tape_alloc(t, (size_t)qat_team_threads(team) * 2 * C * sizeof(double));
     double *sums = qat_tape_alloc(t, 2 * C * sizeof(double));
     bn_run(team, &j, BN_GRAD_SUMS, sums, 2);
@@ -140,6 +149,9 @@ static void batchnorm_backward(qat_tape *t, const qat_node *nd)
         scale[c] = (gamma ? gamma->data[c] : 1.0f) * s->invstd[c];
     j.scale = scale;
     j.dx = qat_tape_grad(t, x);
+    /* dx needs the global batch's sums; this rank's dgamma / dbeta used its own */
+    if (s->training)
+        qat_tape_allreduce(t, sums, 2 * C, QAT_REDUCE_SUM);
     j.coef = sums;
     bn_run(team, &j, s->training ? BN_DX_TRAIN : BN_DX_EVAL, NULL, 0);
 }
@@ -163,17 +175,22 @@ qat_tensor *qat_op_batchnorm(qat_tape *t, qat_tensor *x, qat_tensor *gamma, qat_
     float *scale = qat_tape_alloc(t, Cs * sizeof(float));
     float *shift = qat_tape_alloc(t, Cs * sizeof(float)); /* beta, or 0 */
     bn_job j = {.x = x->data, .y = y->data, .mean = mean, .C = C, .M = M};
+    double m_all = (double)M;
     if (training) {
         j.part = qat_tape_alloc(t, (size_t)qat_team_threads(team) * 2 * Cs * sizeof(double));
-        double *sums = qat_tape_alloc(t, Cs * sizeof(double));
+        double *sums = qat_tape_alloc(t, (Cs + 1) * sizeof(double));
         bn_run(team, &j, BN_SUM, sums, 1);
+        sums[Cs] = (double)M;
+        qat_tape_allreduce(t, sums, Cs + 1, QAT_REDUCE_SUM);
+        m_all = sums[Cs];
         for (size_t c = 0; c < Cs; c++)
-            mean[c] = (float)(sums[c] / (double)M);
+            mean[c] = (float)(sums[c] / m_all);
         bn_run(team, &j, BN_SQDEV, sums, 1);
+        qat_tape_allreduce(t, sums, Cs, QAT_REDUCE_SUM);
         /* M = 1 has no unbiased variance; its biased one (0) is used */
-        double unbias = M > 1 ? (double)M / (double)(M - 1) : 1.0;
+        double unbias = m_all > 1 ? m_all / (m_all - 1) : 1.0;
         for (size_t c = 0; c < Cs; c++) {
-            double var = sums[c] / (double)M;
+            double var = sums[c] / m_all;
             invstd[c] = (float)(1.0 / sqrt(var + (double)eps));
             running_mean[c] = (1.0f - momentum) * running_mean[c] + momentum * mean[c];
             running_var[c] =
@@ -196,7 +213,7 @@ qat_tensor *qat_op_batchnorm(qat_tape *t, qat_tensor *x, qat_tensor *gamma, qat_
     bn_saved *s = NULL;
     if (qat_tape_grad_enabled(t)) {
         s = qat_tape_alloc(t, sizeof *s);
-        *s = (bn_saved){training, M, C, mean, invstd};
+        *s = (bn_saved){training, M, m_all, C, mean, invstd};
     }
     qat_tensor *in[3] = {x, gamma, beta};
     qat_tape_record(t, batchnorm_backward, y, s, 3, in);

@@ -70,6 +70,9 @@ qat_tensor *qat_op_dropout(qat_tape *t, qat_tensor *x, float p)
     qat_rng *rng = qat_tape_rng(t);
     uint64_t seed = (uint64_t)qat_rng_u32(rng) << 32;
     seed |= qat_rng_u32(rng);
+    /* data-parallel ranks: the generator stays in step on every rank (the
+     * checkpoint keeps one state), each rank's examples get their own masks */
+    seed ^= (uint64_t)qat_tape_stream(t) * 0x9E3779B97F4A7C15ull;
     qat_tensor *y = qat_tape_tensor(t, x->ndim, x->shape);
     dropout_job j = {.x = x->data, .y = y->data, .n = x->numel, .seed = seed,
                      .threshold = (uint64_t)((double)p * 4294967296.0),

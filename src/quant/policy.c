@@ -88,7 +88,19 @@ void qat_quant_weight_params(qat_layer_quant *q, const float *w, int update,
     }
 }
 
-void qat_quant_observe_outputs(qat_layer_quant *q, const float *y, size_t n)
+/* The global batch's range from each rank's (min and max commute, so the
+ * result is what one process sees). */
+static void ranks_range(qat_tape *t, float *lo, float *hi)
+{
+    if (!t)
+        return;
+    double v[2] = {-(double)*lo, (double)*hi};
+    qat_tape_allreduce(t, v, 2, QAT_REDUCE_MAX);
+    *lo = (float)-v[0];
+    *hi = (float)v[1];
+}
+
+void qat_quant_observe_outputs(qat_layer_quant *q, qat_tape *t, const float *y, size_t n)
 {
     if (qat_quant_lsq_ready(q))
         return;
@@ -98,6 +110,7 @@ void qat_quant_observe_outputs(qat_layer_quant *q, const float *y, size_t n)
         qat_values_range_mse(y, n, qc->activation_bits, qc->activation_scheme, &lo, &hi);
     else
         qat_values_range(y, n, qc->activation_observer, qc->percentile, &lo, &hi);
+    ranks_range(t, &lo, &hi);
     qat_observer_update(&q->act_obs, qc->activation_observer, lo, hi, qc->ema_decay);
 }
 
@@ -110,6 +123,7 @@ void qat_quant_observe_acc(qat_layer_quant *q, qat_tape *t, const qat_tensor *ac
     float lo, hi;
     qat_acc_range(t, acc, bias, acc_scale, q->bias_limit, q->relu6 ? 2 : q->relu, qc, &lo,
                   &hi);
+    ranks_range(t, &lo, &hi);
     qat_observer_update(&q->act_obs, qc->activation_observer, lo, hi, qc->ema_decay);
 }
 

@@ -242,6 +242,10 @@ qat_status qat_run(const qat_config *cfg, const qat_train_opts *opts, qat_error 
     qat_status st = qat_train(cfg, opts, &t, err);
     if (st != QAT_OK)
         return st;
+    if (!t->leader) { /* rank 0 exports, evaluates and reports for every rank */
+        qat_train_end(t);
+        return QAT_OK;
+    }
     qat_run_results res = {0};
     clear_metrics(&res.flt);
     qat_ptq_report *rep = NULL;

@@ -193,6 +193,11 @@ qat_status qat_run_write_summary(const qat_trained *t, const qat_run_results *re
     }
     if (res->ptq)
         write_ptq(&j, c, res->ptq);
+    if (t->gradient_bytes_per_step) {
+        json_int(&j, QAT_SUMMARY_RANKS, t->ranks);
+        json_int(&j, QAT_SUMMARY_GRADIENT_BITS, qat_grad_bits_value(c->distributed.gradient_bits));
+        json_int(&j, QAT_SUMMARY_GRADIENT_BYTES, (long long)t->gradient_bytes_per_step);
+    }
     json_int(&j, QAT_SUMMARY_PEAK_RSS_KB, ru.ru_maxrss);
     json_end(&j);
     fputc('\n', f);

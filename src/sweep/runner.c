@@ -194,6 +194,22 @@ static pid_t launch(const qat_sweep *sw, const qat_sweep_opts *o, const qat_swee
     argv[k++] = "--out";
     argv[k++] = dir;
     argv[k] = NULL;
+    /* under mpirun the launcher's variables would make the run think it is
+     * one of the sweep's ranks: it gets the environment without them */
+    extern char **environ;
+    size_t nenv = 0;
+    while (environ[nenv])
+        nenv++;
+    char **envp = calloc(nenv + 1, sizeof *envp);
+    if (!envp) {
+        free(argv);
+        qat_fail(err, QAT_ENOMEM, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0, j = 0; i < nenv; i++)
+        if (strncmp(environ[i], "OMPI_", 5) && strncmp(environ[i], "PMIX_", 5) &&
+            strncmp(environ[i], "PMI_", 4))
+            envp[j++] = environ[i];
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
@@ -206,11 +222,12 @@ static pid_t launch(const qat_sweep *sw, const qat_sweep_opts *o, const qat_swee
         int fe = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
         if (in < 0 || fo < 0 || fe < 0 || dup2(in, 0) < 0 || dup2(fo, 1) < 0 || dup2(fe, 2) < 0)
             _exit(126);
-        execv(o->train_exe, (char *const *)argv);
+        execve(o->train_exe, (char *const *)argv, envp);
         dprintf(2, "qat-sweep: cannot run %s: %s\n", o->train_exe, strerror(errno));
         _exit(127);
     }
     free(argv);
+    free(envp);
     if (pid < 0)
         qat_fail(err, QAT_EINTERNAL, "fork: %s", strerror(errno));
     return pid;
@@ -283,6 +300,36 @@ static void complete(const qat_sweep_opts *o, const qat_sweep_run *r, int ws, do
     run_path(o, r, STATUS_FILE, p, sizeof p);
     if (qat_write_file_atomic(p, text, strlen(text), &e) != QAT_OK && o->log)
         fprintf(o->log, "qat-sweep: warning: %s\n", e.msg);
+}
+
+pid_t qat_sweep_start_run(const qat_sweep *sw, const qat_sweep_opts *o, int i,
+                          qat_sweep_outcome *out)
+{
+    qat_error e;
+    pid_t pid = -1;
+    if (prepare(sw, o, &sw->runs[i], &e) == QAT_OK)
+        pid = launch(sw, o, &sw->runs[i], &e);
+    if (pid < 0) /* this run cannot start; the others still can */
+        record_failure(out, "not started", e.msg);
+    return pid;
+}
+
+void qat_sweep_reap_run(const qat_sweep *sw, const qat_sweep_opts *o, int i, int ws, double secs,
+                        qat_sweep_outcome *out)
+{
+    complete(o, &sw->runs[i], ws, secs, out);
+}
+
+int qat_sweep_pending(const qat_sweep *sw, const qat_sweep_opts *o, qat_sweep_outcome *out,
+                      int *todo)
+{
+    int ntodo = 0;
+    for (int i = 0; i < sw->nruns; i++) {
+        blank_outcome(&out[i]);
+        if (!is_finished(o, &sw->runs[i], &out[i]))
+            todo[ntodo++] = i;
+    }
+    return ntodo;
 }
 
 /* Seconds left: the work still to do at the mean run time so far, minus
@@ -410,4 +457,10 @@ qat_status qat_sweep_execute(const qat_sweep *sw, const qat_sweep_opts *o,
     free(pids);
     free(start);
     return st;
+}
+
+void qat_sweep_report(const qat_sweep *sw, const qat_sweep_opts *o, int i,
+                      const qat_sweep_outcome *out, int done, double t0)
+{
+    progress(o, &sw->runs[i], out, done, sw->nruns, NAN, t0);
 }

@@ -8,6 +8,7 @@
 #include "qat/config.h"
 #include "qat/status.h"
 #include "qat/sweep.h"
+#include <sys/types.h>
 
 /* A growable array of owned strings. */
 typedef struct qat_strv {
@@ -88,5 +89,21 @@ char *qat_sweep_read_file(const char *path, size_t *len);
 
 /* "ok", "cached", "failed" or "pending" (the status column of the tables). */
 const char *qat_sweep_status_name(int status);
+
+/* ---- the runner's pieces, for qat-sweep over MPI ranks (ranks.c) ------------ */
+/* Fills out[] (blank, or cached from an earlier sweep) and todo[] with the
+ * runs still to do; returns their count. */
+int qat_sweep_pending(const qat_sweep *sw, const qat_sweep_opts *o, qat_sweep_outcome *out,
+                      int *todo);
+/* Starts run i (qat-train as a child); -1 with the failure in *out when it
+ * cannot start. */
+pid_t qat_sweep_start_run(const qat_sweep *sw, const qat_sweep_opts *o, int i,
+                          qat_sweep_outcome *out);
+/* Records run i's end (wait status ws) in *out and its status file. */
+void qat_sweep_reap_run(const qat_sweep *sw, const qat_sweep_opts *o, int i, int ws, double secs,
+                        qat_sweep_outcome *out);
+/* The progress line of a finished run (done of all). */
+void qat_sweep_report(const qat_sweep *sw, const qat_sweep_opts *o, int i,
+                      const qat_sweep_outcome *out, int done, double t0);
 
 #endif

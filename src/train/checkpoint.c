@@ -99,6 +99,8 @@ qat_status qat_checkpoint_save(const char *path, qat_model *m, qat_optim *opt,
     r |= write_attr_i64(f, "epoch", meta->epoch);
     r |= write_attr_i64(f, "step", meta->step);
     r |= write_attr_i64(f, "optimizer_steps", opt ? qat_optim_steps(opt) : 0);
+    if (meta->ranks > 1) /* absent: one process (and the file as before MPI) */
+        r |= write_attr_i64(f, "ranks", meta->ranks);
     r |= write_attr_str(f, "config", cfgtext);
     r |= write_f32(f, "params", params, np);
     r |= write_f32(f, "state", state, ns);
@@ -372,7 +374,11 @@ qat_status qat_checkpoint_restore(const char *path, qat_model *m, qat_optim *opt
     }
     if (opt)
         qat_optim_set_steps(opt, (long)osteps);
+    long long ranks = 1;
+    if (H5Aexists(f, "ranks") > 0 && (st = read_attr_i64(f, path, "ranks", &ranks, err)))
+        goto done;
     if (meta) {
+        meta->ranks = (int)ranks;
         meta->epoch = (int)epoch;
         meta->step = (long)step;
         meta->shuffle = (qat_rng){rng[0], rng[1]};

@@ -14,6 +14,7 @@
 #include "qat/ops.h"
 #include "qat/prune.h"
 #include "qat/train.h"
+#include "dist_step.h"
 #include "progress.h"
 #include "train_data.h"
 
@@ -47,6 +48,9 @@ typedef struct run {
     int regularize; /* some layer has an L1/L2 penalty */
     qat_teacher *teacher; /* NULL: no [distill] teacher */
     int resume;
+    qat_dp *dp; /* data-parallel ranks (dist_step.c); NULL: one plain process */
+    qat_dist *dist;
+    int perturb_rank;
 } run;
 
 /* What the model learns from the training split before the first step:
@@ -203,6 +207,9 @@ static qat_status setup(run *r, qat_error *err)
         return st;
     r->meta.prune_state = qat_pruner_state(r->pruner, &r->meta.prune_count);
     r->regularize = qat_regularize_active(c);
+    if (c->train.mode == QAT_MODE_QAT &&
+        (st = qat_dp_create(r->dist, c, r->model, r->tape, r->train->n, &r->dp, err)) != QAT_OK)
+        return st;
     /* mode = ptq trains nothing, so it has nothing to distill into */
     if (c->distill.teacher[0] && c->train.mode == QAT_MODE_QAT)
         return qat_teacher_create(c, r->team, B, qat_dataset_type(r->train) == QAT_DATA_F32,
@@ -222,6 +229,7 @@ static void teardown(run *r)
     qat_optim_destroy(r->opt);
     qat_pruner_destroy(r->pruner);
     qat_teacher_destroy(r->teacher);
+    qat_dp_destroy(r->dp);
     qat_model_destroy(r->model);
     qat_tape_destroy(r->tape);
     qat_team_destroy(r->team);
@@ -262,25 +270,20 @@ static qat_status check_finite(run *r, const float *v, size_t n, const char *kin
     return QAT_OK;
 }
 
-/* One optimizer step on the batch; returns the data loss (with a teacher:
- * blended with the distillation term, also given apart), the
- * regularisation penalty (apart) and the correct count (classification) or
- * the squared error summed over examples, averaged over outputs
- * (regression). */
-static qat_status train_step(run *r, int n, double *loss, double *distill, double *penalty,
-                             int *correct, double *sq_err, qat_error *err)
+/* Forward and backward of the n examples in r->batch, adding to the
+ * gradients; returns the data loss (with a teacher: blended with the
+ * distillation term, also given apart) and the correct count
+ * (classification) or the squared error summed over examples, averaged over
+ * outputs (regression). A data-parallel shard weighs its loss by w, its
+ * share of the global batch, so the ranks' gradients sum to the batch's. */
+static qat_status forward_backward(run *r, int n, float w, double *loss, double *distill,
+                                   int *correct, double *sq_err, qat_error *err)
 {
     const qat_config *c = r->cfg;
     qat_tape *t = r->tape;
-    size_t np;
-    float *params = qat_model_params(r->model, &np);
-    float *grads = qat_model_grads(r->model, &np);
     qat_tape_reset(t);
     qat_tape_set_training(t, 1);
     qat_tape_set_grad_enabled(t, 1);
-    memset(grads, 0, np * sizeof *grads);
-    /* quantization delay: float warm-up, then fake-quant from this step on */
-    qat_model_set_quant_active(r->model, r->meta.step >= r->quant_from_step);
     qat_tensor *logits = qat_dataset_type(r->train) == QAT_DATA_F32
                              ? qat_model_forward_f32(r->model, t, r->batch.inputs, n)
                              : qat_model_forward(r->model, t, r->batch.inputs, n);
@@ -334,10 +337,73 @@ static qat_status train_step(run *r, int n, double *loss, double *distill, doubl
                         "stopping. The last good checkpoint is kept.",
                         r->meta.step, *loss, from, (double)peak);
     }
-    qat_tape_backward(t, l);
+    qat_tape_backward_weighted(t, l, w);
+    return QAT_OK;
+}
+
+/* The global batch's examples this process computes (all of them, or its
+ * shards), forward and backward, and their gradients summed over every rank;
+ * *seen and the sums are this process's examples'. */
+static qat_status batch_gradients(run *r, uint32_t b, int n, int epoch, int *seen,
+                                  double *loss_sum, double *kd_sum, int *correct, double *sq,
+                                  qat_error *err)
+{
+    const qat_config *c = r->cfg;
+    if (!r->dp) {
+        qat_batch_fill(&r->batch, r->train, r->order + b, n, &r->aug, (uint64_t)c->train.seed,
+                       epoch);
+        double loss;
+        qat_status st = forward_backward(r, n, 1.0f, &loss, kd_sum, correct, sq, err);
+        if (st != QAT_OK)
+            return st;
+        *loss_sum = loss * n;
+        *kd_sum *= n;
+        *seen = n;
+        return st;
+    }
+    size_t np;
+    float *grads = qat_model_grads(r->model, &np);
+    *loss_sum = *kd_sum = *sq = 0;
+    *correct = *seen = 0;
+    for (int k = 0; k < qat_dp_local_shards(r->dp); k++) {
+        int off, cnt, ok;
+        qat_dp_shard(r->dp, n, qat_dp_shard_index(r->dp, k), &off, &cnt);
+        qat_batch_fill(&r->batch, r->train, r->order + b + (uint32_t)off, cnt, &r->aug,
+                       (uint64_t)c->train.seed, epoch);
+        double loss, kd = 0, se = 0;
+        qat_status st = forward_backward(r, cnt, (float)cnt / (float)n, &loss, &kd, &ok, &se, err);
+        if (st != QAT_OK)
+            return st;
+        *loss_sum += loss * cnt;
+        *kd_sum += kd * cnt;
+        *sq += se;
+        *correct += ok;
+        *seen += cnt;
+        qat_dp_add_shard(r->dp, k, grads, r->meta.step);
+    }
+    qat_dp_reduce(r->dp, grads);
+    return QAT_OK;
+}
+
+/* One optimizer step on the global batch at order[b .. b + n): sums as
+ * batch_gradients, and the regularisation penalty. */
+static qat_status train_step(run *r, uint32_t b, int n, int epoch, int *seen, double *loss_sum,
+                             double *kd_sum, double *penalty, int *correct, double *sq_err,
+                             qat_error *err)
+{
+    const qat_config *c = r->cfg;
+    size_t np;
+    float *params = qat_model_params(r->model, &np);
+    float *grads = qat_model_grads(r->model, &np);
+    memset(grads, 0, np * sizeof *grads);
+    /* quantization delay: float warm-up, then fake-quant from this step on */
+    qat_model_set_quant_active(r->model, r->meta.step >= r->quant_from_step);
+    qat_status st = batch_gradients(r, b, n, epoch, seen, loss_sum, kd_sum, correct, sq_err, err);
+    if (st != QAT_OK)
+        return st;
     /* the penalty's gradient joins the data loss's (exact, regularize.c) */
     *penalty = r->regularize ? qat_regularize_apply(r->model) : 0.0;
-    qat_status st = check_finite(r, grads, np, "gradient", r->meta.step, err);
+    st = check_finite(r, grads, np, "gradient", r->meta.step, err);
     if (st != QAT_OK)
         return st;
     /* pruned gradients go before clipping: they must not eat the norm */
@@ -352,6 +418,8 @@ static qat_status train_step(run *r, int n, double *loss, double *distill, doubl
 
 static qat_status save_checkpoint(run *r, qat_error *err)
 {
+    if (!qat_dp_leader(r->dp)) /* every rank holds the same; one writes it */
+        return QAT_OK;
     char path[4200];
     snprintf(path, sizeof path, "%s/checkpoint.h5", r->dir);
     r->meta.dropout = *qat_tape_rng(r->tape);
@@ -379,31 +447,36 @@ static qat_status run_epochs(run *r, int stop_after, qat_error *err)
         uint32_t N = r->train->n;
         for (uint32_t b = 0; b < N; b += (uint32_t)B) {
             int n = (int)(N - b < (uint32_t)B ? N - b : (uint32_t)B);
-            qat_batch_fill(&r->batch, r->train, r->order + b, n, &r->aug,
-                           (uint64_t)c->train.seed, e);
             /* masks change before the step's forward; the log shows each update */
             if (qat_pruner_update(r->pruner, r->meta.step) && !r->quiet) {
                 qat_progress_end(&pr);
                 qat_pruner_print_update(r->pruner, stdout, r->meta.step, r->steps_per_epoch);
                 fflush(stdout);
             }
-            double loss, pen = 0, sq = 0, kd = 0;
-            int ok;
-            qat_status st = train_step(r, n, &loss, &kd, &pen, &ok, &sq, err);
+            double ls, pen = 0, sq = 0, kd = 0;
+            int ok, got;
+            qat_status st = train_step(r, b, n, e, &got, &ls, &kd, &pen, &ok, &sq, err);
             if (st != QAT_OK) {
                 qat_progress_end(&pr);
                 return st;
             }
-            loss_sum += loss * n;
+            loss_sum += ls;
             pen_sum += pen * n;
-            kd_sum += kd * n;
+            kd_sum += kd;
             correct += ok;
             sq_sum += sq;
-            seen += n;
-            qat_progress_update(&pr, e + 1, c->train.epochs, seen, (long)N, loss_sum / seen,
+            seen += got;
+            qat_progress_update(&pr, e + 1, c->train.epochs, seen,
+                                (long)N * qat_dp_local_shards(r->dp) / qat_dp_ranks(r->dp),
+                                loss_sum / seen,
                                 r->regression ? sq_sum / seen : (double)correct / seen);
         }
         qat_progress_end(&pr);
+        if (r->dp) { /* every rank's share of the epoch's sums (the penalty is everyone's) */
+            double v[5] = {loss_sum, kd_sum, sq_sum, (double)correct, (double)seen};
+            qat_dp_sum(r->dp, v, 5);
+            loss_sum = v[0], kd_sum = v[1], sq_sum = v[2], correct = (long)v[3], seen = (long)v[4];
+        }
         double secs = qat_clock_seconds() - t0;
         /* the teacher's share of the epoch, per optimizer step */
         double teacher_ms = r->teacher ? 1e3 * qat_teacher_take_seconds(r->teacher) /
@@ -411,7 +484,12 @@ static qat_status run_epochs(run *r, int stop_after, qat_error *err)
                                        : 0.0;
         r->epoch_seconds[e] = secs;
         qat_eval ev;
-        qat_status st = qat_evaluate_set(r->model, r->tape, r->eval, 256, NULL, NULL, &ev, err);
+        qat_status st = qat_dp_evaluate(r->dp, r->model, r->tape, r->eval, &ev, err);
+        if (st == QAT_OK && c->distributed.verify) {
+            if (r->perturb_rank > 0 && r->perturb_rank == qat_dp_rank(r->dp))
+                qat_model_params(r->model, &(size_t){0})[0] += 1e-3f; /* tests: a diverged rank */
+            st = qat_dp_verify(r->dp, r->model, e + 1, err);
+        }
         if (st != QAT_OK)
             return st;
         float lr = qat_lr_at(&r->sched, r->meta.step > 0 ? r->meta.step - 1 : 0);
@@ -538,10 +616,40 @@ static qat_status restore(run *r, qat_error *err)
     return QAT_OK;
 }
 
+/* Data parallelism from the first step: a checkpoint is resumed by the
+ * rank count that wrote it (the shards, and so the run, depend on it);
+ * every rank starts from rank 0's model. */
+static qat_status dp_start(run *r, qat_error *err)
+{
+    int ranks = qat_dp_ranks(r->dp), world = r->dist ? qat_dist_size(r->dist) : 1;
+    if (world > 1 && r->cfg->train.mode == QAT_MODE_PTQ)
+        return qat_fail(err, QAT_EINVAL,
+                        "%s: [train] mode = ptq trains nothing to spread over %d ranks; run it "
+                        "without mpirun",
+                        r->cfg->path, world);
+    if (r->resume && r->meta.ranks != world)
+        return qat_fail(err, QAT_EINVAL,
+                        "%s/checkpoint.h5 was written by a run over %d rank%s; resume it with "
+                        "mpirun -np %d, not %d",
+                        r->dir, r->meta.ranks, r->meta.ranks == 1 ? "" : "s", r->meta.ranks,
+                        world);
+    r->meta.ranks = world;
+    qat_dp_broadcast_model(r->dp, r->model);
+    if (r->dp && !r->quiet)
+        printf("qat-train: data parallel over %d %sranks, %d-bit gradients (%zu bytes per step "
+               "per rank)\n",
+               ranks, r->dist && qat_dist_size(r->dist) > 1 ? "" : "simulated ",
+               qat_grad_bits_value(r->cfg->distributed.gradient_bits),
+               qat_dp_bytes_per_step(r->dp));
+    return QAT_OK;
+}
+
 static qat_status open_metrics(run *r, qat_error *err)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/metrics.csv", r->dir);
+    if (!qat_dp_leader(r->dp) || (r->dist && qat_dist_rank(r->dist) != 0))
+        snprintf(path, sizeof path, "/dev/null"); /* rank 0 writes the rows */
     r->metrics = fopen(path, "w");
     if (!r->metrics)
         return qat_fail(err, QAT_EIO, "%s: cannot write: %s", path, strerror(errno));
@@ -568,6 +676,11 @@ qat_status qat_train(const qat_config *cfg, const qat_train_opts *opts, qat_trai
     r->cfg = cfg;
     r->quiet = opts && opts->quiet;
     r->resume = opts && opts->resume;
+    r->dist = opts ? opts->dist : NULL;
+    r->perturb_rank = opts ? opts->perturb_rank : 0;
+    /* ranks other than 0 train in silence: rank 0 speaks and writes for all */
+    if (r->dist && qat_dist_rank(r->dist) != 0)
+        r->quiet = 1;
     int ptq = cfg->train.mode == QAT_MODE_PTQ;
     if (ptq && r->resume) {
         free(r);
@@ -593,7 +706,7 @@ qat_status qat_train(const qat_config *cfg, const qat_train_opts *opts, qat_trai
         r->regression = cfg->model.task == QAT_TASK_REGRESSION;
         r->aug = qat_run_augment(cfg);
     }
-    if (st == QAT_OK) {
+    if (st == QAT_OK && !(r->dist && qat_dist_rank(r->dist) != 0)) {
         char path[4200];
         snprintf(path, sizeof path, "%s/config.ini", r->dir);
         qat_atomic at;
@@ -609,9 +722,11 @@ qat_status qat_train(const qat_config *cfg, const qat_train_opts *opts, qat_trai
         st = setup(r, err);
     if (st == QAT_OK && opts && opts->resume)
         st = restore(r, err);
+    if (st == QAT_OK)
+        st = dp_start(r, err);
     if (st == QAT_OK && !ptq)
         st = open_metrics(r, err);
-    if (st == QAT_OK && !ptq && !(opts && opts->quiet)) {
+    if (st == QAT_OK && !ptq && !r->quiet) {
         if (r->meta.epoch > 0)
             printf("qat-train: resuming %s after epoch %d (step %ld)\n", r->dir, r->meta.epoch,
                    r->meta.step);
@@ -643,11 +758,16 @@ qat_status qat_train(const qat_config *cfg, const qat_train_opts *opts, qat_trai
         free(r);
         return st;
     }
+    /* what follows training runs on rank 0 alone: nothing may wait for the others */
+    qat_tape_set_allreduce(r->tape, NULL, NULL, 0);
     r->pub = (qat_trained){.cfg = cfg, .dir = r->dir, .threads = r->threads,
                            .model = r->model, .tape = r->tape, .train = r->train,
                            .test = &r->data.test, .val = r->data.has_val ? &r->data.val : NULL,
                            .epoch_seconds = r->epoch_seconds,
-                           .epochs = ptq ? 0 : cfg->train.epochs};
+                           .epochs = ptq ? 0 : cfg->train.epochs,
+                           .leader = qat_dp_leader(r->dp),
+                           .ranks = qat_dp_ranks(r->dp),
+                           .gradient_bytes_per_step = r->dp ? qat_dp_bytes_per_step(r->dp) : 0};
     *out = &r->pub;
     return QAT_OK;
 }

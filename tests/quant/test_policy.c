@@ -103,7 +103,7 @@ Test(policy, lsq_starts_from_the_observers_then_owns_the_scales)
     make(&f, 1, QAT_OBS_MINMAX, 1);
     const float w[6] = {1.0f, -2.0f, 0.5f, 0.25f, 0.0f, -1.27f};
     const float y[3] = {0.0f, 1.0f, 2.55f};
-    qat_quant_observe_outputs(&f.q, y, 3);
+    qat_quant_observe_outputs(&f.q, NULL, y, 3);
     cr_assert(f.q.act_obs.initialized && f.q.act_obs.hi == 2.55f);
     qat_quant_weight_params(&f.q, w, 1, &f.scratch);
     cr_assert_not(qat_quant_lsq_ready(&f.q));
@@ -116,7 +116,7 @@ Test(policy, lsq_starts_from_the_observers_then_owns_the_scales)
     f.scales[0] = 0.5f;
     f.scales[2] = -1.0f; /* a step that overshot */
     const float y2[3] = {-5.0f, 0.0f, 9.0f};
-    qat_quant_observe_outputs(&f.q, y2, 3);
+    qat_quant_observe_outputs(&f.q, NULL, y2, 3);
     cr_assert_eq(f.q.act_obs.hi, 2.55f, "the observer no longer moves");
     qat_quant_lsq_init(&f.q);
     cr_assert_eq(f.scales[0], 0.5f, "initialised once");
@@ -134,7 +134,7 @@ Test(policy, multipliers_and_their_overflow)
     make(&f, 1, QAT_OBS_MINMAX, 0);
     const float w[6] = {1.0f, -2.0f, 0.5f, 0.25f, 0.0f, -1.27f};
     const float y[2] = {0.0f, 2.55f};
-    qat_quant_observe_outputs(&f.q, y, 2);
+    qat_quant_observe_outputs(&f.q, NULL, y, 2);
     qat_quant_weight_params(&f.q, w, 0, &f.scratch);
     qat_quant_act_params(&f.q);
     cr_assert_eq(qat_quant_finish(&f.q), 0);

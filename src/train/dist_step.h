@@ -1,0 +1,55 @@
+/* Data-parallel training steps (the trainer's side of include/qat/dist.h):
+ * which examples of a global batch this process computes, how the shards'
+ * gradients (quantized or not) are summed, and the checks that every rank
+ * still holds the same model. One process without [distributed] settings
+ * has no qat_dp at all, and the trainer runs exactly as before. */
+#ifndef QAT_TRAIN_DIST_STEP_H
+#define QAT_TRAIN_DIST_STEP_H
+
+#include "qat/dist.h"
+#include "qat/train.h"
+
+typedef struct qat_dp qat_dp;
+
+/* NULL in *out when the run is one plain process (no ranks, no simulated
+ * ranks, 32-bit gradients). Checks what data parallelism cannot do (a
+ * global batch smaller than the rank count, percentile / MSE observers
+ * across ranks, configs that differ between ranks: QAT_EINVAL naming the
+ * key), and installs the ranks' allreduce on the tape. */
+qat_status qat_dp_create(qat_dist *dist, const qat_config *cfg, qat_model *m, qat_tape *t,
+                         uint32_t train_n, qat_dp **out, qat_error *err);
+void qat_dp_destroy(qat_dp *dp);
+/* Ranks the batch is split over (real or simulated) and this process's. */
+int qat_dp_ranks(const qat_dp *dp);
+int qat_dp_rank(const qat_dp *dp);
+/* 1: this process writes the run's files (rank 0, or no dp). */
+int qat_dp_leader(const qat_dp *dp);
+/* Shards this process computes per step: 1, or simulate_ranks. */
+int qat_dp_local_shards(const qat_dp *dp);
+/* The shard this process's local shard k is. */
+int qat_dp_shard_index(const qat_dp *dp, int k);
+/* Shard r of a global batch of n: examples [*off, *off + *cnt); uneven
+ * batches give the first n % ranks shards one more. */
+void qat_dp_shard(const qat_dp *dp, int n, int r, int *off, int *cnt);
+/* Takes the shard's gradient (grads, then zeroed): quantized (with its
+ * error feedback) into the step's message, or summed. */
+void qat_dp_add_shard(qat_dp *dp, int k, float *grads, long step);
+/* grads = the sum of every shard's decoded gradient, in shard order:
+ * the same bits on every rank. */
+void qat_dp_reduce(qat_dp *dp, float *grads);
+/* Parameters and model state from rank 0 to every rank. */
+void qat_dp_broadcast_model(qat_dp *dp, qat_model *m);
+/* v[0..n) summed over ranks (epoch metrics). */
+void qat_dp_sum(qat_dp *dp, double *v, int n);
+/* Bytes one rank sends per step (its encoded gradient). */
+size_t qat_dp_bytes_per_step(const qat_dp *dp);
+/* Evaluation split over the ranks (classification; regression evaluates
+ * the whole set on every rank): the same qat_eval on every rank. */
+qat_status qat_dp_evaluate(qat_dp *dp, qat_model *m, qat_tape *t, const qat_dataset *d,
+                           qat_eval *ev, qat_error *err);
+/* [distributed] verify: hashes parameters and model state (observers,
+ * LSQ, BN statistics) and compares ranks; QAT_EINVAL naming the ranks
+ * that differ from rank 0. */
+qat_status qat_dp_verify(qat_dp *dp, qat_model *m, int epoch, qat_error *err);
+
+#endif

@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""Data-parallel qat-train and qat-sweep under mpirun (tests/dist/meson.build):
+mpi_train.py MPIRUN NP CKPT_DIFF QAT_TRAIN QAT_SWEEP.
+
+- one step over NP ranks (a batch norm layer, observers, uneven shards)
+  equals the single-process step within float rounding, and two runs over
+  NP ranks are bit-identical;
+- [distributed] verify stops a run whose rank 1 drifted (exit 2, message);
+- --resume with another rank count is refused (exit 2, message);
+- a bad gradient_bits is refused with file:line (exit 2), as is a batch
+  smaller than the rank count;
+- an error on one rank only (its data missing) ends the job: exit 2, no hang;
+- qat-sweep over NP ranks runs every run once, isolates a failing one,
+  writes the tables on rank 0, and a second pass finds them all cached.
+"""
+import os
+import subprocess
+import sys
+import tempfile
+
+mpirun, np_, ckpt_diff, qat_train, qat_sweep = sys.argv[1], int(sys.argv[2]), *sys.argv[3:6]
+src = os.environ.get("QAT_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
+data = os.path.join(src, "datasets", "mnist-subset")
+MPI = [mpirun, "--allow-run-as-root", "--oversubscribe", "-np"]
+# Under the sanitizers (scripts/test_sanitize.sh): OpenMPI's own leaks are
+# suppressed by library (scripts/lsan.supp), which needs whole stacks.
+for var in ("ASAN_OPTIONS", "LSAN_OPTIONS"):
+    if var in os.environ:
+        os.environ[var] += ":fast_unwind_on_malloc=0"
+        os.environ["OMPI_MCA_mca_base_component_disable_dlclose"] = "1"
+failures = []
+
+
+def run(args, env=None, timeout=300):
+    e = dict(os.environ)
+    e.update(env or {})
+    p = subprocess.run(args, capture_output=True, text=True, env=e, timeout=timeout)
+    return p.returncode, p.stdout + p.stderr
+
+
+def expect(cond, what, out=""):
+    print(("ok   " if cond else "FAIL ") + what)
+    if not cond:
+        print(out[-3000:])
+        failures.append(what)
+
+
+CONFIG = f"""[data]
+dir = {data}
+train_limit = 61
+test_limit = 100
+[train]
+epochs = 1
+batch_size = 61
+optimizer = momentum
+lr = 0.1
+seed = 3
+threads = 1
+progress = false
+[quant]
+enabled = true
+weight_bits = 8
+activation_bits = 8
+[distributed]
+gradient_bits = 32
+[layer.conv1]
+type = conv2d
+out_channels = 4
+kernel = 3
+padding = 1
+batchnorm = true
+activation = relu
+[layer.pool1]
+type = maxpool2d
+kernel = 2
+[layer.flatten]
+type = flatten
+[layer.fc]
+type = linear
+out_features = 10
+"""
+
+with tempfile.TemporaryDirectory() as tmp:
+    cfg = os.path.join(tmp, "dp.ini")
+    with open(cfg, "w") as f:
+        f.write(CONFIG)
+    d = lambda name: os.path.join(tmp, name)
+
+    # one step (61 examples: shards of uneven size for 2 and 3 ranks)
+    rc, out = run([qat_train, cfg, "--quiet", "--out", d("one")])
+    expect(rc == 0, "single-process step", out)
+    rc, out = run(MPI + [str(np_), qat_train, cfg, "--quiet", "--out", d("many")])
+    expect(rc == 0, f"step over {np_} ranks", out)
+    rc, out = run([ckpt_diff, d("one/checkpoint.h5"), d("many/checkpoint.h5"), "1e-5"])
+    expect(rc == 0, f"{np_} ranks' step equals one process's within float rounding", out)
+    rc, out = run([ckpt_diff, d("one/checkpoint.h5"), d("many/checkpoint.h5"), "0"])
+    print("  (exactly equal: %s)" % (rc == 0))
+    rc, out = run(MPI + [str(np_), qat_train, cfg, "--quiet", "--out", d("again")])
+    rc2, out2 = run([ckpt_diff, d("many/checkpoint.h5"), d("again/checkpoint.h5"), "0"])
+    expect(rc == 0 and rc2 == 0, f"two runs over {np_} ranks are bit-identical", out + out2)
+    with open(d("many/summary.json")) as f:
+        summary = f.read()
+    expect(f'"ranks": {np_}' in summary and "gradient_bytes_per_step_per_rank" in summary,
+           "summary.json reports ranks and bytes per step", summary)
+
+    # verify catches a rank that drifted
+    rc, out = run(MPI + [str(np_), qat_train, cfg, "--quiet", "--out", d("drift"),
+                         "--set", "distributed.verify=true"],
+                  env={"QAT_TEST_PERTURB_RANK": "1"})
+    expect(rc == 2 and "rank(s) 1 differ from rank 0" in out, "verify stops a drifted rank", out)
+    rc, out = run(MPI + [str(np_), qat_train, cfg, "--quiet", "--out", d("noverify"),
+                         "--set", "distributed.verify=true"])
+    expect(rc == 0, "verify passes ranks that agree", out)
+
+    # --resume with another rank count
+    for other in ([mpirun, "--allow-run-as-root", "--oversubscribe", "-np", str(np_ - 1)], []):
+        rc, out = run(other + [qat_train, "--resume", d("many"), "--quiet"])
+        expect(rc == 2 and f"written by a run over {np_} ranks" in out,
+               f"--resume over {np_ - 1 if other else 'no mpirun'} refused", out)
+
+    # bad input: exit 2 with a message, no hang
+    with open(cfg) as f:
+        line = next(i for i, l in enumerate(f.read().splitlines(), 1) if l.startswith("gradient_bits"))
+    bad = os.path.join(tmp, "bad.ini")
+    with open(bad, "w") as f:
+        f.write(CONFIG.replace("gradient_bits = 32", "gradient_bits = 3"))
+    rc, out = run(MPI + [str(np_), qat_train, bad, "--quiet", "--out", d("bad")])
+    expect(rc == 2 and f"bad.ini:{line}" in out and "gradient_bits" in out,
+           "gradient_bits = 3 refused with file:line", out)
+    rc, out = run(MPI + [str(np_), qat_train, cfg, "--quiet", "--out", d("small"),
+                         "--set", f"train.batch_size={np_ - 1}"])
+    expect(rc == 2 and "every rank needs at least one example" in out,
+           "a batch smaller than the rank count refused", out)
+    # rank 1 alone fails (its data is missing): the job ends, nobody waits
+    mpmd = [mpirun, "--allow-run-as-root", "--oversubscribe",
+            "-np", "1", qat_train, cfg, "--quiet", "--out", d("mpmd"), ":",
+            "-np", str(np_ - 1), qat_train, cfg, "--quiet", "--out", d("mpmd"),
+            "--set", "data.dir=/nonexistent"]
+    rc, out = run(mpmd, timeout=120)
+    expect(rc == 2 and "rank 1: error" in out, "one rank's error ends the job", out)
+    # every rank must train the same configuration
+    mpmd = [mpirun, "--allow-run-as-root", "--oversubscribe",
+            "-np", "1", qat_train, cfg, "--quiet", "--out", d("mix"), ":",
+            "-np", str(np_ - 1), qat_train, cfg, "--quiet", "--out", d("mix"),
+            "--set", "train.lr=0.2"]
+    rc, out = run(mpmd, timeout=120)
+    expect(rc == 2 and "different configuration than rank 0" in out,
+           "ranks with different configs refused", out)
+
+    # qat-sweep: runs handed out over the ranks
+    with open(d("sw.ini"), "w") as f:
+        f.write("[sweep]\nbase = dp.ini\n[grid.quant]\nweight_bits = 2, 4, 8\n"
+                "[runs]\nbroken = layer.fc.in_features=999\n")
+    rc, out = run(MPI + [str(np_), qat_sweep, d("sw.ini"), "--out", d("swout"), "--no-plots"])
+    with open(d("swout/results.csv")) as f:
+        csv = f.read()
+    expect(rc == 1 and csv.count(",ok,") == 3 and csv.count(",failed,") == 1
+           and out.count("] w") == 3 and "[4/4]" in out,
+           f"qat-sweep over {np_} ranks: 3 ok, the broken run isolated", out + csv)
+    rc, out = run(MPI + [str(np_), qat_sweep, d("sw.ini"), "--out", d("swout"), "--no-plots"])
+    expect(rc == 1 and "3 finished earlier (cached)" in out, "a second pass reuses the runs", out)
+
+sys.exit(1 if failures else 0)
