@@ -434,6 +434,16 @@ static qat_status check_cluster(qat_ini *ini, const qat_config *cfg, qat_error *
                         "%s: [cluster] clusters = 1 is out of range: expected 0 (off) or 2..256",
                         where);
     }
+    int any = 0;
+    for (int i = 0; i < cfg->nlayers; i++)
+        any |= qat_config_cluster_layer(cfg, i) != 0;
+    if (any && cfg->train.mode == QAT_MODE_QAT && cfg->cluster.start >= (float)cfg->train.epochs) {
+        where_key(ini, "cluster", "start", where, sizeof where);
+        return qat_fail(err, QAT_EINVAL,
+                        "%s: [cluster] start = %g epochs is not before the end of training "
+                        "([train] epochs = %d): the weights would never be clustered",
+                        where, (double)cfg->cluster.start, cfg->train.epochs);
+    }
     for (int i = 0; i < cfg->nlayers; i++) {
         const qat_layer_cfg *l = &cfg->layers[i];
         if (l->clusters != 1)

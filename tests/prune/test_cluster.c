@@ -258,6 +258,10 @@ Test(cluster_config, k_out_of_range_names_the_line)
     snprintf(text, sizeof text, "%s%s", pf_cnn, "clusters = 1\n");
     cr_assert_eq(qat_config_parse(text, strlen(text), "t.ini", NULL, 0, c, &e), QAT_EINVAL);
     cr_assert(strstr(e.msg, "t.ini:") && strstr(e.msg, "[layer.fc2] clusters = 1"), "%s", e.msg);
+    const char *late[] = {"cluster.clusters=4", "cluster.start=4"}; /* epochs = 4 */
+    cr_assert_eq(qat_config_parse(pf_cnn, strlen(pf_cnn), "t.ini", late, 2, c, &e), QAT_EINVAL);
+    cr_assert(strstr(e.msg, "[cluster] start = 4") && strstr(e.msg, "never be clustered"), "%s",
+              e.msg);
     free(c);
 }
 

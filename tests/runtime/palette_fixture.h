@@ -36,6 +36,23 @@ static inline int fx_pal_bits(int k)
     return b;
 }
 
+/* A palettized layer's count codes, expanded bit by bit from FORMAT.md §10
+ * (the oracle's own reading, not the runtime's). */
+static inline void fx_pal_expand(const qat_rt_layer_desc *l, size_t count, int8_t *out)
+{
+    int b = fx_pal_bits(l->palette_size);
+    size_t kk = count / (size_t)l->out_c;
+    for (size_t i = 0; i < count; i++) {
+        unsigned v = 0;
+        for (int q = 0; q < b; q++) {
+            size_t t = i * (size_t)b + (size_t)q;
+            v |= (unsigned)(l->indices[t / 8] >> (t % 8) & 1) << q;
+        }
+        size_t g = l->palette_groups > 1 ? i / kk : 0;
+        out[i] = l->codebook[g * (size_t)l->palette_size + v];
+    }
+}
+
 /* Coarsens and palettizes every weight layer of m: per_channel 0 gives one
  * codebook of k codes per layer, 1 one per output channel (each channel's
  * codes then differ: channel c uses the k codes from (c % 3) upward on its
