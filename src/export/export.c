@@ -186,7 +186,8 @@ static qat_status build_codes(qat_model *m, qat_export_model *x, qat_error *err)
  * that read codes; files and generated C store only the palette. Codes
  * that do not fit K (per layer nor per channel: e.g. a first layer whose
  * input standardisation differs per channel scales each input channel's
- * taps apart) leave the layer plain. */
+ * taps apart) leave the layer plain, as does a palette no smaller than the
+ * plain stream. */
 static qat_status palettize(const qat_export_layer *e, qat_rt_layer_desc *d, unsigned char **p,
                             qat_error *err)
 {
@@ -198,7 +199,10 @@ static qat_status palettize(const qat_export_layer *e, qat_rt_layer_desc *d, uns
     int8_t *cb = (int8_t *)*p;
     int groups = qat_export_palette(e->codes, C, row, k, cb, idx);
     *p += ALIGN64(C * (size_t)k);
-    if (groups == 0) {
+    /* a palette that would not be smaller (a small layer under per-channel
+     * codebooks) is not worth a second encoding: the layer stays plain */
+    if (groups == 0 || (size_t)groups * (size_t)k + qat_rt_palette_index_bytes(n, k) >=
+                           d->weights_bytes) {
         d->palette_size = 0;
     } else {
         d->palette_groups = groups;

@@ -427,14 +427,34 @@ static void clustered_case(const char *const *extra, int nextra, int k)
     cr_assert_eq(pal.desc.version, 2);
     qat_rt_owned_desc plain;
     cr_assert_eq(qat_export_desc(m, &plain, &e), QAT_OK, "%s", e.msg);
+    int npal = 0;
     for (int i = 0; i < plain.desc.num_layers; i++) {
         qat_rt_layer_desc *l = &plain.layers[i];
         if (l->op != QAT_RT_CONV2D && l->op != QAT_RT_LINEAR)
             continue;
-        cr_assert_eq(pal.layers[i].palette_size, k, "layer %s is palettized", l->name);
-        cr_assert_null(pal.layers[i].weights);
+        /* palettized exactly where the palette is the smaller encoding */
+        const qat_rt_layer_desc *p = &pal.layers[i];
+        size_t n = (size_t)l->kernel_h * l->kernel_w * l->in_c * l->out_c;
+        int8_t *w = malloc(n), *cb = malloc((size_t)l->out_c * (size_t)k);
+        uint8_t *idx = malloc(n);
+        qat_rt_unpack_weights(l->weights, n, l->weight_bits, w);
+        int groups = qat_export_palette(w, (size_t)l->out_c, n / (size_t)l->out_c, k, cb, idx);
+        cr_assert_gt(groups, 0, "%s: the tied weights fit %d codes", l->name, k);
+        int smaller = (size_t)groups * (size_t)k + qat_rt_palette_index_bytes(n, k) <
+                      l->weights_bytes;
+        cr_assert_eq(p->palette_size, smaller ? k : 0, "layer %s", l->name);
+        free(w);
+        free(cb);
+        free(idx);
+        if (p->palette_size) {
+            cr_assert_null(p->weights);
+            cr_assert_lt((size_t)p->palette_groups * (size_t)k + p->indices_bytes,
+                         l->weights_bytes, "%s", l->name);
+        }
+        npal += p->palette_size != 0;
         l->palette_size = 0; /* the export keeps the plain stream beside the palette */
     }
+    cr_assert_geq(npal, 2, "conv2 and fc1 at least are palettized");
     plain.desc.version = 1;
     cr_assert_lt(qat_export_param_bytes(&pal.desc), qat_export_param_bytes(&plain.desc));
     qat_dataset test;
