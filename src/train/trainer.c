@@ -391,6 +391,9 @@ static qat_status save_checkpoint(run *r, qat_error *err)
     char path[4200];
     snprintf(path, sizeof path, "%s/checkpoint.h5", r->dir);
     r->meta.dropout = *qat_tape_rng(r->tape);
+    /* mirrors the centroid optimizer's moments into the saved state */
+    if (r->clusterer)
+        r->meta.cluster_state = qat_clusterer_state(r->clusterer, &r->meta.cluster_count);
     return qat_checkpoint_save(path, r->model, r->opt, &r->meta, err);
 }
 
