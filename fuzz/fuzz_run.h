@@ -13,7 +13,7 @@
 
 #include "qat/runtime.h"
 #include "qat/status.h"
-#include "rt_fixture.h"
+#include "palette_fixture.h"
 
 /* Work per image above which a valid model is only built, not run: the
  * fuzzer should spend its time on parsing, not on big convolutions. */
@@ -88,7 +88,10 @@ static inline void fuzz_build_and_run(const qat_rt_model_desc *d, const uint8_t 
         fx->wzp[i] = calloc((size_t)l->out_c, sizeof(int32_t));
         if (!fx->w[i] || !fx->wzp[i])
             abort();
-        qat_rt_unpack_weights(l->weights, count, l->weight_bits, fx->w[i]);
+        if (l->palette_size) /* FORMAT.md §10, read here bit by bit */
+            fx_pal_expand(l, count, fx->w[i]);
+        else
+            qat_rt_unpack_weights(l->weights, count, l->weight_bits, fx->w[i]);
         if (l->weight_zero_point)
             memcpy(fx->wzp[i], l->weight_zero_point, (size_t)l->out_c * sizeof(int32_t));
     }

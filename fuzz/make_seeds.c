@@ -1,12 +1,13 @@
 /* Writes the seed model files of fuzz/corpus/fuzz_model: small models that
- * use every op, every weight width class and nonzero zero points, so the
+ * use every op, every weight width class, nonzero zero points and palettized
+ * weights (per layer and per channel), so the
  * fuzzer starts from files that pass validation and run; one has its
  * strings as h5py writes a str (variable-length UTF-8).
  *   make_seeds DIR */
 #include <hdf5.h>
 
 #include "qat/runtime_h5.h"
-#include "rt_fixture.h"
+#include "palette_fixture.h"
 
 /* Replaces string attribute name of obj with s as a variable-length UTF-8
  * string (FORMAT.md §1). */
@@ -71,6 +72,19 @@ int main(int argc, char **argv)
         fx_finish(&fx);
         snprintf(name, sizeof name, "mlp_w%d.h5", bits[b]);
         rc |= write(argv[1], name, &fx);
+
+        /* palettized (format version 2): per layer and per channel */
+        fx_palette p;
+        fx_begin(&fx, 6, 5, 1, 400 + (uint64_t)b);
+        fx_conv(&fx, "conv", 3, 3, 1, 1, bits[b], 1);
+        fx_pool(&fx, QAT_RT_MAXPOOL2D, "max", 2, 2);
+        fx_flatten(&fx, "flat");
+        fx_linear(&fx, "fc", 4, bits[b], 0);
+        fx_finish(&fx);
+        fx_palettize(&fx, &p, b == 2 ? 3 : 5, b == 1);
+        snprintf(name, sizeof name, "palette_w%d.h5", bits[b]);
+        rc |= write(argv[1], name, &fx);
+        fx_palette_free(&p);
     }
     fx_model fx;
     fx_begin(&fx, 3, 3, 2, 300);

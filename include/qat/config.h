@@ -78,6 +78,13 @@ extern const char *const qat_format_kind_names[];
  * between softened probabilities, scaled by T^2, or MSE between logits. */
 typedef enum qat_distill_loss { QAT_DISTILL_KL = 0, QAT_DISTILL_MSE } qat_distill_loss;
 extern const char *const qat_distill_loss_names[];
+/* How weight clustering picks its first centroids (src/prune/cluster.c). */
+typedef enum qat_cluster_init {
+    QAT_CLUSTER_KMEANSPP = 0,
+    QAT_CLUSTER_LINEAR,
+    QAT_CLUSTER_DENSITY
+} qat_cluster_init;
+extern const char *const qat_cluster_init_names[];
 
 typedef enum qat_quant_scheme { QAT_SCHEME_SYMMETRIC = 0, QAT_SCHEME_ASYMMETRIC } qat_quant_scheme;
 extern const char *const qat_quant_scheme_names[];
@@ -295,6 +302,16 @@ typedef struct qat_distributed_cfg {
     int simulate_ranks;                /* > 1: one process computes and sends as that many */
     int verify;                        /* hash parameters + quant state every epoch */
 } qat_distributed_cfg;
+/* Weight sharing by clustering ([cluster]; conv2d / linear sections may set
+ * their own clusters). From epoch start on, each layer's weights (or each
+ * output channel's) take one of K shared values (src/prune/cluster.c). */
+typedef struct qat_cluster_cfg {
+    int clusters;              /* K in [2, 256]; 0: off */
+    qat_cluster_init init;     /* first centroids of the k-means */
+    float start;               /* epoch at which the weights are clustered and tied */
+    int preserve_sparsity;     /* exact zeros (pruned weights) stay an exact zero cluster */
+    qat_granularity granularity; /* one set of centroids per layer, or per output channel */
+} qat_cluster_cfg;
 
 typedef struct qat_layer_cfg {
     char name[QAT_NAME_MAX];
@@ -327,6 +344,7 @@ typedef struct qat_layer_cfg {
     int prune;             /* 1 pruned, 0 kept dense, -1 not set */
     float target_sparsity; /* this layer's own target; -1 not set */
     float l1, l2;          /* effective: [regularize] merged with this section's */
+    int clusters;          /* this layer's own K (0 off), -1 not set: [cluster] clusters */
 } qat_layer_cfg;
 
 typedef struct qat_config {
@@ -342,6 +360,7 @@ typedef struct qat_config {
     qat_ptq_cfg ptq;
     qat_distill_cfg distill;
     qat_distributed_cfg distributed;
+    qat_cluster_cfg cluster;
     int nlayers;
     qat_layer_cfg layers[QAT_MAX_LAYERS];
 } qat_config;
@@ -366,6 +385,9 @@ void qat_config_write_minimal(FILE *f, const qat_config *cfg);
  * [prune] target_sparsity, except the last layer under method = channel
  * (its outputs are the class scores). 0 when method = none. */
 int qat_config_prune_layer(const qat_config *cfg, int i, float *target);
+/* Layer i's cluster count K: its own clusters key, else [cluster] clusters
+ * for a conv2d / depthwise_conv2d / linear layer; 0 when not clustered. */
+int qat_config_cluster_layer(const qat_config *cfg, int i);
 /* Markdown table of every section's keys, defaults and meaning (README). */
 void qat_config_write_reference(FILE *f);
 

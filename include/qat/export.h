@@ -27,8 +27,9 @@ qat_status qat_export_desc(qat_model *m, qat_rt_owned_desc *out, qat_error *err)
 qat_status qat_export_desc_sparsity(qat_model *m, qat_rt_owned_desc *out,
                                     qat_prune_stats *sparsity, qat_error *err);
 
-/* Bytes the integer model's parameters occupy as stored (packed weights,
- * int32 bias, multiplier, shift, and per-channel zero points if any). */
+/* Bytes the integer model's parameters occupy as stored (packed weights, or
+ * a palettized layer's codebooks and packed indices; int32 bias,
+ * multiplier, shift, and per-channel zero points if any). */
 size_t qat_export_param_bytes(const qat_rt_model_desc *d);
 
 /* Embeddable C (qat-export --format c): writes <prefix>.h, declaring

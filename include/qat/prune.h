@@ -90,6 +90,43 @@ double qat_pruner_layer_sparsity(const qat_pruner *p, int i);
  * step, epoch, overall and per-layer mask sparsity. */
 void qat_pruner_print_update(qat_pruner *p, FILE *f, long step, long steps_per_epoch);
 
+/* ---- weight sharing (src/prune/cluster.c) --------------------------------------- */
+/* 1-D k-means of v[0..n) into k centroids (ascending) in cent and each
+ * value's nearest centroid in idx; deterministic for a seed (kmeans++ draws
+ * from it). scratch holds n floats. At most 100 Lloyd iterations. */
+void qat_kmeans_1d(const float *v, size_t n, int k, qat_cluster_init init, uint64_t seed,
+                   float *cent, uint8_t *idx, float *scratch);
+
+typedef struct qat_clusterer qat_clusterer;
+/* Cluster state for m's config ([cluster] and the layers' clusters keys);
+ * *out NULL when no layer is clustered (every function below accepts NULL).
+ * oc configures the centroids' optimizer (the run's). A K above a layer's
+ * (or channel's) weight count is QAT_EINVAL naming file:line and layer. */
+qat_status qat_clusterer_create(qat_model *m, const qat_optim_config *oc, long start_step,
+                                qat_clusterer **out, qat_error *err);
+void qat_clusterer_destroy(qat_clusterer *c);
+/* Before optimizer step `step`: at the start step (or later, if not yet
+ * clustered) runs the k-means on the current weights and ties them.
+ * mask: the pruner's (NULL: nothing pruned). Returns 1 if it clustered. */
+int qat_clusterer_update(qat_clusterer *c, long step, const float *mask);
+/* Clusters now, whatever the step. */
+void qat_clusterer_cluster(qat_clusterer *c, const float *mask);
+int qat_clusterer_active(const qat_clusterer *c);
+/* cgrad[j] = sum of the gradients of centroid j's members (all centroids). */
+void qat_clusterer_centroid_grads(qat_clusterer *c, const float *grads, float *cgrad);
+/* After the model's optimizer step: steps the centroids on their members'
+ * summed gradients and writes the members back from them. */
+void qat_clusterer_step(qat_clusterer *c, const float *grads, const float *mask, float lr);
+/* Checkpoint state (clustered flag, centroids, assignments, the centroid
+ * optimizer's state): *count floats owned by c; restore by writing the same
+ * layout into it and calling qat_clusterer_restored. */
+float *qat_clusterer_state(qat_clusterer *c, size_t *count);
+/* After a restore: re-ties the weights; QAT_EINVAL for an impossible
+ * assignment (a damaged checkpoint). */
+qat_status qat_clusterer_restored(qat_clusterer *c, const float *mask, qat_error *err);
+/* One log line naming the clustered layers and their K. */
+void qat_clusterer_print(const qat_clusterer *c, FILE *f, long step);
+
 /* ---- sparsity as deployed (src/prune/stats.c) ------------------------------------- */
 typedef struct qat_prune_layer_stat {
     const char *name;            /* the model's layer name */

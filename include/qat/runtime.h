@@ -27,7 +27,12 @@
 extern "C" {
 #endif
 
-#define QAT_RT_FORMAT_VERSION 1
+/* The newest format version this runtime reads; it reads every version from
+ * QAT_RT_FORMAT_VERSION_MIN on. Version 2 adds palettized weights
+ * (FORMAT.md §10); a model that uses no version-2 feature is version 1. */
+#define QAT_RT_FORMAT_VERSION 2
+#define QAT_RT_FORMAT_VERSION_MIN 1
+#define QAT_RT_PALETTE_MAX 256 /* codes per codebook */
 #define QAT_RT_MAX_LAYERS 256
 #define QAT_RT_NAME_MAX 64
 /* Sanity limits (docs/FORMAT.md): a description beyond them is rejected, so a
@@ -71,6 +76,17 @@ typedef struct qat_rt_layer_desc {
      * and flatten: output equal to input) */
     float input_scale, output_scale;
     int32_t input_zero_point, output_zero_point;
+    /* conv2d / linear, version 2: palettized weights (FORMAT.md §10), or
+     * palette_size 0 for the plain stream in weights. With palette_size
+     * K in [2, 256], weight (oc, j) is codebook[g * K + index] where index is
+     * element oc * K_in + j of indices (ceil(log2 K) bits each, low bits
+     * first) and g is 0 (palette_groups 1) or oc (palette_groups out_c);
+     * weights / weights_bytes are then ignored. */
+    int palette_size;
+    int palette_groups;
+    const int8_t *codebook;  /* palette_groups * palette_size codes in the weight_bits range */
+    const uint8_t *indices;  /* qat_rt_palette_index_bytes(out_c * K_in, palette_size) bytes */
+    size_t indices_bytes;
 } qat_rt_layer_desc;
 
 /* What a model's input values are (docs/FORMAT.md §9). */
@@ -214,6 +230,19 @@ QAT_RT_API size_t qat_rt_packed_weight_bytes(size_t count, int bits);
 QAT_RT_API void qat_rt_pack_weights(const int8_t *w, size_t count, int bits, uint8_t *out);
 /* Inverse of qat_rt_pack_weights (sign-extends each slot). */
 QAT_RT_API void qat_rt_unpack_weights(const uint8_t *packed, size_t count, int bits, int8_t *out);
+/* Bits per palette index for a codebook of k codes: ceil(log2 k), k in [2, 256]. */
+QAT_RT_API int qat_rt_palette_index_bits(int k);
+/* Bytes of count indices packed at qat_rt_palette_index_bits(k) bits. */
+QAT_RT_API size_t qat_rt_palette_index_bytes(size_t count, int k);
+/* Packs count indices (each < k) into qat_rt_palette_index_bytes(count, k)
+ * bytes at out: index i at stream bits [i*b, i*b + b), stream bit t being
+ * bit t % 8 of byte t / 8 (low bits first, an index may span two bytes);
+ * the padding bits are zero. */
+QAT_RT_API void qat_rt_palette_pack(const uint8_t *idx, size_t count, int k, uint8_t *out);
+/* Index i of such a stream. */
+QAT_RT_API unsigned qat_rt_palette_index_at(const uint8_t *packed, size_t i, int bits);
+/* The layer's out_c * K_in weight codes (plain or palettized) into out. */
+QAT_RT_API void qat_rt_layer_weights(const qat_rt_layer_desc *l, int8_t *out);
 
 /* Helpers on int8 logits. Float logits: out[i] = output_scale * (q[i] - zp)
  * for n x num_classes values. */

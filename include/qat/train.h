@@ -133,6 +133,11 @@ typedef struct qat_checkpoint_meta {
     float *prune_state;
     size_t prune_count;
     int ranks; /* MPI ranks of the run (attribute "ranks", kept only when > 1) */
+    /* Cluster state (qat_clusterer_state), or NULL: saved as /cluster_state;
+     * restored when the checkpoint has it (cluster_restored then 1). */
+    float *cluster_state;
+    size_t cluster_count;
+    int cluster_restored;
 } qat_checkpoint_meta;
 
 /* Writes params, state, optimizer state, meta and the resolved config to
@@ -152,6 +157,10 @@ qat_status qat_checkpoint_config(const char *path, const char *const *sets, int 
 qat_status qat_checkpoint_load_model(const char *path, qat_model **out, qat_error *err);
 /* 1 if the checkpoint at path has a dataset of that name (e.g. "prune_state"). */
 int qat_checkpoint_has(const char *path, const char *dataset);
+/* Reads the 1-D float dataset `name` of exactly n values (QAT_EINVAL naming
+ * path and dataset if missing or of another length). */
+qat_status qat_checkpoint_read_f32(const char *path, const char *name, float *out, size_t n,
+                                   qat_error *err);
 /* Restores params, state, optimizer state and meta into an existing model
  * and optimizer of the same shape. opt may be NULL. */
 qat_status qat_checkpoint_restore(const char *path, qat_model *m, qat_optim *opt,

@@ -71,6 +71,10 @@ class _LayerDesc(ctypes.Structure):
         ("act_min", ctypes.c_int32), ("act_max", ctypes.c_int32),
         ("input_scale", ctypes.c_float), ("output_scale", ctypes.c_float),
         ("input_zero_point", ctypes.c_int32), ("output_zero_point", ctypes.c_int32),
+        # format version 2: palettized weights (docs/FORMAT.md section 10)
+        ("palette_size", ctypes.c_int), ("palette_groups", ctypes.c_int),
+        ("codebook", ctypes.POINTER(ctypes.c_int8)),
+        ("indices", ctypes.POINTER(ctypes.c_uint8)), ("indices_bytes", ctypes.c_size_t),
     ]
 
 

@@ -323,6 +323,20 @@ int main(int argc, char **argv)
         if (st)
             qat_error_prefix(&e, "%s", a.model);
     }
+    /* what the file stores for the weights: packed codes, or codebooks and
+     * indices for palettized layers */
+    size_t wbytes = 0;
+    int npal = 0, nw = 0;
+    for (int i = 0; !st && i < desc.desc.num_layers; i++) {
+        const qat_rt_layer_desc *l = &desc.layers[i];
+        if (l->op != QAT_RT_CONV2D && l->op != QAT_RT_LINEAR)
+            continue;
+        nw++;
+        npal += l->palette_size != 0;
+        wbytes += l->palette_size ? (size_t)l->palette_groups * (size_t)l->palette_size +
+                                        l->indices_bytes
+                                  : l->weights_bytes;
+    }
     qat_rt_owned_desc_free(&desc);
     if (!st)
         st = load_data(&a, m, &d, &e);
@@ -382,6 +396,9 @@ int main(int argc, char **argv)
                        a.model, (unsigned)d.n, d.h, d.w, d.c, src, acc, (unsigned)correct,
                        (unsigned)d.n, ips, batch, a.threads, qat_rt_model_isa(m));
         }
+        if (!st && !a.json)
+            printf("weights: %zu bytes stored (%d of %d weight layers palettized)\n", wbytes,
+                   npal, nw);
         if (!st) {
             if (a.profile)
                 print_profile(s, secs, a.json ? stderr : stdout);

@@ -155,6 +155,16 @@ static const qat_cfg_key distill_keys[] = {
 };
 #undef DI
 
+#define CL(f) offsetof(qat_cluster_cfg, f)
+static const qat_cfg_key cluster_keys[] = {
+    {"clusters", QAT_CFG_INT, CL(clusters), "0", 0, 256, 0, NULL, "weight sharing: K shared values per layer (or per output channel), 2..256; 0: off. Exported palettized: K int8 codes and ceil(log2 K)-bit indices"},
+    {"init", QAT_CFG_ENUM, CL(init), "kmeans++", 0, 0, 0, qat_cluster_init_names, "first centroids of the k-means: k-means++ seeding (with [train] seed), evenly spaced over [min, max] (linear), or at evenly spaced quantiles (density)"},
+    {"start", QAT_CFG_FLOAT, CL(start), "0", 0, 1e9, 0, NULL, "epoch (fractions allowed) at which the weights are clustered and tied; before it they train freely"},
+    {"preserve_sparsity", QAT_CFG_BOOL, CL(preserve_sparsity), "true", 0, 0, 0, NULL, "exact zeros (pruned weights) stay an exact zero cluster, one of the K"},
+    {"granularity", QAT_CFG_ENUM, CL(granularity), "per_tensor", 0, 0, 0, qat_granularity_names, "one set of K centroids per layer, or one per output channel"},
+};
+#undef CL
+
 #define L(f) offsetof(qat_layer_cfg, f)
 /* Per-layer pruning / regularisation overrides (conv2d, linear). prune and
  * target_sparsity stay "not set" (-1) unless written, so a layer without
@@ -164,6 +174,7 @@ static const qat_cfg_key layer_prune_keys[] = {
     {"target_sparsity", QAT_CFG_FLOAT, L(target_sparsity), "0.5", 0, 1, QAT_CFG_MAX_EXCL, NULL, "this layer's own target; ranked on its own under scope = global"},
     {"l1", QAT_CFG_FLOAT, L(l1), "0", 0, 10, 0, NULL, "this layer's L1 penalty"},
     {"l2", QAT_CFG_FLOAT, L(l2), "0", 0, 10, 0, NULL, "this layer's L2 penalty"},
+    {"clusters", QAT_CFG_INT, L(clusters), "0", 0, 256, 0, NULL, "this layer's own cluster count K (2..256; 0 keeps it unclustered)"},
 };
 static const qat_cfg_key conv_keys[] = {
     {"out_channels", QAT_CFG_INT, L(out_channels), NULL, 1, 65536, 0, NULL, "output channels"},
@@ -231,7 +242,7 @@ static const type_schema type_schemas[] = {
 
 static const char *const fixed_sections[] = {"data",  "augment",    "model", "train",   "quant",
                                              "prune", "regularize", "ptq",   "distill",
-                                             "distributed", NULL};
+                                             "cluster", "distributed", NULL};
 
 static int is_fixed(const char *name)
 {
@@ -302,6 +313,7 @@ static qat_status parse_layer(qat_ini *ini, qat_ini_section *s, const qat_quant_
     l->quant = *global;
     l->prune = -1;
     l->target_sparsity = -1.0f;
+    l->clusters = -1;
     l->l1 = reg->l1;
     l->l2 = reg->l2;
     char valid[1024] = "type";
@@ -348,6 +360,15 @@ int qat_config_prune_layer(const qat_config *cfg, int i, float *target)
         return 1;
     return !(cfg->prune.method == QAT_PRUNE_CHANNEL && i == last_compute(cfg));
 }
+
+int qat_config_cluster_layer(const qat_config *cfg, int i)
+{
+    const qat_layer_cfg *l = &cfg->layers[i];
+    if (!is_compute_cfg(l) || l->type == QAT_LAYER_ADD)
+        return 0;
+    return l->clusters >= 0 ? l->clusters : cfg->cluster.clusters;
+}
+
 
 /* "file:line" of section.key where it was set (or "--set ..."), else of the
  * section, else the file. */
@@ -400,6 +421,41 @@ static qat_status check_model(qat_ini *ini, qat_config *cfg, qat_error *err)
                             "value, one per channel, or auto",
                             where, list_keys[i], lists[i]->n, m->input_channels);
         }
+    return QAT_OK;
+}
+
+/* K = 1 is no sharing at all (every weight one value): the schema's range
+ * cannot say "0 or 2..256", so it is refused here, at the line that set it. */
+static qat_status check_cluster(qat_ini *ini, const qat_config *cfg, qat_error *err)
+{
+    char where[600];
+    if (cfg->cluster.clusters == 1) {
+        where_key(ini, "cluster", "clusters", where, sizeof where);
+        return qat_fail(err, QAT_EINVAL,
+                        "%s: [cluster] clusters = 1 is out of range: expected 0 (off) or 2..256",
+                        where);
+    }
+    int any = 0;
+    for (int i = 0; i < cfg->nlayers; i++)
+        any |= qat_config_cluster_layer(cfg, i) != 0;
+    if (any && cfg->train.mode == QAT_MODE_QAT && cfg->cluster.start >= (float)cfg->train.epochs) {
+        where_key(ini, "cluster", "start", where, sizeof where);
+        return qat_fail(err, QAT_EINVAL,
+                        "%s: [cluster] start = %g epochs is not before the end of training "
+                        "([train] epochs = %d): the weights would never be clustered",
+                        where, (double)cfg->cluster.start, cfg->train.epochs);
+    }
+    for (int i = 0; i < cfg->nlayers; i++) {
+        const qat_layer_cfg *l = &cfg->layers[i];
+        if (l->clusters != 1)
+            continue;
+        char sec[QAT_NAME_MAX + 8];
+        snprintf(sec, sizeof sec, "layer.%s", l->name);
+        where_key(ini, sec, "clusters", where, sizeof where);
+        return qat_fail(err, QAT_EINVAL,
+                        "%s: [layer.%s] clusters = 1 is out of range: expected 0 (off) or 2..256",
+                        where, l->name);
+    }
     return QAT_OK;
 }
 
@@ -578,6 +634,7 @@ static qat_status build(qat_ini *ini, const char *const *sets, int nsets, qat_co
     qat_cfg_defaults(ptq_keys, COUNT(ptq_keys), &cfg->ptq);
     qat_cfg_defaults(distill_keys, COUNT(distill_keys), &cfg->distill);
     qat_cfg_defaults(qat_distributed_keys, qat_distributed_nkeys, &cfg->distributed);
+    qat_cfg_defaults(cluster_keys, COUNT(cluster_keys), &cfg->cluster);
     if ((st = apply_fixed(ini, "data", data_keys, COUNT(data_keys), &cfg->data, err)) ||
         (st = apply_fixed(ini, "augment", augment_keys, COUNT(augment_keys), &cfg->augment,
                           err)) ||
@@ -589,7 +646,8 @@ static qat_status build(qat_ini *ini, const char *const *sets, int nsets, qat_co
         (st = apply_fixed(ini, "ptq", ptq_keys, COUNT(ptq_keys), &cfg->ptq, err)) ||
         (st = apply_fixed(ini, "distill", distill_keys, COUNT(distill_keys), &cfg->distill, err)) ||
         (st = apply_fixed(ini, "distributed", qat_distributed_keys, qat_distributed_nkeys,
-                          &cfg->distributed, err)))
+                          &cfg->distributed, err)) ||
+        (st = apply_fixed(ini, "cluster", cluster_keys, COUNT(cluster_keys), &cfg->cluster, err)))
         return st;
     qat_ini_section *q = qat_ini_find(ini, "quant");
     if (q) {
@@ -610,7 +668,7 @@ static qat_status build(qat_ini *ini, const char *const *sets, int nsets, qat_co
         if (strncmp(s->name, "layer.", 6) != 0)
             return qat_fail(err, QAT_EINVAL,
                             "%s:%d: unknown section [%s] (valid: [data], [augment], [model], "
-                            "[train], [quant], [prune], [regularize], [ptq], [distill], "
+                            "[train], [quant], [prune], [regularize], [ptq], [distill], [cluster], "
                             "[distributed], "
                             "[layer.<name>])",
                             ini->path, s->line, s->name);
@@ -638,7 +696,7 @@ static qat_status build(qat_ini *ini, const char *const *sets, int nsets, qat_co
     }
     if ((st = check_model(ini, cfg, err)) != QAT_OK)
         return st;
-    if ((st = check_prune(ini, cfg, err)) != QAT_OK)
+    if ((st = check_prune(ini, cfg, err)) != QAT_OK || (st = check_cluster(ini, cfg, err)))
         return st;
     return check_mode(ini, cfg, err);
 }
@@ -719,6 +777,8 @@ static void write_config(FILE *f, const qat_config *cfg, int minimal)
     fprintf(f, "\n[distill]\n");
     qat_cfg_write(f, distill_keys, COUNT(distill_keys), &cfg->distill);
     qat_config_write_distributed(f, cfg);
+    fprintf(f, "\n[cluster]\n");
+    qat_cfg_write(f, cluster_keys, COUNT(cluster_keys), &cfg->cluster);
     for (int i = 0; i < cfg->nlayers; i++) {
         const qat_layer_cfg *l = &cfg->layers[i];
         const type_schema *ts = &type_schemas[l->type];
@@ -739,7 +799,8 @@ static void write_config(FILE *f, const qat_config *cfg, int minimal)
         for (int k = 0; k < COUNT(layer_prune_keys); k++) {
             const qat_cfg_key *key = &layer_prune_keys[k];
             if ((key->offset == offsetof(qat_layer_cfg, prune) && l->prune < 0) ||
-                (key->offset == offsetof(qat_layer_cfg, target_sparsity) && l->target_sparsity < 0))
+                (key->offset == offsetof(qat_layer_cfg, target_sparsity) && l->target_sparsity < 0) ||
+                (key->offset == offsetof(qat_layer_cfg, clusters) && l->clusters < 0))
                 continue;
             char v[64];
             qat_cfg_format(key, l, v, sizeof v);
@@ -781,6 +842,7 @@ void qat_config_write_reference(FILE *f)
     reference_table(f, "ptq", ptq_keys, COUNT(ptq_keys));
     reference_table(f, "distill", distill_keys, COUNT(distill_keys));
     reference_table(f, "distributed", qat_distributed_keys, qat_distributed_nkeys);
+    reference_table(f, "cluster", cluster_keys, COUNT(cluster_keys));
     fprintf(f, "| `[layer.*]` | `type` | *required* | one of ");
     for (int c = 0; qat_layer_type_names[c]; c++)
         fprintf(f, "%s`%s`", c ? ", " : "", qat_layer_type_names[c]);
@@ -802,11 +864,12 @@ void qat_config_write_reference(FILE *f)
                "`[quant]` overrides: ");
     for (int i = 0; i < COUNT(quant_keys); i++)
         fprintf(f, "%s`%s`", i ? ", " : "", quant_keys[i].name);
-    fprintf(f, ".\n\nconv2d, depthwise_conv2d and linear sections also accept these pruning "
-               "and regularisation overrides:\n\n| key | default | meaning |\n|---|---|---|\n");
+    fprintf(f, ".\n\nconv2d, depthwise_conv2d and linear sections also accept these pruning, "
+               "regularisation and clustering overrides:\n\n| key | default | meaning |\n|---|---|---|\n");
     for (int i = 0; i < COUNT(layer_prune_keys); i++) {
         const qat_cfg_key *k = &layer_prune_keys[i];
         const char *from = k->offset == offsetof(qat_layer_cfg, target_sparsity) ? "prune"
+                           : k->offset == offsetof(qat_layer_cfg, clusters)      ? "cluster"
                                                                                  : "regularize";
         if (k->type == QAT_CFG_BOOL)
             fprintf(f, "| `%s` | `true` | %s |\n", k->name, k->doc);

@@ -18,6 +18,7 @@ NAMES(qat_task, QAT_TASK_REGRESSION, "classification", "regression");
 NAMES(qat_input_type, QAT_INPUT_FLOAT32, "auto", "uint8", "float32");
 NAMES(qat_format_kind, QAT_FMT_CSV, "auto", "idx", "hdf5", "npy", "cifar", "csv");
 NAMES(qat_distill_loss, QAT_DISTILL_MSE, "kl", "mse");
+NAMES(qat_cluster_init, QAT_CLUSTER_DENSITY, "kmeans++", "linear", "density");
 NAMES(qat_quant_scheme, QAT_SCHEME_ASYMMETRIC, "symmetric", "asymmetric");
 NAMES(qat_granularity, QAT_GRAN_PER_CHANNEL, "per_tensor", "per_channel");
 NAMES(qat_observer_kind, QAT_OBS_MSE, "minmax", "ema", "percentile", "mse");

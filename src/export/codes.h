@@ -23,6 +23,13 @@ typedef struct qat_export_layer {
     float *weight_scale;
 } qat_export_layer;
 
+/* A codebook for oc rows of rowlen codes with at most k distinct codes in
+ * the layer (returns 1: k codes in cb) or else in every row (returns oc:
+ * oc * k codes), and each code's slot in idx (oc * rowlen); 0 when neither
+ * fits (the layer stays unpalettized). cb holds oc * k codes. */
+int qat_export_palette(const int8_t *codes, size_t oc, size_t rowlen, int k, int8_t *cb,
+                       uint8_t *idx);
+
 typedef struct qat_export_model {
     qat_rt_model_desc d; /* input shape and quantization, num_classes, num_layers */
     qat_export_layer *layers; /* d.num_layers entries; d.layers stays NULL */

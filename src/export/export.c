@@ -112,7 +112,7 @@ static qat_status build_codes(qat_model *m, qat_export_model *x, qat_error *err)
     if (!x->layers)
         return qat_fail(err, QAT_ENOMEM, "out of memory");
     qat_rt_model_desc *md = &x->d;
-    md->version = QAT_RT_FORMAT_VERSION;
+    md->version = QAT_RT_FORMAT_VERSION_MIN; /* raised by what the layers use (pack) */
     md->in_h = cfg->model.input_height;
     md->in_w = cfg->model.input_width;
     md->in_c = cfg->model.input_channels;
@@ -170,12 +170,49 @@ static qat_status build_codes(qat_model *m, qat_export_model *x, qat_error *err)
         d->act_max = l->q.out.qmax;
         if (!has_weights(l->type))
             continue;
+        /* the cluster count asked for; pack decides whether the codes fit it */
+        d->palette_size = qat_config_cluster_layer(cfg, i);
         qat_status st = qat_export_layer_alloc(
             e, l->cfg->quant.weight_scheme == QAT_SCHEME_ASYMMETRIC, err);
         if (st != QAT_OK)
             return st;
         quantize_layer(l, e);
     }
+    return QAT_OK;
+}
+
+/* A clustered layer's codebook and packed indices, carved at *p (sized by
+ * qat_export_pack). The plain stream stays in d->weights for the tools
+ * that read codes; files and generated C store only the palette. Codes
+ * that do not fit K (per layer nor per channel: e.g. a first layer whose
+ * input standardisation differs per channel scales each input channel's
+ * taps apart) leave the layer plain, as does a palette no smaller than the
+ * plain stream. */
+static qat_status palettize(const qat_export_layer *e, qat_rt_layer_desc *d, unsigned char **p,
+                            qat_error *err)
+{
+    size_t C = (size_t)d->out_c, row = qat_export_row_len(d), n = C * row;
+    int k = d->palette_size;
+    uint8_t *idx = malloc(n ? n : 1);
+    if (!idx)
+        return qat_fail(err, QAT_ENOMEM, "layer '%s': out of memory", d->name);
+    int8_t *cb = (int8_t *)*p;
+    int groups = qat_export_palette(e->codes, C, row, k, cb, idx);
+    *p += ALIGN64(C * (size_t)k);
+    /* a palette that would not be smaller (a small layer under per-channel
+     * codebooks) is not worth a second encoding: the layer stays plain */
+    if (groups == 0 || (size_t)groups * (size_t)k + qat_rt_palette_index_bytes(n, k) >=
+                           d->weights_bytes) {
+        d->palette_size = 0;
+    } else {
+        d->palette_groups = groups;
+        d->codebook = cb;
+        d->indices = *p;
+        d->indices_bytes = qat_rt_palette_index_bytes(n, k);
+        qat_rt_palette_pack(idx, n, k, *p);
+    }
+    *p += ALIGN64(qat_rt_palette_index_bytes(n, k));
+    free(idx);
     return QAT_OK;
 }
 
@@ -192,6 +229,10 @@ qat_status qat_export_pack(const qat_export_model *x, qat_rt_owned_desc *out, qa
         size_t C = (size_t)d->out_c;
         bytes += ALIGN64(qat_rt_packed_weight_bytes(C * qat_export_row_len(d), d->weight_bits));
         bytes += ALIGN64(C * (4 * sizeof(int32_t) + sizeof(float)));
+        if (d->palette_size) /* codebooks at most one per channel, then the indices */
+            bytes += ALIGN64(C * (size_t)d->palette_size) +
+                     ALIGN64(qat_rt_palette_index_bytes(C * qat_export_row_len(d),
+                                                        d->palette_size));
     }
     out->layers = calloc((size_t)nl + 1, sizeof *out->layers);
     out->blob = calloc(1, bytes + 64);
@@ -200,6 +241,7 @@ qat_status qat_export_pack(const qat_export_model *x, qat_rt_owned_desc *out, qa
         return qat_fail(err, QAT_ENOMEM, "out of memory");
     }
     unsigned char *p = out->blob;
+    qat_status st;
     out->desc = x->d;
     if (x->input_arrays) {
         memcpy(p, x->input_arrays, 2 * C0 * sizeof(float));
@@ -232,6 +274,12 @@ qat_status qat_export_pack(const qat_export_model *x, qat_rt_owned_desc *out, qa
         d->weight_zero_point = e->weight_zero_point ? wzp : NULL;
         d->weight_scale = wscale;
         p += ALIGN64(C * (4 * sizeof(int32_t) + sizeof(float)));
+        if (d->palette_size && (st = palettize(e, d, &p, err)) != QAT_OK) {
+            qat_rt_owned_desc_free(out);
+            return st;
+        }
+        if (d->palette_size)
+            out->desc.version = 2;
     }
     out->desc.layers = out->layers;
     return QAT_OK;
@@ -299,7 +347,10 @@ size_t qat_export_param_bytes(const qat_rt_model_desc *d)
         const qat_rt_layer_desc *l = &d->layers[i];
         if (l->op != QAT_RT_CONV2D && l->op != QAT_RT_LINEAR)
             continue;
-        n += l->weights_bytes + (size_t)l->out_c * 3 * sizeof(int32_t);
+        n += l->palette_size ? (size_t)l->palette_groups * (size_t)l->palette_size +
+                                   l->indices_bytes
+                             : l->weights_bytes;
+        n += (size_t)l->out_c * 3 * sizeof(int32_t);
         if (l->weight_zero_point)
             n += (size_t)l->out_c * sizeof(int32_t);
     }

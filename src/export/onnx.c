@@ -66,7 +66,7 @@ static int8_t *onnx_weights(const qat_rt_layer_desc *l, int fh, int fw)
         free(o);
         return NULL;
     }
-    qat_rt_unpack_weights(l->weights, n, l->weight_bits, w);
+    qat_rt_layer_weights(l, w); /* plain or palettized */
     for (size_t oc = 0; oc < (size_t)l->out_c; oc++)
         for (size_t ci = 0; ci < ic; ci++) {
             size_t c = ci / sp, yx = ci % sp, qi = yx * C + c; /* qat's channel */

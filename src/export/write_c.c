@@ -94,6 +94,14 @@ static void put_u8_array(FILE *f, const char *name, const uint8_t *v, size_t n)
     fputs("\n};\n", f);
 }
 
+static void put_i8_array(FILE *f, const char *name, const int8_t *v, size_t n)
+{
+    fprintf(f, "static const int8_t %s[%zu] = {", name, n);
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "%s%d,", i % 16 ? " " : "\n    ", (int)v[i]);
+    fputs("\n};\n", f);
+}
+
 static void put_i32_array(FILE *f, const char *name, const int32_t *v, size_t n)
 {
     fprintf(f, "static const int32_t %s[%zu] = {", name, n);
@@ -135,8 +143,15 @@ static void write_source(FILE *f, const qat_rt_model_desc *d, const char *name,
         fprintf(f, "/* layer %d: %s '", i, qat_rt_op_name(l->op));
         put_comment(f, l->name);
         fputs("' */\n", f);
-        snprintf(id, sizeof id, "l%d_weights", i);
-        put_u8_array(f, id, l->weights, l->weights_bytes);
+        if (l->palette_size) { /* the same palette as the file: expanded at model creation */
+            snprintf(id, sizeof id, "l%d_codebook", i);
+            put_i8_array(f, id, l->codebook, (size_t)l->palette_groups * (size_t)l->palette_size);
+            snprintf(id, sizeof id, "l%d_palette_indices", i);
+            put_u8_array(f, id, l->indices, l->indices_bytes);
+        } else {
+            snprintf(id, sizeof id, "l%d_weights", i);
+            put_u8_array(f, id, l->weights, l->weights_bytes);
+        }
         if (has_wzp(l)) {
             snprintf(id, sizeof id, "l%d_weight_zero_point", i);
             put_i32_array(f, id, l->weight_zero_point, oc);
@@ -170,9 +185,16 @@ static void write_source(FILE *f, const qat_rt_model_desc *d, const char *name,
                 l->in_h, l->in_w, l->in_c, l->out_h, l->out_w, l->out_c, l->kernel_h,
                 l->kernel_w, l->stride_h, l->stride_w, l->pad_h, l->pad_w);
         if (l->op == QAT_RT_CONV2D || l->op == QAT_RT_LINEAR) {
-            fprintf(f, "        .weight_bits = %d,\n"
-                       "        .weights = l%d_weights, .weights_bytes = sizeof l%d_weights,\n",
-                    l->weight_bits, i, i);
+            if (l->palette_size)
+                fprintf(f, "        .weight_bits = %d,\n"
+                           "        .palette_size = %d, .palette_groups = %d,\n"
+                           "        .codebook = l%d_codebook, .indices = l%d_palette_indices,\n"
+                           "        .indices_bytes = sizeof l%d_palette_indices,\n",
+                        l->weight_bits, l->palette_size, l->palette_groups, i, i, i);
+            else
+                fprintf(f, "        .weight_bits = %d,\n"
+                           "        .weights = l%d_weights, .weights_bytes = sizeof l%d_weights,\n",
+                        l->weight_bits, i, i);
             if (has_wzp(l))
                 fprintf(f, "        .weight_zero_point = l%d_weight_zero_point,\n", i);
             fprintf(f, "        .bias = l%d_bias, .multiplier = l%d_multiplier,"

@@ -63,7 +63,7 @@ static void carve_layer(carve *cv, const qat_rt_kernels *k, qat_rt_layer *dst,
     void *packed = carve_take(cv, k->conv_packed_size(&dst->conv), 1);
     if (!cv->base)
         return;
-    qat_rt_unpack_weights(l->weights, kk * oc, l->weight_bits, w); /* validated: kk * oc <= 2^30 */
+    qat_rt_layer_weights(l, w); /* plain or palettized; validated: kk * oc <= 2^30 */
     for (size_t c = 0; c < oc; c++) {
         wzp[c] = l->weight_zero_point ? l->weight_zero_point[c] : 0;
         long long sum = 0;

@@ -36,3 +36,57 @@ void qat_rt_unpack_weights(const uint8_t *packed, size_t count, int bits, int8_t
         out[i] = (int8_t)((int)(v ^ sign) - (int)sign); /* sign-extend the slot */
     }
 }
+
+/* Palettized weights (FORMAT.md §10): indices at ceil(log2 K) bits in one
+ * little-endian bit stream. */
+int qat_rt_palette_index_bits(int k)
+{
+    int b = 1;
+    while (b < 8 && (1 << b) < k)
+        b++;
+    return b;
+}
+
+size_t qat_rt_palette_index_bytes(size_t count, int k)
+{
+    size_t bits = (size_t)qat_rt_palette_index_bits(k);
+    /* count <= 2^30 (validated): count * 8 fits */
+    return (count * bits + 7) / 8;
+}
+
+void qat_rt_palette_pack(const uint8_t *idx, size_t count, int k, uint8_t *out)
+{
+    int b = qat_rt_palette_index_bits(k);
+    memset(out, 0, qat_rt_palette_index_bytes(count, k));
+    for (size_t i = 0; i < count; i++) {
+        size_t t = i * (size_t)b;
+        unsigned v = (unsigned)idx[i] << (t % 8); /* at most 15 bits */
+        out[t / 8] |= (uint8_t)v;
+        if ((t % 8) + (size_t)b > 8)
+            out[t / 8 + 1] |= (uint8_t)(v >> 8);
+    }
+}
+
+unsigned qat_rt_palette_index_at(const uint8_t *packed, size_t i, int bits)
+{
+    size_t t = i * (size_t)bits;
+    unsigned v = packed[t / 8];
+    if ((t % 8) + (size_t)bits > 8)
+        v |= (unsigned)packed[t / 8 + 1] << 8;
+    return (v >> (t % 8)) & ((1u << bits) - 1u);
+}
+
+void qat_rt_layer_weights(const qat_rt_layer_desc *l, int8_t *out)
+{
+    size_t k = (size_t)l->kernel_h * (size_t)l->kernel_w * (size_t)l->in_c;
+    size_t n = k * (size_t)l->out_c;
+    if (l->palette_size == 0) {
+        qat_rt_unpack_weights(l->weights, n, l->weight_bits, out);
+        return;
+    }
+    int b = qat_rt_palette_index_bits(l->palette_size);
+    for (size_t i = 0; i < n; i++) {
+        size_t g = l->palette_groups > 1 ? i / k : 0;
+        out[i] = l->codebook[g * (size_t)l->palette_size + qat_rt_palette_index_at(l->indices, i, b)];
+    }
+}

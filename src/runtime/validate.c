@@ -136,6 +136,48 @@ static int32_t packed_at(const uint8_t *p, size_t idx, int slot, unsigned *raw)
     return (int32_t)(v ^ sign) - (int32_t)sign;
 }
 
+/* Palettized weights (FORMAT.md §10): the codebook's shape and codes, the
+ * index stream's length, every index below K, zero padding bits. Reads each
+ * index once; allocates nothing. */
+static qat_status check_palette(const qat_rt_layer_desc *l, int i, size_t count, qat_error *err)
+{
+    const int k = l->palette_size, bits = l->weight_bits;
+    const int32_t wmin = -(1 << (bits - 1)), wmax = (1 << (bits - 1)) - 1;
+    if (!in_range(k, 2, QAT_RT_PALETTE_MAX))
+        return lfail(err, i, l, "palette_size: expected in [2, %d] (or 0: not palettized), found %d",
+                     QAT_RT_PALETTE_MAX, k);
+    if (l->palette_groups != 1 && l->palette_groups != l->out_c)
+        return lfail(err, i, l, "palette_groups: expected 1 or out_c %d, found %d", l->out_c,
+                     l->palette_groups);
+    if (!l->codebook)
+        return lfail(err, i, l, "codebook: missing (NULL)");
+    if (!l->indices)
+        return lfail(err, i, l, "palette_indices: missing (NULL)");
+    size_t ncodes = (size_t)l->palette_groups * (size_t)k;
+    for (size_t j = 0; j < ncodes; j++)
+        if (l->codebook[j] < wmin || l->codebook[j] > wmax)
+            return lfail(err, i, l, "codebook[%zu]: expected in [%d, %d] for %d bits, found %d",
+                         j, wmin, wmax, bits, l->codebook[j]);
+    size_t bytes = qat_rt_palette_index_bytes(count, k);
+    if (l->indices_bytes != bytes)
+        return lfail(err, i, l,
+                     "palette_indices: expected %zu bytes (%zu indices of %d bits), found %zu",
+                     bytes, count, qat_rt_palette_index_bits(k), l->indices_bytes);
+    const int b = qat_rt_palette_index_bits(k);
+    for (size_t j = 0; j < count; j++) {
+        unsigned v = qat_rt_palette_index_at(l->indices, j, b);
+        if (v >= (unsigned)k)
+            return lfail(err, i, l, "palette_indices[%zu]: expected < palette_size %d, found %u",
+                         j, k, v);
+    }
+    size_t used = count * (size_t)b % 8;
+    if (used && (l->indices[bytes - 1] >> used))
+        return lfail(err, i, l,
+                     "palette_indices: padding bits of the last byte must be zero, found 0x%02x",
+                     (unsigned)l->indices[bytes - 1]);
+    return QAT_OK;
+}
+
 /* conv2d / linear: bits, packed buffer, per-channel arrays, overflow bound. */
 static qat_status check_weights(const qat_rt_layer_desc *l, int i, qat_error *err)
 {
@@ -153,9 +195,13 @@ static qat_status check_weights(const qat_rt_layer_desc *l, int i, qat_error *er
         return lfail(err, i, l, "weights: expected at most %d values, found %llu",
                      QAT_RT_MAX_WEIGHTS, count);
     size_t bytes = qat_rt_packed_weight_bytes((size_t)count, l->weight_bits);
-    if (!l->weights)
+    const int pal = l->palette_size != 0;
+    qat_status st;
+    if (pal && (st = check_palette(l, i, (size_t)count, err)))
+        return st;
+    if (!pal && !l->weights)
         return lfail(err, i, l, "weights: missing (NULL)");
-    if (l->weights_bytes != bytes)
+    if (!pal && l->weights_bytes != bytes)
         return lfail(err, i, l,
                      "weights_bytes: expected %zu (%llu weights of %d bits packed), found %zu",
                      bytes, count, l->weight_bits, l->weights_bytes);
@@ -179,7 +225,8 @@ static qat_status check_weights(const qat_rt_layer_desc *l, int i, qat_error *er
     const int slot = bits >= 5 ? 8 : bits >= 3 ? 4 : 2;
     const int32_t wmin = -(1 << (bits - 1)), wmax = (1 << (bits - 1)) - 1;
     const size_t per = (size_t)(8 / slot);
-    if (count % per) {
+    const int pbits = pal ? qat_rt_palette_index_bits(l->palette_size) : 0;
+    if (!pal && count % per) {
         unsigned pad = (unsigned)l->weights[bytes - 1] >> ((count % per) * (size_t)slot);
         if (pad)
             return lfail(err, i, l,
@@ -204,7 +251,10 @@ static qat_status check_weights(const qat_rt_layer_desc *l, int i, qat_error *er
         for (unsigned long long j = 0; j < k; j++) {
             size_t idx = (size_t)((unsigned long long)c * k + j);
             unsigned raw;
-            int32_t w = packed_at(l->weights, idx, slot, &raw);
+            int32_t w = pal ? l->codebook[(l->palette_groups > 1 ? (size_t)c : 0) *
+                                              (size_t)l->palette_size +
+                                          qat_rt_palette_index_at(l->indices, idx, pbits)]
+                            : packed_at(l->weights, idx, slot, &raw);
             if (w < wmin || w > wmax)
                 return lfail(err, i, l,
                              "weights[%zu] (channel %d): expected in [%d, %d] for %d bits, "
@@ -328,9 +378,9 @@ qat_status qat_rt_model_validate(const qat_rt_model_desc *d, qat_error *err)
 {
     if (!d)
         return qat_fail(err, QAT_EINVAL, "model: description is NULL");
-    if (d->version != QAT_RT_FORMAT_VERSION)
-        return qat_fail(err, QAT_EINVAL, "model: version: expected %d, found %d",
-                        QAT_RT_FORMAT_VERSION, d->version);
+    if (d->version < QAT_RT_FORMAT_VERSION_MIN || d->version > QAT_RT_FORMAT_VERSION)
+        return qat_fail(err, QAT_EINVAL, "model: version: expected %d..%d, found %d",
+                        QAT_RT_FORMAT_VERSION_MIN, QAT_RT_FORMAT_VERSION, d->version);
     if (!in_range(d->in_h, 1, QAT_RT_MAX_DIM) || !in_range(d->in_w, 1, QAT_RT_MAX_DIM) ||
         !in_range(d->in_c, 1, QAT_RT_MAX_DIM) ||
         (long long)d->in_h * d->in_w * d->in_c > QAT_RT_MAX_TENSOR)
@@ -374,6 +424,10 @@ qat_status qat_rt_model_validate(const qat_rt_model_desc *d, qat_error *err)
         if (l->input_zero_point != zp)
             return lfail(err, i, l, "input_zero_point: expected %d (%s), found %d", zp, src,
                          l->input_zero_point);
+        if (l->palette_size != 0 && (l->op == QAT_RT_CONV2D || l->op == QAT_RT_LINEAR) &&
+            d->version < 2)
+            return lfail(err, i, l, "palette_size: palettized weights need format version 2, "
+                                    "the model says %d", d->version);
         if ((st = check_op(l, i, err)))
             return st;
         h = l->out_h;

@@ -108,6 +108,8 @@ qat_status qat_checkpoint_save(const char *path, qat_model *m, qat_optim *opt,
     r |= write_u64(f, "rng", rng, 4);
     if (meta->prune_state)
         r |= write_f32(f, "prune_state", meta->prune_state, meta->prune_count);
+    if (meta->cluster_state)
+        r |= write_f32(f, "cluster_state", meta->cluster_state, meta->cluster_count);
     free(cfgtext);
     free(state);
     if (r < 0 || H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) {
@@ -367,6 +369,17 @@ qat_status qat_checkpoint_restore(const char *path, qat_model *m, qat_optim *opt
          (st = check_finite(path, "prune_state", m, meta->prune_state, meta->prune_count, 0,
                             err))))
         goto done;
+    /* optional: a checkpoint from before clustering, or from an older
+     * version, has none and the run clusters at its start step */
+    if (meta && meta->cluster_state && H5Lexists(f, "cluster_state", H5P_DEFAULT) > 0 &&
+        ((st = read_exact(f, path, "cluster_state", H5T_NATIVE_FLOAT, meta->cluster_state,
+                          meta->cluster_count, err)) ||
+         (st = check_finite(path, "cluster_state", m, meta->cluster_state, meta->cluster_count,
+                            0, err))))
+        goto done;
+    if (meta)
+        meta->cluster_restored = meta->cluster_state &&
+                                 H5Lexists(f, "cluster_state", H5P_DEFAULT) > 0;
     if (epoch < 0 || step < 0 || osteps < 0 || epoch > 1000000) {
         st = qat_fail(err, QAT_EINVAL, "%s: absurd epoch/step attributes (%lld, %lld)", path,
                       epoch, step);
@@ -386,6 +399,18 @@ qat_status qat_checkpoint_restore(const char *path, qat_model *m, qat_optim *opt
     }
 done:
     free(state);
+    H5Fclose(f);
+    return st;
+}
+
+qat_status qat_checkpoint_read_f32(const char *path, const char *name, float *out, size_t n,
+                                   qat_error *err)
+{
+    hid_t f;
+    qat_status st = open_checked(path, &f, err);
+    if (st != QAT_OK)
+        return st;
+    st = read_exact(f, path, name, H5T_NATIVE_FLOAT, out, n, err);
     H5Fclose(f);
     return st;
 }

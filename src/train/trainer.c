@@ -47,6 +47,7 @@ typedef struct run {
     qat_prune_schedule prune_sched;
     int regularize; /* some layer has an L1/L2 penalty */
     qat_teacher *teacher; /* NULL: no [distill] teacher */
+    qat_clusterer *clusterer; /* NULL: no layer clustered */
     int resume;
     qat_dp *dp; /* data-parallel ranks (dist_step.c); NULL: one plain process */
     qat_dist *dist;
@@ -125,6 +126,36 @@ static qat_status hold_masks(run *r, const float *keep, qat_error *err)
         !(keep || (r->resume && r->cfg->train.init[0] && qat_checkpoint_has(path, "prune_state"))))
         return QAT_OK;
     return qat_pruner_create_hold(r->model, keep, &r->pruner, err);
+}
+
+/* [cluster]: the centroids get an optimizer of the run's kind; an init
+ * checkpoint's cluster state, when it has one of this config's layout,
+ * carries over (on a resume the run's own checkpoint restores it). */
+static qat_status setup_clusters(run *r, const qat_optim_config *oc, qat_error *err)
+{
+    const qat_config *c = r->cfg;
+    long start = (long)llround(c->cluster.start * (double)r->steps_per_epoch);
+    qat_status st = qat_clusterer_create(r->model, oc, start, &r->clusterer, err);
+    if (st != QAT_OK || !r->clusterer)
+        return st;
+    r->meta.cluster_state = qat_clusterer_state(r->clusterer, &r->meta.cluster_count);
+    if (r->resume || !c->train.init[0] || !qat_checkpoint_has(c->train.init, "cluster_state"))
+        return QAT_OK;
+    qat_error e2;
+    float *tmp = malloc(r->meta.cluster_count * sizeof *tmp);
+    if (!tmp)
+        return qat_fail(err, QAT_ENOMEM, "out of memory");
+    if (qat_checkpoint_read_f32(c->train.init, "cluster_state", tmp, r->meta.cluster_count,
+                                &e2) == QAT_OK) {
+        memcpy(r->meta.cluster_state, tmp, r->meta.cluster_count * sizeof *tmp);
+        st = qat_clusterer_restored(r->clusterer, qat_pruner_mask(r->pruner), err);
+        if (st == QAT_OK && !r->quiet)
+            printf("  cluster state from %s\n", c->train.init);
+    } else if (!r->quiet) {
+        printf("  %s holds another cluster layout: clustering afresh\n", c->train.init);
+    }
+    free(tmp);
+    return st != QAT_OK ? qat_error_prefix(err, "%s", c->train.init) : QAT_OK;
 }
 
 static qat_status setup(run *r, qat_error *err)
@@ -206,6 +237,8 @@ static qat_status setup(run *r, qat_error *err)
     if (st != QAT_OK)
         return st;
     r->meta.prune_state = qat_pruner_state(r->pruner, &r->meta.prune_count);
+    if (c->train.mode == QAT_MODE_QAT && (st = setup_clusters(r, &oc, err)) != QAT_OK)
+        return st;
     r->regularize = qat_regularize_active(c);
     if (c->train.mode == QAT_MODE_QAT &&
         (st = qat_dp_create(r->dist, c, r->model, r->tape, r->train->n, &r->dp, err)) != QAT_OK)
@@ -230,6 +263,7 @@ static void teardown(run *r)
     qat_pruner_destroy(r->pruner);
     qat_teacher_destroy(r->teacher);
     qat_dp_destroy(r->dp);
+    qat_clusterer_destroy(r->clusterer);
     qat_model_destroy(r->model);
     qat_tape_destroy(r->tape);
     qat_team_destroy(r->team);
@@ -412,6 +446,8 @@ static qat_status train_step(run *r, uint32_t b, int n, int epoch, int *seen, do
         qat_clip_grad_norm(grads, np, c->train.grad_clip);
     float lr = qat_lr_at(&r->sched, r->meta.step);
     qat_pruner_optim_step(r->pruner, r->opt, params, grads, lr);
+    /* tied weights: the centroids take the step, the members follow */
+    qat_clusterer_step(r->clusterer, grads, qat_pruner_mask(r->pruner), lr);
     r->meta.step++;
     return check_finite(r, params, np, "weight", r->meta.step, err);
 }
@@ -423,6 +459,9 @@ static qat_status save_checkpoint(run *r, qat_error *err)
     char path[4200];
     snprintf(path, sizeof path, "%s/checkpoint.h5", r->dir);
     r->meta.dropout = *qat_tape_rng(r->tape);
+    /* mirrors the centroid optimizer's moments into the saved state */
+    if (r->clusterer)
+        r->meta.cluster_state = qat_clusterer_state(r->clusterer, &r->meta.cluster_count);
     return qat_checkpoint_save(path, r->model, r->opt, &r->meta, err);
 }
 
@@ -451,6 +490,12 @@ static qat_status run_epochs(run *r, int stop_after, qat_error *err)
             if (qat_pruner_update(r->pruner, r->meta.step) && !r->quiet) {
                 qat_progress_end(&pr);
                 qat_pruner_print_update(r->pruner, stdout, r->meta.step, r->steps_per_epoch);
+                fflush(stdout);
+            }
+            if (qat_clusterer_update(r->clusterer, r->meta.step, qat_pruner_mask(r->pruner)) &&
+                !r->quiet) {
+                qat_progress_end(&pr);
+                qat_clusterer_print(r->clusterer, stdout, r->meta.step);
                 fflush(stdout);
             }
             double ls, pen = 0, sq = 0, kd = 0;
@@ -580,6 +625,9 @@ static qat_status restore(run *r, qat_error *err)
     snprintf(path, sizeof path, "%s/checkpoint.h5", r->dir);
     qat_status st = qat_checkpoint_restore(path, r->model, r->opt, &r->meta, err);
     if (st == QAT_OK && (st = qat_pruner_check_state(r->pruner, err)) != QAT_OK)
+        qat_error_prefix(err, "%s", path);
+    if (st == QAT_OK && r->meta.cluster_restored &&
+        (st = qat_clusterer_restored(r->clusterer, qat_pruner_mask(r->pruner), err)) != QAT_OK)
         qat_error_prefix(err, "%s", path);
     if (st != QAT_OK)
         return st;

@@ -401,3 +401,89 @@ Test(trained, with_batchnorm_asymmetric_weights_and_l2_ranking, .timeout = 300)
     extra[11] = "layer.fc1.target_sparsity=0.75";
     trained_case(extra, 12, 4, 4);
 }
+
+/* ---- a trained clustered CNN (weight sharing, FORMAT.md §10) ------------------ */
+
+/* Trained with [cluster] from step 0: the file qat-train wrote is
+ * palettized, its logits equal the same codes stored plain, and both equal
+ * the QAT forward code for code. */
+static void clustered_case(const char *const *extra, int nextra, int k)
+{
+    snprintf(dir, sizeof dir, "/tmp/qat-cluster-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    qat_config *cfg = subset_cfg(extra, nextra);
+    qat_train_opts o = {.out_dir = dir, .quiet = 1};
+    qat_error e;
+    cr_assert_eq(qat_run(cfg, &o, &e), QAT_OK, "%s", e.msg);
+    char ck[256], mp[256];
+    snprintf(ck, sizeof ck, "%s/checkpoint.h5", dir);
+    snprintf(mp, sizeof mp, "%s/model.int8.h5", dir);
+    cr_assert(qat_checkpoint_has(ck, "cluster_state"), "the checkpoint keeps the clusters");
+    qat_model *m;
+    cr_assert_eq(qat_checkpoint_load_model(ck, &m, &e), QAT_OK, "%s", e.msg);
+    cr_assert_eq(qat_model_refresh_qparams(m, &e), QAT_OK, "%s", e.msg);
+    qat_rt_owned_desc pal;
+    cr_assert_eq(qat_rt_h5_read_desc(mp, &pal, &e), QAT_OK, "%s", e.msg);
+    cr_assert_eq(pal.desc.version, 2);
+    qat_rt_owned_desc plain;
+    cr_assert_eq(qat_export_desc(m, &plain, &e), QAT_OK, "%s", e.msg);
+    int npal = 0;
+    for (int i = 0; i < plain.desc.num_layers; i++) {
+        qat_rt_layer_desc *l = &plain.layers[i];
+        if (l->op != QAT_RT_CONV2D && l->op != QAT_RT_LINEAR)
+            continue;
+        /* palettized exactly where the palette is the smaller encoding */
+        const qat_rt_layer_desc *p = &pal.layers[i];
+        size_t n = (size_t)l->kernel_h * l->kernel_w * l->in_c * l->out_c;
+        int8_t *w = malloc(n), *cb = malloc((size_t)l->out_c * (size_t)k);
+        uint8_t *idx = malloc(n);
+        qat_rt_unpack_weights(l->weights, n, l->weight_bits, w);
+        int groups = qat_export_palette(w, (size_t)l->out_c, n / (size_t)l->out_c, k, cb, idx);
+        cr_assert_gt(groups, 0, "%s: the tied weights fit %d codes", l->name, k);
+        int smaller = (size_t)groups * (size_t)k + qat_rt_palette_index_bytes(n, k) <
+                      l->weights_bytes;
+        cr_assert_eq(p->palette_size, smaller ? k : 0, "layer %s", l->name);
+        free(w);
+        free(cb);
+        free(idx);
+        if (p->palette_size) {
+            cr_assert_null(p->weights);
+            cr_assert_lt((size_t)p->palette_groups * (size_t)k + p->indices_bytes,
+                         l->weights_bytes, "%s", l->name);
+        }
+        npal += p->palette_size != 0;
+        l->palette_size = 0; /* the export keeps the plain stream beside the palette */
+    }
+    cr_assert_geq(npal, 2, "conv2 and fc1 at least are palettized");
+    plain.desc.version = 1;
+    cr_assert_lt(qat_export_param_bytes(&pal.desc), qat_export_param_bytes(&plain.desc));
+    qat_dataset test;
+    cr_assert_eq(qat_mnist_load(cfg->data.dir, "t10k", 10, 200, &test, &e), QAT_OK, "%s", e.msg);
+    int8_t *a = logits_of(&plain.desc, NULL, test.images, (int)test.n);
+    int8_t *b = logits_of(&pal.desc, NULL, test.images, (int)test.n);
+    cr_assert_eq(memcmp(a, b, (size_t)test.n * 10), 0, "palettized != plain");
+    cr_assert_eq(differing_images(m, &pal.desc, &test), 0,
+                 "the palettized model reproduces the QAT forward code for code");
+    free(a);
+    free(b);
+    qat_dataset_free(&test);
+    qat_rt_owned_desc_free(&pal);
+    qat_rt_owned_desc_free(&plain);
+    qat_model_destroy(m);
+    free(cfg);
+}
+
+Test(trained, clustered_cnn_exports_palettized_and_exact, .timeout = 300)
+{
+    const char *extra[] = {"cluster.clusters=8", "cluster.start=1"};
+    clustered_case(extra, 2, 8);
+}
+
+Test(trained, clustered_per_channel_with_magnitude_pruning, .timeout = 300)
+{
+    const char *extra[] = {"cluster.clusters=4",        "cluster.granularity=per_channel",
+                           "prune.method=magnitude",    "prune.schedule=one_shot",
+                           "prune.target_sparsity=0.5", "prune.start=1",
+                           "cluster.start=1"};
+    clustered_case(extra, 7, 4);
+}

@@ -319,7 +319,7 @@ Test(bad_model, wrong_format)
 
 Test(bad_model, unsupported_version)
 {
-    int32_t v = 2;
+    int32_t v = 3;
     set_i32("/", "version", 0, &v);
     INFER_BAD("attribute 'version'", "unsupported version");
 }
@@ -548,7 +548,7 @@ Test(bad_model, format_an_array_of_strings)
 Test(bad_model, format_checked_before_version)
 {
     /* FORMAT.md §2, §6, §7.2: format first, then version, then the rest */
-    int32_t v = 2;
+    int32_t v = 3;
     set_i32("/", "version", 0, &v);
     set_str("m.h5", "/", "format", "qat-checkpoint");
     INFER_BAD("attribute 'format'", "expected 'qat-int8-model', found 'qat-checkpoint'");

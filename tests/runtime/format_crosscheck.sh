@@ -24,6 +24,21 @@ for kind in mlp cnn; do
   done
 done
 
+# FORMAT.md §10: palettized weights, per layer and per output channel
+for spec in "cnn 8 16" "cnn 4 5 channel" "mlp 2 3" "mlp 7 100 channel"; do
+  set -- $spec
+  m="$tmp/palette.h5"
+  "$make_model" "$m" "$@"
+  "$infer" "$m" --images "$images" --labels "$labels" --threads 2 --batch 50 \
+    --dump-logits "$tmp/c.bin" --json > /dev/null
+  "$py" "$reader" "$m" "$images" "$tmp/py.bin"
+  if ! cmp -s "$tmp/c.bin" "$tmp/py.bin"; then
+    echo "FAIL: palettized $spec: independent reader disagrees with qat-infer" >&2
+    exit 1
+  fi
+  echo "ok: palettized $spec: $(wc -c < "$tmp/c.bin") logit bytes identical"
+done
+
 # FORMAT.md §1: h5py stores a str as a variable-length UTF-8 string.
 m="$tmp/cnn8.h5" s="$tmp/strings.h5"
 cp "$m" "$s"

@@ -96,6 +96,26 @@ def unpack(packed, n, bits):
     return np.where(u >= (1 << (s - 1)), u - (1 << s), u)
 
 
+def unpalette(g, n, OC, bits):
+    """FORMAT.md section 10: codebook[group * K + index], the indices at
+    ceil(log2 K) bits in one little-endian bit stream."""
+    K = attr(g, "palette_size", "i32", ())
+    groups = attr(g, "palette_groups", "i32", ())
+    if not 2 <= K <= 256 or groups not in (1, OC):
+        die("%s: palette_size / palette_groups" % g.name)
+    b = max(1, int(K - 1).bit_length())
+    cb = dataset(g, "codebook", "int8", groups * K).astype(I32)
+    if cb.min() < -(1 << (bits - 1)) or cb.max() > (1 << (bits - 1)) - 1:
+        die("%s: codebook code outside the weight bits" % g.name)
+    packed = dataset(g, "palette_indices", "uint8", -(-(n * b) // 8))
+    stream = np.unpackbits(packed, bitorder="little")
+    idx = (stream[: n * b].reshape(n, b).astype(I32) << np.arange(b)).sum(axis=1)
+    if idx.max() >= K or stream[n * b :].any():
+        die("%s: an index beyond the codebook, or nonzero padding bits" % g.name)
+    group = np.arange(n) // (n // OC) if groups > 1 else np.zeros(n, dtype=np.int64)
+    return cb[group * K + idx]
+
+
 def trunc_div(x, d):
     return np.sign(x) * (np.abs(x) // d)
 
@@ -160,7 +180,8 @@ def load(path):
     f = h5py.File(path, "r")
     if attr(f, "format", "str", ()) != "qat-int8-model":
         die("not a qat model")
-    if attr(f, "version", "i32", ()) != 1:
+    version = attr(f, "version", "i32", ())
+    if version not in (1, 2):
         die("unsupported version")
     shape = attr(f, "input_shape", "i32", (3,))
     # FORMAT.md section 9: optional; absent means uint8 pixels
@@ -199,9 +220,12 @@ def load(path):
             OC = L["output_shape"][2]
             KH, KW = L["kernel"]
             n = OC * KH * KW * C
-            s = 8 if bits >= 5 else 4 if bits >= 3 else 2
-            packed = dataset(g, "weights", "uint8", -(-n // (8 // s)))
-            L["w"] = unpack(packed, n, bits)
+            if version >= 2 and "palette_size" in g.attrs:
+                L["w"] = unpalette(g, n, OC, bits)
+            else:
+                s = 8 if bits >= 5 else 4 if bits >= 3 else 2
+                packed = dataset(g, "weights", "uint8", -(-n // (8 // s)))
+                L["w"] = unpack(packed, n, bits)
             L["wzp"] = dataset(g, "weight_zero_point", "<i4", OC).astype(I32)
             L["bias"] = dataset(g, "bias", "<i4", OC).astype(I32)
             L["mult"] = dataset(g, "multiplier", "<i4", OC).astype(I32)

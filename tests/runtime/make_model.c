@@ -1,14 +1,16 @@
 /* Writes a synthetic MNIST-shaped model file for the format cross-check:
- *   make_model OUT mlp|cnn BITS
+ *   make_model OUT mlp|cnn BITS [K [channel]]
  * cnn uses every op, odd kernels/strides, padding, relu, narrow activations
- * and nonzero weight zero points. */
+ * and nonzero weight zero points. K palettizes the weights (FORMAT.md §10):
+ * K codes per layer, or with `channel` per output channel. */
+#include "palette_fixture.h"
 #include "qat/runtime_h5.h"
-#include "rt_fixture.h"
 
 int main(int argc, char **argv)
 {
-    if (argc != 4 || atoi(argv[3]) < 2 || atoi(argv[3]) > 8) {
-        fprintf(stderr, "usage: make_model OUT mlp|cnn BITS(2..8)\n");
+    if (argc < 4 || argc > 6 || atoi(argv[3]) < 2 || atoi(argv[3]) > 8 ||
+        (argc >= 5 && (atoi(argv[4]) < 2 || atoi(argv[4]) > 256))) {
+        fprintf(stderr, "usage: make_model OUT mlp|cnn BITS(2..8) [K(2..256) [channel]]\n");
         return 2;
     }
     int bits = atoi(argv[3]);
@@ -37,9 +39,13 @@ int main(int argc, char **argv)
         fx_linear(&fx, "fc", 10, bits, 0);
     }
     fx_finish(&fx);
+    fx_palette p = {0};
+    if (argc >= 5)
+        fx_palettize(&fx, &p, atoi(argv[4]), argc == 6 && strcmp(argv[5], "channel") == 0);
     qat_error e;
     qat_status st = qat_rt_h5_write(argv[1], &fx.desc, &e);
     fx_free(&fx);
+    fx_palette_free(&p);
     if (st) {
         fprintf(stderr, "make_model: %s\n", e.msg);
         return 1;

@@ -41,7 +41,7 @@ static inline void fx_begin(fx_model *m, int h, int w, int c, uint64_t seed)
 {
     memset(m, 0, sizeof *m);
     qat_rng_seed(&m->rng, seed, 7);
-    m->desc.version = QAT_RT_FORMAT_VERSION;
+    m->desc.version = QAT_RT_FORMAT_VERSION_MIN; /* fx_palettize raises it */
     m->desc.in_h = m->cur_h = h;
     m->desc.in_w = m->cur_w = w;
     m->desc.in_c = m->cur_c = c;

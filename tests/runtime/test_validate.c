@@ -34,8 +34,8 @@ Test(validate, bad_version)
 {
     fx_model fx;
     base(&fx);
-    fx.desc.version = 2;
-    expect_invalid(&fx, "model", "version: expected 1, found 2");
+    fx.desc.version = 3;
+    expect_invalid(&fx, "model", "version: expected 1..2, found 3");
 }
 
 Test(validate, layer_count_zero_and_too_many)

@@ -118,6 +118,13 @@ Test(resume, same_with_flips_and_cutout_and_auto_statistics, .timeout = 300)
     check_resume3("augment.hflip=true", "augment.cutout=6", "model.input_mean=auto");
 }
 
+/* The cluster state (assignments, centroids, the centroid optimizer's
+ * moments) rides in the checkpoint: clustered in epoch 1, resumed after it. */
+Test(resume, same_with_weight_clusters_tied_before_the_cut, .timeout = 300)
+{
+    check_resume3("quant.enabled=true", "cluster.clusters=8", "cluster.start=0.5");
+}
+
 Test(reproducible, same_seed_and_threads_give_identical_weights, .timeout = 300)
 {
     char a[64], b[64], c[64];

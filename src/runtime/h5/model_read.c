@@ -26,9 +26,12 @@ __attribute__((format(printf, 3, 4))) static qat_status rfail(rd *r, const char 
     return qat_fail(r->err, QAT_EINVAL, "%s: %s: %s", r->file, where, msg);
 }
 
-typedef enum { K_I32, K_F32, K_U8 } kind;
+typedef enum { K_I32, K_F32, K_U8, K_I8 } kind;
 
-static const char *kind_name(kind k) { return k == K_I32 ? "int32" : k == K_F32 ? "float32" : "uint8"; }
+static const char *kind_name(kind k)
+{
+    return k == K_I32 ? "int32" : k == K_F32 ? "float32" : k == K_U8 ? "uint8" : "int8";
+}
 
 static int type_is(hid_t t, kind k)
 {
@@ -38,13 +41,17 @@ static int type_is(hid_t t, kind k)
     case K_I32: return cls == H5T_INTEGER && size == 4 && H5Tget_sign(t) == H5T_SGN_2;
     case K_F32: return cls == H5T_FLOAT && size == 4;
     case K_U8: return cls == H5T_INTEGER && size == 1 && H5Tget_sign(t) == H5T_SGN_NONE;
+    case K_I8: return cls == H5T_INTEGER && size == 1 && H5Tget_sign(t) == H5T_SGN_2;
     }
     return 0;
 }
 
 static hid_t mem_type(kind k)
 {
-    return k == K_I32 ? H5T_NATIVE_INT32 : k == K_F32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_UINT8;
+    return k == K_I32   ? H5T_NATIVE_INT32
+           : k == K_F32 ? H5T_NATIVE_FLOAT
+           : k == K_U8  ? H5T_NATIVE_UINT8
+                        : H5T_NATIVE_INT8;
 }
 
 /* Checks a dataspace: count < 0 means scalar, else rank 1 with count
@@ -284,7 +291,37 @@ static qat_status parse_op(rd *r, const char *gpath, const char *s, qat_rt_op *o
 
 /* Pass 1 for one layer: every attribute into l, range checks on the values
  * that size arrays, and the metadata of each dataset. */
-static qat_status read_layer_meta(rd *r, hid_t g, const char *gpath, qat_rt_layer_desc *l)
+/* Version 2's optional palettized weights (FORMAT.md §10): palette_size
+ * and palette_groups, whose datasets replace `weights`. */
+static qat_status read_palette_meta(rd *r, hid_t g, const char *gpath, qat_rt_layer_desc *l,
+                                    size_t count)
+{
+    qat_status st;
+    int32_t groups;
+    if ((st = read_attr(r, g, gpath, "palette_size", K_I32, -1, &l->palette_size)) ||
+        (st = check_range(r, gpath, "palette_size", &l->palette_size, 1, 2, QAT_RT_PALETTE_MAX)) ||
+        (st = read_attr(r, g, gpath, "palette_groups", K_I32, -1, &groups)))
+        return st;
+    if (groups != 1 && groups != l->out_c) {
+        char where[160];
+        snprintf(where, sizeof where, "%s: attribute 'palette_groups'", gpath);
+        return rfail(r, where, "expected 1 or %d (output channels), found %d", l->out_c, groups);
+    }
+    l->palette_groups = groups;
+    l->indices_bytes = qat_rt_palette_index_bytes(count, l->palette_size);
+    hid_t d;
+    if ((st = open_dataset(r, g, gpath, "codebook", K_I8,
+                           (long long)groups * l->palette_size, &d)))
+        return st;
+    H5Dclose(d);
+    if ((st = open_dataset(r, g, gpath, "palette_indices", K_U8, (long long)l->indices_bytes, &d)))
+        return st;
+    H5Dclose(d);
+    return QAT_OK;
+}
+
+static qat_status read_layer_meta(rd *r, hid_t g, const char *gpath, qat_rt_layer_desc *l,
+                                  int version)
 {
     qat_status st;
     char op[QAT_H5_MAX_STR];
@@ -352,9 +389,19 @@ static qat_status read_layer_meta(rd *r, hid_t g, const char *gpath, qat_rt_laye
     } per_channel[] = {{"weight_zero_point", K_I32}, {"bias", K_I32}, {"multiplier", K_I32},
                        {"shift", K_I32},             {"weight_scale", K_F32}};
     hid_t d;
-    if ((st = open_dataset(r, g, gpath, "weights", K_U8, (long long)l->weights_bytes, &d)))
+    htri_t pal = version >= 2 ? H5Aexists(g, "palette_size") : 0;
+    if (pal < 0)
+        return rfail(r, gpath, "attribute 'palette_size' cannot be looked up (corrupt header?)");
+    if (pal) {
+        l->weights_bytes = 0;
+        if ((st = read_palette_meta(r, g, gpath, l, (size_t)count)))
+            return st;
+    } else if ((st = open_dataset(r, g, gpath, "weights", K_U8, (long long)l->weights_bytes,
+                                  &d))) {
         return st;
-    H5Dclose(d);
+    } else {
+        H5Dclose(d);
+    }
     for (size_t i = 0; i < sizeof per_channel / sizeof per_channel[0]; i++) {
         if ((st = open_dataset(r, g, gpath, per_channel[i].name, per_channel[i].k, l->out_c, &d)))
             return st;
@@ -367,8 +414,12 @@ static size_t layer_blob_bytes(const qat_rt_layer_desc *l)
 {
     if (!has_weights(l->op))
         return 0;
-    /* weights (<= 2^30 bytes) rounded to 8, then 5 arrays of out_c (<= 2^20) */
-    return ((l->weights_bytes + 7) & ~(size_t)7) + 5 * 4 * (size_t)l->out_c;
+    /* weights (<= 2^30 bytes) rounded to 8, then 5 arrays of out_c (<= 2^20);
+     * palettized: the indices (<= 2^30 bytes) and codebooks (<= 2^28) */
+    size_t pal = l->palette_size ? ((l->indices_bytes + 7) & ~(size_t)7) +
+                                       (size_t)l->palette_groups * (size_t)l->palette_size
+                                 : 0;
+    return ((l->weights_bytes + 7) & ~(size_t)7) + 5 * 4 * (size_t)l->out_c + pal;
 }
 
 /* Pass 2 for one layer: the arrays, into memory carved from the blob. */
@@ -383,14 +434,26 @@ static qat_status read_layer_data(rd *r, hid_t g, const char *gpath, qat_rt_laye
     int32_t *bias = wzp + oc, *mult = bias + oc, *shift = mult + oc;
     float *wscale = (float *)(shift + oc);
     qat_status st;
-    if ((st = read_dataset(r, g, gpath, "weights", K_U8, (long long)l->weights_bytes, w)) ||
-        (st = read_dataset(r, g, gpath, "weight_zero_point", K_I32, l->out_c, wzp)) ||
+    if (l->palette_size) {
+        uint8_t *idx = (uint8_t *)(wscale + oc);
+        int8_t *cb = (int8_t *)(idx + ((l->indices_bytes + 7) & ~(size_t)7));
+        if ((st = read_dataset(r, g, gpath, "palette_indices", K_U8,
+                               (long long)l->indices_bytes, idx)) ||
+            (st = read_dataset(r, g, gpath, "codebook", K_I8,
+                               (long long)l->palette_groups * l->palette_size, cb)))
+            return st;
+        l->indices = idx;
+        l->codebook = cb;
+    } else if ((st = read_dataset(r, g, gpath, "weights", K_U8, (long long)l->weights_bytes, w))) {
+        return st;
+    }
+    if ((st = read_dataset(r, g, gpath, "weight_zero_point", K_I32, l->out_c, wzp)) ||
         (st = read_dataset(r, g, gpath, "bias", K_I32, l->out_c, bias)) ||
         (st = read_dataset(r, g, gpath, "multiplier", K_I32, l->out_c, mult)) ||
         (st = read_dataset(r, g, gpath, "shift", K_I32, l->out_c, shift)) ||
         (st = read_dataset(r, g, gpath, "weight_scale", K_F32, l->out_c, wscale)))
         return st;
-    l->weights = w;
+    l->weights = l->palette_size ? NULL : w;
     l->weight_zero_point = wzp;
     l->bias = bias;
     l->multiplier = mult;
@@ -446,9 +509,10 @@ static qat_status read_root(rd *r, hid_t f, qat_rt_model_desc *d)
     /* the version decides the layout of everything else: check it first */
     if ((st = read_attr(r, f, "/", "version", K_I32, -1, &d->version)))
         return st;
-    if (d->version != QAT_RT_FORMAT_VERSION)
-        return rfail(r, "/: attribute 'version'", "expected %d, found %d (unsupported version)",
-                     QAT_RT_FORMAT_VERSION, d->version);
+    if (d->version < QAT_RT_FORMAT_VERSION_MIN || d->version > QAT_RT_FORMAT_VERSION)
+        return rfail(r, "/: attribute 'version'",
+                     "expected %d..%d, found %d (unsupported version)",
+                     QAT_RT_FORMAT_VERSION_MIN, QAT_RT_FORMAT_VERSION, d->version);
     int32_t in[3];
     if ((st = read_attr(r, f, "/", "input_shape", K_I32, 3, in)) ||
         (st = check_range(r, "/", "input_shape", in, 3, 1, QAT_RT_MAX_DIM)) ||
@@ -499,7 +563,7 @@ static qat_status read_file(rd *r, hid_t f, qat_rt_owned_desc *out)
         snprintf(path, sizeof path, "/%s/%s", QAT_H5_LAYERS_GROUP, name);
         if ((st = open_group(r, lg, name, path, &g)))
             break;
-        st = read_layer_meta(r, g, path, &out->layers[i]);
+        st = read_layer_meta(r, g, path, &out->layers[i], d->version);
         H5Gclose(g);
         if (!st && qat_size_add(total, layer_blob_bytes(&out->layers[i]), &total))
             st = rfail(r, path, "arrays too large");

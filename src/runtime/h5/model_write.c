@@ -84,6 +84,23 @@ static qat_status put_dataset(wr *w, hid_t g, const char *gpath, const char *nam
     return rc < 0 ? wfail(w, "dataset %s/%s", gpath, name) : QAT_OK;
 }
 
+/* The plain packed stream, or (version 2, FORMAT.md §10) the palette. */
+static qat_status write_weights(wr *w, hid_t g, const char *gpath, const qat_rt_layer_desc *l)
+{
+    if (!l->palette_size)
+        return put_dataset(w, g, gpath, "weights", H5T_STD_U8LE, H5T_NATIVE_UINT8,
+                           l->weights_bytes, l->weights, 1);
+    qat_status st;
+    int32_t k = l->palette_size, groups = l->palette_groups;
+    if ((st = put_i32(w, g, gpath, "palette_size", 0, &k)) ||
+        (st = put_i32(w, g, gpath, "palette_groups", 0, &groups)) ||
+        (st = put_dataset(w, g, gpath, "codebook", H5T_STD_I8LE, H5T_NATIVE_INT8,
+                          (size_t)groups * (size_t)k, l->codebook, 0)))
+        return st;
+    return put_dataset(w, g, gpath, "palette_indices", H5T_STD_U8LE, H5T_NATIVE_UINT8,
+                       l->indices_bytes, l->indices, 1);
+}
+
 static qat_status write_layer(wr *w, hid_t g, const char *gpath, const qat_rt_layer_desc *l)
 {
     qat_status st;
@@ -119,8 +136,7 @@ static qat_status write_layer(wr *w, hid_t g, const char *gpath, const qat_rt_la
     if (!(st = put_i32(w, g, gpath, "weight_bits", 0, &bits)) &&
         !(st = put_i32(w, g, gpath, "act_min", 0, &l->act_min)) &&
         !(st = put_i32(w, g, gpath, "act_max", 0, &l->act_max)) &&
-        !(st = put_dataset(w, g, gpath, "weights", H5T_STD_U8LE, H5T_NATIVE_UINT8,
-                           l->weights_bytes, l->weights, 1)) &&
+        !(st = write_weights(w, g, gpath, l)) &&
         !(st = put_dataset(w, g, gpath, "weight_zero_point", H5T_STD_I32LE, H5T_NATIVE_INT32, oc,
                            wzp, 0)) &&
         !(st = put_dataset(w, g, gpath, "bias", H5T_STD_I32LE, H5T_NATIVE_INT32, oc, l->bias,
