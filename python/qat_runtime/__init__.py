@@ -71,6 +71,8 @@ class _LayerDesc(ctypes.Structure):
         ("act_min", ctypes.c_int32), ("act_max", ctypes.c_int32),
         ("input_scale", ctypes.c_float), ("output_scale", ctypes.c_float),
         ("input_zero_point", ctypes.c_int32), ("output_zero_point", ctypes.c_int32),
+        # format version 2: graph inputs and conv groups
+        ("num_inputs", ctypes.c_int), ("inputs", ctypes.c_int * 4), ("groups", ctypes.c_int),
     ]
 
 

@@ -382,6 +382,9 @@ int main(int argc, char **argv)
                        a.model, (unsigned)d.n, d.h, d.w, d.c, src, acc, (unsigned)correct,
                        (unsigned)d.n, ips, batch, a.threads, qat_rt_model_isa(m));
         }
+        if (!st && !a.json)
+            printf("activations: %zu bytes per image (the planned arena's peak)\n",
+                   qat_rt_model_activation_bytes(m));
         if (!st) {
             if (a.profile)
                 print_profile(s, secs, a.json ? stderr : stdout);

@@ -1,23 +1,28 @@
 /* Writes a synthetic MNIST-shaped model file for the format cross-check:
- *   make_model OUT mlp|cnn BITS
- * cnn uses every op, odd kernels/strides, padding, relu, narrow activations
- * and nonzero weight zero points. */
+ *   make_model OUT mlp|cnn|graph BITS
+ * cnn uses every version-1 op, odd kernels/strides, padding, relu, narrow
+ * activations and nonzero weight zero points; graph (format version 2)
+ * every graph op: depthwise and grouped conv, add, concat, global_avgpool,
+ * relu6, inputs reaching back. */
 #include "qat/runtime_h5.h"
 #include "rt_fixture.h"
 
 int main(int argc, char **argv)
 {
     if (argc != 4 || atoi(argv[3]) < 2 || atoi(argv[3]) > 8) {
-        fprintf(stderr, "usage: make_model OUT mlp|cnn BITS(2..8)\n");
+        fprintf(stderr, "usage: make_model OUT mlp|cnn|graph BITS(2..8)\n");
         return 2;
     }
     int bits = atoi(argv[3]);
     fx_model fx;
     fx_begin(&fx, 28, 28, 1, 1000 + (uint64_t)bits);
-    if (strcmp(argv[2], "mlp") == 0) {
+    if (strcmp(argv[2], "graph") == 0) {
+        fx_build_graph_hwc(&fx, 28, 28, 1, 2000 + (uint64_t)bits, bits);
+    } else if (strcmp(argv[2], "mlp") == 0) {
         fx_flatten(&fx, "flatten");
         fx_linear(&fx, "fc1", 64, bits, 1);
         fx_linear(&fx, "fc2", 10, bits, 0);
+        fx_finish(&fx);
     } else {
         fx_conv(&fx, "conv1", 5, 3, 1, 1, bits, 1);
         fx_pool(&fx, QAT_RT_MAXPOOL2D, "pool1", 2, 2);
@@ -35,8 +40,8 @@ int main(int argc, char **argv)
         fx_pool(&fx, QAT_RT_AVGPOOL2D, "pool2", 2, 1);
         fx_flatten(&fx, "flatten");
         fx_linear(&fx, "fc", 10, bits, 0);
+        fx_finish(&fx);
     }
-    fx_finish(&fx);
     qat_error e;
     qat_status st = qat_rt_h5_write(argv[1], &fx.desc, &e);
     fx_free(&fx);
