@@ -134,6 +134,24 @@ typedef struct qat_rt_owned_desc {
     void *blob;
 } qat_rt_owned_desc;
 
+/* Reading a layer's graph fields (version 1 or 2), for any code that walks
+ * a description. */
+/* How many tensors layer l reads (num_inputs, or 1 when it is 0). */
+QAT_RT_API int qat_rt_desc_ninputs(const qat_rt_layer_desc *l);
+/* Input k of layer l at index i: a layer index, or -1 for the model input
+ * (num_inputs 0: i - 1). */
+QAT_RT_API int qat_rt_desc_input(const qat_rt_layer_desc *l, int i, int k);
+/* A conv2d's groups (0 and 1 mean 1); 1 for every other op. */
+QAT_RT_API int qat_rt_desc_groups(const qat_rt_layer_desc *l);
+/* Whether layer l at index i needs format version 2 (an input other than
+ * the layer before, groups > 1, or a graph op). */
+QAT_RT_API int qat_rt_desc_is_v2(const qat_rt_layer_desc *l, int i);
+/* Entries of multiplier / shift of an add (3), concat (one per input) or
+ * global_avgpool (1). */
+QAT_RT_API int qat_rt_desc_merge_mults(const qat_rt_layer_desc *l);
+/* add, concat or global_avgpool: no weights, an output scale of their own. */
+QAT_RT_API int qat_rt_op_is_merge(qat_rt_op op);
+
 /* Frees layers and blob and zeroes *d; d may be NULL or already freed. */
 QAT_RT_API void qat_rt_owned_desc_free(qat_rt_owned_desc *d);
 

@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "qat/fixedpoint.h"
-#include "runtime/graph.h"
 #include "runtime/rt_internal.h"
 
 /* Bump-assigns 64-byte aligned pieces of one blob; a first pass with

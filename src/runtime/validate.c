@@ -12,7 +12,6 @@
 #include "qat/fixedpoint.h"
 #include "qat/runtime.h"
 #include "qat/status.h"
-#include "runtime/graph.h"
 
 const char *qat_rt_op_name(qat_rt_op op)
 {

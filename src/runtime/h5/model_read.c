@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/graph.h"
 #include "runtime/h5/h5_internal.h"
 
 typedef struct rd {
@@ -634,7 +633,7 @@ static qat_status read_file(rd *r, hid_t f, qat_rt_owned_desc *out)
  * the file cannot be opened at all. */
 static qat_status read_with(const char *name, hid_t fapl, qat_rt_owned_desc *out, qat_error *err)
 {
-    rd r = {name, err};
+    rd r = {name, err, 0};
     hid_t f = H5Fopen(name, H5F_ACC_RDONLY, fapl);
     if (f < 0) {
         char h5msg[256];

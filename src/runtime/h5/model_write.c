@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "qat/fsutil.h"
-#include "runtime/graph.h"
 #include "runtime/h5/h5_internal.h"
 
 typedef struct wr {
