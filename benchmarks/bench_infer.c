@@ -140,8 +140,8 @@ static double kernel_gmacs(const qat_rt_model *m, int want_op, const uint8_t *px
     *name = l->name;
     /* input codes: the pixels reused (kernel speed does not depend on values) */
     size_t scratch_bytes = (k->conv_scratch(&l->conv, CHUNK) + 64) & ~(size_t)63;
-    int8_t *in = aligned_alloc(64, (m->max_tensor * CHUNK + 64) & ~(size_t)63);
-    int8_t *out = aligned_alloc(64, (m->max_tensor * CHUNK + 64) & ~(size_t)63);
+    int8_t *in = aligned_alloc(64, (m->arena * CHUNK + 64) & ~(size_t)63);
+    int8_t *out = aligned_alloc(64, (m->arena * CHUNK + 64) & ~(size_t)63);
     void *scratch = aligned_alloc(64, scratch_bytes ? scratch_bytes : 64);
     if (!in || !out || !scratch)
         die("kernel bench: out of memory", NULL);

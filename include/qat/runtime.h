@@ -27,12 +27,15 @@
 extern "C" {
 #endif
 
-/* The newest format version this runtime reads; it reads every version from
- * QAT_RT_FORMAT_VERSION_MIN on. Version 2 adds palettized weights
- * (FORMAT.md §10); a model that uses no version-2 feature is version 1. */
+/* The newest format version this runtime reads (docs/FORMAT.md); it reads
+ * every version from QAT_RT_FORMAT_VERSION_MIN on. Version 2 adds graph
+ * layers (inputs, groups, add/concat/global_avgpool) and palettized weights
+ * (§10); the exporter writes 1 for a model that uses nothing of version 2,
+ * so chains stay readable by version-1 readers. */
 #define QAT_RT_FORMAT_VERSION 2
 #define QAT_RT_FORMAT_VERSION_MIN 1
 #define QAT_RT_PALETTE_MAX 256 /* codes per codebook */
+#define QAT_RT_MAX_INPUTS 4 /* inputs of one layer (concat's most) */
 #define QAT_RT_MAX_LAYERS 256
 #define QAT_RT_NAME_MAX 64
 /* Sanity limits (docs/FORMAT.md): a description beyond them is rejected, so a
@@ -46,7 +49,11 @@ typedef enum qat_rt_op {
     QAT_RT_LINEAR = 2,
     QAT_RT_MAXPOOL2D = 3,
     QAT_RT_AVGPOOL2D = 4,
-    QAT_RT_FLATTEN = 5
+    QAT_RT_FLATTEN = 5,
+    /* version 2 (docs/ARITHMETIC.md §4.1) */
+    QAT_RT_ADD = 6,           /* two same-shaped inputs, TFLite's ADD */
+    QAT_RT_CONCAT = 7,        /* inputs side by side along the channels */
+    QAT_RT_GLOBAL_AVGPOOL = 8 /* H x W x C -> 1 x 1 x C, with its own output scale */
 } qat_rt_op;
 
 /* One layer. Activations are int8 NHWC; shapes are per image. A linear
@@ -87,6 +94,19 @@ typedef struct qat_rt_layer_desc {
     const int8_t *codebook;  /* palette_groups * palette_size codes in the weight_bits range */
     const uint8_t *indices;  /* qat_rt_palette_index_bytes(out_c * K_in, palette_size) bytes */
     size_t indices_bytes;
+    /* Version 2 (zero in a version-1 description). num_inputs 0 means the
+     * previous layer (layer 0: the model input), as in version 1; else
+     * inputs[0 .. num_inputs) are layer indices below this one's, -1 being
+     * the model input. in_h/in_w/in_c, input_scale and input_zero_point
+     * describe input 0 (and must equal what it produces). */
+    int num_inputs;
+    int inputs[QAT_RT_MAX_INPUTS];
+    /* conv2d: 0 or 1 for a plain conv; g > 1 splits in_c and out_c into g
+     * groups, weights then being out_c rows of kernel_h*kernel_w*(in_c/g)
+     * (depthwise: g = in_c). add, concat and global_avgpool use
+     * multiplier/shift (add: m_0, m_1, m_out; concat: one per input;
+     * global_avgpool: one) and act_min/act_max; they have no weights. */
+    int groups;
 } qat_rt_layer_desc;
 
 /* What a model's input values are (docs/FORMAT.md §9). */
@@ -129,10 +149,29 @@ typedef struct qat_rt_owned_desc {
     void *blob;
 } qat_rt_owned_desc;
 
+/* Reading a layer's graph fields (version 1 or 2), for any code that walks
+ * a description. */
+/* How many tensors layer l reads (num_inputs, or 1 when it is 0). */
+QAT_RT_API int qat_rt_desc_ninputs(const qat_rt_layer_desc *l);
+/* Input k of layer l at index i: a layer index, or -1 for the model input
+ * (num_inputs 0: i - 1). */
+QAT_RT_API int qat_rt_desc_input(const qat_rt_layer_desc *l, int i, int k);
+/* A conv2d's groups (0 and 1 mean 1); 1 for every other op. */
+QAT_RT_API int qat_rt_desc_groups(const qat_rt_layer_desc *l);
+/* Whether layer l at index i needs format version 2 (an input other than
+ * the layer before, groups > 1, or a graph op). */
+QAT_RT_API int qat_rt_desc_is_v2(const qat_rt_layer_desc *l, int i);
+/* Entries of multiplier / shift of an add (3), concat (one per input) or
+ * global_avgpool (1). */
+QAT_RT_API int qat_rt_desc_merge_mults(const qat_rt_layer_desc *l);
+/* add, concat or global_avgpool: no weights, an output scale of their own. */
+QAT_RT_API int qat_rt_op_is_merge(qat_rt_op op);
+
 /* Frees layers and blob and zeroes *d; d may be NULL or already freed. */
 QAT_RT_API void qat_rt_owned_desc_free(qat_rt_owned_desc *d);
 
-/* "conv2d", "linear", "maxpool2d", "avgpool2d", "flatten"; NULL if unknown. */
+/* "conv2d", "linear", "maxpool2d", "avgpool2d", "flatten", "add", "concat",
+ * "global_avgpool"; NULL if unknown. */
 QAT_RT_API const char *qat_rt_op_name(qat_rt_op op);
 /* "ok", "invalid input", ... for a status code (a static string). */
 QAT_RT_API const char *qat_rt_status_name(qat_status s);
@@ -170,6 +209,10 @@ QAT_RT_API void qat_rt_model_destroy(qat_rt_model *m);
 QAT_RT_API const char *qat_rt_model_isa(const qat_rt_model *m);
 QAT_RT_API int qat_rt_model_num_classes(const qat_rt_model *m);
 QAT_RT_API int qat_rt_model_num_layers(const qat_rt_model *m);
+/* Bytes of activation memory one image needs: the planned arena that holds
+ * every live activation (the model input included) at the peak of the run.
+ * A session holds this times its chunk of images per buffer set. */
+QAT_RT_API size_t qat_rt_model_activation_bytes(const qat_rt_model *m);
 /* Pixels per image (in_h * in_w * in_c). */
 QAT_RT_API size_t qat_rt_model_input_size(const qat_rt_model *m);
 /* QAT_RT_INPUT_UINT8 (qat_rt_run) or QAT_RT_INPUT_FLOAT32 (qat_rt_run_float). */

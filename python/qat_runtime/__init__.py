@@ -75,6 +75,8 @@ class _LayerDesc(ctypes.Structure):
         ("palette_size", ctypes.c_int), ("palette_groups", ctypes.c_int),
         ("codebook", ctypes.POINTER(ctypes.c_int8)),
         ("indices", ctypes.POINTER(ctypes.c_uint8)), ("indices_bytes", ctypes.c_size_t),
+        # format version 2: graph inputs and conv groups
+        ("num_inputs", ctypes.c_int), ("inputs", ctypes.c_int * 4), ("groups", ctypes.c_int),
     ]
 
 

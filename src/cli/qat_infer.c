@@ -396,9 +396,12 @@ int main(int argc, char **argv)
                        a.model, (unsigned)d.n, d.h, d.w, d.c, src, acc, (unsigned)correct,
                        (unsigned)d.n, ips, batch, a.threads, qat_rt_model_isa(m));
         }
-        if (!st && !a.json)
+        if (!st && !a.json) {
             printf("weights: %zu bytes stored (%d of %d weight layers palettized)\n", wbytes,
                    npal, nw);
+            printf("activations: %zu bytes per image (the planned arena's peak)\n",
+                   qat_rt_model_activation_bytes(m));
+        }
         if (!st) {
             if (a.profile)
                 print_profile(s, secs, a.json ? stderr : stdout);

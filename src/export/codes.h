@@ -21,6 +21,8 @@ typedef struct qat_export_layer {
     int8_t *codes;
     int32_t *bias, *multiplier, *shift, *weight_zero_point;
     float *weight_scale;
+    /* add / concat / global_avgpool: qat_rt_desc_merge_mults entries */
+    int32_t merge_mult[QAT_RT_MAX_INPUTS], merge_shift[QAT_RT_MAX_INPUTS];
 } qat_export_layer;
 
 /* A codebook for oc rows of rowlen codes with at most k distinct codes in
@@ -36,10 +38,12 @@ typedef struct qat_export_model {
     float *input_arrays; /* float32 inputs: d.in_c offsets then d.in_c steps (owned), else NULL */
 } qat_export_model;
 
-/* Weights of a conv2d / linear layer's row (one output channel). */
+/* Weights of a conv2d / linear layer's row (one output channel; a grouped
+ * conv's row spans its group's in_c / groups channels). */
 static inline size_t qat_export_row_len(const qat_rt_layer_desc *d)
 {
-    return (size_t)d->kernel_h * (size_t)d->kernel_w * (size_t)d->in_c;
+    int g = d->op == QAT_RT_CONV2D && d->groups > 1 ? d->groups : 1;
+    return (size_t)d->kernel_h * (size_t)d->kernel_w * (size_t)(d->in_c / g);
 }
 
 /* Allocates l's codes and arrays for the shapes in l->d (conv2d / linear),

@@ -14,15 +14,19 @@
 #define ALIGN64(x) (((x) + 63) / 64 * 64)
 
 static int maps_to_runtime(int type) { return type != QAT_LAYER_DROPOUT; }
-static int has_weights(int type) { return type == QAT_LAYER_CONV2D || type == QAT_LAYER_LINEAR; }
+static int has_weights(int type) { return qat_layer_type_has_weights((qat_layer_type)type); }
 
 static qat_rt_op rt_op(int type)
 {
     switch (type) {
-    case QAT_LAYER_CONV2D: return QAT_RT_CONV2D;
+    case QAT_LAYER_CONV2D:
+    case QAT_LAYER_DEPTHWISE_CONV2D: return QAT_RT_CONV2D; /* groups say which */
     case QAT_LAYER_LINEAR: return QAT_RT_LINEAR;
     case QAT_LAYER_MAXPOOL2D: return QAT_RT_MAXPOOL2D;
     case QAT_LAYER_AVGPOOL2D: return QAT_RT_AVGPOOL2D;
+    case QAT_LAYER_ADD: return QAT_RT_ADD;
+    case QAT_LAYER_CONCAT: return QAT_RT_CONCAT;
+    case QAT_LAYER_GLOBAL_AVGPOOL: return QAT_RT_GLOBAL_AVGPOOL;
     default: return QAT_RT_FLATTEN;
     }
 }
@@ -77,26 +81,65 @@ static void quantize_layer(const qat_layer *l, qat_export_layer *e)
     e->d.act_max = q->act_max;
 }
 
-/* Until the runtime runs graphs (issue 18), a model it cannot hold is an
- * error naming the first such layer, not a wrong integer model. */
+/* Whether m reads anything but the layer before (or has a grouped conv or
+ * a graph op): it then exports as format version 2. */
+static int is_graph(qat_model *m)
+{
+    for (int i = 0; i < qat_model_num_layers(m); i++) {
+        const qat_layer *l = qat_model_layer(m, i);
+        if (l->type > QAT_LAYER_DROPOUT || l->groups > 1 || l->ninputs != 1 ||
+            l->inputs[0] != i - 1)
+            return 1;
+    }
+    return 0;
+}
+
+/* What the integer model cannot hold, as an error naming why: channel
+ * removal (remove.c) follows a chain, so a channel-pruned graph model is
+ * not exported. The config loader refuses that combination already; this
+ * keeps export's own contract for a model built any other way. */
 qat_status qat_export_check(qat_model *m, qat_error *err)
 {
-    int n = qat_model_num_layers(m);
-    for (int i = 0; i < n; i++) {
-        const qat_layer *l = qat_model_layer(m, i);
-        const char *why = l->type > QAT_LAYER_DROPOUT ? qat_layer_type_name(l->type)
-                          : l->groups > 1             ? "a grouped conv2d"
-                          : l->ninputs != 1 || l->inputs[0] != i - 1
-                              ? "a layer reading other than the one before it"
-                              : NULL;
-        if (why)
-            return qat_fail(err, QAT_EINVAL,
-                            "layer '%s' (%s): the integer runtime runs chains of conv2d, "
-                            "linear, pool, flatten and dropout layers only (graph models: "
-                            "issue 18's runtime stage)",
-                            l->cfg->name, why);
-    }
+    if (qat_model_config(m)->prune.method == QAT_PRUNE_CHANNEL && is_graph(m))
+        return qat_fail(err, QAT_EINVAL,
+                        "channel pruning of a graph model (inputs, groups, add, concat, "
+                        "global_avgpool) is not exported: dead channels are removed along a "
+                        "chain only; use prune.method = magnitude or a chain model");
     return QAT_OK;
+}
+
+/* The runtime index of what training layer `idx` outputs: dropout layers
+ * disappear, so they stand for what they read (-1: the model input). */
+static int rt_index(const int *map, qat_model *m, int idx)
+{
+    while (idx >= 0 && qat_model_layer(m, idx)->type == QAT_LAYER_DROPOUT)
+        idx = qat_model_layer(m, idx)->inputs[0];
+    return idx < 0 ? -1 : map[idx];
+}
+
+/* add / concat / global_avgpool: the integers their fake-quant forward
+ * used (qat_merge_params, ARITHMETIC.md §4.1). */
+static void merge_layer(const qat_layer *l, qat_export_layer *e)
+{
+    const qat_merge_params *p = &l->q.merge;
+    if (l->type == QAT_LAYER_ADD) {
+        for (int k = 0; k < 2; k++) {
+            e->merge_mult[k] = p->in_mult[k];
+            e->merge_shift[k] = p->in_shift[k];
+        }
+        e->merge_mult[2] = p->out_mult;
+        e->merge_shift[2] = p->out_shift;
+    } else if (l->type == QAT_LAYER_CONCAT) {
+        for (int k = 0; k < p->n; k++) {
+            e->merge_mult[k] = p->in_mult[k];
+            e->merge_shift[k] = p->in_shift[k];
+        }
+    } else {
+        e->merge_mult[0] = p->out_mult;
+        e->merge_shift[0] = p->out_shift;
+    }
+    e->d.act_min = p->act_min;
+    e->d.act_max = p->act_max;
 }
 
 /* m's integer model as codes; dropout layers disappear, everything else
@@ -112,7 +155,10 @@ static qat_status build_codes(qat_model *m, qat_export_model *x, qat_error *err)
     if (!x->layers)
         return qat_fail(err, QAT_ENOMEM, "out of memory");
     qat_rt_model_desc *md = &x->d;
-    md->version = QAT_RT_FORMAT_VERSION_MIN; /* raised by what the layers use (pack) */
+    const int graph = is_graph(m);
+    /* a chain stays readable by version-1 readers; a graph needs 2, and
+     * pack raises it to 2 for a palettized layer */
+    md->version = graph ? 2 : QAT_RT_FORMAT_VERSION_MIN;
     md->in_h = cfg->model.input_height;
     md->in_w = cfg->model.input_width;
     md->in_c = cfg->model.input_channels;
@@ -139,14 +185,22 @@ static qat_status build_codes(qat_model *m, qat_export_model *x, qat_error *err)
         md->input_offset = x->input_arrays;
         md->input_step = x->input_arrays + C;
     }
-    int k = 0;
+    int k = 0, map[QAT_MAX_LAYERS];
     for (int i = 0; i < n; i++) {
         const qat_layer *l = qat_model_layer(m, i);
         if (!maps_to_runtime(l->type))
             continue;
+        map[i] = k;
         qat_export_layer *e = &x->layers[k++];
         qat_rt_layer_desc *d = &e->d;
         d->op = rt_op(l->type);
+        if (graph) {
+            d->num_inputs = l->ninputs;
+            for (int q = 0; q < l->ninputs; q++)
+                d->inputs[q] = rt_index(map, m, l->inputs[q]);
+        }
+        if (d->op == QAT_RT_CONV2D && l->groups > 1)
+            d->groups = l->groups;
         snprintf(d->name, sizeof d->name, "%s", l->cfg->name);
         d->in_h = l->in_h;
         d->in_w = l->in_w;
@@ -158,7 +212,7 @@ static qat_status build_codes(qat_model *m, qat_export_model *x, qat_error *err)
         d->input_zero_point = l->q.in.zero_point;
         d->output_scale = l->q.out.scale;
         d->output_zero_point = l->q.out.zero_point;
-        if (l->type == QAT_LAYER_CONV2D || l->type == QAT_LAYER_MAXPOOL2D ||
+        if (d->op == QAT_RT_CONV2D || l->type == QAT_LAYER_MAXPOOL2D ||
             l->type == QAT_LAYER_AVGPOOL2D) {
             d->kernel_h = d->kernel_w = l->kernel;
             d->stride_h = d->stride_w = l->stride;
@@ -168,6 +222,8 @@ static qat_status build_codes(qat_model *m, qat_export_model *x, qat_error *err)
         }
         d->act_min = l->q.out.qmin;
         d->act_max = l->q.out.qmax;
+        if (qat_rt_op_is_merge(d->op))
+            merge_layer(l, e);
         if (!has_weights(l->type))
             continue;
         /* the cluster count asked for; pack decides whether the codes fit it */
@@ -224,6 +280,8 @@ qat_status qat_export_pack(const qat_export_model *x, qat_rt_owned_desc *out, qa
     size_t bytes = x->input_arrays ? ALIGN64(2 * C0 * sizeof(float)) : 0;
     for (int i = 0; i < nl; i++) {
         const qat_rt_layer_desc *d = &x->layers[i].d;
+        if (qat_rt_op_is_merge(d->op))
+            bytes += ALIGN64(2 * QAT_RT_MAX_INPUTS * sizeof(int32_t));
         if (!x->layers[i].codes)
             continue;
         size_t C = (size_t)d->out_c;
@@ -253,6 +311,14 @@ qat_status qat_export_pack(const qat_export_model *x, qat_rt_owned_desc *out, qa
         const qat_export_layer *e = &x->layers[i];
         qat_rt_layer_desc *d = &out->layers[i];
         *d = e->d;
+        if (qat_rt_op_is_merge(d->op)) {
+            int32_t *mult = (int32_t *)p, *shift = mult + QAT_RT_MAX_INPUTS;
+            memcpy(mult, e->merge_mult, sizeof e->merge_mult);
+            memcpy(shift, e->merge_shift, sizeof e->merge_shift);
+            d->multiplier = mult;
+            d->shift = shift;
+            p += ALIGN64(2 * QAT_RT_MAX_INPUTS * sizeof(int32_t));
+        }
         if (!e->codes)
             continue;
         size_t C = (size_t)d->out_c, wn = C * qat_export_row_len(d);

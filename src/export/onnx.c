@@ -618,6 +618,7 @@ static qat_status build(ctx *c, const qat_rt_model_desc *d, qat_error *err)
         case QAT_RT_MAXPOOL2D:
         case QAT_RT_AVGPOOL2D: emit_pool(c, l, &f, codes); break;
         case QAT_RT_FLATTEN: emit_flatten(c, d, i, &f, codes); break;
+        default: QAT_ASSERT(!"onnx: a graph layer passed the version-1 check");
         }
         if (st != QAT_OK)
             return st;
@@ -651,6 +652,13 @@ qat_status qat_export_onnx(const qat_rt_model_desc *d, const qat_onnx_options *o
                         "the model takes float32 features (per-channel input offset and step): "
                         "--format onnx writes only uint8-pixel models; use --format h5 or c "
                         "(qat_rt_run_float)");
+    for (int i = 0; i < d->num_layers; i++)
+        if (qat_rt_desc_is_v2(&d->layers[i], i))
+            return qat_fail(err, QAT_EUNSUPPORTED,
+                            "layer %d '%s': --format onnx writes chains of version-1 layers "
+                            "only; a graph model (inputs, groups, add, concat, global_avgpool) "
+                            "exports with --format h5 or c",
+                            i, d->layers[i].name);
     qat_onnx_report rep;
     memset(&rep, 0, sizeof rep);
     qat_onnx_style style = opt->style;

@@ -20,6 +20,9 @@ static const char *op_enum(qat_rt_op op)
     case QAT_RT_MAXPOOL2D: return "QAT_RT_MAXPOOL2D";
     case QAT_RT_AVGPOOL2D: return "QAT_RT_AVGPOOL2D";
     case QAT_RT_FLATTEN: return "QAT_RT_FLATTEN";
+    case QAT_RT_ADD: return "QAT_RT_ADD";
+    case QAT_RT_CONCAT: return "QAT_RT_CONCAT";
+    case QAT_RT_GLOBAL_AVGPOOL: return "QAT_RT_GLOBAL_AVGPOOL";
     }
     return "0";
 }
@@ -137,6 +140,18 @@ static void write_source(FILE *f, const qat_rt_model_desc *d, const char *name,
     char id[96];
     for (int i = 0; i < d->num_layers; i++) {
         const qat_rt_layer_desc *l = &d->layers[i];
+        if (qat_rt_op_is_merge(l->op)) { /* format version 2: its integers */
+            size_t n = (size_t)qat_rt_desc_merge_mults(l);
+            fprintf(f, "/* layer %d: %s '", i, qat_rt_op_name(l->op));
+            put_comment(f, l->name);
+            fputs("' */\n", f);
+            snprintf(id, sizeof id, "l%d_multiplier", i);
+            put_i32_array(f, id, l->multiplier, n);
+            snprintf(id, sizeof id, "l%d_shift", i);
+            put_i32_array(f, id, l->shift, n);
+            fputc('\n', f);
+            continue;
+        }
         if (l->op != QAT_RT_CONV2D && l->op != QAT_RT_LINEAR)
             continue;
         size_t oc = (size_t)l->out_c;
@@ -204,6 +219,19 @@ static void write_source(FILE *f, const qat_rt_model_desc *d, const char *name,
             fprintf(f, "        .act_min = %d, .act_max = %d,\n", (int)l->act_min,
                     (int)l->act_max);
         }
+        if (qat_rt_op_is_merge(l->op))
+            fprintf(f, "        .multiplier = l%d_multiplier, .shift = l%d_shift,\n"
+                       "        .act_min = %d, .act_max = %d,\n",
+                    i, i, (int)l->act_min, (int)l->act_max);
+        /* format version 2's graph fields, only where set */
+        if (l->num_inputs > 0) {
+            fprintf(f, "        .num_inputs = %d, .inputs = {", l->num_inputs);
+            for (int k = 0; k < l->num_inputs; k++)
+                fprintf(f, "%s%d", k ? ", " : "", l->inputs[k]);
+            fputs("},\n", f);
+        }
+        if (qat_rt_desc_groups(l) > 1)
+            fprintf(f, "        .groups = %d,\n", l->groups);
         fputs("        .input_scale = ", f);
         put_float(f, l->input_scale);
         fputs(", .output_scale = ", f);

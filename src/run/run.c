@@ -140,8 +140,9 @@ static qat_status finish(const qat_trained *t, qat_run_results *res, qat_error *
         goto done;
     qat_error why;
     if (qat_export_check(t->model, &why) != QAT_OK) {
-        /* a graph model: its checkpoint is kept, the int8 step waits for
-         * the runtime (the int8 metrics stay NaN: null in summary.json) */
+        /* a model the integer format cannot hold (a channel-pruned graph):
+         * its checkpoint is kept, the int8 metrics stay NaN (null in
+         * summary.json) and the results line says why */
         goto done;
     }
     qat_rt_owned_desc d;

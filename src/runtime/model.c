@@ -44,6 +44,7 @@ static void conv_from_desc(qat_rt_conv_params *p, const qat_rt_layer_desc *l)
         .pad_h = l->pad_h, .pad_w = l->pad_w,
         .in_zp = l->input_zero_point, .out_zp = l->output_zero_point,
         .act_min = l->act_min, .act_max = l->act_max,
+        .groups = qat_rt_desc_groups(l),
     };
 }
 
@@ -54,15 +55,21 @@ static void carve_layer(carve *cv, const qat_rt_kernels *k, qat_rt_layer *dst,
 {
     if (l->op != QAT_RT_CONV2D && l->op != QAT_RT_LINEAR)
         return;
-    size_t kk = (size_t)l->kernel_h * (size_t)l->kernel_w * (size_t)l->in_c;
+    const int grouped = qat_rt_desc_groups(l) > 1;
+    size_t kk = (size_t)l->kernel_h * (size_t)l->kernel_w * (size_t)(l->in_c / qat_rt_desc_groups(l));
     size_t oc = (size_t)l->out_c;
     int32_t *wzp = carve_take(cv, oc, sizeof(int32_t));
     int32_t *bias = carve_take(cv, oc, sizeof(int32_t));
     int32_t *mult = carve_take(cv, oc, sizeof(int32_t));
     int32_t *shift = carve_take(cv, oc, sizeof(int32_t));
-    void *packed = carve_take(cv, k->conv_packed_size(&dst->conv), 1);
+    /* a grouped conv keeps its weights unpacked (the gconv2d kernels read
+     * them so); a plain one gets the path's packed layout */
+    int8_t *gw = grouped ? carve_take(cv, kk * oc, 1) : NULL;
+    void *packed = grouped ? NULL : carve_take(cv, k->conv_packed_size(&dst->conv), 1);
     if (!cv->base)
         return;
+    if (grouped)
+        w = gw;
     qat_rt_layer_weights(l, w); /* plain or palettized; validated: kk * oc <= 2^30 */
     for (size_t c = 0; c < oc; c++) {
         wzp[c] = l->weight_zero_point ? l->weight_zero_point[c] : 0;
@@ -80,13 +87,52 @@ static void carve_layer(carve *cv, const qat_rt_kernels *k, qat_rt_layer *dst,
     dst->conv.multiplier = mult;
     dst->conv.shift = shift;
     dst->conv.weights = w;
+    if (grouped)
+        return; /* the weights stay, unpacked, in the blob */
     k->conv_pack(&dst->conv, packed);
     dst->conv.weights = NULL; /* the scratch is freed after creation */
     dst->conv.packed = packed;
 }
 
-static void layer_from_desc(qat_rt_layer *dst, const qat_rt_layer_desc *l)
+/* The integers of add / concat / global_avgpool; the inputs' zero points
+ * are what the layers they read produce. */
+static void merge_from_desc(qat_rt_merge_params *p, const qat_rt_model_desc *d, int i)
 {
+    const qat_rt_layer_desc *l = &d->layers[i];
+    *p = (qat_rt_merge_params){.n = qat_rt_desc_ninputs(l), .out_c = l->out_c,
+                               .window = l->in_h * l->in_w, .out_zp = l->output_zero_point,
+                               .act_min = l->act_min, .act_max = l->act_max};
+    for (int k = 0; k < p->n; k++) {
+        int src = qat_rt_desc_input(l, i, k);
+        p->c[k] = src < 0 ? d->in_c : d->layers[src].out_c;
+        p->in_zp[k] = src < 0 ? d->input_zero_point : d->layers[src].output_zero_point;
+    }
+    if (l->op == QAT_RT_ADD) {
+        for (int k = 0; k < 2; k++) {
+            p->in_mult[k] = l->multiplier[k];
+            p->in_shift[k] = l->shift[k];
+        }
+        p->out_mult = l->multiplier[2];
+        p->out_shift = l->shift[2];
+    } else if (l->op == QAT_RT_CONCAT) {
+        for (int k = 0; k < p->n; k++) {
+            p->in_mult[k] = l->multiplier[k];
+            p->in_shift[k] = l->shift[k];
+        }
+    } else {
+        p->out_mult = l->multiplier[0];
+        p->out_shift = l->shift[0];
+    }
+}
+
+static void layer_from_desc(qat_rt_layer *dst, const qat_rt_model_desc *d, int i)
+{
+    const qat_rt_layer_desc *l = &d->layers[i];
+    dst->ninputs = qat_rt_desc_ninputs(l);
+    for (int k = 0; k < dst->ninputs; k++)
+        dst->inputs[k] = qat_rt_desc_input(l, i, k);
+    if (qat_rt_op_is_merge(l->op))
+        merge_from_desc(&dst->merge, d, i);
     dst->op = l->op;
     memcpy(dst->name, l->name, QAT_RT_NAME_MAX);
     dst->in_size = (size_t)l->in_h * (size_t)l->in_w * (size_t)l->in_c;
@@ -95,7 +141,7 @@ static void layer_from_desc(qat_rt_layer *dst, const qat_rt_layer_desc *l)
     if (l->op == QAT_RT_CONV2D || l->op == QAT_RT_LINEAR) {
         conv_from_desc(&dst->conv, l);
         dst->macs = (double)dst->out_size * (double)l->kernel_h * (double)l->kernel_w *
-                    (double)l->in_c;
+                    (double)(l->in_c / qat_rt_desc_groups(l));
     } else if (l->op == QAT_RT_MAXPOOL2D || l->op == QAT_RT_AVGPOOL2D) {
         dst->pool = (qat_rt_pool_params){
             .in_h = l->in_h, .in_w = l->in_w, .c = l->in_c,
@@ -130,11 +176,11 @@ qat_status qat_rt_model_create_isa(const qat_rt_model_desc *d, const char *isa,
     size_t max_weights = 1;
     for (int i = 0; i < d->num_layers; i++) {
         const qat_rt_layer_desc *l = &d->layers[i];
-        layer_from_desc(&layers[i], l);
+        layer_from_desc(&layers[i], d, i);
         carve_layer(&cv, k, &layers[i], l, NULL);
         if (l->op == QAT_RT_CONV2D || l->op == QAT_RT_LINEAR) {
-            size_t n = (size_t)l->kernel_h * (size_t)l->kernel_w * (size_t)l->in_c *
-                       (size_t)l->out_c;
+            size_t n = (size_t)l->kernel_h * (size_t)l->kernel_w *
+                       (size_t)(l->in_c / qat_rt_desc_groups(l)) * (size_t)l->out_c;
             max_weights = n > max_weights ? n : max_weights;
         }
     }
@@ -172,23 +218,29 @@ qat_status qat_rt_model_create_isa(const qat_rt_model_desc *d, const char *isa,
     m->num_classes = d->num_classes;
     m->num_layers = d->num_layers;
     m->layers = layers;
-    m->max_tensor = m->input_size;
-    for (int i = 0; i < d->num_layers; i++) {
+    for (int i = 0; i < d->num_layers; i++)
         carve_layer(&cv, k, &layers[i], &d->layers[i], w);
-        if (layers[i].out_size > m->max_tensor)
-            m->max_tensor = layers[i].out_size;
-    }
     free(w);
     /* conv2d + 2x2/2 maxpool in one pass where the path has the kernel (the
-     * pool needs no padding: validated pools have none) */
+     * pool needs no padding: validated pools have none), when the pool is
+     * the conv's only reader */
     for (int i = 0; k->conv2d_maxpool && i + 1 < d->num_layers; i++) {
         qat_rt_layer *c = &layers[i], *pl = &layers[i + 1];
-        if (c->op == QAT_RT_CONV2D && pl->op == QAT_RT_MAXPOOL2D && pl->pool.kernel_h == 2 &&
+        int readers = 0;
+        for (int j = i + 1; j < d->num_layers; j++)
+            for (int q = 0; q < layers[j].ninputs; q++)
+                readers += layers[j].inputs[q] == i;
+        if (c->op == QAT_RT_CONV2D && c->conv.groups <= 1 && pl->op == QAT_RT_MAXPOOL2D &&
+            pl->inputs[0] == i && readers == 1 && pl->pool.kernel_h == 2 &&
             pl->pool.kernel_w == 2 && pl->pool.stride_h == 2 && pl->pool.stride_w == 2) {
             c->fused_pool = 1;
             c->rows = pl->rows;
             pl->done_by_previous = 1;
         }
+    }
+    if ((st = qat_rt_plan_arena(m, err))) {
+        qat_rt_model_destroy(m);
+        return st;
     }
     const qat_rt_layer_desc *last = &d->layers[d->num_layers - 1];
     m->output_scale = last->output_scale;
@@ -240,6 +292,7 @@ qat_status qat_rt_isa_resolve(const char *isa, const char **name, qat_error *err
 }
 
 int qat_rt_model_num_layers(const qat_rt_model *m) { return m->num_layers; }
+size_t qat_rt_model_activation_bytes(const qat_rt_model *m) { return m->arena; }
 
 void qat_rt_dequantize_logits(const qat_rt_model *m, const int8_t *q, int n, float *out)
 {

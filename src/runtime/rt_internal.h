@@ -18,6 +18,13 @@ typedef struct qat_rt_layer {
     double macs;              /* multiply-accumulates per image (profiling) */
     qat_rt_conv_params conv;  /* conv2d, linear: arrays and packed weights in the blob */
     qat_rt_pool_params pool;  /* maxpool2d, avgpool2d */
+    qat_rt_merge_params merge; /* add, concat, global_avgpool */
+    /* what it reads: layer indices, -1 the model input */
+    int ninputs;
+    int inputs[QAT_RT_MAX_INPUTS];
+    /* where its inputs and output live in the activation arena (plan.c):
+     * byte offsets per image, to be multiplied by a session's chunk */
+    size_t in_off[QAT_RT_MAX_INPUTS], out_off;
 } qat_rt_layer;
 
 struct qat_rt_model {
@@ -35,8 +42,17 @@ struct qat_rt_model {
     qat_rt_task task;
     int32_t input_zero_point;
     float *input_offset, *input_step; /* in_c each */
-    size_t max_tensor; /* largest per-image activation, input included */
+    /* The activation arena (plan.c): bytes per image, and where the
+     * quantized model input goes. Tensors whose live ranges overlap never
+     * share bytes; the others do. */
+    size_t arena, input_off;
     void *blob;        /* every array the layers point into */
 };
+
+/* Plans m's activation arena from its layers' inputs, outputs, fused
+ * pools and flattens (which alias their input): fills each layer's in_off
+ * and out_off, m->input_off and m->arena. No allocation beyond a few
+ * small arrays at model creation. */
+qat_status qat_rt_plan_arena(qat_rt_model *m, qat_error *err);
 
 #endif

@@ -7,7 +7,7 @@
  * others simply take its share. Phases:
  * - images: with at least one image per thread, the batch (minus n % threads
  *   images) is cut into chunks; a task runs the whole network on one chunk
- *   in the claiming thread's private ping-pong buffers;
+ *   in the claiming thread's private activation arena (plan.c);
  * - layers: the images left over (all of them when n < threads, e.g. batch
  *   1) go through the network one layer per phase, each task computing a
  *   slice of the layer (output rows, or output channels when a layer has
@@ -52,9 +52,9 @@ struct qat_rt_session {
     const qat_rt_model *m;
     const qat_rt_kernels *k;
     int threads, max_batch, chunk;
-    size_t act_stride;     /* bytes of one activation buffer (chunk images) */
+    size_t act_stride;     /* bytes of one thread's activation arena (chunk images) */
     size_t scratch_stride; /* bytes of one thread's kernel scratch */
-    int8_t *act;           /* threads * 2 * act_stride */
+    int8_t *act;           /* threads * act_stride */
     unsigned char *scratch;
     double *prof; /* num_layers + 1 seconds (input first), or NULL */
     long prof_images;
@@ -72,8 +72,6 @@ struct qat_rt_session {
     int8_t *logits;
     int n_split, task_images; /* images phase: [0, n_split) in tasks of task_images */
     int kind, layer, nb;      /* layer phase: layer index on nb images */
-    const int8_t *src;
-    int8_t *dst;
     unsigned epoch;
     /* the board and the completion count, each on its own cache line */
     _Alignas(64) atomic_ullong board;
@@ -83,13 +81,22 @@ struct qat_rt_session {
 
 /* ---- the network on private buffers, and one layer's slice -------------------------- */
 
-static void run_layer(const qat_rt_kernels *k, const qat_rt_layer *l, const int8_t *a, int8_t *b,
+/* Layer l on the arena at base (chunk images per tensor): its slice of
+ * output rows [m0, m1) and channels [c0, c1). */
+static void run_layer(const qat_rt_kernels *k, const qat_rt_layer *l, int8_t *base, size_t chunk,
                       size_t m0, size_t m1, int c0, int c1, void *scratch)
 {
+    const int8_t *in[QAT_RT_MAX_INPUTS];
+    for (int q = 0; q < l->ninputs; q++)
+        in[q] = base + l->in_off[q] * chunk;
+    const int8_t *a = in[0];
+    int8_t *b = base + l->out_off * chunk;
     switch (l->op) {
     case QAT_RT_CONV2D:
         if (l->fused_pool)
             k->conv2d_maxpool(&l->conv, &l[1].pool, a, b, m0, m1, c0, c1, scratch);
+        else if (l->conv.groups > 1)
+            k->gconv2d(&l->conv, a, b, m0, m1, c0, c1, scratch);
         else
             k->conv2d(&l->conv, a, b, m0, m1, c0, c1, scratch);
         break;
@@ -97,7 +104,15 @@ static void run_layer(const qat_rt_kernels *k, const qat_rt_layer *l, const int8
     case QAT_RT_MAXPOOL2D: k->maxpool2d(&l->pool, a, b, m0, m1); break;
     case QAT_RT_AVGPOOL2D: k->avgpool2d(&l->pool, a, b, m0, m1); break;
     case QAT_RT_FLATTEN: break;
+    case QAT_RT_ADD: k->add(&l->merge, in, b, m0, m1); break;
+    case QAT_RT_CONCAT: k->concat(&l->merge, in, b, m0, m1); break;
+    case QAT_RT_GLOBAL_AVGPOOL: k->global_avgpool(&l->merge, in, b, m0, m1); break;
     }
+}
+
+static int splits_channels(const qat_rt_layer *l)
+{
+    return l->op == QAT_RT_CONV2D || l->op == QAT_RT_LINEAR;
 }
 
 static int skipped(const qat_rt_layer *l)
@@ -111,7 +126,7 @@ static unsigned layer_tasks(const qat_rt_session *s, const qat_rt_layer *l, int 
                             size_t *units)
 {
     size_t rows = l->rows * (size_t)n;
-    int oc = l->op == QAT_RT_CONV2D || l->op == QAT_RT_LINEAR ? l->conv.out_c : 0;
+    int oc = splits_channels(l) ? l->conv.out_c : 0;
     size_t align = (size_t)s->k->channel_align;
     *by_rows = !oc || rows >= (size_t)s->threads * QAT_RT_MIN_ROWS;
     *units = *by_rows ? rows : ((size_t)oc + align - 1) / align;
@@ -126,14 +141,28 @@ static void layer_task(qat_rt_session *s, unsigned task, unsigned ntasks, void *
     size_t units, u0, u1;
     layer_tasks(s, l, s->nb, &by_rows, &units);
     qat_team_range(units, (int)task, (int)ntasks, &u0, &u1);
+    size_t chunk = (size_t)s->chunk;
     if (by_rows) {
-        int oc = l->op == QAT_RT_CONV2D || l->op == QAT_RT_LINEAR ? l->conv.out_c : 0;
-        run_layer(s->k, l, s->src, s->dst, u0, u1, 0, oc, scratch);
+        int oc = splits_channels(l) ? l->conv.out_c : 0;
+        run_layer(s->k, l, s->act, chunk, u0, u1, 0, oc, scratch);
     } else {
         size_t align = (size_t)s->k->channel_align, oc = (size_t)l->conv.out_c;
-        run_layer(s->k, l, s->src, s->dst, 0, l->rows * (size_t)s->nb, (int)(u0 * align),
+        run_layer(s->k, l, s->act, chunk, 0, l->rows * (size_t)s->nb, (int)(u0 * align),
                   (int)(u1 * align < oc ? u1 * align : oc), scratch);
     }
+}
+
+/* Where the last layer's output lives (a flatten or fused pool writes
+ * nothing of its own: the plan gives the bytes holding it). */
+static size_t logits_off(const qat_rt_model *m)
+{
+    const qat_rt_layer *last = &m->layers[m->num_layers - 1];
+    if (last->op != QAT_RT_FLATTEN)
+        return last->out_off;
+    int src = last->inputs[0];
+    while (src >= 0 && m->layers[src].op == QAT_RT_FLATTEN)
+        src = m->layers[src].inputs[0];
+    return src < 0 ? m->input_off : m->layers[src].out_off;
 }
 
 /* Images [first, first + n) of the run into int8 codes at q. */
@@ -151,10 +180,11 @@ static void quantize_images(const qat_rt_session *s, size_t first, int n, int8_t
 static int8_t *forward_private(qat_rt_session *s, int me, size_t first, int n, double *prof)
 {
     const qat_rt_model *m = s->m;
-    int8_t *a = s->act + (size_t)me * 2 * s->act_stride, *b = a + s->act_stride;
+    const size_t chunk = (size_t)s->chunk;
+    int8_t *base = s->act + (size_t)me * s->act_stride;
     void *scratch = s->scratch ? s->scratch + (size_t)me * s->scratch_stride : NULL;
     double t = prof ? qat_clock_seconds() : 0.0, t1;
-    quantize_images(s, first, n, a);
+    quantize_images(s, first, n, base + m->input_off * chunk);
     if (prof) {
         prof[0] += (t1 = qat_clock_seconds()) - t;
         t = t1;
@@ -163,17 +193,14 @@ static int8_t *forward_private(qat_rt_session *s, int me, size_t first, int n, d
         const qat_rt_layer *l = &m->layers[i];
         if (skipped(l))
             continue;
-        int oc = l->op == QAT_RT_CONV2D || l->op == QAT_RT_LINEAR ? l->conv.out_c : 0;
-        run_layer(s->k, l, a, b, 0, l->rows * (size_t)n, 0, oc, scratch);
+        int oc = splits_channels(l) ? l->conv.out_c : 0;
+        run_layer(s->k, l, base, chunk, 0, l->rows * (size_t)n, 0, oc, scratch);
         if (prof) {
             prof[i + 1] += (t1 = qat_clock_seconds()) - t;
             t = t1;
         }
-        int8_t *tmp = a;
-        a = b;
-        b = tmp;
     }
-    return a;
+    return base + logits_off(m) * chunk;
 }
 
 static void run_task(qat_rt_session *s, int me, unsigned task, unsigned ntasks)
@@ -291,17 +318,17 @@ qat_status qat_rt_session_create(const qat_rt_model *m, const qat_rt_options *o,
     s->chunk = per_thread < QAT_RT_CHUNK ? per_thread : QAT_RT_CHUNK;
     for (int i = 0; i < m->num_layers; i++) {
         const qat_rt_layer *l = &m->layers[i];
-        if (l->op == QAT_RT_CONV2D || l->op == QAT_RT_LINEAR) {
+        if (splits_channels(l) && l->conv.groups <= 1) {
             size_t b = s->k->conv_scratch(&l->conv, s->chunk);
             if (b > s->scratch_stride)
                 s->scratch_stride = b;
         }
     }
     size_t act_total, scratch_total;
-    if (qat_size_mul(m->max_tensor, (size_t)s->chunk, &s->act_stride) ||
+    if (qat_size_mul(m->arena, (size_t)s->chunk, &s->act_stride) ||
         qat_size_add(s->act_stride, 63, &s->act_stride) ||
         qat_size_add(s->scratch_stride, 63, &s->scratch_stride) ||
-        qat_size_mul(s->act_stride & ~(size_t)63, 2 * (size_t)s->threads, &act_total) ||
+        qat_size_mul(s->act_stride & ~(size_t)63, (size_t)s->threads, &act_total) ||
         qat_size_mul(s->scratch_stride & ~(size_t)63, (size_t)s->threads, &scratch_total)) {
         qat_rt_session_destroy(s);
         return qat_fail(err, QAT_ENOMEM, "session: buffer size overflows for max_batch %d",
@@ -359,9 +386,9 @@ static void run_layers(qat_rt_session *s, int first, int n)
 {
     const qat_rt_model *m = s->m;
     double *prof = s->prof;
-    int8_t *a = s->act, *b = a + s->act_stride; /* the caller's buffers */
+    const size_t chunk = (size_t)s->chunk; /* the caller's arena: s->act */
     double t = prof ? qat_clock_seconds() : 0.0, t1;
-    quantize_images(s, (size_t)first, n, a);
+    quantize_images(s, (size_t)first, n, s->act + m->input_off * chunk);
     if (prof) {
         prof[0] += (t1 = qat_clock_seconds()) - t;
         t = t1;
@@ -375,18 +402,13 @@ static void run_layers(qat_rt_session *s, int first, int n)
         int by_rows;
         size_t units;
         s->layer = i;
-        s->src = a;
-        s->dst = b;
         run_phase(s, layer_tasks(s, l, n, &by_rows, &units));
         if (prof) {
             prof[i + 1] += (t1 = qat_clock_seconds()) - t;
             t = t1;
         }
-        int8_t *tmp = a;
-        a = b;
-        b = tmp;
     }
-    memcpy(s->logits + (size_t)first * (size_t)m->num_classes, a,
+    memcpy(s->logits + (size_t)first * (size_t)m->num_classes, s->act + logits_off(m) * chunk,
            (size_t)n * (size_t)m->num_classes);
 }
 

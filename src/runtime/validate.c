@@ -21,6 +21,9 @@ const char *qat_rt_op_name(qat_rt_op op)
     case QAT_RT_MAXPOOL2D: return "maxpool2d";
     case QAT_RT_AVGPOOL2D: return "avgpool2d";
     case QAT_RT_FLATTEN: return "flatten";
+    case QAT_RT_ADD: return "add";
+    case QAT_RT_CONCAT: return "concat";
+    case QAT_RT_GLOBAL_AVGPOOL: return "global_avgpool";
     }
     return NULL;
 }
@@ -178,6 +181,41 @@ static qat_status check_palette(const qat_rt_layer_desc *l, int i, size_t count,
     return QAT_OK;
 }
 
+static qat_status check_clamp(const qat_rt_layer_desc *l, int i, qat_error *err)
+{
+    if (!in_range(l->act_min, INT8_MIN, INT8_MAX))
+        return lfail(err, i, l, "act_min: expected in [-128, 127], found %d", l->act_min);
+    if (!in_range(l->act_max, INT8_MIN, INT8_MAX))
+        return lfail(err, i, l, "act_max: expected in [-128, 127], found %d", l->act_max);
+    if (l->act_min > l->act_max)
+        return lfail(err, i, l, "act_min: expected <= act_max %d, found %d", l->act_max,
+                     l->act_min);
+    return QAT_OK;
+}
+
+/* add, concat, global_avgpool: their multipliers and the output clamp
+ * (ARITHMETIC.md §4.1). An add input's multiplier is at most 1/2, a right
+ * shift: with the 2^20 scaling each rescaled input stays below 2^28 and
+ * their sum in int32, which a left shift there would break. */
+static qat_status check_merge_arrays(const qat_rt_layer_desc *l, int i, qat_error *err)
+{
+    if (!l->multiplier)
+        return lfail(err, i, l, "multiplier: missing (NULL)");
+    if (!l->shift)
+        return lfail(err, i, l, "shift: missing (NULL)");
+    for (int k = 0; k < qat_rt_desc_merge_mults(l); k++) {
+        int max_shift = l->op == QAT_RT_ADD && k < 2 ? 0 : QAT_SHIFT_MAX;
+        if (l->multiplier[k] < 0)
+            return lfail(err, i, l, "multiplier[%d]: expected in [0, 2^31), found %d", k,
+                         l->multiplier[k]);
+        if (!in_range(l->shift[k], QAT_SHIFT_MIN, max_shift))
+            return lfail(err, i, l, "shift[%d]: expected in [%d, %d]%s, found %d", k,
+                         QAT_SHIFT_MIN, max_shift,
+                         max_shift == 0 ? " (an add input is scaled down)" : "", l->shift[k]);
+    }
+    return check_clamp(l, i, err);
+}
+
 /* conv2d / linear: bits, packed buffer, per-channel arrays, overflow bound. */
 static qat_status check_weights(const qat_rt_layer_desc *l, int i, qat_error *err)
 {
@@ -185,8 +223,13 @@ static qat_status check_weights(const qat_rt_layer_desc *l, int i, qat_error *er
         return lfail(err, i, l, "weight_bits: expected in [2, 8], found %d", l->weight_bits);
     /* dims <= 2^20: K <= 2^60 fits in 64 bits; bound it before multiplying
      * by out_c, or a crafted shape could wrap the count to 0 */
+    const int g = qat_rt_desc_groups(l);
+    if (l->groups < 0 || l->in_c % g || l->out_c % g)
+        return lfail(err, i, l,
+                     "groups: expected a divisor of in_c %d and out_c %d, found %d", l->in_c,
+                     l->out_c, l->groups);
     unsigned long long k = (unsigned long long)l->kernel_h * (unsigned long long)l->kernel_w *
-                           (unsigned long long)l->in_c;
+                           (unsigned long long)(l->in_c / g);
     if (k > QAT_RT_MAX_WEIGHTS)
         return lfail(err, i, l, "weights: expected at most %d values per channel, found %llu",
                      QAT_RT_MAX_WEIGHTS, k);
@@ -213,13 +256,8 @@ static qat_status check_weights(const qat_rt_layer_desc *l, int i, qat_error *er
         return lfail(err, i, l, "shift: missing (NULL)");
     if (!l->weight_scale)
         return lfail(err, i, l, "weight_scale: missing (NULL)");
-    if (!in_range(l->act_min, INT8_MIN, INT8_MAX))
-        return lfail(err, i, l, "act_min: expected in [-128, 127], found %d", l->act_min);
-    if (!in_range(l->act_max, INT8_MIN, INT8_MAX))
-        return lfail(err, i, l, "act_max: expected in [-128, 127], found %d", l->act_max);
-    if (l->act_min > l->act_max)
-        return lfail(err, i, l, "act_min: expected <= act_max %d, found %d", l->act_max,
-                     l->act_min);
+    if ((st = check_clamp(l, i, err)))
+        return st;
 
     const int bits = l->weight_bits;
     const int slot = bits >= 5 ? 8 : bits >= 3 ? 4 : 2;
@@ -326,10 +364,101 @@ static qat_status check_op(const qat_rt_layer_desc *l, int i, qat_error *err)
                          want, l->out_h, l->out_w, l->out_c);
         return check_same_quant(l, i, err);
     }
+    case QAT_RT_ADD:
+        if (l->out_h != l->in_h || l->out_w != l->in_w || l->out_c != l->in_c)
+            return lfail(err, i, l, "output shape: add expects its input's %dx%dx%d, found %dx%dx%d",
+                         l->in_h, l->in_w, l->in_c, l->out_h, l->out_w, l->out_c);
+        return check_merge_arrays(l, i, err);
+    case QAT_RT_CONCAT:
+        if (l->out_h != l->in_h || l->out_w != l->in_w)
+            return lfail(err, i, l, "output shape: concat expects its inputs' %dx%d, found %dx%d",
+                         l->in_h, l->in_w, l->out_h, l->out_w);
+        return check_merge_arrays(l, i, err); /* out_c: checked against the inputs */
+    case QAT_RT_GLOBAL_AVGPOOL:
+        if (l->out_h != 1 || l->out_w != 1 || l->out_c != l->in_c)
+            return lfail(err, i, l, "output shape: global_avgpool expects 1x1x%d, found %dx%dx%d",
+                         l->in_c, l->out_h, l->out_w, l->out_c);
+        /* the int32 sum of H*W codes minus the zero point (each <= 255) */
+        if ((long long)l->in_h * l->in_w > (1LL << 23))
+            return lfail(err, i, l,
+                         "input shape: global_avgpool over %dx%d pixels too large for an int32 "
+                         "sum (expected in_h * in_w <= 2^23)",
+                         l->in_h, l->in_w);
+        return check_merge_arrays(l, i, err);
     }
     return lfail(err, i, l, "op: expected one of conv2d(1), linear(2), maxpool2d(3), "
-                            "avgpool2d(4), flatten(5), found %d",
+                            "avgpool2d(4), flatten(5), add(6), concat(7), global_avgpool(8), "
+                            "found %d",
                  (int)l->op);
+}
+
+/* Layer i's inputs: their count for the op, each an earlier layer (which
+ * also rules out a cycle: in file order one edge of it would point
+ * forward), input 0 matching the layer's input attributes exactly, and the
+ * other inputs' shapes fitting the op. */
+static qat_status check_inputs(const qat_rt_model_desc *d, int i, qat_error *err)
+{
+    const qat_rt_layer_desc *l = &d->layers[i];
+    if (d->version < 2 && qat_rt_desc_is_v2(l, i))
+        return lfail(err, i, l, "%s: a graph layer needs format version 2, the model says %d",
+                     l->op > QAT_RT_FLATTEN ? "op" : qat_rt_desc_groups(l) > 1 ? "groups" : "inputs",
+                     d->version);
+    int n = qat_rt_desc_ninputs(l);
+    int want_lo = l->op == QAT_RT_ADD ? 2 : l->op == QAT_RT_CONCAT ? 1 : 1;
+    int want_hi = l->op == QAT_RT_ADD ? 2 : l->op == QAT_RT_CONCAT ? QAT_RT_MAX_INPUTS : 1;
+    if (l->num_inputs < 0 || n < want_lo || n > want_hi)
+        return lfail(err, i, l, "inputs: %s reads %d..%d layers, found %d", qat_rt_op_name(l->op),
+                     want_lo, want_hi, l->num_inputs);
+    int hsum = 0;
+    for (int k = 0; k < n; k++) {
+        int src = qat_rt_desc_input(l, i, k);
+        if (src == i)
+            return lfail(err, i, l, "inputs[%d]: the layer reads itself (a cycle)", k);
+        if (src > i && src < d->num_layers)
+            return lfail(err, i, l,
+                         "inputs[%d]: points forward to layer %d (layers run in file order, "
+                         "so an input must come earlier; a cycle needs such an edge)",
+                         k, src);
+        if (src < -1 || src >= d->num_layers)
+            return lfail(err, i, l, "inputs[%d]: expected a layer index in [-1, %d], found %d", k,
+                         i - 1, src);
+        const qat_rt_layer_desc *s = src >= 0 ? &d->layers[src] : NULL;
+        int h = s ? s->out_h : d->in_h, w = s ? s->out_w : d->in_w, c = s ? s->out_c : d->in_c;
+        float scale = s ? s->output_scale : d->input_scale;
+        int32_t zp = s ? s->output_zero_point : d->input_zero_point;
+        char what[48];
+        if (src < 0)
+            snprintf(what, sizeof what, "the model input");
+        else
+            snprintf(what, sizeof what, "layer %d's output", src);
+        if (k == 0) {
+            if (l->in_h != h || l->in_w != w || l->in_c != c)
+                return lfail(err, i, l, "input shape: expected %dx%dx%d (%s), found %dx%dx%d", h,
+                             w, c, what, l->in_h, l->in_w, l->in_c);
+            if (l->input_scale != scale)
+                return lfail(err, i, l, "input_scale: expected %.9g (%s), found %.9g",
+                             (double)scale, what, (double)l->input_scale);
+            if (l->input_zero_point != zp)
+                return lfail(err, i, l, "input_zero_point: expected %d (%s), found %d", zp, what,
+                             l->input_zero_point);
+        } else if (l->op == QAT_RT_ADD && (h != l->in_h || w != l->in_w || c != l->in_c)) {
+            return lfail(err, i, l,
+                         "inputs[%d]: add needs inputs of one shape: input 0 is %dx%dx%d, %s "
+                         "%dx%dx%d",
+                         k, l->in_h, l->in_w, l->in_c, what, h, w, c);
+        } else if (l->op == QAT_RT_CONCAT && (h != l->in_h || w != l->in_w)) {
+            return lfail(err, i, l,
+                         "inputs[%d]: concat needs inputs of one height and width: input 0 is "
+                         "%dx%d, %s %dx%d",
+                         k, l->in_h, l->in_w, what, h, w);
+        }
+        hsum += c;
+    }
+    if (l->op == QAT_RT_CONCAT && l->out_c != hsum)
+        return lfail(err, i, l, "output shape: concat expects out_c %d (the inputs' channels), "
+                                "found %d",
+                     hsum, l->out_c);
+    return QAT_OK;
 }
 
 /* The model input: uint8 pixels at the fixed 1/255, -128; or float32
@@ -400,10 +529,6 @@ qat_status qat_rt_model_validate(const qat_rt_model_desc *d, qat_error *err)
     if (!d->layers)
         return qat_fail(err, QAT_EINVAL, "model: layers: missing (NULL)");
 
-    /* what the next layer must consume */
-    int h = d->in_h, w = d->in_w, c = d->in_c;
-    float scale = d->input_scale;
-    int32_t zp = d->input_zero_point;
     for (int i = 0; i < d->num_layers; i++) {
         const qat_rt_layer_desc *l = &d->layers[i];
         qat_status st;
@@ -412,34 +537,29 @@ qat_status qat_rt_model_validate(const qat_rt_model_desc *d, qat_error *err)
                          QAT_RT_NAME_MAX - 1);
         if (!qat_rt_op_name(l->op))
             return check_op(l, i, err); /* reports the unknown op */
-        if ((st = check_shapes(l, i, err)) || (st = check_quant(l, i, err)))
+        if ((st = check_shapes(l, i, err)) || (st = check_quant(l, i, err)) ||
+            (st = check_inputs(d, i, err)) || (st = check_op(l, i, err)))
             return st;
-        const char *src = i == 0 ? "the model input" : "the previous layer's output";
-        if (l->in_h != h || l->in_w != w || l->in_c != c)
-            return lfail(err, i, l, "input shape: expected %dx%dx%d (%s), found %dx%dx%d", h, w, c,
-                         src, l->in_h, l->in_w, l->in_c);
-        if (l->input_scale != scale)
-            return lfail(err, i, l, "input_scale: expected %.9g (%s), found %.9g", (double)scale,
-                         src, (double)l->input_scale);
-        if (l->input_zero_point != zp)
-            return lfail(err, i, l, "input_zero_point: expected %d (%s), found %d", zp, src,
-                         l->input_zero_point);
         if (l->palette_size != 0 && (l->op == QAT_RT_CONV2D || l->op == QAT_RT_LINEAR) &&
             d->version < 2)
             return lfail(err, i, l, "palette_size: palettized weights need format version 2, "
                                     "the model says %d", d->version);
-        if ((st = check_op(l, i, err)))
-            return st;
-        h = l->out_h;
-        w = l->out_w;
-        c = l->out_c;
-        scale = l->output_scale;
-        zp = l->output_zero_point;
+    }
+    /* every output but the last feeds a later layer: a layer nobody reads
+     * is a broken graph, not dead code to run */
+    for (int i = 0; i + 1 < d->num_layers; i++) {
+        int read = 0;
+        for (int j = i + 1; j < d->num_layers && !read; j++)
+            for (int k = 0; k < qat_rt_desc_ninputs(&d->layers[j]); k++)
+                read |= qat_rt_desc_input(&d->layers[j], j, k) == i;
+        if (!read)
+            return lfail(err, i, &d->layers[i], "output: read by no later layer (an unused "
+                                                 "output; only the last layer's is the model's)");
     }
     const qat_rt_layer_desc *last = &d->layers[d->num_layers - 1];
-    if (h != 1 || w != 1 || c != d->num_classes)
+    if (last->out_h != 1 || last->out_w != 1 || last->out_c != d->num_classes)
         return lfail(err, d->num_layers - 1, last,
                      "output shape: the last layer must give 1x1x%d (num_classes), found %dx%dx%d",
-                     d->num_classes, h, w, c);
+                     d->num_classes, last->out_h, last->out_w, last->out_c);
     return QAT_OK;
 }

@@ -1,7 +1,8 @@
 #!/bin/sh
 # docs/FORMAT.md + docs/ARITHMETIC.md are enough to reproduce qat-infer: an
 # independent reader (format_reader.py, h5py + numpy) must dump byte-identical
-# logits for an MLP and a CNN at every weight width, also after h5py has
+# logits for an MLP and a CNN at every weight width, a version-2 graph model
+# (every graph op) at 4 and 8 bits, also after h5py has
 # rewritten the strings its own way; and both refuse a chunk that claims more
 # bytes than the file holds (FORMAT.md §7.1, with the h5py calls it names).
 # usage: format_crosscheck.sh PYTHON MAKE_MODEL QAT_INFER READER IMAGES LABELS
@@ -9,8 +10,9 @@ set -eu
 py=$1 make_model=$2 infer=$3 reader=$4 images=$5 labels=$6
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-for kind in mlp cnn; do
+for kind in mlp cnn graph; do
   for bits in 2 3 4 5 6 7 8; do
+    [ "$kind" = graph ] && [ "$bits" != 4 ] && [ "$bits" != 8 ] && continue
     m="$tmp/$kind$bits.h5"
     "$make_model" "$m" "$kind" "$bits"
     "$infer" "$m" --images "$images" --labels "$labels" --threads 2 --batch 50 \

@@ -146,10 +146,45 @@ def div_round(s, n):
     return np.where(s >= 0, (s + n // 2) // n, -((-s + n // 2) // n))
 
 
+def rescale(v, m0, shift):
+    """ARITHMETIC.md 4.1: Requantize without the zero point and the clamp."""
+    v = np.clip(v * (1 << np.maximum(shift, 0)), -(1 << 31), (1 << 31) - 1)
+    return rdpot(srdhm(v, m0), np.maximum(-shift, 0))
+
+
+def run_merge(L, xs, zps):
+    """add, concat, global_avgpool (ARITHMETIC.md 4.1) on the inputs' codes."""
+    op, m, sh = L["op"], L["mult"], L["shift"]
+    zp, lo, hi = L["output_zero_point"], L["act_min"], L["act_max"]
+    if op == "add":
+        r = [rescale((x - z) * (1 << 20), m[k], sh[k]) for k, (x, z) in enumerate(zip(xs, zps))]
+        s = r[0] + r[1]
+        assert s.min() >= -(1 << 31) and s.max() < (1 << 31)
+        return requantize(s, m[2], sh[2], zp, lo, hi)
+    if op == "concat":
+        return np.concatenate([requantize(x - z, m[k], sh[k], zp, lo, hi)
+                               for k, (x, z) in enumerate(zip(xs, zps))], axis=3)
+    x = xs[0]
+    s = (x - zps[0]).sum(axis=(1, 2), keepdims=True)
+    return requantize(s, m[0], sh[0], zp, lo, hi)
+
+
 def run_layer(L, x):
     """x: (N, H, W, C) int64 codes -> output codes."""
     op = L["op"]
     N, H, W, C = x.shape
+    if L.get("groups", 1) > 1:  # ARITHMETIC.md 4.1: each group a conv of its own
+        g, OC = L["groups"], L["output_shape"][2]
+        cg, og = C // g, OC // g
+        outs = []
+        for j in range(g):
+            Lj = dict(L, groups=1, output_shape=(L["output_shape"][0], L["output_shape"][1], og))
+            KH, KW = L["kernel"]
+            Lj["w"] = L["w"].reshape(OC, -1)[j * og:(j + 1) * og].reshape(-1)
+            for k in ("wzp", "bias", "mult", "shift"):
+                Lj[k] = L[k][j * og:(j + 1) * og]
+            outs.append(run_layer(Lj, x[:, :, :, j * cg:(j + 1) * cg]))
+        return np.concatenate(outs, axis=3)
     if op == "flatten":
         return x.reshape(N, 1, 1, H * W * C)
     if op in ("maxpool2d", "avgpool2d"):
@@ -204,6 +239,22 @@ def load(path):
     for i in range(attr(f, "num_layers", "i32", ())):
         g = f["/layers/%03d" % i]
         L = {"op": attr(g, "op", "str", ())}
+        ops = ("conv2d", "linear", "maxpool2d", "avgpool2d", "flatten")
+        if version >= 2:
+            ops += ("add", "concat", "global_avgpool")
+        if L["op"] not in ops:
+            die("%s: unknown op" % g.name)
+        # FORMAT.md 3.1: version 2's optional inputs (absent: the previous layer)
+        L["inputs"] = [i - 1]
+        if version >= 2 and "inputs" in g.attrs:
+            n = g.attrs["inputs"].shape[0] if g.attrs["inputs"].shape else 0
+            if not 1 <= n <= 4:
+                die("%s: inputs: 1 to 4 values" % g.name)
+            L["inputs"] = attr(g, "inputs", "i32", (n,))
+            if any(not -1 <= j < i for j in L["inputs"]):
+                die("%s: inputs: an input must be an earlier layer or -1" % g.name)
+        if L["op"] == "conv2d" and version >= 2 and "groups" in g.attrs:
+            L["groups"] = attr(g, "groups", "i32", ())
         for k in ("input_shape", "output_shape"):
             L[k] = attr(g, k, "i32", (3,))
         for k in ("input_zero_point", "output_zero_point"):
@@ -213,13 +264,23 @@ def load(path):
                 L[k] = attr(g, k, "i32", (2,))
         elif L["op"] == "linear":
             L["kernel"], L["stride"], L["padding"] = (1, 1), (1, 1), (0, 0)
+        if L["op"] in ("add", "concat", "global_avgpool"):
+            n = {"add": 3, "concat": len(L["inputs"]), "global_avgpool": 1}[L["op"]]
+            L["act_min"], L["act_max"] = attr(g, "act_min", "i32", ()), attr(g, "act_max", "i32", ())
+            L["mult"] = dataset(g, "multiplier", "<i4", n).astype(I32)
+            L["shift"] = dataset(g, "shift", "<i4", n).astype(I32)
+            if L["op"] == "add" and (len(L["inputs"]) != 2 or max(L["shift"][:2]) > 0):
+                die("%s: add needs two inputs and input shifts <= 0" % g.name)
         if L["op"] in ("conv2d", "linear"):
             bits = attr(g, "weight_bits", "i32", ())
             L["act_min"], L["act_max"] = attr(g, "act_min", "i32", ()), attr(g, "act_max", "i32", ())
             H, W, C = L["input_shape"]
             OC = L["output_shape"][2]
             KH, KW = L["kernel"]
-            n = OC * KH * KW * C
+            groups = L.get("groups", 1)
+            if groups < 1 or C % groups or OC % groups:
+                die("%s: groups must divide the input and output channels" % g.name)
+            n = OC * KH * KW * (C // groups)
             if version >= 2 and "palette_size" in g.attrs:
                 L["w"] = unpalette(g, n, OC, bits)
             else:
@@ -271,8 +332,23 @@ def main():
     else:
         px = read_idx_images(sys.argv[2])
         x = px.reshape(px.shape[0], *shape).astype(I32) - 128
-    for L in layers:
-        x = run_layer(L, x)
+    # layers in file order, each reading the outputs it names (-1: the input)
+    outs, zps = {-1: x}, {-1: -128 if inp["type"] == "uint8" else inp["zp"]}
+    for i, L in enumerate(layers):
+        xs = [outs[j] for j in L["inputs"]]
+        for j, xj in zip(L["inputs"], xs):
+            if tuple(xj.shape[1:]) != tuple(layers[j]["output_shape"] if j >= 0 else shape):
+                die("layer %d: an input's shape differs from what it reads" % i)
+        if L["op"] == "add" and xs[0].shape != xs[1].shape:
+            die("layer %d: add inputs of different shapes" % i)
+        if L["op"] in ("add", "concat", "global_avgpool"):
+            x = run_merge(L, xs, [zps[j] for j in L["inputs"]])
+        else:
+            x = run_layer(L, xs[0])
+        outs[i], zps[i] = x, L["output_zero_point"]
+        for j in L["inputs"]:  # an output nobody reads later is dropped (memory)
+            if all(j not in M["inputs"] for M in layers[i + 1:]):
+                outs.pop(j, None)
     x.reshape(x.shape[0], -1).astype(np.int8).tofile(sys.argv[3])
 
 

@@ -1,25 +1,32 @@
 /* Writes a synthetic MNIST-shaped model file for the format cross-check:
- *   make_model OUT mlp|cnn BITS [K [channel]]
- * cnn uses every op, odd kernels/strides, padding, relu, narrow activations
- * and nonzero weight zero points. K palettizes the weights (FORMAT.md §10):
- * K codes per layer, or with `channel` per output channel. */
+ *   make_model OUT mlp|cnn|graph BITS [K [channel]]
+ * cnn uses every version-1 op, odd kernels/strides, padding, relu, narrow
+ * activations and nonzero weight zero points; graph (format version 2)
+ * every graph op: depthwise and grouped conv, add, concat, global_avgpool,
+ * relu6, inputs reaching back. K palettizes the weights of mlp and cnn
+ * (FORMAT.md §10): K codes per layer, or with `channel` per output channel. */
 #include "palette_fixture.h"
 #include "qat/runtime_h5.h"
 
 int main(int argc, char **argv)
 {
     if (argc < 4 || argc > 6 || atoi(argv[3]) < 2 || atoi(argv[3]) > 8 ||
-        (argc >= 5 && (atoi(argv[4]) < 2 || atoi(argv[4]) > 256))) {
-        fprintf(stderr, "usage: make_model OUT mlp|cnn BITS(2..8) [K(2..256) [channel]]\n");
+        (argc >= 5 && (atoi(argv[4]) < 2 || atoi(argv[4]) > 256 ||
+                       strcmp(argv[2], "graph") == 0))) {
+        fprintf(stderr, "usage: make_model OUT mlp|cnn|graph BITS(2..8) [K(2..256) [channel]] "
+                        "(K not with graph)\n");
         return 2;
     }
     int bits = atoi(argv[3]);
     fx_model fx;
     fx_begin(&fx, 28, 28, 1, 1000 + (uint64_t)bits);
-    if (strcmp(argv[2], "mlp") == 0) {
+    if (strcmp(argv[2], "graph") == 0) {
+        fx_build_graph_hwc(&fx, 28, 28, 1, 2000 + (uint64_t)bits, bits);
+    } else if (strcmp(argv[2], "mlp") == 0) {
         fx_flatten(&fx, "flatten");
         fx_linear(&fx, "fc1", 64, bits, 1);
         fx_linear(&fx, "fc2", 10, bits, 0);
+        fx_finish(&fx);
     } else {
         fx_conv(&fx, "conv1", 5, 3, 1, 1, bits, 1);
         fx_pool(&fx, QAT_RT_MAXPOOL2D, "pool1", 2, 2);
@@ -37,8 +44,8 @@ int main(int argc, char **argv)
         fx_pool(&fx, QAT_RT_AVGPOOL2D, "pool2", 2, 1);
         fx_flatten(&fx, "flatten");
         fx_linear(&fx, "fc", 10, bits, 0);
+        fx_finish(&fx);
     }
-    fx_finish(&fx);
     fx_palette p = {0};
     if (argc >= 5)
         fx_palettize(&fx, &p, atoi(argv[4]), argc == 6 && strcmp(argv[5], "channel") == 0);

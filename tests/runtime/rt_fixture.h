@@ -101,7 +101,8 @@ static inline void fx_fill_weights(fx_model *m, qat_rt_layer_desc *l, int bits, 
                                    int act_bits, int wzp_spread)
 {
     int li = m->desc.num_layers - 1;
-    size_t k = (size_t)l->kernel_h * (size_t)l->kernel_w * (size_t)l->in_c;
+    size_t k = (size_t)l->kernel_h * (size_t)l->kernel_w *
+               (size_t)(l->in_c / (l->groups > 1 ? l->groups : 1));
     size_t oc = (size_t)l->out_c, n = k * oc;
     int32_t wmin = -(1 << (bits - 1)), wmax = (1 << (bits - 1)) - 1;
     m->w[li] = malloc(n);
@@ -194,6 +195,124 @@ static inline qat_rt_layer_desc *fx_flatten(fx_model *m, const char *name)
 
 static inline void fx_finish(fx_model *m) { m->desc.num_classes = m->cur_c; }
 
+/* ---- graph layers (format version 2) ---- */
+
+/* The next layer reads layer `from` (-1: the model input) instead of the
+ * last one; fx_push then records it as the layer's input 0. */
+static inline void fx_from(fx_model *m, int from)
+{
+    const qat_rt_layer_desc *s = from >= 0 ? &m->layers[from] : NULL;
+    m->cur_h = s ? s->out_h : m->desc.in_h;
+    m->cur_w = s ? s->out_w : m->desc.in_w;
+    m->cur_c = s ? s->out_c : m->desc.in_c;
+    m->scale = s ? s->output_scale : m->desc.input_scale;
+    m->zp = s ? s->output_zero_point : m->desc.input_zero_point;
+}
+
+static inline void fx_inputs(qat_rt_layer_desc *l, int n, const int *src)
+{
+    l->num_inputs = n;
+    for (int k = 0; k < n; k++)
+        l->inputs[k] = src[k];
+}
+
+/* A conv with `groups` groups (groups = in_c: depthwise) reading `from`. */
+static inline qat_rt_layer_desc *fx_gconv(fx_model *m, const char *name, int from, int out_c,
+                                          int k, int s, int pad, int groups, int bits, int relu)
+{
+    fx_from(m, from);
+    qat_rt_layer_desc *l = fx_push(m, QAT_RT_CONV2D, name);
+    fx_inputs(l, 1, &from);
+    l->groups = groups;
+    l->kernel_h = l->kernel_w = k;
+    l->stride_h = l->stride_w = s;
+    l->pad_h = l->pad_w = pad;
+    l->out_h = fx_out(l->in_h, k, s, pad);
+    l->out_w = fx_out(l->in_w, k, s, pad);
+    l->out_c = out_c;
+    fx_fill_weights(m, l, bits, relu, 8, 2);
+    fx_commit(m, l);
+    return l;
+}
+
+/* add / concat / global_avgpool of the layers src[0 .. n), with their own
+ * output scale and multipliers from the scales as the exporter derives them
+ * (ARITHMETIC.md 4.1); relu6 != 0 clamps at the code of 6. */
+static inline qat_rt_layer_desc *fx_merge(fx_model *m, qat_rt_op op, const char *name, int n,
+                                          const int *src, int relu, int relu6)
+{
+    fx_from(m, src[0]);
+    qat_rt_layer_desc *l = fx_push(m, op, name);
+    fx_inputs(l, n, src);
+    int li = m->desc.num_layers - 1;
+    m->mult[li] = malloc(4 * sizeof(int32_t));
+    m->shift[li] = malloc(4 * sizeof(int32_t));
+    int32_t *mu = m->mult[li], *sh = m->shift[li];
+    l->multiplier = mu;
+    l->shift = sh;
+    l->output_scale = 0.02f + 0.002f * (float)fx_rand(m, 0, 40);
+    l->output_zero_point = fx_rand(m, -20, 20);
+    l->act_min = relu ? l->output_zero_point : -128;
+    l->act_max = 127;
+    if (relu6) {
+        long six = l->output_zero_point + lround(6.0 / (double)l->output_scale);
+        l->act_max = six < l->act_max ? (int32_t)(six < l->act_min ? l->act_min : six) : 127;
+    }
+    double so = l->output_scale, sc[QAT_RT_MAX_INPUTS];
+    int oc = 0;
+    for (int k = 0; k < n; k++) {
+        const qat_rt_layer_desc *s = src[k] >= 0 ? &m->layers[src[k]] : NULL;
+        sc[k] = s ? s->output_scale : m->desc.input_scale;
+        oc += s ? s->out_c : m->desc.in_c;
+    }
+    int bad = 0;
+    if (op == QAT_RT_ADD) {
+        double t = 2.0 * (sc[0] > sc[1] ? sc[0] : sc[1]);
+        bad |= qat_fp_quantize_multiplier(sc[0] / t, &mu[0], &sh[0]);
+        bad |= qat_fp_quantize_multiplier(sc[1] / t, &mu[1], &sh[1]);
+        bad |= qat_fp_quantize_multiplier(t / ((double)(1 << 20) * so), &mu[2],
+                                          &sh[2]);
+        l->out_h = l->in_h, l->out_w = l->in_w, l->out_c = l->in_c;
+    } else if (op == QAT_RT_CONCAT) {
+        for (int k = 0; k < n; k++)
+            bad |= qat_fp_quantize_multiplier(sc[k] / so, &mu[k], &sh[k]);
+        l->out_h = l->in_h, l->out_w = l->in_w, l->out_c = oc;
+    } else {
+        bad |= qat_fp_quantize_multiplier(sc[0] / ((double)l->in_h * l->in_w * so),
+                                          &mu[0], &sh[0]);
+        l->out_h = l->out_w = 1, l->out_c = l->in_c;
+    }
+    if (bad)
+        abort();
+    fx_commit(m, l);
+    return l;
+}
+
+/* A small residual + depthwise-separable + concat network over awkward
+ * sizes: every graph op, inputs reaching back over several layers, the
+ * model input read twice, a stride-2 depthwise conv and relu6. */
+static inline void fx_build_graph_hwc(fx_model *m, int h, int w, int c, uint64_t seed, int bits)
+{
+    fx_begin(m, h, w, c, seed);
+    m->desc.version = 2;
+    fx_conv(m, "stem", 6, 3, 1, 1, bits, 1);                       /* 0: 11x9x6 */
+    fx_gconv(m, "dw", 0, 12, 3, 1, 1, 6, bits, 1);                 /* 1: depthwise x2 */
+    fx_gconv(m, "pw", 1, 6, 1, 1, 0, 1, bits, 0);                  /* 2: pointwise */
+    fx_merge(m, QAT_RT_ADD, "res", 2, (int[]){2, 0}, 1, 0);        /* 3: 11x9x6 */
+    fx_gconv(m, "grp", -1, 6, 3, 2, 1, c, bits, 1);                /* 4: 6x5x6 from input */
+    fx_gconv(m, "dw2", 3, 6, 3, 2, 1, 6, bits, 1);                 /* 5: 6x5x6, stride 2 */
+    fx_merge(m, QAT_RT_CONCAT, "cat", 3, (int[]){5, 4, 5}, 0, 1);  /* 6: 6x5x18, relu6 */
+    fx_merge(m, QAT_RT_GLOBAL_AVGPOOL, "gap", 1, (int[]){6}, 0, 0); /* 7: 1x1x18 */
+    fx_linear(m, "fc", 10, bits, 0);                               /* 8 */
+    fx_finish(m);
+}
+
+static inline void fx_build_graph(fx_model *m, uint64_t seed, int bits)
+{
+    fx_build_graph_hwc(m, 11, 9, 3, seed, bits);
+}
+
+
 static inline void fx_free(fx_model *m)
 {
     for (int i = 0; i < FX_MAX_LAYERS; i++) {
@@ -236,24 +355,31 @@ static inline void fx_images(uint64_t seed, uint8_t *px, size_t n)
 
 static inline int32_t fx_clamp8(long long v) { return v < -128 ? -128 : v > 127 ? 127 : (int32_t)v; }
 
-/* Returns 0 on success, -1 if an accumulator left int32 (a test failure). */
+/* Returns 0 on success, -1 if an accumulator left int32 (a test failure).
+ * Keeps every layer's output, so graph layers read what they name. */
 static inline int fx_oracle(const fx_model *m, const uint8_t *px, int8_t *logits)
 {
     const qat_rt_model_desc *d = &m->desc;
-    size_t cap = (size_t)d->in_h * (size_t)d->in_w * (size_t)d->in_c;
-    for (int i = 0; i < d->num_layers; i++) {
-        size_t o = (size_t)d->layers[i].out_h * (size_t)d->layers[i].out_w *
-                   (size_t)d->layers[i].out_c;
-        if (o > cap)
-            cap = o;
-    }
-    int32_t *x = malloc(cap * sizeof *x), *y = malloc(cap * sizeof *y);
-    for (size_t i = 0; i < (size_t)d->in_h * (size_t)d->in_w * (size_t)d->in_c; i++)
-        x[i] = (int32_t)px[i] - 128;
+    int32_t *outs[FX_MAX_LAYERS + 1]; /* [0] the model input, [i + 1] layer i */
+    int32_t zps[FX_MAX_LAYERS + 1];
+    size_t isz = (size_t)d->in_h * (size_t)d->in_w * (size_t)d->in_c;
+    outs[0] = malloc(isz * sizeof(int32_t));
+    zps[0] = d->input_zero_point;
+    for (size_t i = 0; i < isz; i++)
+        outs[0][i] = (int32_t)px[i] - 128;
     int rc = 0;
     for (int li = 0; li < d->num_layers; li++) {
         const qat_rt_layer_desc *l = &d->layers[li];
         const int H = l->in_h, W = l->in_w, C = l->in_c;
+        const int g = l->op == QAT_RT_CONV2D && l->groups > 1 ? l->groups : 1;
+        const int cg = C / g, og = l->out_c / g;
+        int src[QAT_RT_MAX_INPUTS], n = l->num_inputs ? l->num_inputs : 1;
+        for (int k = 0; k < n; k++)
+            src[k] = (l->num_inputs ? l->inputs[k] : li - 1) + 1;
+        const int32_t *x = outs[src[0]];
+        int32_t *y = malloc((size_t)l->out_h * l->out_w * l->out_c * sizeof *y);
+        outs[li + 1] = y;
+        zps[li + 1] = l->output_zero_point;
 #define AT(t, yy, xx, cc, WW, CC) (t)[((size_t)(yy) * (WW) + (xx)) * (CC) + (cc)]
         switch (l->op) {
         case QAT_RT_CONV2D:
@@ -264,14 +390,15 @@ static inline int fx_oracle(const fx_model *m, const uint8_t *px, int8_t *logits
                         long long acc = l->bias[oc];
                         for (int ky = 0; ky < l->kernel_h; ky++)
                             for (int kx = 0; kx < l->kernel_w; kx++)
-                                for (int ic = 0; ic < C; ic++) {
+                                for (int j = 0; j < cg; j++) {
+                                    int ic = oc / og * cg + j;
                                     int iy = oy * l->stride_h - l->pad_h + ky;
                                     int ix = ox * l->stride_w - l->pad_w + kx;
                                     int32_t xv = (iy < 0 || iy >= H || ix < 0 || ix >= W)
                                                      ? l->input_zero_point
                                                      : AT(x, iy, ix, ic, W, C);
                                     int32_t wv = m->w[li][(((size_t)oc * l->kernel_h + ky) *
-                                                               l->kernel_w + kx) * C + ic];
+                                                               l->kernel_w + kx) * cg + j];
                                     acc += (long long)(wv - m->wzp[li][oc]) *
                                            (xv - l->input_zero_point);
                                 }
@@ -305,16 +432,46 @@ static inline int fx_oracle(const fx_model *m, const uint8_t *px, int8_t *logits
         case QAT_RT_FLATTEN:
             memcpy(y, x, (size_t)H * W * C * sizeof *y);
             break;
+        case QAT_RT_ADD: /* ARITHMETIC.md 4.1, spelled out */
+            for (size_t i = 0; i < (size_t)H * W * C; i++) {
+                int64_t r[2];
+                for (int k = 0; k < 2; k++) {
+                    int64_t v = (int64_t)(outs[src[k]][i] - zps[src[k]]) * (1 << 20);
+                    r[k] = qat_fp_rdpot(qat_fp_srdhm((int32_t)v, l->multiplier[k]), -l->shift[k]);
+                }
+                if (r[0] + r[1] < INT32_MIN || r[0] + r[1] > INT32_MAX)
+                    rc = -1;
+                y[i] = qat_fp_requantize((int32_t)(r[0] + r[1]), l->multiplier[2], l->shift[2],
+                                         l->output_zero_point, l->act_min, l->act_max);
+            }
+            break;
+        case QAT_RT_CONCAT:
+            for (size_t p = 0; p < (size_t)H * W; p++)
+                for (int k = 0, off = 0; k < n; k++) {
+                    int ck = src[k] ? d->layers[src[k] - 1].out_c : d->in_c;
+                    for (int c = 0; c < ck; c++)
+                        y[p * l->out_c + off + c] = qat_fp_requantize(
+                            outs[src[k]][p * ck + c] - zps[src[k]], l->multiplier[k],
+                            l->shift[k], l->output_zero_point, l->act_min, l->act_max);
+                    off += ck;
+                }
+            break;
+        case QAT_RT_GLOBAL_AVGPOOL:
+            for (int c = 0; c < C; c++) {
+                long long sum = 0;
+                for (size_t p = 0; p < (size_t)H * W; p++)
+                    sum += x[p * C + c] - l->input_zero_point;
+                y[c] = qat_fp_requantize((int32_t)sum, l->multiplier[0], l->shift[0],
+                                         l->output_zero_point, l->act_min, l->act_max);
+            }
+            break;
         }
 #undef AT
-        int32_t *t = x;
-        x = y;
-        y = t;
     }
     for (int c = 0; c < d->num_classes; c++)
-        logits[c] = (int8_t)x[c];
-    free(x);
-    free(y);
+        logits[c] = (int8_t)outs[d->num_layers][c];
+    for (int i = 0; i <= d->num_layers; i++)
+        free(outs[i]);
     return rc;
 }
 

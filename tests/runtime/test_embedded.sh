@@ -73,6 +73,41 @@ grep -q "micro_model(void)" "$tmp/a/micro.h" || fail "header lacks micro_model()
 "$infer" "$tmp/run/model.int8.h5" --images "$images" --labels "$labels" --dump-logits "$tmp/l2" >/dev/null
 cmp "$tmp/l1" "$tmp/l2" || fail "model re-exported from the checkpoint gives other logits"
 
+# a graph model (format version 2: inputs, a depthwise conv, add, global
+# average pool): the C carries its graph fields, the same from the
+# checkpoint as from the model file
+sed '/^\[layer.conv\]/,$d' "$tmp/micro.ini" > "$tmp/graph.ini"
+cat >> "$tmp/graph.ini" <<EOF
+[layer.stem]
+type = conv2d
+out_channels = 4
+kernel = 3
+stride = 2
+activation = relu
+[layer.dw]
+type = depthwise_conv2d
+kernel = 3
+padding = 1
+activation = relu6
+[layer.sum]
+type = add
+inputs = dw, stem
+[layer.gap]
+type = global_avgpool
+[layer.fc]
+type = linear
+out_features = 10
+EOF
+"$train" "$tmp/graph.ini" --out "$tmp/grun" >/dev/null 2>&1 || fail "qat-train of the graph model failed"
+"$export" "$tmp/grun/checkpoint.h5" --format c -o "$tmp/a/graph.c" >/dev/null
+"$export" "$tmp/grun/model.int8.h5" --format c -o "$tmp/b/graph" >/dev/null
+[ "$(sed 1d "$tmp/a/graph.c")" = "$(sed 1d "$tmp/b/graph.c")" ] ||
+  fail "graph model: C from the checkpoint differs from C from its model file"
+for want in ".version = 2" ".groups = 4" ".op = QAT_RT_ADD" ".num_inputs = 2, .inputs = {1, 0}" \
+    ".op = QAT_RT_GLOBAL_AVGPOOL" "l2_multiplier"; do
+  grep -qF "$want" "$tmp/a/graph.c" || fail "graph model: the C lacks '$want'"
+done
+
 # usage and input errors: exit 2, culprit named
 expect2() {
   want=$1

@@ -548,3 +548,102 @@ Test(h5, byte_flips_never_crash_and_never_load_bad_models)
     free(bad);
     free(img);
 }
+
+/* ---- graph models (format version 2): layers of fx_build_graph ---- */
+
+static void write_graph(fx_model *fx, int bits)
+{
+    fx_build_graph(fx, 600 + (uint64_t)bits, bits);
+    qat_error e;
+    cr_assert_eq(qat_rt_h5_write(path, &fx->desc, &e), QAT_OK, "%s", e.msg);
+}
+
+static void set_attr_i32v(hid_t f, const char *obj, const char *name, int n, const int32_t *v)
+{
+    hid_t o = H5Oopen(f, obj, H5P_DEFAULT);
+    cr_assert_geq(o, 0);
+    if (H5Aexists(o, name) > 0)
+        H5Adelete(o, name);
+    hsize_t dim = (hsize_t)n;
+    hid_t sp = H5Screate_simple(1, &dim, NULL);
+    hid_t a = H5Acreate2(o, name, H5T_STD_I32LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    cr_assert_geq(H5Awrite(a, H5T_NATIVE_INT32, v), 0);
+    H5Aclose(a);
+    H5Sclose(sp);
+    H5Oclose(o);
+}
+
+Test(h5, graph_roundtrip_keeps_inputs_groups_and_logits)
+{
+    for (int bits = 3; bits <= 8; bits += 5) {
+        fx_model fx;
+        write_graph(&fx, bits);
+        qat_error e;
+        qat_rt_owned_desc d;
+        cr_assert_eq(qat_rt_h5_read_desc(path, &d, &e), QAT_OK, "%s", e.msg);
+        cr_assert_eq(d.desc.version, 2);
+        for (int i = 0; i < fx.desc.num_layers; i++) {
+            const qat_rt_layer_desc *a = &fx.layers[i], *b = &d.layers[i];
+            cr_assert_eq(b->op, a->op, "layer %d", i);
+            cr_assert_eq(b->num_inputs, a->num_inputs, "layer %d", i);
+            cr_assert_arr_eq(b->inputs, a->inputs, sizeof(int) * (size_t)a->num_inputs);
+            cr_assert_eq(b->groups > 1 ? b->groups : 1, a->groups > 1 ? a->groups : 1);
+            cr_assert_eq(b->act_max, a->act_max, "layer %d", i);
+        }
+        qat_rt_model *m1, *m2;
+        cr_assert_eq(qat_rt_model_create(&fx.desc, &m1, &e), QAT_OK, "%s", e.msg);
+        cr_assert_eq(qat_rt_model_create(&d.desc, &m2, &e), QAT_OK, "%s", e.msg);
+        int8_t l1[7 * 10], l2[7 * 10];
+        logits_of(m1, 7, l1);
+        logits_of(m2, 7, l2);
+        cr_assert_arr_eq(l1, l2, sizeof l1);
+        qat_rt_model_destroy(m1);
+        qat_rt_model_destroy(m2);
+        qat_rt_owned_desc_free(&d);
+        fx_free(&fx);
+    }
+}
+
+/* FORMAT.md §7's graph items: each refused with the layer and field. */
+Test(h5, graph_bad_inputs_shapes_and_groups)
+{
+    static const struct {
+        const char *obj, *attr;
+        int n;
+        int32_t v[4];
+        const char *field;
+    } cases[] = {
+        {"/layers/003", "inputs", 2, {2, 5}, "layer 3 'res': inputs[1]: points forward to layer 5"},
+        {"/layers/003", "inputs", 2, {3, 0}, "layer 3 'res': inputs[0]: the layer reads itself"},
+        {"/layers/006", "inputs", 3, {5, 4, 12}, "layer 6 'cat': inputs[2]: expected a layer index"},
+        {"/layers/003", "inputs", 2, {2, 1}, "layer 3 'res': inputs[1]: add needs inputs of one shape"},
+        {"/layers/006", "inputs", 3, {5, 3, 5}, "layer 6 'cat': inputs[1]: concat needs inputs"},
+        {"/layers/003", "inputs", 5, {2, 0, 0, 0}, "/layers/003: attribute 'inputs': expected shape"},
+        {"/layers/001", "groups", 1, {4}, "/layers/001: attribute 'groups': expected a divisor"},
+        {"/layers/001", "groups", 1, {3}, "dataset /layers/001/weights: expected shape"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fx_model fx;
+        write_graph(&fx, 8);
+        fx_free(&fx);
+        hid_t f = h5_edit();
+        if (strcmp(cases[i].attr, "groups") == 0)
+            set_attr_i32(f, cases[i].obj, cases[i].attr, cases[i].v[0]);
+        else if (cases[i].n == 5) { /* five inputs: more than any layer reads */
+            int32_t five[5] = {2, 0, 0, 0, 0};
+            set_attr_i32v(f, cases[i].obj, cases[i].attr, 5, five);
+        } else
+            set_attr_i32v(f, cases[i].obj, cases[i].attr, cases[i].n, cases[i].v);
+        H5Fclose(f);
+        expect_load_fails(cases[i].field);
+    }
+    /* read as version 1, the file's graph attributes do not exist: the
+     * depthwise layer's weights are too few for a plain conv */
+    fx_model fx;
+    write_graph(&fx, 8);
+    fx_free(&fx);
+    hid_t f = h5_edit();
+    set_attr_i32(f, "/", "version", 1);
+    H5Fclose(f);
+    expect_load_fails("dataset /layers/001/weights: expected shape (648), found shape (108)");
+}

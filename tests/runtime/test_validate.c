@@ -36,6 +36,9 @@ Test(validate, bad_version)
     base(&fx);
     fx.desc.version = 3;
     expect_invalid(&fx, "model", "version: expected 1..2, found 3");
+    base(&fx);
+    fx.desc.version = 0;
+    expect_invalid(&fx, "model", "version: expected 1..2, found 0");
 }
 
 Test(validate, layer_count_zero_and_too_many)
@@ -421,4 +424,94 @@ Test(validate, weight_count_cannot_wrap_around)
     fx_commit(&fx, l);
     fx_finish(&fx);
     expect_invalid(&fx, "layer 0 'huge'", "weights: expected at most");
+}
+
+/* ---- graph models (format version 2); layers of fx_build_graph: 0 stem,
+ * 1 dw (depthwise x2), 2 pw, 3 res = add(pw, stem), 4 grp (groups 3, from
+ * the input), 5 dw2 (from res), 6 cat = concat(dw2, grp, dw2), 7 gap, 8 fc */
+
+static void gbase(fx_model *fx)
+{
+    fx_build_graph(fx, 77, 8);
+    qat_error e;
+    cr_assert_eq(qat_rt_model_validate(&fx->desc, &e), QAT_OK, "%s", e.msg);
+}
+
+Test(validate, graph_input_forward_out_of_range_and_cycle)
+{
+    fx_model fx;
+    gbase(&fx);
+    L(fx, 3)->inputs[1] = 5;
+    expect_invalid(&fx, "layer 3 'res'", "inputs[1]: points forward to layer 5");
+    gbase(&fx);
+    L(fx, 3)->inputs[1] = 3;
+    expect_invalid(&fx, "layer 3 'res'", "inputs[1]: the layer reads itself (a cycle)");
+    gbase(&fx);
+    L(fx, 6)->inputs[2] = 9;
+    expect_invalid(&fx, "layer 6 'cat'", "inputs[2]: expected a layer index in [-1, 5], found 9");
+    gbase(&fx);
+    L(fx, 4)->inputs[0] = -2;
+    expect_invalid(&fx, "layer 4 'grp'", "inputs[0]: expected a layer index in [-1, 3], found -2");
+}
+
+Test(validate, graph_input_counts)
+{
+    fx_model fx;
+    gbase(&fx);
+    L(fx, 3)->num_inputs = 1;
+    expect_invalid(&fx, "layer 3 'res'", "inputs: add reads 2..2 layers, found 1");
+    gbase(&fx);
+    L(fx, 7)->num_inputs = 2;
+    expect_invalid(&fx, "layer 7 'gap'", "inputs: global_avgpool reads 1..1 layers, found 2");
+}
+
+Test(validate, graph_add_and_concat_shapes)
+{
+    fx_model fx;
+    gbase(&fx);
+    L(fx, 3)->inputs[1] = 1; /* dw: 11x9x12 beside pw's 11x9x6 */
+    expect_invalid(&fx, "layer 3 'res'", "inputs[1]: add needs inputs of one shape");
+    gbase(&fx);
+    L(fx, 6)->inputs[1] = 3; /* res: 11x9 beside dw2's 6x5 */
+    expect_invalid(&fx, "layer 6 'cat'", "inputs[1]: concat needs inputs of one height and width");
+    gbase(&fx);
+    L(fx, 6)->out_c = 17;
+    expect_invalid(&fx, "layer 6 'cat'", "concat expects out_c 18");
+    gbase(&fx);
+    L(fx, 3)->input_zero_point++; /* input 0's quantization is pw's output's */
+    expect_invalid(&fx, "layer 3 'res'", "input_zero_point: expected");
+}
+
+Test(validate, graph_groups_and_merge_arrays)
+{
+    fx_model fx;
+    gbase(&fx);
+    L(fx, 1)->groups = 4; /* 6 input channels */
+    expect_invalid(&fx, "layer 1 'dw'", "groups: expected a divisor of in_c 6 and out_c 12");
+    gbase(&fx);
+    L(fx, 1)->groups = 3; /* the weights are for 6 groups: the wrong count */
+    expect_invalid(&fx, "layer 1 'dw'", "weights_bytes: expected");
+    gbase(&fx);
+    fx.mult[3][0] = -1;
+    expect_invalid(&fx, "layer 3 'res'", "multiplier[0]");
+    gbase(&fx);
+    fx.shift[3][1] = 1; /* an add input scaled up could overflow the sum */
+    expect_invalid(&fx, "layer 3 'res'", "shift[1]: expected in [-31, 0]");
+    gbase(&fx);
+    L(fx, 7)->act_max = 200;
+    expect_invalid(&fx, "layer 7 'gap'", "act_max");
+}
+
+Test(validate, graph_unused_output_and_version_1)
+{
+    fx_model fx;
+    gbase(&fx);
+    /* cat = concat(grp, grp, grp): nothing reads dw2 any more */
+    L(fx, 6)->inputs[0] = L(fx, 6)->inputs[2] = 4;
+    L(fx, 6)->input_scale = L(fx, 4)->output_scale;
+    L(fx, 6)->input_zero_point = L(fx, 4)->output_zero_point;
+    expect_invalid(&fx, "layer 5 'dw2'", "output: read by no later layer");
+    gbase(&fx);
+    fx.desc.version = 1;
+    expect_invalid(&fx, "layer 1 'dw'", "a graph layer needs format version 2");
 }

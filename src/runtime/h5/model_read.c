@@ -13,6 +13,7 @@
 typedef struct rd {
     const char *file; /* for messages */
     qat_error *err;
+    int version; /* the file's, once read */
 } rd;
 
 __attribute__((format(printf, 3, 4))) static qat_status rfail(rd *r, const char *where,
@@ -276,9 +277,84 @@ static qat_status check_range(rd *r, const char *opath, const char *name, const 
 
 static int has_weights(qat_rt_op op) { return op == QAT_RT_CONV2D || op == QAT_RT_LINEAR; }
 
+/* Reads an optional int32 attribute of 1..max values into out, their count
+ * into *n (0 when absent). */
+static qat_status read_opt_list(rd *r, hid_t obj, const char *opath, const char *name, int max,
+                                int32_t *out, int *n)
+{
+    *n = 0;
+    char where[160], found[128];
+    snprintf(where, sizeof where, "%s: attribute '%s'", opath, name);
+    htri_t ex = H5Aexists(obj, name);
+    if (ex < 0)
+        return rfail(r, where, "cannot be looked up (corrupt object header?)");
+    if (ex == 0)
+        return QAT_OK;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (a < 0)
+        return rfail(r, where, "cannot be opened");
+    hid_t sp = H5Aget_space(a);
+    hsize_t dims[1] = {0};
+    int ok = sp >= 0 && H5Sget_simple_extent_type(sp) == H5S_SIMPLE &&
+             H5Sget_simple_extent_ndims(sp) == 1 && H5Sget_simple_extent_dims(sp, dims, NULL) == 1 &&
+             dims[0] >= 1 && dims[0] <= (hsize_t)max;
+    if (!ok)
+        qat_h5_describe_space(sp, found, sizeof found);
+    QAT_H5_CLOSE(sp, a);
+    if (!ok)
+        return rfail(r, where, "expected shape (1) to (%d), found %s", max, found);
+    *n = (int)dims[0];
+    return read_attr(r, obj, opath, name, K_I32, *n, out);
+}
+
+/* Version 2's optional layer attributes: `inputs` (absent: the previous
+ * layer) and a conv2d's `groups` (absent: 1). */
+static qat_status read_graph_attrs(rd *r, hid_t g, const char *gpath, qat_rt_layer_desc *l)
+{
+    if (r->version < 2)
+        return QAT_OK; /* version-1 readers never looked at them */
+    qat_status st = read_opt_list(r, g, gpath, "inputs", QAT_RT_MAX_INPUTS, l->inputs,
+                                  &l->num_inputs);
+    if (st || l->op != QAT_RT_CONV2D || H5Aexists(g, "groups") <= 0)
+        return st;
+    int32_t groups;
+    if ((st = read_attr(r, g, gpath, "groups", K_I32, -1, &groups)) ||
+        (st = check_range(r, gpath, "groups", &groups, 1, 1, QAT_RT_MAX_DIM)))
+        return st;
+    /* the weight count below divides by it */
+    if (l->in_c % groups || l->out_c % groups) {
+        char where[160];
+        snprintf(where, sizeof where, "%s: attribute 'groups'", gpath);
+        return rfail(r, where, "expected a divisor of the input channels %d and output channels "
+                               "%d, found %d",
+                     l->in_c, l->out_c, groups);
+    }
+    l->groups = groups;
+    return QAT_OK;
+}
+
+/* add, concat, global_avgpool: the output clamp and the multiplier and
+ * shift datasets (qat_rt_desc_merge_mults entries). */
+static qat_status read_merge_meta(rd *r, hid_t g, const char *gpath, qat_rt_layer_desc *l)
+{
+    qat_status st;
+    hid_t d;
+    int n = qat_rt_desc_merge_mults(l);
+    if ((st = read_attr(r, g, gpath, "act_min", K_I32, -1, &l->act_min)) ||
+        (st = read_attr(r, g, gpath, "act_max", K_I32, -1, &l->act_max)) ||
+        (st = open_dataset(r, g, gpath, "multiplier", K_I32, n, &d)))
+        return st;
+    H5Dclose(d);
+    if ((st = open_dataset(r, g, gpath, "shift", K_I32, n, &d)))
+        return st;
+    H5Dclose(d);
+    return QAT_OK;
+}
+
 static qat_status parse_op(rd *r, const char *gpath, const char *s, qat_rt_op *op)
 {
-    for (int o = QAT_RT_CONV2D; o <= QAT_RT_FLATTEN; o++)
+    int last = r->version >= 2 ? QAT_RT_GLOBAL_AVGPOOL : QAT_RT_FLATTEN;
+    for (int o = QAT_RT_CONV2D; o <= last; o++)
         if (strcmp(s, qat_rt_op_name((qat_rt_op)o)) == 0) {
             *op = (qat_rt_op)o;
             return QAT_OK;
@@ -286,7 +362,8 @@ static qat_status parse_op(rd *r, const char *gpath, const char *s, qat_rt_op *o
     char where[160];
     snprintf(where, sizeof where, "%s: attribute 'op'", gpath);
     return rfail(r, where,
-                 "expected one of conv2d, linear, maxpool2d, avgpool2d, flatten, found '%.64s'", s);
+                 "expected one of conv2d, linear, maxpool2d, avgpool2d, flatten%s, found '%.64s'",
+                 r->version >= 2 ? ", add, concat, global_avgpool" : " (format version 1)", s);
 }
 
 /* Pass 1 for one layer: every attribute into l, range checks on the values
@@ -366,6 +443,10 @@ static qat_status read_layer_meta(rd *r, hid_t g, const char *gpath, qat_rt_laye
         l->pad_h = v2[0];
         l->pad_w = v2[1];
     }
+    if ((st = read_graph_attrs(r, g, gpath, l)))
+        return st;
+    if (qat_rt_op_is_merge(l->op))
+        return read_merge_meta(r, g, gpath, l);
     if (!has_weights(l->op))
         return QAT_OK;
     if ((st = read_attr(r, g, gpath, "weight_bits", K_I32, -1, &l->weight_bits)) ||
@@ -375,7 +456,7 @@ static qat_status read_layer_meta(rd *r, hid_t g, const char *gpath, qat_rt_laye
         return st;
     /* each factor <= 2^20: bound K before multiplying by out_c */
     unsigned long long k = (unsigned long long)l->kernel_h * (unsigned long long)l->kernel_w *
-                           (unsigned long long)l->in_c;
+                           (unsigned long long)(l->in_c / qat_rt_desc_groups(l));
     unsigned long long count = k <= QAT_RT_MAX_WEIGHTS ? k * (unsigned long long)l->out_c : k;
     if (count > QAT_RT_MAX_WEIGHTS) {
         char where[160];
@@ -412,6 +493,8 @@ static qat_status read_layer_meta(rd *r, hid_t g, const char *gpath, qat_rt_laye
 
 static size_t layer_blob_bytes(const qat_rt_layer_desc *l)
 {
+    if (qat_rt_op_is_merge(l->op))
+        return 2 * 4 * (size_t)qat_rt_desc_merge_mults(l);
     if (!has_weights(l->op))
         return 0;
     /* weights (<= 2^30 bytes) rounded to 8, then 5 arrays of out_c (<= 2^20);
@@ -426,6 +509,17 @@ static size_t layer_blob_bytes(const qat_rt_layer_desc *l)
 static qat_status read_layer_data(rd *r, hid_t g, const char *gpath, qat_rt_layer_desc *l,
                                   unsigned char *mem)
 {
+    qat_status st;
+    if (qat_rt_op_is_merge(l->op)) {
+        int n = qat_rt_desc_merge_mults(l);
+        int32_t *mult = (int32_t *)mem, *shift = mult + n;
+        if ((st = read_dataset(r, g, gpath, "multiplier", K_I32, n, mult)) ||
+            (st = read_dataset(r, g, gpath, "shift", K_I32, n, shift)))
+            return st;
+        l->multiplier = mult;
+        l->shift = shift;
+        return QAT_OK;
+    }
     if (!has_weights(l->op))
         return QAT_OK;
     size_t oc = (size_t)l->out_c;
@@ -433,7 +527,6 @@ static qat_status read_layer_data(rd *r, hid_t g, const char *gpath, qat_rt_laye
     int32_t *wzp = (int32_t *)(mem + ((l->weights_bytes + 7) & ~(size_t)7));
     int32_t *bias = wzp + oc, *mult = bias + oc, *shift = mult + oc;
     float *wscale = (float *)(shift + oc);
-    qat_status st;
     if (l->palette_size) {
         uint8_t *idx = (uint8_t *)(wscale + oc);
         int8_t *cb = (int8_t *)(idx + ((l->indices_bytes + 7) & ~(size_t)7));
@@ -513,6 +606,7 @@ static qat_status read_root(rd *r, hid_t f, qat_rt_model_desc *d)
         return rfail(r, "/: attribute 'version'",
                      "expected %d..%d, found %d (unsupported version)",
                      QAT_RT_FORMAT_VERSION_MIN, QAT_RT_FORMAT_VERSION, d->version);
+    r->version = d->version;
     int32_t in[3];
     if ((st = read_attr(r, f, "/", "input_shape", K_I32, 3, in)) ||
         (st = check_range(r, "/", "input_shape", in, 3, 1, QAT_RT_MAX_DIM)) ||
@@ -602,7 +696,7 @@ static qat_status read_file(rd *r, hid_t f, qat_rt_owned_desc *out)
  * the file cannot be opened at all. */
 static qat_status read_with(const char *name, hid_t fapl, qat_rt_owned_desc *out, qat_error *err)
 {
-    rd r = {name, err};
+    rd r = {name, err, 0};
     hid_t f = H5Fopen(name, H5F_ACC_RDONLY, fapl);
     if (f < 0) {
         char h5msg[256];

@@ -101,7 +101,8 @@ static qat_status write_weights(wr *w, hid_t g, const char *gpath, const qat_rt_
                        l->indices_bytes, l->indices, 1);
 }
 
-static qat_status write_layer(wr *w, hid_t g, const char *gpath, const qat_rt_layer_desc *l)
+static qat_status write_layer(wr *w, hid_t g, const char *gpath, const qat_rt_layer_desc *l,
+                              int version)
 {
     qat_status st;
     int32_t in[3] = {l->in_h, l->in_w, l->in_c}, out[3] = {l->out_h, l->out_w, l->out_c};
@@ -121,6 +122,23 @@ static qat_status write_layer(wr *w, hid_t g, const char *gpath, const qat_rt_la
             (st = put_i32(w, g, gpath, "stride", 2, s)) ||
             (st = put_i32(w, g, gpath, "padding", 2, p)))
             return st;
+    }
+    /* version 2's optional attributes (FORMAT.md §3.1): written only where
+     * they say more than a chain of plain layers */
+    int32_t groups = qat_rt_desc_groups(l);
+    if (version >= 2 && l->num_inputs > 0 &&
+        (st = put_i32(w, g, gpath, "inputs", l->num_inputs, l->inputs)))
+        return st;
+    if (groups > 1 && (st = put_i32(w, g, gpath, "groups", 0, &groups)))
+        return st;
+    if (qat_rt_op_is_merge(l->op)) {
+        size_t n = (size_t)qat_rt_desc_merge_mults(l);
+        if ((st = put_i32(w, g, gpath, "act_min", 0, &l->act_min)) ||
+            (st = put_i32(w, g, gpath, "act_max", 0, &l->act_max)) ||
+            (st = put_dataset(w, g, gpath, "multiplier", H5T_STD_I32LE, H5T_NATIVE_INT32, n,
+                              l->multiplier, 0)))
+            return st;
+        return put_dataset(w, g, gpath, "shift", H5T_STD_I32LE, H5T_NATIVE_INT32, n, l->shift, 0);
     }
     if (l->op != QAT_RT_CONV2D && l->op != QAT_RT_LINEAR)
         return QAT_OK;
@@ -186,7 +204,7 @@ static qat_status write_all(wr *w, hid_t f, const qat_rt_model_desc *d)
             st = wfail(w, "group %s", path);
             break;
         }
-        st = write_layer(w, g, path, &d->layers[i]);
+        st = write_layer(w, g, path, &d->layers[i], d->version);
         H5Gclose(g);
     }
     H5Gclose(lg);

@@ -39,7 +39,29 @@ typedef struct qat_rt_conv_params {
     const int32_t *multiplier;  /* out_c */
     const int32_t *shift;       /* out_c */
     const void *packed;         /* the table's own layout, built by its pack() */
+    /* grouped conv2d (groups > 1; 0 and 1 mean a plain conv): output
+     * channel oc reads input channels (oc / (out_c / groups)) * cg + j,
+     * j < cg = in_c / groups, with weights[oc][ky][kx][j] (unpacked: the
+     * grouped kernels read `weights`, not `packed`) */
+    int groups;
 } qat_rt_conv_params;
+
+/* The integer add's scaling of each input code difference (TFLite's for
+ * 8-bit inputs; docs/ARITHMETIC.md §4.1): 255 * 2^20 < 2^28. */
+#define QAT_RT_ADD_LEFT_SHIFT 20
+
+/* add, concat, global_avgpool (docs/ARITHMETIC.md §4.1). A row is one
+ * output pixel (global_avgpool: one image) of the batch. */
+typedef struct qat_rt_merge_params {
+    int n;                 /* inputs (add: 2; global_avgpool: 1) */
+    int c[4];              /* channels of each input */
+    int out_c;             /* channels of a row of the output */
+    int window;            /* global_avgpool: in_h * in_w pixels per image */
+    int32_t in_zp[4];
+    int32_t in_mult[4], in_shift[4]; /* add, concat: per input */
+    int32_t out_mult, out_shift;     /* add, global_avgpool */
+    int32_t out_zp, act_min, act_max;
+} qat_rt_merge_params;
 
 /* maxpool2d / avgpool2d: no padding; zero point shared by input and output. */
 typedef struct qat_rt_pool_params {
@@ -103,6 +125,12 @@ typedef void qat_rt_requantize_kernel(const qat_rt_requant_params *q, const int3
                                       int8_t *out, size_t rows);
 typedef qat_rt_requantize_kernel *qat_rt_requantize_fn;
 
+/* add / concat / global_avgpool: output rows [m0, m1); in[k] points at
+ * image 0 of input k. */
+typedef void qat_rt_merge_kernel(const qat_rt_merge_params *p, const int8_t *const *in,
+                                 int8_t *out, size_t m0, size_t m1);
+typedef qat_rt_merge_kernel *qat_rt_merge_fn;
+
 typedef struct qat_rt_kernels {
     const char *isa;   /* "ref", "avx2", "avx512vnni", "neon-dot", "neon-plain" */
     int channel_align; /* conv c0/c1 split granularity */
@@ -116,6 +144,9 @@ typedef struct qat_rt_kernels {
     qat_rt_pool_fn maxpool2d;
     qat_rt_pool_fn avgpool2d;
     qat_rt_requantize_fn requantize;
+    /* graph layers (format version 2) */
+    qat_rt_conv_fn gconv2d; /* grouped / depthwise conv2d, unpacked weights */
+    qat_rt_merge_fn add, concat, global_avgpool;
 } qat_rt_kernels;
 
 /* The plain C reference path (always available). */
@@ -156,5 +187,7 @@ qat_rt_conv_kernel qat_s8_conv2d__ref, qat_s8_linear__ref;
 qat_rt_conv_pool_kernel qat_s8_conv2d_maxpool__ref;
 qat_rt_pool_kernel qat_s8_maxpool2d__ref, qat_s8_avgpool2d__ref;
 qat_rt_requantize_kernel qat_s32_requantize__ref;
+qat_rt_conv_kernel qat_s8_gconv2d__ref;
+qat_rt_merge_kernel qat_s8_add__ref, qat_s8_concat__ref, qat_s8_global_avgpool__ref;
 
 #endif

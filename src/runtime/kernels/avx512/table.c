@@ -21,4 +21,8 @@ const qat_rt_kernels qat_rt_kernels_avx512vnni = {
     .maxpool2d = qat_s8_maxpool2d_c32__avx2,
     .avgpool2d = qat_s8_avgpool2d_c8__avx2,
     .requantize = qat_s32_requantize_x8__avx2,
+    .gconv2d = qat_s8_gconv2d__ref,
+    .add = qat_s8_add__ref,
+    .concat = qat_s8_concat__ref,
+    .global_avgpool = qat_s8_global_avgpool__ref,
 };

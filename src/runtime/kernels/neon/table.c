@@ -24,6 +24,10 @@ const qat_rt_kernels qat_rt_kernels_neon_plain = {
     .maxpool2d = qat_s8_maxpool2d_c16__neon,
     .avgpool2d = qat_s8_avgpool2d_c8__neon,
     .requantize = qat_s32_requantize_x4__neon,
+    .gconv2d = qat_s8_gconv2d__ref,
+    .add = qat_s8_add__ref,
+    .concat = qat_s8_concat__ref,
+    .global_avgpool = qat_s8_global_avgpool__ref,
 };
 
 const qat_rt_kernels qat_rt_kernels_neon_dot = {
@@ -39,4 +43,8 @@ const qat_rt_kernels qat_rt_kernels_neon_dot = {
     .maxpool2d = qat_s8_maxpool2d_c16__neon,
     .avgpool2d = qat_s8_avgpool2d_c8__neon,
     .requantize = qat_s32_requantize_x4__neon,
+    .gconv2d = qat_s8_gconv2d__ref,
+    .add = qat_s8_add__ref,
+    .concat = qat_s8_concat__ref,
+    .global_avgpool = qat_s8_global_avgpool__ref,
 };

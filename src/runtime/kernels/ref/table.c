@@ -13,4 +13,8 @@ const qat_rt_kernels qat_rt_kernels_ref = {
     .maxpool2d = qat_s8_maxpool2d__ref,
     .avgpool2d = qat_s8_avgpool2d__ref,
     .requantize = qat_s32_requantize__ref,
+    .gconv2d = qat_s8_gconv2d__ref,
+    .add = qat_s8_add__ref,
+    .concat = qat_s8_concat__ref,
+    .global_avgpool = qat_s8_global_avgpool__ref,
 };
