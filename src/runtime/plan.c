@@ -105,10 +105,14 @@ qat_status qat_rt_plan_arena(qat_rt_model *m, qat_error *err)
     m->input_off = sl[0].off;
     for (int i = 0; i < L; i++) {
         qat_rt_layer *l = &m->layers[i];
-        for (int k = 0; k < l->ninputs; k++)
-            l->in_off[k] = sl[store[l->inputs[k] + 1]].off;
+        /* a pool fused into its conv reads a tensor that is never stored
+         * (store -1): it runs inside the conv's kernel and needs no offset */
+        for (int k = 0; k < l->ninputs; k++) {
+            int s = store[l->inputs[k] + 1];
+            l->in_off[k] = s >= 0 ? sl[s].off : 0;
+        }
         int target = l->fused_pool ? store[i + 2] : store[i + 1];
-        l->out_off = sl[target].off;
+        l->out_off = target >= 0 ? sl[target].off : 0;
     }
     free(store);
     free(sl);

@@ -502,7 +502,9 @@ static size_t layer_blob_bytes(const qat_rt_layer_desc *l)
     size_t pal = l->palette_size ? ((l->indices_bytes + 7) & ~(size_t)7) +
                                        (size_t)l->palette_groups * (size_t)l->palette_size
                                  : 0;
-    return ((l->weights_bytes + 7) & ~(size_t)7) + 5 * 4 * (size_t)l->out_c + pal;
+    /* rounded to 8 so the next layer's int32 arrays stay aligned */
+    size_t n = ((l->weights_bytes + 7) & ~(size_t)7) + 5 * 4 * (size_t)l->out_c + pal;
+    return (n + 7) & ~(size_t)7;
 }
 
 /* Pass 2 for one layer: the arrays, into memory carved from the blob. */
