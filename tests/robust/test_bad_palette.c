@@ -6,6 +6,7 @@
 
 #include "palette_fixture.h"
 #include "qat/runtime_h5.h"
+#include "h5_edit.h"
 #include "robust.h"
 
 static void setup(void)
@@ -28,44 +29,6 @@ static void setup(void)
     rb_write("lab", lab, sizeof lab);
 }
 
-/* Replaces dataset path of m.h5 with count values of file type ftype. */
-static void put(const char *path, hid_t ftype, hid_t mtype, size_t count, const void *v)
-{
-    hid_t f = H5Fopen(rb_path("m.h5"), H5F_ACC_RDWR, H5P_DEFAULT);
-    cr_assert_geq(f, 0);
-    if (H5Lexists(f, path, H5P_DEFAULT) > 0)
-        cr_assert_geq(H5Ldelete(f, path, H5P_DEFAULT), 0);
-    hsize_t dims[1] = {count};
-    hid_t sp = H5Screate_simple(1, dims, NULL);
-    hid_t d = H5Dcreate2(f, path, ftype, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    cr_assert_geq(d, 0, "cannot create %s", path);
-    cr_assert_geq(H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, v), 0);
-    H5Dclose(d);
-    H5Sclose(sp);
-    H5Fclose(f);
-}
-
-static void put_attr_i32(const char *obj, const char *attr, int32_t v)
-{
-    hid_t f = H5Fopen(rb_path("m.h5"), H5F_ACC_RDWR, H5P_DEFAULT);
-    hid_t o = H5Oopen(f, obj, H5P_DEFAULT);
-    cr_assert_geq(o, 0);
-    if (H5Aexists(o, attr) > 0)
-        H5Adelete(o, attr);
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(o, attr, H5T_STD_I32LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    cr_assert_geq(H5Awrite(a, H5T_NATIVE_INT32, &v), 0);
-    H5Aclose(a);
-    H5Sclose(sp);
-    H5Oclose(o);
-    H5Fclose(f);
-}
-
-#define INFER_BAD(...)                                                                             \
-    RB_EXPECT_BAD("qat-infer",                                                                     \
-                  RB_ARGS(rb_path("m.h5"), "--images", rb_path("img"), "--labels", rb_path("lab")), \
-                  "m.h5", __VA_ARGS__)
-
 TestSuite(bad_palette, .init = setup, .fini = rb_teardown, .timeout = 120);
 
 Test(bad_palette, base_model_runs_and_reports_its_weight_bytes)
@@ -81,48 +44,48 @@ Test(bad_palette, index_beyond_the_codebook)
 {
     uint8_t idx[330];
     memset(idx, 0xFF, sizeof idx); /* every index 3, K = 3 */
-    put("/layers/005/palette_indices", H5T_STD_U8LE, H5T_NATIVE_UINT8, sizeof idx, idx);
+    set_dataset("m.h5", "/layers/005/palette_indices", H5T_STD_U8LE, H5T_NATIVE_UINT8, sizeof idx, idx);
     INFER_BAD("layer 5", "palette_indices[0]: expected < palette_size 3, found 3");
 }
 
 Test(bad_palette, codebook_code_outside_the_weight_bits)
 {
     const int8_t cb[3] = {-8, 0, 8}; /* 4-bit weights: [-8, 7] */
-    put("/layers/005/codebook", H5T_STD_I8LE, H5T_NATIVE_INT8, 3, cb);
+    set_dataset("m.h5", "/layers/005/codebook", H5T_STD_I8LE, H5T_NATIVE_INT8, 3, cb);
     INFER_BAD("layer 5", "codebook[2]: expected in [-8, 7] for 4 bits, found 8");
 }
 
 Test(bad_palette, index_array_of_the_wrong_length)
 {
     uint8_t idx[329] = {0};
-    put("/layers/005/palette_indices", H5T_STD_U8LE, H5T_NATIVE_UINT8, sizeof idx, idx);
+    set_dataset("m.h5", "/layers/005/palette_indices", H5T_STD_U8LE, H5T_NATIVE_UINT8, sizeof idx, idx);
     INFER_BAD("dataset /layers/005/palette_indices", "expected shape (330), found shape (329)");
 }
 
 Test(bad_palette, codebook_of_the_wrong_length_or_type)
 {
     const int8_t cb[4] = {-8, 0, 7, 1};
-    put("/layers/002/codebook", H5T_STD_I8LE, H5T_NATIVE_INT8, 4, cb);
+    set_dataset("m.h5", "/layers/002/codebook", H5T_STD_I8LE, H5T_NATIVE_INT8, 4, cb);
     INFER_BAD("dataset /layers/002/codebook", "expected shape (3), found shape (4)");
     const int32_t wide[3] = {-8, 0, 7};
-    put("/layers/002/codebook", H5T_STD_I32LE, H5T_NATIVE_INT32, 3, wide);
+    set_dataset("m.h5", "/layers/002/codebook", H5T_STD_I32LE, H5T_NATIVE_INT32, 3, wide);
     INFER_BAD("dataset /layers/002/codebook", "expected dtype int8, found int32");
 }
 
 Test(bad_palette, palette_size_out_of_range)
 {
-    put_attr_i32("/layers/000", "palette_size", 300);
+    set_i32("/layers/000", "palette_size", 0, (const int32_t[]){300});
     INFER_BAD("/layers/000: attribute 'palette_size'", "[2, 256]", "300");
 }
 
 Test(bad_palette, palette_groups_neither_one_nor_the_channels)
 {
-    put_attr_i32("/layers/002", "palette_groups", 2);
+    set_i32("/layers/002", "palette_groups", 0, (const int32_t[]){2});
     INFER_BAD("/layers/002: attribute 'palette_groups'", "expected 1 or 33", "found 2");
 }
 
 Test(bad_palette, a_version_1_file_has_no_palette)
 {
-    put_attr_i32("/", "version", 1);
+    set_i32("/", "version", 0, (const int32_t[]){1});
     INFER_BAD("dataset /layers/000/weights", "missing");
 }
