@@ -79,7 +79,8 @@ unsigned qat_rt_palette_index_at(const uint8_t *packed, size_t i, int bits)
 void qat_rt_layer_weights(const qat_rt_layer_desc *l, int8_t *out)
 {
     /* a row of a grouped conv sees in_c / groups input channels */
-    size_t k = (size_t)l->kernel_h * (size_t)l->kernel_w * (size_t)(l->in_c / qat_rt_desc_groups(l));
+    size_t k = (size_t)l->kernel_h * (size_t)l->kernel_w *
+               (size_t)(l->in_c / qat_rt_desc_groups(l));
     size_t n = k * (size_t)l->out_c;
     if (l->palette_size == 0) {
         qat_rt_unpack_weights(l->weights, n, l->weight_bits, out);

@@ -16,8 +16,8 @@ static inline hid_t open_rw(const char *name)
 
 /* Replaces attribute attr of object obj with a new one of file type ftype
  * (count 0: scalar) holding v in memory type mtype. */
-static inline void set_attr(const char *file, const char *obj, const char *attr, hid_t ftype, hid_t mtype,
-                     int count, const void *v)
+static inline void set_attr(const char *file, const char *obj, const char *attr, hid_t ftype,
+                            hid_t mtype, int count, const void *v)
 {
     hid_t f = open_rw(file);
     hid_t o = H5Oopen(f, obj, H5P_DEFAULT);
@@ -36,8 +36,8 @@ static inline void set_attr(const char *file, const char *obj, const char *attr,
 }
 
 /* Replaces dataset path with a 1-D one of count elements. */
-static inline void set_dataset(const char *file, const char *path, hid_t ftype, hid_t mtype, size_t count,
-                        const void *v)
+static inline void set_dataset(const char *file, const char *path, hid_t ftype, hid_t mtype,
+                               size_t count, const void *v)
 {
     hid_t f = open_rw(file);
     if (H5Lexists(f, path, H5P_DEFAULT) > 0)
