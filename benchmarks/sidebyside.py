@@ -27,8 +27,9 @@ usage: sidebyside.py [--rounds N] [--max-other CORES] [--settle S] [--force]
                      [--ratio 'LABEL=SIDE:FIGURE / SIDE:FIGURE[ higher|lower]']...
   CMD is run by /bin/sh. A ratio compares the first side's median with the
   second side's best (max for "higher", the default: images/s; min for
-  "lower": seconds). --force runs on even if the machine is busy at the start
-  (the ratios are still withheld when it was busy).
+  "lower": seconds). --force (or QAT_BENCH_FORCE=1 in the environment, for
+  trying a benchmark script on a busy machine) runs on even if the machine is
+  busy at the start (the ratios are still withheld when it was busy).
   --same-kind: ratios compare median with median (two builds of the same
   program, where neither side is a peer to be favoured).
 Exit status: 0 ratios printed; 3 machine not quiet (figures printed, no
@@ -176,7 +177,7 @@ def main():
     if pre["other_cores"] > a.max_other or pre["steal_cores"] > a.max_other:
         reasons.append(f"before the runs other processes used {pre['other_cores']:.2f} cores "
                        f"(steal {pre['steal_cores']:.2f}); the limit is {a.max_other}")
-        if not a.force:
+        if not (a.force or os.environ.get("QAT_BENCH_FORCE") == "1"):
             print(f"sidebyside: not quiet: {reasons[0]}; nothing run (--force runs anyway, "
                   "without ratios)", file=sys.stderr)
             top = subprocess.run("ps -eo pcpu,comm --sort=-pcpu | head -6", shell=True,
