@@ -188,11 +188,13 @@ static void md_cell(FILE *f, double v) /* " 99.12 |" */
         fprintf(f, " %.2f |", v);
 }
 
-/* With [methods]: the grid's points as rows, the methods side by side (int8
- * accuracy, or float for a run without quantization), and the float
- * model's accuracy where a run measured it (mode = ptq does). */
+/* With [methods]: the grid's points as rows, the methods side by side (the
+ * main metric of the int8 model, or the float one for a run without
+ * quantization), and the float model's where a run measured it (mode = ptq
+ * does). */
 static void md_methods(FILE *f, const qat_sweep *sw, const qat_sweep_outcome *o)
 {
+    const qat_sweep_metric *mt = qat_sweep_metric_of(o, sw->nruns);
     int mk = -1;
     for (int k = 0; k < sw->ngrid_keys; k++)
         if (strcmp(sw->keys[k], QAT_SWEEP_METHOD_KEY) == 0)
@@ -216,8 +218,10 @@ static void md_methods(FILE *f, const qat_sweep *sw, const qat_sweep_outcome *o)
         }
         fl |= usable(&o[i]) && !isnan(o[i].float_acc);
     }
-    fputs("\n## Methods side by side\n\nTest accuracy (%) of each method's integer model "
-          "(float runs: their float accuracy)", f);
+    fprintf(f,
+            "\n## Methods side by side\n\nTest %s (%s) of each method's integer model "
+            "(float runs: their float %s)",
+            mt->label, mt->md, mt->label);
     fputs(fl ? "; float: the float model the PTQ runs quantized.\n\n|" : ".\n\n|", f);
     for (int k = 0; k < sw->ngrid_keys; k++)
         if (k != mk)

@@ -349,6 +349,32 @@ Test(sweep_spec, methods_cross_the_grid_as_its_fastest_axis)
     qat_sweep_free(sw);
 }
 
+/* A regression sweep's methods table names its metric (R^2), not accuracy. */
+Test(sweep_spec, methods_table_names_the_regression_metric)
+{
+    qat_sweep *sw = load_ok(HEAD "[methods]\na = train.lr=0.01\nb = train.lr=0.02\n", NULL, 0);
+    qat_sweep_outcome o[2];
+    for (int i = 0; i < 2; i++) {
+        memset(&o[i], 0, sizeof o[i]);
+        o[i].status = QAT_RUN_OK;
+        o[i].regression = 1;
+        o[i].float_acc = o[i].wall_seconds = o[i].bytes_int8 = o[i].sparsity = NAN;
+        o[i].train_seconds = o[i].ptq_seconds = NAN;
+        o[i].fq_acc = o[i].int8_acc = 0.9 + 0.01 * i;
+        o[i].agreement = 1;
+    }
+    qat_error e;
+    cr_assert_eq(qat_sweep_write_tables(sw, o, dir, &e), QAT_OK, "%s", e.msg);
+    char p[256];
+    snprintf(p, sizeof p, "%s/results.md", dir);
+    char *md = fx_read(p);
+    cr_assert(strstr(md, "Test R^2 (R² x100) of each method's integer model"), "%s", md);
+    cr_assert_null(strstr(md, "Test accuracy"), "%s", md);
+    cr_assert(strstr(md, "| 90.00 | 91.00 |"), "%s", md);
+    free(md);
+    qat_sweep_free(sw);
+}
+
 Test(sweep_spec, bad_methods)
 {
     expect_error(HEAD "[grid.quant]\nweight_bits = 2, 8\n[methods]\nm = quant.weight_bits=4\n",
