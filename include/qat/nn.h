@@ -49,6 +49,7 @@ typedef struct qat_model_input {
     int channels;       /* C: the input's last axis */
     int normalize;      /* [model] normalize_input */
     int stats_from_data; /* mean / std are auto: set by qat_model_set_input_norm */
+    int stats_set;       /* auto mean / std are known (set, loaded or taken from [train] init) */
     int ready;          /* everything below is known (auto stats set, float range observed) */
     const float *mean, *std; /* [C] the standardisation (x - mean) / std */
     const float *fold_a, *fold_c; /* [C] uint8: 1 / std and -mean / std, folded into layer 1 */
@@ -115,7 +116,9 @@ qat_tensor *qat_model_forward_f32(qat_model *m, qat_tape *t, const float *x, int
  * model is destroyed). */
 const qat_model_input *qat_model_input_info(const qat_model *m);
 /* Sets the per-channel mean and std of an auto-normalised model (C
- * values each; std > 0), e.g. from qat_dataset_channel_stats. */
+ * values each; std > 0), e.g. from qat_dataset_channel_stats, or from the
+ * [train] init checkpoint, whose first layer's weights were trained for
+ * its statistics. */
 void qat_model_set_input_norm(qat_model *m, const float *mean, const float *std);
 /* A float32-input model: widens the observed range of the standardised
  * training inputs by x (count values of whole examples, channel i % C; the

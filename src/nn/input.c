@@ -99,6 +99,7 @@ void qat_model_set_input_norm(qat_model *m, const float *mean, const float *std)
     int C = m->in.channels;
     memcpy(arr(m, IN_MEAN), mean, (size_t)C * sizeof(float));
     memcpy(arr(m, IN_STD), std, (size_t)C * sizeof(float));
+    m->in.stats_set = 1;
     m->in.ready = !m->in.is_float;
     derive(m);
 }
@@ -159,6 +160,7 @@ qat_status qat_model_input_state_load(qat_model *m, const float *in, qat_error *
                                 c, (double)in[c], (double)in[C + c]);
         memcpy(arr(m, IN_MEAN), in, (size_t)C * sizeof(float));
         memcpy(arr(m, IN_STD), in + C, (size_t)C * sizeof(float));
+        mi->stats_set = 1;
         in += 2 * C;
     }
     if (mi->is_float) {

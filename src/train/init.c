@@ -142,7 +142,8 @@ static void floats_text(const qat_cfg_floats *f, char *buf, size_t len)
 
 /* Input standardisation is folded into the first layer's weights, so the
  * two runs must agree on it for the weights to mean the same ("auto" on
- * both sides: the statistics of the same training data). */
+ * both sides: the run takes the checkpoint's statistics, see
+ * qat_model_init_from, rather than measuring its own data's). */
 static qat_status check_model_keys(const qat_config *dc, const qat_config *sc, const char *path,
                                    qat_error *err)
 {
@@ -181,6 +182,13 @@ qat_status qat_model_init_from(qat_model *m, const char *path, int strict, FILE 
     const qat_config *sc = qat_model_config(src);
     if ((st = check_model_keys(dc, sc, path, err)) != QAT_OK)
         goto done;
+    const qat_model_input *si = qat_model_input_info(src);
+    if (si->stats_from_data && si->stats_set &&
+        si->channels == qat_model_input_info(m)->channels) {
+        qat_model_set_input_norm(m, si->mean, si->std);
+        if (log)
+            fprintf(log, "init: input statistics (auto) taken from %s\n", path);
+    }
     int pruned = sc->prune.method != QAT_PRUNE_NONE;
     /* layers of the checkpoint that this model lacks */
     for (int i = 0; i < qat_model_num_layers(src); i++) {

@@ -55,14 +55,14 @@ typedef struct run {
 } run;
 
 /* What the model learns from the training split before the first step:
- * auto input statistics, a float input's range; and the outputs a
- * regression's targets need. */
+ * auto input statistics (unless [train] init brought the checkpoint's), a
+ * float input's range; and the outputs a regression's targets need. */
 static qat_status prepare_inputs(run *r, qat_error *err)
 {
     const qat_config *c = r->cfg;
     const qat_dataset *tr = r->train;
     const qat_model_input *in = qat_model_input_info(r->model);
-    if (in->stats_from_data) {
+    if (in->stats_from_data && !in->stats_set) {
         float *mean = malloc((size_t)tr->c * 2 * sizeof(float));
         if (!mean)
             return qat_fail(err, QAT_ENOMEM, "out of memory");

@@ -228,6 +228,38 @@ Test(init, another_input_standardisation_is_an_error)
     free(cfg);
 }
 
+/* Auto input statistics are folded into the first layer like fixed ones:
+ * fine-tuning on other data keeps the checkpoint's, not its own data's. */
+Test(init, auto_input_statistics_come_from_the_checkpoint)
+{
+    const char *x[] = {"model.input_mean=auto", "model.input_std=auto"};
+    char ck[256];
+    snprintf(ck, sizeof ck, "%s", train("auto", x, 2));
+    char init[300];
+    snprintf(init, sizeof init, "train.init=%s", ck);
+    const char *y[] = {"model.input_mean=auto", "model.input_std=auto", init,
+                       "data.train_limit=80"};
+    const char *tuned = train("tuned", y, 4);
+    qat_model *a, *b;
+    qat_error e;
+    cr_assert_eq(qat_checkpoint_load_model(ck, &a, &e), QAT_OK, "%s", e.msg);
+    cr_assert_eq(qat_checkpoint_load_model(tuned, &b, &e), QAT_OK, "%s", e.msg);
+    const qat_model_input *ia = qat_model_input_info(a), *ib = qat_model_input_info(b);
+    cr_assert(ia->stats_from_data && ib->stats_from_data);
+    cr_assert_eq(ia->mean[0], ib->mean[0], "mean %g (checkpoint) vs %g (fine-tuned)",
+                 (double)ia->mean[0], (double)ib->mean[0]);
+    cr_assert_eq(ia->std[0], ib->std[0]);
+    /* and the 80 images alone have other statistics, so this can fail */
+    const char *z[] = {"model.input_mean=auto", "model.input_std=auto", "data.train_limit=80"};
+    const char *own = train("own", z, 3);
+    qat_model *c;
+    cr_assert_eq(qat_checkpoint_load_model(own, &c, &e), QAT_OK, "%s", e.msg);
+    cr_assert_neq(qat_model_input_info(c)->mean[0], ia->mean[0]);
+    qat_model_destroy(a);
+    qat_model_destroy(b);
+    qat_model_destroy(c);
+}
+
 /* A checkpoint whose stored config predates this version's keys (train.mode,
  * init, init_strict, [ptq]) reads with their defaults. */
 Test(init, a_checkpoint_without_the_new_keys_still_loads)
