@@ -243,6 +243,34 @@ typedef void qat_rt_dw_row_ukernel(const qat_rt_conv_params *p, const int8_t *ro
                                    size_t rstride, size_t pix, int ky0, int ky1, int ox0,
                                    size_t n, int c0, int c1, int8_t *out);
 
+/* What a row microkernel's tap loop needs about one output pixel: where
+ * its window rows are (qat_rt_dw_row_ukernel's rows, rstride, pix), the
+ * packed weights' channel stride, and the taps inside the image: rows
+ * [ky0, ky1), columns [kx0, kx1) of input column ix0 + kx. */
+typedef struct qat_rt_dw_window {
+    const int8_t *rows;
+    size_t rstride, pix, oc_pad;
+    int ky0, ky1, kx0, kx1, ix0, kw;
+} qat_rt_dw_window;
+
+static inline qat_rt_dw_window qat_rt_dw_window_of(const qat_rt_conv_params *p,
+                                                   const qat_rt_dw_head *h, const int8_t *rows,
+                                                   size_t rstride, size_t pix, int ky0, int ky1)
+{
+    qat_rt_dw_window w = {.rows = rows, .rstride = rstride, .pix = pix,
+                          .oc_pad = (size_t)h->oc_pad, .ky0 = ky0, .ky1 = ky1,
+                          .kw = p->kernel_w};
+    return w;
+}
+
+/* The columns of output column ox's window that lie inside the image. */
+static inline void qat_rt_dw_columns(const qat_rt_conv_params *p, int ox, qat_rt_dw_window *w)
+{
+    w->ix0 = ox * p->stride_w - p->pad_w;
+    w->kx0 = w->ix0 < 0 ? -w->ix0 : 0;
+    w->kx1 = p->in_w - w->ix0 < p->kernel_w ? p->in_w - w->ix0 : p->kernel_w;
+}
+
 typedef struct qat_rt_dw_ukernel {
     int nr;    /* channels per vector: oc_pad's granularity */
     int welem; /* bytes per packed weight: 2 or 4 */

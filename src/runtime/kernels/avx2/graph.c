@@ -28,19 +28,13 @@ static inline __m256i load8(const int8_t *x, int len, __m256i zp)
     return _mm256_sub_epi32(_mm256_cvtepi8_epi32(b), zp);
 }
 
-typedef struct dw_pixel {
-    const int8_t *rows;
-    size_t rstride, pix, oc_pad;
-    int ky0, ky1, kx0, kx1, ix0, kw;
-} dw_pixel;
-
 /* NV vectors of channels from c (the last one len wide) of one output
  * pixel: bias + sum over the window's taps inside the image of
  * (x - zp) * (w - wzp) (pmaddwd of a sign-extended int32 by a weight with
  * a zero high half: exact), then the output stage; stores len channels of
  * the last vector, 8 of the others. */
 static inline __attribute__((always_inline)) void
-dw_block(const int NV, const qat_rt_dw_head *h, const dw_pixel *px, size_t c, int len,
+dw_block(const int NV, const qat_rt_dw_head *h, const qat_rt_dw_window *px, size_t c, int len,
          __m256i zp, __m256i lo, __m256i hi, __m256i ozp, int8_t *o)
 {
     const int32_t *w = (const int32_t *)qat_rt_dw_weights(h) + c;
@@ -88,12 +82,9 @@ void qat_s8_dwconv2d_row_c8__avx2(const qat_rt_conv_params *p, const int8_t *row
     const __m256i zp = _mm256_set1_epi32(p->in_zp), ozp = _mm256_set1_epi32(p->out_zp);
     const __m256i lo = _mm256_set1_epi32(p->act_min - p->out_zp);
     const __m256i hi = _mm256_set1_epi32(p->act_max - p->out_zp);
-    dw_pixel px = {.rows = rows, .rstride = rstride, .pix = pix, .oc_pad = (size_t)h->oc_pad,
-                   .ky0 = ky0, .ky1 = ky1, .kw = p->kernel_w};
+    qat_rt_dw_window px = qat_rt_dw_window_of(p, h, rows, rstride, pix, ky0, ky1);
     for (size_t i = 0; i < n; i++) {
-        px.ix0 = (ox0 + (int)i) * p->stride_w - p->pad_w;
-        px.kx0 = px.ix0 < 0 ? -px.ix0 : 0;
-        px.kx1 = p->in_w - px.ix0 < p->kernel_w ? p->in_w - px.ix0 : p->kernel_w;
+        qat_rt_dw_columns(p, ox0 + (int)i, &px);
         int8_t *o = out + i * (size_t)p->out_c;
         int c = c0;
         for (; c + 32 <= c1; c += 32)

@@ -40,16 +40,10 @@ static inline __m512i requant16(const qat_rt_dw_head *h, size_t c, __m512i acc, 
     return _mm512_add_epi32(r, zp);
 }
 
-typedef struct dw_pixel {
-    const int8_t *rows;
-    size_t rstride, pix, oc_pad;
-    int ky0, ky1, kx0, kx1, ix0, kw;
-} dw_pixel;
-
 /* NV vectors of 16 channels from c of one output pixel; the last vector's
  * lanes limited to the mask `last` (loads and stores). */
 static inline __attribute__((always_inline)) void
-dw_block(const int NV, const qat_rt_dw_head *h, const dw_pixel *px, size_t c, __mmask16 last,
+dw_block(const int NV, const qat_rt_dw_head *h, const qat_rt_dw_window *px, size_t c, __mmask16 last,
          __m512i zp, __m512i lo, __m512i hi, __m512i ozp, int8_t *o)
 {
     const int32_t *w = (const int32_t *)qat_rt_dw_weights(h) + c;
@@ -83,12 +77,9 @@ void qat_s8_dwconv2d_row_c16__avx512vnni(const qat_rt_conv_params *p, const int8
     const __m512i zp = _mm512_set1_epi32(p->in_zp), ozp = _mm512_set1_epi32(p->out_zp);
     const __m512i lo = _mm512_set1_epi32(p->act_min - p->out_zp);
     const __m512i hi = _mm512_set1_epi32(p->act_max - p->out_zp);
-    dw_pixel px = {.rows = rows, .rstride = rstride, .pix = pix, .oc_pad = (size_t)h->oc_pad,
-                   .ky0 = ky0, .ky1 = ky1, .kw = p->kernel_w};
+    qat_rt_dw_window px = qat_rt_dw_window_of(p, h, rows, rstride, pix, ky0, ky1);
     for (size_t i = 0; i < n; i++) {
-        px.ix0 = (ox0 + (int)i) * p->stride_w - p->pad_w;
-        px.kx0 = px.ix0 < 0 ? -px.ix0 : 0;
-        px.kx1 = p->in_w - px.ix0 < p->kernel_w ? p->in_w - px.ix0 : p->kernel_w;
+        qat_rt_dw_columns(p, ox0 + (int)i, &px);
         int8_t *o = out + i * (size_t)p->out_c;
         int c = c0;
         for (; c + 64 <= c1; c += 64)

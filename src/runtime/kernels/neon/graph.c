@@ -13,12 +13,6 @@
 
 /* ---- depthwise conv2d: 16 channels a vector, 32 a step -------------------------------------- */
 
-typedef struct dw_pixel {
-    const int8_t *rows;
-    size_t rstride, pix, oc_pad;
-    int ky0, ky1, kx0, kx1, ix0, kw;
-} dw_pixel;
-
 /* Sixteen codes at x, or len < 16 of them (the rest 0: their lanes are
  * never stored). */
 static inline int8x16_t load16(const int8_t *x, int len)
@@ -35,7 +29,7 @@ static inline int8x16_t load16(const int8_t *x, int len)
  * (x - zp) * (w - wzp), both in [-255, 255] as int16 (smlal: exact), then
  * the output stage. */
 static inline __attribute__((always_inline)) void
-dw_block(const int NV, const qat_rt_dw_head *h, const dw_pixel *px, size_t c, int len,
+dw_block(const int NV, const qat_rt_dw_head *h, const qat_rt_dw_window *px, size_t c, int len,
          int16x8_t zp, const qat_neon_out_stage *s, int8_t *o)
 {
     const int16_t *w = (const int16_t *)qat_rt_dw_weights(h) + c;
@@ -89,12 +83,9 @@ void qat_s8_dwconv2d_row_c16__neon(const qat_rt_conv_params *p, const int8_t *ro
     const qat_rt_dw_head *h = p->packed;
     const int16x8_t zp = vdupq_n_s16((int16_t)p->in_zp);
     const qat_neon_out_stage s = qat_neon_out_stage_of(p);
-    dw_pixel px = {.rows = rows, .rstride = rstride, .pix = pix, .oc_pad = (size_t)h->oc_pad,
-                   .ky0 = ky0, .ky1 = ky1, .kw = p->kernel_w};
+    qat_rt_dw_window px = qat_rt_dw_window_of(p, h, rows, rstride, pix, ky0, ky1);
     for (size_t i = 0; i < n; i++) {
-        px.ix0 = (ox0 + (int)i) * p->stride_w - p->pad_w;
-        px.kx0 = px.ix0 < 0 ? -px.ix0 : 0;
-        px.kx1 = p->in_w - px.ix0 < p->kernel_w ? p->in_w - px.ix0 : p->kernel_w;
+        qat_rt_dw_columns(p, ox0 + (int)i, &px);
         int8_t *o = out + i * (size_t)p->out_c;
         int c = c0;
         for (; c + 32 <= c1; c += 32)
