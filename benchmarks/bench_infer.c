@@ -6,7 +6,9 @@
  *   - per-kernel GMAC/s of conv2 and fc1 (one thread, one 16-image chunk
  *     per call, CPU time) against a measured peak of the same instruction
  *     (vpdpbusd for avx512vnni, vpmaddwd + vpaddd for avx2): a tight loop
- *     of independent accumulators, shown as a percentage.
+ *     of independent accumulators, shown as a percentage; and of a
+ *     DS-CNN-shaped depthwise conv2d (14x14x64, 3x3 stride 1, batch 64 a
+ *     call) beside them.
  * The network is the config's (default configs/mnist_cnn.ini) with seeded
  * random weights, its activation ranges calibrated on real images, or a
  * trained checkpoint's. Speed does not depend on the weight values.
@@ -165,6 +167,59 @@ static double kernel_gmacs(const qat_rt_model *m, int want_op, const uint8_t *px
     return l->macs * CHUNK * (double)calls / t * 1e-9;
 }
 
+/* A DS-CNN-shaped depthwise conv2d on the model's kernel path: 14x14x64,
+ * 3x3 stride 1 padding 1, multiplier 1, 64 images a call (one thread, CPU
+ * time). MACs per image: 14 * 14 output pixels x 64 channels x 9 taps
+ * (one input channel per output channel), 112,896. */
+static double dwconv_gmacs(const qat_rt_kernels *k, double seconds)
+{
+    enum { H = 14, W = 14, C = 64, KS = 3, BATCH = 64 };
+    qat_rt_conv_params p = {.in_h = H, .in_w = W, .in_c = C, .out_h = H, .out_w = W, .out_c = C,
+                            .kernel_h = KS, .kernel_w = KS, .stride_h = 1, .stride_w = 1,
+                            .pad_h = 1, .pad_w = 1, .in_zp = -128, .out_zp = -128,
+                            .act_min = -128, .act_max = 127, .groups = C};
+    static int8_t w[C * KS * KS];
+    static int32_t wzp[C], bias[C], mult[C], shift[C];
+    uint32_t r = 12345u; /* speed does not depend on the values */
+    for (int i = 0; i < C * KS * KS; i++)
+        w[i] = (int8_t)((r = r * 1664525u + 1013904223u) >> 24);
+    for (int c = 0; c < C; c++) {
+        bias[c] = (int32_t)((r = r * 1664525u + 1013904223u) >> 22) - 512;
+        mult[c] = (1 << 30) + c;
+        shift[c] = -8;
+    }
+    p.weights = w;
+    p.weight_zp = wzp;
+    p.bias_folded = bias;
+    p.multiplier = mult;
+    p.shift = shift;
+    const size_t in_n = (size_t)BATCH * H * W * C, rows = (size_t)BATCH * H * W;
+    size_t packed_bytes = k->gconv_packed_size ? k->gconv_packed_size(&p) : 0;
+    size_t scratch_bytes = k->gconv_scratch ? k->gconv_scratch(&p, BATCH) : 0;
+    int8_t *in = aligned_alloc(64, in_n), *out = aligned_alloc(64, in_n);
+    void *packed = aligned_alloc(64, (packed_bytes + 64) & ~(size_t)63);
+    void *scratch = aligned_alloc(64, (scratch_bytes + 64) & ~(size_t)63);
+    if (!in || !out || !packed || !scratch)
+        die("depthwise bench: out of memory", NULL);
+    for (size_t i = 0; i < in_n; i++)
+        in[i] = (int8_t)((r = r * 1664525u + 1013904223u) >> 24);
+    if (k->gconv_pack) {
+        k->gconv_pack(&p, packed);
+        p.packed = packed;
+    }
+    double t0 = cpu(), t;
+    long calls = 0;
+    do {
+        k->gconv2d(&p, in, out, 0, rows, 0, C, scratch);
+        calls++;
+    } while ((t = cpu() - t0) < seconds);
+    free(in);
+    free(out);
+    free(packed);
+    free(scratch);
+    return (double)rows * C * KS * KS * (double)calls / t * 1e-9;
+}
+
 static double peak_gmacs(const char *isa, double seconds)
 {
     long (*fn)(long) = NULL;
@@ -302,6 +357,7 @@ int main(int argc, char **argv)
     double peak = peak_gmacs(isa, 1.0);
     double conv2 = kernel_gmacs(rm, QAT_RT_CONV2D, px, isz, 1.0, &conv_name);
     double fc1 = kernel_gmacs(rm, QAT_RT_LINEAR, px, isz, 1.0, &fc_name);
+    double dw = dwconv_gmacs(rm->k, 1.0);
 
     if (o.json) {
         printf("{\"impl\": \"qat-int8\", \"isa\": \"%s\", \"threads\": %d, \"batch1\": %.1f, "
@@ -310,8 +366,8 @@ int main(int argc, char **argv)
         printf("{\"impl\": \"qat-fp32\", \"threads\": %d, \"batch1\": %.1f, \"batch64\": %.1f}\n",
                o.threads, fp32_b1, fp32_b64);
         printf("{\"kernels\": \"%s\", \"peak_gmacs\": %.1f, \"%s_gmacs\": %.1f, "
-               "\"%s_gmacs\": %.1f}\n",
-               isa, peak, conv_name, conv2, fc_name, fc1);
+               "\"%s_gmacs\": %.1f, \"dwconv_14x14x64_gmacs\": %.1f}\n",
+               isa, peak, conv_name, conv2, fc_name, fc1, dw);
     } else {
         printf("bench-infer: %s, %d threads, %d x %.1f s per figure (median)\n",
                o.checkpoint ? o.checkpoint : o.config, o.threads, o.repeats, o.seconds);
@@ -330,6 +386,8 @@ int main(int argc, char **argv)
             printf("    %s %.1f GMAC/s, %s %.1f GMAC/s (no peak loop for this path)\n",
                    conv_name, conv2, fc_name, fc1);
         }
+        printf("    %-21s %8.1f GMAC/s  (depthwise 14x14x64 3x3/1 pad 1, batch 64)\n", "dwconv",
+               dw);
     }
     free(ic.logits);
     free(px);

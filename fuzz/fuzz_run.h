@@ -82,7 +82,9 @@ static inline void fuzz_build_and_run(const qat_rt_model_desc *d, const uint8_t 
         const qat_rt_layer_desc *l = &d->layers[i];
         if (l->op != QAT_RT_CONV2D && l->op != QAT_RT_LINEAR)
             continue;
-        size_t count = (size_t)l->kernel_h * (size_t)l->kernel_w * (size_t)l->in_c *
+        /* a grouped conv's output channel reads in_c / groups inputs */
+        const int g = l->op == QAT_RT_CONV2D && l->groups > 1 ? l->groups : 1;
+        size_t count = (size_t)l->kernel_h * (size_t)l->kernel_w * (size_t)(l->in_c / g) *
                        (size_t)l->out_c;
         fx->w[i] = malloc(count);
         fx->wzp[i] = calloc((size_t)l->out_c, sizeof(int32_t));

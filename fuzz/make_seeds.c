@@ -1,6 +1,7 @@
 /* Writes the seed model files of fuzz/corpus/fuzz_model: small models that
- * use every op, every weight width class, nonzero zero points and palettized
- * weights (per layer and per channel), so the
+ * use every op, every weight width class, nonzero zero points, palettized
+ * weights (per layer and per channel) and graphs (format version 2: a
+ * ResNet-style and a DS-CNN-style model), so the
  * fuzzer starts from files that pass validation and run; one has its
  * strings as h5py writes a str (variable-length UTF-8).
  *   make_seeds DIR */
@@ -87,6 +88,40 @@ int main(int argc, char **argv)
         fx_palette_free(&p);
     }
     fx_model fx;
+    /* ResNet-style: stem, two residual blocks (the second with a strided
+     * 1x1 projection), global average pool */
+    fx_begin(&fx, 8, 8, 1, 500);
+    fx.desc.version = 2;
+    fx_conv(&fx, "stem", 8, 3, 1, 1, 8, 1);                              /* 0 */
+    fx_gconv(&fx, "b1c1", 0, 8, 3, 1, 1, 1, 8, 1);                       /* 1 */
+    fx_gconv(&fx, "b1c2", 1, 8, 3, 1, 1, 1, 8, 0);                       /* 2 */
+    fx_merge(&fx, QAT_RT_ADD, "b1add", 2, (int[]){2, 0}, 1, 0);          /* 3 */
+    fx_gconv(&fx, "b2c1", 3, 16, 3, 2, 1, 1, 8, 1);                      /* 4 */
+    fx_gconv(&fx, "b2proj", 3, 16, 1, 2, 0, 1, 8, 0);                    /* 5 */
+    fx_gconv(&fx, "b2c2", 4, 16, 3, 1, 1, 1, 8, 0);                      /* 6 */
+    fx_merge(&fx, QAT_RT_ADD, "b2add", 2, (int[]){6, 5}, 1, 0);          /* 7 */
+    fx_merge(&fx, QAT_RT_GLOBAL_AVGPOOL, "gap", 1, (int[]){7}, 0, 0);    /* 8 */
+    fx_linear(&fx, "fc", 4, 8, 0);
+    fx_finish(&fx);
+    rc |= write(argv[1], "graph_resnet.h5", &fx);
+
+    /* DS-CNN-style: depthwise 3x3 + pointwise 1x1 blocks with relu6 (one
+     * depthwise stride 2 with multiplier 2), global average pool */
+    fx_begin(&fx, 10, 8, 1, 600);
+    fx.desc.version = 2;
+    qat_rt_layer_desc *ds[5];
+    ds[0] = fx_conv(&fx, "stem", 8, 3, 1, 1, 8, 1);                      /* 0 */
+    ds[1] = fx_gconv(&fx, "dw1", 0, 8, 3, 1, 1, 8, 8, 1);                /* 1: depthwise */
+    ds[2] = fx_gconv(&fx, "pw1", 1, 12, 1, 1, 0, 1, 8, 1);               /* 2 */
+    ds[3] = fx_gconv(&fx, "dw2", 2, 24, 3, 2, 1, 12, 8, 1);              /* 3: x2, stride 2 */
+    ds[4] = fx_gconv(&fx, "pw2", 3, 16, 1, 1, 0, 1, 8, 1);               /* 4 */
+    for (int i = 0; i < 5; i++) /* relu6: a clamp above the zero point */
+        ds[i]->act_max = ds[i]->output_zero_point + 40 < 127 ? ds[i]->output_zero_point + 40 : 127;
+    fx_merge(&fx, QAT_RT_GLOBAL_AVGPOOL, "gap", 1, (int[]){4}, 0, 0);    /* 5 */
+    fx_linear(&fx, "fc", 4, 8, 0);
+    fx_finish(&fx);
+    rc |= write(argv[1], "graph_dscnn.h5", &fx);
+
     fx_begin(&fx, 3, 3, 2, 300);
     fx_flatten(&fx, "flat");
     fx_linear(&fx, "fc", 3, 8, 0);

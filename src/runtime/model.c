@@ -62,10 +62,13 @@ static void carve_layer(carve *cv, const qat_rt_kernels *k, qat_rt_layer *dst,
     int32_t *bias = carve_take(cv, oc, sizeof(int32_t));
     int32_t *mult = carve_take(cv, oc, sizeof(int32_t));
     int32_t *shift = carve_take(cv, oc, sizeof(int32_t));
-    /* a grouped conv keeps its weights unpacked (the gconv2d kernels read
-     * them so); a plain one gets the path's packed layout */
+    /* a grouped conv keeps its weights unpacked (the reference reads them
+     * so), and gets the path's gconv layout if it has one; a plain one gets
+     * the path's packed layout */
     int8_t *gw = grouped ? carve_take(cv, kk * oc, 1) : NULL;
-    void *packed = grouped ? NULL : carve_take(cv, k->conv_packed_size(&dst->conv), 1);
+    void *packed = !grouped              ? carve_take(cv, k->conv_packed_size(&dst->conv), 1)
+                   : k->gconv_packed_size ? carve_take(cv, k->gconv_packed_size(&dst->conv), 1)
+                                          : NULL;
     if (!cv->base)
         return;
     if (grouped)
@@ -87,8 +90,12 @@ static void carve_layer(carve *cv, const qat_rt_kernels *k, qat_rt_layer *dst,
     dst->conv.multiplier = mult;
     dst->conv.shift = shift;
     dst->conv.weights = w;
-    if (grouped)
-        return; /* the weights stay, unpacked, in the blob */
+    if (grouped) { /* the weights stay, unpacked, in the blob */
+        if (packed)
+            k->gconv_pack(&dst->conv, packed);
+        dst->conv.packed = packed;
+        return;
+    }
     k->conv_pack(&dst->conv, packed);
     dst->conv.weights = NULL; /* the scratch is freed after creation */
     dst->conv.packed = packed;

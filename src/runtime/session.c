@@ -318,8 +318,10 @@ qat_status qat_rt_session_create(const qat_rt_model *m, const qat_rt_options *o,
     s->chunk = per_thread < QAT_RT_CHUNK ? per_thread : QAT_RT_CHUNK;
     for (int i = 0; i < m->num_layers; i++) {
         const qat_rt_layer *l = &m->layers[i];
-        if (splits_channels(l) && l->conv.groups <= 1) {
-            size_t b = s->k->conv_scratch(&l->conv, s->chunk);
+        if (splits_channels(l)) {
+            size_t b = l->conv.groups <= 1   ? s->k->conv_scratch(&l->conv, s->chunk)
+                       : s->k->gconv_scratch ? s->k->gconv_scratch(&l->conv, s->chunk)
+                                             : 0;
             if (b > s->scratch_stride)
                 s->scratch_stride = b;
         }

@@ -19,45 +19,34 @@
 #include <string.h>
 
 #include "driver_paths.h"
+#include "kernel_tester.h"
 #include "rt_fixture.h"
 #include "runtime/kernels/kernels.h"
 
-static int failures;
-static long checks;
-static int quick;
-static const qat_rt_kernels *paths[QAT_RT_MAX_PATHS];
-static int npaths;
+int failures;
+long checks;
+int quick;
+const qat_rt_kernels *paths[QAT_RT_MAX_PATHS];
+int npaths;
 /* conv and pools: also the drivers with scalar test microkernels */
 static const qat_rt_kernels *cpaths[QAT_RT_MAX_PATHS + 2];
 static int ncpaths;
 
-#define CHECK(cond, ...)                                                        \
-    do {                                                                        \
-        checks++;                                                               \
-        if (!(cond)) {                                                          \
-            if (failures++ < 20) {                                              \
-                fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);            \
-                fprintf(stderr, __VA_ARGS__);                                   \
-                fputc('\n', stderr);                                            \
-            }                                                                   \
-        }                                                                       \
-    } while (0)
-
 /* rng makes the cases; srng cuts slices, so that which paths a CPU has
  * (and so how many slices are cut) does not change the cases. */
-static qat_rng rng, srng;
+qat_rng rng, srng;
 
-static int32_t rnd(int32_t lo, int32_t hi)
+int32_t rnd(int32_t lo, int32_t hi)
 {
     return lo + (int32_t)qat_rng_below(&rng, (uint32_t)((int64_t)hi - lo + 1));
 }
 
-static int32_t srnd(int32_t lo, int32_t hi)
+int32_t srnd(int32_t lo, int32_t hi)
 {
     return lo + (int32_t)qat_rng_below(&srng, (uint32_t)((int64_t)hi - lo + 1));
 }
 
-static void *xalloc(size_t n)
+void *xalloc(size_t n)
 {
     void *p = aligned_alloc(64, (n + 64) & ~(size_t)63);
     if (!p) {
@@ -69,41 +58,26 @@ static void *xalloc(size_t n)
 
 /* Guard bytes around every output buffer: a kernel writing out of bounds
  * fails the test instead of silently corrupting the heap. */
-#define GUARD 64
-static int8_t *guarded(size_t n)
+int8_t *guarded(size_t n)
 {
     int8_t *b = xalloc(n + 2 * GUARD);
     memset(b, 0x5A, n + 2 * GUARD);
     return b + GUARD;
 }
-static int guards_ok(const int8_t *o, size_t n)
+int guards_ok(const int8_t *o, size_t n)
 {
     for (size_t i = 0; i < GUARD; i++)
         if (o[-1 - (long)i] != 0x5A || o[n + i] != 0x5A)
             return 0;
     return 1;
 }
-static void unguard(int8_t *o)
+void unguard(int8_t *o)
 {
     if (o)
         free(o - GUARD);
 }
 
 /* ---- conv2d / linear ------------------------------------------------------------- */
-
-enum wpat { W_RANDOM, W_PLUS127, W_MINUS127, W_ALT127, W_MIN8, W_COUNT };
-enum xpat { X_RANDOM, X_MAX, X_MIN, X_ENDS, X_COUNT };
-enum rqpat { RQ_SPREAD, RQ_EXTREME, RQ_COUNT };
-
-typedef struct conv_case {
-    int linear, n, in_h, in_w, in_c, out_c, kh, kw, sh, sw, ph, pw;
-    int bits;        /* weight range */
-    int wzp_mode;    /* 0: zero, 1: random, 2: both ends of the range */
-    enum wpat wp;
-    enum xpat xp;
-    enum rqpat rq;
-    int32_t in_zp, out_zp, relu;
-} conv_case;
 
 static const char *const wnames[] = {"random", "+127", "-127", "+-127", "-128"};
 static const char *const xnames[] = {"random", "max", "min", "ends"};
@@ -118,25 +92,12 @@ static void describe(const conv_case *c, char *buf, size_t len)
              xnames[c->xp], c->rq, c->in_zp, c->out_zp, c->relu);
 }
 
-static int run_conv_case(const conv_case *cc)
+/* Weights (cc's pattern, range and zero points), biases folded as
+ * qat_rt_model_create folds them (within validation's accumulator bound
+ * for k taps) and requantization (cc->rq) for oc channels of k weights. */
+void make_weights(const conv_case *cc, size_t k, size_t oc, int8_t *w, int32_t *wzp,
+                  int32_t *bias, int32_t *mult, int32_t *shift, const char *what)
 {
-    char what[320];
-    describe(cc, what, sizeof what);
-    qat_rt_conv_params p = {
-        .in_h = cc->in_h, .in_w = cc->in_w, .in_c = cc->in_c, .out_c = cc->out_c,
-        .kernel_h = cc->kh, .kernel_w = cc->kw, .stride_h = cc->sh, .stride_w = cc->sw,
-        .pad_h = cc->ph, .pad_w = cc->pw, .in_zp = cc->in_zp, .out_zp = cc->out_zp,
-    };
-    p.out_h = (cc->in_h + 2 * cc->ph - cc->kh) / cc->sh + 1;
-    p.out_w = (cc->in_w + 2 * cc->pw - cc->kw) / cc->sw + 1;
-    p.act_min = cc->relu ? cc->out_zp : -128;
-    p.act_max = 127;
-    const size_t k = (size_t)cc->kh * cc->kw * cc->in_c, oc = (size_t)cc->out_c;
-    const size_t in_n = (size_t)cc->n * cc->in_h * cc->in_w * cc->in_c;
-    const size_t rows = (size_t)cc->n * p.out_h * p.out_w, out_n = rows * oc;
-    int8_t *w = xalloc(k * oc), *x = xalloc(in_n);
-    int32_t *wzp = xalloc(oc * 4), *bias = xalloc(oc * 4), *mult = xalloc(oc * 4),
-            *shift = xalloc(oc * 4);
     const int32_t wmin = -(1 << (cc->bits - 1)), wmax = (1 << (cc->bits - 1)) - 1;
     for (size_t c = 0; c < oc; c++) {
         wzp[c] = cc->wzp_mode == 0 ? 0 : cc->wzp_mode == 1 ? rnd(wmin, wmax)
@@ -184,6 +145,11 @@ static int run_conv_case(const conv_case *cc)
             mult[c] = c % 4 == 3 ? rnd(0, INT32_MAX) : ms[c % 6];
         }
     }
+}
+
+/* n activation codes in cc's pattern. */
+void make_inputs(const conv_case *cc, int8_t *x, size_t in_n)
+{
     for (size_t i = 0; i < in_n; i++) {
         switch (cc->xp) {
         case X_MAX: x[i] = 127; break;
@@ -194,6 +160,29 @@ static int run_conv_case(const conv_case *cc)
         default: x[i] = (int8_t)rnd(-128, 127);
         }
     }
+}
+
+static int run_conv_case(const conv_case *cc)
+{
+    char what[320];
+    describe(cc, what, sizeof what);
+    qat_rt_conv_params p = {
+        .in_h = cc->in_h, .in_w = cc->in_w, .in_c = cc->in_c, .out_c = cc->out_c,
+        .kernel_h = cc->kh, .kernel_w = cc->kw, .stride_h = cc->sh, .stride_w = cc->sw,
+        .pad_h = cc->ph, .pad_w = cc->pw, .in_zp = cc->in_zp, .out_zp = cc->out_zp,
+    };
+    p.out_h = (cc->in_h + 2 * cc->ph - cc->kh) / cc->sh + 1;
+    p.out_w = (cc->in_w + 2 * cc->pw - cc->kw) / cc->sw + 1;
+    p.act_min = cc->relu ? cc->out_zp : -128;
+    p.act_max = 127;
+    const size_t k = (size_t)cc->kh * cc->kw * cc->in_c, oc = (size_t)cc->out_c;
+    const size_t in_n = (size_t)cc->n * cc->in_h * cc->in_w * cc->in_c;
+    const size_t rows = (size_t)cc->n * p.out_h * p.out_w, out_n = rows * oc;
+    int8_t *w = xalloc(k * oc), *x = xalloc(in_n);
+    int32_t *wzp = xalloc(oc * 4), *bias = xalloc(oc * 4), *mult = xalloc(oc * 4),
+            *shift = xalloc(oc * 4);
+    make_weights(cc, k, oc, w, wzp, bias, mult, shift, what);
+    make_inputs(cc, x, in_n);
     p.weights = w;
     p.weight_zp = wzp;
     p.bias_folded = bias;
@@ -632,6 +621,12 @@ static void test_models(void)
     fx_finish(&fx);
     run_model(&fx, quick ? 4 : 9, "asymmetric");
     fx_free(&fx);
+    /* a graph model: depthwise x2, grouped, add, concat, relu6, global_avgpool */
+    for (int bits = 4; bits <= 8; bits += 4) {
+        fx_build_graph(&fx, 60 + (uint64_t)bits, bits);
+        run_model(&fx, quick ? 4 : 9, bits == 4 ? "graph 4-bit" : "graph 8-bit");
+        fx_free(&fx);
+    }
 }
 
 int main(int argc, char **argv)
@@ -662,6 +657,8 @@ int main(int argc, char **argv)
     test_requantize();
     test_pools();
     test_conv();
+    test_gconv();
+    test_merge();
     test_models();
     printf("%ld checks, %d failed\n", checks, failures);
     return failures ? 1 : 0;

@@ -144,8 +144,15 @@ typedef struct qat_rt_kernels {
     qat_rt_pool_fn maxpool2d;
     qat_rt_pool_fn avgpool2d;
     qat_rt_requantize_fn requantize;
-    /* graph layers (format version 2) */
-    qat_rt_conv_fn gconv2d; /* grouped / depthwise conv2d, unpacked weights */
+    /* graph layers (format version 2). Grouped / depthwise conv2d: p->weights
+     * stays unpacked (ref and a path's general grouped case read it); a
+     * table with gconv_pack also gets p->packed, gconv_packed_size(p)
+     * bytes filled by gconv_pack (model creation), and gconv_scratch(p, n)
+     * bytes of scratch (NULL: none). */
+    qat_rt_conv_size_fn gconv_packed_size; /* NULL: nothing packed */
+    qat_rt_pack_fn gconv_pack;
+    qat_rt_scratch_fn gconv_scratch;
+    qat_rt_conv_fn gconv2d;
     qat_rt_merge_fn add, concat, global_avgpool;
 } qat_rt_kernels;
 

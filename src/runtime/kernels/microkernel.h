@@ -192,4 +192,153 @@ void qat_rt_pool_run(qat_rt_pool_row_ukernel *row, const qat_rt_pool_params *p, 
         qat_rt_pool_run(ROW, p, in, out, m0, m1);                                                \
     }
 
+/* ---- depthwise conv2d ------------------------------------------------------------------- */
+
+/* A depthwise conv2d (groups == in_c, out_c = multiplier * in_c) on a SIMD
+ * path: the portable driver (dw_driver.c) hands the path's row ukernel
+ * each run of output pixels within one output row; the ukernel
+ * vectorises over channels (contiguous in NHWC). A grouped conv with
+ * 1 < groups < in_c runs the reference kernel: its channels are not one
+ * vector axis, and no model qat trains has one on a hot path.
+ *
+ * The ukernels multiply x - in_zp, not x: then a padded tap contributes 0
+ * and is skipped (no padded copy of the input), and the bias is the
+ * layer's own, bias_folded + in_zp * sum (w - wzp). |x - in_zp| <= 255 and
+ * validation bounds every partial sum (ARITHMETIC.md §4), so the sums are
+ * exact in any order.
+ *
+ * Packed layer: a qat_rt_dw_head, QAT_RT_RQ_COUNT per-channel int32 arrays
+ * of oc_pad entries (qat_rt_dw_rq; padded channels 0), then per tap
+ * (ky, kx) oc_pad weights w - wzp in [-255, 255] (qat_rt_dw_weights): int16
+ * (welem 2), or int32 with the int16 in the low half and 0 in the high
+ * half (welem 4: a pmaddwd operand that multiplies a sign-extended int32
+ * exactly). oc_pad leaves at least nr entries past out_c, so a vector of
+ * nr channels may start at any channel below out_c. */
+typedef struct qat_rt_dw_head {
+    int32_t depthwise; /* 0: a general grouped conv (nothing else is packed) */
+    int32_t mult;      /* out_c / in_c */
+    int32_t taps;      /* kernel_h * kernel_w */
+    int32_t oc_pad;
+    int32_t any_left;  /* some channel shifts left */
+    int32_t pad_[11];
+} qat_rt_dw_head;
+
+static inline const int32_t *qat_rt_dw_rq(const qat_rt_dw_head *h, int which)
+{
+    return (const int32_t *)(const void *)(h + 1) + (size_t)which * (size_t)h->oc_pad;
+}
+
+static inline const void *qat_rt_dw_weights(const qat_rt_dw_head *h)
+{
+    return qat_rt_dw_rq(h, QAT_RT_RQ_COUNT);
+}
+
+/* n output pixels of one output row, channels [c0, c1): pixel i (output
+ * column ox0 + i) reads its window's input rows ky in [ky0, ky1) (those
+ * inside the image) at rows + (ky - ky0) * rstride, pixel ix of a row at
+ * ix * pix bytes and output channel oc at byte oc of it (the driver
+ * expands the input to output channels when the multiplier is > 1), and
+ * writes channels [c0, c1) of out + i * out_c. */
+typedef void qat_rt_dw_row_ukernel(const qat_rt_conv_params *p, const int8_t *rows,
+                                   size_t rstride, size_t pix, int ky0, int ky1, int ox0,
+                                   size_t n, int c0, int c1, int8_t *out);
+
+/* What a row microkernel's tap loop needs about one output pixel: where
+ * its window rows are (qat_rt_dw_row_ukernel's rows, rstride, pix), the
+ * packed weights' channel stride, and the taps inside the image: rows
+ * [ky0, ky1), columns [kx0, kx1) of input column ix0 + kx. */
+typedef struct qat_rt_dw_window {
+    const int8_t *rows;
+    size_t rstride, pix, oc_pad;
+    int ky0, ky1, kx0, kx1, ix0, kw;
+} qat_rt_dw_window;
+
+static inline qat_rt_dw_window qat_rt_dw_window_of(const qat_rt_conv_params *p,
+                                                   const qat_rt_dw_head *h, const int8_t *rows,
+                                                   size_t rstride, size_t pix, int ky0, int ky1)
+{
+    qat_rt_dw_window w = {.rows = rows, .rstride = rstride, .pix = pix,
+                          .oc_pad = (size_t)h->oc_pad, .ky0 = ky0, .ky1 = ky1,
+                          .kw = p->kernel_w};
+    return w;
+}
+
+/* The columns of output column ox's window that lie inside the image. */
+static inline void qat_rt_dw_columns(const qat_rt_conv_params *p, int ox, qat_rt_dw_window *w)
+{
+    w->ix0 = ox * p->stride_w - p->pad_w;
+    w->kx0 = w->ix0 < 0 ? -w->ix0 : 0;
+    w->kx1 = p->in_w - w->ix0 < p->kernel_w ? p->in_w - w->ix0 : p->kernel_w;
+}
+
+typedef struct qat_rt_dw_ukernel {
+    int nr;    /* channels per vector: oc_pad's granularity */
+    int welem; /* bytes per packed weight: 2 or 4 */
+    qat_rt_dw_row_ukernel *row;
+} qat_rt_dw_ukernel;
+
+/* dw_driver.c: packing (model creation), scratch, and the walk. */
+size_t qat_rt_dw_pack_size(const qat_rt_dw_ukernel *uk, const qat_rt_conv_params *p);
+void qat_rt_dw_pack(const qat_rt_dw_ukernel *uk, const qat_rt_conv_params *p, void *dst);
+size_t qat_rt_dw_scratch(const qat_rt_conv_params *p, int max_images);
+void qat_rt_dw_run(const qat_rt_dw_ukernel *uk, const qat_rt_conv_params *p, const int8_t *in,
+                   int8_t *out, size_t m0, size_t m1, int c0, int c1, void *scratch);
+
+/* Defines a table's gconv_packed_size, gconv_pack (static SIZE and PACK)
+ * and its gconv2d kernel CONV (declared as qat_rt_conv_kernel) for the
+ * depthwise description UK. */
+#define QAT_RT_DW_KERNELS(SIZE, PACK, CONV, UK)                                                   \
+    static size_t SIZE(const qat_rt_conv_params *p) { return qat_rt_dw_pack_size(&(UK), p); }    \
+    static void PACK(const qat_rt_conv_params *p, void *dst) { qat_rt_dw_pack(&(UK), p, dst); }  \
+    void CONV(const qat_rt_conv_params *p, const int8_t *in, int8_t *out, size_t m0, size_t m1,  \
+              int c0, int c1, void *scratch)                                                     \
+    {                                                                                            \
+        qat_rt_dw_run(&(UK), p, in, out, m0, m1, c0, c1, scratch);                               \
+    }
+
+/* ---- add, concat, global_avgpool: the scalar tails ------------------------------------------ */
+
+/* Elements [i, end) of an add (kernels/ref's semantics). */
+static inline void qat_rt_add_tail(const qat_rt_merge_params *p, const int8_t *a, const int8_t *b,
+                                   size_t i, size_t end, int8_t *out)
+{
+    for (; i < end; i++)
+        out[i] = (int8_t)qat_fp_add((int32_t)a[i] - p->in_zp[0], (int32_t)b[i] - p->in_zp[1],
+                                    QAT_RT_ADD_LEFT_SHIFT, p->in_mult[0], p->in_shift[0],
+                                    p->in_mult[1], p->in_shift[1], p->out_mult, p->out_shift,
+                                    p->out_zp, p->act_min, p->act_max);
+}
+
+/* Codes [i, n) of concat input k's run src into dst. */
+static inline void qat_rt_concat_tail(const qat_rt_merge_params *p, int k, const int8_t *src,
+                                      size_t i, size_t n, int8_t *dst)
+{
+    for (; i < n; i++)
+        dst[i] = (int8_t)qat_fp_requantize((int32_t)src[i] - p->in_zp[k], p->in_mult[k],
+                                           p->in_shift[k], p->out_zp, p->act_min, p->act_max);
+}
+
+/* Whether concat input k's requantization is the identity on every code
+ * clamped to [act_min, act_max]: zp_k = zp_out and M = 2^30 * 2^(1 - 31) = 1.
+ * Then for v = x - zp (|v| <= 255): SatShl(v, 1) = 2v, SRDHM(2v, 2^30) =
+ * floor((2^31 v + 2^30) / 2^31) = v, RDPOT(v, 0) = v, and v + zp = x. */
+static inline int qat_rt_concat_is_copy(const qat_rt_merge_params *p, int k)
+{
+    return p->in_mult[k] == (1 << 30) && p->in_shift[k] == 1 && p->in_zp[k] == p->out_zp;
+}
+
+/* Channels [ch, C) of image m's global average (kernels/ref's semantics). */
+static inline void qat_rt_global_avgpool_tail(const qat_rt_merge_params *p, const int8_t *img,
+                                              size_t ch, int8_t *dst)
+{
+    const size_t C = (size_t)p->out_c, pix = (size_t)p->window;
+    for (; ch < C; ch++) {
+        int32_t sum = 0;
+        for (size_t px = 0; px < pix; px++)
+            sum += (int32_t)img[px * C + ch] - p->in_zp[0];
+        dst[ch] = (int8_t)qat_fp_requantize(sum, p->out_mult, p->out_shift, p->out_zp,
+                                            p->act_min, p->act_max);
+    }
+}
+
 #endif

@@ -86,18 +86,6 @@ void qat_s8_avgpool_row_c8__avx2(const qat_rt_pool_params *p, const int8_t *win,
     }
 }
 
-/* Shift-derived lanes of the output stage, as the packing code computes them. */
-static inline void rq_lanes(qat_avx2_rq8 *q, __m256i mult, __m256i shift)
-{
-    const __m256i zero = _mm256_setzero_si256();
-    q->mult = mult;
-    q->left = _mm256_max_epi32(shift, zero);
-    q->right = _mm256_max_epi32(_mm256_sub_epi32(zero, shift), zero);
-    q->mask = _mm256_sub_epi32(_mm256_sllv_epi32(_mm256_set1_epi32(1), q->right),
-                               _mm256_set1_epi32(1));
-    q->thr = _mm256_srli_epi32(q->mask, 1);
-}
-
 void qat_s32_requantize_x8__avx2(const qat_rt_requant_params *q, const int32_t *acc, int8_t *out,
                                  size_t rows)
 {
@@ -115,8 +103,8 @@ void qat_s32_requantize_x8__avx2(const qat_rt_requant_params *q, const int32_t *
             memcpy(mv, q->multiplier + c, len * sizeof(int32_t));
             memcpy(sv, q->shift + c, len * sizeof(int32_t));
             qat_avx2_rq8 rq;
-            rq_lanes(&rq, _mm256_loadu_si256((const __m256i *)mv),
-                     _mm256_loadu_si256((const __m256i *)sv));
+            qat_avx2_rq_lanes(&rq, _mm256_loadu_si256((const __m256i *)mv),
+                              _mm256_loadu_si256((const __m256i *)sv));
             __m128i b = qat_avx2_narrow8(qat_avx2_requant(_mm256_loadu_si256((const __m256i *)av),
                                                           &rq, 1, lo, hi, zp));
             int8_t tmp[16];

@@ -49,17 +49,36 @@ static inline __m256i qat_avx2_rdpot(__m256i x, __m256i right, __m256i mask, __m
     return _mm256_sub_epi32(_mm256_srav_epi32(x, right), _mm256_cmpgt_epi32(rem, t));
 }
 
+/* Rescale (qat_fp_rescale): the stage before the zero point and the clamp. */
+static inline __m256i qat_avx2_rescale(__m256i acc, const qat_avx2_rq8 *q, int any_left)
+{
+    if (any_left)
+        acc = qat_avx2_sat_shl(acc, q->left);
+    return qat_avx2_rdpot(qat_avx2_srdhm(acc, q->mult), q->right, q->mask, q->thr);
+}
+
 /* The whole stage; lo/hi are act_min - zp and act_max - zp: clamping before
  * adding the zero point gives the same codes as the reference's int64
  * add-then-clamp, without the int32 add ever overflowing. */
 static inline __m256i qat_avx2_requant(__m256i acc, const qat_avx2_rq8 *q, int any_left,
                                        __m256i lo, __m256i hi, __m256i zp)
 {
-    if (any_left)
-        acc = qat_avx2_sat_shl(acc, q->left);
-    __m256i v = qat_avx2_rdpot(qat_avx2_srdhm(acc, q->mult), q->right, q->mask, q->thr);
+    __m256i v = qat_avx2_rescale(acc, q, any_left);
     v = _mm256_min_epi32(_mm256_max_epi32(v, lo), hi);
     return _mm256_add_epi32(v, zp);
+}
+
+/* The lanes of a stage from each lane's multiplier and shift, as the
+ * packing code computes them. */
+static inline void qat_avx2_rq_lanes(qat_avx2_rq8 *q, __m256i mult, __m256i shift)
+{
+    const __m256i zero = _mm256_setzero_si256();
+    q->mult = mult;
+    q->left = _mm256_max_epi32(shift, zero);
+    q->right = _mm256_max_epi32(_mm256_sub_epi32(zero, shift), zero);
+    q->mask = _mm256_sub_epi32(_mm256_sllv_epi32(_mm256_set1_epi32(1), q->right),
+                               _mm256_set1_epi32(1));
+    q->thr = _mm256_srli_epi32(q->mask, 1);
 }
 
 /* 16 int32 codes (already in [-128, 127]) -> 16 bytes in order. */

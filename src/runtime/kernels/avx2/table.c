@@ -1,13 +1,18 @@
 /* The AVX2 path's kernel table: the conv kernels (the driver instantiated
  * in conv2d.c), packing into their layout (the portable packer with the
  * path's description), the pools (the pool driver with this path's row
- * microkernels) and the elementwise kernels. Plain C. */
+ * microkernels), the depthwise conv2d (its driver with this path's row
+ * microkernel, graph.c) and the elementwise and merge kernels. Plain C. */
 #include "runtime/kernels/avx2/kernels_avx2.h"
 #include "runtime/kernels/avx2/layout.h"
 
 QAT_RT_CONV_PACKING(packed_size, pack, qat_avx2_conv_ukernel)
 QAT_RT_POOL_KERNEL(qat_s8_maxpool2d_c32__avx2, qat_s8_maxpool_row_c32__avx2)
 QAT_RT_POOL_KERNEL(qat_s8_avgpool2d_c8__avx2, qat_s8_avgpool_row_c8__avx2)
+
+static const qat_rt_dw_ukernel dw_ukernel = {
+    .nr = 8, .welem = 4, .row = qat_s8_dwconv2d_row_c8__avx2};
+QAT_RT_DW_KERNELS(dw_packed_size, dw_pack, qat_s8_dwconv2d_c8__avx2, dw_ukernel)
 
 const qat_rt_kernels qat_rt_kernels_avx2 = {
     .isa = "avx2",
@@ -22,8 +27,11 @@ const qat_rt_kernels qat_rt_kernels_avx2 = {
     .maxpool2d = qat_s8_maxpool2d_c32__avx2,
     .avgpool2d = qat_s8_avgpool2d_c8__avx2,
     .requantize = qat_s32_requantize_x8__avx2,
-    .gconv2d = qat_s8_gconv2d__ref,
-    .add = qat_s8_add__ref,
-    .concat = qat_s8_concat__ref,
-    .global_avgpool = qat_s8_global_avgpool__ref,
+    .gconv_packed_size = dw_packed_size,
+    .gconv_pack = dw_pack,
+    .gconv_scratch = qat_rt_dw_scratch,
+    .gconv2d = qat_s8_dwconv2d_c8__avx2,
+    .add = qat_s8_add_x16__avx2,
+    .concat = qat_s8_concat_x16__avx2,
+    .global_avgpool = qat_s8_global_avgpool_c16__avx2,
 };

@@ -19,8 +19,14 @@ qat_rt_sum_ukernel qat_u8_sum__avx512vnni;
 qat_rt_tile_ukernel qat_u8s8_igemm_8x32__avx512vnni, qat_u8s8_igemm_maxpool_8x32__avx512vnni;
 extern const qat_rt_conv_ukernel qat_avx512_conv_ukernel; /* the sizes and the above */
 
-/* Table entries: the conv driver instantiated with it (conv2d.c). */
+/* Depthwise conv2d row microkernel (dwconv.c): 16 channels a zmm
+ * (vpdpwssd; weights packed as int32, welem 4). */
+qat_rt_dw_row_ukernel qat_s8_dwconv2d_row_c16__avx512vnni;
+
+/* Table entries: the conv driver instantiated with it (conv2d.c), the
+ * depthwise driver with its row microkernel (table.c). */
 qat_rt_conv_kernel qat_u8s8_conv2d_8x32__avx512vnni;
 qat_rt_conv_pool_kernel qat_u8s8_conv2d_maxpool_8x32__avx512vnni;
+qat_rt_conv_kernel qat_s8_dwconv2d_c16__avx512vnni;
 
 #endif

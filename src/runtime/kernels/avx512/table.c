@@ -1,12 +1,18 @@
 /* The AVX-512 VNNI path's kernel table: the conv kernels (the driver
- * instantiated in conv2d.c) and packing into their layout (the portable
- * packer with the path's description). The pools and elementwise kernels
- * are the AVX2 ones (every AVX-512 CPU has AVX2). Plain C. */
+ * instantiated in conv2d.c), packing into their layout (the portable
+ * packer with the path's description) and the depthwise conv2d (its driver
+ * with the row microkernel of dwconv.c). The pools, elementwise and merge
+ * kernels are the AVX2 ones (every AVX-512 CPU has AVX2; they are bound by
+ * memory and the output stage, not by the vector width). Plain C. */
 #include "runtime/kernels/avx2/kernels_avx2.h"
 #include "runtime/kernels/avx512/kernels_avx512.h"
 #include "runtime/kernels/avx512/layout.h"
 
 QAT_RT_CONV_PACKING(packed_size, pack, qat_avx512_conv_ukernel)
+
+static const qat_rt_dw_ukernel dw_ukernel = {
+    .nr = 16, .welem = 4, .row = qat_s8_dwconv2d_row_c16__avx512vnni};
+QAT_RT_DW_KERNELS(dw_packed_size, dw_pack, qat_s8_dwconv2d_c16__avx512vnni, dw_ukernel)
 
 const qat_rt_kernels qat_rt_kernels_avx512vnni = {
     .isa = "avx512vnni",
@@ -21,8 +27,11 @@ const qat_rt_kernels qat_rt_kernels_avx512vnni = {
     .maxpool2d = qat_s8_maxpool2d_c32__avx2,
     .avgpool2d = qat_s8_avgpool2d_c8__avx2,
     .requantize = qat_s32_requantize_x8__avx2,
-    .gconv2d = qat_s8_gconv2d__ref,
-    .add = qat_s8_add__ref,
-    .concat = qat_s8_concat__ref,
-    .global_avgpool = qat_s8_global_avgpool__ref,
+    .gconv_packed_size = dw_packed_size,
+    .gconv_pack = dw_pack,
+    .gconv_scratch = qat_rt_dw_scratch,
+    .gconv2d = qat_s8_dwconv2d_c16__avx512vnni,
+    .add = qat_s8_add_x16__avx2,
+    .concat = qat_s8_concat_x16__avx2,
+    .global_avgpool = qat_s8_global_avgpool_c16__avx2,
 };

@@ -31,6 +31,13 @@ extern const qat_rt_conv_ukernel qat_neondot_conv_ukernel; /* the sizes and the 
 /* Pool row microkernels (pool.c): 16 (max) or 8 (avg) channels a vector. */
 qat_rt_pool_row_ukernel qat_s8_maxpool_row_c16__neon, qat_s8_avgpool_row_c8__neon;
 
+/* Graph layers (graph.c): the depthwise conv2d row microkernel, 16
+ * channels a vector (weights packed as int16, welem 2), and the merge
+ * kernels. */
+qat_rt_dw_row_ukernel qat_s8_dwconv2d_row_c16__neon;
+qat_rt_merge_kernel qat_s8_add_x16__neon, qat_s8_concat_x16__neon,
+    qat_s8_global_avgpool_c16__neon;
+
 /* Table entries: the conv driver instantiated with each description
  * (conv2d.c, conv2d_dot.c), the pool driver with the row microkernels
  * (table.c), and the elementwise kernels (pool.c). */
@@ -40,5 +47,6 @@ qat_rt_conv_pool_kernel qat_s16s16_conv2d_maxpool_4x16__neon,
 qat_rt_pool_kernel qat_s8_maxpool2d_c16__neon, qat_s8_avgpool2d_c8__neon;
 qat_rt_quantize_kernel qat_u8_quantize_input_x16__neon;
 qat_rt_requantize_kernel qat_s32_requantize_x4__neon;
+qat_rt_conv_kernel qat_s8_dwconv2d_c16__neon; /* the dw driver with the row microkernel */
 
 #endif

@@ -86,7 +86,6 @@ void qat_s32_requantize_x4__neon(const qat_rt_requant_params *q, const int32_t *
     const int32x4_t zp = vdupq_n_s32(q->out_zp);
     const int32x4_t lo = vdupq_n_s32(q->act_min - q->out_zp);
     const int32x4_t hi = vdupq_n_s32(q->act_max - q->out_zp);
-    const int32x4_t zero = vdupq_n_s32(0);
     for (size_t r = 0; r < rows; r++) {
         for (size_t c = 0; c < n; c += 4) {
             size_t len = n - c < 4 ? n - c : 4;
@@ -94,9 +93,7 @@ void qat_s32_requantize_x4__neon(const qat_rt_requant_params *q, const int32_t *
             memcpy(av, acc + r * n + c, len * sizeof(int32_t));
             memcpy(mv, q->multiplier + c, len * sizeof(int32_t));
             memcpy(sv, q->shift + c, len * sizeof(int32_t));
-            int32x4_t s = vld1q_s32(sv);
-            qat_neon_rq4 rq = {.mult = vld1q_s32(mv), .left = vmaxq_s32(s, zero),
-                               .nright = vminq_s32(s, zero)};
+            qat_neon_rq4 rq = qat_neon_rq_lanes(vld1q_s32(mv), vld1q_s32(sv));
             int32x4_t v = qat_neon_requant(vld1q_s32(av), &rq, 1, lo, hi, zp);
             int8_t tmp[8];
             vst1_s8(tmp, vqmovn_s16(vcombine_s16(vqmovn_s32(v), vqmovn_s32(v))));

@@ -20,17 +20,32 @@ typedef struct qat_neon_rq4 {
     int32x4_t mult, left, nright;
 } qat_neon_rq4;
 
-static inline int32x4_t qat_neon_requant(int32x4_t acc, const qat_neon_rq4 *q, int any_left,
-                                         int32x4_t lo, int32x4_t hi, int32x4_t zp)
+/* Rescale (qat_fp_rescale): the stage before the zero point and the clamp. */
+static inline int32x4_t qat_neon_rescale(int32x4_t acc, const qat_neon_rq4 *q, int any_left)
 {
     if (any_left)
         acc = vqshlq_s32(acc, q->left);
     int32x4_t x = vqrdmulhq_s32(acc, q->mult);
     /* sign bit of x & -r: set iff x < 0 and r > 0 */
     int32x4_t fix = vshrq_n_s32(vandq_s32(x, q->nright), 31);
-    x = vrshlq_s32(vqaddq_s32(x, fix), q->nright);
+    return vrshlq_s32(vqaddq_s32(x, fix), q->nright);
+}
+
+static inline int32x4_t qat_neon_requant(int32x4_t acc, const qat_neon_rq4 *q, int any_left,
+                                         int32x4_t lo, int32x4_t hi, int32x4_t zp)
+{
+    int32x4_t x = qat_neon_rescale(acc, q, any_left);
     x = vminq_s32(vmaxq_s32(x, lo), hi); /* lo/hi are act_min/max - zp: no overflow */
     return vaddq_s32(x, zp);
+}
+
+/* The lanes of a stage from each lane's multiplier and shift. */
+static inline qat_neon_rq4 qat_neon_rq_lanes(int32x4_t mult, int32x4_t shift)
+{
+    const int32x4_t zero = vdupq_n_s32(0);
+    qat_neon_rq4 q = {.mult = mult, .left = vmaxq_s32(shift, zero),
+                      .nright = vminq_s32(shift, zero)};
+    return q;
 }
 
 /* 16 codes (already in int8 range) -> 16 bytes. */

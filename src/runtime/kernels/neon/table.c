@@ -1,8 +1,9 @@
 /* The two NEON paths' kernel tables: the conv kernels (the driver
  * instantiated in conv2d.c and conv2d_dot.c), packing into their layouts
  * (the portable packer with each description), the pools (the pool driver
- * with the row microkernels) and the elementwise kernels, which both
- * share. Plain C. */
+ * with the row microkernels), the depthwise conv2d (its driver with the
+ * row microkernel of graph.c) and the elementwise and merge kernels, which
+ * both share. Plain C. */
 #include "runtime/kernels/neon/kernels_neon.h"
 #include "runtime/kernels/neon/layout.h"
 
@@ -10,6 +11,10 @@ QAT_RT_CONV_PACKING(size_plain, pack_plain, qat_neon_conv_ukernel)
 QAT_RT_CONV_PACKING(size_dot, pack_dot, qat_neondot_conv_ukernel)
 QAT_RT_POOL_KERNEL(qat_s8_maxpool2d_c16__neon, qat_s8_maxpool_row_c16__neon)
 QAT_RT_POOL_KERNEL(qat_s8_avgpool2d_c8__neon, qat_s8_avgpool_row_c8__neon)
+
+static const qat_rt_dw_ukernel dw_ukernel = {
+    .nr = 16, .welem = 2, .row = qat_s8_dwconv2d_row_c16__neon};
+QAT_RT_DW_KERNELS(dw_packed_size, dw_pack, qat_s8_dwconv2d_c16__neon, dw_ukernel)
 
 const qat_rt_kernels qat_rt_kernels_neon_plain = {
     .isa = "neon-plain",
@@ -24,10 +29,13 @@ const qat_rt_kernels qat_rt_kernels_neon_plain = {
     .maxpool2d = qat_s8_maxpool2d_c16__neon,
     .avgpool2d = qat_s8_avgpool2d_c8__neon,
     .requantize = qat_s32_requantize_x4__neon,
-    .gconv2d = qat_s8_gconv2d__ref,
-    .add = qat_s8_add__ref,
-    .concat = qat_s8_concat__ref,
-    .global_avgpool = qat_s8_global_avgpool__ref,
+    .gconv_packed_size = dw_packed_size,
+    .gconv_pack = dw_pack,
+    .gconv_scratch = qat_rt_dw_scratch,
+    .gconv2d = qat_s8_dwconv2d_c16__neon,
+    .add = qat_s8_add_x16__neon,
+    .concat = qat_s8_concat_x16__neon,
+    .global_avgpool = qat_s8_global_avgpool_c16__neon,
 };
 
 const qat_rt_kernels qat_rt_kernels_neon_dot = {
@@ -43,8 +51,11 @@ const qat_rt_kernels qat_rt_kernels_neon_dot = {
     .maxpool2d = qat_s8_maxpool2d_c16__neon,
     .avgpool2d = qat_s8_avgpool2d_c8__neon,
     .requantize = qat_s32_requantize_x4__neon,
-    .gconv2d = qat_s8_gconv2d__ref,
-    .add = qat_s8_add__ref,
-    .concat = qat_s8_concat__ref,
-    .global_avgpool = qat_s8_global_avgpool__ref,
+    .gconv_packed_size = dw_packed_size,
+    .gconv_pack = dw_pack,
+    .gconv_scratch = qat_rt_dw_scratch,
+    .gconv2d = qat_s8_dwconv2d_c16__neon,
+    .add = qat_s8_add_x16__neon,
+    .concat = qat_s8_concat_x16__neon,
+    .global_avgpool = qat_s8_global_avgpool_c16__neon,
 };
