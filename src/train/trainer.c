@@ -14,6 +14,7 @@
 #include "qat/ops.h"
 #include "qat/prune.h"
 #include "qat/train.h"
+#include "cluster.h"
 #include "dist_step.h"
 #include "progress.h"
 #include "train_data.h"
@@ -128,36 +129,6 @@ static qat_status hold_masks(run *r, const float *keep, qat_error *err)
     return qat_pruner_create_hold(r->model, keep, &r->pruner, err);
 }
 
-/* [cluster]: the centroids get an optimizer of the run's kind; an init
- * checkpoint's cluster state, when it has one of this config's layout,
- * carries over (on a resume the run's own checkpoint restores it). */
-static qat_status setup_clusters(run *r, const qat_optim_config *oc, qat_error *err)
-{
-    const qat_config *c = r->cfg;
-    long start = (long)llround(c->cluster.start * (double)r->steps_per_epoch);
-    qat_status st = qat_clusterer_create(r->model, oc, start, &r->clusterer, err);
-    if (st != QAT_OK || !r->clusterer)
-        return st;
-    r->meta.cluster_state = qat_clusterer_state(r->clusterer, &r->meta.cluster_count);
-    if (r->resume || !c->train.init[0] || !qat_checkpoint_has(c->train.init, "cluster_state"))
-        return QAT_OK;
-    qat_error e2;
-    float *tmp = malloc(r->meta.cluster_count * sizeof *tmp);
-    if (!tmp)
-        return qat_fail(err, QAT_ENOMEM, "out of memory");
-    if (qat_checkpoint_read_f32(c->train.init, "cluster_state", tmp, r->meta.cluster_count,
-                                &e2) == QAT_OK) {
-        memcpy(r->meta.cluster_state, tmp, r->meta.cluster_count * sizeof *tmp);
-        st = qat_clusterer_restored(r->clusterer, qat_pruner_mask(r->pruner), err);
-        if (st == QAT_OK && !r->quiet)
-            printf("  cluster state from %s\n", c->train.init);
-    } else if (!r->quiet) {
-        printf("  %s holds another cluster layout: clustering afresh\n", c->train.init);
-    }
-    free(tmp);
-    return st != QAT_OK ? qat_error_prefix(err, "%s", c->train.init) : QAT_OK;
-}
-
 static qat_status setup(run *r, qat_error *err)
 {
     const qat_config *c = r->cfg;
@@ -237,7 +208,10 @@ static qat_status setup(run *r, qat_error *err)
     if (st != QAT_OK)
         return st;
     r->meta.prune_state = qat_pruner_state(r->pruner, &r->meta.prune_count);
-    if (c->train.mode == QAT_MODE_QAT && (st = setup_clusters(r, &oc, err)) != QAT_OK)
+    if (c->train.mode == QAT_MODE_QAT &&
+        (st = qat_train_clusterer_create(c, r->model, &oc, r->steps_per_epoch, r->resume,
+                                         qat_pruner_mask(r->pruner), r->quiet, &r->clusterer,
+                                         &r->meta, err)) != QAT_OK)
         return st;
     r->regularize = qat_regularize_active(c);
     if (c->train.mode == QAT_MODE_QAT &&
