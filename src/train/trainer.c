@@ -217,11 +217,8 @@ static qat_status setup(run *r, qat_error *err)
     if (c->train.mode == QAT_MODE_QAT &&
         (st = qat_dp_create(r->dist, c, r->model, r->tape, r->train->n, &r->dp, err)) != QAT_OK)
         return st;
-    /* mode = ptq trains nothing, so it has nothing to distill into */
-    if (c->distill.teacher[0] && c->train.mode == QAT_MODE_QAT)
-        return qat_teacher_create(c, r->team, B, qat_dataset_type(r->train) == QAT_DATA_F32,
-                                  &r->teacher, err);
-    return QAT_OK;
+    return qat_teacher_create(c, r->team, B, qat_dataset_type(r->train) == QAT_DATA_F32,
+                              &r->teacher, err);
 }
 
 static void teardown(run *r)
@@ -760,12 +757,7 @@ qat_status qat_train(const qat_config *cfg, const qat_train_opts *opts, qat_trai
                qat_optim_kind_name((qat_optim_kind)cfg->train.optimizer),
                cfg->quant.enabled ? "on" : "off", cfg->quant.weight_bits,
                cfg->quant.activation_bits);
-        if (r->teacher) {
-            const qat_distill_cfg *d = &cfg->distill;
-            printf("  distilling from %s (%d layers), loss %s, temperature %g, alpha %g\n",
-                   d->teacher, qat_teacher_config(r->teacher)->nlayers,
-                   qat_distill_loss_names[d->loss], (double)d->temperature, (double)d->alpha);
-        }
+        qat_teacher_print(r->teacher, stdout);
         fflush(stdout);
     }
     if (st == QAT_OK && !ptq)
