@@ -20,6 +20,7 @@ typedef struct qat_train_opts {
     qat_dist *dist;      /* the ranks to train over (mpirun); NULL: this process alone */
     int perturb_rank;    /* tests of [distributed] verify: this rank (> 0) nudges a
                             parameter before each check */
+    int perturb_cluster; /* with perturb_rank: it nudges a cluster centroid instead */
 } qat_train_opts;
 
 /* A finished training run: the trained model and what the run read, for

@@ -52,7 +52,7 @@ typedef struct run {
     int resume;
     qat_dp *dp; /* data-parallel ranks (dist_step.c); NULL: one plain process */
     qat_dist *dist;
-    int perturb_rank;
+    int perturb_rank, perturb_cluster;
 } run;
 
 /* What the model learns from the training split before the first step:
@@ -502,9 +502,11 @@ static qat_status run_epochs(run *r, int stop_after, qat_error *err)
         qat_eval ev;
         qat_status st = qat_dp_evaluate(r->dp, r->model, r->tape, r->eval, &ev, err);
         if (st == QAT_OK && c->distributed.verify) {
-            if (r->perturb_rank > 0 && r->perturb_rank == qat_dp_rank(r->dp))
-                qat_model_params(r->model, &(size_t){0})[0] += 1e-3f; /* tests: a diverged rank */
-            st = qat_dp_verify(r->dp, r->model, e + 1, err);
+            size_t ntied;
+            float *tied = qat_clusterer_tied(r->clusterer, &ntied);
+            int drift = r->perturb_rank > 0 && r->perturb_rank == qat_dp_rank(r->dp);
+            st = qat_dp_verify(r->dp, r->model, tied, ntied, drift << r->perturb_cluster, e + 1,
+                               err);
         }
         if (st != QAT_OK)
             return st;
@@ -697,6 +699,7 @@ qat_status qat_train(const qat_config *cfg, const qat_train_opts *opts, qat_trai
     r->resume = opts && opts->resume;
     r->dist = opts ? opts->dist : NULL;
     r->perturb_rank = opts ? opts->perturb_rank : 0;
+    r->perturb_cluster = opts ? opts->perturb_cluster : 0;
     /* ranks other than 0 train in silence: rank 0 speaks and writes for all */
     if (r->dist && qat_dist_rank(r->dist) != 0)
         r->quiet = 1;
