@@ -146,15 +146,6 @@ static const qat_cfg_key ptq_keys[] = {
 };
 #undef PT
 
-#define DI(f) offsetof(qat_distill_cfg, f)
-static const qat_cfg_key distill_keys[] = {
-    {"teacher", QAT_CFG_STRING, DI(teacher), "", 0, 0, 0, NULL, "checkpoint.h5 of the teacher (any architecture with the same input shape and classes; its config is stored inside); empty: no distillation"},
-    {"temperature", QAT_CFG_FLOAT, DI(temperature), "4", 0, 100, QAT_CFG_MIN_EXCL, NULL, "kl: both sides' logits are divided by T before the softmax; the term is scaled by T^2"},
-    {"alpha", QAT_CFG_FLOAT, DI(alpha), "0.5", 0, 1, 0, NULL, "loss = (1 - alpha) task + alpha distillation"},
-    {"loss", QAT_CFG_ENUM, DI(loss), "kl", 0, 0, 0, qat_distill_loss_names, "kl: the KL divergence of the student's softened probabilities from the teacher's, times T^2; mse: the mean squared difference of the logits"},
-};
-#undef DI
-
 #define L(f) offsetof(qat_layer_cfg, f)
 /* Per-layer pruning / regularisation overrides (conv2d, linear). prune and
  * target_sparsity stay "not set" (-1) unless written, so a layer without
@@ -579,7 +570,7 @@ static qat_status build(qat_ini *ini, const char *const *sets, int nsets, qat_co
     qat_cfg_defaults(prune_keys, COUNT(prune_keys), &cfg->prune);
     qat_cfg_defaults(regularize_keys, COUNT(regularize_keys), &cfg->regularize);
     qat_cfg_defaults(ptq_keys, COUNT(ptq_keys), &cfg->ptq);
-    qat_cfg_defaults(distill_keys, COUNT(distill_keys), &cfg->distill);
+    qat_cfg_defaults(qat_distill_keys, qat_distill_nkeys, &cfg->distill);
     qat_cfg_defaults(qat_distributed_keys, qat_distributed_nkeys, &cfg->distributed);
     qat_cfg_defaults(qat_cluster_keys, qat_cluster_nkeys, &cfg->cluster);
     if ((st = apply_fixed(ini, "data", data_keys, COUNT(data_keys), &cfg->data, err)) ||
@@ -591,7 +582,8 @@ static qat_status build(qat_ini *ini, const char *const *sets, int nsets, qat_co
         (st = apply_fixed(ini, "regularize", regularize_keys, COUNT(regularize_keys),
                           &cfg->regularize, err)) ||
         (st = apply_fixed(ini, "ptq", ptq_keys, COUNT(ptq_keys), &cfg->ptq, err)) ||
-        (st = apply_fixed(ini, "distill", distill_keys, COUNT(distill_keys), &cfg->distill, err)) ||
+        (st = apply_fixed(ini, "distill", qat_distill_keys, qat_distill_nkeys, &cfg->distill,
+                          err)) ||
         (st = apply_fixed(ini, "distributed", qat_distributed_keys, qat_distributed_nkeys,
                           &cfg->distributed, err)) ||
         (st = apply_fixed(ini, "cluster", qat_cluster_keys, qat_cluster_nkeys, &cfg->cluster,
@@ -723,8 +715,7 @@ static void write_config(FILE *f, const qat_config *cfg, int minimal)
     qat_cfg_write(f, regularize_keys, COUNT(regularize_keys), &cfg->regularize);
     fprintf(f, "\n[ptq]\n");
     qat_cfg_write(f, ptq_keys, COUNT(ptq_keys), &cfg->ptq);
-    fprintf(f, "\n[distill]\n");
-    qat_cfg_write(f, distill_keys, COUNT(distill_keys), &cfg->distill);
+    qat_config_write_distill(f, cfg);
     qat_config_write_distributed(f, cfg);
     qat_config_write_cluster(f, cfg);
     for (int i = 0; i < cfg->nlayers; i++) {
@@ -788,7 +779,7 @@ void qat_config_write_reference(FILE *f)
     reference_table(f, "prune", prune_keys, COUNT(prune_keys));
     reference_table(f, "regularize", regularize_keys, COUNT(regularize_keys));
     reference_table(f, "ptq", ptq_keys, COUNT(ptq_keys));
-    reference_table(f, "distill", distill_keys, COUNT(distill_keys));
+    reference_table(f, "distill", qat_distill_keys, qat_distill_nkeys);
     reference_table(f, "distributed", qat_distributed_keys, qat_distributed_nkeys);
     reference_table(f, "cluster", qat_cluster_keys, qat_cluster_nkeys);
     fprintf(f, "| `[layer.*]` | `type` | *required* | one of ");

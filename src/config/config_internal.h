@@ -28,6 +28,11 @@ extern const qat_cfg_key qat_distributed_keys[];
 extern const int qat_distributed_nkeys;
 void qat_config_write_distributed(FILE *f, const qat_config *cfg);
 
+/* [distill] (distill.c): its keys and the section as written back. */
+extern const qat_cfg_key qat_distill_keys[];
+extern const int qat_distill_nkeys;
+void qat_config_write_distill(FILE *f, const qat_config *cfg);
+
 /* [cluster] (cluster.c): its keys, its cross-key checks (K = 1, a start
  * after the last epoch; errors name the line that set the key), and the
  * section as written back. */
