@@ -637,7 +637,8 @@ static qat_status build(qat_ini *ini, const char *const *sets, int nsets, qat_co
     if ((st = check_model(ini, cfg, err)) != QAT_OK)
         return st;
     if ((st = check_prune(ini, cfg, err)) != QAT_OK ||
-        (st = qat_config_check_cluster(ini, cfg, err)) != QAT_OK)
+        (st = qat_config_check_cluster(ini, cfg, err)) != QAT_OK ||
+        (st = qat_config_check_distill(ini, cfg, err)) != QAT_OK)
         return st;
     return check_mode(ini, cfg, err);
 }

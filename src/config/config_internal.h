@@ -28,9 +28,12 @@ extern const qat_cfg_key qat_distributed_keys[];
 extern const int qat_distributed_nkeys;
 void qat_config_write_distributed(FILE *f, const qat_config *cfg);
 
-/* [distill] (distill.c): its keys and the section as written back. */
+/* [distill] (distill.c): its keys, its cross-key check (loss = kl with a
+ * regression student; the error names the line) and the section as
+ * written back. */
 extern const qat_cfg_key qat_distill_keys[];
 extern const int qat_distill_nkeys;
+qat_status qat_config_check_distill(qat_ini *ini, const qat_config *cfg, qat_error *err);
 void qat_config_write_distill(FILE *f, const qat_config *cfg);
 
 /* [cluster] (cluster.c): its keys, its cross-key checks (K = 1, a start

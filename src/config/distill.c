@@ -16,6 +16,25 @@ const qat_cfg_key qat_distill_keys[] = {
 #undef DI
 const int qat_distill_nkeys = sizeof qat_distill_keys / sizeof qat_distill_keys[0];
 
+/* kl compares softmax distributions over classes; a regression student's
+ * outputs are values, not logits, so the term would be meaningless (and
+ * would train quietly). Points at the loss line, or at the teacher's when
+ * kl is the default. */
+qat_status qat_config_check_distill(qat_ini *ini, const qat_config *cfg, qat_error *err)
+{
+    if (!cfg->distill.teacher[0] || cfg->model.task != QAT_TASK_REGRESSION ||
+        cfg->distill.loss != QAT_DISTILL_KL)
+        return QAT_OK;
+    char where[600];
+    qat_ini_section *s = qat_ini_find(ini, "distill");
+    qat_config_where_key(ini, "distill", s && qat_ini_section_get(s, "loss") ? "loss" : "teacher",
+                         where, sizeof where);
+    return qat_fail(err, QAT_EINVAL,
+                    "%s: [distill] loss = kl compares class probabilities, but [model] task = "
+                    "regression: a regression student distills with loss = mse",
+                    where);
+}
+
 void qat_config_write_distill(FILE *f, const qat_config *cfg)
 {
     /* always written, defaults included (unlike [distributed]): so it was
