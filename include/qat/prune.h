@@ -121,6 +121,10 @@ void qat_clusterer_step(qat_clusterer *c, const float *grads, const float *mask,
  * optimizer's state): *count floats owned by c; restore by writing the same
  * layout into it and calling qat_clusterer_restored. */
 float *qat_clusterer_state(qat_clusterer *c, size_t *count);
+/* The tied model: the centroids followed by every clustered weight's
+ * assignment (as a float), count of them in all, inside c (writable only
+ * for tests that make ranks diverge). NULL and 0 for c NULL. */
+float *qat_clusterer_tied(qat_clusterer *c, size_t *count);
 /* After a restore: re-ties the weights; QAT_EINVAL for an impossible
  * assignment (a damaged checkpoint). */
 qat_status qat_clusterer_restored(qat_clusterer *c, const float *mask, qat_error *err);

@@ -20,6 +20,7 @@ typedef struct qat_train_opts {
     qat_dist *dist;      /* the ranks to train over (mpirun); NULL: this process alone */
     int perturb_rank;    /* tests of [distributed] verify: this rank (> 0) nudges a
                             parameter before each check */
+    int perturb_cluster; /* with perturb_rank: it nudges a cluster centroid instead */
 } qat_train_opts;
 
 /* A finished training run: the trained model and what the run read, for
@@ -104,13 +105,17 @@ typedef struct qat_teacher qat_teacher;
  * features (else uint8 pixels). A checkpoint that does not load, or a
  * teacher whose input shape, input type or class count differs from the
  * student's, is QAT_EINVAL naming student's config, [distill] teacher and
- * the file. */
+ * the file. *out is NULL (and QAT_OK) when student has no teacher or
+ * [train] mode = ptq (nothing trains, so nothing is distilled into). */
 qat_status qat_teacher_create(const qat_config *student, qat_team *team, int batch,
                               int inputs_float, qat_teacher **out, qat_error *err);
 /* t may be NULL. */
 void qat_teacher_destroy(qat_teacher *t);
 /* The teacher's own configuration (the one stored in its checkpoint). */
 const qat_config *qat_teacher_config(const qat_teacher *t);
+/* The run log's line naming the teacher and the [distill] settings; nothing
+ * for t NULL. */
+void qat_teacher_print(const qat_teacher *t, FILE *f);
 /* Logits [n, classes] of the teacher (eval mode, no gradients) on n
  * examples (the student's inputs); owned by t, valid until its next forward. */
 const float *qat_teacher_forward(qat_teacher *t, const void *inputs, int n);

@@ -111,6 +111,7 @@ static int run_with(const char *config, const char **sets, int nsets, qat_train_
     /* tests of [distributed] verify only: this rank drifts from the others */
     const char *perturb = getenv("QAT_TEST_PERTURB_RANK");
     opts.perturb_rank = perturb ? atoi(perturb) : 0;
+    opts.perturb_cluster = getenv("QAT_TEST_PERTURB_CLUSTER") != NULL;
     if (opts.resume && (config || nsets)) {
         fprintf(stderr, "qat-train: --resume takes the configuration from the checkpoint; do not "
                         "give CONFIG, --set or --init with it\n");

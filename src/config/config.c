@@ -146,25 +146,6 @@ static const qat_cfg_key ptq_keys[] = {
 };
 #undef PT
 
-#define DI(f) offsetof(qat_distill_cfg, f)
-static const qat_cfg_key distill_keys[] = {
-    {"teacher", QAT_CFG_STRING, DI(teacher), "", 0, 0, 0, NULL, "checkpoint.h5 of the teacher (any architecture with the same input shape and classes; its config is stored inside); empty: no distillation"},
-    {"temperature", QAT_CFG_FLOAT, DI(temperature), "4", 0, 100, QAT_CFG_MIN_EXCL, NULL, "kl: both sides' logits are divided by T before the softmax; the term is scaled by T^2"},
-    {"alpha", QAT_CFG_FLOAT, DI(alpha), "0.5", 0, 1, 0, NULL, "loss = (1 - alpha) task + alpha distillation"},
-    {"loss", QAT_CFG_ENUM, DI(loss), "kl", 0, 0, 0, qat_distill_loss_names, "kl: the KL divergence of the student's softened probabilities from the teacher's, times T^2; mse: the mean squared difference of the logits"},
-};
-#undef DI
-
-#define CL(f) offsetof(qat_cluster_cfg, f)
-static const qat_cfg_key cluster_keys[] = {
-    {"clusters", QAT_CFG_INT, CL(clusters), "0", 0, 256, 0, NULL, "weight sharing: K shared values per layer (or per output channel), 2..256; 0: off. Exported palettized: K int8 codes and ceil(log2 K)-bit indices"},
-    {"init", QAT_CFG_ENUM, CL(init), "kmeans++", 0, 0, 0, qat_cluster_init_names, "first centroids of the k-means: k-means++ seeding (with [train] seed), evenly spaced over [min, max] (linear), or at evenly spaced quantiles (density)"},
-    {"start", QAT_CFG_FLOAT, CL(start), "0", 0, 1e9, 0, NULL, "epoch (fractions allowed) at which the weights are clustered and tied; before it they train freely"},
-    {"preserve_sparsity", QAT_CFG_BOOL, CL(preserve_sparsity), "true", 0, 0, 0, NULL, "exact zeros (pruned weights) stay an exact zero cluster, one of the K"},
-    {"granularity", QAT_CFG_ENUM, CL(granularity), "per_tensor", 0, 0, 0, qat_granularity_names, "one set of K centroids per layer, or one per output channel"},
-};
-#undef CL
-
 #define L(f) offsetof(qat_layer_cfg, f)
 /* Per-layer pruning / regularisation overrides (conv2d, linear). prune and
  * target_sparsity stay "not set" (-1) unless written, so a layer without
@@ -361,19 +342,10 @@ int qat_config_prune_layer(const qat_config *cfg, int i, float *target)
     return !(cfg->prune.method == QAT_PRUNE_CHANNEL && i == last_compute(cfg));
 }
 
-int qat_config_cluster_layer(const qat_config *cfg, int i)
-{
-    const qat_layer_cfg *l = &cfg->layers[i];
-    if (!is_compute_cfg(l) || l->type == QAT_LAYER_ADD)
-        return 0;
-    return l->clusters >= 0 ? l->clusters : cfg->cluster.clusters;
-}
-
-
 /* "file:line" of section.key where it was set (or "--set ..."), else of the
  * section, else the file. */
-static void where_key(const qat_ini *ini, const char *section, const char *key, char *buf,
-                      size_t len)
+void qat_config_where_key(const qat_ini *ini, const char *section, const char *key, char *buf,
+                          size_t len)
 {
     qat_ini_section *s = qat_ini_find((qat_ini *)ini, section);
     qat_ini_entry *e = s && key ? qat_ini_section_get(s, key) : NULL;
@@ -403,7 +375,7 @@ static qat_status check_model(qat_ini *ini, qat_config *cfg, qat_error *err)
         if (!ts || !qat_ini_section_get(ts, "loss")) {
             cfg->train.loss = QAT_LOSS_MSE;
         } else if (cfg->train.loss == QAT_LOSS_CROSS_ENTROPY) {
-            where_key(ini, "train", "loss", where, sizeof where);
+            qat_config_where_key(ini, "train", "loss", where, sizeof where);
             return qat_fail(err, QAT_EINVAL,
                             "%s: [train] loss = cross_entropy needs class labels; [model] task = "
                             "regression trains with mse, l1 or huber",
@@ -415,47 +387,12 @@ static qat_status check_model(qat_ini *ini, qat_config *cfg, qat_error *err)
     for (int i = 0; i < 2; i++)
         if ((m->input_set & QAT_SET_CHANNELS) && lists[i]->n > 1 &&
             lists[i]->n != m->input_channels) {
-            where_key(ini, "model", list_keys[i], where, sizeof where);
+            qat_config_where_key(ini, "model", list_keys[i], where, sizeof where);
             return qat_fail(err, QAT_EINVAL,
                             "%s: [model] %s has %d values but input_channels = %d: give one "
                             "value, one per channel, or auto",
                             where, list_keys[i], lists[i]->n, m->input_channels);
         }
-    return QAT_OK;
-}
-
-/* K = 1 is no sharing at all (every weight one value): the schema's range
- * cannot say "0 or 2..256", so it is refused here, at the line that set it. */
-static qat_status check_cluster(qat_ini *ini, const qat_config *cfg, qat_error *err)
-{
-    char where[600];
-    if (cfg->cluster.clusters == 1) {
-        where_key(ini, "cluster", "clusters", where, sizeof where);
-        return qat_fail(err, QAT_EINVAL,
-                        "%s: [cluster] clusters = 1 is out of range: expected 0 (off) or 2..256",
-                        where);
-    }
-    int any = 0;
-    for (int i = 0; i < cfg->nlayers; i++)
-        any |= qat_config_cluster_layer(cfg, i) != 0;
-    if (any && cfg->train.mode == QAT_MODE_QAT && cfg->cluster.start >= (float)cfg->train.epochs) {
-        where_key(ini, "cluster", "start", where, sizeof where);
-        return qat_fail(err, QAT_EINVAL,
-                        "%s: [cluster] start = %g epochs is not before the end of training "
-                        "([train] epochs = %d): the weights would never be clustered",
-                        where, (double)cfg->cluster.start, cfg->train.epochs);
-    }
-    for (int i = 0; i < cfg->nlayers; i++) {
-        const qat_layer_cfg *l = &cfg->layers[i];
-        if (l->clusters != 1)
-            continue;
-        char sec[QAT_NAME_MAX + 8];
-        snprintf(sec, sizeof sec, "layer.%s", l->name);
-        where_key(ini, sec, "clusters", where, sizeof where);
-        return qat_fail(err, QAT_EINVAL,
-                        "%s: [layer.%s] clusters = 1 is out of range: expected 0 (off) or 2..256",
-                        where, l->name);
-    }
     return QAT_OK;
 }
 
@@ -474,7 +411,7 @@ static qat_status check_prune(qat_ini *ini, const qat_config *cfg, qat_error *er
                                                    : l->type <= QAT_LAYER_DROPOUT;
         if (chain_op && !reads_other)
             continue;
-        where_key(ini, "prune", "method", where, sizeof where);
+        qat_config_where_key(ini, "prune", "method", where, sizeof where);
         return qat_fail(err, QAT_EINVAL,
                         "%s: [prune] method = channel takes a pruned layer's channels out "
                         "together with the next layer's inputs, which needs a plain chain of "
@@ -488,7 +425,7 @@ static qat_status check_prune(qat_ini *ini, const qat_config *cfg, qat_error *er
     const char *unit = qat_prune_unit_names[p->unit];
     if (p->schedule != QAT_PRUNE_ONE_SHOT) {
         if (p->initial_sparsity > p->target_sparsity) {
-            where_key(ini, "prune", "initial_sparsity", where, sizeof where);
+            qat_config_where_key(ini, "prune", "initial_sparsity", where, sizeof where);
             return qat_fail(err, QAT_EINVAL,
                             "%s: [prune] initial_sparsity = %g is above target_sparsity = %g "
                             "(the %s schedule only ever prunes more)",
@@ -500,7 +437,7 @@ static qat_status check_prune(qat_ini *ini, const qat_config *cfg, qat_error *er
             qat_ini_section *ps = qat_ini_find(ini, "prune");
             int only_start = ps && !qat_ini_section_get(ps, "end") &&
                              qat_ini_section_get(ps, "start");
-            where_key(ini, "prune", only_start ? "start" : "end", where, sizeof where);
+            qat_config_where_key(ini, "prune", only_start ? "start" : "end", where, sizeof where);
             return qat_fail(err, QAT_EINVAL,
                             "%s: [prune] end = %g is not after start = %g (%ss): the %s "
                             "schedule ramps the sparsity up from start to end",
@@ -511,7 +448,7 @@ static qat_status check_prune(qat_ini *ini, const qat_config *cfg, qat_error *er
     float last = p->schedule == QAT_PRUNE_ONE_SHOT ? p->start : p->end;
     if (p->unit == QAT_PRUNE_UNIT_EPOCH && !(last < (float)cfg->train.epochs)) {
         const char *k = p->schedule == QAT_PRUNE_ONE_SHOT ? "start" : "end";
-        where_key(ini, "prune", k, where, sizeof where);
+        qat_config_where_key(ini, "prune", k, where, sizeof where);
         return qat_fail(err, QAT_EINVAL,
                         "%s: [prune] %s = %g epochs is not before the end of training ([train] "
                         "epochs = %d): the model needs steps after the last mask update to "
@@ -527,7 +464,8 @@ static qat_status check_prune(qat_ini *ini, const qat_config *cfg, qat_error *er
         snprintf(sec, sizeof sec, "layer.%s", l->name);
         if (p->method == QAT_PRUNE_CHANNEL && i == last_i && l->prune != 0 &&
             (l->prune == 1 || l->target_sparsity >= 0.0f)) {
-            where_key(ini, sec, l->prune == 1 ? "prune" : "target_sparsity", where, sizeof where);
+            qat_config_where_key(ini, sec, l->prune == 1 ? "prune" : "target_sparsity", where,
+                                 sizeof where);
             return qat_fail(err, QAT_EINVAL,
                             "%s: [layer.%s] cannot be channel-pruned: removing its output "
                             "channels needs a later layer whose inputs shrink to match, and "
@@ -538,7 +476,7 @@ static qat_status check_prune(qat_ini *ini, const qat_config *cfg, qat_error *er
         any |= qat_config_prune_layer(cfg, i, NULL);
     }
     if (!any) {
-        where_key(ini, "prune", "method", where, sizeof where);
+        qat_config_where_key(ini, "prune", "method", where, sizeof where);
         return qat_fail(err, QAT_EINVAL,
                         "%s: [prune] method = %s but no layer is pruned (every conv2d/linear "
                         "layer says prune = false%s)",
@@ -559,14 +497,14 @@ static qat_status check_mode(qat_ini *ini, const qat_config *cfg, qat_error *err
     if (cfg->train.mode != QAT_MODE_PTQ)
         return QAT_OK;
     if (!cfg->train.init[0]) {
-        where_key(ini, "train", "mode", where, sizeof where);
+        qat_config_where_key(ini, "train", "mode", where, sizeof where);
         return qat_fail(err, QAT_EINVAL,
                         "%s: [train] mode = ptq quantizes a trained model: set [train] init = "
                         "the checkpoint.h5 to quantize",
                         where);
     }
     if (!cfg->quant.enabled) {
-        where_key(ini, "quant", "enabled", where, sizeof where);
+        qat_config_where_key(ini, "quant", "enabled", where, sizeof where);
         return qat_fail(err, QAT_EINVAL,
                         "%s: [quant] enabled = false, but [train] mode = ptq quantizes the model",
                         where);
@@ -579,7 +517,7 @@ static qat_status check_mode(qat_ini *ini, const qat_config *cfg, qat_error *err
         char sec[QAT_NAME_MAX + 8];
         snprintf(sec, sizeof sec, "layer.%s", l->name);
         qat_ini_section *ls = qat_ini_find(ini, sec);
-        where_key(ini, ls && qat_ini_section_get(ls, "weight_observer") ? sec : "quant",
+        qat_config_where_key(ini, ls && qat_ini_section_get(ls, "weight_observer") ? sec : "quant",
                   "weight_observer", where, sizeof where);
         return qat_fail(err, QAT_EINVAL,
                         "%s: layer '%s' weight_observer = %s, but [ptq] adaround = true needs "
@@ -632,9 +570,9 @@ static qat_status build(qat_ini *ini, const char *const *sets, int nsets, qat_co
     qat_cfg_defaults(prune_keys, COUNT(prune_keys), &cfg->prune);
     qat_cfg_defaults(regularize_keys, COUNT(regularize_keys), &cfg->regularize);
     qat_cfg_defaults(ptq_keys, COUNT(ptq_keys), &cfg->ptq);
-    qat_cfg_defaults(distill_keys, COUNT(distill_keys), &cfg->distill);
+    qat_cfg_defaults(qat_distill_keys, qat_distill_nkeys, &cfg->distill);
     qat_cfg_defaults(qat_distributed_keys, qat_distributed_nkeys, &cfg->distributed);
-    qat_cfg_defaults(cluster_keys, COUNT(cluster_keys), &cfg->cluster);
+    qat_cfg_defaults(qat_cluster_keys, qat_cluster_nkeys, &cfg->cluster);
     if ((st = apply_fixed(ini, "data", data_keys, COUNT(data_keys), &cfg->data, err)) ||
         (st = apply_fixed(ini, "augment", augment_keys, COUNT(augment_keys), &cfg->augment,
                           err)) ||
@@ -644,10 +582,12 @@ static qat_status build(qat_ini *ini, const char *const *sets, int nsets, qat_co
         (st = apply_fixed(ini, "regularize", regularize_keys, COUNT(regularize_keys),
                           &cfg->regularize, err)) ||
         (st = apply_fixed(ini, "ptq", ptq_keys, COUNT(ptq_keys), &cfg->ptq, err)) ||
-        (st = apply_fixed(ini, "distill", distill_keys, COUNT(distill_keys), &cfg->distill, err)) ||
+        (st = apply_fixed(ini, "distill", qat_distill_keys, qat_distill_nkeys, &cfg->distill,
+                          err)) ||
         (st = apply_fixed(ini, "distributed", qat_distributed_keys, qat_distributed_nkeys,
                           &cfg->distributed, err)) ||
-        (st = apply_fixed(ini, "cluster", cluster_keys, COUNT(cluster_keys), &cfg->cluster, err)))
+        (st = apply_fixed(ini, "cluster", qat_cluster_keys, qat_cluster_nkeys, &cfg->cluster,
+                          err)))
         return st;
     qat_ini_section *q = qat_ini_find(ini, "quant");
     if (q) {
@@ -696,7 +636,9 @@ static qat_status build(qat_ini *ini, const char *const *sets, int nsets, qat_co
     }
     if ((st = check_model(ini, cfg, err)) != QAT_OK)
         return st;
-    if ((st = check_prune(ini, cfg, err)) != QAT_OK || (st = check_cluster(ini, cfg, err)))
+    if ((st = check_prune(ini, cfg, err)) != QAT_OK ||
+        (st = qat_config_check_cluster(ini, cfg, err)) != QAT_OK ||
+        (st = qat_config_check_distill(ini, cfg, err)) != QAT_OK)
         return st;
     return check_mode(ini, cfg, err);
 }
@@ -774,11 +716,9 @@ static void write_config(FILE *f, const qat_config *cfg, int minimal)
     qat_cfg_write(f, regularize_keys, COUNT(regularize_keys), &cfg->regularize);
     fprintf(f, "\n[ptq]\n");
     qat_cfg_write(f, ptq_keys, COUNT(ptq_keys), &cfg->ptq);
-    fprintf(f, "\n[distill]\n");
-    qat_cfg_write(f, distill_keys, COUNT(distill_keys), &cfg->distill);
+    qat_config_write_distill(f, cfg);
     qat_config_write_distributed(f, cfg);
-    fprintf(f, "\n[cluster]\n");
-    qat_cfg_write(f, cluster_keys, COUNT(cluster_keys), &cfg->cluster);
+    qat_config_write_cluster(f, cfg);
     for (int i = 0; i < cfg->nlayers; i++) {
         const qat_layer_cfg *l = &cfg->layers[i];
         const type_schema *ts = &type_schemas[l->type];
@@ -840,9 +780,9 @@ void qat_config_write_reference(FILE *f)
     reference_table(f, "prune", prune_keys, COUNT(prune_keys));
     reference_table(f, "regularize", regularize_keys, COUNT(regularize_keys));
     reference_table(f, "ptq", ptq_keys, COUNT(ptq_keys));
-    reference_table(f, "distill", distill_keys, COUNT(distill_keys));
+    reference_table(f, "distill", qat_distill_keys, qat_distill_nkeys);
     reference_table(f, "distributed", qat_distributed_keys, qat_distributed_nkeys);
-    reference_table(f, "cluster", cluster_keys, COUNT(cluster_keys));
+    reference_table(f, "cluster", qat_cluster_keys, qat_cluster_nkeys);
     fprintf(f, "| `[layer.*]` | `type` | *required* | one of ");
     for (int c = 0; qat_layer_type_names[c]; c++)
         fprintf(f, "%s`%s`", c ? ", " : "", qat_layer_type_names[c]);

@@ -28,4 +28,25 @@ extern const qat_cfg_key qat_distributed_keys[];
 extern const int qat_distributed_nkeys;
 void qat_config_write_distributed(FILE *f, const qat_config *cfg);
 
+/* [distill] (distill.c): its keys, its cross-key check (loss = kl with a
+ * regression student; the error names the line) and the section as
+ * written back. */
+extern const qat_cfg_key qat_distill_keys[];
+extern const int qat_distill_nkeys;
+qat_status qat_config_check_distill(qat_ini *ini, const qat_config *cfg, qat_error *err);
+void qat_config_write_distill(FILE *f, const qat_config *cfg);
+
+/* [cluster] (cluster.c): its keys, its cross-key checks (K = 1, a start
+ * after the last epoch; errors name the line that set the key), and the
+ * section as written back. */
+extern const qat_cfg_key qat_cluster_keys[];
+extern const int qat_cluster_nkeys;
+qat_status qat_config_check_cluster(qat_ini *ini, const qat_config *cfg, qat_error *err);
+void qat_config_write_cluster(FILE *f, const qat_config *cfg);
+
+/* "file:line" of section.key where it was set (or "--set ..."), else of the
+ * section, else the file: where a cross-key error points. */
+void qat_config_where_key(const qat_ini *ini, const char *section, const char *key, char *buf,
+                          size_t len);
+
 #endif

@@ -362,6 +362,12 @@ float *qat_clusterer_state(qat_clusterer *c, size_t *count)
     return c->state;
 }
 
+float *qat_clusterer_tied(qat_clusterer *c, size_t *count)
+{
+    *count = c ? c->nc + c->nw : 0;
+    return c ? c->cent : NULL; /* assign follows cent in state */
+}
+
 qat_status qat_clusterer_restored(qat_clusterer *c, const float *mask, qat_error *err)
 {
     if (!c)

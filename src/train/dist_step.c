@@ -310,34 +310,49 @@ qat_status qat_dp_evaluate(qat_dp *dp, qat_model *m, qat_tape *t, const qat_data
     return QAT_OK;
 }
 
-qat_status qat_dp_verify(qat_dp *dp, qat_model *m, int epoch, qat_error *err)
+qat_status qat_dp_verify(qat_dp *dp, qat_model *m, float *tied, size_t ntied, int drift,
+                         int epoch, qat_error *err)
 {
     if (!dp || !dp->dist)
         return QAT_OK;
     size_t np, ns = qat_model_state_size(m);
-    const float *p = qat_model_params(m, &np);
+    float *p = qat_model_params(m, &np);
+    if (drift == 2 && ntied)
+        tied[0] += 1e-3f;
+    else if (drift)
+        p[0] += 1e-3f;
     float *s = malloc((ns ? ns : 1) * sizeof *s);
-    uint64_t *all = malloc((size_t)dp->ranks * sizeof *all);
+    uint64_t *all = malloc((size_t)dp->ranks * 2 * sizeof *all);
     if (!s || !all) {
         free(s);
         free(all);
         return qat_fail(err, QAT_ENOMEM, "out of memory");
     }
     qat_model_state_save(m, s);
-    uint64_t h = fnv1a(fnv1a(0xcbf29ce484222325ull, p, np * sizeof *p), s, ns * sizeof *s);
-    qat_dist_allgather(dp->dist, &h, sizeof h, all);
+    /* two hashes, so the message can say which part diverged: a centroid
+     * that drifted shows in the weights only after the next step ties them */
+    uint64_t h[2] = {fnv1a(fnv1a(0xcbf29ce484222325ull, p, np * sizeof *p), s, ns * sizeof *s),
+                     fnv1a(0xcbf29ce484222325ull, tied, ntied * sizeof *tied)};
+    qat_dist_allgather(dp->dist, h, sizeof h, all);
     char bad[256] = "";
     size_t len = 0;
-    for (int r = 1; r < dp->ranks; r++)
-        if (all[r] != all[0] && len < sizeof bad - 16)
+    int which = 0; /* bit 0: parameters / quantization state, bit 1: clusters */
+    for (int r = 1; r < dp->ranks; r++) {
+        int d = (all[2 * r] != all[0]) | (all[2 * r + 1] != all[1]) << 1;
+        which |= d;
+        if (d && len < sizeof bad - 16)
             len += (size_t)snprintf(bad + len, sizeof bad - len, "%s%d", len ? ", " : "", r);
+    }
     free(s);
     free(all);
+    static const char *const what[4] = {
+        "", "parameters or quantization state", "cluster centroids or assignments",
+        "parameters or quantization state and cluster centroids or assignments"};
     if (len)
         return qat_fail(err, QAT_EINVAL,
-                        "[distributed] verify: after epoch %d the parameters or quantization "
-                        "state of rank(s) %s differ from rank 0's (hash %016llx); the ranks "
-                        "have diverged, stopping",
-                        epoch, bad, (unsigned long long)h);
+                        "[distributed] verify: after epoch %d the %s of rank(s) %s differ from "
+                        "rank 0's (hash %016llx); the ranks have diverged, stopping",
+                        epoch, what[which], bad,
+                        (unsigned long long)h[(which & 1) ? 0 : 1]);
     return QAT_OK;
 }

@@ -48,8 +48,12 @@ size_t qat_dp_bytes_per_step(const qat_dp *dp);
 qat_status qat_dp_evaluate(qat_dp *dp, qat_model *m, qat_tape *t, const qat_dataset *d,
                            qat_eval *ev, qat_error *err);
 /* [distributed] verify: hashes parameters and model state (observers,
- * LSQ, BN statistics) and compares ranks; QAT_EINVAL naming the ranks
- * that differ from rank 0. */
-qat_status qat_dp_verify(qat_dp *dp, qat_model *m, int epoch, qat_error *err);
+ * LSQ, BN statistics), and apart the clusterer's centroids and assignments
+ * (tied, ntied: qat_clusterer_tied; NULL, 0 without clustering), and
+ * compares ranks; QAT_EINVAL naming the ranks that differ from rank 0 and
+ * which of the two differs. */
+/* drift (tests of verify only): 1 nudges a parameter, 2 a centroid first. */
+qat_status qat_dp_verify(qat_dp *dp, qat_model *m, float *tied, size_t ntied, int drift,
+                         int epoch, qat_error *err);
 
 #endif

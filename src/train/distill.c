@@ -4,6 +4,7 @@
  * on the student's batch, and the student's loss becomes
  * (1 - alpha) task + alpha distill. The teacher's logits are constants of
  * the step: nothing flows back into the teacher. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,9 @@ qat_status qat_teacher_create(const qat_config *student, qat_team *team, int bat
 {
     *out = NULL;
     const qat_distill_cfg *dc = &student->distill;
+    /* mode = ptq trains nothing, so it has nothing to distill into */
+    if (!dc->teacher[0] || student->train.mode != QAT_MODE_QAT)
+        return QAT_OK;
     qat_teacher *t = calloc(1, sizeof *t);
     if (!t)
         return qat_fail(err, QAT_ENOMEM, "out of memory");
@@ -83,6 +87,16 @@ void qat_teacher_destroy(qat_teacher *t)
 }
 
 const qat_config *qat_teacher_config(const qat_teacher *t) { return qat_model_config(t->model); }
+
+void qat_teacher_print(const qat_teacher *t, FILE *f)
+{
+    if (!t)
+        return;
+    const qat_distill_cfg *d = &t->cfg;
+    fprintf(f, "  distilling from %s (%d layers), loss %s, temperature %g, alpha %g\n",
+            d->teacher, qat_teacher_config(t)->nlayers, qat_distill_loss_names[d->loss],
+            (double)d->temperature, (double)d->alpha);
+}
 
 const float *qat_teacher_forward(qat_teacher *t, const void *inputs, int n)
 {

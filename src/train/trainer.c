@@ -14,6 +14,7 @@
 #include "qat/ops.h"
 #include "qat/prune.h"
 #include "qat/train.h"
+#include "cluster.h"
 #include "dist_step.h"
 #include "progress.h"
 #include "train_data.h"
@@ -51,7 +52,7 @@ typedef struct run {
     int resume;
     qat_dp *dp; /* data-parallel ranks (dist_step.c); NULL: one plain process */
     qat_dist *dist;
-    int perturb_rank;
+    int perturb_rank, perturb_cluster;
 } run;
 
 /* What the model learns from the training split before the first step:
@@ -126,36 +127,6 @@ static qat_status hold_masks(run *r, const float *keep, qat_error *err)
         !(keep || (r->resume && r->cfg->train.init[0] && qat_checkpoint_has(path, "prune_state"))))
         return QAT_OK;
     return qat_pruner_create_hold(r->model, keep, &r->pruner, err);
-}
-
-/* [cluster]: the centroids get an optimizer of the run's kind; an init
- * checkpoint's cluster state, when it has one of this config's layout,
- * carries over (on a resume the run's own checkpoint restores it). */
-static qat_status setup_clusters(run *r, const qat_optim_config *oc, qat_error *err)
-{
-    const qat_config *c = r->cfg;
-    long start = (long)llround(c->cluster.start * (double)r->steps_per_epoch);
-    qat_status st = qat_clusterer_create(r->model, oc, start, &r->clusterer, err);
-    if (st != QAT_OK || !r->clusterer)
-        return st;
-    r->meta.cluster_state = qat_clusterer_state(r->clusterer, &r->meta.cluster_count);
-    if (r->resume || !c->train.init[0] || !qat_checkpoint_has(c->train.init, "cluster_state"))
-        return QAT_OK;
-    qat_error e2;
-    float *tmp = malloc(r->meta.cluster_count * sizeof *tmp);
-    if (!tmp)
-        return qat_fail(err, QAT_ENOMEM, "out of memory");
-    if (qat_checkpoint_read_f32(c->train.init, "cluster_state", tmp, r->meta.cluster_count,
-                                &e2) == QAT_OK) {
-        memcpy(r->meta.cluster_state, tmp, r->meta.cluster_count * sizeof *tmp);
-        st = qat_clusterer_restored(r->clusterer, qat_pruner_mask(r->pruner), err);
-        if (st == QAT_OK && !r->quiet)
-            printf("  cluster state from %s\n", c->train.init);
-    } else if (!r->quiet) {
-        printf("  %s holds another cluster layout: clustering afresh\n", c->train.init);
-    }
-    free(tmp);
-    return st != QAT_OK ? qat_error_prefix(err, "%s", c->train.init) : QAT_OK;
 }
 
 static qat_status setup(run *r, qat_error *err)
@@ -237,17 +208,17 @@ static qat_status setup(run *r, qat_error *err)
     if (st != QAT_OK)
         return st;
     r->meta.prune_state = qat_pruner_state(r->pruner, &r->meta.prune_count);
-    if (c->train.mode == QAT_MODE_QAT && (st = setup_clusters(r, &oc, err)) != QAT_OK)
+    if (c->train.mode == QAT_MODE_QAT &&
+        (st = qat_train_clusterer_create(c, r->model, &oc, r->steps_per_epoch, r->resume,
+                                         qat_pruner_mask(r->pruner), r->quiet, &r->clusterer,
+                                         &r->meta, err)) != QAT_OK)
         return st;
     r->regularize = qat_regularize_active(c);
     if (c->train.mode == QAT_MODE_QAT &&
         (st = qat_dp_create(r->dist, c, r->model, r->tape, r->train->n, &r->dp, err)) != QAT_OK)
         return st;
-    /* mode = ptq trains nothing, so it has nothing to distill into */
-    if (c->distill.teacher[0] && c->train.mode == QAT_MODE_QAT)
-        return qat_teacher_create(c, r->team, B, qat_dataset_type(r->train) == QAT_DATA_F32,
-                                  &r->teacher, err);
-    return QAT_OK;
+    return qat_teacher_create(c, r->team, B, qat_dataset_type(r->train) == QAT_DATA_F32,
+                              &r->teacher, err);
 }
 
 static void teardown(run *r)
@@ -531,9 +502,11 @@ static qat_status run_epochs(run *r, int stop_after, qat_error *err)
         qat_eval ev;
         qat_status st = qat_dp_evaluate(r->dp, r->model, r->tape, r->eval, &ev, err);
         if (st == QAT_OK && c->distributed.verify) {
-            if (r->perturb_rank > 0 && r->perturb_rank == qat_dp_rank(r->dp))
-                qat_model_params(r->model, &(size_t){0})[0] += 1e-3f; /* tests: a diverged rank */
-            st = qat_dp_verify(r->dp, r->model, e + 1, err);
+            size_t ntied;
+            float *tied = qat_clusterer_tied(r->clusterer, &ntied);
+            int drift = r->perturb_rank > 0 && r->perturb_rank == qat_dp_rank(r->dp);
+            st = qat_dp_verify(r->dp, r->model, tied, ntied, drift << r->perturb_cluster, e + 1,
+                               err);
         }
         if (st != QAT_OK)
             return st;
@@ -726,6 +699,7 @@ qat_status qat_train(const qat_config *cfg, const qat_train_opts *opts, qat_trai
     r->resume = opts && opts->resume;
     r->dist = opts ? opts->dist : NULL;
     r->perturb_rank = opts ? opts->perturb_rank : 0;
+    r->perturb_cluster = opts ? opts->perturb_cluster : 0;
     /* ranks other than 0 train in silence: rank 0 speaks and writes for all */
     if (r->dist && qat_dist_rank(r->dist) != 0)
         r->quiet = 1;
@@ -786,12 +760,7 @@ qat_status qat_train(const qat_config *cfg, const qat_train_opts *opts, qat_trai
                qat_optim_kind_name((qat_optim_kind)cfg->train.optimizer),
                cfg->quant.enabled ? "on" : "off", cfg->quant.weight_bits,
                cfg->quant.activation_bits);
-        if (r->teacher) {
-            const qat_distill_cfg *d = &cfg->distill;
-            printf("  distilling from %s (%d layers), loss %s, temperature %g, alpha %g\n",
-                   d->teacher, qat_teacher_config(r->teacher)->nlayers,
-                   qat_distill_loss_names[d->loss], (double)d->temperature, (double)d->alpha);
-        }
+        qat_teacher_print(r->teacher, stdout);
         fflush(stdout);
     }
     if (st == QAT_OK && !ptq)

@@ -5,7 +5,8 @@ mpi_train.py MPIRUN NP CKPT_DIFF QAT_TRAIN QAT_SWEEP.
 - one step over NP ranks (a batch norm layer, observers, uneven shards)
   equals the single-process step within float rounding, and two runs over
   NP ranks are bit-identical;
-- [distributed] verify stops a run whose rank 1 drifted (exit 2, message);
+- [distributed] verify stops a run whose rank 1 drifted (exit 2, message):
+  its parameters, or (clustered) its centroids alone;
 - --resume with another rank count is refused (exit 2, message);
 - a bad gradient_bits is refused with file:line (exit 2), as is a batch
   smaller than the rank count;
@@ -111,6 +112,18 @@ with tempfile.TemporaryDirectory() as tmp:
     rc, out = run(MPI + [str(np_), qat_train, cfg, "--quiet", "--out", d("noverify"),
                          "--set", "distributed.verify=true"])
     expect(rc == 0, "verify passes ranks that agree", out)
+    # ... and one whose rank 1 holds another centroid (the weights still agree)
+    clustered = os.path.join(tmp, "cluster.ini")
+    with open(clustered, "w") as f:
+        f.write(CONFIG + "[cluster]\nclusters = 4\nstart = 0\n")
+    rc, out = run(MPI + [str(np_), qat_train, clustered, "--quiet", "--out", d("cdrift"),
+                         "--set", "distributed.verify=true"],
+                  env={"QAT_TEST_PERTURB_RANK": "1", "QAT_TEST_PERTURB_CLUSTER": "1"})
+    expect(rc == 2 and "cluster centroids or assignments of rank(s) 1 differ from rank 0" in out,
+           "verify stops a rank whose centroids drifted", out)
+    rc, out = run(MPI + [str(np_), qat_train, clustered, "--quiet", "--out", d("cagree"),
+                         "--set", "distributed.verify=true"])
+    expect(rc == 0, "verify passes clustered ranks that agree", out)
 
     # --resume with another rank count
     for other in ([mpirun, "--allow-run-as-root", "--oversubscribe", "-np", str(np_ - 1)], []):

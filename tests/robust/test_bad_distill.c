@@ -149,6 +149,18 @@ Test(bad_distill, unknown_loss)
                 "expected one of kl, mse");
 }
 
+Test(bad_distill, kl_with_a_regression_student)
+{
+    rb_printf("r.ini", "[model]\ntask = regression\n[distill]\nteacher = %s\nloss = kl\n" MLP,
+              rb_path("ck.h5"), 1);
+    RB_EXPECT_BAD("qat-train", RB_ARGS(rb_path("r.ini"), "--out", rb_path("out")), "r.ini:5",
+                  "[distill] loss = kl", "task = regression", "loss = mse");
+    rb_only_config_written("out");
+    /* kl by default: the teacher's line is the one to blame */
+    TEACHER_BAD("ck.h5", "model.task=regression", "distill.teacher=", "[distill] loss = kl",
+                "regression");
+}
+
 Test(bad_distill, unknown_key)
 {
     rb_printf("k.ini", "[distill]\ntemp = 2\n" MLP, 10);
