@@ -153,6 +153,47 @@ static void big(const char *name)
     }
 }
 
+/* The direct route (unpacked tiles, masked columns) over awkward shapes:
+ * every width up to two vectors and one past, row counts around the tile,
+ * depths across KC blocks, every transpose, with and without beta; bit for
+ * bit the scalar tile's result. The CNN's narrow and small products must
+ * take it. */
+static void direct(const char *name)
+{
+    const qat_sgemm_path *p = qat_sgemm_path_get(name);
+    if (!p)
+        cr_skip_test("sgemm path %s: not on this build or CPU", name);
+    cr_assert(qat_sgemm_uses_direct(p, 64, 10, 128) && qat_sgemm_uses_direct(p, 256, 10, 128) &&
+                  qat_sgemm_uses_direct(p, 64, 128, 10) && qat_sgemm_uses_direct(p, 10, 128, 64),
+              "%s: fc2's products do not take the direct route", name);
+    cr_assert(!qat_sgemm_uses_direct(p, 196, 64, 288) && !qat_sgemm_uses_direct(p, 64, 128, 3136),
+              "%s: conv2 / fc1 products take the direct route", name);
+    const qat_sgemm_path *ref = qat_sgemm_path_get("ref");
+    const int ms[] = {1, 5, 8, 9, 13, 64}, ks[] = {1, 10, 257, 300};
+    unsigned seed = 7;
+    int routed = 0;
+    for (int t = 0; t < 4; t++)
+        for (int n = 1; n <= p->dnr + 1; n += n < 18 ? 1 : 7)
+            for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++)
+                for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
+                    gcase g;
+                    float beta = (n + (int)mi + t) % 2 ? 0.5f : 0.0f;
+                    make(&g, t & 1, t >> 1, ms[mi], n, ks[ki], -1.25f, beta, seed++);
+                    routed += qat_sgemm_uses_direct(p, g.M, g.N, g.K);
+                    float *C = run(p, &g), *R = run(ref, &g);
+                    check(name, &g, C);
+                    cr_assert(memcmp(C, R, (size_t)g.M * g.ldc * sizeof(float)) == 0,
+                              "%s direct differs from ref bitwise at ta=%d tb=%d M=%d N=%d K=%d",
+                              name, g.ta, g.tb, g.M, g.N, g.K);
+                    free(C);
+                    free(R);
+                    unmake(&g);
+                }
+    cr_assert(routed > 0, "%s: no case took the direct route", name);
+}
+
+Test(sgemm, avx2_direct_route) { direct("avx2"); }
+Test(sgemm, avx512_direct_route) { direct("avx512"); }
 Test(sgemm, ref_awkward) { sweep("ref"); }
 Test(sgemm, avx2_awkward) { sweep("avx2"); }
 Test(sgemm, avx512_awkward) { sweep("avx512"); }

@@ -355,7 +355,7 @@ static void test_conv(void)
             run_conv_case(&c);
             cases++;
         }
-    /* the CNN's own layers (conv1, conv2, fc1 at batch 1 and 3) */
+    /* the CNN's own layers (conv1, conv2, fc1 at batch 3) and two like them */
     conv_case cnn[] = {
         {.n = 1, .in_h = 28, .in_w = 28, .in_c = 1, .out_c = 32, .kh = 3, .kw = 3, .sh = 1,
          .sw = 1, .ph = 1, .pw = 1, .bits = 8},
@@ -363,6 +363,13 @@ static void test_conv(void)
          .sw = 1, .ph = 1, .pw = 1, .bits = 8},
         {.linear = 1, .n = 3, .in_h = 1, .in_w = 1, .in_c = 3136, .out_c = 128, .kh = 1,
          .kw = 1, .sh = 1, .sw = 1, .bits = 8},
+        /* tiles of weights past L1, so the driver's rows go outside
+         * (head.rows_outer): fc1 at batch 21 with a channel tail, and a
+         * deep 3x3 conv + pool, several row groups and tiles each */
+        {.linear = 1, .n = 21, .in_h = 1, .in_w = 1, .in_c = 3136, .out_c = 75, .kh = 1,
+         .kw = 1, .sh = 1, .sw = 1, .bits = 8},
+        {.n = 2, .in_h = 6, .in_w = 10, .in_c = 131, .out_c = 37, .kh = 3, .kw = 3, .sh = 1,
+         .sw = 1, .ph = 1, .pw = 1, .bits = 8},
     };
     for (size_t i = 0; i < sizeof cnn / sizeof cnn[0]; i++) {
         cnn[i].in_zp = -128 + 7 * (int)i;

@@ -141,6 +141,52 @@ static float *pack_buffer(void)
     return p;
 }
 
+/* The direct route: no packing of op(A) (the tile broadcasts it in place)
+ * nor of B's rows (read with masks); only a transposed op(B) is gathered,
+ * strip by strip, into the B pack area. Same KC blocks, so the same bits. */
+static void gemm_direct(const qat_sgemm_path *p, int trans_a, int trans_b, int M, int N, int K,
+                        float alpha, const float *A, int lda, const float *B, int ldb,
+                        float beta, float *C, int ldc)
+{
+    const int mr = p->dmr, nr = p->dnr;
+    const size_t rs = trans_a ? 1 : (size_t)lda, cs = trans_a ? (size_t)lda : 1;
+    float *bp = pack_buffer() + MC * QAT_SGEMM_KC;
+    for (int pc = 0; pc < K; pc += QAT_SGEMM_KC) {
+        int kc = K - pc < QAT_SGEMM_KC ? K - pc : QAT_SGEMM_KC;
+        float b_in = pc == 0 ? beta : 1.0f; /* later blocks add to C */
+        for (int jr = 0; jr < N; jr += nr) {
+            int cols = N - jr < nr ? N - jr : nr;
+            const float *bs = B + (size_t)pc * ldb + jr;
+            size_t lb = (size_t)ldb;
+            if (trans_b) { /* op(B)[k][j] = B[j][k] */
+                for (int j = 0; j < cols; j++) {
+                    const float *src = B + (size_t)(jr + j) * ldb + pc;
+                    for (int k = 0; k < kc; k++)
+                        bp[(size_t)k * nr + j] = src[k];
+                }
+                bs = bp;
+                lb = (size_t)nr;
+            }
+            for (int ir = 0; ir < M; ir += mr)
+                p->direct(M - ir < mr ? M - ir : mr, cols, kc, A + ir * rs + (size_t)pc * cs, rs,
+                          cs, bs, lb, C + (size_t)ir * ldc + jr, ldc, alpha, b_in);
+        }
+    }
+}
+
+/* Direct when the packed tiles would be mostly padding (N within one
+ * direct tile: fc2's N = 10 filled 10 of a 32-wide AVX-512 tile, 8% of
+ * peak), or when the product is so small that packing op(A) and op(B)
+ * costs about as many instructions as its multiply-adds (fc2's backward
+ * products, 64 x 128 x 10 and 10 x 128 x 64: 82k multiply-adds, ~10k
+ * floats packed). */
+#define DIRECT_MAX_WORK ((size_t)1 << 17)
+
+int qat_sgemm_uses_direct(const qat_sgemm_path *p, int M, int N, int K)
+{
+    return p->direct && (N <= p->dnr || (size_t)M * (size_t)N * (size_t)K <= DIRECT_MAX_WORK);
+}
+
 void qat_sgemm_on(const qat_sgemm_path *p, int trans_a, int trans_b, int M, int N, int K,
                   float alpha, const float *A, int lda, const float *B, int ldb, float beta,
                   float *C, int ldc)
@@ -155,6 +201,10 @@ void qat_sgemm_on(const qat_sgemm_path *p, int trans_a, int trans_b, int M, int 
     }
     if (K <= 0 || alpha == 0.0f) {
         scale_c(M, N, beta, C, ldc);
+        return;
+    }
+    if (qat_sgemm_uses_direct(p, M, N, K)) {
+        gemm_direct(p, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     const int mr = p->mr, nr = p->nr;
@@ -197,11 +247,13 @@ void qat_sgemm_on(const qat_sgemm_path *p, int trans_a, int trans_b, int M, int 
     }
 }
 
-static const qat_sgemm_path path_ref = {"ref", 4, 8, qat_sgemm_tile_4x8__ref};
-static const qat_sgemm_path path_openblas = {"openblas", 0, 0, NULL};
+static const qat_sgemm_path path_ref = {"ref", 4, 8, qat_sgemm_tile_4x8__ref, 0, 0, NULL};
+static const qat_sgemm_path path_openblas = {"openblas", 0, 0, NULL, 0, 0, NULL};
 #if defined(QAT_SGEMM_HAVE_X86)
-static const qat_sgemm_path path_avx2 = {"avx2", 6, 16, qat_sgemm_tile_6x16__avx2};
-static const qat_sgemm_path path_avx512 = {"avx512", 12, 32, qat_sgemm_tile_12x32__avx512};
+static const qat_sgemm_path path_avx2 = {"avx2", 6, 16, qat_sgemm_tile_6x16__avx2,
+                                         6, 16, qat_sgemm_direct_6x16__avx2};
+static const qat_sgemm_path path_avx512 = {"avx512", 12, 32, qat_sgemm_tile_12x32__avx512,
+                                           8, 32, qat_sgemm_direct_8x32__avx512};
 #endif
 
 const qat_sgemm_path *qat_sgemm_path_get(const char *name)

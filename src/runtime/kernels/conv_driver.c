@@ -48,6 +48,15 @@ static qat_rt_conv_head geometry(const qat_rt_conv_ukernel *uk, const qat_rt_con
     size_t rows = h.row_bytes ? 16384 / (size_t)h.row_bytes : block_max;
     rows -= rows % align;
     h.block_rows = (int32_t)(rows < align ? align : rows > block_max ? block_max : rows);
+    /* Channel tiles outside, rows inside keeps a tile's weights in L1 while
+     * the block's rows pass, if they fit. A wide linear layer's do not
+     * (MNIST fc1: 3136 x 32 bytes per AVX-512 tile): then the rows go
+     * outside, so a micro-tile's rows (8 x 3136 bytes) stay in L1 while
+     * every tile's weights stream past once, as the per-ISA drivers did
+     * before the split. It also keeps each tile's requantization constants
+     * out of the loop over rows: hoisted there, they held registers the K
+     * loop needed (one zmm spill per k group of fc1's 8x32 tile). */
+    h.rows_outer = (size_t)uk->nr * kp * (uk->wide ? sizeof(int16_t) : sizeof(int8_t)) > 32768;
     return h;
 }
 

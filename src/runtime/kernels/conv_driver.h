@@ -5,7 +5,8 @@
  * (im2col; direct paths read the windows in place), then runs the path's
  * tile over every channel tile and every group of rows. The loop order
  * (channel tiles outside, rows inside, per block) keeps one tile of
- * weights in L1 while the block's rows stream past it.
+ * weights in L1 while the block's rows stream past it; a layer whose tile
+ * of weights does not fit (head.rows_outer, conv_driver.c) swaps the two.
  *
  * Each path instantiates it (QAT_RT_CONV_KERNELS, below) in its
  * ISA-flagged conv file, where its description is defined: the compiler
@@ -198,22 +199,25 @@ qat_rt_conv_drive(const qat_rt_conv_ukernel *uk, const int pooled, const qat_rt_
         if (!uk->direct)
             for (size_t i = 0; i < r; i++)
                 rows[i] = a + i * rb;
-        for (int t = t0; t < t1; t++) {
-            const int nvalid = c1 - t * nr < nr ? c1 - t * nr : nr;
-            int8_t *o = out + mb * ldo + (size_t)t * (size_t)nr;
-            if (pooled) {
-                for (size_t k = 0; k < outs; k += pool_step) {
-                    size_t n = outs - k < pool_step ? outs - k : pool_step;
-                    uk->tile_maxpool(p, params, t, nvalid, (int)(4 * n), rows + 4 * k, sums + 4 * k,
-                                     o + k * ldo);
-                }
-            } else {
-                for (size_t i = 0; i < r; i += mr) {
-                    size_t n = r - i < mr ? r - i : mr;
-                    uk->tile(p, params, t, nvalid, (int)n, rows + i, sums + i, o + i * ldo);
-                }
+        /* groups of rows (a micro-tile's) x channel tiles, in the layer's
+         * order; one call site, so each path's tile is inlined once */
+        const size_t step = pooled ? pool_step : mr, span = pooled ? outs : r;
+        const size_t groups = (span + step - 1) / step, ntiles = (size_t)(t1 - t0);
+        const int ro = h->rows_outer;
+        const size_t n_outer = ro ? groups : ntiles, n_inner = ro ? ntiles : groups;
+        for (size_t u = 0; u < n_outer; u++)
+            for (size_t v = 0; v < n_inner; v++) {
+                const size_t g = (ro ? u : v) * step;
+                const int t = t0 + (int)(ro ? v : u);
+                const int nvalid = c1 - t * nr < nr ? c1 - t * nr : nr;
+                const size_t n = span - g < step ? span - g : step;
+                int8_t *o = out + (mb + g) * ldo + (size_t)t * (size_t)nr;
+                if (pooled)
+                    uk->tile_maxpool(p, params, t, nvalid, (int)(4 * n), rows + 4 * g,
+                                     sums + 4 * g, o);
+                else
+                    uk->tile(p, params, t, nvalid, (int)n, rows + g, sums + g, o);
             }
-        }
     }
 }
 

@@ -109,7 +109,8 @@ typedef struct qat_rt_conv_head {
     int32_t oc_pad;     /* tiles * nr */
     int32_t any_left;   /* some channel shifts left: the SatShl step is needed */
     int32_t any_wzp;    /* some channel has a weight zero point */
-    int32_t pad_[4];
+    int32_t rows_outer; /* a tile's weights exceed L1: the driver's loop order (conv_driver.c) */
+    int32_t pad_[3];
 } qat_rt_conv_head;
 
 /* Per-channel arrays: bias (bias_folded, and with raw weights the offset
