@@ -18,6 +18,7 @@ beforehand (the uint8 -> float conversion is not timed; the model's own
 quantization of its input is).
 """
 import argparse
+import gzip
 import json
 import statistics
 import time
@@ -53,7 +54,7 @@ class Net(nn.Module):
 
 
 def read_idx_images(path):
-    with open(path, "rb") as f:
+    with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
         data = f.read()
     magic, n, h, w = np.frombuffer(data[:16], dtype=">u4")
     if magic != 0x803:
