@@ -20,14 +20,13 @@ Weights are random and calibrated on real images (speed does not depend
 on their values); timing as benchmarks/torch_infer.py's.
 """
 import argparse
-import json
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.ao.quantization as tq
 
-from torch_infer import images_per_second, read_idx_images
+from torch_infer import quantize_eager, read_idx_images, report
 
 
 def conv_bn(cin, cout, k, stride=1, groups=1):
@@ -122,43 +121,21 @@ def main():
     torch.manual_seed(1)
     torch.set_num_threads(a.threads)
     torch.backends.quantized.engine = "onednn"
-    pixels = read_idx_images(a.images)
-    data = torch.from_numpy(pixels.astype(np.float32) / 255.0)
+    data = torch.from_numpy(read_idx_images(a.images).astype(np.float32) / 255.0)
 
-    fp32 = MODELS[a.model]().eval()
+    fp32 = MODELS[a.model]()
     with torch.inference_mode():  # BN running statistics of real images
-        fp32.train()
         for i in range(0, min(len(data), 512), 64):
             fp32(data[i:i + 64])
-        fp32.eval()
+    fp32.eval()
     q = MODELS[a.model]().eval()
     q.load_state_dict(fp32.state_dict())
-    q.fuse()
-    q.qconfig = tq.get_default_qconfig("onednn")
-    tq.prepare(q, inplace=True)
-    with torch.inference_mode():
-        for i in range(0, min(len(data), 512), 64):
-            q(data[i:i + 64])
-    tq.convert(q, inplace=True)
-    with torch.inference_mode():  # the quantized model runs and agrees in the main
-        agree = (q(data[:256]).argmax(1) == fp32(data[:256]).argmax(1)).float().mean().item()
-
-    cap = next((l.split(":", 1)[1].strip() for l in torch.__config__.show().splitlines()
-                if "CPU capability" in l), "unknown")
-    for batch in (1, 64):
-        x = data[:batch].contiguous()
-        for name, model in ((f"pytorch-int8-onednn-{a.model}", q),
-                            (f"pytorch-fp32-{a.model}", fp32)):
-            ips = images_per_second(model, x, a.seconds, a.repeats)
-            if a.json:
-                print(json.dumps({"impl": name, "batch": batch, "threads": a.threads,
-                                  "images_per_second": round(ips, 1),
-                                  "engine": torch.backends.quantized.engine,
-                                  "cpu_capability": cap}))
-            else:
-                print(f"{name:32s} batch {batch:3d}  threads {a.threads}  {ips:10.1f} images/s")
-    if not a.json:
-        print(f"int8 vs fp32 top-1 agreement on 256 images: {agree:.3f}")
+    quantize_eager(q, data, lambda m: m.fuse())
+    report(((f"pytorch-int8-onednn-{a.model}", q), (f"pytorch-fp32-{a.model}", fp32)), data, a)
+    if not a.json:  # the quantized model computes what the float one does
+        with torch.inference_mode():
+            same = (q(data[:256]).argmax(1) == fp32(data[:256]).argmax(1)).float().mean()
+        print(f"int8 vs fp32 top-1 agreement on 256 images: {same.item():.3f}")
 
 
 if __name__ == "__main__":
