@@ -3,7 +3,8 @@
  *   - our integer runtime (qat_rt_*), images/s at batch 1 and 64;
  *   - our training engine's fp32 forward (qat_model_forward, eval mode, no
  *     grad, simulated quantization off), images/s at the same batches;
- *   - per-kernel GMAC/s of conv2 and fc1 (one thread, one 16-image chunk
+ *   - per-kernel GMAC/s of conv2 and fc1, and of the first grouped /
+ *     depthwise conv if the model has one (one thread, one 16-image chunk
  *     per call, CPU time) against a measured peak of the same instruction
  *     (vpdpbusd for avx512vnni, vpmaddwd + vpaddd for avx2): a tight loop
  *     of independent accumulators, shown as a percentage; and of a
@@ -123,16 +124,20 @@ static void run_fp32(void *ctx, int batch, size_t first)
 
 /* ---- per-kernel GMAC/s ------------------------------------------------------------- */
 
-/* The first conv2d and linear layers after the first conv: conv2 and fc1. */
-static double kernel_gmacs(const qat_rt_model *m, int want_op, const uint8_t *px, size_t isz,
-                           double seconds, const char **name)
+/* The first plain conv2d and linear layers after the first conv (conv2 and
+ * fc1), or with `grouped` the first grouped / depthwise conv2d (0 GMAC/s
+ * and *name untouched when the model has none). */
+static double kernel_gmacs(const qat_rt_model *m, int want_op, int grouped, const uint8_t *px,
+                           size_t isz, double seconds, const char **name)
 {
     enum { CHUNK = 16 };
     int seen_conv = 0, li = -1;
     for (int i = 0; i < m->num_layers && li < 0; i++) {
-        if (m->layers[i].op == QAT_RT_CONV2D && seen_conv++ == 0)
+        const qat_rt_layer *c = &m->layers[i];
+        if (c->op == QAT_RT_CONV2D && seen_conv++ == 0 && !grouped)
             continue;
-        if ((int)m->layers[i].op == want_op && (want_op != QAT_RT_LINEAR || seen_conv))
+        if ((int)c->op == want_op && (want_op != QAT_RT_LINEAR || seen_conv) &&
+            (want_op != QAT_RT_CONV2D || (c->conv.groups > 1) == grouped))
             li = i;
     }
     if (li < 0)
@@ -141,7 +146,12 @@ static double kernel_gmacs(const qat_rt_model *m, int want_op, const uint8_t *px
     const qat_rt_kernels *k = m->k;
     *name = l->name;
     /* input codes: the pixels reused (kernel speed does not depend on values) */
-    size_t scratch_bytes = (k->conv_scratch(&l->conv, CHUNK) + 64) & ~(size_t)63;
+    /* grouped convs: the table's own scratch query, if it has one (as the
+     * session sizes it) */
+    size_t scratch_bytes =
+        l->conv.groups > 1
+            ? ((k->gconv_scratch ? k->gconv_scratch(&l->conv, CHUNK) : 0) + 64) & ~(size_t)63
+            : (k->conv_scratch(&l->conv, CHUNK) + 64) & ~(size_t)63;
     int8_t *in = aligned_alloc(64, (m->arena * CHUNK + 64) & ~(size_t)63);
     int8_t *out = aligned_alloc(64, (m->arena * CHUNK + 64) & ~(size_t)63);
     void *scratch = aligned_alloc(64, scratch_bytes ? scratch_bytes : 64);
@@ -155,6 +165,8 @@ static double kernel_gmacs(const qat_rt_model *m, int want_op, const uint8_t *px
     do {
         if (l->fused_pool)
             k->conv2d_maxpool(&l->conv, &l[1].pool, in, out, 0, rows, 0, l->conv.out_c, scratch);
+        else if (l->op == QAT_RT_CONV2D && l->conv.groups > 1)
+            k->gconv2d(&l->conv, in, out, 0, rows, 0, l->conv.out_c, scratch);
         else if (l->op == QAT_RT_CONV2D)
             k->conv2d(&l->conv, in, out, 0, rows, 0, l->conv.out_c, scratch);
         else
@@ -353,10 +365,11 @@ int main(int argc, char **argv)
     double fp32_b64 = images_per_second(&o, run_fp32, &fc, 64, nimg);
 
     /* kernels against the peak of their instruction (one thread, CPU time) */
-    const char *conv_name = "-", *fc_name = "-";
+    const char *conv_name = "-", *fc_name = "-", *dw_name = NULL;
     double peak = peak_gmacs(isa, 1.0);
-    double conv2 = kernel_gmacs(rm, QAT_RT_CONV2D, px, isz, 1.0, &conv_name);
-    double fc1 = kernel_gmacs(rm, QAT_RT_LINEAR, px, isz, 1.0, &fc_name);
+    double conv2 = kernel_gmacs(rm, QAT_RT_CONV2D, 0, px, isz, 1.0, &conv_name);
+    double fc1 = kernel_gmacs(rm, QAT_RT_LINEAR, 0, px, isz, 1.0, &fc_name);
+    double gconv = kernel_gmacs(rm, QAT_RT_CONV2D, 1, px, isz, 1.0, &dw_name);
     double dw = dwconv_gmacs(rm->k, 1.0);
 
     if (o.json) {
@@ -366,8 +379,11 @@ int main(int argc, char **argv)
         printf("{\"impl\": \"qat-fp32\", \"threads\": %d, \"batch1\": %.1f, \"batch64\": %.1f}\n",
                o.threads, fp32_b1, fp32_b64);
         printf("{\"kernels\": \"%s\", \"peak_gmacs\": %.1f, \"%s_gmacs\": %.1f, "
-               "\"%s_gmacs\": %.1f, \"dwconv_14x14x64_gmacs\": %.1f}\n",
+               "\"%s_gmacs\": %.1f, \"dwconv_14x14x64_gmacs\": %.1f",
                isa, peak, conv_name, conv2, fc_name, fc1, dw);
+        if (dw_name)
+            printf(", \"%s_gmacs\": %.1f", dw_name, gconv);
+        printf("}\n");
     } else {
         printf("bench-infer: %s, %d threads, %d x %.1f s per figure (median)\n",
                o.checkpoint ? o.checkpoint : o.config, o.threads, o.repeats, o.seconds);
@@ -382,9 +398,14 @@ int main(int argc, char **argv)
                    rm->layers[0].fused_pool ? "(+maxpool)" : "", conv2, 100 * conv2 / peak);
             printf("    %-8s %-12s %8.1f GMAC/s  %5.1f%% of peak\n", fc_name, "", fc1,
                    100 * fc1 / peak);
+            if (dw_name)
+                printf("    %-8s %-12s %8.1f GMAC/s  %5.1f%% of peak\n", dw_name, "(grouped)",
+                       gconv, 100 * gconv / peak);
         } else {
             printf("    %s %.1f GMAC/s, %s %.1f GMAC/s (no peak loop for this path)\n",
                    conv_name, conv2, fc_name, fc1);
+            if (dw_name)
+                printf("    %s (grouped) %.1f GMAC/s\n", dw_name, gconv);
         }
         printf("    %-21s %8.1f GMAC/s  (depthwise 14x14x64 3x3/1 pad 1, batch 64)\n", "dwconv",
                dw);

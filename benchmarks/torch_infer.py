@@ -18,6 +18,7 @@ beforehand (the uint8 -> float conversion is not timed; the model's own
 quantization of its input is).
 """
 import argparse
+import gzip
 import json
 import statistics
 import time
@@ -53,7 +54,7 @@ class Net(nn.Module):
 
 
 def read_idx_images(path):
-    with open(path, "rb") as f:
+    with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
         data = f.read()
     magic, n, h, w = np.frombuffer(data[:16], dtype=">u4")
     if magic != 0x803:
@@ -80,6 +81,38 @@ def images_per_second(model, x, seconds, repeats):
     return statistics.median(rates)
 
 
+def quantize_eager(q, data, fuse):
+    """q (a float model in eval mode) quantized in place by PyTorch's eager
+    flow: fuse(q), qconfig 'onednn', prepare, calibrate on up to 512 images
+    of data, convert. Returns q."""
+    fuse(q)
+    q.qconfig = tq.get_default_qconfig("onednn")
+    tq.prepare(q, inplace=True)
+    with torch.inference_mode():
+        for i in range(0, min(len(data), 512), 64):
+            q(data[i:i + 64])
+    tq.convert(q, inplace=True)
+    return q
+
+
+def report(models, data, a):
+    """Times each (name, model) at batch 1 and 64 and prints images/s."""
+    # the kernel path PyTorch's own dispatch picked (ATen's CPU capability)
+    cap = next((l.split(":", 1)[1].strip() for l in torch.__config__.show().splitlines()
+                if "CPU capability" in l), "unknown")
+    for batch in (1, 64):
+        x = data[:batch].contiguous()
+        for name, model in models:
+            ips = images_per_second(model, x, a.seconds, a.repeats)
+            if a.json:
+                print(json.dumps({"impl": name, "batch": batch, "threads": a.threads,
+                                  "images_per_second": round(ips, 1),
+                                  "engine": torch.backends.quantized.engine,
+                                  "cpu_capability": cap}))
+            else:
+                print(f"{name:32s} batch {batch:3d}  threads {a.threads}  {ips:10.1f} images/s")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=2)
@@ -98,28 +131,9 @@ def main():
     fp32 = Net().eval()
     q = Net().eval()
     q.load_state_dict(fp32.state_dict())
-    q = tq.fuse_modules(q, [["conv1", "relu1"], ["conv2", "relu2"], ["fc1", "relu3"]])
-    q.qconfig = tq.get_default_qconfig("onednn")
-    tq.prepare(q, inplace=True)
-    with torch.inference_mode():
-        for i in range(0, min(len(data), 512), 64):
-            q(data[i:i + 64])
-    tq.convert(q, inplace=True)
-
-    # the kernel path PyTorch's own dispatch picked (ATen's CPU capability)
-    cap = next((l.split(":", 1)[1].strip() for l in torch.__config__.show().splitlines()
-                if "CPU capability" in l), "unknown")
-    for batch in (1, 64):
-        x = data[:batch].contiguous()
-        for name, model in (("pytorch-int8-onednn", q), ("pytorch-fp32", fp32)):
-            ips = images_per_second(model, x, a.seconds, a.repeats)
-            if a.json:
-                print(json.dumps({"impl": name, "batch": batch, "threads": a.threads,
-                                  "images_per_second": round(ips, 1),
-                                  "engine": torch.backends.quantized.engine,
-                                  "cpu_capability": cap}))
-            else:
-                print(f"{name:22s} batch {batch:3d}  threads {a.threads}  {ips:10.1f} images/s")
+    quantize_eager(q, data, lambda m: tq.fuse_modules(
+        m, [["conv1", "relu1"], ["conv2", "relu2"], ["fc1", "relu3"]], inplace=True))
+    report((("pytorch-int8-onednn", q), ("pytorch-fp32", fp32)), data, a)
 
 
 if __name__ == "__main__":

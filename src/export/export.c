@@ -411,6 +411,10 @@ size_t qat_export_param_bytes(const qat_rt_model_desc *d)
     size_t n = 0;
     for (int i = 0; i < d->num_layers; i++) {
         const qat_rt_layer_desc *l = &d->layers[i];
+        /* add / concat / global_avgpool store no weights but a multiplier
+         * and a shift per rescaled input (and the add's output) */
+        if (qat_rt_op_is_merge(l->op))
+            n += (size_t)qat_rt_desc_merge_mults(l) * 2 * sizeof(int32_t);
         if (l->op != QAT_RT_CONV2D && l->op != QAT_RT_LINEAR)
             continue;
         n += l->palette_size ? (size_t)l->palette_groups * (size_t)l->palette_size +

@@ -5,8 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "qat/data.h"
+#include "qat/rng.h"
 #include "qat/run.h"
 #include "qat/runtime_h5.h"
 #include "qat/train.h"
@@ -251,6 +254,82 @@ Test(e2e, fashion_resnet8_trains_exports_and_runtime_agrees_exactly, .timeout = 
 Test(e2e, fashion_dscnn_trains_exports_and_runtime_agrees_exactly, .timeout = 300)
 {
     graph_train_and_compare("configs/fashion_dscnn.ini");
+}
+
+/* configs/cifar10_resnet20.ini (issue 18) for users with CIFAR-10, on
+ * generated files in CIFAR-10's binary layout (a label byte, then 3072
+ * planar R, G, B pixels): a few steps with the config's augmentation, then
+ * the version-2 integer model's logits must equal the fake-quant forward's
+ * on every kernel path this CPU runs. */
+static void write_cifar_batch(const char *dir, const char *name, int n, qat_rng *r)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "wb");
+    cr_assert_not_null(f, "%s", p);
+    uint8_t rec[1 + 3072];
+    for (int i = 0; i < n; i++) {
+        int label = (int)qat_rng_below(r, 10);
+        rec[0] = (uint8_t)label;
+        for (int k = 1; k < (int)sizeof rec; k++) /* a class-dependent colour */
+            rec[k] = (uint8_t)(qat_rng_below(r, 96) + ((k - 1) / 1024 == label % 3 ? 16 * label : 0));
+        cr_assert_eq(fwrite(rec, sizeof rec, 1, f), 1u);
+    }
+    cr_assert_eq(fclose(f), 0);
+}
+
+Test(e2e, cifar10_resnet20_trains_exports_and_runtime_agrees_exactly, .timeout = 300)
+{
+    make_tmp();
+    char data[300], out[300];
+    snprintf(data, sizeof data, "%s/cifar", tmpdir);
+    snprintf(out, sizeof out, "%s/run", tmpdir);
+    cr_assert_eq(mkdir(data, 0700), 0);
+    qat_rng r;
+    qat_rng_seed(&r, 20, 0);
+    write_cifar_batch(data, "data_batch_1.bin", 48, &r);
+    write_cifar_batch(data, "test_batch.bin", 24, &r);
+    char dir_set[320];
+    snprintf(dir_set, sizeof dir_set, "data.dir=%s", data);
+    const char *root = getenv("QAT_SOURCE_ROOT");
+    cr_assert_not_null(root, "run through meson test");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/configs/cifar10_resnet20.ini", root);
+    const char *sets[] = {dir_set, "train.progress=false", "train.threads=2", "train.epochs=1",
+                          "train.batch_size=16", "train.warmup_epochs=0"};
+    qat_config *cfg = malloc(sizeof *cfg);
+    qat_error e;
+    cr_assert_eq(qat_config_load(path, sets, 6, cfg, &e), QAT_OK, "%s", e.msg);
+    cr_assert_eq(cfg->nlayers, 32, "stem, 9 blocks of 3, 2 projections, gap, fc");
+    qat_train_opts o = {.out_dir = out, .quiet = 1};
+    cr_assert_eq(qat_run(cfg, &o, &e), QAT_OK, "%s", e.msg);
+    char p[512];
+    snprintf(p, sizeof p, "%s/model.int8.h5", out);
+    qat_rt_owned_desc od;
+    cr_assert_eq(qat_rt_h5_read_desc(p, &od, &e), QAT_OK, "%s", e.msg);
+    cr_assert_eq(od.desc.version, 2);
+    cr_assert(od.desc.in_h == 32 && od.desc.in_w == 32 && od.desc.in_c == 3);
+    qat_rt_owned_desc_free(&od);
+    qat_data_source src = {.format = QAT_FORMAT_CIFAR, .dir = data, .num_classes = 10,
+                           .mem_available = SIZE_MAX};
+    qat_dataset test;
+    cr_assert_eq(qat_data_load(&src, "test", 0, &test, NULL, 0, &e), QAT_OK, "%s", e.msg);
+    cr_assert_eq(test.n, 24u);
+    static const char *const paths[] = {"ref", "avx2", "avx512vnni", "neon-dot", "neon-plain"};
+    int ran = 0;
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        const char *name;
+        if (qat_rt_isa_resolve(paths[i], &name, &e) != QAT_OK)
+            continue;
+        double fq, rt;
+        int differ = compare_all_isa(out, &test, paths[i], &fq, &rt);
+        cr_assert_eq(differ, 0, "%s: %d of %u images have different int8 logits", paths[i],
+                     differ, test.n);
+        ran++;
+    }
+    cr_assert_geq(ran, 1);
+    qat_dataset_free(&test);
+    free(cfg);
 }
 
 /* Post-training quantization changes weights and biases after training

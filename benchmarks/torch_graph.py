@@ -1,0 +1,142 @@
+#!/usr/bin/python3
+"""PyTorch peer for the graph models of issue 18: configs/fashion_resnet8.ini
+(ResNet-8, MLPerf Tiny's shape) or configs/fashion_dscnn.ini (MobileNet-v1
+blocks) as PyTorch 1.13 eager-mode quantized models (qconfig 'onednn',
+torch.backends.quantized.engine = 'onednn'; conv+BN(+ReLU) fused; the
+residual add is torch.nn.quantized.FloatFunctional's add_relu / add, relu6
+is nn.ReLU6, which eager quantization swaps for its quantized ReLU6),
+timed at batch 1 and 64 on Fashion-MNIST test images, printing images/s;
+the fp32 model is timed too for reference. The shapes are the configs',
+layer for layer.
+
+Not a dependency of the build or the tests. Needs Debian's python3-torch
+(PyTorch 1.13) and numpy. Usage (from the repository root):
+
+    /usr/bin/python3 benchmarks/torch_graph.py --model resnet8|dscnn
+        [--threads 2] [--seconds 2] [--repeats 5]
+        [--images /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz]
+
+Weights are random and calibrated on real images (speed does not depend
+on their values); timing as benchmarks/torch_infer.py's.
+"""
+import argparse
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.ao.quantization as tq
+
+from torch_infer import quantize_eager, read_idx_images, report
+
+
+def conv_bn(cin, cout, k, stride=1, groups=1):
+    return [nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, groups=groups, bias=False),
+            nn.BatchNorm2d(cout)]
+
+
+class Block(nn.Module):
+    """[conv 3x3, BN, relu; conv 3x3, BN] + shortcut (identity, or conv 1x1 /2
+    + BN), relu: the add and its relu are one quantized add_relu."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.a = nn.Sequential(*conv_bn(cin, cout, 3, stride), nn.ReLU())
+        self.b = nn.Sequential(*conv_bn(cout, cout, 3))
+        self.sc = nn.Sequential(*conv_bn(cin, cout, 1, stride)) if stride != 1 else None
+        self.add = nn.quantized.FloatFunctional()
+
+    def forward(self, x):
+        return self.add.add_relu(self.b(self.a(x)), self.sc(x) if self.sc is not None else x)
+
+    def fuse(self):
+        tq.fuse_modules(self.a, [["0", "1", "2"]], inplace=True)
+        tq.fuse_modules(self.b, [["0", "1"]], inplace=True)
+        if self.sc is not None:
+            tq.fuse_modules(self.sc, [["0", "1"]], inplace=True)
+
+
+class ResNet8(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.quant = tq.QuantStub()
+        self.stem = nn.Sequential(*conv_bn(1, 16, 3), nn.ReLU())
+        self.s1, self.s2, self.s3 = Block(16, 16, 1), Block(16, 32, 2), Block(32, 64, 2)
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(64, 10)
+        self.dequant = tq.DeQuantStub()
+
+    def forward(self, x):
+        x = self.s3(self.s2(self.s1(self.stem(self.quant(x)))))
+        return self.dequant(self.fc(torch.flatten(self.gap(x), 1)))
+
+    def fuse(self):
+        tq.fuse_modules(self.stem, [["0", "1", "2"]], inplace=True)
+        for b in (self.s1, self.s2, self.s3):
+            b.fuse()
+
+
+class DSCNN(nn.Module):
+    """conv 3x3 32 /2; 4 x [depthwise 3x3 (/2 in the 2nd), BN, relu6;
+    pointwise 1x1, BN, relu6]; global average pool; fc."""
+
+    def __init__(self):
+        super().__init__()
+        self.quant = tq.QuantStub()
+        layers = conv_bn(1, 32, 3, 2) + [nn.ReLU6()]
+        cin = 32
+        for cout, stride in ((64, 1), (64, 2), (128, 1), (128, 1)):
+            layers += conv_bn(cin, cin, 3, stride, groups=cin) + [nn.ReLU6()]
+            layers += conv_bn(cin, cout, 1) + [nn.ReLU6()]
+            cin = cout
+        self.body = nn.Sequential(*layers)
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(128, 10)
+        self.dequant = tq.DeQuantStub()
+
+    def forward(self, x):
+        x = self.body(self.quant(x))
+        return self.dequant(self.fc(torch.flatten(self.gap(x), 1)))
+
+    def fuse(self):
+        # eager fusion knows conv+bn(+relu), not relu6: each conv+bn pair fuses
+        pairs = [[str(i), str(i + 1)] for i, m in enumerate(self.body)
+                 if isinstance(m, nn.Conv2d)]
+        tq.fuse_modules(self.body, pairs, inplace=True)
+
+
+MODELS = {"resnet8": ResNet8, "dscnn": DSCNN}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", choices=sorted(MODELS), required=True)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--images",
+                    default="/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
+    ap.add_argument("--json", action="store_true", help="one JSON object per line")
+    a = ap.parse_args()
+
+    torch.manual_seed(1)
+    torch.set_num_threads(a.threads)
+    torch.backends.quantized.engine = "onednn"
+    data = torch.from_numpy(read_idx_images(a.images).astype(np.float32) / 255.0)
+
+    fp32 = MODELS[a.model]()
+    with torch.inference_mode():  # BN running statistics of real images
+        for i in range(0, min(len(data), 512), 64):
+            fp32(data[i:i + 64])
+    fp32.eval()
+    q = MODELS[a.model]().eval()
+    q.load_state_dict(fp32.state_dict())
+    quantize_eager(q, data, lambda m: m.fuse())
+    report(((f"pytorch-int8-onednn-{a.model}", q), (f"pytorch-fp32-{a.model}", fp32)), data, a)
+    if not a.json:  # the quantized model computes what the float one does
+        with torch.inference_mode():
+            same = (q(data[:256]).argmax(1) == fp32(data[:256]).argmax(1)).float().mean()
+        print(f"int8 vs fp32 top-1 agreement on 256 images: {same.item():.3f}")
+
+
+if __name__ == "__main__":
+    main()
