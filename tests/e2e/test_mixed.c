@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "qat/export.h"
+#include "qat/export_onnx.h"
 #include "qat/run.h"
 #include "qat/runtime_h5.h"
 #include "qat/train.h"
@@ -121,6 +123,32 @@ static int train_and_check(const char *config, const char *const *extra, int nex
         qat_rt_model_destroy(rm);
     }
     cr_assert_geq(paths, 1);
+    /* the C export writes every float layer's float32 arrays and fields */
+    char cpath[512];
+    snprintf(cpath, sizeof cpath, "%s/model_c", dir);
+    cr_assert_eq(qat_export_c(&od.desc, cpath, "mixed_model", mp, &e), QAT_OK, "%s", e.msg);
+    snprintf(cpath, sizeof cpath, "%s/model_c.c", dir);
+    FILE *cf = fopen(cpath, "r");
+    cr_assert_not_null(cf);
+    static char ctext[1 << 22];
+    size_t clen = fread(ctext, 1, sizeof ctext - 1, cf);
+    fclose(cf);
+    ctext[clen] = '\0';
+    for (int i = 0; i < od.desc.num_layers; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "static const float l%d_float_weights[", i);
+        cr_assert_eq(strstr(ctext, want) != NULL, od.desc.layers[i].is_float, "layer %d", i);
+    }
+#ifdef QAT_HAVE_ONNX
+    /* ONNX: refused with the reason, nothing written (ARITHMETIC.md §7) */
+    char opath[512];
+    snprintf(opath, sizeof opath, "%s/m.onnx", dir);
+    qat_onnx_options oo = {0};
+    cr_assert_eq(qat_export_onnx(&od.desc, &oo, opath, mp, NULL, &e), QAT_EUNSUPPORTED);
+    cr_assert(strstr(e.msg, "float layer (quantize = false) is not exported to ONNX"), "%s",
+              e.msg);
+    cr_assert_neq(access(opath, F_OK), 0, "%s was written", opath);
+#endif
     free(first);
     free(got);
     free(q);
