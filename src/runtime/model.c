@@ -259,7 +259,8 @@ qat_status qat_rt_model_create_isa(const qat_rt_model_desc *d, const char *isa,
         for (int j = i + 1; j < d->num_layers; j++)
             for (int q = 0; q < layers[j].ninputs; q++)
                 readers += layers[j].inputs[q] == i;
-        if (c->op == QAT_RT_CONV2D && !c->is_float && c->conv.groups <= 1 && pl->op == QAT_RT_MAXPOOL2D &&
+        if (c->op == QAT_RT_CONV2D && !c->is_float && c->conv.groups <= 1 &&
+            pl->op == QAT_RT_MAXPOOL2D &&
             pl->inputs[0] == i && readers == 1 && pl->pool.kernel_h == 2 &&
             pl->pool.kernel_w == 2 && pl->pool.stride_h == 2 && pl->pool.stride_w == 2) {
             c->fused_pool = 1;
