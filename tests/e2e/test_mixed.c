@@ -144,10 +144,12 @@ static int train_and_check(const char *config, const char *const *extra, int nex
     char opath[512];
     snprintf(opath, sizeof opath, "%s/m.onnx", dir);
     qat_onnx_options oo = {0};
-    cr_assert_eq(qat_export_onnx(&od.desc, &oo, opath, mp, NULL, &e), QAT_EUNSUPPORTED);
-    cr_assert(strstr(e.msg, "float layer (quantize = false) is not exported to ONNX"), "%s",
-              e.msg);
-    cr_assert_neq(access(opath, F_OK), 0, "%s was written", opath);
+    if (want_version == 3) {
+        cr_assert_eq(qat_export_onnx(&od.desc, &oo, opath, mp, NULL, &e), QAT_EUNSUPPORTED);
+        cr_assert(strstr(e.msg, "float layer (quantize = false) is not exported to ONNX"), "%s",
+                  e.msg);
+        cr_assert_neq(access(opath, F_OK), 0, "%s was written", opath);
+    }
 #endif
     free(first);
     free(got);

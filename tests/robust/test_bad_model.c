@@ -266,7 +266,7 @@ Test(bad_model, wrong_format)
 
 Test(bad_model, unsupported_version)
 {
-    int32_t v = 3;
+    int32_t v = 4;
     set_i32("/", "version", 0, &v);
     INFER_BAD("attribute 'version'", "unsupported version");
 }
