@@ -60,14 +60,18 @@ static inline void fuzz_build_and_run(const qat_rt_model_desc *d, const uint8_t 
     size_t in = qat_rt_model_input_size(m), nc = (size_t)qat_rt_model_num_classes(m);
     uint8_t *px = malloc(in * n);
     int8_t *logits = malloc(nc * n), *want = malloc(nc);
-    if (!px || !logits || !want)
+    /* float logits (FORMAT.md §11): compared as float32 bytes */
+    const int fl = qat_rt_model_float_logits(m);
+    float *flog = malloc(nc * n * sizeof(float)), *fwant = malloc(nc * sizeof(float));
+    if (!px || !logits || !want || !flog || !fwant)
         abort();
     for (size_t i = 0; i < in * n; i++)
         px[i] = seed_len ? seed[i % seed_len] ^ (uint8_t)(i * 151u) : (uint8_t)(i * 151u);
     qat_rt_session *s = NULL;
     qat_rt_options o = {.threads = threads, .max_batch = n};
     if (qat_rt_session_create(m, &o, &s, &err) != QAT_OK ||
-        qat_rt_run(s, px, n, logits, &err) != QAT_OK) {
+        (fl ? qat_rt_run_logits(s, px, n, flog, &err)
+            : qat_rt_run(s, px, n, logits, &err)) != QAT_OK) {
         fprintf(stderr, "a validated model failed to run: %s\n", err.msg);
         abort();
     }
@@ -80,7 +84,7 @@ static inline void fuzz_build_and_run(const qat_rt_model_desc *d, const uint8_t 
     fx->desc.layers = fx->layers;
     for (int i = 0; i < d->num_layers; i++) {
         const qat_rt_layer_desc *l = &d->layers[i];
-        if (l->op != QAT_RT_CONV2D && l->op != QAT_RT_LINEAR)
+        if ((l->op != QAT_RT_CONV2D && l->op != QAT_RT_LINEAR) || l->is_float)
             continue;
         /* a grouped conv's output channel reads in_c / groups inputs */
         const int g = l->op == QAT_RT_CONV2D && l->groups > 1 ? l->groups : 1;
@@ -98,11 +102,12 @@ static inline void fuzz_build_and_run(const qat_rt_model_desc *d, const uint8_t 
             memcpy(fx->wzp[i], l->weight_zero_point, (size_t)l->out_c * sizeof(int32_t));
     }
     for (int b = 0; b < n; b++) {
-        if (fx_oracle(fx, px + (size_t)b * in, want) != 0) {
+        if (fx_oracle_f(fx, px + (size_t)b * in, want, fl ? fwant : NULL) != 0) {
             fprintf(stderr, "validated model overflows an int32 accumulator\n");
             abort();
         }
-        if (memcmp(want, logits + (size_t)b * nc, nc) != 0) {
+        if (fl ? memcmp(fwant, flog + (size_t)b * nc, nc * sizeof(float)) != 0
+               : memcmp(want, logits + (size_t)b * nc, nc) != 0) {
             fprintf(stderr, "runtime logits differ from the naive executor (image %d)\n", b);
             abort();
         }
@@ -116,6 +121,8 @@ static inline void fuzz_build_and_run(const qat_rt_model_desc *d, const uint8_t 
     free(px);
     free(logits);
     free(want);
+    free(flog);
+    free(fwant);
     qat_rt_model_destroy(m);
 }
 

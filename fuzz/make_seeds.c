@@ -8,6 +8,7 @@
 #include <hdf5.h>
 
 #include "qat/runtime_h5.h"
+#include "float_fixture.h"
 #include "palette_fixture.h"
 
 /* Replaces string attribute name of obj with s as a variable-length UTF-8
@@ -86,6 +87,20 @@ int main(int argc, char **argv)
         snprintf(name, sizeof name, "palette_w%d.h5", bits[b]);
         rc |= write(argv[1], name, &fx);
         fx_palette_free(&p);
+
+        /* float layers (format version 3, FORMAT.md §11): the conv float
+         * (8 bits), the fc float too (4 bits: float logits), the fc alone (2) */
+        fx_float f;
+        fx_begin(&fx, 6, 5, 1, 500 + (uint64_t)b);
+        fx_conv(&fx, "conv", 3, 3, 1, 1, bits[b], 1);
+        fx_pool(&fx, QAT_RT_MAXPOOL2D, "max", 2, 2);
+        fx_flatten(&fx, "flat");
+        fx_linear(&fx, "fc", 4, bits[b], 0);
+        fx_finish(&fx);
+        fx_floatize(&fx, &f, b == 0 ? 1u : b == 1 ? 9u : 8u);
+        snprintf(name, sizeof name, "float_w%d.h5", bits[b]);
+        rc |= write(argv[1], name, &fx);
+        fx_float_free(&f);
     }
     fx_model fx;
     /* ResNet-style: stem, two residual blocks (the second with a strided

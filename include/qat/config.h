@@ -345,7 +345,16 @@ typedef struct qat_layer_cfg {
     float target_sparsity; /* this layer's own target; -1 not set */
     float l1, l2;          /* effective: [regularize] merged with this section's */
     int clusters;          /* this layer's own K (0 off), -1 not set: [cluster] clusters */
+    /* conv2d, linear: 0 keeps the layer in float32 in training and in the
+     * exported model (docs/QUANTIZATION.md, "Float layers"); 1 by default */
+    int quantize;
 } qat_layer_cfg;
+
+/* A conv2d / linear layer the config keeps in float (quantize = false). */
+static inline int qat_layer_cfg_is_float(const qat_layer_cfg *l)
+{
+    return (l->type == QAT_LAYER_CONV2D || l->type == QAT_LAYER_LINEAR) && !l->quantize;
+}
 
 typedef struct qat_config {
     char path[QAT_CFG_STR_MAX];

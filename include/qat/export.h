@@ -30,7 +30,8 @@ qat_status qat_export_desc_sparsity(qat_model *m, qat_rt_owned_desc *out,
 /* Bytes the integer model's parameters occupy as stored (packed weights, or
  * a palettized layer's codebooks and packed indices; int32 bias,
  * multiplier, shift, and per-channel zero points if any; the int32
- * multipliers and shifts of add, concat and global_avgpool layers). */
+ * multipliers and shifts of add, concat and global_avgpool layers; a float
+ * layer's float32 weights and bias). */
 size_t qat_export_param_bytes(const qat_rt_model_desc *d);
 
 /* Embeddable C (qat-export --format c): writes <prefix>.h, declaring

@@ -110,4 +110,17 @@ void qat_sgemm_cols(qat_team *team, int trans_a, int trans_b, int M, int N, int 
 /* Makes OpenBLAS single-threaded: qat owns every thread (see team.h). */
 void qat_blas_init(void);
 
+/* Float layers in a quantized model (docs/ARITHMETIC.md §7,
+ * src/ops/float_exact.c). y = codes * scale[0], each product a float32
+ * rounding, as the runtime dequantizes; gradients to both. */
+qat_tensor *qat_op_dequantize(qat_tape *t, qat_tensor *codes, qat_tensor *scale);
+/* Overwrites the values of y, the output of qat_op_conv2d (NHWC, square
+ * kernel / stride / pad) or qat_op_linear (x and y 2-D) on x, w and b (NULL:
+ * no bias), with the runtime's float layer arithmetic: per output, the
+ * window in (kh, kw, c_in) order with padded taps 0.0f, summed by
+ * qat_f32_dot, then + b. The values differ from the op's only by float
+ * rounding, so the op's recorded backward stays the gradient. */
+void qat_float_layer_exact(qat_tape *t, const qat_tensor *x, const qat_tensor *w,
+                           const qat_tensor *b, qat_tensor *y, int kernel, int stride, int pad);
+
 #endif

@@ -30,9 +30,10 @@ extern "C" {
 /* The newest format version this runtime reads (docs/FORMAT.md); it reads
  * every version from QAT_RT_FORMAT_VERSION_MIN on. Version 2 adds graph
  * layers (inputs, groups, add/concat/global_avgpool) and palettized weights
- * (§10); the exporter writes 1 for a model that uses nothing of version 2,
- * so chains stay readable by version-1 readers. */
-#define QAT_RT_FORMAT_VERSION 2
+ * (§10); version 3 float layers (§11). The exporter writes the lowest
+ * version a model needs (1 for a chain of plain integer layers), so files
+ * stay readable by older readers wherever they can be. */
+#define QAT_RT_FORMAT_VERSION 3
 #define QAT_RT_FORMAT_VERSION_MIN 1
 #define QAT_RT_PALETTE_MAX 256 /* codes per codebook */
 #define QAT_RT_MAX_INPUTS 4 /* inputs of one layer (concat's most) */
@@ -43,6 +44,14 @@ extern "C" {
 #define QAT_RT_MAX_DIM (1 << 20)     /* any h, w, c, kernel, stride, num_classes */
 #define QAT_RT_MAX_TENSOR (1 << 26)  /* elements of one image's activation */
 #define QAT_RT_MAX_WEIGHTS (1 << 30) /* weight values of one layer */
+
+/* A float layer's activation, applied in float before its output is
+ * quantized or returned (docs/ARITHMETIC.md §7). */
+typedef enum qat_rt_float_act {
+    QAT_RT_FLOAT_ACT_NONE = 0,
+    QAT_RT_FLOAT_ACT_RELU,
+    QAT_RT_FLOAT_ACT_RELU6
+} qat_rt_float_act;
 
 typedef enum qat_rt_op {
     QAT_RT_CONV2D = 1,
@@ -107,6 +116,19 @@ typedef struct qat_rt_layer_desc {
      * multiplier/shift (add: m_0, m_1, m_out; concat: one per input;
      * global_avgpool: one) and act_min/act_max; they have no weights. */
     int groups;
+    /* Version 3 (zero before): a float conv2d / linear layer (FORMAT.md
+     * §11, ARITHMETIC.md §7). It dequantizes its int8 input, computes in
+     * float32 with float_weights (out_c rows of kernel_h*kernel_w*in_c,
+     * order kh, kw, c_in; groups must be 1) and float_bias (out_c), applies
+     * float_act and quantizes the result with output_scale /
+     * output_zero_point clamped to [act_min, act_max]; as the model's last
+     * layer its float values are the logits (qat_rt_run_logits). The
+     * integer fields (weight_bits, weights, bias, multiplier, shift,
+     * weight_zero_point, weight_scale, palette_*) are unused and zero. */
+    int is_float;
+    const float *float_weights;
+    const float *float_bias;
+    qat_rt_float_act float_act;
 } qat_rt_layer_desc;
 
 /* What a model's input values are (docs/FORMAT.md §9). */
@@ -166,6 +188,11 @@ QAT_RT_API int qat_rt_desc_is_v2(const qat_rt_layer_desc *l, int i);
 QAT_RT_API int qat_rt_desc_merge_mults(const qat_rt_layer_desc *l);
 /* add, concat or global_avgpool: no weights, an output scale of their own. */
 QAT_RT_API int qat_rt_op_is_merge(qat_rt_op op);
+/* The index of the layer whose output is the model's (the last layer, or
+ * what a trailing flatten passes on); -1 for the model input. */
+QAT_RT_API int qat_rt_desc_output_layer(const qat_rt_model_desc *d);
+/* Whether d's output comes from a float layer (float logits). */
+QAT_RT_API int qat_rt_desc_float_logits(const qat_rt_model_desc *d);
 
 /* Frees layers and blob and zeroes *d; d may be NULL or already freed. */
 QAT_RT_API void qat_rt_owned_desc_free(qat_rt_owned_desc *d);
@@ -218,7 +245,10 @@ QAT_RT_API size_t qat_rt_model_input_size(const qat_rt_model *m);
 /* QAT_RT_INPUT_UINT8 (qat_rt_run) or QAT_RT_INPUT_FLOAT32 (qat_rt_run_float). */
 QAT_RT_API qat_rt_input_type qat_rt_model_input_type(const qat_rt_model *m);
 QAT_RT_API qat_rt_task qat_rt_model_task(const qat_rt_model *m);
-/* Output quantization of the logits. */
+/* Whether the model's last layer is a float layer: its logits are then
+ * float32 values (qat_rt_run_logits), not int8 codes. */
+QAT_RT_API int qat_rt_model_float_logits(const qat_rt_model *m);
+/* Output quantization of the logits (a float-logit model: 1 and 0). */
 QAT_RT_API float qat_rt_model_output_scale(const qat_rt_model *m);
 QAT_RT_API int32_t qat_rt_model_output_zero_point(const qat_rt_model *m);
 
@@ -248,6 +278,14 @@ QAT_RT_API qat_status qat_rt_run(qat_rt_session *s, const uint8_t *images, int n
  * so x = p / 255.0f gives qat_rt_run's logits. NaN enters as -128. */
 QAT_RT_API qat_status qat_rt_run_float(qat_rt_session *s, const float *inputs, int n,
                                        int8_t *logits, qat_error *err);
+/* The same runs with float32 logits out (n x num_classes): a float-logit
+ * model's own values, an int8 model's codes dequantized
+ * (qat_rt_dequantize_logits). qat_rt_run and qat_rt_run_float refuse a
+ * float-logit model (QAT_EINVAL): its logits are not int8 codes. */
+QAT_RT_API qat_status qat_rt_run_logits(qat_rt_session *s, const uint8_t *images, int n,
+                                        float *logits, qat_error *err);
+QAT_RT_API qat_status qat_rt_run_float_logits(qat_rt_session *s, const float *inputs, int n,
+                                              float *logits, qat_error *err);
 /* The int8 codes qat_rt_run_float feeds the first layer: count values of
  * whole examples (count a multiple of in_c), channel i % in_c. */
 QAT_RT_API void qat_rt_quantize_float(const qat_rt_model *m, const float *x, size_t count, int8_t *q);
@@ -293,6 +331,8 @@ QAT_RT_API void qat_rt_dequantize_logits(const qat_rt_model *m, const int8_t *q,
                                          float *out);
 /* Index of the largest code; ties go to the lowest index. */
 QAT_RT_API int qat_rt_argmax(const int8_t *logits, int num_classes);
+/* The same on float logits. */
+QAT_RT_API int qat_rt_argmax_f32(const float *logits, int num_classes);
 /* Predicted class of each of n images (qat_rt_argmax per row). */
 QAT_RT_API void qat_rt_classify(const qat_rt_model *m, const int8_t *logits, int n, int *classes);
 

@@ -77,6 +77,11 @@ class _LayerDesc(ctypes.Structure):
         ("indices", ctypes.POINTER(ctypes.c_uint8)), ("indices_bytes", ctypes.c_size_t),
         # format version 2: graph inputs and conv groups
         ("num_inputs", ctypes.c_int), ("inputs", ctypes.c_int * 4), ("groups", ctypes.c_int),
+        # format version 3: float layers (docs/FORMAT.md section 11)
+        ("is_float", ctypes.c_int),
+        ("float_weights", ctypes.POINTER(ctypes.c_float)),
+        ("float_bias", ctypes.POINTER(ctypes.c_float)),
+        ("float_act", ctypes.c_int),
     ]
 
 
@@ -159,6 +164,9 @@ def _load():
         "qat_rt_model_task": (I, [P]),
         "qat_rt_run": (I, [P, P, I, P, E]),
         "qat_rt_run_float": (I, [P, P, I, P, E]),
+        "qat_rt_run_logits": (I, [P, P, I, P, E]),
+        "qat_rt_run_float_logits": (I, [P, P, I, P, E]),
+        "qat_rt_model_float_logits": (I, [P]),
         "qat_rt_dequantize_logits": (None, [P, P, I, P]),
         "qat_rt_classify": (None, [P, P, I, P]),
     }
@@ -210,11 +218,14 @@ class Layer(NamedTuple):
     output_zero_point: int
     act_min: int                 # output clamp (a fused relu raises act_min)
     act_max: int
+    arithmetic: str = "int8"     # "float32": a float layer (FORMAT.md section 11)
 
 
 class Result(NamedTuple):
-    logits: np.ndarray        # int8, N x classes: the runtime's codes
-    float_logits: np.ndarray  # float32, N x classes: output_scale * (code - zero point)
+    logits: Optional[np.ndarray]  # int8, N x classes: the runtime's codes; None when the
+                                  # model's last layer is float (Model.float_logits)
+    float_logits: np.ndarray  # float32, N x classes: output_scale * (code - zero point),
+                              # or the float layer's own logits
     classes: np.ndarray       # intc, N: argmax of each row, ties to the lowest class
 
 
@@ -230,7 +241,7 @@ def _layer(i, d):
                  d.weight_bits if weighted else 0, scale,
                  float(d.input_scale), int(d.input_zero_point),
                  float(d.output_scale), int(d.output_zero_point),
-                 int(d.act_min), int(d.act_max))
+                 int(d.act_min), int(d.act_max), "float32" if d.is_float else "int8")
 
 
 class _Closing:
@@ -291,6 +302,8 @@ class Model(_Closing):
         self.input_size = _lib.qat_rt_model_input_size(handle)
         self.output_scale = float(_lib.qat_rt_model_output_scale(handle))
         self.output_zero_point = int(_lib.qat_rt_model_output_zero_point(handle))
+        # the last layer is a float layer: float32 logits, no int8 codes
+        self.float_logits = bool(_lib.qat_rt_model_float_logits(handle))
         # "uint8": pixels (run takes uint8 or float32 p / 255); "float32":
         # features, quantized as the file says (run takes float32 only)
         self.input_type = "float32" if _lib.qat_rt_model_input_type(handle) == 1 else "uint8"
@@ -383,6 +396,7 @@ class Session(_Closing):
     def _run(self, x, chunked):
         m = self.model
         n, k = x.shape[0], m.num_classes
+        fl = m.float_logits
         logits = np.empty((n, k), dtype=np.int8)
         real = np.empty((n, k), dtype=np.float32)
         classes = np.empty(n, dtype=np.intc)
@@ -396,7 +410,10 @@ class Session(_Closing):
         xp, xs = x.ctypes.data, x.strides[0] if n else 0
         lp, rp, cp = logits.ctypes.data, real.ctypes.data, classes.ctypes.data
         rs, cs = k * real.itemsize, classes.itemsize
-        run = _lib.qat_rt_run_float if x.dtype == np.float32 else _lib.qat_rt_run
+        if fl:
+            run = _lib.qat_rt_run_float_logits if x.dtype == np.float32 else _lib.qat_rt_run_logits
+        else:
+            run = _lib.qat_rt_run_float if x.dtype == np.float32 else _lib.qat_rt_run
         deq, cls = _lib.qat_rt_dequantize_logits, _lib.qat_rt_classify
         with self._lock:
             if self._handle is None:
@@ -406,9 +423,15 @@ class Session(_Closing):
             for i in range(0, n, step):
                 count = _c_int(min(n, i + step) - i, "n")
                 lo = lp + i * k
+                if fl:
+                    _check(run(h, xp + i * xs, count, rp + i * rs, eref), err)
+                    continue
                 _check(run(h, xp + i * xs, count, lo, eref), err)
                 deq(mh, lo, count, rp + i * rs)
                 cls(mh, lo, count, cp + i * cs)
+        if fl:  # ties to the lowest class, as qat_rt_classify
+            classes[:] = np.argmax(real, axis=1) if n else classes
+            return Result(None, real, classes)
         return Result(logits, real, classes)
 
     def close(self):

@@ -53,6 +53,8 @@ static const char usage_text[] =
     "  --json              print one line: {\"accuracy\": A, \"images_per_second\": R}\n"
     "                      (regression: {\"mse\": .., \"mae\": .., \"r2\": .., ...})\n"
     "  --dump-logits FILE  write the int8 logits, N x num_classes, row-major, raw\n"
+    "                      (a model whose last layer is float: its float32 logits,\n"
+    "                      little-endian)\n"
     "  --dump-outputs FILE write the dequantized outputs, N x num_classes float32\n"
     "                      (little-endian), row-major, raw\n"
     "  --profile           print the time spent in each layer (thread 0's view)\n"
@@ -256,21 +258,19 @@ static qat_status write_raw(const char *flag, const char *path, const void *v, s
     return QAT_OK;
 }
 
-/* Dequantized outputs, float32 little-endian (the byte order of every
- * platform qat builds on; written by bytes so it holds anyway). */
-static qat_status write_outputs(const char *path, const qat_rt_model *m, const int8_t *lg,
-                                uint32_t n, float *out, qat_error *e)
+/* count float32 values, little-endian (the byte order of every platform
+ * qat builds on; written by bytes so it holds anyway), through le (4 *
+ * count bytes). */
+static qat_status write_f32(const char *flag, const char *path, const float *v, size_t count,
+                            uint8_t *le, qat_error *e)
 {
-    size_t count = (size_t)n * (size_t)qat_rt_model_num_classes(m);
-    qat_rt_dequantize_logits(m, lg, (int)n, out);
-    uint8_t *le = (uint8_t *)out;
     for (size_t i = 0; i < count; i++) {
         uint32_t u;
-        memcpy(&u, &out[i], 4);
+        memcpy(&u, &v[i], 4);
         for (int b = 0; b < 4; b++)
             le[4 * i + (size_t)b] = (uint8_t)(u >> (8 * b));
     }
-    return write_raw("--dump-outputs", path, le, 4 * count, e);
+    return write_raw(flag, path, le, 4 * count, e);
 }
 
 /* Per-layer table; goes to stderr under --json so stdout stays one line. */
@@ -326,14 +326,17 @@ int main(int argc, char **argv)
     /* what the file stores for the weights: packed codes, or codebooks and
      * indices for palettized layers */
     size_t wbytes = 0;
-    int npal = 0, nw = 0;
+    int npal = 0, nw = 0, nfl = 0;
     for (int i = 0; !st && i < desc.desc.num_layers; i++) {
         const qat_rt_layer_desc *l = &desc.layers[i];
         if (l->op != QAT_RT_CONV2D && l->op != QAT_RT_LINEAR)
             continue;
         nw++;
         npal += l->palette_size != 0;
-        wbytes += l->palette_size ? (size_t)l->palette_groups * (size_t)l->palette_size +
+        nfl += l->is_float;
+        wbytes += l->is_float ? (size_t)l->kernel_h * (size_t)l->kernel_w * (size_t)l->in_c *
+                                    (size_t)l->out_c * sizeof(float)
+                  : l->palette_size ? (size_t)l->palette_groups * (size_t)l->palette_size +
                                         l->indices_bytes
                                   : l->weights_bytes;
     }
@@ -344,7 +347,10 @@ int main(int argc, char **argv)
     size_t in = m ? qat_rt_model_input_size(m) : 0, total = 0;
     if (!st && qat_size_mul((size_t)d.n, (size_t)nc, &total))
         st = qat_fail(&e, QAT_ENOMEM, "logits for %u images do not fit in memory", (unsigned)d.n);
-    if (!st && (!(logits = malloc(total)) || !(outputs = malloc(total * sizeof(float) + 1))))
+    /* float logits: the outputs are the logits, and logits the bytes of a dump */
+    const int fl = m && qat_rt_model_float_logits(m);
+    if (!st && (!(logits = malloc(fl ? 4 * total + 1 : total + 1)) ||
+                !(outputs = malloc(total * sizeof(float) + 1))))
         st = qat_fail(&e, QAT_ENOMEM, "out of memory for %zu bytes of logits", total);
     int is_float = !st && qat_dataset_type(&d) == QAT_DATA_F32;
     if (!st) {
@@ -355,19 +361,33 @@ int main(int argc, char **argv)
         for (uint32_t i = 0; !st && i < d.n; i += (uint32_t)batch) {
             int n = d.n - i < (uint32_t)batch ? (int)(d.n - i) : batch;
             int8_t *lg = logits + (size_t)i * (size_t)nc;
-            st = is_float ? qat_rt_run_float(s, d.features + (size_t)i * in, n, lg, &e)
-                          : qat_rt_run(s, d.images + (size_t)i * in, n, lg, &e);
+            float *flg = outputs + (size_t)i * (size_t)nc;
+            if (fl)
+                st = is_float ? qat_rt_run_float_logits(s, d.features + (size_t)i * in, n, flg, &e)
+                              : qat_rt_run_logits(s, d.images + (size_t)i * in, n, flg, &e);
+            else
+                st = is_float ? qat_rt_run_float(s, d.features + (size_t)i * in, n, lg, &e)
+                              : qat_rt_run(s, d.images + (size_t)i * in, n, lg, &e);
         }
         double secs = qat_clock_seconds() - t0;
+        if (!st && !fl)
+            qat_rt_dequantize_logits(m, logits, (int)d.n, outputs);
+        uint32_t correct = 0;
+        for (uint32_t i = 0; !st && d.labels && i < d.n; i++)
+            correct += (fl ? qat_rt_argmax_f32(outputs + (size_t)i * (size_t)nc, nc)
+                           : qat_rt_argmax(logits + (size_t)i * (size_t)nc, nc)) == d.labels[i];
         if (!st && a.dump)
-            st = write_raw("--dump-logits", a.dump, logits, total, &e);
+            st = fl ? write_f32("--dump-logits", a.dump, outputs, total, (uint8_t *)logits, &e)
+                    : write_raw("--dump-logits", a.dump, logits, total, &e);
         if (!st && a.dump_out)
-            st = write_outputs(a.dump_out, m, logits, d.n, outputs, &e);
+            st = write_f32("--dump-outputs", a.dump_out, outputs, total,
+                           fl ? (uint8_t *)logits : (uint8_t *)outputs, &e);
         const char *src = a.data ? a.data : a.images;
         double ips = (double)d.n / (secs > 1e-9 ? secs : 1e-9);
         if (!st && d.targets) {
             qat_regression_metrics r;
-            qat_rt_dequantize_logits(m, logits, (int)d.n, outputs);
+            if (!fl)
+                qat_rt_dequantize_logits(m, logits, (int)d.n, outputs);
             qat_dataset_regression_metrics(&d, outputs, &r);
             if (a.json)
                 printf("{\"mse\": %.8g, \"mae\": %.8g, \"r2\": %.8g, \"images_per_second\": "
@@ -379,9 +399,6 @@ int main(int argc, char **argv)
                        a.model, (unsigned)d.n, d.h, d.w, d.c, src, r.mse, r.mae, r.r2, ips,
                        batch, a.threads, qat_rt_model_isa(m));
         } else if (!st) {
-            uint32_t correct = 0;
-            for (uint32_t i = 0; i < d.n; i++)
-                correct += qat_rt_argmax(logits + (size_t)i * (size_t)nc, nc) == d.labels[i];
             double acc = (double)correct / (double)d.n;
             if (a.json)
                 printf("{\"accuracy\": %.6f, \"images_per_second\": %.1f}\n", acc, ips);
@@ -397,8 +414,11 @@ int main(int argc, char **argv)
                        (unsigned)d.n, ips, batch, a.threads, qat_rt_model_isa(m));
         }
         if (!st && !a.json) {
-            printf("weights: %zu bytes stored (%d of %d weight layers palettized)\n", wbytes,
+            printf("weights: %zu bytes stored (%d of %d weight layers palettized", wbytes,
                    npal, nw);
+            if (nfl)
+                printf(", %d in float32", nfl);
+            printf(")\n");
             printf("activations: %zu bytes per image (the planned arena's peak)\n",
                    qat_rt_model_activation_bytes(m));
         }

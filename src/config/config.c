@@ -168,6 +168,7 @@ static const qat_cfg_key conv_keys[] = {
     {"batchnorm", QAT_CFG_BOOL, L(batchnorm), "false", 0, 0, 0, NULL, "batch normalisation before the activation"},
     {"bn_momentum", QAT_CFG_FLOAT, L(bn_momentum), "0.1", 0, 1, QAT_CFG_MIN_EXCL, NULL, "batchnorm running-statistics momentum"},
     {"bn_eps", QAT_CFG_FLOAT, L(bn_eps), "1e-5", 0, 1, QAT_CFG_MIN_EXCL, NULL, "batchnorm epsilon"},
+    {"quantize", QAT_CFG_BOOL, L(quantize), "true", 0, 0, 0, NULL, "false keeps the layer in float32: no fake-quant of its weights in training, float32 weights and arithmetic in the exported model (its input is the dequantized int8 activation; its output is quantized for the next layer, or float logits when it is the last)"},
 };
 static const qat_cfg_key depthwise_keys[] = {
     {"multiplier", QAT_CFG_INT, L(multiplier), "1", 1, 256, 0, NULL, "output channels per input channel (out = in x multiplier)"},
@@ -191,6 +192,7 @@ static const qat_cfg_key linear_keys[] = {
     {"batchnorm", QAT_CFG_BOOL, L(batchnorm), "false", 0, 0, 0, NULL, "batch normalisation before the activation"},
     {"bn_momentum", QAT_CFG_FLOAT, L(bn_momentum), "0.1", 0, 1, QAT_CFG_MIN_EXCL, NULL, "batchnorm running-statistics momentum"},
     {"bn_eps", QAT_CFG_FLOAT, L(bn_eps), "1e-5", 0, 1, QAT_CFG_MIN_EXCL, NULL, "batchnorm epsilon"},
+    {"quantize", QAT_CFG_BOOL, L(quantize), "true", 0, 0, 0, NULL, "false keeps the layer in float32: no fake-quant of its weights in training, float32 weights and arithmetic in the exported model (its input is the dequantized int8 activation; its output is quantized for the next layer, or float logits when it is the last)"},
 };
 static const qat_cfg_key pool_keys[] = {
     {"kernel", QAT_CFG_INT, L(kernel), "2", 1, 64, 0, NULL, "square window size"},
@@ -311,6 +313,17 @@ static qat_status parse_layer(qat_ini *ini, qat_ini_section *s, const qat_quant_
         if (st != QAT_OK)
             return st;
         qat_cfg_names(layer_prune_keys, COUNT(layer_prune_keys), valid, sizeof valid);
+    }
+    /* a float layer is a plain conv2d or linear (docs/ARITHMETIC.md §7):
+     * other types have no weights to keep, or (grouped) no float kernel */
+    qat_ini_entry *fq = qat_ini_section_get(s, "quantize");
+    int can_float = (l->type == QAT_LAYER_CONV2D && l->groups == 1) || l->type == QAT_LAYER_LINEAR;
+    if (fq && !can_float && (qat_layer_cfg_is_float(l) || l->type != QAT_LAYER_CONV2D)) {
+        char where[600];
+        qat_ini_where(ini, fq, where, sizeof where);
+        return qat_fail(err, QAT_EINVAL, "%s: [%s] quantize: only a conv2d (groups = 1) or linear "
+                        "layer can be kept in float, this is a %s%s", where, s->name,
+                        qat_layer_type_name(l->type), l->groups > 1 ? " with groups > 1" : "");
     }
     /* input / inputs are read once every layer is known (graph.c) */
     qat_config_mark_input_keys(s, l->type, valid, sizeof valid);

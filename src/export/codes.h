@@ -21,6 +21,10 @@ typedef struct qat_export_layer {
     int8_t *codes;
     int32_t *bias, *multiplier, *shift, *weight_zero_point;
     float *weight_scale;
+    /* a float layer (d.is_float; codes and the int arrays NULL): d.out_c
+     * rows of float32 weights in the codes' order, then d.out_c biases, in
+     * one owned allocation at fweights */
+    float *fweights, *fbias;
     /* add / concat / global_avgpool: qat_rt_desc_merge_mults entries */
     int32_t merge_mult[QAT_RT_MAX_INPUTS], merge_shift[QAT_RT_MAX_INPUTS];
 } qat_export_layer;

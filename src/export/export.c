@@ -50,8 +50,10 @@ qat_status qat_export_layer_alloc(qat_export_layer *l, int asymmetric, qat_error
 
 void qat_export_model_free(qat_export_model *x)
 {
-    for (int i = 0; x->layers && i < x->d.num_layers; i++)
+    for (int i = 0; x->layers && i < x->d.num_layers; i++) {
         free(x->layers[i].bias);
+        free(x->layers[i].fweights);
+    }
     free(x->layers);
     free(x->input_arrays);
     memset(x, 0, sizeof *x);
@@ -81,6 +83,27 @@ static void quantize_layer(const qat_layer *l, qat_export_layer *e)
     e->d.act_max = q->act_max;
 }
 
+/* A float layer (quantize = false; FORMAT.md §11): its effective
+ * (BN-folded) float weights and bias as the training forward used them,
+ * its activation, and the output clamp of its own output parameters --
+ * what the next layer reads. */
+static qat_status float_layer(const qat_layer *l, qat_export_layer *e, qat_error *err)
+{
+    size_t C = (size_t)l->out_c, n = C * l->fan_in;
+    if (!(e->fweights = malloc((n + C) * sizeof(float))))
+        return qat_fail(err, QAT_ENOMEM, "layer '%s': out of memory", l->cfg->name);
+    e->fbias = e->fweights + n;
+    memcpy(e->fweights, l->w_eff, n * sizeof(float));
+    memcpy(e->fbias, l->b_eff, C * sizeof(float));
+    e->d.is_float = 1;
+    e->d.float_act = l->cfg->activation == QAT_ACT_RELU    ? QAT_RT_FLOAT_ACT_RELU
+                     : l->cfg->activation == QAT_ACT_RELU6 ? QAT_RT_FLOAT_ACT_RELU6
+                                                           : QAT_RT_FLOAT_ACT_NONE;
+    e->d.act_min = l->q.act_min;
+    e->d.act_max = l->q.act_max;
+    return QAT_OK;
+}
+
 /* Whether m reads anything but the layer before (or has a grouped conv or
  * a graph op): it then exports as format version 2. */
 static int is_graph(qat_model *m)
@@ -100,6 +123,14 @@ static int is_graph(qat_model *m)
  * keeps export's own contract for a model built any other way. */
 qat_status qat_export_check(qat_model *m, qat_error *err)
 {
+    for (int i = 0; i < qat_model_num_layers(m); i++)
+        if (qat_model_config(m)->prune.method == QAT_PRUNE_CHANNEL &&
+            qat_layer_cfg_is_float(qat_model_layer(m, i)->cfg))
+            return qat_fail(err, QAT_EINVAL,
+                            "layer '%s': channel pruning of a model with float layers "
+                            "(quantize = false) is not exported: dead channels are removed on "
+                            "integer codes; use prune.method = magnitude",
+                            qat_model_layer(m, i)->cfg->name);
     if (qat_model_config(m)->prune.method == QAT_PRUNE_CHANNEL && is_graph(m))
         return qat_fail(err, QAT_EINVAL,
                         "channel pruning of a graph model (inputs, groups, add, concat, "
@@ -226,6 +257,13 @@ static qat_status build_codes(qat_model *m, qat_export_model *x, qat_error *err)
             merge_layer(l, e);
         if (!has_weights(l->type))
             continue;
+        if (qat_layer_cfg_is_float(l->cfg)) {
+            qat_status st = float_layer(l, e, err);
+            if (st != QAT_OK)
+                return st;
+            md->version = 3;
+            continue;
+        }
         /* the cluster count asked for; pack decides whether the codes fit it */
         d->palette_size = qat_config_cluster_layer(cfg, i);
         qat_status st = qat_export_layer_alloc(
@@ -282,6 +320,8 @@ qat_status qat_export_pack(const qat_export_model *x, qat_rt_owned_desc *out, qa
         const qat_rt_layer_desc *d = &x->layers[i].d;
         if (qat_rt_op_is_merge(d->op))
             bytes += ALIGN64(2 * QAT_RT_MAX_INPUTS * sizeof(int32_t));
+        if (x->layers[i].fweights)
+            bytes += ALIGN64((size_t)d->out_c * (qat_export_row_len(d) + 1) * sizeof(float));
         if (!x->layers[i].codes)
             continue;
         size_t C = (size_t)d->out_c;
@@ -319,6 +359,13 @@ qat_status qat_export_pack(const qat_export_model *x, qat_rt_owned_desc *out, qa
             d->shift = shift;
             p += ALIGN64(2 * QAT_RT_MAX_INPUTS * sizeof(int32_t));
         }
+        if (e->fweights) {
+            size_t n = (size_t)d->out_c * (qat_export_row_len(d) + 1);
+            memcpy(p, e->fweights, n * sizeof(float));
+            d->float_weights = (const float *)p;
+            d->float_bias = (const float *)p + n - (size_t)d->out_c;
+            p += ALIGN64(n * sizeof(float));
+        }
         if (!e->codes)
             continue;
         size_t C = (size_t)d->out_c, wn = C * qat_export_row_len(d);
@@ -344,7 +391,7 @@ qat_status qat_export_pack(const qat_export_model *x, qat_rt_owned_desc *out, qa
             qat_rt_owned_desc_free(out);
             return st;
         }
-        if (d->palette_size)
+        if (d->palette_size && out->desc.version < 2)
             out->desc.version = 2;
     }
     out->desc.layers = out->layers;
@@ -362,11 +409,14 @@ static void count_sparsity(qat_model *m, const qat_export_model *x, qat_prune_st
         const qat_layer *l = qat_model_layer(m, i);
         if (!has_weights(l->type))
             continue;
-        while (!e->codes) /* the runtime layer l became */
+        while (!e->codes && !e->fweights) /* the runtime layer l became */
             e++;
         size_t rowlen = qat_export_row_len(&e->d), n = (size_t)e->d.out_c * rowlen, z = 0;
         for (size_t j = 0; j < n; j++)
-            z += e->codes[j] == (e->weight_zero_point ? e->weight_zero_point[j / rowlen] : 0);
+            z += e->fweights ? e->fweights[j] == 0.0f
+                             : e->codes[j] == (e->weight_zero_point
+                                                   ? e->weight_zero_point[j / rowlen]
+                                                   : 0);
         qat_prune_layer_stat *L = &s->layers[s->n++];
         L->name = l->cfg->name;
         L->weights = l->w.numel;
@@ -417,6 +467,11 @@ size_t qat_export_param_bytes(const qat_rt_model_desc *d)
             n += (size_t)qat_rt_desc_merge_mults(l) * 2 * sizeof(int32_t);
         if (l->op != QAT_RT_CONV2D && l->op != QAT_RT_LINEAR)
             continue;
+        if (l->is_float) { /* float32 weights and bias */
+            n += ((size_t)l->kernel_h * (size_t)l->kernel_w * (size_t)l->in_c + 1) *
+                 (size_t)l->out_c * sizeof(float);
+            continue;
+        }
         n += l->palette_size ? (size_t)l->palette_groups * (size_t)l->palette_size +
                                    l->indices_bytes
                              : l->weights_bytes;

@@ -652,6 +652,17 @@ qat_status qat_export_onnx(const qat_rt_model_desc *d, const qat_onnx_options *o
                         "the model takes float32 features (per-channel input offset and step): "
                         "--format onnx writes only uint8-pixel models; use --format h5 or c "
                         "(qat_rt_run_float)");
+    /* A float layer (FORMAT.md §11) would need its float32 sum in the
+     * runtime's order (ARITHMETIC.md §7), which an ONNX runtime's MatMul /
+     * Conv does not promise: refused rather than written as a model whose
+     * logits differ from qat-infer's. */
+    for (int i = 0; i < d->num_layers; i++)
+        if (d->layers[i].is_float)
+            return qat_fail(err, QAT_EUNSUPPORTED,
+                            "layer %d '%s': a float layer (quantize = false) is not exported "
+                            "to ONNX (its float32 summation order is not ONNX's to promise); "
+                            "use --format h5 or c",
+                            i, d->layers[i].name);
     for (int i = 0; i < d->num_layers; i++)
         if (qat_rt_desc_is_v2(&d->layers[i], i))
             return qat_fail(err, QAT_EUNSUPPORTED,

@@ -158,6 +158,15 @@ static void write_source(FILE *f, const qat_rt_model_desc *d, const char *name,
         fprintf(f, "/* layer %d: %s '", i, qat_rt_op_name(l->op));
         put_comment(f, l->name);
         fputs("' */\n", f);
+        if (l->is_float) { /* format version 3: float32 weights and bias (FORMAT.md §11) */
+            snprintf(id, sizeof id, "l%d_float_weights", i);
+            put_f32_array(f, id, l->float_weights,
+                          oc * (size_t)l->kernel_h * (size_t)l->kernel_w * (size_t)l->in_c);
+            snprintf(id, sizeof id, "l%d_float_bias", i);
+            put_f32_array(f, id, l->float_bias, oc);
+            fputc('\n', f);
+            continue;
+        }
         if (l->palette_size) { /* the same palette as the file: expanded at model creation */
             snprintf(id, sizeof id, "l%d_codebook", i);
             put_i8_array(f, id, l->codebook, (size_t)l->palette_groups * (size_t)l->palette_size);
@@ -199,7 +208,14 @@ static void write_source(FILE *f, const qat_rt_model_desc *d, const char *name,
                    "        .pad_h = %d, .pad_w = %d,\n",
                 l->in_h, l->in_w, l->in_c, l->out_h, l->out_w, l->out_c, l->kernel_h,
                 l->kernel_w, l->stride_h, l->stride_w, l->pad_h, l->pad_w);
-        if (l->op == QAT_RT_CONV2D || l->op == QAT_RT_LINEAR) {
+        if ((l->op == QAT_RT_CONV2D || l->op == QAT_RT_LINEAR) && l->is_float) {
+            static const char *const acts[] = {"QAT_RT_FLOAT_ACT_NONE", "QAT_RT_FLOAT_ACT_RELU",
+                                               "QAT_RT_FLOAT_ACT_RELU6"};
+            fprintf(f, "        .is_float = 1, .float_act = %s,\n"
+                       "        .float_weights = l%d_float_weights, .float_bias = l%d_float_bias,\n"
+                       "        .act_min = %d, .act_max = %d,\n",
+                    acts[l->float_act], i, i, (int)l->act_min, (int)l->act_max);
+        } else if (l->op == QAT_RT_CONV2D || l->op == QAT_RT_LINEAR) {
             if (l->palette_size)
                 fprintf(f, "        .weight_bits = %d,\n"
                            "        .palette_size = %d, .palette_groups = %d,\n"

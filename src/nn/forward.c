@@ -75,6 +75,10 @@ qat_status qat_model_refresh_qparams(qat_model *m, qat_error *err)
             memcpy(l->w_eff, w->data, w->numel * sizeof(float));
             for (int c = 0; c < l->out_c; c++)
                 l->b_eff[c] = b ? b->data[c] : 0.0f;
+            if (qat_layer_cfg_is_float(l->cfg)) { /* no weight scales, no multipliers */
+                qat_quant_act_params(&l->q);
+                continue;
+            }
             if (qat_layer_derive_qparams(m, l, l->w_eff) != 0) {
                 st = qat_fail(err, QAT_EINVAL,
                               "layer '%s': a requantization multiplier is >= 2^30 (input "
@@ -222,6 +226,59 @@ static qat_tensor *compute_quant(qat_model *m, qat_tape *t, qat_layer *l, qat_te
     return qat_op_requantize(t, acc, b, acc_scale, s_a, rp);
 }
 
+/* Whether layer i's output is the model's (only flattens and dropouts,
+ * which pass it on unchanged, follow it). */
+static int is_output_layer(const qat_model *m, int i)
+{
+    for (int j = i + 1; j < m->nlayers; j++) {
+        const qat_layer *l = &m->layers[j];
+        if ((l->type != QAT_LAYER_FLATTEN && l->type != QAT_LAYER_DROPOUT) || l->inputs[0] != j - 1)
+            return 0;
+    }
+    return 1;
+}
+
+/* A float layer (quantize = false) in the quantized forward, computed as
+ * the runtime computes it (docs/ARITHMETIC.md §7): the input's codes
+ * dequantized, the effective (BN-folded) float weights summed in the
+ * runtime's order, the activation, then the output fake-quantized with its
+ * own observed parameters -- what the next layer reads -- or, as the
+ * model's output, returned as float logits. Training with live batchnorm
+ * statistics takes the float path on the dequantized input instead (the
+ * fold needs running statistics), as the integer layers' BN path does. */
+static qat_tensor *compute_float_layer(qat_model *m, qat_tape *t, qat_layer *l, int i,
+                                       qat_tensor *x, qat_tensor **scale_io, qat_qparams in,
+                                       qat_layer_tap *tap)
+{
+    qat_layer_quant *q = &l->q;
+    int training = qat_tape_training(t);
+    int bn_train = training && l->gamma.data && !m->bn_frozen;
+    q->in = in;
+    qat_tensor *xr = qat_op_dequantize(t, qat_op_act_codes(t, x, *scale_io), *scale_io);
+    qat_tensor *y;
+    if (bn_train) {
+        const qat_pool2d_params *nopool = NULL;
+        y = compute_float(m, t, l, xr, &nopool, tap); /* observes the outputs */
+    } else {
+        qat_tensor *w, *b;
+        qat_layer_effective(m, t, l, &w, &b);
+        y = apply_layer(t, l, xr, w, b, NULL, 0);
+        qat_float_layer_exact(t, xr, w, b, y, l->kernel, l->stride, l->padding);
+        if (tap)
+            *tap = (qat_layer_tap){xr, y};
+        y = activation(t, l, y);
+        if ((training || m->calibrating) && !m->observers_frozen)
+            qat_quant_observe_outputs(q, t, y->data, y->numel);
+    }
+    qat_quant_act_params(q);
+    if (is_output_layer(m, i))
+        return y;
+    qat_tensor *s_a = qat_quant_act_scale(t, q);
+    *scale_io = s_a;
+    return qat_op_fake_quant(t, y, s_a, q->out.zero_point, q->act_min, q->act_max,
+                             l->cfg->quant.activation_ste);
+}
+
 /* The float output of a merge layer (add with its activation, concat, the
  * channel means). */
 static qat_tensor *merge_float(qat_tape *t, qat_layer *l, qat_tensor *const *x)
@@ -313,7 +370,10 @@ static qat_tensor *forward(qat_model *m, qat_tape *t, qat_tensor *x0, qat_qparam
              * same as layer by layer, and the runtime fuses the same way. */
             qat_pool2d_params pp;
             const qat_pool2d_params *pool = i + 1 <= last && !taps ? fused_pool(m, i, &pp) : NULL;
-            if (quant)
+            if (quant && qat_layer_cfg_is_float(l->cfg)) {
+                pool = NULL;
+                x = compute_float_layer(m, t, l, i, x, &scale, cur, taps ? &taps[i] : NULL);
+            } else if (quant)
                 x = compute_quant(m, t, l, x, &scale, cur, &pool, taps ? &taps[i] : NULL);
             else
                 x = compute_float(m, t, l, x, &pool, taps ? &taps[i] : NULL);

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include "qat/clock.h"
@@ -18,13 +19,15 @@
 #define EVAL_BATCH 256
 
 /* Runs an integer model over d with a session of `threads` threads; codes
- * (d->n x outputs) receives its int8 outputs. Classification: the accuracy
- * and pred (the classes); regression: the metrics of the dequantized
- * outputs. */
+ * (d->n x outputs) receives its int8 outputs, or flt its float32 logits
+ * when its last layer is a float layer (qat_rt_model_float_logits).
+ * Classification: the accuracy and pred (the classes); regression: the
+ * metrics of the dequantized outputs. */
 static qat_status evaluate_int8(const qat_rt_model *m, const qat_dataset *d, int threads,
-                                int8_t *codes, uint8_t *pred, qat_run_metrics *res,
+                                int8_t *codes, float *flt, uint8_t *pred, qat_run_metrics *res,
                                 double *images_per_second, qat_error *err)
 {
+    const int fl = qat_rt_model_float_logits(m);
     qat_rt_options o = {.threads = threads, .max_batch = EVAL_BATCH};
     qat_rt_session *s;
     qat_status st = qat_rt_session_create(m, &o, &s, err);
@@ -48,17 +51,26 @@ static qat_status evaluate_int8(const qat_rt_model *m, const qat_dataset *d, int
         int n = (int)(d->n - b < EVAL_BATCH ? d->n - b : EVAL_BATCH);
         qat_dataset_batch(d, NULL, b, n, in, labels, NULL);
         int8_t *lg = codes + (size_t)b * (size_t)C;
+        float *flg = flt + (size_t)b * (size_t)C;
         double t0 = qat_clock_seconds(); /* the runtime only, not the gather */
-        st = is_float ? qat_rt_run_float(s, in, n, lg, err) : qat_rt_run(s, in, n, lg, err);
+        if (fl)
+            st = is_float ? qat_rt_run_float_logits(s, in, n, flg, err)
+                          : qat_rt_run_logits(s, in, n, flg, err);
+        else
+            st = is_float ? qat_rt_run_float(s, in, n, lg, err) : qat_rt_run(s, in, n, lg, err);
         secs += qat_clock_seconds() - t0;
         for (int i = 0; st == QAT_OK && d->labels && i < n; i++) {
-            int p = qat_rt_argmax(lg + (size_t)i * C, C);
+            int p = fl ? qat_rt_argmax_f32(flg + (size_t)i * C, C)
+                       : qat_rt_argmax(lg + (size_t)i * C, C);
             correct += p == labels[i];
             pred[b + (uint32_t)i] = (uint8_t)p;
         }
     }
     if (st == QAT_OK && out) {
-        qat_rt_dequantize_logits(m, codes, (int)d->n, out);
+        if (fl)
+            memcpy(out, flt, (size_t)d->n * (size_t)C * sizeof(float));
+        else
+            qat_rt_dequantize_logits(m, codes, (int)d->n, out);
         qat_dataset_regression_metrics(d, out, &res->reg);
     }
     free(in);
@@ -76,9 +88,15 @@ static qat_status evaluate_int8(const qat_rt_model *m, const qat_dataset *d, int
 /* Regression agreement: the share of outputs where the integer runtime's
  * code and the fake-quant model's (its output divided by the output scale,
  * rounded, plus the zero point) are at most one step apart. */
-static double code_agreement(const qat_rt_model *m, const int8_t *codes, const float *fq,
-                             size_t count)
+static double code_agreement(const qat_rt_model *m, const int8_t *codes, const float *flt,
+                             const float *fq, size_t count)
 {
+    if (qat_rt_model_float_logits(m)) { /* float outputs: the same float32 value */
+        size_t same = 0;
+        for (size_t i = 0; i < count; i++)
+            same += flt[i] == fq[i];
+        return count ? (double)same / (double)count : NAN;
+    }
     float scale = qat_rt_model_output_scale(m);
     int32_t zp = qat_rt_model_output_zero_point(m);
     size_t close = 0;
@@ -115,8 +133,9 @@ static qat_status finish(const qat_trained *t, qat_run_results *res, qat_error *
     uint8_t *pred = malloc(test->n + 1), *pred8 = malloc(test->n + 1);
     float *fq_out = malloc((size_t)test->n * K * sizeof(float) + 1);
     int8_t *codes = malloc((size_t)test->n * K + 1);
+    float *flt = malloc((size_t)test->n * K * sizeof(float) + 1);
     qat_status st = QAT_OK;
-    if (!pred || !pred8 || !fq_out || !codes) {
+    if (!pred || !pred8 || !fq_out || !codes || !flt) {
         st = qat_fail(err, QAT_ENOMEM, "out of memory");
         goto done;
     }
@@ -161,9 +180,9 @@ static qat_status finish(const qat_trained *t, qat_run_results *res, qat_error *
     qat_rt_model *rm;
     if ((st = qat_rt_h5_load(path, &rm, err)) != QAT_OK)
         goto done;
-    st = evaluate_int8(rm, test, t->threads, codes, pred8, &res->int8, &res->int8_ips, err);
+    st = evaluate_int8(rm, test, t->threads, codes, flt, pred8, &res->int8, &res->int8_ips, err);
     if (st == QAT_OK && test->targets) {
-        res->agreement = code_agreement(rm, codes, fq_out, (size_t)test->n * K);
+        res->agreement = code_agreement(rm, codes, flt, fq_out, (size_t)test->n * K);
     } else if (st == QAT_OK) {
         size_t same = 0;
         for (uint32_t i = 0; i < test->n; i++)
@@ -176,6 +195,7 @@ done:
     free(pred8);
     free(fq_out);
     free(codes);
+    free(flt);
     return st;
 }
 

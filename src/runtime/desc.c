@@ -51,3 +51,17 @@ int qat_rt_op_is_merge(qat_rt_op op)
 {
     return op == QAT_RT_ADD || op == QAT_RT_CONCAT || op == QAT_RT_GLOBAL_AVGPOOL;
 }
+
+int qat_rt_desc_output_layer(const qat_rt_model_desc *d)
+{
+    int src = d->num_layers - 1;
+    while (src >= 0 && d->layers[src].op == QAT_RT_FLATTEN)
+        src = qat_rt_desc_input(&d->layers[src], src, 0);
+    return src;
+}
+
+int qat_rt_desc_float_logits(const qat_rt_model_desc *d)
+{
+    int src = qat_rt_desc_output_layer(d);
+    return src >= 0 && d->layers[src].is_float;
+}

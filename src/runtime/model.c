@@ -55,6 +55,18 @@ static void carve_layer(carve *cv, const qat_rt_kernels *k, qat_rt_layer *dst,
 {
     if (l->op != QAT_RT_CONV2D && l->op != QAT_RT_LINEAR)
         return;
+    if (l->is_float) { /* the float32 weights and bias, as they are */
+        size_t n = (size_t)l->kernel_h * (size_t)l->kernel_w * (size_t)l->in_c * (size_t)l->out_c;
+        float *fw = carve_take(cv, n, sizeof(float));
+        float *fb = carve_take(cv, (size_t)l->out_c, sizeof(float));
+        if (!cv->base)
+            return;
+        memcpy(fw, l->float_weights, n * sizeof(float));
+        memcpy(fb, l->float_bias, (size_t)l->out_c * sizeof(float));
+        dst->fl.weights = fw;
+        dst->fl.bias = fb;
+        return;
+    }
     const int grouped = qat_rt_desc_groups(l) > 1;
     size_t kk = (size_t)l->kernel_h * (size_t)l->kernel_w * (size_t)(l->in_c / qat_rt_desc_groups(l));
     size_t oc = (size_t)l->out_c;
@@ -145,7 +157,23 @@ static void layer_from_desc(qat_rt_layer *dst, const qat_rt_model_desc *d, int i
     dst->in_size = (size_t)l->in_h * (size_t)l->in_w * (size_t)l->in_c;
     dst->out_size = (size_t)l->out_h * (size_t)l->out_w * (size_t)l->out_c;
     dst->rows = (size_t)l->out_h * (size_t)l->out_w;
-    if (l->op == QAT_RT_CONV2D || l->op == QAT_RT_LINEAR) {
+    if ((l->op == QAT_RT_CONV2D || l->op == QAT_RT_LINEAR) && l->is_float) {
+        conv_from_desc(&dst->conv, l); /* its shape: how a session splits the layer */
+        dst->is_float = 1;
+        dst->fl = (qat_rt_float_params){
+            .in_h = l->in_h, .in_w = l->in_w, .in_c = l->in_c,
+            .out_h = l->out_h, .out_w = l->out_w, .out_c = l->out_c,
+            .kernel_h = l->kernel_h, .kernel_w = l->kernel_w,
+            .stride_h = l->stride_h, .stride_w = l->stride_w,
+            .pad_h = l->pad_h, .pad_w = l->pad_w,
+            .in_scale = l->input_scale, .out_scale = l->output_scale,
+            .in_zp = l->input_zero_point, .out_zp = l->output_zero_point,
+            .act_min = l->act_min, .act_max = l->act_max, .act = l->float_act,
+            .float_out = i == qat_rt_desc_output_layer(d),
+        };
+        dst->macs = (double)dst->out_size * (double)l->kernel_h * (double)l->kernel_w *
+                    (double)l->in_c;
+    } else if (l->op == QAT_RT_CONV2D || l->op == QAT_RT_LINEAR) {
         conv_from_desc(&dst->conv, l);
         dst->macs = (double)dst->out_size * (double)l->kernel_h * (double)l->kernel_w *
                     (double)(l->in_c / qat_rt_desc_groups(l));
@@ -185,7 +213,7 @@ qat_status qat_rt_model_create_isa(const qat_rt_model_desc *d, const char *isa,
         const qat_rt_layer_desc *l = &d->layers[i];
         layer_from_desc(&layers[i], d, i);
         carve_layer(&cv, k, &layers[i], l, NULL);
-        if (l->op == QAT_RT_CONV2D || l->op == QAT_RT_LINEAR) {
+        if ((l->op == QAT_RT_CONV2D || l->op == QAT_RT_LINEAR) && !l->is_float) {
             size_t n = (size_t)l->kernel_h * (size_t)l->kernel_w *
                        (size_t)(l->in_c / qat_rt_desc_groups(l)) * (size_t)l->out_c;
             max_weights = n > max_weights ? n : max_weights;
@@ -223,6 +251,7 @@ qat_status qat_rt_model_create_isa(const qat_rt_model_desc *d, const char *isa,
     m->in_c = d->in_c;
     m->input_size = (size_t)d->in_h * (size_t)d->in_w * (size_t)d->in_c;
     m->num_classes = d->num_classes;
+    m->float_logits = qat_rt_desc_float_logits(d);
     m->num_layers = d->num_layers;
     m->layers = layers;
     for (int i = 0; i < d->num_layers; i++)
@@ -237,7 +266,8 @@ qat_status qat_rt_model_create_isa(const qat_rt_model_desc *d, const char *isa,
         for (int j = i + 1; j < d->num_layers; j++)
             for (int q = 0; q < layers[j].ninputs; q++)
                 readers += layers[j].inputs[q] == i;
-        if (c->op == QAT_RT_CONV2D && c->conv.groups <= 1 && pl->op == QAT_RT_MAXPOOL2D &&
+        if (c->op == QAT_RT_CONV2D && !c->is_float && c->conv.groups <= 1 &&
+            pl->op == QAT_RT_MAXPOOL2D &&
             pl->inputs[0] == i && readers == 1 && pl->pool.kernel_h == 2 &&
             pl->pool.kernel_w == 2 && pl->pool.stride_h == 2 && pl->pool.stride_w == 2) {
             c->fused_pool = 1;
@@ -250,8 +280,8 @@ qat_status qat_rt_model_create_isa(const qat_rt_model_desc *d, const char *isa,
         return st;
     }
     const qat_rt_layer_desc *last = &d->layers[d->num_layers - 1];
-    m->output_scale = last->output_scale;
-    m->output_zero_point = last->output_zero_point;
+    m->output_scale = m->float_logits ? 1.0f : last->output_scale;
+    m->output_zero_point = m->float_logits ? 0 : last->output_zero_point;
     *out = m;
     return QAT_OK;
 }
@@ -285,6 +315,7 @@ void qat_rt_quantize_float(const qat_rt_model *m, const float *x, size_t count, 
 }
 
 int qat_rt_model_num_classes(const qat_rt_model *m) { return m->num_classes; }
+int qat_rt_model_float_logits(const qat_rt_model *m) { return m->float_logits; }
 size_t qat_rt_model_input_size(const qat_rt_model *m) { return m->input_size; }
 float qat_rt_model_output_scale(const qat_rt_model *m) { return m->output_scale; }
 int32_t qat_rt_model_output_zero_point(const qat_rt_model *m) { return m->output_zero_point; }
@@ -309,6 +340,15 @@ void qat_rt_dequantize_logits(const qat_rt_model *m, const int8_t *q, int n, flo
 }
 
 int qat_rt_argmax(const int8_t *logits, int num_classes)
+{
+    int best = 0;
+    for (int i = 1; i < num_classes; i++)
+        if (logits[i] > logits[best])
+            best = i;
+    return best;
+}
+
+int qat_rt_argmax_f32(const float *logits, int num_classes)
 {
     int best = 0;
     for (int i = 1; i < num_classes; i++)

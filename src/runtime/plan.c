@@ -46,7 +46,8 @@ qat_status qat_rt_plan_arena(qat_rt_model *m, qat_error *err)
         const qat_rt_layer *l = &m->layers[i];
         int t = i + 1;
         store[t] = l->op == QAT_RT_FLATTEN ? store[l->inputs[0] + 1] : l->fused_pool ? -1 : t;
-        sl[t].size = l->out_size;
+        /* a float layer giving the logits writes float32 values */
+        sl[t].size = l->is_float && l->fl.float_out ? l->out_size * sizeof(float) : l->out_size;
         /* written by the layer itself, or by the conv a fused pool runs in */
         sl[t].first = sl[t].last = l->done_by_previous ? t - 1 : t;
     }

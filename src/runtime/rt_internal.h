@@ -5,6 +5,26 @@
 #include "qat/runtime.h"
 #include "runtime/kernels/kernels.h"
 
+/* A float conv2d / linear layer (docs/ARITHMETIC.md §7): one portable
+ * function for every ISA path, so every path gives the same bits. */
+typedef struct qat_rt_float_params {
+    int in_h, in_w, in_c, out_h, out_w, out_c;
+    int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w;
+    float in_scale, out_scale;
+    int32_t in_zp, out_zp, act_min, act_max;
+    qat_rt_float_act act;
+    int float_out; /* the model's logits: float32 values out, not int8 codes */
+    const float *weights, *bias; /* in the model's blob */
+} qat_rt_float_params;
+
+/* Scratch bytes of qat_rt_float_layer: one gathered input window. */
+size_t qat_rt_float_scratch(const qat_rt_float_params *p);
+/* Output rows [m0, m1) (pixels of the batch, as for conv) and channels
+ * [c0, c1) of a float layer: in is int8, out int8 codes or (float_out)
+ * float32 values. scratch: qat_rt_float_scratch bytes, float-aligned. */
+void qat_rt_float_layer(const qat_rt_float_params *p, const int8_t *in, void *out, size_t m0,
+                        size_t m1, int c0, int c1, void *scratch);
+
 typedef struct qat_rt_layer {
     qat_rt_op op;
     char name[QAT_RT_NAME_MAX];
@@ -19,6 +39,8 @@ typedef struct qat_rt_layer {
     qat_rt_conv_params conv;  /* conv2d, linear: arrays and packed weights in the blob */
     qat_rt_pool_params pool;  /* maxpool2d, avgpool2d */
     qat_rt_merge_params merge; /* add, concat, global_avgpool */
+    int is_float;             /* conv2d / linear in float: fl, not conv's arrays */
+    qat_rt_float_params fl;
     /* what it reads: layer indices, -1 the model input */
     int ninputs;
     int inputs[QAT_RT_MAX_INPUTS];
@@ -32,6 +54,7 @@ struct qat_rt_model {
     int in_h, in_w, in_c;
     size_t input_size;
     int num_classes;
+    int float_logits; /* the output layer is a float layer: float32 logits */
     float output_scale;
     int32_t output_zero_point;
     int num_layers;

@@ -70,6 +70,7 @@ struct qat_rt_session {
     const uint8_t *images;
     const float *finputs; /* qat_rt_run_float's inputs (images NULL) */
     int8_t *logits;
+    float *flogits; /* the *_logits entries' output (logits NULL) */
     int n_split, task_images; /* images phase: [0, n_split) in tasks of task_images */
     int kind, layer, nb;      /* layer phase: layer index on nb images */
     unsigned epoch;
@@ -91,6 +92,10 @@ static void run_layer(const qat_rt_kernels *k, const qat_rt_layer *l, int8_t *ba
         in[q] = base + l->in_off[q] * chunk;
     const int8_t *a = in[0];
     int8_t *b = base + l->out_off * chunk;
+    if (l->is_float) {
+        qat_rt_float_layer(&l->fl, a, b, m0, m1, c0, c1, scratch);
+        return;
+    }
     switch (l->op) {
     case QAT_RT_CONV2D:
         if (l->fused_pool)
@@ -165,6 +170,21 @@ static size_t logits_off(const qat_rt_model *m)
     return src < 0 ? m->input_off : m->layers[src].out_off;
 }
 
+/* The logits of images [first, first + n), computed at res, into the
+ * caller's array: int8 codes, float32 values (a float-logit model), or
+ * int8 codes dequantized for the *_logits entries. */
+static void put_logits(const qat_rt_session *s, size_t first, int n, const int8_t *res)
+{
+    const qat_rt_model *m = s->m;
+    const size_t nc = (size_t)m->num_classes;
+    if (s->logits)
+        memcpy(s->logits + first * nc, res, (size_t)n * nc);
+    else if (m->float_logits)
+        memcpy(s->flogits + first * nc, res, (size_t)n * nc * sizeof(float));
+    else
+        qat_rt_dequantize_logits(m, res, n, s->flogits + first * nc);
+}
+
 /* Images [first, first + n) of the run into int8 codes at q. */
 static void quantize_images(const qat_rt_session *s, size_t first, int n, int8_t *q)
 {
@@ -210,11 +230,10 @@ static void run_task(qat_rt_session *s, int me, unsigned task, unsigned ntasks)
                    s->scratch ? s->scratch + (size_t)me * s->scratch_stride : NULL);
         return;
     }
-    const size_t nc = (size_t)s->m->num_classes;
     size_t first = (size_t)task * (size_t)s->task_images;
     int n = s->n_split - (int)first < s->task_images ? s->n_split - (int)first : s->task_images;
     int8_t *res = forward_private(s, me, first, n, me == 0 ? s->prof : NULL);
-    memcpy(s->logits + first * nc, res, (size_t)n * nc);
+    put_logits(s, first, n, res);
 }
 
 /* ---- the board ------------------------------------------------------------------------ */
@@ -318,7 +337,11 @@ qat_status qat_rt_session_create(const qat_rt_model *m, const qat_rt_options *o,
     s->chunk = per_thread < QAT_RT_CHUNK ? per_thread : QAT_RT_CHUNK;
     for (int i = 0; i < m->num_layers; i++) {
         const qat_rt_layer *l = &m->layers[i];
-        if (splits_channels(l)) {
+        if (l->is_float) {
+            size_t b = qat_rt_float_scratch(&l->fl);
+            if (b > s->scratch_stride)
+                s->scratch_stride = b;
+        } else if (splits_channels(l)) {
             size_t b = l->conv.groups <= 1   ? s->k->conv_scratch(&l->conv, s->chunk)
                        : s->k->gconv_scratch ? s->k->gconv_scratch(&l->conv, s->chunk)
                                              : 0;
@@ -410,21 +433,24 @@ static void run_layers(qat_rt_session *s, int first, int n)
             t = t1;
         }
     }
-    memcpy(s->logits + (size_t)first * (size_t)m->num_classes, s->act + logits_off(m) * chunk,
-           (size_t)n * (size_t)m->num_classes);
+    put_logits(s, (size_t)first, n, s->act + logits_off(m) * chunk);
 }
 
-/* The run of n examples already placed in s->images or s->finputs. */
-static qat_status run(qat_rt_session *s, int n, int8_t *logits, qat_error *err)
+/* The run of n examples already placed in s->images or s->finputs, into
+ * s->logits or s->flogits. */
+static qat_status run(qat_rt_session *s, int n, qat_error *err)
 {
     if (n < 0 || n > s->max_batch)
         return qat_fail(err, QAT_EINVAL, "run: n: expected in [0, %d] (max_batch), found %d",
                         s->max_batch, n);
     if (n == 0)
         return QAT_OK;
-    if ((!s->images && !s->finputs) || !logits)
+    if ((!s->images && !s->finputs) || (!s->logits && !s->flogits))
         return qat_fail(err, QAT_EINVAL, "run: images and logits are required");
-    s->logits = logits;
+    if (s->logits && s->m->float_logits)
+        return qat_fail(err, QAT_EINVAL,
+                        "run: the model's last layer is a float layer (float32 logits): use "
+                        "qat_rt_run_logits or qat_rt_run_float_logits");
     /* images phase: equal chunks of at most `chunk` images, at least one task
      * per thread; the n % threads left over, layer by layer */
     s->n_split = n - n % s->threads;
@@ -440,10 +466,26 @@ static qat_status run(qat_rt_session *s, int n, int8_t *logits, qat_error *err)
     }
     for (int first = s->n_split; first < n; first += s->chunk)
         run_layers(s, first, n - first < s->chunk ? n - first : s->chunk);
-    s->logits = NULL;
     if (s->prof)
         s->prof_images += n;
     return QAT_OK;
+}
+
+/* One run from pixels or floats into int8 or float logits (run reports a
+ * missing input or output). */
+static qat_status start(qat_rt_session *s, const uint8_t *images, const float *inputs, int n,
+                        int8_t *logits, float *flogits, qat_error *err)
+{
+    s->images = images;
+    s->finputs = inputs;
+    s->logits = logits;
+    s->flogits = flogits;
+    qat_status st = run(s, n, err);
+    s->images = NULL;
+    s->finputs = NULL;
+    s->logits = NULL;
+    s->flogits = NULL;
+    return st;
 }
 
 qat_status qat_rt_run(qat_rt_session *s, const uint8_t *images, int n, int8_t *logits,
@@ -453,21 +495,29 @@ qat_status qat_rt_run(qat_rt_session *s, const uint8_t *images, int n, int8_t *l
         return qat_fail(err, QAT_EINVAL,
                         "run: the model takes float32 inputs (input_type float32): use "
                         "qat_rt_run_float");
-    s->images = images;
-    s->finputs = NULL;
-    qat_status st = run(s, n, logits, err);
-    s->images = NULL;
-    return st;
+    return start(s, images, NULL, n, logits, NULL, err);
 }
 
 qat_status qat_rt_run_float(qat_rt_session *s, const float *inputs, int n, int8_t *logits,
                             qat_error *err)
 {
-    s->images = NULL;
-    s->finputs = inputs;
-    qat_status st = run(s, n, logits, err);
-    s->finputs = NULL;
-    return st;
+    return start(s, NULL, inputs, n, logits, NULL, err);
+}
+
+qat_status qat_rt_run_logits(qat_rt_session *s, const uint8_t *images, int n, float *logits,
+                             qat_error *err)
+{
+    if (s->m->input_type != QAT_RT_INPUT_UINT8)
+        return qat_fail(err, QAT_EINVAL,
+                        "run: the model takes float32 inputs (input_type float32): use "
+                        "qat_rt_run_float_logits");
+    return start(s, images, NULL, n, NULL, logits, err);
+}
+
+qat_status qat_rt_run_float_logits(qat_rt_session *s, const float *inputs, int n, float *logits,
+                                   qat_error *err)
+{
+    return start(s, NULL, inputs, n, NULL, logits, err);
 }
 
 int qat_rt_session_profile(const qat_rt_session *s, qat_rt_layer_profile *out, int max)

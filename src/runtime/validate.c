@@ -216,9 +216,42 @@ static qat_status check_merge_arrays(const qat_rt_layer_desc *l, int i, qat_erro
     return check_clamp(l, i, err);
 }
 
+/* A float conv2d / linear (FORMAT.md §11): ungrouped, its float32 arrays
+ * present and finite (a NaN or infinity would poison every output it
+ * touches, silently), a known activation and the output clamp. */
+static qat_status check_float(const qat_rt_layer_desc *l, int i, qat_error *err)
+{
+    if (qat_rt_desc_groups(l) != 1)
+        return lfail(err, i, l, "groups: a float layer expects 1, found %d", l->groups);
+    if (l->float_act < QAT_RT_FLOAT_ACT_NONE || l->float_act > QAT_RT_FLOAT_ACT_RELU6)
+        return lfail(err, i, l, "float_act: expected none(0), relu(1) or relu6(2), found %d",
+                     (int)l->float_act);
+    unsigned long long k = (unsigned long long)l->kernel_h * (unsigned long long)l->kernel_w *
+                           (unsigned long long)l->in_c;
+    unsigned long long count = k <= QAT_RT_MAX_WEIGHTS ? k * (unsigned long long)l->out_c : k;
+    if (count > QAT_RT_MAX_WEIGHTS)
+        return lfail(err, i, l, "float_weights: expected at most %d values, found %llu",
+                     QAT_RT_MAX_WEIGHTS, count);
+    if (!l->float_weights)
+        return lfail(err, i, l, "float_weights: missing (NULL)");
+    if (!l->float_bias)
+        return lfail(err, i, l, "float_bias: missing (NULL)");
+    for (unsigned long long j = 0; j < count; j++)
+        if (!isfinite(l->float_weights[j]))
+            return lfail(err, i, l, "float_weights[%llu] (channel %llu): expected finite, found %g",
+                         j, j / k, (double)l->float_weights[j]);
+    for (int c = 0; c < l->out_c; c++)
+        if (!isfinite(l->float_bias[c]))
+            return lfail(err, i, l, "float_bias[%d]: expected finite, found %g", c,
+                         (double)l->float_bias[c]);
+    return check_clamp(l, i, err);
+}
+
 /* conv2d / linear: bits, packed buffer, per-channel arrays, overflow bound. */
 static qat_status check_weights(const qat_rt_layer_desc *l, int i, qat_error *err)
 {
+    if (l->is_float)
+        return check_float(l, i, err);
     if (!in_range(l->weight_bits, 2, 8))
         return lfail(err, i, l, "weight_bits: expected in [2, 8], found %d", l->weight_bits);
     /* dims <= 2^20: K <= 2^60 fits in 64 bits; bound it before multiplying
@@ -540,7 +573,15 @@ qat_status qat_rt_model_validate(const qat_rt_model_desc *d, qat_error *err)
         if ((st = check_shapes(l, i, err)) || (st = check_quant(l, i, err)) ||
             (st = check_inputs(d, i, err)) || (st = check_op(l, i, err)))
             return st;
-        if (l->palette_size != 0 && (l->op == QAT_RT_CONV2D || l->op == QAT_RT_LINEAR) &&
+        if (l->is_float != 0 && (l->is_float != 1 || (l->op != QAT_RT_CONV2D &&
+                                                      l->op != QAT_RT_LINEAR)))
+            return lfail(err, i, l, "is_float: expected 0, or 1 on a conv2d / linear layer, "
+                                    "found %d on %s", l->is_float, qat_rt_op_name(l->op));
+        if (l->is_float && d->version < 3)
+            return lfail(err, i, l, "is_float: a float layer needs format version 3, the model "
+                                    "says %d", d->version);
+        if (l->palette_size != 0 && !l->is_float &&
+            (l->op == QAT_RT_CONV2D || l->op == QAT_RT_LINEAR) &&
             d->version < 2)
             return lfail(err, i, l, "palette_size: palettized weights need format version 2, "
                                     "the model says %d", d->version);

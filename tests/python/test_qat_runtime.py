@@ -56,6 +56,31 @@ def tearDownModule():
     TMP.cleanup()
 
 
+class FloatLayers(unittest.TestCase):
+    """A model whose conv1, conv2 and fc are float layers (FORMAT.md section
+    11): float32 logits, byte for byte qat-infer's, and no int8 codes."""
+
+    def test_float_logits_are_qat_infers(self):
+        p = os.path.join(TMP.name, "float.h5")
+        subprocess.run([MAKE_MODEL, p, "cnn", "4", "float", "37"], check=True, env=TOOL_ENV)
+        dump = os.path.join(TMP.name, "float.logits")
+        subprocess.run([INFER, p, "--images", IMAGES, "--labels", LABELS, "--dump-logits", dump,
+                        "--json"], check=True, stdout=subprocess.DEVNULL, env=TOOL_ENV)
+        want = np.fromfile(dump, dtype="<f4").reshape(len(PIXELS), -1)
+        with qr.Model(p) as m:
+            self.assertTrue(m.float_logits)
+            self.assertEqual([L.arithmetic for L in m.layers],
+                             ["float32", "int8", "float32", "int8", "int8", "float32"])
+            for batch, threads in ((64, 1), (37, 2)):
+                r = m.run(PIXELS, batch=batch, threads=threads)
+                self.assertIsNone(r.logits)
+                self.assertEqual(r.float_logits.tobytes(), want.tobytes())
+                self.assertEqual(r.classes.tolist(), np.argmax(want, axis=1).tolist())
+        with qr.Model(MODELS["cnn4"][0]) as m:
+            self.assertFalse(m.float_logits)
+            self.assertEqual({L.arithmetic for L in m.layers}, {"int8"})
+
+
 class Logits(unittest.TestCase):
     def test_every_model_batch_and_thread_count_gives_qat_infers_bytes(self):
         for name, (path, want) in MODELS.items():

@@ -311,3 +311,15 @@ Test(bad_config, groups_not_dividing_channels)
               "[layer.c2]\ntype = conv2d\nout_channels = 4\ngroups = 2\n" LAYERS);
     TRAIN_BAD("c.ini:8", "[layer.c2]", "groups = 2", "(3)");
 }
+
+/* quantize = false (a float layer) only where a float kernel exists */
+Test(bad_config, float_layer_on_a_pool_or_a_grouped_conv)
+{
+    write_cfg("[layer.c1]\ntype = conv2d\nout_channels = 4\n"
+              "[layer.p]\ntype = maxpool2d\nquantize = false\n" LAYERS);
+    TRAIN_BAD("c.ini:10", "[layer.p] quantize", "only a conv2d (groups = 1) or linear layer",
+              "this is a maxpool2d");
+    write_cfg("[layer.c1]\ntype = conv2d\nout_channels = 4\n"
+              "[layer.c2]\ntype = conv2d\nout_channels = 4\ngroups = 2\nquantize = false\n" LAYERS);
+    TRAIN_BAD("c.ini:12", "[layer.c2] quantize", "conv2d with groups > 1");
+}

@@ -10,6 +10,7 @@
 #include "qat/train.h"
 #include "h5_edit.h"
 #include "robust.h"
+#include "float_fixture.h"
 #include "rt_fixture.h"
 
 /* ---- a valid model, its images, and HDF5 surgery ------------------------------ */
@@ -265,7 +266,7 @@ Test(bad_model, wrong_format)
 
 Test(bad_model, unsupported_version)
 {
-    int32_t v = 3;
+    int32_t v = 4;
     set_i32("/", "version", 0, &v);
     INFER_BAD("attribute 'version'", "unsupported version");
 }
@@ -664,4 +665,84 @@ Test(bad_trained_checkpoint, observer_flag_neither_0_nor_1)
 {
     poke_f32("/state", 2, 0.5f);
     EXPORT_BAD("dataset '/state'", "layer 'fc'", "'initialised' flag is 0.5, expected 0 or 1");
+}
+
+/* ---- float layers (FORMAT.md §11) ---------------------------------------------- */
+
+/* The same CNN with conv2 (layer 2, 7 -> 33 channels, 3x3) and fc (layer 5)
+ * in float32: version 3, float logits. */
+static void float_setup(void)
+{
+    rb_setup();
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    fx_model fx;
+    fx_float f;
+    fx_build_cnn(&fx, 17, 8);
+    fx_floatize(&fx, &f, 1u << 2 | 1u << 5);
+    qat_error e;
+    cr_assert_eq(qat_rt_h5_write(rb_path("m.h5"), &fx.desc, &e), QAT_OK, "%s", e.msg);
+    fx_float_free(&f);
+    fx_free(&fx);
+    write_idx();
+}
+
+TestSuite(bad_float_model, .init = float_setup, .fini = rb_teardown, .timeout = 120);
+
+Test(bad_float_model, base_model_runs_with_two_float_layers)
+{
+    int code = rb_run("qat-infer",
+                      RB_ARGS(rb_path("m.h5"), "--images", rb_path("img"), "--labels", rb_path("lab")));
+    cr_assert_eq(code, 0, "the float-layer base model must run\n%s", rb_err);
+    cr_assert(strstr(rb_out, "2 in float32"), "%s", rb_out);
+}
+
+/* conv2: 33 x 63 weights */
+Test(bad_float_model, nan_or_infinite_float_weights)
+{
+    float w[33 * 63];
+    for (size_t i = 0; i < 33 * 63; i++)
+        w[i] = 0.001f * (float)(i % 17);
+    w[70] = NAN;
+    set_dataset("m.h5", "/layers/002/float_weights", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 33 * 63, w);
+    INFER_BAD("layer 2 'conv2'", "float_weights[70] (channel 1): expected finite, found nan");
+    w[70] = 0.0f;
+    w[2078] = -INFINITY;
+    set_dataset("m.h5", "/layers/002/float_weights", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 33 * 63, w);
+    INFER_BAD("layer 2 'conv2'", "float_weights[2078] (channel 32): expected finite, found -inf");
+}
+
+Test(bad_float_model, infinite_float_bias)
+{
+    float b[10] = {0};
+    b[9] = INFINITY;
+    set_dataset("m.h5", "/layers/005/float_bias", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 10, b);
+    INFER_BAD("layer 5 'fc'", "float_bias[9]: expected finite, found inf");
+}
+
+Test(bad_float_model, float_weights_of_the_wrong_length_or_missing)
+{
+    float w[5] = {0};
+    set_dataset("m.h5", "/layers/005/float_weights", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 5, w);
+    INFER_BAD("/layers/005/float_weights");
+    hid_t f = open_rw("m.h5");
+    cr_assert_geq(H5Ldelete(f, "/layers/005/float_weights", H5P_DEFAULT), 0);
+    H5Fclose(f);
+    INFER_BAD("/layers/005/float_weights");
+}
+
+Test(bad_float_model, unknown_arithmetic_or_activation)
+{
+    set_str("m.h5", "/layers/002", "arithmetic", "float16");
+    INFER_BAD("/layers/002: attribute 'arithmetic'", "expected 'float32', found 'float16'");
+    set_str("m.h5", "/layers/002", "arithmetic", "float32");
+    set_str("m.h5", "/layers/002", "activation", "gelu");
+    INFER_BAD("/layers/002: attribute 'activation'", "found 'gelu'");
+}
+
+/* a version-2 reader cannot run a float layer: the file must say 3 */
+Test(bad_float_model, a_float_layer_in_a_version_2_file)
+{
+    const int32_t v = 2;
+    set_i32("/", "version", 0, &v);
+    INFER_BAD("/layers/002");
 }

@@ -41,6 +41,22 @@ for spec in "cnn 8 16" "cnn 4 5 channel" "mlp 2 3" "mlp 7 100 channel"; do
   echo "ok: palettized $spec: $(wc -c < "$tmp/c.bin") logit bytes identical"
 done
 
+# FORMAT.md §11: float layers (version 3): first, middle and last (float
+# logits, float32), and a float layer before an integer one (ARITHMETIC.md §7)
+for spec in "cnn 4 37" "mlp 3 1"; do
+  set -- $spec
+  m="$tmp/float.h5"
+  "$make_model" "$m" "$1" "$2" float "$3"
+  "$infer" "$m" --images "$images" --labels "$labels" --threads 2 --batch 50 \
+    --dump-logits "$tmp/c.bin" --json > /dev/null
+  "$py" "$reader" "$m" "$images" "$tmp/py.bin"
+  if ! cmp -s "$tmp/c.bin" "$tmp/py.bin"; then
+    echo "FAIL: float layers $spec: independent reader disagrees with qat-infer" >&2
+    exit 1
+  fi
+  echo "ok: float layers $spec: $(wc -c < "$tmp/c.bin") logit bytes identical"
+done
+
 # FORMAT.md §1: h5py stores a str as a variable-length UTF-8 string.
 m="$tmp/cnn8.h5" s="$tmp/strings.h5"
 cp "$m" "$s"

@@ -211,12 +211,63 @@ def run_layer(L, x):
     return requantize(acc, L["mult"], L["shift"], L["output_zero_point"], L["act_min"], L["act_max"])
 
 
+def load_float(g, L):
+    """FORMAT.md section 11: arithmetic "float32", activation, the clamp,
+    float32 weights (OC x KH x KW x C) and bias, every value finite."""
+    if attr(g, "arithmetic", "str", ()) != "float32":
+        die("%s: arithmetic" % g.name)
+    L["float"] = attr(g, "activation", "str", ())
+    if L["float"] not in ("none", "relu", "relu6") or L.get("groups", 1) != 1:
+        die("%s: a float layer's activation / groups" % g.name)
+    L["act_min"], L["act_max"] = attr(g, "act_min", "i32", ()), attr(g, "act_max", "i32", ())
+    H, W, C = L["input_shape"]
+    OC = L["output_shape"][2]
+    KH, KW = L["kernel"]
+    L["fw"] = dataset(g, "float_weights", "<f4", OC * KH * KW * C).astype(np.float32)
+    L["fb"] = dataset(g, "float_bias", "<f4", OC).astype(np.float32)
+    if not np.all(np.isfinite(L["fw"])) or not np.all(np.isfinite(L["fb"])):
+        die("%s: float_weights / float_bias must be finite" % g.name)
+    for k in ("input_scale", "output_scale"):
+        L[k] = np.float32(attr(g, k, "f32", ()))
+
+
+def run_float(L, x, last):
+    """ARITHMETIC.md section 7: each input code dequantized as one float32
+    product (padded taps 0.0), the window summed in float32 from 0 in the
+    order (ky, kx, c), one product rounded before each addition, then + bias,
+    the activation, and the output quantized like an input value (or, as the
+    model's output, float logits)."""
+    N, H, W, C = x.shape
+    (KH, KW), (SH, SW), (PH, PW) = L["kernel"], L["stride"], L["padding"]
+    OH, OW, OC = L["output_shape"]
+    f32 = np.float32
+    xf = np.zeros((N, H + 2 * PH, W + 2 * PW, C), dtype=f32)
+    xf[:, PH:PH + H, PW:PW + W, :] = (x - L["input_zero_point"]).astype(f32) * L["input_scale"]
+    w = L["fw"].reshape(OC, KH, KW, C)
+    acc = np.zeros((N, OH, OW, OC), dtype=f32)
+    for ky in range(KH):
+        for kx in range(KW):
+            patch = xf[:, ky:ky + SH * (OH - 1) + 1:SH, kx:kx + SW * (OW - 1) + 1:SW, :]
+            for c in range(C):
+                acc = (acc + (patch[:, :, :, c:c + 1] * w[:, ky, kx, c]).astype(f32)).astype(f32)
+    y = (acc + L["fb"]).astype(f32)
+    if L["float"] != "none":
+        y = np.where(y > 0, y, f32(0)).astype(f32)
+    if L["float"] == "relu6":
+        y = np.where(y < 6, y, f32(6)).astype(f32)
+    if last:
+        return y
+    r = (y / L["output_scale"]).astype(f32)
+    q = np.sign(r) * np.floor(np.abs(r.astype(np.float64)) + 0.5) + L["output_zero_point"]
+    return np.clip(q, L["act_min"], L["act_max"]).astype(I32)
+
+
 def load(path):
     f = h5py.File(path, "r")
     if attr(f, "format", "str", ()) != "qat-int8-model":
         die("not a qat model")
     version = attr(f, "version", "i32", ())
-    if version not in (1, 2):
+    if version not in (1, 2, 3):
         die("unsupported version")
     shape = attr(f, "input_shape", "i32", (3,))
     # FORMAT.md section 9: optional; absent means uint8 pixels
@@ -271,7 +322,9 @@ def load(path):
             L["shift"] = dataset(g, "shift", "<i4", n).astype(I32)
             if L["op"] == "add" and (len(L["inputs"]) != 2 or max(L["shift"][:2]) > 0):
                 die("%s: add needs two inputs and input shifts <= 0" % g.name)
-        if L["op"] in ("conv2d", "linear"):
+        if L["op"] in ("conv2d", "linear") and version >= 3 and "arithmetic" in g.attrs:
+            load_float(g, L)  # FORMAT.md 11: a float layer
+        elif L["op"] in ("conv2d", "linear"):
             bits = attr(g, "weight_bits", "i32", ())
             L["act_min"], L["act_max"] = attr(g, "act_min", "i32", ()), attr(g, "act_max", "i32", ())
             H, W, C = L["input_shape"]
@@ -343,13 +396,19 @@ def main():
             die("layer %d: add inputs of different shapes" % i)
         if L["op"] in ("add", "concat", "global_avgpool"):
             x = run_merge(L, xs, [zps[j] for j in L["inputs"]])
+        elif "float" in L:
+            out = i == len(layers) - 1 or all(M["op"] == "flatten" for M in layers[i + 1:])
+            x = run_float(L, xs[0], out)
         else:
             x = run_layer(L, xs[0])
         outs[i], zps[i] = x, L["output_zero_point"]
         for j in L["inputs"]:  # an output nobody reads later is dropped (memory)
             if all(j not in M["inputs"] for M in layers[i + 1:]):
                 outs.pop(j, None)
-    x.reshape(x.shape[0], -1).astype(np.int8).tofile(sys.argv[3])
+    if x.dtype == np.float32:  # float logits (ARITHMETIC.md 7): float32, little-endian
+        x.reshape(x.shape[0], -1).astype("<f4").tofile(sys.argv[3])
+    else:
+        x.reshape(x.shape[0], -1).astype(np.int8).tofile(sys.argv[3])
 
 
 if __name__ == "__main__":

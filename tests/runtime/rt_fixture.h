@@ -355,9 +355,54 @@ static inline void fx_images(uint64_t seed, uint8_t *px, size_t n)
 
 static inline int32_t fx_clamp8(long long v) { return v < -128 ? -128 : v > 127 ? 127 : (int32_t)v; }
 
+/* ARITHMETIC.md §7 for layer l on one image's int8 input x: out gets
+ * out_h * out_w * out_c int8 codes, or floats (fout non-NULL). Each product
+ * goes through a volatile so no compiler fuses it into the sum. */
+static inline void fx_float_oracle(const qat_rt_layer_desc *l, const int8_t *x, int8_t *out,
+                                   float *fout)
+{
+    const int K = l->kernel_h * l->kernel_w * l->in_c;
+    for (int oy = 0; oy < l->out_h; oy++)
+        for (int ox = 0; ox < l->out_w; ox++)
+            for (int c = 0; c < l->out_c; c++) {
+                float acc = 0.0f;
+                int j = 0;
+                for (int ky = 0; ky < l->kernel_h; ky++)
+                    for (int kx = 0; kx < l->kernel_w; kx++)
+                        for (int ci = 0; ci < l->in_c; ci++, j++) {
+                            int iy = oy * l->stride_h - l->pad_h + ky;
+                            int ix = ox * l->stride_w - l->pad_w + kx;
+                            float v = 0.0f;
+                            if (iy >= 0 && iy < l->in_h && ix >= 0 && ix < l->in_w)
+                                v = (float)(x[(iy * l->in_w + ix) * l->in_c + ci] -
+                                            l->input_zero_point) *
+                                    l->input_scale;
+                            volatile float p = l->float_weights[(size_t)c * (size_t)K +
+                                                                (size_t)j] *
+                                               v;
+                            acc += p;
+                        }
+                float y = acc + l->float_bias[c];
+                if (l->float_act != QAT_RT_FLOAT_ACT_NONE && !(y > 0.0f))
+                    y = 0.0f;
+                if (l->float_act == QAT_RT_FLOAT_ACT_RELU6 && y > 6.0f)
+                    y = 6.0f;
+                size_t o = ((size_t)oy * (size_t)l->out_w + (size_t)ox) * (size_t)l->out_c +
+                           (size_t)c;
+                if (fout)
+                    fout[o] = y;
+                else
+                    out[o] = (int8_t)qat_fp_quantize(y, l->output_scale, l->output_zero_point,
+                                                     l->act_min, l->act_max);
+            }
+}
+
 /* Returns 0 on success, -1 if an accumulator left int32 (a test failure).
- * Keeps every layer's output, so graph layers read what they name. */
-static inline int fx_oracle(const fx_model *m, const uint8_t *px, int8_t *logits)
+ * Keeps every layer's output, so graph layers read what they name. A
+ * float layer (float_fixture.h) runs fx_float_oracle; flogits (may be
+ * NULL) gets the logits of a model whose last layer is float. */
+static inline int fx_oracle_f(const fx_model *m, const uint8_t *px, int8_t *logits,
+                              float *flogits)
 {
     const qat_rt_model_desc *d = &m->desc;
     int32_t *outs[FX_MAX_LAYERS + 1]; /* [0] the model input, [i + 1] layer i */
@@ -381,6 +426,19 @@ static inline int fx_oracle(const fx_model *m, const uint8_t *px, int8_t *logits
         outs[li + 1] = y;
         zps[li + 1] = l->output_zero_point;
 #define AT(t, yy, xx, cc, WW, CC) (t)[((size_t)(yy) * (WW) + (xx)) * (CC) + (cc)]
+        if (l->is_float) {
+            size_t ni = (size_t)H * W * C, no = (size_t)l->out_h * l->out_w * l->out_c;
+            int8_t *x8 = malloc(ni), *y8 = malloc(no);
+            for (size_t i = 0; i < ni; i++)
+                x8[i] = (int8_t)x[i];
+            int last = li == d->num_layers - 1;
+            fx_float_oracle(l, x8, y8, last ? flogits : NULL);
+            for (size_t i = 0; i < no; i++)
+                y[i] = last && flogits ? 0 : y8[i];
+            free(x8);
+            free(y8);
+            continue;
+        }
         switch (l->op) {
         case QAT_RT_CONV2D:
         case QAT_RT_LINEAR:
@@ -473,6 +531,11 @@ static inline int fx_oracle(const fx_model *m, const uint8_t *px, int8_t *logits
     for (int i = 0; i <= d->num_layers; i++)
         free(outs[i]);
     return rc;
+}
+
+static inline int fx_oracle(const fx_model *m, const uint8_t *px, int8_t *logits)
+{
+    return fx_oracle_f(m, px, logits, NULL);
 }
 
 /* Runs the model through the runtime with the given threads and batch. */

@@ -316,7 +316,7 @@ Test(h5, absurd_attributes)
         int32_t value;
         const char *field;
     } cases[] = {
-        {"/", "version", 3, "attribute 'version': expected 1..2, found 3"},
+        {"/", "version", 4, "attribute 'version': expected 1..3, found 4"},
         {"/", "num_layers", 100000, "attribute 'num_layers': expected a value in [1, 256]"},
         {"/", "num_classes", -3, "attribute 'num_classes'"},
         {"/", "input_zero_point", 0, "input_zero_point: expected -128, found 0"},

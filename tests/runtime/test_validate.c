@@ -34,11 +34,11 @@ Test(validate, bad_version)
 {
     fx_model fx;
     base(&fx);
-    fx.desc.version = 3;
-    expect_invalid(&fx, "model", "version: expected 1..2, found 3");
+    fx.desc.version = 4;
+    expect_invalid(&fx, "model", "version: expected 1..3, found 4");
     base(&fx);
     fx.desc.version = 0;
-    expect_invalid(&fx, "model", "version: expected 1..2, found 0");
+    expect_invalid(&fx, "model", "version: expected 1..3, found 0");
 }
 
 Test(validate, layer_count_zero_and_too_many)

@@ -397,6 +397,50 @@ static qat_status read_palette_meta(rd *r, hid_t g, const char *gpath, qat_rt_la
     return QAT_OK;
 }
 
+/* Version 3's float layer (FORMAT.md §11): arithmetic "float32", its
+ * activation and clamp, and the float32 datasets' sizes. */
+static qat_status read_float_meta(rd *r, hid_t g, const char *gpath, qat_rt_layer_desc *l)
+{
+    static const char *const acts[] = {"none", "relu", "relu6"};
+    char where[160], buf[QAT_H5_MAX_STR];
+    int act = -1;
+    qat_status st;
+    if ((st = read_str_attr(r, g, gpath, "arithmetic", buf, sizeof buf)))
+        return st;
+    snprintf(where, sizeof where, "%s: attribute 'arithmetic'", gpath);
+    if (strcmp(buf, "float32") != 0)
+        return rfail(r, where, "expected 'float32', found '%.64s'", buf);
+    if ((st = read_str_attr(r, g, gpath, "activation", buf, sizeof buf)))
+        return st;
+    for (int i = 0; i < 3; i++)
+        if (strcmp(buf, acts[i]) == 0)
+            act = i;
+    snprintf(where, sizeof where, "%s: attribute 'activation'", gpath);
+    if (act < 0)
+        return rfail(r, where, "expected 'none', 'relu' or 'relu6', found '%.64s'", buf);
+    l->is_float = 1;
+    l->float_act = (qat_rt_float_act)act;
+    if ((st = read_attr(r, g, gpath, "act_min", K_I32, -1, &l->act_min)) ||
+        (st = read_attr(r, g, gpath, "act_max", K_I32, -1, &l->act_max)))
+        return st;
+    /* each factor <= 2^20: bound K before multiplying by out_c */
+    unsigned long long k = (unsigned long long)l->kernel_h * (unsigned long long)l->kernel_w *
+                           (unsigned long long)l->in_c;
+    unsigned long long count = k <= QAT_RT_MAX_WEIGHTS ? k * (unsigned long long)l->out_c : k;
+    if (count > QAT_RT_MAX_WEIGHTS) {
+        snprintf(where, sizeof where, "dataset %s/float_weights", gpath);
+        return rfail(r, where, "the shapes imply more than %d weights", QAT_RT_MAX_WEIGHTS);
+    }
+    hid_t d;
+    if ((st = open_dataset(r, g, gpath, "float_weights", K_F32, (long long)count, &d)))
+        return st;
+    H5Dclose(d);
+    if ((st = open_dataset(r, g, gpath, "float_bias", K_F32, l->out_c, &d)))
+        return st;
+    H5Dclose(d);
+    return QAT_OK;
+}
+
 static qat_status read_layer_meta(rd *r, hid_t g, const char *gpath, qat_rt_layer_desc *l,
                                   int version)
 {
@@ -449,6 +493,11 @@ static qat_status read_layer_meta(rd *r, hid_t g, const char *gpath, qat_rt_laye
         return read_merge_meta(r, g, gpath, l);
     if (!has_weights(l->op))
         return QAT_OK;
+    htri_t fl = version >= 3 ? H5Aexists(g, "arithmetic") : 0;
+    if (fl < 0)
+        return rfail(r, gpath, "attribute 'arithmetic' cannot be looked up (corrupt header?)");
+    if (fl)
+        return read_float_meta(r, g, gpath, l);
     if ((st = read_attr(r, g, gpath, "weight_bits", K_I32, -1, &l->weight_bits)) ||
         (st = check_range(r, gpath, "weight_bits", &l->weight_bits, 1, 2, 8)) ||
         (st = read_attr(r, g, gpath, "act_min", K_I32, -1, &l->act_min)) ||
@@ -493,6 +542,9 @@ static qat_status read_layer_meta(rd *r, hid_t g, const char *gpath, qat_rt_laye
 
 static size_t layer_blob_bytes(const qat_rt_layer_desc *l)
 {
+    if (l->is_float) /* weights (<= 2^32 bytes), then the bias; rounded to 8 */
+        return ((((size_t)l->kernel_h * (size_t)l->kernel_w * (size_t)l->in_c + 1) *
+                 (size_t)l->out_c * sizeof(float)) + 7) & ~(size_t)7;
     if (qat_rt_op_is_merge(l->op))
         return 2 * 4 * (size_t)qat_rt_desc_merge_mults(l);
     if (!has_weights(l->op))
@@ -525,6 +577,16 @@ static qat_status read_layer_data(rd *r, hid_t g, const char *gpath, qat_rt_laye
     if (!has_weights(l->op))
         return QAT_OK;
     size_t oc = (size_t)l->out_c;
+    if (l->is_float) {
+        size_t n = (size_t)l->kernel_h * (size_t)l->kernel_w * (size_t)l->in_c * oc;
+        float *fw = (float *)mem, *fb = fw + n;
+        if ((st = read_dataset(r, g, gpath, "float_weights", K_F32, (long long)n, fw)) ||
+            (st = read_dataset(r, g, gpath, "float_bias", K_F32, l->out_c, fb)))
+            return st;
+        l->float_weights = fw;
+        l->float_bias = fb;
+        return QAT_OK;
+    }
     uint8_t *w = mem;
     int32_t *wzp = (int32_t *)(mem + ((l->weights_bytes + 7) & ~(size_t)7));
     int32_t *bias = wzp + oc, *mult = bias + oc, *shift = mult + oc;

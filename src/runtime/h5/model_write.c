@@ -143,6 +143,19 @@ static qat_status write_layer(wr *w, hid_t g, const char *gpath, const qat_rt_la
     if (l->op != QAT_RT_CONV2D && l->op != QAT_RT_LINEAR)
         return QAT_OK;
     size_t oc = (size_t)l->out_c;
+    if (l->is_float) { /* version 3 (FORMAT.md §11) */
+        static const char *const acts[] = {"none", "relu", "relu6"};
+        size_t n = oc * (size_t)l->kernel_h * (size_t)l->kernel_w * (size_t)l->in_c;
+        if ((st = put_str(w, g, gpath, "arithmetic", "float32")) ||
+            (st = put_str(w, g, gpath, "activation", acts[l->float_act])) ||
+            (st = put_i32(w, g, gpath, "act_min", 0, &l->act_min)) ||
+            (st = put_i32(w, g, gpath, "act_max", 0, &l->act_max)) ||
+            (st = put_dataset(w, g, gpath, "float_weights", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, n,
+                              l->float_weights, 1)))
+            return st;
+        return put_dataset(w, g, gpath, "float_bias", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, oc,
+                           l->float_bias, 0);
+    }
     int32_t *zeros = NULL;
     const int32_t *wzp = l->weight_zero_point;
     if (!wzp) {
