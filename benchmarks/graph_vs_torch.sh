@@ -18,7 +18,8 @@
 # usage: benchmarks/graph_vs_torch.sh [THREADS] [ROUNDS] [BUILD_DIR]
 #   env SECONDS_PER=2 REPEATS=3: each figure is the median of REPEATS timed
 #   runs of SECONDS_PER seconds (short values only to check the script);
-#   FORCE=1 runs on a busy machine (figures printed, ratios withheld)
+#   QAT_BENCH_FORCE=1 runs on a busy machine (figures printed, ratios withheld;
+#   benchmarks/sidebyside.py reads it, as for every side-by-side script)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 threads=${1:-2}
@@ -45,4 +46,4 @@ for m in resnet8 dscnn; do
     ratios+=(--ratio "$m int8 batch $b: qat / pytorch int8=qat-$m:qat-int8.batch$b / torch-$m:pytorch-int8-onednn-$m@b$b.images_per_second")
   done
 done
-exec /usr/bin/python3 benchmarks/sidebyside.py --rounds "$rounds" ${FORCE:+--force} "${sides[@]}" "${ratios[@]}"
+exec /usr/bin/python3 benchmarks/sidebyside.py --rounds "$rounds" "${sides[@]}" "${ratios[@]}"
