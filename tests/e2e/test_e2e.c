@@ -14,28 +14,14 @@
 #include "qat/runtime_h5.h"
 #include "qat/train.h"
 
+#include "e2e_fixture.h"
+
 static char tmpdir[256];
 
 static void make_tmp(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/qat-e2e-XXXXXX");
     cr_assert_not_null(mkdtemp(tmpdir));
-}
-
-static void load_cfg(const char *rel, const char *const *extra, int nextra, qat_config *cfg)
-{
-    QAT_ASSERT(nextra <= 16);
-    const char *root = getenv("QAT_SOURCE_ROOT");
-    cr_assert_not_null(root, "run through meson test");
-    char path[1024], data[1024];
-    snprintf(path, sizeof path, "%s/%s", root, rel);
-    snprintf(data, sizeof data, "data.dir=%s/datasets/mnist-subset", root);
-    const char *sets[20] = {data, "train.progress=false", "train.threads=2"};
-    int n = 3;
-    for (int i = 0; i < nextra; i++)
-        sets[n++] = extra[i];
-    qat_error e;
-    cr_assert_eq(qat_config_load(path, sets, n, cfg, &e), QAT_OK, "%s", e.msg);
 }
 
 /* Compares every test image's fake-quant logits (as codes) with the integer

@@ -16,23 +16,10 @@
 #include "qat/runtime_h5.h"
 #include "qat/train.h"
 
+#include "e2e_fixture.h"
+
 static const char *const isas[] = {"ref", "avx2", "avx512vnni", "neon-plain", "neon-dot"};
 #define NISA 5
-
-static void load_cfg(const char *rel, const char *const *extra, int nextra, qat_config *cfg)
-{
-    const char *root = getenv("QAT_SOURCE_ROOT");
-    cr_assert_not_null(root, "run through meson test");
-    char path[1024], data[1024];
-    snprintf(path, sizeof path, "%s/%s", root, rel);
-    snprintf(data, sizeof data, "data.dir=%s/datasets/mnist-subset", root);
-    const char *sets[20] = {data, "train.progress=false", "train.threads=2"};
-    int n = 3;
-    for (int i = 0; i < nextra && n < 20; i++)
-        sets[n++] = extra[i];
-    qat_error e;
-    cr_assert_eq(qat_config_load(path, sets, n, cfg, &e), QAT_OK, "%s", e.msg);
-}
 
 /* Trains config with extra settings in a fresh directory; checks the
  * runtime against the fake-quant forward on the test subset on every path
