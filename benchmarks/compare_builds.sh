@@ -3,7 +3,9 @@
 # kernels): bench-infer of each build on every kernel path given, in ROUNDS
 # alternating rounds run by benchmarks/sidebyside.py, and the ratio of the
 # new build's median to the base build's median per path and figure (int8
-# images/s at batch 1 and 64, conv2 / fc1 kernel GMAC/s). Refuses to print
+# images/s at batch 1 and 64, conv2 / fc1 kernel GMAC/s, and those as a
+# share of the peak loop the same process measured, which cancels a slow
+# drift of the machine's speed between rounds). Refuses to print
 # ratios (exit 3) when other processes used more than 0.1 core.
 # usage: benchmarks/compare_builds.sh BASE_BUILD NEW_BUILD [ROUNDS] [THREADS] [ISA...]
 #   ISA: kernel paths to compare (default: avx2 avx512vnni on x86-64)
@@ -24,7 +26,8 @@ for isa in "${isas[@]}"; do
     [[ -x "$b/benchmarks/bench-infer" ]] || { echo "compare_builds: no $b/benchmarks/bench-infer" >&2; exit 2; }
     args+=(--side "$side-$isa=$b/benchmarks/bench-infer --json --isa $isa --threads $threads --seconds 1 --repeats 3 ${QAT_BENCH_ARGS:-}")
   done
-  for fig in qat-int8.batch1 qat-int8.batch64 kernels.conv2_gmacs kernels.fc1_gmacs; do
+  for fig in qat-int8.batch1 qat-int8.batch64 kernels.conv2_gmacs kernels.fc1_gmacs \
+             kernels.conv2_gmacs_of_peak kernels.fc1_gmacs_of_peak; do
     args+=(--ratio "$isa $fig: new / base=new-$isa:$fig / base-$isa:$fig")
   done
 done

@@ -21,6 +21,10 @@ Figures: each JSON object printed by a side becomes figures named
 "<prefix>.<field>" for its numeric fields, where prefix is its "impl" value
 (with "@b<batch>" when it has a "batch" field) or else its first string field's
 key; string fields (e.g. "isa") are kept as that side's path description.
+An object with a "peak_gmacs" field also gives "<field>_of_peak" for each of
+its other "*_gmacs" fields: the kernel's share of the peak loop the same
+process measured, which cancels a drift of the machine's speed slower than
+one process (read it beside the raw figure: a faster drift does not cancel).
 
 usage: sidebyside.py [--rounds N] [--max-other CORES] [--settle S] [--force]
                      --side NAME=CMD [--side NAME=CMD]...
@@ -129,6 +133,15 @@ def figures(out):
                 nums[f"{prefix}.{k}"] = float(v)
             elif isinstance(v, str):
                 strs[f"{prefix}.{k}"] = v
+        # a kernel figure over the peak loop measured by the same process: the
+        # machine's speed drifts between rounds (its own peak loop has varied
+        # 450-630 GMAC/s here); the fraction cancels a drift slower than one
+        # process, not a faster one, so read it beside the raw figure
+        peak = o.get("peak_gmacs")
+        if isinstance(peak, (int, float)) and peak > 0:
+            for k, v in o.items():
+                if k.endswith("_gmacs") and k != "peak_gmacs" and isinstance(v, (int, float)):
+                    nums[f"{prefix}.{k}_of_peak"] = float(v) / float(peak)
     return nums, strs
 
 

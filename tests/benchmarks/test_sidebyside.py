@@ -45,6 +45,14 @@ check("0.500" in p.stdout, "median 2 / best (lowest) 4 = 0.500", p)
 check("isa=z" in p.stdout, "the side's kernel path is named", p)
 check("CPU:" in p.stdout and "family" in p.stdout, "the CPU is named", p)
 
+# a row with a peak loop gives each kernel figure as a share of it
+p = run("--rounds", "1", "--settle", "0", "--max-other", "100", "--side",
+        "a=echo '{\"kernels\": \"k\", \"peak_gmacs\": 400, \"conv2_gmacs\": 300}'",
+        "--ratio", "r=a:kernels.conv2_gmacs_of_peak / a:kernels.peak_gmacs")
+check(p.returncode == 0, f"peak row: exit {p.returncode}", p)
+check("kernels.conv2_gmacs_of_peak" in p.stdout and "0.75" in p.stdout, "300 / 400 = 0.75", p)
+check("kernels.peak_gmacs_of_peak" not in p.stdout, "the peak is not a share of itself", p)
+
 # a busy process next to the run: no ratios, exit 3, the run named
 busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
 try:
