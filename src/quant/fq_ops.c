@@ -31,16 +31,26 @@ typedef struct {
  * the clamp only keeps garbage finite. */
 #define CODE_LIMIT 1073741824.0f
 
+/* Two loops over a chunk that stays in L1: gcc 12 vectorises each alone, but
+ * not the clamp and the rounding fused in one loop (it keeps branches there:
+ * one vdivss a code). Same operations, same bits. */
 __attribute__((target_clones("avx512f", "avx2", "default"))) static void
 codes_run(const float *restrict x, float *restrict y, float s, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        float r = x[i] / s;
-        r = r >= -CODE_LIMIT ? r : -CODE_LIMIT; /* NaN -> -limit */
-        r = r <= CODE_LIMIT ? r : CODE_LIMIT;
-        int32_t k = (int32_t)r;
-        float f = r - (float)k;
-        y[i] = (float)(k + (f >= 0.5f) - (f <= -0.5f));
+    for (size_t c = 0; c < n; c += 1024) {
+        size_t m = n - c < 1024 ? n - c : 1024;
+        const float *restrict xc = x + c;
+        float *restrict yc = y + c;
+        for (size_t i = 0; i < m; i++) {
+            float r = xc[i] / s;
+            r = r >= -CODE_LIMIT ? r : -CODE_LIMIT; /* NaN -> -limit */
+            yc[i] = r <= CODE_LIMIT ? r : CODE_LIMIT;
+        }
+        for (size_t i = 0; i < m; i++) {
+            int32_t k = (int32_t)yc[i];
+            float f = yc[i] - (float)k;
+            yc[i] = (float)(k + (f >= 0.5f) - (f <= -0.5f));
+        }
     }
 }
 

@@ -98,25 +98,38 @@ static void rq_fwd(void *v, size_t b, size_t e)
     }
 }
 
-/* One row of the output stage's backward: STE-masked gradient into the
+/* Rows of the output stage's backward: STE-masked gradient into the
  * accumulator, and per-channel float partial sums for the bias and the
  * accumulator scale (flushed into doubles every few rows by the caller).
- * The NULL checks are loop-invariant: the compiler unswitches them. */
+ * One loop per output, each over a row: gcc 12 vectorises these, not the
+ * three fused in one loop. dy is loaded whether or not the code passed, so
+ * the select needs no branch. Each output's arithmetic is as it was. */
 __attribute__((target_clones("avx512f", "avx2", "default"))) static void
 rq_bwd_rows(const uint8_t *restrict pass, const float *restrict dy, const float *restrict as,
             const float *restrict acc, float *restrict dacc, float *restrict dbf,
             float *restrict dsf, size_t rows, int C)
 {
     for (size_t r = 0; r < rows; r++) {
-        size_t o = r * (size_t)C;
-        for (int c = 0; c < C; c++) {
-            float g = pass[o + c] ? dy[o + c] : 0.0f;
-            if (dacc)
-                dacc[o + c] += g * as[c];
-            if (dbf)
-                dbf[c] += g;
-            if (dsf)
-                dsf[c] += g * acc[o + c];
+        const uint8_t *restrict p = pass + r * (size_t)C;
+        const float *restrict d = dy + r * (size_t)C;
+        if (dacc) {
+            float *restrict da = dacc + r * (size_t)C;
+            for (int c = 0; c < C; c++) {
+                float v = d[c];
+                da[c] += (p[c] ? v : 0.0f) * as[c];
+            }
+        }
+        if (dbf)
+            for (int c = 0; c < C; c++) {
+                float v = d[c];
+                dbf[c] += p[c] ? v : 0.0f;
+            }
+        if (dsf) {
+            const float *restrict a = acc + r * (size_t)C;
+            for (int c = 0; c < C; c++) {
+                float v = d[c];
+                dsf[c] += (p[c] ? v : 0.0f) * a[c];
+            }
         }
     }
 }
