@@ -1,10 +1,13 @@
-/* A fixed team of threads that runs one function on every member at once.
- * Member 0 is the calling thread. Every parallel loop of the training stack
- * goes through a team, so `threads` bounds the cores it uses. The integer
- * runtime's sessions start their own workers instead (src/runtime/session.c):
- * they claim tasks from a shared board, so a descheduled thread holds up
- * little, which a fixed split over a team cannot do. Both kinds of worker
- * spin QAT_SPIN_ROUNDS rounds of qat_cpu_relax() before they sleep.
+/* A fixed team of threads that runs one function over n member slots at
+ * once. The calling thread runs slot 0; slots 1..n-1 are claimed by whichever
+ * thread gets to them first (a worker, or the caller once slot 0 is done), so
+ * a descheduled worker holds up little. Each slot runs exactly once with the
+ * same arguments, and slots >= 1 always with flush-to-zero on, so results do
+ * not depend on which thread ran a slot. Every parallel loop of the training
+ * stack goes through a team, so `threads` bounds the cores it uses. The
+ * integer runtime's sessions start their own workers (src/runtime/session.c),
+ * which claim tasks from a shared board in the same spirit. Both kinds of
+ * worker spin QAT_SPIN_ROUNDS rounds of qat_cpu_relax() before they sleep.
  * Pure C + pthreads: the runtime core links this. */
 #ifndef QAT_TEAM_H
 #define QAT_TEAM_H
@@ -20,7 +23,8 @@ qat_status qat_team_create(int nthreads, qat_team **out, qat_error *err);
 void qat_team_destroy(qat_team *p);
 /* Number of members; a NULL team counts as 1. */
 int qat_team_threads(const qat_team *p);
-/* Runs fn(ctx, tid, n) on every member and returns when all are done.
+/* Runs fn(ctx, tid, n) once for every slot tid in [0, n) and returns when all
+ * are done (see above for which thread runs which slot).
  * A NULL pool runs fn(ctx, 0, 1) inline. Not reentrant. */
 void qat_team_run(qat_team *p, qat_team_fn fn, void *ctx);
 

@@ -1,7 +1,12 @@
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#endif
 
 #include "qat/arena.h"
 #include "qat/team.h"
@@ -103,6 +108,71 @@ Test(team, every_member_runs_once_per_call_and_ranges_cover)
         }
         qat_team_destroy(p);
     }
+}
+
+/* Slots >= 1 may run on the calling thread once its slot 0 is done (a
+ * descheduled worker then holds up nothing); each still runs once, and with
+ * flush-to-zero on as on a worker, and the caller's own FP mode comes back. */
+typedef struct {
+    atomic_int hits[8];
+    pthread_t thread[8];
+    int ftz[8];
+} steal_ctx;
+
+static int ftz_on(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    return (_mm_getcsr() & 0x8000) != 0;
+#elif defined(__aarch64__)
+    unsigned long fpcr;
+    __asm__ __volatile__("mrs %0, fpcr" : "=r"(fpcr));
+    return (fpcr >> 24) & 1;
+#else
+    return 1;
+#endif
+}
+
+static void steal_fn(void *vctx, int tid, int nt)
+{
+    steal_ctx *c = vctx;
+    cr_assert_eq(nt, 8);
+    atomic_fetch_add(&c->hits[tid], 1);
+    c->thread[tid] = pthread_self();
+    c->ftz[tid] = ftz_on();
+}
+
+Test(team, caller_claims_slots_workers_have_not_started)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned csr = _mm_getcsr();
+    _mm_setcsr(csr & ~0x8040u); /* the caller without FTZ / DAZ */
+#endif
+    qat_team *p;
+    cr_assert_eq(qat_team_create(8, &p, NULL), QAT_OK);
+    int stolen = 0;
+    for (int rep = 0; rep < 60; rep++) {
+        /* idle workers sleep after about a millisecond of spinning; waking
+         * them takes far longer than the caller's empty slot 0 */
+        struct timespec ts = {0, 3000000};
+        nanosleep(&ts, NULL);
+        steal_ctx c;
+        memset(&c, 0, sizeof c);
+        qat_team_run(p, steal_fn, &c);
+        cr_assert(pthread_equal(c.thread[0], pthread_self()));
+        for (int k = 0; k < 8; k++)
+            cr_assert_eq(atomic_load(&c.hits[k]), 1, "slot %d ran %d times", k,
+                         atomic_load(&c.hits[k]));
+        for (int k = 1; k < 8; k++) {
+            cr_assert(c.ftz[k], "slot %d ran without flush-to-zero", k);
+            stolen += pthread_equal(c.thread[k], pthread_self());
+        }
+        cr_assert_eq(ftz_on(), 0, "the caller's FP mode was not restored");
+    }
+    cr_assert_gt(stolen, 0, "the caller never ran a slot of a sleeping worker");
+    qat_team_destroy(p);
+#if defined(__x86_64__) || defined(__i386__)
+    _mm_setcsr(csr);
+#endif
 }
 
 Test(team, rejects_bad_thread_count)
