@@ -173,15 +173,17 @@ tile(const int MR, const int NV, const int pool, const qat_rt_conv_head *h, int 
         for (size_t ky = 0; ky < g->kh; ky++) {
             const size_t row = ky * g->prow;
             for (size_t j = 0; j < g->lenp; j += 4, w += gw) {
-                __m512i wv[2];
-                for (int v = 0; v < NV; v++)
-                    wv[v] = _mm512_load_si512(w + 64 * v);
+                /* two named vectors, not an array: GCC kept an array's
+                 * first one on the stack (a store and a memory operand) */
+                const __m512i w0 = _mm512_load_si512(w);
+                const __m512i w1 = NV > 1 ? _mm512_load_si512(w + 64) : w0;
                 for (int r = 0; r < MR; r++) {
                     int32_t four;
                     memcpy(&four, base[r] + row + j, sizeof four);
                     const __m512i x = _mm512_set1_epi32(four);
-                    for (int v = 0; v < NV; v++)
-                        acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], x, wv[v]);
+                    acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], x, w0);
+                    if (NV > 1)
+                        acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], x, w1);
                 }
             }
         }
@@ -202,15 +204,20 @@ tile(const int MR, const int NV, const int pool, const qat_rt_conv_head *h, int 
             for (int v = 0; v < NV; v++)
                 acc[o][v] = _mm512_max_epi32(_mm512_max_epi32(acc[4 * o][v], acc[4 * o + 1][v]),
                                              _mm512_max_epi32(acc[4 * o + 2][v], acc[4 * o + 3][v]));
-    for (int v = 0; v < NV; v++) {
-        const int n = nvalid - 16 * v; /* channels of this zmm to store */
-        const __mmask16 m = _cvtu32_mask16(n >= 16 ? 0xFFFFu : n <= 0 ? 0u : (1u << n) - 1u);
-        rq16 q;
-        rq_load(&q, h, c + 16 * (size_t)v);
-        for (int o = 0; o < outs; o++)
+    const __mmask16 m0 = _cvtu32_mask16(nvalid >= 16 ? 0xFFFFu : (1u << nvalid) - 1u);
+    const __mmask16 m1 =
+        _cvtu32_mask16(nvalid >= 32 ? 0xFFFFu : nvalid <= 16 ? 0u : (1u << (nvalid - 16)) - 1u);
+    rq16 q0, q1;
+    rq_load(&q0, h, c);
+    if (NV > 1)
+        rq_load(&q1, h, c + 16);
+    for (int o = 0; o < outs; o++) {
+        int8_t *dst = out + (size_t)o * ldo;
+        _mm512_mask_cvtsepi32_storeu_epi8(
+            dst, m0, requant16(acc[o][0], &q0, g->any_left, g->lo, g->hi, g->zp));
+        if (NV > 1)
             _mm512_mask_cvtsepi32_storeu_epi8(
-                out + (size_t)o * ldo + 16 * v, m,
-                requant16(acc[o][v], &q, g->any_left, g->lo, g->hi, g->zp));
+                dst + 16, m1, requant16(acc[o][1], &q1, g->any_left, g->lo, g->hi, g->zp));
     }
 }
 
