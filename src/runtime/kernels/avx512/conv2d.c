@@ -234,27 +234,38 @@ static inline geom geom_of(const qat_rt_conv_params *p)
     return g;
 }
 
-/* The tiles' entry points: MR a constant in each case, so every tail
- * size gets its own unrolled tile. */
-QAT_RT_UKERNEL void qat_u8s8_igemm_8x32__avx512vnni(const qat_rt_conv_params *p,
-                                                    const void *params, int t, int nvalid, int mr,
-                                                    const void *const *rows, const int32_t *sums,
-                                                    int8_t *out)
+/* A tile of mr rows (at most 16 / NV; pooled, a multiple of 4): MR a
+ * constant in each case, so every tail size gets its own unrolled tile. */
+static inline __attribute__((always_inline)) void
+tiles(const int NV, const int pool, const qat_rt_conv_params *p, const void *params, int t,
+      int nvalid, int mr, const void *const *rows, const int32_t *sums, int8_t *out)
 {
     const qat_rt_conv_head *h = p->packed;
     const geom *g = params;
     const size_t ldo = (size_t)p->out_c;
     const uint8_t *const *base = (const uint8_t *const *)rows;
+#define QAT_AVX512_TILE_CASE(M)                                                                  \
+    case M:                                                                                      \
+        if ((M) * NV <= 16 && (!pool || (M) % 4 == 0))                                           \
+            tile(M, NV, pool, h, t, base, sums, out, ldo, nvalid, g);                            \
+        break;
     switch (mr) {
-    case 8: tile(8, 2, 0, h, t, base, sums, out, ldo, nvalid, g); break;
-    case 7: tile(7, 2, 0, h, t, base, sums, out, ldo, nvalid, g); break;
-    case 6: tile(6, 2, 0, h, t, base, sums, out, ldo, nvalid, g); break;
-    case 5: tile(5, 2, 0, h, t, base, sums, out, ldo, nvalid, g); break;
-    case 4: tile(4, 2, 0, h, t, base, sums, out, ldo, nvalid, g); break;
-    case 3: tile(3, 2, 0, h, t, base, sums, out, ldo, nvalid, g); break;
-    case 2: tile(2, 2, 0, h, t, base, sums, out, ldo, nvalid, g); break;
-    case 1: tile(1, 2, 0, h, t, base, sums, out, ldo, nvalid, g); break;
+        QAT_AVX512_TILE_CASE(16) QAT_AVX512_TILE_CASE(15) QAT_AVX512_TILE_CASE(14)
+        QAT_AVX512_TILE_CASE(13) QAT_AVX512_TILE_CASE(12) QAT_AVX512_TILE_CASE(11)
+        QAT_AVX512_TILE_CASE(10) QAT_AVX512_TILE_CASE(9) QAT_AVX512_TILE_CASE(8)
+        QAT_AVX512_TILE_CASE(7) QAT_AVX512_TILE_CASE(6) QAT_AVX512_TILE_CASE(5)
+        QAT_AVX512_TILE_CASE(4) QAT_AVX512_TILE_CASE(3) QAT_AVX512_TILE_CASE(2)
+        QAT_AVX512_TILE_CASE(1)
     }
+#undef QAT_AVX512_TILE_CASE
+}
+
+QAT_RT_UKERNEL void qat_u8s8_igemm_8x32__avx512vnni(const qat_rt_conv_params *p,
+                                                    const void *params, int t, int nvalid, int mr,
+                                                    const void *const *rows, const int32_t *sums,
+                                                    int8_t *out)
+{
+    tiles(2, 0, p, params, t, nvalid, mr, rows, sums, out);
 }
 
 QAT_RT_UKERNEL void qat_u8s8_igemm_maxpool_8x32__avx512vnni(const qat_rt_conv_params *p,
@@ -263,14 +274,7 @@ QAT_RT_UKERNEL void qat_u8s8_igemm_maxpool_8x32__avx512vnni(const qat_rt_conv_pa
                                                             const void *const *rows,
                                                             const int32_t *sums, int8_t *out)
 {
-    const qat_rt_conv_head *h = p->packed;
-    const geom *g = params;
-    const size_t ldo = (size_t)p->out_c;
-    const uint8_t *const *base = (const uint8_t *const *)rows;
-    if (mr == 8)
-        tile(8, 2, 1, h, t, base, sums, out, ldo, nvalid, g);
-    else
-        tile(4, 2, 1, h, t, base, sums, out, ldo, nvalid, g);
+    tiles(2, 1, p, params, t, nvalid, mr, rows, sums, out);
 }
 
 QAT_RT_UKERNEL void qat_u8s8_igemm_16x16__avx512vnni(const qat_rt_conv_params *p,
@@ -278,28 +282,7 @@ QAT_RT_UKERNEL void qat_u8s8_igemm_16x16__avx512vnni(const qat_rt_conv_params *p
                                                      int mr, const void *const *rows,
                                                      const int32_t *sums, int8_t *out)
 {
-    const qat_rt_conv_head *h = p->packed;
-    const geom *g = params;
-    const size_t ldo = (size_t)p->out_c;
-    const uint8_t *const *base = (const uint8_t *const *)rows;
-    switch (mr) {
-    case 16: tile(16, 1, 0, h, t, base, sums, out, ldo, nvalid, g); break;
-    case 15: tile(15, 1, 0, h, t, base, sums, out, ldo, nvalid, g); break;
-    case 14: tile(14, 1, 0, h, t, base, sums, out, ldo, nvalid, g); break;
-    case 13: tile(13, 1, 0, h, t, base, sums, out, ldo, nvalid, g); break;
-    case 12: tile(12, 1, 0, h, t, base, sums, out, ldo, nvalid, g); break;
-    case 11: tile(11, 1, 0, h, t, base, sums, out, ldo, nvalid, g); break;
-    case 10: tile(10, 1, 0, h, t, base, sums, out, ldo, nvalid, g); break;
-    case 9: tile(9, 1, 0, h, t, base, sums, out, ldo, nvalid, g); break;
-    case 8: tile(8, 1, 0, h, t, base, sums, out, ldo, nvalid, g); break;
-    case 7: tile(7, 1, 0, h, t, base, sums, out, ldo, nvalid, g); break;
-    case 6: tile(6, 1, 0, h, t, base, sums, out, ldo, nvalid, g); break;
-    case 5: tile(5, 1, 0, h, t, base, sums, out, ldo, nvalid, g); break;
-    case 4: tile(4, 1, 0, h, t, base, sums, out, ldo, nvalid, g); break;
-    case 3: tile(3, 1, 0, h, t, base, sums, out, ldo, nvalid, g); break;
-    case 2: tile(2, 1, 0, h, t, base, sums, out, ldo, nvalid, g); break;
-    case 1: tile(1, 1, 0, h, t, base, sums, out, ldo, nvalid, g); break;
-    }
+    tiles(1, 0, p, params, t, nvalid, mr, rows, sums, out);
 }
 
 QAT_RT_UKERNEL void qat_u8s8_igemm_maxpool_16x16__avx512vnni(const qat_rt_conv_params *p,
@@ -308,28 +291,24 @@ QAT_RT_UKERNEL void qat_u8s8_igemm_maxpool_16x16__avx512vnni(const qat_rt_conv_p
                                                              const void *const *rows,
                                                              const int32_t *sums, int8_t *out)
 {
-    const qat_rt_conv_head *h = p->packed;
-    const geom *g = params;
-    const size_t ldo = (size_t)p->out_c;
-    const uint8_t *const *base = (const uint8_t *const *)rows;
-    switch (mr) {
-    case 16: tile(16, 1, 1, h, t, base, sums, out, ldo, nvalid, g); break;
-    case 12: tile(12, 1, 1, h, t, base, sums, out, ldo, nvalid, g); break;
-    case 8: tile(8, 1, 1, h, t, base, sums, out, ldo, nvalid, g); break;
-    case 4: tile(4, 1, 1, h, t, base, sums, out, ldo, nvalid, g); break;
-    }
+    tiles(1, 1, p, params, t, nvalid, mr, rows, sums, out);
 }
 
 /* ---- the path's descriptions, and the driver instantiated with them ----------------------- */
+
+/* What both descriptions share: prepared u8 images read in place, raw
+ * weights in groups of 4. */
+#define QAT_AVX512_IMAGES                                                                        \
+    .direct = 1, .elem = 1, .offset = 128, .kr = 4, .k_align = 4, .wide = 0,                     \
+    .fill = qat_u8_fill__avx512vnni, .convert = qat_s8u8_flip__avx512vnni,                       \
+    .sum = qat_u8_sum__avx512vnni
 
 /* Layers of at most 16 output channels: the same images and primitives,
  * 16 rows x 16 channels a tile. */
 static const qat_rt_conv_ukernel narrow_ukernel = {
     .mr = QAT_AVX512_NARROW_MR, .nr = QAT_AVX512_NARROW_NR, .block_max = 64,
     .pool_mr = 16, /* four 2x2 windows */
-    .direct = 1, .elem = 1, .offset = 128, .kr = 4, .k_align = 4, .wide = 0,
-    .fill = qat_u8_fill__avx512vnni, .convert = qat_s8u8_flip__avx512vnni,
-    .sum = qat_u8_sum__avx512vnni, .tile = qat_u8s8_igemm_16x16__avx512vnni,
+    QAT_AVX512_IMAGES, .tile = qat_u8s8_igemm_16x16__avx512vnni,
     .tile_maxpool = qat_u8s8_igemm_maxpool_16x16__avx512vnni};
 
 /* Blocks of 64 rows: the rows are addresses, not copies, so a block costs
@@ -338,9 +317,7 @@ static const qat_rt_conv_ukernel narrow_ukernel = {
 const qat_rt_conv_ukernel qat_avx512_conv_ukernel = {
     .mr = QAT_AVX512_MR, .nr = QAT_AVX512_NR, .block_max = 64,
     .pool_mr = 8, /* two 2x2 windows */
-    .direct = 1, .elem = 1, .offset = 128, .kr = 4, .k_align = 4, .wide = 0,
-    .fill = qat_u8_fill__avx512vnni, .convert = qat_s8u8_flip__avx512vnni,
-    .sum = qat_u8_sum__avx512vnni, .tile = qat_u8s8_igemm_8x32__avx512vnni,
+    QAT_AVX512_IMAGES, .tile = qat_u8s8_igemm_8x32__avx512vnni,
     .tile_maxpool = qat_u8s8_igemm_maxpool_8x32__avx512vnni, .narrow = &narrow_ukernel};
 
 QAT_RT_CONV_KERNELS(qat_u8s8_conv2d_8x32__avx512vnni, qat_u8s8_conv2d_maxpool_8x32__avx512vnni,
