@@ -2,7 +2,8 @@
  * build and CPU can run (ref, avx2, avx512vnni, neon-plain, neon-dot), and
  * the conv driver with scalar test microkernels, gets the same
  * inputs, and every output byte must equal the reference path's. Covers
- * conv2d and linear (shapes with channel tails 1, 3, 7, 33, odd spatial
+ * conv2d and linear (shapes with channel tails 1, 3, 7, 33, every out_c
+ * 1..16 (AVX-512's narrow tile), odd spatial
  * sizes, strides, padding, batch 1..3; weights all +-127 or -128, weight
  * zero points at both ends, activations at both ends, patterns whose int16
  * pair sums would saturate vpmaddubsw, requantization shifts and multipliers
@@ -333,9 +334,9 @@ static void test_conv(void)
                     if (lin) {
                         c.in_h = c.in_w = c.kh = c.kw = c.sh = c.sw = 1;
                         c.in_c = 1 + 600 * (zpi + 1) + zpi; /* odd K: the padded pair */
-                        c.out_c = 33;
+                        c.out_c = zpi < 2 ? 33 : 10; /* 10: AVX-512's narrow tile */
                     } else {
-                        c.in_h = 9, c.in_w = 7, c.in_c = 33, c.out_c = 17;
+                        c.in_h = 9, c.in_w = 7, c.in_c = 33, c.out_c = zpi < 2 ? 17 : 13;
                         c.kh = c.kw = 3, c.sh = c.sw = 1, c.ph = c.pw = 1;
                     }
                     c.in_zp = zpi < 2 ? -128 : 127; /* padding reads both ends */
@@ -345,6 +346,36 @@ static void test_conv(void)
                     run_conv_case(&c);
                     cases++;
                 }
+    /* every channel count of AVX-512's narrow tile (16 rows x 16 channels,
+     * for out_c <= 16): K not a multiple of 4, row counts around multiples
+     * of 16 (and pooled ones around multiples of 4), stride 2, padding,
+     * weight zero points; then linear layers at batch 1..3 (its one- and
+     * two-row tiles) and 17 */
+    for (int oc = 1; oc <= 16; oc++) {
+        conv_case c = {.n = 1 + oc % 3, .in_c = oc % 4 ? 2 * (oc % 5) + 1 : 16, .out_c = oc,
+                       .bits = 8, .wp = W_RANDOM, .xp = X_RANDOM, .rq = RQ_SPREAD};
+        c.in_h = 5 + oc % 7;
+        c.in_w = 4 + oc * 5 % 9;
+        c.kh = 1 + oc % 3;
+        c.kw = 1 + (oc + 1) % 3;
+        c.sh = c.sw = 1 + (oc % 4 == 1);
+        c.ph = c.kh / 2;
+        c.pw = c.kw / 2;
+        c.wzp_mode = oc % 3;
+        c.in_zp = rnd(-128, 127);
+        c.out_zp = rnd(-20, 20);
+        c.relu = oc % 2;
+        run_conv_case(&c);
+        cases++;
+    }
+    for (int n = 1; n <= 4; n++) {
+        conv_case c = {.linear = 1, .n = n < 4 ? n : 17, .in_h = 1, .in_w = 1, .kh = 1, .kw = 1,
+                       .sh = 1, .sw = 1, .in_c = 61 + 2 * n, .out_c = 6 + 3 * n, .bits = 8,
+                       .wp = W_RANDOM, .xp = X_RANDOM, .rq = RQ_SPREAD, .wzp_mode = n % 3,
+                       .in_zp = rnd(-128, 127), .out_zp = rnd(-20, 20), .relu = n % 2};
+        run_conv_case(&c);
+        cases++;
+    }
     /* sub-8-bit weight ranges (the values a packed 2..7-bit layer unpacks to) */
     for (int bits = 2; bits <= 7; bits++)
         for (int wzp = 0; wzp < 3; wzp++) {
@@ -369,6 +400,12 @@ static void test_conv(void)
         {.linear = 1, .n = 21, .in_h = 1, .in_w = 1, .in_c = 3136, .out_c = 75, .kh = 1,
          .kw = 1, .sh = 1, .sw = 1, .bits = 8},
         {.n = 2, .in_h = 6, .in_w = 10, .in_c = 131, .out_c = 37, .kh = 3, .kw = 3, .sh = 1,
+         .sw = 1, .ph = 1, .pw = 1, .bits = 8},
+        /* ResNet-8's first stage (configs/fashion_resnet8.ini): the stem and
+         * a 16 -> 16 conv, on AVX-512's narrow tile */
+        {.n = 1, .in_h = 28, .in_w = 28, .in_c = 1, .out_c = 16, .kh = 3, .kw = 3, .sh = 1,
+         .sw = 1, .ph = 1, .pw = 1, .bits = 8},
+        {.n = 2, .in_h = 28, .in_w = 28, .in_c = 16, .out_c = 16, .kh = 3, .kw = 3, .sh = 1,
          .sw = 1, .ph = 1, .pw = 1, .bits = 8},
     };
     for (size_t i = 0; i < sizeof cnn / sizeof cnn[0]; i++) {

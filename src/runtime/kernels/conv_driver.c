@@ -18,10 +18,21 @@ size_t qat_rt_conv_scratch(const qat_rt_conv_params *p, int max_images)
 
 static size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
 
-/* The layer's geometry in uk's layout, without the arrays. */
-static qat_rt_conv_head geometry(const qat_rt_conv_ukernel *uk, const qat_rt_conv_params *p)
+/* The description a layer is packed for: the path's narrow one when the
+ * layer's channels fit its tile (microkernel.h), else uk itself. */
+static const qat_rt_conv_ukernel *packed_for(const qat_rt_conv_ukernel *uk,
+                                             const qat_rt_conv_params *p)
+{
+    return uk->narrow && p->out_c <= uk->narrow->nr ? uk->narrow : uk;
+}
+
+/* The layer's geometry in uk's layout, without the arrays (uk: the
+ * description it is packed for; narrow: whether that is the narrow one). */
+static qat_rt_conv_head geometry(const qat_rt_conv_ukernel *uk, int narrow,
+                                 const qat_rt_conv_params *p)
 {
     qat_rt_conv_head h = {0};
+    h.narrow = narrow;
     const size_t len = (size_t)p->kernel_w * (size_t)p->in_c;
     const size_t lenp = uk->direct ? round_up(len, (size_t)uk->k_align) : len;
     const size_t k = (size_t)p->kernel_h * len;
@@ -67,7 +78,8 @@ static size_t weight_bytes(const qat_rt_conv_ukernel *uk, const qat_rt_conv_head
 
 size_t qat_rt_conv_pack_size(const qat_rt_conv_ukernel *uk, const qat_rt_conv_params *p)
 {
-    const qat_rt_conv_head h = geometry(uk, p);
+    const qat_rt_conv_ukernel *used = packed_for(uk, p);
+    const qat_rt_conv_head h = geometry(used, used != uk, p);
     return sizeof h + (size_t)QAT_RT_RQ_COUNT * (size_t)h.oc_pad * sizeof(int32_t) +
            weight_bytes(uk, &h);
 }
@@ -94,13 +106,15 @@ static void pack_weights(const qat_rt_conv_ukernel *uk, const qat_rt_conv_params
         }
 }
 
-void qat_rt_conv_pack(const qat_rt_conv_ukernel *uk, const qat_rt_conv_params *p, void *dst)
+void qat_rt_conv_pack(const qat_rt_conv_ukernel *main_uk, const qat_rt_conv_params *p,
+                      void *dst)
 {
+    const qat_rt_conv_ukernel *uk = packed_for(main_uk, p);
     QAT_ASSERT(!uk->wide || uk->offset == 0);
     QAT_ASSERT(uk->kr > 0 && (uk->kr & (uk->kr - 1)) == 0);
     qat_rt_conv_head *h = dst;
-    memset(dst, 0, qat_rt_conv_pack_size(uk, p));
-    *h = geometry(uk, p);
+    memset(dst, 0, qat_rt_conv_pack_size(main_uk, p));
+    *h = geometry(uk, uk != main_uk, p);
     int32_t *rq[QAT_RT_RQ_COUNT];
     for (int i = 0; i < QAT_RT_RQ_COUNT; i++)
         rq[i] = (int32_t *)qat_rt_conv_rq(h, i);

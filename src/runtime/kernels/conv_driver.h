@@ -221,24 +221,41 @@ qat_rt_conv_drive(const qat_rt_conv_ukernel *uk, const int pooled, const qat_rt_
     }
 }
 
+/* The driver with the description a layer was packed for: uk, or its
+ * narrow one (microkernel.h). Both are constants where the driver is
+ * instantiated, so each gets its own inlined copy of the loops; a path
+ * without a narrow tile compiles one. */
+static inline __attribute__((always_inline)) void
+qat_rt_conv_drive_packed(const qat_rt_conv_ukernel *uk, const int pooled,
+                         const qat_rt_conv_params *p, const qat_rt_pool_params *pool,
+                         const void *params, const int8_t *in, int8_t *out, size_t m0, size_t m1,
+                         int c0, int c1, void *scratch)
+{
+    const qat_rt_conv_head *h = p->packed;
+    if (uk->narrow && h->narrow)
+        qat_rt_conv_drive(uk->narrow, pooled, p, pool, params, in, out, m0, m1, c0, c1, scratch);
+    else
+        qat_rt_conv_drive(uk, pooled, p, pool, params, in, out, m0, m1, c0, c1, scratch);
+}
+
 /* Defines a path's conv2d / linear kernel CONV and its conv2d + 2x2
  * maxpool kernel CONV_POOL (declared as qat_rt_conv_kernel and
  * qat_rt_conv_pool_kernel in the path's header): the driver instantiated
- * with the description UK (defined in the same file), the tiles' params a
- * PARAMS_T made once per call by PARAMS_OF(p). */
+ * with the description UK (defined in the same file; and with its narrow
+ * one), the tiles' params a PARAMS_T made once per call by PARAMS_OF(p). */
 #define QAT_RT_CONV_KERNELS(CONV, CONV_POOL, UK, PARAMS_T, PARAMS_OF)                            \
     void CONV(const qat_rt_conv_params *p, const int8_t *in, int8_t *out, size_t m0, size_t m1,  \
               int c0, int c1, void *scratch)                                                     \
     {                                                                                            \
         const PARAMS_T params = PARAMS_OF(p);                                                    \
-        qat_rt_conv_drive(&(UK), 0, p, NULL, &params, in, out, m0, m1, c0, c1, scratch);         \
+        qat_rt_conv_drive_packed(&(UK), 0, p, NULL, &params, in, out, m0, m1, c0, c1, scratch);  \
     }                                                                                            \
     void CONV_POOL(const qat_rt_conv_params *p, const qat_rt_pool_params *pool,                  \
                    const int8_t *in, int8_t *out, size_t m0, size_t m1, int c0, int c1,          \
                    void *scratch)                                                                \
     {                                                                                            \
         const PARAMS_T params = PARAMS_OF(p);                                                    \
-        qat_rt_conv_drive(&(UK), 1, p, pool, &params, in, out, m0, m1, c0, c1, scratch);         \
+        qat_rt_conv_drive_packed(&(UK), 1, p, pool, &params, in, out, m0, m1, c0, c1, scratch); \
     }
 
 #endif

@@ -67,7 +67,7 @@ typedef void qat_rt_tile_ukernel(const qat_rt_conv_params *p, const void *params
 
 /* A path's conv: sizes, layout and microkernels. */
 typedef struct qat_rt_conv_ukernel {
-    int mr, nr;      /* patch rows and channels per tile (nr: the table's channel_align) */
+    int mr, nr;      /* patch rows and channels per tile (main tile's nr: channel_align) */
     int pool_mr;     /* patch rows per fused-maxpool tile, a multiple of 4 */
     int block_max;   /* most patch rows per block, a multiple of mr and pool_mr */
     /* direct: tiles read windows in place in the prepared images, which stay
@@ -90,6 +90,15 @@ typedef struct qat_rt_conv_ukernel {
     qat_rt_sum_ukernel *sum;    /* paths with raw weights */
     qat_rt_tile_ukernel *tile;
     qat_rt_tile_ukernel *tile_maxpool;
+    /* A second description for layers of at most narrow->nr output
+     * channels (NULL: none), with the same activations (direct, elem,
+     * offset, k_align, the primitives) and its own tile sizes, weights
+     * layout and tiles: where half or more of the main tile's channels
+     * would be padding (ResNet-8's 16-channel stage on AVX-512's 32).
+     * Packing picks it per layer (head.narrow) and the kernels run it. Such
+     * a layer has one channel split ([0, out_c) under any channel_align
+     * >= narrow->nr), so its nr need not be the table's channel_align. */
+    const struct qat_rt_conv_ukernel *narrow;
 } qat_rt_conv_ukernel;
 
 /* The first 64 bytes of every SIMD path's packed conv/linear layer: what
@@ -110,7 +119,8 @@ typedef struct qat_rt_conv_head {
     int32_t any_left;   /* some channel shifts left: the SatShl step is needed */
     int32_t any_wzp;    /* some channel has a weight zero point */
     int32_t rows_outer; /* a tile's weights exceed L1: the driver's loop order (conv_driver.c) */
-    int32_t pad_[3];
+    int32_t narrow;     /* packed for the description's narrow tile (1) or its main one (0) */
+    int32_t pad_[2];
 } qat_rt_conv_head;
 
 /* Per-channel arrays: bias (bias_folded, and with raw weights the offset

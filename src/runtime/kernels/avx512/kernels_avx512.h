@@ -17,6 +17,9 @@ qat_rt_fill_ukernel qat_u8_fill__avx512vnni;
 qat_rt_convert_ukernel qat_s8u8_flip__avx512vnni;
 qat_rt_sum_ukernel qat_u8_sum__avx512vnni;
 qat_rt_tile_ukernel qat_u8s8_igemm_8x32__avx512vnni, qat_u8s8_igemm_maxpool_8x32__avx512vnni;
+/* Layers of at most 16 output channels (layout.h): 16 rows x 16 channels;
+ * the pooled tile takes 16 rows = 4 pooled rows. */
+qat_rt_tile_ukernel qat_u8s8_igemm_16x16__avx512vnni, qat_u8s8_igemm_maxpool_16x16__avx512vnni;
 extern const qat_rt_conv_ukernel qat_avx512_conv_ukernel; /* the sizes and the above */
 
 /* Depthwise conv2d row microkernel (dwconv.c): 16 channels a zmm

@@ -25,11 +25,19 @@
  * Blob (after the head and per-channel arrays of microkernel.h; the bias
  * array holds the bias above): per tile of 32 output channels, per group of
  * 4 k of the padded K axis, 32 x 4 bytes (channel c's 4 weights at 4c): two
- * zmm. The output stage reads wzp, multiplier, left, right, mask and thr. */
+ * zmm. The output stage reads wzp, multiplier, left, right, mask and thr.
+ *
+ * A layer of at most 16 output channels is packed for the narrow tile
+ * instead (head.narrow = 1): tiles of 16 channels, 16 x 4 bytes (one zmm)
+ * per k group, run 16 rows at a time. On the 8x32 tile half of every
+ * accumulator, weight load and requantization was padding there. */
 #ifndef QAT_RT_AVX512_LAYOUT_H
 #define QAT_RT_AVX512_LAYOUT_H
 
 #define QAT_AVX512_NR 32 /* output channels per tile (two zmm of int32) */
 #define QAT_AVX512_MR 8  /* output rows per micro-tile */
+#define QAT_AVX512_NARROW_NR 16 /* the narrow tile's channels (one zmm) */
+#define QAT_AVX512_NARROW_MR 16 /* and rows: 16 zmm accumulators, as the 8x32 tile */
+#define QAT_AVX512_MR_MAX 16
 
 #endif
