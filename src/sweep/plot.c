@@ -253,10 +253,7 @@ done:
 /* Accuracy drop (points) per layer, one bar per bit-width. */
 static int plot_sensitivity(const qat_sweep *sw, const qat_sweep_outcome *o, FILE *data, FILE *gp)
 {
-    int b = -1;
-    for (int i = 0; i < sw->nruns && b < 0; i++)
-        if (!sw->runs[i].layer[0])
-            b = i;
+    int b = qat_sweep_base_run(sw);
     if (b < 0 || !ok_run(&o[b]))
         return 0;
     double base = 100 * o[b].int8_acc;
@@ -302,10 +299,7 @@ static int plot_sensitivity(const qat_sweep *sw, const qat_sweep_outcome *o, FIL
 static int plot_float_sensitivity(const qat_sweep *sw, const qat_sweep_outcome *o, FILE *data,
                                   FILE *gp)
 {
-    int b = -1;
-    for (int i = 0; i < sw->nruns && b < 0; i++)
-        if (!sw->runs[i].layer[0])
-            b = i;
+    int b = qat_sweep_base_run(sw);
     if (b < 0 || !ok_run(&o[b]))
         return 0;
     double base = 100 * o[b].int8_acc;

@@ -329,19 +329,10 @@ static qat_status write_md(const qat_sweep *sw, const qat_sweep_outcome *o, cons
     return close_out(&out, f, err);
 }
 
-/* Index of the base run (no layer) of a sensitivity sweep, or -1. */
-static int base_run(const qat_sweep *sw)
-{
-    for (int i = 0; i < sw->nruns; i++)
-        if (!sw->runs[i].layer[0])
-            return i;
-    return -1;
-}
-
 static qat_status write_sensitivity(const qat_sweep *sw, const qat_sweep_outcome *o,
                                     const char *dir, qat_error *err)
 {
-    int b = base_run(sw);
+    int b = qat_sweep_base_run(sw);
     double base = b >= 0 && usable(&o[b]) ? judged(&o[b]) : NAN;
     static const char *const tag[] = {"W", "A", "W+A"};
     const char *t = tag[sw->target < 0 || sw->target > 2 ? 0 : sw->target];
@@ -471,7 +462,7 @@ static void float_md(FILE *f, const qat_sweep *sw, const qat_sweep_outcome *o,
 static qat_status write_float_sensitivity(const qat_sweep *sw, const qat_sweep_outcome *o,
                                           const char *dir, qat_error *err)
 {
-    int b = base_run(sw);
+    int b = qat_sweep_base_run(sw);
     double base = b >= 0 && usable(&o[b]) ? o[b].int8_acc : NAN;
     qat_sweep_float_gain *g = calloc((size_t)sw->nruns + 1, sizeof *g);
     if (!g)

@@ -159,13 +159,18 @@ static double rank_value(const qat_sweep_float_gain *g)
     return g->gain_points > 0 ? INFINITY : g->gain_points < 0 ? -INFINITY : 0.0;
 }
 
+int qat_sweep_base_run(const qat_sweep *sw)
+{
+    for (int i = 0; i < sw->nruns; i++)
+        if (!sw->runs[i].layer[0])
+            return i;
+    return -1;
+}
+
 int qat_sweep_float_ranking(const qat_sweep *sw, const qat_sweep_outcome *o,
                             qat_sweep_float_gain *rows)
 {
-    int b = -1;
-    for (int i = 0; i < sw->nruns && b < 0; i++)
-        if (!sw->runs[i].layer[0])
-            b = i;
+    int b = qat_sweep_base_run(sw);
     int base_ok = b >= 0 && (o[b].status == QAT_RUN_OK || o[b].status == QAT_RUN_CACHED) &&
                   !isnan(o[b].int8_acc) && !isnan(o[b].bytes_int8);
     int n = 0;
