@@ -430,7 +430,7 @@ static void float_md(FILE *f, const qat_sweep *sw, const qat_sweep_outcome *o,
         md_num(f, "%.2f", 100 * g[i].metric);
         md_num(f, "%+.2f", g[i].gain_points);
         md_num(f, "%+.0f", g[i].extra_bytes);
-        md_num(f, "%+.3f", g[i].points_per_kib);
+        md_num(f, "%+.3g", g[i].points_per_kib); /* %g: a big layer's tiny loss is not 0 */
         fputs(" |\n", f);
     }
     /* the suggestion: the best gain per byte among the layers that gain */
@@ -452,7 +452,7 @@ static void float_md(FILE *f, const qat_sweep *sw, const qat_sweep_outcome *o,
         fprintf(f, " in float: %+.2f points of int8 %s for %+.0f bytes", g[0].gain_points,
                 mt->label, g[0].extra_bytes);
         if (!isnan(g[0].points_per_kib))
-            fprintf(f, " (%.3f points per KiB)", g[0].points_per_kib);
+            fprintf(f, " (%.3g points per KiB)", g[0].points_per_kib);
         fprintf(f, "%s.\n", k > 1 ? " each (a tie)" : "");
     }
 }
