@@ -26,11 +26,13 @@ typedef enum qat_sweep_kind {
     QAT_SWEEP_SENSITIVITY = 1  /* one layer at a time at low bit-widths */
 } qat_sweep_kind;
 
-/* What a sensitivity run lowers in its one layer. */
+/* What a sensitivity run lowers in its one layer, or (float) keeps in
+ * float32 (layer.NAME.quantize = false) to rank layers by gain per byte. */
 typedef enum qat_sweep_target {
     QAT_SWEEP_WEIGHTS = 0,
     QAT_SWEEP_ACTIVATIONS = 1,
-    QAT_SWEEP_BOTH = 2
+    QAT_SWEEP_BOTH = 2,
+    QAT_SWEEP_FLOAT = 3
 } qat_sweep_target;
 
 typedef struct qat_sweep_run {
@@ -43,7 +45,7 @@ typedef struct qat_sweep_run {
     char where[QAT_CFG_STR_MAX + 32]; /* "file:line" that defines the run */
     /* sensitivity: the lowered layer ("" for the base run) and its bits */
     char layer[QAT_NAME_MAX];
-    int bits;
+    int bits;                      /* 0 in a float sensitivity sweep */
 } qat_sweep_run;
 
 typedef struct qat_sweep {
@@ -60,7 +62,7 @@ typedef struct qat_sweep {
     int nruns;
     int ngrid_runs;               /* runs[0..ngrid_runs) are the grid's product */
     int target;                   /* sensitivity: qat_sweep_target */
-    int bits[QAT_SWEEP_MAX_BITS]; /* sensitivity: the low bit-widths */
+    int bits[QAT_SWEEP_MAX_BITS]; /* sensitivity: the low bit-widths (none: float) */
     int nbits;
 } qat_sweep;
 
@@ -75,7 +77,9 @@ qat_status qat_sweep_parse(const char *text, size_t len, const char *name,
                            const char *const *sets, int nsets, qat_sweep **out, qat_error *err);
 /* A sensitivity sweep of config: a base run, then for each conv2d/linear
  * layer (file order) and each of bits[0..nbits) one run that lowers only
- * that layer's weight (and/or activation) bits. */
+ * that layer's weight (and/or activation) bits. With target
+ * QAT_SWEEP_FLOAT (nbits 0, bits unused): one run per quantized conv2d
+ * (groups = 1) / linear layer with only that layer in float. */
 qat_status qat_sweep_sensitivity(const char *config, const int *bits, int nbits, int target,
                                  const char *const *sets, int nsets, qat_sweep **out,
                                  qat_error *err);
@@ -142,6 +146,22 @@ typedef struct qat_sweep_metric {
     const char *md;    /* Markdown column: "acc %" or "R² x100" */
 } qat_sweep_metric;
 const qat_sweep_metric *qat_sweep_metric_of(const qat_sweep_outcome *o, int n);
+/* One layer of a float sensitivity sweep, measured against the base run. */
+typedef struct qat_sweep_float_gain {
+    int run;             /* index into sw->runs */
+    double metric;       /* int8 main metric of the run (NaN when it failed) */
+    double gain_points;  /* 100 x (metric - base metric) */
+    double extra_bytes;  /* model_bytes_int8 of the run - the base's */
+    double points_per_kib; /* gain_points / (extra_bytes / 1024); NaN when extra_bytes <= 0 */
+    int rank;            /* 1 = the best gain per byte; 0: unknown (the run or base failed) */
+} qat_sweep_float_gain;
+/* Fills rows[] (sw->nruns - 1 of them: every run but the base) ranked by
+ * gain per extra byte, best first; a layer that gains while costing no
+ * bytes ranks above any that cost bytes, one that loses while costing none
+ * below; ties keep file order; runs without a known gain come last, in
+ * file order, with rank 0. Returns the number of rows. */
+int qat_sweep_float_ranking(const qat_sweep *sw, const qat_sweep_outcome *o,
+                            qat_sweep_float_gain *rows);
 /* Writes dir/results.csv and dir/results.md (and for a sensitivity sweep
  * dir/sensitivity.csv and dir/sensitivity.md). */
 qat_status qat_sweep_write_tables(const qat_sweep *sw, const qat_sweep_outcome *o,

@@ -17,6 +17,7 @@ static void usage(FILE *f)
             "usage: qat-sweep SWEEP.ini [--set section.key=value]... [--out DIR] [--jobs N]\n"
             "       qat-sweep --sensitivity CONFIG --bits 2,4 [--target weights|activations|both]\n"
             "                 [--set section.key=value]... [--out DIR] [--jobs N]\n"
+            "       qat-sweep --sensitivity CONFIG --target float [--set ...] [--out DIR] [--jobs N]\n"
             "options: --list (print the runs and exit), --no-plots, --quiet, --help\n"
             "\n"
             "Trains every run of the sweep as its own qat-train process (found next to\n"
@@ -33,7 +34,9 @@ static void usage(FILE *f)
             "                           bit-width that lowers only that layer\n"
             "  --bits LIST              the low bit-widths, e.g. 2,4 (sensitivity)\n"
             "  --target WHAT            which bits a sensitivity run lowers: weights\n"
-            "                           (default), activations or both\n"
+            "                           (default), activations or both; or float: one run\n"
+            "                           per layer kept in float32 (no --bits), ranked by\n"
+            "                           accuracy gained per extra model byte\n"
             "  --list                   print each run's name and overrides, run nothing\n"
             "  --no-plots               skip gnuplot\n"
             "  --quiet                  no progress lines\n"
@@ -101,7 +104,7 @@ typedef struct args {
     const char *file, *sens, *out, *target;
     const char **sets; /* main owns the array */
     int nsets, jobs, list, plots, quiet;
-    int tgt; /* QAT_SWEEP_WEIGHTS / ACTIVATIONS / BOTH, from target */
+    int tgt; /* QAT_SWEEP_WEIGHTS / ACTIVATIONS / BOTH / FLOAT, from target */
     int bits[QAT_SWEEP_MAX_BITS], nbits;
 } args;
 
@@ -112,18 +115,21 @@ static int check_args(args *a)
     a->tgt = strcmp(a->target, "weights") == 0       ? QAT_SWEEP_WEIGHTS
              : strcmp(a->target, "activations") == 0 ? QAT_SWEEP_ACTIVATIONS
              : strcmp(a->target, "both") == 0        ? QAT_SWEEP_BOTH
+             : strcmp(a->target, "float") == 0       ? QAT_SWEEP_FLOAT
                                                      : -1;
     const char *problem = NULL;
     if (a->file && a->sens)
         problem = "give either a SWEEP file or --sensitivity CONFIG, not both";
     else if (!a->file && !a->sens)
         problem = "missing SWEEP file (or --sensitivity CONFIG)";
-    else if (a->sens && !a->nbits)
-        problem = "--sensitivity needs --bits, e.g. --bits 2,4";
+    else if (a->tgt < 0)
+        problem = "--target: expected weights, activations, both or float";
+    else if (a->sens && a->tgt == QAT_SWEEP_FLOAT && a->nbits)
+        problem = "--bits does not go with --target float (it keeps whole layers in float)";
+    else if (a->sens && !a->nbits && a->tgt != QAT_SWEEP_FLOAT)
+        problem = "--sensitivity needs --bits, e.g. --bits 2,4 (or --target float)";
     else if (!a->sens && a->nbits)
         problem = "--bits only goes with --sensitivity";
-    else if (a->tgt < 0)
-        problem = "--target: expected weights, activations or both";
     if (!problem)
         return -1;
     fprintf(stderr, "qat-sweep: %s\n", problem);

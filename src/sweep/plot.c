@@ -253,10 +253,7 @@ done:
 /* Accuracy drop (points) per layer, one bar per bit-width. */
 static int plot_sensitivity(const qat_sweep *sw, const qat_sweep_outcome *o, FILE *data, FILE *gp)
 {
-    int b = -1;
-    for (int i = 0; i < sw->nruns && b < 0; i++)
-        if (!sw->runs[i].layer[0])
-            b = i;
+    int b = qat_sweep_base_run(sw);
     if (b < 0 || !ok_run(&o[b]))
         return 0;
     double base = 100 * o[b].int8_acc;
@@ -294,6 +291,42 @@ static int plot_sensitivity(const qat_sweep *sw, const qat_sweep_outcome *o, FIL
         fprintf(gp, "%s'__NAME__.dat' using %d:xtic(1) title columnheader(%d)",
                 k ? ", \\\n     " : "", k + 2, k + 2);
     fputc('\n', gp);
+    return rows;
+}
+
+/* A float sweep: the gain (points) of each layer kept in float, in file
+ * order, each bar labelled with the bytes it costs. */
+static int plot_float_sensitivity(const qat_sweep *sw, const qat_sweep_outcome *o, FILE *data,
+                                  FILE *gp)
+{
+    int b = qat_sweep_base_run(sw);
+    if (b < 0 || !ok_run(&o[b]))
+        return 0;
+    double base = 100 * o[b].int8_acc;
+    fputs("# layer, gain (points), extra bytes (labels)\n", data);
+    int rows = 0;
+    for (int i = 0; i < sw->nruns; i++) {
+        if (i == b)
+            continue;
+        if (ok_run(&o[i]) && !isnan(o[i].bytes_int8) && !isnan(o[b].bytes_int8))
+            fprintf(data, "%s %.4f %+.1fKiB\n", sw->runs[i].layer, 100 * o[i].int8_acc - base,
+                    (o[i].bytes_int8 - o[b].bytes_int8) / 1024);
+        else
+            fprintf(data, "%s ? failed\n", sw->runs[i].layer);
+        rows++;
+    }
+    const char *ml = qat_sweep_metric_of(o, sw->nruns)->label;
+    fprintf(gp, "set title '%s gain when one layer is kept in float32 (base %.2f %%)'\n"
+            "set xlabel 'layer kept in float (the others stay integer; labels: extra bytes)'\n"
+            "set ylabel 'int8 %s gain vs base (percentage points)'\n"
+            "set style data histograms\nset style histogram clustered gap 1\n"
+            "set style fill solid 0.85 border -1\nset boxwidth 0.9\nunset key\n"
+            "set xtics nomirror\nset grid noxtics\nset yrange [*<0:0<*]\n"
+            "set xrange [-0.6:%d.4]\nset offsets 0, 0, graph 0.1, graph 0.05\n"
+            "plot '__NAME__.dat' using 2:xtic(1) lc rgb '#2ca02c', \\\n"
+            "     '__NAME__.dat' using 0:($2 >= 0 ? $2 : 0):3 with labels offset 0,0.8 "
+            "font ',10'\n",
+            strcmp(ml, "accuracy") == 0 ? "Accuracy" : ml, base, ml, rows - 1);
     return rows;
 }
 
@@ -377,8 +410,9 @@ qat_status qat_sweep_write_plots(const qat_sweep *sw, const qat_sweep_outcome *o
     if (st != QAT_OK)
         return st;
     if (sw->kind == QAT_SWEEP_SENSITIVITY)
-        st = one_plot(sw, o, pd, "sensitivity", "the base run failed", plot_sensitivity, gnuplot,
-                      log, err);
+        st = one_plot(sw, o, pd, "sensitivity", "the base run failed",
+                      sw->target == QAT_SWEEP_FLOAT ? plot_float_sensitivity : plot_sensitivity,
+                      gnuplot, log, err);
     else
         st = one_plot(sw, o, pd, "accuracy_vs_bits",
                       "quant.weight_bits is not varied, or no run finished", plot_bits, gnuplot,

@@ -319,7 +319,9 @@ static qat_status write_md(const qat_sweep *sw, const qat_sweep_outcome *o, cons
     md_methods(f, sw, o);
     md_failures(f, sw, o);
     fputs("\nPlots: ", f);
-    if (sw->kind == QAT_SWEEP_SENSITIVITY)
+    if (sw->kind == QAT_SWEEP_SENSITIVITY && sw->target == QAT_SWEEP_FLOAT)
+        fprintf(f, "[%s gain per layer kept in float](plots/sensitivity.png), ", mt->label);
+    else if (sw->kind == QAT_SWEEP_SENSITIVITY)
         fprintf(f, "[%s drop per layer](plots/sensitivity.png), ", mt->label);
     else
         fprintf(f, "[int8 %s vs weight bits](plots/accuracy_vs_bits.png), ", mt->label);
@@ -327,19 +329,10 @@ static qat_status write_md(const qat_sweep *sw, const qat_sweep_outcome *o, cons
     return close_out(&out, f, err);
 }
 
-/* Index of the base run (no layer) of a sensitivity sweep, or -1. */
-static int base_run(const qat_sweep *sw)
-{
-    for (int i = 0; i < sw->nruns; i++)
-        if (!sw->runs[i].layer[0])
-            return i;
-    return -1;
-}
-
 static qat_status write_sensitivity(const qat_sweep *sw, const qat_sweep_outcome *o,
                                     const char *dir, qat_error *err)
 {
-    int b = base_run(sw);
+    int b = qat_sweep_base_run(sw);
     double base = b >= 0 && usable(&o[b]) ? judged(&o[b]) : NAN;
     static const char *const tag[] = {"W", "A", "W+A"};
     const char *t = tag[sw->target < 0 || sw->target > 2 ? 0 : sw->target];
@@ -401,6 +394,116 @@ static qat_status write_sensitivity(const qat_sweep *sw, const qat_sweep_outcome
     return close_out(&out, f, err);
 }
 
+/* Ties of the suggestion: the same gain and bytes (the same gain per byte
+ * up to rounding is not a tie worth naming). */
+static int rank_value_eq(const qat_sweep_float_gain *a, const qat_sweep_float_gain *b)
+{
+    return a->gain_points == b->gain_points && a->extra_bytes == b->extra_bytes;
+}
+
+/* The float sweep's md: the ranked table, then the suggestion in words. */
+static void float_md(FILE *f, const qat_sweep *sw, const qat_sweep_outcome *o,
+                     const qat_sweep_float_gain *g, int n, int b)
+{
+    const qat_sweep_metric *mt = qat_sweep_metric_of(o, sw->nruns);
+    fprintf(f, "# Float sensitivity of `%s`\n\nEach run keeps one layer in float32 "
+            "(`quantize = false`) and every other layer as in the base run. Gain: int8 %s "
+            "vs the base run in percentage points; extra bytes: stored model bytes vs the "
+            "base run's (float32 weights and bias instead of integer codes); ranked by gain "
+            "per KiB. Base int8 %s ", sw->base, mt->label, mt->label);
+    if (b >= 0 && usable(&o[b]) && !isnan(o[b].int8_acc))
+        fprintf(f, "%.2f %% at %.0f bytes.\n\n", 100 * o[b].int8_acc, o[b].bytes_int8);
+    else
+        fputs("unknown (the base run failed).\n\n", f);
+    fprintf(f, "| rank | layer | int8 %s | gain (points) | extra bytes | points per KiB |\n"
+            "|---:|---|---:|---:|---:|---:|\n", mt->md);
+    for (int i = 0; i < n; i++) {
+        fprintf(f, "| %s", g[i].rank ? "" : "–");
+        if (g[i].rank)
+            fprintf(f, "%d", g[i].rank);
+        fputs(" | ", f);
+        md_text(f, sw->runs[g[i].run].layer);
+        if (isnan(g[i].metric)) {
+            fputs(" | failed | – | – | – |\n", f);
+            continue;
+        }
+        md_num(f, "%.2f", 100 * g[i].metric);
+        md_num(f, "%+.2f", g[i].gain_points);
+        md_num(f, "%+.0f", g[i].extra_bytes);
+        md_num(f, "%+.3g", g[i].points_per_kib); /* %g: a big layer's tiny loss is not 0 */
+        fputs(" |\n", f);
+    }
+    /* the suggestion: the best gain per byte among the layers that gain */
+    if (n == 0 || !g[0].rank) {
+        fputs("\nNo suggestion: the base run or every layer's run failed.\n", f);
+    } else if (!(g[0].gain_points > 0)) {
+        fprintf(f, "\nNo layer gains: keeping any one layer in float does not raise the int8 "
+                "%s over the base run, so none is worth its bytes.\n", mt->label);
+    } else {
+        fputs("\nSuggested: keep ", f);
+        int k = 0;
+        for (int i = 0; i < n && g[i].rank && g[i].gain_points > 0 &&
+                        (i == 0 || rank_value_eq(&g[i], &g[0]));
+             i++, k++) {
+            fputs(k ? " and `" : "`", f);
+            md_text(f, sw->runs[g[i].run].layer);
+            fputc('`', f);
+        }
+        fprintf(f, " in float: %+.2f points of int8 %s for %+.0f bytes", g[0].gain_points,
+                mt->label, g[0].extra_bytes);
+        if (!isnan(g[0].points_per_kib))
+            fprintf(f, " (%.3g points per KiB)", g[0].points_per_kib);
+        fprintf(f, "%s.\n", k > 1 ? " each (a tie)" : "");
+    }
+}
+
+/* sensitivity.csv / .md of a float sweep (--target float): one row per
+ * layer, ranked by gain per extra byte. */
+static qat_status write_float_sensitivity(const qat_sweep *sw, const qat_sweep_outcome *o,
+                                          const char *dir, qat_error *err)
+{
+    int b = qat_sweep_base_run(sw);
+    double base = b >= 0 && usable(&o[b]) ? o[b].int8_acc : NAN;
+    qat_sweep_float_gain *g = calloc((size_t)sw->nruns + 1, sizeof *g);
+    if (!g)
+        return qat_fail(err, QAT_ENOMEM, "out of memory");
+    int n = qat_sweep_float_ranking(sw, o, g);
+    out_file out;
+    FILE *f = open_out(&out, dir, "sensitivity.csv", err);
+    if (!f) {
+        free(g);
+        return err ? err->status : QAT_EIO;
+    }
+    const qat_sweep_metric *mt = qat_sweep_metric_of(o, sw->nruns);
+    fprintf(f, "layer,status,int8_%s,base_int8_%s,gain_points,extra_bytes,gain_points_per_kib,"
+            "rank\n", mt->key, mt->key);
+    for (int i = 0; i < n; i++) {
+        csv_field(f, sw->runs[g[i].run].layer);
+        fprintf(f, ",%s", qat_sweep_status_name(o[g[i].run].status));
+        csv_num(f, "%.6g", g[i].metric);
+        csv_num(f, "%.6g", base);
+        csv_num(f, "%.4f", g[i].gain_points);
+        csv_num(f, "%.0f", g[i].extra_bytes);
+        csv_num(f, "%.6g", g[i].points_per_kib);
+        fputc(',', f);
+        if (g[i].rank)
+            fprintf(f, "%d", g[i].rank);
+        fputc('\n', f);
+    }
+    qat_status st = close_out(&out, f, err);
+    if (st == QAT_OK && !(f = open_out(&out, dir, "sensitivity.md", err)))
+        st = err ? err->status : QAT_EIO;
+    if (st == QAT_OK) {
+        float_md(f, sw, o, g, n, b);
+        md_failures(f, sw, o);
+        fprintf(f, "\nPlot: [%s gain per layer kept in float](plots/sensitivity.png).\n",
+                mt->label);
+        st = close_out(&out, f, err);
+    }
+    free(g);
+    return st;
+}
+
 qat_status qat_sweep_write_tables(const qat_sweep *sw, const qat_sweep_outcome *o,
                                   const char *dir, qat_error *err)
 {
@@ -412,7 +515,8 @@ qat_status qat_sweep_write_tables(const qat_sweep *sw, const qat_sweep_outcome *
     if (st == QAT_OK)
         st = write_md(sw, o, front, dir, err);
     if (st == QAT_OK && sw->kind == QAT_SWEEP_SENSITIVITY)
-        st = write_sensitivity(sw, o, dir, err);
+        st = sw->target == QAT_SWEEP_FLOAT ? write_float_sensitivity(sw, o, dir, err)
+                                           : write_sensitivity(sw, o, dir, err);
     free(front);
     return st;
 }

@@ -87,6 +87,9 @@ void qat_sweep_default_name(const char *path, const char *suffix, char *out, siz
  * NULL with errno set on failure. */
 char *qat_sweep_read_file(const char *path, size_t *len);
 
+/* Index of a sensitivity sweep's base run (the one without a layer), or -1. */
+int qat_sweep_base_run(const qat_sweep *sw);
+
 /* "ok", "cached", "failed" or "pending" (the status column of the tables). */
 const char *qat_sweep_status_name(int status);
 

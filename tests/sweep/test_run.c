@@ -1,6 +1,7 @@
 /* qat-sweep end to end on a tiny MLP (300 subset images, 1 epoch): the
  * values in results.csv, failure isolation, resume (cached, retried,
- * changed overrides), sensitivity tables and the command line's exit codes. */
+ * changed overrides), sensitivity tables (bit-width and float) and the
+ * command line's exit codes. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "qat/runtime_h5.h"
 #include "qat/sweep.h"
 #include "run_tool.h"
 #include "sweep_fixture.h"
@@ -418,6 +420,111 @@ Test(sweep_run, sensitivity_table_is_the_drop_from_the_base_run, .timeout = 240)
     }
 }
 
+/* Layer name's desc in run's model.int8.h5 (od owns it). */
+static const qat_rt_layer_desc *model_layer(const char *out, const char *run, const char *name,
+                                            qat_rt_owned_desc *od)
+{
+    char p[512];
+    qat_error e;
+    snprintf(p, sizeof p, "%s/%s/model.int8.h5", out, run);
+    cr_assert_eq(qat_rt_h5_read_desc(p, od, &e), QAT_OK, "%s", e.msg);
+    for (int i = 0; i < od->desc.num_layers; i++)
+        if (strcmp(od->desc.layers[i].name, name) == 0)
+            return &od->desc.layers[i];
+    cr_assert_fail("%s has no layer %s", p, name);
+    return NULL;
+}
+
+/* --target float: a run per layer kept in float32; the extra bytes are that
+ * layer's float32 weights and bias minus its integer codes and per-channel
+ * int32 (bias, multiplier, shift), and the rows follow gain per byte. */
+Test(sweep_run, float_sensitivity_ranks_layers_by_gain_per_byte, .timeout = 240)
+{
+    char cfg[256], out[256], p[512];
+    snprintf(cfg, sizeof cfg, "%s/base.ini", dir);
+    snprintf(out, sizeof out, "%s/fsens", dir);
+    /* 4-bit codes pack two to a byte: the byte count is not just weights x 1 */
+    const char *args[] = {"--sensitivity", cfg, "--target", "float", "--set",
+                          "quant.weight_bits=4", "--out", out, "--jobs", "2", NULL};
+    cr_assert_eq(sweep(args), 0, "%s", err_text);
+    static const char *const layers[] = {"fc1", "fc2"};
+    qat_sweep_outcome base, run[2];
+    summary_of(out, "base", &base);
+    csv c;
+    snprintf(p, sizeof p, "%s/results.csv", out);
+    csv_load(p, &c);
+    cr_assert_eq(c.rows, 4, "base, fc1-float, fc2-float");
+    cr_assert_str_eq(c.cell[1][0], "base");
+    cr_assert_str_eq(cell(&c, "fc1-float", "layer"), "fc1");
+    cr_assert_str_eq(cell(&c, "fc2-float", "layer"), "fc2");
+    cr_assert_str_eq(cell(&c, "fc2-float", "bits"), "");
+    csv_free(&c);
+    double value[2];
+    for (int l = 0; l < 2; l++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s-float", layers[l]);
+        summary_of(out, name, &run[l]);
+        qat_rt_owned_desc bd, fd;
+        const qat_rt_layer_desc *q = model_layer(out, "base", layers[l], &bd);
+        const qat_rt_layer_desc *fl = model_layer(out, name, layers[l], &fd);
+        cr_assert(!q->is_float && fl->is_float, "%s: only the float run keeps it float", name);
+        cr_assert_eq(q->palette_size, 0);
+        /* zero points are stored only when some is not 0 (the reader
+         * hands back an all-zero array either way) */
+        int zp = 0;
+        for (int o = 0; q->weight_zero_point && o < q->out_c; o++)
+            zp |= q->weight_zero_point[o] != 0;
+        double int8 = (double)q->weights_bytes + (double)q->out_c * 3 * 4 +
+                      (zp ? (double)q->out_c * 4 : 0);
+        double f32 = ((double)fl->kernel_h * fl->kernel_w * fl->in_c + 1) * fl->out_c * 4;
+        cr_assert_float_eq(run[l].bytes_int8 - base.bytes_int8, f32 - int8, 0.5,
+                           "%s: %.0f extra bytes, its weights+bias %.0f as float32, %.0f as int",
+                           name, run[l].bytes_int8 - base.bytes_int8, f32, int8);
+        value[l] = 100 * (run[l].int8_acc - base.int8_acc) /
+                   ((run[l].bytes_int8 - base.bytes_int8) / 1024);
+        qat_rt_owned_desc_free(&bd);
+        qat_rt_owned_desc_free(&fd);
+    }
+    snprintf(p, sizeof p, "%s/sensitivity.csv", out);
+    csv_load(p, &c);
+    static const char *const cols[] = {"layer", "status", "int8_accuracy", "base_int8_accuracy",
+                                       "gain_points", "extra_bytes", "gain_points_per_kib",
+                                       "rank"};
+    cr_assert_eq(c.cols, 8);
+    for (int k = 0; k < 8; k++)
+        cr_assert_str_eq(c.cell[0][k], cols[k]);
+    cr_assert_eq(c.rows, 3);
+    int best = value[1] > value[0]; /* fc1 wins a tie: file order */
+    for (int r = 1; r < 3; r++) {
+        int l = r == 1 ? best : !best;
+        cr_assert_str_eq(c.cell[r][0], layers[l], "row %d: gain per KiB %.4f vs %.4f", r,
+                         value[0], value[1]);
+        cr_assert_eq(atoi(c.cell[r][7]), r);
+        cr_assert_float_eq(strtod(c.cell[r][2], NULL), run[l].int8_acc, 1e-9);
+        cr_assert_float_eq(strtod(c.cell[r][3], NULL), base.int8_acc, 1e-9);
+        cr_assert_float_eq(strtod(c.cell[r][4], NULL), 100 * (run[l].int8_acc - base.int8_acc),
+                           1e-4);
+        cr_assert_float_eq(strtod(c.cell[r][5], NULL), run[l].bytes_int8 - base.bytes_int8, 0.5);
+        cr_assert_float_eq(strtod(c.cell[r][6], NULL), value[l], 1e-4 * fabs(value[l]) + 1e-6);
+    }
+    csv_free(&c);
+    snprintf(p, sizeof p, "%s/sensitivity.md", out);
+    char *md = fx_read(p), want[128];
+    if (run[best].int8_acc > base.int8_acc)
+        snprintf(want, sizeof want, "Suggested: keep `%s` in float", layers[best]);
+    else
+        snprintf(want, sizeof want, "No layer gains");
+    cr_assert(strstr(md, want), "'%s' not in\n%s", want, md);
+    free(md);
+    if (has_gnuplot()) {
+        snprintf(p, sizeof p, "%s/plots/sensitivity.png", out);
+        expect_png(p);
+    }
+    /* a rerun trains nothing */
+    cr_assert_eq(sweep(args), 0, "%s", err_text);
+    cr_assert(strstr(err_text, "3 finished earlier"), "%s", err_text);
+}
+
 /* Float, PTQ and a QAT fine-tune from one float checkpoint, side by side:
  * every PTQ run quantizes the same float model (its float accuracy is the
  * float run's) without training, and the methods table lines them up. */
@@ -527,7 +634,7 @@ Test(sweep_run, command_line_errors_exit_2_with_a_clear_message)
     write_sweep("e.ini", "[grid.quant]\nweight_bits = 2, 4\n");
     const char *listing[] = {sw, "--list", "--set", "train.epochs=2", NULL};
     cr_assert_eq(sweep(listing), 0, "%s", err_text);
-    const char *cases[][6] = {
+    const char *cases[][8] = {
         {NULL},
         {sw, "--jobs", "0", NULL},
         {sw, "--bits", "2", NULL},
@@ -536,10 +643,13 @@ Test(sweep_run, command_line_errors_exit_2_with_a_clear_message)
         {"--sensitivity", sw, NULL},
         {"--sensitivity", sw, "--bits", "2,x", NULL},
         {sw, "--list", "--set", "train.lr=50", NULL},
+        {"--sensitivity", sw, "--target", "float", "--bits", "2", NULL},
+        {"--sensitivity", sw, "--target", "floats", NULL},
     };
     const char *needles[] = {"missing SWEEP", "--jobs", "--bits only goes with --sensitivity",
                              "unknown option", "needs an argument", "needs --bits", "--bits",
-                             "[train] lr"};
+                             "[train] lr", "--bits does not go with --target float",
+                             "--target: expected weights, activations, both or float"};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cr_assert_eq(sweep(cases[i]), 2, "case %zu: %s", i, err_text);
         cr_assert(strstr(err_text, needles[i]), "case %zu: '%s' lacks '%s'", i, err_text,

@@ -1,5 +1,6 @@
 /* Sweep files: grid expansion order, explicit runs, --set precedence,
- * sensitivity run lists, and every bad sweep file with its file:line. */
+ * sensitivity run lists (bit-width and float) and the float sweep's ranking
+ * and tables, and every bad sweep file with its file:line. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -248,6 +249,163 @@ Test(sweep_spec, sensitivity_errors)
     cr_assert_eq(qat_sweep_sensitivity(missing, two, 1, 0, NULL, 0, &sw, &e), QAT_EINVAL);
     cr_assert(strstr(e.msg, "nope.ini") && strstr(e.msg, "cannot read"), "%s", e.msg);
     cr_assert_null(sw);
+}
+
+/* A float sweep varies layer.NAME.quantize: only layers that can be float
+ * and are not already (a depthwise or grouped conv has no float kernel). */
+Test(sweep_spec, float_sensitivity_keeps_one_layer_in_float_at_a_time)
+{
+    fx_write(dir, "conv.ini",
+             "[data]\ndir = unused\n[quant]\nenabled = true\n"
+             "[layer.conv1]\ntype = conv2d\nout_channels = 4\nkernel = 3\n"
+             "[layer.dw]\ntype = depthwise_conv2d\nkernel = 3\n"
+             "[layer.grouped]\ntype = conv2d\nout_channels = 4\nkernel = 1\ngroups = 2\n"
+             "[layer.flatten]\ntype = flatten\n"
+             "[layer.fc1]\ntype = linear\nout_features = 8\nquantize = false\n"
+             "[layer.fc2]\ntype = linear\nout_features = 10\n");
+    char cfg[256];
+    snprintf(cfg, sizeof cfg, "%s/conv.ini", dir);
+    qat_sweep *sw;
+    qat_error e;
+    const char *sets[] = {"quant.weight_bits=2"};
+    cr_assert_eq(qat_sweep_sensitivity(cfg, NULL, 0, QAT_SWEEP_FLOAT, sets, 1, &sw, &e), QAT_OK,
+                 "%s", e.msg);
+    cr_assert_eq(sw->target, QAT_SWEEP_FLOAT);
+    cr_assert_eq(sw->nbits, 0);
+    cr_assert_eq(sw->nruns, 3, "base, conv1, fc2 (dw, grouped and float fc1 skipped)");
+    static const char *const names[] = {"base", "conv1-float", "fc2-float"};
+    static const char *const layers[] = {"", "conv1", "fc2"};
+    for (int i = 0; i < 3; i++) {
+        cr_assert_str_eq(sw->runs[i].name, names[i]);
+        cr_assert_str_eq(sw->runs[i].layer, layers[i]);
+        cr_assert_eq(sw->runs[i].bits, 0);
+    }
+    const char *want[] = {"quant.weight_bits=2", "layer.fc2.quantize=false"};
+    expect_sets(&sw->runs[2], want, 2);
+    expect_sets(&sw->runs[0], want, 1);
+    qat_sweep_free(sw);
+    /* a --set that makes a layer float takes it out of the sweep */
+    const char *fc2[] = {"layer.fc2.quantize=false"};
+    cr_assert_eq(qat_sweep_sensitivity(cfg, NULL, 0, QAT_SWEEP_FLOAT, fc2, 1, &sw, &e), QAT_OK,
+                 "%s", e.msg);
+    cr_assert_eq(sw->nruns, 2);
+    cr_assert_str_eq(sw->runs[1].name, "conv1-float");
+    qat_sweep_free(sw);
+}
+
+Test(sweep_spec, float_sensitivity_errors)
+{
+    char cfg[256];
+    snprintf(cfg, sizeof cfg, "%s/base.ini", dir);
+    qat_sweep *sw = NULL;
+    qat_error e;
+    int two[] = {2};
+    cr_assert_eq(qat_sweep_sensitivity(cfg, two, 1, QAT_SWEEP_FLOAT, NULL, 0, &sw, &e),
+                 QAT_EINVAL);
+    cr_assert(strstr(e.msg, "--bits") && strstr(e.msg, "--target float"), "%s", e.msg);
+    const char *clash[] = {"layer.fc1.quantize=true"};
+    cr_assert_eq(qat_sweep_sensitivity(cfg, NULL, 0, QAT_SWEEP_FLOAT, clash, 1, &sw, &e),
+                 QAT_EINVAL);
+    cr_assert(strstr(e.msg, "--set layer.fc1.quantize=true") &&
+              strstr(e.msg, "varies layer.fc1.quantize"), "%s", e.msg);
+    const char *all[] = {"layer.fc1.quantize=false", "layer.fc2.quantize=false"};
+    cr_assert_eq(qat_sweep_sensitivity(cfg, NULL, 0, QAT_SWEEP_FLOAT, all, 2, &sw, &e),
+                 QAT_EINVAL);
+    cr_assert(strstr(e.msg, cfg) && strstr(e.msg, "left to keep in float"), "%s", e.msg);
+    const char *off[] = {"quant.enabled=false"};
+    cr_assert_eq(qat_sweep_sensitivity(cfg, NULL, 0, QAT_SWEEP_FLOAT, off, 1, &sw, &e),
+                 QAT_EINVAL);
+    cr_assert(strstr(e.msg, "enabled = true"), "%s", e.msg);
+    cr_assert_eq(qat_sweep_sensitivity(cfg, NULL, 0, 7, NULL, 0, &sw, &e), QAT_EINVAL);
+    cr_assert(strstr(e.msg, "--target"), "%s", e.msg);
+    cr_assert_null(sw);
+}
+
+/* base.ini with fc1..fc4: a float sweep of five runs (base first). */
+static qat_sweep *four_layer_float_sweep(void)
+{
+    fx_write(dir, "four.ini",
+             "[data]\ndir = unused\n[quant]\nenabled = true\n[layer.flatten]\ntype = flatten\n"
+             "[layer.fc1]\ntype = linear\nout_features = 8\n"
+             "[layer.fc2]\ntype = linear\nout_features = 8\n"
+             "[layer.fc3]\ntype = linear\nout_features = 8\n"
+             "[layer.fc4]\ntype = linear\nout_features = 10\n");
+    char cfg[256];
+    snprintf(cfg, sizeof cfg, "%s/four.ini", dir);
+    qat_sweep *sw;
+    qat_error e;
+    cr_assert_eq(qat_sweep_sensitivity(cfg, NULL, 0, QAT_SWEEP_FLOAT, NULL, 0, &sw, &e), QAT_OK,
+                 "%s", e.msg);
+    cr_assert_eq(sw->nruns, 5);
+    return sw;
+}
+
+static qat_sweep_outcome outcome(int status, double acc, double bytes)
+{
+    qat_sweep_outcome o = {.status = status, .float_acc = NAN, .fq_acc = acc, .int8_acc = acc,
+                           .agreement = 1, .bytes_int8 = bytes, .sparsity = NAN,
+                           .train_seconds = 1, .ptq_seconds = NAN};
+    return o;
+}
+
+Test(sweep_spec, float_ranking_is_gain_per_extra_byte_failed_last)
+{
+    qat_sweep *sw = four_layer_float_sweep();
+    qat_sweep_outcome o[5] = {
+        outcome(QAT_RUN_OK, 0.90, 1000),
+        outcome(QAT_RUN_OK, 0.92, 3048),     /* fc1: +2 points for 2 KiB: 1 / KiB */
+        outcome(QAT_RUN_FAILED, NAN, NAN),   /* fc2 */
+        outcome(QAT_RUN_CACHED, 0.91, 1512), /* fc3: +1 point for 0.5 KiB: 2 / KiB */
+        outcome(QAT_RUN_OK, 0.905, 1000),    /* fc4: +0.5 points for no bytes */
+    };
+    qat_sweep_float_gain g[5];
+    cr_assert_eq(qat_sweep_float_ranking(sw, o, g), 4);
+    static const int run[] = {4, 3, 1, 2}, rank[] = {1, 2, 3, 0};
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(g[i].run, run[i], "row %d is run %d, expected %d", i, g[i].run, run[i]);
+        cr_assert_eq(g[i].rank, rank[i], "row %d", i);
+    }
+    cr_assert_float_eq(g[1].gain_points, 1.0, 1e-9);
+    cr_assert_float_eq(g[1].extra_bytes, 512.0, 1e-9);
+    cr_assert_float_eq(g[1].points_per_kib, 2.0, 1e-9);
+    cr_assert(isnan(g[0].points_per_kib), "no bytes spent: no per-KiB figure");
+    cr_assert(isnan(g[3].gain_points) && isnan(g[3].metric));
+    /* the tables: ranked rows, the suggestion names the best gain per byte */
+    cr_assert_eq(qat_sweep_write_tables(sw, o, dir, NULL), QAT_OK);
+    char p[256];
+    snprintf(p, sizeof p, "%s/sensitivity.csv", dir);
+    char *csv = fx_read(p);
+    cr_assert_str_eq(csv, "layer,status,int8_accuracy,base_int8_accuracy,gain_points,extra_bytes,"
+                          "gain_points_per_kib,rank\n"
+                          "fc4,ok,0.905,0.9,0.5000,0,,1\n"
+                          "fc3,cached,0.91,0.9,1.0000,512,2,2\n"
+                          "fc1,ok,0.92,0.9,2.0000,2048,1,3\n"
+                          "fc2,failed,,0.9,,,,\n");
+    free(csv);
+    snprintf(p, sizeof p, "%s/sensitivity.md", dir);
+    char *md = fx_read(p);
+    cr_assert(strstr(md, "| 2 | fc3 | 91.00 | +1.00 | +512 | +2 |"), "%s", md);
+    cr_assert(strstr(md, "| – | fc2 | failed |"), "%s", md);
+    cr_assert(strstr(md, "Suggested: keep `fc4` in float: +0.50 points of int8 accuracy for +0 "
+                         "bytes.\n"), "%s", md);
+    free(md);
+    /* nothing gains: said so, nothing suggested */
+    for (int i = 1; i < 5; i++)
+        o[i] = outcome(QAT_RUN_OK, i == 2 ? 0.90 : 0.89, 2024);
+    o[1] = outcome(QAT_RUN_OK, 0.8999, 1000 + 1024000); /* a tiny loss per KiB, not "0" */
+    cr_assert_eq(qat_sweep_write_tables(sw, o, dir, NULL), QAT_OK);
+    md = fx_read(p);
+    cr_assert(strstr(md, "No layer gains") && !strstr(md, "Suggested"), "%s", md);
+    cr_assert(strstr(md, "| 2 | fc1 | 89.99 | -0.01 | +1024000 | -1e-05 |"), "%s", md);
+    cr_assert(strstr(md, "| 3 | fc3 | 89.00 | -1.00 | +1024 | -1 |"), "%s", md);
+    cr_assert(strstr(md, "| 1 | fc2 | 90.00 | +0.00 | +1024 | +0 |"), "%s", md);
+    free(md);
+    /* the base failed: no gains, every row unranked in file order */
+    o[0] = outcome(QAT_RUN_FAILED, NAN, NAN);
+    qat_sweep_float_ranking(sw, o, g);
+    for (int i = 0; i < 4; i++)
+        cr_assert(g[i].run == i + 1 && g[i].rank == 0 && isnan(g[i].gain_points));
+    qat_sweep_free(sw);
 }
 
 #define HEAD "[sweep]\nbase = base.ini\n"
