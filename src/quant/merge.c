@@ -185,17 +185,35 @@ static void add_fwd(void *v, size_t lo, size_t hi)
     }
 }
 
+typedef struct {
+    const uint8_t *pass;
+    const float *dy;
+    float *dx;
+} add_bwd_ctx;
+
+/* dx += dy where the output passed: branch-free (dy is loaded either way)
+ * so that it vectorises; elementwise, so split across the team. */
+static void add_bwd(void *v, size_t lo, size_t hi)
+{
+    add_bwd_ctx *c = v;
+    const uint8_t *restrict pass = c->pass;
+    const float *restrict dy = c->dy;
+    float *restrict dx = c->dx;
+    for (size_t i = lo; i < hi; i++) {
+        float g = dy[i];
+        dx[i] += pass[i] ? g : 0.0f;
+    }
+}
+
 static void add_backward(qat_tape *t, const qat_node *n)
 {
     const merge_saved *s = n->saved;
-    const float *dy = n->out->grad;
     for (int k = 0; k < 2; k++) {
         qat_tensor *x = n->in[k];
         if (!qat_needs_grad(x))
             continue;
-        float *dx = qat_tape_grad(t, x);
-        for (size_t i = 0; i < x->numel; i++)
-            dx[i] += s->pass[i] ? dy[i] : 0.0f;
+        add_bwd_ctx c = {s->pass, n->out->grad, qat_tape_grad(t, x)};
+        qat_team_parallel_for(qat_tape_team(t), x->numel, QAT_ELEMWISE_GRAIN, add_bwd, &c);
     }
 }
 
