@@ -289,6 +289,44 @@ static void fake_quant_backward(qat_tape *t, const qat_node *n)
         qat_tape_grad(t, s)[0] += (float)ds;
 }
 
+/* One range of the fake-quant forward: qat_fp_quantize_vec is
+ * qat_fp_quantize without branches (same result for every input), so the
+ * loop vectorises; the masked variant is a loop of its own for the same
+ * reason as rq_rows_mask's. */
+typedef struct {
+    const float *x;
+    float *y;
+    uint8_t *pass;
+    float s;
+    int32_t zp, qmin, qmax;
+    uint8_t ident;
+} fq_ctx;
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+fq_run(const float *restrict x, float *restrict y, uint8_t *restrict pass, float s, int32_t zp,
+       int32_t qmin, int32_t qmax, uint8_t ident, size_t n)
+{
+    if (pass)
+        for (size_t i = 0; i < n; i++) {
+            int32_t q = qat_fp_quantize_vec(x[i], s, zp, qmin - 1, qmax + 1);
+            pass[i] = (uint8_t)(((q >= qmin) & (q <= qmax)) | ident);
+            q = q < qmin ? qmin : q > qmax ? qmax : q;
+            y[i] = s * (float)(q - zp);
+        }
+    else
+        for (size_t i = 0; i < n; i++) {
+            int32_t q = qat_fp_quantize_vec(x[i], s, zp, qmin, qmax);
+            y[i] = s * (float)(q - zp);
+        }
+}
+
+static void fq_fwd(void *v, size_t b, size_t e)
+{
+    fq_ctx *c = v;
+    fq_run(c->x + b, c->y + b, c->pass ? c->pass + b : NULL, c->s, c->zp, c->qmin, c->qmax,
+           c->ident, e - b);
+}
+
 qat_tensor *qat_op_fake_quant(qat_tape *t, qat_tensor *x, qat_tensor *scale, int32_t zp,
                               int32_t qmin, int32_t qmax, qat_ste_kind ste)
 {
@@ -296,14 +334,8 @@ qat_tensor *qat_op_fake_quant(qat_tape *t, qat_tensor *x, qat_tensor *scale, int
     int record = qat_tape_grad_enabled(t) && (x->requires_grad || scale->requires_grad);
     uint8_t *pass = record ? qat_tape_alloc(t, x->numel) : NULL;
     float s = scale->data[0];
-    for (size_t i = 0; i < x->numel; i++) {
-        int32_t q = qat_fp_quantize(x->data[i], s, zp, qmin - 1, qmax + 1);
-        int inside = q >= qmin && q <= qmax;
-        if (pass)
-            pass[i] = (uint8_t)(inside | (ste == QAT_STE_IDENTITY ? 2 : 0));
-        q = q < qmin ? qmin : q > qmax ? qmax : q;
-        y->data[i] = s * (float)(q - zp);
-    }
+    fq_ctx c = {x->data, y->data, pass, s, zp, qmin, qmax, ste == QAT_STE_IDENTITY ? 2 : 0};
+    qat_team_parallel_for(qat_tape_team(t), x->numel, QAT_ELEMWISE_GRAIN, fq_fwd, &c);
     if (record) {
         fq_saved *sv = qat_tape_alloc(t, sizeof *sv);
         *sv = (fq_saved){s, zp, qmin, qmax, pass};

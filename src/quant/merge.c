@@ -90,17 +90,88 @@ typedef struct {
 
 /* ---- add ------------------------------------------------------------------------- */
 
+/* The exact add when every multiplier is a right shift (always so for the
+ * inputs, M <= 1/2; the output's too unless its scale is below the inputs'
+ * by 2^-20): include/qat/fixedpoint.h's branch-free output stage in loops
+ * gcc vectorises, over a chunk that stays in L1. The codes are made in loops
+ * of their own (clamp, then round: fused, gcc keeps branches, see codes_run
+ * in fq_ops.c). a << left_shift cannot saturate: |code| <= CODE_CLAMP.
+ * Same integers as qat_fp_add, so the same bits. */
+#define ADD_CHUNK 512
+
+typedef struct {
+    int32_t ma, mb, mo;     /* multipliers */
+    int ra, rb, ro;         /* right shifts */
+    int64_t rnda, rndb, rndo;
+    int left, zp, lo, hi, ident;
+    float sa, sb, so;
+} add_right;
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+add_run(const add_right *restrict k, const float *restrict a, const float *restrict b,
+        float *restrict y, uint8_t *restrict pass, size_t n)
+{
+    float fa[ADD_CHUNK], fb[ADD_CHUNK];
+    const float lim = (float)CODE_CLAMP;
+    const int32_t ma = k->ma, mb = k->mb, mo = k->mo, zp = k->zp, lo = k->lo, hi = k->hi;
+    const int ra = k->ra, rb = k->rb, ro = k->ro, left = k->left, ident = k->ident;
+    const int64_t rnda = k->rnda, rndb = k->rndb, rndo = k->rndo;
+    const float sa = k->sa, sb = k->sb, so = k->so;
+    for (size_t c = 0; c < n; c += ADD_CHUNK) {
+        size_t m = n - c < ADD_CHUNK ? n - c : ADD_CHUNK;
+        for (size_t i = 0; i < m; i++) {
+            float r = a[c + i] / sa;
+            r = r >= -lim ? r : -lim; /* NaN -> -clamp, as code_of */
+            fa[i] = r <= lim ? r : lim;
+        }
+        for (size_t i = 0; i < m; i++) {
+            float r = b[c + i] / sb;
+            r = r >= -lim ? r : -lim;
+            fb[i] = r <= lim ? r : lim;
+        }
+        for (size_t i = 0; i < m; i++) {
+            int32_t ia = (int32_t)fa[i], ib = (int32_t)fb[i];
+            float ga = fa[i] - (float)ia, gb = fb[i] - (float)ib;
+            ia = ia + (ga >= 0.5f) - (ga <= -0.5f); /* qat_fp_round */
+            ib = ib + (gb >= 0.5f) - (gb <= -0.5f);
+            int32_t sum = (int32_t)qat_fp_requantize_right(ia * (1 << left), ma, ra, rnda, 0) +
+                          (int32_t)qat_fp_requantize_right(ib * (1 << left), mb, rb, rndb, 0);
+            int64_t q = qat_fp_requantize_right(sum, mo, ro, rndo, zp);
+            int inside = (q >= lo) & (q <= hi);
+            q = q < lo ? lo : q > hi ? hi : q;
+            y[c + i] = so * (float)(int32_t)(q - zp);
+            pass[c + i] = (uint8_t)(inside | ident);
+        }
+    }
+}
+
+static inline int64_t rnd_of(int right) { return right > 0 ? (int64_t)1 << (right - 1) : 0; }
+
 typedef struct {
     const qat_merge_params *p;
     const float *a, *b;
     float *y;
     uint8_t *pass;
+    int all_right;
+    add_right k;
 } add_ctx;
 
 static void add_fwd(void *v, size_t lo, size_t hi)
 {
     add_ctx *c = v;
     const qat_merge_params *p = c->p;
+    if (c->all_right) {
+        uint8_t scratch[ADD_CHUNK];
+        if (c->pass) {
+            add_run(&c->k, c->a + lo, c->b + lo, c->y + lo, c->pass + lo, hi - lo);
+            return;
+        }
+        for (size_t i = lo; i < hi; i += ADD_CHUNK) { /* no mask wanted: a scratch one */
+            size_t m = hi - i < ADD_CHUNK ? hi - i : ADD_CHUNK;
+            add_run(&c->k, c->a + i, c->b + i, c->y + i, scratch, m);
+        }
+        return;
+    }
     const float sa = p->in[0].scale, sb = p->in[1].scale, so = p->out.scale;
     for (size_t i = lo; i < hi; i++) {
         /* unclamped first (for the mask), then the clamp the runtime applies */
@@ -114,17 +185,35 @@ static void add_fwd(void *v, size_t lo, size_t hi)
     }
 }
 
+typedef struct {
+    const uint8_t *pass;
+    const float *dy;
+    float *dx;
+} add_bwd_ctx;
+
+/* dx += dy where the output passed: branch-free (dy is loaded either way)
+ * so that it vectorises; elementwise, so split across the team. */
+static void add_bwd(void *v, size_t lo, size_t hi)
+{
+    add_bwd_ctx *c = v;
+    const uint8_t *restrict pass = c->pass;
+    const float *restrict dy = c->dy;
+    float *restrict dx = c->dx;
+    for (size_t i = lo; i < hi; i++) {
+        float g = dy[i];
+        dx[i] += pass[i] ? g : 0.0f;
+    }
+}
+
 static void add_backward(qat_tape *t, const qat_node *n)
 {
     const merge_saved *s = n->saved;
-    const float *dy = n->out->grad;
     for (int k = 0; k < 2; k++) {
         qat_tensor *x = n->in[k];
         if (!qat_needs_grad(x))
             continue;
-        float *dx = qat_tape_grad(t, x);
-        for (size_t i = 0; i < x->numel; i++)
-            dx[i] += s->pass[i] ? dy[i] : 0.0f;
+        add_bwd_ctx c = {s->pass, n->out->grad, qat_tape_grad(t, x)};
+        qat_team_parallel_for(qat_tape_team(t), x->numel, QAT_ELEMWISE_GRAIN, add_bwd, &c);
     }
 }
 
@@ -133,7 +222,15 @@ qat_tensor *qat_op_add_exact(qat_tape *t, qat_tensor *a, qat_tensor *b, const qa
     QAT_ASSERT(a->numel == b->numel);
     qat_tensor *y = qat_tape_tensor(t, a->ndim, a->shape);
     int record = qat_tape_grad_enabled(t) && (a->requires_grad || b->requires_grad);
-    add_ctx c = {p, a->data, b->data, y->data, record ? qat_tape_alloc(t, a->numel) : NULL};
+    add_ctx c = {.p = p, .a = a->data, .b = b->data, .y = y->data};
+    c.pass = record ? qat_tape_alloc(t, a->numel) : NULL;
+    c.all_right = p->in_shift[0] <= 0 && p->in_shift[1] <= 0 && p->out_shift <= 0 &&
+                  p->left_shift >= 0 && p->left_shift <= 20;
+    c.k = (add_right){p->in_mult[0], p->in_mult[1], p->out_mult,
+                      -p->in_shift[0], -p->in_shift[1], -p->out_shift,
+                      rnd_of(-p->in_shift[0]), rnd_of(-p->in_shift[1]), rnd_of(-p->out_shift),
+                      p->left_shift, p->out.zero_point, p->act_min, p->act_max,
+                      p->ste == QAT_STE_IDENTITY, p->in[0].scale, p->in[1].scale, p->out.scale};
     qat_team_parallel_for(qat_tape_team(t), a->numel, QAT_ELEMWISE_GRAIN, add_fwd, &c);
     if (record) {
         merge_saved *s = qat_tape_alloc(t, sizeof *s);

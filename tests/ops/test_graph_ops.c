@@ -281,6 +281,92 @@ Test(merge_ops, add_is_the_integer_add_with_its_ste)
     leaf_free(&b);
 }
 
+/* The add's vectorised path (every shift a right shift) against the scalar
+ * oracle off the grid too: ties at half a step, NaN, codes beyond int8 and
+ * beyond the clamp, a length that is not a multiple of the chunk, with and
+ * without the mask, the identity STE, two threads, and scales whose output
+ * multiplier is above 1 (the scalar path). */
+static int32_t code_oracle(float x, float s)
+{
+    float r = x / s;
+    r = r >= -1024.0f ? r : -1024.0f;
+    r = r <= 1024.0f ? r : 1024.0f;
+    return qat_fp_round(r);
+}
+
+Test(merge_ops, add_fast_path_equals_the_scalar_oracle)
+{
+    static const float sc[][3] = {{0.05f, 0.0173f, 0.061f},  {0.02f, 0.02f, 0.5f},
+                                  {1e-3f, 0.7f, 0.011f},     {0.3f, 0.001f, 1e-7f},
+                                  {0.01f, 0.04f, 1e-9f}};
+    const size_t n = 40000 + 77;
+    qat_rng r;
+    qat_rng_seed(&r, 21, 4);
+    for (size_t k = 0; k < sizeof sc / sizeof sc[0]; k++)
+        for (int variant = 0; variant < 4; variant++) {
+            int threads = 1 + (variant & 1), grad = variant < 2, ident = variant == 3;
+            qat_quant_cfg qc = qcfg();
+            if (ident)
+                qc.activation_ste = QAT_STE_IDENTITY;
+            qat_layer_quant q;
+            memset(&q, 0, sizeof q);
+            q.cfg = &qc;
+            q.merge.n = 2;
+            q.merge.in[0] = (qat_qparams){sc[k][0], 5, -128, 127};
+            q.merge.in[1] = (qat_qparams){sc[k][1], -7, -128, 127};
+            q.out = (qat_qparams){sc[k][2], 3, -128, 127};
+            q.act_min = -20;
+            q.act_max = 100;
+            cr_assert_eq(qat_quant_merge_finish(&q, QAT_LAYER_ADD, 0), 0);
+            const qat_merge_params *p = &q.merge;
+            cr_assert_eq(p->out_shift <= 0, k < 3, "cases 0-2 take the fast path, 3-4 not");
+            int shape[2] = {1, (int)n};
+            test_leaf a, b;
+            leaf_init(&a, &r, 2, shape, 1.0f);
+            leaf_init(&b, &r, 2, shape, 1.0f);
+            for (size_t i = 0; i < n; i++) {
+                float *x[2] = {&a.data[i], &b.data[i]};
+                for (int j = 0; j < 2; j++) {
+                    float s = sc[k][j], half = (float)((int)qat_rng_below(&r, 600) - 300) + 0.5f;
+                    switch (qat_rng_below(&r, 8)) {
+                    case 0: *x[j] = s * half; break; /* a tie */
+                    case 1: *x[j] = s * half * 5.0f; break; /* beyond the clamp */
+                    case 2: *x[j] = i % 97 == 0 ? NAN : -*x[j] * 3.0f; break;
+                    default: *x[j] = *x[j] * s * 200.0f; break;
+                    }
+                }
+            }
+            a.t.requires_grad = b.t.requires_grad = grad;
+            qat_team *team;
+            qat_tape *t = make_tape(threads, &team);
+            if (!grad)
+                qat_tape_set_grad_enabled(t, 0);
+            qat_tensor *y = qat_op_add_exact(t, &a.t, &b.t, p);
+            float *proj = random_vec(&r, n);
+            if (grad)
+                qat_tape_backward(t, qat_op_dot_const(t, y, proj));
+            for (size_t i = 0; i < n; i++) {
+                int32_t raw = qat_fp_add(code_oracle(a.data[i], sc[k][0]),
+                                         code_oracle(b.data[i], sc[k][1]), 20, p->in_mult[0],
+                                         p->in_shift[0], p->in_mult[1], p->in_shift[1],
+                                         p->out_mult, p->out_shift, 3, INT32_MIN, INT32_MAX);
+                int32_t want = raw < -20 ? -20 : raw > 100 ? 100 : raw;
+                cr_assert_eq(y->data[i], sc[k][2] * (float)(want - 3), "case %zu/%d element %zu",
+                             k, variant, i);
+                if (grad) {
+                    float g = raw >= -20 && raw <= 100 ? proj[i] : 0.0f;
+                    cr_assert_eq(a.grad[i], g, "case %zu element %zu", k, i);
+                    cr_assert_eq(b.grad[i], g, "case %zu element %zu", k, i);
+                }
+            }
+            free(proj);
+            qat_tape_destroy(t);
+            qat_team_destroy(team);
+            leaf_free(&a);
+            leaf_free(&b);
+        }
+}
+
 Test(merge_ops, global_avgpool_and_concat_requantize_once)
 {
     qat_rng r;

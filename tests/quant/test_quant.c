@@ -2,12 +2,14 @@
 #include <criterion/criterion.h>
 #include <float.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../ops/gradcheck_util.h"
 #include "qat/fixedpoint.h"
 #include "qat/quant.h"
 #include "qat/rng.h"
+#include "qat/team.h"
 
 Test(qparams, ranges_for_every_bit_width)
 {
@@ -283,6 +285,60 @@ Test(ste, fake_quant_forward_and_mask)
     for (int i = 0; i < 5; i++)
         cr_assert_eq(g[i], eg[i], "i=%d", i);
     qat_tape_destroy(t);
+}
+
+/* The vectorised, team-split forward against qat_fp_quantize element by
+ * element: ties, NaN, values far outside the range, both STEs, with and
+ * without the mask, one and two threads, a length no vector width divides. */
+Test(ste, fake_quant_forward_equals_the_scalar_quantizer)
+{
+    const size_t n = 40000 + 13;
+    qat_rng r;
+    qat_rng_seed(&r, 5, 9);
+    float *x = malloc(n * sizeof *x), *g = malloc(n * sizeof *g);
+    const float s = 0.037f;
+    const int32_t zp = 3, qmin = -8, qmax = 7;
+    for (size_t i = 0; i < n; i++) {
+        float h = (float)((int)qat_rng_below(&r, 40) - 20) + 0.5f;
+        switch (qat_rng_below(&r, 5)) {
+        case 0: x[i] = s * h; break; /* a tie */
+        case 1: x[i] = i % 7 ? s * h * 1e6f : NAN; break;
+        default: x[i] = (float)((int)qat_rng_below(&r, 2001) - 1000) * 1e-3f; break;
+        }
+    }
+    for (int v = 0; v < 6; v++) {
+        int threads = 1 + (v & 1), grad = v < 4;
+        qat_ste_kind ste = v >= 2 && v < 4 ? QAT_STE_IDENTITY : QAT_STE_CLIPPED;
+        qat_team *team = NULL;
+        if (threads > 1)
+            cr_assert_eq(qat_team_create(threads, &team, NULL), QAT_OK);
+        qat_tape *t;
+        cr_assert_eq(qat_tape_create(team, &t, NULL), QAT_OK);
+        memset(g, 0, n * sizeof *g);
+        int shape[1] = {(int)n};
+        qat_tensor xt = qat_tensor_view(x, g, 1, shape);
+        xt.requires_grad = grad;
+        float sv = s;
+        qat_tensor *y = qat_op_fake_quant(t, &xt, qat_tape_const(t, &sv, 1), zp, qmin, qmax, ste);
+        float *ones = malloc(n * sizeof *ones);
+        for (size_t i = 0; i < n; i++)
+            ones[i] = 1.0f;
+        if (grad)
+            qat_tape_backward(t, qat_op_dot_const(t, y, ones));
+        for (size_t i = 0; i < n; i++) {
+            int32_t raw = qat_fp_quantize(x[i], s, zp, qmin - 1, qmax + 1);
+            int32_t q = raw < qmin ? qmin : raw > qmax ? qmax : raw;
+            cr_assert_eq(y->data[i], s * (float)(q - zp), "variant %d element %zu", v, i);
+            if (grad)
+                cr_assert_eq(g[i], ste == QAT_STE_IDENTITY || raw == q ? 1.0f : 0.0f,
+                             "variant %d element %zu", v, i);
+        }
+        free(ones);
+        qat_tape_destroy(t);
+        qat_team_destroy(team);
+    }
+    free(x);
+    free(g);
 }
 
 Test(ste, act_codes_scale_gradient)
