@@ -459,6 +459,24 @@ Test(bad_model, global_heap_free_space_of_size_zero)
     INFER_BAD("attribute 'format'", "global heap collection at byte", "size 0");
 }
 
+Test(bad_model, global_heap_object_past_the_collection)
+{
+    /* an object whose size runs past its collection: HDF5 1.10 copied that
+     * many bytes out of the collection's buffer (found by fuzz_model under
+     * ASan as a heap buffer overflow in H5HG_read) */
+    set_str_as("/", "format", "qat-int8-model", 1, H5T_CSET_UTF8);
+    size_t n;
+    unsigned char *b = rb_read(rb_path("m.h5"), &n);
+    unsigned char *g = memmem(b, n, "GCOL", 4);
+    cr_assert_not_null(g, "no global heap collection in the file");
+    unsigned char *obj = g + 16; /* object 1: index, refcount, reserved, size */
+    cr_assert_eq(obj[0] | obj[1] << 8, 1, "expected object 1 here");
+    memcpy(obj + 8, "\x00\x08\xa4\x5a\x00\x00\x00\x00", 8); /* 1.5 GB */
+    rb_write("m.h5", b, n);
+    free(b);
+    INFER_BAD("attribute 'format'", "global heap collection at byte", "runs past its end");
+}
+
 Test(bad_model, name_not_utf8)
 {
     set_str_as("/layers/002", "name", "conv\xFF", 0, H5T_CSET_ASCII);

@@ -123,14 +123,17 @@ static unsigned long long image_le(const unsigned char *img, size_t n, size_t i,
     return v;
 }
 
-/* Whether HDF5 1.10 would spin forever decoding the global heap collection
- * whose signature is at offset c, with lengths of lbytes bytes. Its decoder
- * steps over each object by the object's size, and a free-space object
- * (index 0) of size 0 does not step at all (a corrupt file found this by
- * fuzzing; the variable-length strings h5py writes live in these heaps).
- * Objects with an index step by at least their header, so only index 0
- * can stall the walk. */
-static int collection_stalls(const unsigned char *img, size_t n, size_t c, int lbytes)
+/* Why HDF5 1.10 cannot safely decode the global heap collection whose
+ * signature is at offset c, with lengths of lbytes bytes: 0 it can, 1 it
+ * would spin forever, 2 an object runs past the collection's end.
+ * Its decoder steps over each object by the object's size, and a free-space
+ * object (index 0) of size 0 does not step at all (a corrupt file found this
+ * by fuzzing; the variable-length strings h5py writes live in these heaps).
+ * Objects with an index step by at least their header, so only index 0 can
+ * stall the walk. An indexed object's size is not checked against the
+ * collection either: reading it copies that many bytes out of the
+ * collection's buffer (fuzz_model found a heap buffer overflow so). */
+static int collection_problem(const unsigned char *img, size_t n, size_t c, int lbytes)
 {
     unsigned long long csize = image_le(img, n, c + 8, lbytes);
     size_t hdr = 16; /* collection and object headers, 8 + lbytes padded to 8 (H5HG_ALIGN) */
@@ -149,10 +152,9 @@ static int collection_stalls(const unsigned char *img, size_t n, size_t c, int l
                 return 0;
             p += size;
         } else {
-            unsigned long long need = hdr + ((size + 7) & ~7ULL);
-            if (size > end || need > end - p)
-                return 0;
-            p += need;
+            if (size > end - p || hdr + ((size + 7) & ~7ULL) > end - p)
+                return 2;
+            p += hdr + ((size + 7) & ~7ULL);
         }
     }
     return 0;
@@ -174,10 +176,10 @@ static int length_bytes(const unsigned char *img, size_t n)
 }
 
 /* Refuses (returns 0 with why filled) a file holding a global heap
- * collection that would stall HDF5, before a variable-length read asks
+ * collection that would stall HDF5 or make it read past a buffer, before a variable-length read asks
  * HDF5 to decode one. A collection is found by its "GCOL" signature, so
  * weight bytes that merely spell "GCOL" are refused only if they would
- * also stall HDF5 were it to read them as a collection. */
+ * also trip HDF5 were it to read them as a collection. */
 static int heaps_ok(hid_t obj, char *why, size_t why_cap)
 {
     hid_t f = H5Iget_file_id(obj);
@@ -193,11 +195,13 @@ static int heaps_ok(hid_t obj, char *why, size_t why_cap)
     for (size_t i = 0; ok && i + 4 <= (size_t)n; i++) {
         if (memcmp(img + i, "GCOL", 4) != 0)
             continue;
-        if (collection_stalls(img, (size_t)n, i, lbytes)) {
+        int problem = collection_problem(img, (size_t)n, i, lbytes);
+        if (problem) {
             snprintf(why, why_cap,
                      "cannot be read: the global heap collection at byte %zu, which holds "
-                     "variable-length strings, has a free-space entry of size 0 (corrupt)",
-                     i);
+                     "variable-length strings, %s (corrupt)",
+                     i, problem == 1 ? "has a free-space entry of size 0"
+                                     : "has an object that runs past its end");
             ok = 0;
         }
     }
