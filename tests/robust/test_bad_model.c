@@ -440,22 +440,28 @@ Test(bad_model, utf8_and_variable_length_strings_are_accepted)
     cr_assert_eq(code, 0, "%s", rb_err);
 }
 
-Test(bad_model, global_heap_free_space_of_size_zero)
+/* Stores /format as a vlen string (it lands in a global heap collection),
+ * then overwrites the size field of the heap entry `at` bytes past the
+ * collection's signature, which must have index idx. */
+static void patch_heap_entry_size(size_t at, int idx, const char size[8])
 {
-    /* the vlen string lives in a global heap collection; a free-space entry
-     * of size 0 made HDF5 1.10 decode the collection forever (found by
-     * fuzz_model as a timeout) */
     set_str_as("/", "format", "qat-int8-model", 1, H5T_CSET_UTF8);
     size_t n;
     unsigned char *b = rb_read(rb_path("m.h5"), &n);
     unsigned char *g = memmem(b, n, "GCOL", 4);
     cr_assert_not_null(g, "no global heap collection in the file");
-    /* object 1 (the 14-byte string, padded to 16) then the free space */
-    unsigned char *free_space = g + 16 + 16 + 16;
-    cr_assert_eq(free_space[0] | free_space[1], 0, "expected the free-space entry here");
-    memset(free_space + 8, 0, 8);
+    cr_assert_eq(g[at] | g[at + 1] << 8, idx, "expected heap entry %d here", idx);
+    memcpy(g + at + 8, size, 8);
     rb_write("m.h5", b, n);
     free(b);
+}
+
+Test(bad_model, global_heap_free_space_of_size_zero)
+{
+    /* a free-space entry of size 0 made HDF5 1.10 decode the collection
+     * forever (found by fuzz_model as a timeout); it follows object 1 (the
+     * 14-byte string, padded to 16) */
+    patch_heap_entry_size(16 + 16 + 16, 0, "\0\0\0\0\0\0\0\0");
     INFER_BAD("attribute 'format'", "global heap collection at byte", "size 0");
 }
 
@@ -464,16 +470,7 @@ Test(bad_model, global_heap_object_past_the_collection)
     /* an object whose size runs past its collection: HDF5 1.10 copied that
      * many bytes out of the collection's buffer (found by fuzz_model under
      * ASan as a heap buffer overflow in H5HG_read) */
-    set_str_as("/", "format", "qat-int8-model", 1, H5T_CSET_UTF8);
-    size_t n;
-    unsigned char *b = rb_read(rb_path("m.h5"), &n);
-    unsigned char *g = memmem(b, n, "GCOL", 4);
-    cr_assert_not_null(g, "no global heap collection in the file");
-    unsigned char *obj = g + 16; /* object 1: index, refcount, reserved, size */
-    cr_assert_eq(obj[0] | obj[1] << 8, 1, "expected object 1 here");
-    memcpy(obj + 8, "\x00\x08\xa4\x5a\x00\x00\x00\x00", 8); /* 1.5 GB */
-    rb_write("m.h5", b, n);
-    free(b);
+    patch_heap_entry_size(16, 1, "\x00\x08\xa4\x5a\x00\x00\x00\x00"); /* 1.5 GB */
     INFER_BAD("attribute 'format'", "global heap collection at byte", "runs past its end");
 }
 
