@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "qat/finite.h"
 #include "qat/fsutil.h"
 #include "qat/train.h"
 
@@ -294,9 +295,8 @@ qat_status qat_checkpoint_load_model(const char *path, qat_model **out, qat_erro
 static qat_status check_finite(const char *path, const char *name, qat_model *m,
                                const float *v, size_t n, int are_params, qat_error *err)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (isfinite(v[i]))
-            continue;
+    size_t i = qat_first_nonfinite(v, n);
+    if (i < n) {
         const char *layer = NULL, *what = "";
         size_t np;
         const float *base = qat_model_params(m, &np);

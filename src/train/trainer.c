@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "qat/clock.h"
+#include "qat/finite.h"
 #include "qat/fsutil.h"
 #include "qat/ops.h"
 #include "qat/prune.h"
@@ -263,16 +264,15 @@ static const char *param_owner(qat_model *m, size_t i, const char **what)
 static qat_status check_finite(run *r, const float *v, size_t n, const char *kind, long step,
                                qat_error *err)
 {
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(v[i])) {
-            const char *what;
-            const char *layer = param_owner(r->model, i, &what);
-            return qat_fail(err, QAT_ENUMERIC,
-                            "step %ld: non-finite %s (%g) in layer '%s' %s; stopping. The last "
-                            "good checkpoint is kept.",
-                            step, kind, (double)v[i], layer, what);
-        }
-    return QAT_OK;
+    size_t i = qat_first_nonfinite(v, n);
+    if (i == n)
+        return QAT_OK;
+    const char *what;
+    const char *layer = param_owner(r->model, i, &what);
+    return qat_fail(err, QAT_ENUMERIC,
+                    "step %ld: non-finite %s (%g) in layer '%s' %s; stopping. The last "
+                    "good checkpoint is kept.",
+                    step, kind, (double)v[i], layer, what);
 }
 
 /* Forward and backward of the n examples in r->batch, adding to the

@@ -257,3 +257,40 @@ Test(select, kth_matches_sorting_with_duplicates_and_edges)
         cr_assert_eq(qat_select_kth(w, n, n + 5), sorted[n - 1], "k past the end");
     }
 }
+
+#include <float.h>
+#include <math.h>
+
+#include "qat/finite.h"
+
+/* The first NaN / infinity wherever it sits relative to the scan's blocks
+ * (2048 values) and vector width, the largest finite values and
+ * subnormals passing, and an empty array. */
+Test(finite, first_nonfinite_finds_the_first_bad_value_anywhere)
+{
+    enum { N = 5000 };
+    static float v[N];
+    for (size_t i = 0; i < N; i++)
+        v[i] = (float)i - 2500.0f;
+    v[7] = FLT_MAX;
+    v[8] = -FLT_MAX;
+    v[9] = 1e-45f; /* subnormal */
+    cr_assert_eq(qat_first_nonfinite(v, N), N);
+    cr_assert_eq(qat_first_nonfinite(v, 0), 0);
+    const float bad[3] = {NAN, INFINITY, -INFINITY};
+    const size_t at[] = {0, 1, 15, 16, 2047, 2048, 2049, 4095, 4999};
+    for (size_t b = 0; b < 3; b++)
+        for (size_t k = 0; k < sizeof at / sizeof *at; k++) {
+            float keep = v[at[k]];
+            v[at[k]] = bad[b];
+            cr_assert_eq(qat_first_nonfinite(v, N), at[k], "bad %zu at %zu", b, at[k]);
+            cr_assert_eq(qat_first_nonfinite(v, at[k]), at[k], "stops before it");
+            if (at[k] + 100 < N) { /* a second one later does not hide the first */
+                float keep2 = v[at[k] + 100];
+                v[at[k] + 100] = NAN;
+                cr_assert_eq(qat_first_nonfinite(v, N), at[k]);
+                v[at[k] + 100] = keep2;
+            }
+            v[at[k]] = keep;
+        }
+}

@@ -1,0 +1,31 @@
+/* See qat/finite.h. A float is NaN or infinite exactly when its exponent
+ * bits are all ones; OR-ing that test over a block has no branch, so the
+ * compiler vectorises it, and only a block that holds one is searched
+ * again for the first. */
+#include "qat/finite.h"
+
+#include <stdint.h>
+#include <string.h>
+
+enum { BLOCK = 2048 };
+
+size_t qat_first_nonfinite(const float *v, size_t n)
+{
+    for (size_t b = 0; b < n; b += BLOCK) {
+        size_t e = n - b < BLOCK ? n : b + BLOCK;
+        uint32_t bad = 0;
+        for (size_t i = b; i < e; i++) {
+            uint32_t u;
+            memcpy(&u, &v[i], sizeof u);
+            bad |= (u & 0x7f800000u) == 0x7f800000u;
+        }
+        if (bad)
+            for (size_t i = b; i < e; i++) {
+                uint32_t u;
+                memcpy(&u, &v[i], sizeof u);
+                if ((u & 0x7f800000u) == 0x7f800000u)
+                    return i;
+            }
+    }
+    return n;
+}
