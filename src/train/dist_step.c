@@ -234,8 +234,17 @@ void qat_dp_shard(const qat_dp *dp, int n, int r, int *off, int *cnt)
     *cnt = base + (r < extra);
 }
 
+/* A rank's one 32-bit shard is its message as it stands: the exchange
+ * reads the gradient buffer itself rather than a copy of it. */
+static int sends_grads(const qat_dp *dp)
+{
+    return dp->dist && dp->local == 1 && dp->q.bits == 32 && dp->msg == dp->np * sizeof(float);
+}
+
 void qat_dp_add_shard(qat_dp *dp, int k, float *grads, long step)
 {
+    if (sends_grads(dp))
+        return;
     /* stochastic rounding: a stream per (step, shard), so a resume draws
      * what the uninterrupted run would have */
     qat_rng rng;
@@ -243,19 +252,21 @@ void qat_dp_add_shard(qat_dp *dp, int k, float *grads, long step)
                  64 + (uint64_t)qat_dp_shard_index(dp, k));
     float *res = dp->residual ? dp->residual + (size_t)k * dp->np : NULL;
     qat_gradq_encode(&dp->q, grads, res, &rng, dp->send + (size_t)k * dp->msg);
-    memset(grads, 0, dp->np * sizeof *grads);
+    if (k + 1 < dp->local) /* the next shard sums into it; qat_dp_reduce overwrites the last */
+        memset(grads, 0, dp->np * sizeof *grads);
 }
 
 void qat_dp_reduce(qat_dp *dp, float *grads)
 {
     const uint8_t *all = dp->send;
     if (dp->dist) {
-        qat_dist_allgather(dp->dist, dp->send, dp->msg, dp->recv);
+        const void *mine = sends_grads(dp) ? (const void *)grads : dp->send;
+        qat_dist_allgather(dp->dist, mine, dp->msg, dp->recv);
         all = dp->recv;
     }
-    memset(grads, 0, dp->np * sizeof *grads);
     for (int r = 0; r < dp->ranks; r++)
-        qat_gradq_decode_add(&dp->q, all + (size_t)r * dp->msg, grads);
+        (r ? qat_gradq_decode_add : qat_gradq_decode_set)(&dp->q, all + (size_t)r * dp->msg,
+                                                          grads);
 }
 
 void qat_dp_broadcast_model(qat_dp *dp, qat_model *m)

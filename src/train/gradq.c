@@ -97,12 +97,18 @@ void qat_gradq_encode(const qat_gradq *q, const float *g, float *residual, qat_r
     }
 }
 
-void qat_gradq_decode_add(const qat_gradq *q, const uint8_t *in, float *acc)
+/* first: acc[i] = 0 + value (what zeroing acc and adding gives, -0
+ * included), one pass instead of two. */
+static void decode(const qat_gradq *q, const uint8_t *in, float *acc, int first)
 {
     if (q->bits == 32) {
         const float *v = (const float *)in;
-        for (size_t i = 0; i < q->n; i++)
-            acc[i] += v[i];
+        if (first)
+            for (size_t i = 0; i < q->n; i++)
+                acc[i] = 0.0f + v[i];
+        else
+            for (size_t i = 0; i < q->n; i++)
+                acc[i] += v[i];
         return;
     }
     const float *scales = (const float *)in;
@@ -113,10 +119,23 @@ void qat_gradq_decode_add(const qat_gradq *q, const uint8_t *in, float *acc)
     for (int k = 0; k < q->nbuckets; k++) {
         size_t e = q->bucket_end[k];
         float S = scales[k];
+        if (first && !(S > 0.0f))
+            memset(acc + b, 0, (e - b) * sizeof *acc);
         for (size_t i = b; i < e && S > 0.0f; i++) {
             unsigned c = (codes[i / (size_t)per_byte] >> ((i % (size_t)per_byte) * q->bits)) & mask;
-            acc[i] += value_of(q, c) * S;
+            float x = value_of(q, c) * S;
+            acc[i] = first ? 0.0f + x : acc[i] + x;
         }
         b = e;
     }
+}
+
+void qat_gradq_decode_add(const qat_gradq *q, const uint8_t *in, float *acc)
+{
+    decode(q, in, acc, 0);
+}
+
+void qat_gradq_decode_set(const qat_gradq *q, const uint8_t *in, float *acc)
+{
+    decode(q, in, acc, 1);
 }

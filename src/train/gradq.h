@@ -30,5 +30,8 @@ void qat_gradq_encode(const qat_gradq *q, const float *g, float *residual, qat_r
                       uint8_t *out);
 /* acc[i] += the decoded value i of in. */
 void qat_gradq_decode_add(const qat_gradq *q, const uint8_t *in, float *acc);
+/* acc[i] = 0 + the decoded value i of in: the same bits as zeroing acc
+ * and calling qat_gradq_decode_add, in one pass. */
+void qat_gradq_decode_set(const qat_gradq *q, const uint8_t *in, float *acc);
 
 #endif

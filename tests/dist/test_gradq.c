@@ -145,3 +145,29 @@ Test(gradq, l2_scaling_uses_the_norm)
     cr_assert_float_eq(out[0], 3.0f, 5.0f / 127 / 2 * 1.001f);
     cr_assert_float_eq(out[1], -4.0f, 5.0f / 127 / 2 * 1.001f);
 }
+
+/* decode_set is zeroing then decode_add, bit for bit: -0 values become
+ * +0, a bucket whose scale is 0 becomes zeros, whatever acc held. */
+Test(gradq, decode_set_is_zero_then_add)
+{
+    static float want[N], got[N];
+    size_t ends[3] = {300, 700, N};
+    int bits[] = {32, 8, 4, 2, 1};
+    for (int k = 0; k < 5; k++) {
+        fill(7 + (uint64_t)k);
+        g[3] = -0.0f;
+        for (size_t i = 300; i < 700; i++) /* a bucket of zeros: scale 0 */
+            g[i] = bits[k] == 32 ? -0.0f : 0.0f;
+        qat_gradq q = {.bits = bits[k], .bucket_end = ends, .nbuckets = 3, .n = N};
+        qat_rng r;
+        qat_rng_seed(&r, 3, 3);
+        qat_gradq_encode(&q, g, NULL, &r, msg);
+        memset(want, 0, sizeof want);
+        qat_gradq_decode_add(&q, msg, want);
+        for (int i = 0; i < N; i++)
+            got[i] = NAN; /* what the buffer held must not matter */
+        qat_gradq_decode_set(&q, msg, got);
+        cr_assert_eq(memcmp(got, want, sizeof got), 0, "%d bits", bits[k]);
+        cr_assert(!signbit(got[3]) && !signbit(got[400]), "%d bits: -0 + 0 is +0", bits[k]);
+    }
+}
