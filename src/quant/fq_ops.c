@@ -160,22 +160,39 @@ static void wcodes_fwd(void *v, size_t b, size_t e)
     }
 }
 
+/* dw[i] += dy[i] * inv where the STE passes, else dw[i] unchanged (-0
+ * included): the select on the bits has no branch, so it vectorises; no
+ * target clones, whose FMA would fuse the product into the sum. */
+static void wgrad_row(float *restrict dw, const float *restrict dy, const uint8_t *restrict pass,
+                      size_t k, float inv)
+{
+    for (size_t i = 0; i < k; i++) {
+        float sum = dw[i] + dy[i] * inv;
+        uint32_t nb, ob;
+        memcpy(&nb, &sum, sizeof nb);
+        memcpy(&ob, &dw[i], sizeof ob);
+        uint32_t m = 0u - (uint32_t)((pass[i] & 3) != 0);
+        nb = (nb & m) | (ob & ~m);
+        memcpy(&dw[i], &nb, sizeof nb);
+    }
+}
+
 static void wcodes_bwd(void *v, size_t b, size_t e)
 {
     wcodes_ctx *c = v;
     for (size_t row = b; row < e; row++) {
         float s = c->scale[c->per_channel ? row : 0];
         float inv = 1.0f / s;
+        size_t o = row * c->k;
+        if (c->dw)
+            wgrad_row(c->dw + o, c->dy + o, c->pass + o, c->k, inv);
+        if (!c->ds)
+            continue;
         double ds = 0;
-        for (size_t i = row * c->k; i < (row + 1) * c->k; i++) {
-            uint8_t p = c->pass[i];
-            if (c->dw && (p & 3))
-                c->dw[i] += c->dy[i] * inv;
-            if (c->ds && (p & 4)) /* LSQ: d q / d s = -w / s^2 inside */
+        for (size_t i = o; i < o + c->k; i++)
+            if (c->pass[i] & 4) /* LSQ: d q / d s = -w / s^2 inside */
                 ds -= (double)c->dy[i] * c->w[i] * inv * inv;
-        }
-        if (c->ds)
-            c->ds[row] = (float)ds;
+        c->ds[row] = (float)ds;
     }
 }
 

@@ -65,6 +65,44 @@ void qat_values_range(const float *x, size_t n, qat_observer_kind kind, float pe
         *lo = 0.0f;
 }
 
+/* Smallest and largest of row[0..n): the first of equal values wins, as a
+ * scalar scan gives (which matters only for -0 against +0). Eight lanes of
+ * compare-and-select vectorise; a result of zero, whose sign the lanes'
+ * order could change, is taken again in order. */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+row_extremes(const float *restrict row, size_t n, float *lo, float *hi)
+{
+    enum { L = 8 };
+    float a[L], b[L];
+    for (int j = 0; j < L; j++)
+        a[j] = INFINITY, b[j] = -INFINITY;
+    size_t i = 0;
+    for (; i + L <= n; i += L)
+        for (int j = 0; j < L; j++) {
+            float x = row[i + (size_t)j];
+            a[j] = x < a[j] ? x : a[j];
+            b[j] = x > b[j] ? x : b[j];
+        }
+    for (; i < n; i++) {
+        a[0] = row[i] < a[0] ? row[i] : a[0];
+        b[0] = row[i] > b[0] ? row[i] : b[0];
+    }
+    float mn = a[0], mx = b[0];
+    for (int j = 1; j < L; j++) {
+        mn = a[j] < mn ? a[j] : mn;
+        mx = b[j] > mx ? b[j] : mx;
+    }
+    if (mn == 0.0f || mx == 0.0f) {
+        mn = INFINITY, mx = -INFINITY;
+        for (i = 0; i < n; i++) {
+            mn = row[i] < mn ? row[i] : mn;
+            mx = row[i] > mx ? row[i] : mx;
+        }
+    }
+    *lo = mn;
+    *hi = mx;
+}
+
 static void weight_ranges(const float *w, int C, size_t k, int per_channel, qat_observer_kind kind,
                           float percentile, qat_quant_scheme scheme, int skip_zeros, float *lo,
                           float *hi, float *scratch)
@@ -74,13 +112,7 @@ static void weight_ranges(const float *w, int C, size_t k, int per_channel, qat_
     for (int r = 0; r < rows; r++) {
         const float *row = w + (size_t)r * len;
         if (kind != QAT_OBS_PERCENTILE || percentile >= 100.0f) {
-            float a = INFINITY, b = -INFINITY;
-            for (size_t i = 0; i < len; i++) {
-                a = row[i] < a ? row[i] : a;
-                b = row[i] > b ? row[i] : b;
-            }
-            lo[r] = a;
-            hi[r] = b;
+            row_extremes(row, len, &lo[r], &hi[r]);
             continue;
         }
         /* Percentile of the magnitudes (symmetric) or of the values. */

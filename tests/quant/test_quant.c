@@ -218,6 +218,39 @@ Test(observer, minmax_keeps_extremes_ema_blends)
     cr_assert_float_eq(e.hi, 2.8f, 1e-6);
 }
 
+/* Min-max weight ranges are a scan in order: rows of every length around
+ * the vectorised lanes, many ties, zeros of both signs (the first of
+ * equal values wins, so -0 and +0 come out as the scan gives them). */
+Test(observer, minmax_weight_ranges_equal_the_scan_in_order)
+{
+    qat_rng r;
+    qat_rng_seed(&r, 5, 0);
+    static float w[64 * 40], scratch[40];
+    for (int trial = 0; trial < 200; trial++) {
+        size_t k = 1 + qat_rng_below(&r, 40);
+        int C = 1 + (int)qat_rng_below(&r, 4);
+        for (size_t i = 0; i < (size_t)C * k; i++) {
+            uint32_t u = qat_rng_below(&r, 6);
+            w[i] = u == 0 ? 0.0f : u == 1 ? -0.0f : (float)((int)qat_rng_below(&r, 5)) *
+                                                      (trial % 2 ? 1.0f : -1.0f);
+        }
+        float lo[4], hi[4];
+        qat_weight_ranges(w, C, k, 1, QAT_OBS_MINMAX, 100.0f, QAT_SCHEME_SYMMETRIC, lo, hi,
+                          scratch);
+        for (int c = 0; c < C; c++) {
+            float a = INFINITY, b = -INFINITY;
+            for (size_t i = 0; i < k; i++) {
+                float x = w[(size_t)c * k + i];
+                a = x < a ? x : a;
+                b = x > b ? x : b;
+            }
+            cr_assert(memcmp(&a, &lo[c], 4) == 0 && memcmp(&b, &hi[c], 4) == 0,
+                      "trial %d row %d of %zu: [%g, %g] vs [%g, %g]", trial, c, k, lo[c], hi[c],
+                      a, b);
+        }
+    }
+}
+
 Test(qparams, bias_codes_are_clamped_to_the_accumulator_budget)
 {
     int32_t lim = qat_bias_limit(3136, 8);
@@ -264,6 +297,42 @@ Test(ste, weight_codes_clipped_mask_and_identity_variant)
         }
         qat_tape_destroy(t);
     }
+}
+
+/* The weight codes' backward adds dy / scale where the STE passes (a
+ * product rounded, then a sum rounded) and leaves every other gradient
+ * entry as it was, bit for bit (-0 included), over rows longer than a
+ * vector. */
+Test(ste, weight_codes_backward_adds_only_where_it_passes)
+{
+    enum { R = 3, K = 37 };
+    static float w[R * K], g[R * K], want[R * K], dy[R * K];
+    qat_rng r;
+    qat_rng_seed(&r, 9, 0);
+    for (int i = 0; i < R * K; i++) {
+        w[i] = 2.0f * qat_rng_normal(&r);
+        g[i] = i % 3 ? qat_rng_normal(&r) : -0.0f;
+        dy[i] = qat_rng_normal(&r);
+    }
+    int shape[2] = {R, K};
+    qat_tensor wt = qat_tensor_view(w, g, 2, shape);
+    float scale[R] = {0.25f, 0.3f, 0.7f};
+    memcpy(want, g, sizeof g);
+    for (int i = 0; i < R * K; i++) { /* 4 bits: codes -7..7 */
+        float s = scale[i / K];
+        float q = nearbyintf(w[i] / s);
+        if (q >= -7.0f && q <= 7.0f) {
+            float p = dy[i] * (1.0f / s);
+            want[i] = g[i] + p;
+        }
+    }
+    qat_tape *t = tape();
+    qat_tensor *st = qat_tape_const(t, scale, R);
+    qat_tensor *k = qat_op_weight_codes(t, &wt, st, NULL, -7, 7, QAT_STE_CLIPPED);
+    qat_tape_backward(t, qat_op_dot_const(t, k, dy));
+    for (int i = 0; i < R * K; i++)
+        cr_assert(memcmp(&g[i], &want[i], 4) == 0, "entry %d: %a vs %a", i, g[i], want[i]);
+    qat_tape_destroy(t);
 }
 
 Test(ste, fake_quant_forward_and_mask)
