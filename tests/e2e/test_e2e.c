@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../common/tmpdir.h"
 #include "qat/data.h"
 #include "qat/rng.h"
 #include "qat/run.h"
@@ -20,8 +21,7 @@ static char tmpdir[256];
 
 static void make_tmp(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/qat-e2e-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
+    tc_tmpdir(tmpdir, sizeof tmpdir, "qat-e2e");
 }
 
 /* Compares every test image's fake-quant logits (as codes) with the integer

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../common/tmpdir.h"
 #include "qat/export.h"
 #include "qat/export_onnx.h"
 #include "qat/run.h"
@@ -28,8 +29,7 @@ static int train_and_check(const char *config, const char *const *extra, int nex
                            int want_version)
 {
     char dir[256];
-    snprintf(dir, sizeof dir, "/tmp/qat-mixed-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    tc_tmpdir(dir, sizeof dir, "qat-mixed");
     qat_config *cfg = malloc(sizeof *cfg);
     load_cfg(config, extra, nextra, cfg);
     qat_train_opts o = {.out_dir = dir, .quiet = 1};

@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 #include <unistd.h>
 
+#include "../common/tmpdir.h"
 #include "../runtime/rt_fixture.h"
 #include "export/codes.h"
 #include "qat/export.h"
@@ -317,8 +318,7 @@ static void expect_sparsity(qat_model *m, const qat_rt_model_desc *d)
 
 static void trained_case(const char *const *extra, int nextra, int conv2_kept, int fc1_kept)
 {
-    snprintf(dir, sizeof dir, "/tmp/qat-prune-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    tc_tmpdir(dir, sizeof dir, "qat-prune");
     qat_config *cfg = subset_cfg(extra, nextra);
     qat_train_opts o = {.out_dir = dir, .quiet = 1};
     qat_error e;
@@ -409,8 +409,7 @@ Test(trained, with_batchnorm_asymmetric_weights_and_l2_ranking, .timeout = 300)
  * the QAT forward code for code. */
 static void clustered_case(const char *const *extra, int nextra, int k)
 {
-    snprintf(dir, sizeof dir, "/tmp/qat-cluster-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    tc_tmpdir(dir, sizeof dir, "qat-cluster");
     qat_config *cfg = subset_cfg(extra, nextra);
     qat_train_opts o = {.out_dir = dir, .quiet = 1};
     qat_error e;

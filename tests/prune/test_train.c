@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../common/tmpdir.h"
 #include "qat/run.h"
 #include "run_tool.h"
 
@@ -18,10 +19,9 @@ static const char *env(const char *name)
     return v;
 }
 
-static void mk(char *buf)
+static void mk(char buf[64])
 {
-    strcpy(buf, "/tmp/qat-prune-train-XXXXXX");
-    cr_assert_not_null(mkdtemp(buf));
+    tc_tmpdir(buf, 64, "qat-prune-train");
 }
 
 /* ---- resume ------------------------------------------------------------------ */

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/tmpdir.h"
 #include "qat/fixedpoint.h"
 #include "qat/ptq.h"
 #include "qat/run.h"
@@ -15,8 +16,7 @@ static char dir[64];
 
 static void setup(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/qat-ptq-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    tc_tmpdir(dir, sizeof dir, "qat-ptq");
 }
 
 static void load(const char *config, const char *const *extra, int nextra, qat_config *cfg)

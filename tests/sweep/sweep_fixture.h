@@ -8,10 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/tmpdir.h"
+
 __attribute__((unused)) static void fx_tmpdir(char *buf, size_t n)
 {
-    snprintf(buf, n, "/tmp/qat-sweep-test-XXXXXX");
-    cr_assert_not_null(mkdtemp(buf), "mkdtemp");
+    tc_tmpdir(buf, n, "qat-sweep-test");
 }
 
 __attribute__((unused)) static void fx_write(const char *dir, const char *name, const char *text)

@@ -10,14 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/tmpdir.h"
 #include "qat/run.h"
 
 static char dir[64];
 
 static void setup(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/qat-distill-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    tc_tmpdir(dir, sizeof dir, "qat-distill");
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
 }
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/tmpdir.h"
 #include "qat/run.h"
 #include "qat/runtime_h5.h"
 
@@ -16,8 +17,7 @@ static char dir[64];
 
 static void setup(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/qat-init-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    tc_tmpdir(dir, sizeof dir, "qat-init");
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
 }
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/tmpdir.h"
 #include "qat/train.h"
 
 /* extra_c: a third override, or NULL */
@@ -72,10 +73,9 @@ static void train_in(const char *dir, const char *a, const char *b, int stop_aft
     train_in3(dir, a, b, NULL, stop_after, resume, expect);
 }
 
-static void mk(char *buf)
+static void mk(char buf[64])
 {
-    strcpy(buf, "/tmp/qat-resume-XXXXXX");
-    cr_assert_not_null(mkdtemp(buf));
+    tc_tmpdir(buf, 64, "qat-resume");
 }
 
 static void check_resume3(const char *a, const char *b, const char *c)
