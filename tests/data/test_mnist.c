@@ -248,7 +248,8 @@ static void check_subset(const char *split, uint32_t n, uint8_t first_label)
     for (uint32_t i = 0; i < d.n; i++)
         count[d.labels[i]]++;
     for (int c = 0; c < 10; c++)
-        cr_assert_gt(count[c], n / 20, "%s: class %d has only %d examples", split, c, count[c]);
+        cr_assert_gt(count[c], (int)(n / 20), "%s: class %d has only %d examples", split, c,
+                     count[c]);
     /* Known facts about real MNIST: its first labels, and that digits are
      * drawn on a black border with saturated strokes. */
     cr_assert_eq(d.labels[0], first_label);
