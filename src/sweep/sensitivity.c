@@ -1,6 +1,6 @@
-/* Sensitivity sweeps: the base run, then one run per conv2d/linear layer
- * and bit-width that lowers only that layer (or, --target float, one run
- * per layer that keeps only that layer in float32). */
+/* Sensitivity sweeps: the base run, then one run per quantized layer with
+ * weights and bit-width that lowers only that layer (or, --target float,
+ * one run per layer that keeps only that layer in float32). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +92,8 @@ qat_status qat_sweep_sensitivity(const char *config, const int *bits, int nbits,
             st = add_float_run(&b, config, lc, sets, nsets, err);
             continue;
         }
+        if (qat_layer_cfg_is_float(lc)) /* float32 already: its bits are unused */
+            continue;
         for (int w = 0; w < 2; w++) {
             char key[256];
             snprintf(key, sizeof key, "layer.%s.%s", lc->name, what[w]);

@@ -291,6 +291,16 @@ Test(sweep_spec, float_sensitivity_keeps_one_layer_in_float_at_a_time)
     cr_assert_eq(sw->nruns, 2);
     cr_assert_str_eq(sw->runs[1].name, "conv1-float");
     qat_sweep_free(sw);
+    /* the bit-width sweep lowers every quantized layer, depthwise and
+     * grouped ones too, but not one kept in float (its bits are unused) */
+    int two[] = {2};
+    cr_assert_eq(qat_sweep_sensitivity(cfg, two, 1, QAT_SWEEP_WEIGHTS, NULL, 0, &sw, &e), QAT_OK,
+                 "%s", e.msg);
+    static const char *const bit_runs[] = {"base", "conv1-w2", "dw-w2", "grouped-w2", "fc2-w2"};
+    cr_assert_eq(sw->nruns, 5, "float fc1 skipped");
+    for (int i = 0; i < 5; i++)
+        cr_assert_str_eq(sw->runs[i].name, bit_runs[i]);
+    qat_sweep_free(sw);
 }
 
 Test(sweep_spec, float_sensitivity_errors)
