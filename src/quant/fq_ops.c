@@ -24,6 +24,7 @@ typedef struct {
     float *y, *dx;
     float s, inv;
     size_t n;
+    int want_ds; /* the scale takes a gradient (LSQ) */
     partials ds;
 } codes_ctx;
 
@@ -65,12 +66,19 @@ static void codes_bwd(void *v, int tid, int nt)
     codes_ctx *c = v;
     size_t b, e;
     qat_team_range(c->n, tid, nt, &b, &e);
-    double ds = 0;
-    for (size_t i = b; i < e; i++) {
-        if (c->dx)
-            c->dx[i] += c->dy[i] * c->inv;
-        ds += (double)c->dy[i] * c->k[i];
+    /* two loops: the first vectorises; the second, a double sum in order,
+     * cannot, and runs only when the scale learns */
+    if (c->dx) {
+        float *restrict dx = c->dx;
+        const float *restrict dy = c->dy;
+        for (size_t i = b; i < e; i++)
+            dx[i] += dy[i] * c->inv;
     }
+    if (!c->want_ds)
+        return;
+    double ds = 0;
+    for (size_t i = b; i < e; i++)
+        ds += (double)c->dy[i] * c->k[i];
     c->ds.part[tid] = -ds * c->inv; /* dk/ds = -k / s */
 }
 
@@ -81,6 +89,7 @@ static void act_codes_backward(qat_tape *t, const qat_node *n)
     c->dy = n->out->grad;
     c->k = n->out->data;
     c->dx = qat_needs_grad(x) ? qat_tape_grad(t, x) : NULL;
+    c->want_ds = qat_needs_grad(s);
     qat_team *team = qat_tape_team(t);
     int nt = c->n < (size_t)QAT_ELEMWISE_GRAIN * 2 ? 1 : qat_team_threads(team);
     if (nt == 1)
