@@ -65,7 +65,8 @@ QAT_RT_UKERNEL int32_t qat_u8_sum__avx512vnni(const void *v, size_t n)
 
 /* ---- the output stage's lanes of tile channels from c -------------------------------- */
 
-static inline void rq_load(qat_avx512_rq16 *q, const qat_rt_conv_head *h, size_t c)
+static inline __attribute__((always_inline)) void rq_load(qat_avx512_rq16 *q,
+                                                        const qat_rt_conv_head *h, size_t c)
 {
     q->mult = _mm512_load_si512(qat_rt_conv_rq(h, QAT_RT_RQ_MULT) + c);
     q->mult_odd = _mm512_srli_epi64(q->mult, 32);

@@ -4,7 +4,10 @@
  * built with the AVX-512 flags. Per-lane inputs are the multiplier m0 in
  * [0, 2^31) (mult_odd: the odd lanes' m0 in the low half of each 64-bit
  * lane, for vpmuldq), left = max(shift, 0), right = max(-shift, 0),
- * mask = 2^right - 1 and thr = mask >> 1. */
+ * mask = 2^right - 1 and thr = mask >> 1. Always inlined: GCC kept the
+ * conv tiles' output stage (then in conv2d.c, plain static inline) as a
+ * call per row of 16 lanes, with its loads, and its lane loader (rq_load)
+ * too: 5.7% and 1.6% of the int8 ResNet-8's samples at batch 64. */
 #ifndef QAT_RT_AVX512_REQUANT_H
 #define QAT_RT_AVX512_REQUANT_H
 
@@ -17,7 +20,8 @@ typedef struct qat_avx512_rq16 {
 
 /* Rescale (qat_fp_rescale): SatShl, SRDHM, RDPOT; the stage before the
  * zero point and the clamp. */
-static inline __m512i qat_avx512_rescale(__m512i acc, const qat_avx512_rq16 *q, int any_left)
+static inline __attribute__((always_inline)) __m512i
+qat_avx512_rescale(__m512i acc, const qat_avx512_rq16 *q, int any_left)
 {
     if (any_left) {
         __m512i sh = _mm512_sllv_epi32(acc, q->left);
@@ -39,8 +43,9 @@ static inline __m512i qat_avx512_rescale(__m512i acc, const qat_avx512_rq16 *q, 
 
 /* The whole stage; lo/hi are act_min - zp and act_max - zp (as on AVX2:
  * clamping before the zero point is added never overflows). */
-static inline __m512i qat_avx512_requant(__m512i acc, const qat_avx512_rq16 *q, int any_left,
-                                         __m512i lo, __m512i hi, __m512i zp)
+static inline __attribute__((always_inline)) __m512i
+qat_avx512_requant(__m512i acc, const qat_avx512_rq16 *q, int any_left, __m512i lo, __m512i hi,
+                   __m512i zp)
 {
     __m512i r = qat_avx512_rescale(acc, q, any_left);
     r = _mm512_min_epi32(_mm512_max_epi32(r, lo), hi);
