@@ -365,6 +365,31 @@ void test_merge(void)
             free(x);
             cases += 3;
         }
+    /* add, whose SIMD kernels walk the rows x channels elements as one run
+     * (16 a step on AVX-512, a masked step for the rest): every element
+     * count from 1 to 80 as rows of one channel (run_merge's slices start
+     * the run at every offset), then ResNet-8's stage-1 add (28 x 28 x 16,
+     * 3 images) and an odd-sized one */
+    for (int n = 1; n <= 80 + 2; n++) {
+        const int C = n <= 80 ? 1 : n == 81 ? 16 : 33;
+        const size_t rows = n <= 80 ? (size_t)n : n == 81 ? 3 * 784 : 197;
+        qat_rt_merge_params p = {.n = 2, .c = {C, C}, .out_c = C, .in_zp = {rnd(-128, 127),
+                                 rnd(-128, 127)}, .out_zp = rnd(-128, 127)};
+        pick_mult(0.2 + 0.3 * qat_rng_uniform(&rng), 0, QAT_SHIFT_MIN, 0, &p.in_mult[0],
+                  &p.in_shift[0]);
+        pick_mult(0.5, n % 7 == 0, QAT_SHIFT_MIN, 0, &p.in_mult[1], &p.in_shift[1]);
+        pick_mult(1.0 / (1048576.0 * (0.3 + qat_rng_uniform(&rng))), n % 5 == 0,
+                  QAT_SHIFT_MIN, QAT_SHIFT_MAX, &p.out_mult, &p.out_shift);
+        pick_clamp(&p, n % 4);
+        int8_t *a = xalloc(rows * (size_t)C), *b = xalloc(rows * (size_t)C);
+        fill_codes(a, rows * (size_t)C, n % 4);
+        fill_codes(b, rows * (size_t)C, 0);
+        const int8_t *ab[2] = {a, b};
+        run_merge(pick_add, "add", &p, ab, rows);
+        free(a);
+        free(b);
+        cases++;
+    }
     /* the identity fast path is exactly the identity: every code, every zp */
     for (int32_t zp = -128; zp <= 127; zp += 51) {
         qat_rt_merge_params q = {.n = 1, .c = {256}, .out_c = 256, .in_zp = {zp}, .out_zp = zp,

@@ -12,6 +12,7 @@
 
 #include "runtime/kernels/avx512/kernels_avx512.h"
 #include "runtime/kernels/avx512/layout.h"
+#include "runtime/kernels/avx512/requant.h"
 #include "runtime/kernels/conv_driver.h"
 
 /* ---- prepared images ------------------------------------------------------------- */
@@ -62,36 +63,10 @@ QAT_RT_UKERNEL int32_t qat_u8_sum__avx512vnni(const void *v, size_t n)
     return (int32_t)_mm512_reduce_add_epi64(s);
 }
 
-/* ---- the output stage on 16 lanes (docs/ARITHMETIC.md §3.4; the same
- * steps as kernels/avx2/requant.h, which explains them) --------------------------- */
+/* ---- the output stage's lanes of tile channels from c -------------------------------- */
 
-typedef struct rq16 {
-    __m512i mult, mult_odd, left, right, mask, thr;
-} rq16;
-
-static inline __m512i requant16(__m512i acc, const rq16 *q, int any_left, __m512i lo, __m512i hi,
-                                __m512i zp)
-{
-    if (any_left) {
-        __m512i sh = _mm512_sllv_epi32(acc, q->left);
-        __mmask16 ok = _mm512_cmpeq_epi32_mask(_mm512_srav_epi32(sh, q->left), acc);
-        __m512i sat = _mm512_xor_si512(_mm512_srai_epi32(acc, 31), _mm512_set1_epi32(INT32_MAX));
-        acc = _mm512_mask_blend_epi32(ok, sat, sh);
-    }
-    const __m512i nudge = _mm512_set1_epi64(1LL << 30);
-    __m512i even = _mm512_add_epi64(_mm512_mul_epi32(acc, q->mult), nudge);
-    __m512i odd = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(acc, 32), q->mult_odd), nudge);
-    __m512i v = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 31),
-                                        _mm512_slli_epi64(odd, 1));
-    __m512i rem = _mm512_and_si512(v, q->mask);
-    __m512i t = _mm512_sub_epi32(q->thr, _mm512_srai_epi32(v, 31));
-    __m512i r = _mm512_srav_epi32(v, q->right);
-    r = _mm512_mask_add_epi32(r, _mm512_cmpgt_epi32_mask(rem, t), r, _mm512_set1_epi32(1));
-    r = _mm512_min_epi32(_mm512_max_epi32(r, lo), hi);
-    return _mm512_add_epi32(r, zp);
-}
-
-static inline void rq_load(rq16 *q, const qat_rt_conv_head *h, size_t c)
+static inline __attribute__((always_inline)) void rq_load(qat_avx512_rq16 *q,
+                                                        const qat_rt_conv_head *h, size_t c)
 {
     q->mult = _mm512_load_si512(qat_rt_conv_rq(h, QAT_RT_RQ_MULT) + c);
     q->mult_odd = _mm512_srli_epi64(q->mult, 32);
@@ -207,17 +182,18 @@ tile(const int MR, const int NV, const int pool, const qat_rt_conv_head *h, int 
     const __mmask16 m0 = _cvtu32_mask16(nvalid >= 16 ? 0xFFFFu : (1u << nvalid) - 1u);
     const __mmask16 m1 =
         _cvtu32_mask16(nvalid >= 32 ? 0xFFFFu : nvalid <= 16 ? 0u : (1u << (nvalid - 16)) - 1u);
-    rq16 q0, q1;
+    qat_avx512_rq16 q0, q1;
     rq_load(&q0, h, c);
     if (NV > 1)
         rq_load(&q1, h, c + 16);
     for (int o = 0; o < outs; o++) {
         int8_t *dst = out + (size_t)o * ldo;
         _mm512_mask_cvtsepi32_storeu_epi8(
-            dst, m0, requant16(acc[o][0], &q0, g->any_left, g->lo, g->hi, g->zp));
+            dst, m0, qat_avx512_requant(acc[o][0], &q0, g->any_left, g->lo, g->hi, g->zp));
         if (NV > 1)
-            _mm512_mask_cvtsepi32_storeu_epi8(
-                dst + 16, m1, requant16(acc[o][1], &q1, g->any_left, g->lo, g->hi, g->zp));
+            _mm512_mask_cvtsepi32_storeu_epi8(dst + 16, m1,
+                                              qat_avx512_requant(acc[o][1], &q1, g->any_left,
+                                                                 g->lo, g->hi, g->zp));
     }
 }
 

@@ -1,9 +1,9 @@
 /* Every kernel and microkernel of the AVX-512 VNNI path, declared once
- * with the function types of kernels.h and microkernel.h: conv2d.c (built
- * with the AVX-512 flags) and table.c (plain C) include this, so the
- * compiler checks each definition against it. The path's pools and
- * elementwise kernels are AVX2's (kernels_avx2.h): every AVX-512 CPU has
- * AVX2. */
+ * with the function types of kernels.h and microkernel.h: conv2d.c,
+ * dwconv.c, graph.c (built with the AVX-512 flags) and table.c (plain C)
+ * include this, so the compiler checks each definition against it. The
+ * path's pools and its other elementwise and merge kernels are AVX2's
+ * (kernels_avx2.h): every AVX-512 CPU has AVX2. */
 #ifndef QAT_RT_KERNELS_AVX512_H
 #define QAT_RT_KERNELS_AVX512_H
 
@@ -25,6 +25,9 @@ extern const qat_rt_conv_ukernel qat_avx512_conv_ukernel; /* the sizes and the a
 /* Depthwise conv2d row microkernel (dwconv.c): 16 channels a zmm
  * (vpdpwssd; weights packed as int32, welem 4). */
 qat_rt_dw_row_ukernel qat_s8_dwconv2d_row_c16__avx512vnni;
+
+/* The integer add (graph.c), 16 elements a zmm. */
+qat_rt_merge_kernel qat_s8_add_x16__avx512vnni;
 
 /* Table entries: the conv driver instantiated with it (conv2d.c), the
  * depthwise driver with its row microkernel (table.c). */

@@ -1,9 +1,11 @@
 /* The AVX-512 VNNI path's kernel table: the conv kernels (the driver
  * instantiated in conv2d.c), packing into their layout (the portable
  * packer with the path's description) and the depthwise conv2d (its driver
- * with the row microkernel of dwconv.c). The pools, elementwise and merge
- * kernels are the AVX2 ones (every AVX-512 CPU has AVX2; they are bound by
- * memory and the output stage, not by the vector width). Plain C. */
+ * with the row microkernel of dwconv.c) and the add (graph.c: its cost is
+ * the output stage, three per element, which a zmm does 16 lanes at a
+ * time). The pools and the other elementwise and merge kernels are the
+ * AVX2 ones (every AVX-512 CPU has AVX2; they are bound by memory, or
+ * small). Plain C. */
 #include "runtime/kernels/avx2/kernels_avx2.h"
 #include "runtime/kernels/avx512/kernels_avx512.h"
 #include "runtime/kernels/avx512/layout.h"
@@ -31,7 +33,7 @@ const qat_rt_kernels qat_rt_kernels_avx512vnni = {
     .gconv_pack = dw_pack,
     .gconv_scratch = qat_rt_dw_scratch,
     .gconv2d = qat_s8_dwconv2d_c16__avx512vnni,
-    .add = qat_s8_add_x16__avx2,
+    .add = qat_s8_add_x16__avx512vnni,
     .concat = qat_s8_concat_x16__avx2,
     .global_avgpool = qat_s8_global_avgpool_c16__avx2,
 };

@@ -1,0 +1,54 @@
+/* AVX-512 kernels of the graph layers (docs/ARITHMETIC.md §4.1) beyond the
+ * depthwise conv (dwconv.c): the integer add, 16 elements a zmm. The AVX2
+ * add (kernels/avx2/graph.c) spends two ymm of every step on the output
+ * stage alone; here one zmm does, and the tail is a masked step instead of
+ * scalar code. Built with the AVX-512 flags. Scalar twin:
+ * kernels/ref/graph.c. */
+#include <immintrin.h>
+#include <stdint.h>
+
+#include "runtime/kernels/avx512/kernels_avx512.h"
+#include "runtime/kernels/avx512/requant.h"
+
+/* TFLite's ADD on 16 elements (the lanes of m; full: all 16, and a plain
+ * load the widening can take as its operand): each input's difference
+ * scaled by 2^20 (|x - zp| <= 255: a plain shift, never saturating),
+ * rescaled (validated: shift <= 0, so both stay below 2^28 and their sum in
+ * int32), summed and requantized; stored to the lanes of m. */
+static inline __attribute__((always_inline)) void
+add16(const int full, const int8_t *a, const int8_t *b, int8_t *out, __mmask16 m,
+      const qat_avx512_rq16 *qa, const qat_avx512_rq16 *qb, const qat_avx512_rq16 *qo, int la,
+      int lb, int lo_, __m512i za, __m512i zb, __m512i lo, __m512i hi, __m512i zp)
+{
+    const __m128i u = full ? _mm_loadu_si128((const __m128i *)(const void *)a)
+                           : _mm_maskz_loadu_epi8(m, a);
+    const __m128i v = full ? _mm_loadu_si128((const __m128i *)(const void *)b)
+                           : _mm_maskz_loadu_epi8(m, b);
+    __m512i x = _mm512_sub_epi32(_mm512_cvtepi8_epi32(u), za);
+    __m512i y = _mm512_sub_epi32(_mm512_cvtepi8_epi32(v), zb);
+    x = qat_avx512_rescale(_mm512_slli_epi32(x, QAT_RT_ADD_LEFT_SHIFT), qa, la);
+    y = qat_avx512_rescale(_mm512_slli_epi32(y, QAT_RT_ADD_LEFT_SHIFT), qb, lb);
+    _mm512_mask_cvtsepi32_storeu_epi8(
+        out, m, qat_avx512_requant(_mm512_add_epi32(x, y), qo, lo_, lo, hi, zp));
+}
+
+void qat_s8_add_x16__avx512vnni(const qat_rt_merge_params *p, const int8_t *const *in,
+                                int8_t *out, size_t m0, size_t m1)
+{
+    const size_t C = (size_t)p->out_c, end = m1 * C;
+    const qat_avx512_rq16 qa = qat_avx512_rq_uniform(p->in_mult[0], p->in_shift[0]);
+    const qat_avx512_rq16 qb = qat_avx512_rq_uniform(p->in_mult[1], p->in_shift[1]);
+    const qat_avx512_rq16 qo = qat_avx512_rq_uniform(p->out_mult, p->out_shift);
+    const int la = p->in_shift[0] > 0, lb = p->in_shift[1] > 0, lo_ = p->out_shift > 0;
+    const __m512i za = _mm512_set1_epi32(p->in_zp[0]), zb = _mm512_set1_epi32(p->in_zp[1]);
+    const __m512i zp = _mm512_set1_epi32(p->out_zp);
+    const __m512i lo = _mm512_set1_epi32(p->act_min - p->out_zp);
+    const __m512i hi = _mm512_set1_epi32(p->act_max - p->out_zp);
+    const int8_t *a = in[0], *b = in[1];
+    size_t i = m0 * C;
+    for (; i + 16 <= end; i += 16)
+        add16(1, a + i, b + i, out + i, 0xFFFF, &qa, &qb, &qo, la, lb, lo_, za, zb, lo, hi, zp);
+    if (i < end) /* masked lanes are neither read nor written */
+        add16(0, a + i, b + i, out + i, _cvtu32_mask16((1u << (end - i)) - 1u), &qa, &qb, &qo,
+              la, lb, lo_, za, zb, lo, hi, zp);
+}
