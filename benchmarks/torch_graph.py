@@ -18,8 +18,20 @@ Not a dependency of the build or the tests. Needs Debian's python3-torch
 
 Weights are random and calibrated on real images (speed does not depend
 on their values); timing as benchmarks/torch_infer.py's.
+
+With --train it is instead the peer of benchmarks/graph_train_vs_torch.sh:
+one training epoch of the model on the Fashion-MNIST training images (the
+first --limit, 0 = all), float and eager-mode QAT (conv+BN(+ReLU) fused for
+training by fuse_modules_qat, prepare_qat, default 'onednn' QAT qconfig,
+FloatFunctional for the add), batch 64, Adam lr 1e-3, timed as
+benchmarks/torch_train.py times its epoch:
+
+    /usr/bin/python3 benchmarks/torch_graph.py --train --model resnet8|dscnn
+        [--threads 2] [--limit 0] [--batch 64] [--mode float|qat|both]
+        [--train-dir /usr/share/datasets/fashion-mnist]
 """
 import argparse
+import gzip
 
 import numpy as np
 import torch
@@ -27,6 +39,7 @@ import torch.nn as nn
 import torch.ao.quantization as tq
 
 from torch_infer import quantize_eager, read_idx_images, report
+from torch_train import epoch, print_epoch
 
 
 def conv_bn(cin, cout, k, stride=1, groups=1):
@@ -48,11 +61,11 @@ class Block(nn.Module):
     def forward(self, x):
         return self.add.add_relu(self.b(self.a(x)), self.sc(x) if self.sc is not None else x)
 
-    def fuse(self):
-        tq.fuse_modules(self.a, [["0", "1", "2"]], inplace=True)
-        tq.fuse_modules(self.b, [["0", "1"]], inplace=True)
+    def fuse(self, fuse=tq.fuse_modules):
+        fuse(self.a, [["0", "1", "2"]], inplace=True)
+        fuse(self.b, [["0", "1"]], inplace=True)
         if self.sc is not None:
-            tq.fuse_modules(self.sc, [["0", "1"]], inplace=True)
+            fuse(self.sc, [["0", "1"]], inplace=True)
 
 
 class ResNet8(nn.Module):
@@ -69,10 +82,10 @@ class ResNet8(nn.Module):
         x = self.s3(self.s2(self.s1(self.stem(self.quant(x)))))
         return self.dequant(self.fc(torch.flatten(self.gap(x), 1)))
 
-    def fuse(self):
-        tq.fuse_modules(self.stem, [["0", "1", "2"]], inplace=True)
+    def fuse(self, fuse=tq.fuse_modules):
+        fuse(self.stem, [["0", "1", "2"]], inplace=True)
         for b in (self.s1, self.s2, self.s3):
-            b.fuse()
+            b.fuse(fuse)
 
 
 class DSCNN(nn.Module):
@@ -97,11 +110,11 @@ class DSCNN(nn.Module):
         x = self.body(self.quant(x))
         return self.dequant(self.fc(torch.flatten(self.gap(x), 1)))
 
-    def fuse(self):
+    def fuse(self, fuse=tq.fuse_modules):
         # eager fusion knows conv+bn(+relu), not relu6: each conv+bn pair fuses
         pairs = [[str(i), str(i + 1)] for i, m in enumerate(self.body)
                  if isinstance(m, nn.Conv2d)]
-        tq.fuse_modules(self.body, pairs, inplace=True)
+        fuse(self.body, pairs, inplace=True)
 
 
 MODELS = {"resnet8": ResNet8, "dscnn": DSCNN}
@@ -116,11 +129,19 @@ def main():
     ap.add_argument("--images",
                     default="/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
     ap.add_argument("--json", action="store_true", help="one JSON object per line")
+    ap.add_argument("--train", action="store_true",
+                    help="time one training epoch instead of inference")
+    ap.add_argument("--train-dir", default="/usr/share/datasets/fashion-mnist")
+    ap.add_argument("--limit", type=int, default=0, help="training images, 0 = all")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--mode", default="both", choices=["float", "qat", "both"])
     a = ap.parse_args()
 
     torch.manual_seed(1)
     torch.set_num_threads(a.threads)
     torch.backends.quantized.engine = "onednn"
+    if a.train:
+        return train(a)
     data = torch.from_numpy(read_idx_images(a.images).astype(np.float32) / 255.0)
 
     fp32 = MODELS[a.model]()
@@ -136,6 +157,34 @@ def main():
         with torch.inference_mode():
             same = (q(data[:256]).argmax(1) == fp32(data[:256]).argmax(1)).float().mean()
         print(f"int8 vs fp32 top-1 agreement on 256 images: {same.item():.3f}")
+
+
+def read_idx_labels(path):
+    with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
+        data = f.read()
+    if int.from_bytes(data[:4], "big") != 0x801:
+        raise SystemExit(f"{path}: not an IDX label file")
+    return np.frombuffer(data[8:], dtype=np.uint8)
+
+
+def train(a):
+    """One epoch per mode, as torch_train.py does for the MNIST CNN."""
+    X = read_idx_images(a.train_dir + "/train-images-idx3-ubyte.gz")
+    y = read_idx_labels(a.train_dir + "/train-labels-idx1-ubyte.gz")
+    if a.limit:
+        X, y = X[:a.limit], y[:a.limit]
+    X = torch.from_numpy(X.astype(np.float32) / 255.0)
+    y = torch.from_numpy(y.astype(np.int64))
+    for mode in (["float", "qat"] if a.mode == "both" else [a.mode]):
+        model = MODELS[a.model]()
+        if mode == "qat":
+            model.qconfig = tq.get_default_qat_qconfig("onednn")
+            model.train()
+            model.fuse(tq.fuse_modules_qat)
+            tq.prepare_qat(model, inplace=True)
+        s = epoch(model, X, y, a.batch)
+        print_epoch(f"pytorch-{mode}-{a.model}" if a.json else f"{a.model} {mode}", s,
+                    X.shape[0], a.json)
 
 
 if __name__ == "__main__":

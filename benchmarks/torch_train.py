@@ -80,15 +80,21 @@ def main():
                                 inplace=True)
             tq.prepare_qat(model, inplace=True)
         s = epoch(model, X, y, a.batch)
-        if a.json:
-            cap = next((l.split(":", 1)[1].strip() for l in torch.__config__.show().splitlines()
-                        if "CPU capability" in l), "unknown")
-            print(json.dumps({"impl": f"pytorch-{mode}", "epoch_seconds": round(s, 3),
-                              "images_per_second": round(X.shape[0] / s, 1),
-                              "cpu_capability": cap}), flush=True)
-        else:
-            print(f"{mode} epoch_seconds {s:.2f} images_per_second {X.shape[0] / s:.0f}",
-                  flush=True)
+        print_epoch(f"pytorch-{mode}" if a.json else mode, s, X.shape[0], a.json)
+
+
+def print_epoch(name, seconds, images, as_json):
+    """One line per timed epoch: JSON for benchmarks/sidebyside.py (with ATen's
+    CPU capability, the kernel path PyTorch ran) or plain text."""
+    if as_json:
+        cap = next((l.split(":", 1)[1].strip() for l in torch.__config__.show().splitlines()
+                    if "CPU capability" in l), "unknown")
+        print(json.dumps({"impl": name, "epoch_seconds": round(seconds, 3),
+                          "images_per_second": round(images / seconds, 1),
+                          "cpu_capability": cap}), flush=True)
+    else:
+        print(f"{name} epoch_seconds {seconds:.2f} images_per_second {images / seconds:.0f}",
+              flush=True)
 
 
 if __name__ == "__main__":
