@@ -86,6 +86,11 @@ static inline int qat_needs_grad(const qat_tensor *x) { return x && x->requires_
 /* x->grad, allocated zero-filled in the arena if it was NULL. Backward
  * functions accumulate (+=) into it. */
 float *qat_tape_grad(qat_tape *t, qat_tensor *x);
+/* x->grad for a backward that writes every element: when x had no gradient
+ * yet the buffer is taken uninitialised and *fresh = 1, and the caller must
+ * store 0.0f + v where it would have added v (the same bits as adding into a
+ * zero-filled buffer, -0.0 included, without the zero-fill pass). */
+float *qat_tape_grad_fresh(qat_tape *t, qat_tensor *x, int *fresh);
 /* Seeds d(loss)/d(loss) = 1 (loss must have one element) and runs every
  * recorded node in reverse. Parameter grads accumulate into their buffers. */
 void qat_tape_backward(qat_tape *t, qat_tensor *loss);

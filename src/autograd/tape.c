@@ -193,6 +193,14 @@ float *qat_tape_grad(qat_tape *t, qat_tensor *x)
     return x->grad;
 }
 
+float *qat_tape_grad_fresh(qat_tape *t, qat_tensor *x, int *fresh)
+{
+    *fresh = !x->grad;
+    if (!x->grad)
+        x->grad = qat_arena_alloc(t->arena, x->numel * sizeof(float));
+    return x->grad;
+}
+
 void qat_tape_backward(qat_tape *t, qat_tensor *loss) { qat_tape_backward_weighted(t, loss, 1.0f); }
 
 void qat_tape_backward_weighted(qat_tape *t, qat_tensor *loss, float w)

@@ -287,7 +287,8 @@ static void channel_scale_backward(qat_tape *t, const qat_node *n)
     qat_tensor *x = n->in[0], *s = n->in[1];
     size_t C = s->numel, rows = x->numel / C;
     const float *dy = n->out->grad;
-    float *dx = qat_needs_grad(x) ? qat_tape_grad(t, x) : NULL;
+    int fresh = 0;
+    float *dx = qat_needs_grad(x) ? qat_tape_grad_fresh(t, x, &fresh) : NULL;
     double *ds = qat_needs_grad(s) ? qat_tape_alloc(t, C * sizeof(double)) : NULL;
     if (ds)
         memset(ds, 0, C * sizeof(double));
@@ -295,7 +296,7 @@ static void channel_scale_backward(qat_tape *t, const qat_node *n)
         for (size_t c = 0; c < C; c++) {
             size_t i = r * C + c;
             if (dx)
-                dx[i] += dy[i] * s->data[c];
+                dx[i] = (fresh ? 0.0f : dx[i]) + dy[i] * s->data[c];
             if (ds)
                 ds[c] += (double)dy[i] * x->data[i];
         }

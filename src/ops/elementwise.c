@@ -81,13 +81,25 @@ static void relu6_bwd(void *vctx, size_t b, size_t e)
         dx[i] += y[i] > 0.0f && y[i] < 6.0f ? dy[i] : 0.0f;
 }
 
+/* Into a fresh gradient buffer (qat_tape_grad_fresh): no zero-fill pass. */
+static void relu6_bwd_fresh(void *vctx, size_t b, size_t e)
+{
+    relu_ctx *c = vctx;
+    const float *restrict y = c->y, *restrict dy = c->dy;
+    float *restrict dx = c->dx;
+    for (size_t i = b; i < e; i++)
+        dx[i] = 0.0f + (y[i] > 0.0f && y[i] < 6.0f ? dy[i] : 0.0f);
+}
+
 static void relu6_backward(qat_tape *t, const qat_node *n)
 {
     qat_tensor *x = n->in[0];
     if (!qat_needs_grad(x))
         return;
-    relu_ctx c = {NULL, n->out->data, n->out->grad, qat_tape_grad(t, x)};
-    qat_team_parallel_for(qat_tape_team(t), x->numel, QAT_ELEMWISE_GRAIN, relu6_bwd, &c);
+    int fresh;
+    relu_ctx c = {NULL, n->out->data, n->out->grad, qat_tape_grad_fresh(t, x, &fresh)};
+    qat_team_parallel_for(qat_tape_team(t), x->numel, QAT_ELEMWISE_GRAIN,
+                          fresh ? relu6_bwd_fresh : relu6_bwd, &c);
 }
 
 qat_tensor *qat_op_relu6(qat_tape *t, qat_tensor *x)

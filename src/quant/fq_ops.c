@@ -300,12 +300,15 @@ static void fake_quant_backward(qat_tape *t, const qat_node *n)
 {
     qat_tensor *x = n->in[0], *s = n->in[1];
     const fq_saved *sv = n->saved;
-    float *dx = qat_needs_grad(x) ? qat_tape_grad(t, x) : NULL;
+    int fresh = 0;
+    float *dx = qat_needs_grad(x) ? qat_tape_grad_fresh(t, x, &fresh) : NULL;
     double ds = 0;
     float inv = 1.0f / sv->s;
     for (size_t i = 0; i < x->numel; i++) {
         float dy = n->out->grad[i];
-        if (dx && sv->pass[i])
+        if (dx && fresh)
+            dx[i] = 0.0f + (sv->pass[i] ? dy : 0.0f);
+        else if (dx && sv->pass[i])
             dx[i] += dy;
         float qz = n->out->data[i] * inv, u = x->data[i] * inv;
         int inside_u = u + (float)sv->zp >= (float)sv->qmin && u + (float)sv->zp <= (float)sv->qmax;

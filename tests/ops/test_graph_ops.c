@@ -163,6 +163,47 @@ static qat_tensor *concat_fn(qat_tape *t, void *v)
     return qat_op_dot_const(t, qat_op_concat(t, x, 3), k->proj);
 }
 
+/* relu6 of an intermediate used twice: the later use's backward takes the
+ * gradient fresh (stored, qat_tape_grad_fresh), the earlier one adds to it */
+static qat_tensor *relu6_twice_fn(qat_tape *t, void *v)
+{
+    pair_ctx *k = v;
+    qat_tensor *u = qat_op_relu6(t, &k->a.t);
+    qat_tensor *x[2] = {qat_op_relu6(t, u), qat_op_relu6(t, u)};
+    return qat_op_dot_const(t, qat_op_concat(t, x, 2), k->proj);
+}
+
+Test(graph_ops, fresh_gradient_is_stored_then_accumulated)
+{
+    qat_rng r;
+    qat_rng_seed(&r, 6, 1);
+    pair_ctx k;
+    int sa[4] = {2, 3, 4, 5};
+    leaf_init(&k.a, &r, 4, sa, 4.0f);
+    for (size_t i = 0; i < k.a.t.numel; i++)
+        if (fabsf(k.a.data[i]) < 0.05f || fabsf(k.a.data[i] - 6.0f) < 0.05f)
+            k.a.data[i] += 0.2f;
+    k.proj = random_vec(&r, 2 * 3 * 4 * 10);
+    qat_tape *t;
+    cr_assert_eq(qat_tape_create(NULL, &t, NULL), QAT_OK);
+    char where[256];
+    qat_tensor *la[1] = {&k.a.t};
+    cr_assert_leq(qat_gradcheck(t, relu6_twice_fn, &k, la, 1, 1e-3, 1e-3, 1e-2, 0, where,
+                                sizeof where),
+                  1.0, "relu6 twice: %s", where);
+    /* the flag: fresh the first time, accumulating after */
+    qat_tape_reset(t);
+    qat_tensor *u = qat_op_relu6(t, &k.a.t);
+    int fresh = 0;
+    float *g = qat_tape_grad_fresh(t, u, &fresh);
+    cr_assert_eq(fresh, 1);
+    cr_assert_eq(qat_tape_grad_fresh(t, u, &fresh), g);
+    cr_assert_eq(fresh, 0);
+    qat_tape_destroy(t);
+    leaf_free(&k.a);
+    free(k.proj);
+}
+
 Test(graph_ops, relu6_and_concat_gradients)
 {
     qat_rng r;
