@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "model_internal.h"
+#include "qat/team.h"
 
 static void scale_backward(qat_tape *t, const qat_node *n)
 {
@@ -282,39 +283,88 @@ qat_tensor *qat_op_bn_unfold_factor(qat_tape *t, qat_tensor *gamma, const float 
 }
 
 /* ---- per-channel scale and bias on the last axis ------------------------------ */
+/* Rows split over the team for y and dx; the scale's gradient splits the
+ * channels instead, each summed over the rows in order (the same double
+ * sums as one thread). Separate loops with restrict pointers, so each
+ * vectorises. */
+typedef struct {
+    const float *x, *s, *dy;
+    float *y, *dx;
+    double *ds;
+    size_t C, rows;
+    int fresh;
+} cs_ctx;
+
+static void cs_fwd_rows(void *v, size_t b, size_t e)
+{
+    const cs_ctx *k = v;
+    const float *restrict s = k->s;
+    for (size_t r = b; r < e; r++) {
+        const float *restrict x = k->x + r * k->C;
+        float *restrict y = k->y + r * k->C;
+        for (size_t c = 0; c < k->C; c++)
+            y[c] = x[c] * s[c];
+    }
+}
+
+static void cs_dx_rows(void *v, size_t b, size_t e)
+{
+    const cs_ctx *k = v;
+    const float *restrict s = k->s;
+    for (size_t r = b; r < e; r++) {
+        const float *restrict dy = k->dy + r * k->C;
+        float *restrict dx = k->dx + r * k->C;
+        if (k->fresh)
+            for (size_t c = 0; c < k->C; c++)
+                dx[c] = 0.0f + dy[c] * s[c];
+        else
+            for (size_t c = 0; c < k->C; c++)
+                dx[c] += dy[c] * s[c];
+    }
+}
+
+static void cs_ds_channels(void *v, size_t c0, size_t c1)
+{
+    const cs_ctx *k = v;
+    double *restrict ds = k->ds;
+    for (size_t c = c0; c < c1; c++)
+        ds[c] = 0.0;
+    for (size_t r = 0; r < k->rows; r++) {
+        const float *restrict dy = k->dy + r * k->C, *restrict x = k->x + r * k->C;
+        for (size_t c = c0; c < c1; c++)
+            ds[c] += (double)dy[c] * x[c];
+    }
+}
+
 static void channel_scale_backward(qat_tape *t, const qat_node *n)
 {
     qat_tensor *x = n->in[0], *s = n->in[1];
-    size_t C = s->numel, rows = x->numel / C;
-    const float *dy = n->out->grad;
-    int fresh = 0;
-    float *dx = qat_needs_grad(x) ? qat_tape_grad_fresh(t, x, &fresh) : NULL;
-    double *ds = qat_needs_grad(s) ? qat_tape_alloc(t, C * sizeof(double)) : NULL;
-    if (ds)
-        memset(ds, 0, C * sizeof(double));
-    for (size_t r = 0; r < rows; r++)
-        for (size_t c = 0; c < C; c++) {
-            size_t i = r * C + c;
-            if (dx)
-                dx[i] = (fresh ? 0.0f : dx[i]) + dy[i] * s->data[c];
-            if (ds)
-                ds[c] += (double)dy[i] * x->data[i];
-        }
-    if (ds) {
+    cs_ctx k = {.x = x->data, .s = s->data, .dy = n->out->grad, .C = s->numel};
+    k.rows = x->numel / k.C;
+    qat_team *team = qat_tape_team(t);
+    size_t grain = QAT_ELEMWISE_GRAIN / k.C + 1;
+    if (qat_needs_grad(x)) {
+        k.dx = qat_tape_grad_fresh(t, x, &k.fresh);
+        qat_team_parallel_for(team, k.rows, grain, cs_dx_rows, &k);
+    }
+    if (qat_needs_grad(s)) {
+        k.ds = qat_tape_alloc(t, k.C * sizeof(double));
+        /* channels per thread: enough rows x channels to pay a wake-up */
+        qat_team_parallel_for(team, k.C, QAT_ELEMWISE_GRAIN / (k.rows + 1) + 1, cs_ds_channels,
+                              &k);
         float *g = qat_tape_grad(t, s);
-        for (size_t c = 0; c < C; c++)
-            g[c] += (float)ds[c];
+        for (size_t c = 0; c < k.C; c++)
+            g[c] += (float)k.ds[c];
     }
 }
 
 qat_tensor *qat_op_channel_scale(qat_tape *t, qat_tensor *x, qat_tensor *s)
 {
     qat_tensor *y = qat_tape_tensor(t, x->ndim, x->shape);
-    size_t C = s->numel, rows = x->numel / C;
-    QAT_ASSERT((size_t)x->shape[x->ndim - 1] == C);
-    for (size_t r = 0; r < rows; r++)
-        for (size_t c = 0; c < C; c++)
-            y->data[r * C + c] = x->data[r * C + c] * s->data[c];
+    QAT_ASSERT((size_t)x->shape[x->ndim - 1] == s->numel);
+    cs_ctx k = {.x = x->data, .s = s->data, .y = y->data, .C = s->numel};
+    k.rows = x->numel / k.C;
+    qat_team_parallel_for(qat_tape_team(t), k.rows, QAT_ELEMWISE_GRAIN / k.C + 1, cs_fwd_rows, &k);
     qat_tensor *in[2] = {x, s};
     qat_tape_record(t, channel_scale_backward, y, NULL, 2, in);
     return y;
