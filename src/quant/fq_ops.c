@@ -296,26 +296,57 @@ typedef struct {
     uint8_t *pass;
 } fq_saved;
 
+/* dx where the STE passes: stored (0 + dy, -0 included) into a fresh
+ * buffer, else added with a branch-free select so the loop vectorises. */
+typedef struct {
+    const float *dy;
+    const uint8_t *pass;
+    float *dx;
+    int fresh;
+} ste_ctx;
+
+static void ste_rows(void *v, size_t b, size_t e)
+{
+    const ste_ctx *c = v;
+    const float *restrict dy = c->dy;
+    const uint8_t *restrict pass = c->pass;
+    float *restrict dx = c->dx;
+    if (c->fresh) {
+        for (size_t i = b; i < e; i++)
+            dx[i] = 0.0f + (pass[i] ? dy[i] : 0.0f);
+        return;
+    }
+    for (size_t i = b; i < e; i++) {
+        float sum = dx[i] + dy[i];
+        uint32_t nb, ob;
+        memcpy(&nb, &sum, sizeof nb);
+        memcpy(&ob, &dx[i], sizeof ob);
+        uint32_t m = 0u - (uint32_t)(pass[i] != 0);
+        nb = (nb & m) | (ob & ~m);
+        memcpy(&dx[i], &nb, sizeof nb);
+    }
+}
+
 static void fake_quant_backward(qat_tape *t, const qat_node *n)
 {
     qat_tensor *x = n->in[0], *s = n->in[1];
     const fq_saved *sv = n->saved;
-    int fresh = 0;
-    float *dx = qat_needs_grad(x) ? qat_tape_grad_fresh(t, x, &fresh) : NULL;
+    if (qat_needs_grad(x)) {
+        ste_ctx c = {n->out->grad, sv->pass, NULL, 0};
+        c.dx = qat_tape_grad_fresh(t, x, &c.fresh);
+        qat_team_parallel_for(qat_tape_team(t), x->numel, QAT_ELEMWISE_GRAIN, ste_rows, &c);
+    }
+    if (!qat_needs_grad(s)) /* the scale's in-order double sum only when it learns */
+        return;
     double ds = 0;
     float inv = 1.0f / sv->s;
     for (size_t i = 0; i < x->numel; i++) {
         float dy = n->out->grad[i];
-        if (dx && fresh)
-            dx[i] = 0.0f + (sv->pass[i] ? dy : 0.0f);
-        else if (dx && sv->pass[i])
-            dx[i] += dy;
         float qz = n->out->data[i] * inv, u = x->data[i] * inv;
         int inside_u = u + (float)sv->zp >= (float)sv->qmin && u + (float)sv->zp <= (float)sv->qmax;
         ds += (double)dy * (inside_u ? qz - u : qz);
     }
-    if (qat_needs_grad(s))
-        qat_tape_grad(t, s)[0] += (float)ds;
+    qat_tape_grad(t, s)[0] += (float)ds;
 }
 
 /* One range of the fake-quant forward: qat_fp_quantize_vec is

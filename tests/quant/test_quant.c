@@ -356,6 +356,46 @@ Test(ste, fake_quant_forward_and_mask)
     qat_tape_destroy(t);
 }
 
+/* The STE's backward adds dy where the value passes and leaves the
+ * gradient bit for bit elsewhere (-0 included): two fake-quants of one
+ * tensor with different ranges, into a gradient that already holds values,
+ * over a length no vector width divides. */
+Test(ste, fake_quant_backward_adds_only_where_it_passes)
+{
+    enum { N = 37 };
+    float x[N], g[N], want[N], d1[N], d2[N];
+    qat_rng r;
+    qat_rng_seed(&r, 21, 0);
+    for (int i = 0; i < N; i++) {
+        x[i] = 3.0f * qat_rng_normal(&r);
+        g[i] = i % 4 ? qat_rng_normal(&r) : -0.0f;
+        d1[i] = qat_rng_normal(&r);
+        d2[i] = qat_rng_normal(&r);
+    }
+    int shape[1] = {N};
+    qat_tensor xt = qat_tensor_view(x, g, 1, shape);
+    float s1 = 0.5f, s2 = 0.1f; /* codes [-8, 7], zp 0 */
+    memcpy(want, g, sizeof g);
+    for (int i = 0; i < N; i++) { /* backward runs in reverse: the second first */
+        float q2 = nearbyintf(x[i] / s2), q1 = nearbyintf(x[i] / s1); /* codes inside pass */
+        if (q2 >= -8.0f && q2 <= 7.0f)
+            want[i] += d2[i];
+        if (q1 >= -8.0f && q1 <= 7.0f)
+            want[i] += d1[i];
+    }
+    qat_tape *t = tape();
+    qat_tensor *y1 = qat_op_fake_quant(t, &xt, qat_tape_const(t, &s1, 1), 0, -8, 7,
+                                       QAT_STE_CLIPPED);
+    qat_tensor *y2 = qat_op_fake_quant(t, &xt, qat_tape_const(t, &s2, 1), 0, -8, 7,
+                                       QAT_STE_CLIPPED);
+    qat_tensor *sum = qat_op_add(t, qat_op_dot_const(t, y1, d1), qat_op_dot_const(t, y2, d2));
+    qat_tape_backward(t, sum);
+    for (int i = 0; i < N; i++)
+        cr_assert(memcmp(&g[i], &want[i], 4) == 0, "i=%d x=%g: %a vs %a", i, x[i], g[i],
+                  want[i]);
+    qat_tape_destroy(t);
+}
+
 /* The vectorised, team-split forward against qat_fp_quantize element by
  * element: ties, NaN, values far outside the range, both STEs, with and
  * without the mask, one and two threads, a length no vector width divides. */
