@@ -18,6 +18,20 @@ qat_tensor *qat_tape_const(qat_tape *t, const float *v, int n)
     return c;
 }
 
+/* acc + v where pass, else acc bit for bit (-0 included): a select on the
+ * bits, not a branch, so the loops that call it vectorise. */
+static inline float add_where(float acc, float v, int pass)
+{
+    float sum = acc + v;
+    uint32_t nb, ob;
+    memcpy(&nb, &sum, sizeof nb);
+    memcpy(&ob, &acc, sizeof ob);
+    uint32_t m = 0u - (uint32_t)(pass != 0);
+    nb = (nb & m) | (ob & ~m);
+    memcpy(&acc, &nb, sizeof acc);
+    return acc;
+}
+
 /* ---- activation codes -------------------------------------------------------- */
 typedef struct {
     const float *x, *dy, *k;
@@ -175,15 +189,8 @@ static void wcodes_fwd(void *v, size_t b, size_t e)
 static void wgrad_row(float *restrict dw, const float *restrict dy, const uint8_t *restrict pass,
                       size_t k, float inv)
 {
-    for (size_t i = 0; i < k; i++) {
-        float sum = dw[i] + dy[i] * inv;
-        uint32_t nb, ob;
-        memcpy(&nb, &sum, sizeof nb);
-        memcpy(&ob, &dw[i], sizeof ob);
-        uint32_t m = 0u - (uint32_t)((pass[i] & 3) != 0);
-        nb = (nb & m) | (ob & ~m);
-        memcpy(&dw[i], &nb, sizeof nb);
-    }
+    for (size_t i = 0; i < k; i++)
+        dw[i] = add_where(dw[i], dy[i] * inv, (pass[i] & 3) != 0);
 }
 
 static void wcodes_bwd(void *v, size_t b, size_t e)
@@ -316,15 +323,8 @@ static void ste_rows(void *v, size_t b, size_t e)
             dx[i] = 0.0f + (pass[i] ? dy[i] : 0.0f);
         return;
     }
-    for (size_t i = b; i < e; i++) {
-        float sum = dx[i] + dy[i];
-        uint32_t nb, ob;
-        memcpy(&nb, &sum, sizeof nb);
-        memcpy(&ob, &dx[i], sizeof ob);
-        uint32_t m = 0u - (uint32_t)(pass[i] != 0);
-        nb = (nb & m) | (ob & ~m);
-        memcpy(&dx[i], &nb, sizeof nb);
-    }
+    for (size_t i = b; i < e; i++)
+        dx[i] = add_where(dx[i], dy[i], pass[i] != 0);
 }
 
 static void fake_quant_backward(qat_tape *t, const qat_node *n)
