@@ -7,7 +7,8 @@
  *   columns are (kh, kw, cin) -- the order of a weight row -- and the
  *   (kw, cin) run of each kernel row is contiguous in x whatever the stride.
  *   So im2col is a few memcpy per row, and out[N*OH*OW, Cout] = col w^T
- *   lands directly in NHWC. The multiply-adds run in OpenBLAS.
+ *   lands directly in NHWC. The multiply-adds run in src/ops/sgemm (on
+ *   AVX-512 its direct route: op(A), the col rows, read in place).
  *   The col matrix is never materialised whole: rows go in blocks of about
  *   BLOCK_BYTES that stay in the core's L2, im2col'ed into per-thread
  *   scratch and consumed at once. For conv2 at batch 64 the whole col

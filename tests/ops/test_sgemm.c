@@ -154,32 +154,51 @@ static void big(const char *name)
 }
 
 /* The direct route (unpacked tiles, masked columns) over awkward shapes:
- * every width up to two vectors and one past, row counts around the tile,
- * depths across KC blocks, every transpose, with and without beta; bit for
- * bit the scalar tile's result. The CNN's narrow and small products must
- * take it. */
+ * every width up to two vectors and one past, wider ones over several
+ * strips, row counts around the tile, depths across KC blocks, every
+ * transpose, with and without beta; bit for bit the scalar tile's result.
+ * The CNN's narrow and small products must take it, and on a path with
+ * dwide (AVX-512) its conv2 and fc1 products too, but not a square nor a B
+ * read in place with rows 4 KB apart. */
 static void direct(const char *name)
 {
     const qat_sgemm_path *p = qat_sgemm_path_get(name);
     if (!p)
         cr_skip_test("sgemm path %s: not on this build or CPU", name);
-    cr_assert(qat_sgemm_uses_direct(p, 64, 10, 128) && qat_sgemm_uses_direct(p, 256, 10, 128) &&
-                  qat_sgemm_uses_direct(p, 64, 128, 10) && qat_sgemm_uses_direct(p, 10, 128, 64),
+    cr_assert(qat_sgemm_uses_direct(p, 1, 64, 10, 128, 128) &&
+                  qat_sgemm_uses_direct(p, 1, 256, 10, 128, 128) &&
+                  qat_sgemm_uses_direct(p, 0, 64, 128, 10, 128) &&
+                  qat_sgemm_uses_direct(p, 0, 10, 128, 64, 128),
               "%s: fc2's products do not take the direct route", name);
-    cr_assert(!qat_sgemm_uses_direct(p, 196, 64, 288) && !qat_sgemm_uses_direct(p, 64, 128, 3136),
-              "%s: conv2 / fc1 products take the direct route", name);
+    int wide = p->dwide >= 64;
+    cr_assert(qat_sgemm_uses_direct(p, 1, 227, 64, 288, 288) == wide &&
+                  qat_sgemm_uses_direct(p, 0, 227, 288, 64, 288) == wide &&
+                  qat_sgemm_uses_direct(p, 0, 288, 64, 227, 64) == wide &&
+                  qat_sgemm_uses_direct(p, 1, 64, 128, 3136, 3136) == wide &&
+                  qat_sgemm_uses_direct(p, 0, 64, 3136, 128, 3136) == wide,
+              "%s: conv2 / fc1 products %s the direct route", name, wide ? "miss" : "take");
+    cr_assert(!qat_sgemm_uses_direct(p, 0, 1024, 1024, 1024, 1024) &&
+                  !qat_sgemm_uses_direct(p, 0, 64, 1024, 1024, 1024) &&
+                  qat_sgemm_uses_direct(p, 1, 64, 1024, 1024, 1024) == wide,
+              "%s: a square or a 4 KB-strided B takes the direct route", name);
     const qat_sgemm_path *ref = qat_sgemm_path_get("ref");
     const int ms[] = {1, 5, 8, 9, 13, 64}, ks[] = {1, 10, 257, 300};
+    int ns[64], nn = 0;
+    for (int n = 1; n <= p->dnr + 1; n += n < 18 ? 1 : 7)
+        ns[nn++] = n;
+    ns[nn++] = 2 * p->dnr + 5; /* three strips, the last one partial */
+    ns[nn++] = 100;
     unsigned seed = 7;
     int routed = 0;
     for (int t = 0; t < 4; t++)
-        for (int n = 1; n <= p->dnr + 1; n += n < 18 ? 1 : 7)
+        for (int ni = 0; ni < nn; ni++)
             for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++)
                 for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
                     gcase g;
+                    int n = ns[ni];
                     float beta = (n + (int)mi + t) % 2 ? 0.5f : 0.0f;
                     make(&g, t & 1, t >> 1, ms[mi], n, ks[ki], -1.25f, beta, seed++);
-                    routed += qat_sgemm_uses_direct(p, g.M, g.N, g.K);
+                    routed += qat_sgemm_uses_direct(p, g.tb, g.M, g.N, g.K, g.ldb);
                     float *C = run(p, &g), *R = run(ref, &g);
                     check(name, &g, C);
                     cr_assert(memcmp(C, R, (size_t)g.M * g.ldc * sizeof(float)) == 0,

@@ -179,12 +179,30 @@ static void gemm_direct(const qat_sgemm_path *p, int trans_a, int trans_b, int M
  * peak), or when the product is so small that packing op(A) and op(B)
  * costs about as many instructions as its multiply-adds (fc2's backward
  * products, 64 x 128 x 10 and 10 x 128 x 64: 82k multiply-adds, ~10k
- * floats packed). */
+ * floats packed).
+ *
+ * And, on a path with dwide (AVX-512), when M or N is at most dwide: packing
+ * copies op(A) once per NC columns and op(B) once per call, so its share of
+ * the work grows as the other side narrows, and a 32-wide tile of 16-lane
+ * FMAs outruns the (transposing) copy loops. bench-ops gemm-paths, one
+ * core, thread CPU time (2026-12-06, AVX-512, GFLOP/s packed -> direct,
+ * beside two training runs): conv2 forward
+ * 139 -> 176, backward-data 186 -> 209, backward-weights 179 -> 205, fc1
+ * forward 116 -> 127, backward-data 150 -> 186, backward-weights 176 -> 185;
+ * the 1024^3 square lost (172 -> 123), and so did every product on the
+ * AVX2 6x16 tiles (dwide 0). Not when B, read in place (not transposed),
+ * has rows a multiple of 4 KB apart: a 256-deep strip of them falls in one
+ * L1 set and is evicted before the next row tile reuses it. */
 #define DIRECT_MAX_WORK ((size_t)1 << 17)
 
-int qat_sgemm_uses_direct(const qat_sgemm_path *p, int M, int N, int K)
+int qat_sgemm_uses_direct(const qat_sgemm_path *p, int trans_b, int M, int N, int K, int ldb)
 {
-    return p->direct && (N <= p->dnr || (size_t)M * (size_t)N * (size_t)K <= DIRECT_MAX_WORK);
+    if (!p->direct)
+        return 0;
+    if (N <= p->dnr || (size_t)M * (size_t)N * (size_t)K <= DIRECT_MAX_WORK)
+        return 1;
+    int aliased = !trans_b && (size_t)ldb * sizeof(float) % 4096 == 0;
+    return (M < N ? M : N) <= p->dwide && !aliased;
 }
 
 /* An edge tile's valid part into C with the tile's own rounding: C = fma(alpha,
@@ -225,7 +243,7 @@ void qat_sgemm_on(const qat_sgemm_path *p, int trans_a, int trans_b, int M, int 
         scale_c(M, N, beta, C, ldc);
         return;
     }
-    if (qat_sgemm_uses_direct(p, M, N, K)) {
+    if (qat_sgemm_uses_direct(p, trans_b, M, N, K, ldb)) {
         gemm_direct(p, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
@@ -264,13 +282,13 @@ void qat_sgemm_on(const qat_sgemm_path *p, int trans_a, int trans_b, int M, int 
     }
 }
 
-static const qat_sgemm_path path_ref = {"ref", 4, 8, qat_sgemm_tile_4x8__ref, 0, 0, NULL};
-static const qat_sgemm_path path_openblas = {"openblas", 0, 0, NULL, 0, 0, NULL};
+static const qat_sgemm_path path_ref = {"ref", 4, 8, qat_sgemm_tile_4x8__ref, 0, 0, NULL, 0};
+static const qat_sgemm_path path_openblas = {"openblas", 0, 0, NULL, 0, 0, NULL, 0};
 #if defined(QAT_SGEMM_HAVE_X86)
 static const qat_sgemm_path path_avx2 = {"avx2", 6, 16, qat_sgemm_tile_6x16__avx2,
-                                         6, 16, qat_sgemm_direct_6x16__avx2};
+                                         6, 16, qat_sgemm_direct_6x16__avx2, 0};
 static const qat_sgemm_path path_avx512 = {"avx512", 12, 32, qat_sgemm_tile_12x32__avx512,
-                                           8, 32, qat_sgemm_direct_8x32__avx512};
+                                           8, 32, qat_sgemm_direct_8x32__avx512, 256};
 #endif
 
 const qat_sgemm_path *qat_sgemm_path_get(const char *name)

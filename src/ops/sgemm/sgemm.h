@@ -39,6 +39,9 @@ typedef struct {
      * (qat_sgemm_uses_direct); NULL: always the packed tiles. */
     int dmr, dnr;
     qat_sgemm_direct_fn direct;
+    /* The direct route also for wider products whose smaller side, M or N,
+     * is at most dwide (0: never): where the tile outruns packing. */
+    int dwide;
 } qat_sgemm_path;
 
 /* The path called `name`, or NULL when this build or CPU lacks it. */
@@ -48,9 +51,9 @@ const qat_sgemm_path *qat_sgemm_path_get(const char *name);
  * the best this CPU has. Chosen once per process. */
 const qat_sgemm_path *qat_sgemm_path_default(void);
 
-/* 1 when qat_sgemm_on(path, ...) of an M x N x K product (K, alpha nonzero)
- * takes the path's direct route rather than its packed tiles. */
-int qat_sgemm_uses_direct(const qat_sgemm_path *path, int M, int N, int K);
+/* 1 when qat_sgemm_on(path, trans_b, M, N, K, ..., ldb, ...) (K, alpha
+ * nonzero) takes the path's direct route rather than its packed tiles. */
+int qat_sgemm_uses_direct(const qat_sgemm_path *path, int trans_b, int M, int N, int K, int ldb);
 
 /* C[M,N] = alpha op(A) op(B) + beta C, row-major, single-threaded, on `path`.
  * Pack buffers: one per calling thread (about 660 KB), kept until it exits. */
