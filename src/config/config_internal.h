@@ -44,6 +44,15 @@ extern const int qat_cluster_nkeys;
 qat_status qat_config_check_cluster(qat_ini *ini, const qat_config *cfg, qat_error *err);
 void qat_config_write_cluster(FILE *f, const qat_config *cfg);
 
+/* checks.c: the cross-key checks of [model] and [train] the task decides
+ * (a regression's loss; which shape keys were written), of pruning, and of
+ * mode = ptq; errors name the file:line of the key at fault. */
+qat_status qat_config_check_model(qat_ini *ini, qat_config *cfg, qat_error *err);
+qat_status qat_config_check_prune(qat_ini *ini, const qat_config *cfg, qat_error *err);
+qat_status qat_config_check_mode(qat_ini *ini, const qat_config *cfg, qat_error *err);
+/* Index of the last layer with weights (the logits' layer), or -1. */
+int qat_config_last_compute(const qat_config *cfg);
+
 /* "file:line" of section.key where it was set (or "--set ..."), else of the
  * section, else the file: where a cross-key error points. */
 void qat_config_where_key(const qat_ini *ini, const char *section, const char *key, char *buf,

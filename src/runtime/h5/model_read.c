@@ -3,277 +3,11 @@
  * sign, rank and extent before it is read, attribute values that size
  * allocations are range-checked first, and the finished description goes
  * through qat_rt_model_validate. Errors name the file and the object path. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/h5/h5_internal.h"
-
-typedef struct rd {
-    const char *file; /* for messages */
-    qat_error *err;
-    int version; /* the file's, once read */
-} rd;
-
-__attribute__((format(printf, 3, 4))) static qat_status rfail(rd *r, const char *where,
-                                                              const char *fmt, ...)
-{
-    char msg[768];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return qat_fail(r->err, QAT_EINVAL, "%s: %s: %s", r->file, where, msg);
-}
-
-typedef enum { K_I32, K_F32, K_U8, K_I8 } kind;
-
-static const char *kind_name(kind k)
-{
-    return k == K_I32 ? "int32" : k == K_F32 ? "float32" : k == K_U8 ? "uint8" : "int8";
-}
-
-static int type_is(hid_t t, kind k)
-{
-    H5T_class_t cls = H5Tget_class(t);
-    size_t size = H5Tget_size(t);
-    switch (k) {
-    case K_I32: return cls == H5T_INTEGER && size == 4 && H5Tget_sign(t) == H5T_SGN_2;
-    case K_F32: return cls == H5T_FLOAT && size == 4;
-    case K_U8: return cls == H5T_INTEGER && size == 1 && H5Tget_sign(t) == H5T_SGN_NONE;
-    case K_I8: return cls == H5T_INTEGER && size == 1 && H5Tget_sign(t) == H5T_SGN_2;
-    }
-    return 0;
-}
-
-static hid_t mem_type(kind k)
-{
-    return k == K_I32   ? H5T_NATIVE_INT32
-           : k == K_F32 ? H5T_NATIVE_FLOAT
-           : k == K_U8  ? H5T_NATIVE_UINT8
-                        : H5T_NATIVE_INT8;
-}
-
-/* Checks a dataspace: count < 0 means scalar, else rank 1 with count
- * elements. Describes what was found into buf on mismatch. */
-static int space_is(hid_t sp, long long count, char *buf, size_t cap)
-{
-    qat_h5_describe_space(sp, buf, cap);
-    H5S_class_t cls = H5Sget_simple_extent_type(sp);
-    if (cls == H5S_SCALAR)
-        return count < 0;
-    hsize_t dims[1];
-    return count >= 0 && cls == H5S_SIMPLE && H5Sget_simple_extent_ndims(sp) == 1 &&
-           H5Sget_simple_extent_dims(sp, dims, NULL) == 1 && dims[0] == (hsize_t)count;
-}
-
-static void describe_want(long long count, char *buf, size_t cap)
-{
-    if (count < 0)
-        snprintf(buf, cap, "a scalar");
-    else
-        snprintf(buf, cap, "shape (%lld)", count);
-}
-
-/* The type (kind k) and shape (count < 0: a scalar, else 1-D of count) of an
- * attribute or dataset at `where`, with expected vs found on a mismatch. */
-static qat_status check_type_shape(rd *r, const char *where, hid_t t, hid_t sp, kind k,
-                                   long long count)
-{
-    char found[128], want[64];
-    if (t < 0 || sp < 0)
-        return rfail(r, where, "cannot read its type or shape");
-    if (!type_is(t, k)) {
-        qat_h5_describe_type(t, found, sizeof found);
-        return rfail(r, where, "expected dtype %s, found %s", kind_name(k), found);
-    }
-    if (!space_is(sp, count, found, sizeof found)) {
-        describe_want(count, want, sizeof want);
-        return rfail(r, where, "expected %s, found %s", want, found);
-    }
-    return QAT_OK;
-}
-
-/* Reads attribute `name` of obj (at path opath): count < 0 a scalar, else a
- * 1-D array of count values, of kind k, into out. */
-static qat_status read_attr(rd *r, hid_t obj, const char *opath, const char *name, kind k,
-                            long long count, void *out)
-{
-    char where[160];
-    snprintf(where, sizeof where, "%s: attribute '%s'", opath, name);
-    htri_t ex = H5Aexists(obj, name);
-    if (ex < 0)
-        return rfail(r, where, "cannot be looked up (corrupt object header?)");
-    if (ex == 0)
-        return rfail(r, where, "missing");
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    if (a < 0)
-        return rfail(r, where, "cannot be opened");
-    hid_t t = H5Aget_type(a), sp = H5Aget_space(a);
-    qat_status st = check_type_shape(r, where, t, sp, k, count);
-    if (st == QAT_OK && H5Aread(a, mem_type(k), out) < 0)
-        st = rfail(r, where, "cannot be read");
-    QAT_H5_CLOSE(t, sp, a);
-    return st;
-}
-
-/* A scalar string attribute into buf (cap bytes incl. NUL); FORMAT.md §1. */
-static qat_status read_str_attr(rd *r, hid_t obj, const char *opath, const char *name, char *buf,
-                                size_t cap)
-{
-    char where[160], why[256];
-    if (qat_h5_read_str_attr(obj, name, buf, cap, why, sizeof why) == 0)
-        return QAT_OK;
-    snprintf(where, sizeof where, "%s: attribute '%s'", opath, name);
-    return rfail(r, where, "%s", why);
-}
-
-/* Whether all count elements of 1-D dataset d are stored in this file. HDF5
- * serves fill values for chunks never written and follows external-storage
- * links to other files: a model that claims arrays without holding them
- * must not run on zeros, make us allocate what a few header bytes claim, or
- * read some other file. Says why not into why. */
-static int stored_in_file(hid_t d, long long count, char *why, size_t cap)
-{
-    hid_t dcpl = H5Dget_create_plist(d);
-    int ok = 0;
-    snprintf(why, cap, "unreadable storage layout");
-    if (dcpl < 0)
-        return 0;
-    H5D_layout_t layout = H5Pget_layout(dcpl);
-    hsize_t chunk[1] = {0}, have = 0;
-    if (H5Pget_external_count(dcpl) != 0) {
-        snprintf(why, cap, "its data is stored outside the file (external storage)");
-    } else if (layout == H5D_COMPACT) {
-        ok = 1;
-    } else if (layout == H5D_CONTIGUOUS) {
-        ok = H5Dget_storage_size(d) > 0; /* allocated all at once, when written */
-        if (!ok)
-            snprintf(why, cap, "its data was never written");
-    } else if (layout == H5D_CHUNKED && H5Pget_chunk(dcpl, 1, chunk) == 1 && chunk[0] > 0) {
-        hsize_t want = ((hsize_t)count + chunk[0] - 1) / chunk[0];
-        hid_t sp = H5Dget_space(d);
-        ok = sp >= 0 && H5Dget_num_chunks(d, sp, &have) >= 0 && have == want;
-        if (sp >= 0)
-            H5Sclose(sp);
-        if (!ok)
-            snprintf(why, cap, "its data was never written (%llu of %llu chunks stored)",
-                     (unsigned long long)have, (unsigned long long)want);
-        /* Every chunk is checked before H5Dread meets it (both found by
-         * fuzz_model):
-         *  - HDF5 1.10's Fletcher-32 filter reads far out of bounds for a
-         *    chunk stored in fewer bytes than its 4-byte checksum;
-         *  - HDF5 allocates a chunk's stored size, and the filters a whole
-         *    chunk, before reading: a size patched to gigabytes had it
-         *    allocate them. A chunk must lie within the file, and hold no
-         *    more elements than the array (HDF5 itself never writes one
-         *    larger). */
-        unsigned flags = 0, fv[1];
-        size_t nfv = 0;
-        int fletcher = H5Pget_filter_by_id2(dcpl, H5Z_FILTER_FLETCHER32, &flags, &nfv, fv, 0,
-                                            NULL, NULL) >= 0;
-        hsize_t fsize = 0;
-        hid_t f = ok ? H5Iget_file_id(d) : -1;
-        if (ok && (f < 0 || H5Fget_filesize(f, &fsize) < 0)) {
-            ok = 0;
-            snprintf(why, cap, "cannot tell the file's size");
-        }
-        if (f >= 0)
-            H5Fclose(f);
-        if (ok && chunk[0] > (hsize_t)count) {
-            ok = 0;
-            snprintf(why, cap, "chunks of %llu elements for an array of %lld (corrupt)",
-                     (unsigned long long)chunk[0], count);
-        }
-        if (ok && want > ((hsize_t)1 << 20)) {
-            ok = 0;
-            snprintf(why, cap, "stored in %llu chunks (at most 2^20 are read)",
-                     (unsigned long long)want);
-        }
-        for (hsize_t c = 0; ok && c < want; c++) {
-            hsize_t off[1] = {c * chunk[0]}, size = 0;
-            unsigned mask = 0;
-            haddr_t addr = 0;
-            if (H5Dget_chunk_info_by_coord(d, off, &mask, &addr, &size) < 0 ||
-                (fletcher && size < 4)) {
-                ok = 0;
-                snprintf(why, cap,
-                         "chunk %llu is stored in %llu bytes, less than its 4-byte "
-                         "checksum (corrupt)",
-                         (unsigned long long)c, (unsigned long long)size);
-            } else if (addr == HADDR_UNDEF || addr > fsize || size > fsize - addr) {
-                ok = 0;
-                snprintf(why, cap,
-                         "chunk %llu claims %llu bytes at offset %llu, beyond the end of the "
-                         "file (%llu bytes; truncated or corrupt)",
-                         (unsigned long long)c, (unsigned long long)size,
-                         (unsigned long long)addr, (unsigned long long)fsize);
-            }
-        }
-    }
-    H5Pclose(dcpl);
-    return ok;
-}
-
-/* Opens dataset `name` of group g (at gpath) after checking it is a 1-D
- * array of `count` values of kind k; on success the caller closes *out. */
-static qat_status open_dataset(rd *r, hid_t g, const char *gpath, const char *name, kind k,
-                               long long count, hid_t *out)
-{
-    char where[160];
-    snprintf(where, sizeof where, "dataset %s/%s", gpath, name);
-    *out = -1;
-    htri_t ex = H5Lexists(g, name, H5P_DEFAULT);
-    if (ex < 0)
-        return rfail(r, where, "cannot be looked up (corrupt group?)");
-    if (ex == 0)
-        return rfail(r, where, "missing");
-    hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
-    if (d < 0)
-        return rfail(r, where, "is not a dataset or cannot be opened");
-    hid_t t = H5Dget_type(d), sp = H5Dget_space(d);
-    char found[128];
-    qat_status st = check_type_shape(r, where, t, sp, k, count);
-    if (st == QAT_OK && !stored_in_file(d, count, found, sizeof found))
-        st = rfail(r, where, "%s", found);
-    QAT_H5_CLOSE(t, sp);
-    if (st)
-        H5Dclose(d);
-    else
-        *out = d;
-    return st;
-}
-
-static qat_status read_dataset(rd *r, hid_t g, const char *gpath, const char *name, kind k,
-                               long long count, void *buf)
-{
-    hid_t d;
-    qat_status st = open_dataset(r, g, gpath, name, k, count, &d);
-    if (st)
-        return st;
-    if (H5Dread(d, mem_type(k), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
-        char h5msg[256], where[160];
-        qat_h5_last_error(h5msg, sizeof h5msg);
-        snprintf(where, sizeof where, "dataset %s/%s", gpath, name);
-        st = rfail(r, where, "cannot read data (corrupt?)%s%s", h5msg[0] ? ": " : "", h5msg);
-    }
-    H5Dclose(d);
-    return st;
-}
-
-static qat_status check_range(rd *r, const char *opath, const char *name, const int32_t *v, int n,
-                              long long lo, long long hi)
-{
-    for (int i = 0; i < n; i++)
-        if (v[i] < lo || v[i] > hi) {
-            char where[160];
-            snprintf(where, sizeof where, "%s: attribute '%s'", opath, name);
-            return rfail(r, where, "expected %s in [%lld, %lld], found %d",
-                         n > 1 ? "each value" : "a value", lo, hi, v[i]);
-        }
-    return QAT_OK;
-}
+#include "runtime/h5/h5_read.h"
 
 static int has_weights(qat_rt_op op) { return op == QAT_RT_CONV2D || op == QAT_RT_LINEAR; }
 
@@ -287,12 +21,12 @@ static qat_status read_opt_list(rd *r, hid_t obj, const char *opath, const char 
     snprintf(where, sizeof where, "%s: attribute '%s'", opath, name);
     htri_t ex = H5Aexists(obj, name);
     if (ex < 0)
-        return rfail(r, where, "cannot be looked up (corrupt object header?)");
+        return h5r_fail(r, where, "cannot be looked up (corrupt object header?)");
     if (ex == 0)
         return QAT_OK;
     hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
     if (a < 0)
-        return rfail(r, where, "cannot be opened");
+        return h5r_fail(r, where, "cannot be opened");
     hid_t sp = H5Aget_space(a);
     hsize_t dims[1] = {0};
     int ok = sp >= 0 && H5Sget_simple_extent_type(sp) == H5S_SIMPLE &&
@@ -302,9 +36,9 @@ static qat_status read_opt_list(rd *r, hid_t obj, const char *opath, const char 
         qat_h5_describe_space(sp, found, sizeof found);
     QAT_H5_CLOSE(sp, a);
     if (!ok)
-        return rfail(r, where, "expected shape (1) to (%d), found %s", max, found);
+        return h5r_fail(r, where, "expected shape (1) to (%d), found %s", max, found);
     *n = (int)dims[0];
-    return read_attr(r, obj, opath, name, K_I32, *n, out);
+    return h5r_attr(r, obj, opath, name, K_I32, *n, out);
 }
 
 /* Version 2's optional layer attributes: `inputs` (absent: the previous
@@ -318,14 +52,14 @@ static qat_status read_graph_attrs(rd *r, hid_t g, const char *gpath, qat_rt_lay
     if (st || l->op != QAT_RT_CONV2D || H5Aexists(g, "groups") <= 0)
         return st;
     int32_t groups;
-    if ((st = read_attr(r, g, gpath, "groups", K_I32, -1, &groups)) ||
-        (st = check_range(r, gpath, "groups", &groups, 1, 1, QAT_RT_MAX_DIM)))
+    if ((st = h5r_attr(r, g, gpath, "groups", K_I32, -1, &groups)) ||
+        (st = h5r_check_range(r, gpath, "groups", &groups, 1, 1, QAT_RT_MAX_DIM)))
         return st;
     /* the weight count below divides by it */
     if (l->in_c % groups || l->out_c % groups) {
         char where[160];
         snprintf(where, sizeof where, "%s: attribute 'groups'", gpath);
-        return rfail(r, where, "expected a divisor of the input channels %d and output channels "
+        return h5r_fail(r, where, "expected a divisor of the input channels %d and output channels "
                                "%d, found %d",
                      l->in_c, l->out_c, groups);
     }
@@ -340,12 +74,12 @@ static qat_status read_merge_meta(rd *r, hid_t g, const char *gpath, qat_rt_laye
     qat_status st;
     hid_t d;
     int n = qat_rt_desc_merge_mults(l);
-    if ((st = read_attr(r, g, gpath, "act_min", K_I32, -1, &l->act_min)) ||
-        (st = read_attr(r, g, gpath, "act_max", K_I32, -1, &l->act_max)) ||
-        (st = open_dataset(r, g, gpath, "multiplier", K_I32, n, &d)))
+    if ((st = h5r_attr(r, g, gpath, "act_min", K_I32, -1, &l->act_min)) ||
+        (st = h5r_attr(r, g, gpath, "act_max", K_I32, -1, &l->act_max)) ||
+        (st = h5r_open_dataset(r, g, gpath, "multiplier", K_I32, n, &d)))
         return st;
     H5Dclose(d);
-    if ((st = open_dataset(r, g, gpath, "shift", K_I32, n, &d)))
+    if ((st = h5r_open_dataset(r, g, gpath, "shift", K_I32, n, &d)))
         return st;
     H5Dclose(d);
     return QAT_OK;
@@ -361,7 +95,7 @@ static qat_status parse_op(rd *r, const char *gpath, const char *s, qat_rt_op *o
         }
     char where[160];
     snprintf(where, sizeof where, "%s: attribute 'op'", gpath);
-    return rfail(r, where,
+    return h5r_fail(r, where,
                  "expected one of conv2d, linear, maxpool2d, avgpool2d, flatten%s, found '%.64s'",
                  r->version >= 2 ? ", add, concat, global_avgpool" : " (format version 1)", s);
 }
@@ -375,23 +109,23 @@ static qat_status read_palette_meta(rd *r, hid_t g, const char *gpath, qat_rt_la
 {
     qat_status st;
     int32_t groups;
-    if ((st = read_attr(r, g, gpath, "palette_size", K_I32, -1, &l->palette_size)) ||
-        (st = check_range(r, gpath, "palette_size", &l->palette_size, 1, 2, QAT_RT_PALETTE_MAX)) ||
-        (st = read_attr(r, g, gpath, "palette_groups", K_I32, -1, &groups)))
+    if ((st = h5r_attr(r, g, gpath, "palette_size", K_I32, -1, &l->palette_size)) ||
+        (st = h5r_check_range(r, gpath, "palette_size", &l->palette_size, 1, 2, QAT_RT_PALETTE_MAX)) ||
+        (st = h5r_attr(r, g, gpath, "palette_groups", K_I32, -1, &groups)))
         return st;
     if (groups != 1 && groups != l->out_c) {
         char where[160];
         snprintf(where, sizeof where, "%s: attribute 'palette_groups'", gpath);
-        return rfail(r, where, "expected 1 or %d (output channels), found %d", l->out_c, groups);
+        return h5r_fail(r, where, "expected 1 or %d (output channels), found %d", l->out_c, groups);
     }
     l->palette_groups = groups;
     l->indices_bytes = qat_rt_palette_index_bytes(count, l->palette_size);
     hid_t d;
-    if ((st = open_dataset(r, g, gpath, "codebook", K_I8,
+    if ((st = h5r_open_dataset(r, g, gpath, "codebook", K_I8,
                            (long long)groups * l->palette_size, &d)))
         return st;
     H5Dclose(d);
-    if ((st = open_dataset(r, g, gpath, "palette_indices", K_U8, (long long)l->indices_bytes, &d)))
+    if ((st = h5r_open_dataset(r, g, gpath, "palette_indices", K_U8, (long long)l->indices_bytes, &d)))
         return st;
     H5Dclose(d);
     return QAT_OK;
@@ -405,23 +139,23 @@ static qat_status read_float_meta(rd *r, hid_t g, const char *gpath, qat_rt_laye
     char where[160], buf[QAT_H5_MAX_STR];
     int act = -1;
     qat_status st;
-    if ((st = read_str_attr(r, g, gpath, "arithmetic", buf, sizeof buf)))
+    if ((st = h5r_str_attr(r, g, gpath, "arithmetic", buf, sizeof buf)))
         return st;
     snprintf(where, sizeof where, "%s: attribute 'arithmetic'", gpath);
     if (strcmp(buf, "float32") != 0)
-        return rfail(r, where, "expected 'float32', found '%.64s'", buf);
-    if ((st = read_str_attr(r, g, gpath, "activation", buf, sizeof buf)))
+        return h5r_fail(r, where, "expected 'float32', found '%.64s'", buf);
+    if ((st = h5r_str_attr(r, g, gpath, "activation", buf, sizeof buf)))
         return st;
     for (int i = 0; i < 3; i++)
         if (strcmp(buf, acts[i]) == 0)
             act = i;
     snprintf(where, sizeof where, "%s: attribute 'activation'", gpath);
     if (act < 0)
-        return rfail(r, where, "expected 'none', 'relu' or 'relu6', found '%.64s'", buf);
+        return h5r_fail(r, where, "expected 'none', 'relu' or 'relu6', found '%.64s'", buf);
     l->is_float = 1;
     l->float_act = (qat_rt_float_act)act;
-    if ((st = read_attr(r, g, gpath, "act_min", K_I32, -1, &l->act_min)) ||
-        (st = read_attr(r, g, gpath, "act_max", K_I32, -1, &l->act_max)))
+    if ((st = h5r_attr(r, g, gpath, "act_min", K_I32, -1, &l->act_min)) ||
+        (st = h5r_attr(r, g, gpath, "act_max", K_I32, -1, &l->act_max)))
         return st;
     /* each factor <= 2^20: bound K before multiplying by out_c */
     unsigned long long k = (unsigned long long)l->kernel_h * (unsigned long long)l->kernel_w *
@@ -429,13 +163,13 @@ static qat_status read_float_meta(rd *r, hid_t g, const char *gpath, qat_rt_laye
     unsigned long long count = k <= QAT_RT_MAX_WEIGHTS ? k * (unsigned long long)l->out_c : k;
     if (count > QAT_RT_MAX_WEIGHTS) {
         snprintf(where, sizeof where, "dataset %s/float_weights", gpath);
-        return rfail(r, where, "the shapes imply more than %d weights", QAT_RT_MAX_WEIGHTS);
+        return h5r_fail(r, where, "the shapes imply more than %d weights", QAT_RT_MAX_WEIGHTS);
     }
     hid_t d;
-    if ((st = open_dataset(r, g, gpath, "float_weights", K_F32, (long long)count, &d)))
+    if ((st = h5r_open_dataset(r, g, gpath, "float_weights", K_F32, (long long)count, &d)))
         return st;
     H5Dclose(d);
-    if ((st = open_dataset(r, g, gpath, "float_bias", K_F32, l->out_c, &d)))
+    if ((st = h5r_open_dataset(r, g, gpath, "float_bias", K_F32, l->out_c, &d)))
         return st;
     H5Dclose(d);
     return QAT_OK;
@@ -447,17 +181,17 @@ static qat_status read_layer_meta(rd *r, hid_t g, const char *gpath, qat_rt_laye
     qat_status st;
     char op[QAT_H5_MAX_STR];
     int32_t in[3], out[3], v2[2];
-    if ((st = read_str_attr(r, g, gpath, "op", op, sizeof op)) ||
+    if ((st = h5r_str_attr(r, g, gpath, "op", op, sizeof op)) ||
         (st = parse_op(r, gpath, op, &l->op)) ||
-        (st = read_str_attr(r, g, gpath, "name", l->name, sizeof l->name)) ||
-        (st = read_attr(r, g, gpath, "input_shape", K_I32, 3, in)) ||
-        (st = check_range(r, gpath, "input_shape", in, 3, 1, QAT_RT_MAX_DIM)) ||
-        (st = read_attr(r, g, gpath, "output_shape", K_I32, 3, out)) ||
-        (st = check_range(r, gpath, "output_shape", out, 3, 1, QAT_RT_MAX_DIM)) ||
-        (st = read_attr(r, g, gpath, "input_scale", K_F32, -1, &l->input_scale)) ||
-        (st = read_attr(r, g, gpath, "input_zero_point", K_I32, -1, &l->input_zero_point)) ||
-        (st = read_attr(r, g, gpath, "output_scale", K_F32, -1, &l->output_scale)) ||
-        (st = read_attr(r, g, gpath, "output_zero_point", K_I32, -1, &l->output_zero_point)))
+        (st = h5r_str_attr(r, g, gpath, "name", l->name, sizeof l->name)) ||
+        (st = h5r_attr(r, g, gpath, "input_shape", K_I32, 3, in)) ||
+        (st = h5r_check_range(r, gpath, "input_shape", in, 3, 1, QAT_RT_MAX_DIM)) ||
+        (st = h5r_attr(r, g, gpath, "output_shape", K_I32, 3, out)) ||
+        (st = h5r_check_range(r, gpath, "output_shape", out, 3, 1, QAT_RT_MAX_DIM)) ||
+        (st = h5r_attr(r, g, gpath, "input_scale", K_F32, -1, &l->input_scale)) ||
+        (st = h5r_attr(r, g, gpath, "input_zero_point", K_I32, -1, &l->input_zero_point)) ||
+        (st = h5r_attr(r, g, gpath, "output_scale", K_F32, -1, &l->output_scale)) ||
+        (st = h5r_attr(r, g, gpath, "output_zero_point", K_I32, -1, &l->output_zero_point)))
         return st;
     l->in_h = in[0];
     l->in_w = in[1];
@@ -471,18 +205,18 @@ static qat_status read_layer_meta(rd *r, hid_t g, const char *gpath, qat_rt_laye
     l->act_min = INT8_MIN;
     l->act_max = INT8_MAX;
     if (l->op == QAT_RT_CONV2D || l->op == QAT_RT_MAXPOOL2D || l->op == QAT_RT_AVGPOOL2D) {
-        if ((st = read_attr(r, g, gpath, "kernel", K_I32, 2, v2)) ||
-            (st = check_range(r, gpath, "kernel", v2, 2, 1, QAT_RT_MAX_DIM)))
+        if ((st = h5r_attr(r, g, gpath, "kernel", K_I32, 2, v2)) ||
+            (st = h5r_check_range(r, gpath, "kernel", v2, 2, 1, QAT_RT_MAX_DIM)))
             return st;
         l->kernel_h = v2[0];
         l->kernel_w = v2[1];
-        if ((st = read_attr(r, g, gpath, "stride", K_I32, 2, v2)) ||
-            (st = check_range(r, gpath, "stride", v2, 2, 1, QAT_RT_MAX_DIM)))
+        if ((st = h5r_attr(r, g, gpath, "stride", K_I32, 2, v2)) ||
+            (st = h5r_check_range(r, gpath, "stride", v2, 2, 1, QAT_RT_MAX_DIM)))
             return st;
         l->stride_h = v2[0];
         l->stride_w = v2[1];
-        if ((st = read_attr(r, g, gpath, "padding", K_I32, 2, v2)) ||
-            (st = check_range(r, gpath, "padding", v2, 2, 0, QAT_RT_MAX_DIM)))
+        if ((st = h5r_attr(r, g, gpath, "padding", K_I32, 2, v2)) ||
+            (st = h5r_check_range(r, gpath, "padding", v2, 2, 0, QAT_RT_MAX_DIM)))
             return st;
         l->pad_h = v2[0];
         l->pad_w = v2[1];
@@ -495,13 +229,13 @@ static qat_status read_layer_meta(rd *r, hid_t g, const char *gpath, qat_rt_laye
         return QAT_OK;
     htri_t fl = version >= 3 ? H5Aexists(g, "arithmetic") : 0;
     if (fl < 0)
-        return rfail(r, gpath, "attribute 'arithmetic' cannot be looked up (corrupt header?)");
+        return h5r_fail(r, gpath, "attribute 'arithmetic' cannot be looked up (corrupt header?)");
     if (fl)
         return read_float_meta(r, g, gpath, l);
-    if ((st = read_attr(r, g, gpath, "weight_bits", K_I32, -1, &l->weight_bits)) ||
-        (st = check_range(r, gpath, "weight_bits", &l->weight_bits, 1, 2, 8)) ||
-        (st = read_attr(r, g, gpath, "act_min", K_I32, -1, &l->act_min)) ||
-        (st = read_attr(r, g, gpath, "act_max", K_I32, -1, &l->act_max)))
+    if ((st = h5r_attr(r, g, gpath, "weight_bits", K_I32, -1, &l->weight_bits)) ||
+        (st = h5r_check_range(r, gpath, "weight_bits", &l->weight_bits, 1, 2, 8)) ||
+        (st = h5r_attr(r, g, gpath, "act_min", K_I32, -1, &l->act_min)) ||
+        (st = h5r_attr(r, g, gpath, "act_max", K_I32, -1, &l->act_max)))
         return st;
     /* each factor <= 2^20: bound K before multiplying by out_c */
     unsigned long long k = (unsigned long long)l->kernel_h * (unsigned long long)l->kernel_w *
@@ -510,7 +244,7 @@ static qat_status read_layer_meta(rd *r, hid_t g, const char *gpath, qat_rt_laye
     if (count > QAT_RT_MAX_WEIGHTS) {
         char where[160];
         snprintf(where, sizeof where, "dataset %s/weights", gpath);
-        return rfail(r, where, "the shapes imply more than %d weights", QAT_RT_MAX_WEIGHTS);
+        return h5r_fail(r, where, "the shapes imply more than %d weights", QAT_RT_MAX_WEIGHTS);
     }
     l->weights_bytes = qat_rt_packed_weight_bytes((size_t)count, l->weight_bits);
     static const struct {
@@ -521,19 +255,19 @@ static qat_status read_layer_meta(rd *r, hid_t g, const char *gpath, qat_rt_laye
     hid_t d;
     htri_t pal = version >= 2 ? H5Aexists(g, "palette_size") : 0;
     if (pal < 0)
-        return rfail(r, gpath, "attribute 'palette_size' cannot be looked up (corrupt header?)");
+        return h5r_fail(r, gpath, "attribute 'palette_size' cannot be looked up (corrupt header?)");
     if (pal) {
         l->weights_bytes = 0;
         if ((st = read_palette_meta(r, g, gpath, l, (size_t)count)))
             return st;
-    } else if ((st = open_dataset(r, g, gpath, "weights", K_U8, (long long)l->weights_bytes,
+    } else if ((st = h5r_open_dataset(r, g, gpath, "weights", K_U8, (long long)l->weights_bytes,
                                   &d))) {
         return st;
     } else {
         H5Dclose(d);
     }
     for (size_t i = 0; i < sizeof per_channel / sizeof per_channel[0]; i++) {
-        if ((st = open_dataset(r, g, gpath, per_channel[i].name, per_channel[i].k, l->out_c, &d)))
+        if ((st = h5r_open_dataset(r, g, gpath, per_channel[i].name, per_channel[i].k, l->out_c, &d)))
             return st;
         H5Dclose(d);
     }
@@ -567,8 +301,8 @@ static qat_status read_layer_data(rd *r, hid_t g, const char *gpath, qat_rt_laye
     if (qat_rt_op_is_merge(l->op)) {
         int n = qat_rt_desc_merge_mults(l);
         int32_t *mult = (int32_t *)mem, *shift = mult + n;
-        if ((st = read_dataset(r, g, gpath, "multiplier", K_I32, n, mult)) ||
-            (st = read_dataset(r, g, gpath, "shift", K_I32, n, shift)))
+        if ((st = h5r_dataset(r, g, gpath, "multiplier", K_I32, n, mult)) ||
+            (st = h5r_dataset(r, g, gpath, "shift", K_I32, n, shift)))
             return st;
         l->multiplier = mult;
         l->shift = shift;
@@ -580,8 +314,8 @@ static qat_status read_layer_data(rd *r, hid_t g, const char *gpath, qat_rt_laye
     if (l->is_float) {
         size_t n = (size_t)l->kernel_h * (size_t)l->kernel_w * (size_t)l->in_c * oc;
         float *fw = (float *)mem, *fb = fw + n;
-        if ((st = read_dataset(r, g, gpath, "float_weights", K_F32, (long long)n, fw)) ||
-            (st = read_dataset(r, g, gpath, "float_bias", K_F32, l->out_c, fb)))
+        if ((st = h5r_dataset(r, g, gpath, "float_weights", K_F32, (long long)n, fw)) ||
+            (st = h5r_dataset(r, g, gpath, "float_bias", K_F32, l->out_c, fb)))
             return st;
         l->float_weights = fw;
         l->float_bias = fb;
@@ -594,21 +328,21 @@ static qat_status read_layer_data(rd *r, hid_t g, const char *gpath, qat_rt_laye
     if (l->palette_size) {
         uint8_t *idx = (uint8_t *)(wscale + oc);
         int8_t *cb = (int8_t *)(idx + ((l->indices_bytes + 7) & ~(size_t)7));
-        if ((st = read_dataset(r, g, gpath, "palette_indices", K_U8,
+        if ((st = h5r_dataset(r, g, gpath, "palette_indices", K_U8,
                                (long long)l->indices_bytes, idx)) ||
-            (st = read_dataset(r, g, gpath, "codebook", K_I8,
+            (st = h5r_dataset(r, g, gpath, "codebook", K_I8,
                                (long long)l->palette_groups * l->palette_size, cb)))
             return st;
         l->indices = idx;
         l->codebook = cb;
-    } else if ((st = read_dataset(r, g, gpath, "weights", K_U8, (long long)l->weights_bytes, w))) {
+    } else if ((st = h5r_dataset(r, g, gpath, "weights", K_U8, (long long)l->weights_bytes, w))) {
         return st;
     }
-    if ((st = read_dataset(r, g, gpath, "weight_zero_point", K_I32, l->out_c, wzp)) ||
-        (st = read_dataset(r, g, gpath, "bias", K_I32, l->out_c, bias)) ||
-        (st = read_dataset(r, g, gpath, "multiplier", K_I32, l->out_c, mult)) ||
-        (st = read_dataset(r, g, gpath, "shift", K_I32, l->out_c, shift)) ||
-        (st = read_dataset(r, g, gpath, "weight_scale", K_F32, l->out_c, wscale)))
+    if ((st = h5r_dataset(r, g, gpath, "weight_zero_point", K_I32, l->out_c, wzp)) ||
+        (st = h5r_dataset(r, g, gpath, "bias", K_I32, l->out_c, bias)) ||
+        (st = h5r_dataset(r, g, gpath, "multiplier", K_I32, l->out_c, mult)) ||
+        (st = h5r_dataset(r, g, gpath, "shift", K_I32, l->out_c, shift)) ||
+        (st = h5r_dataset(r, g, gpath, "weight_scale", K_F32, l->out_c, wscale)))
         return st;
     l->weights = l->palette_size ? NULL : w;
     l->weight_zero_point = wzp;
@@ -624,12 +358,12 @@ static qat_status open_group(rd *r, hid_t parent, const char *name, const char *
     *out = -1;
     htri_t ex = H5Lexists(parent, name, H5P_DEFAULT);
     if (ex < 0)
-        return rfail(r, path, "cannot be looked up (corrupt group?)");
+        return h5r_fail(r, path, "cannot be looked up (corrupt group?)");
     if (ex == 0)
-        return rfail(r, path, "group missing");
+        return h5r_fail(r, path, "group missing");
     *out = H5Gopen2(parent, name, H5P_DEFAULT);
     if (*out < 0)
-        return rfail(r, path, "is not a group or cannot be opened");
+        return h5r_fail(r, path, "is not a group or cannot be opened");
     return QAT_OK;
 }
 
@@ -642,7 +376,7 @@ static qat_status read_choice(rd *r, hid_t obj, const char *opath, const char *n
     if (ex == 0)
         return QAT_OK;
     char buf[QAT_H5_MAX_STR], where[160];
-    qat_status st = read_str_attr(r, obj, opath, name, buf, sizeof buf);
+    qat_status st = h5r_str_attr(r, obj, opath, name, buf, sizeof buf);
     if (st)
         return st;
     for (int i = 0; i < n; i++)
@@ -651,35 +385,35 @@ static qat_status read_choice(rd *r, hid_t obj, const char *opath, const char *n
             return QAT_OK;
         }
     snprintf(where, sizeof where, "%s: attribute '%s'", opath, name);
-    return rfail(r, where, "expected '%s' or '%s', found '%.64s'", names[0], names[1], buf);
+    return h5r_fail(r, where, "expected '%s' or '%s', found '%.64s'", names[0], names[1], buf);
 }
 
 static qat_status read_root(rd *r, hid_t f, qat_rt_model_desc *d)
 {
     qat_status st;
     char fmt[QAT_H5_MAX_STR];
-    if ((st = read_str_attr(r, f, "/", "format", fmt, sizeof fmt)))
+    if ((st = h5r_str_attr(r, f, "/", "format", fmt, sizeof fmt)))
         return st;
     if (strcmp(fmt, QAT_H5_FORMAT_NAME) != 0)
-        return rfail(r, "/: attribute 'format'", "expected '%s', found '%.64s'",
+        return h5r_fail(r, "/: attribute 'format'", "expected '%s', found '%.64s'",
                      QAT_H5_FORMAT_NAME, fmt);
     /* the version decides the layout of everything else: check it first */
-    if ((st = read_attr(r, f, "/", "version", K_I32, -1, &d->version)))
+    if ((st = h5r_attr(r, f, "/", "version", K_I32, -1, &d->version)))
         return st;
     if (d->version < QAT_RT_FORMAT_VERSION_MIN || d->version > QAT_RT_FORMAT_VERSION)
-        return rfail(r, "/: attribute 'version'",
+        return h5r_fail(r, "/: attribute 'version'",
                      "expected %d..%d, found %d (unsupported version)",
                      QAT_RT_FORMAT_VERSION_MIN, QAT_RT_FORMAT_VERSION, d->version);
     r->version = d->version;
     int32_t in[3];
-    if ((st = read_attr(r, f, "/", "input_shape", K_I32, 3, in)) ||
-        (st = check_range(r, "/", "input_shape", in, 3, 1, QAT_RT_MAX_DIM)) ||
-        (st = read_attr(r, f, "/", "input_scale", K_F32, -1, &d->input_scale)) ||
-        (st = read_attr(r, f, "/", "input_zero_point", K_I32, -1, &d->input_zero_point)) ||
-        (st = read_attr(r, f, "/", "num_classes", K_I32, -1, &d->num_classes)) ||
-        (st = check_range(r, "/", "num_classes", &d->num_classes, 1, 1, QAT_RT_MAX_DIM)) ||
-        (st = read_attr(r, f, "/", "num_layers", K_I32, -1, &d->num_layers)) ||
-        (st = check_range(r, "/", "num_layers", &d->num_layers, 1, 1, QAT_RT_MAX_LAYERS)))
+    if ((st = h5r_attr(r, f, "/", "input_shape", K_I32, 3, in)) ||
+        (st = h5r_check_range(r, "/", "input_shape", in, 3, 1, QAT_RT_MAX_DIM)) ||
+        (st = h5r_attr(r, f, "/", "input_scale", K_F32, -1, &d->input_scale)) ||
+        (st = h5r_attr(r, f, "/", "input_zero_point", K_I32, -1, &d->input_zero_point)) ||
+        (st = h5r_attr(r, f, "/", "num_classes", K_I32, -1, &d->num_classes)) ||
+        (st = h5r_check_range(r, "/", "num_classes", &d->num_classes, 1, 1, QAT_RT_MAX_DIM)) ||
+        (st = h5r_attr(r, f, "/", "num_layers", K_I32, -1, &d->num_layers)) ||
+        (st = h5r_check_range(r, "/", "num_layers", &d->num_layers, 1, 1, QAT_RT_MAX_LAYERS)))
         return st;
     /* optional (FORMAT.md §9): absent means uint8 pixels, classification */
     static const char *const input_types[] = {"uint8", "float32"};
@@ -724,7 +458,7 @@ static qat_status read_file(rd *r, hid_t f, qat_rt_owned_desc *out)
         st = read_layer_meta(r, g, path, &out->layers[i], d->version);
         H5Gclose(g);
         if (!st && qat_size_add(total, layer_blob_bytes(&out->layers[i]), &total))
-            st = rfail(r, path, "arrays too large");
+            st = h5r_fail(r, path, "arrays too large");
     }
     if (!st) {
         out->blob = malloc(total ? total : 1);
@@ -735,8 +469,8 @@ static qat_status read_file(rd *r, hid_t f, qat_rt_owned_desc *out)
     size_t off = (in_bytes + 7) & ~(size_t)7;
     if (!st && in_bytes) {
         float *io = out->blob;
-        if (!(st = read_dataset(r, f, "", "input_offset", K_F32, d->in_c, io)) &&
-            !(st = read_dataset(r, f, "", "input_step", K_F32, d->in_c, io + d->in_c))) {
+        if (!(st = h5r_dataset(r, f, "", "input_offset", K_F32, d->in_c, io)) &&
+            !(st = h5r_dataset(r, f, "", "input_step", K_F32, d->in_c, io + d->in_c))) {
             d->input_offset = io;
             d->input_step = io + d->in_c;
         }
