@@ -43,6 +43,7 @@ typedef struct {
     size_t M;
     double m_all; /* BN_DX_TRAIN: rows the statistics came from, over every rank */
     int phase;
+    int fresh; /* dx taken uninitialised (qat_tape_grad_fresh): stored, not added */
 } bn_job;
 
 enum { BN_SUM, BN_SQDEV, BN_AFFINE, BN_GRAD_SUMS, BN_DX_TRAIN, BN_DX_EVAL };
@@ -91,14 +92,17 @@ static void bn_part(void *vctx, int tid, int nt)
                 float xhat = (j->x[r * C + c] - j->mean[c]) * j->invstd[c];
                 float g = j->dy[r * C + c] - (float)(sdy[c] * inv_m) -
                           xhat * (float)(sdyx[c] * inv_m);
-                j->dx[r * C + c] += j->scale[c] * g;
+                float v = j->scale[c] * g;
+                j->dx[r * C + c] = (j->fresh ? 0.0f : j->dx[r * C + c]) + v;
             }
         break;
     }
     case BN_DX_EVAL:
         for (size_t r = b; r < e; r++)
-            for (size_t c = 0; c < C; c++)
-                j->dx[r * C + c] += j->dy[r * C + c] * j->scale[c];
+            for (size_t c = 0; c < C; c++) {
+                float v = j->dy[r * C + c] * j->scale[c];
+                j->dx[r * C + c] = (j->fresh ? 0.0f : j->dx[r * C + c]) + v;
+            }
         break;
     }
 }
@@ -148,7 +152,7 @@ static void batchnorm_backward(qat_tape *t, const qat_node *nd)
     for (size_t c = 0; c < C; c++)
         scale[c] = (gamma ? gamma->data[c] : 1.0f) * s->invstd[c];
     j.scale = scale;
-    j.dx = qat_tape_grad(t, x);
+    j.dx = qat_tape_grad_fresh(t, x, &j.fresh);
     /* dx needs the global batch's sums; this rank's dgamma / dbeta used its own */
     if (s->training)
         qat_tape_allreduce(t, sums, 2 * C, QAT_REDUCE_SUM);

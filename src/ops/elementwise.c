@@ -118,9 +118,14 @@ static void add_backward(qat_tape *t, const qat_node *n)
     for (int k = 0; k < 2; k++) {
         if (!qat_needs_grad(n->in[k]))
             continue;
-        float *dx = qat_tape_grad(t, n->in[k]);
-        for (size_t i = 0; i < n->out->numel; i++)
-            dx[i] += dy[i];
+        int fresh;
+        float *dx = qat_tape_grad_fresh(t, n->in[k], &fresh);
+        if (fresh) /* the first gradient into x: stored, no zero-fill pass */
+            for (size_t i = 0; i < n->out->numel; i++)
+                dx[i] = 0.0f + dy[i];
+        else
+            for (size_t i = 0; i < n->out->numel; i++)
+                dx[i] += dy[i];
     }
 }
 

@@ -39,6 +39,7 @@ typedef struct {
     float s, inv;
     size_t n;
     int want_ds; /* the scale takes a gradient (LSQ) */
+    int fresh;   /* dx was just taken uninitialised (qat_tape_grad_fresh) */
     partials ds;
 } codes_ctx;
 
@@ -85,8 +86,12 @@ static void codes_bwd(void *v, int tid, int nt)
     if (c->dx) {
         float *restrict dx = c->dx;
         const float *restrict dy = c->dy;
-        for (size_t i = b; i < e; i++)
-            dx[i] += dy[i] * c->inv;
+        if (c->fresh) /* qat_tape_grad_fresh: stored, no zero-fill pass */
+            for (size_t i = b; i < e; i++)
+                dx[i] = 0.0f + dy[i] * c->inv;
+        else
+            for (size_t i = b; i < e; i++)
+                dx[i] += dy[i] * c->inv;
     }
     if (!c->want_ds)
         return;
@@ -102,7 +107,7 @@ static void act_codes_backward(qat_tape *t, const qat_node *n)
     codes_ctx *c = n->saved;
     c->dy = n->out->grad;
     c->k = n->out->data;
-    c->dx = qat_needs_grad(x) ? qat_tape_grad(t, x) : NULL;
+    c->dx = qat_needs_grad(x) ? qat_tape_grad_fresh(t, x, &c->fresh) : NULL;
     c->want_ds = qat_needs_grad(s);
     qat_team *team = qat_tape_team(t);
     int nt = c->n < (size_t)QAT_ELEMWISE_GRAIN * 2 ? 1 : qat_team_threads(team);
