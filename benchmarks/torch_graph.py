@@ -89,15 +89,15 @@ class ResNet8(nn.Module):
 
 
 class DSCNN(nn.Module):
-    """conv 3x3 32 /2; 4 x [depthwise 3x3 (/2 in the 2nd), BN, relu6;
-    pointwise 1x1, BN, relu6]; global average pool; fc."""
+    """conv 3x3 32; 4 x [depthwise 3x3 (/2 in the 1st and 2nd), BN, relu6;
+    pointwise 1x1, BN, relu6] to 64, 128, 128, 128; global average pool; fc."""
 
     def __init__(self):
         super().__init__()
         self.quant = tq.QuantStub()
-        layers = conv_bn(1, 32, 3, 2) + [nn.ReLU6()]
+        layers = conv_bn(1, 32, 3, 1) + [nn.ReLU6()]
         cin = 32
-        for cout, stride in ((64, 1), (64, 2), (128, 1), (128, 1)):
+        for cout, stride in ((64, 2), (128, 2), (128, 1), (128, 1)):
             layers += conv_bn(cin, cin, 3, stride, groups=cin) + [nn.ReLU6()]
             layers += conv_bn(cin, cout, 1) + [nn.ReLU6()]
             cin = cout
