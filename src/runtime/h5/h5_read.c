@@ -88,7 +88,7 @@ static qat_status check_type_shape(rd *r, const char *where, hid_t t, hid_t sp, 
 /* Reads attribute `name` of obj (at path opath): count < 0 a scalar, else a
  * 1-D array of count values, of kind k, into out. */
 qat_status h5r_attr(rd *r, hid_t obj, const char *opath, const char *name, kind k,
-                            long long count, void *out)
+                    long long count, void *out)
 {
     char where[160];
     snprintf(where, sizeof where, "%s: attribute '%s'", opath, name);
@@ -110,7 +110,7 @@ qat_status h5r_attr(rd *r, hid_t obj, const char *opath, const char *name, kind 
 
 /* A scalar string attribute into buf (cap bytes incl. NUL); FORMAT.md §1. */
 qat_status h5r_str_attr(rd *r, hid_t obj, const char *opath, const char *name, char *buf,
-                                size_t cap)
+                        size_t cap)
 {
     char where[160], why[256];
     if (qat_h5_read_str_attr(obj, name, buf, cap, why, sizeof why) == 0)
@@ -209,7 +209,7 @@ static int stored_in_file(hid_t d, long long count, char *why, size_t cap)
 /* Opens dataset `name` of group g (at gpath) after checking it is a 1-D
  * array of `count` values of kind k; on success the caller closes *out. */
 qat_status h5r_open_dataset(rd *r, hid_t g, const char *gpath, const char *name, kind k,
-                               long long count, hid_t *out)
+                            long long count, hid_t *out)
 {
     char where[160];
     snprintf(where, sizeof where, "dataset %s/%s", gpath, name);
@@ -236,7 +236,7 @@ qat_status h5r_open_dataset(rd *r, hid_t g, const char *gpath, const char *name,
 }
 
 qat_status h5r_dataset(rd *r, hid_t g, const char *gpath, const char *name, kind k,
-                               long long count, void *buf)
+                       long long count, void *buf)
 {
     hid_t d;
     qat_status st = h5r_open_dataset(r, g, gpath, name, k, count, &d);
@@ -253,7 +253,7 @@ qat_status h5r_dataset(rd *r, hid_t g, const char *gpath, const char *name, kind
 }
 
 qat_status h5r_check_range(rd *r, const char *opath, const char *name, const int32_t *v, int n,
-                              long long lo, long long hi)
+                           long long lo, long long hi)
 {
     for (int i = 0; i < n; i++)
         if (v[i] < lo || v[i] > hi) {
