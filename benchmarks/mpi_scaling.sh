@@ -21,7 +21,7 @@ build=${3:-build}
 bits=${4:-32}
 scripts/fetch_mnist.sh >/dev/null
 # meson's log is rewritten by every reconfigure; the linked library is not
-if ! ldd "$build/qat-train" | grep -q libmpi; then
+if ! grep -q libmpi <<<"$(ldd "$build/qat-train")"; then
   echo "mpi_scaling: $build was built without MPI (meson setup -Dmpi=enabled)" >&2
   exit 2
 fi

@@ -17,7 +17,7 @@ rounds=${2:-3}
 build=${3:-build}
 scripts/fetch_mnist.sh >/dev/null
 # meson's log is rewritten by every reconfigure; the linked library is not
-if ! ldd "$build/qat-train" | grep -q libmpi; then
+if ! grep -q libmpi <<<"$(ldd "$build/qat-train")"; then
   echo "mpi_sweep: $build was built without MPI (meson setup -Dmpi=enabled)" >&2
   exit 2
 fi

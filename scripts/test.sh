@@ -11,7 +11,10 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 scripts/setup.sh --test
 # setup.sh installs OpenMPI, so the mpirun tests (tests/dist) must be built
-meson test -C build --list 2>/dev/null | grep -q test_mpi_train_np2 ||
+# (the list captured first: `| grep -q` under pipefail fails when grep
+# stops reading early and meson dies of the closed pipe)
+tests=$(meson test -C build --list 2>/dev/null || true)
+grep -q test_mpi_train_np2 <<<"$tests" ||
   { echo "test: build/ has no MPI tests (reconfigure: meson setup --reconfigure build -Dmpi=enabled)" >&2; exit 1; }
 meson test -C build --print-errorlogs --num-processes 2 "$@"
 scripts/test_cross.sh
