@@ -120,8 +120,8 @@ cc_run() { echo "+ $cc $cflags $*"; $cc $cflags "$@"; }
 cc_run -O2 -o embedded main.c tiny_cnn.c $(pkg-config --cflags --libs qat-runtime)
 cc_run -O2 -o embedded_static main.c tiny_cnn.c $(pkg-config --cflags qat-runtime) \
   -L"$work/static" $(pkg-config --static --libs qat-runtime)
-grep -q 'NEEDED.*libqat_rt\.so\.0' <<<"$(readelf -d embedded)" || fail "embedded: not linked to libqat_rt.so.0"
-! grep -q 'libqat_rt' <<<"$(readelf -d embedded_static)" || fail "embedded_static links a shared libqat_rt"
+readelf -d embedded | grep -q 'NEEDED.*libqat_rt\.so\.0' || fail "embedded: not linked to libqat_rt.so.0"
+! readelf -d embedded_static | grep -q 'libqat_rt' || fail "embedded_static links a shared libqat_rt"
 for prog in embedded embedded_static; do
   ./$prog > $prog.out || { cat $prog.out >&2; fail "$prog"; }
   grep -q '^10 of 10 correct$' $prog.out || fail "$prog: $(tail -1 $prog.out)"
@@ -132,7 +132,7 @@ strict="-std=c99 -pedantic-errors -Wall -Wextra -Werror"
 cc_run $strict -O2 -o load_model load_model.c $(pkg-config --cflags --libs qat-runtime-h5)
 cc_run $strict -O2 -o load_model_static load_model.c $(pkg-config --cflags qat-runtime-h5) \
   -L"$work/static" $(pkg-config --static --libs qat-runtime-h5) $hdf5_libs
-! grep -q 'libqat_rt' <<<"$(readelf -d load_model_static)" || fail "load_model_static links a shared libqat_rt"
+! readelf -d load_model_static | grep -q 'libqat_rt' || fail "load_model_static links a shared libqat_rt"
 if command -v c++ > /dev/null && [ -z "$cflags" ]; then
   echo '#include "qat/runtime_h5.h"
 int main() { return qat_rt_status_name(QAT_OK) == nullptr; }' > cxx.cc
