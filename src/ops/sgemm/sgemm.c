@@ -158,7 +158,11 @@ static void gemm_direct(const qat_sgemm_path *p, int trans_a, int trans_b, int M
             int cols = N - jr < nr ? N - jr : nr;
             const float *bs = B + (size_t)pc * ldb + jr;
             size_t lb = (size_t)ldb;
-            if (trans_b) { /* op(B)[k][j] = B[j][k] */
+            if (trans_b && cols == nr) { /* op(B)[k][j] = B[j][k], unrolled */
+                transpose_strip(B + (size_t)jr * ldb + pc, ldb, kc, nr, bp);
+                bs = bp;
+                lb = (size_t)nr;
+            } else if (trans_b) {
                 for (int j = 0; j < cols; j++) {
                     const float *src = B + (size_t)(jr + j) * ldb + pc;
                     for (int k = 0; k < kc; k++)
