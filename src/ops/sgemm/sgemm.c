@@ -190,13 +190,14 @@ static void gemm_direct(const qat_sgemm_path *p, int trans_a, int trans_b, int M
  * the work grows as the other side narrows, and a 32-wide tile of 16-lane
  * FMAs outruns the (transposing) copy loops. bench-ops gemm-paths, one
  * core, thread CPU time (2026-12-06, AVX-512, GFLOP/s packed -> direct,
- * beside two training runs): conv2 forward
- * 139 -> 176, backward-data 186 -> 209, backward-weights 179 -> 205, fc1
- * forward 116 -> 127, backward-data 150 -> 186, backward-weights 176 -> 185;
- * the 1024^3 square lost (172 -> 123), and so did every product on the
- * AVX2 6x16 tiles (dwide 0). Not when B, read in place (not transposed),
- * has rows a multiple of 4 KB apart: a 256-deep strip of them falls in one
- * L1 set and is evicted before the next row tile reuses it. */
+ * beside two training runs): conv2 forward 139 -> 176, backward-data
+ * 186 -> 209, backward-weights 179 -> 205, fc1 forward 116 -> 127,
+ * backward-data 150 -> 186, backward-weights 176 -> 185; the 1024^3 square
+ * lost (172 -> 123), and so did every product on the AVX2 6x16 tiles
+ * (dwide 0); quiet figures in benchmarks/README.md. Not when B, read in
+ * place (not transposed), has rows a multiple of 4 KB apart: a 256-deep
+ * strip of them falls in one L1 set and is evicted before the next row
+ * tile reuses it. */
 #define DIRECT_MAX_WORK ((size_t)1 << 17)
 
 int qat_sgemm_uses_direct(const qat_sgemm_path *p, int trans_b, int M, int N, int K, int ldb)
