@@ -12,6 +12,7 @@
 
 #include "qat/config.h" /* qat_optim_kind, qat_lr_kind and their names */
 #include "qat/status.h"
+#include "qat/team.h"
 
 typedef struct qat_optim_config {
     qat_optim_kind kind;
@@ -44,6 +45,10 @@ void qat_optim_destroy(qat_optim *o);
  * may be NULL; where it is 0 the parameter and every state entry become +0
  * and the gradient (even NaN) is ignored. */
 void qat_optim_step(qat_optim *o, float *params, const float *grads, const float *mask, float lr);
+/* Later steps split their elementwise update over team (NULL: the calling
+ * thread alone); every element is computed the same way, so the result does
+ * not depend on the team. */
+void qat_optim_set_team(qat_optim *o, qat_team *team);
 /* Flat optimizer state for checkpoints: *count floats at the returned
  * pointer (owned by o, never NULL, *count 0 for SGD), plus the step counter.
  * Layout, n floats each: MOMENTUM/NESTEROV v; ADAM/ADAMW m, v; RMSPROP s,

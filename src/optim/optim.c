@@ -21,6 +21,7 @@ struct qat_optim {
     int nbuf;            /* state arrays of n floats each */
     float *state;        /* nbuf * n floats, 64-byte aligned, never NULL */
     long steps;
+    qat_team *team;      /* NULL: the caller's thread alone */
 };
 
 /* ---- defaults ------------------------------------------------------------- */
@@ -376,6 +377,23 @@ static void step_run(qat_optim_kind kind, float *p, const float *g, const float 
     }
 }
 
+void qat_optim_set_team(qat_optim *o, qat_team *team) { o->team = team; }
+
+/* One run split over the team: elementwise, so the same bits on any split. */
+typedef struct {
+    qat_optim_kind kind;
+    float *p, *s0, *s1;
+    const float *g, *m;
+    const step_args *a;
+} run_job;
+
+static void run_range(void *v, size_t b, size_t e)
+{
+    const run_job *j = v;
+    step_run(j->kind, j->p + b, j->g + b, j->m ? j->m + b : NULL, j->s0 ? j->s0 + b : NULL,
+             j->s1 ? j->s1 + b : NULL, e - b, j->a);
+}
+
 void qat_optim_step(qat_optim *o, float *params, const float *grads, const float *mask, float lr)
 {
     const qat_optim_config *c = &o->c;
@@ -396,8 +414,10 @@ void qat_optim_step(qat_optim *o, float *params, const float *grads, const float
         int decay = o->runs[r].decay && c->weight_decay > 0.0f;
         a.wd = decay && !decoupled ? c->weight_decay : 0.0f;
         a.shrink = decay && decoupled ? 1.0f - lr * c->weight_decay : 1.0f;
-        step_run(c->kind, params + off, grads + off, mask ? mask + off : NULL,
-                 s0 ? s0 + off : NULL, s1 ? s1 + off : NULL, cnt, &a);
+        run_job j = {c->kind,           params + off, s0 ? s0 + off : NULL,
+                     s1 ? s1 + off : NULL, grads + off,  mask ? mask + off : NULL,
+                     &a};
+        qat_team_parallel_for(o->team, cnt, QAT_ELEMWISE_GRAIN, run_range, &j);
     }
 }
 

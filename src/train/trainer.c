@@ -162,6 +162,7 @@ static qat_status setup(run *r, qat_error *err)
         free(keep);
         return qat_error_prefix(err, "%s: [train]", c->path);
     }
+    qat_optim_set_team(r->opt, r->team);
     if ((st = prepare_inputs(r, err)) != QAT_OK) {
         free(keep);
         return st;

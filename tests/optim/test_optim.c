@@ -662,6 +662,49 @@ Test(config, bad_segments_are_rejected)
     qat_optim_destroy(o);
 }
 
+/* A step split over a team (qat_optim_set_team) gives the single thread's
+ * bits for every optimizer, with decay and no-decay runs, a mask and
+ * enough parameters that the team really splits them (run lengths not a
+ * multiple of any vector width). */
+Test(step, team_split_is_bit_identical)
+{
+    enum { N = 3 * 16384 * 2 + 37 };
+    qat_team *team = NULL;
+    cr_assert_eq(qat_team_create(2, &team, NULL), QAT_OK);
+    float *p1 = malloc(N * sizeof(float)), *p2 = malloc(N * sizeof(float));
+    float *g = malloc(N * sizeof(float)), *mask = malloc(N * sizeof(float));
+    cr_assert(p1 && p2 && g && mask);
+    for (int j = 0; j < NCFG; j++) {
+        qat_optim_config c = cfg_n(j);
+        c.weight_decay = 0.01f;
+        qat_param_seg segs[2] = {{0, 70001, 1}, {70001, N - 70001, 0}};
+        qat_optim *one = make(&c, N, segs, 2), *two = make(&c, N, segs, 2);
+        qat_optim_set_team(two, team);
+        for (int i = 0; i < N; i++) {
+            p1[i] = p2[i] = 0.25f - 1e-5f * (float)i;
+            mask[i] = (float)(i % 7 != 3);
+        }
+        for (int t = 0; t < 3; t++) {
+            grads_at(g, N, t);
+            qat_optim_step(one, p1, g, t == 1 ? mask : NULL, 0.05f);
+            qat_optim_step(two, p2, g, t == 1 ? mask : NULL, 0.05f);
+        }
+        size_t n1, n2;
+        const float *s1 = qat_optim_state(one, &n1), *s2 = qat_optim_state(two, &n2);
+        cr_expect(memcmp(p1, p2, N * sizeof(float)) == 0 && n1 == n2 &&
+                      memcmp(s1, s2, n1 * sizeof(float)) == 0,
+                  "%s: a 2-thread step differs from the single thread's",
+                  qat_optim_kind_name(c.kind));
+        qat_optim_destroy(one);
+        qat_optim_destroy(two);
+    }
+    free(p1);
+    free(p2);
+    free(g);
+    free(mask);
+    qat_team_destroy(team);
+}
+
 #if defined(__GLIBC__)
 Test(step, never_allocates)
 {
