@@ -60,6 +60,7 @@ static int run(const qat_config *cfg, const qat_dataset *d, int threads, int ste
         fprintf(stderr, "bench-train: %s\n", e.msg);
         return 2;
     }
+    qat_optim_set_team(o, team); /* as qat-train's trainer does */
     int B = c.train.batch_size;
     size_t isz = qat_dataset_image_size(d);
     uint8_t *img = malloc((size_t)B * isz), *lab = malloc((size_t)B);
