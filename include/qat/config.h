@@ -301,6 +301,7 @@ typedef struct qat_distributed_cfg {
     int error_feedback;                /* carry each step's quantization residual over */
     int simulate_ranks;                /* > 1: one process computes and sends as that many */
     int verify;                        /* hash parameters + quant state every epoch */
+    int shard_optimizer;               /* each rank steps its part of the parameters */
 } qat_distributed_cfg;
 /* Weight sharing by clustering ([cluster]; conv2d / linear sections may set
  * their own clusters). From epoch start on, each layer's weights (or each

@@ -45,6 +45,11 @@ void qat_optim_destroy(qat_optim *o);
  * may be NULL; where it is 0 the parameter and every state entry become +0
  * and the gradient (even NaN) is ignored. */
 void qat_optim_step(qat_optim *o, float *params, const float *grads, const float *mask, float lr);
+/* The same step on parameters [lo, hi) only (the step counter advances
+ * once): a data-parallel rank updates its share, with the bits the whole
+ * step gives those entries. */
+void qat_optim_step_range(qat_optim *o, float *params, const float *grads, const float *mask,
+                          float lr, size_t lo, size_t hi);
 /* Later steps split their elementwise update over team (NULL: the calling
  * thread alone); every element is computed the same way, so the result does
  * not depend on the team. */
@@ -61,6 +66,11 @@ void qat_optim_set_steps(qat_optim *o, long steps);
 /* Scales grads so their global L2 norm is at most max_norm (max_norm <= 0:
  * no clipping). Returns the norm before clipping. */
 double qat_clip_grad_norm(float *grads, size_t n, double max_norm);
+/* Its two halves, for a norm summed over parts held apart: the sum of
+ * squares (fixed order, in double), and the scaling of grads by
+ * max_norm / norm when norm > max_norm > 0. */
+double qat_grad_sq_sum(const float *grads, size_t n);
+void qat_clip_grad_to(float *grads, size_t n, double norm, double max_norm);
 
 typedef struct qat_lr_schedule {
     qat_lr_kind kind;

@@ -14,6 +14,7 @@ const qat_cfg_key qat_distributed_keys[] = {
     {"bucket_size", QAT_CFG_INT, D(bucket_size), "0", 0, 1e9, 0, NULL, "gradient_bits < 32: values sharing one float scale; 0: one scale per parameter tensor"},
     {"error_feedback", QAT_CFG_BOOL, D(error_feedback), "false", 0, 0, 0, NULL, "gradient_bits < 32: each rank adds last step's quantization residual to its next gradient"},
     {"simulate_ranks", QAT_CFG_INT, D(simulate_ranks), "0", 0, 4096, 0, NULL, "> 1: one process splits every batch into this many shards and quantizes each shard's gradient as that many ranks would send it (to study gradient_bits without a cluster); 0: off"},
+    {"shard_optimizer", QAT_CFG_BOOL, D(shard_optimizer), "true", 0, 0, 0, NULL, "under mpirun with 32-bit gradients: each rank sums the gradient of its part of the parameters only, steps the optimizer there and sends the updated part to the others (ZeRO stage 1: the same data on the wire, 1/N of the summing and the optimizer work each); false: every rank sums and steps all of them"},
     {"verify", QAT_CFG_BOOL, D(verify), "false", 0, 0, 0, NULL, "under mpirun: hash parameters, quantization state and cluster centroids / assignments on every rank after each epoch and stop if they differ"},
 };
 #undef D

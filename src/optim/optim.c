@@ -396,7 +396,14 @@ static void run_range(void *v, size_t b, size_t e)
 
 void qat_optim_step(qat_optim *o, float *params, const float *grads, const float *mask, float lr)
 {
+    qat_optim_step_range(o, params, grads, mask, lr, 0, o->n);
+}
+
+void qat_optim_step_range(qat_optim *o, float *params, const float *grads, const float *mask,
+                          float lr, size_t lo, size_t hi)
+{
     const qat_optim_config *c = &o->c;
+    QAT_ASSERT(lo <= hi && hi <= o->n);
     o->steps++;
     step_args a = {.lr = lr, .shrink = 1.0f, .mu = c->momentum, .b1 = c->beta1, .b2 = c->beta2,
                    .alpha = c->alpha, .eps = c->eps, .inv_bc1 = 1.0f, .inv_bc2 = 1.0f};
@@ -410,7 +417,12 @@ void qat_optim_step(qat_optim *o, float *params, const float *grads, const float
     float *s0 = o->nbuf > 0 ? o->state : NULL;
     float *s1 = o->nbuf > 1 ? o->state + n : NULL;
     for (int r = 0; r < o->nruns; r++) {
-        size_t off = o->runs[r].offset, cnt = o->runs[r].count;
+        size_t off = o->runs[r].offset, end = off + o->runs[r].count;
+        off = off > lo ? off : lo;
+        end = end < hi ? end : hi;
+        if (off >= end)
+            continue;
+        size_t cnt = end - off;
         int decay = o->runs[r].decay && c->weight_decay > 0.0f;
         a.wd = decay && !decoupled ? c->weight_decay : 0.0f;
         a.shrink = decay && decoupled ? 1.0f - lr * c->weight_decay : 1.0f;
@@ -422,7 +434,7 @@ void qat_optim_step(qat_optim *o, float *params, const float *grads, const float
 }
 
 /* ---- gradient clipping ---------------------------------------------------- */
-double qat_clip_grad_norm(float *grads, size_t n, double max_norm)
+double qat_grad_sq_sum(const float *grads, size_t n)
 {
     /* Four partial sums in a fixed order: deterministic, and the compiler
      * may keep them in one vector register. */
@@ -433,11 +445,21 @@ double qat_clip_grad_norm(float *grads, size_t n, double max_norm)
             acc[k] += (double)grads[i + k] * (double)grads[i + k];
     for (; i < n; i++)
         acc[0] += (double)grads[i] * (double)grads[i];
-    double norm = sqrt((acc[0] + acc[1]) + (acc[2] + acc[3]));
+    return (acc[0] + acc[1]) + (acc[2] + acc[3]);
+}
+
+void qat_clip_grad_to(float *grads, size_t n, double norm, double max_norm)
+{
     if (max_norm > 0.0 && norm > max_norm) {
         const float scale = (float)(max_norm / norm);
         for (size_t j = 0; j < n; j++)
             grads[j] *= scale;
     }
+}
+
+double qat_clip_grad_norm(float *grads, size_t n, double max_norm)
+{
+    double norm = sqrt(qat_grad_sq_sum(grads, n));
+    qat_clip_grad_to(grads, n, norm, max_norm);
     return norm;
 }

@@ -28,6 +28,11 @@ struct qat_dp {
     float *residual;  /* error feedback: local * np, or NULL */
     double *red;      /* the tape's allreduce: ranks * red_cap doubles */
     size_t red_cap;
+    /* the optimizer sharded over the ranks (qat_dp_shard_optimizer): rank
+     * r sums, steps and owns parameters [part[r], part[r + 1]) */
+    size_t *part;     /* ranks + 1 parameter offsets, or NULL */
+    size_t *part_b;   /* the same in bytes */
+    float *slices;    /* every rank's gradient of this rank's part */
 };
 
 static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
@@ -217,6 +222,9 @@ void qat_dp_destroy(qat_dp *dp)
     free(dp->recv);
     free(dp->residual);
     free(dp->red);
+    free(dp->part);
+    free(dp->part_b);
+    free(dp->slices);
     free(dp);
 }
 
@@ -256,8 +264,81 @@ void qat_dp_add_shard(qat_dp *dp, int k, float *grads, long step)
         memset(grads, 0, dp->np * sizeof *grads);
 }
 
+qat_status qat_dp_shard_optimizer(qat_dp *dp, qat_error *err)
+{
+    if (!dp || !sends_grads(dp) || dp->part)
+        return QAT_OK;
+    size_t R = (size_t)dp->ranks;
+    dp->part = malloc((R + 1) * sizeof *dp->part);
+    dp->part_b = malloc((R + 1) * sizeof *dp->part_b);
+    /* parts of whole cache lines (16 floats), the last one takes the rest */
+    size_t lines = (dp->np + 15) / 16;
+    for (size_t r = 0; r <= R; r++) {
+        size_t at = lines * r / R * 16;
+        dp->part[r] = at < dp->np ? at : dp->np;
+        dp->part_b[r] = dp->part[r] * sizeof(float);
+    }
+    size_t mine = dp->part[dp->rank + 1] - dp->part[dp->rank];
+    dp->slices = malloc((mine ? R * mine : 1) * sizeof(float));
+    if (!dp->part || !dp->part_b || !dp->slices) {
+        free(dp->part);
+        free(dp->part_b);
+        free(dp->slices);
+        dp->part = dp->part_b = NULL;
+        dp->slices = NULL;
+        return qat_fail(err, QAT_ENOMEM, "out of memory for the optimizer's shards");
+    }
+    return QAT_OK;
+}
+
+int qat_dp_part(const qat_dp *dp, size_t *lo, size_t *hi)
+{
+    if (!dp || !dp->part)
+        return 0;
+    *lo = dp->part[dp->rank];
+    *hi = dp->part[dp->rank + 1];
+    return 1;
+}
+
+void qat_dp_gather_params(qat_dp *dp, float *v)
+{
+    if (dp && dp->part)
+        qat_dist_allgather_parts(dp->dist, v, dp->part_b);
+}
+
+void qat_dp_gather_state(qat_dp *dp, float *state, size_t count)
+{
+    if (!dp || !dp->part)
+        return;
+    QAT_ASSERT(count % dp->np == 0);
+    for (size_t k = 0; k < count / dp->np; k++)
+        qat_dist_allgather_parts(dp->dist, state + k * dp->np, dp->part_b);
+}
+
+double qat_dp_max_over_ranks(qat_dp *dp, double v)
+{
+    if (dp && dp->dist)
+        dp_allreduce(dp, &v, 1, QAT_REDUCE_MAX);
+    return v;
+}
+
 void qat_dp_reduce(qat_dp *dp, float *grads)
 {
+    if (dp->part) {
+        /* each rank's copy of this rank's part, summed in rank order: the
+         * bits the whole exchange below gives these entries */
+        size_t lo = dp->part[dp->rank], n = dp->part[dp->rank + 1] - lo;
+        qat_dist_alltoall_parts(dp->dist, grads, dp->part_b, dp->slices);
+        float *g = grads + lo;
+        const float *s = dp->slices;
+        memcpy(g, s, n * sizeof *g);
+        for (int r = 1; r < dp->ranks; r++) {
+            s += n;
+            for (size_t i = 0; i < n; i++)
+                g[i] += s[i];
+        }
+        return;
+    }
     const uint8_t *all = dp->send;
     if (dp->dist) {
         const void *mine = sends_grads(dp) ? (const void *)grads : dp->send;

@@ -35,8 +35,25 @@ void qat_dp_shard(const qat_dp *dp, int n, int r, int *off, int *cnt);
  * error feedback) into the step's message, or summed. */
 void qat_dp_add_shard(qat_dp *dp, int k, float *grads, long step);
 /* grads = the sum of every shard's decoded gradient, in shard order:
- * the same bits on every rank. */
+ * the same bits on every rank (sharded: in this rank's part only). */
 void qat_dp_reduce(qat_dp *dp, float *grads);
+/* Shards the optimizer over the ranks (ZeRO stage 1): from here on
+ * qat_dp_reduce sums only this rank's part of the gradient, the caller
+ * steps only that part (qat_dp_part) and qat_dp_gather_params gives every
+ * rank the others' parts. The optimizer state is then current only in the
+ * rank's own part until qat_dp_gather_state. Only for real ranks sending
+ * 32-bit gradients (else a no-op); the caller decides that its step is
+ * elementwise (no clustering, no regrowing pruner). */
+qat_status qat_dp_shard_optimizer(qat_dp *dp, qat_error *err);
+/* 1 and this rank's parameters [*lo, *hi) when the optimizer is sharded. */
+int qat_dp_part(const qat_dp *dp, size_t *lo, size_t *hi);
+/* Every rank's part of v (the parameters) to every rank. */
+void qat_dp_gather_params(qat_dp *dp, float *v);
+/* The optimizer state (count floats, arrays of the parameter count, as
+ * qat_optim_state) made whole on every rank. */
+void qat_dp_gather_state(qat_dp *dp, float *state, size_t count);
+/* The largest v over the ranks (v on one process). */
+double qat_dp_max_over_ranks(qat_dp *dp, double v);
 /* Parameters and model state from rank 0 to every rank. */
 void qat_dp_broadcast_model(qat_dp *dp, qat_model *m);
 /* v[0..n) summed over ranks (epoch metrics). */

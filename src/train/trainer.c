@@ -219,6 +219,12 @@ static qat_status setup(run *r, qat_error *err)
     if (c->train.mode == QAT_MODE_QAT &&
         (st = qat_dp_create(r->dist, c, r->model, r->tape, r->train->n, &r->dp, err)) != QAT_OK)
         return st;
+    /* an elementwise step shards over the ranks; the centroids' step and a
+     * regrowing pruner's dense copy need the whole gradient */
+    int regrow = r->pruner && c->prune.schedule == QAT_PRUNE_DYNAMIC && c->prune.regrow;
+    if (c->distributed.shard_optimizer && !r->clusterer && !regrow &&
+        (st = qat_dp_shard_optimizer(r->dp, err)) != QAT_OK)
+        return st;
     return qat_teacher_create(c, r->team, B, qat_dataset_type(r->train) == QAT_DATA_F32,
                               &r->teacher, err);
 }
@@ -262,18 +268,22 @@ static const char *param_owner(qat_model *m, size_t i, const char **what)
     return "?";
 }
 
-static qat_status check_finite(run *r, const float *v, size_t n, const char *kind, long step,
-                               qat_error *err)
+static qat_status nonfinite(run *r, size_t i, double v, const char *kind, long step,
+                            qat_error *err)
 {
-    size_t i = qat_first_nonfinite(v, n);
-    if (i == n)
-        return QAT_OK;
     const char *what;
     const char *layer = param_owner(r->model, i, &what);
     return qat_fail(err, QAT_ENUMERIC,
                     "step %ld: non-finite %s (%g) in layer '%s' %s; stopping. The last "
                     "good checkpoint is kept.",
-                    step, kind, (double)v[i], layer, what);
+                    step, kind, v, layer, what);
+}
+
+static qat_status check_finite(run *r, const float *v, size_t n, const char *kind, long step,
+                               qat_error *err)
+{
+    size_t i = qat_first_nonfinite(v, n);
+    return i == n ? QAT_OK : nonfinite(r, i, (double)v[i], kind, step, err);
 }
 
 /* Forward and backward of the n examples in r->batch, adding to the
@@ -391,13 +401,56 @@ static qat_status batch_gradients(run *r, uint32_t b, int n, int epoch, int *see
     return QAT_OK;
 }
 
+static qat_status whole_step(run *r, float *params, float *grads, size_t np, float lr,
+                             qat_error *err)
+{
+    qat_status st = check_finite(r, grads, np, "gradient", r->meta.step, err);
+    if (st != QAT_OK)
+        return st;
+    /* pruned gradients go before clipping: they must not eat the norm */
+    qat_pruner_mask_grads(r->pruner, grads);
+    if (r->cfg->train.grad_clip > 0)
+        qat_clip_grad_norm(grads, np, r->cfg->train.grad_clip);
+    qat_pruner_optim_step(r->pruner, r->opt, params, grads, lr);
+    return QAT_OK;
+}
+
+/* The optimizer sharded over the ranks: this rank holds the summed
+ * gradient of parameters [lo, hi) only, steps them, and the ranks then
+ * swap their parts. What needs the whole gradient (the first non-finite
+ * entry, the clipping norm) is combined over the ranks. */
+static qat_status sharded_step(run *r, float *params, float *grads, size_t lo, size_t hi,
+                               float lr, qat_error *err)
+{
+    size_t n = hi - lo, i = qat_first_nonfinite(grads + lo, n);
+    double bad = qat_dp_max_over_ranks(r->dp, i < n ? -(double)(lo + i) : -INFINITY);
+    if (bad > -INFINITY) { /* every rank: the first bad entry, its value from its owner */
+        size_t at = (size_t)-bad;
+        double v = at >= lo && at < hi ? (double)grads[at] : 0.0;
+        qat_dp_sum(r->dp, &v, 1); /* NaN or Inf plus zeros */
+        return nonfinite(r, at, v, "gradient", r->meta.step, err);
+    }
+    const float *mask = qat_pruner_mask(r->pruner);
+    if (mask)
+        for (size_t k = lo; k < hi; k++)
+            grads[k] = mask[k] != 0.0f ? grads[k] : 0.0f;
+    double clip = r->cfg->train.grad_clip;
+    if (clip > 0) {
+        double sq = qat_grad_sq_sum(grads + lo, n);
+        qat_dp_sum(r->dp, &sq, 1);
+        qat_clip_grad_to(grads + lo, n, sqrt(sq), clip);
+    }
+    qat_optim_step_range(r->opt, params, grads, mask, lr, lo, hi);
+    qat_dp_gather_params(r->dp, params);
+    return QAT_OK;
+}
+
 /* One optimizer step on the global batch at order[b .. b + n): sums as
  * batch_gradients, and the regularisation penalty. */
 static qat_status train_step(run *r, uint32_t b, int n, int epoch, int *seen, double *loss_sum,
                              double *kd_sum, double *penalty, int *correct, double *sq_err,
                              qat_error *err)
 {
-    const qat_config *c = r->cfg;
     size_t np;
     float *params = qat_model_params(r->model, &np);
     float *grads = qat_model_grads(r->model, &np);
@@ -409,15 +462,14 @@ static qat_status train_step(run *r, uint32_t b, int n, int epoch, int *seen, do
         return st;
     /* the penalty's gradient joins the data loss's (exact, regularize.c) */
     *penalty = r->regularize ? qat_regularize_apply(r->model) : 0.0;
-    st = check_finite(r, grads, np, "gradient", r->meta.step, err);
+    float lr = qat_lr_at(&r->sched, r->meta.step);
+    size_t lo, hi;
+    if (qat_dp_part(r->dp, &lo, &hi))
+        st = sharded_step(r, params, grads, lo, hi, lr, err);
+    else
+        st = whole_step(r, params, grads, np, lr, err);
     if (st != QAT_OK)
         return st;
-    /* pruned gradients go before clipping: they must not eat the norm */
-    qat_pruner_mask_grads(r->pruner, grads);
-    if (c->train.grad_clip > 0)
-        qat_clip_grad_norm(grads, np, c->train.grad_clip);
-    float lr = qat_lr_at(&r->sched, r->meta.step);
-    qat_pruner_optim_step(r->pruner, r->opt, params, grads, lr);
     /* tied weights: the centroids take the step, the members follow */
     qat_clusterer_step(r->clusterer, grads, qat_pruner_mask(r->pruner), lr);
     r->meta.step++;
@@ -426,6 +478,9 @@ static qat_status train_step(run *r, uint32_t b, int n, int epoch, int *seen, do
 
 static qat_status save_checkpoint(run *r, qat_error *err)
 {
+    size_t ns;
+    float *os = qat_optim_state(r->opt, &ns);
+    qat_dp_gather_state(r->dp, os, ns); /* a sharded optimizer: every part */
     if (!qat_dp_leader(r->dp)) /* every rank holds the same; one writes it */
         return QAT_OK;
     char path[4200];

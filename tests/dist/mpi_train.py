@@ -5,6 +5,9 @@ mpi_train.py MPIRUN NP CKPT_DIFF QAT_TRAIN QAT_SWEEP.
 - one step over NP ranks (a batch norm layer, observers, uneven shards)
   equals the single-process step within float rounding, and two runs over
   NP ranks are bit-identical;
+- the optimizer sharded over the ranks gives the whole step's bits, its
+  checkpoint resumes as the uninterrupted run, clipping across parts agrees
+  within rounding, and a diverging run stops with step and layer;
 - [distributed] verify stops a run whose rank 1 drifted (exit 2, message):
   its parameters, or (clustered) its centroids alone;
 - --resume with another rank count is refused (exit 2, message);
@@ -104,6 +107,47 @@ with tempfile.TemporaryDirectory() as tmp:
         summary = f.read()
     expect(f'"ranks": {np_}' in summary and "gradient_bytes_per_step_per_rank" in summary,
            "summary.json reports ranks and bytes per step", summary)
+
+    # the optimizer sharded over the ranks (the default): each rank's part
+    # takes the bits of every rank stepping all of it; a checkpoint holds
+    # every rank's optimizer state, so a resume continues as one run would
+    adam = os.path.join(tmp, "adam.ini")
+    with open(adam, "w") as f:
+        f.write(CONFIG.replace("optimizer = momentum", "optimizer = adam")
+                .replace("lr = 0.1", "lr = 0.01").replace("epochs = 1", "epochs = 3"))
+    rc, out = run(MPI + [str(np_), qat_train, adam, "--quiet", "--out", d("sh")])
+    rc2, out2 = run(MPI + [str(np_), qat_train, adam, "--quiet", "--out", d("nosh"),
+                           "--set", "distributed.shard_optimizer=false"])
+    expect(rc == 0 and rc2 == 0, "Adam over the ranks, sharded and not", out + out2)
+    rc, out = run([ckpt_diff, d("sh/checkpoint.h5"), d("nosh/checkpoint.h5"), "0"])
+    expect(rc == 0, "the sharded optimizer's steps are bit-identical to the whole step's", out)
+    rc, out = run(MPI + [str(np_), qat_train, adam, "--quiet", "--out", d("shr")],
+                  env={"QAT_TEST_STOP_AFTER": "1"})
+    rc2, out2 = run(MPI + [str(np_), qat_train, "--resume", d("shr"), "--quiet"])
+    rc3, out3 = run([ckpt_diff, d("sh/checkpoint.h5"), d("shr/checkpoint.h5"), "0"])
+    expect(rc == 0 and rc2 == 0 and rc3 == 0,
+           "a sharded run stopped after epoch 1 and resumed equals the uninterrupted one",
+           out + out2 + out3)
+    # the clipping norm summed over the ranks' parts: equal within rounding
+    rc, out = run(MPI + [str(np_), qat_train, adam, "--quiet", "--out", d("shc"),
+                         "--set", "train.grad_clip=0.01"])
+    rc2, out2 = run(MPI + [str(np_), qat_train, adam, "--quiet", "--out", d("noshc"),
+                           "--set", "train.grad_clip=0.01", "--set",
+                           "distributed.shard_optimizer=false"])
+    rc3, out3 = run([ckpt_diff, d("shc/checkpoint.h5"), d("noshc/checkpoint.h5"), "1e-6"])
+    rc4, out4 = run([ckpt_diff, d("shc/checkpoint.h5"), d("sh/checkpoint.h5"), "1e-3"])
+    expect(rc == 0 and rc2 == 0 and rc3 == 0 and rc4 == 1,
+           "clipped sharded steps equal the whole step's within rounding (and clipping acts)",
+           out + out2 + out3 + out4)
+    # a diverging run stops on every rank with the step and the layer named
+    div = os.path.join(tmp, "div.ini")
+    with open(div, "w") as f:
+        f.write(CONFIG.replace("optimizer = momentum", "optimizer = sgd\nloss = mse")
+                .replace("lr = 0.1", "lr = 10").replace("epochs = 1", "epochs = 40")
+                .replace("batchnorm = true", "batchnorm = false"))
+    rc, out = run(MPI + [str(np_), qat_train, div, "--quiet", "--out", d("div")], timeout=120)
+    expect(rc == 1 and re.search(r"step \d+: (the loss|non-finite)", out) is not None
+           and "layer '" in out, "a diverging sharded run stops with step and layer", out)
 
     # verify catches a rank that drifted
     rc, out = run(MPI + [str(np_), qat_train, cfg, "--quiet", "--out", d("drift"),
