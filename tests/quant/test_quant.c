@@ -335,6 +335,71 @@ Test(ste, weight_codes_backward_adds_only_where_it_passes)
     qat_tape_destroy(t);
 }
 
+/* Codes and STE mask on rows of awkward length (the vector body and its
+ * tail), asymmetric zero points, per channel, with the values that decide
+ * a rounding or a clip (halves, the clip edges, NaN, infinities): every
+ * code is the scalar quantizer's, and the backward passes exactly where
+ * the unclamped code lies inside. */
+Test(ste, weight_codes_forward_equals_the_scalar_quantizer_on_every_lane)
+{
+    enum { R = 3, K = 53 };
+    static float w[R * K], g[R * K], dy[R * K];
+    float scale[R] = {0.25f, 0.1f, 0.7f};
+    int32_t zp[R] = {3, -128, 0};
+    const int32_t qmin = -128, qmax = 127;
+    qat_rng r;
+    qat_rng_seed(&r, 11, 0);
+    for (int i = 0; i < R * K; i++) {
+        float s = scale[i / K];
+        float z = (float)zp[i / K];
+        switch (i % 9) {
+        case 0: w[i] = ((float)(i % 40) - 20.0f + 0.5f) * s; break; /* halves */
+        case 1: w[i] = ((float)qmax + 0.5f - z) * s; break;        /* the clip edge */
+        case 2: w[i] = ((float)qmin - 0.5f - z) * s; break;
+        case 3: w[i] = i % 2 ? NAN : (i % 4 == 1 ? INFINITY : -INFINITY); break;
+        case 4: w[i] = ((float)(i % 2 ? qmax : qmin) - z) * s; break; /* on the edge */
+        default: w[i] = 60.0f * s * qat_rng_normal(&r);
+        }
+        dy[i] = qat_rng_normal(&r);
+    }
+    int shape[2] = {R, K}, sshape[1] = {R};
+    float gs[R] = {0};
+    qat_tensor wt = qat_tensor_view(w, g, 2, shape);
+    qat_tensor stv = qat_tensor_view(scale, gs, 1, sshape);
+    memset(g, 0, sizeof g);
+    qat_tape *t = tape();
+    qat_tensor *k = qat_op_weight_codes(t, &wt, &stv, zp, qmin, qmax, QAT_STE_CLIPPED);
+    for (int i = 0; i < R * K; i++) {
+        float s = scale[i / K];
+        int32_t z = zp[i / K];
+        float want = (float)(qat_fp_quantize_vec(w[i], s, z, qmin, qmax) - z);
+        cr_assert(memcmp(&k->data[i], &want, 4) == 0, "code %d (w %a): %a vs %a", i, w[i],
+                  k->data[i], want);
+    }
+    qat_tape_backward(t, qat_op_dot_const(t, k, dy));
+    for (int i = 0; i < R * K; i++) {
+        float s = scale[i / K];
+        int32_t q = qat_fp_quantize_vec(w[i], s, zp[i / K], qmin - 1, qmax + 1);
+        float want = q >= qmin && q <= qmax ? 0.0f + dy[i] * (1.0f / s) : 0.0f;
+        cr_assert(memcmp(&g[i], &want, 4) == 0, "gradient %d (w %a, code %d): %a vs %a", i,
+                  w[i], q, g[i], want);
+    }
+    /* LSQ's scale gradient: -dy w / s^2 where the unrounded code is inside */
+    for (int row = 0; row < R; row++) {
+        float inv = 1.0f / scale[row];
+        double ds = 0;
+        for (int i = row * K; i < (row + 1) * K; i++) {
+            float u = w[i] / scale[row] + (float)zp[row];
+            if (u >= (float)qmin && u <= (float)qmax)
+                ds -= (double)dy[i] * w[i] * inv * inv;
+        }
+        float want = 0.0f + (float)ds;
+        cr_assert(memcmp(&gs[row], &want, 4) == 0, "scale gradient %d: %a vs %a", row, gs[row],
+                  want);
+    }
+    qat_tape_destroy(t);
+}
+
 Test(ste, fake_quant_forward_and_mask)
 {
     float x[5] = {-3.0f, -0.26f, 0.0f, 0.74f, 5.0f}, g[5] = {0};
