@@ -66,13 +66,14 @@ void qat_values_range(const float *x, size_t n, qat_observer_kind kind, float pe
 }
 
 /* Smallest and largest of row[0..n): the first of equal values wins, as a
- * scalar scan gives (which matters only for -0 against +0). Eight lanes of
- * compare-and-select vectorise; a result of zero, whose sign the lanes'
+ * scalar scan gives (which matters only for -0 against +0). 32 lanes of
+ * compare-and-select vectorise (several registers, so the chains of
+ * dependent compares overlap); a result of zero, whose sign the lanes'
  * order could change, is taken again in order. */
 __attribute__((target_clones("avx512f", "avx2", "default"))) static void
 row_extremes(const float *restrict row, size_t n, float *lo, float *hi)
 {
-    enum { L = 8 };
+    enum { L = 32 };
     float a[L], b[L];
     for (int j = 0; j < L; j++)
         a[j] = INFINITY, b[j] = -INFINITY;
