@@ -26,6 +26,7 @@ typedef struct {
     int all_right;  /* every shift <= 0: the vectorised path applies */
     size_t rows;
     int C, want_bias, want_scale, want_out_scale;
+    int fresh; /* dacc was just allocated: stored, not added to */
 } rq_ctx;
 
 /* One row of the output stage. Channels with a right shift (every practical
@@ -106,13 +107,19 @@ static void rq_fwd(void *v, size_t b, size_t e)
  * the select needs no branch. Each output's arithmetic is as it was. */
 __attribute__((target_clones("avx512f", "avx2", "default"))) static void
 rq_bwd_rows(const uint8_t *restrict pass, const float *restrict dy, const float *restrict as,
-            const float *restrict acc, float *restrict dacc, float *restrict dbf,
+            const float *restrict acc, float *restrict dacc, int fresh, float *restrict dbf,
             float *restrict dsf, size_t rows, int C)
 {
     for (size_t r = 0; r < rows; r++) {
         const uint8_t *restrict p = pass + r * (size_t)C;
         const float *restrict d = dy + r * (size_t)C;
-        if (dacc) {
+        if (dacc && fresh) { /* what += gives on a zeroed buffer, without zeroing it */
+            float *restrict da = dacc + r * (size_t)C;
+            for (int c = 0; c < C; c++) {
+                float v = d[c];
+                da[c] = 0.0f + (p[c] ? v : 0.0f) * as[c];
+            }
+        } else if (dacc) {
             float *restrict da = dacc + r * (size_t)C;
             for (int c = 0; c < C; c++) {
                 float v = d[c];
@@ -155,7 +162,8 @@ static void rq_bwd_part(void *v, int tid, int nt)
     }
     for (size_t row = b; row < e; row += RQ_FLUSH_ROWS) {
         size_t n = e - row < RQ_FLUSH_ROWS ? e - row : RQ_FLUSH_ROWS, o = row * (size_t)C;
-        rq_bwd_rows(c->pass + o, c->dy + o, as, c->acc + o, c->dacc ? c->dacc + o : NULL, dbf, dsf,
+        rq_bwd_rows(c->pass + o, c->dy + o, as, c->acc + o, c->dacc ? c->dacc + o : NULL, c->fresh,
+                    dbf, dsf,
                     n, C);
         for (int ch = 0; ch < C; ch++) {
             if (db)
@@ -192,7 +200,7 @@ static void requantize_backward(qat_tape *t, const qat_node *n)
     if (c->rows * (size_t)c->C < (size_t)nt * QAT_ELEMWISE_GRAIN)
         nt = 1;
     c->dy = n->out->grad;
-    c->dacc = qat_needs_grad(acc) ? qat_tape_grad(t, acc) : NULL;
+    c->dacc = qat_needs_grad(acc) ? qat_tape_grad_fresh(t, acc, &c->fresh) : NULL;
     c->want_bias = qat_needs_grad(bias);
     c->want_scale = qat_needs_grad(acc_scale);
     c->want_out_scale = qat_needs_grad(out_scale);
