@@ -13,31 +13,41 @@ typedef struct {
     float *dx;
 } relu_ctx;
 
-static void relu_fwd(void *vctx, size_t b, size_t e)
+/* Every loop here reads all its inputs unconditionally and selects, so it
+ * vectorises: a select on a conditional load (y > 0 ? dy[i] : 0) stays a
+ * scalar loop with a branch the data decides (relu6's backward was 29% of
+ * a DS-CNN QAT step). */
+#define QAT_EW_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+QAT_EW_CLONES static void relu_fwd(void *vctx, size_t b, size_t e)
 {
     relu_ctx *c = vctx;
     for (size_t i = b; i < e; i++)
         c->y[i] = c->x[i] > 0.0f ? c->x[i] : 0.0f;
 }
 
-static void relu_bwd(void *vctx, size_t b, size_t e)
+QAT_EW_CLONES static void relu_bwd(void *vctx, size_t b, size_t e)
 {
     relu_ctx *c = vctx;
     const float *restrict y = c->y, *restrict dy = c->dy;
     float *restrict dx = c->dx;
-    for (size_t i = b; i < e; i++)
-        dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
+    for (size_t i = b; i < e; i++) {
+        float d = dy[i];
+        dx[i] += y[i] > 0.0f ? d : 0.0f;
+    }
 }
 
 /* Into a fresh gradient buffer: stored, not added, so the buffer needs no
  * zero-fill pass first. */
-static void relu_bwd_fresh(void *vctx, size_t b, size_t e)
+QAT_EW_CLONES static void relu_bwd_fresh(void *vctx, size_t b, size_t e)
 {
     relu_ctx *c = vctx;
     const float *restrict y = c->y, *restrict dy = c->dy;
     float *restrict dx = c->dx;
-    for (size_t i = b; i < e; i++)
-        dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+    for (size_t i = b; i < e; i++) {
+        float d = dy[i];
+        dx[i] = y[i] > 0.0f ? d : 0.0f;
+    }
 }
 
 static void relu_backward(qat_tape *t, const qat_node *n)
@@ -63,7 +73,7 @@ qat_tensor *qat_op_relu(qat_tape *t, qat_tensor *x)
 }
 
 /* ---- relu6 --------------------------------------------------------------- */
-static void relu6_fwd(void *vctx, size_t b, size_t e)
+QAT_EW_CLONES static void relu6_fwd(void *vctx, size_t b, size_t e)
 {
     relu_ctx *c = vctx;
     for (size_t i = b; i < e; i++) {
@@ -72,23 +82,27 @@ static void relu6_fwd(void *vctx, size_t b, size_t e)
     }
 }
 
-static void relu6_bwd(void *vctx, size_t b, size_t e)
+QAT_EW_CLONES static void relu6_bwd(void *vctx, size_t b, size_t e)
 {
     relu_ctx *c = vctx;
     const float *restrict y = c->y, *restrict dy = c->dy;
     float *restrict dx = c->dx;
-    for (size_t i = b; i < e; i++)
-        dx[i] += y[i] > 0.0f && y[i] < 6.0f ? dy[i] : 0.0f;
+    for (size_t i = b; i < e; i++) {
+        float v = y[i], d = dy[i];
+        dx[i] += (v > 0.0f) & (v < 6.0f) ? d : 0.0f;
+    }
 }
 
 /* Into a fresh gradient buffer (qat_tape_grad_fresh): no zero-fill pass. */
-static void relu6_bwd_fresh(void *vctx, size_t b, size_t e)
+QAT_EW_CLONES static void relu6_bwd_fresh(void *vctx, size_t b, size_t e)
 {
     relu_ctx *c = vctx;
     const float *restrict y = c->y, *restrict dy = c->dy;
     float *restrict dx = c->dx;
-    for (size_t i = b; i < e; i++)
-        dx[i] = 0.0f + (y[i] > 0.0f && y[i] < 6.0f ? dy[i] : 0.0f);
+    for (size_t i = b; i < e; i++) {
+        float v = y[i], d = dy[i];
+        dx[i] = 0.0f + ((v > 0.0f) & (v < 6.0f) ? d : 0.0f);
+    }
 }
 
 static void relu6_backward(qat_tape *t, const qat_node *n)
