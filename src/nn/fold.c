@@ -1,12 +1,18 @@
 /* Folding affine maps into a layer's weights: input standardisation now,
  * batch normalisation later. Each fold is a differentiable op so training
  * sees (and quantizes) exactly the weights the exporter writes. */
+/* Contraction off: the channel-scale loops run in AVX-512 / AVX2 clones
+ * and must round each product and sum apart, as the baseline build does. */
+#pragma GCC optimize("fp-contract=off")
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "model_internal.h"
 #include "qat/team.h"
+
+#define QAT_FOLD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
 static void scale_backward(qat_tape *t, const qat_node *n)
 {
@@ -295,7 +301,7 @@ typedef struct {
     int fresh;
 } cs_ctx;
 
-static void cs_fwd_rows(void *v, size_t b, size_t e)
+QAT_FOLD_CLONES static void cs_fwd_rows(void *v, size_t b, size_t e)
 {
     const cs_ctx *k = v;
     const float *restrict s = k->s;
@@ -307,7 +313,7 @@ static void cs_fwd_rows(void *v, size_t b, size_t e)
     }
 }
 
-static void cs_dx_rows(void *v, size_t b, size_t e)
+QAT_FOLD_CLONES static void cs_dx_rows(void *v, size_t b, size_t e)
 {
     const cs_ctx *k = v;
     const float *restrict s = k->s;
@@ -323,7 +329,7 @@ static void cs_dx_rows(void *v, size_t b, size_t e)
     }
 }
 
-static void cs_ds_channels(void *v, size_t c0, size_t c1)
+QAT_FOLD_CLONES static void cs_ds_channels(void *v, size_t c0, size_t c1)
 {
     const cs_ctx *k = v;
     double *restrict ds = k->ds;
@@ -370,24 +376,41 @@ qat_tensor *qat_op_channel_scale(qat_tape *t, qat_tensor *x, qat_tensor *s)
     return y;
 }
 
+/* dx (fresh: stored) and the bias's per-channel sums of dy, each channel
+ * summed over the rows in order, all channels of a row at once (a row is
+ * contiguous; a channel at a time strode over the whole tensor C times). */
+QAT_FOLD_CLONES static void bias_bwd_rows(const float *restrict dy, float *restrict dx, int fresh,
+                                          double *restrict sum, size_t rows, size_t C)
+{
+    if (dx && fresh)
+        for (size_t i = 0; i < rows * C; i++)
+            dx[i] = 0.0f + dy[i];
+    else if (dx)
+        for (size_t i = 0; i < rows * C; i++)
+            dx[i] += dy[i];
+    if (!sum)
+        return;
+    for (size_t c = 0; c < C; c++)
+        sum[c] = 0;
+    for (size_t r = 0; r < rows; r++) {
+        const float *restrict d = dy + r * C;
+        for (size_t c = 0; c < C; c++)
+            sum[c] += d[c];
+    }
+}
+
 static void add_bias_backward(qat_tape *t, const qat_node *n)
 {
     qat_tensor *x = n->in[0], *b = n->in[1];
     size_t C = b->numel, rows = x->numel / C;
-    const float *dy = n->out->grad;
-    if (qat_needs_grad(x)) {
-        float *dx = qat_tape_grad(t, x);
-        for (size_t i = 0; i < x->numel; i++)
-            dx[i] += dy[i];
-    }
-    if (qat_needs_grad(b)) {
+    int fresh = 0;
+    float *dx = qat_needs_grad(x) ? qat_tape_grad_fresh(t, x, &fresh) : NULL;
+    double *sum = qat_needs_grad(b) ? qat_tape_alloc(t, C * sizeof(double)) : NULL;
+    bias_bwd_rows(n->out->grad, dx, fresh, sum, rows, C);
+    if (sum) {
         float *db = qat_tape_grad(t, b);
-        for (size_t c = 0; c < C; c++) {
-            double s = 0;
-            for (size_t r = 0; r < rows; r++)
-                s += dy[r * C + c];
-            db[c] += (float)s;
-        }
+        for (size_t c = 0; c < C; c++)
+            db[c] += (float)sum[c];
     }
 }
 
