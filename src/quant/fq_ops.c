@@ -404,15 +404,18 @@ typedef struct {
     int fresh;
 } ste_ctx;
 
-static void ste_rows(void *v, size_t b, size_t e)
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+ste_rows(void *v, size_t b, size_t e)
 {
     const ste_ctx *c = v;
     const float *restrict dy = c->dy;
     const uint8_t *restrict pass = c->pass;
     float *restrict dx = c->dx;
-    if (c->fresh) {
-        for (size_t i = b; i < e; i++)
-            dx[i] = 0.0f + (pass[i] ? dy[i] : 0.0f);
+    if (c->fresh) { /* dy read whatever the mask says: a select, no branch */
+        for (size_t i = b; i < e; i++) {
+            float d = dy[i];
+            dx[i] = 0.0f + (pass[i] ? d : 0.0f);
+        }
         return;
     }
     for (size_t i = b; i < e; i++)

@@ -257,7 +257,8 @@ static void concat_backward(qat_tape *t, const qat_node *n)
         for (size_t r = 0; r < s->rows; r++)
             for (int ch = 0; ch < s->c[k]; ch++) {
                 size_t o = r * (size_t)s->C + (size_t)(off + ch);
-                dx[r * (size_t)s->c[k] + (size_t)ch] += s->pass[o] ? dy[o] : 0.0f;
+                float d = dy[o]; /* read unconditionally: a select, no branch */
+                dx[r * (size_t)s->c[k] + (size_t)ch] += s->pass[o] ? d : 0.0f;
             }
     }
 }
@@ -320,7 +321,8 @@ static void gap_backward(qat_tape *t, const qat_node *n)
         for (size_t px = 0; px < pix; px++)
             for (size_t c = 0; c < C; c++) {
                 size_t o = img * C + c;
-                dx[(img * pix + px) * C + c] += s->pass[o] ? dy[o] * inv : 0.0f;
+                float d = dy[o] * inv;
+                dx[(img * pix + px) * C + c] += s->pass[o] ? d : 0.0f;
             }
 }
 
