@@ -12,8 +12,10 @@ enum { BLOCK = 2048 };
 /* Two passes over every parameter and gradient each training step: the
  * wide clones read them at memory speed (the baseline's 4 lanes took 2.2%
  * of an MNIST QAT step). */
-__attribute__((target_clones("avx512f", "avx2", "default"))) size_t
-qat_first_nonfinite(const float *v, size_t n)
+#if defined(__x86_64__)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+size_t qat_first_nonfinite(const float *v, size_t n)
 {
     for (size_t b = 0; b < n; b += BLOCK) {
         size_t e = n - b < BLOCK ? n : b + BLOCK;
