@@ -251,7 +251,7 @@ static int sends_grads(const qat_dp *dp)
 
 void qat_dp_add_shard(qat_dp *dp, int k, float *grads, long step)
 {
-    if (sends_grads(dp))
+    if (sends_grads(dp) || dp->part) /* the exchange reads grads itself */
         return;
     /* stochastic rounding: a stream per (step, shard), so a resume draws
      * what the uninterrupted run would have */
@@ -266,7 +266,7 @@ void qat_dp_add_shard(qat_dp *dp, int k, float *grads, long step)
 
 qat_status qat_dp_shard_optimizer(qat_dp *dp, qat_error *err)
 {
-    if (!dp || !sends_grads(dp) || dp->part)
+    if (!dp || !dp->dist || dp->local != 1 || dp->q.bits != 32 || dp->part)
         return QAT_OK;
     size_t R = (size_t)dp->ranks;
     dp->part = malloc((R + 1) * sizeof *dp->part);

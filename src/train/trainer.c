@@ -447,12 +447,14 @@ static qat_status dp_start(run *r, qat_error *err)
                         world);
     r->meta.ranks = world;
     qat_dp_broadcast_model(r->dp, r->model);
+    size_t lo, hi;
     if (r->dp && !r->quiet)
         printf("qat-train: data parallel over %d %sranks, %d-bit gradients (%zu bytes per step "
-               "per rank)\n",
+               "per rank)%s\n",
                ranks, r->dist && qat_dist_size(r->dist) > 1 ? "" : "simulated ",
                qat_grad_bits_value(r->cfg->distributed.gradient_bits),
-               qat_dp_bytes_per_step(r->dp));
+               qat_dp_bytes_per_step(r->dp),
+               qat_dp_part(r->dp, &lo, &hi) ? ", optimizer sharded over the ranks" : "");
     return QAT_OK;
 }
 
