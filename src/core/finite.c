@@ -15,7 +15,7 @@ enum { BLOCK = 2048 };
 #if defined(__x86_64__)
 __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
-size_t qat_first_nonfinite(const float *v, size_t n)
+static size_t first_nonfinite(const float *v, size_t n)
 {
     for (size_t b = 0; b < n; b += BLOCK) {
         size_t e = n - b < BLOCK ? n : b + BLOCK;
@@ -35,3 +35,7 @@ size_t qat_first_nonfinite(const float *v, size_t n)
     }
     return n;
 }
+
+/* The clones stay static: clang resolves a non-static target_clones
+ * function under another name, which other files cannot link against. */
+size_t qat_first_nonfinite(const float *v, size_t n) { return first_nonfinite(v, n); }
