@@ -39,14 +39,15 @@ int qat_dist_size(const qat_dist *d);
 /* recv (size * bytes) receives every rank's send (bytes each), in rank
  * order, on every rank. */
 void qat_dist_allgather(qat_dist *d, const void *send, size_t bytes, void *recv);
-/* Exchanges over a buffer split into size parts, part r its bytes
- * [off[r], off[r + 1]) (off: size + 1 entries, the same on every rank).
- * alltoall: recv (size * this rank's part bytes) receives every rank's copy
- * of this rank's part of send, in rank order (MPI_Alltoallv).
- * allgather: part r of buf becomes rank r's, on every rank (MPI_Allgatherv
- * in place). */
-void qat_dist_alltoall_parts(qat_dist *d, const void *send, const size_t *off, void *recv);
-void qat_dist_allgather_parts(qat_dist *d, void *buf, const size_t *off);
+/* Exchanges over a buffer of elements of elem bytes split into size parts,
+ * part r its elements [off[r], off[r + 1]) (off: size + 1 entries, the
+ * same on every rank). alltoall: recv (size * this rank's part) receives
+ * every rank's copy of this rank's part of send, in rank order
+ * (MPI_Alltoallv). allgather: part r of buf becomes rank r's, on every
+ * rank (MPI_Allgatherv in place). Neither allocates. */
+void qat_dist_alltoall_parts(qat_dist *d, const void *send, const size_t *off, size_t elem,
+                             void *recv);
+void qat_dist_allgather_parts(qat_dist *d, void *buf, const size_t *off, size_t elem);
 /* buf (bytes) on every rank becomes root's. */
 void qat_dist_bcast(qat_dist *d, void *buf, size_t bytes, int root);
 void qat_dist_barrier(qat_dist *d);

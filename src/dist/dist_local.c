@@ -19,11 +19,12 @@ void qat_dist_allgather(qat_dist *d, const void *send, size_t bytes, void *recv)
 {
     memmove(recv, send, bytes);
 }
-void qat_dist_alltoall_parts(qat_dist *d, const void *send, const size_t *off, void *recv)
+void qat_dist_alltoall_parts(qat_dist *d, const void *send, const size_t *off, size_t elem,
+                             void *recv)
 {
-    memmove(recv, (const char *)send + off[0], off[1] - off[0]);
+    memmove(recv, (const char *)send + off[0] * elem, (off[1] - off[0]) * elem);
 }
-void qat_dist_allgather_parts(qat_dist *d, void *buf, const size_t *off) {}
+void qat_dist_allgather_parts(qat_dist *d, void *buf, const size_t *off, size_t elem) {}
 void qat_dist_bcast(qat_dist *d, void *buf, size_t bytes, int root) {}
 void qat_dist_barrier(qat_dist *d) {}
 void qat_dist_send(qat_dist *d, int to, int tag, const void *buf, size_t bytes)

@@ -14,6 +14,7 @@
 struct qat_dist {
     int mpi; /* MPI_Init was called */
     int rank, size;
+    int *counts; /* 4 * size: the part exchanges' counts and displacements */
 };
 
 int qat_dist_built_with_mpi(void) { return 1; }
@@ -51,6 +52,8 @@ qat_dist *qat_dist_init(int *argc, char ***argv)
     MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &d->size);
     d->mpi = 1;
+    d->counts = malloc(4 * (size_t)d->size * sizeof *d->counts);
+    QAT_ASSERT(d->counts);
     return d;
 }
 
@@ -58,6 +61,8 @@ void qat_dist_finalize(qat_dist *d)
 {
     if (d && d->mpi)
         MPI_Finalize();
+    if (d)
+        free(d->counts);
     free(d);
 }
 
@@ -100,49 +105,42 @@ void qat_dist_allgather(qat_dist *d, const void *send, size_t bytes, void *recv)
     MPI_Allgather(send, (int)bytes, MPI_BYTE, recv, (int)bytes, MPI_BYTE, MPI_COMM_WORLD);
 }
 
-/* MPI's counts and displacements are ints: parts of at most INT_MAX bytes. */
-static int *part_ints(const qat_dist *d, const size_t *off, int *displ)
+/* MPI's counts and displacements are ints, in bytes: parts of at most
+ * INT_MAX bytes; into cnt[0..size) and displ[0..size). */
+static void part_ints(const qat_dist *d, const size_t *off, size_t elem, int *cnt, int *displ)
 {
-    int *cnt = malloc((size_t)d->size * sizeof *cnt);
-    QAT_ASSERT(cnt);
     for (int r = 0; r < d->size; r++) {
-        QAT_ASSERT(off[r + 1] >= off[r] && off[r + 1] <= INT_MAX);
-        cnt[r] = (int)(off[r + 1] - off[r]);
-        displ[r] = (int)off[r];
+        QAT_ASSERT(off[r + 1] >= off[r] && off[r + 1] * elem <= INT_MAX);
+        cnt[r] = (int)((off[r + 1] - off[r]) * elem);
+        displ[r] = (int)(off[r] * elem);
     }
-    return cnt;
 }
 
-void qat_dist_alltoall_parts(qat_dist *d, const void *send, const size_t *off, void *recv)
+void qat_dist_alltoall_parts(qat_dist *d, const void *send, const size_t *off, size_t elem,
+                             void *recv)
 {
-    size_t mine = off[d->rank + 1] - off[d->rank];
+    size_t mine = (off[d->rank + 1] - off[d->rank]) * elem;
     if (!d->mpi) {
-        memmove(recv, (const char *)send + off[0], mine);
+        memmove(recv, (const char *)send + off[0] * elem, mine);
         return;
     }
-    int *sd = malloc(3 * (size_t)d->size * sizeof *sd);
-    QAT_ASSERT(sd);
-    int *sc = part_ints(d, off, sd), *rc = sd + d->size, *rd = sd + 2 * d->size;
-    QAT_ASSERT((size_t)d->size * mine <= INT_MAX);
-    for (int r = 0; r < d->size; r++) {
+    int R = d->size, *sc = d->counts, *sd = sc + R, *rc = sd + R, *rd = rc + R;
+    part_ints(d, off, elem, sc, sd);
+    QAT_ASSERT((size_t)R * mine <= INT_MAX);
+    for (int r = 0; r < R; r++) {
         rc[r] = (int)mine;
         rd[r] = r * (int)mine;
     }
     MPI_Alltoallv(send, sc, sd, MPI_BYTE, recv, rc, rd, MPI_BYTE, MPI_COMM_WORLD);
-    free(sc);
-    free(sd);
 }
 
-void qat_dist_allgather_parts(qat_dist *d, void *buf, const size_t *off)
+void qat_dist_allgather_parts(qat_dist *d, void *buf, const size_t *off, size_t elem)
 {
     if (!d->mpi)
         return;
-    int *displ = malloc((size_t)d->size * sizeof *displ);
-    QAT_ASSERT(displ);
-    int *cnt = part_ints(d, off, displ);
+    int *cnt = d->counts, *displ = cnt + d->size;
+    part_ints(d, off, elem, cnt, displ);
     MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, cnt, displ, MPI_BYTE, MPI_COMM_WORLD);
-    free(cnt);
-    free(displ);
 }
 
 void qat_dist_bcast(qat_dist *d, void *buf, size_t bytes, int root)

@@ -31,7 +31,6 @@ struct qat_dp {
     /* the optimizer sharded over the ranks (qat_dp_shard_optimizer): rank
      * r sums, steps and owns parameters [part[r], part[r + 1]) */
     size_t *part;     /* ranks + 1 parameter offsets, or NULL */
-    size_t *part_b;   /* the same in bytes */
     float *slices;    /* every rank's gradient of this rank's part */
 };
 
@@ -223,7 +222,6 @@ void qat_dp_destroy(qat_dp *dp)
     free(dp->residual);
     free(dp->red);
     free(dp->part);
-    free(dp->part_b);
     free(dp->slices);
     free(dp);
 }
@@ -269,25 +267,21 @@ qat_status qat_dp_shard_optimizer(qat_dp *dp, qat_error *err)
     if (!dp || !dp->dist || dp->local != 1 || dp->q.bits != 32 || dp->part)
         return QAT_OK;
     size_t R = (size_t)dp->ranks;
-    dp->part = malloc((R + 1) * sizeof *dp->part);
-    dp->part_b = malloc((R + 1) * sizeof *dp->part_b);
+    size_t *part = malloc((R + 1) * sizeof *part);
+    if (!part)
+        return qat_fail(err, QAT_ENOMEM, "out of memory for the optimizer's shards");
     /* parts of whole cache lines (16 floats), the last one takes the rest */
     size_t lines = (dp->np + 15) / 16;
     for (size_t r = 0; r <= R; r++) {
         size_t at = lines * r / R * 16;
-        dp->part[r] = at < dp->np ? at : dp->np;
-        dp->part_b[r] = dp->part[r] * sizeof(float);
+        part[r] = at < dp->np ? at : dp->np;
     }
-    size_t mine = dp->part[dp->rank + 1] - dp->part[dp->rank];
-    dp->slices = malloc((mine ? R * mine : 1) * sizeof(float));
-    if (!dp->part || !dp->part_b || !dp->slices) {
-        free(dp->part);
-        free(dp->part_b);
-        free(dp->slices);
-        dp->part = dp->part_b = NULL;
-        dp->slices = NULL;
+    size_t mine = part[dp->rank + 1] - part[dp->rank];
+    if (!(dp->slices = malloc((mine ? R * mine : 1) * sizeof(float)))) {
+        free(part);
         return qat_fail(err, QAT_ENOMEM, "out of memory for the optimizer's shards");
     }
+    dp->part = part;
     return QAT_OK;
 }
 
@@ -303,7 +297,7 @@ int qat_dp_part(const qat_dp *dp, size_t *lo, size_t *hi)
 void qat_dp_gather_params(qat_dp *dp, float *v)
 {
     if (dp && dp->part)
-        qat_dist_allgather_parts(dp->dist, v, dp->part_b);
+        qat_dist_allgather_parts(dp->dist, v, dp->part, sizeof *v);
 }
 
 void qat_dp_gather_state(qat_dp *dp, float *state, size_t count)
@@ -312,7 +306,7 @@ void qat_dp_gather_state(qat_dp *dp, float *state, size_t count)
         return;
     QAT_ASSERT(count % dp->np == 0);
     for (size_t k = 0; k < count / dp->np; k++)
-        qat_dist_allgather_parts(dp->dist, state + k * dp->np, dp->part_b);
+        qat_dist_allgather_parts(dp->dist, state + k * dp->np, dp->part, sizeof *state);
 }
 
 double qat_dp_max_over_ranks(qat_dp *dp, double v)
@@ -328,7 +322,7 @@ void qat_dp_reduce(qat_dp *dp, float *grads)
         /* each rank's copy of this rank's part, summed in rank order: the
          * bits the whole exchange below gives these entries */
         size_t lo = dp->part[dp->rank], n = dp->part[dp->rank + 1] - lo;
-        qat_dist_alltoall_parts(dp->dist, grads, dp->part_b, dp->slices);
+        qat_dist_alltoall_parts(dp->dist, grads, dp->part, sizeof *grads, dp->slices);
         float *g = grads + lo;
         const float *s = dp->slices;
         memcpy(g, s, n * sizeof *g);

@@ -189,10 +189,8 @@ static qat_status sharded_step(run *r, float *params, float *grads, size_t lo, s
         qat_dp_sum(r->dp, &v, 1); /* NaN or Inf plus zeros */
         return nonfinite(r, at, v, "gradient", r->meta.step, err);
     }
+    qat_pruner_mask_grads(r->pruner, grads); /* before clipping, as whole_step */
     const float *mask = qat_pruner_mask(r->pruner);
-    if (mask)
-        for (size_t k = lo; k < hi; k++)
-            grads[k] = mask[k] != 0.0f ? grads[k] : 0.0f;
     double clip = r->cfg->train.grad_clip;
     if (clip > 0) {
         double sq = qat_grad_sq_sum(grads + lo, n);
