@@ -230,13 +230,9 @@ __attribute__((target("avx512f"))) static size_t wgrad_row16(float *restrict dw,
     return i;
 }
 
-static int have_avx512f(void)
-{
-    static int have = -1;
-    if (have < 0)
-        have = __builtin_cpu_supports("avx512f") != 0;
-    return have;
-}
+/* __builtin_cpu_supports reads a word libgcc filled at start-up: no cache
+ * (a static one would be written by several team threads at once). */
+static int have_avx512f(void) { return __builtin_cpu_supports("avx512f") != 0; }
 #endif
 
 __attribute__((target_clones("avx512f", "avx2", "default"))) static void
