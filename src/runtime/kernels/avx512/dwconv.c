@@ -84,6 +84,10 @@ void qat_s8_dwconv2d_row_c16__avx512vnni(const qat_rt_conv_params *p, const int8
         int c = c0;
         for (; c + 64 <= c1; c += 64)
             dw_block(4, h, &px, (size_t)c, 0xFFFF, zp, lo, hi, ozp, o);
+        if (c + 32 <= c1) {
+            dw_block(2, h, &px, (size_t)c, 0xFFFF, zp, lo, hi, ozp, o);
+            c += 32;
+        }
         for (; c + 16 <= c1; c += 16)
             dw_block(1, h, &px, (size_t)c, 0xFFFF, zp, lo, hi, ozp, o);
         if (c < c1)
