@@ -289,8 +289,45 @@ static void pick_clamp(qat_rt_merge_params *p, int mode)
 
 static const int32_t zps[] = {-128, 127, 0, -1};
 
+/* The add's per-input rescale where one step of its rounding shows in the
+ * output: small multipliers (M < 2^13, so the rescaled input is a few
+ * hundred at most) at right shifts 0-3, the other input's multiplier 0 and
+ * an identity output stage (M = 2^30, shift 1: the code is the sum plus
+ * the zero point), over every code and four zero points. A path that
+ * rounds v M 2^20 / 2^31 or the right shift differently at a tie (v Ml +
+ * 2^10 a multiple of 2^11, or an exact half after the shift) differs here;
+ * random multipliers almost never land on those. */
+static void test_add_rounding(void)
+{
+    static const int32_t ms[] = {1, 1023, 1024, 1025, 2047, 2048, 3072, 4095, 6144, 8191};
+    const int nm = sizeof ms / sizeof ms[0];
+    int8_t a[256], b[256];
+    for (int i = 0; i < 256; i++) {
+        a[i] = (int8_t)(i - 128);
+        b[i] = (int8_t)rnd(-128, 127);
+    }
+    long cases = 0;
+    for (int mi = 0; mi < nm; mi++)
+        for (int r = 0; r <= 3; r++)
+            for (int zi = 0; zi < 4; zi++)
+                for (int side = 0; side < 2; side++) {
+                    qat_rt_merge_params p = {.n = 2, .c = {16, 16}, .out_c = 16,
+                                             .out_mult = 1 << 30, .out_shift = 1,
+                                             .act_min = -128, .act_max = 127};
+                    p.in_mult[side] = ms[mi];
+                    p.in_shift[side] = -r;
+                    p.in_zp[side] = zps[zi];
+                    p.in_zp[1 - side] = rnd(-128, 127);
+                    const int8_t *ab[2] = {side ? b : a, side ? a : b};
+                    run_merge(pick_add, "add (rounding ties)", &p, ab, 16);
+                    cases++;
+                }
+    printf("add rounding ties: %ld cases of 256 codes\n", cases);
+}
+
 void test_merge(void)
 {
+    test_add_rounding();
     static const int chans[] = {1, 2, 3, 7, 15, 16, 17, 31, 32, 33, 64, 65};
     const int nch = sizeof chans / sizeof chans[0];
     long cases = 0;
