@@ -10,24 +10,58 @@
 #include "runtime/kernels/avx512/kernels_avx512.h"
 #include "runtime/kernels/avx512/requant.h"
 
+/* One add input's rescale, RDPOT(SRDHM((x - zp) 2^20, M), r), in 32-bit
+ * lanes. With v = x - zp (|v| <= 255) and M = Mh 2^11 + Ml (M >= 0, Ml <
+ * 2^11; validated), SRDHM(v 2^20, M) = floor((v M 2^20 + 2^30) / 2^31) =
+ * floor((v M + 2^10) / 2^11) = v Mh + floor((v Ml + 2^10) / 2^11): |v Mh| <
+ * 2^28 and |v Ml + 2^10| < 2^20, so two vpmulld and an arithmetic shift
+ * give it exactly, where the 64-bit products took even and odd lanes
+ * apart. The zero point is folded into the constants (c1 = 2^10 - zp Ml,
+ * c2 = -zp Mh). Then RDPOT(y, r) = floor((y + 2^(r-1) - [y < 0]) / 2^r)
+ * for r >= 1 (docs/ARITHMETIC.md; y + 2^30 < 2^31 as |y| < 2^28), and y
+ * for r = 0 (rnd = one = 0, count 0). Checked against qat_fp_rescale on
+ * every code, zero point and right shift for edge and random multipliers
+ * (296M cases) when written, and by the kernel tester. */
+_Static_assert(QAT_RT_ADD_LEFT_SHIFT == 20, "add_rescale's split of M assumes the 2^20 scaling");
+
+typedef struct add_in {
+    __m512i mh, ml, c1, c2, rnd, one;
+    __m128i count;
+} add_in;
+
+static add_in add_in_of(int32_t mult, int32_t shift, int32_t zp)
+{
+    const int32_t r = -shift, mh = mult >> 11, ml = mult & 2047;
+    add_in a = {.mh = _mm512_set1_epi32(mh), .ml = _mm512_set1_epi32(ml),
+                .c1 = _mm512_set1_epi32(1024 - zp * ml), .c2 = _mm512_set1_epi32(-zp * mh),
+                .rnd = _mm512_set1_epi32(r > 0 ? (int32_t)(1u << (r - 1)) : 0),
+                .one = _mm512_set1_epi32(r > 0), .count = _mm_cvtsi32_si128(r)};
+    return a;
+}
+
+static inline __attribute__((always_inline)) __m512i add_rescale(__m512i x, const add_in *a)
+{
+    __m512i lo = _mm512_srai_epi32(_mm512_add_epi32(_mm512_mullo_epi32(x, a->ml), a->c1), 11);
+    __m512i y = _mm512_add_epi32(_mm512_add_epi32(_mm512_mullo_epi32(x, a->mh), a->c2), lo);
+    __m512i neg = _mm512_and_si512(_mm512_srli_epi32(y, 31), a->one);
+    return _mm512_sra_epi32(_mm512_sub_epi32(_mm512_add_epi32(y, a->rnd), neg), a->count);
+}
+
 /* TFLite's ADD on 16 elements (the lanes of m; full: all 16, and a plain
- * load the widening can take as its operand): each input's difference
- * scaled by 2^20 (|x - zp| <= 255: a plain shift, never saturating),
- * rescaled (validated: shift <= 0, so both stay below 2^28 and their sum in
- * int32), summed and requantized; stored to the lanes of m. */
+ * load the widening can take as its operand): each input rescaled
+ * (add_rescale; validated: shift <= 0, so both stay below 2^28 and their
+ * sum in int32), summed and requantized; stored to the lanes of m. */
 static inline __attribute__((always_inline)) void
 add16(const int full, const int8_t *a, const int8_t *b, int8_t *out, __mmask16 m,
-      const qat_avx512_rq16 *qa, const qat_avx512_rq16 *qb, const qat_avx512_rq16 *qo, int la,
-      int lb, int lo_, __m512i za, __m512i zb, __m512i lo, __m512i hi, __m512i zp)
+      const add_in *ia, const add_in *ib, const qat_avx512_rq16 *qo, int lo_, __m512i lo,
+      __m512i hi, __m512i zp)
 {
     const __m128i u = full ? _mm_loadu_si128((const __m128i *)(const void *)a)
                            : _mm_maskz_loadu_epi8(m, a);
     const __m128i v = full ? _mm_loadu_si128((const __m128i *)(const void *)b)
                            : _mm_maskz_loadu_epi8(m, b);
-    __m512i x = _mm512_sub_epi32(_mm512_cvtepi8_epi32(u), za);
-    __m512i y = _mm512_sub_epi32(_mm512_cvtepi8_epi32(v), zb);
-    x = qat_avx512_rescale(_mm512_slli_epi32(x, QAT_RT_ADD_LEFT_SHIFT), qa, la);
-    y = qat_avx512_rescale(_mm512_slli_epi32(y, QAT_RT_ADD_LEFT_SHIFT), qb, lb);
+    __m512i x = add_rescale(_mm512_cvtepi8_epi32(u), ia);
+    __m512i y = add_rescale(_mm512_cvtepi8_epi32(v), ib);
     _mm512_mask_cvtsepi32_storeu_epi8(
         out, m, qat_avx512_requant(_mm512_add_epi32(x, y), qo, lo_, lo, hi, zp));
 }
@@ -36,19 +70,18 @@ void qat_s8_add_x16__avx512vnni(const qat_rt_merge_params *p, const int8_t *cons
                                 int8_t *out, size_t m0, size_t m1)
 {
     const size_t C = (size_t)p->out_c, end = m1 * C;
-    const qat_avx512_rq16 qa = qat_avx512_rq_uniform(p->in_mult[0], p->in_shift[0]);
-    const qat_avx512_rq16 qb = qat_avx512_rq_uniform(p->in_mult[1], p->in_shift[1]);
+    const add_in ia = add_in_of(p->in_mult[0], p->in_shift[0], p->in_zp[0]);
+    const add_in ib = add_in_of(p->in_mult[1], p->in_shift[1], p->in_zp[1]);
     const qat_avx512_rq16 qo = qat_avx512_rq_uniform(p->out_mult, p->out_shift);
-    const int la = p->in_shift[0] > 0, lb = p->in_shift[1] > 0, lo_ = p->out_shift > 0;
-    const __m512i za = _mm512_set1_epi32(p->in_zp[0]), zb = _mm512_set1_epi32(p->in_zp[1]);
+    const int lo_ = p->out_shift > 0;
     const __m512i zp = _mm512_set1_epi32(p->out_zp);
     const __m512i lo = _mm512_set1_epi32(p->act_min - p->out_zp);
     const __m512i hi = _mm512_set1_epi32(p->act_max - p->out_zp);
     const int8_t *a = in[0], *b = in[1];
     size_t i = m0 * C;
     for (; i + 16 <= end; i += 16)
-        add16(1, a + i, b + i, out + i, 0xFFFF, &qa, &qb, &qo, la, lb, lo_, za, zb, lo, hi, zp);
+        add16(1, a + i, b + i, out + i, 0xFFFF, &ia, &ib, &qo, lo_, lo, hi, zp);
     if (i < end) /* masked lanes are neither read nor written */
-        add16(0, a + i, b + i, out + i, _cvtu32_mask16((1u << (end - i)) - 1u), &qa, &qb, &qo,
-              la, lb, lo_, za, zb, lo, hi, zp);
+        add16(0, a + i, b + i, out + i, _cvtu32_mask16((1u << (end - i)) - 1u), &ia, &ib, &qo,
+              lo_, lo, hi, zp);
 }
