@@ -113,32 +113,57 @@ static inline void widen16(__m128i b, __m256i zp, __m256i *lo, __m256i *hi)
     *hi = _mm256_sub_epi32(_mm256_cvtepi8_epi32(_mm_srli_si128(b, 8)), zp);
 }
 
-/* TFLite's ADD, 16 elements a step: each input's difference scaled by
- * 2^20 (|x - zp| <= 255: never saturates, a plain shift), rescaled
- * (validated: shift <= 0, so both stay below 2^28 and their sum in int32),
- * summed and requantized. */
+/* One add input's rescale, RDPOT(SRDHM((x - zp) 2^20, M), r), on 8 int32
+ * lanes of codes x, in 32-bit arithmetic: kernels/avx512/graph.c's
+ * add_rescale (which derives it) on ymm. */
+_Static_assert(QAT_RT_ADD_LEFT_SHIFT == 20, "add_rescale8's split of M assumes the 2^20 scaling");
+
+typedef struct add_in8 {
+    __m256i mh, ml, c1, c2, rnd, one;
+    __m128i count;
+} add_in8;
+
+static add_in8 add_in8_of(int32_t mult, int32_t shift, int32_t zp)
+{
+    const int32_t r = -shift, mh = mult >> 11, ml = mult & 2047;
+    add_in8 a = {.mh = _mm256_set1_epi32(mh), .ml = _mm256_set1_epi32(ml),
+                 .c1 = _mm256_set1_epi32(1024 - zp * ml), .c2 = _mm256_set1_epi32(-zp * mh),
+                 .rnd = _mm256_set1_epi32(r > 0 ? (int32_t)(1u << (r - 1)) : 0),
+                 .one = _mm256_set1_epi32(r > 0), .count = _mm_cvtsi32_si128(r)};
+    return a;
+}
+
+static inline __m256i add_rescale8(__m256i x, const add_in8 *a)
+{
+    __m256i lo = _mm256_srai_epi32(_mm256_add_epi32(_mm256_mullo_epi32(x, a->ml), a->c1), 11);
+    __m256i y = _mm256_add_epi32(_mm256_add_epi32(_mm256_mullo_epi32(x, a->mh), a->c2), lo);
+    __m256i neg = _mm256_and_si256(_mm256_srli_epi32(y, 31), a->one);
+    return _mm256_sra_epi32(_mm256_sub_epi32(_mm256_add_epi32(y, a->rnd), neg), a->count);
+}
+
+/* TFLite's ADD, 16 elements a step: each input's codes rescaled
+ * (add_rescale8; validated: shift <= 0, so both stay below 2^28 and their
+ * sum in int32), summed and requantized. */
 void qat_s8_add_x16__avx2(const qat_rt_merge_params *p, const int8_t *const *in, int8_t *out,
                           size_t m0, size_t m1)
 {
     const size_t C = (size_t)p->out_c, end = m1 * C;
-    const qat_avx2_rq8 qa = rq_uniform(p->in_mult[0], p->in_shift[0]);
-    const qat_avx2_rq8 qb = rq_uniform(p->in_mult[1], p->in_shift[1]);
+    const add_in8 ia = add_in8_of(p->in_mult[0], p->in_shift[0], p->in_zp[0]);
+    const add_in8 ib = add_in8_of(p->in_mult[1], p->in_shift[1], p->in_zp[1]);
     const qat_avx2_rq8 qo = rq_uniform(p->out_mult, p->out_shift);
-    const int la = p->in_shift[0] > 0, lb = p->in_shift[1] > 0, lo_ = p->out_shift > 0;
-    const __m256i za = _mm256_set1_epi32(p->in_zp[0]), zb = _mm256_set1_epi32(p->in_zp[1]);
+    const int lo_ = p->out_shift > 0;
     const __m256i zp = _mm256_set1_epi32(p->out_zp);
     const __m256i lo = _mm256_set1_epi32(p->act_min - p->out_zp);
     const __m256i hi = _mm256_set1_epi32(p->act_max - p->out_zp);
     const int8_t *a = in[0], *b = in[1];
     size_t i = m0 * C;
     for (; i + 16 <= end; i += 16) {
-        __m256i a0, a1, b0, b1, r[2];
-        widen16(_mm_loadu_si128((const __m128i *)(const void *)(a + i)), za, &a0, &a1);
-        widen16(_mm_loadu_si128((const __m128i *)(const void *)(b + i)), zb, &b0, &b1);
-        __m256i av[2] = {a0, a1}, bv[2] = {b0, b1};
+        const __m128i u = _mm_loadu_si128((const __m128i *)(const void *)(a + i));
+        const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + i));
+        __m256i r[2];
         for (int j = 0; j < 2; j++) {
-            __m256i ra = qat_avx2_rescale(_mm256_slli_epi32(av[j], QAT_RT_ADD_LEFT_SHIFT), &qa, la);
-            __m256i rb = qat_avx2_rescale(_mm256_slli_epi32(bv[j], QAT_RT_ADD_LEFT_SHIFT), &qb, lb);
+            __m256i ra = add_rescale8(_mm256_cvtepi8_epi32(j ? _mm_srli_si128(u, 8) : u), &ia);
+            __m256i rb = add_rescale8(_mm256_cvtepi8_epi32(j ? _mm_srli_si128(v, 8) : v), &ib);
             r[j] = qat_avx2_requant(_mm256_add_epi32(ra, rb), &qo, lo_, lo, hi, zp);
         }
         _mm_storeu_si128((__m128i *)(void *)(out + i), qat_avx2_narrow16(r[0], r[1]));
