@@ -18,7 +18,7 @@
  * give it exactly, where the 64-bit products took even and odd lanes
  * apart. The zero point is folded into the constants (c1 = 2^10 - zp Ml,
  * c2 = -zp Mh). Then RDPOT(y, r) = floor((y + 2^(r-1) - [y < 0]) / 2^r)
- * for r >= 1 (docs/ARITHMETIC.md; y + 2^30 < 2^31 as |y| < 2^28), and y
+ * for r >= 1 (stated in qat/fixedpoint.h; y + 2^30 < 2^31 as |y| < 2^28), and y
  * for r = 0 (rnd = one = 0, count 0). Checked against qat_fp_rescale on
  * every code, zero point and right shift for edge and random multipliers
  * (296M cases) when written, and by the kernel tester. */
