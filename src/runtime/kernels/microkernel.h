@@ -307,6 +307,37 @@ void qat_rt_dw_run(const qat_rt_dw_ukernel *uk, const qat_rt_conv_params *p, con
         qat_rt_dw_run(&(UK), p, in, out, m0, m1, c0, c1, scratch);                               \
     }
 
+/* ---- add: each input's rescale in 32-bit lanes ---------------------------------------------- */
+
+/* RDPOT(SRDHM((x - zp) 2^20, M), r) of an add input's code x, r = -shift
+ * (validated: M >= 0, shift in [-31, 0]). With v = x - zp (|v| <= 255) and
+ * M = Mh 2^11 + Ml (Ml < 2^11), SRDHM(v 2^20, M) = floor((v M 2^20 + 2^30)
+ * / 2^31) = floor((v M + 2^10) / 2^11) = v Mh + floor((v Ml + 2^10) /
+ * 2^11): |v Mh| < 2^28 and |v Ml + 2^10| < 2^20, so two 32-bit multiplies
+ * and an arithmetic shift give it exactly, with no 64-bit product. The zero
+ * point is folded into the constants: y = x Mh + c2 + ((x Ml + c1) >> 11),
+ * c1 = 2^10 - zp Ml, c2 = -zp Mh. Then RDPOT(y, r) = (y + rnd - (one &
+ * [y < 0])) >> r: floor((y + 2^(r-1) - [y < 0]) / 2^r) for r >= 1 (stated
+ * at qat_fp_requantize_right; y + 2^30 < 2^31 as |y| < 2^28), and y for
+ * r = 0 (rnd = one = 0). docs/ARITHMETIC.md §4.1 gives it to implementers.
+ * Checked against qat_fp_rescale on every code, zero point and right shift
+ * for edge and random multipliers (296M cases) when written, and by the
+ * kernel tester's rounding-tie cases. The SIMD adds broadcast these. */
+_Static_assert(QAT_RT_ADD_LEFT_SHIFT == 20, "the split of M assumes the add's 2^20 scaling");
+
+typedef struct qat_rt_add_rescale {
+    int32_t mh, ml, c1, c2, rnd, one, right;
+} qat_rt_add_rescale;
+
+static inline qat_rt_add_rescale qat_rt_add_rescale_of(int32_t mult, int32_t shift, int32_t zp)
+{
+    const int32_t r = -shift, mh = mult >> 11, ml = mult & 2047;
+    qat_rt_add_rescale a = {.mh = mh, .ml = ml, .c1 = 1024 - zp * ml, .c2 = -zp * mh,
+                            .rnd = r > 0 ? (int32_t)(1u << (r - 1)) : 0, .one = r > 0,
+                            .right = r};
+    return a;
+}
+
 /* ---- add, concat, global_avgpool: the scalar tails ------------------------------------------ */
 
 /* Elements [i, end) of an add (kernels/ref's semantics). */

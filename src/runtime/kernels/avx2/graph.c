@@ -8,6 +8,7 @@
 
 #include "runtime/kernels/avx2/kernels_avx2.h"
 #include "runtime/kernels/avx2/requant.h"
+#include "runtime/kernels/microkernel.h"
 
 #include "qat/fixedpoint.h"
 
@@ -113,11 +114,7 @@ static inline void widen16(__m128i b, __m256i zp, __m256i *lo, __m256i *hi)
     *hi = _mm256_sub_epi32(_mm256_cvtepi8_epi32(_mm_srli_si128(b, 8)), zp);
 }
 
-/* One add input's rescale, RDPOT(SRDHM((x - zp) 2^20, M), r), on 8 int32
- * lanes of codes x, in 32-bit arithmetic: kernels/avx512/graph.c's
- * add_rescale (which derives it) on ymm. */
-_Static_assert(QAT_RT_ADD_LEFT_SHIFT == 20, "add_rescale8's split of M assumes the 2^20 scaling");
-
+/* qat_rt_add_rescale (microkernel.h, which derives it) on 8 lanes. */
 typedef struct add_in8 {
     __m256i mh, ml, c1, c2, rnd, one;
     __m128i count;
@@ -125,11 +122,11 @@ typedef struct add_in8 {
 
 static add_in8 add_in8_of(int32_t mult, int32_t shift, int32_t zp)
 {
-    const int32_t r = -shift, mh = mult >> 11, ml = mult & 2047;
-    add_in8 a = {.mh = _mm256_set1_epi32(mh), .ml = _mm256_set1_epi32(ml),
-                 .c1 = _mm256_set1_epi32(1024 - zp * ml), .c2 = _mm256_set1_epi32(-zp * mh),
-                 .rnd = _mm256_set1_epi32(r > 0 ? (int32_t)(1u << (r - 1)) : 0),
-                 .one = _mm256_set1_epi32(r > 0), .count = _mm_cvtsi32_si128(r)};
+    const qat_rt_add_rescale k = qat_rt_add_rescale_of(mult, shift, zp);
+    add_in8 a = {.mh = _mm256_set1_epi32(k.mh), .ml = _mm256_set1_epi32(k.ml),
+                 .c1 = _mm256_set1_epi32(k.c1), .c2 = _mm256_set1_epi32(k.c2),
+                 .rnd = _mm256_set1_epi32(k.rnd), .one = _mm256_set1_epi32(k.one),
+                 .count = _mm_cvtsi32_si128(k.right)};
     return a;
 }
 

@@ -9,21 +9,9 @@
 
 #include "runtime/kernels/avx512/kernels_avx512.h"
 #include "runtime/kernels/avx512/requant.h"
+#include "runtime/kernels/microkernel.h"
 
-/* One add input's rescale, RDPOT(SRDHM((x - zp) 2^20, M), r), in 32-bit
- * lanes. With v = x - zp (|v| <= 255) and M = Mh 2^11 + Ml (M >= 0, Ml <
- * 2^11; validated), SRDHM(v 2^20, M) = floor((v M 2^20 + 2^30) / 2^31) =
- * floor((v M + 2^10) / 2^11) = v Mh + floor((v Ml + 2^10) / 2^11): |v Mh| <
- * 2^28 and |v Ml + 2^10| < 2^20, so two vpmulld and an arithmetic shift
- * give it exactly, where the 64-bit products took even and odd lanes
- * apart. The zero point is folded into the constants (c1 = 2^10 - zp Ml,
- * c2 = -zp Mh). Then RDPOT(y, r) = floor((y + 2^(r-1) - [y < 0]) / 2^r)
- * for r >= 1 (stated in qat/fixedpoint.h; y + 2^30 < 2^31 as |y| < 2^28), and y
- * for r = 0 (rnd = one = 0, count 0). Checked against qat_fp_rescale on
- * every code, zero point and right shift for edge and random multipliers
- * (296M cases) when written, and by the kernel tester. */
-_Static_assert(QAT_RT_ADD_LEFT_SHIFT == 20, "add_rescale's split of M assumes the 2^20 scaling");
-
+/* qat_rt_add_rescale (microkernel.h, which derives it) on 16 lanes. */
 typedef struct add_in {
     __m512i mh, ml, c1, c2, rnd, one;
     __m128i count;
@@ -31,11 +19,11 @@ typedef struct add_in {
 
 static add_in add_in_of(int32_t mult, int32_t shift, int32_t zp)
 {
-    const int32_t r = -shift, mh = mult >> 11, ml = mult & 2047;
-    add_in a = {.mh = _mm512_set1_epi32(mh), .ml = _mm512_set1_epi32(ml),
-                .c1 = _mm512_set1_epi32(1024 - zp * ml), .c2 = _mm512_set1_epi32(-zp * mh),
-                .rnd = _mm512_set1_epi32(r > 0 ? (int32_t)(1u << (r - 1)) : 0),
-                .one = _mm512_set1_epi32(r > 0), .count = _mm_cvtsi32_si128(r)};
+    const qat_rt_add_rescale k = qat_rt_add_rescale_of(mult, shift, zp);
+    add_in a = {.mh = _mm512_set1_epi32(k.mh), .ml = _mm512_set1_epi32(k.ml),
+                .c1 = _mm512_set1_epi32(k.c1), .c2 = _mm512_set1_epi32(k.c2),
+                .rnd = _mm512_set1_epi32(k.rnd), .one = _mm512_set1_epi32(k.one),
+                .count = _mm_cvtsi32_si128(k.right)};
     return a;
 }
 
