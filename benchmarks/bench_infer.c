@@ -247,9 +247,14 @@ static double peak_gmacs(const char *isa, double seconds)
     for (int r = 0; r < 3; r++) {
         long macs = 0, iters = 1 << 20;
         double t0 = cpu(), t;
-        do
-            macs += fn(iters);
-        while ((t = cpu() - t0) < seconds / 3);
+        do {
+            long m = fn(iters);
+            if (m < 0) {
+                fprintf(stderr, "bench-infer: the %s peak loop's sums are wrong\n", isa);
+                exit(1);
+            }
+            macs += m;
+        } while ((t = cpu() - t0) < seconds / 3);
         double g = (double)macs / t * 1e-9;
         best = g > best ? g : best;
     }

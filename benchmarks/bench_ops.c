@@ -197,9 +197,14 @@ static double fma_peak(const char *isa)
     for (int r = 0; fn && r < 5; r++) {
         long fmas = 0;
         double t0 = cpu_seconds(), t;
-        do
-            fmas += fn(1 << 18);
-        while ((t = cpu_seconds() - t0) < 0.5);
+        do {
+            long m = fn(1 << 18);
+            if (m < 0) {
+                fprintf(stderr, "bench-ops: the %s FMA peak loop's sums are wrong\n", isa);
+                exit(1);
+            }
+            fmas += m;
+        } while ((t = cpu_seconds() - t0) < 0.5);
         best = fmas / t * 1e-9 > best ? fmas / t * 1e-9 : best;
     }
     return best;

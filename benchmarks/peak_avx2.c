@@ -1,52 +1,64 @@
-/* The int8 peak of the AVX2 kernels' instructions: vpmaddwd (16 int16
- * multiply-adds into 8 int32 pairs) + vpaddd into an accumulator, with 12
- * independent accumulators so that only throughput counts. Built with
- * -mavx2 -mfma. Returns the multiply-accumulates done. */
-#include <immintrin.h>
+/* The peaks of the AVX2 kernels' instructions on one core, as tight loops
+ * of independent accumulator chains in assembly (see peak_avx512.c for why
+ * not intrinsics: GCC merged the old loops' identical chains, and the
+ * int8 one ran 4 vpmaddwd an iteration while counting 12). Each function
+ * checks the sums it computed and returns -1 if they are not what the
+ * instructions it counts give. Built with -mavx2 -mfma (ymm0-15 only). */
+#include <stdint.h>
 
-#define STEP(a, x, w) a = _mm256_add_epi32(a, _mm256_madd_epi16(x, w))
+#define Y12(op) op(0) op(1) op(2) op(3) op(4) op(5) op(6) op(7) op(8) op(9) op(10) op(11)
+#define Y6(op) op(0) op(1) op(2) op(3) op(4) op(5)
+#define ZERO(i) "vpxor %%ymm" #i ", %%ymm" #i ", %%ymm" #i "\n\t"
+#define STORE(i) "vmovdqu %%ymm" #i ", " #i "*32(%[out])\n\t"
+#define CLOBBERS                                                                           \
+    "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",   \
+        "xmm9", "xmm10", "xmm11", "xmm12", "xmm13"
 
+/* vpmaddwd (16 int16 multiply-adds into 8 int32 pairs) + vpaddd into an
+ * accumulator, the AVX2 conv tile's pair: 6 chains (ymm0-5), products in
+ * ymm6-11. Returns the multiply-accumulates done, or -1. */
+#define MADD(i, t) "vpmaddwd %%ymm13, %%ymm12, %%ymm" #t "\n\t"
+#define ADD(i, t) "vpaddd %%ymm" #t ", %%ymm" #i ", %%ymm" #i "\n\t"
+#define PAIRS(op) op(0, 6) op(1, 7) op(2, 8) op(3, 9) op(4, 10) op(5, 11)
 long qat_bench_peak_avx2(long iters)
 {
-    __m256i x0 = _mm256_set1_epi16(3), x1 = _mm256_set1_epi16(-5);
-    __m256i w0 = _mm256_set1_epi16(7), w1 = _mm256_set1_epi16(-11);
-    __m256i a0 = x0, a1 = x0, a2 = x0, a3 = x0, a4 = x0, a5 = x0;
-    __m256i a6 = x1, a7 = x1, a8 = x1, a9 = x1, a10 = x1, a11 = x1;
-    for (long i = 0; i < iters; i++) {
-        /* opaque operands: the compiler may not hoist the products */
-        __asm__ volatile("" : "+x"(x0), "+x"(x1), "+x"(w0), "+x"(w1));
-        STEP(a0, x0, w0); STEP(a1, x0, w1); STEP(a2, x1, w0); STEP(a3, x1, w1);
-        STEP(a4, x0, w0); STEP(a5, x0, w1); STEP(a6, x1, w0); STEP(a7, x1, w1);
-        STEP(a8, x0, w0); STEP(a9, x0, w1); STEP(a10, x1, w0); STEP(a11, x1, w1);
-    }
-    __m256i s = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(a0, a1), a2),
-                                 _mm256_add_epi32(_mm256_add_epi32(a3, a4), a5));
-    s = _mm256_add_epi32(s, _mm256_add_epi32(_mm256_add_epi32(a6, a7), a8));
-    s = _mm256_add_epi32(s, _mm256_add_epi32(_mm256_add_epi32(a9, a10), a11));
-    __asm__ volatile("" : : "x"(s));
-    return iters * 12 * 16;
+    if (iters < 1 || iters > (1L << 24))
+        return -1;
+    int32_t out[12 * 8];
+    long n = iters;
+    __asm__ volatile("vpcmpeqd %%ymm12, %%ymm12, %%ymm12\n\t"
+                     "vpabsw %%ymm12, %%ymm12\n\t" /* int16 ones */
+                     "vmovdqa %%ymm12, %%ymm13\n\t" Y6(ZERO) "1:\n\t" PAIRS(MADD) PAIRS(ADD)
+                     "dec %[n]\n\t"
+                     "jnz 1b\n\t" Y6(STORE)
+                     : [n] "+r"(n)
+                     : [out] "r"(out)
+                     : CLOBBERS);
+    for (int i = 0; i < 6 * 8; i++)
+        if (out[i] != 2 * iters)
+            return -1;
+    return iters * 6 * 16;
 }
 
-/* The fp32 peak of the AVX2 sgemm tile's instruction: vfmadd231ps on ymm (8
- * multiply-adds), 12 independent accumulators. Returns the multiply-adds. */
-#define FSTEP(a, x, w) a = _mm256_fmadd_ps(x, w, a)
-
+/* vfmadd231ps on ymm (8 multiply-adds), 12 chains. Returns the
+ * multiply-adds done, or -1. */
+#define FMA(i) "vfmadd231ps %%ymm13, %%ymm12, %%ymm" #i "\n\t"
 long qat_bench_peak_fma_avx2(long iters)
 {
-    __m256 x0 = _mm256_set1_ps(1.0f), x1 = _mm256_set1_ps(0.5f);
-    __m256 w0 = _mm256_set1_ps(1e-7f), w1 = _mm256_set1_ps(-1e-7f);
-    __m256 a0 = x0, a1 = x0, a2 = x0, a3 = x0, a4 = x0, a5 = x0;
-    __m256 a6 = x1, a7 = x1, a8 = x1, a9 = x1, a10 = x1, a11 = x1;
-    for (long i = 0; i < iters; i++) {
-        __asm__ volatile("" : "+x"(x0), "+x"(x1), "+x"(w0), "+x"(w1));
-        FSTEP(a0, x0, w0); FSTEP(a1, x0, w1); FSTEP(a2, x1, w0); FSTEP(a3, x1, w1);
-        FSTEP(a4, x0, w0); FSTEP(a5, x0, w1); FSTEP(a6, x1, w0); FSTEP(a7, x1, w1);
-        FSTEP(a8, x0, w0); FSTEP(a9, x0, w1); FSTEP(a10, x1, w0); FSTEP(a11, x1, w1);
-    }
-    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), a2),
-                             _mm256_add_ps(_mm256_add_ps(a3, a4), a5));
-    s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(a6, a7), a8));
-    s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(a9, a10), a11));
-    __asm__ volatile("" : : "x"(s));
+    if (iters < 1 || iters > (1L << 24))
+        return -1;
+    const float one = 1.0f;
+    float out[12 * 8];
+    long n = iters;
+    __asm__ volatile("vbroadcastss %[one], %%ymm12\n\t"
+                     "vmovaps %%ymm12, %%ymm13\n\t" Y12(ZERO) "1:\n\t" Y12(FMA)
+                     "dec %[n]\n\t"
+                     "jnz 1b\n\t" Y12(STORE)
+                     : [n] "+r"(n)
+                     : [out] "r"(out), [one] "m"(one)
+                     : CLOBBERS);
+    for (int i = 0; i < 12 * 8; i++)
+        if (out[i] != (float)iters)
+            return -1;
     return iters * 12 * 8;
 }
