@@ -30,6 +30,14 @@
 /* A layer phase divides output rows when every thread gets at least this
  * many; otherwise it divides output channels. */
 #define QAT_RT_MIN_ROWS 16
+/* A layer phase gives each task at least this much work, in
+ * multiply-accumulates (about a microsecond of vpdpbusd), a layer without
+ * any (add, pools, concat) counting QAT_RT_ELEM_MACS per input and output
+ * element: below it, the other core's reading and writing of the layer's
+ * activations (cache lines that then move between cores) costs more than
+ * the split saves. */
+#define QAT_RT_MIN_TASK_MACS (1 << 19)
+#define QAT_RT_ELEM_MACS 16
 
 /* The board word: epoch (phase number) | task count | next unclaimed task.
  * One word, so that a claim (compare-and-swap) can only succeed for the
@@ -136,6 +144,10 @@ static unsigned layer_tasks(const qat_rt_session *s, const qat_rt_layer *l, int 
     *by_rows = !oc || rows >= (size_t)s->threads * QAT_RT_MIN_ROWS;
     *units = *by_rows ? rows : ((size_t)oc + align - 1) / align;
     size_t want = 4 * (size_t)s->threads; /* a descheduled thread holds up little */
+    double macs = l->macs > 0 ? l->macs
+                              : (double)(l->in_size + l->out_size) * QAT_RT_ELEM_MACS;
+    double most = macs * n / QAT_RT_MIN_TASK_MACS;
+    want = most < 1.0 ? 1 : most < (double)want ? (size_t)most : want;
     return (unsigned)(*units < want ? *units : want);
 }
 
@@ -259,6 +271,10 @@ static void run_phase(qat_rt_session *s, unsigned ntasks)
 {
     if (ntasks == 0)
         return;
+    if (ntasks == 1) { /* the caller's own: its inputs are in this core's cache */
+        run_task(s, 0, 0, 1);
+        return;
+    }
     s->epoch = (s->epoch + 1) & ((1u << (64 - 2 * B_BITS)) - 1);
     atomic_store_explicit(&s->done, 0, memory_order_relaxed);
     atomic_store_explicit(&s->board, B_MAKE(s->epoch, ntasks), memory_order_release);
