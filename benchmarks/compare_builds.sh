@@ -10,6 +10,10 @@
 # usage: benchmarks/compare_builds.sh BASE_BUILD NEW_BUILD [ROUNDS] [THREADS] [ISA...]
 #   ISA: kernel paths to compare (default: avx2 avx512vnni on x86-64)
 #   QAT_BENCH_ARGS: extra bench-infer options, e.g. "--checkpoint run/checkpoint.h5"
+#   QAT_BENCH_CPU: with THREADS 1 both builds run pinned to this CPU (default
+#     the last one): a one-thread process otherwise lands on whichever vCPU,
+#     and on these virtual machines one can be 10-20% slower than the other
+#     (benchmarks/cpu_balance.sh), which mixes two speeds into the rounds
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 base=$1
@@ -20,11 +24,15 @@ shift $(($# < 4 ? $# : 4))
 isas=("$@")
 ((${#isas[@]})) || isas=(avx2 avx512vnni)
 args=(--rounds "$rounds")
+pin=
+if [[ $threads == 1 ]] && command -v taskset >/dev/null; then
+  pin="taskset -c ${QAT_BENCH_CPU:-$(($(nproc) - 1))} "
+fi
 for isa in "${isas[@]}"; do
   for side in base new; do
     b=${!side}
     [[ -x "$b/benchmarks/bench-infer" ]] || { echo "compare_builds: no $b/benchmarks/bench-infer" >&2; exit 2; }
-    args+=(--side "$side-$isa=$b/benchmarks/bench-infer --json --isa $isa --threads $threads --seconds 1 --repeats 3 ${QAT_BENCH_ARGS:-}")
+    args+=(--side "$side-$isa=$pin$b/benchmarks/bench-infer --json --isa $isa --threads $threads --seconds 1 --repeats 3 ${QAT_BENCH_ARGS:-}")
   done
   for fig in qat-int8.batch1 qat-int8.batch64 kernels.conv2_gmacs kernels.fc1_gmacs \
              kernels.conv2_gmacs_of_peak kernels.fc1_gmacs_of_peak; do
