@@ -30,7 +30,7 @@ long qat_bench_peak_avx2(long iters)
                      "vpabsw %%ymm12, %%ymm12\n\t" /* int16 ones */
                      "vmovdqa %%ymm12, %%ymm13\n\t" Y6(ZERO) "1:\n\t" PAIRS(MADD) PAIRS(ADD)
                      "dec %[n]\n\t"
-                     "jnz 1b\n\t" Y6(STORE)
+                     "jnz 1b\n\t" Y6(STORE) "vzeroupper\n\t"
                      : [n] "+r"(n)
                      : [out] "r"(out)
                      : CLOBBERS);
@@ -53,7 +53,7 @@ long qat_bench_peak_fma_avx2(long iters)
     __asm__ volatile("vbroadcastss %[one], %%ymm12\n\t"
                      "vmovaps %%ymm12, %%ymm13\n\t" Y12(ZERO) "1:\n\t" Y12(FMA)
                      "dec %[n]\n\t"
-                     "jnz 1b\n\t" Y12(STORE)
+                     "jnz 1b\n\t" Y12(STORE) "vzeroupper\n\t"
                      : [n] "+r"(n)
                      : [out] "r"(out), [one] "m"(one)
                      : CLOBBERS);

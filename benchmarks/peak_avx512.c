@@ -33,7 +33,7 @@ long qat_bench_peak_avx512vnni(long iters)
                      "vpabsb %%zmm16, %%zmm16\n\t" /* bytes of 1: u8 and s8 operands */
                      "vmovdqa64 %%zmm16, %%zmm17\n\t" Z16(ZERO) "1:\n\t" Z16(DPBUSD)
                      "dec %[n]\n\t"
-                     "jnz 1b\n\t" Z16(STORE)
+                     "jnz 1b\n\t" Z16(STORE) "vzeroupper\n\t"
                      : [n] "+r"(n)
                      : [out] "r"(out)
                      : CLOBBERS);
@@ -55,7 +55,7 @@ long qat_bench_peak_fma_avx512(long iters)
     __asm__ volatile("vbroadcastss %[one], %%zmm16\n\t"
                      "vmovaps %%zmm16, %%zmm17\n\t" Z16(ZERO) "1:\n\t" Z16(FMA)
                      "dec %[n]\n\t"
-                     "jnz 1b\n\t" Z16(STORE)
+                     "jnz 1b\n\t" Z16(STORE) "vzeroupper\n\t"
                      : [n] "+r"(n)
                      : [out] "r"(out), [one] "m"(one)
                      : CLOBBERS);
