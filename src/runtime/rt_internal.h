@@ -78,4 +78,11 @@ struct qat_rt_model {
  * small arrays at model creation. */
 qat_status qat_rt_plan_arena(qat_rt_model *m, qat_error *err);
 
+/* The least work (multiply-accumulates, session.c) a layer phase gives a
+ * task; below twice it a layer is one task on the calling thread. For
+ * tests: 1 splits every layer as far as its rows or channels go, the way
+ * sessions did before 2026-12-07, so the split paths stay covered by
+ * small models. */
+void qat_rt_session_set_min_task_macs(qat_rt_session *s, double macs);
+
 #endif

@@ -81,6 +81,7 @@ struct qat_rt_session {
     float *flogits; /* the *_logits entries' output (logits NULL) */
     int n_split, task_images; /* images phase: [0, n_split) in tasks of task_images */
     int kind, layer, nb;      /* layer phase: layer index on nb images */
+    double min_task_macs;     /* QAT_RT_MIN_TASK_MACS; tests lower it */
     unsigned epoch;
     /* the board and the completion count, each on its own cache line */
     _Alignas(64) atomic_ullong board;
@@ -146,7 +147,7 @@ static unsigned layer_tasks(const qat_rt_session *s, const qat_rt_layer *l, int 
     size_t want = 4 * (size_t)s->threads; /* a descheduled thread holds up little */
     double macs = l->macs > 0 ? l->macs
                               : (double)(l->in_size + l->out_size) * QAT_RT_ELEM_MACS;
-    double most = macs * n / QAT_RT_MIN_TASK_MACS;
+    double most = macs * n / s->min_task_macs;
     want = most < 1.0 ? 1 : most < (double)want ? (size_t)most : want;
     return (unsigned)(*units < want ? *units : want);
 }
@@ -349,6 +350,7 @@ qat_status qat_rt_session_create(const qat_rt_model *m, const qat_rt_options *o,
     s->k = m->k;
     s->threads = o->threads;
     s->max_batch = o->max_batch;
+    s->min_task_macs = QAT_RT_MIN_TASK_MACS;
     int per_thread = (o->max_batch + o->threads - 1) / o->threads;
     s->chunk = per_thread < QAT_RT_CHUNK ? per_thread : QAT_RT_CHUNK;
     for (int i = 0; i < m->num_layers; i++) {
@@ -400,6 +402,11 @@ qat_status qat_rt_session_create(const qat_rt_model *m, const qat_rt_options *o,
     }
     *out = s;
     return QAT_OK;
+}
+
+void qat_rt_session_set_min_task_macs(qat_rt_session *s, double macs)
+{
+    s->min_task_macs = macs > 0 ? macs : 1;
 }
 
 void qat_rt_session_destroy(qat_rt_session *s)

@@ -23,6 +23,7 @@
 #include "kernel_tester.h"
 #include "rt_fixture.h"
 #include "runtime/kernels/kernels.h"
+#include "runtime/rt_internal.h"
 
 int failures;
 long checks;
@@ -602,12 +603,18 @@ static void run_model(const fx_model *fx, int nimg, const char *label)
         CHECK(strcmp(qat_rt_model_isa(m), paths[pi]->isa) == 0, "model isa %s",
               qat_rt_model_isa(m));
         for (int t = 1; t <= 3; t++) {
-            /* batch 1 (layer split when t > 1), then everything at once */
-            for (int batch = 1; batch <= nimg; batch = batch == 1 ? nimg : nimg + 1) {
+            /* batch 1 (layer phases when t > 1: these small models' layers
+             * are one task each, so also with every layer split as far as
+             * it goes, split = 1), then everything at once */
+            for (int batch = 1, split = 0; batch <= nimg;
+                 split = batch == 1 && t > 1 && !split,
+                     batch = split ? 1 : batch == 1 ? nimg : nimg + 1) {
                 memset(got, 0x55, (size_t)nimg * nc);
                 qat_rt_options o = {.threads = t, .max_batch = batch};
                 qat_rt_session *s = NULL;
                 st = qat_rt_session_create(m, &o, &s, &e);
+                if (!st && split)
+                    qat_rt_session_set_min_task_macs(s, 1);
                 for (int i = 0; !st && i < nimg; i += batch) {
                     int n = nimg - i < batch ? nimg - i : batch;
                     st = qat_rt_run(s, px + (size_t)i * in, n, got + (size_t)i * nc, &e);
@@ -618,8 +625,9 @@ static void run_model(const fx_model *fx, int nimg, const char *label)
                 while (bad < (size_t)nimg * nc && got[bad] == want[bad])
                     bad++;
                 CHECK(bad == (size_t)nimg * nc,
-                      "%s [%s] threads %d batch %d: image %zu class %zu: %d, oracle %d", label,
-                      paths[pi]->isa, t, batch, bad / nc, bad % nc, got[bad % (nimg * nc)],
+                      "%s [%s] threads %d batch %d%s: image %zu class %zu: %d, oracle %d", label,
+                      paths[pi]->isa, t, batch, split ? " (every layer split)" : "", bad / nc,
+                      bad % nc, got[bad % (nimg * nc)],
                       want[bad % (nimg * nc)]);
             }
         }
