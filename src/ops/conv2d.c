@@ -42,6 +42,7 @@
 #include <string.h>
 
 #include "conv2d_internal.h"
+#include "hot_clones.h"
 #include "ops/sgemm/sgemm.h"
 #include "qat/ops.h"
 #include "qat/team.h"
@@ -55,19 +56,6 @@
 /* Bytes of col per sgemm block, so that col, dcol and the dy/y rows of a
  * block stay inside a 2 MB L2 together. */
 #define BLOCK_BYTES (256u * 1024u)
-
-/* The hottest non-BLAS loops get AVX-512 and AVX2+FMA clones; the library
- * itself is built for baseline x86-64 and the dispatcher picks at load
- * time. Every lane of these loops is its own output element, summed in the
- * same order at any vector width, so the clones give the same bits (MNIST
- * CNN float and W8A8, ResNet-8, DS-CNN: checkpoints identical); the
- * AVX-512 one took the MNIST CNN's float step from 8.0 to 7.6 ms (2
- * threads, bench-train, 3 alternating runs, 2026-12-07). */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define HOT_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define HOT_CLONES
-#endif
 
 typedef struct {
     int N, H, W, C;    /* input */

@@ -6,14 +6,9 @@
  * threads add into the same input pixel. */
 #include <string.h>
 
+#include "hot_clones.h"
 #include "qat/ops.h"
 #include "qat/team.h"
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define HOT_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define HOT_CLONES
-#endif
 
 typedef struct {
     int N, H, W, C, KH, KW, SH, SW, OH, OW;
