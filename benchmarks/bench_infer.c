@@ -33,8 +33,7 @@
 #include "qat/train.h"
 #include "runtime/rt_internal.h"
 
-long qat_bench_peak_avx2(long iters);
-long qat_bench_peak_avx512vnni(long iters);
+#include "peak.h"
 
 typedef struct opts {
     const char *config, *checkpoint, *images, *isa;

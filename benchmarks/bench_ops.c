@@ -22,6 +22,8 @@
 #include "qat/team.h"
 #include "qat/rng.h"
 
+#include "peak.h"
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -171,8 +173,6 @@ static void bench_sgemm(qat_team *team, const char *name, int ta, int tb, int M,
 }
 
 /* ---- sgemm paths on the CNN's GEMM shapes, one core ------------------------------ */
-long qat_bench_peak_fma_avx512(long iters); /* peak_avx512.c, peak_avx2.c */
-long qat_bench_peak_fma_avx2(long iters);
 
 /* This thread's CPU time: a busy machine preempts us less than it slows
  * the wall clock, and the minimum over repetitions discards the rest. */

@@ -6,6 +6,8 @@
  * instructions it counts give. Built with -mavx2 -mfma (ymm0-15 only). */
 #include <stdint.h>
 
+#include "peak.h"
+
 #define Y12(op) op(0) op(1) op(2) op(3) op(4) op(5) op(6) op(7) op(8) op(9) op(10) op(11)
 #define Y6(op) op(0) op(1) op(2) op(3) op(4) op(5)
 #define ZERO(i) "vpxor %%ymm" #i ", %%ymm" #i ", %%ymm" #i "\n\t"
@@ -22,7 +24,7 @@
 #define PAIRS(op) op(0, 6) op(1, 7) op(2, 8) op(3, 9) op(4, 10) op(5, 11)
 long qat_bench_peak_avx2(long iters)
 {
-    if (iters < 1 || iters > (1L << 24))
+    if (!qat_peak_iters_ok(iters))
         return -1;
     int32_t out[12 * 8];
     long n = iters;
@@ -34,10 +36,7 @@ long qat_bench_peak_avx2(long iters)
                      : [n] "+r"(n)
                      : [out] "r"(out)
                      : CLOBBERS);
-    for (int i = 0; i < 6 * 8; i++)
-        if (out[i] != 2 * iters)
-            return -1;
-    return iters * 6 * 16;
+    return qat_peak_checked_i32(out, 6 * 8, (int32_t)(2 * iters), iters * 6 * 16);
 }
 
 /* vfmadd231ps on ymm (8 multiply-adds), 12 chains. Returns the
@@ -45,7 +44,7 @@ long qat_bench_peak_avx2(long iters)
 #define FMA(i) "vfmadd231ps %%ymm13, %%ymm12, %%ymm" #i "\n\t"
 long qat_bench_peak_fma_avx2(long iters)
 {
-    if (iters < 1 || iters > (1L << 24))
+    if (!qat_peak_iters_ok(iters))
         return -1;
     const float one = 1.0f;
     float out[12 * 8];
@@ -57,8 +56,5 @@ long qat_bench_peak_fma_avx2(long iters)
                      : [n] "+r"(n)
                      : [out] "r"(out), [one] "m"(one)
                      : CLOBBERS);
-    for (int i = 0; i < 12 * 8; i++)
-        if (out[i] != (float)iters)
-            return -1;
-    return iters * 12 * 8;
+    return qat_peak_checked_f32(out, 12 * 8, (float)iters, iters * 12 * 8);
 }

@@ -9,6 +9,8 @@
  * instructions give. Built with the AVX-512 VNNI flags. */
 #include <stdint.h>
 
+#include "peak.h"
+
 #define Z16(op)                                                                            \
     op(0) op(1) op(2) op(3) op(4) op(5) op(6) op(7) op(8) op(9) op(10) op(11) op(12) op(13) \
         op(14) op(15)
@@ -25,7 +27,7 @@
  * throughput). Returns the multiply-accumulates done, or -1. */
 long qat_bench_peak_avx512vnni(long iters)
 {
-    if (iters < 1 || iters > (1L << 24))
+    if (!qat_peak_iters_ok(iters))
         return -1;
     int32_t out[16 * 16];
     long n = iters;
@@ -37,17 +39,14 @@ long qat_bench_peak_avx512vnni(long iters)
                      : [n] "+r"(n)
                      : [out] "r"(out)
                      : CLOBBERS);
-    for (int i = 0; i < 16 * 16; i++)
-        if (out[i] != 4 * iters)
-            return -1;
-    return iters * 16 * 64;
+    return qat_peak_checked_i32(out, 16 * 16, (int32_t)(4 * iters), iters * 16 * 64);
 }
 
 /* vfmadd231ps on zmm (16 multiply-adds), 16 chains. 1 * 1 added iters times
  * is exact up to 2^24. Returns the multiply-adds done, or -1. */
 long qat_bench_peak_fma_avx512(long iters)
 {
-    if (iters < 1 || iters > (1L << 24))
+    if (!qat_peak_iters_ok(iters))
         return -1;
     const float one = 1.0f;
     float out[16 * 16];
@@ -59,8 +58,5 @@ long qat_bench_peak_fma_avx512(long iters)
                      : [n] "+r"(n)
                      : [out] "r"(out), [one] "m"(one)
                      : CLOBBERS);
-    for (int i = 0; i < 16 * 16; i++)
-        if (out[i] != (float)iters)
-            return -1;
-    return iters * 16 * 16;
+    return qat_peak_checked_f32(out, 16 * 16, (float)iters, iters * 16 * 16);
 }
