@@ -605,10 +605,14 @@ static void run_model(const fx_model *fx, int nimg, const char *label)
         for (int t = 1; t <= 3; t++) {
             /* batch 1 (layer phases when t > 1: these small models' layers
              * are one task each, so also with every layer split as far as
-             * it goes, split = 1), then everything at once */
-            for (int batch = 1, split = 0; batch <= nimg;
-                 split = batch == 1 && t > 1 && !split,
-                     batch = split ? 1 : batch == 1 ? nimg : nimg + 1) {
+             * it goes), then everything at once */
+            const struct {
+                int batch, split;
+            } runs[] = {{1, 0}, {1, 1}, {nimg, 0}};
+            for (size_t r = 0; r < sizeof runs / sizeof *runs; r++) {
+                const int batch = runs[r].batch, split = runs[r].split;
+                if (split && t == 1)
+                    continue;
                 memset(got, 0x55, (size_t)nimg * nc);
                 qat_rt_options o = {.threads = t, .max_batch = batch};
                 qat_rt_session *s = NULL;
