@@ -9,7 +9,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/hot_clones.h"
 #include "qat/optim.h"
+
+/* The kernels run in AVX-512 / AVX2 clones of step_run (the baseline build
+ * is SSE2); with contraction off every product and sum is rounded apart
+ * as in the baseline loop, and sqrt and division are exact at any width,
+ * so a clone changes the speed, not the bits. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("fp-contract=off")
+#endif
 
 #define QAT_INLINE static inline __attribute__((always_inline))
 
@@ -336,6 +345,7 @@ QAT_INLINE void rmsprop_mom_k(float *restrict p, const float *restrict g, const 
 }
 
 /* One run [off, off + cnt): s0 and s1 are the first two state arrays. */
+HOT_CLONES
 static void step_run(qat_optim_kind kind, float *p, const float *g, const float *m, float *s0,
                      float *s1, size_t cnt, const step_args *a)
 {
