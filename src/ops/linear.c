@@ -10,8 +10,11 @@ static void linear_backward(qat_tape *t, const qat_node *n)
     qat_team *team = qat_tape_team(t);
     const float *dy = n->out->grad;
     int N = x->shape[0], In = x->shape[1], Out = w->shape[0];
+    /* dx and y split by columns: each thread packs only its part of w
+     * (split by rows, every thread packed all of it; MNIST CNN fc1 at 2
+     * threads: forward 0.42 -> 0.31 ms, backward 0.87 -> 0.77) */
     if (qat_needs_grad(x)) /* dx += dy w */
-        qat_sgemm_rows(team, 0, 0, N, In, Out, 1.0f, dy, Out, w->data, In, 1.0f,
+        qat_sgemm_cols(team, 0, 0, N, In, Out, 1.0f, dy, Out, w->data, In, 1.0f,
                        qat_tape_grad(t, x), In);
     if (qat_needs_grad(w)) /* dw += dy^T x, split over input features */
         qat_sgemm_cols(team, 1, 0, Out, In, N, 1.0f, dy, Out, x->data, In, 1.0f,
@@ -37,7 +40,7 @@ qat_tensor *qat_op_linear(qat_tape *t, qat_tensor *x, qat_tensor *w, qat_tensor 
             memcpy(y->data + (size_t)i * Out, b->data, (size_t)Out * sizeof(float));
         beta = 1.0f;
     }
-    qat_sgemm_rows(qat_tape_team(t), 0, 1, N, Out, In, 1.0f, x->data, In, w->data, In, beta,
+    qat_sgemm_cols(qat_tape_team(t), 0, 1, N, Out, In, 1.0f, x->data, In, w->data, In, beta,
                    y->data, Out);
     qat_tensor *in[3] = {x, w, b};
     qat_tape_record(t, linear_backward, y, NULL, b ? 3 : 2, in);
