@@ -421,8 +421,8 @@ typedef struct {
     qat_conv_algo algo;
     pool_fuse pf;
     const float *x, *w, *bias;
-    const direct_geom *dg; /* direct: padded geometry, xp, w as [KP][CO] */
-    const float *xp, *wt;
+    const direct_geom *dg; /* direct: padded geometry and xp */
+    const float *xp, *wt; /* wt: w as [KP][CO] (direct) or [K][CO] (gemm) */
     float *y;
     uint8_t *arg;   /* fused pool: winners, one per pooled output (NULL: none kept) */
     float *scratch; /* gemm: per thread 2 * block_rows * K floats */
@@ -454,7 +454,7 @@ static void conv_rows(const conv_job *j, const conv_geom *g, const direct_geom *
                 memcpy(yb + i * g->CO, j->bias, (size_t)g->CO * sizeof(float));
             beta = 1.0f;
         }
-        qat_sgemm(0, 1, (int)n, g->CO, g->K, 1.0f, col, g->K, j->w, g->K, beta, yb, g->CO);
+        qat_sgemm(0, 0, (int)n, g->CO, g->K, 1.0f, col, g->K, j->wt, g->CO, beta, yb, g->CO);
     }
 }
 
@@ -730,6 +730,13 @@ qat_tensor *qat_conv2d_pool_algo(qat_tape *t, qat_tensor *x, qat_tensor *w, qat_
         j.wt = wt;
         j.bias = bias;
     } else {
+        /* w transposed to [K][CO] once here, not strip by strip in every
+         * block's sgemm (same values, same sums) */
+        float *wt = qat_tape_alloc(t, K * CO * sizeof(float));
+        for (size_t co = 0; co < CO; co++)
+            for (size_t k = 0; k < K; k++)
+                wt[k * CO + co] = w->data[co * K + k];
+        j.wt = wt;
         j.bias = b ? b->data : NULL;
         j.scratch = qat_tape_alloc(t, (size_t)nt * 2 * j.block_rows * K * sizeof(float));
     }
