@@ -199,7 +199,11 @@ static void flatten_backward(qat_tape *t, const qat_node *n)
     qat_tensor *x = n->in[0];
     if (!qat_needs_grad(x))
         return;
-    float *dx = qat_tape_grad(t, x);
+    if (!x->grad) { /* the view's gradient is x's: taken over, not copied */
+        x->grad = n->out->grad;
+        return;
+    }
+    float *dx = x->grad;
     const float *dy = n->out->grad;
     for (size_t i = 0; i < x->numel; i++)
         dx[i] += dy[i];
