@@ -342,6 +342,29 @@ typedef struct {
     size_t units;       /* pooled rows per block */
 } pool_fuse;
 
+/* The 2x2 window (the common pool): one pass over the channels, the four
+ * taps compared in (kh, kw) order in registers, y and the winner stored
+ * once; the same comparisons as the general loop below. The winner is
+ * chosen by masks (GCC does not if-convert a select on a float compare
+ * that feeds an integer, and left the loop scalar). */
+static inline __attribute__((always_inline)) void
+pool_2x2(const float *restrict x0, const float *restrict x1, size_t CO, int relu, int keep,
+         float *restrict yo, uint8_t *restrict a)
+{
+    for (size_t c = 0; c < CO; c++) {
+        float v = x0[c], t[3] = {x0[CO + c], x1[c], x1[CO + c]};
+        int32_t k = 0;
+        for (int i = 0; i < 3; i++) {
+            int32_t win = -(int32_t)(t[i] > v);
+            k = (k & ~win) | ((i + 1) & win);
+            v = t[i] > v ? t[i] : v;
+        }
+        yo[c] = relu ? (v > 0.0f ? v : 0.0f) : v;
+        if (keep)
+            a[c] = (uint8_t)k;
+    }
+}
+
 /* Pools cnt pooled rows of conv output block cb (row-major conv pixels of
  * KH * OW each) into y, the winner's window index kh * KW + kw into arg
  * (when not NULL). Strict > keeps the first maximum in (kh, kw) order, the
@@ -351,6 +374,22 @@ static void pool_block(const conv_geom *g, const pool_fuse *pf, const float *res
                        size_t cnt, float *restrict y, uint8_t *restrict arg)
 {
     size_t CO = (size_t)g->CO, OW = (size_t)g->OW;
+    if (pf->KH == 2 && pf->KW == 2) {
+        for (size_t u = 0; u < cnt; u++)
+            for (int pw = 0; pw < pf->PW; pw++) {
+                size_t o = (u * (size_t)pf->PW + (size_t)pw) * CO;
+                const float *x0 = cb + (u * 2 * OW + (size_t)pw * 2) * CO, *x1 = x0 + OW * CO;
+                if (arg && pf->relu)
+                    pool_2x2(x0, x1, CO, 1, 1, y + o, arg + o);
+                else if (arg)
+                    pool_2x2(x0, x1, CO, 0, 1, y + o, arg + o);
+                else if (pf->relu)
+                    pool_2x2(x0, x1, CO, 1, 0, y + o, NULL);
+                else
+                    pool_2x2(x0, x1, CO, 0, 0, y + o, NULL);
+            }
+        return;
+    }
     for (size_t u = 0; u < cnt; u++)
         for (int pw = 0; pw < pf->PW; pw++) {
             size_t o = (u * (size_t)pf->PW + (size_t)pw) * CO;

@@ -3,7 +3,8 @@
  * [qat_op_relu](qat_op_maxpool2d(qat_conv2d_algo(...))): the same
  * outputs and the same gradients for x, w and b, on both conv algorithms,
  * one and two threads, blocks that split images, and conv outputs whose
- * last rows and columns no window covers. */
+ * last rows and columns no window covers; and windows full of ties.
+ */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <string.h>
@@ -30,6 +31,8 @@ typedef struct {
     size_t ny;
 } result;
 
+static int ties; /* inputs rounded to integers (ties_go_to_the_first_tap) */
+
 static void run(const cp_case *c, qat_conv_algo algo, int threads, int fused, int x_grad,
                 int relu, result *out)
 {
@@ -41,6 +44,14 @@ static void run(const cp_case *c, qat_conv_algo algo, int threads, int fused, in
     leaf_init(&w, &r, 4, ws, 0.5f);
     leaf_init(&b, &r, 1, bs, 0.5f);
     x.t.requires_grad = x_grad;
+    if (ties) { /* small integers: conv outputs tie within windows all the time */
+        for (size_t i = 0; i < x.t.numel; i++)
+            x.data[i] = roundf(2.0f * x.data[i]);
+        for (size_t i = 0; i < w.t.numel; i++)
+            w.data[i] = roundf(2.0f * w.data[i]);
+        for (size_t i = 0; i < b.t.numel; i++)
+            b.data[i] = roundf(2.0f * b.data[i]);
+    }
     qat_team *team = NULL;
     if (threads > 1)
         cr_assert_eq(qat_team_create(threads, &team, NULL), QAT_OK);
@@ -143,4 +154,19 @@ Test(conv2d_maxpool, takes_only_tiling_windows)
     cr_assert(qat_conv2d_maxpool_fuses(&ok));
     cr_assert_not(qat_conv2d_maxpool_fuses(&overlap));
     cr_assert_not(qat_conv2d_maxpool_fuses(&wide)); /* 256 taps: the winner index is a byte */
+}
+
+/* Equal values in a window: the winner, and so where the gradient goes, is
+ * the first in (kh, kw) order, in the fused op's 2x2 and general windows
+ * alike (integer sums: both algorithms exact). */
+Test(conv2d_maxpool, ties_go_to_the_first_tap)
+{
+    ties = 1;
+    for (size_t i = 0; i < NCASES; i++)
+        for (int relu = 0; relu <= 1; relu++) {
+            compare(&cases[i], QAT_CONV_GEMM, 2, 1, relu);
+            if (cases[i].K * cases[i].K * cases[i].C <= 32)
+                compare(&cases[i], QAT_CONV_DIRECT, 1, 1, relu);
+        }
+    ties = 0;
 }
