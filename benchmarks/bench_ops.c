@@ -5,6 +5,8 @@
  * FMA peak. The ops use the default path ($QAT_SGEMM to force one).
  *
  *   ninja -C build && ./build/benchmarks/bench-ops [reps] [name-filter]
+ *   ./build/benchmarks/bench-ops --fma-peak   (one JSON line: this core's
+ *                                              fp32 FMA peak, GFMA/s)
  *
  * Prints the median ms per batch over reps (default 30) after warm-up, and
  * GFLOP/s for the convolutions (2 flops per multiply-add; the backward of
@@ -308,6 +310,15 @@ static void run_table(const bench_case *cases, size_t n, const char *filter, qat
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "--fma-peak") == 0) {
+        /* one JSON line for scripts (train_vs_torch.sh's floor): this core's
+         * fp32 FMA peak, widest vectors the machine has */
+        double z = fma_peak("avx512"), y = fma_peak("avx2");
+        printf("{\"impl\": \"fp32-peak\", \"gfma\": %.2f, \"gfma_zmm\": %.2f, "
+               "\"gfma_ymm\": %.2f}\n",
+               z > y ? z : y, z, y);
+        return z > 0 || y > 0 ? 0 : 1;
+    }
     int reps = argc > 1 ? atoi(argv[1]) : 30;
     if (reps < 1)
         reps = 1;
