@@ -155,16 +155,17 @@ static int train_and_check(const char *config, const char *const *extra, int nex
 /* The shipped W2A2 CNN with its first and last layers float: float logits */
 Test(mixed, float_ends_cnn_float_logits_equal_fake_quant_on_every_path, .timeout = 300)
 {
-    const char *extra[] = {"train.epochs=1", "data.train_limit=1000"};
-    cr_assert_eq(train_and_check("configs/mnist_cnn_w2a2_float_ends.ini", extra, 2, 3), 1);
+    const char *extra[] = {"train.epochs=1", "data.train_limit=500", "data.test_limit=300"};
+    cr_assert_eq(train_and_check("configs/mnist_cnn_w2a2_float_ends.ini", extra, 3, 3), 1);
 }
 
 /* A float layer in the middle: its output quantized for the next layer */
 Test(mixed, float_middle_layer_output_quantized_for_the_next, .timeout = 300)
 {
-    const char *extra[] = {"train.epochs=1", "data.train_limit=1000", "layer.fc1.quantize=false",
-                           "quant.weight_bits=4", "quant.activation_bits=4"};
-    cr_assert_eq(train_and_check("configs/mnist_cnn.ini", extra, 5, 3), 0);
+    const char *extra[] = {"train.epochs=1", "data.train_limit=500", "data.test_limit=300",
+                           "layer.fc1.quantize=false", "quant.weight_bits=4",
+                           "quant.activation_bits=4"};
+    cr_assert_eq(train_and_check("configs/mnist_cnn.ini", extra, 6, 3), 0);
 }
 
 /* Batchnorm folded into a float conv (trained with batch statistics, then
@@ -172,18 +173,19 @@ Test(mixed, float_middle_layer_output_quantized_for_the_next, .timeout = 300)
 Test(mixed, batchnorm_folds_into_a_float_conv, .timeout = 300)
 {
     const char *extra[] = {"train.epochs=2",
-                           "data.train_limit=800",
+                           "data.train_limit=400",
+                           "data.test_limit=300",
                            "layer.conv1.quantize=false",
                            "layer.conv1.batchnorm=true",
                            "layer.conv2.quantize=false",
                            "layer.conv2.activation=relu6",
                            "quant.activation_scheme=symmetric"};
-    cr_assert_eq(train_and_check("configs/mnist_cnn.ini", extra, 7, 3), 0);
+    cr_assert_eq(train_and_check("configs/mnist_cnn.ini", extra, 8, 3), 0);
 }
 
 /* No float layer: the file stays at the version it had before */
 Test(mixed, an_all_integer_chain_still_writes_version_1, .timeout = 300)
 {
-    const char *extra[] = {"train.epochs=1", "data.train_limit=500"};
-    cr_assert_eq(train_and_check("configs/mnist_mlp.ini", extra, 2, 1), 0);
+    const char *extra[] = {"train.epochs=1", "data.train_limit=500", "data.test_limit=300"};
+    cr_assert_eq(train_and_check("configs/mnist_mlp.ini", extra, 3, 1), 0);
 }
