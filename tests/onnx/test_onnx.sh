@@ -13,14 +13,18 @@
 # a multiplier above 1).
 # usage: test_onnx.sh SRC_ROOT ORT_DIR PYTHON QAT_EXPORT QAT_INFER QAT_TRAIN MAKE_MODEL
 set -eu
-src=$1 ortdir=$2 py=$3 export=$4 infer=$5 train=$6 make_model=$7
+src=$1 ortdir=$2 pyexe=$3 export=$4 infer=$5 train=$6 make_model=$7
 here=$src/tests/onnx
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "test_onnx: FAIL: $*" >&2; exit 1; }
+# the consumers run without meson's MALLOC_PERTURB_ (it checks our
+# programs; in python and node it only costs time)
+py() { env -u MALLOC_PERTURB_ "$pyexe" "$@"; }
+run_node() { env -u MALLOC_PERTURB_ node "$@"; }
 
-"$py" -c "import onnx, numpy" 2>/dev/null ||
-  fail "python3 with the onnx and numpy modules not found ('$py'; Debian: python3-onnx, scripts/setup.sh --test)"
+py -c "import onnx, numpy" 2>/dev/null ||
+  fail "python3 with the onnx and numpy modules not found ('$pyexe'; Debian: python3-onnx, scripts/setup.sh --test)"
 command -v node >/dev/null || fail "node not found (Debian: nodejs, scripts/setup.sh --test)"
 "$here/ort_setup.sh" "$ortdir" >/dev/null
 images=$src/datasets/mnist-subset/t10k-images-idx3-ubyte
@@ -46,16 +50,16 @@ check() {
   # shellcheck disable=SC2086
   "$export" "$input" --format onnx --onnx-style "$style" $rq -o "$m" > "$tmp/export.log" ||
     fail "$name: qat-export exited $?: $(cat "$tmp/export.log")"
-  "$py" -c "import onnx, sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)" "$m" ||
+  py -c "import onnx, sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)" "$m" ||
     fail "$name: onnx.checker rejects $m"
   qm=$input # qat-infer reads model files: a checkpoint's is beside it
   case $input in */checkpoint.h5) qm=$(dirname "$input")/model.int8.h5 ;; esac
   "$infer" "$qm" --images "$images" --labels "$labels" --threads 1 \
     --dump-logits "$tmp/qat.bin" --json >/dev/null
-  node "$here/run_ort.mjs" "$ortdir" "$m" "$images" "$tmp/ort.bin" >/dev/null 2> "$tmp/ort.log" ||
+  run_node "$here/run_ort.mjs" "$ortdir" "$m" "$images" "$tmp/ort.bin" >/dev/null 2> "$tmp/ort.log" ||
     fail "$name: ONNX Runtime failed on $m: $(grep -v '^ *at ' "$tmp/ort.log" | tail -3 | cut -c1-600)"
   classes=$(( $(wc -c < "$tmp/qat.bin") / $(( ($(wc -c < "$images") - 16) / 784 )) ))
-  r=$("$py" "$here/compare_logits.py" "$tmp/qat.bin" "$tmp/ort.bin" "$labels" "$classes" "$@") ||
+  r=$(py "$here/compare_logits.py" "$tmp/qat.bin" "$tmp/ort.bin" "$labels" "$classes" "$@") ||
     fail "$name ($style): $r"
   echo "ok: $name ($style${rq:+, exact}): $r"
 }

@@ -7,7 +7,11 @@
 # bytes than the file holds (FORMAT.md §7.1, with the h5py calls it names).
 # usage: format_crosscheck.sh PYTHON MAKE_MODEL QAT_INFER READER IMAGES LABELS
 set -eu
-py=$1 make_model=$2 infer=$3 reader=$4 images=$5 labels=$6
+pyexe=$1 make_model=$2 infer=$3 reader=$4 images=$5 labels=$6
+# meson test sets MALLOC_PERTURB_, which fills every malloc and free: it
+# checks our programs, but for numpy's large arrays it only costs time
+# (52 s against 20 s for this script); the reader runs without it
+py() { env -u MALLOC_PERTURB_ "$pyexe" "$@"; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 for kind in mlp cnn graph; do
@@ -17,7 +21,7 @@ for kind in mlp cnn graph; do
     "$make_model" "$m" "$kind" "$bits"
     "$infer" "$m" --images "$images" --labels "$labels" --threads 2 --batch 50 \
       --dump-logits "$tmp/c.bin" --json > /dev/null
-    "$py" "$reader" "$m" "$images" "$tmp/py.bin"
+    py "$reader" "$m" "$images" "$tmp/py.bin"
     if ! cmp -s "$tmp/c.bin" "$tmp/py.bin"; then
       echo "FAIL: $kind, $bits-bit weights: independent reader disagrees with qat-infer" >&2
       exit 1
@@ -33,7 +37,7 @@ for spec in "cnn 8 16" "cnn 4 5 channel" "mlp 2 3" "mlp 7 100 channel"; do
   "$make_model" "$m" "$@"
   "$infer" "$m" --images "$images" --labels "$labels" --threads 2 --batch 50 \
     --dump-logits "$tmp/c.bin" --json > /dev/null
-  "$py" "$reader" "$m" "$images" "$tmp/py.bin"
+  py "$reader" "$m" "$images" "$tmp/py.bin"
   if ! cmp -s "$tmp/c.bin" "$tmp/py.bin"; then
     echo "FAIL: palettized $spec: independent reader disagrees with qat-infer" >&2
     exit 1
@@ -49,7 +53,7 @@ for spec in "cnn 4 37" "mlp 3 1"; do
   "$make_model" "$m" "$1" "$2" float "$3"
   "$infer" "$m" --images "$images" --labels "$labels" --threads 2 --batch 50 \
     --dump-logits "$tmp/c.bin" --json > /dev/null
-  "$py" "$reader" "$m" "$images" "$tmp/py.bin"
+  py "$reader" "$m" "$images" "$tmp/py.bin"
   if ! cmp -s "$tmp/c.bin" "$tmp/py.bin"; then
     echo "FAIL: float layers $spec: independent reader disagrees with qat-infer" >&2
     exit 1
@@ -60,7 +64,7 @@ done
 # FORMAT.md §1: h5py stores a str as a variable-length UTF-8 string.
 m="$tmp/cnn8.h5" s="$tmp/strings.h5"
 cp "$m" "$s"
-"$py" - "$s" <<'EOF'
+py - "$s" <<'EOF'
 import sys
 import h5py
 f = h5py.File(sys.argv[1], "r+")
@@ -76,7 +80,7 @@ for model in "$m" "$s"; do
   "$infer" "$model" --images "$images" --labels "$labels" --batch 50 \
     --dump-logits "$model.c.bin" --json > /dev/null
 done
-"$py" "$reader" "$s" "$images" "$tmp/py.bin"
+py "$reader" "$s" "$images" "$tmp/py.bin"
 if ! cmp -s "$m.c.bin" "$s.c.bin" || ! cmp -s "$m.c.bin" "$tmp/py.bin"; then
   echo "FAIL: variable-length UTF-8 strings (as h5py writes them) change the logits" >&2
   exit 1
@@ -86,7 +90,7 @@ echo "ok: h5py's variable-length UTF-8 strings: same logits from both readers"
 # FORMAT.md §7.1: a chunk index entry (v1 B-tree key: size, filter mask,
 # two 8-byte offsets, then the chunk's address) patched to claim 2 GiB.
 c="$tmp/chunk.h5"
-"$py" - "$m" "$c" <<'EOF'
+py - "$m" "$c" <<'EOF'
 import struct
 import sys
 import h5py
@@ -104,7 +108,7 @@ for tool in "$infer" "$reader"; do
   if [ "$tool" = "$infer" ]; then
     "$infer" "$c" --images "$images" --labels "$labels" > /dev/null 2> "$tmp/err" || rc=$?
   else
-    "$py" "$reader" "$c" "$images" "$tmp/py.bin" 2> "$tmp/err" || rc=$?
+    py "$reader" "$c" "$images" "$tmp/py.bin" 2> "$tmp/err" || rc=$?
   fi
   if [ $rc -ne 2 ] || ! grep -q "layers/005/weights" "$tmp/err"; then
     echo "FAIL: $tool accepted a chunk beyond the end of the file (exit $rc):" >&2
