@@ -2,6 +2,7 @@
  * stage, plain fake quantization and quantized average-pool rounding. Each
  * forward sits beside its straight-through backward; scale gradients (LSQ)
  * are only computed when the scale tensor requires them. */
+#include "clones.h" /* first: its pragma must precede every inline function */
 #include <math.h>
 #include <string.h>
 
@@ -50,7 +51,7 @@ typedef struct {
 /* Two loops over a chunk that stays in L1: gcc 12 vectorises each alone, but
  * not the clamp and the rounding fused in one loop (it keeps branches there:
  * one vdivss a code). Same operations, same bits. */
-__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+QUANT_CLONES static void
 codes_run(const float *restrict x, float *restrict y, float s, size_t n)
 {
     for (size_t c = 0; c < n; c += 1024) {
@@ -150,7 +151,7 @@ typedef struct {
 
 /* One row of weight codes; the unclamped code decides the clipped STE, the
  * unrounded value LSQ's clipping (Esser et al.). */
-__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+QUANT_CLONES static void
 wcodes_row(const float *restrict w, float *restrict y, uint8_t *restrict pass, size_t k, float s,
            int32_t z, int32_t qmin, int32_t qmax, int ident)
 {
@@ -235,7 +236,7 @@ __attribute__((target("avx512f"))) static size_t wgrad_row16(float *restrict dw,
 static int have_avx512f(void) { return __builtin_cpu_supports("avx512f") != 0; }
 #endif
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+QUANT_CLONES static void
 wcodes_row_nomask(const float *restrict w, float *restrict y, size_t k, float s, int32_t z,
                   int32_t qmin, int32_t qmax)
 {
@@ -400,7 +401,7 @@ typedef struct {
     int fresh;
 } ste_ctx;
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+QUANT_CLONES static void
 ste_rows(void *v, size_t b, size_t e)
 {
     const ste_ctx *c = v;
@@ -453,7 +454,7 @@ typedef struct {
     uint8_t ident;
 } fq_ctx;
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+QUANT_CLONES static void
 fq_run(const float *restrict x, float *restrict y, uint8_t *restrict pass, float s, int32_t zp,
        int32_t qmin, int32_t qmax, uint8_t ident, size_t n)
 {

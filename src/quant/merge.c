@@ -4,6 +4,7 @@
  * fake-quant ops, which compute on codes with the runtime's own functions
  * (include/qat/fixedpoint.h) beside their straight-through backward, and
  * their checkpointed state (an activation observer). */
+#include "clones.h" /* first: its pragma must precede every inline function */
 #include <math.h>
 #include <string.h>
 
@@ -107,7 +108,7 @@ typedef struct {
     float sa, sb, so;
 } add_right;
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+QUANT_CLONES static void
 add_run(const add_right *restrict k, const float *restrict a, const float *restrict b,
         float *restrict y, uint8_t *restrict pass, size_t n)
 {

@@ -12,6 +12,7 @@
  * code does (fixed lanes, fixed reduction order), on every ISA. */
 #pragma GCC optimize("fp-contract=off")
 
+#include "clones.h" /* first: its pragma must precede every inline function */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -26,7 +27,7 @@ float qat_mse_grid_ratio(int j) { return 1.0f - 0.01f * (float)j; }
 
 /* sum over x of (x - s (clamp(round(x / s) + z) - z))^2, in LANES partial
  * sums reduced in order: the same bits from every clone. */
-__attribute__((target_clones("avx512f", "avx2", "default"))) static double
+QUANT_CLONES static double
 sq_error(const float *restrict x, size_t n, float s, int32_t z, int32_t qmin, int32_t qmax)
 {
     float part[LANES] = {0};

@@ -1,5 +1,6 @@
 /* Observers: the range of a batch (values, weights per channel, or the
  * accumulators of the exact path) and its running fold over steps. */
+#include "clones.h" /* first: its pragma must precede every inline function */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -33,7 +34,7 @@ void qat_observer_update(qat_observer *o, qat_observer_kind kind, float batch_lo
  * dependent compares overlap); a result of zero, whose sign the lanes'
  * order could change, is the first zero of the row (activations after a
  * relu: found at once). */
-__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+QUANT_CLONES static void
 row_extremes(const float *restrict row, size_t n, float *lo, float *hi)
 {
     enum { L = 32 };
@@ -163,7 +164,7 @@ typedef struct {
 /* Per-channel extremes of the accumulators: scales are positive, so the
  * real range follows from them, and a min/max over rows vectorises across
  * channels. */
-__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+QUANT_CLONES static void
 minmax_rows(const float *restrict acc, size_t rows, int C, float *restrict mn, float *restrict mx)
 {
     for (size_t r = 0; r < rows; r++) {
