@@ -42,7 +42,7 @@
 #include <string.h>
 
 #include "conv2d_internal.h"
-#include "hot_clones.h"
+#include "qat/hot_clones.h"
 #include "ops/sgemm/sgemm.h"
 #include "qat/ops.h"
 #include "qat/team.h"

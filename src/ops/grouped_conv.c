@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hot_clones.h"
+#include "qat/hot_clones.h"
 #include "qat/ops.h"
 #include "qat/team.h"
 

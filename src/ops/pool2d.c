@@ -6,7 +6,7 @@
  * threads add into the same input pixel. */
 #include <string.h>
 
-#include "hot_clones.h"
+#include "qat/hot_clones.h"
 #include "qat/ops.h"
 #include "qat/team.h"
 

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ops/hot_clones.h"
+#include "qat/hot_clones.h"
 #include "qat/optim.h"
 
 /* The kernels run in AVX-512 / AVX2 clones of step_run (the baseline build
