@@ -308,23 +308,100 @@ qat_tensor *qat_op_concat_exact(qat_tape *t, qat_tensor *const *x, int n,
 
 /* ---- global average pooling --------------------------------------------------------- */
 
+/* One image's channel sums of input codes, GAP_CHUNK channels at a time:
+ * each pixel's row of codes made in two vectorised loops (divide and
+ * clamp, then round: code_of, as in add_run), then added to int32 sums in
+ * a third. Integer sums: the same in any order. */
+#define GAP_CHUNK 256
+
+QUANT_CLONES static void
+gap_sums(const float *restrict x, size_t pix, size_t C, size_t c0, size_t m, float si,
+         int32_t *restrict sum)
+{
+    float f[GAP_CHUNK];
+    const float lim = (float)CODE_CLAMP;
+    for (size_t i = 0; i < m; i++)
+        sum[i] = 0;
+    for (size_t px = 0; px < pix; px++) {
+        const float *restrict xr = x + px * C + c0;
+        for (size_t i = 0; i < m; i++) {
+            float r = xr[i] / si;
+            r = r >= -lim ? r : -lim; /* NaN -> -clamp, as code_of */
+            f[i] = r <= lim ? r : lim;
+        }
+        for (size_t i = 0; i < m; i++) {
+            int32_t k = (int32_t)f[i];
+            float g = f[i] - (float)k;
+            sum[i] += k + (g >= 0.5f) - (g <= -0.5f); /* qat_fp_round */
+        }
+    }
+}
+
+typedef struct {
+    const qat_merge_params *p;
+    const float *x, *dy;
+    float *y, *dx;
+    uint8_t *pass;
+    size_t pix, C;
+} gap_job;
+
+static void gap_fwd_images(void *v, size_t b, size_t e)
+{
+    const gap_job *j = v;
+    const qat_merge_params *p = j->p;
+    const float si = p->in[0].scale, so = p->out.scale;
+    int32_t sum[GAP_CHUNK]; /* |sum| <= 2^23 * 1024: no overflow */
+    for (size_t img = b; img < e; img++)
+        for (size_t c0 = 0; c0 < j->C; c0 += GAP_CHUNK) {
+            size_t m = j->C - c0 < GAP_CHUNK ? j->C - c0 : GAP_CHUNK;
+            gap_sums(j->x + img * j->pix * j->C, j->pix, j->C, c0, m, si, sum);
+            for (size_t i = 0; i < m; i++) {
+                int32_t q = qat_fp_requantize(sum[i], p->out_mult, p->out_shift,
+                                              p->out.zero_point, INT32_MIN, INT32_MAX);
+                size_t o = img * j->C + c0 + i;
+                if (j->pass)
+                    j->pass[o] = pass_of(p, q);
+                q = q < p->act_min ? p->act_min : q > p->act_max ? p->act_max : q;
+                j->y[o] = so * (float)(q - p->out.zero_point);
+            }
+        }
+}
+
+/* dx[px][c] += pass ? dy[c] / pix : 0 over one image's pixels. */
+QUANT_CLONES static void
+gap_bwd_image(const float *restrict dy, const uint8_t *restrict pass, size_t pix, size_t C,
+              float inv, float *restrict dx)
+{
+    for (size_t px = 0; px < pix; px++) {
+        float *restrict d = dx + px * C;
+        for (size_t c = 0; c < C; c++) {
+            float g = dy[c] * inv;
+            d[c] += pass[c] ? g : 0.0f;
+        }
+    }
+}
+
+static void gap_bwd_images(void *v, size_t b, size_t e)
+{
+    const gap_job *j = v;
+    float inv = 1.0f / (float)j->pix;
+    for (size_t img = b; img < e; img++)
+        gap_bwd_image(j->dy + img * j->C, j->pass + img * j->C, j->pix, j->C, inv,
+                      j->dx + img * j->pix * j->C);
+}
+
+/* images per thread at least: ~16k input elements */
+static size_t gap_grain(size_t pix, size_t C) { return 16384 / (pix * C) + 1; }
+
 static void gap_backward(qat_tape *t, const qat_node *n)
 {
     qat_tensor *x = n->in[0];
     if (!qat_needs_grad(x))
         return;
     const merge_saved *s = n->saved;
-    const float *dy = n->out->grad;
-    float *dx = qat_tape_grad(t, x);
-    size_t C = (size_t)s->C, pix = (size_t)s->p->window;
-    float inv = 1.0f / (float)pix;
-    for (size_t img = 0; img < s->rows; img++)
-        for (size_t px = 0; px < pix; px++)
-            for (size_t c = 0; c < C; c++) {
-                size_t o = img * C + c;
-                float d = dy[o] * inv;
-                dx[(img * pix + px) * C + c] += s->pass[o] ? d : 0.0f;
-            }
+    gap_job j = {.dy = n->out->grad, .dx = qat_tape_grad(t, x), .pass = s->pass,
+                 .pix = (size_t)s->p->window, .C = (size_t)s->C};
+    qat_team_parallel_for(qat_tape_team(t), s->rows, gap_grain(j.pix, j.C), gap_bwd_images, &j);
 }
 
 qat_tensor *qat_op_global_avgpool_exact(qat_tape *t, qat_tensor *x, const qat_merge_params *p)
@@ -339,21 +416,9 @@ qat_tensor *qat_op_global_avgpool_exact(qat_tape *t, qat_tensor *x, const qat_me
     s->C = C;
     s->rows = (size_t)N;
     s->pass = record ? qat_tape_alloc(t, y->numel) : NULL;
-    const float si = p->in[0].scale, so = p->out.scale;
-    const size_t pix = (size_t)p->window;
-    for (size_t img = 0; img < (size_t)N; img++)
-        for (size_t c = 0; c < (size_t)C; c++) {
-            int32_t sum = 0; /* |sum| <= 2^23 * 1024: no overflow */
-            for (size_t px = 0; px < pix; px++)
-                sum += code_of(x->data[(img * pix + px) * (size_t)C + c], si);
-            int32_t q = qat_fp_requantize(sum, p->out_mult, p->out_shift, p->out.zero_point,
-                                          INT32_MIN, INT32_MAX);
-            size_t o = img * (size_t)C + c;
-            if (s->pass)
-                s->pass[o] = pass_of(p, q);
-            q = q < p->act_min ? p->act_min : q > p->act_max ? p->act_max : q;
-            y->data[o] = so * (float)(q - p->out.zero_point);
-        }
+    gap_job j = {.p = p, .x = x->data, .y = y->data, .pass = s->pass,
+                 .pix = (size_t)p->window, .C = (size_t)C};
+    qat_team_parallel_for(qat_tape_team(t), (size_t)N, gap_grain(j.pix, j.C), gap_fwd_images, &j);
     if (record)
         qat_tape_record(t, gap_backward, y, s, 1, &x);
     return y;
