@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets of fuzz/ (clang, ASan + UBSan, -Dfuzz=true)
-# into build-fuzz/ and runs each for a short while (default 30 s, two at a
+# into build-fuzz/ and runs each for a short while (default 20 s, two at a
 # time) from its committed seed corpus fuzz/corpus/<target>/. Any crash,
 # sanitizer report, leak, timeout or out-of-memory fails; the input that
 # did it is kept as build-fuzz/artifacts/<target>-crash-* (rerun it with
@@ -10,7 +10,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-secs=${1:-30}
+secs=${1:-20}
 shift || true
 dir=build-fuzz
 flags=-fno-sanitize-recover=all
