@@ -10,7 +10,7 @@
 #ifndef QAT_QUANT_CLONES_H
 #define QAT_QUANT_CLONES_H
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#if defined(__GNUC__) && !defined(__clang__) /* every ISA: aarch64 GCC fuses too */
 #pragma GCC optimize("fp-contract=off")
 #endif
 

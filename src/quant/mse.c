@@ -9,9 +9,9 @@
  * Why contraction is off: the score decides a scale, and qat-export on
  * another machine must pick the same one from the same checkpoint. Without
  * fused multiply-adds the vector clones compute exactly what the scalar
- * code does (fixed lanes, fixed reduction order), on every ISA. */
-#pragma GCC optimize("fp-contract=off")
-
+ * code does (fixed lanes, fixed reduction order), on every ISA. The pragma
+ * that turns it off (GCC; clang does not contract across statements) is
+ * clones.h's. */
 #include "clones.h" /* first: its pragma must precede every inline function */
 #include <math.h>
 #include <stdint.h>
