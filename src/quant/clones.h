@@ -4,11 +4,10 @@
  * Contraction is off in every file that includes this (GCC), so an
  * FMA-capable clone rounds each product and sum apart as the baseline
  * does: a clone changes the speed, not the bits (checkpoints identical:
- * MNIST CNN and ResNet-8 with minmax, mse, percentile observers and
- * LSQ). The AVX-512
- * clone was "avx512f" alone, without DQ's int64 <-> float conversions and
- * BW's byte masks. Include it first: the pragma must precede every inline
- * function the file's loops call. */
+ * MNIST CNN and ResNet-8 with minmax, mse, percentile observers and LSQ).
+ * The AVX-512 clone was "avx512f" alone, without DQ's int64 <-> float
+ * conversions and BW's byte masks. Include it first: the pragma must
+ * precede every inline function the file's loops call. */
 #ifndef QAT_QUANT_CLONES_H
 #define QAT_QUANT_CLONES_H
 
