@@ -687,6 +687,17 @@ int qat_conv2d_maxpool_fuses(const qat_pool2d_params *pp)
            pp->stride_w == pp->kernel_w && pp->kernel_h * pp->kernel_w <= 255;
 }
 
+/* w [CO][K] transposed to [KP][CO] in the tape's arena, rows past K zero
+ * (the direct path's padding taps; the gemm path takes KP = K). */
+static float *weights_kco(qat_tape *t, const float *w, size_t K, size_t KP, size_t CO)
+{
+    float *wt = qat_tape_alloc(t, KP * CO * sizeof(float));
+    for (size_t k = 0; k < KP; k++)
+        for (size_t co = 0; co < CO; co++)
+            wt[k * CO + co] = k < K ? w[co * K + k] : 0.0f;
+    return wt;
+}
+
 qat_tensor *qat_conv2d_pool_algo(qat_tape *t, qat_tensor *x, qat_tensor *w, qat_tensor *b,
                                  const qat_conv2d_params *p, const qat_pool2d_params *pp,
                                  int relu, qat_conv_algo algo)
@@ -756,26 +767,17 @@ qat_tensor *qat_conv2d_pool_algo(qat_tape *t, qat_tensor *x, qat_tensor *w, qat_
             xp = qat_tape_alloc(t, (size_t)g.N * dg.Hp * dg.Wp * g.C * sizeof(float));
             pad_images(&g, &dg, x->data, xp, 0, (size_t)g.N); /* cheap: 1x the input */
         }
-        size_t KP = (size_t)dg.KP;
-        float *wt = qat_tape_alloc(t, KP * CO * sizeof(float));
         float *bias = qat_tape_alloc(t, CO * sizeof(float));
-        for (size_t k = 0; k < KP; k++)
-            for (size_t co = 0; co < CO; co++)
-                wt[k * CO + co] = k < K ? w->data[co * K + k] : 0.0f;
+        j.wt = weights_kco(t, w->data, K, (size_t)dg.KP, CO);
         for (size_t co = 0; co < CO; co++)
             bias[co] = b ? b->data[co] : 0.0f;
         j.dg = &dg;
         j.xp = xp;
-        j.wt = wt;
         j.bias = bias;
     } else {
-        /* w transposed to [K][CO] once here, not strip by strip in every
-         * block's sgemm (same values, same sums) */
-        float *wt = qat_tape_alloc(t, K * CO * sizeof(float));
-        for (size_t co = 0; co < CO; co++)
-            for (size_t k = 0; k < K; k++)
-                wt[k * CO + co] = w->data[co * K + k];
-        j.wt = wt;
+        /* once here, not strip by strip in every block's sgemm (same
+         * values, same sums) */
+        j.wt = weights_kco(t, w->data, K, K, CO);
         j.bias = b ? b->data : NULL;
         j.scratch = qat_tape_alloc(t, (size_t)nt * 2 * j.block_rows * K * sizeof(float));
     }
