@@ -17,7 +17,7 @@ flags=-fno-sanitize-recover=all
 if [[ ! -f $dir/build.ninja ]]; then
   CC=clang meson setup "$dir" --buildtype=debugoptimized -Dfuzz=true -Dtests=false \
     -Db_sanitize=address,undefined -Db_lundef=false \
-    -Dc_args="$flags" -Dc_link_args="$flags"
+    -Dc_args="$flags -gline-tables-only" -Dc_link_args="$flags"
 fi
 targets=("$@")
 if ((${#targets[@]} == 0)); then
