@@ -2,9 +2,9 @@
  * pixels): 16 channels a zmm, 64 a step, vpdpwssd of the sign-extended
  * int32 x - zp by the packed w - wzp (an int16 in the low half, 0 in the
  * high half; welem 4), so each lane adds exactly (x - zp) * (w - wzp).
- * Channel tails use masked loads and stores. A 3x3 window with every tap
- * inside the image (all but the border pixels of DS-CNN / MobileNet layers)
- * takes dw3x3_run: weights and output stage in registers for a run of
+ * Channel tails use masked loads and stores. A 3x3 window whose columns
+ * are inside the image (all but the first and last pixel of a row in
+ * DS-CNN / MobileNet layers) takes dw3x3_run: weights and output stage in registers for a run of
  * pixels, two pixels a step, the zero point in the accumulator's start
  * (GMAC/s 1.25x the per-pixel walk's on a 14x14x64 layer, 1.5x on the
  * DS-CNN's dw1, bench-infer). The output
@@ -61,23 +61,23 @@ dw_block(const int NV, const qat_rt_dw_head *h, const qat_rt_dw_window *px, size
     }
 }
 
-/* The pixels [i0, i1) of a 3x3 window (ky0 = 0, ky1 = 3) whose every tap
- * lies inside the image, channels [c, c + 16) (the lanes of m; full: all
- * 16): the nine weight vectors and the output stage's lanes stay in
- * registers for the run, and the input zero point is taken out of the
- * accumulator's start once, bias + sum_t (-zp)(w_t - wzp), instead of from
- * every tap: the same int32 (vpdpwssd adds modulo 2^32, as the per-tap
- * x - zp does). */
+/* The pixels [i0, i1) of a 3x3 window whose three columns lie inside the
+ * image, as do NR of its rows (px->ky0 on), channels [c, c + 16) (the lanes
+ * of m; full: all 16): the 3 * NR weight vectors and the output stage's
+ * lanes stay in registers for the run, and the input zero point is taken
+ * out of the accumulator's start once, bias + sum_t (-zp)(w_t - wzp) over
+ * those taps, instead of from every tap: the same int32 (vpdpwssd adds
+ * modulo 2^32, as the per-tap x - zp does). */
 static inline __attribute__((always_inline)) void
-dw3x3_run(const int full, const qat_rt_conv_params *p, const qat_rt_dw_head *h,
+dw3x3_run(const int full, const int NR, const qat_rt_conv_params *p, const qat_rt_dw_head *h,
           const qat_rt_dw_window *px, int ox0, size_t i0, size_t i1, size_t c, __mmask16 m,
           __m512i lo, __m512i hi, __m512i ozp, int8_t *out)
 {
-    const int32_t *w = (const int32_t *)qat_rt_dw_weights(h) + c;
+    const int32_t *w = (const int32_t *)qat_rt_dw_weights(h) + c + (size_t)(3 * px->ky0) * px->oc_pad;
     const __m512i nzp = _mm512_set1_epi32(-p->in_zp);
     __m512i wv[9];
     __m512i start = _mm512_loadu_si512(qat_rt_dw_rq(h, QAT_RT_RQ_BIAS) + c);
-    for (int t = 0; t < 9; t++) {
+    for (int t = 0; t < 3 * NR; t++) {
         wv[t] = _mm512_loadu_si512(w + (size_t)t * px->oc_pad);
         start = _mm512_dpwssd_epi32(start, nzp, wv[t]);
     }
@@ -92,7 +92,7 @@ dw3x3_run(const int full, const qat_rt_conv_params *p, const qat_rt_dw_head *h,
     /* two pixels a step: their chains of taps and output stages interleave */
     for (; i + 2 <= i1; i += 2, x += 2 * sx, o += 2 * oc) {
         __m512i a0 = start, a1 = start;
-        for (int t = 0; t < 9; t++) {
+        for (int t = 0; t < 3 * NR; t++) {
             const int8_t *xt = x + (size_t)(t / 3) * rs + (size_t)(t % 3) * pix;
             const __m128i b0 = full ? _mm_loadu_si128((const __m128i *)(const void *)xt)
                                     : _mm_maskz_loadu_epi8(m, xt);
@@ -115,7 +115,7 @@ dw3x3_run(const int full, const qat_rt_conv_params *p, const qat_rt_dw_head *h,
     }
     if (i < i1) {
         __m512i a0 = start;
-        for (int t = 0; t < 9; t++) {
+        for (int t = 0; t < 3 * NR; t++) {
             const int8_t *xt = x + (size_t)(t / 3) * rs + (size_t)(t % 3) * pix;
             const __m128i b = full ? _mm_loadu_si128((const __m128i *)(const void *)xt)
                                    : _mm_maskz_loadu_epi8(m, xt);
@@ -127,6 +127,20 @@ dw3x3_run(const int full, const qat_rt_conv_params *p, const qat_rt_dw_head *h,
         else
             _mm_mask_storeu_epi8(o, m, r);
     }
+}
+
+/* dw3x3_run over the channel blocks of [c0, c1), NR window rows. */
+static inline __attribute__((always_inline)) void
+dw3x3_rows(const int NR, const qat_rt_conv_params *p, const qat_rt_dw_head *h,
+           const qat_rt_dw_window *px, int ox0, size_t i0, size_t i1, int c0, int c1,
+           __m512i lo, __m512i hi, __m512i ozp, int8_t *out)
+{
+    int c = c0;
+    for (; c + 16 <= c1; c += 16)
+        dw3x3_run(1, NR, p, h, px, ox0, i0, i1, (size_t)c, 0xFFFF, lo, hi, ozp, out);
+    if (c < c1)
+        dw3x3_run(0, NR, p, h, px, ox0, i0, i1, (size_t)c, _cvtu32_mask16((1u << (c1 - c)) - 1u),
+                  lo, hi, ozp, out);
 }
 
 /* One pixel, every channel block of [c0, c1). */
@@ -155,10 +169,10 @@ void qat_s8_dwconv2d_row_c16__avx512vnni(const qat_rt_conv_params *p, const int8
     const __m512i lo = _mm512_set1_epi32(p->act_min - p->out_zp);
     const __m512i hi = _mm512_set1_epi32(p->act_max - p->out_zp);
     qat_rt_dw_window px = qat_rt_dw_window_of(p, h, rows, rstride, pix, ky0, ky1);
-    /* a 3x3 window whose three rows are in the image: the pixels [i0, i1)
-     * whose three columns are too take dw3x3_run */
+    /* a 3x3 window: the pixels [i0, i1) whose three columns are in the
+     * image take dw3x3_run, over the window rows [ky0, ky1) in the image */
     size_t i0 = n, i1 = n;
-    if (p->kernel_h == 3 && p->kernel_w == 3 && ky0 == 0 && ky1 == 3) {
+    if (p->kernel_h == 3 && p->kernel_w == 3 && ky1 > ky0) {
         const int sw = p->stride_w, first = (p->pad_w + sw - 1) / sw;
         const int last = (p->in_w - 3 + p->pad_w) / sw; /* the last interior column */
         const int a = first > ox0 ? first - ox0 : 0, b = last + 1 - ox0;
@@ -169,12 +183,11 @@ void qat_s8_dwconv2d_row_c16__avx512vnni(const qat_rt_conv_params *p, const int8
     }
     for (size_t i = 0; i < n; i++) {
         if (i == i0) {
-            int c = c0;
-            for (; c + 16 <= c1; c += 16)
-                dw3x3_run(1, p, h, &px, ox0, i0, i1, (size_t)c, 0xFFFF, lo, hi, ozp, out);
-            if (c < c1)
-                dw3x3_run(0, p, h, &px, ox0, i0, i1, (size_t)c,
-                          _cvtu32_mask16((1u << (c1 - c)) - 1u), lo, hi, ozp, out);
+            switch (ky1 - ky0) {
+            case 3: dw3x3_rows(3, p, h, &px, ox0, i0, i1, c0, c1, lo, hi, ozp, out); break;
+            case 2: dw3x3_rows(2, p, h, &px, ox0, i0, i1, c0, c1, lo, hi, ozp, out); break;
+            default: dw3x3_rows(1, p, h, &px, ox0, i0, i1, c0, c1, lo, hi, ozp, out); break;
+            }
             i = i1 - 1;
             continue;
         }
