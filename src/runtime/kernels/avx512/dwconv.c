@@ -4,13 +4,12 @@
  * high half; welem 4), so each lane adds exactly (x - zp) * (w - wzp).
  * Channel tails use masked loads and stores. A 3x3 window whose columns
  * are inside the image (all but the first and last pixel of a row in
- * DS-CNN / MobileNet layers) takes dw3x3_run: weights and output stage in registers for a run of
- * pixels, two pixels a step, the zero point in the accumulator's start
- * (GMAC/s 1.25x the per-pixel walk's on a 14x14x64 layer, 1.5x on the
- * DS-CNN's dw1, bench-infer). The output
- * stage is conv2d's (requant.h). Built with the AVX-512 flags;
- * the path's other graph kernels are AVX2's. Scalar twin:
- * kernels/ref/graph.c. */
+ * DS-CNN / MobileNet layers) takes dw3x3_run: weights and output stage in
+ * registers for a run of pixels, two pixels a step, the zero point in the
+ * accumulator's start (GMAC/s 1.25x the per-pixel walk's on a 14x14x64
+ * layer, 1.5x on the DS-CNN's dw1, bench-infer). The output stage is
+ * conv2d's (requant.h). Built with the AVX-512 flags; the path's other
+ * graph kernels are AVX2's. Scalar twin: kernels/ref/graph.c. */
 #include <immintrin.h>
 #include <stdint.h>
 
