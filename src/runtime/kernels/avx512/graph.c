@@ -67,8 +67,13 @@ void qat_s8_add_x16__avx512vnni(const qat_rt_merge_params *p, const int8_t *cons
     const __m512i hi = _mm512_set1_epi32(p->act_max - p->out_zp);
     const int8_t *a = in[0], *b = in[1];
     size_t i = m0 * C;
-    for (; i + 16 <= end; i += 16)
-        add16(1, a + i, b + i, out + i, 0xFFFF, &ia, &ib, &qo, lo_, lo, hi, zp);
+    /* the output's left shift a constant in each loop (GCC kept its test in the loop) */
+    if (lo_)
+        for (; i + 16 <= end; i += 16)
+            add16(1, a + i, b + i, out + i, 0xFFFF, &ia, &ib, &qo, 1, lo, hi, zp);
+    else
+        for (; i + 16 <= end; i += 16)
+            add16(1, a + i, b + i, out + i, 0xFFFF, &ia, &ib, &qo, 0, lo, hi, zp);
     if (i < end) /* masked lanes are neither read nor written */
         add16(0, a + i, b + i, out + i, _cvtu32_mask16((1u << (end - i)) - 1u), &ia, &ib, &qo,
               lo_, lo, hi, zp);
