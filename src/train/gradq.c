@@ -74,8 +74,9 @@ static int code_of(const qat_gradq *q, float x, qat_rng *rng, float *val)
     return (int)k + s;
 }
 
-/* Packs n codes c (bits each, n a multiple of 8 / bits unless the last
- * chunk) into codes from value index i0 (a multiple of CHUNK: whole bytes). */
+/* Packs n codes c (bits each; n a multiple of 8 / bits but for a bucket's
+ * last chunk, whose partial byte the next bucket ORs into) into codes from
+ * value index i0, which starts a byte. */
 static inline __attribute__((always_inline)) void pack(int bits, const uint8_t *c, size_t n,
                                                        uint8_t *codes, size_t i0)
 {
