@@ -125,15 +125,17 @@ void make_weights(const conv_case *cc, size_t k, size_t oc, int8_t *w, int32_t *
             exit(1);
         }
         long long b = room > 100000 ? rnd(-100000, 100000) : 0;
-        if (cc->rq == RQ_EXTREME && c % 3 == 0)
+        const int extreme = cc->rq == RQ_EXTREME || cc->rq == RQ_EXTREME_RIGHT;
+        const int right = cc->rq == RQ_SPREAD_RIGHT || cc->rq == RQ_EXTREME_RIGHT;
+        if (extreme && c % 3 == 0)
             b = c % 2 ? room : -room; /* the accumulator may reach the bound */
         long long sum = 0;
         for (size_t j = 0; j < k; j++)
             sum += (long long)w[c * k + j] - wzp[c];
         bias[c] = (int32_t)(b - (long long)cc->in_zp * sum); /* as qat_rt_model_create folds */
-        if (cc->rq == RQ_SPREAD) {
+        if (!extreme) {
             /* outputs spread over the int8 range; some channels shift left */
-            double M = c % 5 == 4 ? 1.0 + qat_rng_uniform(&rng) * 3.0
+            double M = c % 5 == 4 && !right ? 1.0 + qat_rng_uniform(&rng) * 3.0
                                   : 40.0 / ((double)(maxdev ? maxdev : 1) * 128.0 *
                                             (1.0 + sqrt((double)k))) *
                                         (0.5 + qat_rng_uniform(&rng));
@@ -141,9 +143,10 @@ void make_weights(const conv_case *cc, size_t k, size_t oc, int8_t *w, int32_t *
                 abort();
         } else {
             static const int32_t ms[] = {0, 1, 1 << 30, (1 << 30) + 1, INT32_MAX - 1, INT32_MAX};
-            shift[c] = QAT_SHIFT_MIN + (int32_t)(c * 7 % (QAT_SHIFT_MAX - QAT_SHIFT_MIN + 1));
+            const int32_t smax = right ? 0 : QAT_SHIFT_MAX;
+            shift[c] = QAT_SHIFT_MIN + (int32_t)(c * 7 % (smax - QAT_SHIFT_MIN + 1));
             if (c % 11 == 0)
-                shift[c] = c % 2 ? QAT_SHIFT_MAX : QAT_SHIFT_MIN;
+                shift[c] = c % 2 ? smax : QAT_SHIFT_MIN;
             mult[c] = c % 4 == 3 ? rnd(0, INT32_MAX) : ms[c % 6];
         }
     }
@@ -303,7 +306,8 @@ static void test_conv(void)
         for (int oi = 0; oi < 6; oi++)
             for (int shape = 0; shape < (quick ? 2 : 4); shape++) {
                 conv_case c = {.n = 1 + shape % 3, .in_c = chans[ci], .out_c = outs[oi],
-                               .bits = 8, .wp = W_RANDOM, .xp = X_RANDOM, .rq = RQ_SPREAD};
+                               .bits = 8, .wp = W_RANDOM, .xp = X_RANDOM,
+                               .rq = ci % 2 ? RQ_SPREAD_RIGHT : RQ_SPREAD};
                 c.in_h = 1 + 2 * rnd(0, 4);
                 c.in_w = 1 + 2 * rnd(0, 4) + (shape == 3);
                 c.kh = rnd(1, c.in_h < 5 ? c.in_h : 5);
@@ -331,7 +335,7 @@ static void test_conv(void)
                     if (quick && (zpi == 1 || zpi == 2))
                         continue;
                     conv_case c = {.linear = lin, .n = lin ? 3 : 1, .bits = 8, .wp = wp,
-                                   .xp = xp, .rq = zpi % 2 ? RQ_EXTREME : RQ_SPREAD};
+                                   .xp = xp, .rq = rq_pattern(zpi % 2, (wp + xp) % 2)};
                     if (lin) {
                         c.in_h = c.in_w = c.kh = c.kw = c.sh = c.sw = 1;
                         c.in_c = 1 + 600 * (zpi + 1) + zpi; /* odd K: the padded pair */
@@ -354,7 +358,8 @@ static void test_conv(void)
      * two-row tiles) and 17 */
     for (int oc = 1; oc <= 16; oc++) {
         conv_case c = {.n = 1 + oc % 3, .in_c = oc % 4 ? 2 * (oc % 5) + 1 : 16, .out_c = oc,
-                       .bits = 8, .wp = W_RANDOM, .xp = X_RANDOM, .rq = RQ_SPREAD};
+                       .bits = 8, .wp = W_RANDOM, .xp = X_RANDOM,
+                       .rq = oc % 4 == 1 ? RQ_SPREAD_RIGHT : RQ_SPREAD};
         c.in_h = 5 + oc % 7;
         c.in_w = 4 + oc * 5 % 9;
         c.kh = 1 + oc % 3;
@@ -413,6 +418,7 @@ static void test_conv(void)
         cnn[i].in_zp = -128 + 7 * (int)i;
         cnn[i].out_zp = -100;
         cnn[i].relu = 1;
+        cnn[i].rq = i % 2 ? RQ_SPREAD : RQ_SPREAD_RIGHT;
         run_conv_case(&cnn[i]);
         cases++;
     }

@@ -40,7 +40,13 @@ void unguard(int8_t *o);
 
 enum wpat { W_RANDOM, W_PLUS127, W_MINUS127, W_ALT127, W_MIN8, W_COUNT };
 enum xpat { X_RANDOM, X_MAX, X_MIN, X_ENDS, X_COUNT };
-enum rqpat { RQ_SPREAD, RQ_EXTREME, RQ_COUNT };
+/* _RIGHT: no channel shifts left (M < 1, as in every trained layer): with
+ * relu's clamp, the output stage AVX-512's kernels take then (requant.h) */
+enum rqpat { RQ_SPREAD, RQ_EXTREME, RQ_SPREAD_RIGHT, RQ_EXTREME_RIGHT, RQ_COUNT };
+static inline enum rqpat rq_pattern(int extreme, int right)
+{
+    return (enum rqpat)(!!extreme + 2 * !!right);
+}
 
 typedef struct conv_case {
     int linear, n, in_h, in_w, in_c, out_c, kh, kw, sh, sw, ph, pw;

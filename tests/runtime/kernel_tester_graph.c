@@ -126,7 +126,8 @@ void test_gconv(void)
         for (int rep = 0; rep < (quick ? 3 : 6); rep++) {
             const int mult = 1 + rep % 3;
             gconv_case g = {.cc = {.n = 1 + rep % 2, .in_c = chans[ci], .bits = 8,
-                                   .wp = W_RANDOM, .xp = X_RANDOM, .rq = RQ_SPREAD},
+                                   .wp = W_RANDOM, .xp = X_RANDOM,
+                                   .rq = ci % 2 ? RQ_SPREAD_RIGHT : RQ_SPREAD},
                             .groups = chans[ci]};
             conv_case *c = &g.cc;
             c->out_c = c->in_c * mult;
@@ -158,15 +159,19 @@ void test_gconv(void)
             }
             cases++;
         }
-    /* DS-CNN / MobileNet layers: 3x3 depthwise, stride 1 and 2, padding 1 */
+    /* DS-CNN / MobileNet layers: 3x3 depthwise, stride 1 and 2, padding 1,
+     * with and without relu6's lower clamp */
     for (int s = 1; s <= 2; s++)
         for (int ci = 0; ci < 3; ci++) {
             static const int cs[] = {32, 64, 65};
             gconv_case g = {.cc = {.n = 2, .in_h = 14, .in_w = 13, .in_c = cs[ci],
                                    .out_c = cs[ci], .kh = 3, .kw = 3, .sh = s, .sw = s, .ph = 1,
                                    .pw = 1, .bits = 8, .wzp_mode = ci % 2, .wp = W_RANDOM,
-                                   .xp = X_RANDOM, .rq = RQ_SPREAD, .in_zp = -128 + 50 * ci,
-                                   .out_zp = -128, .relu = 1},
+                                   .xp = X_RANDOM,
+                                   .rq = s == 1 || ci == 2 ? RQ_SPREAD_RIGHT : RQ_SPREAD,
+                                   .in_zp = -128 + 50 * ci,
+                                   .out_zp = (s + ci) % 2 ? -128 : 5 * ci - 10,
+                                   .relu = (s + ci) % 2},
                             .groups = cs[ci], .six = 40};
             run_gconv_case(&g);
             cases++;
@@ -179,7 +184,8 @@ void test_gconv(void)
                 gconv_case g = {.cc = {.n = 1, .in_h = 5, .in_w = 6, .in_c = 19, .out_c = 38,
                                        .kh = 3, .kw = 3, .sh = 1 + zpi % 2, .sw = 1, .ph = 1,
                                        .pw = 1, .bits = 8, .wzp_mode = wp == W_RANDOM ? 2 : 0,
-                                       .wp = wp, .xp = xp, .rq = zpi % 2 ? RQ_EXTREME : RQ_SPREAD,
+                                       .wp = wp, .xp = xp,
+                                       .rq = rq_pattern(zpi % 2, (wp + xp) % 2),
                                        .in_zp = zpi < 2 ? -128 : 127,
                                        .out_zp = zpi < 2 ? 127 : -128, .relu = xp % 2},
                                 .groups = 19};

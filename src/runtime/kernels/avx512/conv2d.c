@@ -76,12 +76,21 @@ static inline __attribute__((always_inline)) void rq_load(qat_avx512_rq16 *q,
     q->thr = _mm512_load_si512(qat_rt_conv_rq(h, QAT_RT_RQ_THR) + c);
 }
 
+/* The same lanes for qat_avx512_requant_nn. */
+static inline __attribute__((always_inline)) qat_avx512_rq16nn rq_load_nn(const qat_rt_conv_head *h,
+                                                                         size_t c)
+{
+    return qat_avx512_rq_nn(_mm512_load_si512(qat_rt_conv_rq(h, QAT_RT_RQ_MULT) + c),
+                            _mm512_load_si512(qat_rt_conv_rq(h, QAT_RT_RQ_RIGHT) + c));
+}
+
 /* ---- the micro-tile ---------------------------------------------------------------- */
 
 typedef struct geom {
     size_t kh, lenp, prow; /* window rows, bytes read per window row, image row bytes */
     __m512i lo, hi, zp;    /* output stage: act_min - zp, act_max - zp, zp */
     int any_left;
+    int nn; /* qat_avx512_requant_nn applies: no left shift, lo >= 0 */
 } geom;
 
 /* MR rows (windows at rows[r]) x NV * 16 channels of tile t (NV zmm of
@@ -182,6 +191,21 @@ tile(const int MR, const int NV, const int pool, const qat_rt_conv_head *h, int 
     const __mmask16 m0 = _cvtu32_mask16(nvalid >= 16 ? 0xFFFFu : (1u << nvalid) - 1u);
     const __mmask16 m1 =
         _cvtu32_mask16(nvalid >= 32 ? 0xFFFFu : nvalid <= 16 ? 0u : (1u << (nvalid - 16)) - 1u);
+    if (g->nn) {
+        qat_avx512_rq16nn n0, n1;
+        n0 = rq_load_nn(h, c);
+        if (NV > 1)
+            n1 = rq_load_nn(h, c + 16);
+        for (int o = 0; o < outs; o++) {
+            int8_t *dst = out + (size_t)o * ldo;
+            _mm512_mask_cvtsepi32_storeu_epi8(
+                dst, m0, qat_avx512_requant_nn(acc[o][0], &n0, g->lo, g->hi, g->zp));
+            if (NV > 1)
+                _mm512_mask_cvtsepi32_storeu_epi8(
+                    dst + 16, m1, qat_avx512_requant_nn(acc[o][1], &n1, g->lo, g->hi, g->zp));
+        }
+        return;
+    }
     qat_avx512_rq16 q0, q1;
     rq_load(&q0, h, c);
     if (NV > 1)
@@ -206,7 +230,8 @@ static inline geom geom_of(const qat_rt_conv_params *p)
                     .lo = _mm512_set1_epi32(p->act_min - p->out_zp),
                     .hi = _mm512_set1_epi32(p->act_max - p->out_zp),
                     .zp = _mm512_set1_epi32(p->out_zp),
-                    .any_left = h->any_left};
+                    .any_left = h->any_left,
+                    .nn = !h->any_left && p->act_min >= p->out_zp};
     return g;
 }
 

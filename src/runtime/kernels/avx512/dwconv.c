@@ -68,7 +68,8 @@ dw_block(const int NV, const qat_rt_dw_head *h, const qat_rt_dw_window *px, size
  * those taps, instead of from every tap: the same int32 (vpdpwssd adds
  * modulo 2^32, as the per-tap x - zp does). */
 static inline __attribute__((always_inline)) void
-dw3x3_run(const int full, const int NR, const qat_rt_conv_params *p, const qat_rt_dw_head *h,
+dw3x3_run(const int full, const int NR, const int nn, const qat_rt_conv_params *p,
+          const qat_rt_dw_head *h,
           const qat_rt_dw_window *px, int ox0, size_t i0, size_t i1, size_t c, __mmask16 m,
           __m512i lo, __m512i hi, __m512i ozp, int8_t *out)
 {
@@ -81,8 +82,16 @@ dw3x3_run(const int full, const int NR, const qat_rt_conv_params *p, const qat_r
         start = _mm512_dpwssd_epi32(start, nzp, wv[t]);
     }
     qat_avx512_rq16 q;
-    rq_load(&q, h, c);
+    qat_avx512_rq16nn qn;
+    if (nn)
+        qn = qat_avx512_rq_nn(_mm512_loadu_si512(qat_rt_dw_rq(h, QAT_RT_RQ_MULT) + c),
+                              _mm512_loadu_si512(qat_rt_dw_rq(h, QAT_RT_RQ_RIGHT) + c));
+    else
+        rq_load(&q, h, c);
     const int any_left = h->any_left;
+#define QAT_DW_STAGE(a)                                                                          \
+    _mm512_cvtsepi32_epi8(nn ? qat_avx512_requant_nn(a, &qn, lo, hi, ozp)                         \
+                             : qat_avx512_requant(a, &q, any_left, lo, hi, ozp))
     const size_t sx = (size_t)p->stride_w * px->pix, rs = px->rstride, pix = px->pix;
     const int8_t *x = px->rows + (size_t)((ox0 + (int)i0) * p->stride_w - p->pad_w) * pix + c;
     const size_t oc = (size_t)p->out_c;
@@ -100,10 +109,7 @@ dw3x3_run(const int full, const int NR, const qat_rt_conv_params *p, const qat_r
             a0 = _mm512_dpwssd_epi32(a0, _mm512_cvtepi8_epi32(b0), wv[t]);
             a1 = _mm512_dpwssd_epi32(a1, _mm512_cvtepi8_epi32(b1), wv[t]);
         }
-        const __m128i r0 =
-            _mm512_cvtsepi32_epi8(qat_avx512_requant(a0, &q, any_left, lo, hi, ozp));
-        const __m128i r1 =
-            _mm512_cvtsepi32_epi8(qat_avx512_requant(a1, &q, any_left, lo, hi, ozp));
+        const __m128i r0 = QAT_DW_STAGE(a0), r1 = QAT_DW_STAGE(a1);
         if (full) {
             _mm_storeu_si128((__m128i *)(void *)o, r0);
             _mm_storeu_si128((__m128i *)(void *)(o + oc), r1);
@@ -120,12 +126,13 @@ dw3x3_run(const int full, const int NR, const qat_rt_conv_params *p, const qat_r
                                    : _mm_maskz_loadu_epi8(m, xt);
             a0 = _mm512_dpwssd_epi32(a0, _mm512_cvtepi8_epi32(b), wv[t]);
         }
-        const __m128i r = _mm512_cvtsepi32_epi8(qat_avx512_requant(a0, &q, any_left, lo, hi, ozp));
+        const __m128i r = QAT_DW_STAGE(a0);
         if (full)
             _mm_storeu_si128((__m128i *)(void *)o, r);
         else
             _mm_mask_storeu_epi8(o, m, r);
     }
+#undef QAT_DW_STAGE
 }
 
 /* dw3x3_run over the channel blocks of [c0, c1), NR window rows. */
@@ -134,11 +141,15 @@ dw3x3_rows(const int NR, const qat_rt_conv_params *p, const qat_rt_dw_head *h,
            const qat_rt_dw_window *px, int ox0, size_t i0, size_t i1, int c0, int c1,
            __m512i lo, __m512i hi, __m512i ozp, int8_t *out)
 {
+    const int nn = !h->any_left && p->act_min >= p->out_zp; /* requant.h */
     int c = c0;
     for (; c + 16 <= c1; c += 16)
-        dw3x3_run(1, NR, p, h, px, ox0, i0, i1, (size_t)c, 0xFFFF, lo, hi, ozp, out);
+        if (nn)
+            dw3x3_run(1, NR, 1, p, h, px, ox0, i0, i1, (size_t)c, 0xFFFF, lo, hi, ozp, out);
+        else
+            dw3x3_run(1, NR, 0, p, h, px, ox0, i0, i1, (size_t)c, 0xFFFF, lo, hi, ozp, out);
     if (c < c1)
-        dw3x3_run(0, NR, p, h, px, ox0, i0, i1, (size_t)c, _cvtu32_mask16((1u << (c1 - c)) - 1u),
+        dw3x3_run(0, NR, 0, p, h, px, ox0, i0, i1, (size_t)c, _cvtu32_mask16((1u << (c1 - c)) - 1u),
                   lo, hi, ozp, out);
 }
 

@@ -52,6 +52,51 @@ qat_avx512_requant(__m512i acc, const qat_avx512_rq16 *q, int any_left, __m512i 
     return _mm512_add_epi32(r, zp);
 }
 
+/* The stage when no lane shifts left and act_min >= out_zp (lo >= 0: relu,
+ * relu6 and every clamp above the zero point), bit for bit the one above
+ * in one 64-bit rounding per lane: with P = acc * m0 + 2^30 (SRDHM is
+ * floor(P / 2^31)) and c = 2^(right - 1) (0 when right = 0), RDPOT of a
+ * non-negative v is floor((v + c) / 2^right), so the code is
+ * floor((P + c 2^31) / 2^(31 + right)) (|P + c 2^31| < 2^63: m0 < 2^31,
+ * right <= 31). A negative v differs from RDPOT only at ties (RDPOT rounds
+ * them away from zero), and both are <= 0 there, which the clamp at
+ * lo >= 0 maps to lo alike. Per 16 lanes: two vpmuldq, two adds, two
+ * vpsravq and one permute, against the general stage's fourteen. The
+ * lanes: even and odd channels' multipliers (as for vpmuldq), rounding
+ * constants 2^30 + c 2^31 and shift counts 31 + right, as 64-bit lanes. */
+typedef struct qat_avx512_rq16nn {
+    __m512i mult, mult_odd, ke, ko, se, so;
+} qat_avx512_rq16nn;
+
+/* The lanes from the 16 channels' m0 and right (int32 each). */
+static inline __attribute__((always_inline)) qat_avx512_rq16nn qat_avx512_rq_nn(__m512i mult,
+                                                                                  __m512i right)
+{
+    const __m512i k30 = _mm512_set1_epi64(1LL << 30), n31 = _mm512_set1_epi64(31);
+    const __m512i re = _mm512_and_si512(right, _mm512_set1_epi64(0xFFFFFFFFLL));
+    const __m512i ro = _mm512_srli_epi64(right, 32);
+    const __m512i ke = _mm512_sllv_epi64(k30, re), ko = _mm512_sllv_epi64(k30, ro);
+    qat_avx512_rq16nn q = {.mult = mult,
+                           .mult_odd = _mm512_srli_epi64(mult, 32),
+                           .ke = _mm512_mask_add_epi64(ke, _mm512_test_epi64_mask(re, re), ke, k30),
+                           .ko = _mm512_mask_add_epi64(ko, _mm512_test_epi64_mask(ro, ro), ko, k30),
+                           .se = _mm512_add_epi64(re, n31),
+                           .so = _mm512_add_epi64(ro, n31)};
+    return q;
+}
+
+static inline __attribute__((always_inline)) __m512i
+qat_avx512_requant_nn(__m512i acc, const qat_avx512_rq16nn *q, __m512i lo, __m512i hi, __m512i zp)
+{
+    const __m512i idx = _mm512_set_epi32(30, 14, 28, 12, 26, 10, 24, 8, 22, 6, 20, 4, 18, 2, 16, 0);
+    const __m512i e =
+        _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(acc, q->mult), q->ke), q->se);
+    const __m512i o = _mm512_srav_epi64(
+        _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(acc, 32), q->mult_odd), q->ko), q->so);
+    const __m512i r = _mm512_permutex2var_epi32(e, idx, o);
+    return _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(r, lo), hi), zp);
+}
+
 /* A stage whose every lane has the same multiplier and shift (add,
  * global_avgpool), as the packing code computes the lanes. */
 static inline qat_avx512_rq16 qat_avx512_rq_uniform(int32_t mult, int32_t shift)
