@@ -302,7 +302,10 @@ static const int32_t zps[] = {-128, 127, 0, -1};
  * the zero point), over every code and four zero points. A path that
  * rounds v M 2^20 / 2^31 or the right shift differently at a tie (v Ml +
  * 2^10 a multiple of 2^11, or an exact half after the shift) differs here;
- * random multipliers almost never land on those. */
+ * random multipliers almost never land on those. Then the same sums through
+ * an output stage of M = 1/2 and right shifts 1-3 (ties at every other
+ * code, negative sums' too), with and without relu's lower clamp (with it,
+ * AVX-512 takes requant.h's shorter stage). */
 static void test_add_rounding(void)
 {
     static const int32_t ms[] = {1, 1023, 1024, 1025, 2047, 2048, 3072, 4095, 6144, 8191};
@@ -316,15 +319,19 @@ static void test_add_rounding(void)
     for (int mi = 0; mi < nm; mi++)
         for (int r = 0; r <= 3; r++)
             for (int zi = 0; zi < 4; zi++)
-                for (int side = 0; side < 2; side++) {
+                for (int side = 0; side < 4; side++) {
+                    const int outr = side < 2 ? 0 : 1 + (mi + zi + r) % 3;
                     qat_rt_merge_params p = {.n = 2, .c = {16, 16}, .out_c = 16,
-                                             .out_mult = 1 << 30, .out_shift = 1,
+                                             .out_mult = 1 << 30, .out_shift = outr ? -outr : 1,
                                              .act_min = -128, .act_max = 127};
-                    p.in_mult[side] = ms[mi];
-                    p.in_shift[side] = -r;
-                    p.in_zp[side] = zps[zi];
-                    p.in_zp[1 - side] = rnd(-128, 127);
-                    const int8_t *ab[2] = {side ? b : a, side ? a : b};
+                    if (outr && (mi + zi) % 2)
+                        p.act_min = p.out_zp; /* relu */
+                    const int k = side % 2;
+                    p.in_mult[k] = ms[mi];
+                    p.in_shift[k] = -r;
+                    p.in_zp[k] = zps[zi];
+                    p.in_zp[1 - k] = rnd(-128, 127);
+                    const int8_t *ab[2] = {k ? b : a, k ? a : b};
                     run_merge(pick_add, "add (rounding ties)", &p, ab, 16);
                     cases++;
                 }

@@ -41,8 +41,8 @@ static inline __attribute__((always_inline)) __m512i add_rescale(__m512i x, cons
  * sum in int32), summed and requantized; stored to the lanes of m. */
 static inline __attribute__((always_inline)) void
 add16(const int full, const int8_t *a, const int8_t *b, int8_t *out, __mmask16 m,
-      const add_in *ia, const add_in *ib, const qat_avx512_rq16 *qo, int lo_, __m512i lo,
-      __m512i hi, __m512i zp)
+      const add_in *ia, const add_in *ib, const qat_avx512_rq16 *qo, const qat_avx512_rq16nn *qn,
+      int lo_, __m512i lo, __m512i hi, __m512i zp)
 {
     const __m128i u = full ? _mm_loadu_si128((const __m128i *)(const void *)a)
                            : _mm_maskz_loadu_epi8(m, a);
@@ -50,8 +50,10 @@ add16(const int full, const int8_t *a, const int8_t *b, int8_t *out, __mmask16 m
                            : _mm_maskz_loadu_epi8(m, b);
     __m512i x = add_rescale(_mm512_cvtepi8_epi32(u), ia);
     __m512i y = add_rescale(_mm512_cvtepi8_epi32(v), ib);
-    _mm512_mask_cvtsepi32_storeu_epi8(
-        out, m, qat_avx512_requant(_mm512_add_epi32(x, y), qo, lo_, lo, hi, zp));
+    const __m512i sum = _mm512_add_epi32(x, y);
+    _mm512_mask_cvtsepi32_storeu_epi8(out, m,
+                                      qn ? qat_avx512_requant_nn(sum, qn, lo, hi, zp)
+                                         : qat_avx512_requant(sum, qo, lo_, lo, hi, zp));
 }
 
 void qat_s8_add_x16__avx512vnni(const qat_rt_merge_params *p, const int8_t *const *in,
@@ -62,19 +64,26 @@ void qat_s8_add_x16__avx512vnni(const qat_rt_merge_params *p, const int8_t *cons
     const add_in ib = add_in_of(p->in_mult[1], p->in_shift[1], p->in_zp[1]);
     const qat_avx512_rq16 qo = qat_avx512_rq_uniform(p->out_mult, p->out_shift);
     const int lo_ = p->out_shift > 0;
+    /* requant.h's shorter stage: a relu add (act_min = out_zp) */
+    const int nn = !lo_ && p->act_min >= p->out_zp;
+    const qat_avx512_rq16nn qn = qat_avx512_rq_nn(_mm512_set1_epi32(p->out_mult),
+                                                  _mm512_set1_epi32(lo_ ? 0 : -p->out_shift));
     const __m512i zp = _mm512_set1_epi32(p->out_zp);
     const __m512i lo = _mm512_set1_epi32(p->act_min - p->out_zp);
     const __m512i hi = _mm512_set1_epi32(p->act_max - p->out_zp);
     const int8_t *a = in[0], *b = in[1];
     size_t i = m0 * C;
-    /* the output's left shift a constant in each loop (GCC kept its test in the loop) */
-    if (lo_)
+    /* the output stage a constant in each loop (GCC kept its test in the loop) */
+    if (nn)
         for (; i + 16 <= end; i += 16)
-            add16(1, a + i, b + i, out + i, 0xFFFF, &ia, &ib, &qo, 1, lo, hi, zp);
+            add16(1, a + i, b + i, out + i, 0xFFFF, &ia, &ib, &qo, &qn, 0, lo, hi, zp);
+    else if (lo_)
+        for (; i + 16 <= end; i += 16)
+            add16(1, a + i, b + i, out + i, 0xFFFF, &ia, &ib, &qo, NULL, 1, lo, hi, zp);
     else
         for (; i + 16 <= end; i += 16)
-            add16(1, a + i, b + i, out + i, 0xFFFF, &ia, &ib, &qo, 0, lo, hi, zp);
+            add16(1, a + i, b + i, out + i, 0xFFFF, &ia, &ib, &qo, NULL, 0, lo, hi, zp);
     if (i < end) /* masked lanes are neither read nor written */
         add16(0, a + i, b + i, out + i, _cvtu32_mask16((1u << (end - i)) - 1u), &ia, &ib, &qo,
-              lo_, lo, hi, zp);
+              nn ? &qn : NULL, lo_, lo, hi, zp);
 }
