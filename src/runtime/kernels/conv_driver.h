@@ -180,8 +180,8 @@ qat_rt_conv_drive(const qat_rt_conv_ukernel *uk, const int pooled, const qat_rt_
                 ready = img;
             }
             /* the block's outputs in this output row: a run of windows
-             * xs apart (a tight loop; per output, the multiplies and the
-             * wrap tests cost ~5% of ResNet-8's int8 time on AVX-512) */
+             * xs apart, a tight loop (done per output, the multiplies and
+             * wrap tests were ~5% of ResNet-8's int8 samples on AVX-512) */
             const size_t n = ow - x < outs - o ? ow - x : outs - o;
             const size_t xs = (pooled ? 2 : 1) * xstep;
             const uint8_t *q = base + (pooled ? 2 : 1) * (y * ystep + x * xstep);

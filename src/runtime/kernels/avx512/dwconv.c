@@ -148,7 +148,7 @@ dw3x3_rows(const int NR, const qat_rt_conv_params *p, const qat_rt_dw_head *h,
             dw3x3_run(1, NR, 1, p, h, px, ox0, i0, i1, (size_t)c, 0xFFFF, lo, hi, ozp, out);
         else
             dw3x3_run(1, NR, 0, p, h, px, ox0, i0, i1, (size_t)c, 0xFFFF, lo, hi, ozp, out);
-    if (c < c1)
+    if (c < c1) /* a channel tail: the general stage (one instantiation fewer per NR) */
         dw3x3_run(0, NR, 0, p, h, px, ox0, i0, i1, (size_t)c, _cvtu32_mask16((1u << (c1 - c)) - 1u),
                   lo, hi, ozp, out);
 }
