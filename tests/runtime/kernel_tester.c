@@ -134,11 +134,14 @@ void make_weights(const conv_case *cc, size_t k, size_t oc, int8_t *w, int32_t *
             sum += (long long)w[c * k + j] - wzp[c];
         bias[c] = (int32_t)(b - (long long)cc->in_zp * sum); /* as qat_rt_model_create folds */
         if (!extreme) {
-            /* outputs spread over the int8 range; some channels shift left */
+            /* outputs spread over the int8 range; some channels shift left
+             * (right-only patterns with relu and odd K: some shift 0 instead) */
             double M = c % 5 == 4 && !right ? 1.0 + qat_rng_uniform(&rng) * 3.0
-                                  : 40.0 / ((double)(maxdev ? maxdev : 1) * 128.0 *
-                                            (1.0 + sqrt((double)k))) *
-                                        (0.5 + qat_rng_uniform(&rng));
+                       : c % 7 == 3 && right && cc->relu && k % 2
+                           ? 0.5 + 0.49 * qat_rng_uniform(&rng)
+                                            : 40.0 / ((double)(maxdev ? maxdev : 1) * 128.0 *
+                                                      (1.0 + sqrt((double)k))) *
+                                                  (0.5 + qat_rng_uniform(&rng));
             if (qat_fp_quantize_multiplier(M, &mult[c], &shift[c]))
                 abort();
         } else {

@@ -119,6 +119,7 @@ void qat_rt_conv_pack(const qat_rt_conv_ukernel *main_uk, const qat_rt_conv_para
     for (int i = 0; i < QAT_RT_RQ_COUNT; i++)
         rq[i] = (int32_t *)qat_rt_conv_rq(h, i);
     const uint32_t k = (uint32_t)h->k, off = (uint32_t)uk->offset;
+    h->min_right = 31;
     for (size_t c = 0; c < (size_t)p->out_c; c++) {
         pack_weights(uk, p, h, c);
         const int32_t s = p->shift[c], wzp = p->weight_zp[c];
@@ -141,5 +142,7 @@ void qat_rt_conv_pack(const qat_rt_conv_ukernel *main_uk, const qat_rt_conv_para
         rq[QAT_RT_RQ_THR][c] = mask >> 1;
         h->any_left |= s > 0;
         h->any_wzp |= wzp != 0;
+        h->min_right = right < h->min_right ? right : h->min_right;
+        h->max_right = right > h->max_right ? right : h->max_right;
     }
 }

@@ -38,7 +38,7 @@ void qat_rt_dw_pack(const qat_rt_dw_ukernel *uk, const qat_rt_conv_params *p, vo
     const size_t oc = (size_t)p->out_c, oc_pad = oc_pad_of(uk, p);
     const size_t taps = (size_t)p->kernel_h * (size_t)p->kernel_w;
     *h = (qat_rt_dw_head){.depthwise = 1, .mult = p->out_c / p->in_c, .taps = (int32_t)taps,
-                          .oc_pad = (int32_t)oc_pad};
+                          .oc_pad = (int32_t)oc_pad, .min_right = 31};
     int32_t *rq = (int32_t *)(void *)(h + 1);
     unsigned char *w = (unsigned char *)(rq + QAT_RT_RQ_COUNT * oc_pad);
     for (size_t c = 0; c < oc; c++) {
@@ -67,6 +67,8 @@ void qat_rt_dw_pack(const qat_rt_dw_ukernel *uk, const qat_rt_conv_params *p, vo
         rq[QAT_RT_RQ_MASK * oc_pad + c] = (int32_t)((1LL << right) - 1);
         rq[QAT_RT_RQ_THR * oc_pad + c] = (int32_t)(((1LL << right) - 1) >> 1);
         h->any_left |= shift > 0;
+        h->min_right = right < h->min_right ? right : h->min_right;
+        h->max_right = right > h->max_right ? right : h->max_right;
     }
 }
 

@@ -120,7 +120,7 @@ typedef struct qat_rt_conv_head {
     int32_t any_wzp;    /* some channel has a weight zero point */
     int32_t rows_outer; /* a tile's weights exceed L1: the driver's loop order (conv_driver.c) */
     int32_t narrow;     /* packed for the description's narrow tile (1) or its main one (0) */
-    int32_t pad_[2];
+    int32_t min_right, max_right; /* over the channels: which output stage forms apply */
 } qat_rt_conv_head;
 
 /* The accessors below are always inlined: in AVX-512's conv file, whose
@@ -238,7 +238,8 @@ typedef struct qat_rt_dw_head {
     int32_t taps;      /* kernel_h * kernel_w */
     int32_t oc_pad;
     int32_t any_left;  /* some channel shifts left */
-    int32_t pad_[11];
+    int32_t min_right, max_right; /* over the channels, as qat_rt_conv_head's */
+    int32_t pad_[9];
 } qat_rt_dw_head;
 
 static inline __attribute__((always_inline)) const int32_t *

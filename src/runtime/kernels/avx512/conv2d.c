@@ -78,10 +78,10 @@ static inline __attribute__((always_inline)) void rq_load(qat_avx512_rq16 *q,
 
 /* The same lanes for qat_avx512_requant_nn. */
 static inline __attribute__((always_inline)) qat_avx512_rq16nn rq_load_nn(const qat_rt_conv_head *h,
-                                                                         size_t c)
+                                                                         size_t c, int32_t zp)
 {
     return qat_avx512_rq_nn(_mm512_load_si512(qat_rt_conv_rq(h, QAT_RT_RQ_MULT) + c),
-                            _mm512_load_si512(qat_rt_conv_rq(h, QAT_RT_RQ_RIGHT) + c));
+                            _mm512_load_si512(qat_rt_conv_rq(h, QAT_RT_RQ_RIGHT) + c), zp);
 }
 
 /* ---- the micro-tile ---------------------------------------------------------------- */
@@ -89,8 +89,10 @@ static inline __attribute__((always_inline)) qat_avx512_rq16nn rq_load_nn(const 
 typedef struct geom {
     size_t kh, lenp, prow; /* window rows, bytes read per window row, image row bytes */
     __m512i lo, hi, zp;    /* output stage: act_min - zp, act_max - zp, zp */
+    __m512i amin, amax;    /* and act_min, act_max */
     int any_left;
-    int nn; /* qat_avx512_requant_nn applies: no left shift, lo >= 0 */
+    int nn; /* qat_avx512_requant_nn applies (qat_avx512_nn_ok) */
+    int32_t out_zp;
 } geom;
 
 /* MR rows (windows at rows[r]) x NV * 16 channels of tile t (NV zmm of
@@ -193,16 +195,16 @@ tile(const int MR, const int NV, const int pool, const qat_rt_conv_head *h, int 
         _cvtu32_mask16(nvalid >= 32 ? 0xFFFFu : nvalid <= 16 ? 0u : (1u << (nvalid - 16)) - 1u);
     if (g->nn) {
         qat_avx512_rq16nn n0, n1;
-        n0 = rq_load_nn(h, c);
+        n0 = rq_load_nn(h, c, g->out_zp);
         if (NV > 1)
-            n1 = rq_load_nn(h, c + 16);
+            n1 = rq_load_nn(h, c + 16, g->out_zp);
         for (int o = 0; o < outs; o++) {
             int8_t *dst = out + (size_t)o * ldo;
             _mm512_mask_cvtsepi32_storeu_epi8(
-                dst, m0, qat_avx512_requant_nn(acc[o][0], &n0, g->lo, g->hi, g->zp));
+                dst, m0, qat_avx512_requant_nn(acc[o][0], &n0, g->amin, g->amax));
             if (NV > 1)
                 _mm512_mask_cvtsepi32_storeu_epi8(
-                    dst + 16, m1, qat_avx512_requant_nn(acc[o][1], &n1, g->lo, g->hi, g->zp));
+                    dst + 16, m1, qat_avx512_requant_nn(acc[o][1], &n1, g->amin, g->amax));
         }
         return;
     }
@@ -230,8 +232,12 @@ static inline geom geom_of(const qat_rt_conv_params *p)
                     .lo = _mm512_set1_epi32(p->act_min - p->out_zp),
                     .hi = _mm512_set1_epi32(p->act_max - p->out_zp),
                     .zp = _mm512_set1_epi32(p->out_zp),
+                    .amin = _mm512_set1_epi32(p->act_min),
+                    .amax = _mm512_set1_epi32(p->act_max),
                     .any_left = h->any_left,
-                    .nn = !h->any_left && p->act_min >= p->out_zp};
+                    .nn = qat_avx512_nn_ok(h->any_left, h->min_right, h->max_right, p->act_min,
+                                           p->out_zp),
+                    .out_zp = p->out_zp};
     return g;
 }
 

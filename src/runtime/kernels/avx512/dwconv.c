@@ -85,12 +85,14 @@ dw3x3_run(const int full, const int NR, const int nn, const qat_rt_conv_params *
     qat_avx512_rq16nn qn;
     if (nn)
         qn = qat_avx512_rq_nn(_mm512_loadu_si512(qat_rt_dw_rq(h, QAT_RT_RQ_MULT) + c),
-                              _mm512_loadu_si512(qat_rt_dw_rq(h, QAT_RT_RQ_RIGHT) + c));
+                              _mm512_loadu_si512(qat_rt_dw_rq(h, QAT_RT_RQ_RIGHT) + c),
+                              p->out_zp);
     else
         rq_load(&q, h, c);
+    const __m512i amin = _mm512_set1_epi32(p->act_min), amax = _mm512_set1_epi32(p->act_max);
     const int any_left = h->any_left;
 #define QAT_DW_STAGE(a)                                                                          \
-    _mm512_cvtsepi32_epi8(nn ? qat_avx512_requant_nn(a, &qn, lo, hi, ozp)                         \
+    _mm512_cvtsepi32_epi8(nn ? qat_avx512_requant_nn(a, &qn, amin, amax)                          \
                              : qat_avx512_requant(a, &q, any_left, lo, hi, ozp))
     const size_t sx = (size_t)p->stride_w * px->pix, rs = px->rstride, pix = px->pix;
     const int8_t *x = px->rows + (size_t)((ox0 + (int)i0) * p->stride_w - p->pad_w) * pix + c;
@@ -141,7 +143,8 @@ dw3x3_rows(const int NR, const qat_rt_conv_params *p, const qat_rt_dw_head *h,
            const qat_rt_dw_window *px, int ox0, size_t i0, size_t i1, int c0, int c1,
            __m512i lo, __m512i hi, __m512i ozp, int8_t *out)
 {
-    const int nn = !h->any_left && p->act_min >= p->out_zp; /* requant.h */
+    const int nn = qat_avx512_nn_ok(h->any_left, h->min_right, h->max_right, p->act_min,
+                                    p->out_zp); /* requant.h */
     int c = c0;
     for (; c + 16 <= c1; c += 16)
         if (nn)

@@ -38,7 +38,8 @@ static inline __attribute__((always_inline)) __m512i add_rescale(__m512i x, cons
 /* TFLite's ADD on 16 elements (the lanes of m; full: all 16, and a plain
  * load the widening can take as its operand): each input rescaled
  * (add_rescale; validated: shift <= 0, so both stay below 2^28 and their
- * sum in int32), summed and requantized; stored to the lanes of m. */
+ * sum in int32), summed and requantized; stored to the lanes of m. With qn
+ * (requant.h's short form), lo and hi are act_min and act_max. */
 static inline __attribute__((always_inline)) void
 add16(const int full, const int8_t *a, const int8_t *b, int8_t *out, __mmask16 m,
       const add_in *ia, const add_in *ib, const qat_avx512_rq16 *qo, const qat_avx512_rq16nn *qn,
@@ -52,7 +53,7 @@ add16(const int full, const int8_t *a, const int8_t *b, int8_t *out, __mmask16 m
     __m512i y = add_rescale(_mm512_cvtepi8_epi32(v), ib);
     const __m512i sum = _mm512_add_epi32(x, y);
     _mm512_mask_cvtsepi32_storeu_epi8(out, m,
-                                      qn ? qat_avx512_requant_nn(sum, qn, lo, hi, zp)
+                                      qn ? qat_avx512_requant_nn(sum, qn, lo, hi)
                                          : qat_avx512_requant(sum, qo, lo_, lo, hi, zp));
 }
 
@@ -65,9 +66,11 @@ void qat_s8_add_x16__avx512vnni(const qat_rt_merge_params *p, const int8_t *cons
     const qat_avx512_rq16 qo = qat_avx512_rq_uniform(p->out_mult, p->out_shift);
     const int lo_ = p->out_shift > 0;
     /* requant.h's shorter stage: a relu add (act_min = out_zp) */
-    const int nn = !lo_ && p->act_min >= p->out_zp;
-    const qat_avx512_rq16nn qn = qat_avx512_rq_nn(_mm512_set1_epi32(p->out_mult),
-                                                  _mm512_set1_epi32(lo_ ? 0 : -p->out_shift));
+    const int right = lo_ ? 0 : -p->out_shift;
+    const int nn = qat_avx512_nn_ok(lo_, right, right, p->act_min, p->out_zp);
+    const qat_avx512_rq16nn qn =
+        qat_avx512_rq_nn(_mm512_set1_epi32(p->out_mult), _mm512_set1_epi32(right), p->out_zp);
+    const __m512i amin = _mm512_set1_epi32(p->act_min), amax = _mm512_set1_epi32(p->act_max);
     const __m512i zp = _mm512_set1_epi32(p->out_zp);
     const __m512i lo = _mm512_set1_epi32(p->act_min - p->out_zp);
     const __m512i hi = _mm512_set1_epi32(p->act_max - p->out_zp);
@@ -76,7 +79,7 @@ void qat_s8_add_x16__avx512vnni(const qat_rt_merge_params *p, const int8_t *cons
     /* the output stage a constant in each loop (GCC kept its test in the loop) */
     if (nn)
         for (; i + 16 <= end; i += 16)
-            add16(1, a + i, b + i, out + i, 0xFFFF, &ia, &ib, &qo, &qn, 0, lo, hi, zp);
+            add16(1, a + i, b + i, out + i, 0xFFFF, &ia, &ib, &qo, &qn, 0, amin, amax, zp);
     else if (lo_)
         for (; i + 16 <= end; i += 16)
             add16(1, a + i, b + i, out + i, 0xFFFF, &ia, &ib, &qo, NULL, 1, lo, hi, zp);
@@ -85,5 +88,5 @@ void qat_s8_add_x16__avx512vnni(const qat_rt_merge_params *p, const int8_t *cons
             add16(1, a + i, b + i, out + i, 0xFFFF, &ia, &ib, &qo, NULL, 0, lo, hi, zp);
     if (i < end) /* masked lanes are neither read nor written */
         add16(0, a + i, b + i, out + i, _cvtu32_mask16((1u << (end - i)) - 1u), &ia, &ib, &qo,
-              nn ? &qn : NULL, lo_, lo, hi, zp);
+              nn ? &qn : NULL, lo_, nn ? amin : lo, nn ? amax : hi, zp);
 }

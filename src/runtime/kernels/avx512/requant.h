@@ -52,41 +52,59 @@ qat_avx512_requant(__m512i acc, const qat_avx512_rq16 *q, int any_left, __m512i 
     return _mm512_add_epi32(r, zp);
 }
 
-/* The stage when no lane shifts left and act_min >= out_zp (lo >= 0: relu,
- * relu6 and every clamp above the zero point), bit for bit the one above
- * in one 64-bit rounding per lane: with P = acc * m0 + 2^30 (SRDHM is
- * floor(P / 2^31)) and c = 2^(right - 1) (0 when right = 0), RDPOT of a
- * non-negative v is floor((v + c) / 2^right), so the code is
- * floor((P + c 2^31) / 2^(31 + right)) (|P + c 2^31| < 2^63: m0 < 2^31,
- * right <= 31). A negative v differs from RDPOT only at ties (RDPOT rounds
- * them away from zero), and both are <= 0 there, which the clamp at
- * lo >= 0 maps to lo alike. Per 16 lanes: two vpmuldq, two adds, two
- * vpsravq and one permute, against the general stage's fourteen. The
- * lanes: even and odd channels' multipliers (as for vpmuldq), rounding
- * constants 2^30 + c 2^31 and shift counts 31 + right, as 64-bit lanes. */
+/* The stage when no lane shifts left, every lane shifts right by 1 to 23
+ * and act_min >= out_zp (relu, relu6 and every clamp above the zero
+ * point): bit for bit the one above, in one 64-bit rounding per lane. With
+ * P = acc * m0 + 2^30 (SRDHM is floor(P / 2^31)) and c = 2^(right - 1),
+ * RDPOT of a non-negative v is floor((v + c) / 2^right), so v's code is
+ * floor((P + c 2^31 + zp 2^(31 + right)) / 2^(31 + right)), the zero point
+ * added exactly inside the rounding (|acc m0| < 2^62, c 2^31 <= 2^53 and
+ * |zp| 2^(31 + right) <= 2^61: no overflow; the result, at most 2^30 + 1
+ * + 128 in magnitude for right >= 1, fits int32). A negative v differs
+ * from RDPOT only at ties (RDPOT rounds them away from zero), and both are
+ * <= 0 there, which the clamp at act_min >= out_zp maps to act_min alike.
+ * Per 16 lanes: two vpmuldq, two adds, two vpsravq, a permute and the
+ * clamp, against the general stage's seventeen. Lanes: the even and odd
+ * channels' multipliers (as for vpmuldq), rounding constants 2^30 + c 2^31
+ * + zp 2^(31 + right) and shift counts 31 + right, as 64-bit lanes. */
+#define QAT_AVX512_NN_RIGHT_MAX 23
+
 typedef struct qat_avx512_rq16nn {
     __m512i mult, mult_odd, ke, ko, se, so;
 } qat_avx512_rq16nn;
 
-/* The lanes from the 16 channels' m0 and right (int32 each). */
+/* Whether a layer's output stage may take the short form. */
+static inline int qat_avx512_nn_ok(int any_left, int min_right, int max_right, int act_min,
+                                   int out_zp)
+{
+    return !any_left && min_right >= 1 && max_right <= QAT_AVX512_NN_RIGHT_MAX &&
+           act_min >= out_zp;
+}
+
+/* The lanes from the 16 channels' m0 and right (int32 each) and out_zp. */
 static inline __attribute__((always_inline)) qat_avx512_rq16nn qat_avx512_rq_nn(__m512i mult,
-                                                                                  __m512i right)
+                                                                                  __m512i right,
+                                                                                  int32_t zp)
 {
     const __m512i k30 = _mm512_set1_epi64(1LL << 30), n31 = _mm512_set1_epi64(31);
+    const __m512i z = _mm512_set1_epi64(zp);
     const __m512i re = _mm512_and_si512(right, _mm512_set1_epi64(0xFFFFFFFFLL));
     const __m512i ro = _mm512_srli_epi64(right, 32);
-    const __m512i ke = _mm512_sllv_epi64(k30, re), ko = _mm512_sllv_epi64(k30, ro);
-    qat_avx512_rq16nn q = {.mult = mult,
-                           .mult_odd = _mm512_srli_epi64(mult, 32),
-                           .ke = _mm512_mask_add_epi64(ke, _mm512_test_epi64_mask(re, re), ke, k30),
-                           .ko = _mm512_mask_add_epi64(ko, _mm512_test_epi64_mask(ro, ro), ko, k30),
-                           .se = _mm512_add_epi64(re, n31),
-                           .so = _mm512_add_epi64(ro, n31)};
+    const __m512i se = _mm512_add_epi64(re, n31), so = _mm512_add_epi64(ro, n31);
+    /* 2^30 + 2^(30 + right) + zp 2^(31 + right) */
+    const __m512i ke = _mm512_add_epi64(_mm512_add_epi64(_mm512_sllv_epi64(k30, re), k30),
+                                        _mm512_sllv_epi64(z, se));
+    const __m512i ko = _mm512_add_epi64(_mm512_add_epi64(_mm512_sllv_epi64(k30, ro), k30),
+                                        _mm512_sllv_epi64(z, so));
+    qat_avx512_rq16nn q = {.mult = mult, .mult_odd = _mm512_srli_epi64(mult, 32), .ke = ke,
+                           .ko = ko, .se = se, .so = so};
     return q;
 }
 
+/* The codes, clamped to [amin, amax] (act_min, act_max: the zero point is
+ * in the rounding constants). */
 static inline __attribute__((always_inline)) __m512i
-qat_avx512_requant_nn(__m512i acc, const qat_avx512_rq16nn *q, __m512i lo, __m512i hi, __m512i zp)
+qat_avx512_requant_nn(__m512i acc, const qat_avx512_rq16nn *q, __m512i amin, __m512i amax)
 {
     const __m512i idx = _mm512_set_epi32(30, 14, 28, 12, 26, 10, 24, 8, 22, 6, 20, 4, 18, 2, 16, 0);
     const __m512i e =
@@ -94,7 +112,7 @@ qat_avx512_requant_nn(__m512i acc, const qat_avx512_rq16nn *q, __m512i lo, __m51
     const __m512i o = _mm512_srav_epi64(
         _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(acc, 32), q->mult_odd), q->ko), q->so);
     const __m512i r = _mm512_permutex2var_epi32(e, idx, o);
-    return _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(r, lo), hi), zp);
+    return _mm512_min_epi32(_mm512_max_epi32(r, amin), amax);
 }
 
 /* A stage whose every lane has the same multiplier and shift (add,
