@@ -377,6 +377,24 @@ static void test_conv(void)
         run_conv_case(&c);
         cases++;
     }
+    /* AVX-512's run K loop (narrow tile, 3-wide stride-1 windows over 16
+     * input channels): output rows of 1..70 (the driver cuts such a layer's
+     * tiles at row ends into near-equal ones, and a row past the 64-row
+     * block into two blocks), stride 2 down, side padding 0..2, 16 and 11
+     * output channels, window heights 1, 3, 5, relu and not, weight zero
+     * points */
+    static const int run_w[] = {1, 2, 3, 14, 15, 16, 17, 30, 33, 70};
+    for (int i = 0; i < (int)(sizeof run_w / sizeof run_w[0]); i++) {
+        conv_case c = {.n = 1 + i % 2, .in_h = 3 + i % 4, .in_w = run_w[i], .in_c = 16,
+                       .out_c = i % 3 ? 16 : 11, .kh = 1 + 2 * (i % 3), .kw = 3,
+                       .sh = 1 + i % 2, .sw = 1, .bits = 8, .wp = W_RANDOM, .xp = X_RANDOM,
+                       .rq = i % 2 ? RQ_SPREAD_RIGHT : RQ_SPREAD, .wzp_mode = i % 3,
+                       .in_zp = rnd(-128, 127), .out_zp = rnd(-20, 20), .relu = i % 2};
+        c.ph = c.kh / 2;
+        c.pw = run_w[i] < 3 ? 1 + i % 2 : i % 3;
+        run_conv_case(&c);
+        cases++;
+    }
     for (int n = 1; n <= 4; n++) {
         conv_case c = {.linear = 1, .n = n < 4 ? n : 17, .in_h = 1, .in_w = 1, .kh = 1, .kw = 1,
                        .sh = 1, .sw = 1, .in_c = 61 + 2 * n, .out_c = 6 + 3 * n, .bits = 8,
@@ -409,6 +427,10 @@ static void test_conv(void)
         {.linear = 1, .n = 21, .in_h = 1, .in_w = 1, .in_c = 3136, .out_c = 75, .kh = 1,
          .kw = 1, .sh = 1, .sw = 1, .bits = 8},
         {.n = 2, .in_h = 6, .in_w = 10, .in_c = 131, .out_c = 37, .kh = 3, .kw = 3, .sh = 1,
+         .sw = 1, .ph = 1, .pw = 1, .bits = 8},
+        /* 63 channels: a last tile of 31 (AVX-512's output stage packs
+         * whole tiles only) */
+        {.n = 2, .in_h = 9, .in_w = 7, .in_c = 20, .out_c = 63, .kh = 3, .kw = 3, .sh = 1,
          .sw = 1, .ph = 1, .pw = 1, .bits = 8},
         /* ResNet-8's first stage (configs/fashion_resnet8.ini): the stem and
          * a 16 -> 16 conv, on AVX-512's narrow tile */

@@ -160,8 +160,12 @@ qat_rt_conv_drive(const qat_rt_conv_ukernel *uk, const int pooled, const qat_rt_
     const size_t img0 = img;
     size_t ready = SIZE_MAX; /* the image `base` points into */
     const uint8_t *base = NULL;
-    for (size_t mb = m0; mb < m1; mb += block) {
-        const size_t outs = m1 - mb < block ? m1 - mb : block;
+    const int row_tiles = !pooled && uk->row_tiles && uk->row_tiles(p);
+    size_t outs;
+    for (size_t mb = m0; mb < m1; mb += outs) {
+        outs = m1 - mb < block ? m1 - mb : block;
+        if (row_tiles && outs > ow - x)
+            outs = ow - x;
         size_t r = 0, done = 0; /* rows [done, r) have windows but no patch rows yet */
         for (size_t o = 0; o < outs;) {
             if (img != ready) {
@@ -214,15 +218,24 @@ qat_rt_conv_drive(const qat_rt_conv_ukernel *uk, const int pooled, const qat_rt_
         /* groups of rows (a micro-tile's) x channel tiles, in the layer's
          * order; one call site, so each path's tile is inlined once */
         const size_t step = pooled ? pool_step : mr, span = pooled ? outs : r;
+        /* row_tiles: the block is one output row's run, in groups of
+         * near-equal size */
         const size_t groups = (span + step - 1) / step, ntiles = (size_t)(t1 - t0);
         const int ro = h->rows_outer;
         const size_t n_outer = ro ? groups : ntiles, n_inner = ro ? ntiles : groups;
         for (size_t u = 0; u < n_outer; u++)
             for (size_t v = 0; v < n_inner; v++) {
-                const size_t g = (ro ? u : v) * step;
+                const size_t gi = ro ? u : v;
                 const int t = t0 + (int)(ro ? v : u);
                 const int nvalid = c1 - t * nr < nr ? c1 - t * nr : nr;
-                const size_t n = span - g < step ? span - g : step;
+                size_t g, n;
+                if (row_tiles) {
+                    g = gi * span / groups;
+                    n = (gi + 1) * span / groups - g;
+                } else {
+                    g = gi * step;
+                    n = span - g < step ? span - g : step;
+                }
                 int8_t *o = out + (mb + g) * ldo + (size_t)t * (size_t)nr;
                 if (pooled)
                     uk->tile_maxpool(p, params, t, nvalid, (int)(4 * n), rows + 4 * g,

@@ -99,6 +99,12 @@ typedef struct qat_rt_conv_ukernel {
      * a layer has one channel split ([0, out_c) under any channel_align
      * >= narrow->nr), so its nr need not be the table's channel_align. */
     const struct qat_rt_conv_ukernel *narrow;
+    /* Whether a layer's tiles want their rows to be consecutive outputs of
+     * one output row (NULL: never): then the driver ends each block at the
+     * end of an output row and cuts a block into tiles of near-equal size
+     * (a 28-wide row into 14 + 14, not 16 + 12), none straddling two rows
+     * (AVX-512's narrow tile and its run K loop, avx512/conv2d.c). */
+    int (*row_tiles)(const qat_rt_conv_params *p);
 } qat_rt_conv_ukernel;
 
 /* The first 64 bytes of every SIMD path's packed conv/linear layer: what

@@ -3,9 +3,11 @@
  * of vpdpbusd over groups of 4 k read straight from the image (no im2col,
  * layout.h), with the requantizing output stage fused (for the pooled tile:
  * on the max of each window's four accumulators); the same tile 16 rows x
- * 16 channels for layers of at most 16 channels; and the conv driver
- * (conv_driver.h) instantiated with them. Built with -mavx512f -mavx512bw
- * -mavx512vl -mavx512vnni; exactness: layout.h. */
+ * 16 channels for layers of at most 16 channels, whose 3x3 stride-1 layers
+ * over 16 channels take the run K loop (one broadcast per pixel for up to
+ * three rows); whole rows go out 64 bytes at a time (requant.h's pack);
+ * and the conv driver (conv_driver.h) instantiated with them. Built with
+ * -mavx512f -mavx512bw -mavx512vl -mavx512vnni; exactness: layout.h. */
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
@@ -90,10 +92,141 @@ typedef struct geom {
     size_t kh, lenp, prow; /* window rows, bytes read per window row, image row bytes */
     __m512i lo, hi, zp;    /* output stage: act_min - zp, act_max - zp, zp */
     __m512i amin, amax;    /* and act_min, act_max */
+    __m512i zp16, bmin, bmax; /* zp as 16-bit lanes, act_min and act_max as bytes */
     int any_left;
     int nn; /* qat_avx512_requant_nn applies (qat_avx512_nn_ok) */
+    int rd; /* a layer for kloop_run: narrow, 3 wide, stride 1, 16 input channels */
     int32_t out_zp;
 } geom;
+
+/* 64 bytes of whole output rows from qat_avx512_pack4 at dst: four rows
+ * of 16 channels (contiguous), or two of 32 channels ldo bytes apart. */
+static inline __attribute__((always_inline)) void store_pack(const int NV, __m512i x, int8_t *dst,
+                                                            size_t ldo)
+{
+    if (NV == 1) {
+        _mm512_storeu_si512(dst, x);
+    } else {
+        _mm256_storeu_si256((__m256i *)(void *)dst, _mm512_castsi512_si256(x));
+        _mm256_storeu_si256((__m256i *)(void *)(dst + ldo), _mm512_extracti64x4_epi64(x, 1));
+    }
+}
+
+/* ---- the run K loop --------------------------------------------------------------- */
+
+/* A 3x3 stride-1 layer of 16 input and at most 16 output channels (the
+ * narrow tile; ResNet-8's and ResNet-20's first stage), whose tile rows are
+ * consecutive outputs of one output row (the driver cuts such a layer's
+ * tiles at output-row ends: row_tiles, microkernel.h): their windows
+ * overlap, so the 4 bytes at input pixel x, group cg of a window row are
+ * group cg at kx = x - r in the window of tile row r, for up to three
+ * rows. The run loop broadcasts each pixel's group once per window row and
+ * applies it to those rows with the weight vector of their kx: for 16
+ * rows 72 broadcasts per window row where the row-by-row loop makes 192
+ * (one per vpdpbusd), the same vpdpbusd and every product the same (the
+ * int32 sums are exact modulo 2^32 in any order). Groups outside, pixels
+ * inside: a row's three vpdpbusd of a group come in consecutive pixels'
+ * steps, and the rows' short chains interleave. */
+static int run_layer(const qat_rt_conv_params *p)
+{
+    const qat_rt_conv_head *h = p->packed;
+    return h->narrow && p->kernel_w == 3 && p->stride_w == 1 && p->in_c == 16 && h->lenp == 48;
+}
+
+/* Pixel PX of group CG: its broadcast (zmm31) into the rows it feeds, row
+ * PX - kx with kx's weights (zmm28 + kx): rows A, B, C for kx = 0, 1, 2,
+ * where a row < MR (the assembler's .if on the operand mr). */
+#define QAT_AVX512_RUN_B(PX, CG)                                                                 \
+    ".if " #PX " < %c[mr] + 2\n\t"                                                               \
+    "vpbroadcastd " #PX "*16+" #CG "*4(%[x]), %%zmm31\n\t"                                        \
+    ".endif\n\t"
+#define QAT_AVX512_RUN_D(W, A)                                                                   \
+    ".if " #A " < %c[mr]\n\t"                                                                    \
+    "vpdpbusd %%zmm" #W ", %%zmm31, %%zmm" #A "\n\t"                                             \
+    ".endif\n\t"
+#define QAT_AVX512_RUN_3(PX, CG, A, B, C)                                                        \
+    QAT_AVX512_RUN_B(PX, CG)                                                                     \
+    QAT_AVX512_RUN_D(28, A) QAT_AVX512_RUN_D(29, B) QAT_AVX512_RUN_D(30, C)
+/* Group CG of a window row: its three weight vectors, then the pixels. */
+#define QAT_AVX512_RUN_CG(CG)                                                                    \
+    "vmovdqa64 " #CG "*64(%[w]), %%zmm28\n\t"                                                    \
+    "vmovdqa64 (4+" #CG ")*64(%[w]), %%zmm29\n\t"                                                \
+    "vmovdqa64 (8+" #CG ")*64(%[w]), %%zmm30\n\t"                                                \
+    QAT_AVX512_RUN_B(0, CG) QAT_AVX512_RUN_D(28, 0)                                              \
+    QAT_AVX512_RUN_B(1, CG) QAT_AVX512_RUN_D(28, 1) QAT_AVX512_RUN_D(29, 0)                      \
+    QAT_AVX512_RUN_3(2, CG, 2, 1, 0) QAT_AVX512_RUN_3(3, CG, 3, 2, 1)                            \
+    QAT_AVX512_RUN_3(4, CG, 4, 3, 2) QAT_AVX512_RUN_3(5, CG, 5, 4, 3)                            \
+    QAT_AVX512_RUN_3(6, CG, 6, 5, 4) QAT_AVX512_RUN_3(7, CG, 7, 6, 5)                            \
+    QAT_AVX512_RUN_3(8, CG, 8, 7, 6) QAT_AVX512_RUN_3(9, CG, 9, 8, 7)                            \
+    QAT_AVX512_RUN_3(10, CG, 10, 9, 8) QAT_AVX512_RUN_3(11, CG, 11, 10, 9)                       \
+    QAT_AVX512_RUN_3(12, CG, 12, 11, 10) QAT_AVX512_RUN_3(13, CG, 13, 12, 11)                    \
+    QAT_AVX512_RUN_3(14, CG, 14, 13, 12) QAT_AVX512_RUN_3(15, CG, 15, 14, 13)                    \
+    QAT_AVX512_RUN_3(16, CG, 16, 15, 14) QAT_AVX512_RUN_3(17, CG, 17, 16, 15)
+
+/* Accumulator A starts as accumulator 0 (the bias); goes out to sum[A]. */
+#define QAT_AVX512_RUN_CP(A) "vmovdqa64 %%zmm0, %%zmm" #A "\n\t"
+#define QAT_AVX512_RUN_ST(A)                                                                     \
+    ".if " #A " < %c[mr]\n\t"                                                                    \
+    "vmovdqa64 %%zmm" #A ", " #A "*64(%[sum])\n\t"                                              \
+    ".endif\n\t"
+
+/* sum[0..MR) = bias + the K loop of MR <= 16 such rows; x: the first row's
+ * window, w: the tile's weights (per window row 12 groups of 64 bytes: kx,
+ * cg); kh >= 1. In assembly, as the AVX2 6x16 K loop
+ * (kernels/avx2/conv2d.c) and for its reason: the 16 accumulators, 3
+ * weight vectors and the broadcast fit the 32 registers, but GCC spilled
+ * accumulators inside the intrinsic version's loop (ResNet-8's stage-1
+ * convs ran only 3.5% faster than with the row-by-row loop; this loop
+ * alone makes 422 GMAC/s for 16 rows, 94% of the core's vpdpbusd peak).
+ * zmm0-15 hold the accumulators, zmm28-30 a group's weights for kx = 0,
+ * 1, 2, zmm31 the broadcast; the sums go out through memory, not as
+ * operands: an asm takes at most 30, and 16 in-out ones count 32. */
+static inline __attribute__((always_inline)) void kloop_run(const int MR, __m512i sum[16],
+                                                           const int32_t *bias,
+                                                           const uint8_t *x, const int8_t *w,
+                                                           size_t kh, size_t prow)
+{
+    __asm__ volatile("vmovdqa64 (%[bias]), %%zmm0\n\t"
+                     QAT_AVX512_RUN_CP(1) QAT_AVX512_RUN_CP(2) QAT_AVX512_RUN_CP(3)
+                     QAT_AVX512_RUN_CP(4) QAT_AVX512_RUN_CP(5) QAT_AVX512_RUN_CP(6)
+                     QAT_AVX512_RUN_CP(7) QAT_AVX512_RUN_CP(8) QAT_AVX512_RUN_CP(9)
+                     QAT_AVX512_RUN_CP(10) QAT_AVX512_RUN_CP(11) QAT_AVX512_RUN_CP(12)
+                     QAT_AVX512_RUN_CP(13) QAT_AVX512_RUN_CP(14) QAT_AVX512_RUN_CP(15)
+                     "1:\n\t"
+                     QAT_AVX512_RUN_CG(0) QAT_AVX512_RUN_CG(1) QAT_AVX512_RUN_CG(2)
+                     QAT_AVX512_RUN_CG(3)
+                     "add %[prow], %[x]\n\t"
+                     "add $768, %[w]\n\t"
+                     "dec %[n]\n\t"
+                     "jnz 1b\n\t"
+                     QAT_AVX512_RUN_ST(0) QAT_AVX512_RUN_ST(1) QAT_AVX512_RUN_ST(2)
+                     QAT_AVX512_RUN_ST(3) QAT_AVX512_RUN_ST(4) QAT_AVX512_RUN_ST(5)
+                     QAT_AVX512_RUN_ST(6) QAT_AVX512_RUN_ST(7) QAT_AVX512_RUN_ST(8)
+                     QAT_AVX512_RUN_ST(9) QAT_AVX512_RUN_ST(10) QAT_AVX512_RUN_ST(11)
+                     QAT_AVX512_RUN_ST(12) QAT_AVX512_RUN_ST(13) QAT_AVX512_RUN_ST(14)
+                     QAT_AVX512_RUN_ST(15)
+                     : [x] "+r"(x), [w] "+r"(w), [n] "+r"(kh)
+                     : [sum] "r"(sum), [bias] "r"(bias), [prow] "r"(prow), [mr] "i"(MR)
+                     : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",
+                       "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm28",
+                       "xmm29", "xmm30", "xmm31", "memory", "cc");
+}
+
+/* Whether the MR rows' windows are 16 bytes (one input pixel) apart. */
+static inline __attribute__((always_inline)) int rows_run(const int MR,
+                                                          const uint8_t *const *rows)
+{
+    const __m512i r0 = _mm512_set1_epi64((long long)(uintptr_t)rows[0]);
+    const __m512i d = _mm512_set_epi64(112, 96, 80, 64, 48, 32, 16, 0);
+    const __mmask8 vlo = MR >= 8 ? 0xFF : (__mmask8)((1u << MR) - 1u);
+    const __mmask8 vhi = MR <= 8 ? 0 : (__mmask8)((1u << (MR - 8)) - 1u);
+    const __mmask8 a = _mm512_mask_cmpeq_epi64_mask(
+        vlo, _mm512_maskz_loadu_epi64(vlo, (const void *)rows), _mm512_add_epi64(r0, d));
+    const __mmask8 b = _mm512_mask_cmpeq_epi64_mask(
+        vhi, _mm512_maskz_loadu_epi64(vhi, (const void *)(rows + 8)),
+        _mm512_add_epi64(r0, _mm512_add_epi64(d, _mm512_set1_epi64(128))));
+    return a == vlo && b == vhi;
+}
 
 /* MR rows (windows at rows[r]) x NV * 16 channels of tile t (NV zmm of
  * int32 per row: 2 for the 8x32 tile, 1 for the 16x16 one); with pool, MR
@@ -116,7 +249,14 @@ tile(const int MR, const int NV, const int pool, const qat_rt_conv_head *h, int 
     for (int r = 0; r < MR; r++)
         for (int v = 0; v < NV; v++)
             acc[r][v] = _mm512_load_si512(bias + 16 * v);
-    if (MR <= 2) {
+    /* the run loop's row count must be a constant (an "i" operand): not
+     * so without optimisation, where the row-by-row loop runs */
+    if (__builtin_constant_p(MR) && NV == 1 && !pool && g->rd && rows_run(MR, base)) {
+        __m512i sum[16];
+        kloop_run(MR, sum, bias, base[0], w, g->kh, g->prow);
+        for (int r = 0; r < MR; r++)
+            acc[r][0] = sum[r];
+    } else if (MR <= 2) {
         /* one or two rows (fc layers at small batch): four accumulator sets
          * over consecutive k groups, or vpdpbusd's latency would bound the
          * loop; the sets are added at the end (all modulo 2^32, exact) */
@@ -193,12 +333,32 @@ tile(const int MR, const int NV, const int pool, const qat_rt_conv_head *h, int 
     const __mmask16 m0 = _cvtu32_mask16(nvalid >= 16 ? 0xFFFFu : (1u << nvalid) - 1u);
     const __mmask16 m1 =
         _cvtu32_mask16(nvalid >= 32 ? 0xFFFFu : nvalid <= 16 ? 0u : (1u << (nvalid - 16)) - 1u);
+    /* Whole rows go out 64 bytes at a time (requant.h's qat_avx512_pack4):
+     * four rows of the 16x16 tile when its 16 channels are the layer's (the
+     * rows are then contiguous), two rows of the 8x32 tile when its 32
+     * channels are all valid; other rows one masked vpmovsdb store each. */
+    const int whole = NV == 1 ? nvalid == 16 && ldo == 16 : nvalid == 32;
+    /* rows [0, packed) go in packs when whole; a constant either way, so
+     * every acc index stays a constant (a loop from a runtime start made
+     * GCC keep all accumulators in memory) */
+    const int per = 4 / NV, packed = outs - outs % per;
     if (g->nn) {
         qat_avx512_rq16nn n0, n1;
         n0 = rq_load_nn(h, c, g->out_zp);
         if (NV > 1)
             n1 = rq_load_nn(h, c + 16, g->out_zp);
+        if (whole)
+            for (int o = 0; o < packed; o += per) {
+                __m512i r[4];
+                for (int i = 0; i < 4; i++)
+                    r[i] = qat_avx512_round_nn(acc[o + i / NV][i % NV], i % NV ? &n1 : &n0);
+                const __m512i x = qat_avx512_pack4(r[0], r[1], r[2], r[3], 0, g->zp16, g->bmin,
+                                                   g->bmax);
+                store_pack(NV, x, out + (size_t)o * ldo, ldo);
+            }
         for (int o = 0; o < outs; o++) {
+            if (whole && o < packed)
+                continue;
             int8_t *dst = out + (size_t)o * ldo;
             _mm512_mask_cvtsepi32_storeu_epi8(
                 dst, m0, qat_avx512_requant_nn(acc[o][0], &n0, g->amin, g->amax));
@@ -212,7 +372,19 @@ tile(const int MR, const int NV, const int pool, const qat_rt_conv_head *h, int 
     rq_load(&q0, h, c);
     if (NV > 1)
         rq_load(&q1, h, c + 16);
+    if (whole)
+        for (int o = 0; o < packed; o += per) {
+            __m512i r[4];
+            for (int i = 0; i < 4; i++)
+                r[i] = qat_avx512_rescale(acc[o + i / NV][i % NV], i % NV ? &q1 : &q0,
+                                          g->any_left);
+            const __m512i x =
+                qat_avx512_pack4(r[0], r[1], r[2], r[3], 1, g->zp16, g->bmin, g->bmax);
+            store_pack(NV, x, out + (size_t)o * ldo, ldo);
+        }
     for (int o = 0; o < outs; o++) {
+        if (whole && o < packed)
+            continue;
         int8_t *dst = out + (size_t)o * ldo;
         _mm512_mask_cvtsepi32_storeu_epi8(
             dst, m0, qat_avx512_requant(acc[o][0], &q0, g->any_left, g->lo, g->hi, g->zp));
@@ -234,9 +406,13 @@ static inline geom geom_of(const qat_rt_conv_params *p)
                     .zp = _mm512_set1_epi32(p->out_zp),
                     .amin = _mm512_set1_epi32(p->act_min),
                     .amax = _mm512_set1_epi32(p->act_max),
+                    .zp16 = _mm512_set1_epi16((short)p->out_zp),
+                    .bmin = _mm512_set1_epi8((char)p->act_min),
+                    .bmax = _mm512_set1_epi8((char)p->act_max),
                     .any_left = h->any_left,
                     .nn = qat_avx512_nn_ok(h->any_left, h->min_right, h->max_right, p->act_min,
                                            p->out_zp),
+                    .rd = run_layer(p),
                     .out_zp = p->out_zp};
     return g;
 }
@@ -316,7 +492,7 @@ static const qat_rt_conv_ukernel narrow_ukernel = {
     .mr = QAT_AVX512_NARROW_MR, .nr = QAT_AVX512_NARROW_NR, .block_max = 64,
     .pool_mr = 16, /* four 2x2 windows */
     QAT_AVX512_IMAGES, .tile = qat_u8s8_igemm_16x16__avx512vnni,
-    .tile_maxpool = qat_u8s8_igemm_maxpool_16x16__avx512vnni};
+    .tile_maxpool = qat_u8s8_igemm_maxpool_16x16__avx512vnni, .row_tiles = run_layer};
 
 /* Blocks of 64 rows: the rows are addresses, not copies, so a block costs
  * no cache, and it spreads the driver's work per block over 8 tiles (with

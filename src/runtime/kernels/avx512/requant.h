@@ -101,18 +101,49 @@ static inline __attribute__((always_inline)) qat_avx512_rq16nn qat_avx512_rq_nn(
     return q;
 }
 
-/* The codes, clamped to [amin, amax] (act_min, act_max: the zero point is
- * in the rounding constants). */
-static inline __attribute__((always_inline)) __m512i
-qat_avx512_requant_nn(__m512i acc, const qat_avx512_rq16nn *q, __m512i amin, __m512i amax)
+/* The codes before the clamp (the zero point is in the rounding constants). */
+static inline __attribute__((always_inline)) __m512i qat_avx512_round_nn(__m512i acc,
+                                                                         const qat_avx512_rq16nn *q)
 {
     const __m512i idx = _mm512_set_epi32(30, 14, 28, 12, 26, 10, 24, 8, 22, 6, 20, 4, 18, 2, 16, 0);
     const __m512i e =
         _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(acc, q->mult), q->ke), q->se);
     const __m512i o = _mm512_srav_epi64(
         _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(acc, 32), q->mult_odd), q->ko), q->so);
-    const __m512i r = _mm512_permutex2var_epi32(e, idx, o);
-    return _mm512_min_epi32(_mm512_max_epi32(r, amin), amax);
+    return _mm512_permutex2var_epi32(e, idx, o);
+}
+
+/* The codes, clamped to [amin, amax] (act_min, act_max). */
+static inline __attribute__((always_inline)) __m512i
+qat_avx512_requant_nn(__m512i acc, const qat_avx512_rq16nn *q, __m512i amin, __m512i amax)
+{
+    return _mm512_min_epi32(_mm512_max_epi32(qat_avx512_round_nn(acc, q), amin), amax);
+}
+
+/* Four vectors of 16 int32 (a, b, c, d) to 64 int8, a's 16 bytes first,
+ * then b's, c's and d's, the zero point zp16 (16-bit lanes) added when
+ * add_zp and the bytes clamped to [bmin, bmax] (act_min and act_max in
+ * every byte): two vpackssdw, a vpacksswb, the clamp and a vpermd for what
+ * four int32 clamps and four vpmovsdb stores did (after the stage of the
+ * 16x16 tile, a masked vpmovsdb store was the costliest instruction).
+ * Exact: both packs saturate, a saturating step commutes with a clamp to a
+ * range inside [-128, 127], and a value saturated to 16 bits lies beyond
+ * [-128, 127] before and after zp (|zp| <= 128) is added, so every byte is
+ * clamp(v + zp). The packs work within 128-bit lanes: lane j of the packed
+ * bytes holds elements 4j..4j+3 of a, b, c, d as its four dwords; the
+ * vpermd transposes that 4x4 of dwords. */
+static inline __attribute__((always_inline)) __m512i
+qat_avx512_pack4(__m512i a, __m512i b, __m512i c, __m512i d, const int add_zp, __m512i zp16,
+                 __m512i bmin, __m512i bmax)
+{
+    const __m512i perm = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+    __m512i ab = _mm512_packs_epi32(a, b), cd = _mm512_packs_epi32(c, d);
+    if (add_zp) {
+        ab = _mm512_adds_epi16(ab, zp16);
+        cd = _mm512_adds_epi16(cd, zp16);
+    }
+    const __m512i x = _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(ab, cd), bmin), bmax);
+    return _mm512_permutexvar_epi32(perm, x);
 }
 
 /* A stage whose every lane has the same multiplier and shift (add,
