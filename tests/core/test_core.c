@@ -61,6 +61,25 @@ Test(arena, aligned_and_stops_mallocing_after_first_step)
     qat_arena_destroy(a);
 }
 
+Test(arena, large_chunks_start_on_a_huge_page)
+{
+    /* chunks of 4 MiB and more are 2 MiB aligned (and advised as huge
+     * pages); smaller ones keep 64-byte alignment */
+    qat_arena *a = qat_arena_create((size_t)5 << 20);
+    unsigned char *p = qat_arena_alloc(a, 100);
+    cr_assert_eq((uintptr_t)p % ((size_t)2 << 20), 0);
+    unsigned char *q = qat_arena_alloc(a, (size_t)6 << 20); /* a second, larger chunk */
+    cr_assert_eq((uintptr_t)q % ((size_t)2 << 20), 0);
+    memset(q, 7, (size_t)6 << 20);
+    cr_assert_eq(q[((size_t)6 << 20) - 1], 7);
+    qat_arena_reset(a); /* merged into one chunk, also aligned */
+    cr_assert_eq((uintptr_t)qat_arena_alloc(a, 64) % ((size_t)2 << 20), 0);
+    qat_arena_destroy(a);
+    qat_arena *s = qat_arena_create(4096);
+    cr_assert_eq((uintptr_t)qat_arena_alloc(s, 100) % 64, 0);
+    qat_arena_destroy(s);
+}
+
 Test(arena, calloc_zeroes_recycled_memory)
 {
     qat_arena *a = qat_arena_create(4096);
