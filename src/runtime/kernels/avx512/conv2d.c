@@ -177,7 +177,8 @@ static int run_layer(const qat_rt_conv_params *p)
  * weight vectors and the broadcast fit the 32 registers, but GCC spilled
  * accumulators inside the intrinsic version's loop (ResNet-8's stage-1
  * convs ran only 3.5% faster than with the row-by-row loop; this loop
- * alone makes 422 GMAC/s for 16 rows, 94% of the core's vpdpbusd peak).
+ * alone, in a micro-benchmark on one core, made 420-458 GMAC/s for 16 rows
+ * and 453 for 14, against a vpdpbusd peak of 440-461 there).
  * zmm0-15 hold the accumulators, zmm28-30 a group's weights for kx = 0,
  * 1, 2, zmm31 the broadcast; the sums go out through memory, not as
  * operands: an asm takes at most 30, and 16 in-out ones count 32. */

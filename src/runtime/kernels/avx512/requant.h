@@ -124,8 +124,8 @@ qat_avx512_requant_nn(__m512i acc, const qat_avx512_rq16nn *q, __m512i amin, __m
  * then b's, c's and d's, the zero point zp16 (16-bit lanes) added when
  * add_zp and the bytes clamped to [bmin, bmax] (act_min and act_max in
  * every byte): two vpackssdw, a vpacksswb, the clamp and a vpermd for what
- * four int32 clamps and four vpmovsdb stores did (after the stage of the
- * 16x16 tile, a masked vpmovsdb store was the costliest instruction).
+ * four int32 clamps and four masked vpmovsdb stores did (ResNet-8 and the
+ * DS-CNN about 1.5% faster).
  * Exact: both packs saturate, a saturating step commutes with a clamp to a
  * range inside [-128, 127], and a value saturated to 16 bits lies beyond
  * [-128, 127] before and after zp (|zp| <= 128) is added, so every byte is
