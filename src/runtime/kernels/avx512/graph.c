@@ -35,26 +35,20 @@ static inline __attribute__((always_inline)) __m512i add_rescale(__m512i x, cons
     return _mm512_sra_epi32(_mm512_sub_epi32(_mm512_add_epi32(y, a->rnd), neg), a->count);
 }
 
-/* TFLite's ADD on 16 elements (the lanes of m; full: all 16, and a plain
- * load the widening can take as its operand): each input rescaled
- * (add_rescale; validated: shift <= 0, so both stay below 2^28 and their
- * sum in int32), summed and requantized; stored to the lanes of m. With qn
- * (requant.h's short form), lo and hi are act_min and act_max. */
-static inline __attribute__((always_inline)) void
-add16(const int full, const int8_t *a, const int8_t *b, int8_t *out, __mmask16 m,
-      const add_in *ia, const add_in *ib, const qat_avx512_rq16 *qo, const qat_avx512_rq16nn *qn,
-      int lo_, __m512i lo, __m512i hi, __m512i zp)
+/* TFLite's ADD before its output stage, on 16 elements (the lanes of m;
+ * full: all 16, and a plain load the widening can take as its operand):
+ * each input rescaled (add_rescale; validated: shift <= 0, so both stay
+ * below 2^28 and their sum in int32) and summed. */
+static inline __attribute__((always_inline)) __m512i add_sum(const int full, const int8_t *a,
+                                                             const int8_t *b, __mmask16 m,
+                                                             const add_in *ia, const add_in *ib)
 {
     const __m128i u = full ? _mm_loadu_si128((const __m128i *)(const void *)a)
                            : _mm_maskz_loadu_epi8(m, a);
     const __m128i v = full ? _mm_loadu_si128((const __m128i *)(const void *)b)
                            : _mm_maskz_loadu_epi8(m, b);
-    __m512i x = add_rescale(_mm512_cvtepi8_epi32(u), ia);
-    __m512i y = add_rescale(_mm512_cvtepi8_epi32(v), ib);
-    const __m512i sum = _mm512_add_epi32(x, y);
-    _mm512_mask_cvtsepi32_storeu_epi8(out, m,
-                                      qn ? qat_avx512_requant_nn(sum, qn, lo, hi)
-                                         : qat_avx512_requant(sum, qo, lo_, lo, hi, zp));
+    return _mm512_add_epi32(add_rescale(_mm512_cvtepi8_epi32(u), ia),
+                            add_rescale(_mm512_cvtepi8_epi32(v), ib));
 }
 
 /* 64 whole elements: four sums of 16 through the stage without its clamp,
@@ -68,11 +62,7 @@ add64(const int nn, const int lo_, const int8_t *a, const int8_t *b, int8_t *out
 {
     __m512i r[4];
     for (int j = 0; j < 4; j++) {
-        const __m512i x = add_rescale(
-            _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(a + 16 * j))), ia);
-        const __m512i y = add_rescale(
-            _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(b + 16 * j))), ib);
-        const __m512i sum = _mm512_add_epi32(x, y);
+        const __m512i sum = add_sum(1, a + 16 * j, b + 16 * j, 0xFFFF, ia, ib);
         r[j] = nn ? qat_avx512_round_nn(sum, qn) : qat_avx512_rescale(sum, qo, lo_);
     }
     _mm512_storeu_si512(out, qat_avx512_pack4(r[0], r[1], r[2], r[3], !nn, zp16, bmin, bmax));
@@ -91,15 +81,11 @@ void qat_s8_add_x16__avx512vnni(const qat_rt_merge_params *p, const int8_t *cons
     const int nn = qat_avx512_nn_ok(lo_, right, right, p->act_min, p->out_zp);
     const qat_avx512_rq16nn qn =
         qat_avx512_rq_nn(_mm512_set1_epi32(p->out_mult), _mm512_set1_epi32(right), p->out_zp);
-    const __m512i amin = _mm512_set1_epi32(p->act_min), amax = _mm512_set1_epi32(p->act_max);
-    const __m512i zp = _mm512_set1_epi32(p->out_zp);
-    const __m512i lo = _mm512_set1_epi32(p->act_min - p->out_zp);
-    const __m512i hi = _mm512_set1_epi32(p->act_max - p->out_zp);
-    const int8_t *a = in[0], *b = in[1];
-    size_t i = m0 * C;
     const __m512i zp16 = _mm512_set1_epi16((short)p->out_zp);
     const __m512i bmin = _mm512_set1_epi8((char)p->act_min);
     const __m512i bmax = _mm512_set1_epi8((char)p->act_max);
+    const int8_t *a = in[0], *b = in[1];
+    size_t i = m0 * C;
     /* the output stage a constant in each loop (GCC kept its test in the loop) */
     if (nn)
         for (; i + 64 <= end; i += 64)
@@ -110,16 +96,17 @@ void qat_s8_add_x16__avx512vnni(const qat_rt_merge_params *p, const int8_t *cons
     else
         for (; i + 64 <= end; i += 64)
             add64(0, 0, a + i, b + i, out + i, &ia, &ib, &qo, &qn, zp16, bmin, bmax);
-    if (nn)
-        for (; i + 16 <= end; i += 16)
-            add16(1, a + i, b + i, out + i, 0xFFFF, &ia, &ib, &qo, &qn, 0, amin, amax, zp);
-    else if (lo_)
-        for (; i + 16 <= end; i += 16)
-            add16(1, a + i, b + i, out + i, 0xFFFF, &ia, &ib, &qo, NULL, 1, lo, hi, zp);
-    else
-        for (; i + 16 <= end; i += 16)
-            add16(1, a + i, b + i, out + i, 0xFFFF, &ia, &ib, &qo, NULL, 0, lo, hi, zp);
-    if (i < end) /* masked lanes are neither read nor written */
-        add16(0, a + i, b + i, out + i, _cvtu32_mask16((1u << (end - i)) - 1u), &ia, &ib, &qo,
-              nn ? &qn : NULL, lo_, nn ? amin : lo, nn ? amax : hi, zp);
+    /* the last < 64 elements, 16 a step, masked (masked lanes are neither
+     * read nor written) */
+    const __m512i amin = _mm512_set1_epi32(p->act_min), amax = _mm512_set1_epi32(p->act_max);
+    const __m512i zp = _mm512_set1_epi32(p->out_zp);
+    const __m512i lo = _mm512_set1_epi32(p->act_min - p->out_zp);
+    const __m512i hi = _mm512_set1_epi32(p->act_max - p->out_zp);
+    for (; i < end; i += 16) {
+        const __mmask16 m = _cvtu32_mask16(end - i >= 16 ? 0xFFFFu : (1u << (end - i)) - 1u);
+        const __m512i sum = add_sum(0, a + i, b + i, m, &ia, &ib);
+        _mm512_mask_cvtsepi32_storeu_epi8(out + i, m,
+                                          nn ? qat_avx512_requant_nn(sum, &qn, amin, amax)
+                                             : qat_avx512_requant(sum, &qo, lo_, lo, hi, zp));
+    }
 }
