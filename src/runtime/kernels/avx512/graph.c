@@ -1,9 +1,9 @@
 /* AVX-512 kernels of the graph layers (docs/ARITHMETIC.md §4.1) beyond the
- * depthwise conv (dwconv.c): the integer add, 16 elements a zmm. The AVX2
- * add (kernels/avx2/graph.c) spends two ymm of every step on the output
- * stage alone; here one zmm does, and the tail is a masked step instead of
- * scalar code. Built with the AVX-512 flags. Scalar twin:
- * kernels/ref/graph.c. */
+ * depthwise conv (dwconv.c): the integer add, 16 elements a zmm, 64 a step
+ * (packed to bytes and stored at once). The AVX2 add (kernels/avx2/graph.c)
+ * spends two ymm of every step on the output stage alone; here one zmm
+ * does, and the tail is masked steps instead of scalar code. Built with the
+ * AVX-512 flags. Scalar twin: kernels/ref/graph.c. */
 #include <immintrin.h>
 #include <stdint.h>
 
