@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "qat/export.h"
+#include "qat/ops.h"
 #include "qat/runtime_h5.h"
 #ifdef QAT_HAVE_ONNX
 #include "qat/export_onnx.h"
@@ -110,6 +111,7 @@ static qat_status read_input(const char *in, qat_rt_owned_desc *d, qat_error *er
 
 int main(int argc, char **argv)
 {
+    qat_blas_init(); /* stops OpenBLAS's idle worker threads (ops/gemm.c) */
     const char *in = NULL, *out = NULL, *format = "h5", *name = NULL, *style = NULL;
     const char *requant = NULL;
     for (int i = 1; i < argc; i++) {

@@ -8,8 +8,21 @@
 #include "qat/ops.h"
 
 void openblas_set_num_threads(int);
+/* OpenBLAS's pthread build starts a worker thread per extra CPU when it
+ * loads, and each spins in sched_yield for 2^28 cycles (~0.1 s) before it
+ * sleeps: CPU time taken from a neighbour process (two sweep runs, two MPI
+ * ranks) at every start, for threads qat never uses. Its exported shutdown
+ * (what its fork handler calls) joins them; weak, since other BLAS builds
+ * (OpenMP, reference) have no such threads and no such symbol. A
+ * single-threaded call never starts them again. */
+int blas_thread_shutdown_(void) __attribute__((weak));
 
-void qat_blas_init(void) { openblas_set_num_threads(1); }
+void qat_blas_init(void)
+{
+    openblas_set_num_threads(1);
+    if (blas_thread_shutdown_)
+        blas_thread_shutdown_();
+}
 
 typedef struct {
     int trans_a, trans_b, M, N, K;
