@@ -91,7 +91,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     default: {
         qat_idx_array a;
-        st = qat_idx_parse(buf, len, "fuzz.idx", "inputs", 1, 4, 1, &a, &err);
+        st = qat_idx_parse(buf, len, "fuzz.idx", "inputs", 1, 4, 1, 0, SIZE_MAX, &a, &err);
         refused_with_message(st, &err);
         if (st == QAT_OK) {
             size_t n = a.type == QAT_DATA_F32 ? 4 : 1;

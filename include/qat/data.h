@@ -71,8 +71,9 @@ typedef struct qat_dataset {
 typedef struct qat_idx_array {
     qat_data_type type;
     int ndims;
-    uint32_t dims[4];
-    void *data; /* malloc'd, dims[0] * ... values */
+    uint32_t dims[4]; /* as in the file */
+    uint32_t kept;    /* examples in data: dims[0], or the first limit of them */
+    void *data;       /* malloc'd, kept * dims[1] * ... values */
 } qat_idx_array;
 
 /* Parses an IDX image file (magic 0x00000803, dims n x h x w) held in memory,
@@ -84,10 +85,14 @@ qat_status qat_idx_parse_labels(const uint8_t *buf, size_t len, const char *name
                                 uint8_t **labels, uint32_t *n, qat_error *err);
 /* Parses any IDX file of rank min_rank..max_rank (1..4) whose elements are
  * unsigned bytes or (float_ok) float32; what names the content in messages
- * ("inputs", "targets"). Allocates out->data. */
+ * ("inputs", "targets"). The whole file is checked (header, exact length);
+ * limit > 0 copies only the first limit examples (out->kept), so a mapped
+ * file's later pages are never read. A copy of more than mem_available
+ * bytes is refused before it is made (SIZE_MAX: never). Allocates
+ * out->data. */
 qat_status qat_idx_parse(const uint8_t *buf, size_t len, const char *name, const char *what,
-                         int min_rank, int max_rank, int float_ok, qat_idx_array *out,
-                         qat_error *err);
+                         int min_rank, int max_rank, int float_ok, uint32_t limit,
+                         size_t mem_available, qat_idx_array *out, qat_error *err);
 /* Reads a whole file, transparently gunzipping if it starts with the gzip
  * magic. Corrupt or truncated gzip is an error naming the file. Allocates. */
 qat_status qat_read_file_maybe_gz(const char *path, uint8_t **buf, size_t *len, qat_error *err);

@@ -65,6 +65,27 @@ qat_status qat_data_check_memory(const char *path, size_t bytes, size_t availabl
                     path, (double)bytes / gib, (double)available / gib);
 }
 
+qat_status qat_data_check_records(const qat_dataset *d, uint32_t from, uint32_t to,
+                                  const char *targets_name, qat_error *err)
+{
+    if (d->labels)
+        for (uint32_t i = from; i < to; i++)
+            if ((int)d->labels[i] >= d->num_classes)
+                return qat_fail(err, QAT_EINVAL,
+                                "%s: label at index %u has value %u, expected < num_classes %d",
+                                targets_name, (unsigned)i, (unsigned)d->labels[i],
+                                d->num_classes);
+    if (d->targets) {
+        size_t k = (size_t)d->target_dim;
+        for (size_t i = (size_t)from * k; i < (size_t)to * k; i++)
+            if (!isfinite(d->targets[i]))
+                return qat_fail(err, QAT_EINVAL,
+                                "%s: target %zu of record %zu is %g: targets must be finite",
+                                targets_name, i % k, i / k, (double)d->targets[i]);
+    }
+    return QAT_OK;
+}
+
 qat_status qat_data_check_split(const qat_dataset *d, const char *inputs_name,
                                 const char *targets_name, qat_error *err)
 {
@@ -75,21 +96,9 @@ qat_status qat_data_check_split(const qat_dataset *d, const char *inputs_name,
                                          "limit of 2^26", inputs_name, d->h, d->w, d->c);
     /* Every label is checked, even past a limit: a bad label means the
      * file is not the dataset the caller thinks it is. */
-    if (d->labels)
-        for (uint32_t i = 0; i < d->n; i++)
-            if ((int)d->labels[i] >= d->num_classes)
-                return qat_fail(err, QAT_EINVAL,
-                                "%s: label at index %u has value %u, expected < num_classes %d",
-                                targets_name, (unsigned)i, (unsigned)d->labels[i],
-                                d->num_classes);
-    if (d->targets) {
-        size_t k = (size_t)d->target_dim;
-        for (size_t i = 0; i < (size_t)d->n * k; i++)
-            if (!isfinite(d->targets[i]))
-                return qat_fail(err, QAT_EINVAL,
-                                "%s: target %zu of record %zu is %g: targets must be finite",
-                                targets_name, i % k, i / k, (double)d->targets[i]);
-    }
+    qat_status st = qat_data_check_records(d, 0, d->n, targets_name, err);
+    if (st != QAT_OK)
+        return st;
     if (d->features) {
         size_t isz = qat_dataset_image_size(d);
         for (size_t i = 0; i < (size_t)d->n * isz; i++)

@@ -39,6 +39,12 @@ qat_status qat_data_check_memory(const char *path, size_t bytes, size_t availabl
 qat_status qat_data_check_split(const qat_dataset *d, const char *inputs_name,
                                 const char *targets_name, qat_error *err);
 
+/* Labels below num_classes or finite targets for records from..to-1 of
+ * d's label or target array (which may hold more records than d->n: an IDX
+ * file's labels past a limit are checked too). */
+qat_status qat_data_check_records(const qat_dataset *d, uint32_t from, uint32_t to,
+                                  const char *targets_name, qat_error *err);
+
 /* Keeps the first limit examples (limit 0 or >= n: all). */
 void qat_data_limit(qat_dataset *d, uint32_t limit);
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data/data_internal.h"
 #include "qat/data.h"
 
 #define IDX_TYPE_UBYTE 0x08u
@@ -178,8 +179,8 @@ qat_status qat_idx_parse_labels(const uint8_t *buf, size_t len, const char *name
 }
 
 qat_status qat_idx_parse(const uint8_t *buf, size_t len, const char *name, const char *what,
-                         int min_rank, int max_rank, int float_ok, qat_idx_array *out,
-                         qat_error *err)
+                         int min_rank, int max_rank, int float_ok, uint32_t limit,
+                         size_t mem_available, qat_idx_array *out, qat_error *err)
 {
     QAT_ASSERT(min_rank >= 1 && max_rank <= 4 && min_rank <= max_rank);
     memset(out, 0, sizeof *out);
@@ -188,7 +189,11 @@ qat_status qat_idx_parse(const uint8_t *buf, size_t len, const char *name, const
                                  float_ok, &hd, err);
     if (st != QAT_OK)
         return st;
-    st = copy_payload(buf + hd.header, hd.payload, name, (uint8_t **)&out->data, err);
+    out->kept = limit && limit < hd.dims[0] ? limit : hd.dims[0];
+    size_t bytes = hd.payload / hd.dims[0] * out->kept; /* payload <= 2^31: exact */
+    st = qat_data_check_memory(name, bytes, mem_available, err);
+    if (st == QAT_OK)
+        st = copy_payload(buf + hd.header, bytes, name, (uint8_t **)&out->data, err);
     if (st != QAT_OK)
         return st;
     out->ndims = (int)hd.ndims;
@@ -197,7 +202,7 @@ qat_status qat_idx_parse(const uint8_t *buf, size_t len, const char *name, const
     if (out->type == QAT_DATA_F32) {
         /* big-endian in the file: read each word by bytes, store native */
         uint8_t *p = out->data;
-        for (size_t i = 0; i < hd.payload; i += 4) {
+        for (size_t i = 0; i < bytes; i += 4) {
             uint32_t u = be32(p + i);
             memcpy(p + i, &u, 4);
         }

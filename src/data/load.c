@@ -81,19 +81,34 @@ static int find_idx(const char *dir, const char *prefix, const char *kind, const
     return 0;
 }
 
-/* Reads an IDX file of rank min..max; with mem_available the decompressed
- * size must fit. */
+/* Reads an IDX file of rank min..max, keeping the first limit examples (0:
+ * all); the copy must fit in mem_available. A raw (not gzip) regular file is
+ * mapped, not read: with a limit only the kept examples' pages are touched
+ * (3,000 of MNIST's 60,000 training images: 2.4 of 47 MB), and without one
+ * the data is copied once instead of read and then copied. The whole file
+ * is checked either way, its length exactly. */
 static qat_status read_idx(const char *path, const char *what, int min_rank, int max_rank,
-                           int float_ok, size_t mem_available, qat_idx_array *a, qat_error *err)
+                           int float_ok, size_t mem_available, uint32_t limit, qat_idx_array *a,
+                           qat_error *err)
 {
     uint8_t *buf = NULL;
     size_t len = 0;
-    qat_status st = qat_read_file_maybe_gz(path, &buf, &len, err);
-    if (st == QAT_OK)
+    qat_error quiet = {0}; /* not mappable: the read below names the reason */
+    int mapped = qat_data_map(path, &buf, &len, &quiet) == QAT_OK;
+    if (mapped && len >= 2 && buf[0] == 0x1f && buf[1] == 0x8b) { /* gzip: inflated below */
+        munmap(buf, len);
+        mapped = 0;
+    }
+    qat_status st = QAT_OK;
+    if (!mapped && (st = qat_read_file_maybe_gz(path, &buf, &len, err)) == QAT_OK)
         st = qat_data_check_memory(path, len, mem_available, err);
     if (st == QAT_OK)
-        st = qat_idx_parse(buf, len, path, what, min_rank, max_rank, float_ok, a, err);
-    free(buf);
+        st = qat_idx_parse(buf, len, path, what, min_rank, max_rank, float_ok, limit,
+                           mem_available, a, err);
+    if (mapped)
+        munmap(buf, len);
+    else
+        free(buf);
     return st;
 }
 
@@ -120,19 +135,20 @@ static qat_status float_targets(qat_dataset *d, const char *name, qat_data_type 
 /* An IDX pair: inputs of rank 2..4 (strict: the MNIST image file, rank 3
  * unsigned bytes) and their labels or targets. */
 static qat_status load_idx_pair(const char *ipath, const char *tpath, int strict, int regression,
-                                int num_classes, size_t mem, qat_dataset *out, qat_error *err)
+                                int num_classes, size_t mem, uint32_t limit, qat_dataset *out,
+                                qat_error *err)
 {
     memset(out, 0, sizeof *out);
     qat_idx_array a = {0}, b = {0};
-    qat_status st = read_idx(ipath, "images", strict ? 3 : 2, strict ? 3 : 4, !strict, mem, &a,
-                             err);
+    qat_status st = read_idx(ipath, "images", strict ? 3 : 2, strict ? 3 : 4, !strict, mem,
+                             limit, &a, err);
     if (st != QAT_OK)
         return st;
     qat_data_own(out, a.data, 0);
-    uint64_t dims[4] = {a.dims[0], a.dims[1], a.dims[2], a.dims[3]};
+    uint64_t dims[4] = {a.kept, a.dims[1], a.dims[2], a.dims[3]};
     if ((st = qat_data_set_inputs(out, ipath, a.type, a.ndims, dims, a.data, err)) != QAT_OK ||
-        (st = read_idx(tpath, "labels", 1, regression ? 2 : 1, regression, SIZE_MAX, &b, err)) !=
-            QAT_OK)
+        (st = read_idx(tpath, "labels", 1, regression ? 2 : 1, regression, SIZE_MAX, 0, &b,
+                       err)) != QAT_OK)
         goto fail;
     if (b.dims[0] != a.dims[0]) {
         st = qat_fail(err, QAT_EINVAL,
@@ -154,6 +170,11 @@ static qat_status load_idx_pair(const char *ipath, const char *tpath, int strict
         qat_data_own(out, b.data, 0);
         b.data = NULL;
     }
+    /* the examples past the limit were not copied; their labels are
+     * checked all the same (qat_data_check_split covers the kept ones) */
+    if (a.kept < a.dims[0] && (st = qat_data_check_records(out, a.kept, a.dims[0], tpath, err)) !=
+                                  QAT_OK)
+        goto fail;
     return QAT_OK;
 fail:
     free(b.data);
@@ -187,7 +208,7 @@ qat_status qat_mnist_load(const char *dir, const char *split, int num_classes, u
                             "(scripts/fetch_mnist.sh downloads MNIST)",
                             dir, split, what[i], base, base);
         }
-    qat_status st = load_idx_pair(ipath, lpath, 1, 0, num_classes, SIZE_MAX, out, err);
+    qat_status st = load_idx_pair(ipath, lpath, 1, 0, num_classes, SIZE_MAX, limit, out, err);
     if (st == QAT_OK && (st = qat_data_check_split(out, ipath, lpath, err)) != QAT_OK)
         qat_dataset_free(out);
     if (st == QAT_OK)
@@ -559,14 +580,14 @@ static qat_status locate(const qat_data_source *src, const char *split, const ch
     return QAT_OK;
 }
 
-static qat_status load_located(const qat_data_source *src, located *l, qat_dataset *out,
-                               qat_error *err)
+static qat_status load_located(const qat_data_source *src, located *l, uint32_t limit,
+                               qat_dataset *out, qat_error *err)
 {
     size_t mem = src->mem_available;
     switch (l->format) {
     case QAT_FORMAT_IDX:
         return load_idx_pair(l->inputs, l->targets, 0, src->regression, src->num_classes, mem,
-                             out, err);
+                             limit, out, err);
     case QAT_FORMAT_NPY:
         return load_npy_pair(l->inputs, l->targets, src->regression, src->num_classes, mem, out,
                              err);
@@ -602,7 +623,7 @@ qat_status qat_data_load(const qat_data_source *src, const char *split, uint32_t
     located l;
     qat_status st = locate(src, split, path, &l, err);
     if (st == QAT_OK)
-        st = load_located(src, &l, out, err);
+        st = load_located(src, &l, limit, out, err);
     const char *tname = l.format == QAT_FORMAT_IDX || l.format == QAT_FORMAT_NPY ? l.targets
                         : l.nbatches ? l.batches[0] : l.inputs;
     const char *iname = l.nbatches ? l.batches[0] : l.inputs;
@@ -625,7 +646,7 @@ qat_status qat_data_load_pair(qat_data_format format, const char *inputs, const 
                         ? load_npy_pair(inputs, targets, regression, num_classes, mem_available,
                                         out, err)
                         : load_idx_pair(inputs, targets, 0, regression, num_classes,
-                                        mem_available, out, err);
+                                        mem_available, 0, out, err);
     if (st == QAT_OK && (st = qat_data_check_split(out, inputs, targets, err)) != QAT_OK)
         qat_dataset_free(out);
     return st;

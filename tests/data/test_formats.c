@@ -160,16 +160,16 @@ Test(idx_any, float_and_four_dims)
     }
     qat_idx_array a;
     qat_error e;
-    cr_assert_eq(qat_idx_parse(b, sizeof b, "f.idx", "inputs", 2, 4, 1, &a, &e), QAT_OK, "%s",
+    cr_assert_eq(qat_idx_parse(b, sizeof b, "f.idx", "inputs", 2, 4, 1, 0, SIZE_MAX, &a, &e), QAT_OK, "%s",
                  e.msg);
     cr_assert_eq(a.type, QAT_DATA_F32);
     cr_assert_eq(a.ndims, 4);
     cr_assert_eq(((float *)a.data)[1], -2.5f);
     cr_assert_eq(((float *)a.data)[3], 1e6f);
     free(a.data);
-    EXPECT_ERR(qat_idx_parse(b, sizeof b, "f.idx", "inputs", 2, 4, 0, &a, &e), e, QAT_EINVAL,
+    EXPECT_ERR(qat_idx_parse(b, sizeof b, "f.idx", "inputs", 2, 4, 0, 0, SIZE_MAX, &a, &e), e, QAT_EINVAL,
                "f.idx", "bad magic");
-    EXPECT_ERR(qat_idx_parse(b, sizeof b, "f.idx", "labels", 1, 2, 1, &a, &e), e, QAT_EINVAL,
+    EXPECT_ERR(qat_idx_parse(b, sizeof b, "f.idx", "labels", 1, 2, 1, 0, SIZE_MAX, &a, &e), e, QAT_EINVAL,
                "f.idx", "rank");
 }
 

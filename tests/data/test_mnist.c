@@ -198,11 +198,12 @@ Test(load, parse_errors_name_the_file_on_disk)
     fx_rmtree(dir);
 }
 
-Test(load, limit_keeps_first_examples)
+/* raw files are mapped and only the kept examples copied; gzip is inflated */
+static void limit_keeps_first(int gz)
 {
     char dir[64];
     fx_mkdtemp(dir);
-    write_split(dir, 10, 4, 3, 10, 1);
+    write_split(dir, 10, 4, 3, 10, gz);
     qat_dataset d;
     qat_error e;
     cr_assert_eq(load(dir, 10, 4, &d, &e), QAT_OK, "%s", e.msg);
@@ -215,11 +216,68 @@ Test(load, limit_keeps_first_examples)
     qat_dataset_free(&d);
     cr_assert_eq(load(dir, 10, 0, &d, &e), QAT_OK, "%s", e.msg);
     cr_assert_eq(d.n, 10u, "limit 0 keeps everything");
+    cr_assert_eq(d.images[9 * 12 + 11], fx_pixel(9, 11));
     qat_dataset_free(&d);
     cr_assert_eq(load(dir, 10, 1000, &d, &e), QAT_OK, "%s", e.msg);
     cr_assert_eq(d.n, 10u, "a limit above n keeps everything");
     qat_dataset_free(&d);
     fx_rmtree(dir);
+}
+
+Test(load, limit_keeps_first_examples) { limit_keeps_first(1); }
+Test(load, limit_keeps_first_examples_of_a_raw_file) { limit_keeps_first(0); }
+
+/* Past a limit the images are not copied, but the file is still checked
+ * whole: a bad label or a short payload there is an error all the same. */
+static void limit_still_checks_the_whole_file(int gz)
+{
+    char dir[64], pl[160], pi[160];
+    fx_mkdtemp(dir);
+    write_split(dir, 10, 3, 3, 10, gz);
+    size_t llen, len;
+    uint8_t *l = fx_labels(10, 10, &llen);
+    l[8 + 8] = 12;
+    fx_path(pl, sizeof pl, dir, gz ? TRAIN_LBL ".gz" : TRAIN_LBL);
+    fx_path(pi, sizeof pi, dir, gz ? TRAIN_IMG ".gz" : TRAIN_IMG);
+    uint8_t *b = fx_images(10, 3, 3, &len);
+    uint8_t *z = NULL;
+    size_t zl = llen;
+    if (gz)
+        z = fx_gzip(l, llen, &zl);
+    fx_write(pl, z ? z : l, zl);
+    free(z);
+    qat_dataset d;
+    qat_error e;
+    EXPECT_ERR(load(dir, 10, 4, &d, &e), e, QAT_EINVAL, pl, "index 8", "value 12",
+               "num_classes 10");
+    cr_assert_eq(load(dir, 13, 4, &d, &e), QAT_OK, "%s", e.msg);
+    cr_assert_eq(d.n, 4u);
+    qat_dataset_free(&d);
+    z = gz ? fx_gzip(b, len - 1, &zl) : NULL;
+    fx_write(pi, z ? z : b, z ? zl : len - 1);
+    free(z);
+    EXPECT_ERR(load(dir, 13, 4, &d, &e), e, QAT_EINVAL, pi, "truncated payload");
+    z = NULL;
+    uint8_t *longer = calloc(len + 3, 1);
+    memcpy(longer, b, len);
+    if (gz)
+        z = fx_gzip(longer, len + 3, &zl);
+    fx_write(pi, z ? z : longer, z ? zl : len + 3);
+    free(z);
+    EXPECT_ERR(load(dir, 13, 4, &d, &e), e, QAT_EINVAL, pi, "3 trailing bytes");
+    free(longer);
+    free(b);
+    free(l);
+    fx_rmtree(dir);
+}
+
+Test(load, limit_still_checks_labels_and_length_of_a_raw_file)
+{
+    limit_still_checks_the_whole_file(0);
+}
+Test(load, limit_still_checks_labels_and_length_of_a_gz_file)
+{
+    limit_still_checks_the_whole_file(1);
 }
 
 /* ---- the committed subset of real MNIST ----------------------------------------- */
