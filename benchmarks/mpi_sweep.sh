@@ -8,6 +8,7 @@
 # output folder, so no run is reused. It refuses to print the ratio (exit 3)
 # when other processes used more than 0.1 core before or during any run: run
 # it on a quiet machine. Issue 19 asks for mpirun -np 2 <= 0.55x of --jobs 1.
+# Before and after the rounds it prints the CPUs' balance and the bound it sets.
 # Needs the full MNIST (scripts/fetch_mnist.sh) and a build with MPI.
 # usage: benchmarks/mpi_sweep.sh [LIMIT] [ROUNDS] [BUILD_DIR]
 set -euo pipefail
@@ -55,7 +56,27 @@ n=\$(grep -c . "\$d/results.csv")
 [ "\$n" -eq 17 ] || { echo "mpi_sweep: \$name wrote \$((n - 1)) result rows, not 16" >&2; exit 1; }
 awk -v n="\$name" -v ns=\$((t1 - t0)) 'BEGIN { printf "{\\"impl\\": \\"%s\\", \\"wall_seconds\\": %.2f}\\n", n, ns / 1e9 }'
 SH
+# The CPUs' own balance before and after the rounds (benchmarks/cpu_balance.sh)
+# and the bound it sets: two ranks that take runs as they free up do the
+# work at the sum of the two CPUs' speeds, one process at the faster one's,
+# so with no overhead at all the ratio is 1 / (1 + fastest / slowest) at
+# best, with --jobs 1 on the faster CPU (0.5 on a balanced machine; 0.549
+# with one vCPU 21.6% slower, as on
+# 2026-12-07).
+balance() {
+  local b skew
+  b=$(benchmarks/cpu_balance.sh "$build" 2)
+  echo "$b"
+  skew=$(sed -n 's|^slowest / fastest CPU: \([0-9.]*\).*|\1|p' <<<"$b")
+  if [ "$(nproc)" -eq 2 ] && [ -n "$skew" ]; then
+    awk -v s="$skew" 'BEGIN { printf "bound this CPU balance sets on the ratio (no overhead): %.3f\n", 1 / (1 + 1 / s) }'
+  fi
+}
+balance
+status=0
 /usr/bin/python3 benchmarks/sidebyside.py --rounds "$rounds" --same-kind \
   --side "jobs1=bash $out/side.sh jobs1" \
   --side "np2=bash $out/side.sh np2" \
-  --ratio "mpirun -np 2 vs --jobs 1 (wall time)=np2:np2.wall_seconds / jobs1:jobs1.wall_seconds lower"
+  --ratio "mpirun -np 2 vs --jobs 1 (wall time)=np2:np2.wall_seconds / jobs1:jobs1.wall_seconds lower" || status=$?
+balance
+exit "$status"
