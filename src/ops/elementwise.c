@@ -89,7 +89,7 @@ QAT_EW_CLONES static void relu6_bwd(void *vctx, size_t b, size_t e)
     float *restrict dx = c->dx;
     for (size_t i = b; i < e; i++) {
         float v = y[i], d = dy[i];
-        dx[i] += (v > 0.0f) & (v < 6.0f) ? d : 0.0f;
+        dx[i] += ((v > 0.0f) & (v < 6.0f)) ? d : 0.0f;
     }
 }
 
@@ -101,7 +101,7 @@ QAT_EW_CLONES static void relu6_bwd_fresh(void *vctx, size_t b, size_t e)
     float *restrict dx = c->dx;
     for (size_t i = b; i < e; i++) {
         float v = y[i], d = dy[i];
-        dx[i] = 0.0f + ((v > 0.0f) & (v < 6.0f) ? d : 0.0f);
+        dx[i] = 0.0f + (((v > 0.0f) & (v < 6.0f)) ? d : 0.0f);
     }
 }
 
