@@ -82,33 +82,32 @@ static int find_idx(const char *dir, const char *prefix, const char *kind, const
 }
 
 /* Reads an IDX file of rank min..max, keeping the first limit examples (0:
- * all); the copy must fit in mem_available. A raw (not gzip) regular file is
- * mapped, not read: with a limit only the kept examples' pages are touched
- * (3,000 of MNIST's 60,000 training images: 2.4 of 47 MB), and without one
- * the data is copied once instead of read and then copied. The whole file
- * is checked either way, its length exactly. */
+ * all); the copy must fit in mem_available. A regular file is mapped, not
+ * read: a raw one is parsed in place, so with a limit only the kept
+ * examples' pages are touched (3,000 of MNIST's 60,000 training images: 2.4
+ * of 47 MB) and without one the data is copied once instead of read and
+ * then copied; a gzip one is inflated from the mapping. The whole file is
+ * checked either way, its length exactly. */
 static qat_status read_idx(const char *path, const char *what, int min_rank, int max_rank,
                            int float_ok, size_t mem_available, uint32_t limit, qat_idx_array *a,
                            qat_error *err)
 {
-    uint8_t *buf = NULL;
-    size_t len = 0;
+    uint8_t *map = NULL, *buf = NULL; /* the mapping; what was read or inflated */
+    size_t map_len = 0, len = 0;
     qat_error quiet = {0}; /* not mappable: the read below names the reason */
-    int mapped = qat_data_map(path, &buf, &len, &quiet) == QAT_OK;
-    if (mapped && len >= 2 && buf[0] == 0x1f && buf[1] == 0x8b) { /* gzip: inflated below */
-        munmap(buf, len);
-        mapped = 0;
-    }
     qat_status st = QAT_OK;
-    if (!mapped && (st = qat_read_file_maybe_gz(path, &buf, &len, err)) == QAT_OK)
+    if (qat_data_map(path, &map, &map_len, &quiet) != QAT_OK)
+        st = qat_read_file_maybe_gz(path, &buf, &len, err);
+    else if (map_len >= 2 && map[0] == 0x1f && map[1] == 0x8b)
+        st = qat_data_gunzip(map, map_len, QAT_DATA_MAX_FILE_BYTES, path, &buf, &len, err);
+    if (st == QAT_OK && buf)
         st = qat_data_check_memory(path, len, mem_available, err);
     if (st == QAT_OK)
-        st = qat_idx_parse(buf, len, path, what, min_rank, max_rank, float_ok, limit,
-                           mem_available, a, err);
-    if (mapped)
-        munmap(buf, len);
-    else
-        free(buf);
+        st = qat_idx_parse(buf ? buf : map, buf ? len : map_len, path, what, min_rank, max_rank,
+                           float_ok, limit, mem_available, a, err);
+    if (map)
+        munmap(map, map_len);
+    free(buf);
     return st;
 }
 
