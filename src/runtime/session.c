@@ -478,10 +478,10 @@ static qat_status run(qat_rt_session *s, int n, qat_error *err)
      * per thread; the n % threads left over, layer by layer */
     s->n_split = n - n % s->threads;
     if (s->n_split > 0) {
-        /* about four tasks per thread (a descheduled thread holds up only a
-         * small one), but at least 4 images each for the fc layers' weight
-         * reuse, and at most a chunk */
-        int per = s->n_split / (4 * s->threads);
+        /* about eight tasks per thread (a descheduled or slower core holds
+         * up only a small one: docs/RUNTIME.md §3), but at least 4 images
+         * each for the fc layers' weight reuse, and at most a chunk */
+        int per = s->n_split / (8 * s->threads);
         per = per < 4 ? 4 : per;
         s->task_images = per < s->chunk ? per : s->chunk;
         s->kind = PHASE_IMAGES;
