@@ -53,6 +53,14 @@ static void conv_from_desc(qat_rt_conv_params *p, const qat_rt_layer_desc *l)
 static void carve_layer(carve *cv, const qat_rt_kernels *k, qat_rt_layer *dst,
                         const qat_rt_layer_desc *l, int8_t *w)
 {
+    if (l->op == QAT_RT_ADD) { /* the path's own data, if it packs any */
+        size_t n = k->add_packed_size ? k->add_packed_size(&dst->merge) : 0;
+        void *packed = n ? carve_take(cv, n, 1) : NULL;
+        if (cv->base && packed)
+            k->add_pack(&dst->merge, packed);
+        dst->merge.packed = packed;
+        return;
+    }
     if (l->op != QAT_RT_CONV2D && l->op != QAT_RT_LINEAR)
         return;
     if (l->is_float) { /* the float32 weights and bias, as they are */

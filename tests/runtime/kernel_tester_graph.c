@@ -235,52 +235,71 @@ static void fill_codes(int8_t *x, size_t n, int pat)
                                                                      : rnd(-128, 127));
 }
 
+static qat_rt_merge_fn pick_add(const qat_rt_kernels *k) { return k->add; }
+
 /* One merge layer on every path over rows [0, rows), whole and in odd
- * slices; returns the distinct codes ref produced. */
+ * slices; returns the distinct codes ref produced. A path whose add packs
+ * data (add_pack) runs the add twice: with it, as a model runs it, and
+ * without, its fallback on a CPU that lacks what the packed form needs. */
 static int run_merge(qat_rt_merge_fn (*pick)(const qat_rt_kernels *), const char *op,
-                     const qat_rt_merge_params *p, const int8_t *const *in, size_t rows)
+                     const qat_rt_merge_params *p0, const int8_t *const *in, size_t rows)
 {
-    const size_t out_n = rows * (size_t)p->out_c;
+    const size_t out_n = rows * (size_t)p0->out_c;
     int8_t *want = NULL;
     int distinct = 0;
     for (int pi = 0; pi < npaths; pi++) {
-        qat_rt_merge_fn fn = pick(paths[pi]);
-        int8_t *got = guarded(out_n), *sl = guarded(out_n);
-        fn(p, in, got, 0, rows);
-        memset(sl, 0, out_n);
-        for (size_t r0 = 0, r1; r0 < rows; r0 = r1) {
-            r1 = r0 + 1 + (size_t)srnd(0, 6);
-            fn(p, in, sl, r0, r1 < rows ? r1 : rows);
+        const qat_rt_kernels *k = paths[pi];
+        const size_t pbytes =
+            pick == pick_add && k->add_packed_size ? k->add_packed_size(p0) : 0;
+        for (int packed = pbytes ? 1 : 0; packed >= 0; packed--) {
+            qat_rt_merge_fn fn = pick(k);
+            qat_rt_merge_params pp = *p0;
+            const qat_rt_merge_params *p = &pp;
+            void *pk = NULL;
+            if (packed) {
+                if (!(pk = aligned_alloc(64, (pbytes + 63) & ~(size_t)63)))
+                    abort();
+                k->add_pack(p0, pk);
+            }
+            pp.packed = pk;
+            const char *how = packed ? " (packed)" : "";
+            int8_t *got = guarded(out_n), *sl = guarded(out_n);
+            fn(p, in, got, 0, rows);
+            memset(sl, 0, out_n);
+            for (size_t r0 = 0, r1; r0 < rows; r0 = r1) {
+                r1 = r0 + 1 + (size_t)srnd(0, 6);
+                fn(p, in, sl, r0, r1 < rows ? r1 : rows);
+            }
+            free(pk);
+            CHECK(guards_ok(got, out_n) && guards_ok(sl, out_n),
+                  "[%s%s] %s wrote outside its output", k->isa, how, op);
+            CHECK(memcmp(sl, got, out_n) == 0, "[%s%s] %s in slices differs from whole", k->isa,
+                  how, op);
+            unguard(sl);
+            if (!want) {
+                want = got;
+                int seen[256] = {0};
+                for (size_t i = 0; i < out_n; i++)
+                    distinct += !seen[want[i] + 128]++;
+                continue;
+            }
+            size_t bad = 0;
+            while (bad < out_n && got[bad] == want[bad])
+                bad++;
+            CHECK(bad == out_n,
+                  "[%s%s] %s differs from ref at row %zu channel %zu: %d vs %d (out_c %d, zp %d, "
+                  "mult %d shift %d, in_zp %d %d, in_mult %d %d, in_shift %d %d, clamp [%d, %d])",
+                  k->isa, how, op, bad / (size_t)p->out_c, bad % (size_t)p->out_c,
+                  bad < out_n ? got[bad] : 0, bad < out_n ? want[bad] : 0, p->out_c, p->out_zp,
+                  p->out_mult, p->out_shift, p->in_zp[0], p->in_zp[1], p->in_mult[0],
+                  p->in_mult[1], p->in_shift[0], p->in_shift[1], p->act_min, p->act_max);
+            unguard(got);
         }
-        CHECK(guards_ok(got, out_n) && guards_ok(sl, out_n), "[%s] %s wrote outside its output",
-              paths[pi]->isa, op);
-        CHECK(memcmp(sl, got, out_n) == 0, "[%s] %s in slices differs from whole",
-              paths[pi]->isa, op);
-        unguard(sl);
-        if (!want) {
-            want = got;
-            int seen[256] = {0};
-            for (size_t i = 0; i < out_n; i++)
-                distinct += !seen[want[i] + 128]++;
-            continue;
-        }
-        size_t bad = 0;
-        while (bad < out_n && got[bad] == want[bad])
-            bad++;
-        CHECK(bad == out_n,
-              "[%s] %s differs from ref at row %zu channel %zu: %d vs %d (out_c %d, zp %d, mult "
-              "%d shift %d, in_zp %d %d, in_mult %d %d, in_shift %d %d, clamp [%d, %d])",
-              paths[pi]->isa, op, bad / (size_t)p->out_c, bad % (size_t)p->out_c,
-              bad < out_n ? got[bad] : 0, bad < out_n ? want[bad] : 0, p->out_c, p->out_zp,
-              p->out_mult, p->out_shift, p->in_zp[0], p->in_zp[1], p->in_mult[0], p->in_mult[1],
-              p->in_shift[0], p->in_shift[1], p->act_min, p->act_max);
-        unguard(got);
     }
     unguard(want);
     return distinct;
 }
 
-static qat_rt_merge_fn pick_add(const qat_rt_kernels *k) { return k->add; }
 static qat_rt_merge_fn pick_concat(const qat_rt_kernels *k) { return k->concat; }
 static qat_rt_merge_fn pick_gap(const qat_rt_kernels *k) { return k->global_avgpool; }
 

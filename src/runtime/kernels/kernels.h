@@ -61,6 +61,9 @@ typedef struct qat_rt_merge_params {
     int32_t in_mult[4], in_shift[4]; /* add, concat: per input */
     int32_t out_mult, out_shift;     /* add, global_avgpool */
     int32_t out_zp, act_min, act_max;
+    /* add: what the table's add_pack built at model creation, or NULL (no
+     * add_pack, or it packs nothing on this CPU): the kernel works either way */
+    const void *packed;
 } qat_rt_merge_params;
 
 /* maxpool2d / avgpool2d: no padding; zero point shared by input and output. */
@@ -130,6 +133,9 @@ typedef qat_rt_requantize_kernel *qat_rt_requantize_fn;
 typedef void qat_rt_merge_kernel(const qat_rt_merge_params *p, const int8_t *const *in,
                                  int8_t *out, size_t m0, size_t m1);
 typedef qat_rt_merge_kernel *qat_rt_merge_fn;
+/* The bytes a table packs for a merge layer (0: none), and the packing. */
+typedef size_t qat_rt_merge_size_fn(const qat_rt_merge_params *p);
+typedef void qat_rt_merge_pack_fn(const qat_rt_merge_params *p, void *dst);
 
 typedef struct qat_rt_kernels {
     const char *isa;   /* "ref", "avx2", "avx512vnni", "neon-dot", "neon-plain" */
@@ -154,6 +160,10 @@ typedef struct qat_rt_kernels {
     qat_rt_scratch_fn gconv_scratch;
     qat_rt_conv_fn gconv2d;
     qat_rt_merge_fn add, concat, global_avgpool;
+    /* the add's packed data (NULL: none): add_packed_size(p) bytes, filled
+     * by add_pack at model creation, become p->packed */
+    qat_rt_merge_size_fn *add_packed_size;
+    qat_rt_merge_pack_fn *add_pack;
 } qat_rt_kernels;
 
 /* The plain C reference path (always available). */

@@ -4,8 +4,11 @@
  * spends two ymm of every step on the output stage alone; here one zmm
  * does, and the tail is masked steps instead of scalar code. Built with the
  * AVX-512 flags. Scalar twin: kernels/ref/graph.c. */
+#include <cpuid.h>
 #include <immintrin.h>
 #include <stdint.h>
+
+#include "qat/fixedpoint.h"
 
 #include "runtime/kernels/avx512/kernels_avx512.h"
 #include "runtime/kernels/avx512/requant.h"
@@ -68,6 +71,122 @@ add64(const int nn, const int lo_, const int8_t *a, const int8_t *b, int8_t *out
     _mm512_storeu_si512(out, qat_avx512_pack4(r[0], r[1], r[2], r[3], !nn, zp16, bmin, bmax));
 }
 
+/* ---- the add by table (AVX-512 VBMI) ------------------------------------------------------- */
+
+/* An add input's rescale depends on its code alone: 256 int32 values,
+ * which add_pack tabulates (qat_fp_rescale, the reference's own function)
+ * as four byte planes of 256 bytes per input, byte j of value v[x] at
+ * plane j, index (uint8_t)x. A lookup of 64 codes is then two vpermi2b per
+ * plane (codes 0..127 and -128..-1: vpermi2b reads an index's low 7 bits)
+ * and a blend on the codes' sign, and the planes interleave back to int32
+ * with eight unpacks: 16 shuffles and 24 simple operations per 64 elements
+ * and input, where add_rescale takes two vpmulld, a vpmovsxbd and nine
+ * simple ones per 16 (the multiplies and the widening share the two
+ * pipes that shuffle). The unpacks leave 128-bit lane j of their four
+ * vectors holding elements 16j..16j+3, +4..+7, +8..+11 and +12..+15,
+ * which is the order qat_avx512_pack4_lanes packs back to bytes: no
+ * permute. Exact: a table entry is the reference's value. VBMI is not part
+ * of the avx512vnni path's requirements (Cascade Lake lacks it): add_pack
+ * packs nothing without it, and the add then runs add_sum. */
+#define QAT_AVX512_ADD_TABLE 1024 /* bytes per input */
+
+static int cpu_has_vbmi(void)
+{
+    unsigned a, b, c, d;
+    if (__get_cpuid_max(0, NULL) < 7)
+        return 0;
+    __cpuid_count(7, 0, a, b, c, d);
+    return (c & (1u << 1)) != 0; /* leaf 7 ECX.1: AVX512_VBMI */
+}
+
+size_t qat_s8_add_packed_size__avx512vnni(const qat_rt_merge_params *p)
+{
+    (void)p;
+    return cpu_has_vbmi() ? 2 * QAT_AVX512_ADD_TABLE : 0;
+}
+
+void qat_s8_add_pack__avx512vnni(const qat_rt_merge_params *p, void *dst)
+{
+    uint8_t *t = dst;
+    for (int k = 0; k < 2; k++, t += QAT_AVX512_ADD_TABLE)
+        for (int x = -128; x <= 127; x++) {
+            const uint32_t v = (uint32_t)qat_fp_rescale(
+                qat_fp_sat_shl(x - p->in_zp[k], QAT_RT_ADD_LEFT_SHIFT), p->in_mult[k],
+                p->in_shift[k]);
+            for (int j = 0; j < 4; j++)
+                t[256 * j + (uint8_t)x] = (uint8_t)(v >> (8 * j));
+        }
+}
+
+/* The rescaled values of 64 codes x as four vectors of int32 (lane order
+ * above), from one input's table t. */
+static inline __attribute__((always_inline, target("avx512vbmi"))) void
+add_lookup(__m512i x, const uint8_t *t, __m512i v[4])
+{
+    const __mmask64 neg = _mm512_movepi8_mask(x);
+    __m512i pl[4];
+    for (int j = 0; j < 4; j++, t += 256) {
+        const __m512i lo = _mm512_permutex2var_epi8(_mm512_load_si512(t), x,
+                                                    _mm512_load_si512(t + 64));
+        const __m512i hi = _mm512_permutex2var_epi8(_mm512_load_si512(t + 128), x,
+                                                    _mm512_load_si512(t + 192));
+        pl[j] = _mm512_mask_blend_epi8(neg, lo, hi);
+    }
+    const __m512i l01 = _mm512_unpacklo_epi8(pl[0], pl[1]), h01 = _mm512_unpackhi_epi8(pl[0], pl[1]);
+    const __m512i l23 = _mm512_unpacklo_epi8(pl[2], pl[3]), h23 = _mm512_unpackhi_epi8(pl[2], pl[3]);
+    v[0] = _mm512_unpacklo_epi16(l01, l23);
+    v[1] = _mm512_unpackhi_epi16(l01, l23);
+    v[2] = _mm512_unpacklo_epi16(h01, h23);
+    v[3] = _mm512_unpackhi_epi16(h01, h23);
+}
+
+/* Up to 64 elements (the lanes of m) by table, through the output stage
+ * as add64's, to bytes. */
+static inline __attribute__((always_inline, target("avx512vbmi"))) void
+add64_lut(const int nn, const int lo_, const int8_t *a, const int8_t *b, int8_t *out, __mmask64 m,
+          const uint8_t *tab, const qat_avx512_rq16 *qo, const qat_avx512_rq16nn *qn,
+          __m512i zp16, __m512i bmin, __m512i bmax)
+{
+    __m512i va[4], vb[4], r[4];
+    add_lookup(_mm512_maskz_loadu_epi8(m, a), tab, va);
+    add_lookup(_mm512_maskz_loadu_epi8(m, b), tab + QAT_AVX512_ADD_TABLE, vb);
+    for (int j = 0; j < 4; j++) {
+        const __m512i sum = _mm512_add_epi32(va[j], vb[j]);
+        r[j] = nn ? qat_avx512_round_nn(sum, qn) : qat_avx512_rescale(sum, qo, lo_);
+    }
+    _mm512_mask_storeu_epi8(out, m,
+                            qat_avx512_pack4_lanes(r[0], r[1], r[2], r[3], !nn, zp16, bmin, bmax));
+}
+
+/* Elements [i, end) by table, 64 a step, the last step masked. */
+static inline __attribute__((always_inline, target("avx512vbmi"))) void
+add_lut_run(const int nn, const int lo_, const int8_t *a, const int8_t *b, int8_t *out, size_t i,
+            size_t end, const uint8_t *tab, const qat_avx512_rq16 *qo,
+            const qat_avx512_rq16nn *qn, __m512i zp16, __m512i bmin, __m512i bmax)
+{
+    for (; i + 64 <= end; i += 64)
+        add64_lut(nn, lo_, a + i, b + i, out + i, ~0ULL, tab, qo, qn, zp16, bmin, bmax);
+    if (i < end)
+        add64_lut(nn, lo_, a + i, b + i, out + i, _cvtu64_mask64(~0ULL >> (64 - (end - i))), tab,
+                  qo, qn, zp16, bmin, bmax);
+}
+
+__attribute__((target("avx512vbmi"))) static void
+add_lut(const int8_t *a, const int8_t *b, int8_t *out, size_t i, size_t end, const uint8_t *tab,
+        int nn, int lo_, const qat_avx512_rq16 *qo, const qat_avx512_rq16nn *qn, __m512i zp16,
+        __m512i bmin, __m512i bmax)
+{
+    /* the output stage a constant in each run */
+    if (nn)
+        add_lut_run(1, 0, a, b, out, i, end, tab, qo, qn, zp16, bmin, bmax);
+    else if (lo_)
+        add_lut_run(0, 1, a, b, out, i, end, tab, qo, qn, zp16, bmin, bmax);
+    else
+        add_lut_run(0, 0, a, b, out, i, end, tab, qo, qn, zp16, bmin, bmax);
+}
+
+/* ---- the add ---------------------------------------------------------------------------------- */
+
 void qat_s8_add_x16__avx512vnni(const qat_rt_merge_params *p, const int8_t *const *in,
                                 int8_t *out, size_t m0, size_t m1)
 {
@@ -86,6 +205,10 @@ void qat_s8_add_x16__avx512vnni(const qat_rt_merge_params *p, const int8_t *cons
     const __m512i bmax = _mm512_set1_epi8((char)p->act_max);
     const int8_t *a = in[0], *b = in[1];
     size_t i = m0 * C;
+    if (p->packed) {
+        add_lut(a, b, out, i, end, p->packed, nn, lo_, &qo, &qn, zp16, bmin, bmax);
+        return;
+    }
     /* the output stage a constant in each loop (GCC kept its test in the loop) */
     if (nn)
         for (; i + 64 <= end; i += 64)

@@ -28,6 +28,9 @@ qat_rt_dw_row_ukernel qat_s8_dwconv2d_row_c16__avx512vnni;
 
 /* The integer add (graph.c), 16 elements a zmm. */
 qat_rt_merge_kernel qat_s8_add_x16__avx512vnni;
+/* Its tables (AVX-512 VBMI CPUs; none elsewhere), graph.c. */
+qat_rt_merge_size_fn qat_s8_add_packed_size__avx512vnni;
+qat_rt_merge_pack_fn qat_s8_add_pack__avx512vnni;
 
 /* Table entries: the conv driver instantiated with it (conv2d.c), the
  * depthwise driver with its row microkernel (table.c). */

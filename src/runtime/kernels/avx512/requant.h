@@ -131,19 +131,28 @@ qat_avx512_requant_nn(__m512i acc, const qat_avx512_rq16nn *q, __m512i amin, __m
  * [-128, 127] before and after zp (|zp| <= 128) is added, so every byte is
  * clamp(v + zp). The packs work within 128-bit lanes: lane j of the packed
  * bytes holds elements 4j..4j+3 of a, b, c, d as its four dwords; the
- * vpermd transposes that 4x4 of dwords. */
+ * vpermd transposes that 4x4 of dwords. qat_avx512_pack4_lanes is the
+ * step before the vpermd: lane j holds a's, b's, c's and d's elements
+ * 4j..4j+3 in that order (the order the add's table lookup produces). */
 static inline __attribute__((always_inline)) __m512i
-qat_avx512_pack4(__m512i a, __m512i b, __m512i c, __m512i d, const int add_zp, __m512i zp16,
-                 __m512i bmin, __m512i bmax)
+qat_avx512_pack4_lanes(__m512i a, __m512i b, __m512i c, __m512i d, const int add_zp,
+                       __m512i zp16, __m512i bmin, __m512i bmax)
 {
-    const __m512i perm = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
     __m512i ab = _mm512_packs_epi32(a, b), cd = _mm512_packs_epi32(c, d);
     if (add_zp) {
         ab = _mm512_adds_epi16(ab, zp16);
         cd = _mm512_adds_epi16(cd, zp16);
     }
-    const __m512i x = _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(ab, cd), bmin), bmax);
-    return _mm512_permutexvar_epi32(perm, x);
+    return _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(ab, cd), bmin), bmax);
+}
+
+static inline __attribute__((always_inline)) __m512i
+qat_avx512_pack4(__m512i a, __m512i b, __m512i c, __m512i d, const int add_zp, __m512i zp16,
+                 __m512i bmin, __m512i bmax)
+{
+    const __m512i perm = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+    return _mm512_permutexvar_epi32(perm,
+                                    qat_avx512_pack4_lanes(a, b, c, d, add_zp, zp16, bmin, bmax));
 }
 
 /* A stage whose every lane has the same multiplier and shift (add,

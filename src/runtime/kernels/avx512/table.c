@@ -34,6 +34,8 @@ const qat_rt_kernels qat_rt_kernels_avx512vnni = {
     .gconv_scratch = qat_rt_dw_scratch,
     .gconv2d = qat_s8_dwconv2d_c16__avx512vnni,
     .add = qat_s8_add_x16__avx512vnni,
+    .add_packed_size = qat_s8_add_packed_size__avx512vnni,
+    .add_pack = qat_s8_add_pack__avx512vnni,
     .concat = qat_s8_concat_x16__avx2,
     .global_avgpool = qat_s8_global_avgpool_c16__avx2,
 };
