@@ -298,6 +298,103 @@ static int run_conv_case(const conv_case *cc)
     return distinct;
 }
 
+/* The output stage where its rounding ties show (AVX-512's one-rounding
+ * forms, requant.h's round_nn for relu layers and round_sg for the others,
+ * derive RDPOT's ties away from zero from the accumulator's sign): a 1x1
+ * layer of 2 input channels whose weights 1 and 16 give row a of 4096 the
+ * accumulator a - 2048 + bias (x0 = a mod 16, x1 = a / 16 - 128), over
+ * channels of multipliers with few bits set (so SRDHM's results land on
+ * RDPOT's halves) or at the ends, right shifts 1 to 5 (and one channel of
+ * shift 0 in mode 3: the general stage), with and without relu, several
+ * zero points; narrow (16) and wide (32 channel) tiles. Each path against
+ * the first (the reference). Returns the ties checked. */
+static long test_conv_ties(void)
+{
+    static const int32_t ms[] = {1 << 30, 3 << 29, (1 << 30) + 1, INT32_MAX,
+                                 0,       1,       5 << 28,       (1 << 30) + (1 << 20)};
+    long ties = 0;
+    for (int oc = 16; oc <= 32; oc += 16)
+        for (int mode = 0; mode < 4; mode++) {
+            const int side = 64, rows = side * side;
+            qat_rt_conv_params p = {.in_h = side, .in_w = side, .in_c = 2, .out_h = side,
+                                    .out_w = side, .out_c = oc, .kernel_h = 1, .kernel_w = 1,
+                                    .stride_h = 1, .stride_w = 1};
+            p.out_zp = mode == 0 ? 0 : mode == 1 ? -128 : mode == 2 ? 7 : -3;
+            p.act_min = mode % 2 ? p.out_zp : -128; /* relu in modes 1 and 3 */
+            p.act_max = 127;
+            int8_t *w = xalloc((size_t)oc * 2), *x = xalloc((size_t)rows * 2);
+            int32_t *wzp = xalloc((size_t)oc * 4), *bias = xalloc((size_t)oc * 4),
+                    *mult = xalloc((size_t)oc * 4), *shift = xalloc((size_t)oc * 4);
+            for (int c = 0; c < oc; c++) {
+                w[2 * c] = 1;
+                w[2 * c + 1] = 16;
+                wzp[c] = 0;
+                bias[c] = c % 3 ? 0 : c - 2048 / (1 + c % 4);
+                mult[c] = ms[c % 8];
+                shift[c] = mode == 3 && c == 5 ? 0 : -(1 + c % 5);
+                /* rows whose negative rescaled value is an exact half before
+                 * RDPOT and whose code is not clamped */
+                const int r = -shift[c];
+                for (int a = 0; r > 0 && a < rows; a++) {
+                    const int32_t acc = a - 2048 + bias[c], v = qat_fp_srdhm(acc, mult[c]);
+                    const int32_t code = qat_fp_requantize(acc, mult[c], shift[c], p.out_zp,
+                                                           p.act_min, p.act_max);
+                    ties += v < 0 && (v & ((1 << r) - 1)) == 1 << (r - 1) &&
+                            code > p.act_min && code < p.act_max;
+                }
+            }
+            for (int a = 0; a < rows; a++) {
+                x[2 * a] = (int8_t)(a % 16);
+                x[2 * a + 1] = (int8_t)(a / 16 - 128);
+            }
+            p.weights = w;
+            p.weight_zp = wzp;
+            p.bias_folded = bias;
+            p.multiplier = mult;
+            p.shift = shift;
+            const size_t out_n = (size_t)rows * (size_t)oc;
+            int8_t *want = NULL;
+            for (int pi = 0; pi < ncpaths; pi++) {
+                const qat_rt_kernels *kt = cpaths[pi];
+                qat_rt_conv_params q = p;
+                void *packed = xalloc(kt->conv_packed_size(&q));
+                kt->conv_pack(&q, packed);
+                q.weights = NULL;
+                q.packed = packed;
+                void *scratch = xalloc(kt->conv_scratch(&q, 1) + 1);
+                int8_t *got = guarded(out_n);
+                kt->conv2d(&q, x, got, 0, (size_t)rows, 0, oc, scratch);
+                CHECK(guards_ok(got, out_n), "[%s] ties: wrote outside its output", kt->isa);
+                if (!want) {
+                    want = got;
+                } else {
+                    size_t bad = 0;
+                    while (bad < out_n && got[bad] == want[bad])
+                        bad++;
+                    CHECK(bad == out_n,
+                          "[%s] ties (out_c %d, mode %d) differ from ref at accumulator %d "
+                          "channel %zu (mult %d shift %d): %d vs %d",
+                          kt->isa, oc, mode,
+                          (int)(bad / (size_t)oc) - 2048 + bias[bad % (size_t)oc % 32],
+                          bad % (size_t)oc, mult[bad % (size_t)oc % 32],
+                          shift[bad % (size_t)oc % 32], bad < out_n ? got[bad] : 0,
+                          bad < out_n ? want[bad] : 0);
+                    unguard(got);
+                }
+                free(packed);
+                free(scratch);
+            }
+            unguard(want);
+            free(w);
+            free(x);
+            free(wzp);
+            free(bias);
+            free(mult);
+            free(shift);
+        }
+    return ties;
+}
+
 static void test_conv(void)
 {
     static const int chans[] = {1, 3, 7, 33};
@@ -452,6 +549,9 @@ static void test_conv(void)
           "vacuous", vacuous, checked);
     printf("conv2d/linear: %ld cases (%d of %d random ones give < 3 distinct codes)\n", cases,
            vacuous, checked);
+    const long ties = test_conv_ties();
+    CHECK(ties >= 1000, "conv output-stage ties: only %ld negative unclamped ties", ties);
+    printf("conv output-stage rounding ties: %ld negative unclamped ties\n", ties);
 }
 
 /* ---- the output stage ------------------------------------------------------------ */

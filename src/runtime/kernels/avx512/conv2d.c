@@ -94,7 +94,7 @@ typedef struct geom {
     __m512i amin, amax;    /* and act_min, act_max */
     __m512i zp16, bmin, bmax; /* zp as 16-bit lanes, act_min and act_max as bytes */
     int any_left;
-    int nn; /* qat_avx512_requant_nn applies (qat_avx512_nn_ok) */
+    int nn; /* 1: qat_avx512_round_nn applies (qat_avx512_nn_ok); 2: round_sg (sg_ok); 0: neither */
     int rd; /* a layer for kloop_run: narrow, 3 wide, stride 1, 16 input channels */
     int32_t out_zp;
 } geom;
@@ -229,6 +229,46 @@ static inline __attribute__((always_inline)) int rows_run(const int MR,
     return a == vlo && b == vhi;
 }
 
+/* The one-rounding output stages of requant.h (SG: round_sg, any clamp;
+ * else round_nn) of a tile's outs rows: whole rows [0, packed) in packs. */
+static inline __attribute__((always_inline)) void
+out_short(const int SG, const int MR, const int NV, const qat_rt_conv_head *h, size_t c,
+          __m512i acc[][2], int8_t *out, size_t ldo, __mmask16 m0, __mmask16 m1, int whole,
+          int outs, int packed, const geom *g)
+{
+    (void)MR;
+    const int per = 4 / NV;
+    qat_avx512_rq16nn n0, n1;
+    n0 = rq_load_nn(h, c, g->out_zp);
+    if (NV > 1)
+        n1 = rq_load_nn(h, c + 16, g->out_zp);
+    if (whole)
+        for (int o = 0; o < packed; o += per) {
+            __m512i r[4];
+            for (int i = 0; i < 4; i++) {
+                const __m512i a = acc[o + i / NV][i % NV];
+                const qat_avx512_rq16nn *q = i % NV ? &n1 : &n0;
+                r[i] = SG ? qat_avx512_round_sg(a, q) : qat_avx512_round_nn(a, q);
+            }
+            const __m512i x = qat_avx512_pack4(r[0], r[1], r[2], r[3], 0, g->zp16, g->bmin,
+                                               g->bmax);
+            store_pack(NV, x, out + (size_t)o * ldo, ldo);
+        }
+    for (int o = 0; o < outs; o++) {
+        if (whole && o < packed)
+            continue;
+        int8_t *dst = out + (size_t)o * ldo;
+        for (int v = 0; v < NV; v++) {
+            const qat_avx512_rq16nn *q = v ? &n1 : &n0;
+            const __m512i r = SG ? qat_avx512_round_sg(acc[o][v], q)
+                                 : qat_avx512_round_nn(acc[o][v], q);
+            _mm512_mask_cvtsepi32_storeu_epi8(dst + 16 * v, v ? m1 : m0,
+                                              _mm512_min_epi32(_mm512_max_epi32(r, g->amin),
+                                                               g->amax));
+        }
+    }
+}
+
 /* MR rows (windows at rows[r]) x NV * 16 channels of tile t (NV zmm of
  * int32 per row: 2 for the 8x32 tile, 1 for the 16x16 one); with pool, MR
  * is a multiple of 4 and each group of four rows yields one output row.
@@ -343,30 +383,12 @@ tile(const int MR, const int NV, const int pool, const qat_rt_conv_head *h, int 
      * every acc index stays a constant (a loop from a runtime start made
      * GCC keep all accumulators in memory) */
     const int per = 4 / NV, packed = outs - outs % per;
-    if (g->nn) {
-        qat_avx512_rq16nn n0, n1;
-        n0 = rq_load_nn(h, c, g->out_zp);
-        if (NV > 1)
-            n1 = rq_load_nn(h, c + 16, g->out_zp);
-        if (whole)
-            for (int o = 0; o < packed; o += per) {
-                __m512i r[4];
-                for (int i = 0; i < 4; i++)
-                    r[i] = qat_avx512_round_nn(acc[o + i / NV][i % NV], i % NV ? &n1 : &n0);
-                const __m512i x = qat_avx512_pack4(r[0], r[1], r[2], r[3], 0, g->zp16, g->bmin,
-                                                   g->bmax);
-                store_pack(NV, x, out + (size_t)o * ldo, ldo);
-            }
-        for (int o = 0; o < outs; o++) {
-            if (whole && o < packed)
-                continue;
-            int8_t *dst = out + (size_t)o * ldo;
-            _mm512_mask_cvtsepi32_storeu_epi8(
-                dst, m0, qat_avx512_requant_nn(acc[o][0], &n0, g->amin, g->amax));
-            if (NV > 1)
-                _mm512_mask_cvtsepi32_storeu_epi8(
-                    dst + 16, m1, qat_avx512_requant_nn(acc[o][1], &n1, g->amin, g->amax));
-        }
+    if (g->nn == 1) {
+        out_short(0, MR, NV, h, c, acc, out, ldo, m0, m1, whole, outs, packed, g);
+        return;
+    }
+    if (g->nn == 2) {
+        out_short(1, MR, NV, h, c, acc, out, ldo, m0, m1, whole, outs, packed, g);
         return;
     }
     qat_avx512_rq16 q0, q1;
@@ -412,7 +434,10 @@ static inline geom geom_of(const qat_rt_conv_params *p)
                     .bmax = _mm512_set1_epi8((char)p->act_max),
                     .any_left = h->any_left,
                     .nn = qat_avx512_nn_ok(h->any_left, h->min_right, h->max_right, p->act_min,
-                                           p->out_zp),
+                                           p->out_zp)
+                              ? 1
+                          : qat_avx512_sg_ok(h->any_left, h->min_right, h->max_right) ? 2
+                                                                                      : 0,
                     .rd = run_layer(p),
                     .out_zp = p->out_zp};
     return g;
