@@ -63,14 +63,19 @@ qat_avx512_requant(__m512i acc, const qat_avx512_rq16 *q, int any_left, __m512i 
  * + 128 in magnitude for right >= 1, fits int32). A negative v differs
  * from RDPOT only at ties (RDPOT rounds them away from zero), and both are
  * <= 0 there, which the clamp at act_min >= out_zp maps to act_min alike.
- * Per 16 lanes: two vpmuldq, two adds, two vpsravq, a permute and the
- * clamp, against the general stage's seventeen. Lanes: the even and odd
- * channels' multipliers (as for vpmuldq), rounding constants 2^30 + c 2^31
- * + zp 2^(31 + right) and shift counts 31 + right, as 64-bit lanes. */
+ * The division by 2^(31 + right) is two floors: floor(Q / 2^32), the
+ * sum's high dword, which one permute gathers from the even and the odd
+ * channels' 64-bit lanes, then an arithmetic shift by right - 1 in 32-bit
+ * lanes (a 64-bit shift per half and then the permute took one more
+ * multiply-class operation per 16 lanes). Per 16 lanes: two vpmuldq, a
+ * shift for the odd lanes, two adds, a permute, a vpsravd and the clamp,
+ * against the general stage's seventeen. Lanes: the even and odd channels'
+ * multipliers (as for vpmuldq) and rounding constants 2^30 + c 2^31 + zp
+ * 2^(31 + right) as 64-bit lanes, right - 1 in channel order. */
 #define QAT_AVX512_NN_RIGHT_MAX 23
 
 typedef struct qat_avx512_rq16nn {
-    __m512i mult, mult_odd, ke, ko, se, so;
+    __m512i mult, mult_odd, ke, ko, rr;
 } qat_avx512_rq16nn;
 
 /* Whether a layer's output stage may take the short form. */
@@ -97,20 +102,28 @@ static inline __attribute__((always_inline)) qat_avx512_rq16nn qat_avx512_rq_nn(
     const __m512i ko = _mm512_add_epi64(_mm512_add_epi64(_mm512_sllv_epi64(k30, ro), k30),
                                         _mm512_sllv_epi64(z, so));
     qat_avx512_rq16nn q = {.mult = mult, .mult_odd = _mm512_srli_epi64(mult, 32), .ke = ke,
-                           .ko = ko, .se = se, .so = so};
+                           .ko = ko, .rr = _mm512_sub_epi32(right, _mm512_set1_epi32(1))};
     return q;
+}
+
+/* floor(Q / 2^(31 + right)) of the even (e) and odd (o) channels' 64-bit
+ * sums Q, in channel order: their high dwords (floor(Q / 2^32)) shifted
+ * by right - 1. */
+static inline __attribute__((always_inline)) __m512i
+qat_avx512_hi_shift(__m512i e, __m512i o, const qat_avx512_rq16nn *q)
+{
+    const __m512i hi = _mm512_set_epi32(31, 15, 29, 13, 27, 11, 25, 9, 23, 7, 21, 5, 19, 3, 17, 1);
+    return _mm512_srav_epi32(_mm512_permutex2var_epi32(e, hi, o), q->rr);
 }
 
 /* The codes before the clamp (the zero point is in the rounding constants). */
 static inline __attribute__((always_inline)) __m512i qat_avx512_round_nn(__m512i acc,
                                                                          const qat_avx512_rq16nn *q)
 {
-    const __m512i idx = _mm512_set_epi32(30, 14, 28, 12, 26, 10, 24, 8, 22, 6, 20, 4, 18, 2, 16, 0);
-    const __m512i e =
-        _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(acc, q->mult), q->ke), q->se);
-    const __m512i o = _mm512_srav_epi64(
-        _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(acc, 32), q->mult_odd), q->ko), q->so);
-    return _mm512_permutex2var_epi32(e, idx, o);
+    const __m512i e = _mm512_add_epi64(_mm512_mul_epi32(acc, q->mult), q->ke);
+    const __m512i o =
+        _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(acc, 32), q->mult_odd), q->ko);
+    return qat_avx512_hi_shift(e, o, q);
 }
 
 /* The stage for any clamp (layers without relu: the convs before a
@@ -125,25 +138,23 @@ static inline __attribute__((always_inline)) __m512i qat_avx512_round_nn(__m512i
  * is zp either way. The 2^31 comes from the sign by a mask, no shift: the
  * odd lanes' acc, shifted down arithmetically for vpmuldq, has bits 31-63
  * equal to its sign, and the even lanes' product has acc's sign (m0 >= 0;
- * a zero product needs no correction, as above). Per 16 lanes seven
- * multiplies, shifts and permutes (round_nn's six and the even sign) and
+ * a zero product needs no correction, as above). Per 16 lanes six
+ * multiplies, shifts and permutes (round_nn's five and the even sign) and
  * four simple operations more than round_nn, against the general stage's
- * eight and ten: measured on the int8 ResNet-8, whose five convs without
- * relu took 2.84 us more per image than with round_nn's stage. */
+ * eight and nine: measured on the int8 ResNet-8, whose five convs without
+ * relu took 2.84 us more per image with the general stage than with
+ * round_nn's. */
 static inline __attribute__((always_inline)) __m512i qat_avx512_round_sg(__m512i acc,
                                                                          const qat_avx512_rq16nn *q)
 {
-    const __m512i idx = _mm512_set_epi32(30, 14, 28, 12, 26, 10, 24, 8, 22, 6, 20, 4, 18, 2, 16, 0);
     const __m512i hi33 = _mm512_set1_epi64((long long)0xFFFFFFFF80000000ULL); /* -2^31 */
     const __m512i ao = _mm512_srai_epi64(acc, 32);
     const __m512i pe = _mm512_mul_epi32(acc, q->mult), po = _mm512_mul_epi32(ao, q->mult_odd);
     const __m512i ce = _mm512_and_si512(_mm512_srai_epi64(pe, 63), hi33);
     const __m512i co = _mm512_and_si512(ao, hi33);
-    const __m512i e =
-        _mm512_srav_epi64(_mm512_add_epi64(_mm512_add_epi64(pe, q->ke), ce), q->se);
-    const __m512i o =
-        _mm512_srav_epi64(_mm512_add_epi64(_mm512_add_epi64(po, q->ko), co), q->so);
-    return _mm512_permutex2var_epi32(e, idx, o);
+    const __m512i e = _mm512_add_epi64(_mm512_add_epi64(pe, q->ke), ce);
+    const __m512i o = _mm512_add_epi64(_mm512_add_epi64(po, q->ko), co);
+    return qat_avx512_hi_shift(e, o, q);
 }
 
 /* Whether a layer's output stage may take round_sg (any clamp). */
