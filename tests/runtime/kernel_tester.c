@@ -73,6 +73,13 @@ int guards_ok(const int8_t *o, size_t n)
             return 0;
     return 1;
 }
+size_t first_diff(const int8_t *got, const int8_t *want, size_t n)
+{
+    size_t i = 0;
+    while (i < n && got[i] == want[i])
+        i++;
+    return i;
+}
 void unguard(int8_t *o)
 {
     if (o)
@@ -231,9 +238,7 @@ static int run_conv_case(const conv_case *cc)
             for (size_t i = 0; i < out_n; i++)
                 distinct += !seen[want[i] + 128]++;
         } else {
-            size_t bad = 0;
-            while (bad < out_n && got[bad] == want[bad])
-                bad++;
+            size_t bad = first_diff(got, want, out_n);
             CHECK(bad == out_n, "[%s] differs from ref at row %zu channel %zu: %d vs %d: %s",
                   kt->isa, bad / oc, bad % oc, bad < out_n ? got[bad] : 0,
                   bad < out_n ? want[bad] : 0, what);
@@ -262,9 +267,7 @@ static int run_conv_case(const conv_case *cc)
             /* fused pooling: whole, then in slices */
             int8_t *pg = guarded(pout_n);
             kt->conv2d_maxpool(&q, &pool, x, pg, 0, prow, 0, cc->out_c, scratch);
-            size_t bad = 0;
-            while (bad < pout_n && pg[bad] == pwant[bad])
-                bad++;
+            size_t bad = first_diff(pg, pwant, pout_n);
             CHECK(bad == pout_n && guards_ok(pg, pout_n),
                   "[%s] conv2d+maxpool differs from conv2d then maxpool at pooled row %zu "
                   "channel %zu: %d vs %d: %s",
@@ -322,9 +325,8 @@ static long test_conv_ties(void)
             p.out_zp = mode == 0 ? 0 : mode == 1 ? -128 : mode == 2 ? 7 : -3;
             p.act_min = mode % 2 ? p.out_zp : -128; /* relu in modes 1 and 3 */
             p.act_max = 127;
-            int8_t *w = xalloc((size_t)oc * 2), *x = xalloc((size_t)rows * 2);
-            int32_t *wzp = xalloc((size_t)oc * 4), *bias = xalloc((size_t)oc * 4),
-                    *mult = xalloc((size_t)oc * 4), *shift = xalloc((size_t)oc * 4);
+            int8_t w[32 * 2], x[64 * 64 * 2];
+            int32_t wzp[32], bias[32], mult[32], shift[32];
             for (int c = 0; c < oc; c++) {
                 w[2 * c] = 1;
                 w[2 * c + 1] = 16;
@@ -368,9 +370,7 @@ static long test_conv_ties(void)
                 if (!want) {
                     want = got;
                 } else {
-                    size_t bad = 0;
-                    while (bad < out_n && got[bad] == want[bad])
-                        bad++;
+                    size_t bad = first_diff(got, want, out_n);
                     CHECK(bad == out_n,
                           "[%s] ties (out_c %d, mode %d) differ from ref at accumulator %d "
                           "channel %zu (mult %d shift %d): %d vs %d",
@@ -385,12 +385,6 @@ static long test_conv_ties(void)
                 free(scratch);
             }
             unguard(want);
-            free(w);
-            free(x);
-            free(wzp);
-            free(bias);
-            free(mult);
-            free(shift);
         }
     return ties;
 }
@@ -593,9 +587,7 @@ static void test_requantize(void)
         for (int pi = 0; pi < npaths; pi++) {
             int8_t *got = guarded(rows * (size_t)channels);
             paths[pi]->requantize(&q, acc, got, rows);
-            size_t bad = 0;
-            while (bad < rows * (size_t)channels && got[bad] == want[bad])
-                bad++;
+            size_t bad = first_diff(got, want, rows * (size_t)channels);
             CHECK(bad == rows * (size_t)channels && guards_ok(got, rows * (size_t)channels),
                   "[%s] requantize(acc %d, m0 %d, shift %d, zp %d, [%d, %d]) = %d, want %d",
                   paths[pi]->isa, acc[bad % (rows * channels)], mult[bad % channels],
@@ -756,9 +748,7 @@ static void run_model(const fx_model *fx, int nimg, const char *label)
                 }
                 qat_rt_session_destroy(s);
                 CHECK(st == QAT_OK, "%s: run: %s", label, e.msg);
-                size_t bad = 0;
-                while (bad < (size_t)nimg * nc && got[bad] == want[bad])
-                    bad++;
+                size_t bad = first_diff(got, want, (size_t)nimg * nc);
                 CHECK(bad == (size_t)nimg * nc,
                       "%s [%s] threads %d batch %d%s: image %zu class %zu: %d, oracle %d", label,
                       paths[pi]->isa, t, batch, split ? " (every layer split)" : "", bad / nc,

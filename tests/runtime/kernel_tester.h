@@ -36,6 +36,8 @@ void *xalloc(size_t n);               /* 64-byte aligned; exits on failure */
 #define GUARD 64
 int8_t *guarded(size_t n); /* n bytes with GUARD guard bytes each side */
 int guards_ok(const int8_t *o, size_t n);
+/* The first index where got and want differ, or n. */
+size_t first_diff(const int8_t *got, const int8_t *want, size_t n);
 void unguard(int8_t *o);
 
 enum wpat { W_RANDOM, W_PLUS127, W_MINUS127, W_ALT127, W_MIN8, W_COUNT };

@@ -78,9 +78,7 @@ static int run_gconv_case(const gconv_case *gc)
             for (size_t i = 0; i < out_n; i++)
                 distinct += !seen[want[i] + 128]++;
         } else {
-            size_t bad = 0;
-            while (bad < out_n && got[bad] == want[bad])
-                bad++;
+            size_t bad = first_diff(got, want, out_n);
             CHECK(bad == out_n, "[%s] differs from ref at row %zu channel %zu: %d vs %d: %s",
                   kt->isa, bad / oc, bad % oc, bad < out_n ? got[bad] : 0,
                   bad < out_n ? want[bad] : 0, what);
@@ -283,9 +281,7 @@ static int run_merge(qat_rt_merge_fn (*pick)(const qat_rt_kernels *), const char
                     distinct += !seen[want[i] + 128]++;
                 continue;
             }
-            size_t bad = 0;
-            while (bad < out_n && got[bad] == want[bad])
-                bad++;
+            size_t bad = first_diff(got, want, out_n);
             CHECK(bad == out_n,
                   "[%s%s] %s differs from ref at row %zu channel %zu: %d vs %d (out_c %d, zp %d, "
                   "mult %d shift %d, in_zp %d %d, in_mult %d %d, in_shift %d %d, clamp [%d, %d])",
