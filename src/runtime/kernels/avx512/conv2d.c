@@ -179,7 +179,7 @@ static int run_layer(const qat_rt_conv_params *p)
  * 1, 2, zmm31 the broadcast. The accumulators leave as output operands
  * bound to zmm0-15 (local register variables; outputs only, as the loop
  * sets them from the bias, so 16 operands, not 32): through memory, their
- * 16 stores and 16 reloads cost about 3% of the int8 ResNet-8's time. */
+ * 16 stores and 16 reloads cost about 4% of the int8 ResNet-8's time. */
 static inline __attribute__((always_inline)) void kloop_run(const int MR, __m512i sum[16],
                                                            const int32_t *bias,
                                                            const uint8_t *x, const int8_t *w,
