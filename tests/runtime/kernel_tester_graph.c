@@ -255,8 +255,7 @@ static int run_merge(qat_rt_merge_fn (*pick)(const qat_rt_kernels *), const char
             const qat_rt_merge_params *p = &pp;
             void *pk = NULL;
             if (packed) {
-                if (!(pk = aligned_alloc(64, (pbytes + 63) & ~(size_t)63)))
-                    abort();
+                pk = xalloc(pbytes);
                 k->add_pack(p0, pk);
             }
             pp.packed = pk;

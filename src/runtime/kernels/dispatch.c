@@ -46,6 +46,17 @@ static int cpu_has_avx512vnni(void)
     const unsigned need = (1u << 16) | (1u << 30) | (1u << 31);
     return (b & need) == need && (c & (1u << 11)) != 0;
 }
+
+/* AVX-512 VBMI (leaf 7 ECX.1): not among the avx512vnni path's needs
+ * (Cascade Lake lacks it); its add asks at model creation (graph.c). */
+int qat_rt_cpu_has_avx512vbmi(void)
+{
+    if (!cpu_has_avx512vnni())
+        return 0;
+    unsigned a, b, c, d;
+    __cpuid_count(7, 0, a, b, c, d);
+    return (c & (1u << 1)) != 0;
+}
 #endif
 
 #if defined(QAT_RT_HAVE_NEON)

@@ -168,6 +168,9 @@ typedef struct qat_rt_kernels {
 
 /* The plain C reference path (always available). */
 extern const qat_rt_kernels qat_rt_kernels_ref;
+/* Whether the CPU (and OS) run AVX-512 VBMI: dispatch.c probes the CPU for
+ * every x86-64 path, this for the avx512vnni path's add (x86-64 builds). */
+int qat_rt_cpu_has_avx512vbmi(void);
 #if defined(QAT_RT_HAVE_AVX2)
 extern const qat_rt_kernels qat_rt_kernels_avx2;
 extern const qat_rt_kernels qat_rt_kernels_avx512vnni;

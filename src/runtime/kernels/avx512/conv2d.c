@@ -228,11 +228,10 @@ static inline __attribute__((always_inline)) int rows_run(const int MR,
 /* The one-rounding output stages of requant.h (SG: round_sg, any clamp;
  * else round_nn) of a tile's outs rows: whole rows [0, packed) in packs. */
 static inline __attribute__((always_inline)) void
-out_short(const int SG, const int MR, const int NV, const qat_rt_conv_head *h, size_t c,
-          __m512i acc[][2], int8_t *out, size_t ldo, __mmask16 m0, __mmask16 m1, int whole,
-          int outs, int packed, const geom *g)
+out_short(const int SG, const int NV, const qat_rt_conv_head *h, size_t c, __m512i acc[][2],
+          int8_t *out, size_t ldo, __mmask16 m0, __mmask16 m1, int whole, int outs, int packed,
+          const geom *g)
 {
-    (void)MR;
     const int per = 4 / NV;
     qat_avx512_rq16nn n0, n1;
     n0 = rq_load_nn(h, c, g->out_zp);
@@ -380,11 +379,11 @@ tile(const int MR, const int NV, const int pool, const qat_rt_conv_head *h, int 
      * GCC keep all accumulators in memory) */
     const int per = 4 / NV, packed = outs - outs % per;
     if (g->nn == 1) {
-        out_short(0, MR, NV, h, c, acc, out, ldo, m0, m1, whole, outs, packed, g);
+        out_short(0, NV, h, c, acc, out, ldo, m0, m1, whole, outs, packed, g);
         return;
     }
     if (g->nn == 2) {
-        out_short(1, MR, NV, h, c, acc, out, ldo, m0, m1, whole, outs, packed, g);
+        out_short(1, NV, h, c, acc, out, ldo, m0, m1, whole, outs, packed, g);
         return;
     }
     qat_avx512_rq16 q0, q1;

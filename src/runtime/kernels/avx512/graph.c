@@ -4,7 +4,6 @@
  * spends two ymm of every step on the output stage alone; here one zmm
  * does, and the tail is masked steps instead of scalar code. Built with the
  * AVX-512 flags. Scalar twin: kernels/ref/graph.c. */
-#include <cpuid.h>
 #include <immintrin.h>
 #include <stdint.h>
 
@@ -90,19 +89,10 @@ add64(const int nn, const int lo_, const int8_t *a, const int8_t *b, int8_t *out
  * packs nothing without it, and the add then runs add_sum. */
 #define QAT_AVX512_ADD_TABLE 1024 /* bytes per input */
 
-static int cpu_has_vbmi(void)
-{
-    unsigned a, b, c, d;
-    if (__get_cpuid_max(0, NULL) < 7)
-        return 0;
-    __cpuid_count(7, 0, a, b, c, d);
-    return (c & (1u << 1)) != 0; /* leaf 7 ECX.1: AVX512_VBMI */
-}
-
 size_t qat_s8_add_packed_size__avx512vnni(const qat_rt_merge_params *p)
 {
     (void)p;
-    return cpu_has_vbmi() ? 2 * QAT_AVX512_ADD_TABLE : 0;
+    return qat_rt_cpu_has_avx512vbmi() ? 2 * QAT_AVX512_ADD_TABLE : 0;
 }
 
 void qat_s8_add_pack__avx512vnni(const qat_rt_merge_params *p, void *dst)

@@ -78,12 +78,18 @@ typedef struct qat_avx512_rq16nn {
     __m512i mult, mult_odd, ke, ko, rr;
 } qat_avx512_rq16nn;
 
-/* Whether a layer's output stage may take the short form. */
+/* Whether a layer's output stage may take round_sg (any clamp, below). */
+static inline int qat_avx512_sg_ok(int any_left, int min_right, int max_right)
+{
+    return !any_left && min_right >= 1 && max_right <= QAT_AVX512_NN_RIGHT_MAX;
+}
+
+/* Whether it may take the short form: round_sg's conditions and a clamp
+ * from the zero point up. */
 static inline int qat_avx512_nn_ok(int any_left, int min_right, int max_right, int act_min,
                                    int out_zp)
 {
-    return !any_left && min_right >= 1 && max_right <= QAT_AVX512_NN_RIGHT_MAX &&
-           act_min >= out_zp;
+    return qat_avx512_sg_ok(any_left, min_right, max_right) && act_min >= out_zp;
 }
 
 /* The lanes from the 16 channels' m0 and right (int32 each) and out_zp. */
@@ -155,12 +161,6 @@ static inline __attribute__((always_inline)) __m512i qat_avx512_round_sg(__m512i
     const __m512i e = _mm512_add_epi64(_mm512_add_epi64(pe, q->ke), ce);
     const __m512i o = _mm512_add_epi64(_mm512_add_epi64(po, q->ko), co);
     return qat_avx512_hi_shift(e, o, q);
-}
-
-/* Whether a layer's output stage may take round_sg (any clamp). */
-static inline int qat_avx512_sg_ok(int any_left, int min_right, int max_right)
-{
-    return !any_left && min_right >= 1 && max_right <= QAT_AVX512_NN_RIGHT_MAX;
 }
 
 /* The codes, clamped to [amin, amax] (act_min, act_max). */
